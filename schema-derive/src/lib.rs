@@ -1,0 +1,1 @@
+//! `#[derive(Schema)]` for `roomcast-schema`.

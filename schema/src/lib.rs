@@ -1,0 +1,1 @@
+//! roomcast-schema

@@ -1,0 +1,1 @@
+//! Colyseus-compatible room server (work in progress: see the room-layer issue).

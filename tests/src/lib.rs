@@ -1,0 +1,1 @@
+//! Shared helpers for roomcast integration and interop tests.
