@@ -1,1 +1,4 @@
 //! roomcast-schema
+pub mod decoder;
+pub mod types;
+pub mod wire;

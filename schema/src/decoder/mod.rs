@@ -1,0 +1,1 @@
+//! Applying Colyseus state bytes to a local state (work in progress).

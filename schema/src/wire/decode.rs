@@ -1,0 +1,1 @@
+//! Readers for every primitive encoding (spec `schema-wire.md` §2).
