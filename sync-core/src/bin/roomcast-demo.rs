@@ -1,0 +1,3 @@
+//! Roomcast demo server (work in progress).
+
+fn main() {}
