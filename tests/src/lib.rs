@@ -1,1 +1,3 @@
 //! Shared helpers for roomcast integration and interop tests.
+
+pub mod node;
