@@ -174,8 +174,8 @@ pub fn from_hex(hex: &str) -> Result<Vec<u8>, String> {
 /// Panics with installation advice unless `node` (>= 20) and `npm` run.
 fn check_node_available() {
     const ADVICE: &str = "the Node.js interop harness needs Node.js 20 (or newer) and npm \
-        on PATH: install Node.js 20 and npm (e.g. `apt-get install nodejs npm` or from \
-        nodejs.org), then re-run the tests";
+        on PATH: install Node.js 20 and npm (e.g. `apt-get install nodejs npm`), \
+        then re-run the tests";
     let version = match Command::new("node").arg("--version").output() {
         Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
         Ok(out) => panic!("`node --version` failed ({}): {ADVICE}", out.status),
