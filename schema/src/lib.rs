@@ -1,4 +1,26 @@
 //! roomcast-schema
+mod collections;
 pub mod decoder;
+pub mod dynamic;
+mod encoder;
+mod reflection;
+mod schema;
+mod tracked;
 pub mod types;
 pub mod wire;
+
+pub use collections::{
+    ArrayMut, ArraySchema, CollectionMut, CollectionSchema, MapMut, MapSchema, SetMut, SetSchema,
+};
+pub use encoder::{registry_of, Dialect, Encoder, EncoderOptions};
+pub use reflection::encode_reflection;
+pub use schema::{Field, Schema};
+pub use tracked::Tick;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::encoder::{FullWriter, PatchWriter};
+    pub use crate::schema::{accepts, Describer};
+    pub use crate::tracked::StructTrack;
+    pub use crate::types::{NamedField, NamedFieldType, NamedType, Primitive};
+}

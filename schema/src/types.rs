@@ -332,7 +332,8 @@ impl TypeRegistry {
         for (id, &i) in order.iter().enumerate() {
             id_of[i] = id as u32;
         }
-        let resolve = |name: &str| -> Result<TypeId, TypeError> { Ok(TypeId(id_of[lookup(name)?])) };
+        let resolve =
+            |name: &str| -> Result<TypeId, TypeError> { Ok(TypeId(id_of[lookup(name)?])) };
         let mut defs = Vec::with_capacity(order.len());
         for &i in &order {
             let t = &types[i];
@@ -374,7 +375,13 @@ impl TypeRegistry {
     /// Out-of-range ids, cyclic inheritance, more than 63 fields.
     pub fn new(types: Vec<TypeDef>, root: TypeId) -> Result<Self, TypeError> {
         let n = types.len() as u32;
-        let check = |id: TypeId| if id.0 < n { Ok(()) } else { Err(TypeError::BadTypeId(id.0)) };
+        let check = |id: TypeId| {
+            if id.0 < n {
+                Ok(())
+            } else {
+                Err(TypeError::BadTypeId(id.0))
+            }
+        };
         check(root)?;
         for t in &types {
             if let Some(p) = t.extends {
@@ -382,8 +389,11 @@ impl TypeRegistry {
             }
             for f in &t.fields {
                 match f.ty {
-                    FieldType::Schema(id) | FieldType::Collection(_, ElementType::Schema(id)) => check(id)?,
-                    FieldType::Primitive(_) | FieldType::Collection(_, ElementType::Primitive(_)) => {}
+                    FieldType::Schema(id) | FieldType::Collection(_, ElementType::Schema(id)) => {
+                        check(id)?
+                    }
+                    FieldType::Primitive(_)
+                    | FieldType::Collection(_, ElementType::Primitive(_)) => {}
                 }
             }
         }

@@ -1,3 +1,4 @@
 //! Shared helpers for roomcast integration and interop tests.
 
 pub mod node;
+pub mod replay;

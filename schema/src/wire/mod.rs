@@ -4,8 +4,9 @@
 //! encodings and their decoders. Everything above it is built on these leaf
 //! codecs.
 
-pub(crate) mod decode;
+pub mod decode;
 pub(crate) mod encode;
 pub mod spec;
 
+pub use decode::{DecodeError, DecodeErrorKind, Reader};
 pub use encode::*;

@@ -1,0 +1,396 @@
+//! The storage and change log shared by `MapSchema`, `SetSchema` and
+//! `CollectionSchema`: entries in insertion order, each with a per-instance
+//! wire index (spec `schema-wire.md` §4, §6).
+//!
+//! Removed entries leave a tombstone so that positions stay stable within a
+//! tick (the change log and the dirty-children queue refer to positions);
+//! tombstones are compacted after a patch once they outnumber live entries.
+
+use crate::encoder::{FullWriter, PatchWriter};
+use crate::schema::Field;
+use crate::tracked::{RefMeta, Tick, NO_SEQ};
+use crate::wire::{self, spec};
+
+pub(crate) const NONE: u32 = u32::MAX;
+
+/// What an entry's key writes after the wire index on ADD.
+pub(crate) trait Key {
+    fn encode(&self, out: &mut Vec<u8>);
+}
+
+impl Key for () {
+    #[inline]
+    fn encode(&self, _: &mut Vec<u8>) {}
+}
+
+impl Key for Box<str> {
+    #[inline]
+    fn encode(&self, out: &mut Vec<u8>) {
+        wire::encode_str(out, self);
+    }
+}
+
+pub(crate) struct Slot<K, V: Field> {
+    pub(crate) key: K,
+    pub(crate) value: V,
+    pub(crate) track: V::Track,
+    pub(crate) wire: u32,
+    /// Position of this entry's op in the change log, or [`NONE`].
+    change: u32,
+    /// Whether the position is in the dirty-children queue.
+    queued: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Change {
+    wire: u32,
+    op: u8,
+    /// Position of the entry holding the value, or [`NONE`] for a DELETE.
+    slot: u32,
+}
+
+/// A key deleted this tick: re-adding it in the same tick reuses its index
+/// and becomes DELETE_AND_ADD.
+pub(crate) struct Deleted<K> {
+    pub(crate) key: K,
+    wire: u32,
+    change: u32,
+    /// The entry's position, still a tombstone: a re-added key keeps it.
+    pos: u32,
+}
+
+pub(crate) struct Indexed<K, V: Field> {
+    pub(crate) meta: RefMeta,
+    pub(crate) slots: Vec<Option<Slot<K, V>>>,
+    live: usize,
+    next_wire: u32,
+    changes: Vec<Change>,
+    queued: Vec<u32>,
+    cleared: bool,
+    pub(crate) deleted: Vec<Deleted<K>>,
+}
+
+impl<K, V: Field> Default for Indexed<K, V> {
+    fn default() -> Self {
+        Self {
+            meta: RefMeta::default(),
+            slots: Vec::new(),
+            live: 0,
+            next_wire: 0,
+            changes: Vec::new(),
+            queued: Vec::new(),
+            cleared: false,
+            deleted: Vec::new(),
+        }
+    }
+}
+
+impl<K: Key, V: Field> Indexed<K, V> {
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Slot<K, V>> + '_ {
+        self.slots.iter().flatten()
+    }
+
+    fn attached(&self) -> bool {
+        self.meta.id() != crate::tracked::NO_ID
+    }
+
+    /// Appends an entry while building (not tracked).
+    pub(crate) fn push_untracked(&mut self, key: K, value: V) -> u32 {
+        let pos = self.slots.len() as u32;
+        let wire = self.next_wire;
+        self.next_wire += 1;
+        self.slots.push(Some(Slot {
+            key,
+            value,
+            track: V::Track::default(),
+            wire,
+            change: NONE,
+            queued: false,
+        }));
+        self.live += 1;
+        pos
+    }
+
+    /// Appends a new entry and records its ADD (or DELETE_AND_ADD when the
+    /// same key was deleted this tick: `reuse`).
+    pub(crate) fn push(
+        &mut self,
+        key: K,
+        mut value: V,
+        reuse: Option<usize>,
+        tick: &mut Tick,
+    ) -> u32 {
+        let mut track = V::Track::default();
+        let (wire, change, pos) = match reuse {
+            Some(d) => {
+                let d = self.deleted.swap_remove(d);
+                (d.wire, d.change, d.pos)
+            }
+            None => {
+                let w = self.next_wire;
+                self.next_wire += 1;
+                (w, NONE, self.slots.len() as u32)
+            }
+        };
+        self.meta.touch(tick);
+        let change = if change == NONE {
+            self.changes.push(Change {
+                wire,
+                op: spec::ADD,
+                slot: pos,
+            });
+            self.changes.len() as u32 - 1
+        } else {
+            let c = &mut self.changes[change as usize];
+            c.op = spec::DELETE_AND_ADD;
+            c.slot = pos;
+            change
+        };
+        value.__attach(&mut track, tick);
+        let slot = Some(Slot {
+            key,
+            value,
+            track,
+            wire,
+            change,
+            queued: true,
+        });
+        if pos as usize == self.slots.len() {
+            self.slots.push(slot);
+        } else {
+            self.slots[pos as usize] = slot;
+        }
+        self.queued.push(pos);
+        self.live += 1;
+        pos
+    }
+
+    /// Replaces the value at `pos`; returns the previous one.
+    pub(crate) fn replace(&mut self, pos: u32, mut value: V, tick: &mut Tick) -> V {
+        // The parent's op comes before the new child's block.
+        self.meta.touch(tick);
+        let slot = self.slots[pos as usize].as_mut().expect("live slot");
+        let mut track = V::Track::default();
+        value.__attach(&mut track, tick);
+        let mut old = std::mem::replace(&mut slot.value, value);
+        let mut old_track = std::mem::replace(&mut slot.track, track);
+        old.__detach(&mut old_track, tick);
+        // A new child instance replaces the old one: DELETE_AND_ADD; a
+        // primitive value: REPLACE. An index first added this tick keeps ADD.
+        let op = if slot.value.__is_ref() {
+            spec::DELETE_AND_ADD
+        } else {
+            spec::REPLACE
+        };
+        self.meta.touch(tick);
+        if slot.change == NONE {
+            self.changes.push(Change {
+                wire: slot.wire,
+                op,
+                slot: pos,
+            });
+            slot.change = self.changes.len() as u32 - 1;
+        } else {
+            let c = &mut self.changes[slot.change as usize];
+            if c.op != spec::ADD {
+                c.op = op;
+            }
+        }
+        if !slot.queued {
+            slot.queued = true;
+            self.queued.push(pos);
+        }
+        old
+    }
+
+    /// Removes the entry at `pos` and records its DELETE.
+    pub(crate) fn remove(&mut self, pos: u32, tick: &mut Tick) -> Slot<K, V> {
+        let mut slot = self.slots[pos as usize].take().expect("live slot");
+        self.live -= 1;
+        self.meta.touch(tick);
+        let change = if slot.change == NONE {
+            self.changes.push(Change {
+                wire: slot.wire,
+                op: spec::DELETE,
+                slot: NONE,
+            });
+            self.changes.len() as u32 - 1
+        } else {
+            let c = &mut self.changes[slot.change as usize];
+            c.op = spec::DELETE;
+            c.slot = NONE;
+            slot.change
+        };
+        slot.value.__detach(&mut slot.track, tick);
+        slot.change = change;
+        slot
+    }
+
+    /// Remembers a deleted key for DELETE_AND_ADD on a same-tick re-add.
+    pub(crate) fn remember_deleted(&mut self, slot: &Slot<K, V>, key: K, pos: u32) {
+        self.deleted.push(Deleted {
+            key,
+            wire: slot.wire,
+            change: slot.change,
+            pos,
+        });
+    }
+
+    /// Removes every entry and records a CLEAR.
+    pub(crate) fn clear(&mut self, reset_index: bool, tick: &mut Tick) {
+        if self.live == 0 && !self.attached() {
+            return;
+        }
+        for slot in self.slots.iter_mut().flatten() {
+            slot.value.__detach(&mut slot.track, tick);
+        }
+        self.slots.clear();
+        self.changes.clear();
+        self.queued.clear();
+        self.deleted.clear();
+        self.live = 0;
+        self.cleared = true;
+        if reset_index {
+            self.next_wire = 0;
+        }
+        self.meta.touch(tick);
+    }
+
+    /// Position of the `n`-th live entry.
+    pub(crate) fn nth_pos(&self, n: usize) -> Option<u32> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .nth(n)
+            .map(|(p, _)| p as u32)
+    }
+
+    /// Marks the entry at `pos` as possibly holding changes further down.
+    #[inline]
+    pub(crate) fn queue(&mut self, pos: u32) -> &mut Slot<K, V> {
+        let slot = self.slots[pos as usize].as_mut().expect("live slot");
+        if !slot.queued {
+            slot.queued = true;
+            self.queued.push(pos);
+        }
+        slot
+    }
+
+    pub(crate) fn attach(&mut self, tick: &mut Tick) {
+        self.meta.attach(tick);
+        self.changes.clear();
+        self.queued.clear();
+        self.deleted.clear();
+        self.cleared = false;
+        for slot in self.slots.iter_mut().flatten() {
+            slot.change = NONE;
+            slot.queued = false;
+            slot.value.__attach(&mut slot.track, tick);
+        }
+    }
+
+    pub(crate) fn detach(&mut self, tick: &mut Tick) {
+        self.meta.detach(tick);
+        self.changes.clear();
+        self.queued.clear();
+        self.deleted.clear();
+        self.cleared = false;
+        for slot in self.slots.iter_mut().flatten() {
+            slot.change = NONE;
+            slot.queued = false;
+            slot.value.__detach(&mut slot.track, tick);
+        }
+    }
+
+    fn write_value(out: &mut Vec<u8>, slot: &Slot<K, V>) {
+        slot.value.__encode(&slot.track, V::DEFAULT_WIRE, out);
+    }
+
+    pub(crate) fn encode_patch(&mut self, w: &mut PatchWriter<'_>) {
+        if self.meta.seq != NO_SEQ {
+            let block = w.begin(&self.meta);
+            if self.meta.fresh {
+                for slot in self.slots.iter().flatten() {
+                    w.out.push(spec::ADD);
+                    wire::encode_varint(w.out, slot.wire);
+                    slot.key.encode(w.out);
+                    Self::write_value(w.out, slot);
+                }
+            } else {
+                if self.cleared {
+                    w.out.push(spec::CLEAR);
+                }
+                for c in &self.changes {
+                    w.out.push(c.op);
+                    wire::encode_varint(w.out, c.wire);
+                    if c.op != spec::DELETE {
+                        let slot = self.slots[c.slot as usize].as_ref().expect("live slot");
+                        if c.op != spec::REPLACE {
+                            slot.key.encode(w.out);
+                        }
+                        Self::write_value(w.out, slot);
+                    }
+                }
+            }
+            w.end(block);
+        }
+        let fresh = self.meta.fresh;
+        self.meta.settle();
+        for c in &self.changes {
+            if c.slot != NONE {
+                if let Some(slot) = self.slots[c.slot as usize].as_mut() {
+                    slot.change = NONE;
+                }
+            }
+        }
+        self.changes.clear();
+        self.deleted.clear();
+        self.cleared = false;
+        {
+            if fresh {
+                for slot in self.slots.iter_mut().flatten() {
+                    slot.queued = false;
+                    slot.value.__encode_patch(&mut slot.track, w);
+                }
+            } else {
+                for &pos in &self.queued {
+                    if let Some(slot) = self.slots[pos as usize].as_mut() {
+                        slot.queued = false;
+                        slot.value.__encode_patch(&mut slot.track, w);
+                    }
+                }
+            }
+        }
+        self.queued.clear();
+    }
+
+    /// Drops tombstones once they outnumber live entries; returns whether
+    /// positions changed.
+    pub(crate) fn compact(&mut self) -> bool {
+        if self.slots.len() > 2 * self.live + 8 {
+            self.slots.retain(Option::is_some);
+            true
+        } else {
+            false
+        }
+    }
+
+    pub(crate) fn encode_full(&self, w: &mut FullWriter<'_>) {
+        let block = w.begin(self.meta.id());
+        for slot in self.slots.iter().flatten() {
+            w.out.push(spec::ADD);
+            wire::encode_varint(w.out, slot.wire);
+            slot.key.encode(w.out);
+            Self::write_value(w.out, slot);
+        }
+        w.end(block);
+        for slot in self.slots.iter().flatten() {
+            slot.value.__encode_full(&slot.track, w);
+        }
+    }
+}

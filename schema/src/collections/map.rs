@@ -1,0 +1,282 @@
+//! `MapSchema`: string keys in insertion order (spec `schema-wire.md` §4).
+
+use std::collections::HashMap;
+use std::fmt;
+
+use super::indexed::{Indexed, Slot};
+use crate::encoder::{FullWriter, PatchWriter};
+use crate::schema::{Describer, Field, Schema};
+use crate::tracked::Tick;
+use crate::types::{CollectionKind, NamedFieldType, Primitive};
+use crate::wire;
+
+/// A map from string keys to values, synchronized entry by entry.
+///
+/// Build one freely (`insert`, `FromIterator`); once it is part of an
+/// [`Encoder`](crate::Encoder)'s state it changes only through its view,
+/// [`MapMut`].
+///
+/// # Examples
+///
+/// ```
+/// use roomcast_schema::MapSchema;
+/// let mut scores: MapSchema<u32> = MapSchema::new();
+/// scores.insert("ann", 3);
+/// assert_eq!(scores.get("ann"), Some(&3));
+/// ```
+pub struct MapSchema<V: Field> {
+    pub(crate) inner: Indexed<Box<str>, V>,
+    pub(crate) index: HashMap<Box<str>, u32>,
+}
+
+impl<V: Field> Default for MapSchema<V> {
+    fn default() -> Self {
+        Self {
+            inner: Indexed::default(),
+            index: HashMap::new(),
+        }
+    }
+}
+
+/// Cloning gives an untracked copy: same entries, no identity.
+impl<V: Field + Clone> Clone for MapSchema<V> {
+    fn clone(&self) -> Self {
+        self.iter()
+            .map(|(k, v)| (k.to_owned(), v.clone()))
+            .collect()
+    }
+}
+
+impl<V: Field + fmt::Debug> fmt::Debug for MapSchema<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<V: Field> MapSchema<V> {
+    /// An empty map.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of entries.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether the map is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.inner.len() == 0
+    }
+
+    /// The value under `key`.
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<&V> {
+        let pos = *self.index.get(key)?;
+        self.inner.slots[pos as usize].as_ref().map(|s| &s.value)
+    }
+
+    /// Whether `key` is present.
+    #[must_use]
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.index.contains_key(key)
+    }
+
+    /// Entries in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> + '_ {
+        self.inner.iter().map(|s| (&*s.key, &s.value))
+    }
+
+    /// Keys in insertion order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
+        self.inner.iter().map(|s| &*s.key)
+    }
+
+    /// Values in insertion order.
+    pub fn values(&self) -> impl Iterator<Item = &V> + '_ {
+        self.inner.iter().map(|s| &s.value)
+    }
+
+    /// Inserts while building an untracked map (a replaced key keeps its
+    /// position); returns the previous value.
+    pub fn insert(&mut self, key: impl Into<String>, value: V) -> Option<V> {
+        let key: Box<str> = key.into().into_boxed_str();
+        if let Some(&pos) = self.index.get(&key) {
+            let slot = self.inner.slots[pos as usize]
+                .as_mut()
+                .expect("indexed slot");
+            return Some(std::mem::replace(&mut slot.value, value));
+        }
+        let pos = self.inner.push_untracked(key.clone(), value);
+        self.index.insert(key, pos);
+        None
+    }
+
+    fn reindex(&mut self) {
+        if self.inner.compact() {
+            self.index.clear();
+            for (pos, slot) in self.inner.slots.iter().enumerate() {
+                let slot = slot.as_ref().expect("compacted");
+                self.index.insert(slot.key.clone(), pos as u32);
+            }
+        }
+    }
+}
+
+impl<V: Field> FromIterator<(String, V)> for MapSchema<V> {
+    fn from_iter<I: IntoIterator<Item = (String, V)>>(iter: I) -> Self {
+        let mut m = Self::new();
+        for (k, v) in iter {
+            m.insert(k, v);
+        }
+        m
+    }
+}
+
+/// The view of a tracked [`MapSchema`]: every change is recorded.
+pub struct MapMut<'a, V: Field> {
+    pub(crate) map: &'a mut MapSchema<V>,
+    pub(crate) tick: &'a mut Tick,
+}
+
+impl<V: Field + fmt::Debug> fmt::Debug for MapMut<'_, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.map.fmt(f)
+    }
+}
+
+impl<V: Field> std::ops::Deref for MapMut<'_, V> {
+    type Target = MapSchema<V>;
+
+    fn deref(&self) -> &MapSchema<V> {
+        self.map
+    }
+}
+
+impl<'a, V: Field> MapMut<'a, V> {
+    #[doc(hidden)]
+    pub fn __new(map: &'a mut MapSchema<V>, tick: &'a mut Tick) -> Self {
+        Self { map, tick }
+    }
+
+    /// Sets `key` to `value`; returns the previous value.
+    ///
+    /// A primitive replacing another is a REPLACE; a new instance replacing
+    /// another is a DELETE_AND_ADD; a new key is an ADD with a new index. A
+    /// key deleted earlier in the same tick keeps its old index.
+    pub fn insert(&mut self, key: impl AsRef<str>, value: V) -> Option<V> {
+        let key = key.as_ref();
+        let map = &mut *self.map;
+        if let Some(&pos) = map.index.get(key) {
+            let slot = map.inner.slots[pos as usize]
+                .as_ref()
+                .expect("indexed slot");
+            if value.__same(&slot.value) {
+                return Some(value);
+            }
+            return Some(map.inner.replace(pos, value, self.tick));
+        }
+        let reuse = map.inner.deleted.iter().position(|d| &*d.key == key);
+        let key: Box<str> = key.into();
+        let pos = map.inner.push(key.clone(), value, reuse, self.tick);
+        map.index.insert(key, pos);
+        None
+    }
+
+    /// Removes `key`; returns its value.
+    pub fn remove(&mut self, key: &str) -> Option<V> {
+        let map = &mut *self.map;
+        let (key, pos) = map.index.remove_entry(key)?;
+        let slot: Slot<Box<str>, V> = map.inner.remove(pos, self.tick);
+        map.inner.remember_deleted(&slot, key, pos);
+        Some(slot.value)
+    }
+
+    /// Removes every entry (a CLEAR; indexes restart at 0).
+    pub fn clear(&mut self) {
+        self.map.index.clear();
+        self.map.inner.clear(true, self.tick);
+    }
+
+    /// Keeps only the entries for which `keep` returns true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &V) -> bool) {
+        let doomed: Vec<Box<str>> = self
+            .map
+            .iter()
+            .filter(|(k, v)| !keep(k, v))
+            .map(|(k, _)| k.into())
+            .collect();
+        for k in doomed {
+            self.remove(&k);
+        }
+    }
+}
+
+impl<V: Schema> MapMut<'_, V> {
+    /// The view of the instance under `key`.
+    pub fn get_mut(&mut self, key: &str) -> Option<V::Mut<'_>> {
+        let pos = *self.map.index.get(key)?;
+        let slot = self.map.inner.queue(pos);
+        Some(slot.value.__view(&mut slot.track, self.tick))
+    }
+
+    /// Calls `f` with the view of every instance, in insertion order.
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&str, V::Mut<'_>)) {
+        let inner = &mut self.map.inner;
+        for pos in 0..inner.slots.len() as u32 {
+            if inner.slots[pos as usize].is_some() {
+                let slot = inner.queue(pos);
+                f(&slot.key, slot.value.__view(&mut slot.track, self.tick));
+            }
+        }
+    }
+}
+
+pub(crate) fn describe_collection<V: Field>(
+    d: &mut Describer,
+    kind: CollectionKind,
+    wire: Option<Primitive>,
+) -> NamedFieldType {
+    match V::__describe(d, wire) {
+        NamedFieldType::Primitive(p) => NamedFieldType::PrimitiveCollection(kind, p),
+        NamedFieldType::Schema(n) => NamedFieldType::SchemaCollection(kind, n),
+        other => other,
+    }
+}
+
+impl<V: Field> Field for MapSchema<V> {
+    type Track = ();
+    const DEFAULT_WIRE: Option<Primitive> = None;
+
+    fn __describe(d: &mut Describer, wire: Option<Primitive>) -> NamedFieldType {
+        describe_collection::<V>(d, CollectionKind::Map, wire)
+    }
+
+    fn __same(&self, _: &Self) -> bool {
+        false
+    }
+
+    fn __encode(&self, _: &(), _: Option<Primitive>, out: &mut Vec<u8>) {
+        wire::encode_varint(out, self.inner.meta.id());
+    }
+
+    fn __attach(&mut self, _: &mut (), tick: &mut Tick) {
+        self.inner.attach(tick);
+    }
+
+    fn __detach(&mut self, _: &mut (), tick: &mut Tick) {
+        self.inner.detach(tick);
+    }
+
+    fn __encode_patch(&mut self, _: &mut (), w: &mut PatchWriter<'_>) {
+        self.inner.encode_patch(w);
+        self.reindex();
+    }
+
+    fn __encode_full(&self, _: &(), w: &mut FullWriter<'_>) {
+        self.inner.encode_full(w);
+    }
+}

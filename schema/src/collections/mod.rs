@@ -1,0 +1,10 @@
+//! The four Colyseus collections, each with its tracked view.
+
+pub(crate) mod array;
+pub(crate) mod indexed;
+pub(crate) mod map;
+pub(crate) mod set;
+
+pub use array::{ArrayMut, ArraySchema};
+pub use map::{MapMut, MapSchema};
+pub use set::{CollectionMut, CollectionSchema, SetMut, SetSchema};

@@ -1,0 +1,466 @@
+//! State whose types are described at run time.
+//!
+//! [`DynStruct`] and [`DynValue`] are the untyped twin of `#[derive(Schema)]`
+//! structs: the same encoder tracks and encodes them, so a server can run
+//! data-driven game modes (types loaded from a file) and the test suite can
+//! replay vectors generically. Field indexes and types come from a
+//! [`TypeRegistry`](crate::types::TypeRegistry).
+
+use crate::collections::{
+    ArrayMut, ArraySchema, CollectionMut, CollectionSchema, MapMut, MapSchema, SetMut, SetSchema,
+};
+use crate::encoder::{Encoder, FullWriter, PatchWriter};
+use crate::schema::{write_full_block, write_patch_block, Describer, Field};
+use crate::tracked::{StructTrack, Tick};
+use crate::types::{CollectionKind, FieldType, NamedFieldType, Primitive, TypeId, TypeRegistry};
+use crate::wire::{self, spec};
+
+/// A primitive value of a dynamic state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PrimValue {
+    /// A string.
+    Str(String),
+    /// A JavaScript number (also used for every integer type up to 2^53).
+    Num(f64),
+    /// A boolean.
+    Bool(bool),
+    /// A signed 64-bit integer (`bigint64`, or exact `int64`).
+    I64(i64),
+    /// An unsigned 64-bit integer (`biguint64`, or exact `uint64`).
+    U64(u64),
+}
+
+impl PrimValue {
+    fn as_f64(&self) -> f64 {
+        match self {
+            Self::Str(_) => 0.0,
+            Self::Num(n) => *n,
+            Self::Bool(b) => f64::from(u8::from(*b)),
+            Self::I64(i) => *i as f64,
+            Self::U64(u) => *u as f64,
+        }
+    }
+
+    fn as_i64(&self) -> i64 {
+        match self {
+            Self::Str(_) => 0,
+            // JavaScript ToInt32-style truncation; NaN becomes 0.
+            Self::Num(n) => *n as i64,
+            Self::Bool(b) => i64::from(*b),
+            Self::I64(i) => *i,
+            Self::U64(u) => *u as i64,
+        }
+    }
+
+    /// Writes the value as `wire`.
+    pub fn encode(&self, wire: Primitive, out: &mut Vec<u8>) {
+        match (wire, self) {
+            (Primitive::String, Self::Str(s)) => wire::encode_str(out, s),
+            (Primitive::String, _) => wire::encode_str(out, ""),
+            (Primitive::Boolean, v) => {
+                wire::encode_bool(out, v.as_f64() != 0.0 && !v.as_f64().is_nan())
+            }
+            (Primitive::Number, v) => wire::encode_number(out, v.as_f64()),
+            (Primitive::Int8 | Primitive::Uint8, v) => wire::encode_u8(out, v.as_i64() as u8),
+            (Primitive::Int16 | Primitive::Uint16, v) => wire::encode_u16(out, v.as_i64() as u16),
+            (Primitive::Int32 | Primitive::Uint32, v) => wire::encode_u32(out, v.as_i64() as u32),
+            (
+                Primitive::Int64 | Primitive::Uint64 | Primitive::BigInt64 | Primitive::BigUint64,
+                v,
+            ) => {
+                wire::encode_u64(out, v.as_i64() as u64);
+            }
+            (Primitive::Float32, v) => wire::encode_f32(out, v.as_f64() as f32),
+            (Primitive::Float64, v) => wire::encode_f64(out, v.as_f64()),
+        }
+    }
+}
+
+/// A value of a dynamic state: a primitive, a struct or a collection.
+/// Cloning gives an untracked copy.
+#[derive(Debug, Clone)]
+pub enum DynValue {
+    /// A primitive with its wire type.
+    Prim(Primitive, PrimValue),
+    /// A struct instance.
+    Struct(Box<DynStruct>),
+    /// A `MapSchema`.
+    Map(MapSchema<DynValue>),
+    /// An `ArraySchema`.
+    Array(ArraySchema<DynValue>),
+    /// A `SetSchema`.
+    Set(SetSchema<DynValue>),
+    /// A `CollectionSchema`.
+    Collection(CollectionSchema<DynValue>),
+}
+
+/// A struct instance of a runtime-described type.
+#[derive(Debug)]
+pub struct DynStruct {
+    ty: TypeId,
+    /// Type id sent after the refId when the instance's type is not the
+    /// declared type of the slot holding it (TYPE_ID, spec §7).
+    tag: Option<u32>,
+    fields: Vec<Option<DynValue>>,
+    track: StructTrack<()>,
+}
+
+/// Cloning gives an untracked copy: same fields, no identity.
+impl Clone for DynStruct {
+    fn clone(&self) -> Self {
+        Self {
+            ty: self.ty,
+            tag: self.tag,
+            fields: self.fields.clone(),
+            track: StructTrack::default(),
+        }
+    }
+}
+
+impl DynStruct {
+    /// An instance of `ty` with every field unset.
+    #[must_use]
+    pub fn new(types: &TypeRegistry, ty: TypeId) -> Self {
+        let mut fields = Vec::new();
+        fields.resize_with(types.fields(ty).len(), || None);
+        Self {
+            ty,
+            tag: None,
+            fields,
+            track: StructTrack::default(),
+        }
+    }
+
+    /// The instance's type.
+    #[must_use]
+    pub fn type_id(&self) -> TypeId {
+        self.ty
+    }
+
+    /// Sets the TYPE_ID sent with this instance (when it sits in a slot
+    /// declared with another type). [`DynMut::set`] and the collection
+    /// helpers do this from the registry; building by hand, call it.
+    pub fn set_type_tag(&mut self, tag: Option<u32>) {
+        self.tag = tag;
+    }
+
+    /// The value of field `index`.
+    #[must_use]
+    pub fn get(&self, index: usize) -> Option<&DynValue> {
+        self.fields.get(index)?.as_ref()
+    }
+
+    /// Sets field `index` while building an untracked instance.
+    ///
+    /// # Panics
+    ///
+    /// If `index` is not a field of the type.
+    pub fn set(&mut self, index: usize, value: Option<DynValue>) {
+        self.fields[index] = value;
+    }
+
+    fn present(&self) -> u64 {
+        self.fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.as_ref().is_some_and(Field::__present))
+            .fold(0, |m, (i, _)| m | 1 << i)
+    }
+
+    fn refs(&self) -> u64 {
+        self.fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.as_ref().is_some_and(Field::__is_ref))
+            .fold(0, |m, (i, _)| m | 1 << i)
+    }
+
+    fn encode_field(fields: &[Option<DynValue>], i: u32, out: &mut Vec<u8>) {
+        if let Some(v) = &fields[i as usize] {
+            v.__encode(&(), None, out);
+        }
+    }
+}
+
+impl Field for DynStruct {
+    type Track = ();
+    const DEFAULT_WIRE: Option<Primitive> = None;
+
+    fn __describe(_: &mut Describer, _: Option<Primitive>) -> NamedFieldType {
+        // Dynamic types are described by their registry, not by Rust types.
+        NamedFieldType::Schema(String::new())
+    }
+
+    fn __same(&self, _: &Self) -> bool {
+        false
+    }
+
+    fn __encode(&self, _: &(), _: Option<Primitive>, out: &mut Vec<u8>) {
+        wire::encode_varint(out, self.track.meta.id());
+        if let Some(tag) = self.tag {
+            out.push(spec::TYPE_ID);
+            wire::encode_varint(out, tag);
+        }
+    }
+
+    fn __ref_id(&self, _: &()) -> Option<u32> {
+        Some(self.track.meta.id())
+    }
+
+    fn __attach(&mut self, _: &mut (), tick: &mut Tick) {
+        self.track.meta.attach(tick);
+        self.track.dirty = 0;
+        self.track.replaced = 0;
+        self.track.child_dirty = self.refs();
+        for f in self.fields.iter_mut().flatten() {
+            f.__attach(&mut (), tick);
+        }
+    }
+
+    fn __detach(&mut self, _: &mut (), tick: &mut Tick) {
+        self.track.meta.detach(tick);
+        self.track = StructTrack::default();
+        for f in self.fields.iter_mut().flatten() {
+            f.__detach(&mut (), tick);
+        }
+    }
+
+    fn __encode_patch(&mut self, _: &mut (), w: &mut PatchWriter<'_>) {
+        let present = self.present();
+        let fields = &self.fields;
+        write_patch_block(&mut self.track, present, w, |(), i, out| {
+            Self::encode_field(fields, i, out)
+        });
+        let mut mask = std::mem::take(&mut self.track.child_dirty);
+        while mask != 0 {
+            let i = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            if let Some(v) = &mut self.fields[i] {
+                v.__encode_patch(&mut (), w);
+            }
+        }
+    }
+
+    fn __encode_full(&self, _: &(), w: &mut FullWriter<'_>) {
+        let fields = &self.fields;
+        write_full_block(&self.track, self.present(), w, |(), i, out| {
+            Self::encode_field(fields, i, out)
+        });
+        for v in self.fields.iter().flatten() {
+            v.__encode_full(&(), w);
+        }
+    }
+}
+
+macro_rules! dispatch {
+    ($self:expr, $v:ident => $e:expr, prim => $p:expr) => {
+        match $self {
+            DynValue::Prim(..) => $p,
+            DynValue::Struct($v) => $e,
+            DynValue::Map($v) => $e,
+            DynValue::Array($v) => $e,
+            DynValue::Set($v) => $e,
+            DynValue::Collection($v) => $e,
+        }
+    };
+}
+
+impl Field for DynValue {
+    type Track = ();
+    const DEFAULT_WIRE: Option<Primitive> = None;
+
+    fn __describe(_: &mut Describer, _: Option<Primitive>) -> NamedFieldType {
+        NamedFieldType::Schema(String::new())
+    }
+
+    fn __is_ref(&self) -> bool {
+        !matches!(self, Self::Prim(..))
+    }
+
+    fn __same(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Prim(wa, a), Self::Prim(wb, b)) => wa == wb && a == b,
+            _ => false,
+        }
+    }
+
+    fn __encode(&self, _: &(), _: Option<Primitive>, out: &mut Vec<u8>) {
+        match self {
+            Self::Prim(wire, v) => v.encode(*wire, out),
+            Self::Struct(s) => s.__encode(&(), None, out),
+            Self::Map(m) => m.__encode(&(), None, out),
+            Self::Array(a) => a.__encode(&(), None, out),
+            Self::Set(s) => s.__encode(&(), None, out),
+            Self::Collection(c) => c.__encode(&(), None, out),
+        }
+    }
+
+    fn __ref_id(&self, _: &()) -> Option<u32> {
+        dispatch!(self, v => v.__ref_id(&()), prim => None)
+    }
+
+    fn __attach(&mut self, _: &mut (), tick: &mut Tick) {
+        dispatch!(self, v => v.__attach(&mut (), tick), prim => ());
+    }
+
+    fn __detach(&mut self, _: &mut (), tick: &mut Tick) {
+        dispatch!(self, v => v.__detach(&mut (), tick), prim => ());
+    }
+
+    fn __encode_patch(&mut self, _: &mut (), w: &mut PatchWriter<'_>) {
+        dispatch!(self, v => v.__encode_patch(&mut (), w), prim => ());
+    }
+
+    fn __encode_full(&self, _: &(), w: &mut FullWriter<'_>) {
+        dispatch!(self, v => v.__encode_full(&(), w), prim => ());
+    }
+}
+
+/// The view of a tracked [`DynStruct`]: every change is recorded.
+#[derive(Debug)]
+pub struct DynMut<'a> {
+    s: &'a mut DynStruct,
+    tick: &'a mut Tick,
+}
+
+/// The view of a tracked dynamic value.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DynValueMut<'a> {
+    /// A struct.
+    Struct(DynMut<'a>),
+    /// A map.
+    Map(MapMut<'a, DynValue>),
+    /// An array.
+    Array(ArrayMut<'a, DynValue>),
+    /// A set.
+    Set(SetMut<'a, DynValue>),
+    /// A collection.
+    Collection(CollectionMut<'a, DynValue>),
+    /// A primitive (change it through its parent).
+    Prim,
+}
+
+impl<'a> DynValueMut<'a> {
+    fn of(v: &'a mut DynValue, tick: &'a mut Tick) -> Self {
+        match v {
+            DynValue::Prim(..) => Self::Prim,
+            DynValue::Struct(s) => Self::Struct(DynMut { s, tick }),
+            DynValue::Map(m) => Self::Map(MapMut::__new(m, tick)),
+            DynValue::Array(a) => Self::Array(ArrayMut::__new(a, tick)),
+            DynValue::Set(s) => Self::Set(SetMut::__new(s, tick)),
+            DynValue::Collection(c) => Self::Collection(CollectionMut::__new(c, tick)),
+        }
+    }
+}
+
+impl std::ops::Deref for DynMut<'_> {
+    type Target = DynStruct;
+
+    fn deref(&self) -> &DynStruct {
+        self.s
+    }
+}
+
+impl DynMut<'_> {
+    /// Sets field `index` (`None` deletes it). A struct placed in a field
+    /// declared with another type should carry its TYPE_ID
+    /// ([`DynStruct::set_type_tag`]).
+    ///
+    /// # Panics
+    ///
+    /// If `index` is not a field of the type.
+    pub fn set(&mut self, index: usize, value: Option<DynValue>) {
+        let i = index as u32;
+        let slot = &mut self.s.fields[index];
+        match (slot.as_ref(), value.as_ref()) {
+            (Some(a), Some(b)) if a.__same(b) => return,
+            (None, None) => return,
+            _ => {}
+        }
+        // The parent's op comes before a new child's block.
+        self.s.track.meta.touch(self.tick);
+        let mut value = value;
+        let slot = &mut self.s.fields[index];
+        if let Some(v) = value.as_mut() {
+            v.__attach(&mut (), self.tick);
+        }
+        let mut old = std::mem::replace(slot, value);
+        let had_ref = old.as_ref().is_some_and(Field::__is_ref);
+        if let Some(o) = old.as_mut() {
+            o.__detach(&mut (), self.tick);
+        }
+        if slot.as_ref().is_some_and(Field::__is_ref) {
+            self.s.track.mark_replaced(i, had_ref, self.tick);
+        } else {
+            self.s.track.replaced &= !(1 << i);
+            self.s.track.mark(i, self.tick);
+        }
+    }
+
+    /// The view of the ref in field `index`.
+    pub fn child(&mut self, index: usize) -> Option<DynValueMut<'_>> {
+        let v = self.s.fields.get_mut(index)?.as_mut()?;
+        if v.__is_ref() {
+            self.s.track.mark_child(index as u32);
+        }
+        Some(DynValueMut::of(v, self.tick))
+    }
+}
+
+impl MapMut<'_, DynValue> {
+    /// The view of the ref under `key`.
+    pub fn child(&mut self, key: &str) -> Option<DynValueMut<'_>> {
+        let pos = *self.map.index.get(key)?;
+        let slot = self.map.inner.queue(pos);
+        Some(DynValueMut::of(&mut slot.value, self.tick))
+    }
+}
+
+impl ArrayMut<'_, DynValue> {
+    /// The view of the ref at `index`.
+    pub fn child(&mut self, index: usize) -> Option<DynValueMut<'_>> {
+        let (v, (), tick) = self.element_mut(index)?;
+        Some(DynValueMut::of(v, tick))
+    }
+}
+
+macro_rules! indexed_child {
+    ($view:ident) => {
+        impl $view<'_, DynValue> {
+            /// The view of the ref at position `index` (insertion order).
+            pub fn child(&mut self, index: usize) -> Option<DynValueMut<'_>> {
+                let pos = self.coll.inner.nth_pos(index)?;
+                let slot = self.coll.inner.queue(pos);
+                Some(DynValueMut::of(&mut slot.value, self.tick))
+            }
+        }
+    };
+}
+indexed_child!(SetMut);
+indexed_child!(CollectionMut);
+
+impl Encoder<DynStruct> {
+    /// The view through which a dynamic state is changed.
+    pub fn root_mut(&mut self) -> DynMut<'_> {
+        let (s, (), tick) = self.parts_mut();
+        DynMut { s, tick }
+    }
+}
+
+/// The empty value of a field type: an empty collection, or `None` for
+/// primitives and structs.
+#[must_use]
+pub fn empty_value(ty: FieldType) -> Option<DynValue> {
+    match ty {
+        FieldType::Collection(CollectionKind::Map, _) => Some(DynValue::Map(MapSchema::new())),
+        FieldType::Collection(CollectionKind::Array, _) => {
+            Some(DynValue::Array(ArraySchema::new()))
+        }
+        FieldType::Collection(CollectionKind::Set, _) => Some(DynValue::Set(SetSchema::new())),
+        FieldType::Collection(CollectionKind::Collection, _) => {
+            Some(DynValue::Collection(CollectionSchema::new()))
+        }
+        FieldType::Primitive(_) | FieldType::Schema(_) => None,
+    }
+}

@@ -1,0 +1,331 @@
+//! `encode_all` and `encode_patch` into reused buffers.
+//!
+//! The encoder owns the state. Reading goes through [`Encoder::state`];
+//! changing goes through [`Encoder::state_mut`], a view that records every
+//! change as it happens. [`Encoder::encode_patch`] then walks only the
+//! changed refs (never the whole tree), writes their blocks in the order the
+//! refs first changed (spec `schema-wire.md` §16), and forgets the changes.
+
+use crate::schema::{Describer, Field, Schema};
+use crate::tracked::{RefMeta, Tick, NO_SEQ};
+use crate::types::{TypeError, TypeRegistry};
+use crate::wire::{self, spec};
+
+/// One block of a patch: a ref's ops, with the order of its first change.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Block {
+    seq: u32,
+    start: u32,
+    end: u32,
+}
+
+/// Which generation of the schema decoder the output is for (spec
+/// `schema-wire.md` §14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Dialect {
+    /// `@colyseus/schema` 5.x (`@colyseus/sdk` 0.18).
+    #[default]
+    Modern,
+    /// `@colyseus/schema` 3.x/4.x (`colyseus.js` 0.16).
+    Legacy,
+}
+
+/// Writes the blocks of a patch.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct PatchWriter<'a> {
+    pub(crate) out: &'a mut Vec<u8>,
+    blocks: &'a mut Vec<Block>,
+    pub(crate) dialect: Dialect,
+    scratch: &'a mut ArrayScratch,
+}
+
+/// Reused buffers of the array encoder (resolved ops, slot positions).
+#[derive(Debug, Default)]
+pub(crate) struct ArrayScratch {
+    ops: Vec<(u8, u32, u32)>,
+    pos_of: Vec<u32>,
+}
+
+/// An open block: where it starts and where its ops start.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OpenBlock {
+    start: usize,
+    body: usize,
+    seq: u32,
+}
+
+impl PatchWriter<'_> {
+    /// The output and the array encoder's scratch buffers.
+    #[inline]
+    pub(crate) fn array_scratch(
+        &mut self,
+    ) -> (&mut Vec<u8>, &mut Vec<(u8, u32, u32)>, &mut Vec<u32>) {
+        (self.out, &mut self.scratch.ops, &mut self.scratch.pos_of)
+    }
+
+    /// Opens the block of a ref: `ff | refId`.
+    #[inline]
+    pub(crate) fn begin(&mut self, meta: &RefMeta) -> OpenBlock {
+        let start = self.out.len();
+        self.out.push(spec::SWITCH_TO_STRUCTURE);
+        wire::encode_varint(self.out, meta.id());
+        OpenBlock {
+            start,
+            body: self.out.len(),
+            seq: meta.seq,
+        }
+    }
+
+    /// Closes a block; a block without ops is dropped.
+    #[inline]
+    pub(crate) fn end(&mut self, b: OpenBlock) {
+        if self.out.len() == b.body {
+            self.out.truncate(b.start);
+        } else {
+            self.blocks.push(Block {
+                seq: b.seq,
+                start: b.start as u32,
+                end: self.out.len() as u32,
+            });
+        }
+    }
+}
+
+/// Writes a full state: every ref in depth-first pre-order.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct FullWriter<'a> {
+    pub(crate) out: &'a mut Vec<u8>,
+}
+
+impl FullWriter<'_> {
+    /// Opens the block of a ref (the root's header is implicit when first).
+    #[inline]
+    pub(crate) fn begin(&mut self, id: u32) -> OpenBlock {
+        let start = self.out.len();
+        if !(id == 0 && start == 0) {
+            self.out.push(spec::SWITCH_TO_STRUCTURE);
+            wire::encode_varint(self.out, id);
+        }
+        OpenBlock {
+            start,
+            body: self.out.len(),
+            seq: 0,
+        }
+    }
+
+    /// Closes a block; a block without ops is dropped.
+    #[inline]
+    pub(crate) fn end(&mut self, b: OpenBlock) {
+        if self.out.len() == b.body {
+            self.out.truncate(b.start);
+        }
+    }
+}
+
+/// Options of an [`Encoder`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EncoderOptions {
+    reuse_ref_ids: bool,
+}
+
+impl EncoderOptions {
+    /// Reuse the refIds of removed refs once the patch that removed them has
+    /// gone out (default `true`). Keeps refIds, and so patches, small for
+    /// states with churn. `false` numbers refs like the reference does
+    /// (monotonically, never reused), which makes the bytes identical to
+    /// `@colyseus/schema`'s for the same sequence of changes.
+    #[must_use]
+    pub const fn reuse_ref_ids(mut self, reuse: bool) -> Self {
+        self.reuse_ref_ids = reuse;
+        self
+    }
+}
+
+impl Default for EncoderOptions {
+    fn default() -> Self {
+        Self {
+            reuse_ref_ids: true,
+        }
+    }
+}
+
+/// Tracks a state and encodes it as full states and patches.
+///
+/// # Examples
+///
+/// ```
+/// use roomcast_schema::{Encoder, MapSchema, Schema};
+///
+/// #[derive(Schema, Default)]
+/// struct Player { name: String, x: f32 }
+///
+/// #[derive(Schema, Default)]
+/// struct State { players: MapSchema<Player>, tick: u32 }
+///
+/// let mut enc = Encoder::new(State::default());
+/// enc.state_mut().players_mut().insert("p1", Player { name: "Ann".into(), x: 1.0 });
+/// let first = enc.encode_patch().to_vec();
+/// assert!(!first.is_empty());
+///
+/// enc.state_mut().players_mut().get_mut("p1").unwrap().set_x(2.0);
+/// // ff <refId of p1> | 81 <float32 2.0>
+/// assert_eq!(enc.encode_patch(), [0xff, 0x02, 0x81, 0, 0, 0, 0x40]);
+/// assert!(enc.encode_patch().is_empty()); // nothing changed since
+/// ```
+pub struct Encoder<T: Field> {
+    state: T,
+    track: T::Track,
+    tick: Tick,
+    buf: Vec<u8>,
+    scratch: Vec<u8>,
+    blocks: Vec<Block>,
+    arrays: ArrayScratch,
+}
+
+impl<T: Field + std::fmt::Debug> std::fmt::Debug for Encoder<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoder")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Field> Encoder<T> {
+    /// Starts tracking `state`. Its whole content is part of the first patch
+    /// (and of every full state).
+    pub fn new(state: T) -> Self {
+        Self::with_options(state, EncoderOptions::default())
+    }
+
+    /// Starts tracking `state` with options.
+    pub fn with_options(mut state: T, options: EncoderOptions) -> Self {
+        let mut tick = Tick::new(options.reuse_ref_ids);
+        let mut track = T::Track::default();
+        state.__attach(&mut track, &mut tick);
+        // The root is refId 0, allocated before any child.
+        Self {
+            state,
+            track,
+            tick,
+            buf: Vec::new(),
+            scratch: Vec::new(),
+            blocks: Vec::new(),
+            arrays: ArrayScratch::default(),
+        }
+    }
+
+    /// The current state, for reading.
+    #[must_use]
+    pub fn state(&self) -> &T {
+        &self.state
+    }
+
+    /// Encodes the whole state (the body of `ROOM_STATE` for a client joining
+    /// now). Pending changes stay pending.
+    ///
+    /// Send it to a joining client only at a patch boundary (right after
+    /// [`encode_patch`](Self::encode_patch)): a full state taken mid-tick
+    /// followed by that tick's patch applies some changes twice (spec
+    /// `schema-wire.md` §15).
+    /// The bytes are the same for every [`Dialect`].
+    pub fn encode_all(&mut self) -> &[u8] {
+        self.buf.clear();
+        let mut w = FullWriter { out: &mut self.buf };
+        self.state.__encode_full(&self.track, &mut w);
+        &self.buf
+    }
+
+    /// Encodes the changes since the previous patch (the body of
+    /// `ROOM_STATE_PATCH`) and forgets them. Empty when nothing changed (do
+    /// not send it then). The cost is proportional to the changes, not to
+    /// the state.
+    pub fn encode_patch(&mut self) -> &[u8] {
+        self.encode_patch_as(Dialect::Modern)
+    }
+
+    /// [`encode_patch`](Self::encode_patch) for a decoder generation.
+    pub fn encode_patch_as(&mut self, dialect: Dialect) -> &[u8] {
+        self.buf.clear();
+        self.blocks.clear();
+        let mut w = PatchWriter {
+            out: &mut self.buf,
+            blocks: &mut self.blocks,
+            dialect,
+            scratch: &mut self.arrays,
+        };
+        self.state.__encode_patch(&mut self.track, &mut w);
+        self.tick.end_patch();
+        if self.blocks.windows(2).any(|p| p[0].seq > p[1].seq) {
+            // Blocks were written in tree order; the wire wants the order of
+            // first change. Stable, so a fresh subtree keeps its DFS order.
+            self.blocks.sort_by_key(|b| b.seq);
+            self.scratch.clear();
+            for b in &self.blocks {
+                self.scratch
+                    .extend_from_slice(&self.buf[b.start as usize..b.end as usize]);
+            }
+            std::mem::swap(&mut self.buf, &mut self.scratch);
+        }
+        // A stream starting with the root's ops has no `ff 00`.
+        if self.buf.starts_with(&[spec::SWITCH_TO_STRUCTURE, 0]) {
+            &self.buf[2..]
+        } else {
+            &self.buf
+        }
+    }
+
+    /// Identity allocation statistics (for memory tests and benches).
+    #[must_use]
+    pub fn tick_stats(&self) -> &Tick {
+        &self.tick
+    }
+
+    /// Consumes the encoder, returning the state.
+    pub fn into_state(self) -> T {
+        self.state
+    }
+
+    pub(crate) fn parts_mut(&mut self) -> (&mut T, &mut T::Track, &mut Tick) {
+        (&mut self.state, &mut self.track, &mut self.tick)
+    }
+}
+
+impl<T: Schema> Encoder<T> {
+    /// The view through which the state is changed; every change is recorded
+    /// for the next patch.
+    pub fn state_mut(&mut self) -> T::Mut<'_> {
+        self.state.__view(&mut self.track, &mut self.tick)
+    }
+
+    /// Whether changes are pending (a view was taken or something changed
+    /// since the last patch).
+    #[must_use]
+    pub fn has_changes(&self) -> bool {
+        self.track.meta.seq != NO_SEQ || self.track.child_dirty != 0
+    }
+
+    /// The state's types, numbered like the reference's `TypeContext`.
+    ///
+    /// # Errors
+    ///
+    /// A type with more than 63 fields (the derive refuses those already).
+    pub fn types(&self) -> Result<TypeRegistry, TypeError> {
+        registry_of::<T>()
+    }
+}
+
+/// The registry of a Schema type and everything reachable from it.
+///
+/// # Errors
+///
+/// A type with more than 63 fields.
+pub fn registry_of<T: Schema>() -> Result<TypeRegistry, TypeError> {
+    let mut d = Describer::default();
+    let root = d.schema::<T>();
+    TypeRegistry::from_named(&root, &d.types)
+}

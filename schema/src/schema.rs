@@ -1,0 +1,529 @@
+//! The traits that tie user types to the encoder.
+//!
+//! [`Schema`] is implemented by `#[derive(Schema)]` for structs; [`Field`] is
+//! implemented by everything that can be a field or a collection element:
+//! primitives, `Option<T>`, Schema structs and the four collections. Their
+//! `__`-prefixed methods are the encoder's plumbing, hidden from the docs and
+//! not meant to be called or implemented by hand.
+
+use crate::encoder::{FullWriter, PatchWriter};
+use crate::tracked::{StructTrack, Tick};
+use crate::types::{NamedFieldType, NamedType, Primitive};
+use crate::wire;
+
+/// Collects the type descriptions of a state's types (for Reflection and
+/// the [`TypeRegistry`](crate::types::TypeRegistry)).
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct Describer {
+    pub(crate) types: Vec<NamedType>,
+}
+
+impl Describer {
+    /// Describes `T` (once) and returns its name.
+    pub fn schema<T: Schema>(&mut self) -> String {
+        let name = T::type_name();
+        if !self.types.iter().any(|t| t.name == name) {
+            // Reserve the slot first so recursive types terminate.
+            self.types.push(NamedType {
+                name: name.clone(),
+                extends: None,
+                fields: Vec::new(),
+            });
+            let described = T::__describe(self);
+            let slot = self
+                .types
+                .iter_mut()
+                .find(|t| t.name == name)
+                .expect("reserved above");
+            *slot = described;
+        }
+        name
+    }
+}
+
+/// A Schema struct: a fixed set of fields, synchronized to clients.
+///
+/// Implement it with `#[derive(Schema)]`; the derive also generates the
+/// type's mutable view (reachable as [`Schema::Mut`]), the only way to
+/// change an instance that an [`Encoder`](crate::Encoder) tracks.
+pub trait Schema: Sized + 'static {
+    /// Tracks of the child fields (generated).
+    #[doc(hidden)]
+    type Children: Default;
+
+    /// The view through which a tracked instance is changed.
+    type Mut<'a>;
+
+    /// The type's name in type descriptions.
+    fn type_name() -> String {
+        std::any::type_name::<Self>().to_owned()
+    }
+
+    /// Describes the type's own fields.
+    #[doc(hidden)]
+    fn __describe(d: &mut Describer) -> NamedType;
+
+    /// Bit mask of the fields that currently hold a value.
+    #[doc(hidden)]
+    fn __present(&self) -> u64;
+
+    /// Writes the value of field `index` (after its op byte).
+    #[doc(hidden)]
+    fn __encode_field(&self, children: &Self::Children, index: u32, out: &mut Vec<u8>);
+
+    /// Bit mask of the fields that hold refs (structs or collections).
+    #[doc(hidden)]
+    fn __ref_fields(&self) -> u64;
+
+    /// Attaches every child of a newly attached instance.
+    #[doc(hidden)]
+    fn __attach_children(&mut self, children: &mut Self::Children, tick: &mut Tick);
+
+    /// Detaches every child of a removed instance.
+    #[doc(hidden)]
+    fn __detach_children(&mut self, children: &mut Self::Children, tick: &mut Tick);
+
+    /// Encodes the pending changes of the children in `mask`.
+    #[doc(hidden)]
+    fn __patch_children(
+        &mut self,
+        children: &mut Self::Children,
+        mask: u64,
+        w: &mut PatchWriter<'_>,
+    );
+
+    /// Encodes the full content of every child.
+    #[doc(hidden)]
+    fn __full_children(&self, children: &Self::Children, w: &mut FullWriter<'_>);
+
+    /// Builds the mutable view of a tracked instance.
+    #[doc(hidden)]
+    fn __view<'a>(
+        &'a mut self,
+        track: &'a mut StructTrack<Self::Children>,
+        tick: &'a mut Tick,
+    ) -> Self::Mut<'a>;
+}
+
+/// Anything that can be a field of a Schema struct or an element of a
+/// collection. Implemented for primitives, `Option<T>`, Schema structs and
+/// collections; sealed in practice by its hidden methods.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a schema field",
+    label = "unsupported field type",
+    note = "fields may be String, bool, i8..i64, u8..u64, f32, f64, Option<T>, a #[derive(Schema)] struct, MapSchema, ArraySchema, SetSchema or CollectionSchema"
+)]
+pub trait Field: Sized {
+    /// Per-instance tracking state kept beside the value.
+    #[doc(hidden)]
+    type Track: Default;
+
+    /// Wire type of a primitive when no attribute chooses another; `None`
+    /// for refs.
+    #[doc(hidden)]
+    const DEFAULT_WIRE: Option<Primitive>;
+
+    /// Bit set of the primitive wire types this Rust type can be sent as
+    /// (bit = position in [`Primitive::ALL`]).
+    #[doc(hidden)]
+    const ACCEPTS: u32 = 0;
+
+    /// Describes the field's type.
+    #[doc(hidden)]
+    fn __describe(d: &mut Describer, wire: Option<Primitive>) -> NamedFieldType;
+
+    /// Whether this value is a ref (a struct or collection) rather than a
+    /// primitive.
+    #[doc(hidden)]
+    #[inline]
+    fn __is_ref(&self) -> bool {
+        Self::DEFAULT_WIRE.is_none()
+    }
+
+    /// Whether the field holds a value (`None` is sent as DELETE).
+    #[doc(hidden)]
+    #[inline]
+    fn __present(&self) -> bool {
+        true
+    }
+
+    /// Whether assigning `other` would change nothing on the client
+    /// (JavaScript `===` for primitives; never for refs).
+    #[doc(hidden)]
+    fn __same(&self, other: &Self) -> bool;
+
+    /// Writes the value: primitives inline as `wire`, refs as their refId.
+    #[doc(hidden)]
+    fn __encode(&self, track: &Self::Track, wire: Option<Primitive>, out: &mut Vec<u8>);
+
+    /// The refId of a ref (`None` for primitives).
+    #[doc(hidden)]
+    #[inline]
+    fn __ref_id(&self, _track: &Self::Track) -> Option<u32> {
+        None
+    }
+
+    /// Gives a newly attached value (and its subtree) refIds.
+    #[doc(hidden)]
+    #[inline]
+    fn __attach(&mut self, _track: &mut Self::Track, _tick: &mut Tick) {}
+
+    /// Releases the refIds of a removed value's subtree.
+    #[doc(hidden)]
+    #[inline]
+    fn __detach(&mut self, _track: &mut Self::Track, _tick: &mut Tick) {}
+
+    /// Encodes this ref's pending changes and its changed children.
+    #[doc(hidden)]
+    #[inline]
+    fn __encode_patch(&mut self, _track: &mut Self::Track, _w: &mut PatchWriter<'_>) {}
+
+    /// Encodes this ref's full content and its children.
+    #[doc(hidden)]
+    #[inline]
+    fn __encode_full(&self, _track: &Self::Track, _w: &mut FullWriter<'_>) {}
+}
+
+/// The wire type a field with no attribute uses.
+#[doc(hidden)]
+#[must_use]
+pub const fn accepts(accepts: u32, wire: Primitive) -> bool {
+    accepts & (1 << wire as u32) != 0
+}
+
+const fn bits(list: &[Primitive]) -> u32 {
+    let mut b = 0;
+    let mut i = 0;
+    while i < list.len() {
+        b |= 1 << list[i] as u32;
+        i += 1;
+    }
+    b
+}
+
+const NUMERIC: u32 = bits(&[
+    Primitive::Number,
+    Primitive::Int8,
+    Primitive::Uint8,
+    Primitive::Int16,
+    Primitive::Uint16,
+    Primitive::Int32,
+    Primitive::Uint32,
+    Primitive::Int64,
+    Primitive::Uint64,
+    Primitive::Float32,
+    Primitive::Float64,
+    Primitive::BigInt64,
+    Primitive::BigUint64,
+]);
+
+/// Writes a numeric value as any numeric wire type, with the reference's
+/// wrapping for out-of-range values (`value & mask` after truncation).
+#[inline]
+fn encode_numeric(out: &mut Vec<u8>, wire: Primitive, as_f64: f64, as_i64: i64) {
+    match wire {
+        Primitive::Number => wire::encode_number(out, as_f64),
+        Primitive::Int8 | Primitive::Uint8 => wire::encode_u8(out, as_i64 as u8),
+        Primitive::Int16 | Primitive::Uint16 => wire::encode_u16(out, as_i64 as u16),
+        Primitive::Int32 | Primitive::Uint32 => wire::encode_u32(out, as_i64 as u32),
+        Primitive::Int64 | Primitive::Uint64 | Primitive::BigInt64 | Primitive::BigUint64 => {
+            wire::encode_u64(out, as_i64 as u64);
+        }
+        Primitive::Float32 => wire::encode_f32(out, as_f64 as f32),
+        Primitive::Float64 => wire::encode_f64(out, as_f64),
+        // Not reachable: the derive refuses non-numeric wire types for
+        // numeric fields at compile time.
+        Primitive::String | Primitive::Boolean => wire::encode_number(out, as_f64),
+    }
+}
+
+macro_rules! numeric_field {
+    ($($t:ty => $wire:ident, $f:ident, $i:ident;)*) => {$(
+        impl Field for $t {
+            type Track = ();
+            const DEFAULT_WIRE: Option<Primitive> = Some(Primitive::$wire);
+            const ACCEPTS: u32 = NUMERIC;
+
+            fn __describe(_: &mut Describer, wire: Option<Primitive>) -> NamedFieldType {
+                NamedFieldType::Primitive(wire.unwrap_or(Primitive::$wire))
+            }
+
+            #[inline]
+            #[allow(clippy::float_cmp, reason = "JavaScript `===` semantics: NaN differs, -0 equals 0")]
+            fn __same(&self, other: &Self) -> bool {
+                self == other
+            }
+
+            #[inline]
+            fn __encode(&self, _: &(), wire: Option<Primitive>, out: &mut Vec<u8>) {
+                let v = *self;
+                match wire {
+                    None | Some(Primitive::$wire) => wire::$f(out, v as _),
+                    Some(w) => encode_numeric(out, w, v as f64, $i(v)),
+                }
+            }
+        }
+    )*};
+}
+
+#[inline]
+fn int<T: Into<i64>>(v: T) -> i64 {
+    v.into()
+}
+#[inline]
+fn uint64(v: u64) -> i64 {
+    v as i64
+}
+#[inline]
+fn float32(v: f32) -> i64 {
+    v as i64
+}
+#[inline]
+fn float64(v: f64) -> i64 {
+    v as i64
+}
+
+numeric_field! {
+    i8 => Int8, encode_u8, int;
+    u8 => Uint8, encode_u8, int;
+    i16 => Int16, encode_u16, int;
+    u16 => Uint16, encode_u16, int;
+    i32 => Int32, encode_u32, int;
+    u32 => Uint32, encode_u32, int;
+    i64 => Int64, encode_u64, int;
+    u64 => Uint64, encode_u64, uint64;
+    f32 => Float32, encode_f32, float32;
+    f64 => Float64, encode_f64, float64;
+}
+
+impl Field for bool {
+    type Track = ();
+    const DEFAULT_WIRE: Option<Primitive> = Some(Primitive::Boolean);
+    const ACCEPTS: u32 = bits(&[Primitive::Boolean]);
+
+    fn __describe(_: &mut Describer, _: Option<Primitive>) -> NamedFieldType {
+        NamedFieldType::Primitive(Primitive::Boolean)
+    }
+
+    #[inline]
+    fn __same(&self, other: &Self) -> bool {
+        self == other
+    }
+
+    #[inline]
+    fn __encode(&self, _: &(), _: Option<Primitive>, out: &mut Vec<u8>) {
+        wire::encode_bool(out, *self);
+    }
+}
+
+impl Field for String {
+    type Track = ();
+    const DEFAULT_WIRE: Option<Primitive> = Some(Primitive::String);
+    const ACCEPTS: u32 = bits(&[Primitive::String]);
+
+    fn __describe(_: &mut Describer, _: Option<Primitive>) -> NamedFieldType {
+        NamedFieldType::Primitive(Primitive::String)
+    }
+
+    #[inline]
+    fn __same(&self, other: &Self) -> bool {
+        self == other
+    }
+
+    #[inline]
+    fn __encode(&self, _: &(), _: Option<Primitive>, out: &mut Vec<u8>) {
+        wire::encode_str(out, self);
+    }
+}
+
+impl<T: Field> Field for Option<T> {
+    type Track = T::Track;
+    const DEFAULT_WIRE: Option<Primitive> = T::DEFAULT_WIRE;
+    const ACCEPTS: u32 = T::ACCEPTS;
+
+    fn __describe(d: &mut Describer, wire: Option<Primitive>) -> NamedFieldType {
+        T::__describe(d, wire)
+    }
+
+    #[inline]
+    fn __present(&self) -> bool {
+        self.as_ref().is_some_and(Field::__present)
+    }
+
+    #[inline]
+    fn __same(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Some(a), Some(b)) => a.__same(b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    #[inline]
+    fn __encode(&self, track: &Self::Track, wire: Option<Primitive>, out: &mut Vec<u8>) {
+        if let Some(v) = self {
+            v.__encode(track, wire, out);
+        }
+    }
+
+    #[inline]
+    fn __ref_id(&self, track: &Self::Track) -> Option<u32> {
+        self.as_ref().and_then(|v| v.__ref_id(track))
+    }
+
+    #[inline]
+    fn __attach(&mut self, track: &mut Self::Track, tick: &mut Tick) {
+        if let Some(v) = self {
+            v.__attach(track, tick);
+        }
+    }
+
+    #[inline]
+    fn __detach(&mut self, track: &mut Self::Track, tick: &mut Tick) {
+        if let Some(v) = self {
+            v.__detach(track, tick);
+        }
+    }
+
+    #[inline]
+    fn __encode_patch(&mut self, track: &mut Self::Track, w: &mut PatchWriter<'_>) {
+        if let Some(v) = self {
+            v.__encode_patch(track, w);
+        }
+    }
+
+    #[inline]
+    fn __encode_full(&self, track: &Self::Track, w: &mut FullWriter<'_>) {
+        if let Some(v) = self {
+            v.__encode_full(track, w);
+        }
+    }
+}
+
+impl<T: Schema> Field for T {
+    type Track = StructTrack<T::Children>;
+    const DEFAULT_WIRE: Option<Primitive> = None;
+
+    fn __describe(d: &mut Describer, _: Option<Primitive>) -> NamedFieldType {
+        NamedFieldType::Schema(d.schema::<T>())
+    }
+
+    #[inline]
+    fn __same(&self, _: &Self) -> bool {
+        false
+    }
+
+    #[inline]
+    fn __encode(&self, track: &Self::Track, _: Option<Primitive>, out: &mut Vec<u8>) {
+        wire::encode_varint(out, track.meta.id());
+    }
+
+    #[inline]
+    fn __ref_id(&self, track: &Self::Track) -> Option<u32> {
+        Some(track.meta.id())
+    }
+
+    fn __attach(&mut self, track: &mut Self::Track, tick: &mut Tick) {
+        track.meta.attach(tick);
+        track.dirty = 0;
+        track.replaced = 0;
+        track.child_dirty = self.__ref_fields() & self.__present();
+        self.__attach_children(&mut track.children, tick);
+    }
+
+    fn __detach(&mut self, track: &mut Self::Track, tick: &mut Tick) {
+        track.meta.detach(tick);
+        track.dirty = 0;
+        track.replaced = 0;
+        track.child_dirty = 0;
+        self.__detach_children(&mut track.children, tick);
+    }
+
+    #[inline]
+    fn __encode_patch(&mut self, track: &mut Self::Track, w: &mut PatchWriter<'_>) {
+        let present = self.__present();
+        write_patch_block(track, present, w, |c, i, out| {
+            self.__encode_field(c, i, out)
+        });
+        if track.child_dirty != 0 {
+            let mask = track.child_dirty;
+            track.child_dirty = 0;
+            self.__patch_children(&mut track.children, mask, w);
+        }
+    }
+
+    fn __encode_full(&self, track: &Self::Track, w: &mut FullWriter<'_>) {
+        write_full_block(track, self.__present(), w, |c, i, out| {
+            self.__encode_field(c, i, out)
+        });
+        self.__full_children(&track.children, w);
+    }
+}
+
+/// Writes a struct's block for a patch: every present field as ADD for a
+/// fresh ref, else the dirty fields in index order (ADD, DELETE or
+/// DELETE_AND_ADD). Settles the track's own state (not `child_dirty`).
+#[inline]
+pub(crate) fn write_patch_block<C>(
+    track: &mut StructTrack<C>,
+    present: u64,
+    w: &mut PatchWriter<'_>,
+    mut field: impl FnMut(&C, u32, &mut Vec<u8>),
+) {
+    if track.meta.seq == crate::tracked::NO_SEQ {
+        return;
+    }
+    let block = w.begin(&track.meta);
+    let out = &mut *w.out;
+    if track.meta.fresh {
+        let mut mask = present;
+        while mask != 0 {
+            let i = mask.trailing_zeros();
+            mask &= mask - 1;
+            out.push(wire::spec::ADD | i as u8);
+            field(&track.children, i, out);
+        }
+    } else {
+        let mut mask = track.dirty;
+        while mask != 0 {
+            let i = mask.trailing_zeros();
+            mask &= mask - 1;
+            let bit = 1u64 << i;
+            if present & bit == 0 {
+                out.push(wire::spec::DELETE | i as u8);
+            } else {
+                let op = if track.replaced & bit != 0 {
+                    wire::spec::DELETE_AND_ADD
+                } else {
+                    wire::spec::ADD
+                };
+                out.push(op | i as u8);
+                field(&track.children, i, out);
+            }
+        }
+    }
+    w.end(block);
+    track.meta.settle();
+    track.dirty = 0;
+    track.replaced = 0;
+}
+
+/// Writes a struct's block for a full state: every present field as ADD.
+#[inline]
+pub(crate) fn write_full_block<C>(
+    track: &StructTrack<C>,
+    present: u64,
+    w: &mut FullWriter<'_>,
+    mut field: impl FnMut(&C, u32, &mut Vec<u8>),
+) {
+    let block = w.begin(track.meta.id());
+    let mut mask = present;
+    while mask != 0 {
+        let i = mask.trailing_zeros();
+        mask &= mask - 1;
+        w.out.push(wire::spec::ADD | i as u8);
+        field(&track.children, i, w.out);
+    }
+    w.end(block);
+}

@@ -1,0 +1,194 @@
+//! What changed: per-ref identity and dirtiness, and the per-tick context
+//! that hands out refIds and first-change sequence numbers.
+//!
+//! Every tracked value (a Schema struct or a collection) carries a
+//! [`RefMeta`]. A mutation flips a bit in the owner's `u64` mask (a `u64` is
+//! cheaper than any bit-vector crate for ≤ 63 fields) and, the first time the
+//! ref changes in a tick, takes the next sequence number from the [`Tick`]:
+//! blocks are emitted in that order (spec `schema-wire.md` §16).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+/// No sequence number: the ref has not changed this tick.
+pub(crate) const NO_SEQ: u32 = u32::MAX;
+/// No refId: the value is not attached to an encoder's tree.
+pub(crate) const NO_ID: u32 = u32::MAX;
+
+/// Identity and tick state of one tracked ref.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RefMeta {
+    /// refId, or [`NO_ID`] while detached.
+    pub(crate) id: u32,
+    /// Order of the first change this tick, or [`NO_SEQ`].
+    pub(crate) seq: u32,
+    /// Attached this tick: its whole content is sent, not its changes.
+    pub(crate) fresh: bool,
+}
+
+impl Default for RefMeta {
+    fn default() -> Self {
+        Self {
+            id: NO_ID,
+            seq: NO_SEQ,
+            fresh: false,
+        }
+    }
+}
+
+impl RefMeta {
+    /// Records a change; the first one of the tick takes a sequence number.
+    #[inline]
+    pub(crate) fn touch(&mut self, tick: &mut Tick) {
+        if self.seq == NO_SEQ {
+            self.seq = tick.next_seq();
+        }
+    }
+
+    /// Gives the ref an id and marks it as sent in full by the next patch.
+    #[inline]
+    pub(crate) fn attach(&mut self, tick: &mut Tick) {
+        self.id = tick.alloc_id();
+        self.seq = tick.next_seq();
+        self.fresh = true;
+    }
+
+    /// Releases the id once the current patch has gone out.
+    #[inline]
+    pub(crate) fn detach(&mut self, tick: &mut Tick) {
+        if self.id != NO_ID {
+            tick.release_id(self.id);
+        }
+        *self = Self::default();
+    }
+
+    /// Forgets this tick's state after a patch was written.
+    #[inline]
+    pub(crate) fn settle(&mut self) {
+        self.seq = NO_SEQ;
+        self.fresh = false;
+    }
+
+    /// The refId (meaningful only while attached).
+    #[inline]
+    pub(crate) fn id(&self) -> u32 {
+        self.id
+    }
+}
+
+/// Tracking state of a Schema struct: its identity, which fields changed,
+/// and which child fields hold something changed further down.
+#[doc(hidden)]
+#[derive(Debug, Default, Clone)]
+pub struct StructTrack<C> {
+    pub(crate) meta: RefMeta,
+    /// Fields to send in the next patch.
+    pub(crate) dirty: u64,
+    /// Child fields whose previous instance was replaced (DELETE_AND_ADD).
+    pub(crate) replaced: u64,
+    /// Child fields to descend into when encoding the next patch.
+    pub(crate) child_dirty: u64,
+    /// Tracks of the child fields, generated per type.
+    pub children: C,
+}
+
+impl<C> StructTrack<C> {
+    /// Records a change of field `index`.
+    #[doc(hidden)]
+    #[inline]
+    pub fn mark(&mut self, index: u32, tick: &mut Tick) {
+        self.dirty |= 1 << index;
+        self.meta.touch(tick);
+    }
+
+    /// Records that a child field may hold changes.
+    #[doc(hidden)]
+    #[inline]
+    pub fn mark_child(&mut self, index: u32) {
+        self.child_dirty |= 1 << index;
+    }
+
+    /// Records that child field `index` now holds a new instance; `had_one`
+    /// says whether it held another before (DELETE_AND_ADD rather than ADD).
+    #[doc(hidden)]
+    #[inline]
+    pub fn mark_replaced(&mut self, index: u32, had_one: bool, tick: &mut Tick) {
+        if had_one {
+            self.replaced |= 1 << index;
+        } else {
+            self.replaced &= !(1 << index);
+        }
+        self.child_dirty |= 1 << index;
+        self.mark(index, tick);
+    }
+}
+
+/// The per-encoder context of a tick: refId allocation and first-change
+/// order. Views carry a `&mut Tick`; nothing else can reach tracked state
+/// mutably.
+#[derive(Debug, Default)]
+pub struct Tick {
+    next_seq: u32,
+    next_id: u32,
+    /// Ids free for reuse, lowest first (keeps refIds and their varints
+    /// small).
+    free: BinaryHeap<Reverse<u32>>,
+    /// Whether released ids are reused (see `EncoderOptions`).
+    reuse: bool,
+    /// Ids released this tick, free once the patch that deletes them is out.
+    released: Vec<u32>,
+}
+
+impl Tick {
+    pub(crate) fn new(reuse_ids: bool) -> Self {
+        Self {
+            reuse: reuse_ids,
+            ..Self::default()
+        }
+    }
+
+    #[inline]
+    pub(crate) fn next_seq(&mut self) -> u32 {
+        let s = self.next_seq;
+        self.next_seq += 1;
+        s
+    }
+
+    #[inline]
+    pub(crate) fn alloc_id(&mut self) -> u32 {
+        if let Some(Reverse(id)) = self.free.pop() {
+            id
+        } else {
+            let id = self.next_id;
+            self.next_id += 1;
+            id
+        }
+    }
+
+    #[inline]
+    pub(crate) fn release_id(&mut self, id: u32) {
+        if self.reuse {
+            self.released.push(id);
+        }
+    }
+
+    /// Called after a patch went out: released ids become reusable and the
+    /// order restarts.
+    pub(crate) fn end_patch(&mut self) {
+        self.free.extend(self.released.drain(..).map(Reverse));
+        self.next_seq = 0;
+    }
+
+    /// Number of refIds ever handed out and not reusable: the high-water mark
+    /// of live refs (a measure of tracking memory).
+    #[must_use]
+    pub fn id_high_water(&self) -> u32 {
+        self.next_id
+    }
+
+    /// Number of refIds waiting for reuse.
+    #[must_use]
+    pub fn free_ids(&self) -> usize {
+        self.free.len() + self.released.len()
+    }
+}
