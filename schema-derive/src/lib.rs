@@ -1,1 +1,25 @@
-//! `#[derive(Schema)]` for `roomcast-schema`.
+//! `#[derive(Schema)]` for `roomcast-schema`: the `Schema` impl, a hidden
+//! track type and the struct's mutable view (`<Name>Mut`), with compile-time
+//! errors (spanned at the field) for unsupported types, more than 63 fields
+//! and bad attributes.
+//!
+//! Use it through `roomcast_schema::Schema` (the `derive` feature).
+
+mod ast;
+mod attr;
+mod check;
+mod ctxt;
+mod expand;
+
+/// Derives `roomcast_schema::Schema` for a struct with named fields.
+///
+/// Field attributes: `#[schema(<wire type>)]` (`number`, `uint8`, `float64`,
+/// ...) sends a field as another wire type than its Rust type's default;
+/// `#[schema(rename = "name")]` changes the name clients see.
+#[proc_macro_derive(Schema, attributes(schema))]
+pub fn derive_schema(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    expand::expand(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}

@@ -17,10 +17,13 @@ pub use reflection::encode_reflection;
 pub use schema::{Field, Schema};
 pub use tracked::Tick;
 
+#[cfg(feature = "derive")]
+pub use roomcast_schema_derive::Schema;
+
 #[doc(hidden)]
 pub mod __private {
     pub use crate::encoder::{FullWriter, PatchWriter};
-    pub use crate::schema::{accepts, Describer};
-    pub use crate::tracked::StructTrack;
+    pub use crate::schema::{accepts, set_primitive, set_ref, Describer, Field, FieldView, Schema};
+    pub use crate::tracked::{StructTrack, Tick};
     pub use crate::types::{NamedField, NamedFieldType, NamedType, Primitive};
 }

@@ -527,3 +527,92 @@ pub(crate) fn write_full_block<C>(
     }
     w.end(block);
 }
+
+/// How a field's view is obtained (for the derive's `<field>_mut()`).
+#[doc(hidden)]
+pub trait FieldView: Field {
+    /// The view type.
+    type View<'a>
+    where
+        Self: 'a;
+
+    /// Builds the view of a tracked value.
+    fn __view_of<'a>(
+        value: &'a mut Self,
+        track: &'a mut Self::Track,
+        tick: &'a mut Tick,
+    ) -> Self::View<'a>;
+}
+
+impl<T: Schema> FieldView for T {
+    type View<'a> = T::Mut<'a>;
+
+    #[inline]
+    fn __view_of<'a>(
+        value: &'a mut Self,
+        track: &'a mut Self::Track,
+        tick: &'a mut Tick,
+    ) -> T::Mut<'a> {
+        value.__view(track, tick)
+    }
+}
+
+impl<T: FieldView> FieldView for Option<T> {
+    type View<'a>
+        = Option<T::View<'a>>
+    where
+        T: 'a;
+
+    #[inline]
+    fn __view_of<'a>(
+        value: &'a mut Self,
+        track: &'a mut Self::Track,
+        tick: &'a mut Tick,
+    ) -> Self::View<'a> {
+        value.as_mut().map(|v| T::__view_of(v, track, tick))
+    }
+}
+
+/// Setter of a primitive field: records a change unless the value is the
+/// same (JavaScript `===`).
+#[doc(hidden)]
+#[inline]
+pub fn set_primitive<T: Field, C>(
+    slot: &mut T,
+    value: T,
+    index: u32,
+    track: &mut StructTrack<C>,
+    tick: &mut Tick,
+) {
+    if !slot.__same(&value) {
+        *slot = value;
+        track.mark(index, tick);
+    }
+}
+
+/// Setter of a ref field: the old instance is detached, the new one attached
+/// (after the parent's op, so its block follows).
+#[doc(hidden)]
+pub fn set_ref<T: Field, C>(
+    slot: &mut T,
+    mut value: T,
+    index: u32,
+    track: &mut StructTrack<C>,
+    child: impl FnOnce(&mut C) -> &mut T::Track,
+    tick: &mut Tick,
+) {
+    track.meta.touch(tick);
+    let had = slot.__present();
+    let child_track = child(&mut track.children);
+    let mut new_track = T::Track::default();
+    value.__attach(&mut new_track, tick);
+    let mut old = std::mem::replace(slot, value);
+    let mut old_track = std::mem::replace(child_track, new_track);
+    old.__detach(&mut old_track, tick);
+    if slot.__present() {
+        track.mark_replaced(index, had, tick);
+    } else {
+        track.replaced &= !(1 << index);
+        track.mark(index, tick);
+    }
+}

@@ -921,3 +921,15 @@ impl<V: Field> Field for ArraySchema<V> {
         }
     }
 }
+
+impl<V: Field> crate::schema::FieldView for ArraySchema<V> {
+    type View<'a>
+        = ArrayMut<'a, V>
+    where
+        V: 'a;
+
+    #[inline]
+    fn __view_of<'a>(value: &'a mut Self, _: &'a mut (), tick: &'a mut Tick) -> ArrayMut<'a, V> {
+        ArrayMut::__new(value, tick)
+    }
+}

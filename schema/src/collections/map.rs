@@ -280,3 +280,15 @@ impl<V: Field> Field for MapSchema<V> {
         self.inner.encode_full(w);
     }
 }
+
+impl<V: Field> crate::schema::FieldView for MapSchema<V> {
+    type View<'a>
+        = MapMut<'a, V>
+    where
+        V: 'a;
+
+    #[inline]
+    fn __view_of<'a>(value: &'a mut Self, _: &'a mut (), tick: &'a mut Tick) -> MapMut<'a, V> {
+        MapMut::__new(value, tick)
+    }
+}

@@ -162,6 +162,18 @@ macro_rules! indexed_collection {
             }
         }
 
+        impl<V: Field> crate::schema::FieldView for $name<V> {
+            type View<'a>
+                = $view<'a, V>
+            where
+                V: 'a;
+
+            #[inline]
+            fn __view_of<'a>(value: &'a mut Self, _: &'a mut (), tick: &'a mut Tick) -> $view<'a, V> {
+                $view::__new(value, tick)
+            }
+        }
+
         impl<V: Field> Field for $name<V> {
             type Track = ();
             const DEFAULT_WIRE: Option<Primitive> = None;
