@@ -1,4 +1,22 @@
 //! Colyseus-compatible room server (work in progress: see the room-layer issue).
 
+pub mod clock;
+mod error;
+mod matchmaker;
 pub mod msgpack;
+mod presence;
 pub mod protocol;
+mod room;
+mod state;
+pub mod testing;
+
+pub use crate::clock::{Clock, TimerId};
+pub use crate::error::ServerError;
+pub use crate::matchmaker::RoomListing;
+pub use crate::presence::{LocalPresence, Presence};
+pub use crate::protocol::{Dialect, MessageType};
+pub use crate::room::{
+    AuthRequest, BroadcastOptions, Client, ClientId, ConnId, ConnectRequest, Options, Reconnection,
+    ReconnectionError, Room, RoomCore, RoomCtx, SeatError, Transmit, TransmitKind,
+};
+pub use crate::state::{DialectSet, NoState, PatchFrames, SyncState};

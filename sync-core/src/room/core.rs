@@ -1,0 +1,767 @@
+//! [`RoomCore`]: the room as a sans-IO state machine.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::ctx::{Event, Limits, ReconnectionError, RoomCtx, Slot, Status};
+use super::{AuthRequest, Client, ClientId, Options, Room};
+use crate::clock::Clock;
+use crate::error::ServerError;
+use crate::matchmaker::{generate_id, RoomListing};
+use crate::msgpack::{self, Value};
+use crate::presence::Presence;
+use crate::protocol::{self, close_code, error_code, ClientFrame, Dialect, FrameError};
+use crate::state::SyncState;
+
+/// Identifies one transport connection (a WebSocket) of a room. A client
+/// that reconnects gets a new one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// Something to do on a connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The connection.
+    pub conn: ConnId,
+    /// What to do.
+    pub kind: TransmitKind,
+}
+
+/// What a [`Transmit`] does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransmitKind {
+    /// Send one binary frame. Broadcast frames are shared, never copied.
+    Frame(Bytes),
+    /// Close the connection with this code (after the frames before it).
+    Close(u16),
+}
+
+/// A client's WebSocket arrived for a room (room-protocol.md §3).
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ConnectRequest {
+    /// `sessionId` from the URL.
+    pub session_id: String,
+    /// `reconnectionToken` from the URL (the part after `roomId:`).
+    pub reconnection_token: Option<String>,
+    /// Whether the URL has `skipHandshake`.
+    pub skip_handshake: bool,
+    /// The dialect of the endpoint the client used.
+    pub dialect: Dialect,
+    /// What `on_auth` gets to see.
+    pub auth: super::AuthRequest,
+}
+
+impl ConnectRequest {
+    /// A request for `session_id` with everything else defaulted.
+    #[must_use]
+    pub fn new(session_id: impl Into<String>) -> Self {
+        Self {
+            session_id: session_id.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Why a seat could not be reserved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SeatError {
+    /// The room is locked or full.
+    #[error("room is locked")]
+    Locked,
+    /// The room is being disposed.
+    #[error("room is disposing")]
+    Disposing,
+    /// No dropped client holds this reconnection token.
+    #[error("reconnection token is invalid or expired")]
+    InvalidToken,
+}
+
+/// The room state machine, fed with events by a shell.
+///
+/// It owns the room's clients, seats, settings and state encoder, never
+/// touches a socket or the system clock, and queues what it wants done.
+/// Call order: [`handle_reserve_seat`](Self::handle_reserve_seat) (HTTP
+/// matchmaking), then [`handle_connect`](Self::handle_connect) when the
+/// WebSocket arrives, [`handle_frame`](Self::handle_frame) per frame,
+/// [`handle_disconnect`](Self::handle_disconnect) when it closes, and
+/// [`handle_timeout`](Self::handle_timeout) whenever
+/// [`poll_timeout`](Self::poll_timeout) is reached. After each call, the
+/// shell runs the user hooks the core asks for (the crate's driver does
+/// this) and drains [`poll_transmit`](Self::poll_transmit) and
+/// [`poll_listing`](Self::poll_listing).
+pub struct RoomCore<R: Room> {
+    pub(crate) ctx: RoomCtx<R>,
+}
+
+impl<R: Room> std::fmt::Debug for RoomCore<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomCore").field("ctx", &self.ctx).finish()
+    }
+}
+
+/// The default seat reservation time: `COLYSEUS_SEAT_RESERVATION_TIME`
+/// seconds, or 15.
+pub(crate) fn default_seat_reservation_time() -> Duration {
+    std::env::var("COLYSEUS_SEAT_RESERVATION_TIME")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(Duration::from_secs(15), Duration::from_secs_f64)
+}
+
+impl<R: Room> RoomCore<R> {
+    /// A new room named `room_name` (by its definition), with a fresh id.
+    pub fn new(now: Instant, room_name: &str, presence: Arc<dyn Presence>) -> Self {
+        Self {
+            ctx: RoomCtx {
+                now,
+                room_id: generate_id(9),
+                room_name: room_name.into(),
+                creating: true,
+                state: None,
+                slots: BTreeMap::new(),
+                sessions: HashMap::new(),
+                conns: HashMap::new(),
+                next_client: 0,
+                max_clients: None,
+                locked_explicit: false,
+                locked_full: false,
+                private: false,
+                metadata: serde_json::Value::Null,
+                auto_dispose: true,
+                seat_reservation_time: default_seat_reservation_time(),
+                patch_rate: Some(Duration::from_millis(50)),
+                next_patch: Some(now + Duration::from_millis(50)),
+                simulation: None,
+                clock: Clock::new(now),
+                handlers: HashMap::new(),
+                any_handler: None,
+                outbox: VecDeque::new(),
+                after_patch: Vec::new(),
+                events: VecDeque::new(),
+                spawned: Vec::new(),
+                listing_changed: true,
+                disconnecting: false,
+                disposing: false,
+                disposed: false,
+                presence,
+                limits: Limits::default(),
+            },
+        }
+    }
+
+    /// Sets the largest client frame accepted (default 64 KiB).
+    pub fn set_max_frame_bytes(&mut self, max: usize) {
+        self.ctx.limits.max_frame_bytes = max;
+    }
+
+    /// Sets how many frames per second a client may send (default
+    /// unlimited); beyond it the client gets an error and is closed (4002).
+    pub fn set_max_messages_per_second(&mut self, max: Option<u32>) {
+        self.ctx.limits.max_messages_per_second = max;
+    }
+
+    /// The room's context, as hooks see it.
+    #[must_use]
+    pub fn ctx(&self) -> &RoomCtx<R> {
+        &self.ctx
+    }
+
+    /// The room's context, for changes.
+    pub fn ctx_mut(&mut self) -> &mut RoomCtx<R> {
+        &mut self.ctx
+    }
+
+    /// Whether the room is gone (after `on_dispose`).
+    #[must_use]
+    pub fn is_disposed(&self) -> bool {
+        self.ctx.disposed
+    }
+
+    fn set_now(&mut self, now: Instant) {
+        self.ctx.now = self.ctx.now.max(now);
+        self.ctx.clock.set_now(now);
+    }
+
+    /// Reserves a seat for a new client with its join options; returns its
+    /// session id.
+    ///
+    /// # Errors
+    ///
+    /// [`SeatError::Locked`] when locked or full, [`SeatError::Disposing`]
+    /// when the room is going away.
+    pub fn handle_reserve_seat(
+        &mut self,
+        now: Instant,
+        options: Options,
+    ) -> Result<String, SeatError> {
+        self.set_now(now);
+        if self.ctx.disposing {
+            return Err(SeatError::Disposing);
+        }
+        if self.ctx.locked() {
+            return Err(SeatError::Locked);
+        }
+        let session_id: Arc<str> = generate_id(9).into();
+        let id = ClientId(self.ctx.next_client);
+        self.ctx.next_client += 1;
+        self.ctx.slots.insert(
+            id,
+            Slot {
+                session_id: session_id.clone(),
+                status: Status::Reserved,
+                conn: None,
+                dialect: Dialect::Modern,
+                expires: Some(now + self.ctx.seat_reservation_time),
+                options,
+                token: String::new(),
+                user_data: R::UserData::default(),
+                auth: R::Auth::default(),
+                pending: Vec::new(),
+                rate: (now, 0),
+                skip_handshake: false,
+                waiter: None,
+                leave_on_failure: false,
+                consented: false,
+                auth_request: None,
+            },
+        );
+        self.ctx.sessions.insert(session_id.clone(), id);
+        self.ctx.update_full_lock();
+        Ok(session_id.to_string())
+    }
+
+    /// `POST /matchmake/reconnect`: returns the session id holding
+    /// `token`, if it may reconnect.
+    ///
+    /// # Errors
+    ///
+    /// [`SeatError::InvalidToken`] when no client holds that token.
+    pub fn handle_reconnect_request(
+        &mut self,
+        now: Instant,
+        token: &str,
+    ) -> Result<String, SeatError> {
+        self.set_now(now);
+        self.ctx
+            .slots
+            .values()
+            .find(|s| {
+                !s.token.is_empty()
+                    && s.token == token
+                    && matches!(
+                        s.status,
+                        Status::Reconnecting | Status::AwaitingAck | Status::Joined
+                    )
+            })
+            .map(|s| s.session_id.to_string())
+            .ok_or(SeatError::InvalidToken)
+    }
+
+    /// A connection arrived for a reserved seat.
+    pub fn handle_connect(&mut self, now: Instant, conn: ConnId, request: ConnectRequest) {
+        self.set_now(now);
+        let id = self.ctx.sessions.get(request.session_id.as_str()).copied();
+        let accepted = id.and_then(|id| {
+            let slot = self.ctx.slots.get(&id)?;
+            let token_matches = request
+                .reconnection_token
+                .as_deref()
+                .is_some_and(|t| !slot.token.is_empty() && t == slot.token);
+            let ok = match slot.status {
+                Status::Reserved => slot.expires.is_none_or(|e| e > now),
+                // Joined/AwaitingAck: a stale socket the server has not
+                // noticed closing yet.
+                Status::Reconnecting | Status::AwaitingAck | Status::Joined => token_matches,
+                _ => false,
+            };
+            ok.then_some((id, slot.status))
+        });
+        let Some((id, status)) = accepted else {
+            let code = if request.reconnection_token.is_some() && request.dialect == Dialect::Modern
+            {
+                close_code::FAILED_TO_RECONNECT
+            } else {
+                close_code::WITH_ERROR
+            };
+            let error = ServerError::expired();
+            self.reject_conn(conn, request.dialect, &error, code);
+            return;
+        };
+        let slot = self.ctx.slots.get_mut(&id).expect("checked above");
+        if let Some(old) = slot.conn.replace(conn) {
+            // Take over from the stale socket, silently.
+            self.ctx.conns.remove(&old);
+            self.ctx.outbox.push_back(Transmit {
+                conn: old,
+                kind: TransmitKind::Close(close_code::WITH_ERROR),
+            });
+        }
+        slot.dialect = request.dialect;
+        slot.skip_handshake = request.skip_handshake;
+        slot.rate = (now, 0);
+        self.ctx.conns.insert(conn, id);
+        match status {
+            Status::Reserved => {
+                slot.status = Status::Authenticating;
+                slot.expires = None;
+                slot.auth_request = Some(request.auth);
+                self.ctx.events.push_back(Event::Auth(id));
+            }
+            _ => {
+                let waiter = slot.waiter.take();
+                slot.expires = None;
+                slot.pending.clear();
+                self.send_join_room(id);
+                if let (Some(waiter), Some(client)) = (waiter, self.ctx.client_handle(id)) {
+                    let _ = waiter.send(Ok(client));
+                }
+                self.ctx.events.push_back(Event::Reconnect(id));
+                self.ctx.update_full_lock();
+            }
+        }
+    }
+
+    fn reject_conn(&mut self, conn: ConnId, dialect: Dialect, error: &ServerError, close: u16) {
+        let code = match dialect {
+            Dialect::Modern => error.code,
+            Dialect::Legacy => error_code::legacy(error.code),
+        };
+        self.ctx.transmit(
+            conn,
+            TransmitKind::Frame(protocol::encode_error(code, &error.message)),
+        );
+        self.ctx.transmit(conn, TransmitKind::Close(close));
+    }
+
+    fn send_join_room(&mut self, id: ClientId) {
+        let token = generate_id(9);
+        let state = self.ctx.state.as_ref();
+        let Some(slot) = self.ctx.slots.get_mut(&id) else {
+            return;
+        };
+        let Some(conn) = slot.conn else {
+            return;
+        };
+        slot.token = token;
+        slot.status = Status::AwaitingAck;
+        let serializer = state.map_or("none", SyncState::serializer_id);
+        let handshake = match state {
+            Some(state) if !slot.skip_handshake => Some(state.handshake(slot.dialect)),
+            _ => None,
+        };
+        let frame =
+            protocol::encode_join_room(slot.dialect, &slot.token, serializer, handshake.as_deref());
+        self.ctx.transmit(conn, TransmitKind::Frame(frame));
+    }
+
+    /// One frame from a connection.
+    pub fn handle_frame(&mut self, now: Instant, conn: ConnId, frame: &[u8]) {
+        self.set_now(now);
+        let Some(&id) = self.ctx.conns.get(&conn) else {
+            return;
+        };
+        let Some(slot) = self.ctx.slots.get_mut(&id) else {
+            return;
+        };
+        let status = slot.status;
+        if frame.len() > self.ctx.limits.max_frame_bytes {
+            let message = format!(
+                "frame of {} bytes exceeds the limit of {} bytes",
+                frame.len(),
+                self.ctx.limits.max_frame_bytes
+            );
+            self.fail_client(id, &message);
+            return;
+        }
+        if let Some(max) = self.ctx.limits.max_messages_per_second {
+            if now.saturating_duration_since(slot.rate.0) >= Duration::from_secs(1) {
+                slot.rate = (now, 0);
+            }
+            slot.rate.1 += 1;
+            if slot.rate.1 > max {
+                self.fail_client(id, &format!("more than {max} messages per second"));
+                return;
+            }
+        }
+        let parsed = match protocol::parse_client_frame(frame) {
+            Ok(parsed) => parsed,
+            Err(FrameError::UnknownCode(code)) => {
+                // The reference ignores unknown codes; say so, keep the client.
+                tracing::warn!(room = %self.ctx.room_id, "client sent unknown protocol code {code:#04x}");
+                self.ctx.transmit(
+                    conn,
+                    TransmitKind::Frame(protocol::encode_error(
+                        error_code::INVALID_PAYLOAD,
+                        &format!("unknown protocol code 0x{code:02x}"),
+                    )),
+                );
+                return;
+            }
+            Err(e) => {
+                self.fail_client(id, &e.to_string());
+                return;
+            }
+        };
+        match parsed {
+            ClientFrame::JoinAck => {
+                if status == Status::AwaitingAck {
+                    self.complete_join(id);
+                }
+            }
+            ClientFrame::Leave => {
+                if matches!(status, Status::AwaitingAck | Status::Joined) {
+                    self.ctx.kick(id, close_code::CONSENTED, true);
+                }
+            }
+            ClientFrame::Ping => self
+                .ctx
+                .transmit(conn, TransmitKind::Frame(protocol::encode_ping())),
+            ClientFrame::Data { ty, payload } => self.queue_message(id, status, ty, payload, None),
+            ClientFrame::Request {
+                id: request,
+                ty,
+                payload,
+            } => {
+                self.queue_message(id, status, ty, payload, Some(request));
+            }
+            ClientFrame::DataBytes { ty, payload } => {
+                if status != Status::Joined {
+                    self.fail_client(id, "message sent before the JOIN_ROOM acknowledgement");
+                    return;
+                }
+                self.ctx.events.push_back(Event::Message {
+                    client: id,
+                    ty,
+                    payload: Value::Bin(payload.to_vec()),
+                    request: None,
+                });
+            }
+        }
+    }
+
+    fn queue_message(
+        &mut self,
+        id: ClientId,
+        status: Status,
+        ty: protocol::MessageType,
+        payload: &[u8],
+        request: Option<u32>,
+    ) {
+        if status != Status::Joined {
+            self.fail_client(id, "message sent before the JOIN_ROOM acknowledgement");
+            return;
+        }
+        let payload = if payload.is_empty() {
+            Value::Undefined
+        } else {
+            match msgpack::decode(payload) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.fail_client(id, &format!("message {ty}: {e}"));
+                    return;
+                }
+            }
+        };
+        self.ctx.events.push_back(Event::Message {
+            client: id,
+            ty,
+            payload,
+            request,
+        });
+    }
+
+    /// Sends ERROR(4217, message) and closes the client with 4002.
+    pub(crate) fn fail_client(&mut self, id: ClientId, message: &str) {
+        tracing::warn!(room = %self.ctx.room_id, "closing client: {message}");
+        if let Some(conn) = self.ctx.slots.get(&id).and_then(|s| s.conn) {
+            self.ctx.transmit(
+                conn,
+                TransmitKind::Frame(protocol::encode_error(error_code::INVALID_PAYLOAD, message)),
+            );
+        }
+        self.ctx.kick(id, close_code::WITH_ERROR, false);
+    }
+
+    fn complete_join(&mut self, id: ClientId) {
+        // A joiner's full state is taken at a patch boundary
+        // (schema-wire.md §15.1): flush pending changes to the others first.
+        if self.ctx.state.is_some() {
+            self.ctx.broadcast_patch();
+        }
+        let full = match self.ctx.slots.get(&id) {
+            Some(slot) => self
+                .ctx
+                .state
+                .as_mut()
+                .map(|s| protocol::encode_state(true, &s.encode_full(slot.dialect))),
+            None => return,
+        };
+        let Some(slot) = self.ctx.slots.get_mut(&id) else {
+            return;
+        };
+        slot.status = Status::Joined;
+        let pending = std::mem::take(&mut slot.pending);
+        let Some(conn) = slot.conn else {
+            return;
+        };
+        if let Some(full) = full {
+            self.ctx.transmit(conn, TransmitKind::Frame(full));
+        }
+        for frame in pending {
+            self.ctx.transmit(conn, TransmitKind::Frame(frame));
+        }
+    }
+
+    /// A connection closed (`code` from the client's close frame, if any).
+    pub fn handle_disconnect(&mut self, now: Instant, conn: ConnId, code: Option<u16>) {
+        self.set_now(now);
+        let Some(id) = self.ctx.conns.remove(&conn) else {
+            return;
+        };
+        let Some(slot) = self.ctx.slots.get_mut(&id) else {
+            return;
+        };
+        slot.conn = None;
+        match slot.status {
+            Status::Authenticating | Status::Joining => self.ctx.remove_slot(id),
+            Status::AwaitingAck | Status::Joined => {
+                let code = code.unwrap_or(1006);
+                if code == close_code::CONSENTED {
+                    slot.status = Status::Leaving;
+                    slot.consented = true;
+                    self.ctx.events.push_back(Event::Leave {
+                        client: id,
+                        consented: true,
+                    });
+                } else {
+                    slot.status = Status::Dropping;
+                    self.ctx.events.push_back(Event::Drop { client: id, code });
+                }
+                self.ctx.update_full_lock();
+            }
+            _ => {}
+        }
+    }
+
+    /// Fires what is due at `now`: seat expiries, timers, the simulation
+    /// tick and the patch tick.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.set_now(now);
+        let expired: Vec<(ClientId, Status)> = self
+            .ctx
+            .slots
+            .iter()
+            .filter(|(_, s)| s.expires.is_some_and(|e| e <= now))
+            .map(|(id, s)| (*id, s.status))
+            .collect();
+        for (id, status) in expired {
+            match status {
+                Status::Reserved => self.ctx.remove_slot(id),
+                Status::Reconnecting => self.ctx.fail_reconnection(id, ReconnectionError::Timeout),
+                _ => {}
+            }
+        }
+        for timer in self.ctx.clock.due(now) {
+            self.ctx.events.push_back(Event::Timer(timer));
+        }
+        if let Some(sim) = self.ctx.simulation.as_mut() {
+            if sim.next <= now {
+                let delta = now.saturating_duration_since(sim.last);
+                sim.last = now;
+                sim.next += sim.interval;
+                if sim.next <= now {
+                    sim.next = now + sim.interval;
+                }
+                self.ctx.events.push_back(Event::Simulation(delta));
+            }
+        }
+        if let (Some(next), Some(rate)) = (self.ctx.next_patch, self.ctx.patch_rate) {
+            if next <= now {
+                let mut next = next + rate;
+                if next <= now {
+                    next = now + rate;
+                }
+                self.ctx.next_patch = Some(next);
+                self.ctx.events.push_back(Event::Patch);
+            }
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.ctx.disposed {
+            return None;
+        }
+        let expiries = self.ctx.slots.values().filter_map(|s| s.expires);
+        let sim = self.ctx.simulation.as_ref().map(|s| s.next);
+        expiries
+            .chain(self.ctx.clock.next_due())
+            .chain(sim)
+            .chain(
+                self.ctx
+                    .next_patch
+                    .filter(|_| self.ctx.patch_rate.is_some()),
+            )
+            .min()
+    }
+
+    /// The next thing to do on a connection.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.ctx.outbox.pop_front()
+    }
+
+    /// The room's listing, when it changed since the last call.
+    #[must_use]
+    pub fn poll_listing(&mut self) -> Option<RoomListing> {
+        if !std::mem::take(&mut self.ctx.listing_changed) {
+            return None;
+        }
+        Some(self.listing())
+    }
+
+    /// The room's current listing.
+    #[must_use]
+    pub fn listing(&self) -> RoomListing {
+        RoomListing {
+            room_id: self.ctx.room_id.clone(),
+            name: self.ctx.room_name.to_string(),
+            clients: self.ctx.seats_taken(),
+            max_clients: self.ctx.max_clients,
+            locked: self.ctx.locked(),
+            private: self.ctx.private,
+            metadata: self.ctx.metadata.clone(),
+        }
+    }
+
+    // ----- driver interface -----------------------------------------------
+
+    pub(crate) fn poll_event(&mut self) -> Option<Event> {
+        self.ctx.events.pop_front()
+    }
+
+    pub(crate) fn finish_create(&mut self) {
+        self.ctx.creating = false;
+        self.ctx.listing_changed = true;
+    }
+
+    pub(crate) fn auth_input(&mut self, id: ClientId) -> Option<(Client, Options, AuthRequest)> {
+        let client = self.ctx.client_handle(id)?;
+        let slot = self.ctx.slots.get_mut(&id)?;
+        if slot.status != Status::Authenticating || slot.conn.is_none() {
+            return None;
+        }
+        let request = slot.auth_request.take().unwrap_or_default();
+        Some((client, slot.options.clone(), request))
+    }
+
+    pub(crate) fn finish_auth(&mut self, id: ClientId, result: Result<R::Auth, ServerError>) {
+        let Some(slot) = self.ctx.slots.get_mut(&id) else {
+            return;
+        };
+        if slot.status != Status::Authenticating {
+            return;
+        }
+        match result {
+            Ok(auth) => {
+                slot.auth = auth;
+                slot.status = Status::Joining;
+                self.ctx.events.push_back(Event::Join(id));
+            }
+            Err(error) => self.refuse(id, &error),
+        }
+    }
+
+    pub(crate) fn join_input(&self, id: ClientId) -> Option<(Client, Options)> {
+        let slot = self.ctx.slots.get(&id)?;
+        if slot.status != Status::Joining {
+            return None;
+        }
+        Some((self.ctx.client_handle(id)?, slot.options.clone()))
+    }
+
+    pub(crate) fn finish_join(&mut self, id: ClientId, result: Result<(), ServerError>) {
+        let Some(slot) = self.ctx.slots.get_mut(&id) else {
+            return;
+        };
+        if slot.status != Status::Joining {
+            return;
+        }
+        match result {
+            Ok(()) if slot.conn.is_some() => {
+                slot.options = Options::Null;
+                self.send_join_room(id);
+            }
+            Ok(()) => {
+                // Dropped while `on_join` ran: it joined, so it must leave.
+                slot.status = Status::Dropping;
+                self.ctx.events.push_back(Event::Drop {
+                    client: id,
+                    code: 1006,
+                });
+            }
+            Err(error) => self.refuse(id, &error),
+        }
+    }
+
+    fn refuse(&mut self, id: ClientId, error: &ServerError) {
+        if let Some((conn, dialect)) = self
+            .ctx
+            .slots
+            .get(&id)
+            .and_then(|s| Some((s.conn?, s.dialect)))
+        {
+            self.reject_conn(conn, dialect, error, close_code::WITH_ERROR);
+        }
+        self.ctx.remove_slot(id);
+    }
+
+    pub(crate) fn finish_drop(&mut self, id: ClientId) {
+        let Some(slot) = self.ctx.slots.get_mut(&id) else {
+            return;
+        };
+        if slot.status == Status::Dropping {
+            slot.status = Status::Leaving;
+            self.ctx.events.push_back(Event::Leave {
+                client: id,
+                consented: false,
+            });
+        }
+    }
+
+    pub(crate) fn finish_leave(&mut self, id: ClientId) {
+        let Some(slot) = self.ctx.slots.get(&id) else {
+            return;
+        };
+        if slot.status == Status::Leaving {
+            self.ctx.remove_slot(id);
+        }
+    }
+
+    pub(crate) fn finish_dispose(&mut self) {
+        self.ctx.disposed = true;
+        self.ctx.clock.clear_all();
+        self.ctx.simulation = None;
+        let ids: Vec<ClientId> = self.ctx.slots.keys().copied().collect();
+        for id in ids {
+            if let Some(waiter) = self.ctx.slots.get_mut(&id).and_then(|s| s.waiter.take()) {
+                let _ = waiter.send(Err(ReconnectionError::Disposed));
+            }
+            if let Some(conn) = self.ctx.slots.get(&id).and_then(|s| s.conn) {
+                self.ctx
+                    .transmit(conn, TransmitKind::Close(close_code::CONSENTED));
+            }
+        }
+        self.ctx.slots.clear();
+        self.ctx.sessions.clear();
+        self.ctx.conns.clear();
+    }
+}

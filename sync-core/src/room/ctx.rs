@@ -1,0 +1,867 @@
+//! [`RoomCtx`]: everything a hook can read and change about its room.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use super::core::{ConnId, Transmit, TransmitKind};
+use super::{Client, ClientId, Options, Room};
+use crate::clock::{Clock, TimerId};
+use crate::msgpack::{self, Value};
+use crate::presence::Presence;
+use crate::protocol::{self, Dialect, MessageType};
+use crate::state::{DialectSet, SyncState};
+
+pub(crate) type Handler<R> = Arc<
+    dyn Fn(&mut R, &mut RoomCtx<R>, &Client, &Value) -> Result<(), msgpack::ValueError>
+        + Send
+        + Sync,
+>;
+pub(crate) type AnyHandler<R> =
+    Arc<dyn Fn(&mut R, &mut RoomCtx<R>, &Client, &MessageType, &Value) + Send + Sync>;
+pub(crate) type SimulationCallback<R> = Box<dyn FnMut(&mut R, &mut RoomCtx<R>, Duration) + Send>;
+pub(crate) type Continuation<R> = Box<dyn FnOnce(&mut R, &mut RoomCtx<R>) + Send>;
+pub(crate) type Spawned<R> = Pin<Box<dyn Future<Output = Continuation<R>> + Send>>;
+
+/// Limits applied to every client of a room.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) max_frame_bytes: usize,
+    pub(crate) max_messages_per_second: Option<u32>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 64 * 1024,
+            max_messages_per_second: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Seat reserved over HTTP, no connection yet.
+    Reserved,
+    /// Connected; `on_auth` pending.
+    Authenticating,
+    /// Authenticated; `on_join` pending.
+    Joining,
+    /// JOIN_ROOM sent; waiting for the client's `0a`.
+    AwaitingAck,
+    /// Receiving patches and messages.
+    Joined,
+    /// Connection lost; `on_drop` pending.
+    Dropping,
+    /// Seat held by `allow_reconnection`.
+    Reconnecting,
+    /// `on_leave` pending; the slot goes away afterwards.
+    Leaving,
+}
+
+pub(crate) struct Slot<R: Room> {
+    pub(crate) session_id: Arc<str>,
+    pub(crate) status: Status,
+    pub(crate) conn: Option<ConnId>,
+    pub(crate) dialect: Dialect,
+    pub(crate) expires: Option<Instant>,
+    pub(crate) options: Options,
+    pub(crate) token: String,
+    pub(crate) user_data: R::UserData,
+    pub(crate) auth: R::Auth,
+    /// Frames for the client before it acknowledged JOIN_ROOM.
+    pub(crate) pending: Vec<Bytes>,
+    pub(crate) rate: (Instant, u32),
+    pub(crate) skip_handshake: bool,
+    pub(crate) waiter: Option<oneshot::Sender<Result<Client, ReconnectionError>>>,
+    /// Whether `on_leave` still has to run when a reconnection fails.
+    pub(crate) leave_on_failure: bool,
+    pub(crate) consented: bool,
+    pub(crate) auth_request: Option<super::AuthRequest>,
+}
+
+impl<R: Room> Slot<R> {
+    /// Whether the slot takes a seat (counts towards `max_clients`).
+    pub(crate) fn takes_seat(&self) -> bool {
+        !matches!(self.status, Status::Dropping | Status::Leaving)
+    }
+
+    /// Whether the slot is one of the room's `clients`.
+    pub(crate) fn is_client(&self) -> bool {
+        matches!(
+            self.status,
+            Status::Joining | Status::AwaitingAck | Status::Joined
+        )
+    }
+}
+
+pub(crate) enum Event {
+    Auth(ClientId),
+    Join(ClientId),
+    Message {
+        client: ClientId,
+        ty: MessageType,
+        payload: Value,
+        request: Option<u32>,
+    },
+    Simulation(Duration),
+    Timer(TimerId),
+    Patch,
+    Drop {
+        client: ClientId,
+        code: u16,
+    },
+    Leave {
+        client: ClientId,
+        consented: bool,
+    },
+    Reconnect(ClientId),
+    Dispose,
+}
+
+pub(crate) struct Simulation<R: Room> {
+    pub(crate) interval: Duration,
+    pub(crate) next: Instant,
+    pub(crate) last: Instant,
+    pub(crate) callback: Option<SimulationCallback<R>>,
+}
+
+/// Options of [`RoomCtx::broadcast`].
+///
+/// # Examples
+///
+/// ```
+/// use roomcast::BroadcastOptions;
+///
+/// let options = BroadcastOptions::default().after_next_patch();
+/// # let _ = options;
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct BroadcastOptions {
+    except: Vec<ClientId>,
+    after_next_patch: bool,
+}
+
+impl BroadcastOptions {
+    /// Skips `client` (may be called several times).
+    #[must_use]
+    pub fn except(mut self, client: &Client) -> Self {
+        self.except.push(client.id);
+        self
+    }
+
+    /// Sends right after the next patch instead of now.
+    #[must_use]
+    pub fn after_next_patch(mut self) -> Self {
+        self.after_next_patch = true;
+        self
+    }
+}
+
+/// Why a [`Reconnection`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReconnectionError {
+    /// The time given to `allow_reconnection` ran out.
+    #[error("reconnection timed out")]
+    Timeout,
+    /// [`RoomCtx::reject_reconnection`] was called.
+    #[error("reconnection rejected")]
+    Rejected,
+    /// The client was not dropped (called outside `on_drop`/`on_leave`).
+    #[error("client is not waiting for a reconnection")]
+    NotDropped,
+    /// The room was disposed while waiting.
+    #[error("room disposed")]
+    Disposed,
+}
+
+/// Resolves with the client when it reconnects, or fails
+/// ([`ReconnectionError`]). Returned by [`RoomCtx::allow_reconnection`].
+///
+/// Await it through [`RoomCtx::spawn`], not inside a hook: the room
+/// processes nothing — not even the reconnection — while a hook runs.
+#[must_use = "the seat is held whether or not this is awaited; pass it to `RoomCtx::spawn` to act on the outcome"]
+pub struct Reconnection {
+    rx: Option<oneshot::Receiver<Result<Client, ReconnectionError>>>,
+    error: ReconnectionError,
+}
+
+impl fmt::Debug for Reconnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reconnection").finish_non_exhaustive()
+    }
+}
+
+impl Future for Reconnection {
+    type Output = Result<Client, ReconnectionError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let error = self.error;
+        match self.rx.as_mut() {
+            None => Poll::Ready(Err(error)),
+            Some(rx) => Pin::new(rx)
+                .poll(cx)
+                .map(|r| r.unwrap_or(Err(ReconnectionError::Disposed))),
+        }
+    }
+}
+
+/// The room as its hooks see it: state, clients, messaging, settings,
+/// clock and presence (Colyseus' `this` inside a `Room`).
+pub struct RoomCtx<R: Room> {
+    pub(crate) now: Instant,
+    pub(crate) room_id: String,
+    pub(crate) room_name: Arc<str>,
+    pub(crate) creating: bool,
+    pub(crate) state: Option<R::State>,
+    pub(crate) slots: BTreeMap<ClientId, Slot<R>>,
+    pub(crate) sessions: HashMap<Arc<str>, ClientId>,
+    pub(crate) conns: HashMap<ConnId, ClientId>,
+    pub(crate) next_client: u32,
+    pub(crate) max_clients: Option<usize>,
+    pub(crate) locked_explicit: bool,
+    pub(crate) locked_full: bool,
+    pub(crate) private: bool,
+    pub(crate) metadata: serde_json::Value,
+    pub(crate) auto_dispose: bool,
+    pub(crate) seat_reservation_time: Duration,
+    pub(crate) patch_rate: Option<Duration>,
+    pub(crate) next_patch: Option<Instant>,
+    pub(crate) simulation: Option<Simulation<R>>,
+    pub(crate) clock: Clock<R>,
+    pub(crate) handlers: HashMap<MessageType, Handler<R>>,
+    pub(crate) any_handler: Option<AnyHandler<R>>,
+    pub(crate) outbox: VecDeque<Transmit>,
+    pub(crate) after_patch: Vec<(Bytes, Vec<ClientId>)>,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) spawned: Vec<Spawned<R>>,
+    pub(crate) listing_changed: bool,
+    pub(crate) disconnecting: bool,
+    pub(crate) disposing: bool,
+    pub(crate) disposed: bool,
+    pub(crate) presence: Arc<dyn Presence>,
+    pub(crate) limits: Limits,
+}
+
+impl<R: Room> fmt::Debug for RoomCtx<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RoomCtx")
+            .field("room_id", &self.room_id)
+            .field("room_name", &self.room_name)
+            .field("clients", &self.slots.len())
+            .field("locked", &self.locked())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Room> RoomCtx<R> {
+    // ----- identity -----------------------------------------------------
+
+    /// The room's unique id.
+    #[must_use]
+    pub fn room_id(&self) -> &str {
+        &self.room_id
+    }
+
+    /// Replaces the generated room id; only during `on_create`.
+    ///
+    /// # Panics
+    ///
+    /// When called after `on_create`, or with characters outside
+    /// `[A-Za-z0-9_-]` (the SDKs' URL pattern).
+    pub fn set_room_id(&mut self, id: impl Into<String>) {
+        let id = id.into();
+        assert!(self.creating, "set_room_id is only allowed in on_create");
+        assert!(
+            !id.is_empty()
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+            "room ids use [A-Za-z0-9_-]"
+        );
+        self.room_id = id;
+    }
+
+    /// The name the room was defined under.
+    #[must_use]
+    pub fn room_name(&self) -> &str {
+        &self.room_name
+    }
+
+    /// The time of the event being processed.
+    #[must_use]
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    // ----- state --------------------------------------------------------
+
+    /// Sets the synchronized state; its full encoding goes to every client
+    /// that joins, and its patches to every client.
+    pub fn set_state(&mut self, state: R::State) {
+        self.state = Some(state);
+    }
+
+    /// The state, if set.
+    #[must_use]
+    pub fn state(&self) -> Option<&R::State> {
+        self.state.as_ref()
+    }
+
+    /// The state for changes.
+    ///
+    /// # Panics
+    ///
+    /// When [`set_state`](Self::set_state) was never called.
+    pub fn state_mut(&mut self) -> &mut R::State {
+        self.state.as_mut().expect("set_state was never called")
+    }
+
+    // ----- clients ------------------------------------------------------
+
+    /// The room's clients (joining or joined), in join order.
+    pub fn clients(&self) -> impl Iterator<Item = Client> + '_ {
+        self.slots
+            .iter()
+            .filter(|(_, s)| s.is_client())
+            .map(|(id, s)| Client {
+                id: *id,
+                session_id: s.session_id.clone(),
+            })
+    }
+
+    /// How many clients the room has (see [`clients`](Self::clients)).
+    #[must_use]
+    pub fn client_count(&self) -> usize {
+        self.slots.values().filter(|s| s.is_client()).count()
+    }
+
+    /// The client with this session id, if it is in the room.
+    #[must_use]
+    pub fn client(&self, session_id: &str) -> Option<Client> {
+        let id = *self.sessions.get(session_id)?;
+        self.client_handle(id)
+    }
+
+    /// A client's server-only data.
+    #[must_use]
+    pub fn user_data(&self, client: &Client) -> Option<&R::UserData> {
+        self.slots.get(&client.id).map(|s| &s.user_data)
+    }
+
+    /// A client's server-only data, for changes.
+    pub fn user_data_mut(&mut self, client: &Client) -> Option<&mut R::UserData> {
+        self.slots.get_mut(&client.id).map(|s| &mut s.user_data)
+    }
+
+    /// What `on_auth` returned for a client.
+    #[must_use]
+    pub fn auth(&self, client: &Client) -> Option<&R::Auth> {
+        self.slots.get(&client.id).map(|s| &s.auth)
+    }
+
+    // ----- messages -----------------------------------------------------
+
+    /// Registers a typed handler for messages of type `ty` (a name or a
+    /// number). A payload that does not deserialize into `T` is an error
+    /// for that client (ERROR 4217 and close 4002), like a failed
+    /// validation in Colyseus.
+    pub fn on_message<T, F>(&mut self, ty: impl Into<MessageType>, handler: F)
+    where
+        T: DeserializeOwned,
+        F: Fn(&mut R, &mut Self, &Client, T) + Send + Sync + 'static,
+    {
+        let handler: Handler<R> = Arc::new(move |room, ctx, client, payload| {
+            let message = msgpack::from_value::<T>(payload)?;
+            handler(room, ctx, client, message);
+            Ok(())
+        });
+        self.handlers.insert(ty.into(), handler);
+    }
+
+    /// Registers the `"*"` handler: it receives every message without a
+    /// handler of its own, with its type and undecoded [`Value`].
+    pub fn on_any_message<F>(&mut self, handler: F)
+    where
+        F: Fn(&mut R, &mut Self, &Client, &MessageType, &Value) + Send + Sync + 'static,
+    {
+        self.any_handler = Some(Arc::new(handler));
+    }
+
+    /// Sends a message to one client (Colyseus `client.send`).
+    pub fn send<T: Serialize + ?Sized>(
+        &mut self,
+        client: &Client,
+        ty: impl Into<MessageType>,
+        message: &T,
+    ) {
+        if let Some(frame) = message_frame(&ty.into(), message) {
+            self.enqueue(client.id, frame);
+        }
+    }
+
+    /// Sends raw bytes to one client (ROOM_DATA_BYTES).
+    pub fn send_bytes(&mut self, client: &Client, ty: impl Into<MessageType>, bytes: &[u8]) {
+        let frame = protocol::encode_room_data_bytes(&ty.into(), bytes);
+        self.enqueue(client.id, frame);
+    }
+
+    /// Sends an ERROR frame to one client; it stays connected
+    /// (Colyseus `client.error`).
+    pub fn error(&mut self, client: &Client, code: u16, message: &str) {
+        self.enqueue(client.id, protocol::encode_error(code, message));
+    }
+
+    /// Closes a client's connection with `code` (4000 is a consented
+    /// leave; use 4000–4999); `on_leave` follows.
+    pub fn leave(&mut self, client: &Client, code: u16) {
+        self.kick(client.id, code, code == protocol::close_code::CONSENTED);
+    }
+
+    /// Sends a message to every client (see [`BroadcastOptions`]).
+    pub fn broadcast<T: Serialize + ?Sized>(
+        &mut self,
+        ty: impl Into<MessageType>,
+        message: &T,
+        options: BroadcastOptions,
+    ) {
+        if let Some(frame) = message_frame(&ty.into(), message) {
+            self.broadcast_frame(frame, options);
+        }
+    }
+
+    /// Sends raw bytes to every client (ROOM_DATA_BYTES).
+    pub fn broadcast_bytes(
+        &mut self,
+        ty: impl Into<MessageType>,
+        bytes: &[u8],
+        options: BroadcastOptions,
+    ) {
+        let frame = protocol::encode_room_data_bytes(&ty.into(), bytes);
+        self.broadcast_frame(frame, options);
+    }
+
+    fn broadcast_frame(&mut self, frame: Bytes, options: BroadcastOptions) {
+        if options.after_next_patch {
+            self.after_patch.push((frame, options.except));
+            return;
+        }
+        self.send_to_clients(&frame, &options.except);
+    }
+
+    fn send_to_clients(&mut self, frame: &Bytes, except: &[ClientId]) {
+        let ids: Vec<ClientId> = self
+            .slots
+            .iter()
+            .filter(|(id, s)| s.is_client() && !except.contains(id))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.enqueue(id, frame.clone());
+        }
+    }
+
+    // ----- simulation and patches ----------------------------------------
+
+    /// Calls `callback` every `interval` with the time since the previous
+    /// call (Colyseus `setSimulationInterval`, default 16.6 ms); `None`
+    /// stops it.
+    pub fn set_simulation_interval(
+        &mut self,
+        interval: Option<Duration>,
+        callback: impl FnMut(&mut R, &mut Self, Duration) + Send + 'static,
+    ) {
+        self.simulation = interval.map(|interval| {
+            let interval = interval.max(Duration::from_millis(1));
+            Simulation {
+                interval,
+                next: self.now + interval,
+                last: self.now,
+                callback: Some(Box::new(callback)),
+            }
+        });
+    }
+
+    /// Sets how often patches are sent (default 50 ms); `None` disables
+    /// automatic patches ([`broadcast_patch`](Self::broadcast_patch) still
+    /// works).
+    pub fn set_patch_rate(&mut self, rate: Option<Duration>) {
+        self.patch_rate = rate.map(|r| r.max(Duration::from_millis(1)));
+        self.next_patch = self.patch_rate.map(|r| self.now + r);
+    }
+
+    /// The patch rate.
+    #[must_use]
+    pub fn patch_rate(&self) -> Option<Duration> {
+        self.patch_rate
+    }
+
+    /// Sends the pending changes now, then the messages broadcast with
+    /// `after_next_patch`. Returns whether a patch was sent.
+    pub fn broadcast_patch(&mut self) -> bool {
+        let mut want = DialectSet::EMPTY;
+        for slot in self.slots.values() {
+            if slot.status == Status::Joined {
+                want.insert(slot.dialect);
+            }
+        }
+        let mut sent = false;
+        if let Some(state) = self.state.as_mut() {
+            let bodies = state.encode_patch(want);
+            let modern = bodies.modern.map(|b| protocol::encode_state(false, &b));
+            let legacy = bodies.legacy.map(|b| protocol::encode_state(false, &b));
+            for slot in self.slots.values() {
+                let frame = match slot.dialect {
+                    Dialect::Modern => &modern,
+                    Dialect::Legacy => &legacy,
+                };
+                if let (Status::Joined, Some(conn), Some(frame)) = (slot.status, slot.conn, frame) {
+                    sent = true;
+                    self.outbox.push_back(Transmit {
+                        conn,
+                        kind: TransmitKind::Frame(frame.clone()),
+                    });
+                }
+            }
+        }
+        for (frame, except) in std::mem::take(&mut self.after_patch) {
+            self.send_to_clients(&frame, &except);
+        }
+        sent
+    }
+
+    // ----- listing and seats ---------------------------------------------
+
+    /// Hides the room from `joinOrCreate`/`join` and listings (it can still
+    /// be joined by id).
+    pub fn set_private(&mut self, private: bool) {
+        self.private = private;
+        self.listing_changed = true;
+    }
+
+    /// Whether the room is private.
+    #[must_use]
+    pub fn private(&self) -> bool {
+        self.private
+    }
+
+    /// Replaces the listing metadata (as the 0.18 reference does).
+    pub fn set_metadata(&mut self, metadata: serde_json::Value) {
+        self.metadata = metadata;
+        self.listing_changed = true;
+    }
+
+    /// The listing metadata.
+    #[must_use]
+    pub fn metadata(&self) -> &serde_json::Value {
+        &self.metadata
+    }
+
+    /// How long a seat reservation stays valid (default 15 s, or the
+    /// `COLYSEUS_SEAT_RESERVATION_TIME` environment variable).
+    pub fn set_seat_reservation_time(&mut self, time: Duration) {
+        self.seat_reservation_time = time;
+    }
+
+    /// Caps the number of clients (seats reserved included); the room locks
+    /// itself while full.
+    pub fn set_max_clients(&mut self, max: Option<usize>) {
+        self.max_clients = max;
+        self.update_full_lock();
+    }
+
+    /// The client cap.
+    #[must_use]
+    pub fn max_clients(&self) -> Option<usize> {
+        self.max_clients
+    }
+
+    /// Stops matchmaking from adding clients (joinById too).
+    pub fn lock(&mut self) {
+        self.locked_explicit = true;
+        self.listing_changed = true;
+    }
+
+    /// Undoes [`lock`](Self::lock); a full room stays locked until a seat
+    /// frees.
+    pub fn unlock(&mut self) {
+        self.locked_explicit = false;
+        self.listing_changed = true;
+    }
+
+    /// Whether the room is locked (by hand, or because it is full).
+    #[must_use]
+    pub fn locked(&self) -> bool {
+        self.locked_explicit || self.locked_full
+    }
+
+    /// Whether the room disposes itself when its last client leaves
+    /// (default true).
+    pub fn set_auto_dispose(&mut self, auto_dispose: bool) {
+        self.auto_dispose = auto_dispose;
+        self.check_dispose();
+    }
+
+    /// Whether the room disposes itself when empty.
+    #[must_use]
+    pub fn auto_dispose(&self) -> bool {
+        self.auto_dispose
+    }
+
+    /// Makes every client leave with `code` (default 4000) and disposes the
+    /// room.
+    pub fn disconnect(&mut self, code: Option<u16>) {
+        let code = code.unwrap_or(protocol::close_code::CONSENTED);
+        self.disconnecting = true;
+        self.locked_explicit = true;
+        let ids: Vec<ClientId> = self.slots.keys().copied().collect();
+        for id in ids {
+            let Some(slot) = self.slots.get(&id) else {
+                continue;
+            };
+            match slot.status {
+                Status::Reserved => self.remove_slot(id),
+                Status::Reconnecting => self.fail_reconnection(id, ReconnectionError::Disposed),
+                _ => self.kick(id, code, code == protocol::close_code::CONSENTED),
+            }
+        }
+        self.check_dispose();
+    }
+
+    // ----- reconnection ---------------------------------------------------
+
+    /// Holds a dropped client's seat for `timeout` (`None`: until
+    /// [`reject_reconnection`](Self::reject_reconnection)). Call it from
+    /// `on_drop` (or `on_leave` with `consented == false`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use roomcast::{Client, Room, RoomCtx};
+    /// # use std::time::Duration;
+    /// fn on_drop<R: Room>(ctx: &mut RoomCtx<R>, client: &Client) {
+    ///     let reconnection = ctx.allow_reconnection(client, Some(Duration::from_secs(20)));
+    ///     ctx.spawn(reconnection, |_room, _ctx, outcome| match outcome {
+    ///         Ok(client) => println!("{} is back", client.session_id()),
+    ///         Err(e) => println!("gone: {e}"),
+    ///     });
+    /// }
+    /// ```
+    pub fn allow_reconnection(
+        &mut self,
+        client: &Client,
+        timeout: Option<Duration>,
+    ) -> Reconnection {
+        let now = self.now;
+        let Some(slot) = self.slots.get_mut(&client.id) else {
+            return Reconnection {
+                rx: None,
+                error: ReconnectionError::NotDropped,
+            };
+        };
+        let allowed = match slot.status {
+            Status::Dropping => true,
+            Status::Leaving => !slot.consented,
+            _ => false,
+        };
+        if !allowed || self.disposing {
+            return Reconnection {
+                rx: None,
+                error: ReconnectionError::NotDropped,
+            };
+        }
+        let (tx, rx) = oneshot::channel();
+        slot.leave_on_failure = slot.status == Status::Dropping;
+        slot.status = Status::Reconnecting;
+        slot.expires = timeout.map(|t| now + t);
+        slot.waiter = Some(tx);
+        self.update_full_lock();
+        Reconnection {
+            rx: Some(rx),
+            error: ReconnectionError::Disposed,
+        }
+    }
+
+    /// Rejects a pending reconnection by hand; the client is gone for good.
+    pub fn reject_reconnection(&mut self, client: &Client) {
+        if self
+            .slots
+            .get(&client.id)
+            .is_some_and(|s| s.status == Status::Reconnecting)
+        {
+            self.fail_reconnection(client.id, ReconnectionError::Rejected);
+        }
+    }
+
+    // ----- clock, presence, tasks -----------------------------------------
+
+    /// The room's clock.
+    #[must_use]
+    pub fn clock(&self) -> &Clock<R> {
+        &self.clock
+    }
+
+    /// The room's clock, to set or clear timers.
+    pub fn clock_mut(&mut self) -> &mut Clock<R> {
+        &mut self.clock
+    }
+
+    /// The server's presence.
+    #[must_use]
+    pub fn presence(&self) -> &Arc<dyn Presence> {
+        &self.presence
+    }
+
+    /// Runs `future` alongside the room; when it completes, `then` runs
+    /// with the room, like any other event. This is how a hook waits for
+    /// something (a [`Reconnection`], a database) without stalling the
+    /// room.
+    pub fn spawn<F, T>(
+        &mut self,
+        future: F,
+        then: impl FnOnce(&mut R, &mut Self, T) + Send + 'static,
+    ) where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.spawned.push(Box::pin(async move {
+            let output = future.await;
+            Box::new(move |room: &mut R, ctx: &mut Self| then(room, ctx, output)) as Continuation<R>
+        }));
+    }
+
+    // ----- internals --------------------------------------------------------
+
+    pub(crate) fn client_handle(&self, id: ClientId) -> Option<Client> {
+        self.slots.get(&id).map(|s| Client {
+            id,
+            session_id: s.session_id.clone(),
+        })
+    }
+
+    /// Queues a frame for a client: now if joined, after its JOIN ack if
+    /// joining, nowhere otherwise.
+    pub(crate) fn enqueue(&mut self, id: ClientId, frame: Bytes) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        match (slot.status, slot.conn) {
+            (Status::Joined, Some(conn)) => self.outbox.push_back(Transmit {
+                conn,
+                kind: TransmitKind::Frame(frame),
+            }),
+            (Status::Authenticating | Status::Joining | Status::AwaitingAck, _) => {
+                slot.pending.push(frame);
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn transmit(&mut self, conn: ConnId, kind: TransmitKind) {
+        self.outbox.push_back(Transmit { conn, kind });
+    }
+
+    /// Closes a client's connection and runs `on_leave` for it.
+    pub(crate) fn kick(&mut self, id: ClientId, code: u16, consented: bool) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        if let Some(conn) = slot.conn.take() {
+            self.conns.remove(&conn);
+            self.outbox.push_back(Transmit {
+                conn,
+                kind: TransmitKind::Close(code),
+            });
+        }
+        match slot.status {
+            Status::AwaitingAck | Status::Joined => {
+                slot.status = Status::Leaving;
+                slot.consented = consented;
+                self.events.push_back(Event::Leave {
+                    client: id,
+                    consented,
+                });
+                self.update_full_lock();
+            }
+            // `on_join` never completed: nothing to leave.
+            Status::Reserved | Status::Authenticating | Status::Joining => self.remove_slot(id),
+            Status::Dropping | Status::Reconnecting | Status::Leaving => {}
+        }
+    }
+
+    pub(crate) fn fail_reconnection(&mut self, id: ClientId, error: ReconnectionError) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        if let Some(waiter) = slot.waiter.take() {
+            let _ = waiter.send(Err(error));
+        }
+        if slot.leave_on_failure {
+            slot.leave_on_failure = false;
+            slot.status = Status::Leaving;
+            self.events.push_back(Event::Leave {
+                client: id,
+                consented: false,
+            });
+            self.update_full_lock();
+        } else {
+            self.remove_slot(id);
+        }
+    }
+
+    pub(crate) fn remove_slot(&mut self, id: ClientId) {
+        if let Some(slot) = self.slots.remove(&id) {
+            self.sessions.remove(&slot.session_id);
+            if let Some(conn) = slot.conn {
+                self.conns.remove(&conn);
+            }
+        }
+        self.update_full_lock();
+        self.check_dispose();
+    }
+
+    pub(crate) fn seats_taken(&self) -> usize {
+        self.slots.values().filter(|s| s.takes_seat()).count()
+    }
+
+    pub(crate) fn update_full_lock(&mut self) {
+        let full = self
+            .max_clients
+            .is_some_and(|max| self.seats_taken() >= max);
+        if full != self.locked_full {
+            self.locked_full = full;
+        }
+        self.listing_changed = true;
+    }
+
+    pub(crate) fn check_dispose(&mut self) {
+        if !self.disposing
+            && !self.creating
+            && (self.auto_dispose || self.disconnecting)
+            && self.slots.is_empty()
+        {
+            self.disposing = true;
+            self.events.push_back(Event::Dispose);
+        }
+    }
+}
+
+fn message_frame<T: Serialize + ?Sized>(ty: &MessageType, message: &T) -> Option<Bytes> {
+    match msgpack::to_vec(message) {
+        Ok(payload) => Some(protocol::encode_room_data(ty, &payload)),
+        Err(e) => {
+            tracing::error!("message {ty} could not be serialized: {e}");
+            None
+        }
+    }
+}

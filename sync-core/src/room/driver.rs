@@ -1,0 +1,299 @@
+//! Runs user hooks for the events a [`RoomCore`] asks for. Runtime-agnostic:
+//! the tokio shell and the test harness both drive rooms through it.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, Stream};
+
+use super::ctx::{Continuation, Event, Spawned};
+use super::{Options, Room, RoomCore};
+use crate::error::ServerError;
+use crate::msgpack::{self, Value};
+use crate::protocol::{self, error_code, MessageType, ResponseStatus};
+
+pub(crate) struct Driver<R: Room> {
+    pub(crate) room: R,
+    pub(crate) core: RoomCore<R>,
+    spawned: FuturesUnordered<Spawned<R>>,
+}
+
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("non-string panic payload")
+}
+
+/// Runs a hook, turning a panic into `None` (logged).
+async fn guarded<T>(room_id: &str, hook: &str, future: impl Future<Output = T>) -> Option<T> {
+    match AssertUnwindSafe(future).catch_unwind().await {
+        Ok(value) => Some(value),
+        Err(panic) => {
+            tracing::error!(
+                room = room_id,
+                "{hook} panicked: {}",
+                panic_message(&*panic)
+            );
+            None
+        }
+    }
+}
+
+fn guarded_sync<T>(room_id: &str, what: &str, f: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(value) => Some(value),
+        Err(panic) => {
+            tracing::error!(
+                room = room_id,
+                "{what} panicked: {}",
+                panic_message(&*panic)
+            );
+            None
+        }
+    }
+}
+
+impl<R: Room> Driver<R> {
+    /// Runs `on_create`; the room exists only if it succeeds.
+    pub(crate) async fn create(
+        mut room: R,
+        mut core: RoomCore<R>,
+        options: &Options,
+    ) -> Result<Self, ServerError> {
+        let room_id = core.ctx.room_id.clone();
+        match guarded(
+            &room_id,
+            "on_create",
+            room.on_create(&mut core.ctx, options),
+        )
+        .await
+        {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(e),
+            None => return Err(ServerError::application("on_create panicked")),
+        }
+        core.finish_create();
+        let mut driver = Self {
+            room,
+            core,
+            spawned: FuturesUnordered::new(),
+        };
+        driver.collect_spawned();
+        driver.run_events().await;
+        Ok(driver)
+    }
+
+    fn collect_spawned(&mut self) {
+        for future in self.core.ctx.spawned.drain(..) {
+            self.spawned.push(future);
+        }
+    }
+
+    /// Runs hooks until the core has no event left.
+    pub(crate) async fn run_events(&mut self) {
+        while let Some(event) = self.core.poll_event() {
+            self.run_event(event).await;
+            self.collect_spawned();
+        }
+    }
+
+    /// Whether futures passed to `spawn` are pending.
+    pub(crate) fn has_spawned(&self) -> bool {
+        !self.spawned.is_empty()
+    }
+
+    /// Polls the spawned futures for one that finished.
+    pub(crate) fn poll_spawned(&mut self, cx: &mut Context<'_>) -> Poll<Option<Continuation<R>>> {
+        Pin::new(&mut self.spawned).poll_next(cx)
+    }
+
+    /// Runs a finished spawned future's continuation, then the events it
+    /// caused.
+    pub(crate) async fn run_continuation(&mut self, then: Continuation<R>) {
+        let room_id = self.core.ctx.room_id.clone();
+        let (room, ctx) = (&mut self.room, &mut self.core.ctx);
+        guarded_sync(&room_id, "spawned continuation", || then(room, ctx));
+        self.collect_spawned();
+        self.run_events().await;
+    }
+
+    async fn run_event(&mut self, event: Event) {
+        let room_id = self.core.ctx.room_id.clone();
+        let room_id = room_id.as_str();
+        match event {
+            Event::Auth(id) => {
+                let Some((client, options, request)) = self.core.auth_input(id) else {
+                    return;
+                };
+                let result = guarded(
+                    room_id,
+                    "on_auth",
+                    self.room
+                        .on_auth(&mut self.core.ctx, &client, &options, &request),
+                )
+                .await
+                .unwrap_or_else(|| Err(ServerError::application("on_auth panicked")));
+                self.core.finish_auth(id, result);
+            }
+            Event::Join(id) => {
+                let Some((client, options)) = self.core.join_input(id) else {
+                    return;
+                };
+                let result = guarded(
+                    room_id,
+                    "on_join",
+                    self.room.on_join(&mut self.core.ctx, &client, &options),
+                )
+                .await
+                .unwrap_or_else(|| Err(ServerError::application("on_join panicked")));
+                self.core.finish_join(id, result);
+            }
+            Event::Message {
+                client,
+                ty,
+                payload,
+                request,
+            } => self.dispatch(client, &ty, &payload, request),
+            Event::Simulation(delta) => {
+                let ctx = &mut self.core.ctx;
+                ctx.clock.set_delta(delta);
+                let Some(mut callback) = ctx.simulation.as_mut().and_then(|s| s.callback.take())
+                else {
+                    return;
+                };
+                let room = &mut self.room;
+                guarded_sync(room_id, "simulation callback", || {
+                    callback(room, ctx, delta);
+                });
+                if let Some(sim) = ctx.simulation.as_mut() {
+                    if sim.callback.is_none() {
+                        sim.callback = Some(callback);
+                    }
+                }
+            }
+            Event::Timer(timer) => {
+                let ctx = &mut self.core.ctx;
+                let now = ctx.now;
+                let Some(mut callback) = ctx.clock.take_due(timer, now) else {
+                    return;
+                };
+                let room = &mut self.room;
+                guarded_sync(room_id, "timer callback", || callback(room, ctx));
+                ctx.clock.restore(timer, callback);
+            }
+            Event::Patch => {
+                let ctx = &mut self.core.ctx;
+                guarded_sync(room_id, "patch encoding", || ctx.broadcast_patch());
+            }
+            Event::Drop { client, code } => {
+                if let Some(handle) = self.core.ctx.client_handle(client) {
+                    guarded(
+                        room_id,
+                        "on_drop",
+                        self.room.on_drop(&mut self.core.ctx, &handle, code),
+                    )
+                    .await;
+                }
+                self.core.finish_drop(client);
+            }
+            Event::Leave { client, consented } => {
+                if let Some(handle) = self.core.ctx.client_handle(client) {
+                    guarded(
+                        room_id,
+                        "on_leave",
+                        self.room.on_leave(&mut self.core.ctx, &handle, consented),
+                    )
+                    .await;
+                }
+                self.core.finish_leave(client);
+            }
+            Event::Reconnect(client) => {
+                if let Some(handle) = self.core.ctx.client_handle(client) {
+                    guarded(
+                        room_id,
+                        "on_reconnect",
+                        self.room.on_reconnect(&mut self.core.ctx, &handle),
+                    )
+                    .await;
+                }
+            }
+            Event::Dispose => {
+                guarded(
+                    room_id,
+                    "on_dispose",
+                    self.room.on_dispose(&mut self.core.ctx),
+                )
+                .await;
+                self.core.finish_dispose();
+            }
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        id: super::ClientId,
+        ty: &MessageType,
+        payload: &Value,
+        request: Option<u32>,
+    ) {
+        let Some(client) = self.core.ctx.client_handle(id) else {
+            return;
+        };
+        let room_id = self.core.ctx.room_id.clone();
+        let ctx = &mut self.core.ctx;
+        let room = &mut self.room;
+        let outcome = if let Some(handler) = ctx.handlers.get(ty).cloned() {
+            match guarded_sync(&room_id, "message handler", || {
+                handler(room, ctx, &client, payload)
+            }) {
+                Some(Ok(())) => Outcome::Handled,
+                Some(Err(e)) => {
+                    self.core.fail_client(id, &format!("message {ty}: {e}"));
+                    return;
+                }
+                None => Outcome::Panicked(format!("handler of message {ty} panicked")),
+            }
+        } else if let Some(handler) = ctx.any_handler.clone() {
+            guarded_sync(&room_id, "\"*\" message handler", || {
+                handler(room, ctx, &client, ty, payload);
+            })
+            .map_or_else(
+                || Outcome::Panicked(format!("\"*\" handler panicked on message {ty}")),
+                |()| Outcome::Handled,
+            )
+        } else {
+            tracing::warn!(room = %room_id, "no handler for message {ty}");
+            Outcome::Unhandled(format!("message type {ty} is not handled by this room"))
+        };
+        match (request, outcome) {
+            (Some(request), Outcome::Handled) => {
+                let frame = protocol::encode_response(request, ResponseStatus::Ok, &[]);
+                self.core.ctx.enqueue(id, frame);
+            }
+            (Some(request), Outcome::Unhandled(message) | Outcome::Panicked(message)) => {
+                let body = serde_json::json!({ "name": "Error", "message": message });
+                let payload = msgpack::to_vec(&body).unwrap_or_default();
+                let frame = protocol::encode_response(request, ResponseStatus::Error, &payload);
+                self.core.ctx.enqueue(id, frame);
+            }
+            (None, Outcome::Panicked(message)) => {
+                self.core
+                    .ctx
+                    .error(&client, error_code::APPLICATION_ERROR, &message);
+            }
+            (None, Outcome::Handled | Outcome::Unhandled(_)) => {}
+        }
+    }
+}
+
+enum Outcome {
+    Handled,
+    Unhandled(String),
+    Panicked(String),
+}

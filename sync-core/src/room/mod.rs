@@ -1,0 +1,205 @@
+//! The room layer: the [`Room`] trait users implement, and the sans-IO
+//! [`RoomCore`] that runs it.
+
+mod core;
+mod ctx;
+pub(crate) mod driver;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use self::core::{ConnId, ConnectRequest, RoomCore, SeatError, Transmit, TransmitKind};
+pub use self::ctx::{BroadcastOptions, Reconnection, ReconnectionError, RoomCtx};
+
+use crate::error::ServerError;
+use crate::state::SyncState;
+
+/// Join options, as the client sent them (JSON), merged with the room
+/// definition's defaults.
+pub type Options = serde_json::Value;
+
+/// One kind of room, like a Colyseus `Room` subclass.
+///
+/// Every hook gets the room's [`RoomCtx`], through which it reads and
+/// changes the room (state, clients, broadcast, clock, …). Hooks may be
+/// `async`, but the room processes nothing else while a hook runs: to wait
+/// for something long (a reconnection, a database) without stalling the
+/// room, hand the future to [`RoomCtx::spawn`].
+///
+/// Order of calls: `on_create` once; per client `on_auth` then `on_join`;
+/// when it leaves, `on_leave(consented = true)` for a consented leave,
+/// otherwise `on_drop` (which may call [`RoomCtx::allow_reconnection`]) and
+/// then `on_leave(consented = false)` unless the client reconnects, in which
+/// case `on_reconnect`; `on_dispose` once at the end.
+///
+/// A panic in a hook or handler is caught: the room logs it and carries on
+/// (see the crate documentation, "Panics in user code").
+///
+/// # Examples
+///
+/// ```
+/// use roomcast::{Client, Options, Room, RoomCtx, ServerError, NoState};
+///
+/// #[derive(Default)]
+/// struct Lobby;
+///
+/// impl Room for Lobby {
+///     type State = NoState;
+///     type UserData = ();
+///     type Auth = ();
+///
+///     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
+///         ctx.on_message("chat", |_room: &mut Self, ctx, client, text: String| {
+///             ctx.broadcast("chat", &(client.session_id(), text), Default::default());
+///         });
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait Room: Sized + Send + 'static {
+    /// The synchronized state ([`NoState`](crate::NoState) for none).
+    type State: SyncState;
+    /// Server-only data kept per client (Colyseus `client.userData`).
+    type UserData: Default + Send + 'static;
+    /// What `on_auth` returns (Colyseus `client.auth`).
+    type Auth: Default + Send + Sync + 'static;
+
+    /// The room was created; register message handlers, set the state.
+    ///
+    /// # Errors
+    ///
+    /// An error aborts the creation; the client that asked gets it.
+    fn on_create(
+        &mut self,
+        ctx: &mut RoomCtx<Self>,
+        options: &Options,
+    ) -> impl Future<Output = Result<(), ServerError>> + Send;
+
+    /// Decides whether a client may join; runs when its WebSocket connects.
+    /// The default lets everyone in with `Auth::default()`.
+    ///
+    /// # Errors
+    ///
+    /// An error refuses the client; it receives the error's code and
+    /// message and its join promise rejects.
+    fn on_auth(
+        &mut self,
+        ctx: &mut RoomCtx<Self>,
+        client: &Client,
+        options: &Options,
+        request: &AuthRequest,
+    ) -> impl Future<Output = Result<Self::Auth, ServerError>> + Send {
+        let _ = (ctx, client, options, request);
+        async { Ok(Self::Auth::default()) }
+    }
+
+    /// A client joined (its auth data is in [`RoomCtx::auth`]).
+    ///
+    /// # Errors
+    ///
+    /// An error makes the join fail for that client.
+    fn on_join(
+        &mut self,
+        ctx: &mut RoomCtx<Self>,
+        client: &Client,
+        options: &Options,
+    ) -> impl Future<Output = Result<(), ServerError>> + Send {
+        let _ = (ctx, client, options);
+        async { Ok(()) }
+    }
+
+    /// A client left for good; `consented` when it asked to leave.
+    fn on_leave(
+        &mut self,
+        ctx: &mut RoomCtx<Self>,
+        client: &Client,
+        consented: bool,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (ctx, client, consented);
+        async {}
+    }
+
+    /// A client's connection dropped without a consented leave (`code` is
+    /// the close code, 1006 when there was none). Call
+    /// [`RoomCtx::allow_reconnection`] here to hold its seat.
+    fn on_drop(
+        &mut self,
+        ctx: &mut RoomCtx<Self>,
+        client: &Client,
+        code: u16,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (ctx, client, code);
+        async {}
+    }
+
+    /// A dropped client came back through its reconnection token.
+    fn on_reconnect(
+        &mut self,
+        ctx: &mut RoomCtx<Self>,
+        client: &Client,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (ctx, client);
+        async {}
+    }
+
+    /// The room is being disposed.
+    fn on_dispose(&mut self, ctx: &mut RoomCtx<Self>) -> impl Future<Output = ()> + Send {
+        let _ = ctx;
+        async {}
+    }
+}
+
+/// Identifies a client (a seat) within its room; stable across
+/// reconnections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub(crate) u32);
+
+/// A client of a room, as hooks and handlers see it.
+///
+/// Cheap to clone. Its per-client data lives in the room:
+/// [`RoomCtx::user_data`], [`RoomCtx::auth`]; sending goes through the
+/// context too ([`RoomCtx::send`], [`RoomCtx::leave`], [`RoomCtx::error`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Client {
+    pub(crate) id: ClientId,
+    pub(crate) session_id: Arc<str>,
+}
+
+impl Client {
+    /// The client's session id (Colyseus `client.sessionId`).
+    #[must_use]
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// The client's id within the room.
+    #[must_use]
+    pub fn id(&self) -> ClientId {
+        self.id
+    }
+}
+
+/// What `on_auth` knows about the connection.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct AuthRequest {
+    /// HTTP headers of the WebSocket upgrade, names lower-case.
+    pub headers: Vec<(String, String)>,
+    /// The peer's address, when the transport knows it.
+    pub remote_addr: Option<SocketAddr>,
+    /// The client's auth token (`_authToken` query parameter or
+    /// `Authorization: Bearer` header).
+    pub token: Option<String>,
+}
+
+impl AuthRequest {
+    /// The first header named `name` (case-insensitive).
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}

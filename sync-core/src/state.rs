@@ -1,0 +1,112 @@
+//! The seam between the room layer and a state encoder.
+
+use bytes::Bytes;
+
+use crate::protocol::Dialect;
+
+/// A room state the room layer can synchronize.
+///
+/// `roomcast-schema`'s encoder implements it; any encoder producing the
+/// bytes of schema-wire.md can. The room layer calls
+/// [`encode_patch`](Self::encode_patch) once per patch tick, asking only for
+/// the dialects of the clients present, and sends the same bytes to every
+/// client of a dialect.
+pub trait SyncState: Send + 'static {
+    /// The serializer id sent in JOIN_ROOM (room-protocol.md §5.1).
+    fn serializer_id(&self) -> &'static str {
+        "schema"
+    }
+
+    /// The Reflection bytes for `dialect` (schema-wire.md §10, §14).
+    fn handshake(&self, dialect: Dialect) -> Bytes;
+
+    /// The full state (schema-wire.md §8), without the protocol byte. It
+    /// must not discard pending changes.
+    fn encode_full(&mut self, dialect: Dialect) -> Bytes;
+
+    /// The changes since the last call, for each dialect in `want`, without
+    /// the protocol byte; `None` for a dialect when nothing changed. Pending
+    /// changes are discarded, even when `want` is empty.
+    fn encode_patch(&mut self, want: DialectSet) -> PatchFrames;
+}
+
+/// A set of [`Dialect`]s.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DialectSet {
+    modern: bool,
+    legacy: bool,
+}
+
+impl DialectSet {
+    /// No dialect.
+    pub const EMPTY: Self = Self {
+        modern: false,
+        legacy: false,
+    };
+
+    /// Adds a dialect.
+    pub fn insert(&mut self, dialect: Dialect) {
+        match dialect {
+            Dialect::Modern => self.modern = true,
+            Dialect::Legacy => self.legacy = true,
+        }
+    }
+
+    /// Whether `dialect` is in the set.
+    #[must_use]
+    pub fn contains(self, dialect: Dialect) -> bool {
+        match dialect {
+            Dialect::Modern => self.modern,
+            Dialect::Legacy => self.legacy,
+        }
+    }
+
+    /// Whether the set is empty.
+    #[must_use]
+    pub fn is_empty(self) -> bool {
+        !self.modern && !self.legacy
+    }
+}
+
+/// Patch bodies per dialect, as returned by [`SyncState::encode_patch`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PatchFrames {
+    /// Body for [`Dialect::Modern`] clients.
+    pub modern: Option<Bytes>,
+    /// Body for [`Dialect::Legacy`] clients.
+    pub legacy: Option<Bytes>,
+}
+
+impl PatchFrames {
+    /// The body for `dialect`.
+    #[must_use]
+    pub fn get(&self, dialect: Dialect) -> Option<&Bytes> {
+        match dialect {
+            Dialect::Modern => self.modern.as_ref(),
+            Dialect::Legacy => self.legacy.as_ref(),
+        }
+    }
+}
+
+/// The state of a room that never calls `set_state`: serializer `"none"`,
+/// no bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoState;
+
+impl SyncState for NoState {
+    fn serializer_id(&self) -> &'static str {
+        "none"
+    }
+
+    fn handshake(&self, _: Dialect) -> Bytes {
+        Bytes::new()
+    }
+
+    fn encode_full(&mut self, _: Dialect) -> Bytes {
+        Bytes::new()
+    }
+
+    fn encode_patch(&mut self, _: DialectSet) -> PatchFrames {
+        PatchFrames::default()
+    }
+}
