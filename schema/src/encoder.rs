@@ -39,6 +39,16 @@ pub struct PatchWriter<'a> {
     blocks: &'a mut Vec<Block>,
     pub(crate) dialect: Dialect,
     scratch: &'a mut ArrayScratch,
+    /// A second output for another dialect, written in the same walk.
+    second: Option<Output<'a>>,
+}
+
+/// A patch output: bytes and their blocks.
+#[derive(Debug)]
+struct Output<'a> {
+    dialect: Dialect,
+    out: &'a mut Vec<u8>,
+    blocks: &'a mut Vec<Block>,
 }
 
 /// Reused buffers of the array encoder (resolved ops, slot positions).
@@ -48,6 +58,12 @@ pub(crate) struct ArrayScratch {
     pos_of: Vec<u32>,
 }
 
+impl ArrayScratch {
+    pub(crate) fn parts(&mut self) -> (&mut Vec<(u8, u32, u32)>, &mut Vec<u32>) {
+        (&mut self.ops, &mut self.pos_of)
+    }
+}
+
 /// An open block: where it starts and where its ops start.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +71,7 @@ pub(crate) struct OpenBlock {
     start: usize,
     body: usize,
     seq: u32,
+    id: u32,
 }
 
 impl PatchWriter<'_> {
@@ -76,20 +93,65 @@ impl PatchWriter<'_> {
             start,
             body: self.out.len(),
             seq: meta.seq,
+            id: meta.id(),
         }
     }
 
-    /// Closes a block; a block without ops is dropped.
+    /// Closes a block (the same bytes in every dialect); a block without
+    /// ops is dropped.
     #[inline]
     pub(crate) fn end(&mut self, b: OpenBlock) {
+        if self.close(b) {
+            if let Some(second) = self.second.as_mut() {
+                let start = second.out.len();
+                second.out.extend_from_slice(&self.out[b.start..]);
+                second.blocks.push(Block {
+                    seq: b.seq,
+                    start: start as u32,
+                    end: second.out.len() as u32,
+                });
+            }
+        }
+    }
+
+    /// Closes a block whose ops depend on the dialect: `ops` writes them for
+    /// the second output, if any.
+    #[inline]
+    pub(crate) fn end_per_dialect(
+        &mut self,
+        b: OpenBlock,
+        ops: impl FnOnce(Dialect, &mut Vec<u8>, &mut ArrayScratch),
+    ) {
+        self.close(b);
+        if let Some(second) = self.second.as_mut() {
+            let start = second.out.len();
+            second.out.push(spec::SWITCH_TO_STRUCTURE);
+            wire::encode_varint(second.out, b.id);
+            let body = second.out.len();
+            ops(second.dialect, second.out, self.scratch);
+            if second.out.len() == body {
+                second.out.truncate(start);
+            } else {
+                second.blocks.push(Block {
+                    seq: b.seq,
+                    start: start as u32,
+                    end: second.out.len() as u32,
+                });
+            }
+        }
+    }
+
+    fn close(&mut self, b: OpenBlock) -> bool {
         if self.out.len() == b.body {
             self.out.truncate(b.start);
+            false
         } else {
             self.blocks.push(Block {
                 seq: b.seq,
                 start: b.start as u32,
                 end: self.out.len() as u32,
             });
+            true
         }
     }
 }
@@ -114,6 +176,7 @@ impl FullWriter<'_> {
             start,
             body: self.out.len(),
             seq: 0,
+            id,
         }
     }
 
@@ -184,6 +247,8 @@ pub struct Encoder<T: Field> {
     buf: Vec<u8>,
     scratch: Vec<u8>,
     blocks: Vec<Block>,
+    buf2: Vec<u8>,
+    blocks2: Vec<Block>,
     arrays: ArrayScratch,
 }
 
@@ -215,6 +280,8 @@ impl<T: Field> Encoder<T> {
             buf: Vec::new(),
             scratch: Vec::new(),
             blocks: Vec::new(),
+            buf2: Vec::new(),
+            blocks2: Vec::new(),
             arrays: ArrayScratch::default(),
         }
     }
@@ -250,33 +317,39 @@ impl<T: Field> Encoder<T> {
 
     /// [`encode_patch`](Self::encode_patch) for a decoder generation.
     pub fn encode_patch_as(&mut self, dialect: Dialect) -> &[u8] {
+        self.walk(dialect, None);
+        order_blocks(&mut self.buf, &mut self.blocks, &mut self.scratch);
+        strip(&self.buf)
+    }
+
+    /// Encodes the pending changes once for both decoder generations (for a
+    /// room holding clients of each) and forgets them: `(modern, legacy)`.
+    /// The bytes differ only where arrays change (spec §14).
+    pub fn encode_patch_both(&mut self) -> (&[u8], &[u8]) {
+        self.walk(Dialect::Modern, Some(Dialect::Legacy));
+        order_blocks(&mut self.buf, &mut self.blocks, &mut self.scratch);
+        order_blocks(&mut self.buf2, &mut self.blocks2, &mut self.scratch);
+        (strip(&self.buf), strip(&self.buf2))
+    }
+
+    fn walk(&mut self, dialect: Dialect, second: Option<Dialect>) {
         self.buf.clear();
         self.blocks.clear();
+        self.buf2.clear();
+        self.blocks2.clear();
         let mut w = PatchWriter {
             out: &mut self.buf,
             blocks: &mut self.blocks,
             dialect,
             scratch: &mut self.arrays,
+            second: second.map(|d| Output {
+                dialect: d,
+                out: &mut self.buf2,
+                blocks: &mut self.blocks2,
+            }),
         };
         self.state.__encode_patch(&mut self.track, &mut w);
         self.tick.end_patch();
-        if self.blocks.windows(2).any(|p| p[0].seq > p[1].seq) {
-            // Blocks were written in tree order; the wire wants the order of
-            // first change. Stable, so a fresh subtree keeps its DFS order.
-            self.blocks.sort_by_key(|b| b.seq);
-            self.scratch.clear();
-            for b in &self.blocks {
-                self.scratch
-                    .extend_from_slice(&self.buf[b.start as usize..b.end as usize]);
-            }
-            std::mem::swap(&mut self.buf, &mut self.scratch);
-        }
-        // A stream starting with the root's ops has no `ff 00`.
-        if self.buf.starts_with(&[spec::SWITCH_TO_STRUCTURE, 0]) {
-            &self.buf[2..]
-        } else {
-            &self.buf
-        }
     }
 
     /// Identity allocation statistics (for memory tests and benches).
@@ -316,6 +389,28 @@ impl<T: Schema> Encoder<T> {
     /// A type with more than 63 fields (the derive refuses those already).
     pub fn types(&self) -> Result<TypeRegistry, TypeError> {
         registry_of::<T>()
+    }
+}
+
+/// Puts a patch's blocks in first-change order (they were written in tree
+/// order; the sort is stable, so a fresh subtree keeps its DFS order).
+fn order_blocks(buf: &mut Vec<u8>, blocks: &mut [Block], scratch: &mut Vec<u8>) {
+    if blocks.windows(2).any(|p| p[0].seq > p[1].seq) {
+        blocks.sort_by_key(|b| b.seq);
+        scratch.clear();
+        for b in blocks.iter() {
+            scratch.extend_from_slice(&buf[b.start as usize..b.end as usize]);
+        }
+        std::mem::swap(buf, scratch);
+    }
+}
+
+/// A stream starting with the root's ops has no `ff 00`.
+fn strip(buf: &[u8]) -> &[u8] {
+    if buf.starts_with(&[spec::SWITCH_TO_STRUCTURE, 0]) {
+        &buf[2..]
+    } else {
+        buf
     }
 }
 

@@ -891,7 +891,10 @@ impl<V: Field> Field for ArraySchema<V> {
             let dialect = w.dialect;
             let (out, ops, pos_of) = w.array_scratch();
             self.write_ops(dialect, out, ops, pos_of);
-            w.end(block);
+            w.end_per_dialect(block, |d, out, scratch| {
+                let (ops, pos_of) = scratch.parts();
+                self.write_ops(d, out, ops, pos_of);
+            });
         }
         let fresh = self.meta.fresh;
         self.settle();

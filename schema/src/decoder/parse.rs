@@ -1,0 +1,402 @@
+//! The first of the decoder's two passes: parse and validate a whole message
+//! without touching the state.
+//!
+//! [`Parser::parse`] walks the structure blocks of a message body (spec
+//! `schema-wire.md` §1, §3), checks every byte and every reference against
+//! the current state plus what the message itself creates, and records the
+//! operations as [`Step`]s with their values decoded and their child
+//! references resolved. Only when the whole message is valid does the
+//! decoder apply the steps, and applying them cannot fail: a rejected
+//! message leaves the state exactly as it was.
+//!
+//! What is checked (the reference decoder, spec §13, logs and skips most of
+//! these): truncation and malformed primitives; `ff refId` and child refIds
+//! that name nothing (a child refId can only be new on an ADD-type
+//! operation); field indexes the type does not define; operation bytes that
+//! the structure does not support; child references to a structure of
+//! another kind or type than the slot declares; `TYPE_ID`s that are unknown
+//! or not a subtype of the declared type; a map `REPLACE` of an index the
+//! map does not hold. Deleting an index or a refId that is not there is
+//! accepted and ignored, as in the reference (an encoder does send it, §16).
+
+use std::collections::HashMap;
+
+use crate::decoder::reference_tracker::{RefId, RefIdHasherBuilder, RefMap};
+use crate::types::{CollectionKind, ElementType, FieldType, Primitive, TypeId, TypeRegistry};
+use crate::wire::spec::{
+    ADD, ADD_BY_REFID, CLEAR, DELETE, DELETE_AND_ADD, DELETE_AND_MOVE, DELETE_BY_REFID, MOVE,
+    MOVE_AND_ADD, REPLACE, REVERSE, SWITCH_TO_STRUCTURE, TYPE_ID,
+};
+use crate::wire::{DecodeError, DecodeErrorKind, Reader};
+
+/// What a structure is, as far as parsing is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// A Schema struct instance of this (concrete) type.
+    Struct(TypeId),
+    /// A collection.
+    Collection(CollectionKind, ElementType),
+}
+
+/// What a slot (a field or a collection element) declares.
+#[derive(Debug, Clone, Copy)]
+enum SlotType {
+    Primitive(Primitive),
+    Struct(TypeId),
+    Collection(CollectionKind, ElementType),
+}
+
+impl From<FieldType> for SlotType {
+    #[inline]
+    fn from(ty: FieldType) -> Self {
+        match ty {
+            FieldType::Primitive(p) => Self::Primitive(p),
+            FieldType::Schema(t) => Self::Struct(t),
+            FieldType::Collection(k, e) => Self::Collection(k, e),
+        }
+    }
+}
+
+impl From<ElementType> for SlotType {
+    #[inline]
+    fn from(ty: ElementType) -> Self {
+        match ty {
+            ElementType::Primitive(p) => Self::Primitive(p),
+            ElementType::Schema(t) => Self::Struct(t),
+        }
+    }
+}
+
+/// The state as the parser sees it.
+pub(crate) trait ShapeSource {
+    /// The shape of a structure the decoder holds.
+    fn shape_of(&self, id: RefId) -> Option<Shape>;
+    /// Whether a map holds wire index `index`.
+    fn map_has_index(&self, map: RefId, index: u32) -> bool;
+}
+
+/// A decoded value, ready to be stored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Scalar {
+    /// No value (DELETE, CLEAR, …).
+    None,
+    /// `boolean`.
+    Bool(bool),
+    /// `int8` … `int64`, `uint8` … `uint32`.
+    Int(i64),
+    /// `uint64`.
+    Uint(u64),
+    /// `number`, `float32`, `float64`.
+    Number(f64),
+    /// `bigint64`.
+    BigInt(i64),
+    /// `biguint64`.
+    BigUint(u64),
+    /// A string: byte range of its (valid UTF-8) bytes in the message.
+    Str { start: u32, len: u32 },
+    /// A child reference. `create` is set on the first reference to a refId
+    /// the decoder does not hold yet: the applier creates a structure of
+    /// that shape.
+    Child { id: RefId, create: Option<Shape> },
+}
+
+/// One operation of a message, validated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Step {
+    /// `ff refId`: the following steps apply to this structure.
+    Switch(RefId),
+    /// A Schema field operation (`op` is ADD, DELETE, DELETE_AND_ADD or
+    /// REPLACE).
+    Field { op: u8, index: u8, value: Scalar },
+    /// A collection operation with a wire index (every op but CLEAR,
+    /// REVERSE and the by-refId ones); `key` is the map key of ADD-type map
+    /// operations.
+    Entry {
+        op: u8,
+        index: u32,
+        key: Option<(u32, u32)>,
+        value: Scalar,
+    },
+    /// `0a`.
+    Clear,
+    /// `0f`.
+    Reverse,
+    /// `21 refId`.
+    DeleteByRefId(RefId),
+    /// `81 refId value`.
+    AddByRefId(RefId, Scalar),
+}
+
+/// A parsed step and the offset of its first byte.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Located {
+    pub(crate) at: u32,
+    pub(crate) step: Step,
+}
+
+/// The parse pass, with its scratch state reused between messages.
+#[derive(Debug, Default)]
+pub(crate) struct Parser {
+    /// Structures created by the current message.
+    created: RefMap<Shape>,
+    /// Map indexes added (`true`) or deleted (`false`) by the current
+    /// message, by `(map refId, index)`, with the offset of the operation.
+    map_indexes: HashMap<(u32, u32), (bool, u32), RefIdHasherBuilder>,
+    /// Maps cleared by the current message, with the offset of the last
+    /// CLEAR: indexes recorded before it are gone.
+    cleared_maps: HashMap<u32, u32, RefIdHasherBuilder>,
+    /// The steps of the last parsed message.
+    pub(crate) steps: Vec<Located>,
+}
+
+impl Parser {
+    /// Parses and validates `bytes` against `state`, leaving the steps in
+    /// `self.steps`.
+    pub(crate) fn parse<S: ShapeSource>(
+        &mut self,
+        bytes: &[u8],
+        types: &TypeRegistry,
+        state: &S,
+    ) -> Result<(), DecodeError> {
+        self.created.clear();
+        self.map_indexes.clear();
+        self.cleared_maps.clear();
+        self.steps.clear();
+        if u32::try_from(bytes.len()).is_err() {
+            return Err(DecodeError::new(
+                DecodeErrorKind::LimitExceeded("message longer than 4 GiB"),
+                0,
+            ));
+        }
+        let mut cx = Cx {
+            r: Reader::new(bytes),
+            types,
+            state,
+            created: &mut self.created,
+            map_indexes: &mut self.map_indexes,
+            cleared_maps: &mut self.cleared_maps,
+        };
+        let mut current = RefId::ROOT;
+        let mut shape = Shape::Struct(types.root());
+        while let Some(first) = cx.r.peek() {
+            let at = cx.r.offset();
+            cx.r.read_u8()?;
+            let step = if first == SWITCH_TO_STRUCTURE {
+                let id = RefId(cx.r.decode_varint()?);
+                shape = cx
+                    .shape_of(id)
+                    .ok_or_else(|| err(at, DecodeErrorKind::UnknownRefId(id.0)))?;
+                current = id;
+                Step::Switch(id)
+            } else {
+                match shape {
+                    Shape::Struct(ty) => cx.struct_op(at, first, ty)?,
+                    Shape::Collection(kind, elem) => cx.collection_op(at, first, current, kind, elem)?,
+                }
+            };
+            self.steps.push(Located { at: at as u32, step });
+        }
+        Ok(())
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn err(at: usize, kind: DecodeErrorKind) -> DecodeError {
+    DecodeError::new(kind, at)
+}
+
+struct Cx<'a, 'b, S> {
+    r: Reader<'a>,
+    types: &'b TypeRegistry,
+    state: &'b S,
+    created: &'b mut RefMap<Shape>,
+    map_indexes: &'b mut HashMap<(u32, u32), (bool, u32), RefIdHasherBuilder>,
+    cleared_maps: &'b mut HashMap<u32, u32, RefIdHasherBuilder>,
+}
+
+impl<S: ShapeSource> Cx<'_, '_, S> {
+    #[inline]
+    fn shape_of(&self, id: RefId) -> Option<Shape> {
+        if let Some(&s) = self.created.get(id) {
+            return Some(s);
+        }
+        self.state.shape_of(id)
+    }
+
+    fn map_has_index(&self, map: RefId, index: u32) -> bool {
+        let cleared_at = self.cleared_maps.get(&map.0).copied();
+        if let Some(&(present, at)) = self.map_indexes.get(&(map.0, index)) {
+            return present && cleared_at.is_none_or(|c| at > c);
+        }
+        cleared_at.is_none() && !self.created.contains(map) && self.state.map_has_index(map, index)
+    }
+
+    fn struct_op(&mut self, at: usize, byte: u8, ty: TypeId) -> Result<Step, DecodeError> {
+        let op = byte & 0xc0;
+        let index = byte & 0x3f;
+        let field = self
+            .types
+            .fields(ty)
+            .get(usize::from(index))
+            .ok_or_else(|| err(at, DecodeErrorKind::UnknownField(index)))?;
+        let value = if op == DELETE {
+            Scalar::None
+        } else {
+            self.value(op, field.ty.into())?
+        };
+        Ok(Step::Field { op, index, value })
+    }
+
+    fn collection_op(
+        &mut self,
+        at: usize,
+        op: u8,
+        current: RefId,
+        kind: CollectionKind,
+        elem: ElementType,
+    ) -> Result<Step, DecodeError> {
+        let elem = SlotType::from(elem);
+        match (kind, op) {
+            (_, CLEAR) => {
+                if kind == CollectionKind::Map {
+                    // Entries recorded before this offset no longer count.
+                    self.cleared_maps.insert(current.0, at as u32);
+                }
+                Ok(Step::Clear)
+            }
+            (CollectionKind::Array, REVERSE) => Ok(Step::Reverse),
+            (CollectionKind::Array, DELETE_BY_REFID) => Ok(Step::DeleteByRefId(RefId(self.r.decode_varint()?))),
+            (CollectionKind::Array, ADD_BY_REFID) => {
+                let id = RefId(self.r.decode_varint()?);
+                let value = self.value(op, elem)?;
+                Ok(Step::AddByRefId(id, value))
+            }
+            (CollectionKind::Array, REPLACE | DELETE | ADD | DELETE_AND_ADD | MOVE | DELETE_AND_MOVE | MOVE_AND_ADD)
+            | (CollectionKind::Set | CollectionKind::Collection, REPLACE | DELETE | ADD | DELETE_AND_ADD) => {
+                let index = self.r.decode_varint()?;
+                let value = if op == DELETE { Scalar::None } else { self.value(op, elem)? };
+                Ok(Step::Entry { op, index, key: None, value })
+            }
+            (CollectionKind::Map, REPLACE | DELETE | ADD | DELETE_AND_ADD) => {
+                let index = self.r.decode_varint()?;
+                let key = if op & ADD == ADD {
+                    let s = self.r.decode_str()?;
+                    let end = self.r.offset();
+                    Some(((end - s.len()) as u32, s.len() as u32))
+                } else {
+                    None
+                };
+                let seq = at as u32;
+                match op {
+                    DELETE => {
+                        self.map_indexes.insert((current.0, index), (false, seq));
+                    }
+                    REPLACE => {
+                        if !self.map_has_index(current, index) {
+                            return Err(err(at, DecodeErrorKind::UnknownMapIndex(index)));
+                        }
+                    }
+                    _ => {
+                        self.map_indexes.insert((current.0, index), (true, seq));
+                    }
+                }
+                let value = if op == DELETE { Scalar::None } else { self.value(op, elem)? };
+                Ok(Step::Entry { op, index, key, value })
+            }
+            _ => Err(err(at, DecodeErrorKind::InvalidOperation(op))),
+        }
+    }
+
+    /// Reads the value of a slot after operation `op`.
+    fn value(&mut self, op: u8, slot: SlotType) -> Result<Scalar, DecodeError> {
+        let r = &mut self.r;
+        Ok(match slot {
+            SlotType::Primitive(p) => match p {
+                Primitive::String => {
+                    let s = r.decode_str()?;
+                    let end = r.offset();
+                    Scalar::Str {
+                        start: (end - s.len()) as u32,
+                        len: s.len() as u32,
+                    }
+                }
+                Primitive::Number => Scalar::Number(r.decode_number()?),
+                Primitive::Boolean => Scalar::Bool(r.decode_bool()?),
+                Primitive::Int8 => Scalar::Int(r.decode_i8()?.into()),
+                Primitive::Uint8 => Scalar::Int(r.decode_u8()?.into()),
+                Primitive::Int16 => Scalar::Int(r.decode_i16()?.into()),
+                Primitive::Uint16 => Scalar::Int(r.decode_u16()?.into()),
+                Primitive::Int32 => Scalar::Int(r.decode_i32()?.into()),
+                Primitive::Uint32 => Scalar::Int(r.decode_u32()?.into()),
+                Primitive::Int64 => Scalar::Int(r.decode_i64()?),
+                Primitive::Uint64 => Scalar::Uint(r.decode_u64()?),
+                Primitive::Float32 => Scalar::Number(r.decode_f32()?.into()),
+                Primitive::Float64 => Scalar::Number(r.decode_f64()?),
+                Primitive::BigInt64 => Scalar::BigInt(r.decode_i64()?),
+                Primitive::BigUint64 => Scalar::BigUint(r.decode_u64()?),
+                #[allow(unreachable_patterns, reason = "Primitive is non_exhaustive")]
+                _ => return Err(err(r.offset(), DecodeErrorKind::Unsupported("primitive type"))),
+            },
+            SlotType::Struct(base) => {
+                let at = r.offset();
+                let id = RefId(r.decode_varint()?);
+                let type_at = r.offset();
+                let type_id = if op & ADD == ADD && r.peek() == Some(TYPE_ID) {
+                    r.read_u8()?;
+                    Some(r.decode_varint()?)
+                } else {
+                    None
+                };
+                match self.shape_of(id) {
+                    Some(Shape::Struct(t)) => {
+                        if !self.types.is_a(t, base) {
+                            return Err(err(at, DecodeErrorKind::TypeMismatch));
+                        }
+                        if let Some(tid) = type_id {
+                            if tid != t.0 {
+                                return Err(err(type_at, DecodeErrorKind::InvalidTypeId(tid)));
+                            }
+                        }
+                        Scalar::Child { id, create: None }
+                    }
+                    Some(Shape::Collection(..)) => return Err(err(at, DecodeErrorKind::TypeMismatch)),
+                    None => {
+                        if op & ADD != ADD {
+                            return Err(err(at, DecodeErrorKind::UnknownRefId(id.0)));
+                        }
+                        let t = match type_id {
+                            Some(tid) => {
+                                let t = TypeId(tid);
+                                if (tid as usize) >= self.types.len() || !self.types.is_a(t, base) {
+                                    return Err(err(type_at, DecodeErrorKind::InvalidTypeId(tid)));
+                                }
+                                t
+                            }
+                            None => base,
+                        };
+                        let shape = Shape::Struct(t);
+                        self.created.insert(id, shape);
+                        Scalar::Child { id, create: Some(shape) }
+                    }
+                }
+            }
+            SlotType::Collection(kind, elem) => {
+                let at = r.offset();
+                let id = RefId(r.decode_varint()?);
+                let want = Shape::Collection(kind, elem);
+                match self.shape_of(id) {
+                    Some(s) if s == want => Scalar::Child { id, create: None },
+                    Some(_) => return Err(err(at, DecodeErrorKind::TypeMismatch)),
+                    None => {
+                        if op & ADD != ADD {
+                            return Err(err(at, DecodeErrorKind::UnknownRefId(id.0)));
+                        }
+                        self.created.insert(id, want);
+                        Scalar::Child { id, create: Some(want) }
+                    }
+                }
+            }
+        })
+    }
+}
