@@ -17,14 +17,32 @@ pub(crate) struct Field<'a> {
     pub(crate) ty: &'a syn::Type,
     pub(crate) attrs: FieldAttrs,
     pub(crate) kind: Kind,
-    pub(crate) original: &'a syn::Field,
 }
 
-pub(crate) struct Container<'a> {
+/// A `#[derive(Schema)]` struct.
+pub(crate) struct Struct<'a> {
     pub(crate) ident: &'a syn::Ident,
     pub(crate) vis: &'a syn::Visibility,
+    /// The `#[schema(extends)]` field, if any.
+    pub(crate) base: Option<Field<'a>>,
+    /// Own fields, in index order after the inherited ones.
     pub(crate) fields: Vec<Field<'a>>,
+    /// Every field as written (for checks).
+    pub(crate) all: Vec<&'a syn::Field>,
     pub(crate) input: &'a syn::DeriveInput,
+}
+
+/// A `#[derive(Schema)]` enum: polymorphic children, one newtype variant
+/// per concrete type; the first is the declared type.
+pub(crate) struct Enum<'a> {
+    pub(crate) ident: &'a syn::Ident,
+    pub(crate) vis: &'a syn::Visibility,
+    pub(crate) variants: Vec<(&'a syn::Ident, &'a syn::Type)>,
+}
+
+pub(crate) enum Container<'a> {
+    Struct(Struct<'a>),
+    Enum(Enum<'a>),
 }
 
 const PRIMITIVES: &[&str] = &[
@@ -58,23 +76,22 @@ fn kind_of(ty: &syn::Type, attrs: &FieldAttrs) -> Kind {
 
 impl<'a> Container<'a> {
     pub(crate) fn from_ast(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Self> {
-        let data = match &input.data {
-            syn::Data::Struct(s) => s,
-            syn::Data::Enum(e) => {
-                cx.error_spanned_by(
-                    e.enum_token,
-                    "#[derive(Schema)] supports structs with named fields only",
-                );
-                return None;
-            }
+        match &input.data {
+            syn::Data::Struct(data) => Struct::from_ast(cx, input, data).map(Self::Struct),
+            syn::Data::Enum(data) => Enum::from_ast(cx, input, data).map(Self::Enum),
             syn::Data::Union(u) => {
                 cx.error_spanned_by(
                     u.union_token,
-                    "#[derive(Schema)] supports structs with named fields only",
+                    "#[derive(Schema)] supports structs and enums of Schema types only",
                 );
-                return None;
+                None
             }
-        };
+        }
+    }
+}
+
+impl<'a> Struct<'a> {
+    fn from_ast(cx: &Ctxt, input: &'a syn::DeriveInput, data: &'a syn::DataStruct) -> Option<Self> {
         let syn::Fields::Named(named) = &data.fields else {
             cx.error_spanned_by(
                 &input.ident,
@@ -82,26 +99,75 @@ impl<'a> Container<'a> {
             );
             return None;
         };
-        let fields = named
-            .named
-            .iter()
-            .map(|f| {
-                let attrs = FieldAttrs::parse(cx, &f.attrs);
-                let kind = kind_of(&f.ty, &attrs);
-                Field {
-                    ident: f.ident.as_ref().expect("named field"),
-                    ty: &f.ty,
-                    attrs,
-                    kind,
-                    original: f,
+        let mut base = None;
+        let mut fields = Vec::new();
+        for (i, f) in named.named.iter().enumerate() {
+            let attrs = FieldAttrs::parse(cx, &f.attrs);
+            let kind = kind_of(&f.ty, &attrs);
+            let field = Field {
+                ident: f.ident.as_ref().expect("named field"),
+                ty: &f.ty,
+                kind,
+                attrs,
+            };
+            if let Some(span) = field.attrs.extends {
+                if i != 0 {
+                    cx.syn_error(syn::Error::new(
+                        span,
+                        "`#[schema(extends)]` must be on the first field",
+                    ));
+                } else if field.attrs.wire.is_some() || field.attrs.rename.is_some() {
+                    cx.syn_error(syn::Error::new(
+                        span,
+                        "`#[schema(extends)]` takes no other attribute",
+                    ));
                 }
-            })
-            .collect();
+                base = Some(field);
+            } else {
+                fields.push(field);
+            }
+        }
         Some(Self {
             ident: &input.ident,
             vis: &input.vis,
+            base,
             fields,
+            all: named.named.iter().collect(),
             input,
+        })
+    }
+}
+
+impl<'a> Enum<'a> {
+    fn from_ast(cx: &Ctxt, input: &'a syn::DeriveInput, data: &'a syn::DataEnum) -> Option<Self> {
+        let mut variants = Vec::new();
+        for v in &data.variants {
+            match &v.fields {
+                syn::Fields::Unnamed(u) if u.unnamed.len() == 1 => {
+                    variants.push((&v.ident, &u.unnamed[0].ty));
+                }
+                _ => cx.error_spanned_by(
+                    v,
+                    "each variant of a Schema enum holds one Schema struct: `Hero(Hero)`",
+                ),
+            }
+        }
+        if data.variants.is_empty() {
+            cx.error_spanned_by(
+                &input.ident,
+                "a Schema enum needs at least one variant (the declared type first)",
+            );
+        }
+        if !input.generics.params.is_empty() {
+            cx.error_spanned_by(
+                &input.generics,
+                "#[derive(Schema)] does not support generic enums",
+            );
+        }
+        Some(Self {
+            ident: &input.ident,
+            vis: &input.vis,
+            variants,
         })
     }
 }

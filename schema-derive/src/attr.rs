@@ -24,6 +24,7 @@ pub(crate) const WIRE_TYPES: &[(&str, &str)] = &[
 ];
 
 const RENAME: &str = "rename";
+const EXTENDS: &str = "extends";
 
 /// What the attributes of one field say.
 #[derive(Default)]
@@ -32,6 +33,8 @@ pub(crate) struct FieldAttrs {
     pub(crate) wire: Option<(&'static str, proc_macro2::Span)>,
     /// Name sent to clients instead of the Rust name.
     pub(crate) rename: Option<String>,
+    /// `#[schema(extends)]`: this field is the parent type, flattened first.
+    pub(crate) extends: Option<proc_macro2::Span>,
 }
 
 impl FieldAttrs {
@@ -39,13 +42,17 @@ impl FieldAttrs {
         let mut out = Self::default();
         for attr in attrs.iter().filter(|a| a.path().is_ident("schema")) {
             let res = attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident(EXTENDS) {
+                    out.extends = Some(meta.path.span());
+                    return Ok(());
+                }
                 if meta.path.is_ident(RENAME) {
                     let lit: syn::LitStr = meta.value()?.parse()?;
                     out.rename = Some(lit.value());
                     return Ok(());
                 }
                 let Some(ident) = meta.path.get_ident() else {
-                    return Err(meta.error("expected a wire type or `rename = \"...\"`"));
+                    return Err(meta.error("expected a wire type, `extends` or `rename = \"...\"`"));
                 };
                 let name = ident.to_string();
                 match WIRE_TYPES.iter().find(|(n, _)| *n == name) {
@@ -57,7 +64,7 @@ impl FieldAttrs {
                         Ok(())
                     }
                     None => Err(meta.error(format!(
-                        "unknown schema attribute `{name}`; expected one of: {}, or `rename = \"...\"`",
+                        "unknown schema attribute `{name}`; expected one of: {}, `extends` or `rename = \"...\"`",
                         WIRE_TYPES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
                     ))),
                 }
@@ -66,7 +73,6 @@ impl FieldAttrs {
                 cx.syn_error(e);
             }
         }
-        let _ = attrs.first().map(Spanned::span);
         out
     }
 }

@@ -1,34 +1,54 @@
 //! Code generation: the `Schema` impl, the children-track struct and the
-//! mutable view of a struct.
+//! mutable view of a struct; `Field` for polymorphic enums.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use crate::ast::{Container, Kind};
+use crate::ast::{Container, Enum, Kind, Struct};
 use crate::ctxt::Ctxt;
 
 pub(crate) fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
     let cx = Ctxt::default();
-    let Some(cont) = Container::from_ast(&cx, input) else {
-        cx.check()?;
-        return Ok(TokenStream::new());
-    };
-    crate::check::check(&cx, &cont);
+    let cont = Container::from_ast(&cx, input);
+    if let Some(Container::Struct(s)) = &cont {
+        crate::check::check(&cx, s);
+    }
     cx.check()?;
-    Ok(expand_container(&cont))
+    Ok(match cont {
+        Some(Container::Struct(s)) => expand_struct(&s),
+        Some(Container::Enum(e)) => expand_enum(&e),
+        None => TokenStream::new(),
+    })
 }
 
-fn expand_container(cont: &Container<'_>) -> TokenStream {
+fn rc() -> TokenStream {
+    quote!(::roomcast_schema::__private)
+}
+
+fn bare(ident: &syn::Ident) -> String {
+    ident.to_string().trim_start_matches("r#").to_owned()
+}
+
+fn expand_struct(cont: &Struct<'_>) -> TokenStream {
     let ident = cont.ident;
     let vis = cont.vis;
     let children = format_ident!("__{}SchemaChildren", ident);
     let view = format_ident!("{}Mut", ident);
-    let rc = quote!(::roomcast_schema::__private);
+    let rc = rc();
 
+    // Inherited fields come first: own indexes start after them.
+    let base_count = match &cont.base {
+        Some(b) => {
+            let ty = b.ty;
+            quote!(<#ty as #rc::Schema>::FIELD_COUNT)
+        }
+        None => quote!(0u32),
+    };
+    let own = cont.fields.len() as u32;
     let idents: Vec<&syn::Ident> = cont.fields.iter().map(|f| f.ident).collect();
     let tys: Vec<&syn::Type> = cont.fields.iter().map(|f| f.ty).collect();
-    let indexes: Vec<u32> = (0..cont.fields.len() as u32).collect();
+    let locals: Vec<u32> = (0..own).collect();
     let wires: Vec<TokenStream> = cont
         .fields
         .iter()
@@ -43,12 +63,7 @@ fn expand_container(cont: &Container<'_>) -> TokenStream {
     let names: Vec<String> = cont
         .fields
         .iter()
-        .map(|f| {
-            f.attrs
-                .rename
-                .clone()
-                .unwrap_or_else(|| f.ident.to_string())
-        })
+        .map(|f| f.attrs.rename.clone().unwrap_or_else(|| bare(f.ident)))
         .collect();
 
     // Every field type must be a schema field; the error points at the type.
@@ -75,58 +90,118 @@ fn expand_container(cont: &Container<'_>) -> TokenStream {
             );
         })
     });
+    let count_msg = format!(
+        "`{ident}` has more than 63 fields counting inherited ones (field index 63 would collide with SWITCH_TO_STRUCTURE)"
+    );
 
-    let setters = cont.fields.iter().zip(&indexes).map(|(f, &i)| {
+    let setters = cont.fields.iter().zip(&locals).map(|(f, &i)| {
         let fid = f.ident;
         let ty = f.ty;
-        let set = format_ident!("set_{}", fid.to_string().trim_start_matches("r#"));
+        let set = format_ident!("set_{}", bare(fid));
         let doc = format!("Sets `{fid}`; the change is recorded for the next patch.");
         match f.kind {
             Kind::Primitive => quote! {
                 #[doc = #doc]
                 #[inline]
                 pub fn #set(&mut self, value: #ty) {
-                    #rc::set_primitive(&mut self.value.#fid, value, #i, self.track, self.tick);
+                    #rc::set_primitive(&mut self.value.#fid, value, #base_count + #i, self.state, self.tick);
                 }
             },
             Kind::Ref => {
-                let get = format_ident!("{}_mut", fid.to_string().trim_start_matches("r#"));
+                let get = format_ident!("{}_mut", bare(fid));
                 let get_doc = format!("The view of `{fid}`, through which it is changed.");
                 quote! {
                     #[doc = #doc]
                     pub fn #set(&mut self, value: #ty) {
-                        #rc::set_ref(&mut self.value.#fid, value, #i, self.track, |c: &mut #children| &mut c.#fid, self.tick);
+                        #rc::set_ref(&mut self.value.#fid, value, #base_count + #i, self.state, &mut self.children.#fid, self.tick);
                     }
 
                     #[doc = #get_doc]
                     #[inline]
                     pub fn #get(&mut self) -> <#ty as #rc::FieldView>::View<'_> {
-                        self.track.mark_child(#i);
-                        <#ty as #rc::FieldView>::__view_of(&mut self.value.#fid, &mut self.track.children.#fid, self.tick)
+                        self.state.mark_child(#base_count + #i);
+                        <#ty as #rc::FieldView>::__view_of(&mut self.value.#fid, &mut self.children.#fid, self.tick)
                     }
                 }
             }
         }
     });
 
+    // The parent part: its children's tracks, its view, its share of every
+    // generated method.
+    let (
+        base_child,
+        base_view,
+        extends,
+        base_present,
+        base_refs,
+        base_encode,
+        base_attach,
+        base_detach,
+        base_patch,
+        base_full,
+    ) = match &cont.base {
+        Some(b) => {
+            let bid = b.ident;
+            let bty = b.ty;
+            let get = format_ident!("{}_mut", bare(bid));
+            let doc = format!("The view of the inherited fields (`{bid}`).");
+            (
+                quote!(#bid: <#bty as #rc::Schema>::Children,),
+                quote! {
+                    #[doc = #doc]
+                    #[inline]
+                    pub fn #get(&mut self) -> <#bty as #rc::Schema>::Mut<'_> {
+                        #rc::Schema::__view(&mut self.value.#bid, self.state, &mut self.children.#bid, self.tick)
+                    }
+                },
+                quote!(::core::option::Option::Some(d.schema::<#bty>())),
+                quote!(m |= #rc::Schema::__present(&self.#bid);),
+                quote!(m |= #rc::Schema::__ref_fields(&self.#bid);),
+                quote! {
+                    if index < #base_count {
+                        #rc::Schema::__encode_field(&self.#bid, &children.#bid, index, out);
+                        return;
+                    }
+                },
+                quote!(#rc::Schema::__attach_children(&mut self.#bid, &mut children.#bid, tick);),
+                quote!(#rc::Schema::__detach_children(&mut self.#bid, &mut children.#bid, tick);),
+                quote! {
+                    let inherited = mask & ((1u64 << #base_count) - 1);
+                    if inherited != 0 {
+                        #rc::Schema::__patch_children(&mut self.#bid, &mut children.#bid, inherited, w);
+                    }
+                },
+                quote!(#rc::Schema::__full_children(&self.#bid, &children.#bid, w);),
+            )
+        }
+        None => Default::default(),
+    };
+
+    let extends = if cont.base.is_some() {
+        extends
+    } else {
+        quote!(::core::option::Option::None)
+    };
     let view_doc = format!(
         "The view of a tracked [`{ident}`]: setters record every change for the next patch. Reads go through `Deref`."
     );
     let name = ident.to_string();
-    let _ = Span::call_site();
 
     quote! {
         #[doc(hidden)]
         #[allow(non_camel_case_types, missing_docs)]
         #[derive(Default)]
         #vis struct #children {
+            #base_child
             #( #idents: <#tys as #rc::Field>::Track, )*
         }
 
         #[doc = #view_doc]
         #vis struct #view<'a> {
             value: &'a mut #ident,
-            track: &'a mut #rc::StructTrack<#children>,
+            state: &'a mut #rc::TrackState,
+            children: &'a mut #children,
             tick: &'a mut #rc::Tick,
         }
 
@@ -146,22 +221,25 @@ fn expand_container(cont: &Container<'_>) -> TokenStream {
         }
 
         impl #view<'_> {
+            #base_view
             #( #setters )*
         }
 
         const _: () = {
             #( #wire_asserts )*
+            const _: () = ::core::assert!(#base_count + #own <= 63, #count_msg);
 
             #[automatically_derived]
             impl #rc::Schema for #ident {
                 type Children = #children;
                 type Mut<'a> = #view<'a>;
+                const FIELD_COUNT: u32 = #base_count + #own;
 
                 fn __describe(d: &mut #rc::Describer) -> #rc::NamedType {
                     #( #field_asserts )*
                     #rc::NamedType {
                         name: <Self as #rc::Schema>::type_name(),
-                        extends: ::core::option::Option::None,
+                        extends: #extends,
                         fields: ::std::vec![
                             #( #rc::NamedField {
                                 name: ::std::string::String::from(#names),
@@ -174,14 +252,16 @@ fn expand_container(cont: &Container<'_>) -> TokenStream {
                 #[inline]
                 fn __present(&self) -> u64 {
                     let mut m = 0u64;
-                    #( if #rc::Field::__present(&self.#idents) { m |= 1u64 << #indexes; } )*
+                    #base_present
+                    #( if #rc::Field::__present(&self.#idents) { m |= 1u64 << (#base_count + #locals); } )*
                     m
                 }
 
                 #[inline]
                 fn __encode_field(&self, children: &#children, index: u32, out: &mut ::std::vec::Vec<u8>) {
-                    match index {
-                        #( #indexes => #rc::Field::__encode(&self.#idents, &children.#idents, #wires, out), )*
+                    #base_encode
+                    match index - #base_count {
+                        #( #locals => #rc::Field::__encode(&self.#idents, &children.#idents, #wires, out), )*
                         _ => {}
                     }
                 }
@@ -189,36 +269,144 @@ fn expand_container(cont: &Container<'_>) -> TokenStream {
                 #[inline]
                 fn __ref_fields(&self) -> u64 {
                     let mut m = 0u64;
-                    #( if #rc::Field::__is_ref(&self.#idents) { m |= 1u64 << #indexes; } )*
+                    #base_refs
+                    #( if #rc::Field::__is_ref(&self.#idents) { m |= 1u64 << (#base_count + #locals); } )*
                     m
                 }
 
                 fn __attach_children(&mut self, children: &mut #children, tick: &mut #rc::Tick) {
+                    #base_attach
                     #( #rc::Field::__attach(&mut self.#idents, &mut children.#idents, tick); )*
                 }
 
                 fn __detach_children(&mut self, children: &mut #children, tick: &mut #rc::Tick) {
+                    #base_detach
                     #( #rc::Field::__detach(&mut self.#idents, &mut children.#idents, tick); )*
                 }
 
                 #[inline]
                 fn __patch_children(&mut self, children: &mut #children, mask: u64, w: &mut #rc::PatchWriter<'_>) {
-                    #( if mask & (1u64 << #indexes) != 0 {
+                    #base_patch
+                    #( if mask & (1u64 << (#base_count + #locals)) != 0 {
                         #rc::Field::__encode_patch(&mut self.#idents, &mut children.#idents, w);
                     } )*
                 }
 
                 fn __full_children(&self, children: &#children, w: &mut #rc::FullWriter<'_>) {
+                    #base_full
                     #( #rc::Field::__encode_full(&self.#idents, &children.#idents, w); )*
                 }
 
                 #[inline]
                 fn __view<'a>(
                     &'a mut self,
-                    track: &'a mut #rc::StructTrack<#children>,
+                    state: &'a mut #rc::TrackState,
+                    children: &'a mut #children,
                     tick: &'a mut #rc::Tick,
                 ) -> #view<'a> {
-                    #view { value: self, track, tick }
+                    #view { value: self, state, children, tick }
+                }
+            }
+        };
+    }
+}
+
+fn expand_enum(e: &Enum<'_>) -> TokenStream {
+    let ident = e.ident;
+    let vis = e.vis;
+    let rc = rc();
+    let track = format_ident!("__{}SchemaTrack", ident);
+    let view = format_ident!("{}Mut", ident);
+    let vids: Vec<&syn::Ident> = e.variants.iter().map(|(v, _)| *v).collect();
+    let vtys: Vec<&syn::Type> = e.variants.iter().map(|(_, t)| *t).collect();
+    let slots: Vec<syn::Ident> = vids.iter().map(|v| format_ident!("__{}", v)).collect();
+    let first_ty = vtys[0];
+    let firsts: Vec<bool> = (0..vids.len()).map(|i| i == 0).collect();
+    let view_doc = format!("The view of a tracked [`{ident}`], per variant.");
+
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_snake_case, missing_docs)]
+        #[derive(Default)]
+        #vis struct #track {
+            tag: ::core::option::Option<u32>,
+            #( #slots: <#vtys as #rc::Field>::Track, )*
+        }
+
+        #[doc = #view_doc]
+        #vis enum #view<'a> {
+            #( #[allow(missing_docs)] #vids(<#vtys as #rc::Schema>::Mut<'a>), )*
+        }
+
+        const _: () = {
+            #[automatically_derived]
+            impl #rc::Field for #ident {
+                type Track = #track;
+                const DEFAULT_WIRE: ::core::option::Option<#rc::Primitive> = ::core::option::Option::None;
+
+                fn __describe(d: &mut #rc::Describer, _: ::core::option::Option<#rc::Primitive>) -> #rc::NamedFieldType {
+                    // The declared type, then every concrete type: they are
+                    // numbered as its subtypes (spec schema-wire.md §7).
+                    let declared = d.schema::<#first_ty>();
+                    #( let _ = d.schema::<#vtys>(); )*
+                    #rc::NamedFieldType::Schema(declared)
+                }
+
+                #[inline]
+                fn __same(&self, _: &Self) -> bool {
+                    false
+                }
+
+                #[inline]
+                fn __ref_id(&self, track: &#track) -> ::core::option::Option<u32> {
+                    match self {
+                        #( Self::#vids(v) => #rc::Field::__ref_id(v, &track.#slots), )*
+                    }
+                }
+
+                fn __encode(&self, track: &#track, _: ::core::option::Option<#rc::Primitive>, out: &mut ::std::vec::Vec<u8>) {
+                    match self {
+                        #( Self::#vids(v) => #rc::Field::__encode(v, &track.#slots, ::core::option::Option::None, out), )*
+                    }
+                    #rc::encode_type_tag(track.tag, out);
+                }
+
+                fn __attach(&mut self, track: &mut #track, tick: &mut #rc::Tick) {
+                    match self {
+                        #( Self::#vids(v) => {
+                            track.tag = if #firsts { ::core::option::Option::None } else { tick.type_id_of::<#vtys>() };
+                            #rc::Field::__attach(v, &mut track.#slots, tick);
+                        } )*
+                    }
+                }
+
+                fn __detach(&mut self, track: &mut #track, tick: &mut #rc::Tick) {
+                    match self {
+                        #( Self::#vids(v) => #rc::Field::__detach(v, &mut track.#slots, tick), )*
+                    }
+                }
+
+                fn __encode_patch(&mut self, track: &mut #track, w: &mut #rc::PatchWriter<'_>) {
+                    match self {
+                        #( Self::#vids(v) => #rc::Field::__encode_patch(v, &mut track.#slots, w), )*
+                    }
+                }
+
+                fn __encode_full(&self, track: &#track, w: &mut #rc::FullWriter<'_>) {
+                    match self {
+                        #( Self::#vids(v) => #rc::Field::__encode_full(v, &track.#slots, w), )*
+                    }
+                }
+            }
+
+            #[automatically_derived]
+            impl #rc::FieldView for #ident {
+                type View<'a> = #view<'a>;
+
+                fn __view_of<'a>(value: &'a mut Self, track: &'a mut #track, tick: &'a mut #rc::Tick) -> #view<'a> {
+                    match value {
+                        #( Self::#vids(v) => #view::#vids(<#vtys as #rc::FieldView>::__view_of(v, &mut track.#slots, tick)), )*
+                    }
                 }
             }
         };

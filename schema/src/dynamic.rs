@@ -11,7 +11,7 @@ use crate::collections::{
 };
 use crate::encoder::{Encoder, FullWriter, PatchWriter};
 use crate::schema::{write_full_block, write_patch_block, Describer, Field};
-use crate::tracked::{StructTrack, Tick};
+use crate::tracked::{Tick, TrackState};
 use crate::types::{CollectionKind, FieldType, NamedFieldType, Primitive, TypeId, TypeRegistry};
 use crate::wire::{self, spec};
 
@@ -102,7 +102,7 @@ pub struct DynStruct {
     /// declared type of the slot holding it (TYPE_ID, spec §7).
     tag: Option<u32>,
     fields: Vec<Option<DynValue>>,
-    track: StructTrack<()>,
+    track: TrackState,
 }
 
 /// Cloning gives an untracked copy: same fields, no identity.
@@ -112,7 +112,7 @@ impl Clone for DynStruct {
             ty: self.ty,
             tag: self.tag,
             fields: self.fields.clone(),
-            track: StructTrack::default(),
+            track: TrackState::default(),
         }
     }
 }
@@ -127,7 +127,7 @@ impl DynStruct {
             ty,
             tag: None,
             fields,
-            track: StructTrack::default(),
+            track: TrackState::default(),
         }
     }
 
@@ -219,7 +219,7 @@ impl Field for DynStruct {
 
     fn __detach(&mut self, _: &mut (), tick: &mut Tick) {
         self.track.meta.detach(tick);
-        self.track = StructTrack::default();
+        self.track = TrackState::default();
         for f in self.fields.iter_mut().flatten() {
             f.__detach(&mut (), tick);
         }
@@ -228,7 +228,7 @@ impl Field for DynStruct {
     fn __encode_patch(&mut self, _: &mut (), w: &mut PatchWriter<'_>) {
         let present = self.present();
         let fields = &self.fields;
-        write_patch_block(&mut self.track, present, w, |(), i, out| {
+        write_patch_block(&mut self.track, present, w, |i, out| {
             Self::encode_field(fields, i, out)
         });
         let mut mask = std::mem::take(&mut self.track.child_dirty);
@@ -243,7 +243,7 @@ impl Field for DynStruct {
 
     fn __encode_full(&self, _: &(), w: &mut FullWriter<'_>) {
         let fields = &self.fields;
-        write_full_block(&self.track, self.present(), w, |(), i, out| {
+        write_full_block(&self.track, self.present(), w, |i, out| {
             Self::encode_field(fields, i, out)
         });
         for v in self.fields.iter().flatten() {

@@ -269,7 +269,7 @@ impl<T: Field> Encoder<T> {
 
     /// Starts tracking `state` with options.
     pub fn with_options(mut state: T, options: EncoderOptions) -> Self {
-        let mut tick = Tick::new(options.reuse_ref_ids);
+        let mut tick = Tick::new(options.reuse_ref_ids, T::__type_ids());
         let mut track = T::Track::default();
         state.__attach(&mut track, &mut tick);
         // The root is refId 0, allocated before any child.
@@ -372,14 +372,18 @@ impl<T: Schema> Encoder<T> {
     /// The view through which the state is changed; every change is recorded
     /// for the next patch.
     pub fn state_mut(&mut self) -> T::Mut<'_> {
-        self.state.__view(&mut self.track, &mut self.tick)
+        self.state.__view(
+            &mut self.track.state,
+            &mut self.track.children,
+            &mut self.tick,
+        )
     }
 
     /// Whether changes are pending (a view was taken or something changed
     /// since the last patch).
     #[must_use]
     pub fn has_changes(&self) -> bool {
-        self.track.meta.seq != NO_SEQ || self.track.child_dirty != 0
+        self.track.state.meta.seq != NO_SEQ || self.track.state.child_dirty != 0
     }
 
     /// The state's types, numbered like the reference's `TypeContext`.

@@ -23,7 +23,9 @@ pub use roomcast_schema_derive::Schema;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::encoder::{FullWriter, PatchWriter};
-    pub use crate::schema::{accepts, set_primitive, set_ref, Describer, Field, FieldView, Schema};
-    pub use crate::tracked::{StructTrack, Tick};
+    pub use crate::schema::{
+        accepts, encode_type_tag, set_primitive, set_ref, Describer, Field, FieldView, Schema,
+    };
+    pub use crate::tracked::{StructTrack, Tick, TrackState};
     pub use crate::types::{NamedField, NamedFieldType, NamedType, Primitive};
 }

@@ -7,7 +7,7 @@
 //! not meant to be called or implemented by hand.
 
 use crate::encoder::{FullWriter, PatchWriter};
-use crate::tracked::{StructTrack, Tick};
+use crate::tracked::{StructTrack, Tick, TrackState};
 use crate::types::{NamedFieldType, NamedType, Primitive};
 use crate::wire;
 
@@ -17,6 +17,8 @@ use crate::wire;
 #[derive(Debug, Default)]
 pub struct Describer {
     pub(crate) types: Vec<NamedType>,
+    /// The Rust type behind each described name.
+    pub(crate) rust_types: Vec<(std::any::TypeId, String)>,
 }
 
 impl Describer {
@@ -25,6 +27,8 @@ impl Describer {
         let name = T::type_name();
         if !self.types.iter().any(|t| t.name == name) {
             // Reserve the slot first so recursive types terminate.
+            self.rust_types
+                .push((std::any::TypeId::of::<T>(), name.clone()));
             self.types.push(NamedType {
                 name: name.clone(),
                 extends: None,
@@ -54,6 +58,10 @@ pub trait Schema: Sized + 'static {
 
     /// The view through which a tracked instance is changed.
     type Mut<'a>;
+
+    /// Number of fields, inherited ones included.
+    #[doc(hidden)]
+    const FIELD_COUNT: u32;
 
     /// The type's name in type descriptions.
     fn type_name() -> String {
@@ -101,7 +109,8 @@ pub trait Schema: Sized + 'static {
     #[doc(hidden)]
     fn __view<'a>(
         &'a mut self,
-        track: &'a mut StructTrack<Self::Children>,
+        state: &'a mut TrackState,
+        children: &'a mut Self::Children,
         tick: &'a mut Tick,
     ) -> Self::Mut<'a>;
 }
@@ -162,6 +171,13 @@ pub trait Field: Sized {
     #[inline]
     fn __ref_id(&self, _track: &Self::Track) -> Option<u32> {
         None
+    }
+
+    /// Type ids of the Rust types of a state rooted at this type (for
+    /// TYPE_ID of polymorphic children); empty for non-Schema types.
+    #[doc(hidden)]
+    fn __type_ids() -> Vec<(std::any::TypeId, u32)> {
+        Vec::new()
     }
 
     /// Gives a newly attached value (and its subtree) refIds.
@@ -409,53 +425,63 @@ impl<T: Schema> Field for T {
         NamedFieldType::Schema(d.schema::<T>())
     }
 
+    fn __type_ids() -> Vec<(std::any::TypeId, u32)> {
+        let mut d = Describer::default();
+        let root = d.schema::<T>();
+        let Ok(reg) = crate::types::TypeRegistry::from_named(&root, &d.types) else {
+            return Vec::new();
+        };
+        d.rust_types
+            .iter()
+            .filter_map(|(rust, name)| Some((*rust, reg.by_name(name)?.0)))
+            .collect()
+    }
+
     #[inline]
     fn __same(&self, _: &Self) -> bool {
         false
     }
 
     #[inline]
-    fn __encode(&self, track: &Self::Track, _: Option<Primitive>, out: &mut Vec<u8>) {
-        wire::encode_varint(out, track.meta.id());
+    fn __ref_id(&self, track: &Self::Track) -> Option<u32> {
+        Some(track.state.meta.id())
     }
 
     #[inline]
-    fn __ref_id(&self, track: &Self::Track) -> Option<u32> {
-        Some(track.meta.id())
+    fn __encode(&self, track: &Self::Track, _: Option<Primitive>, out: &mut Vec<u8>) {
+        wire::encode_varint(out, track.state.meta.id());
     }
 
     fn __attach(&mut self, track: &mut Self::Track, tick: &mut Tick) {
-        track.meta.attach(tick);
-        track.dirty = 0;
-        track.replaced = 0;
-        track.child_dirty = self.__ref_fields() & self.__present();
+        track.state = TrackState::default();
+        track.state.meta.attach(tick);
+        track.state.child_dirty = self.__ref_fields() & self.__present();
         self.__attach_children(&mut track.children, tick);
     }
 
     fn __detach(&mut self, track: &mut Self::Track, tick: &mut Tick) {
-        track.meta.detach(tick);
-        track.dirty = 0;
-        track.replaced = 0;
-        track.child_dirty = 0;
+        track.state.meta.detach(tick);
+        track.state = TrackState::default();
         self.__detach_children(&mut track.children, tick);
     }
 
     #[inline]
     fn __encode_patch(&mut self, track: &mut Self::Track, w: &mut PatchWriter<'_>) {
         let present = self.__present();
-        write_patch_block(track, present, w, |c, i, out| {
-            self.__encode_field(c, i, out)
+        let children = &track.children;
+        write_patch_block(&mut track.state, present, w, |i, out| {
+            self.__encode_field(children, i, out);
         });
-        if track.child_dirty != 0 {
-            let mask = track.child_dirty;
-            track.child_dirty = 0;
+        if track.state.child_dirty != 0 {
+            let mask = std::mem::take(&mut track.state.child_dirty);
             self.__patch_children(&mut track.children, mask, w);
         }
     }
 
     fn __encode_full(&self, track: &Self::Track, w: &mut FullWriter<'_>) {
-        write_full_block(track, self.__present(), w, |c, i, out| {
-            self.__encode_field(c, i, out)
+        let children = &track.children;
+        write_full_block(&track.state, self.__present(), w, |i, out| {
+            self.__encode_field(children, i, out);
         });
         self.__full_children(&track.children, w);
     }
@@ -465,11 +491,11 @@ impl<T: Schema> Field for T {
 /// fresh ref, else the dirty fields in index order (ADD, DELETE or
 /// DELETE_AND_ADD). Settles the track's own state (not `child_dirty`).
 #[inline]
-pub(crate) fn write_patch_block<C>(
-    track: &mut StructTrack<C>,
+pub(crate) fn write_patch_block(
+    track: &mut TrackState,
     present: u64,
     w: &mut PatchWriter<'_>,
-    mut field: impl FnMut(&C, u32, &mut Vec<u8>),
+    mut field: impl FnMut(u32, &mut Vec<u8>),
 ) {
     if track.meta.seq == crate::tracked::NO_SEQ {
         return;
@@ -482,7 +508,7 @@ pub(crate) fn write_patch_block<C>(
             let i = mask.trailing_zeros();
             mask &= mask - 1;
             out.push(wire::spec::ADD | i as u8);
-            field(&track.children, i, out);
+            field(i, out);
         }
     } else {
         let mut mask = track.dirty;
@@ -499,7 +525,7 @@ pub(crate) fn write_patch_block<C>(
                     wire::spec::ADD
                 };
                 out.push(op | i as u8);
-                field(&track.children, i, out);
+                field(i, out);
             }
         }
     }
@@ -511,11 +537,11 @@ pub(crate) fn write_patch_block<C>(
 
 /// Writes a struct's block for a full state: every present field as ADD.
 #[inline]
-pub(crate) fn write_full_block<C>(
-    track: &StructTrack<C>,
+pub(crate) fn write_full_block(
+    track: &TrackState,
     present: u64,
     w: &mut FullWriter<'_>,
-    mut field: impl FnMut(&C, u32, &mut Vec<u8>),
+    mut field: impl FnMut(u32, &mut Vec<u8>),
 ) {
     let block = w.begin(track.meta.id());
     let mut mask = present;
@@ -523,7 +549,7 @@ pub(crate) fn write_full_block<C>(
         let i = mask.trailing_zeros();
         mask &= mask - 1;
         w.out.push(wire::spec::ADD | i as u8);
-        field(&track.children, i, w.out);
+        field(i, w.out);
     }
     w.end(block);
 }
@@ -553,7 +579,7 @@ impl<T: Schema> FieldView for T {
         track: &'a mut Self::Track,
         tick: &'a mut Tick,
     ) -> T::Mut<'a> {
-        value.__view(track, tick)
+        value.__view(&mut track.state, &mut track.children, tick)
     }
 }
 
@@ -577,11 +603,11 @@ impl<T: FieldView> FieldView for Option<T> {
 /// same (JavaScript `===`).
 #[doc(hidden)]
 #[inline]
-pub fn set_primitive<T: Field, C>(
+pub fn set_primitive<T: Field>(
     slot: &mut T,
     value: T,
     index: u32,
-    track: &mut StructTrack<C>,
+    track: &mut TrackState,
     tick: &mut Tick,
 ) {
     if !slot.__same(&value) {
@@ -593,17 +619,16 @@ pub fn set_primitive<T: Field, C>(
 /// Setter of a ref field: the old instance is detached, the new one attached
 /// (after the parent's op, so its block follows).
 #[doc(hidden)]
-pub fn set_ref<T: Field, C>(
+pub fn set_ref<T: Field>(
     slot: &mut T,
     mut value: T,
     index: u32,
-    track: &mut StructTrack<C>,
-    child: impl FnOnce(&mut C) -> &mut T::Track,
+    track: &mut TrackState,
+    child_track: &mut T::Track,
     tick: &mut Tick,
 ) {
     track.meta.touch(tick);
     let had = slot.__present();
-    let child_track = child(&mut track.children);
     let mut new_track = T::Track::default();
     value.__attach(&mut new_track, tick);
     let mut old = std::mem::replace(slot, value);
@@ -614,5 +639,16 @@ pub fn set_ref<T: Field, C>(
     } else {
         track.replaced &= !(1 << index);
         track.mark(index, tick);
+    }
+}
+
+/// Writes `d5 | varint typeId` after a child's refId when its concrete type
+/// is not the declared one (spec `schema-wire.md` §7).
+#[doc(hidden)]
+#[inline]
+pub fn encode_type_tag(tag: Option<u32>, out: &mut Vec<u8>) {
+    if let Some(tag) = tag {
+        out.push(wire::spec::TYPE_ID);
+        wire::encode_varint(out, tag);
     }
 }

@@ -76,11 +76,12 @@ impl RefMeta {
     }
 }
 
-/// Tracking state of a Schema struct: its identity, which fields changed,
-/// and which child fields hold something changed further down.
+/// Tracking state of one Schema struct instance: its identity, which
+/// fields changed, and which child fields hold something changed further
+/// down.
 #[doc(hidden)]
 #[derive(Debug, Default, Clone)]
-pub struct StructTrack<C> {
+pub struct TrackState {
     pub(crate) meta: RefMeta,
     /// Fields to send in the next patch.
     pub(crate) dirty: u64,
@@ -88,11 +89,9 @@ pub struct StructTrack<C> {
     pub(crate) replaced: u64,
     /// Child fields to descend into when encoding the next patch.
     pub(crate) child_dirty: u64,
-    /// Tracks of the child fields, generated per type.
-    pub children: C,
 }
 
-impl<C> StructTrack<C> {
+impl TrackState {
     /// Records a change of field `index`.
     #[doc(hidden)]
     #[inline]
@@ -110,9 +109,8 @@ impl<C> StructTrack<C> {
 
     /// Records that child field `index` now holds a new instance; `had_one`
     /// says whether it held another before (DELETE_AND_ADD rather than ADD).
-    #[doc(hidden)]
     #[inline]
-    pub fn mark_replaced(&mut self, index: u32, had_one: bool, tick: &mut Tick) {
+    pub(crate) fn mark_replaced(&mut self, index: u32, had_one: bool, tick: &mut Tick) {
         if had_one {
             self.replaced |= 1 << index;
         } else {
@@ -121,6 +119,16 @@ impl<C> StructTrack<C> {
         self.child_dirty |= 1 << index;
         self.mark(index, tick);
     }
+}
+
+/// Tracking state of a Schema struct and the tracks of its child fields
+/// (generated per type).
+#[doc(hidden)]
+#[derive(Debug, Default, Clone)]
+pub struct StructTrack<C> {
+    pub(crate) state: TrackState,
+    /// Tracks of the child fields.
+    pub children: C,
 }
 
 /// The per-encoder context of a tick: refId allocation and first-change
@@ -135,16 +143,30 @@ pub struct Tick {
     free: BinaryHeap<Reverse<u32>>,
     /// Whether released ids are reused (see `EncoderOptions`).
     reuse: bool,
+    /// Type ids of the state's Rust types (TYPE_ID of polymorphic children).
+    types: Vec<(std::any::TypeId, u32)>,
     /// Ids released this tick, free once the patch that deletes them is out.
     released: Vec<u32>,
 }
 
 impl Tick {
-    pub(crate) fn new(reuse_ids: bool) -> Self {
+    pub(crate) fn new(reuse_ids: bool, types: Vec<(std::any::TypeId, u32)>) -> Self {
         Self {
             reuse: reuse_ids,
+            types,
             ..Self::default()
         }
+    }
+
+    /// The type id of Rust type `T` in this state's registry.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn type_id_of<T: 'static>(&self) -> Option<u32> {
+        let want = std::any::TypeId::of::<T>();
+        self.types
+            .iter()
+            .find(|(t, _)| *t == want)
+            .map(|(_, id)| *id)
     }
 
     #[inline]

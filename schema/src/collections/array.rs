@@ -17,7 +17,7 @@ use std::fmt;
 
 use super::map::describe_collection;
 use crate::encoder::{Dialect, FullWriter, PatchWriter};
-use crate::schema::{Describer, Field, Schema};
+use crate::schema::{Describer, Field, FieldView};
 use crate::tracked::{RefMeta, Tick, NO_SEQ};
 use crate::types::{CollectionKind, NamedFieldType, Primitive};
 use crate::wire::{self, spec};
@@ -820,21 +820,29 @@ impl<'a, V: Field> ArrayMut<'a, V> {
     }
 }
 
-impl<V: Schema> ArrayMut<'_, V> {
+impl<V: FieldView> ArrayMut<'_, V> {
     /// The view of the instance at `index`.
-    pub fn get_mut(&mut self, index: usize) -> Option<V::Mut<'_>> {
+    pub fn get_mut(&mut self, index: usize) -> Option<V::View<'_>> {
         let w = self.arr.working_index(index)?;
         self.arr.children_dirty = true;
         let item = self.arr.slots[w].item.as_mut()?;
-        Some(item.value.__view(&mut item.track, self.tick))
+        Some(FieldView::__view_of(
+            &mut item.value,
+            &mut item.track,
+            self.tick,
+        ))
     }
 
     /// Calls `f` with the view of every instance, in order.
-    pub fn for_each_mut(&mut self, mut f: impl FnMut(V::Mut<'_>)) {
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(V::View<'_>)) {
         self.arr.children_dirty = true;
         for slot in &mut self.arr.slots {
             if let Some(item) = slot.item.as_mut() {
-                f(item.value.__view(&mut item.track, self.tick));
+                f(FieldView::__view_of(
+                    &mut item.value,
+                    &mut item.track,
+                    self.tick,
+                ));
             }
         }
     }
@@ -925,7 +933,7 @@ impl<V: Field> Field for ArraySchema<V> {
     }
 }
 
-impl<V: Field> crate::schema::FieldView for ArraySchema<V> {
+impl<V: Field> FieldView for ArraySchema<V> {
     type View<'a>
         = ArrayMut<'a, V>
     where

@@ -5,7 +5,7 @@ use std::fmt;
 
 use super::indexed::{Indexed, Slot};
 use crate::encoder::{FullWriter, PatchWriter};
-use crate::schema::{Describer, Field, Schema};
+use crate::schema::{Describer, Field, FieldView};
 use crate::tracked::Tick;
 use crate::types::{CollectionKind, NamedFieldType, Primitive};
 use crate::wire;
@@ -215,21 +215,28 @@ impl<'a, V: Field> MapMut<'a, V> {
     }
 }
 
-impl<V: Schema> MapMut<'_, V> {
+impl<V: FieldView> MapMut<'_, V> {
     /// The view of the instance under `key`.
-    pub fn get_mut(&mut self, key: &str) -> Option<V::Mut<'_>> {
+    pub fn get_mut(&mut self, key: &str) -> Option<V::View<'_>> {
         let pos = *self.map.index.get(key)?;
         let slot = self.map.inner.queue(pos);
-        Some(slot.value.__view(&mut slot.track, self.tick))
+        Some(FieldView::__view_of(
+            &mut slot.value,
+            &mut slot.track,
+            self.tick,
+        ))
     }
 
     /// Calls `f` with the view of every instance, in insertion order.
-    pub fn for_each_mut(&mut self, mut f: impl FnMut(&str, V::Mut<'_>)) {
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&str, V::View<'_>)) {
         let inner = &mut self.map.inner;
         for pos in 0..inner.slots.len() as u32 {
             if inner.slots[pos as usize].is_some() {
                 let slot = inner.queue(pos);
-                f(&slot.key, slot.value.__view(&mut slot.track, self.tick));
+                f(
+                    &slot.key,
+                    FieldView::__view_of(&mut slot.value, &mut slot.track, self.tick),
+                );
             }
         }
     }
@@ -281,7 +288,7 @@ impl<V: Field> Field for MapSchema<V> {
     }
 }
 
-impl<V: Field> crate::schema::FieldView for MapSchema<V> {
+impl<V: Field> FieldView for MapSchema<V> {
     type View<'a>
         = MapMut<'a, V>
     where

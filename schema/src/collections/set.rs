@@ -6,7 +6,7 @@ use std::fmt;
 use super::indexed::Indexed;
 use super::map::describe_collection;
 use crate::encoder::{FullWriter, PatchWriter};
-use crate::schema::{Describer, Field, Schema};
+use crate::schema::{Describer, Field, FieldView};
 use crate::tracked::Tick;
 use crate::types::{CollectionKind, NamedFieldType, Primitive};
 use crate::wire;
@@ -149,20 +149,20 @@ macro_rules! indexed_collection {
             }
         }
 
-        impl<V: Schema> $view<'_, V> {
+        impl<V: FieldView> $view<'_, V> {
             /// Calls `f` with the view of every instance, in insertion order.
-            pub fn for_each_mut(&mut self, mut f: impl FnMut(V::Mut<'_>)) {
+            pub fn for_each_mut(&mut self, mut f: impl FnMut(V::View<'_>)) {
                 let inner = &mut self.coll.inner;
                 for pos in 0..inner.slots.len() as u32 {
                     if inner.slots[pos as usize].is_some() {
                         let slot = inner.queue(pos);
-                        f(slot.value.__view(&mut slot.track, self.tick));
+                        f(FieldView::__view_of(&mut slot.value, &mut slot.track, self.tick));
                     }
                 }
             }
         }
 
-        impl<V: Field> crate::schema::FieldView for $name<V> {
+        impl<V: Field> FieldView for $name<V> {
             type View<'a>
                 = $view<'a, V>
             where

@@ -1,0 +1,935 @@
+//! Reflection-driven decoding into a dynamic value tree.
+//!
+//! A [`DynamicDecoder`] needs no Rust types: it is built from a
+//! [`TypeRegistry`] (typically decoded from the Reflection bytes of the
+//! JOIN_ROOM handshake, [`DynamicDecoder::from_reflection`]) and holds every
+//! structure the server sent, by refId. Read it through [`NodeRef`]s or as
+//! JSON ([`DynamicDecoder::to_json`]).
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::decoder::array_items::ArrayItems;
+use crate::decoder::callbacks::{Callbacks, Key, Recorded};
+use crate::decoder::ordered_map::OrderedMap;
+use crate::decoder::parse::{Located, Parser, Scalar, Shape, ShapeSource, Step};
+use crate::decoder::reference_tracker::{GarbageList, RefCount, RefId, RefIdHasherBuilder, RefMap};
+use crate::decoder::reflection::{decode_reflection, ReflectionDialect};
+use crate::decoder::value::{js_key_order, write_json_str, write_primitive_json, Value};
+use crate::decoder::MAX_DEPTH;
+use crate::types::{CollectionKind, ElementType, TypeId, TypeRegistry};
+use crate::wire::spec::{ADD, DELETE, DELETE_AND_ADD, DELETE_AND_MOVE};
+use crate::wire::DecodeError;
+
+/// Map entries: key → value in insertion order.
+type MapEntries = OrderedMap<Box<str>, Value, RandomState>;
+/// Set / collection entries: wire index → value in insertion order.
+type IndexedEntries = OrderedMap<u32, Value, RefIdHasherBuilder>;
+
+#[derive(Debug)]
+pub(crate) enum NodeData {
+    /// Field values by field index (grown on demand).
+    Struct(Vec<Option<Value>>),
+    Map {
+        entries: MapEntries,
+        /// Wire index → key (several indexes may name the same key).
+        indexes: HashMap<u32, Box<str>, RefIdHasherBuilder>,
+    },
+    Array(ArrayItems<Value>),
+    /// `SetSchema` and `CollectionSchema`.
+    Indexed(IndexedEntries),
+}
+
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) rc: RefCount,
+    pub(crate) shape: Shape,
+    /// The struct field that last attached this collection (callbacks
+    /// registered on a field follow the collection it holds).
+    pub(crate) owner: Option<(RefId, u8)>,
+    pub(crate) data: NodeData,
+}
+
+impl Node {
+    fn new(shape: Shape) -> Self {
+        let data = match shape {
+            Shape::Struct(_) => NodeData::Struct(Vec::new()),
+            Shape::Collection(CollectionKind::Map, _) => NodeData::Map {
+                entries: OrderedMap::default(),
+                indexes: HashMap::default(),
+            },
+            Shape::Collection(CollectionKind::Array, _) => NodeData::Array(ArrayItems::default()),
+            Shape::Collection(CollectionKind::Set | CollectionKind::Collection, _) => {
+                NodeData::Indexed(OrderedMap::default())
+            }
+        };
+        Self {
+            rc: RefCount::default(),
+            shape,
+            owner: None,
+            data,
+        }
+    }
+
+    /// Every child reference this structure holds.
+    fn for_each_child(&self, mut f: impl FnMut(RefId)) {
+        let mut visit = |v: &Value| {
+            if let Value::Ref(id) = *v {
+                f(id);
+            }
+        };
+        match &self.data {
+            NodeData::Struct(fields) => fields.iter().flatten().for_each(&mut visit),
+            NodeData::Map { entries, .. } => entries.values().for_each(&mut visit),
+            NodeData::Array(items) => items.iter().for_each(&mut visit),
+            NodeData::Indexed(entries) => entries.values().for_each(&mut visit),
+        }
+    }
+}
+
+/// The structures held by a decoder, by refId.
+#[derive(Debug, Default)]
+pub(crate) struct Nodes {
+    pub(crate) map: RefMap<Node>,
+}
+
+impl ShapeSource for Nodes {
+    #[inline]
+    fn shape_of(&self, id: RefId) -> Option<Shape> {
+        self.map.get(id).map(|n| n.shape)
+    }
+
+    fn map_has_index(&self, map: RefId, index: u32) -> bool {
+        matches!(
+            self.map.get(map).map(|n| &n.data),
+            Some(NodeData::Map { indexes, .. }) if indexes.contains_key(&index)
+        )
+    }
+}
+
+/// Decodes Colyseus state bytes of any schema into a dynamic value tree.
+///
+/// Call [`decode`](Self::decode) with the body of every `ROOM_STATE` (full
+/// state) and `ROOM_STATE_PATCH` message, in the order they arrive, without
+/// the leading protocol byte. Each call applies one whole message and then
+/// garbage-collects the structures no longer referenced (spec
+/// `schema-wire.md` §9).
+///
+/// **A message is applied entirely or not at all.** The bytes are first
+/// parsed and checked against the current state; only a valid message is
+/// applied, and applying cannot fail. On `Err` the state is unchanged and
+/// the decoder stays usable (whether the *stream* can continue after a bad
+/// message is another matter: the server assumes it was applied).
+///
+/// Malformed input is an error naming the byte offset: see
+/// [`DecodeErrorKind`](crate::wire::DecodeErrorKind). Decoding never
+/// panics, never loops (every step consumes input) and allocates at most in
+/// proportion to the input.
+///
+/// # Examples
+///
+/// ```
+/// use roomcast_schema::decoder::{DynamicDecoder, ReflectionDialect};
+/// // Reflection of `State { n: number }`, then a full state with n = 5.
+/// let reflection = [
+///     0x80, 0x01, 0xff, 0x01, 0x80, 0x00, 0x02, 0xff, 0x02, 0x80, 0x00, 0x82, 0x03, 0xff, 0x03,
+///     0x80, 0x00, 0x04, 0xff, 0x04, 0x80, 0xa1, b'n', 0x81, 0xa6, b'n', b'u', b'm', b'b', b'e',
+///     b'r',
+/// ];
+/// let mut decoder = DynamicDecoder::from_reflection(&reflection, ReflectionDialect::Auto)?;
+/// decoder.decode(&[0x80, 0x05])?;
+/// assert_eq!(decoder.to_json(), r#"{"n":5}"#);
+/// # Ok::<(), roomcast_schema::wire::DecodeError>(())
+/// ```
+pub struct DynamicDecoder {
+    types: TypeRegistry,
+    nodes: Nodes,
+    garbage: GarbageList,
+    parser: Parser,
+    callbacks: Callbacks,
+    /// Reused buffer of the changes of one message (only while someone
+    /// listens).
+    recorded: Vec<Recorded>,
+}
+
+impl fmt::Debug for DynamicDecoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DynamicDecoder")
+            .field("refs", &self.nodes.map.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DynamicDecoder {
+    /// A decoder for states described by `types`, holding an empty root.
+    #[must_use]
+    pub fn new(types: TypeRegistry) -> Self {
+        let mut nodes = Nodes::default();
+        let mut root = Node::new(Shape::Struct(types.root()));
+        // The root is held by the decoder itself and never collected.
+        root.rc.count = 1;
+        nodes.map.insert(RefId::ROOT, root);
+        Self {
+            types,
+            nodes,
+            garbage: GarbageList::default(),
+            parser: Parser::default(),
+            callbacks: Callbacks::default(),
+            recorded: Vec::new(),
+        }
+    }
+
+    /// A decoder for the types described by Reflection bytes (the handshake
+    /// of JOIN_ROOM, spec §10).
+    ///
+    /// # Errors
+    ///
+    /// As [`decode_reflection`].
+    pub fn from_reflection(bytes: &[u8], dialect: ReflectionDialect) -> Result<Self, DecodeError> {
+        Ok(Self::new(decode_reflection(bytes, dialect)?))
+    }
+
+    /// The types this decoder decodes.
+    #[must_use]
+    pub fn types(&self) -> &TypeRegistry {
+        &self.types
+    }
+
+    /// Number of structures held (the root included).
+    #[must_use]
+    pub fn ref_count(&self) -> usize {
+        self.nodes.map.len()
+    }
+
+    /// Applies one message body (full state or patch).
+    ///
+    /// # Errors
+    ///
+    /// A [`DecodeError`] naming the first problem and its byte offset; the
+    /// state is then unchanged.
+    pub fn decode(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
+        self.parser.parse(bytes, &self.types, &self.nodes)?;
+        let recording = self.callbacks.is_active();
+        let steps = std::mem::take(&mut self.parser.steps);
+        let mut apply = Apply {
+            bytes,
+            nodes: &mut self.nodes,
+            garbage: &mut self.garbage,
+            recorded: recording.then_some(&mut self.recorded),
+        };
+        apply.run(&steps);
+        self.parser.steps = steps;
+        if recording && !self.recorded.is_empty() {
+            let mut recorded = std::mem::take(&mut self.recorded);
+            self.callbacks.dispatch(&self.types, &self.nodes, &mut recorded);
+            recorded.clear();
+            self.recorded = recorded;
+        }
+        collect_garbage(&mut self.nodes, &mut self.garbage, &mut self.callbacks);
+        Ok(())
+    }
+
+    /// The root state.
+    #[must_use]
+    pub fn root(&self) -> NodeRef<'_> {
+        self.node(RefId::ROOT).unwrap_or_else(|| unreachable!("the root is never collected"))
+    }
+
+    /// The structure with this refId, if the decoder holds it.
+    #[must_use]
+    pub fn node(&self, id: RefId) -> Option<NodeRef<'_>> {
+        NodeRef::new(&self.types, &self.nodes, id)
+    }
+
+    /// The change callbacks (see [`Callbacks`]).
+    pub fn callbacks(&mut self) -> &mut Callbacks {
+        &mut self.callbacks
+    }
+
+    /// The state as JSON, in the conventions of the test vectors: Schema
+    /// instances and maps as objects with sorted keys (unset fields
+    /// omitted), arrays, sets and collections as arrays, `$num` / `$bigint`
+    /// escapes.
+    ///
+    /// A reference nested deeper than [`MAX_DEPTH`], or past a budget that
+    /// only a state full of shared references reaches, prints as
+    /// `{"$ref": refId}` (so a cyclic or exponentially shared state from a
+    /// hostile server still prints in bounded time).
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        self.root().to_json()
+    }
+}
+
+/// Applies validated steps; cannot fail.
+struct Apply<'a, 'b> {
+    bytes: &'a [u8],
+    nodes: &'b mut Nodes,
+    garbage: &'b mut GarbageList,
+    recorded: Option<&'b mut Vec<Recorded>>,
+}
+
+impl Apply<'_, '_> {
+    fn run(&mut self, steps: &[Located]) {
+        let mut current = RefId::ROOT;
+        for located in steps {
+            match located.step {
+                Step::Switch(id) => {
+                    self.leave(current);
+                    current = id;
+                }
+                Step::Field { op, index, value } => self.field(current, op, index, value),
+                Step::Entry { op, index, key, value } => self.entry(current, op, index, key, value),
+                Step::Clear => self.clear(current),
+                Step::Reverse => {
+                    if let Some(NodeData::Array(items)) = self.data(current) {
+                        items.reverse();
+                    }
+                }
+                Step::DeleteByRefId(id) => self.delete_by_ref_id(current, id),
+                Step::AddByRefId(id, value) => self.add_by_ref_id(current, id, value),
+            }
+        }
+        self.leave(current);
+    }
+
+    #[inline]
+    fn data(&mut self, id: RefId) -> Option<&mut NodeData> {
+        self.nodes.map.get_mut(id).map(|n| &mut n.data)
+    }
+
+    /// End of a structure's block: arrays drop their holes.
+    #[inline]
+    fn leave(&mut self, id: RefId) {
+        if let Some(NodeData::Array(items)) = self.data(id) {
+            items.compact();
+        }
+    }
+
+    /// Turns a scalar into a value, creating the child structure on its
+    /// first reference.
+    fn value(&mut self, scalar: Scalar) -> Option<Value> {
+        Some(match scalar {
+            Scalar::None => return None,
+            Scalar::Bool(b) => Value::Bool(b),
+            Scalar::Int(i) => Value::Int(i),
+            Scalar::Uint(u) => Value::Uint(u),
+            Scalar::Number(n) => Value::Number(n),
+            Scalar::BigInt(i) => Value::BigInt(i),
+            Scalar::BigUint(u) => Value::BigUint(u),
+            Scalar::Str { start, len } => Value::String(self.str(start, len).to_owned()),
+            Scalar::Child { id, create } => {
+                if let Some(shape) = create {
+                    let mut node = Node::new(shape);
+                    // Unreferenced until a slot takes it: collected at the
+                    // end of the message unless one does.
+                    self.garbage.remove_ref(id, &mut RefCount { count: 1, pending: false });
+                    node.rc.pending = true;
+                    self.nodes.map.insert(id, node);
+                }
+                Value::Ref(id)
+            }
+        })
+    }
+
+    #[inline]
+    fn str(&self, start: u32, len: u32) -> &str {
+        let bytes = &self.bytes[start as usize..(start + len) as usize];
+        // Validated by the parse pass.
+        std::str::from_utf8(bytes).unwrap_or_default()
+    }
+
+    /// Reference counting for a slot going from `prev` to `new`.
+    fn account(&mut self, prev: Option<&Value>, new: Option<&Value>) {
+        let prev_ref = prev.and_then(Value::as_ref_id);
+        let new_ref = new.and_then(Value::as_ref_id);
+        if prev_ref == new_ref {
+            return;
+        }
+        if let Some(p) = prev_ref {
+            if let Some(node) = self.nodes.map.get_mut(p) {
+                self.garbage.remove_ref(p, &mut node.rc);
+            }
+        }
+        if let Some(n) = new_ref {
+            if let Some(node) = self.nodes.map.get_mut(n) {
+                GarbageList::add_ref(&mut node.rc);
+            }
+        }
+    }
+
+    fn record(&mut self, change: Recorded) {
+        if let Some(rec) = self.recorded.as_deref_mut() {
+            rec.push(change);
+        }
+    }
+
+    #[inline]
+    fn recording(&self) -> bool {
+        self.recorded.is_some()
+    }
+
+    fn field(&mut self, current: RefId, op: u8, index: u8, scalar: Scalar) {
+        let i = usize::from(index);
+        // Fast path: a primitive string reusing the buffer of the previous
+        // value (no allocation in steady state).
+        if let (Scalar::Str { start, len }, false) = (scalar, self.recording()) {
+            let bytes = self.bytes;
+            if let Some(NodeData::Struct(fields)) = self.data(current) {
+                if let Some(Some(Value::String(s))) = fields.get_mut(i) {
+                    let new = std::str::from_utf8(&bytes[start as usize..(start + len) as usize])
+                        .unwrap_or_default();
+                    s.clear();
+                    s.push_str(new);
+                    return;
+                }
+            }
+        }
+        let new = self.value(scalar);
+        if let Some(Value::Ref(child)) = new {
+            if let Some(node) = self.nodes.map.get_mut(child) {
+                if matches!(node.shape, Shape::Collection(..)) {
+                    node.owner = Some((current, index));
+                }
+            }
+        }
+        let Some(NodeData::Struct(fields)) = self.data(current) else {
+            return;
+        };
+        if fields.len() <= i {
+            fields.resize_with(i + 1, || None);
+        }
+        let slot = &mut fields[i];
+        let prev = if op == DELETE { slot.take() } else { new.clone().and_then(|v| slot.replace(v)) };
+        let new_ref = if op == DELETE { None } else { new.as_ref() };
+        self.account(prev.as_ref(), new_ref);
+        if self.recording() {
+            let changed = match (&prev, new_ref) {
+                (Some(p), Some(n)) => !p.js_same(n),
+                (None, None) => false,
+                _ => true,
+            };
+            // A collection replaced by another: its entries are removed.
+            if let (Some(Value::Ref(p)), Some(Value::Ref(n))) = (&prev, new_ref) {
+                if p != n {
+                    self.record_removal_of_all(*p);
+                }
+            }
+            if changed {
+                self.record(Recorded::Field {
+                    instance: current,
+                    index,
+                    value: new_ref.cloned(),
+                    previous: prev,
+                });
+            }
+        }
+    }
+
+    /// Records a removal for every entry of a collection (CLEAR, or the
+    /// collection replaced in its field).
+    fn record_removal_of_all(&mut self, collection: RefId) {
+        let Some(rec) = self.recorded.as_deref_mut() else {
+            return;
+        };
+        let Some(node) = self.nodes.map.get(collection) else {
+            return;
+        };
+        match &node.data {
+            NodeData::Struct(_) => {}
+            NodeData::Map { entries, .. } => {
+                for (k, v) in entries.iter() {
+                    rec.push(Recorded::Removed { collection, key: Key::Str(k.clone()), value: v.clone() });
+                }
+            }
+            NodeData::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    rec.push(Recorded::Removed { collection, key: Key::Index(i as u64), value: v.clone() });
+                }
+            }
+            NodeData::Indexed(entries) => {
+                for (&i, v) in entries.iter() {
+                    rec.push(Recorded::Removed { collection, key: Key::Index(u64::from(i)), value: v.clone() });
+                }
+            }
+        }
+    }
+
+    fn clear(&mut self, current: RefId) {
+        self.record_removal_of_all(current);
+        let removed: Vec<Value> = match self.data(current) {
+            Some(NodeData::Map { entries, indexes }) => {
+                indexes.clear();
+                entries.drain_values()
+            }
+            Some(NodeData::Array(items)) => items.take_all(),
+            Some(NodeData::Indexed(entries)) => entries.drain_values(),
+            Some(NodeData::Struct(_)) | None => Vec::new(),
+        };
+        for v in &removed {
+            self.account(Some(v), None);
+        }
+    }
+
+    fn entry(&mut self, current: RefId, op: u8, index: u32, key: Option<(u32, u32)>, scalar: Scalar) {
+        let new = self.value(scalar);
+        let bytes = self.bytes;
+        let Some(node) = self.nodes.map.get_mut(current) else {
+            return;
+        };
+        match &mut node.data {
+            NodeData::Map { entries, indexes } => {
+                let (prev, stored, k) = if op & ADD == ADD {
+                    let (start, len) = key.unwrap_or((0, 0));
+                    let k: Box<str> = std::str::from_utf8(&bytes[start as usize..(start + len) as usize])
+                        .unwrap_or_default()
+                        .into();
+                    indexes.insert(index, k.clone());
+                    let prev = match new.clone() {
+                        Some(v) => entries.insert(k.clone(), v),
+                        None => entries.get(&*k).cloned(),
+                    };
+                    (prev, new.clone(), Some(k))
+                } else if op == DELETE {
+                    match indexes.remove(&index) {
+                        Some(k) => (entries.remove(&*k), None, Some(k)),
+                        None => (None, None, None),
+                    }
+                } else {
+                    // REPLACE of an index the parse pass found.
+                    match indexes.get(&index).cloned() {
+                        Some(k) => {
+                            let prev = match new.clone() {
+                                Some(v) => entries.insert(k.clone(), v),
+                                None => None,
+                            };
+                            (prev, new.clone(), Some(k))
+                        }
+                        None => (None, None, None),
+                    }
+                };
+                self.account(prev.as_ref(), stored.as_ref());
+                if let Some(k) = k {
+                    self.record_entry(current, op, Key::Str(k), prev, stored);
+                }
+            }
+            NodeData::Indexed(entries) => {
+                let (prev, stored) = if op == DELETE {
+                    (entries.remove(&index), None)
+                } else if let Some(existing) = entries.get(&index) {
+                    // An index already present keeps its value (reference).
+                    let v = existing.clone();
+                    (Some(v.clone()), Some(v))
+                } else {
+                    if let Some(v) = new.clone() {
+                        entries.insert(index, v);
+                    }
+                    (None, new.clone())
+                };
+                self.account(prev.as_ref(), stored.as_ref());
+                self.record_entry(current, op, Key::Index(u64::from(index)), prev, stored);
+            }
+            NodeData::Array(items) => {
+                let i = u64::from(index);
+                self.array_positional(current, op, i, new);
+            }
+            NodeData::Struct(_) => {}
+        }
+    }
+
+    /// Array operations with a wire index (spec §5.1).
+    fn array_positional(&mut self, current: RefId, op: u8, i: u64, new: Option<Value>) {
+        let Some(NodeData::Array(items)) = self.data(current) else {
+            return;
+        };
+        let prev = items.get(i).cloned();
+        match op {
+            DELETE => {
+                let removed = items.delete(i);
+                self.account(removed.as_ref(), None);
+                self.record_entry(current, op, Key::Index(i), removed, None);
+            }
+            DELETE_AND_MOVE => {
+                // Hole at `i`, then splice it out and overwrite what slid in.
+                let removed = items.delete(i);
+                let mut shifted = None;
+                if let Some(v) = &new {
+                    if !prev.as_ref().is_some_and(|p| p.js_same(v)) {
+                        items.remove(i);
+                        shifted = items.set(i, v.clone());
+                    }
+                }
+                self.account(removed.as_ref(), None);
+                self.account(shifted.as_ref(), None);
+                if !prev.as_ref().zip(new.as_ref()).is_some_and(|(p, v)| p.js_same(v)) {
+                    self.account(None, new.as_ref());
+                }
+                self.record_entry(current, op, Key::Index(i), removed, new);
+            }
+            _ => {
+                let Some(v) = new else { return };
+                if prev.as_ref().is_some_and(|p| p.js_same(&v)) {
+                    // The very value already there: nothing happens.
+                    return;
+                }
+                if op == ADD && prev.is_some() {
+                    // ADD at an occupied index inserts.
+                    items.insert(i, v.clone());
+                    self.account(None, Some(&v));
+                    self.record_entry(current, op, Key::Index(i), None, Some(v));
+                } else {
+                    let old = items.set(i, v.clone());
+                    self.account(old.as_ref(), Some(&v));
+                    self.record_entry(current, op, Key::Index(i), old, Some(v));
+                }
+            }
+        }
+    }
+
+    fn delete_by_ref_id(&mut self, current: RefId, id: RefId) {
+        let Some(NodeData::Array(items)) = self.data(current) else {
+            return;
+        };
+        let Some(i) = items.position(|v| *v == Value::Ref(id)) else {
+            return;
+        };
+        let removed = items.delete(i);
+        self.account(removed.as_ref(), None);
+        self.record_entry(current, DELETE, Key::Index(i), removed, None);
+    }
+
+    fn add_by_ref_id(&mut self, current: RefId, id: RefId, scalar: Scalar) {
+        let new = self.value(scalar);
+        let Some(NodeData::Array(items)) = self.data(current) else {
+            return;
+        };
+        let i = items.position(|v| *v == Value::Ref(id)).unwrap_or_else(|| items.len());
+        // ADD_BY_REFID overwrites the position it resolves to.
+        self.array_positional(current, crate::wire::spec::REPLACE, i, new);
+    }
+
+    fn record_entry(&mut self, collection: RefId, op: u8, key: Key, prev: Option<Value>, new: Option<Value>) {
+        if !self.recording() {
+            return;
+        }
+        if op & DELETE == DELETE {
+            if let Some(p) = prev.clone() {
+                self.record(Recorded::Removed { collection, key: key.clone(), value: p });
+            }
+            if op == DELETE_AND_ADD {
+                if let Some(n) = new.clone() {
+                    if !prev.as_ref().is_some_and(|p| p.js_same(&n)) {
+                        self.record(Recorded::Added { collection, key: key.clone(), value: n });
+                    }
+                }
+            }
+        } else if let Some(n) = new.clone() {
+            match &prev {
+                None => self.record(Recorded::Added { collection, key: key.clone(), value: n }),
+                Some(p) if !p.js_same(&n) => {
+                    if op & ADD == ADD {
+                        self.record(Recorded::Added { collection, key: key.clone(), value: n.clone() });
+                    }
+                }
+                Some(_) => return,
+            }
+        }
+        let changed = match (&prev, &new) {
+            (Some(p), Some(n)) => !p.js_same(n),
+            (None, None) => false,
+            _ => true,
+        };
+        if changed {
+            self.record(Recorded::EntryChanged { collection, key, value: new });
+        }
+    }
+}
+
+/// Forgets the structures whose count is still zero at the end of the
+/// message, cascading to their children.
+pub(crate) fn collect_garbage(nodes: &mut Nodes, garbage: &mut GarbageList, callbacks: &mut Callbacks) {
+    if garbage.is_empty() {
+        return;
+    }
+    let mut i = 0;
+    while let Some(id) = garbage.get(i) {
+        i += 1;
+        if id == RefId::ROOT {
+            continue;
+        }
+        let collect = nodes.map.get(id).is_some_and(|n| n.rc.pending && n.rc.count == 0);
+        if !collect {
+            continue;
+        }
+        let Some(node) = nodes.map.remove(id) else { continue };
+        node.for_each_child(|child| {
+            if let Some(c) = nodes.map.get_mut(child) {
+                garbage.remove_ref(child, &mut c.rc);
+            }
+        });
+        callbacks.forget(id);
+    }
+    garbage.clear();
+}
+
+/// What a structure is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeKind {
+    /// A Schema struct instance of this type.
+    Struct(TypeId),
+    /// A `MapSchema`.
+    Map,
+    /// An `ArraySchema`.
+    Array,
+    /// A `SetSchema`.
+    Set,
+    /// A `CollectionSchema`.
+    Collection,
+}
+
+/// A borrowed view of one structure of a [`DynamicDecoder`].
+#[derive(Clone, Copy)]
+pub struct NodeRef<'a> {
+    types: &'a TypeRegistry,
+    nodes: &'a Nodes,
+    id: RefId,
+    node: &'a Node,
+}
+
+impl fmt::Debug for NodeRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeRef").field("id", &self.id).field("kind", &self.kind()).finish()
+    }
+}
+
+/// A value read through a [`NodeRef`]: a primitive, or a child structure.
+#[derive(Debug, Clone, Copy)]
+pub enum ValueRef<'a> {
+    /// A primitive value.
+    Primitive(&'a Value),
+    /// A child struct instance or collection.
+    Node(NodeRef<'a>),
+}
+
+impl<'a> ValueRef<'a> {
+    /// The primitive, if this is one.
+    #[must_use]
+    pub fn primitive(self) -> Option<&'a Value> {
+        match self {
+            Self::Primitive(v) => Some(v),
+            Self::Node(_) => None,
+        }
+    }
+
+    /// The child structure, if this is one.
+    #[must_use]
+    pub fn node(self) -> Option<NodeRef<'a>> {
+        match self {
+            Self::Node(n) => Some(n),
+            Self::Primitive(_) => None,
+        }
+    }
+}
+
+impl<'a> NodeRef<'a> {
+    pub(crate) fn new(types: &'a TypeRegistry, nodes: &'a Nodes, id: RefId) -> Option<Self> {
+        let node = nodes.map.get(id)?;
+        Some(Self { types, nodes, id, node })
+    }
+
+    fn resolve(&self, v: &'a Value) -> Option<ValueRef<'a>> {
+        match *v {
+            Value::Ref(id) => Self::new(self.types, self.nodes, id).map(ValueRef::Node),
+            ref v => Some(ValueRef::Primitive(v)),
+        }
+    }
+
+    /// The structure's refId.
+    #[must_use]
+    pub fn id(&self) -> RefId {
+        self.id
+    }
+
+    /// What the structure is.
+    #[must_use]
+    pub fn kind(&self) -> NodeKind {
+        match self.node.shape {
+            Shape::Struct(t) => NodeKind::Struct(t),
+            Shape::Collection(CollectionKind::Map, _) => NodeKind::Map,
+            Shape::Collection(CollectionKind::Array, _) => NodeKind::Array,
+            Shape::Collection(CollectionKind::Set, _) => NodeKind::Set,
+            Shape::Collection(CollectionKind::Collection, _) => NodeKind::Collection,
+        }
+    }
+
+    /// The element type of a collection.
+    #[must_use]
+    pub fn element_type(&self) -> Option<ElementType> {
+        match self.node.shape {
+            Shape::Collection(_, e) => Some(e),
+            Shape::Struct(_) => None,
+        }
+    }
+
+    /// Number of set fields (struct) or entries (collection).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        match &self.node.data {
+            NodeData::Struct(fields) => fields.iter().flatten().count(),
+            NodeData::Map { entries, .. } => entries.len(),
+            NodeData::Array(items) => items.count(),
+            NodeData::Indexed(entries) => entries.len(),
+        }
+    }
+
+    /// Whether no field is set / the collection is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A struct field by name (`None` when unset or not a struct).
+    #[must_use]
+    pub fn field(&self, name: &str) -> Option<ValueRef<'a>> {
+        let Shape::Struct(t) = self.node.shape else { return None };
+        let index = self.types.fields(t).iter().position(|f| f.name == name)?;
+        self.field_at(index)
+    }
+
+    /// A struct field by wire index.
+    #[must_use]
+    pub fn field_at(&self, index: usize) -> Option<ValueRef<'a>> {
+        match &self.node.data {
+            NodeData::Struct(fields) => self.resolve(fields.get(index)?.as_ref()?),
+            _ => None,
+        }
+    }
+
+    /// A map entry by key.
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<ValueRef<'a>> {
+        match &self.node.data {
+            NodeData::Map { entries, .. } => self.resolve(entries.get(key)?),
+            _ => None,
+        }
+    }
+
+    /// The `i`-th element (array position, or set / collection iteration
+    /// order).
+    #[must_use]
+    pub fn at(&self, i: usize) -> Option<ValueRef<'a>> {
+        match &self.node.data {
+            NodeData::Array(items) => self.resolve(items.iter().nth(i)?),
+            NodeData::Indexed(entries) => self.resolve(entries.values().nth(i)?),
+            _ => None,
+        }
+    }
+
+    /// Entries in order: `(field name | map key | position, value)`.
+    pub fn entries(&self) -> impl Iterator<Item = (Key, ValueRef<'a>)> + 'a {
+        let this = *self;
+        let fields: Vec<(Key, &'a Value)> = match &self.node.data {
+            NodeData::Struct(values) => {
+                let Shape::Struct(t) = self.node.shape else { unreachable!() };
+                let defs = self.types.fields(t);
+                values
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| Some((Key::Str(defs.get(i)?.name.as_str().into()), v.as_ref()?)))
+                    .collect()
+            }
+            NodeData::Map { entries, .. } => entries.iter().map(|(k, v)| (Key::Str(k.clone()), v)).collect(),
+            NodeData::Array(items) => items.iter().enumerate().map(|(i, v)| (Key::Index(i as u64), v)).collect(),
+            NodeData::Indexed(entries) => entries.values().enumerate().map(|(i, v)| (Key::Index(i as u64), v)).collect(),
+        };
+        fields.into_iter().filter_map(move |(k, v)| Some((k, this.resolve(v)?)))
+    }
+
+    /// This structure as JSON (see [`DynamicDecoder::to_json`]).
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        let mut budget = 64 * self.nodes.map.len() + 65_536;
+        write_node_json(&mut out, self.types, self.nodes, self.id, 0, &mut budget);
+        out
+    }
+}
+
+fn write_value_json(out: &mut String, types: &TypeRegistry, nodes: &Nodes, v: &Value, depth: usize, budget: &mut usize) {
+    match *v {
+        Value::Ref(id) => write_node_json(out, types, nodes, id, depth + 1, budget),
+        ref v => write_primitive_json(out, v),
+    }
+}
+
+fn write_node_json(out: &mut String, types: &TypeRegistry, nodes: &Nodes, id: RefId, depth: usize, budget: &mut usize) {
+    let Some(node) = nodes.map.get(id) else {
+        out.push_str("null");
+        return;
+    };
+    if depth > MAX_DEPTH || *budget == 0 {
+        out.push_str(&format!("{{\"$ref\":{}}}", id.0));
+        return;
+    }
+    *budget -= 1;
+    match &node.data {
+        NodeData::Struct(values) => {
+            let Shape::Struct(t) = node.shape else { return };
+            let defs = types.fields(t);
+            let mut set: Vec<(&str, &Value)> = values
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| Some((defs.get(i)?.name.as_str(), v.as_ref()?)))
+                .collect();
+            set.sort_by(|a, b| js_key_order(a.0, b.0));
+            write_object(out, types, nodes, set, depth, budget);
+        }
+        NodeData::Map { entries, .. } => {
+            let mut set: Vec<(&str, &Value)> = entries.iter().map(|(k, v)| (&**k, v)).collect();
+            set.sort_by(|a, b| js_key_order(a.0, b.0));
+            write_object(out, types, nodes, set, depth, budget);
+        }
+        NodeData::Array(items) => write_array(out, types, nodes, items.iter(), depth, budget),
+        NodeData::Indexed(entries) => write_array(out, types, nodes, entries.values(), depth, budget),
+    }
+}
+
+fn write_object(
+    out: &mut String,
+    types: &TypeRegistry,
+    nodes: &Nodes,
+    entries: Vec<(&str, &Value)>,
+    depth: usize,
+    budget: &mut usize,
+) {
+    out.push('{');
+    for (i, (k, v)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_json_str(out, k);
+        out.push(':');
+        write_value_json(out, types, nodes, v, depth, budget);
+    }
+    out.push('}');
+}
+
+fn write_array<'v>(
+    out: &mut String,
+    types: &TypeRegistry,
+    nodes: &Nodes,
+    values: impl Iterator<Item = &'v Value>,
+    depth: usize,
+    budget: &mut usize,
+) {
+    out.push('[');
+    for (i, v) in values.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_value_json(out, types, nodes, v, depth, budget);
+    }
+    out.push(']');
+}

@@ -1,0 +1,160 @@
+//! Derived structs produce the reference's bytes: inheritance
+//! (`#[schema(extends)]`), polymorphic children (a derived enum, TYPE_ID),
+//! wire types by attribute and optional fields (vectors
+//! `polymorphic_children`, `inherited_root`, `nested_3_deep`, `empty_and_noop`).
+
+use roomcast_schema::{
+    encode_reflection, ArraySchema, Dialect, Encoder, EncoderOptions, MapSchema, Schema,
+};
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[derive(Schema, Default)]
+struct Entity {
+    #[schema(number)]
+    x: f64,
+}
+
+#[derive(Schema, Default)]
+struct Hero {
+    #[schema(extends)]
+    base: Entity,
+    name: String,
+}
+
+#[derive(Schema, Default)]
+struct Monster {
+    #[schema(extends)]
+    base: Entity,
+    hp: u8,
+}
+
+#[derive(Schema)]
+enum AnyEntity {
+    Entity(Entity),
+    Hero(Hero),
+    Monster(Monster),
+}
+
+#[derive(Schema, Default)]
+struct PolyState {
+    main: Option<AnyEntity>,
+    all: MapSchema<AnyEntity>,
+    list: ArraySchema<AnyEntity>,
+}
+
+fn reference_numbering<T: Schema>(state: T) -> Encoder<T> {
+    Encoder::with_options(state, EncoderOptions::default().reuse_ref_ids(false))
+}
+
+#[test]
+fn polymorphic_children_match_the_reference() {
+    let mut enc = reference_numbering(PolyState::default());
+    let types = enc.types().unwrap();
+    let vector: serde_json::Value = serde_json::from_str(include_str!(
+        "../../tests/fixtures/vectors/polymorphic_children.json"
+    ))
+    .unwrap();
+    assert_eq!(
+        hex(&encode_reflection(&types, Dialect::Modern)),
+        vector["reflection"].as_str().unwrap(),
+        "reflection"
+    );
+    assert_eq!(hex(enc.encode_patch()), "81018202");
+
+    enc.state_mut().set_main(Some(AnyEntity::Hero(Hero {
+        base: Entity { x: 1.0 },
+        name: "Link".into(),
+    })));
+    assert_eq!(hex(enc.encode_patch()), "8003d502ff03800181a44c696e6b");
+
+    enc.state_mut()
+        .set_main(Some(AnyEntity::Entity(Entity { x: 2.0 })));
+    assert_eq!(hex(enc.encode_patch()), "c004ff048002");
+
+    let mut s = enc.state_mut();
+    let mut all = s.all_mut();
+    all.insert(
+        "m",
+        AnyEntity::Monster(Monster {
+            base: Entity { x: 3.0 },
+            hp: 100,
+        }),
+    );
+    all.insert(
+        "h",
+        AnyEntity::Hero(Hero {
+            base: Entity { x: 4.0 },
+            name: "Zelda".into(),
+        }),
+    );
+    assert_eq!(
+        hex(enc.encode_patch()),
+        "ff018000a16d05d5038001a16806d502ff0580038164ff06800481a55a656c6461"
+    );
+
+    enc.state_mut().list_mut().push(AnyEntity::Monster(Monster {
+        base: Entity { x: 5.0 },
+        hp: 7,
+    }));
+    assert_eq!(hex(enc.encode_patch()), "ff02800007d503ff0780058107");
+
+    if let Some(AnyEntityMut::Monster(mut m)) = enc.state_mut().all_mut().get_mut("m") {
+        m.set_hp(99);
+    } else {
+        panic!("m is a monster");
+    }
+    assert_eq!(hex(enc.encode_patch()), "ff058163");
+    assert_eq!(
+        hex(enc.encode_all()),
+        "800481018202ff048002ff018000a16d05d5038001a16806d502ff0580038163ff06800481a55a656c6461ff02800007d503ff0780058107"
+    );
+}
+
+#[derive(Schema, Default)]
+struct BaseState {
+    #[schema(number)]
+    turn: f64,
+}
+
+#[derive(Schema, Default)]
+struct GameState {
+    #[schema(extends)]
+    base: BaseState,
+    phase: String,
+}
+
+#[test]
+fn inherited_fields_come_first_and_share_the_ref() {
+    let mut enc = reference_numbering(GameState::default());
+    let mut s = enc.state_mut();
+    s.base_mut().set_turn(3.0);
+    s.set_phase("play".into());
+    assert_eq!(hex(enc.encode_patch()), "800381a4706c6179");
+    let types = enc.types().unwrap();
+    assert_eq!(types.get(types.root()).extends.map(|t| t.0), Some(1));
+}
+
+#[derive(Schema, Default)]
+struct Noop {
+    #[schema(number)]
+    a: Option<f64>,
+    b: Option<String>,
+}
+
+#[test]
+fn optional_fields_delete_even_if_never_sent() {
+    let mut enc = reference_numbering(Noop::default());
+    assert_eq!(hex(enc.encode_patch()), "");
+    enc.state_mut().set_a(Some(1.0));
+    assert_eq!(hex(enc.encode_patch()), "8001");
+    enc.state_mut().set_a(Some(1.0));
+    assert_eq!(hex(enc.encode_patch()), "");
+    let mut s = enc.state_mut();
+    s.set_b(Some("tmp".into()));
+    s.set_b(None);
+    assert_eq!(hex(enc.encode_patch()), "41");
+    assert_eq!(hex(enc.encode_all()), "8001");
+}
