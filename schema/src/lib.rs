@@ -1,4 +1,4 @@
-//! roomcast-schema
+#![doc = include_str!("../README.md")]
 mod collections;
 pub mod decoder;
 pub mod dynamic;

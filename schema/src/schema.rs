@@ -51,6 +51,11 @@ impl Describer {
 /// Implement it with `#[derive(Schema)]`; the derive also generates the
 /// type's mutable view (reachable as [`Schema::Mut`]), the only way to
 /// change an instance that an [`Encoder`](crate::Encoder) tracks.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a Schema type",
+    label = "not a schema field or state type",
+    note = "fields may be String, bool, i8..i64, u8..u64, f32, f64, Option<T>, a #[derive(Schema)] struct or enum, MapSchema, ArraySchema, SetSchema or CollectionSchema"
+)]
 pub trait Schema: Sized + 'static {
     /// Tracks of the child fields (generated).
     #[doc(hidden)]

@@ -1,0 +1,9 @@
+use roomcast_schema::Schema;
+
+#[derive(Schema)]
+struct State {
+    #[schema(numbr)]
+    hp: f64,
+}
+
+fn main() {}
