@@ -60,28 +60,11 @@ impl<V> ArrayItems<V> {
         }
     }
 
-    /// Whether there are holes (or a sparse tail) to compact.
-    #[inline]
-    pub(crate) fn needs_compaction(&self) -> bool {
-        match &self.repr {
-            Repr::Dense { holes, .. } => *holes > 0,
-            Repr::Sparse { .. } => true,
-        }
-    }
-
     #[inline]
     pub(crate) fn get(&self, i: u64) -> Option<&V> {
         match &self.repr {
             Repr::Dense { items, .. } => items.get(usize::try_from(i).ok()?)?.as_ref(),
             Repr::Sparse { items, .. } => items.get(&i),
-        }
-    }
-
-    #[inline]
-    pub(crate) fn get_mut(&mut self, i: u64) -> Option<&mut V> {
-        match &mut self.repr {
-            Repr::Dense { items, .. } => items.get_mut(usize::try_from(i).ok()?)?.as_mut(),
-            Repr::Sparse { items, .. } => items.get_mut(&i),
         }
     }
 
@@ -223,7 +206,8 @@ impl<V> ArrayItems<V> {
                 }
             }
             Repr::Sparse { items, .. } => {
-                let values: Vec<Option<V>> = std::mem::take(items).into_values().map(Some).collect();
+                let values: Vec<Option<V>> =
+                    std::mem::take(items).into_values().map(Some).collect();
                 self.repr = Repr::Dense {
                     items: values,
                     holes: 0,
@@ -249,16 +233,10 @@ impl<V> ArrayItems<V> {
             Repr::Dense { items, .. } => (Some(items.iter().flatten()), None),
             Repr::Sparse { items, .. } => (None, Some(items.values())),
         };
-        dense.into_iter().flatten().chain(sparse.into_iter().flatten())
-    }
-
-    /// The defined values in position order, mutably.
-    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut V> + '_ {
-        let (dense, sparse) = match &mut self.repr {
-            Repr::Dense { items, .. } => (Some(items.iter_mut().flatten()), None),
-            Repr::Sparse { items, .. } => (None, Some(items.values_mut())),
-        };
-        dense.into_iter().flatten().chain(sparse.into_iter().flatten())
+        dense
+            .into_iter()
+            .flatten()
+            .chain(sparse.into_iter().flatten())
     }
 }
 
@@ -309,7 +287,11 @@ mod tests {
                 Op::Compact => {
                     let values: Vec<u32> = std::mem::take(&mut self.items).into_values().collect();
                     self.len = values.len() as u64;
-                    self.items = values.into_iter().enumerate().map(|(p, v)| (p as u64, v)).collect();
+                    self.items = values
+                        .into_iter()
+                        .enumerate()
+                        .map(|(p, v)| (p as u64, v))
+                        .collect();
                 }
             }
         }

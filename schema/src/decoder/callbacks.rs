@@ -1,16 +1,16 @@
 //! Change callbacks, in the spirit of the JS SDK's `Callbacks`
 //! (`Callbacks.ts` of the reference).
 //!
-//! Register closures on the [`DynamicDecoder`](crate::decoder::DynamicDecoder):
+//! Register closures through [`DynamicDecoder::callbacks`](crate::decoder::DynamicDecoder::callbacks)
+//! (or, inside a callback, through its [`Cx`]):
 //!
-//! * [`listen`](crate::decoder::DynamicDecoder::listen): a field of one
-//!   struct instance changed (current and previous value);
-//! * [`on_change`](crate::decoder::DynamicDecoder::on_change): anything
-//!   changed in one struct instance (once per message), or an entry of a
-//!   collection changed (with its key and new value);
-//! * [`on_add`](crate::decoder::DynamicDecoder::on_add) /
-//!   [`on_remove`](crate::decoder::DynamicDecoder::on_remove): an entry was
-//!   added to / removed from a collection.
+//! * [`Cx::listen`]: a field of one struct instance changed (current and
+//!   previous value);
+//! * [`Cx::on_change`]: anything changed in one struct instance (once per
+//!   message), or an entry of a collection changed (with its key and new
+//!   value);
+//! * [`Cx::on_add`] / [`Cx::on_remove`]: an entry was added to / removed
+//!   from a collection.
 //!
 //! A target is a structure ([`At::Ref`]: the root is [`RefId::ROOT`], a
 //! nested instance is found through the state or received in another
@@ -152,7 +152,7 @@ pub(crate) struct Staging {
 
 /// The callbacks registered on a decoder.
 #[derive(Default)]
-pub struct Callbacks {
+pub(crate) struct Callbacks {
     on_ref: HashMap<RefId, Vec<Handler>, RefIdHasherBuilder>,
     on_field: HashMap<(RefId, u8), Vec<Handler>, RefIdHasherBuilder>,
     staging: Staging,
@@ -184,7 +184,11 @@ impl fmt::Debug for Cx<'_> {
 
 impl<'a> Cx<'a> {
     pub(crate) fn new(types: &'a TypeRegistry, nodes: &'a Nodes, staging: &'a mut Staging) -> Self {
-        Self { types, nodes, staging }
+        Self {
+            types,
+            nodes,
+            staging,
+        }
     }
 
     /// A structure of the decoder, with its state after the whole message.
@@ -235,10 +239,14 @@ impl<'a> Cx<'a> {
         let mut f = f;
         Ok(if is_collection {
             self.stage(target, |_| {
-                Kind::EntryChange(Box::new(move |cx: &mut Cx<'_>, k: &Key, v: Option<&Value>| f(cx, Some((k, v)))))
+                Kind::EntryChange(Box::new(
+                    move |cx: &mut Cx<'_>, k: &Key, v: Option<&Value>| f(cx, Some((k, v))),
+                ))
             })
         } else {
-            self.stage(target, |_| Kind::Instance(Box::new(move |cx: &mut Cx<'_>| f(cx, None))))
+            self.stage(target, |_| {
+                Kind::Instance(Box::new(move |cx: &mut Cx<'_>| f(cx, None)))
+            })
         })
     }
 
@@ -279,7 +287,11 @@ impl<'a> Cx<'a> {
     }
 
     fn shape(&self, id: RefId) -> Result<Shape, CallbackError> {
-        self.nodes.map.get(id).map(|n| n.shape).ok_or(CallbackError::UnknownRef(id))
+        self.nodes
+            .map
+            .get(id)
+            .map(|n| n.shape)
+            .ok_or(CallbackError::UnknownRef(id))
     }
 
     fn field_index(&self, instance: RefId, field: &str) -> Result<u8, CallbackError> {
@@ -320,7 +332,9 @@ impl<'a> Cx<'a> {
     fn stage(&mut self, target: Target, kind: impl FnOnce(u64) -> Kind) -> CallbackHandle {
         let id = self.staging.next_id;
         self.staging.next_id += 1;
-        self.staging.added.push((target, Handler { id, kind: kind(id) }));
+        self.staging
+            .added
+            .push((target, Handler { id, kind: kind(id) }));
         CallbackHandle(id)
     }
 }
@@ -328,8 +342,7 @@ impl<'a> Cx<'a> {
 impl Callbacks {
     /// Whether any callback is registered (the decoder records changes only
     /// then).
-    #[must_use]
-    pub fn is_active(&self) -> bool {
+    pub(crate) fn is_active(&self) -> bool {
         !self.on_ref.is_empty() || !self.on_field.is_empty()
     }
 
@@ -339,6 +352,9 @@ impl Callbacks {
 
     /// Applies staged registrations and removals.
     pub(crate) fn merge(&mut self) {
+        if self.staging.added.is_empty() && self.staging.removed.is_empty() {
+            return;
+        }
         for (target, handler) in self.staging.added.drain(..) {
             match target {
                 Target::Ref(id) => self.on_ref.entry(id).or_default().push(handler),
@@ -364,12 +380,22 @@ impl Callbacks {
     }
 
     /// Runs the callbacks for the changes of one message.
-    pub(crate) fn dispatch(&mut self, types: &TypeRegistry, nodes: &Nodes, changes: &mut [Recorded]) {
+    pub(crate) fn dispatch(
+        &mut self,
+        types: &TypeRegistry,
+        nodes: &Nodes,
+        changes: &mut [Recorded],
+    ) {
         self.seen.clear();
         for change in changes.iter() {
             let mut cx = Cx::new(types, nodes, &mut self.staging);
             match change {
-                Recorded::Field { instance, index, value, previous } => {
+                Recorded::Field {
+                    instance,
+                    index,
+                    value,
+                    previous,
+                } => {
                     let first = !self.seen.contains(instance);
                     if first {
                         self.seen.push(*instance);
@@ -391,7 +417,16 @@ impl Callbacks {
                         }
                     }
                 }
-                Recorded::Added { collection, key, value } | Recorded::Removed { collection, key, value } => {
+                Recorded::Added {
+                    collection,
+                    key,
+                    value,
+                }
+                | Recorded::Removed {
+                    collection,
+                    key,
+                    value,
+                } => {
                     let added = matches!(change, Recorded::Added { .. });
                     let owner = nodes.map.get(*collection).and_then(|n| n.owner);
                     if let Some(list) = self.on_ref.get_mut(collection) {
@@ -403,7 +438,11 @@ impl Callbacks {
                         }
                     }
                 }
-                Recorded::EntryChanged { collection, key, value } => {
+                Recorded::EntryChanged {
+                    collection,
+                    key,
+                    value,
+                } => {
                     let owner = nodes.map.get(*collection).and_then(|n| n.owner);
                     if let Some(list) = self.on_ref.get_mut(collection) {
                         run_entry_change(list, &mut cx, key, value.as_ref());

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::decoder::array_items::ArrayItems;
-use crate::decoder::callbacks::{Callbacks, Key, Recorded};
+use crate::decoder::callbacks::{Callbacks, Cx, Key, Recorded};
 use crate::decoder::ordered_map::OrderedMap;
 use crate::decoder::parse::{Located, Parser, Scalar, Shape, ShapeSource, Step};
 use crate::decoder::reference_tracker::{GarbageList, RefCount, RefId, RefIdHasherBuilder, RefMap};
@@ -19,7 +19,7 @@ use crate::decoder::reflection::{decode_reflection, ReflectionDialect};
 use crate::decoder::value::{js_key_order, write_json_str, write_primitive_json, Value};
 use crate::decoder::MAX_DEPTH;
 use crate::types::{CollectionKind, ElementType, TypeId, TypeRegistry};
-use crate::wire::spec::{ADD, DELETE, DELETE_AND_ADD, DELETE_AND_MOVE};
+use crate::wire::spec::{ADD, ADD_BY_REFID, DELETE, DELETE_AND_MOVE};
 use crate::wire::DecodeError;
 
 /// Map entries: key → value in insertion order.
@@ -210,6 +210,7 @@ impl DynamicDecoder {
     /// state is then unchanged.
     pub fn decode(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
         self.parser.parse(bytes, &self.types, &self.nodes)?;
+        self.callbacks.merge();
         let recording = self.callbacks.is_active();
         let steps = std::mem::take(&mut self.parser.steps);
         let mut apply = Apply {
@@ -222,7 +223,8 @@ impl DynamicDecoder {
         self.parser.steps = steps;
         if recording && !self.recorded.is_empty() {
             let mut recorded = std::mem::take(&mut self.recorded);
-            self.callbacks.dispatch(&self.types, &self.nodes, &mut recorded);
+            self.callbacks
+                .dispatch(&self.types, &self.nodes, &mut recorded);
             recorded.clear();
             self.recorded = recorded;
         }
@@ -233,7 +235,8 @@ impl DynamicDecoder {
     /// The root state.
     #[must_use]
     pub fn root(&self) -> NodeRef<'_> {
-        self.node(RefId::ROOT).unwrap_or_else(|| unreachable!("the root is never collected"))
+        self.node(RefId::ROOT)
+            .unwrap_or_else(|| unreachable!("the root is never collected"))
     }
 
     /// The structure with this refId, if the decoder holds it.
@@ -242,9 +245,35 @@ impl DynamicDecoder {
         NodeRef::new(&self.types, &self.nodes, id)
     }
 
-    /// The change callbacks (see [`Callbacks`]).
-    pub fn callbacks(&mut self) -> &mut Callbacks {
-        &mut self.callbacks
+    /// Registers change callbacks (see [`callbacks`](crate::decoder::callbacks)):
+    /// `decoder.callbacks().listen(RefId::ROOT, "hp", |cx, hp, previous| …)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// use roomcast_schema::decoder::{DynamicDecoder, RefId};
+    /// use roomcast_schema::types::*;
+    /// let types = TypeRegistry::new(
+    ///     vec![TypeDef {
+    ///         name: "State".into(),
+    ///         extends: None,
+    ///         fields: vec![FieldDef { name: "hp".into(), ty: FieldType::Primitive(Primitive::Uint8) }],
+    ///     }],
+    ///     TypeId(0),
+    /// )?;
+    /// let mut decoder = DynamicDecoder::new(types);
+    /// let seen = Rc::new(Cell::new(0.0));
+    /// let sink = Rc::clone(&seen);
+    /// decoder.callbacks().listen(RefId::ROOT, "hp", move |_cx, hp, _previous| {
+    ///     sink.set(hp.and_then(|v| v.as_f64()).unwrap_or(0.0));
+    /// })?;
+    /// decoder.decode(&[0x80, 42])?;
+    /// assert_eq!(seen.get(), 42.0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn callbacks(&mut self) -> Cx<'_> {
+        Cx::new(&self.types, &self.nodes, self.callbacks.staging())
     }
 
     /// The state as JSON, in the conventions of the test vectors: Schema
@@ -280,7 +309,12 @@ impl Apply<'_, '_> {
                     current = id;
                 }
                 Step::Field { op, index, value } => self.field(current, op, index, value),
-                Step::Entry { op, index, key, value } => self.entry(current, op, index, key, value),
+                Step::Entry {
+                    op,
+                    index,
+                    key,
+                    value,
+                } => self.entry(current, op, index, key, value),
                 Step::Clear => self.clear(current),
                 Step::Reverse => {
                     if let Some(NodeData::Array(items)) = self.data(current) {
@@ -324,8 +358,7 @@ impl Apply<'_, '_> {
                     let mut node = Node::new(shape);
                     // Unreferenced until a slot takes it: collected at the
                     // end of the message unless one does.
-                    self.garbage.remove_ref(id, &mut RefCount { count: 1, pending: false });
-                    node.rc.pending = true;
+                    self.garbage.track_new(id, &mut node.rc);
                     self.nodes.map.insert(id, node);
                 }
                 Value::Ref(id)
@@ -341,9 +374,17 @@ impl Apply<'_, '_> {
     }
 
     /// Reference counting for a slot going from `prev` to `new`.
+    #[inline]
     fn account(&mut self, prev: Option<&Value>, new: Option<&Value>) {
-        let prev_ref = prev.and_then(Value::as_ref_id);
-        let new_ref = new.and_then(Value::as_ref_id);
+        self.account_ids(
+            prev.and_then(Value::as_ref_id),
+            new.and_then(Value::as_ref_id),
+        );
+    }
+
+    /// Reference counting for a slot going from child `prev_ref` to child
+    /// `new_ref`.
+    fn account_ids(&mut self, prev_ref: Option<RefId>, new_ref: Option<RefId>) {
         if prev_ref == new_ref {
             return;
         }
@@ -401,7 +442,11 @@ impl Apply<'_, '_> {
             fields.resize_with(i + 1, || None);
         }
         let slot = &mut fields[i];
-        let prev = if op == DELETE { slot.take() } else { new.clone().and_then(|v| slot.replace(v)) };
+        let prev = if op == DELETE {
+            slot.take()
+        } else {
+            new.clone().and_then(|v| slot.replace(v))
+        };
         let new_ref = if op == DELETE { None } else { new.as_ref() };
         self.account(prev.as_ref(), new_ref);
         if self.recording() {
@@ -440,17 +485,29 @@ impl Apply<'_, '_> {
             NodeData::Struct(_) => {}
             NodeData::Map { entries, .. } => {
                 for (k, v) in entries.iter() {
-                    rec.push(Recorded::Removed { collection, key: Key::Str(k.clone()), value: v.clone() });
+                    rec.push(Recorded::Removed {
+                        collection,
+                        key: Key::Str(k.clone()),
+                        value: v.clone(),
+                    });
                 }
             }
             NodeData::Array(items) => {
                 for (i, v) in items.iter().enumerate() {
-                    rec.push(Recorded::Removed { collection, key: Key::Index(i as u64), value: v.clone() });
+                    rec.push(Recorded::Removed {
+                        collection,
+                        key: Key::Index(i as u64),
+                        value: v.clone(),
+                    });
                 }
             }
             NodeData::Indexed(entries) => {
                 for (&i, v) in entries.iter() {
-                    rec.push(Recorded::Removed { collection, key: Key::Index(u64::from(i)), value: v.clone() });
+                    rec.push(Recorded::Removed {
+                        collection,
+                        key: Key::Index(u64::from(i)),
+                        value: v.clone(),
+                    });
                 }
             }
         }
@@ -472,69 +529,81 @@ impl Apply<'_, '_> {
         }
     }
 
-    fn entry(&mut self, current: RefId, op: u8, index: u32, key: Option<(u32, u32)>, scalar: Scalar) {
+    fn entry(
+        &mut self,
+        current: RefId,
+        op: u8,
+        index: u32,
+        key: Option<(u32, u32)>,
+        scalar: Scalar,
+    ) {
         let new = self.value(scalar);
+        if matches!(self.data(current), Some(NodeData::Array(_))) {
+            self.array_positional(current, op, u64::from(index), new);
+            return;
+        }
         let bytes = self.bytes;
+        let new_ref = new.as_ref().and_then(Value::as_ref_id);
+        let recorded_new = if self.recording() { new.clone() } else { None };
         let Some(node) = self.nodes.map.get_mut(current) else {
             return;
         };
-        match &mut node.data {
+        let (key, prev, stored) = match &mut node.data {
             NodeData::Map { entries, indexes } => {
-                let (prev, stored, k) = if op & ADD == ADD {
+                if op & ADD == ADD {
                     let (start, len) = key.unwrap_or((0, 0));
-                    let k: Box<str> = std::str::from_utf8(&bytes[start as usize..(start + len) as usize])
-                        .unwrap_or_default()
-                        .into();
-                    indexes.insert(index, k.clone());
-                    let prev = match new.clone() {
-                        Some(v) => entries.insert(k.clone(), v),
-                        None => entries.get(&*k).cloned(),
-                    };
-                    (prev, new.clone(), Some(k))
-                } else if op == DELETE {
-                    match indexes.remove(&index) {
-                        Some(k) => (entries.remove(&*k), None, Some(k)),
-                        None => (None, None, None),
+                    let k = std::str::from_utf8(&bytes[start as usize..(start + len) as usize])
+                        .unwrap_or_default();
+                    if indexes.get(&index).is_none_or(|old| **old != *k) {
+                        indexes.insert(index, k.into());
                     }
+                    let Some(v) = new else { return };
+                    let prev = match entries.get_mut(k) {
+                        Some(slot) => Some(std::mem::replace(slot, v)),
+                        None => entries.insert(k.into(), v),
+                    };
+                    (Key::Str(k.into()), prev, new_ref)
+                } else if op == DELETE {
+                    let Some(k) = indexes.remove(&index) else {
+                        return;
+                    };
+                    let prev = entries.remove(&*k);
+                    (Key::Str(k), prev, None)
                 } else {
                     // REPLACE of an index the parse pass found.
-                    match indexes.get(&index).cloned() {
-                        Some(k) => {
-                            let prev = match new.clone() {
-                                Some(v) => entries.insert(k.clone(), v),
-                                None => None,
-                            };
-                            (prev, new.clone(), Some(k))
-                        }
-                        None => (None, None, None),
-                    }
-                };
-                self.account(prev.as_ref(), stored.as_ref());
-                if let Some(k) = k {
-                    self.record_entry(current, op, Key::Str(k), prev, stored);
+                    let (Some(k), Some(v)) = (indexes.get(&index), new) else {
+                        return;
+                    };
+                    let prev = match entries.get_mut(&**k) {
+                        Some(slot) => Some(std::mem::replace(slot, v)),
+                        None => entries.insert(k.clone(), v),
+                    };
+                    (Key::Str(k.clone()), prev, new_ref)
                 }
             }
             NodeData::Indexed(entries) => {
-                let (prev, stored) = if op == DELETE {
-                    (entries.remove(&index), None)
-                } else if let Some(existing) = entries.get(&index) {
+                if op == DELETE {
+                    let prev = entries.remove(&index);
+                    (Key::Index(u64::from(index)), prev, None)
+                } else if entries.get(&index).is_some() {
                     // An index already present keeps its value (reference).
-                    let v = existing.clone();
-                    (Some(v.clone()), Some(v))
+                    return;
                 } else {
-                    if let Some(v) = new.clone() {
-                        entries.insert(index, v);
-                    }
-                    (None, new.clone())
-                };
-                self.account(prev.as_ref(), stored.as_ref());
-                self.record_entry(current, op, Key::Index(u64::from(index)), prev, stored);
+                    let Some(v) = new else { return };
+                    entries.insert(index, v);
+                    (Key::Index(u64::from(index)), None, new_ref)
+                }
             }
-            NodeData::Array(items) => {
-                let i = u64::from(index);
-                self.array_positional(current, op, i, new);
-            }
-            NodeData::Struct(_) => {}
+            NodeData::Array(_) | NodeData::Struct(_) => return,
+        };
+        self.account_ids(prev.as_ref().and_then(Value::as_ref_id), stored);
+        if self.recording() {
+            let new = if stored.is_some() || op != DELETE {
+                recorded_new
+            } else {
+                None
+            };
+            self.record_entry(current, op, key, prev.as_ref(), new);
         }
     }
 
@@ -548,7 +617,7 @@ impl Apply<'_, '_> {
             DELETE => {
                 let removed = items.delete(i);
                 self.account(removed.as_ref(), None);
-                self.record_entry(current, op, Key::Index(i), removed, None);
+                self.record_entry(current, op, Key::Index(i), removed.as_ref(), None);
             }
             DELETE_AND_MOVE => {
                 // Hole at `i`, then splice it out and overwrite what slid in.
@@ -562,10 +631,14 @@ impl Apply<'_, '_> {
                 }
                 self.account(removed.as_ref(), None);
                 self.account(shifted.as_ref(), None);
-                if !prev.as_ref().zip(new.as_ref()).is_some_and(|(p, v)| p.js_same(v)) {
+                if !prev
+                    .as_ref()
+                    .zip(new.as_ref())
+                    .is_some_and(|(p, v)| p.js_same(v))
+                {
                     self.account(None, new.as_ref());
                 }
-                self.record_entry(current, op, Key::Index(i), removed, new);
+                self.record_entry(current, op, Key::Index(i), removed.as_ref(), new);
             }
             _ => {
                 let Some(v) = new else { return };
@@ -581,7 +654,7 @@ impl Apply<'_, '_> {
                 } else {
                     let old = items.set(i, v.clone());
                     self.account(old.as_ref(), Some(&v));
-                    self.record_entry(current, op, Key::Index(i), old, Some(v));
+                    self.record_entry(current, op, Key::Index(i), old.as_ref(), Some(v));
                 }
             }
         }
@@ -596,7 +669,7 @@ impl Apply<'_, '_> {
         };
         let removed = items.delete(i);
         self.account(removed.as_ref(), None);
-        self.record_entry(current, DELETE, Key::Index(i), removed, None);
+        self.record_entry(current, DELETE, Key::Index(i), removed.as_ref(), None);
     }
 
     fn add_by_ref_id(&mut self, current: RefId, id: RefId, scalar: Scalar) {
@@ -604,51 +677,74 @@ impl Apply<'_, '_> {
         let Some(NodeData::Array(items)) = self.data(current) else {
             return;
         };
-        let i = items.position(|v| *v == Value::Ref(id)).unwrap_or_else(|| items.len());
+        let i = items
+            .position(|v| *v == Value::Ref(id))
+            .unwrap_or_else(|| items.len());
         // ADD_BY_REFID overwrites the position it resolves to.
-        self.array_positional(current, crate::wire::spec::REPLACE, i, new);
+        self.array_positional(current, ADD_BY_REFID, i, new);
     }
 
-    fn record_entry(&mut self, collection: RefId, op: u8, key: Key, prev: Option<Value>, new: Option<Value>) {
-        if !self.recording() {
+    /// Records a collection entry change the way the reference reports it
+    /// (`Callbacks.ts` `triggerChanges`).
+    fn record_entry(
+        &mut self,
+        collection: RefId,
+        op: u8,
+        key: Key,
+        prev: Option<&Value>,
+        new: Option<Value>,
+    ) {
+        let Some(rec) = self.recorded.as_deref_mut() else {
             return;
-        }
-        if op & DELETE == DELETE {
-            if let Some(p) = prev.clone() {
-                self.record(Recorded::Removed { collection, key: key.clone(), value: p });
-            }
-            if op == DELETE_AND_ADD {
-                if let Some(n) = new.clone() {
-                    if !prev.as_ref().is_some_and(|p| p.js_same(&n)) {
-                        self.record(Recorded::Added { collection, key: key.clone(), value: n });
-                    }
-                }
-            }
-        } else if let Some(n) = new.clone() {
-            match &prev {
-                None => self.record(Recorded::Added { collection, key: key.clone(), value: n }),
-                Some(p) if !p.js_same(&n) => {
-                    if op & ADD == ADD {
-                        self.record(Recorded::Added { collection, key: key.clone(), value: n.clone() });
-                    }
-                }
-                Some(_) => return,
-            }
-        }
-        let changed = match (&prev, &new) {
+        };
+        let changed = match (prev, &new) {
             (Some(p), Some(n)) => !p.js_same(n),
             (None, None) => false,
             _ => true,
         };
+        if op & DELETE == DELETE {
+            if let Some(p) = prev {
+                rec.push(Recorded::Removed {
+                    collection,
+                    key: key.clone(),
+                    value: p.clone(),
+                });
+            }
+            if op & ADD == ADD {
+                if let Some(n) = &new {
+                    rec.push(Recorded::Added {
+                        collection,
+                        key: key.clone(),
+                        value: n.clone(),
+                    });
+                }
+            }
+        } else if op & ADD == ADD && changed {
+            if let Some(n) = &new {
+                rec.push(Recorded::Added {
+                    collection,
+                    key: key.clone(),
+                    value: n.clone(),
+                });
+            }
+        }
         if changed {
-            self.record(Recorded::EntryChanged { collection, key, value: new });
+            rec.push(Recorded::EntryChanged {
+                collection,
+                key,
+                value: new,
+            });
         }
     }
 }
 
 /// Forgets the structures whose count is still zero at the end of the
 /// message, cascading to their children.
-pub(crate) fn collect_garbage(nodes: &mut Nodes, garbage: &mut GarbageList, callbacks: &mut Callbacks) {
+pub(crate) fn collect_garbage(
+    nodes: &mut Nodes,
+    garbage: &mut GarbageList,
+    callbacks: &mut Callbacks,
+) {
     if garbage.is_empty() {
         return;
     }
@@ -658,11 +754,16 @@ pub(crate) fn collect_garbage(nodes: &mut Nodes, garbage: &mut GarbageList, call
         if id == RefId::ROOT {
             continue;
         }
-        let collect = nodes.map.get(id).is_some_and(|n| n.rc.pending && n.rc.count == 0);
+        let collect = nodes
+            .map
+            .get(id)
+            .is_some_and(|n| n.rc.pending && n.rc.count == 0);
         if !collect {
             continue;
         }
-        let Some(node) = nodes.map.remove(id) else { continue };
+        let Some(node) = nodes.map.remove(id) else {
+            continue;
+        };
         node.for_each_child(|child| {
             if let Some(c) = nodes.map.get_mut(child) {
                 garbage.remove_ref(child, &mut c.rc);
@@ -700,7 +801,10 @@ pub struct NodeRef<'a> {
 
 impl fmt::Debug for NodeRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NodeRef").field("id", &self.id).field("kind", &self.kind()).finish()
+        f.debug_struct("NodeRef")
+            .field("id", &self.id)
+            .field("kind", &self.kind())
+            .finish()
     }
 }
 
@@ -736,7 +840,12 @@ impl<'a> ValueRef<'a> {
 impl<'a> NodeRef<'a> {
     pub(crate) fn new(types: &'a TypeRegistry, nodes: &'a Nodes, id: RefId) -> Option<Self> {
         let node = nodes.map.get(id)?;
-        Some(Self { types, nodes, id, node })
+        Some(Self {
+            types,
+            nodes,
+            id,
+            node,
+        })
     }
 
     fn resolve(&self, v: &'a Value) -> Option<ValueRef<'a>> {
@@ -793,7 +902,9 @@ impl<'a> NodeRef<'a> {
     /// A struct field by name (`None` when unset or not a struct).
     #[must_use]
     pub fn field(&self, name: &str) -> Option<ValueRef<'a>> {
-        let Shape::Struct(t) = self.node.shape else { return None };
+        let Shape::Struct(t) = self.node.shape else {
+            return None;
+        };
         let index = self.types.fields(t).iter().position(|f| f.name == name)?;
         self.field_at(index)
     }
@@ -832,19 +943,36 @@ impl<'a> NodeRef<'a> {
         let this = *self;
         let fields: Vec<(Key, &'a Value)> = match &self.node.data {
             NodeData::Struct(values) => {
-                let Shape::Struct(t) = self.node.shape else { unreachable!() };
+                let Shape::Struct(t) = self.node.shape else {
+                    unreachable!()
+                };
                 let defs = self.types.fields(t);
                 values
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, v)| Some((Key::Str(defs.get(i)?.name.as_str().into()), v.as_ref()?)))
+                    .filter_map(|(i, v)| {
+                        Some((Key::Str(defs.get(i)?.name.as_str().into()), v.as_ref()?))
+                    })
                     .collect()
             }
-            NodeData::Map { entries, .. } => entries.iter().map(|(k, v)| (Key::Str(k.clone()), v)).collect(),
-            NodeData::Array(items) => items.iter().enumerate().map(|(i, v)| (Key::Index(i as u64), v)).collect(),
-            NodeData::Indexed(entries) => entries.values().enumerate().map(|(i, v)| (Key::Index(i as u64), v)).collect(),
+            NodeData::Map { entries, .. } => entries
+                .iter()
+                .map(|(k, v)| (Key::Str(k.clone()), v))
+                .collect(),
+            NodeData::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (Key::Index(i as u64), v))
+                .collect(),
+            NodeData::Indexed(entries) => entries
+                .values()
+                .enumerate()
+                .map(|(i, v)| (Key::Index(i as u64), v))
+                .collect(),
         };
-        fields.into_iter().filter_map(move |(k, v)| Some((k, this.resolve(v)?)))
+        fields
+            .into_iter()
+            .filter_map(move |(k, v)| Some((k, this.resolve(v)?)))
     }
 
     /// This structure as JSON (see [`DynamicDecoder::to_json`]).
@@ -857,14 +985,28 @@ impl<'a> NodeRef<'a> {
     }
 }
 
-fn write_value_json(out: &mut String, types: &TypeRegistry, nodes: &Nodes, v: &Value, depth: usize, budget: &mut usize) {
+fn write_value_json(
+    out: &mut String,
+    types: &TypeRegistry,
+    nodes: &Nodes,
+    v: &Value,
+    depth: usize,
+    budget: &mut usize,
+) {
     match *v {
         Value::Ref(id) => write_node_json(out, types, nodes, id, depth + 1, budget),
         ref v => write_primitive_json(out, v),
     }
 }
 
-fn write_node_json(out: &mut String, types: &TypeRegistry, nodes: &Nodes, id: RefId, depth: usize, budget: &mut usize) {
+fn write_node_json(
+    out: &mut String,
+    types: &TypeRegistry,
+    nodes: &Nodes,
+    id: RefId,
+    depth: usize,
+    budget: &mut usize,
+) {
     let Some(node) = nodes.map.get(id) else {
         out.push_str("null");
         return;
@@ -892,7 +1034,9 @@ fn write_node_json(out: &mut String, types: &TypeRegistry, nodes: &Nodes, id: Re
             write_object(out, types, nodes, set, depth, budget);
         }
         NodeData::Array(items) => write_array(out, types, nodes, items.iter(), depth, budget),
-        NodeData::Indexed(entries) => write_array(out, types, nodes, entries.values(), depth, budget),
+        NodeData::Indexed(entries) => {
+            write_array(out, types, nodes, entries.values(), depth, budget);
+        }
     }
 }
 

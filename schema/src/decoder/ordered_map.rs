@@ -53,15 +53,6 @@ impl<K: Hash + Eq + Clone, V, S: BuildHasher> OrderedMap<K, V, S> {
         self.slots[i].as_mut().map(|(_, v)| v)
     }
 
-    #[inline]
-    pub(crate) fn contains_key<Q>(&self, key: &Q) -> bool
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.index.contains_key(key)
-    }
-
     /// Sets `key` to `value`; an existing key keeps its position. Returns the
     /// previous value.
     pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
@@ -139,7 +130,7 @@ mod tests {
         let got: Vec<(&str, u32)> = m.iter().map(|(k, v)| (&**k, *v)).collect();
         assert_eq!(got, [("a", 10), ("c", 3), ("b", 4)]);
         assert_eq!(m.get("c"), Some(&3));
-        assert!(!m.contains_key("z"));
+        assert!(m.get("z").is_none());
     }
 
     #[test]

@@ -191,10 +191,15 @@ impl Parser {
             } else {
                 match shape {
                     Shape::Struct(ty) => cx.struct_op(at, first, ty)?,
-                    Shape::Collection(kind, elem) => cx.collection_op(at, first, current, kind, elem)?,
+                    Shape::Collection(kind, elem) => {
+                        cx.collection_op(at, first, current, kind, elem)?
+                    }
                 }
             };
-            self.steps.push(Located { at: at as u32, step });
+            self.steps.push(Located {
+                at: at as u32,
+                step,
+            });
         }
         Ok(())
     }
@@ -266,17 +271,34 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                 Ok(Step::Clear)
             }
             (CollectionKind::Array, REVERSE) => Ok(Step::Reverse),
-            (CollectionKind::Array, DELETE_BY_REFID) => Ok(Step::DeleteByRefId(RefId(self.r.decode_varint()?))),
+            (CollectionKind::Array, DELETE_BY_REFID) => {
+                Ok(Step::DeleteByRefId(RefId(self.r.decode_varint()?)))
+            }
             (CollectionKind::Array, ADD_BY_REFID) => {
                 let id = RefId(self.r.decode_varint()?);
                 let value = self.value(op, elem)?;
                 Ok(Step::AddByRefId(id, value))
             }
-            (CollectionKind::Array, REPLACE | DELETE | ADD | DELETE_AND_ADD | MOVE | DELETE_AND_MOVE | MOVE_AND_ADD)
-            | (CollectionKind::Set | CollectionKind::Collection, REPLACE | DELETE | ADD | DELETE_AND_ADD) => {
+            (
+                CollectionKind::Array,
+                REPLACE | DELETE | ADD | DELETE_AND_ADD | MOVE | DELETE_AND_MOVE | MOVE_AND_ADD,
+            )
+            | (
+                CollectionKind::Set | CollectionKind::Collection,
+                REPLACE | DELETE | ADD | DELETE_AND_ADD,
+            ) => {
                 let index = self.r.decode_varint()?;
-                let value = if op == DELETE { Scalar::None } else { self.value(op, elem)? };
-                Ok(Step::Entry { op, index, key: None, value })
+                let value = if op == DELETE {
+                    Scalar::None
+                } else {
+                    self.value(op, elem)?
+                };
+                Ok(Step::Entry {
+                    op,
+                    index,
+                    key: None,
+                    value,
+                })
             }
             (CollectionKind::Map, REPLACE | DELETE | ADD | DELETE_AND_ADD) => {
                 let index = self.r.decode_varint()?;
@@ -301,8 +323,17 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                         self.map_indexes.insert((current.0, index), (true, seq));
                     }
                 }
-                let value = if op == DELETE { Scalar::None } else { self.value(op, elem)? };
-                Ok(Step::Entry { op, index, key, value })
+                let value = if op == DELETE {
+                    Scalar::None
+                } else {
+                    self.value(op, elem)?
+                };
+                Ok(Step::Entry {
+                    op,
+                    index,
+                    key,
+                    value,
+                })
             }
             _ => Err(err(at, DecodeErrorKind::InvalidOperation(op))),
         }
@@ -336,7 +367,12 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                 Primitive::BigInt64 => Scalar::BigInt(r.decode_i64()?),
                 Primitive::BigUint64 => Scalar::BigUint(r.decode_u64()?),
                 #[allow(unreachable_patterns, reason = "Primitive is non_exhaustive")]
-                _ => return Err(err(r.offset(), DecodeErrorKind::Unsupported("primitive type"))),
+                _ => {
+                    return Err(err(
+                        r.offset(),
+                        DecodeErrorKind::Unsupported("primitive type"),
+                    ))
+                }
             },
             SlotType::Struct(base) => {
                 let at = r.offset();
@@ -360,7 +396,9 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                         }
                         Scalar::Child { id, create: None }
                     }
-                    Some(Shape::Collection(..)) => return Err(err(at, DecodeErrorKind::TypeMismatch)),
+                    Some(Shape::Collection(..)) => {
+                        return Err(err(at, DecodeErrorKind::TypeMismatch))
+                    }
                     None => {
                         if op & ADD != ADD {
                             return Err(err(at, DecodeErrorKind::UnknownRefId(id.0)));
@@ -377,7 +415,10 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                         };
                         let shape = Shape::Struct(t);
                         self.created.insert(id, shape);
-                        Scalar::Child { id, create: Some(shape) }
+                        Scalar::Child {
+                            id,
+                            create: Some(shape),
+                        }
                     }
                 }
             }
@@ -393,7 +434,10 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                             return Err(err(at, DecodeErrorKind::UnknownRefId(id.0)));
                         }
                         self.created.insert(id, want);
-                        Scalar::Child { id, create: Some(want) }
+                        Scalar::Child {
+                            id,
+                            create: Some(want),
+                        }
                     }
                 }
             }

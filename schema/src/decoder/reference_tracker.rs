@@ -34,7 +34,7 @@ impl fmt::Display for RefId {
 /// A keyed hasher for refIds. refIds come from the network, so the hash is
 /// seeded per map (an attacker cannot precompute colliding refIds), and it
 /// mixes all bits (the table uses both the low and the high bits).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct RefIdHasherBuilder {
     seed: u64,
 }
@@ -78,7 +78,9 @@ impl Hasher for RefIdHasher {
     }
     #[inline]
     fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0 ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+        self.0 = (self.0 ^ v)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
     }
 }
 
@@ -237,6 +239,15 @@ impl GarbageList {
         // Re-attached before the end of the message: no longer garbage
         // (its stale entry in `ids` is skipped at collection time).
         rc.pending = false;
+    }
+
+    /// A structure just created, not held by any slot yet: a candidate
+    /// until a slot takes it.
+    #[inline]
+    pub(crate) fn track_new(&mut self, id: RefId, rc: &mut RefCount) {
+        rc.count = 0;
+        rc.pending = true;
+        self.ids.push(id);
     }
 
     /// A slot stopped holding the structure. Counts never go below zero

@@ -122,7 +122,10 @@ fn reflection_types(dialect: ReflectionDialect) -> TypeRegistry {
 /// assert_eq!(types.fields(TypeId(0))[0].ty, FieldType::Primitive(Primitive::Number));
 /// # Ok::<(), roomcast_schema::wire::DecodeError>(())
 /// ```
-pub fn decode_reflection(bytes: &[u8], dialect: ReflectionDialect) -> Result<TypeRegistry, DecodeError> {
+pub fn decode_reflection(
+    bytes: &[u8],
+    dialect: ReflectionDialect,
+) -> Result<TypeRegistry, DecodeError> {
     let mut decoder = DynamicDecoder::new(reflection_types(dialect));
     decoder.decode(bytes)?;
     let end = bytes.len();
@@ -133,7 +136,10 @@ pub fn decode_reflection(bytes: &[u8], dialect: ReflectionDialect) -> Result<Typ
     let list: Vec<NodeRef<'_>> = match root.field("types") {
         Some(ValueRef::Node(types)) => types
             .entries()
-            .map(|(_, v)| v.node().ok_or_else(|| malformed("reflection type is not a struct")))
+            .map(|(_, v)| {
+                v.node()
+                    .ok_or_else(|| malformed("reflection type is not a struct"))
+            })
             .collect::<Result<_, _>>()?,
         _ => Vec::new(),
     };
@@ -141,18 +147,22 @@ pub fn decode_reflection(bytes: &[u8], dialect: ReflectionDialect) -> Result<Typ
         return Err(malformed("reflection describes no type"));
     }
     if list.len() > MAX_TYPES {
-        return Err(fail(DecodeErrorKind::LimitExceeded("more than 4096 reflection types")));
+        return Err(fail(DecodeErrorKind::LimitExceeded(
+            "more than 4096 reflection types",
+        )));
     }
     let n = list.len();
     let type_id = |v: f64| -> Result<TypeId, DecodeError> {
         if v >= 0.0 && v < n as f64 && v.fract() == 0.0 {
             Ok(TypeId(v as u32))
         } else {
-            Err(fail(DecodeErrorKind::InvalidTypeId(if v >= 0.0 && v <= f64::from(u32::MAX) {
-                v as u32
-            } else {
-                u32::MAX
-            })))
+            Err(fail(DecodeErrorKind::InvalidTypeId(
+                if v >= 0.0 && v <= f64::from(u32::MAX) {
+                    v as u32
+                } else {
+                    u32::MAX
+                },
+            )))
         }
     };
 
@@ -180,7 +190,9 @@ pub fn decode_reflection(bytes: &[u8], dialect: ReflectionDialect) -> Result<Typ
         let mut fields = Vec::new();
         if let Some(ValueRef::Node(list)) = t.field("fields") {
             for (_, f) in list.entries() {
-                let f = f.node().ok_or_else(|| malformed("reflection field is not a struct"))?;
+                let f = f
+                    .node()
+                    .ok_or_else(|| malformed("reflection field is not a struct"))?;
                 fields.push(field_def(&f, dialect, &type_id, &malformed)?);
             }
         }
@@ -199,20 +211,31 @@ pub fn decode_reflection(bytes: &[u8], dialect: ReflectionDialect) -> Result<Typ
         while let Some(p) = cur {
             depth += 1;
             if depth > MAX_INHERITANCE_DEPTH {
-                return Err(fail(DecodeErrorKind::LimitExceeded("inheritance deeper than 64")));
+                return Err(fail(DecodeErrorKind::LimitExceeded(
+                    "inheritance deeper than 64",
+                )));
             }
             cur = defs[p.0 as usize].extends;
         }
     }
-    let root_type = number(&root, "rootType").map(type_id).transpose()?.unwrap_or(TypeId(0));
+    let root_type = number(&root, "rootType")
+        .map(type_id)
+        .transpose()?
+        .unwrap_or(TypeId(0));
     let registry = TypeRegistry::new(defs, root_type).map_err(|e| match e {
-        TypeError::TooManyFields { .. } => fail(DecodeErrorKind::LimitExceeded("more than 63 fields in a type")),
+        TypeError::TooManyFields { .. } => fail(DecodeErrorKind::LimitExceeded(
+            "more than 63 fields in a type",
+        )),
         TypeError::BadTypeId(id) => fail(DecodeErrorKind::InvalidTypeId(id)),
         _ => malformed("invalid type description"),
     })?;
     for i in 0..registry.len() {
         let mut names = HashSet::new();
-        if !registry.fields(TypeId(i as u32)).iter().all(|f| names.insert(f.name.as_str())) {
+        if !registry
+            .fields(TypeId(i as u32))
+            .iter()
+            .all(|f| names.insert(f.name.as_str()))
+        {
             return Err(malformed("duplicate field name in a reflection type"));
         }
     }
@@ -246,12 +269,17 @@ fn field_def(
             malformed("").offset(),
         ));
     }
-    let primitive = |name: &str| Primitive::from_name(name).ok_or_else(|| malformed("unknown primitive type name"));
+    let primitive = |name: &str| {
+        Primitive::from_name(name).ok_or_else(|| malformed("unknown primitive type name"))
+    };
     let ty = if let Some((kind, prim)) = ty.split_once(':') {
         if dialect == ReflectionDialect::V5 {
-            return Err(malformed("legacy `kind:primitive` field type in a 5.x reflection"));
+            return Err(malformed(
+                "legacy `kind:primitive` field type in a 5.x reflection",
+            ));
         }
-        let kind = CollectionKind::from_name(kind).ok_or_else(|| malformed("unknown collection kind"))?;
+        let kind =
+            CollectionKind::from_name(kind).ok_or_else(|| malformed("unknown collection kind"))?;
         if referenced.is_some_and(|r| r != -1.0) {
             return Err(malformed("collection of primitives with a referenced type"));
         }
@@ -263,9 +291,12 @@ fn field_def(
         let r = referenced.ok_or_else(|| malformed("collection field without referenced type"))?;
         if r == -1.0 {
             if dialect == ReflectionDialect::Legacy {
-                return Err(malformed("collection of primitives without `kind:primitive` in a legacy reflection"));
+                return Err(malformed(
+                    "collection of primitives without `kind:primitive` in a legacy reflection",
+                ));
             }
-            let prim = child.ok_or_else(|| malformed("collection of primitives without childPrimitive"))?;
+            let prim = child
+                .ok_or_else(|| malformed("collection of primitives without childPrimitive"))?;
             FieldType::Collection(kind, ElementType::Primitive(primitive(prim)?))
         } else {
             FieldType::Collection(kind, ElementType::Schema(type_id(r)?))

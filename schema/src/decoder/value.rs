@@ -141,9 +141,17 @@ pub(crate) fn write_js_number(out: &mut String, v: f64) {
     if v.is_nan() {
         out.push_str(r#"{"$num":"NaN"}"#);
     } else if v.is_infinite() {
-        out.push_str(if v > 0.0 { r#"{"$num":"Infinity"}"# } else { r#"{"$num":"-Infinity"}"# });
+        out.push_str(if v > 0.0 {
+            r#"{"$num":"Infinity"}"#
+        } else {
+            r#"{"$num":"-Infinity"}"#
+        });
     } else if v == 0.0 {
-        out.push_str(if v.is_sign_negative() { r#"{"$num":"-0"}"# } else { "0" });
+        out.push_str(if v.is_sign_negative() {
+            r#"{"$num":"-0"}"#
+        } else {
+            "0"
+        });
     } else {
         format_js_number(out, v);
     }
@@ -181,7 +189,12 @@ fn format_js_number(out: &mut String, v: f64) {
             out.push_str(&digits[1..]);
         }
         let e = n - 1;
-        let _ = write!(out, "e{}{}", if e < 0 { '-' } else { '+' }, e.unsigned_abs());
+        let _ = write!(
+            out,
+            "e{}{}",
+            if e < 0 { '-' } else { '+' },
+            e.unsigned_abs()
+        );
     }
 }
 
