@@ -172,7 +172,7 @@ impl Tick {
     #[inline]
     pub(crate) fn next_seq(&mut self) -> u32 {
         let s = self.next_seq;
-        self.next_seq += 1;
+        self.next_seq = self.next_seq.wrapping_add(1);
         s
     }
 
@@ -182,7 +182,8 @@ impl Tick {
             id
         } else {
             let id = self.next_id;
-            self.next_id += 1;
+            // Past 2^32 refs without reuse the ids wrap, as the reference's would.
+            self.next_id = self.next_id.wrapping_add(1);
             id
         }
     }

@@ -550,15 +550,21 @@ impl<V: Field> ArraySchema<V> {
     /// client's.
     fn settle(&mut self) {
         self.slots.retain(|s| s.item.is_some());
+        // Renumbering keeps uids (and slot ids) below the array's size plus
+        // one tick of inserts: they never wrap.
         for (i, slot) in self.slots.iter_mut().enumerate() {
+            if let Some(item) = slot.item.as_mut() {
+                item.uid = i as u32;
+            }
             slot.origin = i as u32;
-            slot.origin_uid = slot.item.as_ref().map_or(NONE, |it| it.uid);
+            slot.origin_uid = i as u32;
             slot.op = NONE;
             slot.dirty = false;
         }
         self.slot_ids.clear();
         self.slot_ids.extend(0..self.slots.len() as u32);
         self.next_slot_id = self.slots.len() as u32;
+        self.next_uid = self.slots.len() as u32;
         self.snapshot_len = self.slots.len() as u32;
         self.log.clear();
         self.cleared = false;
@@ -905,7 +911,9 @@ impl<V: Field> Field for ArraySchema<V> {
             });
         }
         let fresh = self.meta.fresh;
-        self.settle();
+        if self.meta.seq != NO_SEQ {
+            self.settle();
+        }
         if self.children_dirty || fresh {
             for slot in &mut self.slots {
                 if let Some(item) = slot.item.as_mut() {

@@ -102,7 +102,7 @@ impl<K: Key, V: Field> Indexed<K, V> {
     pub(crate) fn push_untracked(&mut self, key: K, value: V) -> u32 {
         let pos = self.slots.len() as u32;
         let wire = self.next_wire;
-        self.next_wire += 1;
+        self.next_wire = self.next_wire.wrapping_add(1);
         self.slots.push(Some(Slot {
             key,
             value,
@@ -132,7 +132,7 @@ impl<K: Key, V: Field> Indexed<K, V> {
             }
             None => {
                 let w = self.next_wire;
-                self.next_wire += 1;
+                self.next_wire = self.next_wire.wrapping_add(1);
                 (w, NONE, self.slots.len() as u32)
             }
         };
