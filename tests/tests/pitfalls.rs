@@ -350,6 +350,9 @@ fn row8_instance_moved_within_the_same_array() {
     });
 }
 
+/// A named tick.
+type Step = (&'static str, fn(StateMut<'_>));
+
 /// The `join_mid_tick` vector's scenario: a client that joins at a patch
 /// boundary (full state taken right after `encode_patch`) and then follows
 /// the later patches holds the server state.
@@ -378,7 +381,7 @@ fn row9_join_at_a_patch_boundary() {
     let full = h.enc.encode_all().to_vec();
     ok(joiner.patch(&mut node, "join", &full, &h.expected()));
     assert_eq!(ids(h.enc.state()), [2, 3]);
-    let ticks: [(&str, fn(StateMut<'_>)); 3] = [
+    let ticks: [Step; 3] = [
         ("deletes", |mut s| {
             s.nums_mut().shift();
             s.items_mut().pop();
