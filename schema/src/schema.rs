@@ -632,8 +632,11 @@ pub fn set_ref<T: Field>(
     child_track: &mut T::Track,
     tick: &mut Tick,
 ) {
-    track.meta.touch(tick);
     let had = slot.__present();
+    if !had && !value.__present() {
+        return;
+    }
+    track.meta.touch(tick);
     let mut new_track = T::Track::default();
     value.__attach(&mut new_track, tick);
     let mut old = std::mem::replace(slot, value);
