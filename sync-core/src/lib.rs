@@ -7,8 +7,10 @@ pub mod msgpack;
 mod presence;
 pub mod protocol;
 mod room;
+mod server;
 mod state;
 pub mod testing;
+pub mod transport;
 
 pub use crate::clock::{Clock, TimerId};
 pub use crate::error::ServerError;
@@ -18,5 +20,8 @@ pub use crate::protocol::{Dialect, MessageType};
 pub use crate::room::{
     AuthRequest, BroadcastOptions, Client, ClientId, ConnId, ConnectRequest, Options, Reconnection,
     ReconnectionError, Room, RoomCore, RoomCtx, SeatError, Transmit, TransmitKind,
+};
+pub use crate::server::{
+    Method, SeatReservation, Server, ServerBuilder, ServerConfig, WebSocketTransport,
 };
 pub use crate::state::{DialectSet, NoState, PatchFrames, SyncState};

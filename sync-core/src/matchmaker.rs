@@ -37,12 +37,10 @@ impl RoomListing {
 
 /// The listings of every live room of a server.
 #[derive(Debug, Default)]
-#[allow(dead_code, reason = "used by the server shell, next commit")]
 pub(crate) struct Listings {
     rooms: Mutex<HashMap<String, RoomListing>>,
 }
 
-#[allow(dead_code, reason = "used by the server shell, next commit")]
 impl Listings {
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, RoomListing>) -> T) -> T {
         f(&mut self.rooms.lock().unwrap_or_else(PoisonError::into_inner))

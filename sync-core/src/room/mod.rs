@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use self::core::{ConnId, ConnectRequest, RoomCore, SeatError, Transmit, TransmitKind};
+pub(crate) use self::ctx::Continuation;
 pub use self::ctx::{BroadcastOptions, Reconnection, ReconnectionError, RoomCtx};
 
 use crate::error::ServerError;

@@ -5,6 +5,9 @@
     reason = "each test binary uses a different subset"
 )]
 
+pub mod e2e;
+pub mod room;
+
 use bytes::Bytes;
 use roomcast::{Dialect, DialectSet, PatchFrames, SyncState};
 

@@ -1,0 +1,142 @@
+//! One tokio task per room: it owns the room, feeds its core with commands
+//! and the clock, and moves its transmits to the connections.
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+
+use super::{Command, Inner};
+use crate::protocol::close_code;
+use crate::room::driver::Driver;
+use crate::room::{ConnId, Room, TransmitKind};
+use crate::transport::Outgoing;
+
+enum Step<R: Room> {
+    Command(Option<Command>),
+    Timeout,
+    Spawned(Option<crate::room::Continuation<R>>),
+}
+
+pub(super) async fn run<R: Room>(
+    mut driver: Driver<R>,
+    mut commands: mpsc::Receiver<Command>,
+    inner: Arc<Inner>,
+) {
+    let room_id = driver.core.ctx().room_id().to_owned();
+    let mut conns: HashMap<ConnId, mpsc::Sender<Outgoing>> = HashMap::new();
+    loop {
+        flush(&mut driver, &mut conns, &inner).await;
+        if driver.core.is_disposed() {
+            break;
+        }
+        let deadline = driver.core.poll_timeout();
+        let has_spawned = driver.has_spawned();
+        let step = tokio::select! {
+            command = commands.recv() => Step::Command(command),
+            () = sleep_until(deadline) => Step::Timeout,
+            then = poll_fn(|cx| driver.poll_spawned(cx)), if has_spawned => Step::Spawned(then),
+        };
+        match step {
+            Step::Command(None) => break,
+            Step::Command(Some(command)) => {
+                handle(&mut driver, &mut conns, command);
+                // Take what else is queued before running hooks and flushing.
+                while let Ok(command) = commands.try_recv() {
+                    handle(&mut driver, &mut conns, command);
+                    driver.run_events().await;
+                }
+            }
+            Step::Timeout => driver.core.handle_timeout(Instant::now()),
+            Step::Spawned(Some(then)) => driver.run_continuation(then).await,
+            Step::Spawned(None) => {}
+        }
+        driver.run_events().await;
+    }
+    flush(&mut driver, &mut conns, &inner).await;
+    inner.unregister(&room_id);
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn handle<R: Room>(
+    driver: &mut Driver<R>,
+    conns: &mut HashMap<ConnId, mpsc::Sender<Outgoing>>,
+    command: Command,
+) {
+    let now = Instant::now();
+    let core = &mut driver.core;
+    match command {
+        Command::ReserveSeat { options, reply } => {
+            let _ = reply.send(core.handle_reserve_seat(now, options));
+        }
+        Command::Reconnect { token, reply } => {
+            let _ = reply.send(core.handle_reconnect_request(now, &token));
+        }
+        Command::Connect {
+            conn,
+            request,
+            outgoing,
+        } => {
+            conns.insert(conn, outgoing);
+            core.handle_connect(now, conn, request);
+        }
+        Command::Frame { conn, frame } => core.handle_frame(now, conn, &frame),
+        Command::Closed { conn, code } => {
+            conns.remove(&conn);
+            core.handle_disconnect(now, conn, code);
+        }
+        Command::Shutdown => core.ctx_mut().disconnect(Some(close_code::SERVER_SHUTDOWN)),
+    }
+}
+
+/// Moves transmits to their connections and the listing to the server.
+async fn flush<R: Room>(
+    driver: &mut Driver<R>,
+    conns: &mut HashMap<ConnId, mpsc::Sender<Outgoing>>,
+    inner: &Inner,
+) {
+    loop {
+        let mut slow = Vec::new();
+        while let Some(transmit) = driver.core.poll_transmit() {
+            let Some(tx) = conns.get(&transmit.conn) else {
+                continue;
+            };
+            let (outgoing, last) = match transmit.kind {
+                TransmitKind::Frame(frame) => (Outgoing::Frame(frame), false),
+                TransmitKind::Close(code) => (Outgoing::Close(code), true),
+            };
+            match tx.try_send(outgoing) {
+                Ok(()) => {}
+                // A client that cannot keep up is dropped rather than
+                // buffered without bound.
+                Err(TrySendError::Full(_) | TrySendError::Closed(_)) => slow.push(transmit.conn),
+            }
+            if last {
+                conns.remove(&transmit.conn);
+            }
+        }
+        if let Some(listing) = driver.core.poll_listing() {
+            if !driver.core.is_disposed() {
+                inner.listings.update(listing);
+            }
+        }
+        if slow.is_empty() {
+            break;
+        }
+        for conn in slow {
+            tracing::warn!("dropping a client that does not read its frames");
+            conns.remove(&conn);
+            driver.core.handle_disconnect(Instant::now(), conn, None);
+        }
+        driver.run_events().await;
+    }
+}

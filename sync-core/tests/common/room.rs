@@ -1,0 +1,176 @@
+//! The room the end-to-end scripts talk to.
+
+use std::time::Duration;
+
+use roomcast::msgpack::Value;
+use roomcast::{
+    AuthRequest, BroadcastOptions, Client, MessageType, Options, Room, RoomCtx, ServerError,
+};
+use serde::de::IgnoredAny;
+use serde_json::json;
+
+use super::Counter;
+
+/// Every Room API feature the SDK scripts exercise, driven by messages.
+#[derive(Default)]
+pub struct E2eRoom {
+    reconnect: Option<Option<Duration>>,
+}
+
+fn type_json(ty: &MessageType) -> serde_json::Value {
+    match ty {
+        MessageType::Name(n) => json!(n),
+        MessageType::Number(n) => json!(n),
+    }
+}
+
+impl Room for E2eRoom {
+    type State = Counter;
+    type UserData = u32;
+    type Auth = String;
+
+    async fn on_create(
+        &mut self,
+        ctx: &mut RoomCtx<Self>,
+        options: &Options,
+    ) -> Result<(), ServerError> {
+        ctx.set_state(Counter::new(0));
+        if let Some(max) = options["maxClients"].as_u64() {
+            ctx.set_max_clients(Some(max as usize));
+        }
+        if let Some(seconds) = options["seatTime"].as_f64() {
+            ctx.set_seat_reservation_time(Duration::from_secs_f64(seconds));
+        }
+        if options["private"] == true {
+            ctx.set_private(true);
+        }
+        ctx.set_metadata(json!({ "mode": options["mode"].as_str().unwrap_or("classic") }));
+        self.reconnect = match &options["reconnect"] {
+            serde_json::Value::Number(n) => {
+                Some(Some(Duration::from_secs_f64(n.as_f64().unwrap_or(0.0))))
+            }
+            serde_json::Value::String(s) if s == "manual" => Some(None),
+            _ => None,
+        };
+        ctx.on_message("inc", |_room: &mut Self, ctx, client, by: i32| {
+            let n = ctx.state().map_or(0, Counter::n);
+            ctx.state_mut().set(n + by);
+            *ctx.user_data_mut(client).unwrap() += 1;
+        });
+        ctx.on_message("set", |_room: &mut Self, ctx, _client, n: i32| {
+            ctx.state_mut().set(n);
+        });
+        ctx.on_message(7, |_room: &mut Self, ctx, client, v: Value| {
+            ctx.send(client, 7, &v);
+        });
+        ctx.on_message("chat", |_room: &mut Self, ctx, client, text: String| {
+            let message = json!({ "from": client.session_id(), "text": text });
+            ctx.broadcast("chat", &message, BroadcastOptions::default().except(client));
+        });
+        ctx.on_message("after", |_room: &mut Self, ctx, _client, n: i32| {
+            ctx.state_mut().set(n);
+            ctx.broadcast("after", &n, BroadcastOptions::default().after_next_patch());
+            ctx.broadcast("now", &n, BroadcastOptions::default());
+        });
+        ctx.on_message("kick", |_room: &mut Self, ctx, client, code: u16| {
+            ctx.leave(client, code);
+        });
+        ctx.on_message("err", |_room: &mut Self, ctx, client, _: IgnoredAny| {
+            ctx.error(client, 4321, "nope");
+        });
+        ctx.on_message("lock", |_room: &mut Self, ctx, _client, _: IgnoredAny| {
+            ctx.lock();
+        });
+        ctx.on_message("unlock", |_room: &mut Self, ctx, _client, _: IgnoredAny| {
+            ctx.unlock();
+        });
+        ctx.on_message(
+            "disconnect",
+            |_room: &mut Self, ctx, _client, _: IgnoredAny| {
+                ctx.disconnect(None);
+            },
+        );
+        ctx.on_message(
+            "reject",
+            |_room: &mut Self, ctx, _client, session: String| {
+                if let Some(client) = ctx.client(&session) {
+                    ctx.reject_reconnection(&client);
+                }
+            },
+        );
+        ctx.on_message("whoami", |_room: &mut Self, ctx, client, _: IgnoredAny| {
+            let reply = json!({
+                "sessionId": client.session_id(),
+                "auth": ctx.auth(client),
+                "messages": ctx.user_data(client),
+                "roomId": ctx.room_id(),
+                "clients": ctx.client_count(),
+            });
+            ctx.send(client, "whoami", &reply);
+        });
+        ctx.on_any_message(|_room: &mut Self, ctx, client, ty, payload| {
+            let reply = json!({ "type": type_json(ty), "payload": payload });
+            ctx.send(client, "any", &reply);
+        });
+        Ok(())
+    }
+
+    async fn on_auth(
+        &mut self,
+        _ctx: &mut RoomCtx<Self>,
+        _client: &Client,
+        options: &Options,
+        request: &AuthRequest,
+    ) -> Result<String, ServerError> {
+        match options["password"].as_str() {
+            Some("wrong") => Err(ServerError::new(4401, "bad password")),
+            _ => Ok(request
+                .token
+                .clone()
+                .or_else(|| options["name"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| "anon".into())),
+        }
+    }
+
+    async fn on_join(
+        &mut self,
+        ctx: &mut RoomCtx<Self>,
+        client: &Client,
+        _: &Options,
+    ) -> Result<(), ServerError> {
+        let name = ctx.auth(client).cloned().unwrap_or_default();
+        ctx.send(client, "welcome", &name);
+        ctx.broadcast(
+            "joined",
+            client.session_id(),
+            BroadcastOptions::default().except(client),
+        );
+        Ok(())
+    }
+
+    async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, consented: bool) {
+        let message = json!({ "sessionId": client.session_id(), "consented": consented });
+        ctx.broadcast("left", &message, BroadcastOptions::default().except(client));
+    }
+
+    async fn on_drop(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, code: u16) {
+        let message = json!({ "sessionId": client.session_id(), "code": code });
+        ctx.broadcast(
+            "dropped",
+            &message,
+            BroadcastOptions::default().except(client),
+        );
+        if let Some(window) = self.reconnect {
+            let reconnection = ctx.allow_reconnection(client, window);
+            let session = client.session_id().to_owned();
+            ctx.spawn(reconnection, move |_room: &mut Self, ctx, outcome| {
+                let message = json!({ "sessionId": session, "ok": outcome.is_ok() });
+                ctx.broadcast("reconnection", &message, BroadcastOptions::default());
+            });
+        }
+    }
+
+    async fn on_reconnect(&mut self, ctx: &mut RoomCtx<Self>, client: &Client) {
+        ctx.send(client, "welcome back", client.session_id());
+    }
+}
