@@ -58,7 +58,7 @@ impl PrimValue {
             (Primitive::String, Self::Str(s)) => wire::encode_str(out, s),
             (Primitive::String, _) => wire::encode_str(out, ""),
             (Primitive::Boolean, v) => {
-                wire::encode_bool(out, v.as_f64() != 0.0 && !v.as_f64().is_nan())
+                wire::encode_bool(out, v.as_f64() != 0.0 && !v.as_f64().is_nan());
             }
             (Primitive::Number, v) => wire::encode_number(out, v.as_f64()),
             (Primitive::Int8 | Primitive::Uint8, v) => wire::encode_u8(out, v.as_i64() as u8),
@@ -85,13 +85,13 @@ pub enum DynValue {
     /// A struct instance.
     Struct(Box<DynStruct>),
     /// A `MapSchema`.
-    Map(MapSchema<DynValue>),
+    Map(MapSchema<Self>),
     /// An `ArraySchema`.
-    Array(ArraySchema<DynValue>),
+    Array(ArraySchema<Self>),
     /// A `SetSchema`.
-    Set(SetSchema<DynValue>),
+    Set(SetSchema<Self>),
     /// A `CollectionSchema`.
-    Collection(CollectionSchema<DynValue>),
+    Collection(CollectionSchema<Self>),
 }
 
 /// A struct instance of a runtime-described type.
@@ -229,7 +229,7 @@ impl Field for DynStruct {
         let present = self.present();
         let fields = &self.fields;
         write_patch_block(&mut self.track, present, w, |i, out| {
-            Self::encode_field(fields, i, out)
+            Self::encode_field(fields, i, out);
         });
         let mut mask = std::mem::take(&mut self.track.child_dirty);
         while mask != 0 {
@@ -244,7 +244,7 @@ impl Field for DynStruct {
     fn __encode_full(&self, _: &(), w: &mut FullWriter<'_>) {
         let fields = &self.fields;
         write_full_block(&self.track, self.present(), w, |i, out| {
-            Self::encode_field(fields, i, out)
+            Self::encode_field(fields, i, out);
         });
         for v in self.fields.iter().flatten() {
             v.__encode_full(&(), w);

@@ -51,15 +51,19 @@ struct Output<'a> {
     blocks: &'a mut Vec<Block>,
 }
 
+/// An array op resolved for the wire: `(op byte, wire index or refId,
+/// working index of the slot holding the value)`.
+pub(crate) type ArrayOp = (u8, u32, u32);
+
 /// Reused buffers of the array encoder (resolved ops, slot positions).
 #[derive(Debug, Default)]
 pub(crate) struct ArrayScratch {
-    ops: Vec<(u8, u32, u32)>,
+    ops: Vec<ArrayOp>,
     pos_of: Vec<u32>,
 }
 
 impl ArrayScratch {
-    pub(crate) fn parts(&mut self) -> (&mut Vec<(u8, u32, u32)>, &mut Vec<u32>) {
+    pub(crate) fn parts(&mut self) -> (&mut Vec<ArrayOp>, &mut Vec<u32>) {
         (&mut self.ops, &mut self.pos_of)
     }
 }
@@ -77,9 +81,7 @@ pub(crate) struct OpenBlock {
 impl PatchWriter<'_> {
     /// The output and the array encoder's scratch buffers.
     #[inline]
-    pub(crate) fn array_scratch(
-        &mut self,
-    ) -> (&mut Vec<u8>, &mut Vec<(u8, u32, u32)>, &mut Vec<u32>) {
+    pub(crate) fn array_scratch(&mut self) -> (&mut Vec<u8>, &mut Vec<ArrayOp>, &mut Vec<u32>) {
         (self.out, &mut self.scratch.ops, &mut self.scratch.pos_of)
     }
 

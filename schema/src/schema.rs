@@ -244,7 +244,11 @@ const NUMERIC: u32 = bits(&[
 #[inline]
 fn encode_numeric(out: &mut Vec<u8>, wire: Primitive, as_f64: f64, as_i64: i64) {
     match wire {
-        Primitive::Number => wire::encode_number(out, as_f64),
+        // String and Boolean are not reachable: the derive refuses
+        // non-numeric wire types for numeric fields at compile time.
+        Primitive::Number | Primitive::String | Primitive::Boolean => {
+            wire::encode_number(out, as_f64);
+        }
         Primitive::Int8 | Primitive::Uint8 => wire::encode_u8(out, as_i64 as u8),
         Primitive::Int16 | Primitive::Uint16 => wire::encode_u16(out, as_i64 as u16),
         Primitive::Int32 | Primitive::Uint32 => wire::encode_u32(out, as_i64 as u32),
@@ -253,9 +257,6 @@ fn encode_numeric(out: &mut Vec<u8>, wire: Primitive, as_f64: f64, as_i64: i64) 
         }
         Primitive::Float32 => wire::encode_f32(out, as_f64 as f32),
         Primitive::Float64 => wire::encode_f64(out, as_f64),
-        // Not reachable: the derive refuses non-numeric wire types for
-        // numeric fields at compile time.
-        Primitive::String | Primitive::Boolean => wire::encode_number(out, as_f64),
     }
 }
 

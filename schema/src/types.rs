@@ -390,7 +390,7 @@ impl TypeRegistry {
             for f in &t.fields {
                 match f.ty {
                     FieldType::Schema(id) | FieldType::Collection(_, ElementType::Schema(id)) => {
-                        check(id)?
+                        check(id)?;
                     }
                     FieldType::Primitive(_)
                     | FieldType::Collection(_, ElementType::Primitive(_)) => {}

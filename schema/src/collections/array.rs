@@ -16,7 +16,7 @@
 use std::fmt;
 
 use super::map::describe_collection;
-use crate::encoder::{Dialect, FullWriter, PatchWriter};
+use crate::encoder::{ArrayOp, Dialect, FullWriter, PatchWriter};
 use crate::schema::{Describer, Field, FieldView};
 use crate::tracked::{RefMeta, Tick, NO_SEQ};
 use crate::types::{CollectionKind, NamedFieldType, Primitive};
@@ -333,7 +333,7 @@ impl<V: Field> ArraySchema<V> {
     // ----- encoding ---------------------------------------------------
 
     /// Resolves the log into `(op, wire index or refId, slot)` triples.
-    fn resolve(&self, dialect: Dialect, ops: &mut Vec<(u8, u32, u32)>, pos_of: &mut Vec<u32>) {
+    fn resolve(&self, dialect: Dialect, ops: &mut Vec<ArrayOp>, pos_of: &mut Vec<u32>) {
         pos_of.clear();
         pos_of.resize(self.next_slot_id as usize, NONE);
         for (w, &id) in self.slot_ids.iter().enumerate() {
@@ -365,7 +365,7 @@ impl<V: Field> ArraySchema<V> {
 
     /// Replays `ops` on a model of the client's decoder (spec §5.1; 3.x
     /// inserts only at index 0) and checks that it ends with this array.
-    fn client_agrees(&self, dialect: Dialect, ops: &[(u8, u32, u32)]) -> bool {
+    fn client_agrees(&self, dialect: Dialect, ops: &[ArrayOp]) -> bool {
         #[derive(Clone, Copy)]
         struct El {
             uid: u32,
@@ -496,7 +496,7 @@ impl<V: Field> ArraySchema<V> {
         &self,
         dialect: Dialect,
         out: &mut Vec<u8>,
-        ops: &mut Vec<(u8, u32, u32)>,
+        ops: &mut Vec<ArrayOp>,
         pos_of: &mut Vec<u32>,
     ) {
         if self.meta.fresh {
@@ -516,9 +516,8 @@ impl<V: Field> ArraySchema<V> {
             return;
         }
         self.resolve(dialect, ops, pos_of);
-        let simple = !self.reversed
-            && !(self.holds_refs() && self.reordered)
-            && self.client_agrees(dialect, ops);
+        let reordered_refs = self.holds_refs() && self.reordered;
+        let simple = !self.reversed && !reordered_refs && self.client_agrees(dialect, ops);
         if simple {
             for &(op, arg, w) in ops.iter() {
                 out.push(op);
