@@ -4,7 +4,7 @@
 //! structs: the same encoder tracks and encodes them, so a server can run
 //! data-driven game modes (types loaded from a file) and the test suite can
 //! replay vectors generically. Field indexes and types come from a
-//! [`TypeRegistry`](crate::types::TypeRegistry).
+//! [`crate::types::TypeRegistry`].
 
 use crate::collections::{
     ArrayMut, ArraySchema, CollectionMut, CollectionSchema, MapMut, MapSchema, SetMut, SetSchema,
