@@ -541,15 +541,16 @@ pub fn dialect_for(version: SchemaVersion) -> Dialect {
     }
 }
 
-/// An encoder of a derived state checked against the real decoder after
-/// every tick.
+/// An encoder of a derived state checked against real decoders after every
+/// tick: a 5.x client, a 3.x client, or both at once (then each gets its
+/// dialect's patch from one [`Encoder::encode_patch_both`]).
 #[derive(Debug)]
 pub struct Harness<T: Schema> {
     /// The encoder.
     pub enc: Encoder<T>,
-    follower: Follower,
-    dialect: Dialect,
+    clients: Vec<Follower>,
     ticks: usize,
+    last: Vec<(Dialect, Vec<u8>)>,
 }
 
 impl<T: Schema + StateJson + std::fmt::Debug> Harness<T> {
@@ -561,23 +562,43 @@ impl<T: Schema + StateJson + std::fmt::Debug> Harness<T> {
     ///
     /// As [`Harness::tick`].
     pub fn new(node: &mut NodeDecoder, state: T, version: SchemaVersion) -> Result<Self, String> {
+        Self::with_clients(node, state, &[version])
+    }
+
+    /// Like [`Harness::new`] with one stream client per version.
+    ///
+    /// # Errors
+    ///
+    /// As [`Harness::tick`].
+    ///
+    /// # Panics
+    ///
+    /// If `versions` is empty.
+    pub fn with_clients(
+        node: &mut NodeDecoder,
+        state: T,
+        versions: &[SchemaVersion],
+    ) -> Result<Self, String> {
+        assert!(!versions.is_empty(), "at least one client");
         let enc = Encoder::new(state);
-        let dialect = dialect_for(version);
         let types = enc.types().map_err(|e| e.to_string())?;
-        let follower = Follower::open(node, encode_reflection(&types, dialect), version)?;
+        let clients = versions
+            .iter()
+            .map(|&v| Follower::open(node, encode_reflection(&types, dialect_for(v)), v))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut h = Self {
             enc,
-            follower,
-            dialect,
+            clients,
             ticks: 0,
+            last: Vec::new(),
         };
         h.tick(node, "initial", |_| {})?;
         Ok(h)
     }
 
     /// Applies `f` through the state's view, encodes the patch, and checks
-    /// the stream client and a fresh joiner against the server state.
-    /// Returns the patch.
+    /// the stream clients and fresh joiners against the server state.
+    /// Returns the first client's patch.
     ///
     /// # Errors
     ///
@@ -593,7 +614,7 @@ impl<T: Schema + StateJson + std::fmt::Debug> Harness<T> {
         self.check(node, what)
     }
 
-    /// Encodes the pending changes and checks both clients.
+    /// Encodes the pending changes and checks every client.
     ///
     /// # Errors
     ///
@@ -601,12 +622,38 @@ impl<T: Schema + StateJson + std::fmt::Debug> Harness<T> {
     pub fn check(&mut self, node: &mut NodeDecoder, what: &str) -> Result<Vec<u8>, String> {
         self.ticks += 1;
         let what = format!("tick {} ({what})", self.ticks);
-        let patch = self.enc.encode_patch_as(self.dialect).to_vec();
+        let dialects: Vec<Dialect> = self
+            .clients
+            .iter()
+            .map(|c| dialect_for(c.version()))
+            .collect();
+        self.last.clear();
+        if dialects.iter().all(|&d| d == dialects[0]) {
+            let patch = self.enc.encode_patch_as(dialects[0]).to_vec();
+            self.last.push((dialects[0], patch));
+        } else {
+            let (modern, legacy) = self.enc.encode_patch_both();
+            self.last.push((Dialect::Modern, modern.to_vec()));
+            self.last.push((Dialect::Legacy, legacy.to_vec()));
+        }
         let expected = self.enc.state().state_json();
-        self.follower.patch(node, &what, &patch, &expected)?;
         let full = self.enc.encode_all().to_vec();
-        self.follower.joiner(node, &what, &full, &expected)?;
-        Ok(patch)
+        for (client, dialect) in self.clients.iter().zip(&dialects) {
+            let patch = self.patch(*dialect).unwrap_or_default();
+            let what = format!("{what} {:?}", client.version());
+            client.patch(node, &what, patch, &expected)?;
+            client.joiner(node, &what, &full, &expected)?;
+        }
+        Ok(self.patch(dialects[0]).unwrap_or_default().to_vec())
+    }
+
+    /// The last tick's patch for `dialect` (when a client uses it).
+    #[must_use]
+    pub fn patch(&self, dialect: Dialect) -> Option<&[u8]> {
+        self.last
+            .iter()
+            .find(|(d, _)| *d == dialect)
+            .map(|(_, p)| p.as_slice())
     }
 
     /// The client's view of the server state.
@@ -617,6 +664,8 @@ impl<T: Schema + StateJson + std::fmt::Debug> Harness<T> {
 
     /// Drops the clients.
     pub fn close(self, node: &mut NodeDecoder) {
-        self.follower.close(node);
+        for c in self.clients {
+            c.close(node);
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! Derived structs of every field kind, mutated through scripted scenarios:
 //! after each patch the real `@colyseus/schema` 5.0.34 decoder (built from
 //! our Reflection) following the patch stream, and a fresh one decoding
-//! `encode_all()`, hold exactly the Rust state, without any warning.
+//! `encode_all()`, hold exactly the Rust state, without any warning; so
+//! does a 3.0.76 client fed the legacy patches of the same ticks.
 
 use roomcast_schema::dynamic::{DynStruct, DynValue, DynValueMut, PrimValue};
 use roomcast_schema::types::{
@@ -14,6 +15,10 @@ use roomcast_schema::{
 use roomcast_tests::node::{NodeDecoder, SchemaVersion};
 use roomcast_tests::state_json;
 use roomcast_tests::state_json::{canon, check_state_json, dyn_state_json, Follower, Harness};
+
+/// Every scenario runs with a 5.0.34 client (modern patches) and a 3.0.76
+/// client (legacy patches) on the same encoder.
+const BOTH: &[SchemaVersion] = &[SchemaVersion::V5, SchemaVersion::V3];
 
 fn ok<T>(r: Result<T, String>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
@@ -95,7 +100,7 @@ state_json!(Prims {
 fn every_primitive_with_default_and_attribute_wire_types() {
     check_state_json::<Prims>();
     let mut node = NodeDecoder::shared();
-    let mut h = ok(Harness::new(&mut node, Prims::default(), SchemaVersion::V5));
+    let mut h = ok(Harness::with_clients(&mut node, Prims::default(), BOTH));
     ok(h.tick(&mut node, "extremes", |mut s| {
         s.set_s("héllo 😀👍🏽".into());
         s.set_b(true);
@@ -221,7 +226,7 @@ fn option_fields_none_is_delete() {
     check_state_json::<Opts>();
     check_state_json::<Leaf>();
     let mut node = NodeDecoder::shared();
-    let mut h = ok(Harness::new(&mut node, Opts::default(), SchemaVersion::V5));
+    let mut h = ok(Harness::with_clients(&mut node, Opts::default(), BOTH));
     ok(h.tick(&mut node, "all some", |mut s| {
         s.set_os(Some(String::new()));
         s.set_ob(Some(false));
@@ -459,7 +464,7 @@ fn maps_of_primitives_and_structs() {
     check_state_json::<Colls>();
     check_state_json::<Item>();
     let mut node = NodeDecoder::shared();
-    let mut h = ok(Harness::new(&mut node, Colls::default(), SchemaVersion::V5));
+    let mut h = ok(Harness::with_clients(&mut node, Colls::default(), BOTH));
     ok(h.tick(&mut node, "fill", |mut s| {
         let mut m = s.map_p_mut();
         m.insert("alice", 1);
@@ -528,7 +533,7 @@ fn maps_of_primitives_and_structs() {
 #[test]
 fn arrays_of_primitives_and_structs() {
     let mut node = NodeDecoder::shared();
-    let mut h = ok(Harness::new(&mut node, Colls::default(), SchemaVersion::V5));
+    let mut h = ok(Harness::with_clients(&mut node, Colls::default(), BOTH));
     ok(h.tick(&mut node, "fill", |mut s| {
         let mut a = s.arr_p_mut();
         for v in ["a", "b", "c", "d"] {
@@ -627,7 +632,7 @@ fn arrays_of_primitives_and_structs() {
 #[test]
 fn sets_and_collections_of_primitives_and_structs() {
     let mut node = NodeDecoder::shared();
-    let mut h = ok(Harness::new(&mut node, Colls::default(), SchemaVersion::V5));
+    let mut h = ok(Harness::with_clients(&mut node, Colls::default(), BOTH));
     ok(h.tick(&mut node, "fill", |mut s| {
         let mut x = s.set_p_mut();
         x.add(1);

@@ -2,12 +2,17 @@
 //! 5.0.34 itself ends with the wrong client state): each sequence runs in
 //! one tick on Roomcast's encoder and the real 5.0.34 decoder, following
 //! the patches and decoding a fresh full state, ends in the server's state
-//! without a warning.
+//! without a warning. A 3.0.76 client fed the legacy patches of the same
+//! ticks must end there too.
 
 use roomcast_schema::{encode_reflection, ArraySchema, Dialect, MapSchema, Schema, SetSchema};
 use roomcast_tests::node::{NodeDecoder, SchemaVersion};
 use roomcast_tests::state_json;
 use roomcast_tests::state_json::{check_state_json, Follower, Harness};
+
+/// Every scenario runs with a 5.0.34 client (modern patches) and a 3.0.76
+/// client (legacy patches) on the same encoder.
+const BOTH: &[SchemaVersion] = &[SchemaVersion::V5, SchemaVersion::V3];
 
 fn ok<T>(r: Result<T, String>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
@@ -61,7 +66,7 @@ fn one_tick(initial: State, what: &str, ops: impl FnOnce(StateMut<'_>)) -> Vec<u
     check_state_json::<State>();
     check_state_json::<Item>();
     let mut node = NodeDecoder::shared();
-    let mut h = ok(Harness::new(&mut node, initial, SchemaVersion::V5));
+    let mut h = ok(Harness::with_clients(&mut node, initial, BOTH));
     let patch = ok(h.tick(&mut node, what, ops));
     h.close(&mut node);
     patch
@@ -321,7 +326,7 @@ fn row8_instance_moved_within_the_same_array() {
     let mut after = Vec::new();
     {
         let mut node = NodeDecoder::shared();
-        let mut h = ok(Harness::new(&mut node, st(), SchemaVersion::V5));
+        let mut h = ok(Harness::with_clients(&mut node, st(), BOTH));
         ok(h.tick(&mut node, "move a[1] to the front", |mut s| {
             let x = s.items_mut().remove(1);
             s.items_mut().unshift(x);
@@ -364,7 +369,7 @@ fn row9_join_at_a_patch_boundary() {
         ..State::default()
     };
     let mut node = NodeDecoder::shared();
-    let mut h = ok(Harness::new(&mut node, st, SchemaVersion::V5));
+    let mut h = ok(Harness::with_clients(&mut node, st, BOTH));
     let types = h.enc.types().expect("types");
     let reflection = encode_reflection(&types, Dialect::Modern);
     // The tick of the vector: push + shift + another ref's change pending
