@@ -297,13 +297,19 @@ fn int<T: Into<i64>>(v: T) -> i64 {
 fn uint64(v: u64) -> i64 {
     v as i64
 }
+/// JavaScript's ToInt32-style truncation for the integer wire types:
+/// NaN and ±Infinity become 0.
 #[inline]
 fn float32(v: f32) -> i64 {
-    v as i64
+    float64(f64::from(v))
 }
 #[inline]
 fn float64(v: f64) -> i64 {
-    v as i64
+    if v.is_finite() {
+        v as i64
+    } else {
+        0
+    }
 }
 
 numeric_field! {
