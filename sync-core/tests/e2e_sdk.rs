@@ -14,3 +14,23 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 fn matchmaking_and_state_modern() {
     run_script("matchmaking.mjs", TIMEOUT);
 }
+
+#[test]
+fn room_api_modern() {
+    run_script("room_api.mjs", TIMEOUT);
+}
+
+#[test]
+fn broadcast_ordering_modern() {
+    run_script("ordering.mjs", TIMEOUT);
+}
+
+#[test]
+fn reconnection_modern() {
+    run_script("reconnect.mjs", TIMEOUT);
+}
+
+#[test]
+fn legacy_client() {
+    run_script("legacy.mjs", TIMEOUT);
+}

@@ -1,0 +1,79 @@
+// allow_reconnection: manual reconnect, timeout, manual reject, and the 0.18
+// SDK's automatic reconnection; state after a reconnection is exact.
+import { assert, modern, next, until, steps, rejection, left, sleep } from "./lib.mjs";
+
+// Drops the socket without a close frame (the client sees 1006).
+const drop = (room) => room.connection.transport.ws.terminate();
+
+await steps([
+  ["manual client.reconnect(token) with exact state", async () => {
+    const first = modern();
+    const room = await first.create("counter", { reconnect: 10, name: "ann" });
+    room.reconnection.enabled = false;
+    const other = await modern().joinById(room.roomId);
+    const token = room.reconnectionToken;
+    const dropped = next(other, "dropped");
+    room.connection.close(); // 1005/1000 from the client: not a consented leave
+    const info = await dropped;
+    assert.equal(info.sessionId, room.sessionId);
+    other.send("set", 1234);
+    const back = await modern().reconnect(token);
+    assert.equal(back.sessionId, room.sessionId);
+    assert.notEqual(back.reconnectionToken, token, "a fresh token per join");
+    await until(() => back.state && back.state.n === 1234, "state after reconnection");
+    const who = next(back, "whoami");
+    back.send("whoami");
+    assert.equal((await who).auth, "ann", "auth kept");
+    await Promise.all([back.leave(), other.leave()]);
+  }],
+  ["allow_reconnection timeout", async () => {
+    const room = await modern().create("counter", { reconnect: 0.3 });
+    room.reconnection.enabled = false;
+    const other = await modern().joinById(room.roomId);
+    const token = room.reconnectionToken;
+    const outcome = next(other, "reconnection");
+    const leftMsg = next(other, "left");
+    drop(room);
+    assert.deepEqual(await outcome, { sessionId: room.sessionId, ok: false });
+    assert.deepEqual(await leftMsg, { sessionId: room.sessionId, consented: false });
+    const err = await rejection(modern().reconnect(token));
+    assert.equal(err.code, 524);
+    await other.leave();
+  }],
+  ["allow_reconnection rejected by hand", async () => {
+    const room = await modern().create("counter", { reconnect: "manual" });
+    room.reconnection.enabled = false;
+    const other = await modern().joinById(room.roomId);
+    const token = room.reconnectionToken;
+    const dropped = next(other, "dropped");
+    drop(room);
+    await dropped;
+    const outcome = next(other, "reconnection");
+    other.send("reject", room.sessionId);
+    assert.deepEqual(await outcome, { sessionId: room.sessionId, ok: false });
+    assert.equal((await rejection(modern().reconnect(token))).code, 524);
+    await other.leave();
+  }],
+  ["0.18 automatic reconnection after an abnormal close", async () => {
+    const room = await modern().create("counter", { reconnect: 10 });
+    room.reconnection.minUptime = 100;
+    room.reconnection.minDelay = 50;
+    room.reconnection.delay = 50;
+    const other = await modern().joinById(room.roomId);
+    await sleep(200);
+    const reconnected = new Promise((resolve) => room.onReconnect(resolve));
+    const dropCode = new Promise((resolve) => room.onDrop((code) => resolve(code)));
+    drop(room);
+    assert.equal(await dropCode, 1006);
+    other.send("set", 99);
+    await reconnected;
+    await until(() => room.state.n === 99, "state after automatic reconnection");
+    // Messages flow again both ways.
+    room.send("inc", 1);
+    await until(() => other.state.n === 100, "the reconnected client's message");
+    const code = left(room);
+    await room.leave();
+    assert.equal(await code, 4000);
+    await other.leave();
+  }],
+]);
