@@ -12,6 +12,9 @@ mod state;
 pub mod testing;
 pub mod transport;
 
+/// The state encoder (`roomcast-schema`), re-exported.
+pub use roomcast_schema as schema;
+
 pub use crate::clock::{Clock, TimerId};
 pub use crate::error::ServerError;
 pub use crate::matchmaker::RoomListing;

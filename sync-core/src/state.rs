@@ -110,3 +110,61 @@ impl SyncState for NoState {
         PatchFrames::default()
     }
 }
+
+fn schema_dialect(dialect: Dialect) -> roomcast_schema::Dialect {
+    match dialect {
+        Dialect::Modern => roomcast_schema::Dialect::Modern,
+        Dialect::Legacy => roomcast_schema::Dialect::Legacy,
+    }
+}
+
+/// The `roomcast-schema` encoder is the state of a room: `ctx.set_state(Encoder::new(state))`,
+/// then change it through `ctx.state_mut().state_mut()`.
+impl<T> SyncState for roomcast_schema::Encoder<T>
+where
+    T: roomcast_schema::Schema + 'static,
+    Self: Send,
+{
+    fn handshake(&self, dialect: Dialect) -> Bytes {
+        match self.types() {
+            Ok(types) => roomcast_schema::encode_reflection(&types, schema_dialect(dialect)).into(),
+            Err(e) => {
+                tracing::error!("state types cannot be described: {e}");
+                Bytes::new()
+            }
+        }
+    }
+
+    fn encode_full(&mut self, _: Dialect) -> Bytes {
+        // Full states are the same in both dialects.
+        Bytes::copy_from_slice(self.encode_all())
+    }
+
+    fn encode_patch(&mut self, want: DialectSet) -> PatchFrames {
+        let some = |bytes: &[u8]| (!bytes.is_empty()).then(|| Bytes::copy_from_slice(bytes));
+        match (
+            want.contains(Dialect::Modern),
+            want.contains(Dialect::Legacy),
+        ) {
+            (true, true) => {
+                let (modern, legacy) = self.encode_patch_both();
+                PatchFrames {
+                    modern: some(modern),
+                    legacy: some(legacy),
+                }
+            }
+            (false, true) => PatchFrames {
+                modern: None,
+                legacy: some(self.encode_patch_as(roomcast_schema::Dialect::Legacy)),
+            },
+            (true, false) => PatchFrames {
+                modern: some(self.encode_patch_as(roomcast_schema::Dialect::Modern)),
+                legacy: None,
+            },
+            (false, false) => {
+                let _ = self.encode_patch();
+                PatchFrames::default()
+            }
+        }
+    }
+}

@@ -34,3 +34,8 @@ fn reconnection_modern() {
 fn legacy_client() {
     run_script("legacy.mjs", TIMEOUT);
 }
+
+#[test]
+fn demo_room_state_matches_in_both_sdks() {
+    run_script("world.mjs", TIMEOUT);
+}

@@ -99,6 +99,7 @@ pub fn start_server() -> TestServer {
         .unwrap();
     let server = Server::builder()
         .define("counter", E2eRoom::default)
+        .define("world", super::demo::DemoRoom::default)
         .define_with_options(
             "fixed",
             serde_json::json!({ "maxClients": 2 }),

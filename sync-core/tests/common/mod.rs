@@ -5,6 +5,8 @@
     reason = "each test binary uses a different subset"
 )]
 
+#[path = "../../src/bin/roomcast-demo/room.rs"]
+pub mod demo;
 pub mod e2e;
 pub mod room;
 

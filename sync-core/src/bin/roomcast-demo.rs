@@ -1,3 +1,0 @@
-//! Roomcast demo server (work in progress).
-
-fn main() {}
