@@ -232,6 +232,38 @@ impl DynamicDecoder {
         Ok(())
     }
 
+    /// Lists the operations of a message body as they would apply to the
+    /// current state, one line each (byte offset, refId, type, field name or
+    /// key, operation, value), without applying anything; an invalid
+    /// message lists the operations before the problem, then the error.
+    ///
+    /// # Errors
+    ///
+    /// As [`decode`](Self::decode) (the listing is written either way).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use roomcast_schema::decoder::DynamicDecoder;
+    /// use roomcast_schema::types::*;
+    /// let types = TypeRegistry::new(
+    ///     vec![TypeDef {
+    ///         name: "State".into(),
+    ///         extends: None,
+    ///         fields: vec![FieldDef { name: "hp".into(), ty: FieldType::Primitive(Primitive::Uint8) }],
+    ///     }],
+    ///     TypeId(0),
+    /// )?;
+    /// let decoder = DynamicDecoder::new(types);
+    /// let mut listing = String::new();
+    /// decoder.explain(&[0x80, 42], &mut listing)?;
+    /// assert_eq!(listing, "000000    #0 State.hp (field 0) ADD = 42\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn explain(&self, bytes: &[u8], out: &mut String) -> Result<(), DecodeError> {
+        crate::decoder::explain::explain(&self.types, &self.nodes, bytes, out)
+    }
+
     /// The root state.
     #[must_use]
     pub fn root(&self) -> NodeRef<'_> {

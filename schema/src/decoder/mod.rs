@@ -13,6 +13,7 @@
 mod array_items;
 pub mod callbacks;
 mod dynamic;
+mod explain;
 mod ordered_map;
 mod parse;
 mod reference_tracker;
