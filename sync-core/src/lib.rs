@@ -1,4 +1,4 @@
-//! Colyseus-compatible room server (work in progress: see the room-layer issue).
+#![doc = include_str!("../README.md")]
 
 pub mod clock;
 mod error;
