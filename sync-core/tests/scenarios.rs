@@ -815,3 +815,18 @@ fn mixed_dialects_encode_each_patch_once_per_dialect() {
     );
     let _ = DialectSet::EMPTY;
 }
+
+#[test]
+fn shutdown_closes_modern_clients_with_4001_and_legacy_ones_with_4000() {
+    let mut h = game(&json!({}));
+    let modern = h.join(json!({})).unwrap();
+    let session = h.reserve_seat(json!({})).unwrap();
+    let mut request = ConnectRequest::new(session);
+    request.dialect = Dialect::Legacy;
+    let legacy = h.connect(request);
+    h.send(legacy, &[0x0a]);
+    h.with(|_, ctx| ctx.disconnect(Some(roomcast::protocol::close_code::SERVER_SHUTDOWN)));
+    assert_eq!(h.received(modern).pop(), Some(Received::Closed(4001)));
+    assert_eq!(h.received(legacy).pop(), Some(Received::Closed(4000)));
+    assert!(h.is_disposed());
+}

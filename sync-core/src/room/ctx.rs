@@ -777,6 +777,13 @@ impl<R: Room> RoomCtx<R> {
             return;
         };
         if let Some(conn) = slot.conn.take() {
+            // 0.16 has no 4001: its shutdown code is 4000.
+            let code = match (code, slot.dialect) {
+                (protocol::close_code::SERVER_SHUTDOWN, Dialect::Legacy) => {
+                    protocol::close_code::CONSENTED
+                }
+                _ => code,
+            };
             self.conns.remove(&conn);
             self.outbox.push_back(Transmit {
                 conn,
