@@ -8,6 +8,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use axum::Router;
 use futures_util::{SinkExt, StreamExt};
 
@@ -44,8 +45,12 @@ impl Transport for WebSocketTransport {
         let app = Router::new()
             .fallback(super::http::entry)
             .with_state(server);
+        // Small frames must leave at once (the reference's `ws` does the same).
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(
-            self.listener,
+            listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .await
@@ -84,9 +89,13 @@ pub(super) async fn upgrade(
         .filter(|s| super::valid_name(s))
         .map(str::to_owned);
     let limit = server.config().max_frame_bytes;
+    // Small buffers: most frames are tens of bytes, and a server holds
+    // thousands of connections (tungstenite's default is 128 KiB each way).
     let ws = ws
         .max_message_size(limit.saturating_mul(2).max(limit + 4096))
-        .max_frame_size(limit.saturating_mul(2).max(limit + 4096));
+        .max_frame_size(limit.saturating_mul(2).max(limit + 4096))
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0);
     let (Some(session_id), Some(room_id)) = (session_id, room_id) else {
         // 0.18 `getLatency()`: a connection without room or session.
         return ws.on_upgrade(latency_probe);

@@ -1,0 +1,497 @@
+//! Load generator: C clients speak the Colyseus protocol over loopback to a
+//! Roomcast server and to the reference Node server (`@colyseus/core`
+//! 0.18.17 + `@colyseus/ws-transport` 0.18.4, `tests/node/sdk/reference-server.mjs`)
+//! in the same run, with the same room: rooms of 50, 60 Hz simulation,
+//! 20 Hz patches, every client sending a small `move` 10 times a second.
+//!
+//! ```text
+//! cargo run --release -p roomcast --example loadgen -- --clients 500 --seconds 10
+//! cargo run --release -p roomcast --example loadgen -- --clients 2000 --servers rust
+//! ```
+//!
+//! Reported per server: CPU of the server process (whole run window),
+//! CPU per client, RSS at the end, bytes received per client per second,
+//! and the move→seen latency (from sending a `move` to receiving the patch
+//! that carries it, or a later move of the same client). Each server runs
+//! as its own process, so its CPU and memory are read from `/proc`.
+//!
+//! The server side of Roomcast is this same executable, started as
+//! `loadgen serve <port>`.
+
+#![allow(
+    clippy::int_plus_one,
+    reason = "emitted by #[derive(Schema)] for a struct with one field"
+)]
+
+use std::collections::VecDeque;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use roomcast::schema::{Encoder, MapSchema, Schema};
+use roomcast::{Client, Options, Room, RoomCtx, Server, ServerError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+// ----- the Roomcast side ---------------------------------------------------
+
+#[derive(Schema, Default)]
+struct Player {
+    #[schema(number)]
+    x: f64,
+    #[schema(number)]
+    y: f64,
+    seq: u32,
+}
+
+#[derive(Schema, Default)]
+struct BenchState {
+    players: MapSchema<Player>,
+}
+
+#[derive(serde::Deserialize)]
+struct Move {
+    x: f64,
+    y: f64,
+    seq: u32,
+}
+
+#[derive(Default)]
+struct BenchRoom {
+    steps: u64,
+}
+
+impl Room for BenchRoom {
+    type State = Encoder<BenchState>;
+    type UserData = ();
+    type Auth = ();
+
+    async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
+        ctx.set_state(Encoder::new(BenchState::default()));
+        ctx.set_max_clients(Some(50));
+        ctx.set_simulation_interval(
+            Some(Duration::from_micros(16_667)),
+            |room: &mut Self, _, _| {
+                room.steps += 1;
+            },
+        );
+        ctx.set_patch_rate(Some(Duration::from_millis(50)));
+        ctx.on_message("move", |_room: &mut Self, ctx, client, m: Move| {
+            let mut state = ctx.state_mut().state_mut();
+            let mut players = state.players_mut();
+            if let Some(mut player) = players.get_mut(client.session_id()) {
+                player.set_x(m.x);
+                player.set_y(m.y);
+                player.set_seq(m.seq);
+            }
+        });
+        Ok(())
+    }
+
+    async fn on_join(
+        &mut self,
+        ctx: &mut RoomCtx<Self>,
+        client: &Client,
+        _: &Options,
+    ) -> Result<(), ServerError> {
+        ctx.state_mut()
+            .state_mut()
+            .players_mut()
+            .insert(client.session_id(), Player::default());
+        Ok(())
+    }
+
+    async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _: bool) {
+        ctx.state_mut()
+            .state_mut()
+            .players_mut()
+            .remove(client.session_id());
+    }
+}
+
+fn serve(port: u16) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        Server::builder()
+            .define("bench", BenchRoom::default)
+            .build()
+            .listen(("127.0.0.1", port))
+            .await
+    })
+}
+
+// ----- the client side -------------------------------------------------------
+
+#[derive(Default)]
+struct Totals {
+    bytes: AtomicU64,
+    moves: AtomicU64,
+    seen: AtomicU64,
+    errors: AtomicU64,
+    latencies_us: Mutex<Vec<u64>>,
+}
+
+/// `POST /matchmake/joinOrCreate/bench` over a plain HTTP/1.1 connection.
+async fn reserve(port: u16) -> Result<serde_json::Value, String> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let request = format!(
+        "POST /matchmake/joinOrCreate/bench HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+         Content-Type: application/json\r\nAccept: application/json\r\n\
+         Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP body")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!("matchmaking failed: {head}"));
+    }
+    // Chunked bodies (Node) put the JSON between size lines.
+    let json = body
+        .find('{')
+        .and_then(|start| body.rfind('}').map(|end| &body[start..=end]))
+        .ok_or("no JSON in the response")?;
+    serde_json::from_str(json).map_err(|e| e.to_string())
+}
+
+/// `0d a4 "move" {x, y, seq}` (plain msgpack map).
+fn move_frame(x: f64, y: f64, seq: u32) -> Vec<u8> {
+    let mut frame = vec![0x0d, 0xa4, b'm', b'o', b'v', b'e'];
+    let _ = rmp::encode::write_map_len(&mut frame, 3);
+    let _ = rmp::encode::write_str(&mut frame, "x");
+    let _ = rmp::encode::write_f64(&mut frame, x);
+    let _ = rmp::encode::write_str(&mut frame, "y");
+    let _ = rmp::encode::write_f64(&mut frame, y);
+    let _ = rmp::encode::write_str(&mut frame, "seq");
+    let _ = rmp::encode::write_u32(&mut frame, seq);
+    frame
+}
+
+/// Whether a patch sets some `seq` field (index 2, ADD = `82`, uint32 LE)
+/// to `seq`.
+fn carries(patch: &[u8], seq: u32) -> bool {
+    let needle = [
+        0x82,
+        seq as u8,
+        (seq >> 8) as u8,
+        (seq >> 16) as u8,
+        (seq >> 24) as u8,
+    ];
+    patch.windows(5).any(|w| w == needle)
+}
+
+async fn run_client(
+    index: u32,
+    port: u16,
+    until: Instant,
+    measure_from: Instant,
+    totals: Arc<Totals>,
+) {
+    let result = async {
+        let seat = reserve(port).await?;
+        let url = format!(
+            "ws://127.0.0.1:{port}/{}/{}?sessionId={}",
+            seat["processId"].as_str().unwrap_or("p"),
+            seat["roomId"].as_str().ok_or("no roomId")?,
+            seat["sessionId"].as_str().ok_or("no sessionId")?,
+        );
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut sink, mut stream) = ws.split();
+        // Spread the clients' sends over the interval, so that moves arrive
+        // at every phase of the server's patch tick.
+        let phase = Duration::from_micros(u64::from(index).wrapping_mul(7919) % 100_000);
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + phase, Duration::from_millis(100));
+        let mut joined = false;
+        let mut counter = 0u32;
+        let mut pending: VecDeque<(u32, Instant)> = VecDeque::new();
+        loop {
+            tokio::select! {
+                _ = ticker.tick(), if joined => {
+                    if Instant::now() >= until {
+                        let _ = sink.send(Message::Binary(vec![0x0c].into())).await;
+                        return Ok::<(), String>(());
+                    }
+                    counter += 1;
+                    let seq = index * 4096 + (counter % 4096);
+                    let frame = move_frame(f64::from(counter % 800), f64::from(index % 600), seq);
+                    sink.send(Message::Binary(frame.into())).await.map_err(|e| e.to_string())?;
+                    pending.push_back((seq, Instant::now()));
+                    if pending.len() > 64 {
+                        pending.pop_front();
+                    }
+                    if Instant::now() >= measure_from {
+                        totals.moves.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                message = stream.next() => {
+                    let Some(Ok(message)) = message else {
+                        return Err("connection closed".into());
+                    };
+                    let Message::Binary(frame) = message else { continue };
+                    let now = Instant::now();
+                    if now >= measure_from {
+                        totals.bytes.fetch_add(frame.len() as u64 + 2, Ordering::Relaxed);
+                    }
+                    match frame.first() {
+                        Some(0x0a) => {
+                            sink.send(Message::Binary(vec![0x0a].into())).await.map_err(|e| e.to_string())?;
+                            joined = true;
+                        }
+                        Some(0x0f) => {
+                            if let Some(found) = pending.iter().rposition(|(seq, _)| carries(&frame, *seq)) {
+                                for (_, sent) in pending.drain(..=found) {
+                                    if sent >= measure_from {
+                                        totals.seen.fetch_add(1, Ordering::Relaxed);
+                                        let us = now.duration_since(sent).as_micros() as u64;
+                                        totals.latencies_us.lock().unwrap().push(us);
+                                    }
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    .await;
+    if let Err(e) = result {
+        if totals.errors.fetch_add(1, Ordering::Relaxed) < 3 {
+            eprintln!("client {index}: {e}");
+        }
+    }
+}
+
+// ----- measurement -------------------------------------------------------------
+
+/// utime and stime of a process, in seconds.
+fn cpu_split(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the `(comm)`: state is field 3; utime 14, stime 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // USER_HZ is 100 on Linux.
+    (field(11) / 100.0, field(12) / 100.0)
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let (user, system) = cpu_split(pid);
+    user + system
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+struct Report {
+    name: &'static str,
+    clients: u32,
+    cpu_percent: f64,
+    cpu_us_per_client_s: f64,
+    rss: f64,
+    bytes_per_client_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    moves: u64,
+    seen: u64,
+    errors: u64,
+}
+
+fn run_against(
+    name: &'static str,
+    mut server: Child,
+    port: u16,
+    clients: u32,
+    seconds: u64,
+) -> Report {
+    let pid = server.id();
+    // Wait for the server to accept connections.
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{name} server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let totals = Arc::new(Totals::default());
+    let ramp = Duration::from_millis(u64::from(clients) * 4 + 1000);
+    let begin = Instant::now();
+    let measure_from = begin + ramp + Duration::from_secs(1);
+    let until = measure_from + Duration::from_secs(seconds);
+    let (cpu_start, window) = runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for index in 0..clients {
+            tasks.push(tokio::spawn(run_client(
+                index,
+                port,
+                until,
+                measure_from,
+                totals.clone(),
+            )));
+            if index % 25 == 24 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        tokio::time::sleep_until(tokio::time::Instant::from_std(measure_from)).await;
+        let cpu_start = cpu_seconds(pid);
+        let window_start = Instant::now();
+        tokio::time::sleep_until(tokio::time::Instant::from_std(until)).await;
+        let cpu = cpu_seconds(pid) - cpu_start;
+        let (user, system) = cpu_split(pid);
+        eprintln!("  server cpu since start: user {user:.2} s, system {system:.2} s");
+        let window = window_start.elapsed().as_secs_f64();
+        let rss = rss_mib(pid);
+        for task in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        ((cpu, rss), window)
+    });
+    let (cpu, rss) = cpu_start;
+    let _ = server.kill();
+    let _ = server.wait();
+    let mut latencies = std::mem::take(&mut *totals.latencies_us.lock().unwrap());
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(f64::NAN, |us| *us as f64 / 1000.0)
+    };
+    Report {
+        name,
+        clients,
+        cpu_percent: cpu / window * 100.0,
+        cpu_us_per_client_s: cpu / window / f64::from(clients) * 1e6,
+        rss,
+        bytes_per_client_s: totals.bytes.load(Ordering::Relaxed) as f64
+            / window
+            / f64::from(clients),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        moves: totals.moves.load(Ordering::Relaxed),
+        seen: totals.seen.load(Ordering::Relaxed),
+        errors: totals.errors.load(Ordering::Relaxed),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("serve") {
+        let port = args.get(2).and_then(|p| p.parse().ok()).unwrap_or(2567);
+        serve(port).expect("server");
+        return;
+    }
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let clients: u32 = flag("--clients")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let seconds: u64 = flag("--seconds").and_then(|v| v.parse().ok()).unwrap_or(10);
+    let servers = flag("--servers").unwrap_or_else(|| "rust,node".into());
+    let node_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/node");
+    let mut reports = Vec::new();
+    for server in servers.split(',') {
+        let port = free_port();
+        let child = match server {
+            "rust" => Command::new(std::env::current_exe().unwrap())
+                .args(["serve", &port.to_string()])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("roomcast server"),
+            "node" => Command::new("node")
+                .arg("sdk/reference-server.mjs")
+                .arg(port.to_string())
+                .current_dir(&node_dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("node reference server (npm ci in tests/node first)"),
+            other => panic!("unknown server {other}"),
+        };
+        let name = if server == "rust" {
+            "roomcast"
+        } else {
+            "colyseus 0.18 (node)"
+        };
+        eprintln!("running {clients} clients against {name} for {seconds} s…");
+        reports.push(run_against(name, child, port, clients, seconds));
+    }
+    println!(
+        "{:<22} {:>7} {:>8} {:>14} {:>8} {:>12} {:>8} {:>8} {:>9} {:>9} {:>6}",
+        "server",
+        "clients",
+        "cpu %",
+        "cpu µs/cl/s",
+        "RSS MiB",
+        "B/client/s",
+        "p50 ms",
+        "p99 ms",
+        "moves",
+        "seen",
+        "errors"
+    );
+    for r in &reports {
+        println!(
+            "{:<22} {:>7} {:>8.1} {:>14.1} {:>8.1} {:>12.0} {:>8.1} {:>8.1} {:>9} {:>9} {:>6}",
+            r.name,
+            r.clients,
+            r.cpu_percent,
+            r.cpu_us_per_client_s,
+            r.rss,
+            r.bytes_per_client_s,
+            r.p50_ms,
+            r.p99_ms,
+            r.moves,
+            r.seen,
+            r.errors
+        );
+    }
+    if let [rust, node] = &reports[..] {
+        println!(
+            "CPU per client: node / roomcast = {:.1}x; RSS: node / roomcast = {:.1}x",
+            node.cpu_us_per_client_s / rust.cpu_us_per_client_s,
+            node.rss / rust.rss
+        );
+    }
+}
