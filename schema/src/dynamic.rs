@@ -391,10 +391,9 @@ impl DynMut<'_> {
         if let Some(o) = old.as_mut() {
             o.__detach(&mut (), self.tick);
         }
-        if slot.as_ref().is_some_and(Field::__is_ref) {
+        if had_ref || slot.as_ref().is_some_and(Field::__is_ref) {
             self.s.track.mark_replaced(i, had_ref, self.tick);
         } else {
-            self.s.track.replaced &= !(1 << i);
             self.s.track.mark(i, self.tick);
         }
     }

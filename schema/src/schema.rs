@@ -649,12 +649,7 @@ pub fn set_ref<T: Field>(
     let mut old = std::mem::replace(slot, value);
     let mut old_track = std::mem::replace(child_track, new_track);
     old.__detach(&mut old_track, tick);
-    if slot.__present() {
-        track.mark_replaced(index, had, tick);
-    } else {
-        track.replaced &= !(1 << index);
-        track.mark(index, tick);
-    }
+    track.mark_replaced(index, had, tick);
 }
 
 /// Writes `d5 | varint typeId` after a child's refId when its concrete type

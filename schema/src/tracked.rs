@@ -107,14 +107,15 @@ impl TrackState {
         self.child_dirty |= 1 << index;
     }
 
-    /// Records that child field `index` now holds a new instance; `had_one`
-    /// says whether it held another before (DELETE_AND_ADD rather than ADD).
+    /// Records an assignment of child field `index`; `had_one` says whether
+    /// it held an instance before. Once it did, the field stays "replaced"
+    /// for the rest of the tick, since the client may still hold that
+    /// instance: a new one then goes as DELETE_AND_ADD, which releases it,
+    /// even after an intermediate `None`.
     #[inline]
     pub(crate) fn mark_replaced(&mut self, index: u32, had_one: bool, tick: &mut Tick) {
         if had_one {
             self.replaced |= 1 << index;
-        } else {
-            self.replaced &= !(1 << index);
         }
         self.child_dirty |= 1 << index;
         self.mark(index, tick);

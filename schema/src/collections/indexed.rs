@@ -195,8 +195,10 @@ impl<K: Key, V: Field> Indexed<K, V> {
             });
             slot.change = self.changes.len() as u32 - 1;
         } else {
+            // An index first added this tick keeps its ADD, and a key
+            // re-added this tick its DELETE_AND_ADD: both carry the key.
             let c = &mut self.changes[slot.change as usize];
-            if c.op != spec::ADD {
+            if c.op != spec::ADD && c.op != spec::DELETE_AND_ADD {
                 c.op = op;
             }
         }

@@ -209,6 +209,16 @@ impl DynamicDecoder {
     /// A [`DecodeError`] naming the first problem and its byte offset; the
     /// state is then unchanged.
     pub fn decode(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
+        self.decode_with::<NoMirror>(bytes, None)
+    }
+
+    /// [`decode`](Self::decode), keeping `mirror` in step with every
+    /// change.
+    pub(crate) fn decode_with<M: Mirror + ?Sized>(
+        &mut self,
+        bytes: &[u8],
+        mut mirror: Option<&mut M>,
+    ) -> Result<(), DecodeError> {
         self.parser.parse(bytes, &self.types, &self.nodes)?;
         self.callbacks.merge();
         let recording = self.callbacks.is_active();
@@ -218,6 +228,8 @@ impl DynamicDecoder {
             nodes: &mut self.nodes,
             garbage: &mut self.garbage,
             recorded: recording.then_some(&mut self.recorded),
+            mirror: mirror.as_deref_mut(),
+            dirty: false,
         };
         apply.run(&steps);
         self.parser.steps = steps;
@@ -228,7 +240,15 @@ impl DynamicDecoder {
             recorded.clear();
             self.recorded = recorded;
         }
-        collect_garbage(&mut self.nodes, &mut self.garbage, &mut self.callbacks);
+        collect_garbage(
+            &mut self.nodes,
+            &mut self.garbage,
+            &mut self.callbacks,
+            mirror.as_deref_mut(),
+        );
+        if let Some(m) = mirror {
+            m.finished(&self.nodes);
+        }
         Ok(())
     }
 
@@ -324,14 +344,49 @@ impl DynamicDecoder {
 }
 
 /// Applies validated steps; cannot fail.
-struct Apply<'a, 'b> {
+struct Apply<'a, 'b, M: ?Sized> {
     bytes: &'a [u8],
     nodes: &'b mut Nodes,
     garbage: &'b mut GarbageList,
     recorded: Option<&'b mut Vec<Recorded>>,
+    mirror: Option<&'b mut M>,
+    /// The current collection's block changed something.
+    dirty: bool,
 }
 
-impl Apply<'_, '_> {
+/// Follows the changes the applier makes, to keep another representation
+/// of the state (the typed decoder's Rust values) in step.
+pub(crate) trait Mirror {
+    /// Field `index` of struct `at` changed; `displaced` is the child it
+    /// held before, when another one (or nothing) replaced it.
+    fn field(&mut self, nodes: &Nodes, at: RefId, index: u8, displaced: Option<RefId>);
+    /// A block of collection `at` with changes ended.
+    fn collection(&mut self, nodes: &Nodes, at: RefId);
+    /// Structure `id` was garbage-collected.
+    fn collected(&mut self, id: RefId);
+    /// The message is applied and garbage collected.
+    fn finished(&mut self, nodes: &Nodes);
+}
+
+/// No mirror (the dynamic decoder alone).
+pub(crate) enum NoMirror {}
+
+impl Mirror for NoMirror {
+    fn field(&mut self, _: &Nodes, _: RefId, _: u8, _: Option<RefId>) {
+        match *self {}
+    }
+    fn collection(&mut self, _: &Nodes, _: RefId) {
+        match *self {}
+    }
+    fn collected(&mut self, _: RefId) {
+        match *self {}
+    }
+    fn finished(&mut self, _: &Nodes) {
+        match *self {}
+    }
+}
+
+impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
     fn run(&mut self, steps: &[Located]) {
         let mut current = RefId::ROOT;
         for located in steps {
@@ -341,6 +396,20 @@ impl Apply<'_, '_> {
                     current = id;
                 }
                 Step::Field { op, index, value } => self.field(current, op, index, value),
+                _ if self.mirror.is_some() => {
+                    self.dirty = true;
+                    self.collection_step(current, located.step);
+                }
+                _ => self.collection_step(current, located.step),
+            }
+        }
+        self.leave(current);
+    }
+
+    fn collection_step(&mut self, current: RefId, step: Step) {
+        {
+            match step {
+                Step::Switch(_) | Step::Field { .. } => {}
                 Step::Entry {
                     op,
                     index,
@@ -357,7 +426,6 @@ impl Apply<'_, '_> {
                 Step::AddByRefId(id, value) => self.add_by_ref_id(current, id, value),
             }
         }
-        self.leave(current);
     }
 
     #[inline]
@@ -370,6 +438,11 @@ impl Apply<'_, '_> {
     fn leave(&mut self, id: RefId) {
         if let Some(NodeData::Array(items)) = self.data(id) {
             items.compact();
+        }
+        if std::mem::take(&mut self.dirty) {
+            if let Some(m) = self.mirror.as_deref_mut() {
+                m.collection(self.nodes, id);
+            }
         }
     }
 
@@ -455,6 +528,9 @@ impl Apply<'_, '_> {
                         .unwrap_or_default();
                     s.clear();
                     s.push_str(new);
+                    if let Some(m) = self.mirror.as_deref_mut() {
+                        m.field(self.nodes, current, index, None);
+                    }
                     return;
                 }
             }
@@ -467,6 +543,11 @@ impl Apply<'_, '_> {
                 }
             }
         }
+        let recorded_new = if self.recorded.is_some() && op != DELETE {
+            new.clone()
+        } else {
+            None
+        };
         let Some(NodeData::Struct(fields)) = self.data(current) else {
             return;
         };
@@ -474,30 +555,46 @@ impl Apply<'_, '_> {
             fields.resize_with(i + 1, || None);
         }
         let slot = &mut fields[i];
+        let new_ref = if op == DELETE {
+            None
+        } else {
+            new.as_ref().and_then(Value::as_ref_id)
+        };
         let prev = if op == DELETE {
             slot.take()
         } else {
-            new.clone().and_then(|v| slot.replace(v))
+            match new {
+                Some(v) => slot.replace(v),
+                None => slot.take(),
+            }
         };
-        let new_ref = if op == DELETE { None } else { new.as_ref() };
-        self.account(prev.as_ref(), new_ref);
+        let prev_ref = prev.as_ref().and_then(Value::as_ref_id);
+        self.account_ids(prev_ref, new_ref);
+        if let Some(m) = self.mirror.as_deref_mut() {
+            m.field(
+                self.nodes,
+                current,
+                index,
+                prev_ref.filter(|&p| Some(p) != new_ref),
+            );
+        }
         if self.recording() {
-            let changed = match (&prev, new_ref) {
+            let changed = match (&prev, &recorded_new) {
                 (Some(p), Some(n)) => !p.js_same(n),
                 (None, None) => false,
                 _ => true,
             };
             // A collection replaced by another: its entries are removed.
-            if let (Some(Value::Ref(p)), Some(Value::Ref(n))) = (&prev, new_ref) {
+            if let (Some(p), Some(n)) = (prev_ref, new_ref) {
                 if p != n {
-                    self.record_removal_of_all(*p);
+                    self.record_removal_of_all(p);
                 }
             }
             if changed {
                 self.record(Recorded::Field {
                     instance: current,
                     index,
-                    value: new_ref.cloned(),
+                    value: recorded_new,
                     previous: prev,
                 });
             }
@@ -772,10 +869,11 @@ impl Apply<'_, '_> {
 
 /// Forgets the structures whose count is still zero at the end of the
 /// message, cascading to their children.
-pub(crate) fn collect_garbage(
+pub(crate) fn collect_garbage<M: Mirror + ?Sized>(
     nodes: &mut Nodes,
     garbage: &mut GarbageList,
     callbacks: &mut Callbacks,
+    mut mirror: Option<&mut M>,
 ) {
     if garbage.is_empty() {
         return;
@@ -802,6 +900,9 @@ pub(crate) fn collect_garbage(
             }
         });
         callbacks.forget(id);
+        if let Some(m) = mirror.as_deref_mut() {
+            m.collected(id);
+        }
     }
     garbage.clear();
 }

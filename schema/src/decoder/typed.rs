@@ -1,0 +1,949 @@
+//! Typed decoding into Rust types (`#[derive(Schema)]` structs and enums,
+//! `Option`, primitives and the four collections).
+//!
+//! A [`Decoder<T>`] is a [`DynamicDecoder`] built from `T`'s types (the
+//! "shadow", which owns the wire semantics: validation, refIds, reference
+//! counts, garbage collection, array holes) plus a mirror that writes every
+//! change into a `T` value as it is applied. Both are updated by the same
+//! pass, so the typed state never disagrees with the wire semantics, and a
+//! message is applied entirely or not at all, exactly as with the dynamic
+//! decoder.
+//!
+//! The Rust side is reached through the hidden traits [`DecodeField`] (a
+//! field or element type) and [`DecodeNode`] (a struct, enum or collection
+//! value holding fields or elements); `#[derive(Schema)]` implements them,
+//! this module implements them for primitives, `Option` and the
+//! collections.
+//!
+//! # Shared instances
+//!
+//! Rust values have one owner, a refId on the wire may be held by two
+//! parents (a Node.js server can assign one instance to two fields; a
+//! Roomcast server never does). The typed state keeps such an instance in
+//! the slot that received it last; the other slot holds a default value
+//! ([`Decoder::unrepresentable`] counts these situations). Moving an
+//! instance between parents within one patch, the common case, is exact.
+
+use std::any::{Any, TypeId as RustTypeId};
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::collections::{ArrayMut, ArraySchema, CollectionSchema, MapSchema, SetSchema};
+use crate::decoder::dynamic::{Mirror, NodeData, Nodes};
+use crate::decoder::parse::Shape;
+use crate::decoder::reference_tracker::{RefId, RefIdHasherBuilder, RefMap};
+use crate::decoder::{Cx, DynamicDecoder, Value, MAX_DEPTH};
+use crate::schema::Field;
+use crate::tracked::Tick;
+use crate::types::{TypeError, TypeRegistry};
+use crate::wire::DecodeError;
+
+/// What the typed decoder writes into a struct field.
+#[doc(hidden)]
+pub enum FieldInput<'a> {
+    /// A primitive value.
+    Primitive(&'a Value),
+    /// A new child: a struct or enum of this concrete Rust type, or a
+    /// collection (`None`).
+    New(Option<RustTypeId>),
+    /// A child that already existed elsewhere (moved here).
+    Moved(Box<dyn DecodeNode>),
+    /// DELETE: the field becomes unset (`None`, or the default value).
+    Delete,
+}
+
+impl fmt::Debug for FieldInput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Primitive(v) => f.debug_tuple("Primitive").field(v).finish(),
+            Self::New(t) => f.debug_tuple("New").field(t).finish(),
+            Self::Moved(_) => f.write_str("Moved"),
+            Self::Delete => f.write_str("Delete"),
+        }
+    }
+}
+
+/// One element of a rebuilt collection.
+#[doc(hidden)]
+pub enum Planned<'a> {
+    /// The element at this position of the collection before the rebuild.
+    Keep(usize),
+    /// A primitive element.
+    Primitive(&'a Value),
+    /// A new child element (concrete Rust type of a struct / enum).
+    New(Option<RustTypeId>),
+    /// A child element moved from elsewhere.
+    Moved(Box<dyn DecodeNode>),
+}
+
+/// Elements displaced by a rebuild: their position before it, and the value.
+#[doc(hidden)]
+pub type Displaced = Vec<(usize, Box<dyn DecodeNode>)>;
+
+/// A Rust value holding fields (a struct or enum) or elements (a
+/// collection). Implemented by `#[derive(Schema)]` and for the collections;
+/// not meant to be implemented or called by hand.
+#[doc(hidden)]
+pub trait DecodeNode: Any {
+    /// Struct: writes field `index`; `false` when the input does not fit
+    /// the field's Rust type.
+    fn __decode_field(&mut self, index: u8, input: FieldInput<'_>) -> bool {
+        let _ = (index, input);
+        false
+    }
+
+    /// Struct: calls `f` with the child held by field `index`.
+    fn __decode_visit_child(&mut self, index: u8, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
+        let _ = (index, f);
+    }
+
+    /// Struct: moves the child of field `index` out, leaving the field
+    /// unset.
+    fn __decode_take_child(&mut self, index: u8) -> Option<Box<dyn DecodeNode>> {
+        let _ = index;
+        None
+    }
+
+    /// Collection: calls `f` with the child at position `pos`.
+    fn __decode_visit_element(&mut self, pos: usize, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
+        let _ = (pos, f);
+    }
+
+    /// Collection: moves the child at position `pos` out, leaving a
+    /// placeholder.
+    fn __decode_take_element(&mut self, pos: usize) -> Option<Box<dyn DecodeNode>> {
+        let _ = pos;
+        None
+    }
+
+    /// Collection: replaces the content by `plan` (keys for maps); the
+    /// previous child elements not kept go to `displaced`. Returns the
+    /// number of planned elements that did not fit the element type.
+    fn __decode_rebuild(
+        &mut self,
+        plan: Vec<(Option<&str>, Planned<'_>)>,
+        displaced: &mut Displaced,
+    ) -> usize {
+        let _ = displaced;
+        plan.len()
+    }
+
+    /// For downcasting a boxed node.
+    fn __decode_into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
+/// A type that can be a field or a collection element of a typed state.
+/// Implemented for primitives, `Option<T>`, `#[derive(Schema)]` types and
+/// collections; not meant to be implemented or called by hand.
+#[doc(hidden)]
+pub trait DecodeField: Sized + 'static {
+    /// A value from a decoded primitive (`None` for refs or a mismatch).
+    fn __decode_primitive(v: &Value) -> Option<Self> {
+        let _ = v;
+        None
+    }
+
+    /// Assigns a decoded primitive in place (reusing buffers).
+    fn __decode_assign(&mut self, v: &Value) -> bool {
+        match Self::__decode_primitive(v) {
+            Some(x) => {
+                *self = x;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A new child of concrete Rust type `ty` (`None`: a collection).
+    fn __decode_new(ty: Option<RustTypeId>) -> Option<Self> {
+        let _ = ty;
+        None
+    }
+
+    /// Unboxes a moved child.
+    fn __decode_unbox(node: Box<dyn DecodeNode>) -> Option<Self> {
+        let _ = node;
+        None
+    }
+
+    /// The child as a node (refs only).
+    fn __decode_node(&mut self) -> Option<&mut dyn DecodeNode> {
+        None
+    }
+
+    /// Moves the child out, leaving a placeholder (refs only).
+    fn __decode_take(&mut self) -> Option<Box<dyn DecodeNode>> {
+        None
+    }
+
+    /// Boxes the value if it is a child (refs only).
+    fn __decode_boxed(self) -> Option<Box<dyn DecodeNode>> {
+        None
+    }
+
+    /// DELETE: unset (`None`, or the default value).
+    fn __decode_clear(&mut self);
+}
+
+/// Writes one field from a [`FieldInput`] (used by generated code).
+#[doc(hidden)]
+#[inline]
+pub fn decode_set<F: DecodeField>(slot: &mut F, input: FieldInput<'_>) -> bool {
+    match input {
+        FieldInput::Primitive(v) => slot.__decode_assign(v),
+        FieldInput::New(ty) => match F::__decode_new(ty) {
+            Some(v) => {
+                *slot = v;
+                true
+            }
+            None => false,
+        },
+        FieldInput::Moved(node) => match F::__decode_unbox(node) {
+            Some(v) => {
+                *slot = v;
+                true
+            }
+            None => false,
+        },
+        FieldInput::Delete => {
+            slot.__decode_clear();
+            true
+        }
+    }
+}
+
+/// A `#[derive(Schema)]` struct or enum, as a child value. Implemented by
+/// the derive.
+#[doc(hidden)]
+pub trait DecodeStruct: DecodeNode + Sized {
+    /// A new instance when `ty` is this type (struct) or one of its
+    /// variants' types (enum).
+    fn __decode_new_struct(ty: RustTypeId) -> Option<Self>;
+
+    /// The value left behind when an instance is moved out.
+    fn __decode_placeholder() -> Self;
+}
+
+/// A type that can be the root of a typed state. Implemented by the derive.
+#[doc(hidden)]
+pub trait DecodeState: DecodeStruct {
+    /// The registry of the state's types, and the wire type id of each Rust
+    /// type.
+    ///
+    /// # Errors
+    ///
+    /// The types do not make a valid registry.
+    fn __decode_types() -> Result<(TypeRegistry, Vec<(RustTypeId, u32)>), TypeError>;
+}
+
+impl<T: DecodeStruct> DecodeField for T {
+    #[inline]
+    fn __decode_new(ty: Option<RustTypeId>) -> Option<Self> {
+        T::__decode_new_struct(ty?)
+    }
+
+    fn __decode_unbox(node: Box<dyn DecodeNode>) -> Option<Self> {
+        node.__decode_into_any().downcast::<T>().ok().map(|b| *b)
+    }
+
+    #[inline]
+    fn __decode_node(&mut self) -> Option<&mut dyn DecodeNode> {
+        Some(self)
+    }
+
+    fn __decode_take(&mut self) -> Option<Box<dyn DecodeNode>> {
+        Some(Box::new(std::mem::replace(self, T::__decode_placeholder())))
+    }
+
+    fn __decode_boxed(self) -> Option<Box<dyn DecodeNode>> {
+        Some(Box::new(self))
+    }
+
+    fn __decode_clear(&mut self) {
+        *self = T::__decode_placeholder();
+    }
+}
+
+impl<T: DecodeField> DecodeField for Option<T> {
+    fn __decode_primitive(v: &Value) -> Option<Self> {
+        T::__decode_primitive(v).map(Some)
+    }
+
+    #[inline]
+    fn __decode_assign(&mut self, v: &Value) -> bool {
+        match self {
+            Some(x) => x.__decode_assign(v),
+            None => match T::__decode_primitive(v) {
+                Some(x) => {
+                    *self = Some(x);
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
+    fn __decode_new(ty: Option<RustTypeId>) -> Option<Self> {
+        T::__decode_new(ty).map(Some)
+    }
+
+    fn __decode_unbox(node: Box<dyn DecodeNode>) -> Option<Self> {
+        T::__decode_unbox(node).map(Some)
+    }
+
+    #[inline]
+    fn __decode_node(&mut self) -> Option<&mut dyn DecodeNode> {
+        self.as_mut()?.__decode_node()
+    }
+
+    fn __decode_take(&mut self) -> Option<Box<dyn DecodeNode>> {
+        self.take()?.__decode_boxed()
+    }
+
+    fn __decode_boxed(self) -> Option<Box<dyn DecodeNode>> {
+        self?.__decode_boxed()
+    }
+
+    fn __decode_clear(&mut self) {
+        *self = None;
+    }
+}
+
+macro_rules! numeric_decode {
+    ($($t:ty),*) => {$(
+        impl DecodeField for $t {
+            #[inline]
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_lossless, reason = "wire values wrap like the reference")]
+            fn __decode_primitive(v: &Value) -> Option<Self> {
+                Some(match *v {
+                    Value::Int(i) | Value::BigInt(i) => i as $t,
+                    Value::Uint(u) | Value::BigUint(u) => u as $t,
+                    Value::Number(n) => n as $t,
+                    Value::Bool(_) | Value::String(_) | Value::Ref(_) => return None,
+                })
+            }
+
+            fn __decode_clear(&mut self) {
+                *self = 0 as $t;
+            }
+        }
+    )*};
+}
+
+numeric_decode!(i8, u8, i16, u16, i32, u32, i64, u64, f32, f64);
+
+impl DecodeField for bool {
+    fn __decode_primitive(v: &Value) -> Option<Self> {
+        v.as_bool()
+    }
+
+    fn __decode_clear(&mut self) {
+        *self = false;
+    }
+}
+
+impl DecodeField for String {
+    fn __decode_primitive(v: &Value) -> Option<Self> {
+        v.as_str().map(str::to_owned)
+    }
+
+    #[inline]
+    fn __decode_assign(&mut self, v: &Value) -> bool {
+        match v.as_str() {
+            Some(s) => {
+                self.clear();
+                self.push_str(s);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn __decode_clear(&mut self) {
+        self.clear();
+    }
+}
+
+/// Builds a collection element from a plan entry.
+fn planned<V: DecodeField>(entry: Planned<'_>, old: &mut [Option<V>]) -> Option<V> {
+    match entry {
+        Planned::Keep(p) => old.get_mut(p)?.take(),
+        Planned::Primitive(v) => V::__decode_primitive(v),
+        Planned::New(ty) => V::__decode_new(ty),
+        Planned::Moved(node) => V::__decode_unbox(node),
+    }
+}
+
+/// The old elements not kept by a rebuild.
+fn displace<V: DecodeField>(old: Vec<Option<V>>, displaced: &mut Displaced) {
+    for (p, v) in old.into_iter().enumerate() {
+        if let Some(node) = v.and_then(V::__decode_boxed) {
+            displaced.push((p, node));
+        }
+    }
+}
+
+macro_rules! collection_field {
+    ($($c:ident),*) => {$(
+        impl<V: DecodeField + Field> DecodeField for $c<V> {
+            fn __decode_new(ty: Option<RustTypeId>) -> Option<Self> {
+                ty.is_none().then(Self::default)
+            }
+
+            fn __decode_unbox(node: Box<dyn DecodeNode>) -> Option<Self> {
+                node.__decode_into_any().downcast::<Self>().ok().map(|b| *b)
+            }
+
+            #[inline]
+            fn __decode_node(&mut self) -> Option<&mut dyn DecodeNode> {
+                Some(self)
+            }
+
+            fn __decode_take(&mut self) -> Option<Box<dyn DecodeNode>> {
+                Some(Box::new(std::mem::take(self)))
+            }
+
+            fn __decode_boxed(self) -> Option<Box<dyn DecodeNode>> {
+                Some(Box::new(self))
+            }
+
+            fn __decode_clear(&mut self) {
+                *self = Self::default();
+            }
+        }
+    )*};
+}
+
+collection_field!(MapSchema, ArraySchema, SetSchema, CollectionSchema);
+
+impl<V: DecodeField + Field> DecodeNode for MapSchema<V> {
+    fn __decode_visit_element(&mut self, pos: usize, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
+        if let Some(node) = self
+            .inner
+            .slots
+            .get_mut(pos)
+            .and_then(Option::as_mut)
+            .and_then(|s| s.value.__decode_node())
+        {
+            f(node);
+        }
+    }
+
+    fn __decode_take_element(&mut self, pos: usize) -> Option<Box<dyn DecodeNode>> {
+        self.inner
+            .slots
+            .get_mut(pos)?
+            .as_mut()?
+            .value
+            .__decode_take()
+    }
+
+    fn __decode_rebuild(
+        &mut self,
+        plan: Vec<(Option<&str>, Planned<'_>)>,
+        displaced: &mut Displaced,
+    ) -> usize {
+        let old = std::mem::take(self);
+        let mut old: Vec<Option<V>> = old
+            .inner
+            .slots
+            .into_iter()
+            .flatten()
+            .map(|s| Some(s.value))
+            .collect();
+        let mut failed = 0;
+        for (key, entry) in plan {
+            match planned(entry, &mut old) {
+                Some(v) => {
+                    self.insert(key.unwrap_or_default(), v);
+                }
+                None => failed += 1,
+            }
+        }
+        displace(old, displaced);
+        failed
+    }
+
+    fn __decode_into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+macro_rules! indexed_node {
+    ($($c:ident),*) => {$(
+        impl<V: DecodeField + Field> DecodeNode for $c<V> {
+            fn __decode_visit_element(&mut self, pos: usize, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
+                if let Some(node) = self
+                    .inner
+                    .slots
+                    .get_mut(pos)
+                    .and_then(Option::as_mut)
+                    .and_then(|s| s.value.__decode_node())
+                {
+                    f(node);
+                }
+            }
+
+            fn __decode_take_element(&mut self, pos: usize) -> Option<Box<dyn DecodeNode>> {
+                self.inner.slots.get_mut(pos)?.as_mut()?.value.__decode_take()
+            }
+
+            fn __decode_rebuild(&mut self, plan: Vec<(Option<&str>, Planned<'_>)>, displaced: &mut Displaced) -> usize {
+                let old = std::mem::take(self);
+                let mut old: Vec<Option<V>> =
+                    old.inner.slots.into_iter().flatten().map(|s| Some(s.value)).collect();
+                let mut failed = 0;
+                for (_, entry) in plan {
+                    match planned(entry, &mut old) {
+                        Some(v) => {
+                            self.inner.push_untracked((), v);
+                        }
+                        None => failed += 1,
+                    }
+                }
+                displace(old, displaced);
+                failed
+            }
+
+            fn __decode_into_any(self: Box<Self>) -> Box<dyn Any> {
+                self
+            }
+        }
+    )*};
+}
+
+indexed_node!(SetSchema, CollectionSchema);
+
+impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
+    fn __decode_visit_element(&mut self, pos: usize, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
+        // A client-side array is never attached to an encoder: the view's
+        // bookkeeping goes to a throwaway tick.
+        let mut tick = Tick::default();
+        let mut view = ArrayMut::__new(self, &mut tick);
+        if let Some(node) = view
+            .element_mut(pos)
+            .and_then(|(v, _, _)| v.__decode_node())
+        {
+            f(node);
+        }
+    }
+
+    fn __decode_take_element(&mut self, pos: usize) -> Option<Box<dyn DecodeNode>> {
+        let mut tick = Tick::default();
+        let mut view = ArrayMut::__new(self, &mut tick);
+        view.element_mut(pos)?.0.__decode_take()
+    }
+
+    fn __decode_rebuild(
+        &mut self,
+        plan: Vec<(Option<&str>, Planned<'_>)>,
+        displaced: &mut Displaced,
+    ) -> usize {
+        let mut old_array = std::mem::take(self);
+        let mut old: Vec<Option<V>> = {
+            let mut tick = Tick::default();
+            let mut view = ArrayMut::__new(&mut old_array, &mut tick);
+            let mut out = Vec::with_capacity(view.len());
+            while let Some(v) = view.pop() {
+                out.push(Some(v));
+            }
+            out.reverse();
+            out
+        };
+        let mut failed = 0;
+        for (_, entry) in plan {
+            match planned(entry, &mut old) {
+                Some(v) => self.push(v),
+                None => failed += 1,
+            }
+        }
+        displace(old, displaced);
+        failed
+    }
+
+    fn __decode_into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+/// Where a child lives in the typed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Field(u8),
+    Pos(u32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Loc {
+    parent: RefId,
+    slot: Slot,
+}
+
+/// The mirror: locations of the typed children, and children in transit.
+#[derive(Default)]
+struct Typed {
+    /// Where each child instance or collection lives (not the root).
+    loc: RefMap<Loc>,
+    /// Child refIds of each collection, by typed position.
+    elems: RefMap<Vec<Option<RefId>>>,
+    /// Children detached during the current message, until they are
+    /// re-attached or collected.
+    limbo: HashMap<RefId, Box<dyn DecodeNode>, RefIdHasherBuilder>,
+    /// Rust type of each wire type id.
+    rust_types: Vec<Option<RustTypeId>>,
+    /// Changes the Rust types could not hold.
+    unrepresentable: u64,
+    /// Children moved out of a live slot during the current message.
+    moved: Vec<RefId>,
+}
+
+/// Calls `f` with the typed node of `id`.
+fn visit(
+    loc: &RefMap<Loc>,
+    root: &mut dyn DecodeNode,
+    limbo: &mut HashMap<RefId, Box<dyn DecodeNode>, RefIdHasherBuilder>,
+    id: RefId,
+    depth: usize,
+    f: &mut dyn FnMut(&mut dyn DecodeNode),
+) -> bool {
+    if id == RefId::ROOT {
+        f(root);
+        return true;
+    }
+    if let Some(node) = limbo.get_mut(&id) {
+        f(node.as_mut());
+        return true;
+    }
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    let Some(&Loc { parent, slot }) = loc.get(id) else {
+        return false;
+    };
+    let mut found = false;
+    visit(
+        loc,
+        root,
+        limbo,
+        parent,
+        depth + 1,
+        &mut |p: &mut dyn DecodeNode| {
+            let mut inner = |n: &mut dyn DecodeNode| {
+                found = true;
+                f(n);
+            };
+            match slot {
+                Slot::Field(i) => p.__decode_visit_child(i, &mut inner),
+                Slot::Pos(pos) => p.__decode_visit_element(pos as usize, &mut inner),
+            }
+        },
+    );
+    found
+}
+
+impl Typed {
+    fn rust_type(&self, nodes: &Nodes, id: RefId) -> Option<RustTypeId> {
+        match nodes.map.get(id)?.shape {
+            Shape::Struct(t) => self.rust_types.get(t.0 as usize).copied().flatten(),
+            Shape::Collection(..) => None,
+        }
+    }
+
+    /// Moves child `id` out of where it lives now into the limbo.
+    fn detach(&mut self, root: &mut dyn DecodeNode, id: RefId) {
+        if self.limbo.contains_key(&id) {
+            return;
+        }
+        let Some(Loc { parent, slot }) = self.loc.remove(id) else {
+            return;
+        };
+        self.moved.push(id);
+        let mut taken = None;
+        visit(&self.loc, root, &mut self.limbo, parent, 0, &mut |p| {
+            taken = match slot {
+                Slot::Field(i) => p.__decode_take_child(i),
+                Slot::Pos(pos) => p.__decode_take_element(pos as usize),
+            };
+        });
+        match taken {
+            Some(node) => {
+                self.limbo.insert(id, node);
+            }
+            None => self.unrepresentable += 1,
+        }
+    }
+
+    /// The input that puts child `id` into a new slot.
+    fn obtain(
+        &mut self,
+        root: &mut dyn DecodeNode,
+        nodes: &Nodes,
+        id: RefId,
+    ) -> FieldInput<'static> {
+        self.detach(root, id);
+        match self.limbo.remove(&id) {
+            Some(node) => FieldInput::Moved(node),
+            None => FieldInput::New(self.rust_type(nodes, id)),
+        }
+    }
+
+    fn field(
+        &mut self,
+        root: &mut dyn DecodeNode,
+        nodes: &Nodes,
+        at: RefId,
+        index: u8,
+        displaced: Option<RefId>,
+    ) {
+        if let Some(old) = displaced {
+            if self.loc.get(old)
+                == Some(&Loc {
+                    parent: at,
+                    slot: Slot::Field(index),
+                })
+            {
+                self.detach(root, old);
+            }
+        }
+        let value = match nodes.map.get(at).map(|n| &n.data) {
+            Some(NodeData::Struct(fields)) => {
+                fields.get(usize::from(index)).and_then(Option::as_ref)
+            }
+            _ => return,
+        };
+        let input = match value {
+            None => FieldInput::Delete,
+            Some(&Value::Ref(child)) => {
+                let here = Loc {
+                    parent: at,
+                    slot: Slot::Field(index),
+                };
+                if self.loc.get(child) == Some(&here) {
+                    return;
+                }
+                let input = self.obtain(root, nodes, child);
+                self.loc.insert(child, here);
+                input
+            }
+            Some(v) => FieldInput::Primitive(v),
+        };
+        let mut ok = false;
+        let mut input = Some(input);
+        visit(&self.loc, root, &mut self.limbo, at, 0, &mut |n| {
+            if let Some(input) = input.take() {
+                ok = n.__decode_field(index, input);
+            }
+        });
+        if !ok {
+            self.unrepresentable += 1;
+        }
+    }
+
+    fn collection(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes, at: RefId) {
+        let Some(node) = nodes.map.get(at) else {
+            return;
+        };
+        let entries: Vec<(Option<&str>, &Value)> = match &node.data {
+            NodeData::Map { entries, .. } => entries.iter().map(|(k, v)| (Some(&**k), v)).collect(),
+            NodeData::Array(items) => items.iter().map(|v| (None, v)).collect(),
+            NodeData::Indexed(entries) => entries.values().map(|v| (None, v)).collect(),
+            NodeData::Struct(_) => return,
+        };
+        // Children moving in from elsewhere come out of their old slot first.
+        for (_, v) in &entries {
+            if let Value::Ref(r) = **v {
+                if self.loc.get(r).is_none_or(|l| l.parent != at) {
+                    self.detach(root, r);
+                }
+            }
+        }
+        let mut plan = Vec::with_capacity(entries.len());
+        for &(key, v) in &entries {
+            let entry = match *v {
+                Value::Ref(r) => match self.loc.get(r) {
+                    Some(&Loc {
+                        parent,
+                        slot: Slot::Pos(p),
+                    }) if parent == at => Planned::Keep(p as usize),
+                    _ => match self.limbo.remove(&r) {
+                        Some(node) => Planned::Moved(node),
+                        None => Planned::New(self.rust_type(nodes, r)),
+                    },
+                },
+                ref v => Planned::Primitive(v),
+            };
+            plan.push((key, entry));
+        }
+        let mut displaced = Vec::new();
+        let mut failed = 0;
+        let mut plan = Some(plan);
+        let reached = visit(&self.loc, root, &mut self.limbo, at, 0, &mut |n| {
+            if let Some(plan) = plan.take() {
+                failed = n.__decode_rebuild(plan, &mut displaced);
+            }
+        });
+        if !reached {
+            self.unrepresentable += 1;
+        }
+        self.unrepresentable += failed as u64;
+        // Old positions → refIds, then the new layout.
+        let mut ids = self.elems.remove(at).unwrap_or_default();
+        for (p, node) in displaced {
+            // Only an element that really lived here goes to the limbo (a
+            // placeholder left by a move is dropped).
+            if let Some(&Some(r)) = ids.get(p) {
+                if self.loc.get(r)
+                    == Some(&Loc {
+                        parent: at,
+                        slot: Slot::Pos(p as u32),
+                    })
+                {
+                    self.loc.remove(r);
+                    self.limbo.insert(r, node);
+                }
+            }
+        }
+        ids.clear();
+        for (p, (_, v)) in entries.iter().enumerate() {
+            let id = v.as_ref_id();
+            if let Some(r) = id {
+                self.loc.insert(
+                    r,
+                    Loc {
+                        parent: at,
+                        slot: Slot::Pos(p as u32),
+                    },
+                );
+            }
+            ids.push(id);
+        }
+        self.elems.insert(at, ids);
+    }
+}
+
+/// A [`Typed`] bound to the state it mirrors into, for one message.
+struct Bound<'a> {
+    typed: &'a mut Typed,
+    root: &'a mut dyn DecodeNode,
+}
+
+impl Mirror for Bound<'_> {
+    fn field(&mut self, nodes: &Nodes, at: RefId, index: u8, displaced: Option<RefId>) {
+        self.typed.field(self.root, nodes, at, index, displaced);
+    }
+
+    fn collection(&mut self, nodes: &Nodes, at: RefId) {
+        self.typed.collection(self.root, nodes, at);
+    }
+
+    fn collected(&mut self, id: RefId) {
+        self.typed.loc.remove(id);
+        self.typed.elems.remove(id);
+        self.typed.limbo.remove(&id);
+    }
+
+    fn finished(&mut self, nodes: &Nodes) {
+        // A child moved out of a slot that still holds it on the wire: an
+        // instance shared by two parents.
+        for id in self.typed.moved.drain(..) {
+            if nodes.map.get(id).is_some_and(|n| n.rc.count > 1) {
+                self.typed.unrepresentable += 1;
+            }
+        }
+    }
+}
+
+/// Decodes Colyseus state bytes into a Rust value of type `T` (a
+/// `#[derive(Schema)]` struct).
+///
+/// Same contract as [`DynamicDecoder`]: call [`decode`](Self::decode) with
+/// every `ROOM_STATE` / `ROOM_STATE_PATCH` body in order; a message is
+/// applied entirely or not at all; malformed input is an error naming the
+/// byte offset. The state is read with [`state`](Self::state); change
+/// callbacks are registered through [`callbacks`](Self::callbacks) (they
+/// receive the dynamic view of the values). Steady-state patches that
+/// update fields allocate nothing.
+pub struct Decoder<T> {
+    state: T,
+    shadow: DynamicDecoder,
+    typed: Typed,
+}
+
+impl<T: fmt::Debug> fmt::Debug for Decoder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decoder")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: DecodeState> Decoder<T> {
+    /// A decoder holding a default `T`.
+    ///
+    /// # Errors
+    ///
+    /// `T`'s types do not make a valid registry (more than 63 fields, …).
+    pub fn new() -> Result<Self, TypeError> {
+        let (types, ids) = T::__decode_types()?;
+        let mut rust_types = vec![None; types.len()];
+        for (rust, wire) in ids {
+            if let Some(slot) = rust_types.get_mut(wire as usize) {
+                *slot = Some(rust);
+            }
+        }
+        Ok(Self {
+            state: T::__decode_placeholder(),
+            shadow: DynamicDecoder::new(types),
+            typed: Typed {
+                rust_types,
+                ..Typed::default()
+            },
+        })
+    }
+
+    /// Applies one message body (full state or patch).
+    ///
+    /// # Errors
+    ///
+    /// A [`DecodeError`] naming the first problem and its byte offset; the
+    /// state is then unchanged.
+    pub fn decode(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
+        let mut bound = Bound {
+            typed: &mut self.typed,
+            root: &mut self.state,
+        };
+        self.shadow.decode_with(bytes, Some(&mut bound))
+    }
+
+    /// The decoded state.
+    #[must_use]
+    pub fn state(&self) -> &T {
+        &self.state
+    }
+
+    /// The decoded state, by value.
+    #[must_use]
+    pub fn into_state(self) -> T {
+        self.state
+    }
+
+    /// The same state as a dynamic value tree (JSON, refIds, the listing
+    /// of a message with [`DynamicDecoder::explain`]).
+    #[must_use]
+    pub fn dynamic(&self) -> &DynamicDecoder {
+        &self.shadow
+    }
+
+    /// Registers change callbacks (see [`callbacks`](crate::decoder::callbacks)).
+    pub fn callbacks(&mut self) -> Cx<'_> {
+        self.shadow.callbacks()
+    }
+
+    /// Number of changes the Rust types could not hold: an instance shared
+    /// by two parents (kept in one), a polymorphic child whose field type
+    /// has no variant for it. Zero for any stream a Roomcast server sends.
+    #[must_use]
+    pub fn unrepresentable(&self) -> u64 {
+        self.typed.unrepresentable
+    }
+}
