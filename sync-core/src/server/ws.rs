@@ -163,10 +163,11 @@ async fn pump(server: Server, room_id: String, request: ConnectRequest, socket: 
                 Some(Err(_)) | None => break None,
             },
             _ = keep_alive.tick() => {
-                unanswered += 1;
-                if unanswered > 2 || sink.send(Message::Ping(Default::default())).await.is_err() {
+                // Two pings without a pong: the peer is gone (client sees 1006).
+                if unanswered >= 2 || sink.send(Message::Ping(Default::default())).await.is_err() {
                     break None;
                 }
+                unanswered += 1;
             }
         }
     };
