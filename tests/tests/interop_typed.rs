@@ -917,3 +917,114 @@ fn the_comparison_is_strict() {
     ok(follower.joiner(&mut node, "right", &full, &right));
     follower.close(&mut node);
 }
+
+// ----- encoder bugs found by interop_proptest -----------------------------------
+
+#[derive(Schema, Default, Debug)]
+struct Holder {
+    items: ArraySchema<Item>,
+    bag: Option<Middle>,
+}
+state_json!(Holder { items, bag });
+
+/// `set_bag(None); set_bag(Some(new))` in one tick must replace the
+/// client's instance (DELETE_AND_ADD, or DELETE then ADD): a plain ADD
+/// leaves the old instance alive on the client (the 5.x decoder only
+/// releases the previous child on DELETE-type ops), and once its refIds
+/// are reused a new child resolves to the stale instance.
+#[test]
+#[ignore = "encoder bug: Option<struct> set to None then Some in one tick is sent as ADD, the client keeps the old ref"]
+fn option_struct_cleared_and_set_in_one_tick() {
+    check_state_json::<Holder>();
+    let mut node = NodeDecoder::shared();
+    let mut h = ok(Harness::with_clients(&mut node, Holder::default(), BOTH));
+    ok(h.tick(&mut node, "attach", |mut s| {
+        s.set_bag(Some(middle(1, &[(1.0, "a")])));
+    }));
+    let patch = ok(h.tick(&mut node, "unset and set again", |mut s| {
+        s.set_bag(None);
+        s.set_bag(Some(middle(2, &[])));
+    }));
+    assert_ne!(
+        patch[0] & 0x40,
+        0,
+        "field 1 needs a DELETE-type op (DELETE_AND_ADD): {patch:02x?}"
+    );
+    ok(
+        h.tick(&mut node, "new children reuse the freed refIds", |mut s| {
+            s.items_mut().push(item(1, "one"));
+            s.items_mut().push(item(2, "two"));
+        }),
+    );
+    h.close(&mut node);
+}
+
+/// The same through a dynamic state: `DynMut::set(i, None)` then
+/// `set(i, Some(new struct))` in one tick.
+#[test]
+#[ignore = "encoder bug: a dynamic struct field set to None then a new struct in one tick is sent as ADD, the client keeps the old ref"]
+fn dynamic_struct_field_cleared_and_set_in_one_tick() {
+    let types = dyn_types();
+    let mut node = NodeDecoder::shared();
+    let mut root = DynStruct::new(&types, types.root());
+    for (i, f) in types.fields(types.root()).iter().enumerate() {
+        root.set(i, roomcast_schema::dynamic::empty_value(f.ty));
+    }
+    let mut enc = Encoder::new(root);
+    let follower = ok(Follower::open(
+        &mut node,
+        encode_reflection(&types, Dialect::Modern),
+        SchemaVersion::V5,
+    ));
+    let mut check = |enc: &mut Encoder<DynStruct>, what: &str| {
+        let patch = enc.encode_patch().to_vec();
+        let expected = dyn_state_json(&types, enc.state());
+        ok(follower.patch(&mut node, what, &patch, &expected));
+        let full = enc.encode_all().to_vec();
+        ok(follower.joiner(&mut node, what, &full, &expected));
+        patch
+    };
+    check(&mut enc, "initial");
+    enc.root_mut().set(0, Some(entity(&types, "Hero", 1.0)));
+    check(&mut enc, "attach");
+    enc.root_mut().set(0, None);
+    enc.root_mut().set(0, Some(entity(&types, "Monster", 2.0)));
+    let patch = check(&mut enc, "unset and set again");
+    assert_ne!(patch[0] & 0x40, 0, "needs a DELETE-type op: {patch:02x?}");
+    if let Some(DynValueMut::Array(mut a)) = enc.root_mut().child(2) {
+        a.push(entity(&types, "Entity", 3.0));
+        a.push(entity(&types, "Entity", 4.0));
+    }
+    check(&mut enc, "new children reuse the freed refIds");
+    follower.close(&mut node);
+}
+
+/// A key added, removed, re-added (DELETE_AND_ADD, keeping its index) and
+/// then replaced in one tick must still carry its key: the replace turns
+/// the op into a REPLACE of an index the client never saw, and the 5.x
+/// client stores the value under the key `"undefined"`.
+#[test]
+#[ignore = "encoder bug: a map key re-added then replaced in one tick is sent as REPLACE of an unknown index"]
+fn map_key_readded_then_replaced_in_one_tick() {
+    let mut node = NodeDecoder::shared();
+    let mut h = ok(Harness::with_clients(&mut node, Colls::default(), BOTH));
+    ok(h.tick(&mut node, "add, remove, re-add, replace", |mut s| {
+        let mut m = s.map_p_mut();
+        m.insert("c", 0);
+        m.remove("c");
+        m.insert("c", 0);
+        m.insert("c", 1);
+        let mut m = s.map_s_mut();
+        m.insert("p", item(1, "one"));
+        let p = m.remove("p").expect("p");
+        m.insert("p", p);
+        m.insert("p", item(2, "two"));
+    }));
+    ok(h.tick(&mut node, "a known key, same sequence", |mut s| {
+        let mut m = s.map_p_mut();
+        m.remove("c");
+        m.insert("c", 2);
+        m.insert("c", 3);
+    }));
+    h.close(&mut node);
+}

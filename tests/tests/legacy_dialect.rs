@@ -373,3 +373,129 @@ fn reverse_alone_and_with_other_ops() {
         s.items_mut().reverse();
     });
 }
+
+// ----- encoder bugs found by interop_proptest -----------------------------------
+
+/// A 3.x client applies a positional op after an insert at index 0 to the
+/// shifted array but reads the element it releases from its pre-tick copy
+/// (`tmpItems[i]`): `[A, B, C]`, `unshift(N); remove(1)` sent as
+/// `80 00 N | 40 01` removes A from the array but releases B, which the
+/// client then garbage-collects although it still shows it; the next edit
+/// of B fails with `"refId" not found`.
+#[test]
+#[ignore = "encoder bug: legacy positional ops after an unshift release the wrong struct on 3.x clients"]
+fn unshift_then_positional_delete_of_structs() {
+    let mut node = NodeDecoder::shared();
+    let mut h = ok(Harness::with_clients(
+        &mut node,
+        arrays(&[], &[1, 2, 3]),
+        &[V3],
+    ));
+    ok(h.tick(&mut node, "unshift, remove the old front", |mut s| {
+        s.items_mut().unshift(item(9));
+        s.items_mut().remove(1);
+    }));
+    ok(h.tick(&mut node, "edit the survivor", |mut s| {
+        s.items_mut().get_mut(1).expect("1").set_id(7);
+    }));
+    ok(h.tick(&mut node, "unshift, replace", |mut s| {
+        s.items_mut().unshift(item(10));
+        s.items_mut().set(2, item(11));
+    }));
+    ok(h.tick(&mut node, "edit every element", |mut s| {
+        s.items_mut().for_each_mut(|mut it| {
+            let id = it.id;
+            it.set_id(id + 1);
+        });
+    }));
+    ok(h.tick(
+        &mut node,
+        "push, remove the front, re-insert it",
+        |mut s| {
+            s.items_mut().push(item(3));
+            s.items_mut().remove(0);
+            let b = s.items_mut().remove(0);
+            s.items_mut().insert(0, b);
+        },
+    ));
+    h.close(&mut node);
+}
+
+#[derive(Schema, Default, Debug)]
+struct Indexed {
+    set: SetSchema<u8>,
+    coll: CollectionSchema<u8>,
+    structs: SetSchema<Item>,
+}
+state_json!(Indexed { set, coll, structs });
+
+/// A 3.x client ignores the wire index of a Set/Collection ADD and numbers
+/// entries with its own counter (one per applied ADD), then resolves
+/// DELETEs through that numbering. A server index that never reached the
+/// client as an ADD (a value added and removed in one tick) shifts every
+/// later index: `add(5); remove(5)` (sent `40 00`), then `add(6)` (`80 01
+/// 06`, client index 0), then `remove(6)` (`40 01`): the client keeps 6.
+#[test]
+#[ignore = "encoder bug: legacy Set/Collection indexes drift from the 3.x client's own numbering"]
+fn set_and_collection_indexes_stay_in_step() {
+    check_state_json::<Indexed>();
+    let mut node = NodeDecoder::shared();
+    let mut h = ok(Harness::with_clients(
+        &mut node,
+        Indexed::default(),
+        &[V5, V3],
+    ));
+    ok(h.tick(&mut node, "add and remove in one tick", |mut s| {
+        s.set_mut().add(5);
+        s.set_mut().remove(&5);
+        s.coll_mut().add(5);
+        s.coll_mut().remove(&5);
+        s.structs_mut().add(item(5));
+        s.structs_mut().remove_where(|_| true);
+    }));
+    ok(h.tick(&mut node, "add", |mut s| {
+        s.set_mut().add(6);
+        s.coll_mut().add(6);
+        s.structs_mut().add(item(6));
+    }));
+    ok(h.tick(&mut node, "remove", |mut s| {
+        s.set_mut().remove(&6);
+        s.coll_mut().remove(&6);
+        s.structs_mut().remove_where(|_| true);
+    }));
+    ok(
+        h.tick(&mut node, "remove and re-add the same value", |mut s| {
+            s.set_mut().add(1);
+            s.set_mut().remove(&1);
+            s.set_mut().add(1);
+        }),
+    );
+    ok(h.tick(&mut node, "remove it", |mut s| {
+        s.set_mut().remove(&1);
+    }));
+    h.close(&mut node);
+}
+
+/// A 3.x client skips a positional write whose value equals its pre-tick
+/// element at that index (`tmpItems[i]`), even after an unshift shifted the
+/// array: `[0, 14, 1]`, `sort(); unshift(1)` sent as `80 00 01 | 00 01 00 |
+/// 00 02 01 | 00 03 0e` ends as `[1, 0, 14, 14]` instead of `[1, 0, 1, 14]`.
+#[test]
+#[ignore = "encoder bug: legacy positional writes after an unshift are skipped by 3.x clients when equal to the pre-tick element"]
+fn unshift_then_positional_writes_of_primitives() {
+    let mut node = NodeDecoder::shared();
+    let mut h = ok(Harness::with_clients(
+        &mut node,
+        arrays(&[0, 14, 1], &[]),
+        &[V3],
+    ));
+    ok(h.tick(&mut node, "sort, unshift", |mut s| {
+        s.nums_mut().sort_by(Ord::cmp);
+        s.nums_mut().unshift(1);
+    }));
+    ok(h.tick(&mut node, "unshift, set", |mut s| {
+        s.nums_mut().unshift(0);
+        s.nums_mut().set(2, 1);
+    }));
+    h.close(&mut node);
+}
