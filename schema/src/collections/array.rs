@@ -397,7 +397,14 @@ impl<V: Field> ArraySchema<V> {
                 .then_some(s.origin_uid)
             })
         };
+        // A 3.x client keeps its pre-tick copy for refcounts and equality
+        // checks while applying ops to the shifted array: after an insert,
+        // no positional op is safe for it.
+        let mut legacy_inserted = false;
         for &(op, arg, w) in ops {
+            if legacy_inserted {
+                return false;
+            }
             let w_us = w as usize;
             let incoming = || {
                 self.slots
@@ -451,6 +458,7 @@ impl<V: Field> ArraySchema<V> {
                         } else if dialect == Dialect::Legacy && i != 0 {
                             client[i] = Some(v);
                         } else {
+                            legacy_inserted = dialect == Dialect::Legacy;
                             client.insert(i, Some(v));
                         }
                     } else {

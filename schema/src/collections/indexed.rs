@@ -15,15 +15,31 @@ pub(crate) const NONE: u32 = u32::MAX;
 
 /// What an entry's key writes after the wire index on ADD.
 pub(crate) trait Key {
+    /// Whether wire indexes are given out when an ADD is sent rather than
+    /// when the entry is added.
+    ///
+    /// A 3.x client numbers Set and Collection entries with its own counter,
+    /// one per ADD it applies (never reset, not even by CLEAR), and resolves
+    /// DELETEs through that numbering: an index that never reached it (a
+    /// value added and removed in one tick) would shift every later one. So
+    /// Set and Collection indexes count sent ADDs only; the 5.x client takes
+    /// whatever index it is sent. Maps carry their keys and keep the
+    /// reference's numbering.
+    const LAZY_INDEX: bool;
+
     fn encode(&self, out: &mut Vec<u8>);
 }
 
 impl Key for () {
+    const LAZY_INDEX: bool = true;
+
     #[inline]
     fn encode(&self, _: &mut Vec<u8>) {}
 }
 
 impl Key for Box<str> {
+    const LAZY_INDEX: bool = false;
+
     #[inline]
     fn encode(&self, out: &mut Vec<u8>) {
         wire::encode_str(out, self);
@@ -98,11 +114,16 @@ impl<K: Key, V: Field> Indexed<K, V> {
         self.meta.id() != crate::tracked::NO_ID
     }
 
+    fn take_index(&mut self) -> u32 {
+        let w = self.next_wire;
+        self.next_wire = self.next_wire.wrapping_add(1);
+        w
+    }
+
     /// Appends an entry while building (not tracked).
     pub(crate) fn push_untracked(&mut self, key: K, value: V) -> u32 {
         let pos = self.slots.len() as u32;
-        let wire = self.next_wire;
-        self.next_wire = self.next_wire.wrapping_add(1);
+        let wire = self.take_index();
         self.slots.push(Some(Slot {
             key,
             value,
@@ -130,11 +151,8 @@ impl<K: Key, V: Field> Indexed<K, V> {
                 let d = self.deleted.swap_remove(d);
                 (d.wire, d.change, d.pos)
             }
-            None => {
-                let w = self.next_wire;
-                self.next_wire = self.next_wire.wrapping_add(1);
-                (w, NONE, self.slots.len() as u32)
-            }
+            None if K::LAZY_INDEX => (NONE, NONE, self.slots.len() as u32),
+            None => (self.take_index(), NONE, self.slots.len() as u32),
         };
         self.meta.touch(tick);
         let change = if change == NONE {
@@ -314,6 +332,9 @@ impl<K: Key, V: Field> Indexed<K, V> {
     }
 
     pub(crate) fn encode_patch(&mut self, w: &mut PatchWriter<'_>) {
+        if K::LAZY_INDEX {
+            self.assign_pending_indexes();
+        }
         if self.meta.seq != NO_SEQ {
             let block = w.begin(&self.meta);
             if self.meta.fresh {
@@ -328,6 +349,10 @@ impl<K: Key, V: Field> Indexed<K, V> {
                     w.out.push(spec::CLEAR);
                 }
                 for c in &self.changes {
+                    if c.wire == NONE {
+                        // Added and removed within the tick: never sent.
+                        continue;
+                    }
                     w.out.push(c.op);
                     wire::encode_varint(w.out, c.wire);
                     if c.op != spec::DELETE {
@@ -371,6 +396,45 @@ impl<K: Key, V: Field> Indexed<K, V> {
         self.queued.clear();
     }
 
+    /// Gives the entries added this tick their wire indexes, in the order
+    /// their ADDs are sent (see [`Key::LAZY_INDEX`]).
+    fn assign_pending_indexes(&mut self) {
+        if self.meta.fresh {
+            // A new instance to the client: its counter starts at 0.
+            self.next_wire = 0;
+            for pos in 0..self.slots.len() {
+                if self.slots[pos].is_some() {
+                    let w = self.take_index();
+                    self.slots[pos].as_mut().expect("live slot").wire = w;
+                }
+            }
+            return;
+        }
+        for i in 0..self.changes.len() {
+            let c = self.changes[i];
+            if c.wire == NONE && c.slot != NONE {
+                let w = self.take_index();
+                self.changes[i].wire = w;
+                self.slots[c.slot as usize]
+                    .as_mut()
+                    .expect("live slot")
+                    .wire = w;
+            }
+        }
+    }
+
+    /// The wire index an entry has, or will have once its pending ADD is
+    /// sent (entries waiting for one are numbered in order).
+    fn full_index(&self, slot: &Slot<K, V>, pending_before: &mut u32) -> u32 {
+        if slot.wire == NONE {
+            let w = self.next_wire.wrapping_add(*pending_before);
+            *pending_before += 1;
+            w
+        } else {
+            slot.wire
+        }
+    }
+
     /// Drops tombstones once they outnumber live entries; returns whether
     /// positions changed.
     pub(crate) fn compact(&mut self) -> bool {
@@ -384,9 +448,10 @@ impl<K: Key, V: Field> Indexed<K, V> {
 
     pub(crate) fn encode_full(&self, w: &mut FullWriter<'_>) {
         let block = w.begin(self.meta.id());
+        let mut pending = 0;
         for slot in self.slots.iter().flatten() {
             w.out.push(spec::ADD);
-            wire::encode_varint(w.out, slot.wire);
+            wire::encode_varint(w.out, self.full_index(slot, &mut pending));
             slot.key.encode(w.out);
             Self::write_value(w.out, slot);
         }
