@@ -1,6 +1,6 @@
 //! The derive input, parsed into what the expansion needs.
 
-use crate::attr::FieldAttrs;
+use crate::attr::{ContainerAttrs, FieldAttrs};
 use crate::ctxt::Ctxt;
 
 /// How a field is changed through the view.
@@ -21,6 +21,7 @@ pub(crate) struct Field<'a> {
 
 /// A `#[derive(Schema)]` struct.
 pub(crate) struct Struct<'a> {
+    pub(crate) attrs: ContainerAttrs,
     pub(crate) ident: &'a syn::Ident,
     pub(crate) vis: &'a syn::Visibility,
     /// The `#[schema(extends)]` field, if any.
@@ -35,6 +36,7 @@ pub(crate) struct Struct<'a> {
 /// A `#[derive(Schema)]` enum: polymorphic children, one newtype variant
 /// per concrete type; the first is the declared type.
 pub(crate) struct Enum<'a> {
+    pub(crate) attrs: ContainerAttrs,
     pub(crate) ident: &'a syn::Ident,
     pub(crate) vis: &'a syn::Visibility,
     pub(crate) variants: Vec<(&'a syn::Ident, &'a syn::Type)>,
@@ -128,6 +130,7 @@ impl<'a> Struct<'a> {
             }
         }
         Some(Self {
+            attrs: ContainerAttrs::parse(cx, &input.attrs),
             ident: &input.ident,
             vis: &input.vis,
             base,
@@ -165,6 +168,7 @@ impl<'a> Enum<'a> {
             );
         }
         Some(Self {
+            attrs: ContainerAttrs::parse(cx, &input.attrs),
             ident: &input.ident,
             vis: &input.vis,
             variants,

@@ -76,3 +76,31 @@ impl FieldAttrs {
         out
     }
 }
+
+/// What the attributes of the struct or enum itself say.
+pub(crate) struct ContainerAttrs {
+    /// Path of the `roomcast_schema` crate in generated code
+    /// (`#[schema(crate = "roomcast::schema")]` when it is re-exported).
+    pub(crate) krate: syn::Path,
+}
+
+impl ContainerAttrs {
+    pub(crate) fn parse(cx: &Ctxt, attrs: &[syn::Attribute]) -> Self {
+        let mut krate: syn::Path = syn::parse_quote!(::roomcast_schema);
+        for attr in attrs.iter().filter(|a| a.path().is_ident("schema")) {
+            let res = attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("crate") {
+                    let lit: syn::LitStr = meta.value()?.parse()?;
+                    krate = lit.parse()?;
+                    Ok(())
+                } else {
+                    Err(meta.error("unknown container attribute; expected `crate = \"path\"`"))
+                }
+            });
+            if let Err(e) = res {
+                cx.syn_error(e);
+            }
+        }
+        Self { krate }
+    }
+}

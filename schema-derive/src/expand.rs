@@ -22,8 +22,8 @@ pub(crate) fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
     })
 }
 
-fn rc() -> TokenStream {
-    quote!(::roomcast_schema::__private)
+fn rc(krate: &syn::Path) -> TokenStream {
+    quote!(#krate::__private)
 }
 
 fn bare(ident: &syn::Ident) -> String {
@@ -35,7 +35,7 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
     let vis = cont.vis;
     let children = format_ident!("__{}SchemaChildren", ident);
     let view = format_ident!("{}Mut", ident);
-    let rc = rc();
+    let rc = rc(&cont.attrs.krate);
 
     // Inherited fields come first: own indexes start after them.
     let base_count = match &cont.base {
@@ -314,7 +314,7 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
 fn expand_enum(e: &Enum<'_>) -> TokenStream {
     let ident = e.ident;
     let vis = e.vis;
-    let rc = rc();
+    let rc = rc(&e.attrs.krate);
     let track = format_ident!("__{}SchemaTrack", ident);
     let view = format_ident!("{}Mut", ident);
     let vids: Vec<&syn::Ident> = e.variants.iter().map(|(v, _)| *v).collect();

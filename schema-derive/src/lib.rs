@@ -15,7 +15,11 @@ mod expand;
 ///
 /// Field attributes: `#[schema(<wire type>)]` (`number`, `uint8`, `float64`,
 /// ...) sends a field as another wire type than its Rust type's default;
-/// `#[schema(rename = "name")]` changes the name clients see.
+/// `#[schema(rename = "name")]` changes the name clients see;
+/// `#[schema(extends)]` on the first field makes its type the parent type.
+///
+/// Container attribute: `#[schema(crate = "roomcast::schema")]` when the
+/// crate is used through a re-export.
 #[proc_macro_derive(Schema, attributes(schema))]
 pub fn derive_schema(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);

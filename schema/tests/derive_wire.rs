@@ -158,3 +158,19 @@ fn optional_fields_delete_even_if_never_sent() {
     assert_eq!(hex(enc.encode_patch()), "41");
     assert_eq!(hex(enc.encode_all()), "8001");
 }
+
+mod reexport {
+    pub(crate) use roomcast_schema as inner;
+}
+
+#[derive(Schema, Default)]
+#[schema(crate = "reexport::inner")]
+struct ViaReexport {
+    n: u8,
+}
+
+#[test]
+fn derive_through_a_reexport() {
+    let mut enc = Encoder::new(ViaReexport { n: 7 });
+    assert_eq!(hex(enc.encode_patch()), "8007");
+}
