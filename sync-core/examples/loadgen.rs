@@ -33,6 +33,7 @@ use futures_util::{SinkExt, StreamExt};
 use roomcast::schema::{Encoder, MapSchema, Schema};
 use roomcast::{Client, Options, Room, RoomCtx, Server, ServerError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 // ----- the Roomcast side ---------------------------------------------------
@@ -208,7 +209,12 @@ async fn run_client(
             seat["roomId"].as_str().ok_or("no roomId")?,
             seat["sessionId"].as_str().ok_or("no sessionId")?,
         );
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+        // Small buffers keep the load generator's own CPU low (it shares
+        // the machine with the server).
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
             .await
             .map_err(|e| e.to_string())?;
         let (mut sink, mut stream) = ws.split();

@@ -60,6 +60,12 @@ impl Session {
         self.outgoing.recv().await
     }
 
+    /// The next thing to do if one is ready now, without waiting (to batch
+    /// frames into one write).
+    pub fn try_next(&mut self) -> Option<Outgoing> {
+        self.outgoing.try_recv().ok()
+    }
+
     /// The client closed the connection (`code` from its close frame).
     pub async fn closed(self, code: Option<u16>) {
         if let Some(room) = &self.room {

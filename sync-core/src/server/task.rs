@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
@@ -28,16 +28,25 @@ pub(super) async fn run<R: Room>(
 ) {
     let room_id = driver.core.ctx().room_id().to_owned();
     let mut conns: HashMap<ConnId, mpsc::Sender<Outgoing>> = HashMap::new();
+    // One timer, moved to each new deadline.
+    let timer = tokio::time::sleep(Duration::from_secs(3600));
+    tokio::pin!(timer);
     loop {
         flush(&mut driver, &mut conns, &inner).await;
         if driver.core.is_disposed() {
             break;
         }
         let deadline = driver.core.poll_timeout();
+        if let Some(at) = deadline {
+            let at = tokio::time::Instant::from_std(at);
+            if timer.deadline() != at {
+                timer.as_mut().reset(at);
+            }
+        }
         let has_spawned = driver.has_spawned();
         let step = tokio::select! {
             command = commands.recv() => Step::Command(command),
-            () = sleep_until(deadline) => Step::Timeout,
+            () = &mut timer, if deadline.is_some() => Step::Timeout,
             then = poll_fn(|cx| driver.poll_spawned(cx)), if has_spawned => Step::Spawned(then),
         };
         match step {
@@ -58,13 +67,6 @@ pub(super) async fn run<R: Room>(
     }
     flush(&mut driver, &mut conns, &inner).await;
     inner.unregister(&room_id);
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-        None => std::future::pending().await,
-    }
 }
 
 fn handle<R: Room>(

@@ -95,7 +95,7 @@ pub(super) async fn upgrade(
         .max_message_size(limit.saturating_mul(2).max(limit + 4096))
         .max_frame_size(limit.saturating_mul(2).max(limit + 4096))
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0);
+        .write_buffer_size(4 * 1024);
     let (Some(session_id), Some(room_id)) = (session_id, room_id) else {
         // 0.18 `getLatency()`: a connection without room or session.
         return ws.on_upgrade(latency_probe);
@@ -134,21 +134,37 @@ async fn pump(server: Server, room_id: String, request: ConnectRequest, socket: 
     let mut unanswered = 0u8;
     let close_code = loop {
         tokio::select! {
-            outgoing = session.next() => match outgoing {
-                Some(Outgoing::Frame(frame)) => {
-                    if sink.send(Message::Binary(frame)).await.is_err() {
-                        break None;
+            outgoing = session.next() => {
+                let Some(first) = outgoing else {
+                    // The room went away.
+                    let _ = sink.send(Message::Close(None)).await;
+                    return;
+                };
+                // Write everything already queued, then flush once.
+                let mut item = Some(first);
+                let mut close = None;
+                while let Some(current) = item.take() {
+                    match current {
+                        Outgoing::Frame(frame) => {
+                            if sink.feed(Message::Binary(frame)).await.is_err() {
+                                break;
+                            }
+                        }
+                        Outgoing::Close(code) => {
+                            close = Some(code);
+                            break;
+                        }
                     }
+                    item = session.try_next();
                 }
-                Some(Outgoing::Close(code)) => {
+                if sink.flush().await.is_err() {
+                    break None;
+                }
+                if let Some(code) = close {
                     let _ = sink
                         .send(Message::Close(Some(CloseFrame { code, reason: "".into() })))
                         .await;
                     // The room is done with this client.
-                    return;
-                }
-                None => {
-                    let _ = sink.send(Message::Close(None)).await;
                     return;
                 }
             },
