@@ -108,10 +108,16 @@ impl<R: Room> std::fmt::Debug for RoomCore<R> {
 /// The default seat reservation time: `COLYSEUS_SEAT_RESERVATION_TIME`
 /// seconds, or 15.
 pub(crate) fn default_seat_reservation_time() -> Duration {
-    std::env::var("COLYSEUS_SEAT_RESERVATION_TIME")
-        .ok()
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
+    seat_reservation_time(
+        std::env::var("COLYSEUS_SEAT_RESERVATION_TIME")
+            .ok()
+            .as_deref(),
+    )
+}
+
+fn seat_reservation_time(env: Option<&str>) -> Duration {
+    env.and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9)
         .map_or(Duration::from_secs(15), Duration::from_secs_f64)
 }
 
@@ -763,5 +769,27 @@ impl<R: Room> RoomCore<R> {
         self.ctx.slots.clear();
         self.ctx.sessions.clear();
         self.ctx.conns.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seat_reservation_time_from_the_environment() {
+        assert_eq!(seat_reservation_time(None), Duration::from_secs(15));
+        assert_eq!(seat_reservation_time(Some("30")), Duration::from_secs(30));
+        assert_eq!(
+            seat_reservation_time(Some(" 0.5 ")),
+            Duration::from_millis(500)
+        );
+        for bad in ["", "x", "-1", "0", "NaN", "inf"] {
+            assert_eq!(
+                seat_reservation_time(Some(bad)),
+                Duration::from_secs(15),
+                "{bad}"
+            );
+        }
     }
 }

@@ -89,6 +89,13 @@ impl<R: Room, F: Fn() -> R + Send + Sync> Definition for TypedDefinition<R, F> {
                 .handle_reserve_seat(Instant::now(), options)
                 .map_err(|e| ServerError::new(error_code::MATCHMAKE_UNHANDLED, e.to_string()))?;
             let room_id = driver.core.ctx().room_id().to_owned();
+            if inner.room(&room_id).is_some() {
+                // `on_create` chose the id of a live room.
+                return Err(ServerError::new(
+                    error_code::MATCHMAKE_UNHANDLED,
+                    format!("room id \"{room_id}\" is already in use"),
+                ));
+            }
             let (tx, rx) = mpsc::channel(4096);
             inner.register(&room_id, tx);
             inner.listings.update(driver.core.listing());

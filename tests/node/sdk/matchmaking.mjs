@@ -50,6 +50,12 @@ await steps([
     roomA.send("chat", "hello");
     assert.deepEqual(await got, ["chat", { from: roomA.sessionId, text: "hello" }]);
   }],
+  ["PING and the latency probe", async () => {
+    const rtt = await new Promise((resolve) => roomA.ping(resolve));
+    assert.ok(rtt >= 0 && rtt < 1000, `rtt ${rtt}`);
+    const latency = await modern().getLatency();
+    assert.ok(latency >= 0 && latency < 1000, `latency ${latency}`);
+  }],
   ["create makes a new room, joinById and join find it", async () => {
     const c = modern();
     const created = await c.create("counter", { name: "carol" });
