@@ -84,6 +84,46 @@ macro_rules! decode_impls {
     };
 }
 
+/// The decode impls `#[derive(Schema)]` generates for an enum.
+macro_rules! decode_enum_impls {
+    ($ty:ident { $($v:ident($vty:ty)),* $(,)? }) => {
+        impl DecodeNode for $ty {
+            fn __decode_field(&mut self, index: u8, input: FieldInput<'_>) -> bool {
+                match self {
+                    $(Self::$v(x) => x.__decode_field(index, input),)*
+                }
+            }
+            fn __decode_visit_child(&mut self, index: u8, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
+                match self {
+                    $(Self::$v(x) => x.__decode_visit_child(index, f),)*
+                }
+            }
+            fn __decode_take_child(&mut self, index: u8) -> Option<Box<dyn DecodeNode>> {
+                match self {
+                    $(Self::$v(x) => x.__decode_take_child(index),)*
+                }
+            }
+            fn __decode_into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+                self
+            }
+        }
+        impl DecodeStruct for $ty {
+            fn __decode_new_struct(ty: RustTypeId) -> Option<Self> {
+                $(if let Some(x) = <$vty as DecodeStruct>::__decode_new_struct(ty) {
+                    return Some(Self::$v(x));
+                })*
+                None
+            }
+            fn __decode_placeholder() -> Self {
+                decode_enum_impls!(@first $ty $($v($vty)),*)
+            }
+        }
+    };
+    (@first $ty:ident $v:ident($vty:ty) $(, $rest:ident($rty:ty))*) => {
+        $ty::$v(<$vty as DecodeStruct>::__decode_placeholder())
+    };
+}
+
 /// JSON in the vectors' conventions.
 trait ToJson {
     fn to_json(&self) -> Option<Json>;
@@ -675,4 +715,70 @@ mod round_trip {
             }
         }
     }
+}
+
+// polymorphic children (a derived enum, TYPE_ID) with inheritance
+
+#[derive(Schema, Default, Debug)]
+struct Entity {
+    #[schema(number)]
+    x: Option<f64>,
+}
+
+#[derive(Schema, Default, Debug)]
+struct Hero {
+    #[schema(extends)]
+    base: Entity,
+    name: Option<String>,
+}
+
+#[derive(Schema, Default, Debug)]
+struct Monster {
+    #[schema(extends)]
+    base: Entity,
+    hp: Option<u8>,
+}
+
+#[derive(Schema, Debug)]
+enum AnyEntity {
+    Entity(Entity),
+    Hero(Hero),
+    Monster(Monster),
+}
+
+#[derive(Schema, Default, Debug)]
+struct PolyState {
+    main: Option<AnyEntity>,
+    all: Option<MapSchema<AnyEntity>>,
+    list: Option<ArraySchema<AnyEntity>>,
+}
+
+decode_impls!(Entity { 0 => x });
+decode_impls!(Hero extends base: Entity { 0 => name });
+decode_impls!(Monster extends base: Entity { 0 => hp });
+decode_enum_impls!(AnyEntity { Entity(Entity), Hero(Hero), Monster(Monster) });
+decode_impls!(PolyState { 0 => main, 1 => all, 2 => list });
+
+impl ToJson for AnyEntity {
+    fn to_json(&self) -> Option<Json> {
+        let mut m = Map::new();
+        let (x, extra) = match self {
+            Self::Entity(e) => (e.x, None),
+            Self::Hero(h) => (h.base.x, h.name.as_ref().map(|n| ("name", json!(n)))),
+            Self::Monster(mo) => (mo.base.x, mo.hp.map(|hp| ("hp", json!(hp)))),
+        };
+        if let Some(v) = x.to_json() {
+            m.insert("x".into(), v);
+        }
+        if let Some((k, v)) = extra {
+            m.insert(k.into(), v);
+        }
+        Some(Json::Object(m))
+    }
+}
+struct_json!(PolyState { main, all, list });
+
+#[test]
+fn polymorphic_children() {
+    assert_eq!(replay::<PolyState>("polymorphic_children"), 0);
 }

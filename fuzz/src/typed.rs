@@ -1,0 +1,220 @@
+//! The typed decoder's fuzz check, on a state with every collection kind.
+//!
+//! The decode impls are written by hand (what `#[derive(Schema)]` generates
+//! once it calls `schema-derive/src/decode.rs`).
+
+use std::any::TypeId as RustTypeId;
+
+use roomcast_schema::decoder::{
+    decode_set, DecodeField, DecodeNode, DecodeState, DecodeStruct, Decoder, FieldInput, NodeRef,
+    Value, ValueRef,
+};
+use roomcast_schema::types::{TypeError, TypeRegistry};
+use roomcast_schema::{registry_of, ArraySchema, CollectionSchema, Field, MapSchema, Schema, SetSchema};
+
+macro_rules! decode_impls {
+    ($ty:ident { $($i:literal => $f:ident),* $(,)? }) => {
+        impl DecodeNode for $ty {
+            fn __decode_field(&mut self, index: u8, input: FieldInput<'_>) -> bool {
+                match index {
+                    $($i => decode_set(&mut self.$f, input),)*
+                    _ => false,
+                }
+            }
+            fn __decode_visit_child(&mut self, index: u8, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
+                let node = match index {
+                    $($i => DecodeField::__decode_node(&mut self.$f),)*
+                    _ => None,
+                };
+                if let Some(node) = node {
+                    f(node);
+                }
+            }
+            fn __decode_take_child(&mut self, index: u8) -> Option<Box<dyn DecodeNode>> {
+                match index {
+                    $($i => DecodeField::__decode_take(&mut self.$f),)*
+                    _ => None,
+                }
+            }
+            fn __decode_into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+                self
+            }
+        }
+        impl DecodeStruct for $ty {
+            fn __decode_new_struct(ty: RustTypeId) -> Option<Self> {
+                (ty == RustTypeId::of::<Self>()).then(Self::default)
+            }
+            fn __decode_placeholder() -> Self {
+                Self::default()
+            }
+        }
+        impl DecodeState for $ty {
+            fn __decode_types() -> Result<(TypeRegistry, Vec<(RustTypeId, u32)>), TypeError> {
+                Ok((registry_of::<Self>()?, <Self as Field>::__type_ids()))
+            }
+        }
+    };
+}
+
+/// A card.
+#[derive(Schema, Default, Debug)]
+pub struct Card {
+    suit: Option<String>,
+    rank: Option<u8>,
+    next: Option<Box2>,
+}
+
+/// A second struct type, so that a field can hold a struct.
+#[derive(Schema, Default, Debug)]
+pub struct Box2 {
+    #[schema(number)]
+    n: Option<f64>,
+    big: Option<i64>,
+}
+
+/// A hand.
+#[derive(Schema, Default, Debug)]
+pub struct Hand {
+    cards: Option<ArraySchema<Card>>,
+    tags: Option<SetSchema<String>>,
+    marks: Option<CollectionSchema<u8>>,
+    flag: Option<bool>,
+}
+
+/// The state.
+#[derive(Schema, Default, Debug)]
+pub struct Table {
+    hands: Option<MapSchema<Hand>>,
+    deck: Option<ArraySchema<Card>>,
+    log: Option<ArraySchema<String>>,
+    best: Option<Card>,
+    scores: Option<MapSchema<u16>>,
+}
+
+decode_impls!(Card { 0 => suit, 1 => rank, 2 => next });
+decode_impls!(Box2 { 0 => n, 1 => big });
+decode_impls!(Hand { 0 => cards, 1 => tags, 2 => marks, 3 => flag });
+decode_impls!(Table { 0 => hands, 1 => deck, 2 => log, 3 => best, 4 => scores });
+
+/// Whether a typed value equals the shadow's value.
+trait Same {
+    fn same(&self, v: Option<ValueRef<'_>>) -> bool;
+}
+
+fn prim<'a>(v: Option<ValueRef<'a>>) -> Option<&'a Value> {
+    v?.primitive()
+}
+
+impl Same for String {
+    fn same(&self, v: Option<ValueRef<'_>>) -> bool {
+        prim(v).and_then(Value::as_str) == Some(self.as_str())
+    }
+}
+
+macro_rules! same_number {
+    ($($t:ty),*) => {$(
+        impl Same for $t {
+            #[allow(clippy::float_cmp, reason = "exact copies")]
+            fn same(&self, v: Option<ValueRef<'_>>) -> bool {
+                match prim(v) {
+                    Some(Value::Int(i)) => *i as $t == *self,
+                    Some(Value::Uint(u)) => *u as $t == *self,
+                    Some(Value::Number(n)) => (*n as $t == *self) || (n.is_nan() && (*self as f64).is_nan()),
+                    _ => false,
+                }
+            }
+        }
+    )*};
+}
+same_number!(u8, u16, i64, f64);
+
+impl Same for bool {
+    fn same(&self, v: Option<ValueRef<'_>>) -> bool {
+        prim(v).and_then(Value::as_bool) == Some(*self)
+    }
+}
+
+impl<T: Same> Same for Option<T> {
+    fn same(&self, v: Option<ValueRef<'_>>) -> bool {
+        match self {
+            Some(x) => x.same(v),
+            None => v.is_none(),
+        }
+    }
+}
+
+fn same_list<'a, V: Same + 'a>(items: impl Iterator<Item = &'a V>, len: usize, v: Option<ValueRef<'_>>) -> bool {
+    let Some(node) = v.and_then(ValueRef::node) else { return false };
+    node.len() == len && items.enumerate().all(|(i, x)| x.same(node.at(i)))
+}
+
+impl<V: Same + Field> Same for ArraySchema<V> {
+    fn same(&self, v: Option<ValueRef<'_>>) -> bool {
+        same_list(self.iter(), self.len(), v)
+    }
+}
+
+impl<V: Same + Field> Same for SetSchema<V> {
+    fn same(&self, v: Option<ValueRef<'_>>) -> bool {
+        same_list(self.iter(), self.len(), v)
+    }
+}
+
+impl<V: Same + Field> Same for CollectionSchema<V> {
+    fn same(&self, v: Option<ValueRef<'_>>) -> bool {
+        same_list(self.iter(), self.len(), v)
+    }
+}
+
+impl<V: Same + Field> Same for MapSchema<V> {
+    fn same(&self, v: Option<ValueRef<'_>>) -> bool {
+        let Some(node) = v.and_then(ValueRef::node) else { return false };
+        node.len() == self.len()
+            && node
+                .entries()
+                .zip(self.iter())
+                .all(|((k, x), (key, value))| k.to_string() == key && value.same(Some(x)))
+    }
+}
+
+macro_rules! same_struct {
+    ($ty:ident { $($f:ident),* }) => {
+        impl Same for $ty {
+            fn same(&self, v: Option<ValueRef<'_>>) -> bool {
+                let Some(node) = v.and_then(ValueRef::node) else { return false };
+                $(self.$f.same(node.field(stringify!($f))))&&*
+            }
+        }
+    };
+}
+same_struct!(Card { suit, rank, next });
+same_struct!(Box2 { n, big });
+same_struct!(Hand { cards, tags, marks, flag });
+same_struct!(Table { hands, deck, log, best, scores });
+
+fn same_root(d: &Decoder<Table>) -> bool {
+    let root: NodeRef<'_> = d.dynamic().root();
+    d.state().same(Some(ValueRef::Node(root)))
+}
+
+/// Fuzz check for the typed decoder: messages as in [`crate::dynamic`]
+/// (without the schema byte).
+pub fn typed(data: &[u8]) {
+    let mut d = Decoder::<Table>::new().expect("types");
+    for msg in crate::messages(data) {
+        let before = format!("{:?}", d.state());
+        match d.decode(msg) {
+            Err(_) => assert_eq!(format!("{:?}", d.state()), before, "a rejected message changed the typed state"),
+            Ok(()) => {
+                if d.unrepresentable() == 0 {
+                    assert!(same_root(&d), "typed state differs from the shadow:\n{:?}\n{}", d.state(), d.dynamic().to_json());
+                }
+            }
+        }
+    }
+}
+
+/// The Reflection-free registry of [`Table`], for seeds.
+pub fn table_types() -> TypeRegistry {
+    registry_of::<Table>().expect("types")
+}

@@ -1,0 +1,50 @@
+//! Runs every fuzz check over the seeds built from the vectors and over the
+//! saved regression inputs (`fuzz/regressions/<target>/*`), on stable.
+
+use std::fs;
+use std::path::Path;
+
+fn regressions(target: &str) -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions").join(target);
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries.map(|e| fs::read(e.expect("entry").path()).expect("read")).collect()
+}
+
+#[test]
+fn reflection_seeds() {
+    for seed in roomcast_fuzz::seeds::reflection().into_iter().chain(regressions("decode_reflection")) {
+        roomcast_fuzz::reflection(&seed);
+    }
+}
+
+#[test]
+fn dynamic_seeds() {
+    let schemas = roomcast_fuzz::schemas();
+    for seed in roomcast_fuzz::seeds::dynamic().into_iter().chain(regressions("decode_dynamic")) {
+        roomcast_fuzz::dynamic(&seed, &schemas);
+    }
+}
+
+#[test]
+fn typed_seeds() {
+    for seed in roomcast_fuzz::seeds::typed().into_iter().chain(regressions("decode_typed")) {
+        roomcast_fuzz::typed::typed(&seed);
+    }
+}
+
+#[test]
+fn typed_seed_is_valid() {
+    use roomcast_schema::decoder::Decoder;
+    let seed = &roomcast_fuzz::seeds::typed()[0];
+    let mut d = Decoder::<roomcast_fuzz::typed::Table>::new().expect("types");
+    for msg in roomcast_fuzz::messages(seed) {
+        d.decode(msg).expect("seed messages are valid");
+    }
+    assert_eq!(
+        d.dynamic().to_json(),
+        r#"{"best":{"next":{"big":-1,"n":1.5},"rank":3,"suit":"h"},"deck":[],"hands":{"a":{"cards":[],"flag":true,"marks":[1,1],"tags":["x"]}},"log":["l"],"scores":{"s":7}}"#
+    );
+    assert_eq!(d.unrepresentable(), 0);
+}
