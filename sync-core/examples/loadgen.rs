@@ -113,9 +113,15 @@ impl Room for BenchRoom {
 }
 
 fn serve(port: u16) -> std::io::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // ROOMCAST_THREADS=1 runs the server on one thread (default: one per core).
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = std::env::var("ROOMCAST_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+    {
+        builder.worker_threads(threads);
+    }
+    let runtime = builder.enable_all().build()?;
     runtime.block_on(async {
         Server::builder()
             .define("bench", BenchRoom::default)
