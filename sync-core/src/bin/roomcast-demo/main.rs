@@ -3,7 +3,8 @@
 //! for `@colyseus/sdk` 0.18 at the root and `colyseus.js` 0.16 under
 //! `/legacy`.
 //!
-//! Environment: `ROOMCAST_ADDR` (default `127.0.0.1:2567`), `RUST_LOG`.
+//! Environment: `ROOMCAST_ADDR` (default `127.0.0.1:2567`), `ROOMCAST_DEBUG=1`
+//! for debug logs.
 
 mod room;
 
@@ -11,10 +12,13 @@ use roomcast::{Dialect, Server};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    let debug = std::env::var("ROOMCAST_DEBUG").is_ok_and(|v| v == "1");
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_max_level(if debug {
+            tracing::Level::DEBUG
+        } else {
+            tracing::Level::INFO
+        })
         .init();
     let addr = std::env::var("ROOMCAST_ADDR").unwrap_or_else(|_| "127.0.0.1:2567".into());
     let server = Server::builder()
