@@ -1,6 +1,6 @@
 // colyseus.js 0.16 on the legacy endpoint: matchmaking, state, messages,
 // errors, auth rejection, reconnection.
-import { assert, legacy, modern, next, until, steps, rejection, left } from "./lib.mjs";
+import { assert, legacy, modern, next, until, steps, rejection, left, sleep, endpoint } from "./lib.mjs";
 
 await steps([
   ["joinOrCreate, state and patches", async () => {
@@ -35,6 +35,32 @@ await steps([
     const err = await rejection(legacy().joinOrCreate("counter", { password: "wrong" }));
     assert.equal(err.code, 4401);
     assert.equal(err.message, "bad password");
+  }],
+  ["an expired seat reservation fails with 4214", async () => {
+    const response = await fetch(`${endpoint}/legacy/matchmake/create/counter`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ seatTime: 0.3 }),
+    });
+    const reservation = await response.json();
+    await sleep(600);
+    const err = await rejection(legacy().consumeSeatReservation(reservation));
+    assert.equal(err.code, 4214);
+  }],
+  ["max_clients locks the room (4212 by id)", async () => {
+    const a = await legacy().joinOrCreate("fixed");
+    const b = await legacy().joinById(a.roomId);
+    assert.equal((await rejection(legacy().joinById(a.roomId))).code, 4212);
+    await Promise.all([a.leave(), b.leave()]);
+  }],
+  ["leave codes and client.error", async () => {
+    const room = await legacy().joinOrCreate("counter");
+    const error = new Promise((resolve) => room.onError((code, message) => resolve([code, message])));
+    room.send("err");
+    assert.deepEqual(await error, [4321, "nope"]);
+    const code = left(room);
+    room.send("kick", 4005);
+    assert.equal(await code, 4005);
   }],
   ["manual reconnection (0.16 has no automatic one)", async () => {
     const room = await legacy().create("counter", { reconnect: 10 });
