@@ -127,6 +127,52 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
         }
     });
 
+    // Unrolled writers of the struct's own fields (the hot path of a patch).
+    let write_changed = cont.fields.iter().zip(&locals).map(|(f, &i)| {
+        let fid = f.ident;
+        let wire = &wires[i as usize];
+        let op = match f.kind {
+            // Only ref fields are ever replaced (DELETE_AND_ADD).
+            Kind::Primitive => quote!(#rc::spec::ADD),
+            Kind::Ref => quote! {
+                if replaced & (1u64 << (#base_count + #i)) != 0 { #rc::spec::DELETE_AND_ADD } else { #rc::spec::ADD }
+            },
+        };
+        quote! {
+            if dirty & (1u64 << (#base_count + #i)) != 0 {
+                if #rc::Field::__present(&self.#fid) {
+                    #rc::Field::__encode_op(&self.#fid, &children.#fid, #wire, (#op) | (#base_count + #i) as u8, out);
+                } else {
+                    out.push(#rc::spec::DELETE | (#base_count + #i) as u8);
+                }
+            }
+        }
+    });
+    let write_present = cont.fields.iter().zip(&locals).map(|(f, &i)| {
+        let fid = f.ident;
+        let wire = &wires[i as usize];
+        quote! {
+            if #rc::Field::__present(&self.#fid) {
+                #rc::Field::__encode_op(&self.#fid, &children.#fid, #wire, #rc::spec::ADD | (#base_count + #i) as u8, out);
+            }
+        }
+    });
+    let (base_changed, base_written) = match &cont.base {
+        Some(b) => {
+            let bid = b.ident;
+            (
+                quote! {
+                    let inherited = dirty & ((1u64 << #base_count) - 1);
+                    if inherited != 0 {
+                        #rc::Schema::__write_changed(&self.#bid, &children.#bid, inherited, replaced, out);
+                    }
+                },
+                quote!(#rc::Schema::__write_present(&self.#bid, &children.#bid, out);),
+            )
+        }
+        None => (TokenStream::new(), TokenStream::new()),
+    };
+
     // The parent part: its children's tracks, its view, its share of every
     // generated method.
     let (
@@ -264,6 +310,18 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
                         #( #locals => #rc::Field::__encode(&self.#idents, &children.#idents, #wires, out), )*
                         _ => {}
                     }
+                }
+
+                #[inline(always)]
+                fn __write_changed(&self, children: &#children, dirty: u64, replaced: u64, out: &mut ::std::vec::Vec<u8>) {
+                    #base_changed
+                    #( #write_changed )*
+                }
+
+                #[inline]
+                fn __write_present(&self, children: &#children, out: &mut ::std::vec::Vec<u8>) {
+                    #base_written
+                    #( #write_present )*
                 }
 
                 #[inline]

@@ -11,12 +11,49 @@ use crate::tracked::{RefMeta, Tick, NO_SEQ};
 use crate::types::{TypeError, TypeRegistry};
 use crate::wire::{self, spec};
 
-/// One block of a patch: a ref's ops, with the order of its first change.
+/// A run of consecutive blocks of a patch whose refs first changed in
+/// consecutive order (`first_seq..=last_seq`). Runs never interleave (each
+/// covers a contiguous range of unique sequence numbers), so sorting runs by
+/// `first_seq` orders every block; and in the common case (blocks written in
+/// first-change order) a whole patch is one run, with nothing to record per
+/// block.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Block {
-    seq: u32,
+    first_seq: u32,
+    last_seq: u32,
     start: u32,
     end: u32,
+}
+
+/// Writes `ff | varint refId` in one write.
+#[inline(always)]
+fn write_header(out: &mut Vec<u8>, id: u32) {
+    let mut buf = [spec::SWITCH_TO_STRUCTURE, 0, 0, 0, 0, 0];
+    // Constant-length copies, so no memcpy call.
+    match wire::varint_into(&mut buf[1..], id) {
+        1 => out.extend_from_slice(&buf[..2]),
+        2 => out.extend_from_slice(&buf[..3]),
+        3 => out.extend_from_slice(&buf[..4]),
+        _ => out.extend_from_slice(&buf[..6]),
+    }
+}
+
+/// Records a written block, extending the current run when it continues it.
+#[inline]
+fn record(blocks: &mut Vec<Block>, seq: u32, start: usize, end: usize) {
+    if let Some(run) = blocks.last_mut() {
+        if run.end as usize == start && run.last_seq.wrapping_add(1) == seq {
+            run.last_seq = seq;
+            run.end = end as u32;
+            return;
+        }
+    }
+    blocks.push(Block {
+        first_seq: seq,
+        last_seq: seq,
+        start: start as u32,
+        end: end as u32,
+    });
 }
 
 /// Which generation of the schema decoder the output is for (spec
@@ -89,8 +126,7 @@ impl PatchWriter<'_> {
     #[inline]
     pub(crate) fn begin(&mut self, meta: &RefMeta) -> OpenBlock {
         let start = self.out.len();
-        self.out.push(spec::SWITCH_TO_STRUCTURE);
-        wire::encode_varint(self.out, meta.id());
+        write_header(self.out, meta.id());
         OpenBlock {
             start,
             body: self.out.len(),
@@ -103,16 +139,17 @@ impl PatchWriter<'_> {
     /// ops is dropped.
     #[inline]
     pub(crate) fn end(&mut self, b: OpenBlock) {
-        if self.close(b) {
-            if let Some(second) = self.second.as_mut() {
-                let start = second.out.len();
-                second.out.extend_from_slice(&self.out[b.start..]);
-                second.blocks.push(Block {
-                    seq: b.seq,
-                    start: start as u32,
-                    end: second.out.len() as u32,
-                });
-            }
+        if self.close(b) && self.second.is_some() {
+            self.copy_to_second(b);
+        }
+    }
+
+    #[cold]
+    fn copy_to_second(&mut self, b: OpenBlock) {
+        if let Some(second) = self.second.as_mut() {
+            let start = second.out.len();
+            second.out.extend_from_slice(&self.out[b.start..]);
+            record(second.blocks, b.seq, start, second.out.len());
         }
     }
 
@@ -134,25 +171,18 @@ impl PatchWriter<'_> {
             if second.out.len() == body {
                 second.out.truncate(start);
             } else {
-                second.blocks.push(Block {
-                    seq: b.seq,
-                    start: start as u32,
-                    end: second.out.len() as u32,
-                });
+                record(second.blocks, b.seq, start, second.out.len());
             }
         }
     }
 
+    #[inline]
     fn close(&mut self, b: OpenBlock) -> bool {
         if self.out.len() == b.body {
             self.out.truncate(b.start);
             false
         } else {
-            self.blocks.push(Block {
-                seq: b.seq,
-                start: b.start as u32,
-                end: self.out.len() as u32,
-            });
+            record(self.blocks, b.seq, b.start, self.out.len());
             true
         }
     }
@@ -401,8 +431,8 @@ impl<T: Schema> Encoder<T> {
 /// Puts a patch's blocks in first-change order (they were written in tree
 /// order; the sort is stable, so a fresh subtree keeps its DFS order).
 fn order_blocks(buf: &mut Vec<u8>, blocks: &mut [Block], scratch: &mut Vec<u8>) {
-    if blocks.windows(2).any(|p| p[0].seq > p[1].seq) {
-        blocks.sort_by_key(|b| b.seq);
+    if blocks.windows(2).any(|p| p[0].first_seq > p[1].first_seq) {
+        blocks.sort_unstable_by_key(|b| b.first_seq);
         scratch.clear();
         for b in blocks.iter() {
             scratch.extend_from_slice(&buf[b.start as usize..b.end as usize]);

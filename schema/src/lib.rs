@@ -28,4 +28,5 @@ pub mod __private {
     };
     pub use crate::tracked::{StructTrack, Tick, TrackState};
     pub use crate::types::{NamedField, NamedFieldType, NamedType, Primitive};
+    pub use crate::wire::spec;
 }

@@ -96,8 +96,8 @@ pub(crate) enum Scalar {
     Str { start: u32, len: u32 },
     /// A child reference. `create` is set on the first reference to a refId
     /// the decoder does not hold yet: the applier creates a structure of
-    /// that shape.
-    Child { id: RefId, create: Option<Shape> },
+    /// the shape recorded in [`Parser::created`].
+    Child { id: RefId, create: bool },
 }
 
 /// One operation of a message, validated.
@@ -109,12 +109,12 @@ pub(crate) enum Step {
     /// REPLACE).
     Field { op: u8, index: u8, value: Scalar },
     /// A collection operation with a wire index (every op but CLEAR,
-    /// REVERSE and the by-refId ones); `key` is the map key of ADD-type map
-    /// operations.
+    /// REVERSE and the by-refId ones); `key` is the offset of the string
+    /// header of an ADD-type map operation's key ([`NO_KEY`] otherwise).
     Entry {
         op: u8,
         index: u32,
-        key: Option<(u32, u32)>,
+        key: u32,
         value: Scalar,
     },
     /// `0a`.
@@ -127,26 +127,34 @@ pub(crate) enum Step {
     AddByRefId(RefId, Scalar),
 }
 
-/// A parsed step and the offset of its first byte.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Located {
-    pub(crate) at: u32,
-    pub(crate) step: Step,
+/// [`Step::Entry::key`] of an operation without a key.
+pub(crate) const NO_KEY: u32 = u32::MAX;
+
+/// Reads the map key whose string header is at `at` (validated by the
+/// parse pass).
+pub(crate) fn key_at(bytes: &[u8], at: u32) -> &str {
+    let mut r = Reader::new(bytes);
+    r.seek((at as usize).min(bytes.len()));
+    r.decode_str().unwrap_or_default()
 }
 
 /// The parse pass, with its scratch state reused between messages.
 #[derive(Debug, Default)]
 pub(crate) struct Parser {
-    /// Structures created by the current message.
-    created: RefMap<Shape>,
     /// Map indexes added (`true`) or deleted (`false`) by the current
     /// message, by `(map refId, index)`, with the offset of the operation.
     map_indexes: HashMap<(u32, u32), (bool, u32), RefIdHasherBuilder>,
     /// Maps cleared by the current message, with the offset of the last
     /// CLEAR: indexes recorded before it are gone.
     cleared_maps: HashMap<u32, u32, RefIdHasherBuilder>,
+    /// Structures created by the current message, with their shape.
+    pub(crate) created: RefMap<Shape>,
     /// The steps of the last parsed message.
-    pub(crate) steps: Vec<Located>,
+    pub(crate) steps: Vec<Step>,
+    /// The offset of each step's first byte, when `record_offsets` is set.
+    pub(crate) offsets: Vec<u32>,
+    /// Whether to fill `offsets` (for listings).
+    pub(crate) record_offsets: bool,
 }
 
 impl Parser {
@@ -162,6 +170,7 @@ impl Parser {
         self.map_indexes.clear();
         self.cleared_maps.clear();
         self.steps.clear();
+        self.offsets.clear();
         if u32::try_from(bytes.len()).is_err() {
             return Err(DecodeError::new(
                 DecodeErrorKind::LimitExceeded("message longer than 4 GiB"),
@@ -196,10 +205,10 @@ impl Parser {
                     }
                 }
             };
-            self.steps.push(Located {
-                at: at as u32,
-                step,
-            });
+            self.steps.push(step);
+            if self.record_offsets {
+                self.offsets.push(at as u32);
+            }
         }
         Ok(())
     }
@@ -245,12 +254,44 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
             .fields(ty)
             .get(usize::from(index))
             .ok_or_else(|| err(at, DecodeErrorKind::UnknownField(index)))?;
-        let value = if op == DELETE {
-            Scalar::None
-        } else {
-            self.value(op, field.ty.into())?
+        let value = match field.ty {
+            _ if op == DELETE => Scalar::None,
+            FieldType::Primitive(p) => self.primitive(p)?,
+            ty => self.value(op, ty.into())?,
         };
         Ok(Step::Field { op, index, value })
+    }
+
+    /// Reads a primitive value.
+    #[inline]
+    fn primitive(&mut self, p: Primitive) -> Result<Scalar, DecodeError> {
+        let r = &mut self.r;
+        Ok(match p {
+            Primitive::String => {
+                let s = r.decode_str()?;
+                let end = r.offset();
+                Scalar::Str {
+                    start: (end - s.len()) as u32,
+                    len: s.len() as u32,
+                }
+            }
+            Primitive::Number => Scalar::Number(r.decode_number()?),
+            Primitive::Boolean => Scalar::Bool(r.decode_bool()?),
+            Primitive::Int8 => Scalar::Int(r.decode_i8()?.into()),
+            Primitive::Uint8 => Scalar::Int(r.decode_u8()?.into()),
+            Primitive::Int16 => Scalar::Int(r.decode_i16()?.into()),
+            Primitive::Uint16 => Scalar::Int(r.decode_u16()?.into()),
+            Primitive::Int32 => Scalar::Int(r.decode_i32()?.into()),
+            Primitive::Uint32 => Scalar::Int(r.decode_u32()?.into()),
+            Primitive::Int64 => Scalar::Int(r.decode_i64()?),
+            Primitive::Uint64 => Scalar::Uint(r.decode_u64()?),
+            Primitive::Float32 => Scalar::Number(r.decode_f32()?.into()),
+            Primitive::Float64 => Scalar::Number(r.decode_f64()?),
+            Primitive::BigInt64 => Scalar::BigInt(r.decode_i64()?),
+            Primitive::BigUint64 => Scalar::BigUint(r.decode_u64()?),
+            #[allow(unreachable_patterns, reason = "Primitive is non_exhaustive")]
+            _ => return Err(err(r.offset(), DecodeErrorKind::Unsupported("primitive type"))),
+        })
     }
 
     fn collection_op(
@@ -296,18 +337,18 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                 Ok(Step::Entry {
                     op,
                     index,
-                    key: None,
+                    key: NO_KEY,
                     value,
                 })
             }
             (CollectionKind::Map, REPLACE | DELETE | ADD | DELETE_AND_ADD) => {
                 let index = self.r.decode_varint()?;
                 let key = if op & ADD == ADD {
-                    let s = self.r.decode_str()?;
-                    let end = self.r.offset();
-                    Some(((end - s.len()) as u32, s.len() as u32))
+                    let at = self.r.offset() as u32;
+                    self.r.decode_str()?;
+                    at
                 } else {
-                    None
+                    NO_KEY
                 };
                 let seq = at as u32;
                 match op {
@@ -341,40 +382,10 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
 
     /// Reads the value of a slot after operation `op`.
     fn value(&mut self, op: u8, slot: SlotType) -> Result<Scalar, DecodeError> {
-        let r = &mut self.r;
         Ok(match slot {
-            SlotType::Primitive(p) => match p {
-                Primitive::String => {
-                    let s = r.decode_str()?;
-                    let end = r.offset();
-                    Scalar::Str {
-                        start: (end - s.len()) as u32,
-                        len: s.len() as u32,
-                    }
-                }
-                Primitive::Number => Scalar::Number(r.decode_number()?),
-                Primitive::Boolean => Scalar::Bool(r.decode_bool()?),
-                Primitive::Int8 => Scalar::Int(r.decode_i8()?.into()),
-                Primitive::Uint8 => Scalar::Int(r.decode_u8()?.into()),
-                Primitive::Int16 => Scalar::Int(r.decode_i16()?.into()),
-                Primitive::Uint16 => Scalar::Int(r.decode_u16()?.into()),
-                Primitive::Int32 => Scalar::Int(r.decode_i32()?.into()),
-                Primitive::Uint32 => Scalar::Int(r.decode_u32()?.into()),
-                Primitive::Int64 => Scalar::Int(r.decode_i64()?),
-                Primitive::Uint64 => Scalar::Uint(r.decode_u64()?),
-                Primitive::Float32 => Scalar::Number(r.decode_f32()?.into()),
-                Primitive::Float64 => Scalar::Number(r.decode_f64()?),
-                Primitive::BigInt64 => Scalar::BigInt(r.decode_i64()?),
-                Primitive::BigUint64 => Scalar::BigUint(r.decode_u64()?),
-                #[allow(unreachable_patterns, reason = "Primitive is non_exhaustive")]
-                _ => {
-                    return Err(err(
-                        r.offset(),
-                        DecodeErrorKind::Unsupported("primitive type"),
-                    ))
-                }
-            },
+            SlotType::Primitive(p) => self.primitive(p)?,
             SlotType::Struct(base) => {
+                let r = &mut self.r;
                 let at = r.offset();
                 let id = RefId(r.decode_varint()?);
                 let type_at = r.offset();
@@ -394,7 +405,7 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                                 return Err(err(type_at, DecodeErrorKind::InvalidTypeId(tid)));
                             }
                         }
-                        Scalar::Child { id, create: None }
+                        Scalar::Child { id, create: false }
                     }
                     Some(Shape::Collection(..)) => {
                         return Err(err(at, DecodeErrorKind::TypeMismatch))
@@ -423,11 +434,12 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                 }
             }
             SlotType::Collection(kind, elem) => {
+                let r = &mut self.r;
                 let at = r.offset();
                 let id = RefId(r.decode_varint()?);
                 let want = Shape::Collection(kind, elem);
                 match self.shape_of(id) {
-                    Some(s) if s == want => Scalar::Child { id, create: None },
+                    Some(s) if s == want => Scalar::Child { id, create: false },
                     Some(_) => return Err(err(at, DecodeErrorKind::TypeMismatch)),
                     None => {
                         if op & ADD != ADD {
@@ -442,5 +454,17 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_stay_small() {
+        // Steps of a 10 000-entity patch should stay in cache.
+        assert!(std::mem::size_of::<Step>() <= 32, "{}", std::mem::size_of::<Step>());
+        assert!(std::mem::size_of::<Scalar>() <= 16);
     }
 }

