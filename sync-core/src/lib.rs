@@ -28,3 +28,12 @@ pub use crate::server::{
     Method, SeatReservation, Server, ServerBuilder, ServerConfig, WebSocketTransport,
 };
 pub use crate::state::{DialectSet, NoState, PatchFrames, SyncState};
+
+#[cfg(test)]
+pub(crate) fn hex(s: &str) -> Vec<u8> {
+    let s: String = s.split_whitespace().collect();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digits"))
+        .collect()
+}

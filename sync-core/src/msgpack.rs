@@ -811,15 +811,8 @@ impl Serialize for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hex;
     use proptest::prelude::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     fn map(entries: &[(&str, Value)]) -> Value {
         Value::Map(

@@ -290,14 +290,9 @@ impl<R: Room> RoomCore<R> {
             ok.then_some((id, slot.status))
         });
         let Some((id, status)) = accepted else {
-            let code = if request.reconnection_token.is_some() && request.dialect == Dialect::Modern
-            {
-                close_code::FAILED_TO_RECONNECT
-            } else {
-                close_code::WITH_ERROR
-            };
-            let error = ServerError::expired();
-            self.reject_conn(conn, request.dialect, &error, code);
+            let [error, close] = refuse_seat(request.dialect, request.reconnection_token.is_some());
+            self.ctx.transmit(conn, error);
+            self.ctx.transmit(conn, close);
             return;
         };
         let slot = self.ctx.slots.get_mut(&id).expect("checked above");
@@ -335,14 +330,7 @@ impl<R: Room> RoomCore<R> {
     }
 
     fn reject_conn(&mut self, conn: ConnId, dialect: Dialect, error: &ServerError, close: u16) {
-        let code = match dialect {
-            Dialect::Modern => error.code,
-            Dialect::Legacy => error_code::legacy(error.code),
-        };
-        self.ctx.transmit(
-            conn,
-            TransmitKind::Frame(protocol::encode_error(code, &error.message)),
-        );
+        self.ctx.transmit(conn, error_frame(dialect, error));
         self.ctx.transmit(conn, TransmitKind::Close(close));
     }
 
@@ -770,6 +758,30 @@ impl<R: Room> RoomCore<R> {
         self.ctx.sessions.clear();
         self.ctx.conns.clear();
     }
+}
+
+/// ERROR for a client of `dialect` (0.16 numbers its matchmaking codes 42xx).
+fn error_frame(dialect: Dialect, error: &ServerError) -> TransmitKind {
+    let code = match dialect {
+        Dialect::Modern => error.code,
+        Dialect::Legacy => error_code::legacy(error.code),
+    };
+    TransmitKind::Frame(protocol::encode_error(code, &error.message))
+}
+
+/// What a connection without a valid seat gets: ERROR 524, then a close
+/// with 4002, or 4003 for a 0.18 client that was reconnecting
+/// (room-protocol.md §3, §7).
+pub(crate) fn refuse_seat(dialect: Dialect, reconnecting: bool) -> [TransmitKind; 2] {
+    let close = if reconnecting && dialect == Dialect::Modern {
+        close_code::FAILED_TO_RECONNECT
+    } else {
+        close_code::WITH_ERROR
+    };
+    [
+        error_frame(dialect, &ServerError::expired()),
+        TransmitKind::Close(close),
+    ]
 }
 
 #[cfg(test)]

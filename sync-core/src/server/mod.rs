@@ -19,9 +19,9 @@ pub use self::ws::WebSocketTransport;
 use crate::error::ServerError;
 use crate::matchmaker::{generate_id, Listings, RoomListing};
 use crate::presence::{LocalPresence, Presence};
-use crate::protocol::{close_code, error_code, Dialect};
+use crate::protocol::{error_code, Dialect};
 use crate::room::driver::Driver;
-use crate::room::{ConnId, ConnectRequest, Options, Room, RoomCore, SeatError};
+use crate::room::{ConnId, ConnectRequest, Options, Room, RoomCore, SeatError, TransmitKind};
 use crate::transport::{Outgoing, Session};
 
 /// What a room task is asked to do.
@@ -616,21 +616,12 @@ fn not_found(room_id: &str) -> ServerError {
 }
 
 fn refuse(tx: &mpsc::Sender<Outgoing>, dialect: Dialect, reconnecting: bool) {
-    let error = ServerError::expired();
-    let code = match dialect {
-        Dialect::Modern => error.code,
-        Dialect::Legacy => error_code::legacy(error.code),
-    };
-    let close = if reconnecting && dialect == Dialect::Modern {
-        close_code::FAILED_TO_RECONNECT
-    } else {
-        close_code::WITH_ERROR
-    };
-    let _ = tx.try_send(Outgoing::Frame(crate::protocol::encode_error(
-        code,
-        &error.message,
-    )));
-    let _ = tx.try_send(Outgoing::Close(close));
+    for transmit in crate::room::refuse_seat(dialect, reconnecting) {
+        let _ = tx.try_send(match transmit {
+            TransmitKind::Frame(frame) => Outgoing::Frame(frame),
+            TransmitKind::Close(code) => Outgoing::Close(code),
+        });
+    }
 }
 
 /// The client's options with the definition's defaults on top.
