@@ -23,6 +23,7 @@ pub use crate::protocol::{Dialect, MessageType};
 pub use crate::room::{
     AuthRequest, BroadcastOptions, Client, ClientId, ConnId, ConnectRequest, Options, Reconnection,
     ReconnectionError, Room, RoomCore, RoomCtx, SeatError, Transmit, TransmitKind,
+    DEFAULT_SIMULATION_INTERVAL,
 };
 pub use crate::server::{
     Method, SeatReservation, Server, ServerBuilder, ServerConfig, WebSocketTransport,

@@ -32,6 +32,9 @@ pub(crate) type SimulationCallback<R> = Box<dyn FnMut(&mut R, &mut RoomCtx<R>, D
 pub(crate) type Continuation<R> = Box<dyn FnOnce(&mut R, &mut RoomCtx<R>) + Send>;
 pub(crate) type Spawned<R> = Pin<Box<dyn Future<Output = Continuation<R>> + Send>>;
 
+/// Colyseus' default simulation interval, 16.6 ms (60 Hz).
+pub const DEFAULT_SIMULATION_INTERVAL: Duration = Duration::from_micros(16_600);
+
 /// Limits applied to every client of a room.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Limits {
@@ -474,8 +477,8 @@ impl<R: Room> RoomCtx<R> {
     // ----- simulation and patches ----------------------------------------
 
     /// Calls `callback` every `interval` with the time since the previous
-    /// call (Colyseus `setSimulationInterval`, default 16.6 ms); `None`
-    /// stops it.
+    /// call (Colyseus `setSimulationInterval`; its default interval is
+    /// [`DEFAULT_SIMULATION_INTERVAL`]); `None` stops it.
     pub fn set_simulation_interval(
         &mut self,
         interval: Option<Duration>,

@@ -12,7 +12,9 @@ use std::sync::Arc;
 pub(crate) use self::core::refuse_seat;
 pub use self::core::{ConnId, ConnectRequest, RoomCore, SeatError, Transmit, TransmitKind};
 pub(crate) use self::ctx::Continuation;
-pub use self::ctx::{BroadcastOptions, Reconnection, ReconnectionError, RoomCtx};
+pub use self::ctx::{
+    BroadcastOptions, Reconnection, ReconnectionError, RoomCtx, DEFAULT_SIMULATION_INTERVAL,
+};
 
 use crate::error::ServerError;
 use crate::state::SyncState;

@@ -15,6 +15,8 @@ use super::Counter;
 #[derive(Default)]
 pub struct E2eRoom {
     reconnect: Option<Option<Duration>>,
+    /// What `on_auth` saw of each client's connection.
+    remotes: std::collections::HashMap<String, serde_json::Value>,
 }
 
 fn type_json(ty: &MessageType) -> serde_json::Value {
@@ -98,13 +100,14 @@ impl Room for E2eRoom {
                 }
             },
         );
-        ctx.on_message("whoami", |_room: &mut Self, ctx, client, _: IgnoredAny| {
+        ctx.on_message("whoami", |room: &mut Self, ctx, client, _: IgnoredAny| {
             let reply = json!({
                 "sessionId": client.session_id(),
                 "auth": ctx.auth(client),
                 "messages": ctx.user_data(client),
                 "roomId": ctx.room_id(),
                 "clients": ctx.client_count(),
+                "remote": room.remotes.get(client.session_id()),
             });
             ctx.send(client, "whoami", &reply);
         });
@@ -118,10 +121,17 @@ impl Room for E2eRoom {
     async fn on_auth(
         &mut self,
         _ctx: &mut RoomCtx<Self>,
-        _client: &Client,
+        client: &Client,
         options: &Options,
         request: &AuthRequest,
     ) -> Result<String, ServerError> {
+        self.remotes.insert(
+            client.session_id().to_owned(),
+            json!({
+                "ip": request.remote_addr.map(|a| a.ip().to_string()),
+                "host": request.header("Host"),
+            }),
+        );
         match options["password"].as_str() {
             Some("wrong") => Err(ServerError::new(4401, "bad password")),
             _ => Ok(request

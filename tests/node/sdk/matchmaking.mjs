@@ -21,6 +21,8 @@ await steps([
     assert.equal(me.sessionId, roomA.sessionId);
     assert.equal(me.auth, "alice");
     assert.equal(me.roomId, roomA.roomId);
+    // on_auth saw the connection: remote address and upgrade headers.
+    assert.deepEqual(me.remote, { ip: "127.0.0.1", host: endpoint.slice("http://".length) });
   }],
   ["joinOrCreate joins the same room", async () => {
     const joined = next(roomA, "joined");
