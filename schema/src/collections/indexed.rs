@@ -82,6 +82,9 @@ pub(crate) struct Indexed<K, V: Field> {
     next_wire: u32,
     changes: Vec<Change>,
     queued: Vec<u32>,
+    /// Every entry may hold changes (a `for_each_mut`): walk them all rather
+    /// than queueing each position.
+    queued_all: bool,
     cleared: bool,
     pub(crate) deleted: Vec<Deleted<K>>,
 }
@@ -95,6 +98,7 @@ impl<K, V: Field> Default for Indexed<K, V> {
             next_wire: 0,
             changes: Vec::new(),
             queued: Vec::new(),
+            queued_all: false,
             cleared: false,
             deleted: Vec::new(),
         }
@@ -379,7 +383,7 @@ impl<K: Key, V: Field> Indexed<K, V> {
         self.deleted.clear();
         self.cleared = false;
         {
-            if fresh {
+            if fresh || self.queued_all {
                 for slot in self.slots.iter_mut().flatten() {
                     slot.queued = false;
                     slot.value.__encode_patch(&mut slot.track, w);
@@ -394,6 +398,15 @@ impl<K: Key, V: Field> Indexed<K, V> {
             }
         }
         self.queued.clear();
+        self.queued_all = false;
+    }
+
+    /// Marks every entry as possibly holding changes further down; returns
+    /// the slots.
+    #[inline]
+    pub(crate) fn queue_all(&mut self) -> &mut [Option<Slot<K, V>>] {
+        self.queued_all = true;
+        &mut self.slots
     }
 
     /// Gives the entries added this tick their wire indexes, in the order

@@ -229,15 +229,11 @@ impl<V: FieldView> MapMut<'_, V> {
 
     /// Calls `f` with the view of every instance, in insertion order.
     pub fn for_each_mut(&mut self, mut f: impl FnMut(&str, V::View<'_>)) {
-        let inner = &mut self.map.inner;
-        for pos in 0..inner.slots.len() as u32 {
-            if inner.slots[pos as usize].is_some() {
-                let slot = inner.queue(pos);
-                f(
-                    &slot.key,
-                    FieldView::__view_of(&mut slot.value, &mut slot.track, self.tick),
-                );
-            }
+        for slot in self.map.inner.queue_all().iter_mut().flatten() {
+            f(
+                &slot.key,
+                FieldView::__view_of(&mut slot.value, &mut slot.track, self.tick),
+            );
         }
     }
 }

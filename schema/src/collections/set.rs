@@ -152,12 +152,8 @@ macro_rules! indexed_collection {
         impl<V: FieldView> $view<'_, V> {
             /// Calls `f` with the view of every instance, in insertion order.
             pub fn for_each_mut(&mut self, mut f: impl FnMut(V::View<'_>)) {
-                let inner = &mut self.coll.inner;
-                for pos in 0..inner.slots.len() as u32 {
-                    if inner.slots[pos as usize].is_some() {
-                        let slot = inner.queue(pos);
-                        f(FieldView::__view_of(&mut slot.value, &mut slot.track, self.tick));
-                    }
+                for slot in self.coll.inner.queue_all().iter_mut().flatten() {
+                    f(FieldView::__view_of(&mut slot.value, &mut slot.track, self.tick));
                 }
             }
         }
