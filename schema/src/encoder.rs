@@ -97,11 +97,18 @@ pub(crate) type ArrayOp = (u8, u32, u32);
 pub(crate) struct ArrayScratch {
     ops: Vec<ArrayOp>,
     pos_of: Vec<u32>,
+    client: Vec<Option<crate::collections::array::ClientEl>>,
 }
 
 impl ArrayScratch {
-    pub(crate) fn parts(&mut self) -> (&mut Vec<ArrayOp>, &mut Vec<u32>) {
-        (&mut self.ops, &mut self.pos_of)
+    pub(crate) fn parts(
+        &mut self,
+    ) -> (
+        &mut Vec<ArrayOp>,
+        &mut Vec<u32>,
+        &mut Vec<Option<crate::collections::array::ClientEl>>,
+    ) {
+        (&mut self.ops, &mut self.pos_of, &mut self.client)
     }
 }
 
@@ -118,8 +125,8 @@ pub(crate) struct OpenBlock {
 impl PatchWriter<'_> {
     /// The output and the array encoder's scratch buffers.
     #[inline]
-    pub(crate) fn array_scratch(&mut self) -> (&mut Vec<u8>, &mut Vec<ArrayOp>, &mut Vec<u32>) {
-        (self.out, &mut self.scratch.ops, &mut self.scratch.pos_of)
+    pub(crate) fn array_scratch(&mut self) -> (&mut Vec<u8>, &mut ArrayScratch) {
+        (self.out, self.scratch)
     }
 
     /// Opens the block of a ref: `ff | refId`.

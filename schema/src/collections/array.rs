@@ -16,7 +16,7 @@
 use std::fmt;
 
 use super::map::describe_collection;
-use crate::encoder::{ArrayOp, Dialect, FullWriter, PatchWriter};
+use crate::encoder::{ArrayOp, ArrayScratch, Dialect, FullWriter, PatchWriter};
 use crate::schema::{Describer, Field, FieldView};
 use crate::tracked::{RefMeta, Tick, NO_SEQ};
 use crate::types::{CollectionKind, NamedFieldType, Primitive};
@@ -42,6 +42,15 @@ struct Slot<V: Field> {
     op: u32,
     /// Whether the element's value changed in place this tick.
     dirty: bool,
+}
+
+/// An element of the model of the client's array (see `client_agrees`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientEl {
+    uid: u32,
+    /// Working index of a slot holding the same value, if known.
+    known: u32,
+    written: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -365,15 +374,15 @@ impl<V: Field> ArraySchema<V> {
 
     /// Replays `ops` on a model of the client's decoder (spec §5.1; 3.x
     /// inserts only at index 0) and checks that it ends with this array.
-    fn client_agrees(&self, dialect: Dialect, ops: &[ArrayOp]) -> bool {
-        #[derive(Clone, Copy)]
-        struct El {
-            uid: u32,
-            /// Working index of a slot holding the same value, if known.
-            known: u32,
-            written: bool,
-        }
-        let mut client: Vec<Option<El>> = vec![None; self.snapshot_len as usize];
+    fn client_agrees(
+        &self,
+        dialect: Dialect,
+        ops: &[ArrayOp],
+        client: &mut Vec<Option<ClientEl>>,
+    ) -> bool {
+        type El = ClientEl;
+        client.clear();
+        client.resize(self.snapshot_len as usize, None);
         for (w, slot) in self.slots.iter().enumerate() {
             if slot.origin != NONE {
                 let same = slot
@@ -500,13 +509,8 @@ impl<V: Field> ArraySchema<V> {
     }
 
     /// Writes the block's ops for `dialect` (does not settle).
-    fn write_ops(
-        &self,
-        dialect: Dialect,
-        out: &mut Vec<u8>,
-        ops: &mut Vec<ArrayOp>,
-        pos_of: &mut Vec<u32>,
-    ) {
+    fn write_ops(&self, dialect: Dialect, out: &mut Vec<u8>, scratch: &mut ArrayScratch) {
+        let (ops, pos_of, client) = scratch.parts();
         if self.meta.fresh {
             for (i, item) in self
                 .slots
@@ -525,7 +529,7 @@ impl<V: Field> ArraySchema<V> {
         }
         self.resolve(dialect, ops, pos_of);
         let reordered_refs = self.holds_refs() && self.reordered;
-        let simple = !self.reversed && !reordered_refs && self.client_agrees(dialect, ops);
+        let simple = !self.reversed && !reordered_refs && self.client_agrees(dialect, ops, client);
         if simple {
             for &(op, arg, w) in ops.iter() {
                 out.push(op);
@@ -910,12 +914,9 @@ impl<V: Field> Field for ArraySchema<V> {
         if self.meta.seq != NO_SEQ {
             let block = w.begin(&self.meta);
             let dialect = w.dialect;
-            let (out, ops, pos_of) = w.array_scratch();
-            self.write_ops(dialect, out, ops, pos_of);
-            w.end_per_dialect(block, |d, out, scratch| {
-                let (ops, pos_of) = scratch.parts();
-                self.write_ops(d, out, ops, pos_of);
-            });
+            let (out, scratch) = w.array_scratch();
+            self.write_ops(dialect, out, scratch);
+            w.end_per_dialect(block, |d, out, scratch| self.write_ops(d, out, scratch));
         }
         let fresh = self.meta.fresh;
         if self.meta.seq != NO_SEQ {

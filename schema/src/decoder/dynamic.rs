@@ -13,7 +13,7 @@ use std::fmt;
 use crate::decoder::array_items::ArrayItems;
 use crate::decoder::callbacks::{Callbacks, Cx, Key, Recorded};
 use crate::decoder::ordered_map::OrderedMap;
-use crate::decoder::parse::{Located, Parser, Scalar, Shape, ShapeSource, Step};
+use crate::decoder::parse::{key_at, Parser, Scalar, Shape, ShapeSource, Step, NO_KEY};
 use crate::decoder::reference_tracker::{GarbageList, RefCount, RefId, RefIdHasherBuilder, RefMap};
 use crate::decoder::reflection::{decode_reflection, ReflectionDialect};
 use crate::decoder::value::{js_key_order, write_json_str, write_primitive_json, Value};
@@ -31,14 +31,18 @@ type IndexedEntries = OrderedMap<u32, Value, RefIdHasherBuilder>;
 pub(crate) enum NodeData {
     /// Field values by field index (grown on demand).
     Struct(Vec<Option<Value>>),
-    Map {
-        entries: MapEntries,
-        /// Wire index → key (several indexes may name the same key).
-        indexes: HashMap<u32, Box<str>, RefIdHasherBuilder>,
-    },
-    Array(ArrayItems<Value>),
+    Map(Box<MapData>),
+    Array(Box<ArrayItems<Value>>),
     /// `SetSchema` and `CollectionSchema`.
-    Indexed(IndexedEntries),
+    Indexed(Box<IndexedEntries>),
+}
+
+/// The entries of a map (boxed: keeps [`Node`] small for cache density).
+#[derive(Debug, Default)]
+pub(crate) struct MapData {
+    pub(crate) entries: MapEntries,
+    /// Wire index → key (several indexes may name the same key).
+    pub(crate) indexes: HashMap<u32, Box<str>, RefIdHasherBuilder>,
 }
 
 #[derive(Debug)]
@@ -55,13 +59,10 @@ impl Node {
     fn new(shape: Shape) -> Self {
         let data = match shape {
             Shape::Struct(_) => NodeData::Struct(Vec::new()),
-            Shape::Collection(CollectionKind::Map, _) => NodeData::Map {
-                entries: OrderedMap::default(),
-                indexes: HashMap::default(),
-            },
-            Shape::Collection(CollectionKind::Array, _) => NodeData::Array(ArrayItems::default()),
+            Shape::Collection(CollectionKind::Map, _) => NodeData::Map(Box::default()),
+            Shape::Collection(CollectionKind::Array, _) => NodeData::Array(Box::default()),
             Shape::Collection(CollectionKind::Set | CollectionKind::Collection, _) => {
-                NodeData::Indexed(OrderedMap::default())
+                NodeData::Indexed(Box::default())
             }
         };
         Self {
@@ -81,7 +82,7 @@ impl Node {
         };
         match &self.data {
             NodeData::Struct(fields) => fields.iter().flatten().for_each(&mut visit),
-            NodeData::Map { entries, .. } => entries.values().for_each(&mut visit),
+            NodeData::Map(m) => m.entries.values().for_each(&mut visit),
             NodeData::Array(items) => items.iter().for_each(&mut visit),
             NodeData::Indexed(entries) => entries.values().for_each(&mut visit),
         }
@@ -103,7 +104,7 @@ impl ShapeSource for Nodes {
     fn map_has_index(&self, map: RefId, index: u32) -> bool {
         matches!(
             self.map.get(map).map(|n| &n.data),
-            Some(NodeData::Map { indexes, .. }) if indexes.contains_key(&index)
+            Some(NodeData::Map(m)) if m.indexes.contains_key(&index)
         )
     }
 }
@@ -222,17 +223,17 @@ impl DynamicDecoder {
         self.parser.parse(bytes, &self.types, &self.nodes)?;
         self.callbacks.merge();
         let recording = self.callbacks.is_active();
-        let steps = std::mem::take(&mut self.parser.steps);
         let mut apply = Apply {
             bytes,
             nodes: &mut self.nodes,
             garbage: &mut self.garbage,
+            created: &self.parser.created,
             recorded: recording.then_some(&mut self.recorded),
             mirror: mirror.as_deref_mut(),
             dirty: false,
+            compact: false,
         };
-        apply.run(&steps);
-        self.parser.steps = steps;
+        apply.run(&self.parser.steps);
         if recording && !self.recorded.is_empty() {
             let mut recorded = std::mem::take(&mut self.recorded);
             self.callbacks
@@ -348,10 +349,14 @@ struct Apply<'a, 'b, M: ?Sized> {
     bytes: &'a [u8],
     nodes: &'b mut Nodes,
     garbage: &'b mut GarbageList,
+    /// Shapes of the structures the message creates.
+    created: &'b RefMap<Shape>,
     recorded: Option<&'b mut Vec<Recorded>>,
     mirror: Option<&'b mut M>,
     /// The current collection's block changed something.
     dirty: bool,
+    /// The current block may have left array holes.
+    compact: bool,
 }
 
 /// Follows the changes the applier makes, to keep another representation
@@ -362,6 +367,8 @@ pub(crate) trait Mirror {
     fn field(&mut self, nodes: &Nodes, at: RefId, index: u8, displaced: Option<RefId>);
     /// A block of collection `at` with changes ended.
     fn collection(&mut self, nodes: &Nodes, at: RefId);
+    /// The block of structure `at` ended.
+    fn leave(&mut self, nodes: &Nodes, at: RefId);
     /// Structure `id` was garbage-collected.
     fn collected(&mut self, id: RefId);
     /// The message is applied and garbage collected.
@@ -378,6 +385,9 @@ impl Mirror for NoMirror {
     fn collection(&mut self, _: &Nodes, _: RefId) {
         match *self {}
     }
+    fn leave(&mut self, _: &Nodes, _: RefId) {
+        match *self {}
+    }
     fn collected(&mut self, _: RefId) {
         match *self {}
     }
@@ -387,20 +397,20 @@ impl Mirror for NoMirror {
 }
 
 impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
-    fn run(&mut self, steps: &[Located]) {
+    fn run(&mut self, steps: &[Step]) {
         let mut current = RefId::ROOT;
-        for located in steps {
-            match located.step {
+        for &step in steps {
+            match step {
                 Step::Switch(id) => {
                     self.leave(current);
                     current = id;
                 }
                 Step::Field { op, index, value } => self.field(current, op, index, value),
-                _ if self.mirror.is_some() => {
-                    self.dirty = true;
-                    self.collection_step(current, located.step);
+                _ => {
+                    self.dirty = self.mirror.is_some();
+                    self.compact = true;
+                    self.collection_step(current, step);
                 }
-                _ => self.collection_step(current, located.step),
             }
         }
         self.leave(current);
@@ -436,8 +446,13 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
     /// End of a structure's block: arrays drop their holes.
     #[inline]
     fn leave(&mut self, id: RefId) {
-        if let Some(NodeData::Array(items)) = self.data(id) {
-            items.compact();
+        if std::mem::take(&mut self.compact) {
+            if let Some(NodeData::Array(items)) = self.data(id) {
+                items.compact();
+            }
+        }
+        if let Some(m) = self.mirror.as_deref_mut() {
+            m.leave(self.nodes, id);
         }
         if std::mem::take(&mut self.dirty) {
             if let Some(m) = self.mirror.as_deref_mut() {
@@ -459,7 +474,7 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
             Scalar::BigUint(u) => Value::BigUint(u),
             Scalar::Str { start, len } => Value::String(self.str(start, len).to_owned()),
             Scalar::Child { id, create } => {
-                if let Some(shape) = create {
+                if let Some(&shape) = create.then(|| self.created.get(id)).flatten() {
                     let mut node = Node::new(shape);
                     // Unreferenced until a slot takes it: collected at the
                     // end of the message unless one does.
@@ -518,6 +533,33 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
 
     fn field(&mut self, current: RefId, op: u8, index: u8, scalar: Scalar) {
         let i = usize::from(index);
+        // Fast path: a number or boolean (its field holds no child, so no
+        // reference counting).
+        if !self.recording() && op != DELETE {
+            let v = match scalar {
+                Scalar::Bool(b) => Some(Value::Bool(b)),
+                Scalar::Int(v) => Some(Value::Int(v)),
+                Scalar::Uint(v) => Some(Value::Uint(v)),
+                Scalar::Number(v) => Some(Value::Number(v)),
+                Scalar::BigInt(v) => Some(Value::BigInt(v)),
+                Scalar::BigUint(v) => Some(Value::BigUint(v)),
+                Scalar::None | Scalar::Str { .. } | Scalar::Child { .. } => None,
+            };
+            if let Some(v) = v {
+                if let Some(NodeData::Struct(fields)) = self.data(current) {
+                    if let Some(slot) = fields.get_mut(i) {
+                        *slot = Some(v);
+                    } else {
+                        fields.resize_with(i, || None);
+                        fields.push(Some(v));
+                    }
+                }
+                if let Some(m) = self.mirror.as_deref_mut() {
+                    m.field(self.nodes, current, index, None);
+                }
+                return;
+            }
+        }
         // Fast path: a primitive string reusing the buffer of the previous
         // value (no allocation in steady state).
         if let (Scalar::Str { start, len }, false) = (scalar, self.recording()) {
@@ -612,8 +654,8 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
         };
         match &node.data {
             NodeData::Struct(_) => {}
-            NodeData::Map { entries, .. } => {
-                for (k, v) in entries.iter() {
+            NodeData::Map(m) => {
+                for (k, v) in m.entries.iter() {
                     rec.push(Recorded::Removed {
                         collection,
                         key: Key::Str(k.clone()),
@@ -645,9 +687,9 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
     fn clear(&mut self, current: RefId) {
         self.record_removal_of_all(current);
         let removed: Vec<Value> = match self.data(current) {
-            Some(NodeData::Map { entries, indexes }) => {
-                indexes.clear();
-                entries.drain_values()
+            Some(NodeData::Map(m)) => {
+                m.indexes.clear();
+                m.entries.drain_values()
             }
             Some(NodeData::Array(items)) => items.take_all(),
             Some(NodeData::Indexed(entries)) => entries.drain_values(),
@@ -658,14 +700,7 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
         }
     }
 
-    fn entry(
-        &mut self,
-        current: RefId,
-        op: u8,
-        index: u32,
-        key: Option<(u32, u32)>,
-        scalar: Scalar,
-    ) {
+    fn entry(&mut self, current: RefId, op: u8, index: u32, key: u32, scalar: Scalar) {
         let new = self.value(scalar);
         if matches!(self.data(current), Some(NodeData::Array(_))) {
             self.array_positional(current, op, u64::from(index), new);
@@ -678,11 +713,10 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
             return;
         };
         let (key, prev, stored) = match &mut node.data {
-            NodeData::Map { entries, indexes } => {
-                if op & ADD == ADD {
-                    let (start, len) = key.unwrap_or((0, 0));
-                    let k = std::str::from_utf8(&bytes[start as usize..(start + len) as usize])
-                        .unwrap_or_default();
+            NodeData::Map(m) => {
+                let MapData { entries, indexes } = &mut **m;
+                if op & ADD == ADD && key != NO_KEY {
+                    let k = key_at(bytes, key);
                     if indexes.get(&index).is_none_or(|old| **old != *k) {
                         indexes.insert(index, k.into());
                     }
@@ -1020,7 +1054,7 @@ impl<'a> NodeRef<'a> {
     pub fn len(&self) -> usize {
         match &self.node.data {
             NodeData::Struct(fields) => fields.iter().flatten().count(),
-            NodeData::Map { entries, .. } => entries.len(),
+            NodeData::Map(m) => m.entries.len(),
             NodeData::Array(items) => items.count(),
             NodeData::Indexed(entries) => entries.len(),
         }
@@ -1055,7 +1089,7 @@ impl<'a> NodeRef<'a> {
     #[must_use]
     pub fn get(&self, key: &str) -> Option<ValueRef<'a>> {
         match &self.node.data {
-            NodeData::Map { entries, .. } => self.resolve(entries.get(key)?),
+            NodeData::Map(m) => self.resolve(m.entries.get(key)?),
             _ => None,
         }
     }
@@ -1088,7 +1122,8 @@ impl<'a> NodeRef<'a> {
                     })
                     .collect()
             }
-            NodeData::Map { entries, .. } => entries
+            NodeData::Map(m) => m
+                .entries
                 .iter()
                 .map(|(k, v)| (Key::Str(k.clone()), v))
                 .collect(),
@@ -1161,8 +1196,8 @@ fn write_node_json(
             set.sort_by(|a, b| js_key_order(a.0, b.0));
             write_object(out, types, nodes, set, depth, budget);
         }
-        NodeData::Map { entries, .. } => {
-            let mut set: Vec<(&str, &Value)> = entries.iter().map(|(k, v)| (&**k, v)).collect();
+        NodeData::Map(m) => {
+            let mut set: Vec<(&str, &Value)> = m.entries.iter().map(|(k, v)| (&**k, v)).collect();
             set.sort_by(|a, b| js_key_order(a.0, b.0));
             write_object(out, types, nodes, set, depth, budget);
         }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::decoder::dynamic::{NodeData, Nodes};
-use crate::decoder::parse::{Parser, Scalar, Shape, ShapeSource, Step};
+use crate::decoder::parse::{key_at, Parser, Scalar, Shape, ShapeSource, Step, NO_KEY};
 use crate::decoder::reference_tracker::RefId;
 use crate::decoder::value::{write_json_str, write_primitive_json, Value};
 use crate::types::{CollectionKind, ElementType, TypeId, TypeRegistry};
@@ -68,7 +68,9 @@ pub(crate) fn explain(
     out: &mut String,
 ) -> Result<(), DecodeError> {
     let mut parser = Parser::default();
+    parser.record_offsets = true;
     let result = parser.parse(bytes, types, nodes);
+    let new_shapes = &parser.created;
     let mut created: HashMap<RefId, Shape> = HashMap::new();
     let shape_of = |created: &HashMap<RefId, Shape>, id: RefId| {
         created.get(&id).copied().or_else(|| nodes.shape_of(id))
@@ -92,8 +94,9 @@ pub(crate) fn explain(
                 return o;
             }
             Scalar::Child { id, create } => {
-                let shape = create.or_else(|| shape_of(created, id));
-                if let Some(shape) = create {
+                let new_shape = create.then(|| new_shapes.get(id).copied()).flatten();
+                let shape = new_shape.or_else(|| shape_of(created, id));
+                if let Some(shape) = new_shape {
                     created.insert(id, shape);
                 }
                 let _ = write!(
@@ -101,7 +104,7 @@ pub(crate) fn explain(
                     "#{} {}{}",
                     id.0,
                     shape.map(|s| shape_name(types, s)).unwrap_or_default(),
-                    if create.is_some() { " (new)" } else { "" }
+                    if create { " (new)" } else { "" }
                 );
                 return o;
             }
@@ -109,13 +112,12 @@ pub(crate) fn explain(
         write_primitive_json(&mut o, &v);
         o
     };
-    for located in &parser.steps {
-        let at = located.at;
+    for (&step, &at) in parser.steps.iter().zip(&parser.offsets) {
         let here = shape_of(&created, current)
             .map(|s| shape_name(types, s))
             .unwrap_or_default();
         let _ = write!(out, "{at:06x}  ");
-        match located.step {
+        match step {
             Step::Switch(id) => {
                 current = id;
                 let name = shape_of(&created, id)
@@ -147,15 +149,15 @@ pub(crate) fn explain(
                 key,
                 value,
             } => {
-                let key = key.map(|(s, l)| {
+                let key = (key != NO_KEY).then(|| {
                     let mut k = String::new();
-                    write_json_str(&mut k, str_at(s, l));
+                    write_json_str(&mut k, key_at(bytes, key));
                     format!(" key {k}")
                 });
                 // For a map DELETE / REPLACE, the key the index named
                 // before this message.
                 let key = key.or_else(|| match nodes.map.get(current).map(|n| &n.data) {
-                    Some(NodeData::Map { indexes, .. }) => indexes.get(&index).map(|k| {
+                    Some(NodeData::Map(m)) => m.indexes.get(&index).map(|k| {
                         let mut o = String::new();
                         write_json_str(&mut o, k);
                         format!(" (key {o})")

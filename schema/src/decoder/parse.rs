@@ -290,7 +290,12 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
             Primitive::BigInt64 => Scalar::BigInt(r.decode_i64()?),
             Primitive::BigUint64 => Scalar::BigUint(r.decode_u64()?),
             #[allow(unreachable_patterns, reason = "Primitive is non_exhaustive")]
-            _ => return Err(err(r.offset(), DecodeErrorKind::Unsupported("primitive type"))),
+            _ => {
+                return Err(err(
+                    r.offset(),
+                    DecodeErrorKind::Unsupported("primitive type"),
+                ))
+            }
         })
     }
 
@@ -426,10 +431,7 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                         };
                         let shape = Shape::Struct(t);
                         self.created.insert(id, shape);
-                        Scalar::Child {
-                            id,
-                            create: Some(shape),
-                        }
+                        Scalar::Child { id, create: true }
                     }
                 }
             }
@@ -446,10 +448,7 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                             return Err(err(at, DecodeErrorKind::UnknownRefId(id.0)));
                         }
                         self.created.insert(id, want);
-                        Scalar::Child {
-                            id,
-                            create: Some(want),
-                        }
+                        Scalar::Child { id, create: true }
                     }
                 }
             }
@@ -464,7 +463,11 @@ mod tests {
     #[test]
     fn steps_stay_small() {
         // Steps of a 10 000-entity patch should stay in cache.
-        assert!(std::mem::size_of::<Step>() <= 32, "{}", std::mem::size_of::<Step>());
+        assert!(
+            std::mem::size_of::<Step>() <= 32,
+            "{}",
+            std::mem::size_of::<Step>()
+        );
         assert!(std::mem::size_of::<Scalar>() <= 16);
     }
 }

@@ -17,7 +17,7 @@ use std::hash::{BuildHasher, Hasher};
 /// The identity of a structure on the wire: the root is `RefId(0)`, every
 /// other struct instance or collection gets a number from the encoder when
 /// it is first attached (spec §9).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RefId(pub u32);
 
 impl RefId {

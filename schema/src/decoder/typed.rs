@@ -595,6 +595,10 @@ struct Typed {
     unrepresentable: u64,
     /// Children moved out of a live slot during the current message.
     moved: Vec<RefId>,
+    /// Primitive fields of `pending_at` changed in the current block, written
+    /// with one walk from the root when the block ends.
+    pending: Vec<u8>,
+    pending_at: RefId,
 }
 
 /// Calls `f` with the typed node of `id`.
@@ -687,6 +691,37 @@ impl Typed {
         }
     }
 
+    /// Writes the queued primitive fields of `pending_at`.
+    fn flush(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let at = self.pending_at;
+        let Some(NodeData::Struct(fields)) = nodes.map.get(at).map(|n| &n.data) else {
+            self.pending.clear();
+            return;
+        };
+        let pending = &self.pending;
+        let mut failed = 0u64;
+        let reached = visit(&self.loc, root, &mut self.limbo, at, 0, &mut |n| {
+            for &index in pending {
+                let input = match fields.get(usize::from(index)).and_then(Option::as_ref) {
+                    Some(v) => FieldInput::Primitive(v),
+                    None => FieldInput::Delete,
+                };
+                if !n.__decode_field(index, input) {
+                    failed += 1;
+                }
+            }
+        });
+        self.unrepresentable += if reached {
+            failed
+        } else {
+            pending.len() as u64
+        };
+        self.pending.clear();
+    }
+
     fn field(
         &mut self,
         root: &mut dyn DecodeNode,
@@ -695,6 +730,24 @@ impl Typed {
         index: u8,
         displaced: Option<RefId>,
     ) {
+        // A primitive change is queued: the fields of one block are written
+        // with a single walk from the root.
+        let holds_child = matches!(
+            nodes.map.get(at).map(|n| &n.data),
+            Some(NodeData::Struct(fields))
+                if matches!(fields.get(usize::from(index)), Some(Some(Value::Ref(_))))
+        );
+        if displaced.is_none() && !holds_child {
+            if self.pending_at != at {
+                self.flush(root, nodes);
+                self.pending_at = at;
+            }
+            if !self.pending.contains(&index) {
+                self.pending.push(index);
+            }
+            return;
+        }
+        self.flush(root, nodes);
         if let Some(old) = displaced {
             if self.loc.get(old)
                 == Some(&Loc {
@@ -744,7 +797,7 @@ impl Typed {
             return;
         };
         let entries: Vec<(Option<&str>, &Value)> = match &node.data {
-            NodeData::Map { entries, .. } => entries.iter().map(|(k, v)| (Some(&**k), v)).collect(),
+            NodeData::Map(m) => m.entries.iter().map(|(k, v)| (Some(&**k), v)).collect(),
             NodeData::Array(items) => items.iter().map(|v| (None, v)).collect(),
             NodeData::Indexed(entries) => entries.values().map(|v| (None, v)).collect(),
             NodeData::Struct(_) => return,
@@ -836,6 +889,10 @@ impl Mirror for Bound<'_> {
         self.typed.collection(self.root, nodes, at);
     }
 
+    fn leave(&mut self, nodes: &Nodes, _at: RefId) {
+        self.typed.flush(self.root, nodes);
+    }
+
     fn collected(&mut self, id: RefId) {
         self.typed.loc.remove(id);
         self.typed.elems.remove(id);
@@ -843,6 +900,7 @@ impl Mirror for Bound<'_> {
     }
 
     fn finished(&mut self, nodes: &Nodes) {
+        self.typed.flush(self.root, nodes);
         // A child moved out of a slot that still holds it on the wire: an
         // instance shared by two parents.
         for id in self.typed.moved.drain(..) {
