@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use roomcast_schema::{ArraySchema, Encoder, EncoderOptions, MapSchema, Schema};
+use roomcast_schema::{ArraySchema, Encoder, EncoderOptions, EntryHandle, MapSchema, Schema};
 
 /// An entity of the benchmark state (`Entity` in `bench-schema.mjs`; same
 /// fields in the same order, so the same field indexes on the wire).
@@ -198,11 +198,12 @@ impl Scenario for MoveAll {
 }
 
 /// S2: 1 % of the entities move each tick (a window rotating over the keys),
-/// then `encode_patch`.
+/// then `encode_patch`. Entities are reached through entry handles taken at
+/// setup, as the reference's bench holds the entity objects.
 #[derive(Debug)]
 pub struct MoveSome {
     enc: Encoder<State>,
-    keys: Vec<String>,
+    handles: Vec<EntryHandle>,
     per_tick: usize,
     cursor: usize,
 }
@@ -211,9 +212,18 @@ impl MoveSome {
     /// `n` entities, `max(1, n / 100)` moving per tick.
     #[must_use]
     pub fn new(n: u32, options: EncoderOptions) -> Self {
+        let enc = ready_encoder(State::build(n, 0), options);
+        let handles = (0..n)
+            .map(|i| {
+                enc.state()
+                    .entities
+                    .handle(&format!("e{i}"))
+                    .expect("entity")
+            })
+            .collect();
         Self {
-            enc: ready_encoder(State::build(n, 0), options),
-            keys: (0..n).map(|i| format!("e{i}")).collect(),
+            enc,
+            handles,
             per_tick: (n as usize / 100).max(1),
             cursor: 0,
         }
@@ -225,13 +235,13 @@ impl Scenario for MoveSome {
         let mut state = self.enc.state_mut();
         let mut entities = state.entities_mut();
         for _ in 0..self.per_tick {
-            if let Some(mut e) = entities.get_mut(&self.keys[self.cursor]) {
+            if let Some(mut e) = entities.get_mut_by(self.handles[self.cursor]) {
                 let (x, y) = (e.x, e.y);
                 e.set_x(x + 1.0);
                 e.set_y(y + 0.5);
             }
             self.cursor += 1;
-            if self.cursor == self.keys.len() {
+            if self.cursor == self.handles.len() {
                 self.cursor = 0;
             }
         }

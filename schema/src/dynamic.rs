@@ -411,7 +411,7 @@ impl DynMut<'_> {
 impl MapMut<'_, DynValue> {
     /// The view of the ref under `key`.
     pub fn child(&mut self, key: &str) -> Option<DynValueMut<'_>> {
-        let pos = *self.map.index.get(key)?;
+        let pos = self.map.pos(key)?;
         let slot = self.map.inner.queue(pos);
         Some(DynValueMut::of(&mut slot.value, self.tick))
     }

@@ -10,7 +10,8 @@ pub mod types;
 pub mod wire;
 
 pub use collections::{
-    ArrayMut, ArraySchema, CollectionMut, CollectionSchema, MapMut, MapSchema, SetMut, SetSchema,
+    ArrayMut, ArraySchema, CollectionMut, CollectionSchema, EntryHandle, MapMut, MapSchema, SetMut,
+    SetSchema,
 };
 pub use encoder::{registry_of, Dialect, Encoder, EncoderOptions};
 pub use reflection::encode_reflection;

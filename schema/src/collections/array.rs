@@ -465,6 +465,11 @@ impl<V: Field> ArraySchema<V> {
                                 return false;
                             }
                         } else if dialect == Dialect::Legacy && i != 0 {
+                            // 3.x overwrites here without releasing the old
+                            // element: a leaked ref whose refId may be reused.
+                            if self.holds_refs() {
+                                return false;
+                            }
                             client[i] = Some(v);
                         } else {
                             legacy_inserted = dialect == Dialect::Legacy;
@@ -524,8 +529,23 @@ impl<V: Field> ArraySchema<V> {
         }
         let live_log = self.log.iter().any(|e| e.op != LogOp::Dead);
         if self.reversed && !live_log && !self.cleared && !self.reordered {
-            out.push(spec::REVERSE);
-            return;
+            // Only reverses happened (and changes since undone): the order
+            // is the client's, its reverse, or (reverse with other changes
+            // undone) something a CLEAR + re-ADD has to send.
+            let origins = self.slots.iter().map(|s| s.origin);
+            if origins
+                .clone()
+                .zip(origins.clone().skip(1))
+                .all(|(a, b)| a < b)
+            {
+                return;
+            }
+            if origins.clone().zip(origins.skip(1)).all(|(a, b)| a > b)
+                && self.slots.len() == self.snapshot_len as usize
+            {
+                out.push(spec::REVERSE);
+                return;
+            }
         }
         self.resolve(dialect, ops, pos_of);
         let reordered_refs = self.holds_refs() && self.reordered;
@@ -814,7 +834,7 @@ impl<'a, V: Field> ArrayMut<'a, V> {
     pub fn reverse(&mut self) {
         self.arr.slots.reverse();
         self.arr.slot_ids.reverse();
-        self.arr.reversed = !self.arr.reversed || self.arr.log.iter().any(|e| e.op != LogOp::Dead);
+        self.arr.reversed = true;
         self.arr.meta.touch(self.tick);
     }
 

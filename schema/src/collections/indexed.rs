@@ -55,6 +55,26 @@ pub(crate) struct Slot<K, V: Field> {
     change: u32,
     /// Whether the position is in the dirty-children queue.
     queued: bool,
+    /// This entry's place in the handle table.
+    loc: u32,
+}
+
+/// A stable reference to an entry of a collection, valid until the entry is
+/// removed: an O(1) alternative to a key lookup, like holding the object
+/// itself in JavaScript.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EntryHandle {
+    idx: u32,
+    gen: u32,
+}
+
+/// Where an entry is: positions change when tombstones are compacted,
+/// handles do not.
+#[derive(Debug, Clone, Copy, Default)]
+struct Loc {
+    pos: u32,
+    /// Bumped when the entry is removed, so stale handles miss.
+    gen: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +107,8 @@ pub(crate) struct Indexed<K, V: Field> {
     queued_all: bool,
     cleared: bool,
     pub(crate) deleted: Vec<Deleted<K>>,
+    locs: Vec<Loc>,
+    free_locs: Vec<u32>,
 }
 
 impl<K, V: Field> Default for Indexed<K, V> {
@@ -101,6 +123,8 @@ impl<K, V: Field> Default for Indexed<K, V> {
             queued_all: false,
             cleared: false,
             deleted: Vec::new(),
+            locs: Vec::new(),
+            free_locs: Vec::new(),
         }
     }
 }
@@ -118,6 +142,52 @@ impl<K: Key, V: Field> Indexed<K, V> {
         self.meta.id() != crate::tracked::NO_ID
     }
 
+    /// A handle-table place for a new entry at `pos`.
+    fn alloc_loc(&mut self, pos: u32) -> u32 {
+        if let Some(idx) = self.free_locs.pop() {
+            self.locs[idx as usize].pos = pos;
+            idx
+        } else {
+            self.locs.push(Loc { pos, gen: 0 });
+            self.locs.len() as u32 - 1
+        }
+    }
+
+    fn free_loc(&mut self, idx: u32) {
+        let loc = &mut self.locs[idx as usize];
+        loc.gen = loc.gen.wrapping_add(1);
+        self.free_locs.push(idx);
+    }
+
+    /// The handle of the entry at `pos`.
+    pub(crate) fn handle(&self, pos: u32) -> Option<EntryHandle> {
+        let slot = self.slots.get(pos as usize)?.as_ref()?;
+        Some(EntryHandle {
+            idx: slot.loc,
+            gen: self.locs[slot.loc as usize].gen,
+        })
+    }
+
+    /// The handle-table place of the live entry at `pos`.
+    #[inline]
+    pub(crate) fn loc_of(&self, pos: u32) -> u32 {
+        self.slots[pos as usize].as_ref().expect("live slot").loc
+    }
+
+    /// The position of the entry at handle-table place `idx` (which the
+    /// caller knows to be live).
+    #[inline]
+    pub(crate) fn pos_at(&self, idx: u32) -> u32 {
+        self.locs[idx as usize].pos
+    }
+
+    /// The position of a handle's entry, if it is still there.
+    #[inline]
+    pub(crate) fn pos_of(&self, h: EntryHandle) -> Option<u32> {
+        let loc = self.locs.get(h.idx as usize)?;
+        (loc.gen == h.gen).then_some(loc.pos)
+    }
+
     fn take_index(&mut self) -> u32 {
         let w = self.next_wire;
         self.next_wire = self.next_wire.wrapping_add(1);
@@ -128,6 +198,7 @@ impl<K: Key, V: Field> Indexed<K, V> {
     pub(crate) fn push_untracked(&mut self, key: K, value: V) -> u32 {
         let pos = self.slots.len() as u32;
         let wire = self.take_index();
+        let loc = self.alloc_loc(pos);
         self.slots.push(Some(Slot {
             key,
             value,
@@ -135,6 +206,7 @@ impl<K: Key, V: Field> Indexed<K, V> {
             wire,
             change: NONE,
             queued: false,
+            loc,
         }));
         self.live += 1;
         pos
@@ -173,6 +245,7 @@ impl<K: Key, V: Field> Indexed<K, V> {
             change
         };
         value.__attach(&mut track, tick);
+        let loc = self.alloc_loc(pos);
         let slot = Some(Slot {
             key,
             value,
@@ -180,6 +253,7 @@ impl<K: Key, V: Field> Indexed<K, V> {
             wire,
             change,
             queued: true,
+            loc,
         });
         if pos as usize == self.slots.len() {
             self.slots.push(slot);
@@ -251,6 +325,7 @@ impl<K: Key, V: Field> Indexed<K, V> {
         };
         slot.value.__detach(&mut slot.track, tick);
         slot.change = change;
+        self.free_loc(slot.loc);
         slot
     }
 
@@ -271,6 +346,9 @@ impl<K: Key, V: Field> Indexed<K, V> {
         }
         for slot in self.slots.iter_mut().flatten() {
             slot.value.__detach(&mut slot.track, tick);
+            let loc = &mut self.locs[slot.loc as usize];
+            loc.gen = loc.gen.wrapping_add(1);
+            self.free_locs.push(slot.loc);
         }
         self.slots.clear();
         self.changes.clear();
@@ -453,6 +531,10 @@ impl<K: Key, V: Field> Indexed<K, V> {
     pub(crate) fn compact(&mut self) -> bool {
         if self.slots.len() > 2 * self.live + 8 {
             self.slots.retain(Option::is_some);
+            for (pos, slot) in self.slots.iter().enumerate() {
+                let slot = slot.as_ref().expect("compacted");
+                self.locs[slot.loc as usize].pos = pos as u32;
+            }
             true
         } else {
             false

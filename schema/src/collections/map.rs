@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use super::indexed::{Indexed, Slot};
+use super::indexed::{EntryHandle, Indexed, Slot};
 use crate::encoder::{FullWriter, PatchWriter};
 use crate::schema::{Describer, Field, FieldView};
 use crate::tracked::Tick;
@@ -26,14 +26,17 @@ use crate::wire;
 /// ```
 pub struct MapSchema<V: Field> {
     pub(crate) inner: Indexed<Box<str>, V>,
-    pub(crate) index: HashMap<Box<str>, u32>,
+    /// Key → handle-table place of its entry (stable across compaction).
+    /// Seeded foldhash: keys may come from clients, and SipHash was most
+    /// of a key lookup's cost.
+    index: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
 }
 
 impl<V: Field> Default for MapSchema<V> {
     fn default() -> Self {
         Self {
             inner: Indexed::default(),
-            index: HashMap::new(),
+            index: HashMap::default(),
         }
     }
 }
@@ -75,7 +78,27 @@ impl<V: Field> MapSchema<V> {
     /// The value under `key`.
     #[must_use]
     pub fn get(&self, key: &str) -> Option<&V> {
-        let pos = *self.index.get(key)?;
+        let pos = self.pos(key)?;
+        self.inner.slots[pos as usize].as_ref().map(|s| &s.value)
+    }
+
+    /// Position of `key`'s entry.
+    #[inline]
+    pub(crate) fn pos(&self, key: &str) -> Option<u32> {
+        Some(self.inner.pos_at(*self.index.get(key)?))
+    }
+
+    /// A handle to `key`'s entry: O(1) access without hashing the key, valid
+    /// until the entry is removed (see [`MapMut::get_mut_by`]).
+    #[must_use]
+    pub fn handle(&self, key: &str) -> Option<EntryHandle> {
+        self.inner.handle(self.pos(key)?)
+    }
+
+    /// The value a handle refers to, if its entry is still there.
+    #[must_use]
+    pub fn get_by(&self, handle: EntryHandle) -> Option<&V> {
+        let pos = self.inner.pos_of(handle)?;
         self.inner.slots[pos as usize].as_ref().map(|s| &s.value)
     }
 
@@ -104,25 +127,15 @@ impl<V: Field> MapSchema<V> {
     /// position); returns the previous value.
     pub fn insert(&mut self, key: impl Into<String>, value: V) -> Option<V> {
         let key: Box<str> = key.into().into_boxed_str();
-        if let Some(&pos) = self.index.get(&key) {
+        if let Some(pos) = self.pos(&key) {
             let slot = self.inner.slots[pos as usize]
                 .as_mut()
                 .expect("indexed slot");
             return Some(std::mem::replace(&mut slot.value, value));
         }
         let pos = self.inner.push_untracked(key.clone(), value);
-        self.index.insert(key, pos);
+        self.index.insert(key, self.inner.loc_of(pos));
         None
-    }
-
-    fn reindex(&mut self) {
-        if self.inner.compact() {
-            self.index.clear();
-            for (pos, slot) in self.inner.slots.iter().enumerate() {
-                let slot = slot.as_ref().expect("compacted");
-                self.index.insert(slot.key.clone(), pos as u32);
-            }
-        }
     }
 }
 
@@ -170,7 +183,7 @@ impl<'a, V: Field> MapMut<'a, V> {
     pub fn insert(&mut self, key: impl AsRef<str>, value: V) -> Option<V> {
         let key = key.as_ref();
         let map = &mut *self.map;
-        if let Some(&pos) = map.index.get(key) {
+        if let Some(pos) = map.pos(key) {
             let slot = map.inner.slots[pos as usize]
                 .as_ref()
                 .expect("indexed slot");
@@ -182,14 +195,15 @@ impl<'a, V: Field> MapMut<'a, V> {
         let reuse = map.inner.deleted.iter().position(|d| &*d.key == key);
         let key: Box<str> = key.into();
         let pos = map.inner.push(key.clone(), value, reuse, self.tick);
-        map.index.insert(key, pos);
+        map.index.insert(key, map.inner.loc_of(pos));
         None
     }
 
     /// Removes `key`; returns its value.
     pub fn remove(&mut self, key: &str) -> Option<V> {
         let map = &mut *self.map;
-        let (key, pos) = map.index.remove_entry(key)?;
+        let (key, idx) = map.index.remove_entry(key)?;
+        let pos = map.inner.pos_at(idx);
         let slot: Slot<Box<str>, V> = map.inner.remove(pos, self.tick);
         map.inner.remember_deleted(&slot, key, pos);
         Some(slot.value)
@@ -218,7 +232,35 @@ impl<'a, V: Field> MapMut<'a, V> {
 impl<V: FieldView> MapMut<'_, V> {
     /// The view of the instance under `key`.
     pub fn get_mut(&mut self, key: &str) -> Option<V::View<'_>> {
-        let pos = *self.map.index.get(key)?;
+        let pos = self.map.pos(key)?;
+        let slot = self.map.inner.queue(pos);
+        Some(FieldView::__view_of(
+            &mut slot.value,
+            &mut slot.track,
+            self.tick,
+        ))
+    }
+
+    /// The view of the instance a handle refers to, if its entry is still
+    /// there (see [`MapSchema::handle`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use roomcast_schema::{Encoder, MapSchema, Schema};
+    /// #[derive(Schema, Default)]
+    /// struct Unit { x: f32 }
+    /// #[derive(Schema, Default)]
+    /// struct State { units: MapSchema<Unit> }
+    ///
+    /// let mut enc = Encoder::new(State::default());
+    /// enc.state_mut().units_mut().insert("u1", Unit::default());
+    /// let u1 = enc.state().units.handle("u1").unwrap();
+    /// enc.state_mut().units_mut().get_mut_by(u1).unwrap().set_x(3.0);
+    /// assert_eq!(enc.state().units.get_by(u1).unwrap().x, 3.0);
+    /// ```
+    pub fn get_mut_by(&mut self, handle: EntryHandle) -> Option<V::View<'_>> {
+        let pos = self.map.inner.pos_of(handle)?;
         let slot = self.map.inner.queue(pos);
         Some(FieldView::__view_of(
             &mut slot.value,
@@ -276,7 +318,7 @@ impl<V: Field> Field for MapSchema<V> {
 
     fn __encode_patch(&mut self, _: &mut (), w: &mut PatchWriter<'_>) {
         self.inner.encode_patch(w);
-        self.reindex();
+        self.inner.compact();
     }
 
     fn __encode_full(&self, _: &(), w: &mut FullWriter<'_>) {

@@ -6,5 +6,6 @@ pub(crate) mod map;
 pub(crate) mod set;
 
 pub use array::{ArrayMut, ArraySchema};
+pub use indexed::EntryHandle;
 pub use map::{MapMut, MapSchema};
 pub use set::{CollectionMut, CollectionSchema, SetMut, SetSchema};
