@@ -22,7 +22,7 @@ pub use crate::presence::{LocalPresence, Presence};
 pub use crate::protocol::{Dialect, MessageType};
 pub use crate::room::{
     AuthRequest, BroadcastOptions, Client, ClientId, ConnId, ConnectRequest, Options, Reconnection,
-    ReconnectionError, Room, RoomCore, RoomCtx, SeatError, Transmit, TransmitKind,
+    ReconnectionError, Reply, Room, RoomCore, RoomCtx, SeatError, Transmit, TransmitKind,
     DEFAULT_SIMULATION_INTERVAL,
 };
 pub use crate::server::{

@@ -565,6 +565,18 @@ impl de::Error for ValueError {
 }
 
 impl Value {
+    /// An integral float (what JS sends for integers beyond 32 bits) as an
+    /// integer.
+    fn as_integral(&self) -> Option<i64> {
+        let f = match *self {
+            Self::F64(f) => f,
+            Self::F32(f) => f64::from(f),
+            _ => return None,
+        };
+        // Exactly representable integers only (|f| < 2^63).
+        (f.fract() == 0.0 && f.abs() < 9.223_372_036_854_775e18).then_some(f as i64)
+    }
+
     fn unexpected(&self) -> de::Unexpected<'_> {
         match self {
             Self::Nil | Self::Undefined => de::Unexpected::Unit,
@@ -637,8 +649,32 @@ impl<'de> de::Deserializer<'de> for &'de Value {
         visitor.visit_newtype_struct(self)
     }
 
+    // JS has one number type: msgpackr sends integers beyond 32 bits as
+    // float64, so an integral float reads as an integer.
+    fn deserialize_i64<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        match self.as_integral() {
+            Some(i) => visitor.visit_i64(i),
+            None => self.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_u64<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        match self.as_integral() {
+            Some(i) => visitor.visit_i64(i),
+            None => self.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_i32<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        self.deserialize_i64(visitor)
+    }
+
+    fn deserialize_u32<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        self.deserialize_i64(visitor)
+    }
+
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bool i8 i16 i128 u8 u16 u128 f32 f64 char str string
         bytes byte_buf unit unit_struct seq tuple
         tuple_struct map struct identifier ignored_any
     }
@@ -940,6 +976,15 @@ mod tests {
             }
         );
         assert!(from_value::<Chat>(&Value::Int(1)).is_err());
+        // Integers beyond 32 bits arrive as float64.
+        assert_eq!(
+            from_value::<i64>(&Value::F64(1_099_511_627_776.0)).unwrap(),
+            1 << 40
+        );
+        assert_eq!(from_value::<u32>(&Value::F64(7.0)).unwrap(), 7);
+        assert!(from_value::<i64>(&Value::F64(1.5)).is_err());
+        assert!(from_value::<u8>(&Value::F64(300.0)).is_err());
+        assert_eq!(from_value::<f64>(&Value::F64(1.5)).unwrap(), 1.5);
     }
 
     #[test]

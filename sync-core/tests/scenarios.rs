@@ -77,9 +77,10 @@ impl Room for Game {
         ctx.on_message("err", |_room: &mut Self, ctx, client, _: IgnoredAny| {
             ctx.error(client, 4321, "nope");
         });
-        ctx.on_message("panic", |_room: &mut Self, _ctx, _client, _: IgnoredAny| {
-            panic!("boom")
-        });
+        ctx.on_message(
+            "panic",
+            |_room: &mut Self, _ctx, _client, _: IgnoredAny| -> () { panic!("boom") },
+        );
         ctx.on_message(
             "reject",
             |_room: &mut Self, ctx, _client, session: String| {
@@ -829,4 +830,35 @@ fn shutdown_closes_modern_clients_with_4001_and_legacy_ones_with_4000() {
     assert_eq!(h.received(modern).pop(), Some(Received::Closed(4001)));
     assert_eq!(h.received(legacy).pop(), Some(Received::Closed(4000)));
     assert!(h.is_disposed());
+}
+
+#[test]
+fn requests_are_answered_and_bad_ones_are_not_fatal() {
+    let mut h = game(&json!({}));
+    let a = h.join(json!({})).unwrap();
+    h.received(a);
+    // 15 <id 5> "inc" 02: handled, no value → OK, empty.
+    h.send(a, &[0x15, 0x05, 0xa3, b'i', b'n', b'c', 0x02]);
+    let got = h.received(a);
+    assert!(
+        matches!(&got[..], [Received::Other(f)] if f[..] == [0x16, 0x05, 0x00]),
+        "{got:?}"
+    );
+    // No handler of its own (the "*" handler does not answer requests).
+    h.send(a, &[0x15, 0x06, 0xa3, b'z', b'z', b'z']);
+    let got = h.received(a);
+    assert!(
+        matches!(&got[..], [Received::Other(f)] if f[..3] == [0x16, 0x06, 0x02]),
+        "{got:?}"
+    );
+    // Malformed payload: answered with an error, the client stays.
+    h.send(a, &[0x15, 0x07, 0xa3, b'i', b'n', b'c', 0xc1]);
+    h.send(a, &[0x15, 0x08, 0xa3, b'i', b'n', b'c', 0xa1, b'x']);
+    let got = h.received(a);
+    assert_eq!(got.len(), 2);
+    assert!(got
+        .iter()
+        .all(|r| matches!(r, Received::Other(f) if f[0] == 0x16 && f[2] == 0x02)));
+    assert_eq!(h.ctx().client_count(), 1);
+    assert_eq!(h.ctx().state().unwrap().n(), 2);
 }

@@ -458,7 +458,21 @@ impl<R: Room> RoomCore<R> {
             match msgpack::decode(payload) {
                 Ok(v) => v,
                 Err(e) => {
-                    self.fail_client(id, &format!("message {ty}: {e}"));
+                    let message = format!("message {ty}: {e}");
+                    match request {
+                        // A request's bad payload is answered, like the reference does.
+                        Some(request) => {
+                            let body = serde_json::json!({ "name": "invalid_payload", "message": message });
+                            let payload = msgpack::to_vec(&body).unwrap_or_default();
+                            let frame = protocol::encode_response(
+                                request,
+                                protocol::ResponseStatus::Error,
+                                &payload,
+                            );
+                            self.ctx.enqueue(id, frame);
+                        }
+                        None => self.fail_client(id, &message),
+                    }
                     return;
                 }
             }

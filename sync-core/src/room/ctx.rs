@@ -16,13 +16,14 @@ use tokio::sync::oneshot;
 use super::core::{ConnId, Transmit, TransmitKind};
 use super::{Client, ClientId, Options, Room};
 use crate::clock::{Clock, TimerId};
+use crate::error::ServerError;
 use crate::msgpack::{self, Value};
 use crate::presence::Presence;
 use crate::protocol::{self, Dialect, MessageType};
 use crate::state::{DialectSet, SyncState};
 
 pub(crate) type Handler<R> = Arc<
-    dyn Fn(&mut R, &mut RoomCtx<R>, &Client, &Value) -> Result<(), msgpack::ValueError>
+    dyn Fn(&mut R, &mut RoomCtx<R>, &Client, &Value) -> Result<ReplyOutcome, msgpack::ValueError>
         + Send
         + Sync,
 >;
@@ -31,6 +32,53 @@ pub(crate) type AnyHandler<R> =
 pub(crate) type SimulationCallback<R> = Box<dyn FnMut(&mut R, &mut RoomCtx<R>, Duration) + Send>;
 pub(crate) type Continuation<R> = Box<dyn FnOnce(&mut R, &mut RoomCtx<R>) + Send>;
 pub(crate) type Spawned<R> = Pin<Box<dyn Future<Output = Continuation<R>> + Send>>;
+
+/// What a message handler returns: `()`, or `Result<T, ServerError>` to
+/// answer a 0.18 `room.request(type, payload)` (the `Ok` value is the
+/// response; an `Err` rejects the client's promise with its code and
+/// message). For plain messages the value is dropped. (A handler whose
+/// body only panics needs an explicit `-> ()`.)
+///
+/// # Examples
+///
+/// ```
+/// # use roomcast::{Room, RoomCtx, ServerError};
+/// fn register<R: Room>(ctx: &mut RoomCtx<R>) {
+///     ctx.on_message("double", |_room: &mut R, _ctx, _client, n: i64| -> Result<i64, ServerError> {
+///         n.checked_mul(2).ok_or_else(|| ServerError::new(4400, "too large"))
+///     });
+/// }
+/// ```
+pub trait Reply {
+    #[doc(hidden)]
+    fn into_outcome(self) -> ReplyOutcome;
+}
+
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum ReplyOutcome {
+    Empty,
+    Value(Vec<u8>),
+    Error(ServerError),
+}
+
+impl Reply for () {
+    fn into_outcome(self) -> ReplyOutcome {
+        ReplyOutcome::Empty
+    }
+}
+
+impl<T: Serialize> Reply for Result<T, ServerError> {
+    fn into_outcome(self) -> ReplyOutcome {
+        match self.map(|value| msgpack::to_vec(&value)) {
+            Ok(Ok(bytes)) => ReplyOutcome::Value(bytes),
+            Ok(Err(e)) => ReplyOutcome::Error(ServerError::application(format!(
+                "the response could not be serialized: {e}"
+            ))),
+            Err(e) => ReplyOutcome::Error(e),
+        }
+    }
+}
 
 /// Colyseus' default simulation interval, 16.6 ms (60 Hz).
 pub const DEFAULT_SIMULATION_INTERVAL: Duration = Duration::from_micros(16_600);
@@ -378,16 +426,17 @@ impl<R: Room> RoomCtx<R> {
     /// Registers a typed handler for messages of type `ty` (a name or a
     /// number). A payload that does not deserialize into `T` is an error
     /// for that client (ERROR 4217 and close 4002), like a failed
-    /// validation in Colyseus.
-    pub fn on_message<T, F>(&mut self, ty: impl Into<MessageType>, handler: F)
+    /// validation in Colyseus. The handler's return value ([`Reply`])
+    /// answers requests.
+    pub fn on_message<T, F, O>(&mut self, ty: impl Into<MessageType>, handler: F)
     where
         T: DeserializeOwned,
-        F: Fn(&mut R, &mut Self, &Client, T) + Send + Sync + 'static,
+        F: Fn(&mut R, &mut Self, &Client, T) -> O + Send + Sync + 'static,
+        O: Reply,
     {
         let handler: Handler<R> = Arc::new(move |room, ctx, client, payload| {
             let message = msgpack::from_value::<T>(payload)?;
-            handler(room, ctx, client, message);
-            Ok(())
+            Ok(handler(room, ctx, client, message).into_outcome())
         });
         self.handlers.insert(ty.into(), handler);
     }

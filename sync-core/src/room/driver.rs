@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, Stream};
 
-use super::ctx::{Continuation, Event, Spawned};
+use super::ctx::{Continuation, Event, ReplyOutcome, Spawned};
 use super::{Options, Room, RoomCore};
 use crate::error::ServerError;
 use crate::msgpack::{self, Value};
@@ -252,48 +252,76 @@ impl<R: Room> Driver<R> {
             match guarded_sync(&room_id, "message handler", || {
                 handler(room, ctx, &client, payload)
             }) {
-                Some(Ok(())) => Outcome::Handled,
-                Some(Err(e)) => {
+                Some(Ok(reply)) => Outcome::Handled(reply),
+                Some(Err(e)) if request.is_none() => {
                     self.core.fail_client(id, &format!("message {ty}: {e}"));
                     return;
                 }
+                // A request's bad payload is answered, like the reference does.
+                Some(Err(e)) => Outcome::Invalid(format!("message {ty}: {e}")),
                 None => Outcome::Panicked(format!("handler of message {ty} panicked")),
             }
-        } else if let Some(handler) = ctx.any_handler.clone() {
+        } else if let Some(handler) = ctx.any_handler.clone().filter(|_| request.is_none()) {
+            // Requests need a handler of their own (as in the reference).
             guarded_sync(&room_id, "\"*\" message handler", || {
                 handler(room, ctx, &client, ty, payload);
             })
             .map_or_else(
                 || Outcome::Panicked(format!("\"*\" handler panicked on message {ty}")),
-                |()| Outcome::Handled,
+                |()| Outcome::Handled(ReplyOutcome::Empty),
             )
         } else {
             tracing::warn!(room = %room_id, "no handler for message {ty}");
-            Outcome::Unhandled(format!("message type {ty} is not handled by this room"))
+            Outcome::Unhandled(format!(
+                "room \"{}\" has no handler for message {ty}",
+                self.core.ctx.room_name()
+            ))
         };
-        match (request, outcome) {
-            (Some(request), Outcome::Handled) => {
-                let frame = protocol::encode_response(request, ResponseStatus::Ok, &[]);
-                self.core.ctx.enqueue(id, frame);
-            }
-            (Some(request), Outcome::Unhandled(message) | Outcome::Panicked(message)) => {
-                let body = serde_json::json!({ "name": "Error", "message": message });
-                let payload = msgpack::to_vec(&body).unwrap_or_default();
-                let frame = protocol::encode_response(request, ResponseStatus::Error, &payload);
-                self.core.ctx.enqueue(id, frame);
-            }
+        let response = |status, body: &serde_json::Value| {
+            let payload = msgpack::to_vec(body).unwrap_or_default();
+            (status, payload)
+        };
+        let (status, payload) = match (request, outcome) {
             (None, Outcome::Panicked(message)) => {
                 self.core
                     .ctx
                     .error(&client, error_code::APPLICATION_ERROR, &message);
+                return;
             }
-            (None, Outcome::Handled | Outcome::Unhandled(_)) => {}
+            (None, Outcome::Handled(ReplyOutcome::Error(e))) => {
+                tracing::warn!(room = %room_id, "handler of message {ty} failed: {e}");
+                return;
+            }
+            (None, Outcome::Handled(_) | Outcome::Unhandled(_) | Outcome::Invalid(_)) => return,
+            (Some(_), Outcome::Handled(ReplyOutcome::Empty)) => (ResponseStatus::Ok, Vec::new()),
+            (Some(_), Outcome::Handled(ReplyOutcome::Value(bytes))) => (ResponseStatus::Ok, bytes),
+            (Some(_), Outcome::Handled(ReplyOutcome::Error(e))) => response(
+                ResponseStatus::Error,
+                &serde_json::json!({ "name": "ServerError", "message": e.message, "code": e.code }),
+            ),
+            (Some(_), Outcome::Invalid(message)) => response(
+                ResponseStatus::Error,
+                &serde_json::json!({ "name": "invalid_payload", "message": message }),
+            ),
+            (Some(_), Outcome::Unhandled(message)) => response(
+                ResponseStatus::Error,
+                &serde_json::json!({ "name": "no_handler", "message": message }),
+            ),
+            (Some(_), Outcome::Panicked(message)) => response(
+                ResponseStatus::Error,
+                &serde_json::json!({ "name": "Error", "message": message }),
+            ),
+        };
+        if let Some(request) = request {
+            let frame = protocol::encode_response(request, status, &payload);
+            self.core.ctx.enqueue(id, frame);
         }
     }
 }
 
 enum Outcome {
-    Handled,
+    Handled(ReplyOutcome),
+    Invalid(String),
     Unhandled(String),
     Panicked(String),
 }

@@ -13,7 +13,7 @@ pub(crate) use self::core::refuse_seat;
 pub use self::core::{ConnId, ConnectRequest, RoomCore, SeatError, Transmit, TransmitKind};
 pub(crate) use self::ctx::Continuation;
 pub use self::ctx::{
-    BroadcastOptions, Reconnection, ReconnectionError, RoomCtx, DEFAULT_SIMULATION_INTERVAL,
+    BroadcastOptions, Reconnection, ReconnectionError, Reply, RoomCtx, DEFAULT_SIMULATION_INTERVAL,
 };
 
 use crate::error::ServerError;

@@ -65,6 +65,13 @@ impl Room for E2eRoom {
         ctx.on_message(7, |_room: &mut Self, ctx, client, v: Value| {
             ctx.send(client, 7, &v);
         });
+        ctx.on_message("double", |_room: &mut Self, _ctx, _client, n: i64| {
+            if n.abs() > 1_000_000 {
+                Err(ServerError::new(4409, "too large"))
+            } else {
+                Ok(n * 2)
+            }
+        });
         ctx.on_message("chat", |_room: &mut Self, ctx, client, text: String| {
             let message = json!({ "from": client.session_id(), "text": text });
             ctx.broadcast("chat", &message, BroadcastOptions::default().except(client));

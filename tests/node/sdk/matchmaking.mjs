@@ -52,6 +52,18 @@ await steps([
     roomA.send("chat", "hello");
     assert.deepEqual(await got, ["chat", { from: roomA.sessionId, text: "hello" }]);
   }],
+  ["requests are answered by the handler's return value", async () => {
+    assert.equal(await roomA.request("double", 21), 42);
+    const err = await rejection(roomA.request("double", 2 ** 40));
+    assert.equal(err.code, 4409);
+    assert.equal(err.message, "too large");
+    const invalid = await rejection(roomA.request("double", "x"));
+    assert.equal(invalid.name, "invalid_payload", "a bad request payload is answered, not fatal");
+    const none = await rejection(roomA.request("nobody-handles-this"));
+    assert.equal(none.name, "no_handler");
+    const viaCallback = await new Promise((resolve) => roomA.send("double", 5, (response, error) => resolve([response, error])));
+    assert.deepEqual(viaCallback, [10, undefined]);
+  }],
   ["PING and the latency probe", async () => {
     const rtt = await new Promise((resolve) => roomA.ping(resolve));
     assert.ok(rtt >= 0 && rtt < 1000, `rtt ${rtt}`);
