@@ -43,10 +43,9 @@ impl PrimValue {
 
     fn as_i64(&self) -> i64 {
         match self {
-            Self::Str(_) => 0,
             // JavaScript ToInt32-style truncation; NaN and ±Infinity become 0.
             Self::Num(n) if n.is_finite() => *n as i64,
-            Self::Num(_) => 0,
+            Self::Str(_) | Self::Num(_) => 0,
             Self::Bool(b) => i64::from(*b),
             Self::I64(i) => *i,
             Self::U64(u) => *u as i64,

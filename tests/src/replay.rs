@@ -155,7 +155,7 @@ impl Replay {
                         m.insert(key, values.into_iter().next().expect("value"));
                     }
                     ("array.push", DynValueMut::Array(mut a)) => {
-                        values.into_iter().for_each(|v| a.push(v))
+                        values.into_iter().for_each(|v| a.push(v));
                     }
                     ("array.unshift", DynValueMut::Array(mut a)) => {
                         for (i, v) in values.into_iter().enumerate() {
@@ -234,7 +234,7 @@ impl Replay {
                     DynValueMut::Set(mut s) => s.clear(),
                     DynValueMut::Collection(mut c) => c.clear(),
                     _ => panic!("clear: wrong target"),
-                })
+                });
             }
             "array.pop" | "array.shift" | "array.reverse" | "array.sort" => {
                 self.with_value(&path, |v| {
@@ -261,7 +261,7 @@ impl Replay {
                             });
                         }
                     }
-                })
+                });
             }
             other => panic!("unsupported op {other}"),
         }
@@ -479,7 +479,7 @@ fn build(
                     }
                 }
                 (DynValue::Array(a), _) => {
-                    fill(a, &v["$array"], |x| build(types, ety, x, stash, state))
+                    fill(a, &v["$array"], |x| build(types, ety, x, stash, state));
                 }
                 (DynValue::Set(s), _) => {
                     for x in v["$set"].as_array().expect("$set") {
