@@ -38,6 +38,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::decoder::dynamic::{NodeRef, Nodes};
 use crate::decoder::parse::Shape;
@@ -49,7 +50,7 @@ use crate::types::{FieldType, TypeRegistry};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Key {
     /// A map key (or, in [`NodeRef::entries`], a struct field name).
-    Str(Box<str>),
+    Str(Arc<str>),
     /// An array position or a set / collection index.
     Index(u64),
 }

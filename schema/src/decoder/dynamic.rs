@@ -6,9 +6,9 @@
 //! structure the server sent, by refId. Read it through [`NodeRef`]s or as
 //! JSON ([`DynamicDecoder::to_json`]).
 
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::decoder::array_items::ArrayItems;
 use crate::decoder::callbacks::{Callbacks, Cx, Key, Recorded};
@@ -23,7 +23,7 @@ use crate::wire::spec::{ADD, ADD_BY_REFID, DELETE, DELETE_AND_MOVE};
 use crate::wire::DecodeError;
 
 /// Map entries: key → value in insertion order.
-type MapEntries = OrderedMap<Box<str>, Value, RandomState>;
+type MapEntries = OrderedMap<Arc<str>, Value, foldhash::fast::RandomState>;
 /// Set / collection entries: wire index → value in insertion order.
 type IndexedEntries = OrderedMap<u32, Value, RefIdHasherBuilder>;
 
@@ -42,7 +42,7 @@ pub(crate) enum NodeData {
 pub(crate) struct MapData {
     pub(crate) entries: MapEntries,
     /// Wire index → key (several indexes may name the same key).
-    pub(crate) indexes: HashMap<u32, Box<str>, RefIdHasherBuilder>,
+    pub(crate) indexes: HashMap<u32, Arc<str>, RefIdHasherBuilder>,
 }
 
 #[derive(Debug)]
@@ -56,9 +56,10 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    fn new(shape: Shape) -> Self {
+    fn new(shape: Shape, types: &TypeRegistry) -> Self {
         let data = match shape {
-            Shape::Struct(_) => NodeData::Struct(Vec::new()),
+            // Room for every field at once: one allocation per instance.
+            Shape::Struct(t) => NodeData::Struct(Vec::with_capacity(types.fields(t).len())),
             Shape::Collection(CollectionKind::Map, _) => NodeData::Map(Box::default()),
             Shape::Collection(CollectionKind::Array, _) => NodeData::Array(Box::default()),
             Shape::Collection(CollectionKind::Set | CollectionKind::Collection, _) => {
@@ -167,7 +168,7 @@ impl DynamicDecoder {
     #[must_use]
     pub fn new(types: TypeRegistry) -> Self {
         let mut nodes = Nodes::default();
-        let mut root = Node::new(Shape::Struct(types.root()));
+        let mut root = Node::new(Shape::Struct(types.root()), &types);
         // The root is held by the decoder itself and never collected.
         root.rc.count = 1;
         nodes.map.insert(RefId::ROOT, root);
@@ -227,6 +228,7 @@ impl DynamicDecoder {
             bytes,
             nodes: &mut self.nodes,
             garbage: &mut self.garbage,
+            types: &self.types,
             created: &self.parser.created,
             recorded: recording.then_some(&mut self.recorded),
             mirror: mirror.as_deref_mut(),
@@ -234,6 +236,9 @@ impl DynamicDecoder {
             compact: false,
         };
         apply.run(&self.parser.steps);
+        if let Some(m) = mirror.as_deref_mut() {
+            m.applied(&self.nodes);
+        }
         if recording && !self.recorded.is_empty() {
             let mut recorded = std::mem::take(&mut self.recorded);
             self.callbacks
@@ -349,6 +354,7 @@ struct Apply<'a, 'b, M: ?Sized> {
     bytes: &'a [u8],
     nodes: &'b mut Nodes,
     garbage: &'b mut GarbageList,
+    types: &'b TypeRegistry,
     /// Shapes of the structures the message creates.
     created: &'b RefMap<Shape>,
     recorded: Option<&'b mut Vec<Recorded>>,
@@ -367,8 +373,11 @@ pub(crate) trait Mirror {
     fn field(&mut self, nodes: &Nodes, at: RefId, index: u8, displaced: Option<RefId>);
     /// A block of collection `at` with changes ended.
     fn collection(&mut self, nodes: &Nodes, at: RefId);
-    /// The block of structure `at` ended.
-    fn leave(&mut self, nodes: &Nodes, at: RefId);
+    /// Primitive field `index` of struct `at` changed (it holds no child,
+    /// before or after).
+    fn primitive(&mut self, nodes: &Nodes, at: RefId, index: u8);
+    /// Every step of the message is applied (garbage collection follows).
+    fn applied(&mut self, nodes: &Nodes);
     /// Structure `id` was garbage-collected.
     fn collected(&mut self, id: RefId);
     /// The message is applied and garbage collected.
@@ -385,7 +394,10 @@ impl Mirror for NoMirror {
     fn collection(&mut self, _: &Nodes, _: RefId) {
         match *self {}
     }
-    fn leave(&mut self, _: &Nodes, _: RefId) {
+    fn primitive(&mut self, _: &Nodes, _: RefId, _: u8) {
+        match *self {}
+    }
+    fn applied(&mut self, _: &Nodes) {
         match *self {}
     }
     fn collected(&mut self, _: RefId) {
@@ -451,9 +463,6 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                 items.compact();
             }
         }
-        if let Some(m) = self.mirror.as_deref_mut() {
-            m.leave(self.nodes, id);
-        }
         if std::mem::take(&mut self.dirty) {
             if let Some(m) = self.mirror.as_deref_mut() {
                 m.collection(self.nodes, id);
@@ -475,7 +484,7 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
             Scalar::Str { start, len } => Value::String(self.str(start, len).to_owned()),
             Scalar::Child { id, create } => {
                 if let Some(&shape) = create.then(|| self.created.get(id)).flatten() {
-                    let mut node = Node::new(shape);
+                    let mut node = Node::new(shape, self.types);
                     // Unreferenced until a slot takes it: collected at the
                     // end of the message unless one does.
                     self.garbage.track_new(id, &mut node.rc);
@@ -555,7 +564,7 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                     }
                 }
                 if let Some(m) = self.mirror.as_deref_mut() {
-                    m.field(self.nodes, current, index, None);
+                    m.primitive(self.nodes, current, index);
                 }
                 return;
             }
@@ -571,7 +580,7 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                     s.clear();
                     s.push_str(new);
                     if let Some(m) = self.mirror.as_deref_mut() {
-                        m.field(self.nodes, current, index, None);
+                        m.primitive(self.nodes, current, index);
                     }
                     return;
                 }
@@ -717,15 +726,27 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                 let MapData { entries, indexes } = &mut **m;
                 if op & ADD == ADD && key != NO_KEY {
                     let k = key_at(bytes, key);
-                    if indexes.get(&index).is_none_or(|old| **old != *k) {
-                        indexes.insert(index, k.into());
+                    // One allocation per new key, shared by the index and
+                    // the entry.
+                    let shared: Arc<str> = match indexes.get(&index) {
+                        Some(old) if **old == *k => Arc::clone(old),
+                        _ => match entries.get_key(k) {
+                            Some(existing) => Arc::clone(existing),
+                            None => Arc::from(k),
+                        },
+                    };
+                    if indexes
+                        .get(&index)
+                        .is_none_or(|old| !Arc::ptr_eq(old, &shared))
+                    {
+                        indexes.insert(index, Arc::clone(&shared));
                     }
                     let Some(v) = new else { return };
                     let prev = match entries.get_mut(k) {
                         Some(slot) => Some(std::mem::replace(slot, v)),
-                        None => entries.insert(k.into(), v),
+                        None => entries.insert(Arc::clone(&shared), v),
                     };
-                    (Key::Str(k.into()), prev, new_ref)
+                    (Key::Str(shared), prev, new_ref)
                 } else if op == DELETE {
                     let Some(k) = indexes.remove(&index) else {
                         return;

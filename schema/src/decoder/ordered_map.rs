@@ -43,6 +43,17 @@ impl<K: Hash + Eq + Clone, V, S: BuildHasher> OrderedMap<K, V, S> {
         self.slots[i].as_ref().map(|(_, v)| v)
     }
 
+    /// The stored key equal to `key`.
+    #[inline]
+    pub(crate) fn get_key<Q>(&self, key: &Q) -> Option<&K>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let &i = self.index.get(key)?;
+        self.slots[i].as_ref().map(|(k, _)| k)
+    }
+
     #[inline]
     pub(crate) fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
     where

@@ -595,10 +595,9 @@ struct Typed {
     unrepresentable: u64,
     /// Children moved out of a live slot during the current message.
     moved: Vec<RefId>,
-    /// Primitive fields of `pending_at` changed in the current block, written
-    /// with one walk from the root when the block ends.
-    pending: Vec<u8>,
-    pending_at: RefId,
+    /// Primitive fields changed by the message, written in one pass before
+    /// the next structural change (one walk per run of siblings).
+    pending: Vec<(RefId, u8)>,
 }
 
 /// Calls `f` with the typed node of `id`.
@@ -691,34 +690,89 @@ impl Typed {
         }
     }
 
-    /// Writes the queued primitive fields of `pending_at`.
+    /// Writes the queued primitive fields: one walk from the root per run
+    /// of siblings of one collection (or per struct elsewhere).
     fn flush(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let at = self.pending_at;
-        let Some(NodeData::Struct(fields)) = nodes.map.get(at).map(|n| &n.data) else {
-            self.pending.clear();
-            return;
-        };
-        let pending = &self.pending;
+        let pending = std::mem::take(&mut self.pending);
         let mut failed = 0u64;
-        let reached = visit(&self.loc, root, &mut self.limbo, at, 0, &mut |n| {
-            for &index in pending {
-                let input = match fields.get(usize::from(index)).and_then(Option::as_ref) {
-                    Some(v) => FieldInput::Primitive(v),
-                    None => FieldInput::Delete,
-                };
-                if !n.__decode_field(index, input) {
-                    failed += 1;
+        let mut i = 0;
+        while i < pending.len() {
+            let run_end = |from: usize| {
+                let at = pending[from].0;
+                from + pending[from..].iter().take_while(|p| p.0 == at).count()
+            };
+            let end = run_end(i);
+            let sibling_of = match self.loc.get(pending[i].0) {
+                Some(&Loc {
+                    parent,
+                    slot: Slot::Pos(_),
+                }) => Some(parent),
+                _ => None,
+            };
+            let mut group_end = end;
+            if let Some(parent) = sibling_of {
+                while group_end < pending.len()
+                    && matches!(self.loc.get(pending[group_end].0), Some(&Loc { parent: p, slot: Slot::Pos(_) }) if p == parent)
+                {
+                    group_end = run_end(group_end);
                 }
             }
-        });
-        self.unrepresentable += if reached {
-            failed
-        } else {
-            pending.len() as u64
-        };
+            let group = &pending[i..group_end];
+            let loc = &self.loc;
+            // Writes the fields of one struct; returns the number that did
+            // not fit.
+            let write = |n: &mut dyn DecodeNode, run: &[(RefId, u8)]| -> u64 {
+                let Some(NodeData::Struct(fields)) = nodes.map.get(run[0].0).map(|n| &n.data)
+                else {
+                    return run.len() as u64;
+                };
+                let mut failed = 0;
+                for &(_, index) in run {
+                    let input = match fields.get(usize::from(index)).and_then(Option::as_ref) {
+                        Some(v) => FieldInput::Primitive(v),
+                        None => FieldInput::Delete,
+                    };
+                    if !n.__decode_field(index, input) {
+                        failed += 1;
+                    }
+                }
+                failed
+            };
+            let target = sibling_of.unwrap_or(pending[i].0);
+            let reached = visit(loc, root, &mut self.limbo, target, 0, &mut |p| {
+                if sibling_of.is_none() {
+                    failed += write(p, group);
+                    return;
+                }
+                let mut k = 0;
+                while k < group.len() {
+                    let at = group[k].0;
+                    let len = group[k..].iter().take_while(|x| x.0 == at).count();
+                    let run = &group[k..k + len];
+                    let mut found = false;
+                    if let Some(&Loc {
+                        slot: Slot::Pos(pos),
+                        ..
+                    }) = loc.get(at)
+                    {
+                        p.__decode_visit_element(pos as usize, &mut |n| {
+                            found = true;
+                            failed += write(n, run);
+                        });
+                    }
+                    if !found {
+                        failed += len as u64;
+                    }
+                    k += len;
+                }
+            });
+            if !reached {
+                failed += group.len() as u64;
+            }
+            i = group_end;
+        }
+        self.unrepresentable += failed;
+        self.pending = pending;
         self.pending.clear();
     }
 
@@ -738,13 +792,7 @@ impl Typed {
                 if matches!(fields.get(usize::from(index)), Some(Some(Value::Ref(_))))
         );
         if displaced.is_none() && !holds_child {
-            if self.pending_at != at {
-                self.flush(root, nodes);
-                self.pending_at = at;
-            }
-            if !self.pending.contains(&index) {
-                self.pending.push(index);
-            }
+            self.pending.push((at, index));
             return;
         }
         self.flush(root, nodes);
@@ -889,7 +937,11 @@ impl Mirror for Bound<'_> {
         self.typed.collection(self.root, nodes, at);
     }
 
-    fn leave(&mut self, nodes: &Nodes, _at: RefId) {
+    fn primitive(&mut self, _nodes: &Nodes, at: RefId, index: u8) {
+        self.typed.pending.push((at, index));
+    }
+
+    fn applied(&mut self, nodes: &Nodes) {
         self.typed.flush(self.root, nodes);
     }
 
@@ -900,7 +952,6 @@ impl Mirror for Bound<'_> {
     }
 
     fn finished(&mut self, nodes: &Nodes) {
-        self.typed.flush(self.root, nodes);
         // A child moved out of a slot that still holds it on the wire: an
         // instance shared by two parents.
         for id in self.typed.moved.drain(..) {

@@ -1,0 +1,377 @@
+//! Decoder benches: D1 (apply one S1 patch: every entity of
+//! `MapSchema<Entity>` moved) and D3 (decode one S3 full state into a fresh
+//! decoder), for the typed `Decoder<T>` and the Reflection-built
+//! `DynamicDecoder`, with 1 000 and 10 000 entities.
+//!
+//! The input bytes come from Roomcast's encoder on the scenarios of
+//! `roomcast_benches` (byte-identical to the reference's for S1). Under
+//! `cargo bench`, the same scenarios first run through the real JS decoder
+//! (`tests/node/bench-schema.mjs`, D1 and D3) and a table of ratios is
+//! printed (skipped when Node.js is missing or `ROOMCAST_BENCH_NO_JS` is
+//! set); then criterion runs.
+
+use std::any::TypeId as RustTypeId;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
+use roomcast_benches::{measure, EncodeAll, MoveAll, Scenario, Timing};
+use roomcast_schema::decoder::{
+    decode_set, DecodeField, DecodeNode, DecodeState, DecodeStruct, Decoder, DynamicDecoder,
+    FieldInput, ReflectionDialect,
+};
+use roomcast_schema::types::{TypeError, TypeRegistry};
+use roomcast_schema::{
+    encode_reflection, registry_of, ArraySchema, Dialect, EncoderOptions, Field, MapSchema, Schema,
+};
+
+const SIZES: [u32; 2] = [1_000, 10_000];
+/// Patches recorded per size (decoded in a ring).
+const RING: usize = 16;
+
+/// The decoding side's copy of the scenario types (same fields, same wire
+/// types as `roomcast_benches::{Entity, State}`).
+#[derive(Schema, Default, Debug)]
+struct Entity {
+    x: f32,
+    y: f32,
+    angle: f32,
+    hp: u8,
+    name: String,
+}
+
+#[derive(Schema, Default, Debug)]
+struct State {
+    entities: MapSchema<Entity>,
+    items: ArraySchema<u16>,
+}
+
+// What `#[derive(Schema)]` generates once it calls
+// `schema-derive/src/decode.rs` (then these impls go away).
+macro_rules! decode_impls {
+    ($ty:ident { $($i:literal => $f:ident),* }) => {
+        impl DecodeNode for $ty {
+            fn __decode_field(&mut self, index: u8, input: FieldInput<'_>) -> bool {
+                match index {
+                    $($i => decode_set(&mut self.$f, input),)*
+                    _ => false,
+                }
+            }
+            fn __decode_visit_child(&mut self, index: u8, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
+                let node = match index {
+                    $($i => DecodeField::__decode_node(&mut self.$f),)*
+                    _ => None,
+                };
+                if let Some(node) = node {
+                    f(node);
+                }
+            }
+            fn __decode_take_child(&mut self, index: u8) -> Option<Box<dyn DecodeNode>> {
+                match index {
+                    $($i => DecodeField::__decode_take(&mut self.$f),)*
+                    _ => None,
+                }
+            }
+            fn __decode_into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+                self
+            }
+        }
+        impl DecodeStruct for $ty {
+            fn __decode_new_struct(ty: RustTypeId) -> Option<Self> {
+                (ty == RustTypeId::of::<Self>()).then(Self::default)
+            }
+            fn __decode_placeholder() -> Self {
+                Self::default()
+            }
+        }
+        impl DecodeState for $ty {
+            fn __decode_types() -> Result<(TypeRegistry, Vec<(RustTypeId, u32)>), TypeError> {
+                Ok((registry_of::<Self>()?, <Self as Field>::__type_ids()))
+            }
+        }
+    };
+}
+
+decode_impls!(Entity { 0 => x, 1 => y, 2 => angle, 3 => hp, 4 => name });
+decode_impls!(State { 0 => entities, 1 => items });
+
+/// The inputs of one size: Reflection, the full state before the patches,
+/// a ring of consecutive S1 patches, and an S3 full state.
+struct Inputs {
+    reflection: Vec<u8>,
+    start: Vec<u8>,
+    patches: Vec<Vec<u8>>,
+    full: Vec<u8>,
+}
+
+fn inputs(n: u32) -> Inputs {
+    let opts = EncoderOptions::default();
+    let mut s1 = MoveAll::new(n, opts);
+    let types = s1.encoder().types().expect("types");
+    let reflection = encode_reflection(&types, Dialect::Modern);
+    let start = s1.encoder().encode_all().to_vec();
+    let patches = (0..RING)
+        .map(|_| {
+            s1.mutate();
+            s1.encode().to_vec()
+        })
+        .collect();
+    let full = EncodeAll::new(n, opts).encode().to_vec();
+    Inputs {
+        reflection,
+        start,
+        patches,
+        full,
+    }
+}
+
+fn dynamic(inp: &Inputs) -> DynamicDecoder {
+    let mut d = DynamicDecoder::from_reflection(&inp.reflection, ReflectionDialect::V5)
+        .expect("reflection");
+    d.decode(&inp.start).expect("start");
+    d
+}
+
+fn typed(inp: &Inputs) -> Decoder<State> {
+    let mut d = Decoder::<State>::new().expect("types");
+    d.decode(&inp.start).expect("start");
+    d
+}
+
+/// D1 as a scenario for the comparison loop: the next patch of the ring.
+struct D1<D> {
+    decoder: D,
+    patches: Vec<Vec<u8>>,
+    next: usize,
+    apply: fn(&mut D, &[u8]),
+}
+
+impl<D> Scenario for D1<D> {
+    fn tick(&mut self) -> usize {
+        let p = &self.patches[self.next % RING];
+        self.next += 1;
+        (self.apply)(&mut self.decoder, p);
+        p.len()
+    }
+}
+
+/// D3 timing like the reference's: a fresh decoder per tick built outside
+/// the timed part (and dropped outside it too); warm-up, 7 batches of at
+/// least 160 ms, the median batch's average.
+fn measure_d3<D>(mut make: impl FnMut() -> D, mut run: impl FnMut(&mut D)) -> f64 {
+    let mut one = || {
+        let mut d = make();
+        let t0 = Instant::now();
+        run(&mut d);
+        (t0.elapsed(), d)
+    };
+    let mut warm = Duration::ZERO;
+    for _ in 0..3 {
+        warm += one().0;
+    }
+    let per = warm / 3;
+    let batch = (Duration::from_millis(160).as_nanos() / per.as_nanos().max(1)).max(1) as usize;
+    let mut averages = Vec::new();
+    for _ in 0..7 {
+        let mut total = Duration::ZERO;
+        let mut keep = Vec::with_capacity(batch);
+        for _ in 0..batch {
+            let (t, d) = one();
+            total += t;
+            keep.push(d);
+        }
+        drop(keep);
+        averages.push(total.as_nanos() as f64 / batch as f64);
+    }
+    averages.sort_by(f64::total_cmp);
+    averages[averages.len() / 2]
+}
+
+fn apply_dynamic(d: &mut DynamicDecoder, p: &[u8]) {
+    d.decode(p).expect("patch");
+}
+
+fn apply_typed(d: &mut Decoder<State>, p: &[u8]) {
+    d.decode(p).expect("patch");
+}
+
+/// The JS decoder's `ns_per_tick` for D1 and D3 with `n` entities.
+fn js_figures(n: u32) -> Option<Vec<(String, u32, f64)>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/node");
+    let mut out = Vec::new();
+    {
+        let output = Command::new("node")
+            .args([
+                "bench-schema.mjs",
+                "--scenario",
+                "D1,D3",
+                "--n",
+                &n.to_string(),
+            ])
+            .current_dir(&dir)
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if let (Some(s), Some(ns)) = (v["scenario"].as_str(), v["ns_per_tick"].as_f64()) {
+                out.push((s.to_owned(), n, ns));
+            }
+        }
+    }
+    Some(out)
+}
+
+/// The side-by-side table: the same loop as the reference's (warm-up, 7
+/// batches, median).
+fn compare_with_js() {
+    if std::env::var_os("ROOMCAST_BENCH_NO_JS").is_some() {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/node");
+    if !dir.join("node_modules/@colyseus/schema").exists() {
+        eprintln!("decode bench: tests/node is not installed (npm ci); no JS comparison");
+        return;
+    }
+    println!(
+        "\nDecoding, Roomcast vs @colyseus/schema 5.0.34 (same run, ns per tick, median batch):"
+    );
+    println!(
+        "{:<4} {:>6} {:>8} {:>14} {:>14} {:>9}",
+        "id", "n", "decoder", "roomcast", "js", "speed-up"
+    );
+    for n in SIZES {
+        // JS then Rust for each size, so that both see the same machine
+        // load.
+        let Some(js) = js_figures(n) else { return };
+        let inp = inputs(n);
+        let js_of = |s: &str| js.iter().find(|(id, m, _)| id == s && *m == n).map(|t| t.2);
+        let rows: [(&str, &str, f64); 4] = [
+            (
+                "D1",
+                "dynamic",
+                measure(
+                    || D1 {
+                        decoder: dynamic(&inp),
+                        patches: inp.patches.clone(),
+                        next: 0,
+                        apply: apply_dynamic,
+                    },
+                    Timing::FULL,
+                )
+                .ns_per_tick,
+            ),
+            (
+                "D1",
+                "typed",
+                measure(
+                    || D1 {
+                        decoder: typed(&inp),
+                        patches: inp.patches.clone(),
+                        next: 0,
+                        apply: apply_typed,
+                    },
+                    Timing::FULL,
+                )
+                .ns_per_tick,
+            ),
+            (
+                "D3",
+                "dynamic",
+                measure_d3(
+                    || {
+                        DynamicDecoder::from_reflection(&inp.reflection, ReflectionDialect::V5)
+                            .expect("reflection")
+                    },
+                    |d| d.decode(&inp.full).expect("full"),
+                ),
+            ),
+            (
+                "D3",
+                "typed",
+                measure_d3(
+                    || Decoder::<State>::new().expect("types"),
+                    |d| d.decode(&inp.full).expect("full"),
+                ),
+            ),
+        ];
+        for (id, kind, ns) in rows {
+            let (js_ns, ratio) = match js_of(id) {
+                Some(j) => (format!("{j:.0}"), format!("{:.1}x", j / ns)),
+                None => ("-".into(), "-".into()),
+            };
+            println!("{id:<4} {n:>6} {kind:>8} {ns:>14.0} {js_ns:>14} {ratio:>9}");
+        }
+    }
+    println!();
+}
+
+fn d1(c: &mut Criterion) {
+    let mut g = c.benchmark_group("d1_s1_patch");
+    for n in SIZES {
+        let inp = inputs(n);
+        g.throughput(Throughput::Bytes(inp.patches[0].len() as u64));
+        g.bench_with_input(BenchmarkId::new("dynamic", n), &inp, |b, inp| {
+            let mut d = dynamic(inp);
+            let mut i = 0;
+            b.iter(|| {
+                d.decode(&inp.patches[i % RING]).expect("patch");
+                i += 1;
+            });
+        });
+        g.bench_with_input(BenchmarkId::new("typed", n), &inp, |b, inp| {
+            let mut d = typed(inp);
+            let mut i = 0;
+            b.iter(|| {
+                d.decode(&inp.patches[i % RING]).expect("patch");
+                i += 1;
+            });
+        });
+    }
+}
+
+fn d3(c: &mut Criterion) {
+    let mut g = c.benchmark_group("d3_s3_full");
+    g.sample_size(20);
+    for n in SIZES {
+        let inp = inputs(n);
+        g.throughput(Throughput::Bytes(inp.full.len() as u64));
+        g.bench_with_input(BenchmarkId::new("dynamic", n), &inp, |b, inp| {
+            b.iter_batched(
+                || {
+                    DynamicDecoder::from_reflection(&inp.reflection, ReflectionDialect::V5)
+                        .expect("reflection")
+                },
+                |mut d| {
+                    d.decode(&inp.full).expect("full");
+                    d
+                },
+                BatchSize::LargeInput,
+            );
+        });
+        g.bench_with_input(BenchmarkId::new("typed", n), &inp, |b, inp| {
+            b.iter_batched(
+                || Decoder::<State>::new().expect("types"),
+                |mut d| {
+                    d.decode(&inp.full).expect("full");
+                    d
+                },
+                BatchSize::LargeInput,
+            );
+        });
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not.
+    if std::env::args().any(|a| a == "--bench") {
+        compare_with_js();
+    }
+    let mut c = Criterion::default().configure_from_args();
+    d1(&mut c);
+    d3(&mut c);
+    c.final_summary();
+}
