@@ -17,7 +17,7 @@ export const legacy = () => new legacySdk.Client(`${endpoint}/legacy`);
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Resolves with the next message of `type` on `room`. */
-export function next(room, type, ms = 3000) {
+export function next(room, type, ms = 10000) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no "${type}" message within ${ms} ms`)), ms);
     const off = room.onMessage(type, (message) => {
@@ -29,7 +29,7 @@ export function next(room, type, ms = 3000) {
 }
 
 /** Waits until `check()` is truthy. */
-export async function until(check, what, ms = 3000) {
+export async function until(check, what, ms = 10000) {
   const start = Date.now();
   while (!check()) {
     if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
@@ -38,7 +38,7 @@ export async function until(check, what, ms = 3000) {
 }
 
 /** Resolves with the close code passed to `room.onLeave`. */
-export function left(room, ms = 5000) {
+export function left(room, ms = 10000) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`room not left within ${ms} ms`)), ms);
     room.onLeave((code) => {
