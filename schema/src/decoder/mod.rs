@@ -3,13 +3,49 @@
 //!
 //! * [`Decoder<T>`]: decodes into a `#[derive(Schema)]` type `T`.
 //! * [`DynamicDecoder`]: no Rust types needed; built from Reflection bytes
-//!   ([`decode_reflection`]) or a [`TypeRegistry`](crate::types::TypeRegistry),
-//!   it follows any room into a dynamic value tree ([`NodeRef`], [`Value`],
-//!   JSON). Change callbacks: [`callbacks`].
+//!   ([`decode_reflection`], both the 5.x and the 3.x/4.x form) or a
+//!   [`TypeRegistry`](crate::types::TypeRegistry), it follows any room into
+//!   a dynamic value tree ([`NodeRef`], [`Value`], JSON), and lists the
+//!   operations of a message ([`DynamicDecoder::explain`]).
+//! * Change callbacks on either: [`callbacks`].
 //!
-//! Both decoders check a whole message before applying it: a message is
-//! applied entirely or not at all, and malformed input is an error naming
-//! the byte offset (see [`DecodeError`](crate::wire::DecodeError)).
+//! Feed every `ROOM_STATE` and `ROOM_STATE_PATCH` body (without the protocol
+//! byte) to `decode`, in order. Each call applies one whole message, then
+//! garbage-collects the structures no longer referenced (spec §9).
+//!
+//! # Bad input
+//!
+//! Every message is parsed and checked against the current state before
+//! anything is applied, so **a message is applied entirely or not at all**:
+//! on `Err` the state is exactly what it was. Errors name the byte offset
+//! and the problem ([`DecodeError`](crate::wire::DecodeError)). Decoding
+//! never panics and never loops (every step consumes input); lengths are
+//! checked before allocating, refIds from the network cannot make the refId
+//! table grow beyond the number of structures, array writes far past the
+//! end switch to a sparse representation, and printing a state stops at
+//! [`MAX_DEPTH`] levels (cycles and exponential sharing included).
+//!
+//! # Differences from the reference decoder
+//!
+//! The reference (`@colyseus/schema` 5.0.34, spec §13) logs and carries on
+//! where this decoder returns an error: truncated or malformed primitives,
+//! a `boolean` byte other than `00`/`01`, unknown refIds and field indexes,
+//! operations a structure does not support, child references to a
+//! structure of another kind or type, unknown or unrelated `TYPE_ID`s, a
+//! map `REPLACE` of an index the map does not hold.
+//!
+//! Reference counting counts one reference per slot holding a child: a
+//! child overwritten by another one (any operation, not only
+//! DELETE_AND_ADD) loses its reference, and DELETE_BY_REFID releases one
+//! only when the element is present. The reference leaks in the first case
+//! and may free a child still in use in the second; states only differ
+//! in which refIds a later message may still address.
+//!
+//! Everything else follows the reference, including its array semantics
+//! (ADD at an occupied index inserts, unless the value there is the same
+//! one, JavaScript `===`: see `shared/spec/reference-pitfalls.md` #1) and
+//! tolerances (DELETE of an unknown index or refId is ignored; a set or
+//! collection index that is present keeps its value).
 
 mod array_items;
 pub mod callbacks;
@@ -34,5 +70,6 @@ pub use typed::{
 pub use value::Value;
 
 /// Deepest nesting of structures that [`DynamicDecoder::to_json`] expands
-/// (deeper references print as `{"$ref": refId}`).
+/// (deeper references print as `{"$ref": refId}`), and that the typed
+/// decoder follows.
 pub const MAX_DEPTH: usize = 64;

@@ -598,6 +598,9 @@ struct Typed {
     /// Primitive fields changed by the message, written in one pass before
     /// the next structural change (one walk per run of siblings).
     pending: Vec<(RefId, u8)>,
+    /// Collections whose content changed: rebuilt together before the next
+    /// walk that needs them (once per message in the common case).
+    dirty: Vec<RefId>,
 }
 
 /// Calls `f` with the typed node of `id`.
@@ -693,6 +696,14 @@ impl Typed {
     /// Writes the queued primitive fields: one walk from the root per run
     /// of siblings of one collection (or per struct elsewhere).
     fn flush(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes) {
+        if !self.dirty.is_empty() {
+            let dirty = std::mem::take(&mut self.dirty);
+            for &at in &dirty {
+                self.collection(root, nodes, at);
+            }
+            self.dirty = dirty;
+            self.dirty.clear();
+        }
         let pending = std::mem::take(&mut self.pending);
         let mut failed = 0u64;
         let mut i = 0;
@@ -933,8 +944,10 @@ impl Mirror for Bound<'_> {
         self.typed.field(self.root, nodes, at, index, displaced);
     }
 
-    fn collection(&mut self, nodes: &Nodes, at: RefId) {
-        self.typed.collection(self.root, nodes, at);
+    fn collection(&mut self, _nodes: &Nodes, at: RefId) {
+        if self.typed.dirty.last() != Some(&at) {
+            self.typed.dirty.push(at);
+        }
     }
 
     fn primitive(&mut self, _nodes: &Nodes, at: RefId, index: u8) {
