@@ -48,6 +48,24 @@ await steps([
     // order is the truth, and every client has it.
     assert.equal(b.state.chat.length, 10);
   }],
+  ["state is exact after an automatic reconnection that missed deletions", async () => {
+    const d = await modern().joinById(a.roomId, { name: "dee" });
+    d.reconnection.minUptime = 100;
+    d.reconnection.delay = 200; // first retry after ~400 ms
+    const e = await modern().joinById(a.roomId, { name: "eve" });
+    await until(() => d.state.players && d.state.players.size === 5, "five players on d");
+    await sleep(150);
+    const back = new Promise((resolve) => d.onReconnect(resolve));
+    d.connection.transport.ws.terminate();
+    // While d is away: a player leaves, chat lines shift out, someone moves.
+    await e.leave();
+    for (let i = 0; i < 4; i++) a.send("chat", `away ${i}`);
+    b.send("move", { x: 1, y: 2 });
+    await back;
+    await same(d, "modern after reconnection");
+    assert.equal(d.state.players.has(e.sessionId), false, "the deletion reached d");
+    await d.leave();
+  }],
   ["a leaving player disappears everywhere", async () => {
     await c.leave();
     await until(() => a.state.players.size === 2 && b.state.players.size === 2, "two players");
