@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
+use common::counter_body;
 use common::room::E2eRoom;
-use common::{counter_body, Counter};
 use roomcast::msgpack::{self, Value};
 use roomcast::protocol::{self, close_code};
 use roomcast::testing::{decode_frame, Received};
@@ -102,7 +102,6 @@ async fn matchmaking_routes_seats_to_room_tasks() {
     // b hears c join, then gets the patch.
     assert!(matches!(next(&mut b).await, Received::Message(..)));
     assert_eq!(next(&mut b).await, Received::Patch(counter_body(4).into()));
-    let _ = Counter::default();
 }
 
 #[tokio::test]

@@ -1,8 +1,14 @@
-//! Shared test support: a hand-encoded `State { n: number }`.
+//! Shared test support: the rooms of the end-to-end tests, and a
+//! hand-encoded `State { n: number }` test double for the scenario tests
+//! (exact bytes, and a record of what the room asks the encoder for).
 #![allow(
     dead_code,
     unreachable_pub,
     reason = "each test binary uses a different subset"
+)]
+#![allow(
+    clippy::int_plus_one,
+    reason = "emitted by #[derive(Schema)] for a struct with one field"
 )]
 
 #[path = "../../src/bin/roomcast-demo/room.rs"]

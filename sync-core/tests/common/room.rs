@@ -9,7 +9,15 @@ use roomcast::{
 use serde::de::IgnoredAny;
 use serde_json::json;
 
-use super::Counter;
+use roomcast::schema::{Encoder, Schema};
+
+/// `State { n: number }`, encoded by `roomcast-schema`.
+#[derive(Schema, Default, Debug)]
+pub struct CounterState {
+    /// The counter.
+    #[schema(number)]
+    pub n: f64,
+}
 
 /// Every Room API feature the SDK scripts exercise, driven by messages.
 #[derive(Default)]
@@ -27,7 +35,7 @@ fn type_json(ty: &MessageType) -> serde_json::Value {
 }
 
 impl Room for E2eRoom {
-    type State = Counter;
+    type State = Encoder<CounterState>;
     type UserData = u32;
     type Auth = String;
 
@@ -36,7 +44,7 @@ impl Room for E2eRoom {
         ctx: &mut RoomCtx<Self>,
         options: &Options,
     ) -> Result<(), ServerError> {
-        ctx.set_state(Counter::new(0));
+        ctx.set_state(Encoder::new(CounterState::default()));
         if let Some(max) = options["maxClients"].as_u64() {
             ctx.set_max_clients(Some(max as usize));
         }
@@ -55,12 +63,12 @@ impl Room for E2eRoom {
             _ => None,
         };
         ctx.on_message("inc", |_room: &mut Self, ctx, client, by: i32| {
-            let n = ctx.state().map_or(0, Counter::n);
-            ctx.state_mut().set(n + by);
+            let n = ctx.state().map_or(0.0, |s| s.state().n);
+            ctx.state_mut().state_mut().set_n(n + f64::from(by));
             *ctx.user_data_mut(client).unwrap() += 1;
         });
         ctx.on_message("set", |_room: &mut Self, ctx, _client, n: i32| {
-            ctx.state_mut().set(n);
+            ctx.state_mut().state_mut().set_n(f64::from(n));
         });
         ctx.on_message(7, |_room: &mut Self, ctx, client, v: Value| {
             ctx.send(client, 7, &v);
@@ -77,7 +85,7 @@ impl Room for E2eRoom {
             ctx.broadcast("chat", &message, BroadcastOptions::default().except(client));
         });
         ctx.on_message("after", |_room: &mut Self, ctx, _client, n: i32| {
-            ctx.state_mut().set(n);
+            ctx.state_mut().state_mut().set_n(f64::from(n));
             ctx.broadcast("after", &n, BroadcastOptions::default().after_next_patch());
             ctx.broadcast("now", &n, BroadcastOptions::default());
         });
