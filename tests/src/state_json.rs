@@ -306,17 +306,35 @@ list_json! {
 /// Implements [`StateJson`] for a derived struct by listing its fields in
 /// declaration order; a field sent with another wire type than its Rust
 /// type's default names it (`hp: Number`), a renamed one its client name
-/// (`hp as "health"`).
+/// (`hp as "health"`), and an `#[schema(extends)]` field comes first as
+/// `..base` (its type implements [`StateJson`] too).
 ///
 /// ```ignore
 /// state_json!(Player { name, x, hp: Number, inv, tags });
+/// state_json!(Hero { ..base, name });
 /// ```
 #[macro_export]
 macro_rules! state_json {
-    ($ty:ident { $($field:ident $(as $client:literal)? $(: $wire:ident)?),* $(,)? }) => {
+    ($ty:ident { ..$base:ident $(, $($rest:tt)*)? }) => {
+        $crate::state_json!(@impl $ty [$base] { $($($rest)*)? });
+    };
+    ($ty:ident { $($rest:tt)* }) => {
+        $crate::state_json!(@impl $ty [] { $($rest)* });
+    };
+    (@impl $ty:ident [$($base:ident)?] {
+        $($field:ident $(as $client:literal)? $(: $wire:ident)?),* $(,)?
+    }) => {
         impl $crate::state_json::StateJson for $ty {
             fn state_json(&self) -> $crate::state_json::__private::Value {
+                #[allow(unused_mut)]
                 let mut m = $crate::state_json::__private::Map::new();
+                $(
+                    if let $crate::state_json::__private::Value::Object(inherited) =
+                        $crate::state_json::StateJson::state_json(&self.$base)
+                    {
+                        m = inherited;
+                    }
+                )?
                 $(
                     let wire: ::core::option::Option<::roomcast_schema::types::Primitive> =
                         $crate::state_json!(@wire $($wire)?);
@@ -333,12 +351,18 @@ macro_rules! state_json {
             }
 
             fn field_shapes(&self) -> ::std::vec::Vec<(&'static str, $crate::state_json::Shape)> {
-                ::std::vec![$(
-                    (
+                #[allow(unused_mut)]
+                let mut shapes = ::std::vec::Vec::new();
+                $(
+                    shapes.extend($crate::state_json::StateJson::field_shapes(&self.$base));
+                )?
+                $(
+                    shapes.push((
                         $crate::state_json!(@name $field $($client)?),
                         $crate::state_json::shape_of(&self.$field, $crate::state_json!(@wire $($wire)?)),
-                    ),
-                )*]
+                    ));
+                )*
+                shapes
             }
         }
     };
@@ -346,6 +370,31 @@ macro_rules! state_json {
     (@wire $wire:ident) => { ::core::option::Option::Some(::roomcast_schema::types::Primitive::$wire) };
     (@name $field:ident) => { ::core::stringify!($field) };
     (@name $field:ident $client:literal) => { $client };
+}
+
+/// Implements [`StateJson`] for a derived polymorphic enum (one newtype
+/// variant per concrete type) by delegating to the variant's struct.
+///
+/// ```ignore
+/// state_json_enum!(AnyEntity { Entity, Hero, Monster });
+/// ```
+#[macro_export]
+macro_rules! state_json_enum {
+    ($ty:ident { $($variant:ident),+ $(,)? }) => {
+        impl $crate::state_json::StateJson for $ty {
+            fn state_json(&self) -> $crate::state_json::__private::Value {
+                match self {
+                    $(Self::$variant(v) => $crate::state_json::StateJson::state_json(v),)+
+                }
+            }
+
+            fn field_shapes(&self) -> ::std::vec::Vec<(&'static str, $crate::state_json::Shape)> {
+                match self {
+                    $(Self::$variant(v) => $crate::state_json::StateJson::field_shapes(v),)+
+                }
+            }
+        }
+    };
 }
 
 /// The shape of a field whose wire type may be chosen by attribute.

@@ -3,24 +3,21 @@
 //! several ticks of several ops each. After every tick, the real
 //! `@colyseus/schema` 5.0.34 decoder following the patch stream and a fresh
 //! one decoding `encode_all()` hold exactly the Rust state without a
-//! warning. With 3.0.76 clients beside them, fed the legacy patches of the
-//! same ticks (`encode_patch_both`), the same holds for maps (for
-//! everything in an ignored property, until the legacy bugs are fixed).
+//! warning; so do 3.0.76 clients fed the legacy patches of the same ticks
+//! (`encode_patch_both`).
 //!
 //! Each property runs on its own Node process (tests run in parallel);
-//! `PROPTEST_CASES` replaces every property's case count (default: 4,500
-//! interop sequences in all, plus 1,000 pure-Rust ones). Properties that
-//! must pass steer clear of the open encoder bugs (`AVOID`, see the ignored
-//! regression tests in interop_typed.rs and legacy_dialect.rs); the ignored
-//! properties run everything (`cargo test -- --ignored`).
+//! `PROPTEST_CASES` replaces every property's case count (default: 5,000
+//! interop sequences in all, plus 1,000 pure-Rust ones). The encoder bugs
+//! these properties found have regression tests in interop_typed.rs and
+//! legacy_dialect.rs.
 //!
 //! A pure-Rust property (no Node) checks that `encode_patch_both` writes
 //! what `encode_patch` / `encode_patch_as` write, that full states agree,
 //! and that Roomcast's own decoder follows the modern patches.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::cmp::Ordering;
-use std::collections::HashSet;
 use std::fmt::Debug;
 
 use proptest::prelude::*;
@@ -203,36 +200,11 @@ fn key() -> impl Strategy<Value = String> {
     prop::sample::select(vec!["a", "b", "c", "", "ü"]).prop_map(str::to_owned)
 }
 
-thread_local! {
-    /// Whether sequences steer clear of the open encoder bugs (each one has
-    /// an ignored regression test, and the ignored properties below run
-    /// without this). Set per property, on the test's thread, before the
-    /// strategies are built.
-    static AVOID_OPEN_BUGS: Cell<bool> = const { Cell::new(false) };
-    /// `(map address, key)` of the keys removed, and re-inserted, in the
-    /// current tick.
-    static REMOVED: RefCell<HashSet<(usize, String)>> = RefCell::new(HashSet::new());
-    static READDED: RefCell<HashSet<(usize, String)>> = RefCell::new(HashSet::new());
-}
-
-/// Starts a tick for [`apply_map`]'s bookkeeping.
-fn start_tick() {
-    REMOVED.with_borrow_mut(HashSet::clear);
-    READDED.with_borrow_mut(HashSet::clear);
-}
-
-/// The value assigned to an `Option<struct>` field. Avoiding open bugs:
-/// never `None` (unsetting and setting such a field in one tick is sent as
-/// a plain ADD, see `option_struct_cleared_and_set_in_one_tick` in
-/// interop_typed.rs).
+/// The value assigned to an `Option<struct>` field.
 fn assignment<T: Debug + Clone + 'static>(
     s: impl Strategy<Value = T> + 'static,
 ) -> BoxedStrategy<Option<T>> {
-    if AVOID_OPEN_BUGS.get() {
-        s.prop_map(Some).boxed()
-    } else {
-        prop::option::of(s).boxed()
-    }
+    prop::option::of(s).boxed()
 }
 
 /// A position chosen relative to a length at apply time.
@@ -435,46 +407,24 @@ fn apply_map<V: Val>(
     op: &MapOp<V>,
     edit: impl FnOnce(&mut MapMut<'_, V>, (&str, &ItemEdit)),
 ) {
-    let addr = std::ptr::from_ref::<MapSchema<V>>(&m) as usize;
-    let removed = |k: &str| REMOVED.with_borrow_mut(|r| r.insert((addr, k.to_owned())));
-    let insert = |m: &mut MapMut<'_, V>, k: &str, v: V| {
-        let tag = (addr, k.to_owned());
-        if m.contains_key(k) {
-            // Avoiding open bugs: a key removed and re-inserted in this tick
-            // is not replaced again (its DELETE_AND_ADD becomes a REPLACE of
-            // an index the client may not know, see
-            // `map_key_readded_then_replaced_in_one_tick` in interop_typed.rs).
-            if AVOID_OPEN_BUGS.get() && READDED.with_borrow(|r| r.contains(&tag)) {
-                return;
-            }
-        } else if REMOVED.with_borrow(|r| r.contains(&tag)) {
-            READDED.with_borrow_mut(|r| r.insert(tag));
-        }
-        m.insert(k, v);
-    };
     match op {
-        MapOp::Insert(k, v) => insert(&mut m, k, v.clone()),
+        MapOp::Insert(k, v) => {
+            let _ = m.insert(k, v.clone());
+        }
         MapOp::Remove(k) => {
-            if m.remove(k).is_some() {
-                removed(k);
-            }
+            let _ = m.remove(k);
         }
         MapOp::Clear => m.clear(),
         MapOp::Retain(modulo) => {
-            let before: Vec<String> = m.keys().map(str::to_owned).collect();
             let mut n = 0u8;
             m.retain(|_, _| {
                 n = n.wrapping_add(1);
                 !n.is_multiple_of(*modulo)
             });
-            for k in before.iter().filter(|k| !m.contains_key(k)) {
-                removed(k);
-            }
         }
         MapOp::MoveKey(from, to) => {
             if let Some(v) = m.remove(from) {
-                removed(from);
-                insert(&mut m, to, v);
+                m.insert(to, v);
             }
         }
         MapOp::Edit(k, e) => edit(&mut m, (k, e)),
@@ -759,11 +709,6 @@ fn sequence(op: BoxedStrategy<Op>) -> impl Strategy<Value = (Initial, Ticks)> {
 
 const V5: &[SchemaVersion] = &[SchemaVersion::V5];
 const BOTH: &[SchemaVersion] = &[SchemaVersion::V5, SchemaVersion::V3];
-/// Steer clear of the open encoder bugs.
-const AVOID: bool = true;
-/// Every sequence.
-const ALL: bool = false;
-
 // ----- runners ---------------------------------------------------------------------
 
 fn cases(default: u32) -> u32 {
@@ -794,7 +739,6 @@ fn run_case(
     let mut h = Harness::with_clients(node, initial.build(), versions)?;
     for (i, ops) in ticks.iter().enumerate() {
         h.tick(node, &format!("ops {i}"), |mut s| {
-            start_tick();
             for op in ops {
                 apply(&mut s, op);
             }
@@ -807,10 +751,8 @@ fn run_case(
 fn interop_property(
     default_cases: u32,
     versions: &[SchemaVersion],
-    avoid_open_bugs: bool,
     ops: fn() -> BoxedStrategy<Op>,
 ) {
-    AVOID_OPEN_BUGS.set(avoid_open_bugs);
     check_state_json::<State>();
     check_state_json::<Bag>();
     check_state_json::<Item>();
@@ -826,49 +768,34 @@ fn interop_property(
 
 #[test]
 fn arrays_of_primitives_follow_the_server() {
-    interop_property(1000, V5, AVOID, prim_array_op);
+    interop_property(1000, V5, prim_array_op);
 }
 
 #[test]
 fn arrays_of_structs_follow_the_server() {
-    interop_property(1000, V5, AVOID, struct_array_op);
+    interop_property(1000, V5, struct_array_op);
 }
 
 #[test]
 fn maps_follow_the_server() {
-    interop_property(500, V5, AVOID, map_ops);
+    interop_property(500, V5, map_ops);
 }
 
 #[test]
 fn sets_and_collections_follow_the_server() {
-    interop_property(500, V5, AVOID, set_ops);
+    interop_property(500, V5, set_ops);
 }
 
 #[test]
 fn nested_mixed_collections_follow_the_server() {
-    interop_property(1000, V5, AVOID, any_op);
+    interop_property(1000, V5, any_op);
 }
 
-/// Legacy patches of maps (of primitives and structs), decoded by 3.0.76
-/// clients beside 5.0.34 ones. (Legacy arrays, sets and collections hit
-/// open encoder bugs: see `legacy_everything_follows_the_server`.)
+/// Everything, with 3.0.76 clients fed the legacy patches beside the
+/// 5.0.34 ones.
 #[test]
-fn legacy_maps_follow_the_server() {
-    interop_property(500, BOTH, AVOID, map_ops);
-}
-
-/// Everything, without steering clear of the open encoder bugs.
-#[test]
-#[ignore = "encoder bugs: Option<struct> None then Some in one tick sent as ADD; map key re-added then replaced in one tick sent as REPLACE (see interop_typed.rs)"]
-fn everything_with_option_reassignments_follows_the_server() {
-    interop_property(1000, V5, ALL, any_op);
-}
-
-/// Everything on 3.0.76 clients too.
-#[test]
-#[ignore = "encoder bugs: legacy Set/Collection indexes; legacy positional ops after an unshift (see legacy_dialect.rs)"]
-fn legacy_everything_follows_the_server() {
-    interop_property(1000, BOTH, ALL, any_op);
+fn legacy_clients_follow_the_server() {
+    interop_property(1000, BOTH, any_op);
 }
 
 // ----- pure Rust ---------------------------------------------------------------------
@@ -879,7 +806,6 @@ fn legacy_everything_follows_the_server() {
 /// the modern patches (and one decoding each full state) holds the state.
 #[test]
 fn patch_dialects_agree_and_rust_decoder_follows() {
-    AVOID_OPEN_BUGS.set(true);
     let types = roomcast_schema::registry_of::<State>().expect("types");
     let result = runner(1000).run(&sequence(any_op()), |(initial, ticks)| {
         let mut modern = Encoder::new(initial.build());
@@ -889,7 +815,6 @@ fn patch_dialects_agree_and_rust_decoder_follows() {
         let empty: Vec<Op> = Vec::new();
         for (i, ops) in std::iter::once(&empty).chain(&ticks).enumerate() {
             for enc in [&mut modern, &mut legacy, &mut both] {
-                start_tick();
                 let mut s = enc.state_mut();
                 for op in ops {
                     apply(&mut s, op);

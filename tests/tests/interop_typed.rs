@@ -1,4 +1,5 @@
-//! Derived structs of every field kind, mutated through scripted scenarios:
+//! Derived structs of every field kind (plus inheritance, polymorphic enums
+//! and a dynamic state), mutated through scripted scenarios:
 //! after each patch the real `@colyseus/schema` 5.0.34 decoder (built from
 //! our Reflection) following the patch stream, and a fresh one decoding
 //! `encode_all()`, hold exactly the Rust state, without any warning; so
@@ -918,7 +919,141 @@ fn the_comparison_is_strict() {
     follower.close(&mut node);
 }
 
-// ----- encoder bugs found by interop_proptest -----------------------------------
+// ----- inheritance and polymorphic children (typed) -----------------------------
+
+#[derive(Schema, Default, Debug)]
+struct Entity {
+    #[schema(number)]
+    x: f64,
+    tags: ArraySchema<String>,
+}
+state_json!(Entity { x: Number, tags });
+
+#[derive(Schema, Default, Debug)]
+struct Hero {
+    #[schema(extends)]
+    base: Entity,
+    name: String,
+    // A second own field: the derive's output for exactly one trips
+    // `clippy::int_plus_one` (reported).
+    level: u8,
+}
+state_json!(Hero {
+    ..base,
+    name,
+    level
+});
+
+#[derive(Schema, Default, Debug)]
+struct Monster {
+    #[schema(extends)]
+    base: Entity,
+    hp: u8,
+    loot: Option<Leaf>,
+}
+state_json!(Monster { ..base, hp, loot });
+
+#[derive(Schema, Debug)]
+enum AnyEntity {
+    Entity(Entity),
+    Hero(Hero),
+    Monster(Monster),
+}
+roomcast_tests::state_json_enum!(AnyEntity {
+    Entity,
+    Hero,
+    Monster
+});
+
+#[derive(Schema, Default, Debug)]
+struct World {
+    #[schema(extends)]
+    base: Opts,
+    main: Option<AnyEntity>,
+    all: MapSchema<AnyEntity>,
+    list: ArraySchema<AnyEntity>,
+    bag: SetSchema<AnyEntity>,
+}
+state_json!(World { ..base, main, all, list, bag });
+
+fn hero(x: f64, name: &str) -> AnyEntity {
+    AnyEntity::Hero(Hero {
+        base: Entity {
+            x,
+            tags: [name.to_owned()].into_iter().collect(),
+        },
+        name: name.into(),
+        level: 1,
+    })
+}
+
+fn monster(x: f64, hp: u8) -> AnyEntity {
+    AnyEntity::Monster(Monster {
+        base: Entity {
+            x,
+            tags: ArraySchema::new(),
+        },
+        hp,
+        loot: (hp > 50).then(|| leaf(f64::from(hp), "gold")),
+    })
+}
+
+#[test]
+fn inherited_and_polymorphic_typed_state() {
+    for check in [
+        check_state_json::<World>,
+        check_state_json::<Hero>,
+        check_state_json::<Monster>,
+        check_state_json::<Entity>,
+    ] {
+        check();
+    }
+    let mut node = NodeDecoder::shared();
+    let mut h = ok(Harness::with_clients(&mut node, World::default(), BOTH));
+    ok(h.tick(&mut node, "subtypes everywhere", |mut s| {
+        s.base_mut().set_tail(3);
+        s.base_mut().set_os(Some("inherited".into()));
+        s.set_main(Some(hero(1.0, "Link")));
+        s.all_mut().insert("m", monster(2.0, 100));
+        s.all_mut()
+            .insert("e", AnyEntity::Entity(Entity::default()));
+        s.list_mut().push(monster(3.0, 7));
+        s.list_mut().push(hero(4.0, "Zelda"));
+        s.bag_mut().add(monster(5.0, 60));
+    }));
+    ok(
+        h.tick(&mut node, "edit through the variant views", |mut s| {
+            if let Some(AnyEntityMut::Monster(mut m)) = s.all_mut().get_mut("m") {
+                m.set_hp(99);
+                m.base_mut().set_x(2.5);
+                m.base_mut().tags_mut().push("boss".into());
+                m.set_loot(None);
+            }
+            if let Some(AnyEntityMut::Hero(mut hr)) = s.list_mut().get_mut(1) {
+                hr.set_name("Sheik".into());
+            }
+        }),
+    );
+    ok(h.tick(&mut node, "replace with other subtypes", |mut s| {
+        s.set_main(Some(AnyEntity::Entity(Entity {
+            x: 6.0,
+            tags: ArraySchema::new(),
+        })));
+        s.all_mut().insert("e", hero(7.0, "Impa"));
+        s.list_mut().unshift(monster(8.0, 1));
+        s.list_mut().remove(2);
+        s.bag_mut().clear();
+        s.bag_mut().add(hero(9.0, "Navi"));
+    }));
+    ok(h.tick(&mut node, "move between collections", |mut s| {
+        let x = s.all_mut().remove("m").expect("m");
+        s.list_mut().push(x);
+        s.set_main(None);
+    }));
+    h.close(&mut node);
+}
+
+// ----- regressions: encoder bugs found by interop_proptest (since fixed) ---------
 
 #[derive(Schema, Default, Debug)]
 struct Holder {
@@ -929,11 +1064,10 @@ state_json!(Holder { items, bag });
 
 /// `set_bag(None); set_bag(Some(new))` in one tick must replace the
 /// client's instance (DELETE_AND_ADD, or DELETE then ADD): a plain ADD
-/// leaves the old instance alive on the client (the 5.x decoder only
+/// (what was sent) leaves the old instance alive on the client (the 5.x decoder only
 /// releases the previous child on DELETE-type ops), and once its refIds
 /// are reused a new child resolves to the stale instance.
 #[test]
-#[ignore = "encoder bug: Option<struct> set to None then Some in one tick is sent as ADD, the client keeps the old ref"]
 fn option_struct_cleared_and_set_in_one_tick() {
     check_state_json::<Holder>();
     let mut node = NodeDecoder::shared();
@@ -962,7 +1096,6 @@ fn option_struct_cleared_and_set_in_one_tick() {
 /// The same through a dynamic state: `DynMut::set(i, None)` then
 /// `set(i, Some(new struct))` in one tick.
 #[test]
-#[ignore = "encoder bug: a dynamic struct field set to None then a new struct in one tick is sent as ADD, the client keeps the old ref"]
 fn dynamic_struct_field_cleared_and_set_in_one_tick() {
     let types = dyn_types();
     let mut node = NodeDecoder::shared();
@@ -1000,11 +1133,10 @@ fn dynamic_struct_field_cleared_and_set_in_one_tick() {
 }
 
 /// A key added, removed, re-added (DELETE_AND_ADD, keeping its index) and
-/// then replaced in one tick must still carry its key: the replace turns
+/// then replaced in one tick must still carry its key: the replace turned
 /// the op into a REPLACE of an index the client never saw, and the 5.x
-/// client stores the value under the key `"undefined"`.
+/// client stored the value under the key `"undefined"`.
 #[test]
-#[ignore = "encoder bug: a map key re-added then replaced in one tick is sent as REPLACE of an unknown index"]
 fn map_key_readded_then_replaced_in_one_tick() {
     let mut node = NodeDecoder::shared();
     let mut h = ok(Harness::with_clients(&mut node, Colls::default(), BOTH));
@@ -1026,5 +1158,37 @@ fn map_key_readded_then_replaced_in_one_tick() {
         m.insert("c", 2);
         m.insert("c", 3);
     }));
+    h.close(&mut node);
+}
+
+/// Two reverses cancel out, also when an element inserted in between is
+/// removed again in the same tick: `[a, b, c]`, `push(x); reverse();
+/// reverse(); pop()` must send nothing (or anything equivalent), not a lone
+/// REVERSE (`0f`, what was sent) that leaves the client with `[c, b, a]`.
+#[test]
+fn reverse_twice_around_a_cancelled_insert() {
+    let mut node = NodeDecoder::shared();
+    let initial = Colls {
+        arr_p: ["a", "b", "c"].iter().map(|s| (*s).to_owned()).collect(),
+        arr_s: (1..=3).map(|i| item(i, "it")).collect(),
+        ..Colls::default()
+    };
+    let mut h = ok(Harness::with_clients(&mut node, initial, BOTH));
+    ok(h.tick(&mut node, "push, reverse, reverse, pop", |mut s| {
+        let mut a = s.arr_p_mut();
+        a.push("x".into());
+        a.reverse();
+        a.reverse();
+        a.pop();
+    }));
+    ok(
+        h.tick(&mut node, "unshift, reverse, reverse, shift", |mut s| {
+            let mut a = s.arr_s_mut();
+            a.unshift(item(9, "new"));
+            a.reverse();
+            a.reverse();
+            a.shift();
+        }),
+    );
     h.close(&mut node);
 }

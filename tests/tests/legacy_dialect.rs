@@ -374,16 +374,15 @@ fn reverse_alone_and_with_other_ops() {
     });
 }
 
-// ----- encoder bugs found by interop_proptest -----------------------------------
+// ----- regressions: encoder bugs found by interop_proptest (since fixed) ---------
 
 /// A 3.x client applies a positional op after an insert at index 0 to the
 /// shifted array but reads the element it releases from its pre-tick copy
-/// (`tmpItems[i]`): `[A, B, C]`, `unshift(N); remove(1)` sent as
+/// (`tmpItems[i]`): `[A, B, C]`, `unshift(N); remove(1)` once sent as
 /// `80 00 N | 40 01` removes A from the array but releases B, which the
 /// client then garbage-collects although it still shows it; the next edit
 /// of B fails with `"refId" not found`.
 #[test]
-#[ignore = "encoder bug: legacy positional ops after an unshift release the wrong struct on 3.x clients"]
 fn unshift_then_positional_delete_of_structs() {
     let mut node = NodeDecoder::shared();
     let mut h = ok(Harness::with_clients(
@@ -433,10 +432,9 @@ state_json!(Indexed { set, coll, structs });
 /// entries with its own counter (one per applied ADD), then resolves
 /// DELETEs through that numbering. A server index that never reached the
 /// client as an ADD (a value added and removed in one tick) shifts every
-/// later index: `add(5); remove(5)` (sent `40 00`), then `add(6)` (`80 01
+/// later index: `add(5); remove(5)` (once sent as `40 00`), then `add(6)` (`80 01
 /// 06`, client index 0), then `remove(6)` (`40 01`): the client keeps 6.
 #[test]
-#[ignore = "encoder bug: legacy Set/Collection indexes drift from the 3.x client's own numbering"]
 fn set_and_collection_indexes_stay_in_step() {
     check_state_json::<Indexed>();
     let mut node = NodeDecoder::shared();
@@ -478,10 +476,9 @@ fn set_and_collection_indexes_stay_in_step() {
 
 /// A 3.x client skips a positional write whose value equals its pre-tick
 /// element at that index (`tmpItems[i]`), even after an unshift shifted the
-/// array: `[0, 14, 1]`, `sort(); unshift(1)` sent as `80 00 01 | 00 01 00 |
+/// array: `[0, 14, 1]`, `sort(); unshift(1)` once sent as `80 00 01 | 00 01 00 |
 /// 00 02 01 | 00 03 0e` ends as `[1, 0, 14, 14]` instead of `[1, 0, 1, 14]`.
 #[test]
-#[ignore = "encoder bug: legacy positional writes after an unshift are skipped by 3.x clients when equal to the pre-tick element"]
 fn unshift_then_positional_writes_of_primitives() {
     let mut node = NodeDecoder::shared();
     let mut h = ok(Harness::with_clients(
@@ -497,5 +494,56 @@ fn unshift_then_positional_writes_of_primitives() {
         s.nums_mut().unshift(0);
         s.nums_mut().set(2, 1);
     }));
+    h.close(&mut node);
+}
+
+#[derive(Schema, Default, Debug)]
+struct Tagged {
+    id: u8,
+    tags: ArraySchema<u8>,
+}
+state_json!(Tagged { id, tags });
+
+#[derive(Schema, Default, Debug)]
+struct TaggedList {
+    list: ArraySchema<Tagged>,
+    n: u8,
+}
+state_json!(TaggedList { list, n });
+
+fn tagged(id: u8, tags: &[u8]) -> Tagged {
+    Tagged {
+        id,
+        tags: tags.iter().copied().collect(),
+    }
+}
+
+/// A 3.x client inserts only at index 0: an ADD at an occupied index 1
+/// overwrites the element there *without releasing it*. `[A, B]`,
+/// `insert(1, N); remove(2)` once sent as `80 01 N | 40 02` shows `[A, N]` but
+/// B (and its `tags`) stays referenced on the client forever; once B's
+/// refIds are reused, a new element resolves to B's stale instances (a
+/// pushed `{tags: []}` shows `tags: [0]`).
+#[test]
+fn insert_then_remove_in_a_struct_array_releases_the_removed() {
+    check_state_json::<TaggedList>();
+    let mut node = NodeDecoder::shared();
+    let initial = TaggedList {
+        list: [tagged(1, &[]), tagged(2, &[0])].into_iter().collect(),
+        n: 0,
+    };
+    let mut h = ok(Harness::with_clients(&mut node, initial, &[V3]));
+    ok(
+        h.tick(&mut node, "insert(1, N), remove the old 1", |mut s| {
+            s.list_mut().insert(1, tagged(3, &[]));
+            s.list_mut().remove(2);
+        }),
+    );
+    ok(
+        h.tick(&mut node, "new elements reuse the freed refIds", |mut s| {
+            s.list_mut().push(tagged(4, &[]));
+            s.list_mut().push(tagged(5, &[]));
+        }),
+    );
     h.close(&mut node);
 }
