@@ -782,3 +782,35 @@ struct_json!(PolyState { main, all, list });
 fn polymorphic_children() {
     assert_eq!(replay::<PolyState>("polymorphic_children"), 0);
 }
+
+/// Fuzz regression (`fuzz/regressions/decode_typed/crash-cdc16b0a…`): one
+/// instance twice in one array. The typed state keeps it at its first
+/// position, with every later change, and reports the duplicate.
+#[test]
+fn same_instance_twice_in_one_array() {
+    let msg = [
+        0x80, 0x01, 0x81, 0x0b, 0x82, 0x0c, // hands #1, deck #11, log #12
+        0xff, 0x01, 0x80, 0x00, 0xa1, b'a', 0x02, // hands["a"] = #2
+        0xff, 0x02, 0x80, 0x03, 0x81, 0x06, 0x82, 0x07, // cards #3, tags #6, marks #7
+        0xff, 0x03, 0x80, 0x00, 0x04, // cards[0] = #4
+        0xff, 0x04, 0x80, 0xa1, b'h', 0x81, 0x03, // suit "h", rank 3
+        0xff, 0x03, 0x80, 0x03, 0x04, // cards[3] = #4 again: [#4, #4]
+        0xff, 0x04, 0x81, 0x05, // rank 5
+    ];
+    let mut d = Decoder::<Table>::new().expect("types");
+    d.decode(&msg).expect("valid");
+    assert_eq!(
+        d.dynamic().to_json(),
+        r#"{"deck":[],"hands":{"a":{"cards":[{"rank":5,"suit":"h"},{"rank":5,"suit":"h"}],"marks":[],"tags":[]}},"log":[]}"#
+    );
+    assert!(d.unrepresentable() > 0);
+    let cards: Vec<Option<u8>> = d
+        .state()
+        .hands
+        .as_ref()
+        .and_then(|h| h.get("a"))
+        .and_then(|h| h.cards.as_ref())
+        .map(|c| c.iter().map(|c| c.rank).collect())
+        .unwrap_or_default();
+    assert_eq!(cards, [Some(5), None]);
+}

@@ -870,8 +870,16 @@ impl Typed {
             }
         }
         let mut plan = Vec::with_capacity(entries.len());
+        let mut planned_refs: std::collections::HashSet<RefId, RefIdHasherBuilder> =
+            std::collections::HashSet::default();
         for &(key, v) in &entries {
             let entry = match *v {
+                // One instance twice in the collection: the Rust value can
+                // be in one place only; the other gets a default value.
+                Value::Ref(r) if !planned_refs.insert(r) => {
+                    self.unrepresentable += 1;
+                    Planned::New(self.rust_type(nodes, r))
+                }
                 Value::Ref(r) => match self.loc.get(r) {
                     Some(&Loc {
                         parent,
@@ -916,8 +924,10 @@ impl Typed {
             }
         }
         ids.clear();
+        planned_refs.clear();
         for (p, (_, v)) in entries.iter().enumerate() {
-            let id = v.as_ref_id();
+            // A duplicate's slot holds a default value, not the instance.
+            let id = v.as_ref_id().filter(|&r| planned_refs.insert(r));
             if let Some(r) = id {
                 self.loc.insert(
                     r,
