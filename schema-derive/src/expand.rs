@@ -181,7 +181,6 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
         extends,
         base_present,
         base_refs,
-        base_encode,
         base_attach,
         base_detach,
         base_patch,
@@ -204,12 +203,6 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
                 quote!(::core::option::Option::Some(d.schema::<#bty>())),
                 quote!(m |= #rc::Schema::__present(&self.#bid);),
                 quote!(m |= #rc::Schema::__ref_fields(&self.#bid);),
-                quote! {
-                    if index < #base_count {
-                        #rc::Schema::__encode_field(&self.#bid, &children.#bid, index, out);
-                        return;
-                    }
-                },
                 quote!(#rc::Schema::__attach_children(&mut self.#bid, &mut children.#bid, tick);),
                 quote!(#rc::Schema::__detach_children(&mut self.#bid, &mut children.#bid, tick);),
                 quote! {
@@ -301,15 +294,6 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
                     #base_present
                     #( if #rc::Field::__present(&self.#idents) { m |= 1u64 << (#base_count + #locals); } )*
                     m
-                }
-
-                #[inline]
-                fn __encode_field(&self, children: &#children, index: u32, out: &mut ::std::vec::Vec<u8>) {
-                    #base_encode
-                    match index - #base_count {
-                        #( #locals => #rc::Field::__encode(&self.#idents, &children.#idents, #wires, out), )*
-                        _ => {}
-                    }
                 }
 
                 #[inline(always)]

@@ -81,10 +81,6 @@ pub trait Schema: Sized + 'static {
     #[doc(hidden)]
     fn __present(&self) -> u64;
 
-    /// Writes the value of field `index` (after its op byte).
-    #[doc(hidden)]
-    fn __encode_field(&self, children: &Self::Children, index: u32, out: &mut Vec<u8>);
-
     /// Writes the ops of the fields in `dirty`, in index order: ADD (or
     /// DELETE_AND_ADD for the fields in `replaced`) with the value, or
     /// DELETE for an absent field.
