@@ -15,6 +15,10 @@ use crate::room::driver::Driver;
 use crate::room::{ConnId, Room, TransmitKind};
 use crate::transport::Outgoing;
 
+/// Commands handled between two flushes, so a busy room still lets the
+/// runtime schedule other tasks.
+const MAX_COMMANDS_PER_FLUSH: usize = 64;
+
 enum Step<R: Room> {
     Command(Option<Command>),
     Timeout,
@@ -53,8 +57,14 @@ pub(super) async fn run<R: Room>(
             Step::Command(None) => break,
             Step::Command(Some(command)) => {
                 handle(&mut driver, &mut conns, command);
-                // Take what else is queued before running hooks and flushing.
-                while let Ok(command) = commands.try_recv() {
+                driver.run_events().await;
+                // Take a few more already queued before flushing; the hooks
+                // of each run before the next is handled, so a message that
+                // locks the room is seen by a seat request behind it.
+                for _ in 0..MAX_COMMANDS_PER_FLUSH {
+                    let Ok(command) = commands.try_recv() else {
+                        break;
+                    };
                     handle(&mut driver, &mut conns, command);
                     driver.run_events().await;
                 }
