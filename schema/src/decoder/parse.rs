@@ -142,10 +142,11 @@ pub(crate) fn key_at(bytes: &[u8], at: u32) -> &str {
 #[derive(Debug, Default)]
 pub(crate) struct Parser {
     /// Map indexes added (`true`) or deleted (`false`) by the current
-    /// message, by `(map refId, index)`, with the offset of the operation.
+    /// message, by `(map refId, index)`, with the step number of the
+    /// operation.
     map_indexes: HashMap<(u32, u32), (bool, u32), RefIdHasherBuilder>,
-    /// Maps cleared by the current message, with the offset of the last
-    /// CLEAR: indexes recorded before it are gone.
+    /// Maps cleared by the current message, with the step number of the
+    /// last CLEAR: indexes recorded before it are gone.
     cleared_maps: HashMap<u32, u32, RefIdHasherBuilder>,
     /// Structures created by the current message, with their shape.
     pub(crate) created: RefMap<Shape>,
@@ -184,6 +185,8 @@ impl Parser {
             created: &mut self.created,
             map_indexes: &mut self.map_indexes,
             cleared_maps: &mut self.cleared_maps,
+            steps: &mut self.steps,
+            overlay: false,
         };
         let mut current = RefId::ROOT;
         let mut shape = Shape::Struct(types.root());
@@ -205,7 +208,7 @@ impl Parser {
                     }
                 }
             };
-            self.steps.push(step);
+            cx.steps.push(step);
             if self.record_offsets {
                 self.offsets.push(at as u32);
             }
@@ -227,6 +230,12 @@ struct Cx<'a, 'b, S> {
     created: &'b mut RefMap<Shape>,
     map_indexes: &'b mut HashMap<(u32, u32), (bool, u32), RefIdHasherBuilder>,
     cleared_maps: &'b mut HashMap<u32, u32, RefIdHasherBuilder>,
+    /// The steps so far.
+    steps: &'b mut Vec<Step>,
+    /// Whether `map_indexes` / `cleared_maps` are maintained: only from the
+    /// first map REPLACE of the message on (they are built from the steps
+    /// then), since only a REPLACE needs them.
+    overlay: bool,
 }
 
 impl<S: ShapeSource> Cx<'_, '_, S> {
@@ -236,6 +245,34 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
             return Some(s);
         }
         self.state.shape_of(id)
+    }
+
+    /// Builds the map overlay from the steps parsed so far.
+    fn build_overlay(&mut self) {
+        self.overlay = true;
+        let mut current = RefId::ROOT;
+        let mut is_map = false;
+        for (seq, step) in self.steps.iter().enumerate() {
+            match *step {
+                Step::Switch(id) => {
+                    current = id;
+                    let shape = self
+                        .created
+                        .get(id)
+                        .copied()
+                        .or_else(|| self.state.shape_of(id));
+                    is_map = matches!(shape, Some(Shape::Collection(CollectionKind::Map, _)));
+                }
+                Step::Clear if is_map => {
+                    self.cleared_maps.insert(current.0, seq as u32);
+                }
+                Step::Entry { op, index, .. } if is_map && op != REPLACE => {
+                    self.map_indexes
+                        .insert((current.0, index), (op != DELETE, seq as u32));
+                }
+                _ => {}
+            }
+        }
     }
 
     fn map_has_index(&self, map: RefId, index: u32) -> bool {
@@ -310,9 +347,9 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
         let elem = SlotType::from(elem);
         match (kind, op) {
             (_, CLEAR) => {
-                if kind == CollectionKind::Map {
-                    // Entries recorded before this offset no longer count.
-                    self.cleared_maps.insert(current.0, at as u32);
+                if kind == CollectionKind::Map && self.overlay {
+                    // Entries recorded before this step no longer count.
+                    self.cleared_maps.insert(current.0, self.steps.len() as u32);
                 }
                 Ok(Step::Clear)
             }
@@ -355,19 +392,17 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                 } else {
                     NO_KEY
                 };
-                let seq = at as u32;
-                match op {
-                    DELETE => {
-                        self.map_indexes.insert((current.0, index), (false, seq));
+                let seq = self.steps.len() as u32;
+                if op == REPLACE {
+                    if !self.overlay {
+                        self.build_overlay();
                     }
-                    REPLACE => {
-                        if !self.map_has_index(current, index) {
-                            return Err(err(at, DecodeErrorKind::UnknownMapIndex(index)));
-                        }
+                    if !self.map_has_index(current, index) {
+                        return Err(err(at, DecodeErrorKind::UnknownMapIndex(index)));
                     }
-                    _ => {
-                        self.map_indexes.insert((current.0, index), (true, seq));
-                    }
+                } else if self.overlay {
+                    self.map_indexes
+                        .insert((current.0, index), (op != DELETE, seq));
                 }
                 let value = if op == DELETE {
                     Scalar::None
