@@ -19,7 +19,23 @@ fn server() -> Server {
     Server::builder()
         .define("counter", E2eRoom::default)
         .define("broken", Broken::default)
+        .define("slow", Slow::default)
         .build()
+}
+
+/// A room whose creation takes a while (concurrent requests overlap it).
+#[derive(Default)]
+struct Slow;
+
+impl Room for Slow {
+    type State = NoState;
+    type UserData = ();
+    type Auth = ();
+
+    async fn on_create(&mut self, _: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Ok(())
+    }
 }
 
 #[derive(Default)]
@@ -281,4 +297,18 @@ async fn a_flooding_client_is_closed_and_the_room_carries_on() {
             }
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_join_or_create_fill_one_room() {
+    let server = server();
+    let seats = futures_util::future::join_all(
+        (0..20).map(|_| server.matchmake(Method::JoinOrCreate, "slow", json!({}))),
+    )
+    .await;
+    let rooms: std::collections::HashSet<String> = seats
+        .into_iter()
+        .map(|seat| seat.unwrap().room.room_id)
+        .collect();
+    assert_eq!(rooms.len(), 1, "{rooms:?}");
 }

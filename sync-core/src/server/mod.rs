@@ -144,6 +144,9 @@ impl Default for ServerConfig {
 
 pub(crate) struct Inner {
     definitions: HashMap<String, Box<dyn Definition>>,
+    /// Serializes `joinOrCreate` per room name, so concurrent requests fill
+    /// one new room instead of each creating its own.
+    creating: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     rooms: Mutex<HashMap<String, mpsc::Sender<Command>>>,
     pub(crate) listings: Listings,
     pub(crate) presence: Arc<dyn Presence>,
@@ -286,6 +289,7 @@ impl ServerBuilder {
         Server {
             inner: Arc::new(Inner {
                 definitions: self.definitions,
+                creating: Mutex::new(HashMap::new()),
                 rooms: Mutex::new(HashMap::new()),
                 listings: Listings::default(),
                 presence: self
@@ -429,6 +433,19 @@ impl Server {
                     )
                 })?;
                 let options = merge_options(options, definition.default_options());
+                let creation = (method == Method::JoinOrCreate).then(|| {
+                    self.inner
+                        .creating
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .entry(target.to_owned())
+                        .or_default()
+                        .clone()
+                });
+                let _creating = match &creation {
+                    Some(lock) => Some(lock.lock().await),
+                    None => None,
+                };
                 if method != Method::Create {
                     // Rooms can fill up between the lookup and the
                     // reservation: retry like the reference does.
