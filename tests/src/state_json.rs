@@ -598,6 +598,8 @@ pub struct Harness<T: Schema> {
     /// The encoder.
     pub enc: Encoder<T>,
     clients: Vec<Follower>,
+    /// Clients that joined with a full state after the start.
+    late: Vec<Follower>,
     ticks: usize,
     last: Vec<(Dialect, Vec<u8>)>,
 }
@@ -638,6 +640,7 @@ impl<T: Schema + StateJson + std::fmt::Debug> Harness<T> {
         let mut h = Self {
             enc,
             clients,
+            late: Vec::new(),
             ticks: 0,
             last: Vec::new(),
         };
@@ -693,7 +696,37 @@ impl<T: Schema + StateJson + std::fmt::Debug> Harness<T> {
             client.patch(node, &what, patch, &expected)?;
             client.joiner(node, &what, &full, &expected)?;
         }
+        for client in &self.late {
+            let patch = self
+                .patch(dialect_for(client.version()))
+                .unwrap_or_default();
+            let what = format!("{what} {:?} late joiner", client.version());
+            client.patch(node, &what, patch, &expected)?;
+        }
         Ok(self.patch(dialects[0]).unwrap_or_default().to_vec())
+    }
+
+    /// Opens one more client per version that joins now, at a patch
+    /// boundary, with a full state, and follows the later patches (of its
+    /// dialect, which a stream client must use too).
+    ///
+    /// # Errors
+    ///
+    /// As [`Harness::tick`].
+    pub fn join_late(
+        &mut self,
+        node: &mut NodeDecoder,
+        versions: &[SchemaVersion],
+    ) -> Result<(), String> {
+        let types = self.enc.types().map_err(|e| e.to_string())?;
+        let full = self.enc.encode_all().to_vec();
+        let expected = self.expected();
+        for &v in versions {
+            let late = Follower::open(node, encode_reflection(&types, dialect_for(v)), v)?;
+            late.patch(node, &format!("late {v:?} joiner"), &full, &expected)?;
+            self.late.push(late);
+        }
+        Ok(())
     }
 
     /// The last tick's patch for `dialect` (when a client uses it).
@@ -713,7 +746,7 @@ impl<T: Schema + StateJson + std::fmt::Debug> Harness<T> {
 
     /// Drops the clients.
     pub fn close(self, node: &mut NodeDecoder) {
-        for c in self.clients {
+        for c in self.clients.into_iter().chain(self.late) {
             c.close(node);
         }
     }

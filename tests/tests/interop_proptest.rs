@@ -3,8 +3,9 @@
 //! several ticks of several ops each. After every tick, the real
 //! `@colyseus/schema` 5.0.34 decoder following the patch stream and a fresh
 //! one decoding `encode_all()` hold exactly the Rust state without a
-//! warning; so do 3.0.76 clients fed the legacy patches of the same ticks
-//! (`encode_patch_both`).
+//! warning, and so does a client that joined with a full state at a random
+//! tick and follows the patches since; so do 3.0.76 clients fed the legacy
+//! patches of the same ticks (`encode_patch_both`).
 //!
 //! Each property runs on its own Node process (tests run in parallel);
 //! `PROPTEST_CASES` replaces every property's case count (default: 5,000
@@ -752,10 +753,13 @@ impl Initial {
 
 type Ticks = Vec<Vec<Op>>;
 
-fn sequence(op: BoxedStrategy<Op>) -> impl Strategy<Value = (Initial, Ticks)> {
+/// An initial state, ticks of ops, and the tick before which a late client
+/// joins (modulo the tick count).
+fn sequence(op: BoxedStrategy<Op>) -> impl Strategy<Value = (Initial, Ticks, usize)> {
     (
         initial(),
         prop::collection::vec(prop::collection::vec(op, 1..7), 1..6),
+        any::<usize>(),
     )
 }
 
@@ -785,11 +789,16 @@ fn runner(default_cases: u32) -> TestRunner {
 fn run_case(
     node: &mut NodeDecoder,
     versions: &[SchemaVersion],
+    late: &[SchemaVersion],
     initial: &Initial,
     ticks: &Ticks,
+    join: usize,
 ) -> Result<(), String> {
     let mut h = Harness::with_clients(node, initial.build(), versions)?;
     for (i, ops) in ticks.iter().enumerate() {
+        if i == join % ticks.len() {
+            h.join_late(node, late)?;
+        }
         h.tick(node, &format!("ops {i}"), |mut s| {
             for op in ops {
                 apply(&mut s, op);
@@ -803,6 +812,7 @@ fn run_case(
 fn interop_property(
     default_cases: u32,
     versions: &[SchemaVersion],
+    late: &[SchemaVersion],
     ops: fn() -> BoxedStrategy<Op>,
 ) {
     check_state_json::<State>();
@@ -810,8 +820,16 @@ fn interop_property(
     check_state_json::<Item>();
     check_state_json::<Leaf>();
     let node = RefCell::new(NodeDecoder::new());
-    let result = runner(default_cases).run(&sequence(ops()), |(initial, ticks)| {
-        run_case(&mut node.borrow_mut(), versions, &initial, &ticks).map_err(TestCaseError::fail)
+    let result = runner(default_cases).run(&sequence(ops()), |(initial, ticks, join)| {
+        run_case(
+            &mut node.borrow_mut(),
+            versions,
+            late,
+            &initial,
+            &ticks,
+            join,
+        )
+        .map_err(TestCaseError::fail)
     });
     if let Err(e) = result {
         panic!("{e}");
@@ -820,34 +838,41 @@ fn interop_property(
 
 #[test]
 fn arrays_of_primitives_follow_the_server() {
-    interop_property(1000, V5, prim_array_op);
+    interop_property(1000, V5, V5, prim_array_op);
 }
 
 #[test]
 fn arrays_of_structs_follow_the_server() {
-    interop_property(1000, V5, struct_array_op);
+    interop_property(1000, V5, V5, struct_array_op);
 }
 
 #[test]
 fn maps_follow_the_server() {
-    interop_property(500, V5, map_ops);
+    interop_property(500, V5, V5, map_ops);
 }
 
 #[test]
 fn sets_and_collections_follow_the_server() {
-    interop_property(500, V5, set_ops);
+    interop_property(500, V5, V5, set_ops);
 }
 
 #[test]
 fn nested_mixed_collections_follow_the_server() {
-    interop_property(1000, V5, any_op);
+    interop_property(1000, V5, V5, any_op);
 }
 
 /// Everything, with 3.0.76 clients fed the legacy patches beside the
-/// 5.0.34 ones.
+/// 5.0.34 ones (the late joiner is a 5.x client).
 #[test]
 fn legacy_clients_follow_the_server() {
-    interop_property(1000, BOTH, any_op);
+    interop_property(1000, BOTH, V5, any_op);
+}
+
+/// 3.0.76 clients that join late and follow the legacy patches.
+#[test]
+#[ignore = "encoder bug: legacy Set/Collection DELETEs address indexes a late-joining 3.x client numbered differently (see legacy_dialect.rs)"]
+fn late_legacy_clients_follow_the_server() {
+    interop_property(1000, BOTH, BOTH, any_op);
 }
 
 // ----- pure Rust ---------------------------------------------------------------------
@@ -859,7 +884,7 @@ fn legacy_clients_follow_the_server() {
 #[test]
 fn patch_dialects_agree_and_rust_decoder_follows() {
     let types = roomcast_schema::registry_of::<State>().expect("types");
-    let result = runner(1000).run(&sequence(any_op()), |(initial, ticks)| {
+    let result = runner(1000).run(&sequence(any_op()), |(initial, ticks, _)| {
         let mut modern = Encoder::new(initial.build());
         let mut legacy = Encoder::new(initial.build());
         let mut both = Encoder::new(initial.build());
