@@ -266,7 +266,7 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
 
         const _: () = {
             #( #wire_asserts )*
-            const _: () = ::core::assert!(#base_count + #own <= 63, #count_msg);
+            const _: () = ::core::assert!(#base_count + #own < 64, #count_msg);
 
             #[automatically_derived]
             impl #rc::Schema for #ident {
