@@ -69,6 +69,40 @@ state_json!(Bag {
     bag
 });
 
+#[derive(Schema, Default, Debug, Clone)]
+struct Base {
+    x: i8,
+    label: String,
+}
+state_json!(Base { x, label });
+
+#[derive(Schema, Default, Debug, Clone)]
+struct Sub1 {
+    #[schema(extends)]
+    base: Base,
+    k: u8,
+    leaf: Option<Leaf>,
+}
+state_json!(Sub1 { ..base, k, leaf });
+
+#[derive(Schema, Default, Debug, Clone)]
+struct Sub2 {
+    #[schema(extends)]
+    base: Base,
+    nums: ArraySchema<u8>,
+    z: bool,
+}
+state_json!(Sub2 { ..base, nums, z });
+
+/// Polymorphic children (TYPE_ID when not the declared `Base`).
+#[derive(Schema, Debug, Clone)]
+enum Poly {
+    Base(Base),
+    Sub1(Sub1),
+    Sub2(Sub2),
+}
+roomcast_tests::state_json_enum!(Poly { Base, Sub1, Sub2 });
+
 #[derive(Schema, Default, Debug)]
 struct State {
     mp: MapSchema<u8>,
@@ -87,6 +121,9 @@ struct State {
     bags: MapSchema<Bag>,
     bag: Option<Bag>,
     n: u8,
+    poly_map: MapSchema<Poly>,
+    poly_arr: ArraySchema<Poly>,
+    poly: Option<Poly>,
 }
 state_json!(State {
     mp,
@@ -104,7 +141,10 @@ state_json!(State {
     cs,
     bags,
     bag,
-    n
+    n,
+    poly_map,
+    poly_arr,
+    poly
 });
 
 // ----- values ----------------------------------------------------------------------
@@ -237,6 +277,70 @@ impl Val for Bag {
                 bag: bag.into_iter().collect(),
             })
             .boxed()
+    }
+}
+
+impl Val for Poly {
+    fn order(a: &Self, b: &Self) -> Ordering {
+        let rank = |p: &Self| match p {
+            Self::Base(_) => 0,
+            Self::Sub1(_) => 1,
+            Self::Sub2(_) => 2,
+        };
+        rank(a).cmp(&rank(b))
+    }
+    fn same(_: &Self, _: &Self) -> bool {
+        false
+    }
+    fn strategy() -> BoxedStrategy<Self> {
+        let base = (any::<i8>(), String::strategy()).prop_map(|(x, label)| Base { x, label });
+        prop_oneof![
+            base.clone().prop_map(Self::Base),
+            (base.clone(), 0u8..3, prop::option::of(any::<i8>())).prop_map(|(base, k, l)| {
+                Self::Sub1(Sub1 {
+                    base,
+                    k,
+                    leaf: l.map(|v| Leaf { v, w: true }),
+                })
+            }),
+            (base, prop::collection::vec(0u8..3, 0..3), any::<bool>()).prop_map(
+                |(base, nums, z)| {
+                    Self::Sub2(Sub2 {
+                        base,
+                        nums: nums.into_iter().collect(),
+                        z,
+                    })
+                }
+            ),
+        ]
+        .boxed()
+    }
+}
+
+/// An edit of a polymorphic child through its variant's view.
+#[derive(Debug, Clone)]
+enum PolyEdit {
+    X(i8),
+    K(u8),
+    Nums(ArrOp<u8>),
+}
+
+fn poly_edit() -> impl Strategy<Value = PolyEdit> {
+    prop_oneof![
+        any::<i8>().prop_map(PolyEdit::X),
+        (0u8..3).prop_map(PolyEdit::K),
+        arr_op::<u8>(false).prop_map(PolyEdit::Nums),
+    ]
+}
+
+fn apply_poly(p: PolyMut<'_>, e: &PolyEdit) {
+    match (p, e) {
+        (PolyMut::Base(mut b), PolyEdit::X(x)) => b.set_x(*x),
+        (PolyMut::Sub1(mut s), PolyEdit::X(x)) => s.base_mut().set_x(*x),
+        (PolyMut::Sub2(mut s), PolyEdit::X(x)) => s.base_mut().set_x(*x),
+        (PolyMut::Sub1(mut s), PolyEdit::K(k)) => s.set_k(*k),
+        (PolyMut::Sub2(mut s), PolyEdit::Nums(op)) => apply_arr(s.nums_mut(), op, |_, _| {}),
+        _ => {}
     }
 }
 
@@ -573,6 +677,14 @@ enum Op {
     SetBag(Option<Bag>),
     BagEdit(BagEdit),
     N(u8),
+    PolyMap(MapOp<Poly>),
+    PolyMapEdit(String, PolyEdit),
+    PolyArr(ArrOp<Poly>),
+    PolyArrEdit(Pos, PolyEdit),
+    SetPoly(Option<Poly>),
+    PolyEdit(PolyEdit),
+    /// Moves a polymorphic child from the array to the map.
+    PolyArrToMap(Pos, String),
     /// Moves an Item between collections: array → map.
     ArrToMap(Pos, String),
     /// map → set.
@@ -611,6 +723,32 @@ fn apply(s: &mut StateMut<'_>, op: &Op) {
             }
         }
         Op::N(v) => s.set_n(*v),
+        Op::PolyMap(o) => apply_map(s.poly_map_mut(), o, |_, _| {}),
+        Op::PolyMapEdit(k, e) => {
+            if let Some(p) = s.poly_map_mut().get_mut(k) {
+                apply_poly(p, e);
+            }
+        }
+        Op::PolyArr(o) => apply_arr(s.poly_arr_mut(), o, |_, _| {}),
+        Op::PolyArrEdit(i, e) => {
+            let len = s.poly_arr.len();
+            if let Some(p) = s.poly_arr_mut().get_mut(at(*i, len)) {
+                apply_poly(p, e);
+            }
+        }
+        Op::SetPoly(p) => s.set_poly(p.clone()),
+        Op::PolyEdit(e) => {
+            if let Some(p) = s.poly_mut() {
+                apply_poly(p, e);
+            }
+        }
+        Op::PolyArrToMap(i, k) => {
+            let len = s.poly_arr.len();
+            if len > 0 {
+                let x = s.poly_arr_mut().remove(at(*i, len));
+                s.poly_map_mut().insert(k, x);
+            }
+        }
         Op::ArrToMap(p, k) => {
             let len = s.as_.len();
             if len > 0 {
@@ -703,6 +841,21 @@ fn any_op() -> BoxedStrategy<Op> {
         1 => key().prop_map(Op::MapToSet),
         1 => any::<Pos>().prop_map(Op::SetToArr),
         1 => any::<Pos>().prop_map(Op::ArrToBag),
+        3 => poly_ops(),
+    ]
+    .boxed()
+}
+
+/// Ops on polymorphic children (map, array, optional field).
+fn poly_ops() -> BoxedStrategy<Op> {
+    prop_oneof![
+        3 => map_op::<Poly>(false).prop_map(Op::PolyMap),
+        2 => (key(), poly_edit()).prop_map(|(k, e)| Op::PolyMapEdit(k, e)),
+        3 => arr_op::<Poly>(false).prop_map(Op::PolyArr),
+        2 => (any::<Pos>(), poly_edit()).prop_map(|(i, e)| Op::PolyArrEdit(i, e)),
+        1 => assignment(Poly::strategy()).prop_map(Op::SetPoly),
+        1 => poly_edit().prop_map(Op::PolyEdit),
+        1 => (any::<Pos>(), key()).prop_map(|(i, k)| Op::PolyArrToMap(i, k)),
     ]
     .boxed()
 }
@@ -819,6 +972,9 @@ fn interop_property(
     check_state_json::<Bag>();
     check_state_json::<Item>();
     check_state_json::<Leaf>();
+    check_state_json::<Base>();
+    check_state_json::<Sub1>();
+    check_state_json::<Sub2>();
     let node = RefCell::new(NodeDecoder::new());
     let result = runner(default_cases).run(&sequence(ops()), |(initial, ticks, join)| {
         run_case(
@@ -854,6 +1010,11 @@ fn maps_follow_the_server() {
 #[test]
 fn sets_and_collections_follow_the_server() {
     interop_property(500, V5, V5, set_ops);
+}
+
+#[test]
+fn polymorphic_children_follow_the_server() {
+    interop_property(500, V5, V5, poly_ops);
 }
 
 #[test]
