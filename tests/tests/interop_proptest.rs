@@ -8,7 +8,7 @@
 //! patches of the same ticks (`encode_patch_both`).
 //!
 //! Each property runs on its own Node process (tests run in parallel);
-//! `PROPTEST_CASES` replaces every property's case count (default: 5,000
+//! `PROPTEST_CASES` replaces every property's case count (default: 5,500
 //! interop sequences in all, plus 1,000 pure-Rust ones). The encoder bugs
 //! these properties found have regression tests in interop_typed.rs and
 //! legacy_dialect.rs.
