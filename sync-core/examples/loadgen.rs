@@ -39,6 +39,7 @@ use tokio_tungstenite::tungstenite::Message;
 // ----- the Roomcast side ---------------------------------------------------
 
 #[derive(Schema, Default)]
+#[schema(crate = "roomcast::schema")]
 struct Player {
     #[schema(number)]
     x: f64,
@@ -48,6 +49,7 @@ struct Player {
 }
 
 #[derive(Schema, Default)]
+#[schema(crate = "roomcast::schema")]
 struct BenchState {
     players: MapSchema<Player>,
 }

@@ -13,6 +13,7 @@ use roomcast::schema::{Encoder, Schema};
 
 /// `State { n: number }`, encoded by `roomcast-schema`.
 #[derive(Schema, Default, Debug)]
+#[schema(crate = "roomcast::schema")]
 pub struct CounterState {
     /// The counter.
     #[schema(number)]

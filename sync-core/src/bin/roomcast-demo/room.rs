@@ -16,6 +16,7 @@ pub(crate) const CHAT_LINES: usize = 10;
 
 /// A player on the map.
 #[derive(Schema, Default, Debug)]
+#[schema(crate = "roomcast::schema")]
 pub(crate) struct Player {
     /// Display name.
     pub(crate) name: String,
@@ -27,6 +28,7 @@ pub(crate) struct Player {
 
 /// The synchronized state.
 #[derive(Schema, Default, Debug)]
+#[schema(crate = "roomcast::schema")]
 pub(crate) struct World {
     /// Players by session id.
     pub(crate) players: MapSchema<Player>,
