@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::time::Duration;
 
 use common::{counter_body, Counter, COUNTER_REFLECTION};
@@ -861,4 +862,72 @@ fn requests_are_answered_and_bad_ones_are_not_fatal() {
         .all(|r| matches!(r, Received::Other(f) if f[0] == 0x16 && f[2] == 0x02)));
     assert_eq!(h.ctx().client_count(), 1);
     assert_eq!(h.ctx().state().unwrap().n(), 2);
+}
+
+#[test]
+fn a_client_dropping_before_its_ack_still_leaves_properly() {
+    let mut h = game(&json!({}));
+    let _other = h.join(name("stay")).unwrap();
+    let session = h.reserve_seat(name("early")).unwrap();
+    let conn = h.connect(ConnectRequest::new(session));
+    assert!(matches!(h.received(conn)[0], Received::JoinRoom { .. }));
+    h.room().drain_log();
+    // on_join ran, JOIN_ROOM went out, the socket dies before the ack.
+    h.disconnect(conn, Some(1006));
+    assert_eq!(
+        h.room().drain_log(),
+        ["drop early 1006", "leave early consented=false"]
+    );
+    assert_eq!(h.ctx().client_count(), 1);
+    assert!(!h.ctx().locked());
+}
+
+#[test]
+fn a_connection_lost_with_its_reservation_frees_the_seat() {
+    let mut h = game(&json!({ "maxClients": 2 }));
+    let _a = h.join(name("a")).unwrap();
+    let session = h.reserve_seat(json!({})).unwrap();
+    assert!(h.ctx().locked());
+    let conn = h.connect(ConnectRequest::new(session.clone()));
+    h.disconnect(conn, None);
+    // The seat was consumed by the connection: it is gone, not reusable.
+    let again = h.connect(ConnectRequest::new(session));
+    assert_eq!(h.received(again).pop(), Some(Received::Closed(4002)));
+    assert!(!h.ctx().locked());
+}
+
+#[test]
+fn allow_reconnection_outside_a_drop_is_refused() {
+    let mut h = game(&json!({}));
+    let _a = h.join(name("a")).unwrap();
+    let outcome = h.with(|_, ctx| {
+        let client = ctx.clients().next().unwrap();
+        let reconnection = ctx.allow_reconnection(&client, Some(Duration::from_secs(5)));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::pin::pin!(reconnection).poll(&mut cx) {
+            std::task::Poll::Ready(result) => result.map(|c| c.session_id().to_owned()),
+            std::task::Poll::Pending => panic!("should be refused at once"),
+        }
+    });
+    assert_eq!(outcome, Err(roomcast::ReconnectionError::NotDropped));
+}
+
+#[test]
+fn disposing_rejects_pending_reconnections() {
+    let mut h = game(&json!({ "reconnect": "manual" }));
+    let (a, _session, _token) = join_with_token(&mut h, "ann");
+    h.room().drain_log();
+    h.disconnect(a, Some(1006));
+    h.with(|_, ctx| ctx.disconnect(None));
+    let log = h.room().drain_log();
+    assert!(
+        log.contains(&"reconnection failed: room disposed".to_owned()),
+        "{log:?}"
+    );
+    assert!(
+        log.contains(&"leave ann consented=false".to_owned()),
+        "{log:?}"
+    );
+    assert!(log.contains(&"dispose".to_owned()), "{log:?}");
+    assert!(h.is_disposed());
 }

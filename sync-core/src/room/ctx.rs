@@ -777,7 +777,7 @@ impl<R: Room> RoomCtx<R> {
     /// Runs `future` alongside the room; when it completes, `then` runs
     /// with the room, like any other event. This is how a hook waits for
     /// something (a [`Reconnection`], a database) without stalling the
-    /// room.
+    /// room. Futures still pending when the room is disposed are dropped.
     pub fn spawn<F, T>(
         &mut self,
         future: F,
