@@ -813,3 +813,46 @@ fn same_instance_twice_in_one_array() {
         .unwrap_or_default();
     assert_eq!(cards, [Some(5), None]);
 }
+
+/// Fuzz regression (`fuzz/regressions/decode_typed/crash-394f1c4c…`): an
+/// instance shared by two parents, then released by the one that received
+/// it last: the typed value goes back to the first.
+#[test]
+fn shared_instance_returns_to_its_remaining_parent() {
+    let mut d = Decoder::<Table>::new().expect("types");
+    d.decode(&[
+        0x80, 0x01, 0x81, 0x05, // hands #1, deck #5
+        0xff, 0x05, 0x80, 0x00, 0x06, // deck[0] = card #6
+        0xff, 0x06, 0x81, 0x07, // rank 7
+        0xff, 0x01, 0x80, 0x00, 0xa1, b'a', 0x02, // hands["a"] = #2
+        0xff, 0x02, 0x80, 0x05, // its cards: the deck itself
+    ])
+    .expect("valid");
+    assert!(d.unrepresentable() > 0, "sharing is reported");
+    // The hand lets go of the deck, in a later patch or in the same one.
+    for patch in [&[0xff, 0x02, 0x40][..]] {
+        d.decode(patch).expect("valid");
+    }
+    let deck: Vec<Option<u8>> = d
+        .state()
+        .deck
+        .as_ref()
+        .map(|c| c.iter().map(|c| c.rank).collect())
+        .unwrap_or_default();
+    assert_eq!(deck, [Some(7)]);
+    let mut same_message = Decoder::<Table>::new().expect("types");
+    same_message
+        .decode(&[
+            0x80, 0x01, 0x81, 0x05, 0xff, 0x05, 0x80, 0x00, 0x06, 0xff, 0x06, 0x81, 0x07, 0xff,
+            0x01, 0x80, 0x00, 0xa1, b'a', 0x02, 0xff, 0x02, 0x80, 0x05, 0x40,
+        ])
+        .expect("valid");
+    assert_eq!(
+        same_message
+            .state()
+            .deck
+            .as_ref()
+            .map(|c| c.iter().map(|c| c.rank).collect::<Vec<_>>()),
+        Some(vec![Some(7)])
+    );
+}

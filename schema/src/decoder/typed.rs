@@ -567,13 +567,13 @@ impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
 }
 
 /// Where a child lives in the typed state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Slot {
     Field(u8),
     Pos(u32),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Loc {
     parent: RefId,
     slot: Slot,
@@ -595,6 +595,10 @@ struct Typed {
     unrepresentable: u64,
     /// Children moved out of a live slot during the current message.
     moved: Vec<RefId>,
+    /// Where those children were taken from, to put them back if that slot
+    /// still holds them at the end of the message (an instance shared by
+    /// two parents and released by the second).
+    origins: Vec<(RefId, Loc)>,
     /// Primitive fields changed by the message, written in one pass before
     /// the next structural change (one walk per run of siblings).
     pending: Vec<(RefId, u8)>,
@@ -664,6 +668,7 @@ impl Typed {
             return;
         };
         self.moved.push(id);
+        self.origins.push((id, Loc { parent, slot }));
         let mut taken = None;
         visit(&self.loc, root, &mut self.limbo, parent, 0, &mut |p| {
             taken = match slot {
@@ -676,6 +681,79 @@ impl Typed {
                 self.limbo.insert(id, node);
             }
             None => self.unrepresentable += 1,
+        }
+    }
+
+    /// Puts back the children that were moved out of a slot which still
+    /// holds them on the wire while no other slot has them any more (an
+    /// instance shared by two parents, released by the one that received
+    /// it last, in this message or a later one). Origins of instances that
+    /// are still shared are kept for later messages.
+    fn restore(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes) {
+        if self.origins.is_empty() {
+            return;
+        }
+        let mut origins = std::mem::take(&mut self.origins);
+        let mut keep = Vec::new();
+        let mut seen: std::collections::HashSet<(RefId, Loc), RefIdHasherBuilder> =
+            std::collections::HashSet::default();
+        for &(id, origin) in origins.iter().rev() {
+            let alive = nodes.map.get(id).is_some_and(|n| n.rc.count > 0);
+            let held = Value::Ref(id);
+            let holds = match nodes.map.get(origin.parent).map(|n| (&n.data, origin.slot)) {
+                Some((NodeData::Struct(fields), Slot::Field(i))) => {
+                    fields.get(usize::from(i)).and_then(Option::as_ref) == Some(&held)
+                }
+                Some((NodeData::Map(m), Slot::Pos(_))) => m.entries.values().any(|v| *v == held),
+                Some((NodeData::Array(items), Slot::Pos(_))) => items.iter().any(|v| *v == held),
+                Some((NodeData::Indexed(entries), Slot::Pos(_))) => {
+                    entries.values().any(|v| *v == held)
+                }
+                _ => false,
+            };
+            if !alive || !holds || !seen.insert((id, origin)) {
+                continue;
+            }
+            if !self.limbo.contains_key(&id) {
+                // Still shared: the instance lives in its other slot.
+                keep.push((id, origin));
+                continue;
+            }
+            match origin.slot {
+                Slot::Field(i) => {
+                    let mut input = self.limbo.remove(&id).map(FieldInput::Moved);
+                    let mut ok = false;
+                    visit(
+                        &self.loc,
+                        root,
+                        &mut self.limbo,
+                        origin.parent,
+                        0,
+                        &mut |n| {
+                            if let Some(input) = input.take() {
+                                ok = n.__decode_field(i, input);
+                            }
+                        },
+                    );
+                    if ok {
+                        self.loc.insert(id, origin);
+                    } else {
+                        self.unrepresentable += 1;
+                    }
+                }
+                Slot::Pos(_) => {
+                    // The collection's rebuild takes it from the limbo.
+                    if self.dirty.last() != Some(&origin.parent) {
+                        self.dirty.push(origin.parent);
+                    }
+                }
+            }
+        }
+        origins.clear();
+        origins.extend(keep);
+        self.origins = origins;
+        if !self.dirty.is_empty() {
+            self.flush(root, nodes);
         }
     }
 
@@ -966,6 +1044,7 @@ impl Mirror for Bound<'_> {
 
     fn applied(&mut self, nodes: &Nodes) {
         self.typed.flush(self.root, nodes);
+        self.typed.restore(self.root, nodes);
     }
 
     fn collected(&mut self, id: RefId) {
