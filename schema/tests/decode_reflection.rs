@@ -61,13 +61,13 @@ fn dialects_refuse_each_other_where_the_reference_does() {
     assert_eq!(err.kind(), DecodeErrorKind::UnknownField(3));
 }
 
-/// Reflection bytes for hand-written type descriptions:
-/// `(id, extends, [(name, type, referencedType, childPrimitive)])`.
-#[allow(clippy::type_complexity, reason = "test table")]
-fn reflection(
-    types: &[(u32, Option<i32>, &[(&str, &str, Option<i32>, Option<&str>)])],
-    root: Option<u32>,
-) -> Vec<u8> {
+/// `(name, type, referencedType, childPrimitive)` of a reflection field.
+type FieldSpec<'a> = (&'a str, &'a str, Option<i32>, Option<&'a str>);
+/// `(id, extends, fields)` of a reflection type.
+type TypeSpec<'a> = (u32, Option<i32>, &'a [FieldSpec<'a>]);
+
+/// Reflection bytes for hand-written type descriptions.
+fn reflection(types: &[TypeSpec<'_>], root: Option<u32>) -> Vec<u8> {
     let mut out = Vec::new();
     let mut next = 2u32;
     wire::encode_u8(&mut out, 0x80);
@@ -215,7 +215,7 @@ fn hostile_descriptions() {
     );
     // 64 fields.
     let names: Vec<String> = (0..64).map(|i| format!("f{i}")).collect();
-    let fields: Vec<(&str, &str, Option<i32>, Option<&str>)> = names
+    let fields: Vec<FieldSpec<'_>> = names
         .iter()
         .map(|n| (n.as_str(), "number", None, None))
         .collect();
@@ -224,7 +224,7 @@ fn hostile_descriptions() {
         LimitExceeded("more than 63 fields in a type"),
     );
     // A 100-deep inheritance chain.
-    let chain: Vec<(u32, Option<i32>, &[(&str, &str, Option<i32>, Option<&str>)])> = (0..100)
+    let chain: Vec<TypeSpec<'_>> = (0..100)
         .map(|i| (i, if i == 0 { None } else { Some(i as i32 - 1) }, &[][..]))
         .collect();
     refused(
