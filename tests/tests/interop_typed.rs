@@ -934,15 +934,8 @@ struct Hero {
     #[schema(extends)]
     base: Entity,
     name: String,
-    // A second own field: the derive's output for exactly one trips
-    // `clippy::int_plus_one` (reported).
-    level: u8,
 }
-state_json!(Hero {
-    ..base,
-    name,
-    level
-});
+state_json!(Hero { ..base, name });
 
 #[derive(Schema, Default, Debug)]
 struct Monster {
@@ -983,7 +976,6 @@ fn hero(x: f64, name: &str) -> AnyEntity {
             tags: [name.to_owned()].into_iter().collect(),
         },
         name: name.into(),
-        level: 1,
     })
 }
 

@@ -40,11 +40,8 @@ fn item(id: u16) -> Item {
 #[derive(Schema, Default, Debug)]
 struct Tags {
     tags: SetSchema<String>,
-    // A second field: the derive's output for a one-field struct trips
-    // `clippy::int_plus_one` (reported).
-    n: u8,
 }
-state_json!(Tags { tags, n });
+state_json!(Tags { tags });
 
 #[derive(Schema, Default, Debug)]
 struct Prims {
@@ -101,8 +98,7 @@ fn reflection_of_primitive_collections_uses_the_colon_form() {
             let got = node.decode(&s, &full);
             node.close(s);
             let got = got?;
-            if got.state == serde_json::json!({"n": 0, "tags": ["red"]}) && got.warnings.is_empty()
-            {
+            if got.state == serde_json::json!({"tags": ["red"]}) && got.warnings.is_empty() {
                 Ok(())
             } else {
                 Err(format!("{} {:?}", got.state, got.warnings))
