@@ -284,6 +284,19 @@ impl Field for DynValue {
         }
     }
 
+    fn __identical(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Prim(wa, PrimValue::Num(a)), Self::Prim(wb, PrimValue::Num(b))) => {
+                wa == wb && a.to_bits() == b.to_bits()
+            }
+            _ => self.__same(other),
+        }
+    }
+
+    fn __is_zero(&self) -> bool {
+        matches!(self, Self::Prim(_, PrimValue::Num(n)) if *n == 0.0)
+    }
+
     fn __encode(&self, _: &(), _: Option<Primitive>, out: &mut Vec<u8>) {
         match self {
             Self::Prim(wire, v) => v.encode(*wire, out),

@@ -179,6 +179,22 @@ pub trait Field: Sized {
     #[doc(hidden)]
     fn __same(&self, other: &Self) -> bool;
 
+    /// Whether `other` is the very same value, bit for bit (unlike `===`,
+    /// tells `-0` from `0`).
+    #[doc(hidden)]
+    #[inline]
+    fn __identical(&self, other: &Self) -> bool {
+        self.__same(other)
+    }
+
+    /// Whether the value is a float zero (`0` or `-0`), which `===` cannot
+    /// tell apart.
+    #[doc(hidden)]
+    #[inline]
+    fn __is_zero(&self) -> bool {
+        false
+    }
+
     /// Writes the value: primitives inline as `wire`, refs as their refId.
     #[doc(hidden)]
     fn __encode(&self, track: &Self::Track, wire: Option<Primitive>, out: &mut Vec<u8>);
@@ -299,6 +315,16 @@ macro_rules! numeric_field {
             }
 
             #[inline]
+            fn __identical(&self, other: &Self) -> bool {
+                Bits::identical(*self, *other)
+            }
+
+            #[inline]
+            fn __is_zero(&self) -> bool {
+                Bits::is_zero(*self)
+            }
+
+            #[inline]
             fn __encode(&self, _: &(), wire: Option<Primitive>, out: &mut Vec<u8>) {
                 let v = *self;
                 match wire {
@@ -348,6 +374,41 @@ fn float64(v: f64) -> i64 {
         v as i64
     } else {
         0
+    }
+}
+
+/// Bit-level identity and zero tests for the numeric field types.
+trait Bits: Copy + PartialEq {
+    fn identical(self, other: Self) -> bool {
+        self == other
+    }
+    fn is_zero(self) -> bool {
+        false
+    }
+}
+
+impl Bits for i8 {}
+impl Bits for u8 {}
+impl Bits for i16 {}
+impl Bits for u16 {}
+impl Bits for i32 {}
+impl Bits for u32 {}
+impl Bits for i64 {}
+impl Bits for u64 {}
+impl Bits for f32 {
+    fn identical(self, other: Self) -> bool {
+        self.to_bits() == other.to_bits()
+    }
+    fn is_zero(self) -> bool {
+        self == 0.0
+    }
+}
+impl Bits for f64 {
+    fn identical(self, other: Self) -> bool {
+        self.to_bits() == other.to_bits()
+    }
+    fn is_zero(self) -> bool {
+        self == 0.0
     }
 }
 
@@ -425,6 +486,20 @@ impl<T: Field> Field for Option<T> {
             (None, None) => true,
             _ => false,
         }
+    }
+
+    #[inline]
+    fn __identical(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Some(a), Some(b)) => a.__identical(b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    #[inline]
+    fn __is_zero(&self) -> bool {
+        self.as_ref().is_some_and(Field::__is_zero)
     }
 
     #[inline]

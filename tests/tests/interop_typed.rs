@@ -1191,7 +1191,6 @@ fn reverse_twice_around_a_cancelled_insert() {
 /// DELETE_AND_ADD leaves the client with the other zero (`[0, -0]` sorted
 /// is sent as `00 00 <-0> | 00 01 <0>` and stays `[0, -0]`).
 #[test]
-#[ignore = "encoder bug: -0 and 0 swapped or refilled in a float array are skipped by the decoder"]
 fn negative_zero_moved_in_a_float_array() {
     let mut node = NodeDecoder::shared();
     let initial = Colls {

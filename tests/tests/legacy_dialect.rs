@@ -553,7 +553,6 @@ type Step = (&'static str, fn(IndexedMut<'_>));
 /// differs from the stream clients' and the server's (2, 3): the later
 /// `40 03` removes nothing. (The reference 3.x server has the same flaw.)
 #[test]
-#[ignore = "encoder bug: legacy Set/Collection DELETEs address indexes a late-joining 3.x client numbered differently"]
 fn late_3x_joiner_follows_the_patches() {
     check_state_json::<Indexed>();
     let mut node = NodeDecoder::shared();

@@ -455,9 +455,14 @@ impl<V: Field> ArraySchema<V> {
                             // makes the decoder drop the insert.
                             return false;
                         } else {
-                            self.value_at(cur.known as usize)
-                                .zip(self.value_at(w_us))
-                                .is_some_and(|(a, b)| a.__same(b))
+                            let (a, b) = (self.value_at(cur.known as usize), self.value_at(w_us));
+                            if a.zip(b)
+                                .is_some_and(|(a, b)| a.__same(b) && !a.__identical(b))
+                            {
+                                // Dropped as "the same", though it is not.
+                                return false;
+                            }
+                            a.zip(b).is_some_and(|(a, b)| a.__same(b))
                         };
                         if same {
                             // The decoder ignores an ADD of what is there.
@@ -480,11 +485,28 @@ impl<V: Field> ArraySchema<V> {
                     }
                 }
                 _ => {
-                    // REPLACE, DELETE_AND_ADD: overwrite.
+                    // REPLACE, DELETE_AND_ADD: overwrite, except that the
+                    // decoder skips a primitive `===` to the current one.
                     let Some(v) = incoming() else { return false };
                     let i = arg as usize;
                     if i >= client.len() {
                         client.resize(i + 1, None);
+                    }
+                    if let (Some(cur), Some(new)) = (client[i], self.value_at(w_us)) {
+                        if !new.__is_ref() {
+                            match self
+                                .value_at(cur.known as usize)
+                                .filter(|_| cur.known != NONE)
+                            {
+                                // -0 over 0 (or back) would be skipped.
+                                Some(old) if old.__same(new) && !old.__identical(new) => {
+                                    return false
+                                }
+                                // An unknown old value might be the other zero.
+                                None if new.__is_zero() => return false,
+                                _ => {}
+                            }
+                        }
                     }
                     client[i] = Some(v);
                 }

@@ -6,7 +6,7 @@
 //! tick (the change log and the dirty-children queue refer to positions);
 //! tombstones are compacted after a patch once they outnumber live entries.
 
-use crate::encoder::{FullWriter, PatchWriter};
+use crate::encoder::{Dialect, FullWriter, PatchWriter};
 use crate::schema::Field;
 use crate::tracked::{RefMeta, Tick, NO_SEQ};
 use crate::wire::{self, spec};
@@ -419,34 +419,13 @@ impl<K: Key, V: Field> Indexed<K, V> {
         }
         if self.meta.seq != NO_SEQ {
             let block = w.begin(&self.meta);
-            if self.meta.fresh {
-                for slot in self.slots.iter().flatten() {
-                    w.out.push(spec::ADD);
-                    wire::encode_varint(w.out, slot.wire);
-                    slot.key.encode(w.out);
-                    Self::write_value(w.out, slot);
-                }
+            let dialect = w.dialect;
+            self.write_ops(dialect, w.out);
+            if self.differs_per_dialect() {
+                w.end_per_dialect(block, |d, out, _| self.write_ops(d, out));
             } else {
-                if self.cleared {
-                    w.out.push(spec::CLEAR);
-                }
-                for c in &self.changes {
-                    if c.wire == NONE {
-                        // Added and removed within the tick: never sent.
-                        continue;
-                    }
-                    w.out.push(c.op);
-                    wire::encode_varint(w.out, c.wire);
-                    if c.op != spec::DELETE {
-                        let slot = self.slots[c.slot as usize].as_ref().expect("live slot");
-                        if c.op != spec::REPLACE {
-                            slot.key.encode(w.out);
-                        }
-                        Self::write_value(w.out, slot);
-                    }
-                }
+                w.end(block);
             }
-            w.end(block);
         }
         let fresh = self.meta.fresh;
         self.meta.settle();
@@ -477,6 +456,56 @@ impl<K: Key, V: Field> Indexed<K, V> {
         }
         self.queued.clear();
         self.queued_all = false;
+    }
+
+    /// Whether the block's ops depend on the dialect: a 3.x client numbers
+    /// Set/Collection entries itself (see [`Key::LAZY_INDEX`]), so clients
+    /// that joined at different times disagree on the number of an entry
+    /// and no positional DELETE suits them all.
+    fn differs_per_dialect(&self) -> bool {
+        K::LAZY_INDEX
+            && !self.meta.fresh
+            && self
+                .changes
+                .iter()
+                .any(|c| c.op == spec::DELETE && c.wire != NONE)
+    }
+
+    /// Writes the block's ops for `dialect`.
+    fn write_ops(&self, dialect: Dialect, out: &mut Vec<u8>) {
+        if self.meta.fresh || (dialect == Dialect::Legacy && self.differs_per_dialect()) {
+            // Legacy Set/Collection with a removal: CLEAR and re-ADD every
+            // entry (3.x ignores ADD indexes), which every 3.x client applies
+            // the same way.
+            if !self.meta.fresh {
+                out.push(spec::CLEAR);
+            }
+            for slot in self.slots.iter().flatten() {
+                out.push(spec::ADD);
+                wire::encode_varint(out, slot.wire);
+                slot.key.encode(out);
+                Self::write_value(out, slot);
+            }
+            return;
+        }
+        if self.cleared {
+            out.push(spec::CLEAR);
+        }
+        for c in &self.changes {
+            if c.wire == NONE {
+                // Added and removed within the tick: never sent.
+                continue;
+            }
+            out.push(c.op);
+            wire::encode_varint(out, c.wire);
+            if c.op != spec::DELETE {
+                let slot = self.slots[c.slot as usize].as_ref().expect("live slot");
+                if c.op != spec::REPLACE {
+                    slot.key.encode(out);
+                }
+                Self::write_value(out, slot);
+            }
+        }
     }
 
     /// Marks every entry as possibly holding changes further down; returns
