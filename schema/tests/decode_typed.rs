@@ -855,3 +855,35 @@ fn shared_instance_returns_to_its_remaining_parent() {
         Some(vec![Some(7)])
     );
 }
+
+/// Fuzz regression (`fuzz/regressions/decode_typed/crash-990c2ae9…`): a
+/// collection about to be garbage-collected (its field got a new one) has
+/// another block after one of its children moved to a live slot; the
+/// doomed collection must not take the child back.
+#[test]
+fn doomed_collection_keeps_no_live_child() {
+    let mut d = Decoder::<Table>::new().expect("types");
+    d.decode(&[
+        0x80, 0x01, 0x81, 0x08, 0x82, 0x09, // hands #1, deck #8, log #9
+        0xff, 0x01, 0x80, 0x00, 0xa1, b'a', 0x02, // hands["a"] = #2
+        0xff, 0x02, 0x80, 0x03, 0x81, 0x06, 0x82, 0x07, // cards #3, tags #6, marks #7
+        0xff, 0x03, 0x80, 0x00, 0x04, // cards[0] = card #4
+        0xff, 0x04, 0x81, 0x03, // rank 3
+        0xff, 0x02, 0xc0, 0x0a, // cards = a new array #10: #3 is garbage
+        0xff, 0x08, 0x80, 0x00, 0x04, // deck[0] = card #4
+        0xff, 0x03, 0x0f, // and #3 is reversed
+    ])
+    .expect("valid");
+    assert_eq!(
+        d.dynamic().to_json(),
+        r#"{"deck":[{"rank":3}],"hands":{"a":{"cards":[],"marks":[],"tags":[]}},"log":[]}"#
+    );
+    let deck: Vec<Option<u8>> = d
+        .state()
+        .deck
+        .as_ref()
+        .map(|c| c.iter().map(|c| c.rank).collect())
+        .unwrap_or_default();
+    assert_eq!(deck, [Some(3)]);
+    assert_eq!(d.unrepresentable(), 0);
+}

@@ -599,6 +599,9 @@ struct Typed {
     /// still holds them at the end of the message (an instance shared by
     /// two parents and released by the second).
     origins: Vec<(RefId, Loc)>,
+    /// Collections rebuilt while no slot held them: rebuilt again at the
+    /// end of the message if one holds them then.
+    unheld: Vec<RefId>,
     /// Primitive fields changed by the message, written in one pass before
     /// the next structural change (one walk per run of siblings).
     pending: Vec<(RefId, u8)>,
@@ -939,10 +942,17 @@ impl Typed {
             NodeData::Indexed(entries) => entries.values().map(|v| (None, v)).collect(),
             NodeData::Struct(_) => return,
         };
-        // Children moving in from elsewhere come out of their old slot first.
+        // Children moving in from elsewhere come out of their old slot
+        // first; a collection no slot holds (it is collected at the end of
+        // the message unless re-attached) does not take children that live
+        // elsewhere.
+        let held = node.rc.count > 0;
+        if !held {
+            self.unheld.push(at);
+        }
         for (_, v) in &entries {
             if let Value::Ref(r) = **v {
-                if self.loc.get(r).is_none_or(|l| l.parent != at) {
+                if held && self.loc.get(r).is_none_or(|l| l.parent != at) {
                     self.detach(root, r);
                 }
             }
@@ -963,6 +973,7 @@ impl Typed {
                         parent,
                         slot: Slot::Pos(p),
                     }) if parent == at => Planned::Keep(p as usize),
+                    _ if !held => Planned::New(self.rust_type(nodes, r)),
                     _ => match self.limbo.remove(&r) {
                         Some(node) => Planned::Moved(node),
                         None => Planned::New(self.rust_type(nodes, r)),
@@ -1045,6 +1056,17 @@ impl Mirror for Bound<'_> {
     fn applied(&mut self, nodes: &Nodes) {
         self.typed.flush(self.root, nodes);
         self.typed.restore(self.root, nodes);
+        if !self.typed.unheld.is_empty() {
+            let unheld = std::mem::take(&mut self.typed.unheld);
+            for &at in &unheld {
+                if nodes.map.get(at).is_some_and(|n| n.rc.count > 0) {
+                    self.typed.dirty.push(at);
+                }
+            }
+            self.typed.unheld = unheld;
+            self.typed.unheld.clear();
+            self.typed.flush(self.root, nodes);
+        }
     }
 
     fn collected(&mut self, id: RefId) {
