@@ -887,3 +887,39 @@ fn doomed_collection_keeps_no_live_child() {
     assert_eq!(deck, [Some(3)]);
     assert_eq!(d.unrepresentable(), 0);
 }
+
+/// Fuzz regression (`fuzz/regressions/decode_typed/crash-648a6063…`): a
+/// struct about to be garbage-collected (replaced in its map) gets a child
+/// that now lives in its replacement; the doomed struct must not take it.
+#[test]
+fn doomed_struct_keeps_no_live_child() {
+    let mut d = Decoder::<Table>::new().expect("types");
+    d.decode(&[
+        0x80, 0x01, 0x81, 0x08, 0x82, 0x09, // hands #1, deck #8, log #9
+        0xff, 0x01, 0x80, 0x00, 0xa1, b'a', 0x02, // hands["a"] = hand #2
+        0xff, 0x02, 0x80, 0x03, 0x81, 0x06, 0x82, 0x07, // cards #3, tags #6, marks #7
+        0xff, 0x03, 0x80, 0x00, 0x04, // cards[0] = card #4
+        0xff, 0x04, 0x81, 0x07, // rank 7
+    ])
+    .expect("valid");
+    d.decode(&[
+        0xff, 0x01, 0xc0, 0x00, 0xa1, b'a',
+        0x0a, // hands["a"] = a new hand #10: #2 is garbage
+        0xff, 0x0a, 0x80, 0x03, 0x81, 0x06, 0x82, 0x07, // which takes #2's collections
+        0xff, 0x02, 0xc0, 0x0b, 0x80, 0x03, // and #2 gets a new array, then #3 back
+    ])
+    .expect("valid");
+    assert_eq!(
+        d.dynamic().to_json(),
+        r#"{"deck":[],"hands":{"a":{"cards":[{"rank":7}],"marks":[],"tags":[]}},"log":[]}"#
+    );
+    let cards: Vec<Option<u8>> = d
+        .state()
+        .hands
+        .as_ref()
+        .and_then(|h| h.get("a"))
+        .and_then(|h| h.cards.as_ref())
+        .map(|c| c.iter().map(|c| c.rank).collect())
+        .unwrap_or_default();
+    assert_eq!(cards, [Some(7)]);
+}

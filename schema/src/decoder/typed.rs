@@ -602,6 +602,9 @@ struct Typed {
     /// Collections rebuilt while no slot held them: rebuilt again at the
     /// end of the message if one holds them then.
     unheld: Vec<RefId>,
+    /// Structs whose child fields changed while no slot held them:
+    /// re-synced at the end of the message if one holds them then.
+    unheld_structs: Vec<RefId>,
     /// Primitive fields changed by the message, written in one pass before
     /// the next structural change (one walk per run of siblings).
     pending: Vec<(RefId, u8)>,
@@ -914,9 +917,17 @@ impl Typed {
                 if self.loc.get(child) == Some(&here) {
                     return;
                 }
-                let input = self.obtain(root, nodes, child);
-                self.loc.insert(child, here);
-                input
+                if nodes.map.get(at).is_some_and(|n| n.rc.count == 0) && at != RefId::ROOT {
+                    // A struct no slot holds (collected at the end of the
+                    // message unless re-attached) does not take children
+                    // from elsewhere; re-synced if it is re-attached.
+                    self.unheld_structs.push(at);
+                    FieldInput::New(self.rust_type(nodes, child))
+                } else {
+                    let input = self.obtain(root, nodes, child);
+                    self.loc.insert(child, here);
+                    input
+                }
             }
             Some(v) => FieldInput::Primitive(v),
         };
@@ -1066,6 +1077,30 @@ impl Mirror for Bound<'_> {
             self.typed.unheld = unheld;
             self.typed.unheld.clear();
             self.typed.flush(self.root, nodes);
+        }
+        if !self.typed.unheld_structs.is_empty() {
+            let structs = std::mem::take(&mut self.typed.unheld_structs);
+            for &at in &structs {
+                let Some(node) = nodes.map.get(at).filter(|n| n.rc.count > 0) else {
+                    continue;
+                };
+                let NodeData::Struct(fields) = &node.data else {
+                    continue;
+                };
+                for (i, v) in fields.iter().enumerate() {
+                    if let Some(Value::Ref(child)) = v {
+                        let here = Loc {
+                            parent: at,
+                            slot: Slot::Field(i as u8),
+                        };
+                        if self.typed.loc.get(*child) != Some(&here) {
+                            self.typed.field(self.root, nodes, at, i as u8, None);
+                        }
+                    }
+                }
+            }
+            self.typed.unheld_structs = structs;
+            self.typed.unheld_structs.clear();
         }
     }
 
