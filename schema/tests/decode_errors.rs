@@ -555,3 +555,32 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn legacy_array_semantics() {
+    // list = [1, 2, 3]; ADD at occupied index 1, then at occupied index 0.
+    let patch = Msg::default()
+        .switch(4)
+        .op(0x80)
+        .varint(1)
+        .op(9)
+        .op(0x80)
+        .varint(0)
+        .op(8);
+    let mut modern = decoder();
+    modern.decode(patch.bytes()).expect("modern");
+    assert!(
+        modern.to_json().contains(r#""list":[8,1,9,2,3]"#),
+        "{}",
+        modern.to_json()
+    );
+    let mut legacy = decoder();
+    legacy.set_dialect(roomcast_schema::Dialect::Legacy);
+    legacy.decode(patch.bytes()).expect("legacy");
+    // 3.x / 4.x: overwrite at 1, insert only at 0.
+    assert!(
+        legacy.to_json().contains(r#""list":[8,1,9,3]"#),
+        "{}",
+        legacy.to_json()
+    );
+}

@@ -153,6 +153,8 @@ pub struct DynamicDecoder {
     /// Reused buffer of the changes of one message (only while someone
     /// listens).
     recorded: Vec<Recorded>,
+    /// Array semantics of `@colyseus/schema` 3.x / 4.x.
+    legacy: bool,
 }
 
 impl fmt::Debug for DynamicDecoder {
@@ -179,7 +181,18 @@ impl DynamicDecoder {
             parser: Parser::default(),
             callbacks: Callbacks::default(),
             recorded: Vec::new(),
+            legacy: false,
         }
+    }
+
+    /// Decodes like the decoder of `@colyseus/schema` `dialect`: 5.x
+    /// ([`Dialect::Modern`](crate::Dialect), the default) or 3.x / 4.x
+    /// (colyseus 0.16 / 0.17 servers), whose decoder inserts on an ADD at an
+    /// occupied array index only at index 0 (elsewhere it overwrites, spec
+    /// `schema-wire.md` §14). A decoder built from legacy-form Reflection
+    /// starts in the legacy dialect.
+    pub fn set_dialect(&mut self, dialect: crate::Dialect) {
+        self.legacy = dialect == crate::Dialect::Legacy;
     }
 
     /// A decoder for the types described by Reflection bytes (the handshake
@@ -189,7 +202,11 @@ impl DynamicDecoder {
     ///
     /// As [`decode_reflection`].
     pub fn from_reflection(bytes: &[u8], dialect: ReflectionDialect) -> Result<Self, DecodeError> {
-        Ok(Self::new(decode_reflection(bytes, dialect)?))
+        let mut decoder = Self::new(decode_reflection(bytes, dialect)?);
+        if dialect == ReflectionDialect::Legacy {
+            decoder.set_dialect(crate::Dialect::Legacy);
+        }
+        Ok(decoder)
     }
 
     /// The types this decoder decodes.
@@ -234,6 +251,7 @@ impl DynamicDecoder {
             mirror: mirror.as_deref_mut(),
             dirty: false,
             compact: false,
+            legacy: self.legacy,
         };
         apply.run(&self.parser.steps);
         if let Some(m) = mirror.as_deref_mut() {
@@ -363,6 +381,8 @@ struct Apply<'a, 'b, M: ?Sized> {
     dirty: bool,
     /// The current block may have left array holes.
     compact: bool,
+    /// 3.x / 4.x array semantics.
+    legacy: bool,
 }
 
 /// Follows the changes the applier makes, to keep another representation
@@ -793,6 +813,7 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
 
     /// Array operations with a wire index (spec §5.1).
     fn array_positional(&mut self, current: RefId, op: u8, i: u64, new: Option<Value>) {
+        let legacy = self.legacy;
         let Some(NodeData::Array(items)) = self.data(current) else {
             return;
         };
@@ -830,14 +851,21 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                     // The very value already there: nothing happens.
                     return;
                 }
-                if op == ADD && prev.is_some() {
-                    // ADD at an occupied index inserts.
+                if op == ADD && prev.is_some() && (i == 0 || !legacy) {
+                    // ADD at an occupied index inserts (3.x / 4.x: only at
+                    // index 0).
                     items.insert(i, v.clone());
                     self.account(None, Some(&v));
                     self.record_entry(current, op, Key::Index(i), None, Some(v));
                 } else {
                     let old = items.set(i, v.clone());
-                    self.account(old.as_ref(), Some(&v));
+                    // 3.x / 4.x do not release what an ADD overwrites.
+                    let released = if legacy && op == ADD {
+                        None
+                    } else {
+                        old.as_ref()
+                    };
+                    self.account(released, Some(&v));
                     self.record_entry(current, op, Key::Index(i), old.as_ref(), Some(v));
                 }
             }
@@ -852,7 +880,11 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
             return;
         };
         let removed = items.delete(i);
-        self.account(removed.as_ref(), None);
+        // 3.x / 4.x keep the reference (a leak the next messages of such a
+        // server may rely on: they can still address the refId).
+        if !self.legacy {
+            self.account(removed.as_ref(), None);
+        }
         self.record_entry(current, DELETE, Key::Index(i), removed.as_ref(), None);
     }
 

@@ -1183,6 +1183,12 @@ impl<T: DecodeState> Decoder<T> {
         self.shadow.decode_with(bytes, Some(&mut bound))
     }
 
+    /// Decodes like the decoder of `@colyseus/schema` `dialect` (see
+    /// [`DynamicDecoder::set_dialect`]).
+    pub fn set_dialect(&mut self, dialect: crate::Dialect) {
+        self.shadow.set_dialect(dialect);
+    }
+
     /// The decoded state.
     #[must_use]
     pub fn state(&self) -> &T {
