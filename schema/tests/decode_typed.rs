@@ -923,3 +923,31 @@ fn doomed_struct_keeps_no_live_child() {
         .unwrap_or_default();
     assert_eq!(cards, [Some(7)]);
 }
+
+/// Fuzz regression (`fuzz/regressions/decode_typed/crash-ba240573…`): a
+/// subtree detached from the state (its map was replaced) references a
+/// child that lives in the state; it must neither take it nor swallow the
+/// child's later changes.
+#[test]
+fn detached_subtree_keeps_no_live_child() {
+    let mut d = Decoder::<Table>::new().expect("types");
+    d.decode(&[
+        0x80, 0x01, 0x81, 0x08, 0x80, 0x09, // hands #1, deck #8, hands = #9: #1 is garbage
+        0xff, 0x08, 0x80, 0x00, 0x04, // deck[0] = card #4
+        0xff, 0x04, 0x81, 0x03, // rank 3
+        0xff, 0x01, 0x80, 0x00, 0xa1, b'a', 0x02, // the garbage map: "a" = hand #2
+        0xff, 0x02, 0x80, 0x03, // its cards #3
+        0xff, 0x03, 0x80, 0x00, 0x04, // hold the deck's card
+        0xff, 0x04, 0x81, 0x05, // rank 5
+    ])
+    .expect("valid");
+    assert_eq!(d.dynamic().to_json(), r#"{"deck":[{"rank":5}],"hands":{}}"#);
+    let deck: Vec<Option<u8>> = d
+        .state()
+        .deck
+        .as_ref()
+        .map(|c| c.iter().map(|c| c.rank).collect())
+        .unwrap_or_default();
+    assert_eq!(deck, [Some(5)]);
+    assert_eq!(d.unrepresentable(), 0);
+}

@@ -605,6 +605,8 @@ struct Typed {
     /// Structs whose child fields changed while no slot held them:
     /// re-synced at the end of the message if one holds them then.
     unheld_structs: Vec<RefId>,
+    /// Nesting of [`Typed::fill`] (bounded: the shadow may hold cycles).
+    filling: usize,
     /// Primitive fields changed by the message, written in one pass before
     /// the next structural change (one walk per run of siblings).
     pending: Vec<(RefId, u8)>,
@@ -663,6 +665,74 @@ impl Typed {
             Shape::Struct(t) => self.rust_types.get(t.0 as usize).copied().flatten(),
             Shape::Collection(..) => None,
         }
+    }
+
+    /// Whether `id` is in the typed state (its parents lead to the root),
+    /// rather than detached (in the limbo, or inside something that is).
+    fn reachable(&self, mut id: RefId) -> bool {
+        for _ in 0..=MAX_DEPTH {
+            if id == RefId::ROOT {
+                return true;
+            }
+            match self.loc.get(id) {
+                Some(l) => id = l.parent,
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// Whether `id` has a typed value: in the state, or detached in the
+    /// limbo (directly or inside something that is).
+    fn exists(&self, mut id: RefId) -> bool {
+        for _ in 0..=MAX_DEPTH {
+            if id == RefId::ROOT || self.limbo.contains_key(&id) {
+                return true;
+            }
+            match self.loc.get(id) {
+                Some(l) => id = l.parent,
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// Gives a typed value created for an existing structure the content
+    /// the shadow holds for it (a structure is created empty when the
+    /// message creates it, but later when it was missing from the typed
+    /// state, e.g. held only by something that was being collected).
+    fn fill(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes, id: RefId) {
+        if self.filling > MAX_DEPTH {
+            return;
+        }
+        self.filling += 1;
+        match nodes.map.get(id).map(|n| &n.data) {
+            Some(NodeData::Struct(fields)) => {
+                for (i, v) in fields.iter().enumerate() {
+                    let i = i as u8;
+                    match v {
+                        Some(Value::Ref(c)) => {
+                            let here = Loc {
+                                parent: id,
+                                slot: Slot::Field(i),
+                            };
+                            if self.loc.get(*c) != Some(&here) {
+                                self.field(root, nodes, id, i, None);
+                            }
+                        }
+                        Some(_) => self.pending.push((id, i)),
+                        None => {}
+                    }
+                }
+            }
+            Some(_) => {
+                if self.dirty.last() != Some(&id) {
+                    self.dirty.push(id);
+                }
+            }
+            None => {}
+        }
+        self.filling -= 1;
     }
 
     /// Moves child `id` out of where it lives now into the limbo.
@@ -777,17 +847,28 @@ impl Typed {
         }
     }
 
+    /// Applies the queued collection rebuilds and primitive writes.
+    fn flush(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes) {
+        // Rebuilds and writes may queue more of both (new values filled
+        // from the shadow): until both queues are empty.
+        loop {
+            if !self.dirty.is_empty() {
+                let dirty = std::mem::take(&mut self.dirty);
+                for &at in &dirty {
+                    self.collection(root, nodes, at);
+                }
+                continue;
+            }
+            if self.pending.is_empty() {
+                break;
+            }
+            self.write_pending(root, nodes);
+        }
+    }
+
     /// Writes the queued primitive fields: one walk from the root per run
     /// of siblings of one collection (or per struct elsewhere).
-    fn flush(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes) {
-        if !self.dirty.is_empty() {
-            let dirty = std::mem::take(&mut self.dirty);
-            for &at in &dirty {
-                self.collection(root, nodes, at);
-            }
-            self.dirty = dirty;
-            self.dirty.clear();
-        }
+    fn write_pending(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes) {
         let pending = std::mem::take(&mut self.pending);
         let mut failed = 0u64;
         let mut i = 0;
@@ -861,7 +942,7 @@ impl Typed {
                     k += len;
                 }
             });
-            if !reached {
+            if !reached && self.exists(target) {
                 failed += group.len() as u64;
             }
             i = group_end;
@@ -907,6 +988,7 @@ impl Typed {
             }
             _ => return,
         };
+        let mut fresh = None;
         let input = match value {
             None => FieldInput::Delete,
             Some(&Value::Ref(child)) => {
@@ -917,15 +999,22 @@ impl Typed {
                 if self.loc.get(child) == Some(&here) {
                     return;
                 }
-                if nodes.map.get(at).is_some_and(|n| n.rc.count == 0) && at != RefId::ROOT {
-                    // A struct no slot holds (collected at the end of the
-                    // message unless re-attached) does not take children
-                    // from elsewhere; re-synced if it is re-attached.
+                let may_take =
+                    nodes.map.get(at).is_some_and(|n| n.rc.count > 0) && self.reachable(at);
+                let elsewhere = self.loc.get(child).is_some() || self.limbo.contains_key(&child);
+                if !may_take && elsewhere {
+                    // A struct no slot holds, or outside the state (collected
+                    // at the end of the message unless re-attached), does
+                    // not take children from elsewhere; re-synced if it is
+                    // re-attached.
                     self.unheld_structs.push(at);
                     FieldInput::New(self.rust_type(nodes, child))
                 } else {
                     let input = self.obtain(root, nodes, child);
                     self.loc.insert(child, here);
+                    if matches!(input, FieldInput::New(_)) {
+                        fresh = Some(child);
+                    }
                     input
                 }
             }
@@ -938,8 +1027,11 @@ impl Typed {
                 ok = n.__decode_field(index, input);
             }
         });
-        if !ok {
+        if !ok && self.exists(at) {
             self.unrepresentable += 1;
+        }
+        if let (true, Some(child)) = (ok, fresh) {
+            self.fill(root, nodes, child);
         }
     }
 
@@ -954,10 +1046,10 @@ impl Typed {
             NodeData::Struct(_) => return,
         };
         // Children moving in from elsewhere come out of their old slot
-        // first; a collection no slot holds (it is collected at the end of
-        // the message unless re-attached) does not take children that live
-        // elsewhere.
-        let held = node.rc.count > 0;
+        // first; a collection no slot holds, or outside the state (collected
+        // at the end of the message unless re-attached), does not take
+        // children that live elsewhere.
+        let held = node.rc.count > 0 && self.reachable(at);
         if !held {
             self.unheld.push(at);
         }
@@ -969,30 +1061,40 @@ impl Typed {
             }
         }
         let mut plan = Vec::with_capacity(entries.len());
+        // Which entries hold their instance (the others are placeholders for
+        // an instance that lives elsewhere).
+        let mut owns = Vec::with_capacity(entries.len());
+        let mut fresh = Vec::with_capacity(entries.len());
         let mut planned_refs: std::collections::HashSet<RefId, RefIdHasherBuilder> =
             std::collections::HashSet::default();
         for &(key, v) in &entries {
-            let entry = match *v {
+            let (entry, own) = match *v {
                 // One instance twice in the collection: the Rust value can
                 // be in one place only; the other gets a default value.
                 Value::Ref(r) if !planned_refs.insert(r) => {
                     self.unrepresentable += 1;
-                    Planned::New(self.rust_type(nodes, r))
+                    (Planned::New(self.rust_type(nodes, r)), false)
                 }
                 Value::Ref(r) => match self.loc.get(r) {
                     Some(&Loc {
                         parent,
                         slot: Slot::Pos(p),
-                    }) if parent == at => Planned::Keep(p as usize),
-                    _ if !held => Planned::New(self.rust_type(nodes, r)),
+                    }) if parent == at => (Planned::Keep(p as usize), true),
+                    Some(_) if !held => (Planned::New(self.rust_type(nodes, r)), false),
                     _ => match self.limbo.remove(&r) {
-                        Some(node) => Planned::Moved(node),
-                        None => Planned::New(self.rust_type(nodes, r)),
+                        Some(node) if held => (Planned::Moved(node), true),
+                        Some(node) => {
+                            self.limbo.insert(r, node);
+                            (Planned::New(self.rust_type(nodes, r)), false)
+                        }
+                        None => (Planned::New(self.rust_type(nodes, r)), true),
                     },
                 },
-                ref v => Planned::Primitive(v),
+                ref v => (Planned::Primitive(v), false),
             };
+            fresh.push(own && matches!(entry, Planned::New(_)));
             plan.push((key, entry));
+            owns.push(own);
         }
         let mut displaced = Vec::new();
         let mut failed = 0;
@@ -1002,7 +1104,7 @@ impl Typed {
                 failed = n.__decode_rebuild(plan, &mut displaced);
             }
         });
-        if !reached {
+        if !reached && self.exists(at) {
             self.unrepresentable += 1;
         }
         self.unrepresentable += failed as u64;
@@ -1024,10 +1126,8 @@ impl Typed {
             }
         }
         ids.clear();
-        planned_refs.clear();
         for (p, (_, v)) in entries.iter().enumerate() {
-            // A duplicate's slot holds a default value, not the instance.
-            let id = v.as_ref_id().filter(|&r| planned_refs.insert(r));
+            let id = v.as_ref_id().filter(|_| reached && owns[p]);
             if let Some(r) = id {
                 self.loc.insert(
                     r,
@@ -1040,6 +1140,14 @@ impl Typed {
             ids.push(id);
         }
         self.elems.insert(at, ids);
+        // New values get the content the shadow already holds for them.
+        for (p, (_, v)) in entries.iter().enumerate() {
+            if let (Value::Ref(r), true) = (v, fresh.get(p).copied().unwrap_or(false)) {
+                if reached {
+                    self.fill(root, nodes, *r);
+                }
+            }
+        }
     }
 }
 
@@ -1070,7 +1178,7 @@ impl Mirror for Bound<'_> {
         if !self.typed.unheld.is_empty() {
             let unheld = std::mem::take(&mut self.typed.unheld);
             for &at in &unheld {
-                if nodes.map.get(at).is_some_and(|n| n.rc.count > 0) {
+                if nodes.map.get(at).is_some_and(|n| n.rc.count > 0) && self.typed.reachable(at) {
                     self.typed.dirty.push(at);
                 }
             }
@@ -1084,6 +1192,9 @@ impl Mirror for Bound<'_> {
                 let Some(node) = nodes.map.get(at).filter(|n| n.rc.count > 0) else {
                     continue;
                 };
+                if !self.typed.reachable(at) {
+                    continue;
+                }
                 let NodeData::Struct(fields) = &node.data else {
                     continue;
                 };
@@ -1102,6 +1213,8 @@ impl Mirror for Bound<'_> {
             self.typed.unheld_structs = structs;
             self.typed.unheld_structs.clear();
         }
+        // Values created by the re-syncs above are filled through the queues.
+        self.typed.flush(self.root, nodes);
     }
 
     fn collected(&mut self, id: RefId) {
