@@ -951,3 +951,30 @@ fn detached_subtree_keeps_no_live_child() {
     assert_eq!(deck, [Some(5)]);
     assert_eq!(d.unrepresentable(), 0);
 }
+
+/// Fuzz regression (`fuzz/regressions/decode_typed/crash-d113e234…`): a
+/// struct out of every slot (its map was cleared) gets a new child, then is
+/// put back: the child must be there.
+#[test]
+fn child_of_a_struct_out_of_every_slot() {
+    let mut d = Decoder::<Table>::new().expect("types");
+    d.decode(&[
+        0x80, 0x01, 0x81, 0x08, 0x82, 0x09, // hands #1, deck #8, log #9
+        0xff, 0x01, 0x80, 0x00, 0xa1, b'a', 0x02, 0x0a, // "a" = hand #2, then CLEAR
+        0xff, 0x02, 0x80, 0x03, // #2 (in no slot) gets cards #3
+        0xff, 0x01, 0x80, 0x00, 0xa1, b'a', 0x02, // and is put back under "a"
+    ])
+    .expect("valid");
+    assert_eq!(
+        d.dynamic().to_json(),
+        r#"{"deck":[],"hands":{"a":{"cards":[]}},"log":[]}"#
+    );
+    let hand = d
+        .state()
+        .hands
+        .as_ref()
+        .and_then(|h| h.get("a"))
+        .expect("hand a");
+    assert!(hand.cards.is_some());
+    assert_eq!(d.unrepresentable(), 0);
+}

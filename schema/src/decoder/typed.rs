@@ -998,6 +998,7 @@ impl Typed {
             _ => return,
         };
         let mut fresh = None;
+        let mut placed = None;
         let input = match value {
             None => FieldInput::Delete,
             Some(&Value::Ref(child)) => {
@@ -1020,7 +1021,7 @@ impl Typed {
                     FieldInput::New(self.rust_type(nodes, child))
                 } else {
                     let input = self.obtain(root, nodes, child);
-                    self.loc.insert(child, here);
+                    placed = Some(child);
                     if matches!(input, FieldInput::New(_)) {
                         fresh = Some(child);
                     }
@@ -1036,6 +1037,20 @@ impl Typed {
                 ok = n.__decode_field(index, input);
             }
         });
+        if let Some(child) = placed {
+            if ok {
+                self.loc.insert(
+                    child,
+                    Loc {
+                        parent: at,
+                        slot: Slot::Field(index),
+                    },
+                );
+            } else if let Some(FieldInput::Moved(node)) = input {
+                // The parent has no typed value (yet): the child waits.
+                self.limbo.insert(child, node);
+            }
+        }
         if !ok && self.exists(at) {
             self.unrepresentable += 1;
         }
