@@ -978,3 +978,33 @@ fn child_of_a_struct_out_of_every_slot() {
     assert!(hand.cards.is_some());
     assert_eq!(d.unrepresentable(), 0);
 }
+
+/// Fuzz regression (`fuzz/regressions/decode_typed/crash-dd6503fe…`): an
+/// instance shared between a live slot and a subtree that is then
+/// collected ends up in the live slot, with its later changes.
+#[test]
+fn shared_instance_outlives_a_collected_holder() {
+    let mut d = Decoder::<Table>::new().expect("types");
+    d.decode(&[
+        0x80, 0x01, 0x81, 0x08, 0x82, 0x09, // hands #1, deck #8, log #9
+        0xff, 0x08, 0x80, 0x00, 0x04, // deck[0] = card #4
+        0xff, 0x04, 0x81, 0x03, // rank 3
+        0xff, 0x01, 0x80, 0x00, 0xa1, b'a', 0x02, // "a" = hand #2
+        0xff, 0x02, 0x80, 0x03, // its cards #3
+        0xff, 0x03, 0x80, 0x00, 0x04, // hold the deck's card too
+        0xff, 0x01, 0xc0, 0x00, 0xa1, b'a', 0x0a, // "a" = a new hand: #2 and #3 are collected
+        0xff, 0x04, 0x81, 0x05, // rank 5
+    ])
+    .expect("valid");
+    assert_eq!(
+        d.dynamic().to_json(),
+        r#"{"deck":[{"rank":5}],"hands":{"a":{}},"log":[]}"#
+    );
+    let deck: Vec<Option<u8>> = d
+        .state()
+        .deck
+        .as_ref()
+        .map(|c| c.iter().map(|c| c.rank).collect())
+        .unwrap_or_default();
+    assert_eq!(deck, [Some(5)]);
+}

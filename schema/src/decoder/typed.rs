@@ -770,10 +770,11 @@ impl Typed {
     }
 
     /// Puts back the children that were moved out of a slot which still
-    /// holds them on the wire while no other slot has them any more (an
-    /// instance shared by two parents, released by the one that received
-    /// it last, in this message or a later one). Origins of instances that
-    /// are still shared are kept for later messages.
+    /// holds them on the wire while their typed value is outside the state
+    /// (an instance shared by two parents, released by the one that
+    /// received it last, or left in a subtree being collected; in this
+    /// message or a later one). Origins of instances that are still shared
+    /// are kept for later messages.
     fn restore(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes) {
         if self.origins.is_empty() {
             return;
@@ -799,9 +800,15 @@ impl Typed {
             if !alive || !holds || !seen.insert((id, origin)) {
                 continue;
             }
-            if !self.limbo.contains_key(&id) {
+            if self.reachable(id) || !self.reachable(origin.parent) {
                 // Still shared: the instance lives in its other slot.
                 keep.push((id, origin));
+                continue;
+            }
+            // The instance is outside the state (in the limbo, or in a
+            // subtree about to be collected) while this slot holds it.
+            self.detach(root, id);
+            if !self.limbo.contains_key(&id) {
                 continue;
             }
             match origin.slot {
