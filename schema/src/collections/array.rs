@@ -529,24 +529,25 @@ impl<V: Field> ArraySchema<V> {
         self.slots.get(w)?.item.as_ref().map(|i| &i.value)
     }
 
-    fn write_add(&self, out: &mut Vec<u8>, index: u32, item: &Item<V>) {
-        out.push(spec::ADD);
-        wire::encode_varint(out, index);
-        item.value.__encode(&item.track, V::DEFAULT_WIRE, out);
+    /// An ADD of every element at its position.
+    fn write_all(&self, out: &mut Vec<u8>) {
+        for (i, item) in self
+            .slots
+            .iter()
+            .filter_map(|s| s.item.as_ref())
+            .enumerate()
+        {
+            out.push(spec::ADD);
+            wire::encode_varint(out, i as u32);
+            item.value.__encode(&item.track, V::DEFAULT_WIRE, out);
+        }
     }
 
     /// Writes the block's ops for `dialect` (does not settle).
     fn write_ops(&self, dialect: Dialect, out: &mut Vec<u8>, scratch: &mut ArrayScratch) {
         let (ops, pos_of, client) = scratch.parts();
         if self.meta.fresh {
-            for (i, item) in self
-                .slots
-                .iter()
-                .filter_map(|s| s.item.as_ref())
-                .enumerate()
-            {
-                self.write_add(out, i as u32, item);
-            }
+            self.write_all(out);
             return;
         }
         let live_log = self.log.iter().any(|e| e.op != LogOp::Dead);
@@ -588,14 +589,7 @@ impl<V: Field> ArraySchema<V> {
         } else {
             // Anything the client could misapply: start over.
             out.push(spec::CLEAR);
-            for (i, item) in self
-                .slots
-                .iter()
-                .filter_map(|s| s.item.as_ref())
-                .enumerate()
-            {
-                self.write_add(out, i as u32, item);
-            }
+            self.write_all(out);
         }
     }
 
@@ -976,14 +970,7 @@ impl<V: Field> Field for ArraySchema<V> {
 
     fn __encode_full(&self, _: &(), w: &mut FullWriter<'_>) {
         let block = w.begin(self.meta.id());
-        for (i, item) in self
-            .slots
-            .iter()
-            .filter_map(|s| s.item.as_ref())
-            .enumerate()
-        {
-            self.write_add(w.out, i as u32, item);
-        }
+        self.write_all(w.out);
         w.end(block);
         for item in self.slots.iter().filter_map(|s| s.item.as_ref()) {
             item.value.__encode_full(&item.track, w);

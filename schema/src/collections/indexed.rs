@@ -385,27 +385,31 @@ impl<K: Key, V: Field> Indexed<K, V> {
 
     pub(crate) fn attach(&mut self, tick: &mut Tick) {
         self.meta.attach(tick);
-        self.changes.clear();
-        self.queued.clear();
-        self.deleted.clear();
-        self.cleared = false;
+        self.forget_changes();
         for slot in self.slots.iter_mut().flatten() {
-            slot.change = NONE;
-            slot.queued = false;
             slot.value.__attach(&mut slot.track, tick);
         }
     }
 
     pub(crate) fn detach(&mut self, tick: &mut Tick) {
         self.meta.detach(tick);
+        self.forget_changes();
+        for slot in self.slots.iter_mut().flatten() {
+            slot.value.__detach(&mut slot.track, tick);
+        }
+    }
+
+    /// Drops the tick's record of changes (the whole collection is sent, or
+    /// gone, as a unit).
+    fn forget_changes(&mut self) {
         self.changes.clear();
         self.queued.clear();
+        self.queued_all = false;
         self.deleted.clear();
         self.cleared = false;
         for slot in self.slots.iter_mut().flatten() {
             slot.change = NONE;
             slot.queued = false;
-            slot.value.__detach(&mut slot.track, tick);
         }
     }
 
