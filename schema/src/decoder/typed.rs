@@ -734,12 +734,8 @@ impl Typed {
                     }
                 }
             }
-            Some(_) => {
-                if self.dirty.last() != Some(&id) {
-                    self.dirty.push(id);
-                }
-            }
-            None => {}
+            Some(_) if self.dirty.last() != Some(&id) => self.dirty.push(id),
+            Some(_) | None => {}
         }
         self.filling -= 1;
     }
