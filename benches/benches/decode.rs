@@ -10,21 +10,14 @@
 //! printed (skipped when Node.js is missing or `ROOMCAST_BENCH_NO_JS` is
 //! set); then criterion runs.
 
-use std::any::TypeId as RustTypeId;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use roomcast_benches::{measure, EncodeAll, MoveAll, Scenario, Timing};
-use roomcast_schema::decoder::{
-    decode_set, DecodeField, DecodeNode, DecodeState, DecodeStruct, Decoder, DynamicDecoder,
-    FieldInput, ReflectionDialect,
-};
-use roomcast_schema::types::{TypeError, TypeRegistry};
-use roomcast_schema::{
-    encode_reflection, registry_of, ArraySchema, Dialect, EncoderOptions, Field, MapSchema, Schema,
-};
+use roomcast_schema::decoder::{Decoder, DynamicDecoder, ReflectionDialect};
+use roomcast_schema::{encode_reflection, ArraySchema, Dialect, EncoderOptions, MapSchema, Schema};
 
 const SIZES: [u32; 2] = [1_000, 10_000];
 /// Patches recorded per size (decoded in a ring).
@@ -33,6 +26,7 @@ const RING: usize = 16;
 /// The decoding side's copy of the scenario types (same fields, same wire
 /// types as `roomcast_benches::{Entity, State}`).
 #[derive(Schema, Default, Debug)]
+#[schema(decode)]
 struct Entity {
     x: f32,
     y: f32,
@@ -42,6 +36,7 @@ struct Entity {
 }
 
 #[derive(Schema, Default, Debug)]
+#[schema(decode)]
 struct State {
     entities: MapSchema<Entity>,
     items: ArraySchema<u16>,
@@ -49,52 +44,6 @@ struct State {
 
 // What `#[derive(Schema)]` generates once it calls
 // `schema-derive/src/decode.rs` (then these impls go away).
-macro_rules! decode_impls {
-    ($ty:ident { $($i:literal => $f:ident),* }) => {
-        impl DecodeNode for $ty {
-            fn __decode_field(&mut self, index: u8, input: FieldInput<'_>) -> bool {
-                match index {
-                    $($i => decode_set(&mut self.$f, input),)*
-                    _ => false,
-                }
-            }
-            fn __decode_visit_child(&mut self, index: u8, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
-                let node = match index {
-                    $($i => DecodeField::__decode_node(&mut self.$f),)*
-                    _ => None,
-                };
-                if let Some(node) = node {
-                    f(node);
-                }
-            }
-            fn __decode_take_child(&mut self, index: u8) -> Option<Box<dyn DecodeNode>> {
-                match index {
-                    $($i => DecodeField::__decode_take(&mut self.$f),)*
-                    _ => None,
-                }
-            }
-            fn __decode_into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
-                self
-            }
-        }
-        impl DecodeStruct for $ty {
-            fn __decode_new_struct(ty: RustTypeId) -> Option<Self> {
-                (ty == RustTypeId::of::<Self>()).then(Self::default)
-            }
-            fn __decode_placeholder() -> Self {
-                Self::default()
-            }
-        }
-        impl DecodeState for $ty {
-            fn __decode_types() -> Result<(TypeRegistry, Vec<(RustTypeId, u32)>), TypeError> {
-                Ok((registry_of::<Self>()?, <Self as Field>::__type_ids()))
-            }
-        }
-    };
-}
-
-decode_impls!(Entity { 0 => x, 1 => y, 2 => angle, 3 => hp, 4 => name });
-decode_impls!(State { 0 => entities, 1 => items });
 
 /// The inputs of one size: Reflection, the full state before the patches,
 /// a ring of consecutive S1 patches, and an S3 full state.

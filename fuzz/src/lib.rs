@@ -108,7 +108,10 @@ pub fn reflection(data: &[u8]) {
     let Ok(types) = decode_reflection(bytes, dialect) else {
         return;
     };
-    for (out, back) in [(Dialect::Modern, ReflectionDialect::V5), (Dialect::Legacy, ReflectionDialect::Legacy)] {
+    for (out, back) in [
+        (Dialect::Modern, ReflectionDialect::V5),
+        (Dialect::Legacy, ReflectionDialect::Legacy),
+    ] {
         let encoded = encode_reflection(&types, out);
         let again = decode_reflection(&encoded, back).expect("re-encoded reflection decodes");
         assert_eq!(again, types, "reflection round trip ({out:?})");
@@ -154,7 +157,11 @@ pub fn dynamic(data: &[u8], schemas: &[TypeRegistry]) {
         let refs = d.ref_count();
         match d.decode(msg) {
             Err(e) => {
-                assert!(e.offset() <= msg.len(), "offset {} past the end", e.offset());
+                assert!(
+                    e.offset() <= msg.len(),
+                    "offset {} past the end",
+                    e.offset()
+                );
                 assert_eq!(d.to_json(), before, "a rejected message changed the state");
                 assert_eq!(d.ref_count(), refs, "a rejected message changed the refs");
             }
@@ -205,7 +212,12 @@ pub fn encode_full(d: &DynamicDecoder) -> Vec<u8> {
     out
 }
 
-fn encode_node<'a>(types: &TypeRegistry, node: NodeRef<'a>, out: &mut Vec<u8>, children: &mut Vec<NodeRef<'a>>) {
+fn encode_node<'a>(
+    types: &TypeRegistry,
+    node: NodeRef<'a>,
+    out: &mut Vec<u8>,
+    children: &mut Vec<NodeRef<'a>>,
+) {
     match node.kind() {
         NodeKind::Struct(t) => {
             for (i, f) in types.fields(t).iter().enumerate() {
@@ -275,8 +287,12 @@ fn encode_primitive(v: &Value, p: Primitive, out: &mut Vec<u8>) {
         (Primitive::Int8 | Primitive::Uint8, Value::Int(i)) => wire::encode_u8(out, *i as u8),
         (Primitive::Int16 | Primitive::Uint16, Value::Int(i)) => wire::encode_u16(out, *i as u16),
         (Primitive::Int32 | Primitive::Uint32, Value::Int(i)) => wire::encode_u32(out, *i as u32),
-        (Primitive::Int64, Value::Int(i)) | (Primitive::BigInt64, Value::BigInt(i)) => wire::encode_u64(out, *i as u64),
-        (Primitive::Uint64, Value::Uint(u)) | (Primitive::BigUint64, Value::BigUint(u)) => wire::encode_u64(out, *u),
+        (Primitive::Int64, Value::Int(i)) | (Primitive::BigInt64, Value::BigInt(i)) => {
+            wire::encode_u64(out, *i as u64)
+        }
+        (Primitive::Uint64, Value::Uint(u)) | (Primitive::BigUint64, Value::BigUint(u)) => {
+            wire::encode_u64(out, *u)
+        }
         (p, v) => panic!("value {v:?} does not match its declared type {p}"),
     }
 }

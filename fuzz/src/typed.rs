@@ -1,63 +1,16 @@
 //! The typed decoder's fuzz check, on a state with every collection kind.
 //!
-//! The decode impls are written by hand (what `#[derive(Schema)]` generates
-//! once it calls `schema-derive/src/decode.rs`).
+//! The decode impls come from `#[schema(decode)]`.
 
-use std::any::TypeId as RustTypeId;
-
-use roomcast_schema::decoder::{
-    decode_set, DecodeField, DecodeNode, DecodeState, DecodeStruct, Decoder, FieldInput, NodeRef,
-    Value, ValueRef,
+use roomcast_schema::decoder::{Decoder, NodeRef, Value, ValueRef};
+use roomcast_schema::types::TypeRegistry;
+use roomcast_schema::{
+    registry_of, ArraySchema, CollectionSchema, Field, MapSchema, Schema, SetSchema,
 };
-use roomcast_schema::types::{TypeError, TypeRegistry};
-use roomcast_schema::{registry_of, ArraySchema, CollectionSchema, Field, MapSchema, Schema, SetSchema};
-
-macro_rules! decode_impls {
-    ($ty:ident { $($i:literal => $f:ident),* $(,)? }) => {
-        impl DecodeNode for $ty {
-            fn __decode_field(&mut self, index: u8, input: FieldInput<'_>) -> bool {
-                match index {
-                    $($i => decode_set(&mut self.$f, input),)*
-                    _ => false,
-                }
-            }
-            fn __decode_visit_child(&mut self, index: u8, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
-                let node = match index {
-                    $($i => DecodeField::__decode_node(&mut self.$f),)*
-                    _ => None,
-                };
-                if let Some(node) = node {
-                    f(node);
-                }
-            }
-            fn __decode_take_child(&mut self, index: u8) -> Option<Box<dyn DecodeNode>> {
-                match index {
-                    $($i => DecodeField::__decode_take(&mut self.$f),)*
-                    _ => None,
-                }
-            }
-            fn __decode_into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
-                self
-            }
-        }
-        impl DecodeStruct for $ty {
-            fn __decode_new_struct(ty: RustTypeId) -> Option<Self> {
-                (ty == RustTypeId::of::<Self>()).then(Self::default)
-            }
-            fn __decode_placeholder() -> Self {
-                Self::default()
-            }
-        }
-        impl DecodeState for $ty {
-            fn __decode_types() -> Result<(TypeRegistry, Vec<(RustTypeId, u32)>), TypeError> {
-                Ok((registry_of::<Self>()?, <Self as Field>::__type_ids()))
-            }
-        }
-    };
-}
 
 /// A card.
 #[derive(Schema, Default, Debug)]
+#[schema(decode)]
 pub struct Card {
     suit: Option<String>,
     rank: Option<u8>,
@@ -66,6 +19,7 @@ pub struct Card {
 
 /// A second struct type, so that a field can hold a struct.
 #[derive(Schema, Default, Debug)]
+#[schema(decode)]
 pub struct Box2 {
     #[schema(number)]
     n: Option<f64>,
@@ -74,6 +28,7 @@ pub struct Box2 {
 
 /// A hand.
 #[derive(Schema, Default, Debug)]
+#[schema(decode)]
 pub struct Hand {
     cards: Option<ArraySchema<Card>>,
     tags: Option<SetSchema<String>>,
@@ -83,6 +38,7 @@ pub struct Hand {
 
 /// The state.
 #[derive(Schema, Default, Debug)]
+#[schema(decode)]
 pub struct Table {
     hands: Option<MapSchema<Hand>>,
     deck: Option<ArraySchema<Card>>,
@@ -90,11 +46,6 @@ pub struct Table {
     best: Option<Card>,
     scores: Option<MapSchema<u16>>,
 }
-
-decode_impls!(Card { 0 => suit, 1 => rank, 2 => next });
-decode_impls!(Box2 { 0 => n, 1 => big });
-decode_impls!(Hand { 0 => cards, 1 => tags, 2 => marks, 3 => flag });
-decode_impls!(Table { 0 => hands, 1 => deck, 2 => log, 3 => best, 4 => scores });
 
 /// Whether a typed value equals the shadow's value.
 trait Same {
@@ -143,8 +94,14 @@ impl<T: Same> Same for Option<T> {
     }
 }
 
-fn same_list<'a, V: Same + 'a>(items: impl Iterator<Item = &'a V>, len: usize, v: Option<ValueRef<'_>>) -> bool {
-    let Some(node) = v.and_then(ValueRef::node) else { return false };
+fn same_list<'a, V: Same + 'a>(
+    items: impl Iterator<Item = &'a V>,
+    len: usize,
+    v: Option<ValueRef<'_>>,
+) -> bool {
+    let Some(node) = v.and_then(ValueRef::node) else {
+        return false;
+    };
     node.len() == len && items.enumerate().all(|(i, x)| x.same(node.at(i)))
 }
 
@@ -168,7 +125,9 @@ impl<V: Same + Field> Same for CollectionSchema<V> {
 
 impl<V: Same + Field> Same for MapSchema<V> {
     fn same(&self, v: Option<ValueRef<'_>>) -> bool {
-        let Some(node) = v.and_then(ValueRef::node) else { return false };
+        let Some(node) = v.and_then(ValueRef::node) else {
+            return false;
+        };
         node.len() == self.len()
             && node
                 .entries()
@@ -189,8 +148,19 @@ macro_rules! same_struct {
 }
 same_struct!(Card { suit, rank, next });
 same_struct!(Box2 { n, big });
-same_struct!(Hand { cards, tags, marks, flag });
-same_struct!(Table { hands, deck, log, best, scores });
+same_struct!(Hand {
+    cards,
+    tags,
+    marks,
+    flag
+});
+same_struct!(Table {
+    hands,
+    deck,
+    log,
+    best,
+    scores
+});
 
 fn same_root(d: &Decoder<Table>) -> bool {
     let root: NodeRef<'_> = d.dynamic().root();
@@ -204,10 +174,19 @@ pub fn typed(data: &[u8]) {
     for msg in crate::messages(data) {
         let before = format!("{:?}", d.state());
         match d.decode(msg) {
-            Err(_) => assert_eq!(format!("{:?}", d.state()), before, "a rejected message changed the typed state"),
+            Err(_) => assert_eq!(
+                format!("{:?}", d.state()),
+                before,
+                "a rejected message changed the typed state"
+            ),
             Ok(()) => {
                 if d.unrepresentable() == 0 {
-                    assert!(same_root(&d), "typed state differs from the shadow:\n{:?}\n{}", d.state(), d.dynamic().to_json());
+                    assert!(
+                        same_root(&d),
+                        "typed state differs from the shadow:\n{:?}\n{}",
+                        d.state(),
+                        d.dynamic().to_json()
+                    );
                 }
             }
         }

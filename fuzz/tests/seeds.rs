@@ -5,16 +5,23 @@ use std::fs;
 use std::path::Path;
 
 fn regressions(target: &str) -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("regressions")
+        .join(target);
     let Ok(entries) = fs::read_dir(dir) else {
         return Vec::new();
     };
-    entries.map(|e| fs::read(e.expect("entry").path()).expect("read")).collect()
+    entries
+        .map(|e| fs::read(e.expect("entry").path()).expect("read"))
+        .collect()
 }
 
 #[test]
 fn reflection_seeds() {
-    for seed in roomcast_fuzz::seeds::reflection().into_iter().chain(regressions("decode_reflection")) {
+    for seed in roomcast_fuzz::seeds::reflection()
+        .into_iter()
+        .chain(regressions("decode_reflection"))
+    {
         roomcast_fuzz::reflection(&seed);
     }
 }
@@ -22,14 +29,20 @@ fn reflection_seeds() {
 #[test]
 fn dynamic_seeds() {
     let schemas = roomcast_fuzz::schemas();
-    for seed in roomcast_fuzz::seeds::dynamic().into_iter().chain(regressions("decode_dynamic")) {
+    for seed in roomcast_fuzz::seeds::dynamic()
+        .into_iter()
+        .chain(regressions("decode_dynamic"))
+    {
         roomcast_fuzz::dynamic(&seed, &schemas);
     }
 }
 
 #[test]
 fn typed_seeds() {
-    for seed in roomcast_fuzz::seeds::typed().into_iter().chain(regressions("decode_typed")) {
+    for seed in roomcast_fuzz::seeds::typed()
+        .into_iter()
+        .chain(regressions("decode_typed"))
+    {
         roomcast_fuzz::typed::typed(&seed);
     }
 }

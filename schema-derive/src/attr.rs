@@ -82,25 +82,33 @@ pub(crate) struct ContainerAttrs {
     /// Path of the `roomcast_schema` crate in generated code
     /// (`#[schema(crate = "roomcast::schema")]` when it is re-exported).
     pub(crate) krate: syn::Path,
+    /// `#[schema(decode)]`: also generate typed decoding (needs `Default`).
+    pub(crate) decode: bool,
 }
 
 impl ContainerAttrs {
     pub(crate) fn parse(cx: &Ctxt, attrs: &[syn::Attribute]) -> Self {
         let mut krate: syn::Path = syn::parse_quote!(::roomcast_schema);
+        let mut decode = false;
         for attr in attrs.iter().filter(|a| a.path().is_ident("schema")) {
             let res = attr.parse_nested_meta(|meta| {
-                if meta.path.is_ident("crate") {
+                if meta.path.is_ident("decode") {
+                    decode = true;
+                    Ok(())
+                } else if meta.path.is_ident("crate") {
                     let lit: syn::LitStr = meta.value()?.parse()?;
                     krate = lit.parse()?;
                     Ok(())
                 } else {
-                    Err(meta.error("unknown container attribute; expected `crate = \"path\"`"))
+                    Err(meta.error(
+                        "unknown container attribute; expected `decode` or `crate = \"path\"`",
+                    ))
                 }
             });
             if let Err(e) = res {
                 cx.syn_error(e);
             }
         }
-        Self { krate }
+        Self { krate, decode }
     }
 }

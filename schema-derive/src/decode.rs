@@ -84,14 +84,19 @@ fn expand_struct(
     let mut base = None;
     let mut own = Vec::new();
     for (i, f) in named.named.iter().enumerate() {
-        let name = f.ident.as_ref().ok_or_else(|| syn::Error::new_spanned(f, "named field"))?;
+        let name = f
+            .ident
+            .as_ref()
+            .ok_or_else(|| syn::Error::new_spanned(f, "named field"))?;
         if i == 0 && is_base(f) {
             base = Some((name, &f.ty));
         } else {
             own.push(name);
         }
     }
-    let indexes: Vec<Literal> = (0..own.len()).map(|i| Literal::u8_unsuffixed(i as u8)).collect();
+    let indexes: Vec<Literal> = (0..own.len())
+        .map(|i| Literal::u8_unsuffixed(i as u8))
+        .collect();
     // Inherited fields come first: indexes below the parent's field count
     // go to the parent.
     let field_base = match base {
@@ -301,8 +306,10 @@ mod tests {
     fn struct_fields_in_index_order() {
         let out = expand("struct S { a: u8, #[schema(number)] b: Option<f64>, c: MapSchema<T> }");
         assert!(out.contains("impl :: roomcast_schema :: decoder :: DecodeNode for S"));
-        assert!(out.contains("0 => :: roomcast_schema :: decoder :: decode_set (& mut self . a , input)"));
-        assert!(out.contains("2 => :: roomcast_schema :: decoder :: decode_set (& mut self . c , input)"));
+        assert!(out
+            .contains("0 => :: roomcast_schema :: decoder :: decode_set (& mut self . a , input)"));
+        assert!(out
+            .contains("2 => :: roomcast_schema :: decoder :: decode_set (& mut self . c , input)"));
         assert!(out.contains("DecodeState for S"));
     }
 
@@ -311,12 +318,16 @@ mod tests {
         let out = expand("struct Hero { #[schema(extends)] base: Entity, name: String }");
         assert!(out.contains("< Entity as :: roomcast_schema :: Schema > :: FIELD_COUNT"));
         assert!(out.contains("__decode_field (& mut self . base , index , input)"));
-        assert!(out.contains("0 => :: roomcast_schema :: decoder :: decode_set (& mut self . name , input)"));
+        assert!(out.contains(
+            "0 => :: roomcast_schema :: decoder :: decode_set (& mut self . name , input)"
+        ));
     }
 
     #[test]
     fn enums_dispatch_to_the_variant() {
-        let out = expand("#[schema(crate = \"roomcast::schema\")] enum Any { Entity(Entity), Hero(Hero) }");
+        let out = expand(
+            "#[schema(crate = \"roomcast::schema\")] enum Any { Entity(Entity), Hero(Hero) }",
+        );
         assert!(out.contains("roomcast :: schema :: decoder :: DecodeStruct for Any"));
         assert!(out.contains("Self :: Hero (v)"));
         assert!(!out.contains("DecodeState for Any"));
@@ -324,7 +335,12 @@ mod tests {
 
     #[test]
     fn refuses_what_cannot_be_decoded() {
-        for src in ["struct T(u8);", "enum E { A { x: u8 } }", "enum E {}", "union U { a: u8 }"] {
+        for src in [
+            "struct T(u8);",
+            "enum E { A { x: u8 } }",
+            "enum E {}",
+            "union U { a: u8 }",
+        ] {
             let input: syn::DeriveInput = syn::parse_str(src).expect("input");
             assert!(expand_decode(&input).is_err(), "{src}");
         }

@@ -15,11 +15,20 @@ pub(crate) fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
         crate::check::check(&cx, s);
     }
     cx.check()?;
-    Ok(match cont {
+    let decode = match &cont {
+        Some(Container::Struct(s)) => s.attrs.decode,
+        Some(Container::Enum(e)) => e.attrs.decode,
+        None => false,
+    };
+    let mut out = match cont {
         Some(Container::Struct(s)) => expand_struct(&s),
         Some(Container::Enum(e)) => expand_enum(&e),
         None => TokenStream::new(),
-    })
+    };
+    if decode {
+        out.extend(crate::decode::expand_decode(input)?);
+    }
+    Ok(out)
 }
 
 fn rc(krate: &syn::Path) -> TokenStream {

@@ -9,6 +9,7 @@ mod ast;
 mod attr;
 mod check;
 mod ctxt;
+mod decode;
 mod expand;
 
 /// Derives `roomcast_schema::Schema` for a struct with named fields.
@@ -18,8 +19,10 @@ mod expand;
 /// `#[schema(rename = "name")]` changes the name clients see;
 /// `#[schema(extends)]` on the first field makes its type the parent type.
 ///
-/// Container attribute: `#[schema(crate = "roomcast::schema")]` when the
-/// crate is used through a re-export.
+/// Container attributes: `#[schema(decode)]` also generates typed decoding
+/// (for `roomcast_schema::decoder::Decoder`; the type must implement
+/// `Default`); `#[schema(crate = "roomcast::schema")]` when the crate is used
+/// through a re-export.
 #[proc_macro_derive(Schema, attributes(schema))]
 pub fn derive_schema(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);

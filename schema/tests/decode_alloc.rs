@@ -4,14 +4,9 @@
 //! so this binary holds a single test).
 
 use std::alloc::System;
-use std::any::TypeId as RustTypeId;
 
-use roomcast_schema::decoder::{
-    decode_set, DecodeField, DecodeNode, DecodeState, DecodeStruct, Decoder, DynamicDecoder,
-    FieldInput,
-};
-use roomcast_schema::types::{TypeError, TypeRegistry};
-use roomcast_schema::{registry_of, Encoder, Field, MapSchema, Schema};
+use roomcast_schema::decoder::{Decoder, DynamicDecoder};
+use roomcast_schema::{Encoder, MapSchema, Schema};
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
@@ -25,6 +20,7 @@ fn allocations() -> usize {
 }
 
 #[derive(Schema, Default, Debug)]
+#[schema(decode)]
 struct Entity {
     x: f32,
     y: f32,
@@ -34,58 +30,13 @@ struct Entity {
 }
 
 #[derive(Schema, Default, Debug)]
+#[schema(decode)]
 struct State {
     entities: MapSchema<Entity>,
 }
 
 // What `#[derive(Schema)]` generates once it calls
 // `schema-derive/src/decode.rs` (then these impls go away).
-macro_rules! decode_impls {
-    ($ty:ident { $($i:literal => $f:ident),* }) => {
-        impl DecodeNode for $ty {
-            fn __decode_field(&mut self, index: u8, input: FieldInput<'_>) -> bool {
-                match index {
-                    $($i => decode_set(&mut self.$f, input),)*
-                    _ => false,
-                }
-            }
-            fn __decode_visit_child(&mut self, index: u8, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
-                let node = match index {
-                    $($i => DecodeField::__decode_node(&mut self.$f),)*
-                    _ => None,
-                };
-                if let Some(node) = node {
-                    f(node);
-                }
-            }
-            fn __decode_take_child(&mut self, index: u8) -> Option<Box<dyn DecodeNode>> {
-                match index {
-                    $($i => DecodeField::__decode_take(&mut self.$f),)*
-                    _ => None,
-                }
-            }
-            fn __decode_into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
-                self
-            }
-        }
-        impl DecodeStruct for $ty {
-            fn __decode_new_struct(ty: RustTypeId) -> Option<Self> {
-                (ty == RustTypeId::of::<Self>()).then(Self::default)
-            }
-            fn __decode_placeholder() -> Self {
-                Self::default()
-            }
-        }
-        impl DecodeState for $ty {
-            fn __decode_types() -> Result<(TypeRegistry, Vec<(RustTypeId, u32)>), TypeError> {
-                Ok((registry_of::<Self>()?, <Self as Field>::__type_ids()))
-            }
-        }
-    };
-}
-
-decode_impls!(Entity { 0 => x, 1 => y, 2 => angle, 3 => hp, 4 => name });
-decode_impls!(State { 0 => entities });
 
 /// A full state and `ticks` S1 patches (x, y and the name of every entity
 /// change), from our encoder.

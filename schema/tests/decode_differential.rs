@@ -22,26 +22,20 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-use std::any::TypeId as RustTypeId;
-
-use roomcast_schema::decoder::{
-    decode_reflection, decode_set, DecodeField, DecodeNode, DecodeState, DecodeStruct, Decoder,
-    DynamicDecoder, FieldInput, ReflectionDialect,
-};
-use roomcast_schema::types::{TypeError, TypeRegistry};
-use roomcast_schema::{
-    registry_of, ArraySchema, CollectionSchema, Field, MapSchema, Schema, SetSchema,
-};
+use roomcast_schema::decoder::{decode_reflection, Decoder, DynamicDecoder, ReflectionDialect};
+use roomcast_schema::{ArraySchema, CollectionSchema, Field, MapSchema, Schema, SetSchema};
 use serde_json::{json, Map, Value as Json};
 
 /// The random scenarios' types, for the typed decoder.
 #[derive(Schema, Default, Debug)]
+#[schema(decode)]
 struct Card {
     suit: Option<String>,
     rank: Option<u8>,
 }
 
 #[derive(Schema, Default, Debug)]
+#[schema(decode)]
 struct Player {
     name: Option<String>,
     #[schema(number)]
@@ -52,6 +46,7 @@ struct Player {
 }
 
 #[derive(Schema, Default, Debug)]
+#[schema(decode)]
 struct State {
     players: Option<MapSchema<Player>>,
     deck: Option<ArraySchema<Card>>,
@@ -63,53 +58,6 @@ struct State {
 
 // What `#[derive(Schema)]` generates once it calls
 // `schema-derive/src/decode.rs` (then these impls go away).
-macro_rules! decode_impls {
-    ($ty:ident { $($i:literal => $f:ident),* }) => {
-        impl DecodeNode for $ty {
-            fn __decode_field(&mut self, index: u8, input: FieldInput<'_>) -> bool {
-                match index {
-                    $($i => decode_set(&mut self.$f, input),)*
-                    _ => false,
-                }
-            }
-            fn __decode_visit_child(&mut self, index: u8, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
-                let node = match index {
-                    $($i => DecodeField::__decode_node(&mut self.$f),)*
-                    _ => None,
-                };
-                if let Some(node) = node {
-                    f(node);
-                }
-            }
-            fn __decode_take_child(&mut self, index: u8) -> Option<Box<dyn DecodeNode>> {
-                match index {
-                    $($i => DecodeField::__decode_take(&mut self.$f),)*
-                    _ => None,
-                }
-            }
-            fn __decode_into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
-                self
-            }
-        }
-        impl DecodeStruct for $ty {
-            fn __decode_new_struct(ty: RustTypeId) -> Option<Self> {
-                (ty == RustTypeId::of::<Self>()).then(Self::default)
-            }
-            fn __decode_placeholder() -> Self {
-                Self::default()
-            }
-        }
-        impl DecodeState for $ty {
-            fn __decode_types() -> Result<(TypeRegistry, Vec<(RustTypeId, u32)>), TypeError> {
-                Ok((registry_of::<Self>()?, <Self as Field>::__type_ids()))
-            }
-        }
-    };
-}
-
-decode_impls!(Card { 0 => suit, 1 => rank });
-decode_impls!(Player { 0 => name, 1 => hp, 2 => hand, 3 => tags, 4 => stats });
-decode_impls!(State { 0 => players, 1 => deck, 2 => nums, 3 => log, 4 => best, 5 => round });
 
 /// The typed state in the vectors' JSON conventions.
 trait ToJson {

@@ -11,9 +11,10 @@
 //!
 //! The Rust side is reached through the hidden traits [`DecodeField`] (a
 //! field or element type) and [`DecodeNode`] (a struct, enum or collection
-//! value holding fields or elements); `#[derive(Schema)]` implements them,
-//! this module implements them for primitives, `Option` and the
-//! collections.
+//! value holding fields or elements); `#[derive(Schema)]` implements them
+//! when the type is marked `#[schema(decode)]` (it must also implement
+//! `Default`), this module implements them for primitives, `Option` and
+//! the collections.
 //!
 //! # Shared instances
 //!
@@ -1262,7 +1263,7 @@ impl Mirror for Bound<'_> {
 }
 
 /// Decodes Colyseus state bytes into a Rust value of type `T` (a
-/// `#[derive(Schema)]` struct).
+/// `#[derive(Schema, Default)]` struct marked `#[schema(decode)]`).
 ///
 /// Same contract as [`DynamicDecoder`]: call [`decode`](Self::decode) with
 /// every `ROOM_STATE` / `ROOM_STATE_PATCH` body in order; a message is
