@@ -10,7 +10,9 @@ use crate::collections::{
     ArrayMut, ArraySchema, CollectionMut, CollectionSchema, MapMut, MapSchema, SetMut, SetSchema,
 };
 use crate::encoder::{Encoder, FullWriter, PatchWriter};
-use crate::schema::{write_full_block, write_patch_block, Describer, Field};
+use crate::schema::{
+    set_primitive, set_ref, write_full_block, write_patch_block, Describer, Field,
+};
 use crate::tracked::{Tick, TrackState};
 use crate::types::{CollectionKind, FieldType, NamedFieldType, Primitive, TypeId, TypeRegistry};
 use crate::wire::{self, spec};
@@ -386,27 +388,13 @@ impl DynMut<'_> {
     pub fn set(&mut self, index: usize, value: Option<DynValue>) {
         let i = index as u32;
         let slot = &mut self.s.fields[index];
-        match (slot.as_ref(), value.as_ref()) {
-            (Some(a), Some(b)) if a.__same(b) => return,
-            (None, None) => return,
-            _ => {}
-        }
-        // The parent's op comes before a new child's block.
-        self.s.track.meta.touch(self.tick);
-        let mut value = value;
-        let slot = &mut self.s.fields[index];
-        if let Some(v) = value.as_mut() {
-            v.__attach(&mut (), self.tick);
-        }
-        let mut old = std::mem::replace(slot, value);
-        let had_ref = old.as_ref().is_some_and(Field::__is_ref);
-        if let Some(o) = old.as_mut() {
-            o.__detach(&mut (), self.tick);
-        }
-        if had_ref || slot.as_ref().is_some_and(Field::__is_ref) {
-            self.s.track.mark_replaced(i, had_ref, self.tick);
+        // The same setters as derived structs: a ref field (old or new value)
+        // is attached/detached and may become DELETE_AND_ADD.
+        if slot.as_ref().is_some_and(Field::__is_ref) || value.as_ref().is_some_and(Field::__is_ref)
+        {
+            set_ref(slot, value, i, &mut self.s.track, &mut (), self.tick);
         } else {
-            self.s.track.mark(i, self.tick);
+            set_primitive(slot, value, i, &mut self.s.track, self.tick);
         }
     }
 

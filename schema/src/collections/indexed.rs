@@ -282,7 +282,6 @@ impl<K: Key, V: Field> Indexed<K, V> {
         } else {
             spec::REPLACE
         };
-        self.meta.touch(tick);
         if slot.change == NONE {
             self.changes.push(Change {
                 wire: slot.wire,
