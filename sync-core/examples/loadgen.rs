@@ -1,8 +1,12 @@
 //! Load generator: C clients speak the Colyseus protocol over loopback to a
 //! Roomcast server and to the reference Node server (`@colyseus/core`
 //! 0.18.17 + `@colyseus/ws-transport` 0.18.4, `tests/node/sdk/reference-server.mjs`)
-//! in the same run, with the same room: rooms of 50, 60 Hz simulation,
-//! 20 Hz patches, every client sending a small `move` 10 times a second.
+//! in the same run, with the same room: rooms of 50, each room's state a
+//! `MapSchema<Entity{x, y, angle: f32, hp: u8, name: String}>` with one
+//! entity per client plus 50 NPCs, a 60 Hz simulation that turns every
+//! entity and walks every NPC, 20 Hz patches, and every client sending a
+//! small `move` (its entity's new position) 10 times a second and
+//! decoding the state (Roomcast's typed decoder) to find its own entity.
 //!
 //! ```text
 //! cargo run --release -p roomcast --example loadgen -- --clients 500 --seconds 10
@@ -11,8 +15,8 @@
 //!
 //! Reported per server: CPU of the server process (whole run window),
 //! CPU per client, RSS at the end, bytes received per client per second,
-//! and the move→seen latency (from sending a `move` to receiving the patch
-//! that carries it, or a later move of the same client). Each server runs
+//! and the move→seen latency (from sending a `move` to decoding the patch
+//! after which the client's own entity shows it, or a later move). Each server runs
 //! as its own process, so its CPU and memory are read from `/proc`.
 //!
 //! The server side of Roomcast is this same executable, started as
@@ -30,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use roomcast::schema::decoder::Decoder;
 use roomcast::schema::{Encoder, MapSchema, Schema};
 use roomcast::{Client, Options, Room, RoomCtx, Server, ServerError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,32 +43,55 @@ use tokio_tungstenite::tungstenite::Message;
 
 // ----- the Roomcast side ---------------------------------------------------
 
+/// The issue's entity: one per client plus [`NPCS`] per room.
 #[derive(Schema, Default)]
-#[schema(crate = "roomcast::schema")]
-struct Player {
-    #[schema(number)]
-    x: f64,
-    #[schema(number)]
-    y: f64,
-    seq: u32,
+#[schema(crate = "roomcast::schema", decode)]
+struct Entity {
+    x: f32,
+    y: f32,
+    angle: f32,
+    hp: u8,
+    name: String,
 }
 
 #[derive(Schema, Default)]
-#[schema(crate = "roomcast::schema")]
+#[schema(crate = "roomcast::schema", decode)]
 struct BenchState {
-    players: MapSchema<Player>,
+    entities: MapSchema<Entity>,
 }
 
+/// Non-player entities per room, moved by the simulation.
+const NPCS: u32 = 50;
+
+/// A client's input: where its entity is now. `x` carries a sequence
+/// number (exact in an f32 below 2^24) so that the client can recognise
+/// its own move in the decoded state.
 #[derive(serde::Deserialize)]
 struct Move {
-    x: f64,
-    y: f64,
-    seq: u32,
+    x: f32,
+    y: f32,
 }
 
 #[derive(Default)]
 struct BenchRoom {
     steps: u64,
+}
+
+/// One simulation step (60 Hz): every NPC walks along its heading and
+/// turns a little; every player's entity turns (its position is the
+/// client's input).
+fn simulate(state: &mut Encoder<BenchState>, step: u64, dt: f32) {
+    let mut state = state.state_mut();
+    state.entities_mut().for_each_mut(|key, mut entity| {
+        let turn = 0.01 + (step % 7) as f32 * 0.001;
+        let angle = (entity.angle + turn) % std::f32::consts::TAU;
+        entity.set_angle(angle);
+        if key.starts_with("npc") {
+            let speed = 60.0 * dt;
+            entity.set_x((entity.x + angle.cos() * speed).rem_euclid(800.0));
+            entity.set_y((entity.y + angle.sin() * speed).rem_euclid(600.0));
+        }
+    });
 }
 
 impl Room for BenchRoom {
@@ -72,22 +100,35 @@ impl Room for BenchRoom {
     type Auth = ();
 
     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
-        ctx.set_state(Encoder::new(BenchState::default()));
+        let mut state = BenchState::default();
+        for i in 0..NPCS {
+            state.entities.insert(
+                format!("npc{i}"),
+                Entity {
+                    x: (i * 16) as f32,
+                    y: (i * 12) as f32,
+                    angle: i as f32 * 0.1,
+                    hp: 100,
+                    name: format!("npc {i}"),
+                },
+            );
+        }
+        ctx.set_state(Encoder::new(state));
         ctx.set_max_clients(Some(50));
         ctx.set_simulation_interval(
             Some(Duration::from_micros(16_667)),
-            |room: &mut Self, _, _| {
+            |room: &mut Self, ctx, dt| {
                 room.steps += 1;
+                simulate(ctx.state_mut(), room.steps, dt.as_secs_f32());
             },
         );
         ctx.set_patch_rate(Some(Duration::from_millis(50)));
         ctx.on_message("move", |_room: &mut Self, ctx, client, m: Move| {
             let mut state = ctx.state_mut().state_mut();
-            let mut players = state.players_mut();
-            if let Some(mut player) = players.get_mut(client.session_id()) {
-                player.set_x(m.x);
-                player.set_y(m.y);
-                player.set_seq(m.seq);
+            let mut entities = state.entities_mut();
+            if let Some(mut entity) = entities.get_mut(client.session_id()) {
+                entity.set_x(m.x);
+                entity.set_y(m.y);
             }
         });
         Ok(())
@@ -99,17 +140,21 @@ impl Room for BenchRoom {
         client: &Client,
         _: &Options,
     ) -> Result<(), ServerError> {
-        ctx.state_mut()
-            .state_mut()
-            .players_mut()
-            .insert(client.session_id(), Player::default());
+        ctx.state_mut().state_mut().entities_mut().insert(
+            client.session_id(),
+            Entity {
+                hp: 100,
+                name: format!("player {}", client.session_id()),
+                ..Entity::default()
+            },
+        );
         Ok(())
     }
 
     async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _: bool) {
         ctx.state_mut()
             .state_mut()
-            .players_mut()
+            .entities_mut()
             .remove(client.session_id());
     }
 }
@@ -176,30 +221,15 @@ async fn reserve(port: u16) -> Result<serde_json::Value, String> {
     serde_json::from_str(json).map_err(|e| e.to_string())
 }
 
-/// `0d a4 "move" {x, y, seq}` (plain msgpack map).
-fn move_frame(x: f64, y: f64, seq: u32) -> Vec<u8> {
+/// `0d a4 "move" {x, y}` (plain msgpack map, float32 values).
+fn move_frame(x: f32, y: f32) -> Vec<u8> {
     let mut frame = vec![0x0d, 0xa4, b'm', b'o', b'v', b'e'];
-    let _ = rmp::encode::write_map_len(&mut frame, 3);
+    let _ = rmp::encode::write_map_len(&mut frame, 2);
     let _ = rmp::encode::write_str(&mut frame, "x");
-    let _ = rmp::encode::write_f64(&mut frame, x);
+    let _ = rmp::encode::write_f32(&mut frame, x);
     let _ = rmp::encode::write_str(&mut frame, "y");
-    let _ = rmp::encode::write_f64(&mut frame, y);
-    let _ = rmp::encode::write_str(&mut frame, "seq");
-    let _ = rmp::encode::write_u32(&mut frame, seq);
+    let _ = rmp::encode::write_f32(&mut frame, y);
     frame
-}
-
-/// Whether a patch sets some `seq` field (index 2, ADD = `82`, uint32 LE)
-/// to `seq`.
-fn carries(patch: &[u8], seq: u32) -> bool {
-    let needle = [
-        0x82,
-        seq as u8,
-        (seq >> 8) as u8,
-        (seq >> 16) as u8,
-        (seq >> 24) as u8,
-    ];
-    patch.windows(5).any(|w| w == needle)
 }
 
 async fn run_client(
@@ -230,6 +260,8 @@ async fn run_client(
         // at every phase of the server's patch tick.
         let phase = Duration::from_micros(u64::from(index).wrapping_mul(7919) % 100_000);
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + phase, Duration::from_millis(100));
+        let session_id = seat["sessionId"].as_str().unwrap_or_default().to_owned();
+        let mut decoder = Decoder::<BenchState>::new().map_err(|e| e.to_string())?;
         let mut joined = false;
         let mut counter = 0u32;
         let mut pending: VecDeque<(u32, Instant)> = VecDeque::new();
@@ -241,10 +273,10 @@ async fn run_client(
                         return Ok::<(), String>(());
                     }
                     counter += 1;
-                    let seq = index * 4096 + (counter % 4096);
-                    let frame = move_frame(f64::from(counter % 800), f64::from(index % 600), seq);
+                    // Exact in an f32 (below 2^24).
+                    let frame = move_frame(counter as f32, (index % 600) as f32);
                     sink.send(Message::Binary(frame.into())).await.map_err(|e| e.to_string())?;
-                    pending.push_back((seq, Instant::now()));
+                    pending.push_back((counter, Instant::now()));
                     if pending.len() > 64 {
                         pending.pop_front();
                     }
@@ -266,8 +298,12 @@ async fn run_client(
                             sink.send(Message::Binary(vec![0x0a].into())).await.map_err(|e| e.to_string())?;
                             joined = true;
                         }
-                        Some(0x0f) => {
-                            if let Some(found) = pending.iter().rposition(|(seq, _)| carries(&frame, *seq)) {
+                        Some(0x0e | 0x0f) => {
+                            decoder.decode(&frame[1..]).map_err(|e| e.to_string())?;
+                            // The move this client's entity shows now.
+                            let Some(own) = decoder.state().entities.get(&session_id) else { continue };
+                            let shown = own.x as u32;
+                            if let Some(found) = pending.iter().position(|(seq, _)| *seq == shown) {
                                 for (_, sent) in pending.drain(..=found) {
                                     if sent >= measure_from {
                                         totals.seen.fetch_add(1, Ordering::Relaxed);
@@ -307,11 +343,6 @@ fn cpu_split(pid: u32) -> (f64, f64) {
     };
     // USER_HZ is 100 on Linux.
     (field(11) / 100.0, field(12) / 100.0)
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let (user, system) = cpu_split(pid);
-    user + system
 }
 
 fn rss_mib(pid: u32) -> f64 {
@@ -361,44 +392,61 @@ fn run_against(
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let totals = Arc::new(Totals::default());
     let ramp = Duration::from_millis(u64::from(clients) * 4 + 1000);
     let begin = Instant::now();
     let measure_from = begin + ramp + Duration::from_secs(1);
     let until = measure_from + Duration::from_secs(seconds);
-    let (cpu_start, window) = runtime.block_on(async {
-        let mut tasks = Vec::new();
-        for index in 0..clients {
-            tasks.push(tokio::spawn(run_client(
-                index,
-                port,
-                until,
-                measure_from,
-                totals.clone(),
-            )));
-            if index % 25 == 24 {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-        tokio::time::sleep_until(tokio::time::Instant::from_std(measure_from)).await;
-        let cpu_start = cpu_seconds(pid);
-        let window_start = Instant::now();
-        tokio::time::sleep_until(tokio::time::Instant::from_std(until)).await;
-        let cpu = cpu_seconds(pid) - cpu_start;
-        let (user, system) = cpu_split(pid);
-        eprintln!("  server cpu since start: user {user:.2} s, system {system:.2} s");
-        let window = window_start.elapsed().as_secs_f64();
-        let rss = rss_mib(pid);
-        for task in tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-        }
-        ((cpu, rss), window)
-    });
-    let (cpu, rss) = cpu_start;
+    // The clients run on one single-threaded runtime per core (their
+    // decoders stay on the thread that made them).
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+    let threads: Vec<_> = (0..workers)
+        .map(|worker| {
+            let totals = totals.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&runtime, async {
+                    let mut tasks = Vec::new();
+                    for (n, index) in (worker..clients).step_by(workers as usize).enumerate() {
+                        tasks.push(tokio::task::spawn_local(run_client(
+                            index,
+                            port,
+                            until,
+                            measure_from,
+                            totals.clone(),
+                        )));
+                        if n % 25 == 24 {
+                            tokio::time::sleep(Duration::from_millis(100 * u64::from(workers)))
+                                .await;
+                        }
+                    }
+                    for task in tasks {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+                    }
+                });
+            })
+        })
+        .collect();
+    std::thread::sleep(measure_from.saturating_duration_since(Instant::now()));
+    let (user_start, system_start) = cpu_split(pid);
+    let window_start = Instant::now();
+    std::thread::sleep(until.saturating_duration_since(Instant::now()));
+    let (user_end, system_end) = cpu_split(pid);
+    let window = window_start.elapsed().as_secs_f64();
+    let rss = rss_mib(pid);
+    eprintln!(
+        "  server cpu in the window: user {:.2} s, system {:.2} s",
+        user_end - user_start,
+        system_end - system_start
+    );
+    let cpu = (user_end - user_start) + (system_end - system_start);
+    for thread in threads {
+        let _ = thread.join();
+    }
     let _ = server.kill();
     let _ = server.wait();
     let mut latencies = std::mem::take(&mut *totals.latencies_us.lock().unwrap());
