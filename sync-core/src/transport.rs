@@ -5,9 +5,19 @@
 //! [`Server::open_session`](crate::Server::open_session), and then only moves
 //! bytes: frames from the client into [`Session::deliver`], and what
 //! [`Session::next`] yields back to the client, until one side closes.
+//!
+//! A transport that can write without waiting (a socket with a
+//! non-blocking write and a queue behind it, as the WebSocket transport
+//! does) opens the session with
+//! [`Server::open_session_with`](crate::Server::open_session_with) and its
+//! own [`Link`] instead: the room's task then hands each frame straight to
+//! the link, with no task switch per client. A broadcast patch is one
+//! shared [`Bytes`] for every client.
 
+use std::fmt;
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -32,12 +42,59 @@ pub enum Outgoing {
     Close(u16),
 }
 
+/// The way out to one client connection, called from the room's task.
+///
+/// `send` must not wait: write now if the connection can take it, queue
+/// otherwise. A client that cannot keep up gets [`LinkClosed`] and the room
+/// drops it, so nothing is queued without bound.
+pub trait Link: Send + Sync + 'static {
+    /// Sends (or queues) `out`, in order after everything sent before.
+    ///
+    /// # Errors
+    ///
+    /// [`LinkClosed`] when the connection is gone or its queue is full.
+    fn send(&self, out: Outgoing) -> Result<(), LinkClosed>;
+}
+
+impl fmt::Debug for dyn Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Link")
+    }
+}
+
+/// A [`Link`] that cannot take more: the connection is gone or its client
+/// does not read what it is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkClosed;
+
+impl fmt::Display for LinkClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the connection is closed or does not keep up")
+    }
+}
+
+impl std::error::Error for LinkClosed {}
+
+/// The link of [`Server::open_session`](crate::Server::open_session): a
+/// bounded queue that [`Session::next`] reads.
+#[derive(Debug)]
+pub(crate) struct ChannelLink(pub(crate) mpsc::Sender<Outgoing>);
+
+impl Link for ChannelLink {
+    fn send(&self, out: Outgoing) -> Result<(), LinkClosed> {
+        self.0.try_send(out).map_err(|_| LinkClosed)
+    }
+}
+
+pub(crate) type SharedLink = Arc<dyn Link>;
+
 /// One client connection, as the room sees it.
 #[derive(Debug)]
 pub struct Session {
     pub(crate) conn: ConnId,
     pub(crate) room: Option<mpsc::Sender<Command>>,
-    pub(crate) outgoing: mpsc::Receiver<Outgoing>,
+    /// `None` when the session was opened with a [`Link`] of its own.
+    pub(crate) outgoing: Option<mpsc::Receiver<Outgoing>>,
 }
 
 impl Session {
@@ -56,14 +113,16 @@ impl Session {
 
     /// The next thing to do on the connection; `None` once the room is done
     /// with it (after a [`Outgoing::Close`], or when the room went away).
+    /// A session opened with its own [`Link`] gets everything through the
+    /// link: here it yields `None` at once.
     pub async fn next(&mut self) -> Option<Outgoing> {
-        self.outgoing.recv().await
+        self.outgoing.as_mut()?.recv().await
     }
 
     /// The next thing to do if one is ready now, without waiting (to batch
     /// frames into one write).
     pub fn try_next(&mut self) -> Option<Outgoing> {
-        self.outgoing.try_recv().ok()
+        self.outgoing.as_mut()?.try_recv().ok()
     }
 
     /// The client closed the connection (`code` from its close frame).

@@ -22,7 +22,7 @@ use crate::presence::{LocalPresence, Presence};
 use crate::protocol::{error_code, Dialect};
 use crate::room::driver::Driver;
 use crate::room::{ConnId, ConnectRequest, Options, Room, RoomCore, SeatError, TransmitKind};
-use crate::transport::{Outgoing, Session};
+use crate::transport::{ChannelLink, Link, Outgoing, Session, SharedLink};
 
 /// What a room task is asked to do.
 #[derive(Debug)]
@@ -38,7 +38,7 @@ pub(crate) enum Command {
     Connect {
         conn: ConnId,
         request: ConnectRequest,
-        outgoing: mpsc::Sender<Outgoing>,
+        outgoing: SharedLink,
     },
     Frame {
         conn: ConnId,
@@ -565,16 +565,31 @@ impl Server {
     /// (room-protocol.md §3). For an unknown room the session yields
     /// ERROR 524 and a close, like a refused seat.
     pub async fn open_session(&self, room_id: &str, request: ConnectRequest) -> Session {
-        let conn = ConnId(self.inner.next_conn.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::channel(1024);
+        let mut session = self
+            .open_session_with(room_id, request, Arc::new(ChannelLink(tx)))
+            .await;
+        session.outgoing = Some(rx);
+        session
+    }
+
+    /// Like [`open_session`](Self::open_session), but everything for the
+    /// client goes to `link`, called from the room's task
+    /// ([`Session::next`] yields nothing).
+    pub async fn open_session_with(
+        &self,
+        room_id: &str,
+        request: ConnectRequest,
+        link: Arc<dyn Link>,
+    ) -> Session {
+        let conn = ConnId(self.inner.next_conn.fetch_add(1, Ordering::Relaxed));
+        let (dialect, token) = (request.dialect, request.reconnection_token.is_some());
         if let Some(room) = self.inner.room(room_id) {
-            let dialect = request.dialect;
-            let token = request.reconnection_token.is_some();
             if room
                 .send(Command::Connect {
                     conn,
                     request,
-                    outgoing: tx.clone(),
+                    outgoing: link.clone(),
                 })
                 .await
                 .is_ok()
@@ -582,17 +597,15 @@ impl Server {
                 return Session {
                     conn,
                     room: Some(room),
-                    outgoing: rx,
+                    outgoing: None,
                 };
             }
-            refuse(&tx, dialect, token);
-        } else {
-            refuse(&tx, request.dialect, request.reconnection_token.is_some());
         }
+        refuse(&*link, dialect, token);
         Session {
             conn,
             room: None,
-            outgoing: rx,
+            outgoing: None,
         }
     }
 
@@ -632,9 +645,9 @@ fn not_found(room_id: &str) -> ServerError {
     )
 }
 
-fn refuse(tx: &mpsc::Sender<Outgoing>, dialect: Dialect, reconnecting: bool) {
+fn refuse(link: &dyn Link, dialect: Dialect, reconnecting: bool) {
     for transmit in crate::room::refuse_seat(dialect, reconnecting) {
-        let _ = tx.try_send(match transmit {
+        let _ = link.send(match transmit {
             TransmitKind::Frame(frame) => Outgoing::Frame(frame),
             TransmitKind::Close(code) => Outgoing::Close(code),
         });

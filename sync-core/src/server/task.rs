@@ -7,13 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
 
 use super::{Command, Inner};
 use crate::protocol::close_code;
 use crate::room::driver::Driver;
 use crate::room::{ConnId, Room, TransmitKind};
-use crate::transport::Outgoing;
+use crate::transport::{Outgoing, SharedLink};
 
 /// Commands handled between two flushes, so a busy room still lets the
 /// runtime schedule other tasks.
@@ -31,7 +30,7 @@ pub(super) async fn run<R: Room>(
     inner: Arc<Inner>,
 ) {
     let room_id = driver.core.ctx().room_id().to_owned();
-    let mut conns: HashMap<ConnId, mpsc::Sender<Outgoing>> = HashMap::new();
+    let mut conns: HashMap<ConnId, SharedLink> = HashMap::new();
     // One timer, moved to each new deadline.
     let timer = tokio::time::sleep(Duration::from_secs(3600));
     tokio::pin!(timer);
@@ -81,7 +80,7 @@ pub(super) async fn run<R: Room>(
 
 fn handle<R: Room>(
     driver: &mut Driver<R>,
-    conns: &mut HashMap<ConnId, mpsc::Sender<Outgoing>>,
+    conns: &mut HashMap<ConnId, SharedLink>,
     command: Command,
 ) {
     let now = Instant::now();
@@ -113,7 +112,7 @@ fn handle<R: Room>(
 /// Moves transmits to their connections and the listing to the server.
 async fn flush<R: Room>(
     driver: &mut Driver<R>,
-    conns: &mut HashMap<ConnId, mpsc::Sender<Outgoing>>,
+    conns: &mut HashMap<ConnId, SharedLink>,
     inner: &Inner,
 ) {
     loop {
@@ -126,11 +125,10 @@ async fn flush<R: Room>(
                 TransmitKind::Frame(frame) => (Outgoing::Frame(frame), false),
                 TransmitKind::Close(code) => (Outgoing::Close(code), true),
             };
-            match tx.try_send(outgoing) {
-                Ok(()) => {}
-                // A client that cannot keep up is dropped rather than
-                // buffered without bound.
-                Err(TrySendError::Full(_) | TrySendError::Closed(_)) => slow.push(transmit.conn),
+            // A client that cannot keep up is dropped rather than
+            // buffered without bound.
+            if tx.send(outgoing).is_err() {
+                slow.push(transmit.conn);
             }
             if last {
                 conns.remove(&transmit.conn);

@@ -1,21 +1,49 @@
-//! The WebSocket transport (room-protocol.md §3), on axum.
+//! The WebSocket transport (room-protocol.md §3): HTTP/1.1 on hyper with
+//! the axum router, and WebSocket connections whose frames the room's task
+//! writes straight to the socket.
+//!
+//! # Why the write side is ours
+//!
+//! A patch goes to every client of a room, so its cost per client is what
+//! decides how many clients a core serves. A WebSocket crate owns its
+//! socket: every frame is handed to a task per connection (a wakeup, often
+//! on the other core) and copied into that connection's write buffer. Here
+//! the room's task writes the frame header and the shared patch bytes with
+//! one vectored, non-blocking `write` per client ([`WsLink`]); only what
+//! the socket cannot take at once is queued, and the connection's own task
+//! finishes it when the socket is writable. Reading, masking, control
+//! frames, fragmentation and limits stay with `tungstenite`, which reads
+//! the socket and writes its few replies (pong, close) through the same
+//! queue, so frames never interleave.
 
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use axum::extract::connect_info::ConnectInfo;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequestParts, Request};
-use axum::http::StatusCode;
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt;
 use axum::Router;
+use bytes::{Buf, Bytes};
 use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 
 use super::Server;
 use crate::protocol::{self, close_code, Dialect};
 use crate::room::{AuthRequest, ConnectRequest};
-use crate::transport::{Outgoing, Transport};
+use crate::transport::{Link, LinkClosed, Outgoing, Transport};
 
 /// The WebSocket + HTTP transport the SDKs speak, on a TCP listener.
 #[derive(Debug)]
@@ -42,34 +70,101 @@ impl WebSocketTransport {
 
 impl Transport for WebSocketTransport {
     async fn serve(self, server: Server) -> std::io::Result<()> {
-        let app = Router::new()
+        let router = Router::new()
             .fallback(super::http::entry)
             .with_state(server);
-        // Small frames must leave at once (the reference's `ws` does the same).
-        let listener = self.listener.tap_io(|tcp| {
+        loop {
+            let (tcp, remote) = match self.listener.accept().await {
+                Ok(accepted) => accepted,
+                // The peer gave up before we took it: nothing to do.
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    // Out of descriptors, say: wait instead of spinning.
+                    tracing::error!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            // Small frames must leave at once (the reference's `ws` does the same).
             let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
+            let router = router.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |mut request: hyper::Request<hyper::body::Incoming>| {
+                        request.extensions_mut().insert(ConnectInfo(remote));
+                        let mut router = router.clone();
+                        async move {
+                            tower_service::Service::call(
+                                &mut router,
+                                request.map(axum::body::Body::new),
+                            )
+                            .await
+                        }
+                    },
+                );
+                // The plain TCP stream under hyper, so that an upgraded
+                // connection can be taken back as one (see `upgrade`).
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .with_upgrades();
+                if let Err(e) = connection.await {
+                    tracing::debug!("HTTP connection ended: {e}");
+                }
+            });
+        }
     }
+}
+
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
 }
 
 /// Protocol-level ping period; two unanswered pings end the connection.
 const KEEP_ALIVE: Duration = Duration::from_secs(3);
 
+/// Bytes a connection may have waiting for its socket before its client
+/// counts as not keeping up (one frame of any size is always accepted).
+const MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
+
+/// Checks the RFC 6455 opening handshake; the `Sec-WebSocket-Accept`
+/// value when it is one.
+fn accept_key(method: &Method, headers: &HeaderMap) -> Option<HeaderValue> {
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    if method != Method::GET
+        || !has_token(header::CONNECTION, "upgrade")
+        || !has_token(header::UPGRADE, "websocket")
+        || headers
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .map(HeaderValue::as_bytes)
+            != Some(b"13")
+    {
+        return None;
+    }
+    let key = headers.get(header::SEC_WEBSOCKET_KEY)?;
+    HeaderValue::from_str(&derive_accept_key(key.as_bytes())).ok()
+}
+
 pub(super) async fn upgrade(
     server: Server,
     dialect: Dialect,
-    request: Request,
+    mut request: Request,
     path: &str,
 ) -> Response {
-    let (mut parts, _body) = request.into_parts();
-    let Ok(ws) = WebSocketUpgrade::from_request_parts(&mut parts, &()).await else {
+    let Some(accept) = accept_key(request.method(), request.headers()) else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let (parts, _body) = request.into_parts();
     let remote_addr = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -81,6 +176,16 @@ pub(super) async fn upgrade(
             (k == name).then(|| percent_decode(v))
         })
     };
+    let limit = server.config().max_frame_bytes;
+    let limit = limit.saturating_mul(2).max(limit + 4096);
+    // Small read buffer: most frames are tens of bytes, and a server holds
+    // thousands of connections (tungstenite's default is 128 KiB). Nothing
+    // is buffered on the way out: writes go to the connection's queue.
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit))
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0);
     let session_id = param("sessionId");
     // roomId = last path segment (`/<processId>/<roomId>`).
     let room_id = path
@@ -88,116 +193,368 @@ pub(super) async fn upgrade(
         .next()
         .filter(|s| super::valid_name(s))
         .map(str::to_owned);
-    let limit = server.config().max_frame_bytes;
-    // Small buffers: most frames are tens of bytes, and a server holds
-    // thousands of connections (tungstenite's default is 128 KiB each way).
-    let ws = ws
-        .max_message_size(limit.saturating_mul(2).max(limit + 4096))
-        .max_frame_size(limit.saturating_mul(2).max(limit + 4096))
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(4 * 1024);
-    let (Some(session_id), Some(room_id)) = (session_id, room_id) else {
+    let connect = match (session_id, room_id) {
+        (Some(session_id), Some(room_id)) => {
+            let headers: Vec<(String, String)> = parts
+                .headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect();
+            let token = param("_authToken").or_else(|| {
+                parts
+                    .headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .map(str::to_owned)
+            });
+            let mut request = ConnectRequest::new(session_id);
+            request.reconnection_token = param("reconnectionToken")
+                .map(|t| t.rsplit(':').next().unwrap_or_default().to_owned());
+            request.skip_handshake = param("skipHandshake").is_some();
+            request.dialect = dialect;
+            request.auth = AuthRequest {
+                headers,
+                remote_addr,
+                token,
+            };
+            Some((room_id, request))
+        }
         // 0.18 `getLatency()`: a connection without room or session.
-        return ws.on_upgrade(latency_probe);
+        _ => None,
     };
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect();
-    let token = param("_authToken").or_else(|| {
-        parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::to_owned)
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                tracing::debug!("WebSocket upgrade failed: {e}");
+                return;
+            }
+        };
+        let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
+            tracing::error!("WebSocket upgrade: not a TCP connection");
+            return;
+        };
+        let (tcp, leftover) = (parts.io.into_inner(), parts.read_buf);
+        match connect {
+            Some((room_id, request)) => pump(server, room_id, request, tcp, leftover, config).await,
+            None => {
+                let socket = WebSocketStream::from_partially_read(
+                    tcp,
+                    leftover.to_vec(),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                latency_probe(socket).await;
+            }
+        }
     });
-    let mut request = ConnectRequest::new(session_id);
-    request.reconnection_token =
-        param("reconnectionToken").map(|t| t.rsplit(':').next().unwrap_or_default().to_owned());
-    request.skip_handshake = param("skipHandshake").is_some();
-    request.dialect = dialect;
-    request.auth = AuthRequest {
-        headers,
-        remote_addr,
-        token,
-    };
-    ws.on_upgrade(move |socket| pump(server, room_id, request, socket))
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    response
 }
 
-async fn pump(server: Server, room_id: String, request: ConnectRequest, socket: WebSocket) {
-    let mut session = server.open_session(&room_id, request).await;
-    let (mut sink, mut stream) = socket.split();
+/// What waits for a connection's socket.
+#[derive(Debug, Default)]
+struct Outbox {
+    /// Chunks in order; the front one may be partly written already
+    /// (it is advanced past what went out).
+    queue: VecDeque<Bytes>,
+    queued: usize,
+    /// A close frame is queued: nothing more goes after it.
+    closing: bool,
+    /// The socket failed or the client did not keep up.
+    failed: bool,
+    /// The room let go of this connection.
+    released: bool,
+}
+
+impl Outbox {
+    fn push(&mut self, chunk: Bytes) {
+        if !chunk.is_empty() {
+            self.queued += chunk.len();
+            self.queue.push_back(chunk);
+        }
+    }
+
+    /// Drops the first `n` queued bytes (they were written).
+    fn consume(&mut self, mut n: usize) {
+        self.queued -= n;
+        while n > 0 {
+            let Some(front) = self.queue.front_mut() else {
+                return;
+            };
+            if front.len() <= n {
+                n -= front.len();
+                self.queue.pop_front();
+            } else {
+                front.advance(n);
+                n = 0;
+            }
+        }
+    }
+}
+
+/// One WebSocket connection's way out: the room's task writes into the
+/// socket directly when nothing is waiting, else queues behind what is.
+#[derive(Debug)]
+struct WsLink {
+    tcp: TcpStream,
+    out: Mutex<Outbox>,
+    /// Tells the connection's task that the queue has work (or news).
+    wake: Notify,
+}
+
+impl WsLink {
+    fn lock(&self) -> MutexGuard<'_, Outbox> {
+        self.out.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes `header` then `payload`, or queues what the socket does not
+    /// take now.
+    fn write(&self, header: &[u8], payload: Bytes) -> Result<(), LinkClosed> {
+        let mut out = self.lock();
+        if out.failed || out.closing {
+            return Err(LinkClosed);
+        }
+        let was_empty = out.queue.is_empty();
+        let mut written = 0;
+        if was_empty {
+            match self
+                .tcp
+                .try_write_vectored(&[IoSlice::new(header), IoSlice::new(&payload)])
+            {
+                Ok(n) => written = n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    out.failed = true;
+                    self.wake.notify_one();
+                    return Err(LinkClosed);
+                }
+            }
+            if written == header.len() + payload.len() {
+                return Ok(());
+            }
+        }
+        if written < header.len() {
+            out.push(Bytes::copy_from_slice(&header[written..]));
+            out.push(payload);
+        } else {
+            out.push(payload.slice(written - header.len()..));
+        }
+        if !was_empty && out.queued > MAX_QUEUED_BYTES {
+            out.failed = true;
+            self.wake.notify_one();
+            return Err(LinkClosed);
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Writes what is queued until it is all out (`Ok(true)` if a close
+    /// frame was among it) or the socket fails.
+    async fn drain(&self) -> io::Result<bool> {
+        loop {
+            {
+                let mut out = self.lock();
+                if out.failed {
+                    return Err(io::ErrorKind::BrokenPipe.into());
+                }
+                while !out.queue.is_empty() {
+                    let mut slices = [IoSlice::new(&[]); 16];
+                    let mut count = 0;
+                    for (slot, chunk) in slices.iter_mut().zip(&out.queue) {
+                        *slot = IoSlice::new(chunk);
+                        count += 1;
+                    }
+                    match self.tcp.try_write_vectored(&slices[..count]) {
+                        Ok(n) => out.consume(n),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            out.failed = true;
+                            return Err(e);
+                        }
+                    }
+                }
+                if out.queue.is_empty() {
+                    if !out.closing && out.released {
+                        // The room went away without closing: say so.
+                        out.closing = true;
+                        out.push(Bytes::from_static(&[0x88, 0x00]));
+                        continue;
+                    }
+                    return Ok(out.closing);
+                }
+            }
+            self.tcp.writable().await?;
+        }
+    }
+}
+
+/// WebSocket frame header of a final binary frame of `len` bytes (server
+/// frames are not masked).
+fn binary_header(len: usize) -> ([u8; 10], usize) {
+    let mut header = [0u8; 10];
+    header[0] = 0x82;
+    let used = if len < 126 {
+        header[1] = len as u8;
+        2
+    } else if let Ok(len) = u16::try_from(len) {
+        header[1] = 126;
+        header[2..4].copy_from_slice(&len.to_be_bytes());
+        4
+    } else {
+        header[1] = 127;
+        header[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        10
+    };
+    (header, used)
+}
+
+/// What the room holds of a connection; dropping it tells the connection.
+#[derive(Debug)]
+struct RoomSide(Arc<WsLink>);
+
+impl Link for RoomSide {
+    fn send(&self, out: Outgoing) -> Result<(), LinkClosed> {
+        match out {
+            Outgoing::Frame(frame) => {
+                let (header, used) = binary_header(frame.len());
+                self.0.write(&header[..used], frame)
+            }
+            Outgoing::Close(code) => {
+                let [hi, lo] = code.to_be_bytes();
+                let result = self.0.write(&[0x88, 0x02, hi, lo], Bytes::new());
+                self.0.lock().closing = true;
+                self.0.wake.notify_one();
+                result
+            }
+        }
+    }
+}
+
+impl Drop for RoomSide {
+    fn drop(&mut self) {
+        self.0.lock().released = true;
+        self.0.wake.notify_one();
+    }
+}
+
+/// The socket as `tungstenite` sees it: reads from the socket, writes
+/// (pongs, close replies) through the connection's queue.
+struct ConnIo(Arc<WsLink>);
+
+impl AsyncRead for ConnIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.0.tcp.poll_read_ready(cx))?;
+            match self.0.tcp.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for ConnIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.0.write(&[], Bytes::copy_from_slice(buf)) {
+            Ok(()) => Poll::Ready(Ok(buf.len())),
+            Err(LinkClosed) => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+async fn pump(
+    server: Server,
+    room_id: String,
+    request: ConnectRequest,
+    tcp: TcpStream,
+    leftover: Bytes,
+    config: WebSocketConfig,
+) {
+    let link = Arc::new(WsLink {
+        tcp,
+        out: Mutex::default(),
+        wake: Notify::new(),
+    });
+    let session = server
+        .open_session_with(&room_id, request, Arc::new(RoomSide(link.clone())))
+        .await;
+    let mut socket = WebSocketStream::from_partially_read(
+        ConnIo(link.clone()),
+        leftover.to_vec(),
+        Role::Server,
+        Some(config),
+    )
+    .await;
     let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
     keep_alive.tick().await;
     let mut unanswered = 0u8;
     let close_code = loop {
         tokio::select! {
-            outgoing = session.next() => {
-                let Some(first) = outgoing else {
-                    // The room went away.
-                    let _ = sink.send(Message::Close(None)).await;
-                    return;
-                };
-                // Write everything already queued, then flush once.
-                let mut item = Some(first);
-                let mut close = None;
-                while let Some(current) = item.take() {
-                    match current {
-                        Outgoing::Frame(frame) => {
-                            if sink.feed(Message::Binary(frame)).await.is_err() {
-                                break;
-                            }
-                        }
-                        Outgoing::Close(code) => {
-                            close = Some(code);
-                            break;
-                        }
-                    }
-                    item = session.try_next();
-                }
-                if sink.flush().await.is_err() {
-                    break None;
-                }
-                if let Some(code) = close {
-                    let _ = sink
-                        .send(Message::Close(Some(CloseFrame { code, reason: "".into() })))
-                        .await;
-                    // The room is done with this client.
-                    return;
-                }
+            () = link.wake.notified() => match link.drain().await {
+                Ok(false) => {}
+                // The room closed this client (or went away): done.
+                Ok(true) => return,
+                Err(_) => break None,
             },
-            incoming = stream.next() => match incoming {
+            incoming = socket.next() => match incoming {
                 Some(Ok(Message::Binary(frame))) => session.deliver(frame).await,
                 Some(Ok(Message::Text(text))) => {
-                    session.deliver(axum::body::Bytes::copy_from_slice(text.as_bytes())).await;
+                    session.deliver(Bytes::copy_from_slice(text.as_bytes())).await;
                 }
                 Some(Ok(Message::Pong(_))) => unanswered = 0,
-                Some(Ok(Message::Ping(_))) => {}
-                Some(Ok(Message::Close(frame))) => break Some(frame.map_or(1005, |f| f.code)),
+                Some(Ok(Message::Ping(_) | Message::Frame(_))) => {}
+                Some(Ok(Message::Close(frame))) => break Some(frame.map_or(1005, |f| u16::from(f.code))),
                 Some(Err(_)) | None => break None,
             },
             _ = keep_alive.tick() => {
                 // Two pings without a pong: the peer is gone (client sees 1006).
-                if unanswered >= 2 || sink.send(Message::Ping(Default::default())).await.is_err() {
+                if unanswered >= 2 || link.write(&[0x89, 0x00], Bytes::new()).is_err() {
                     break None;
                 }
                 unanswered += 1;
             }
         }
     };
+    // Whatever tungstenite queued (a close reply) goes out first.
+    let _ = link.drain().await;
     session.closed(close_code).await;
 }
 
 /// Answers every message with PING and closes with 1000 after a second.
-async fn latency_probe(mut socket: WebSocket) {
+async fn latency_probe(mut socket: WebSocketStream<TcpStream>) {
     let deadline = tokio::time::sleep(Duration::from_secs(1));
     tokio::pin!(deadline);
     loop {
         tokio::select! {
             () = &mut deadline => break,
-            incoming = socket.recv() => match incoming {
+            incoming = socket.next() => match incoming {
                 Some(Ok(Message::Binary(_) | Message::Text(_))) => {
                     if socket.send(Message::Binary(protocol::encode_ping())).await.is_err() {
                         return;
@@ -210,7 +567,7 @@ async fn latency_probe(mut socket: WebSocket) {
     }
     let _ = socket
         .send(Message::Close(Some(CloseFrame {
-            code: close_code::NORMAL,
+            code: close_code::NORMAL.into(),
             reason: "".into(),
         })))
         .await;
