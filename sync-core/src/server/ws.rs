@@ -596,3 +596,64 @@ fn percent_decode(value: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_header_lengths() {
+        let (h, n) = binary_header(5);
+        assert_eq!(&h[..n], &[0x82, 5]);
+        let (h, n) = binary_header(125);
+        assert_eq!(&h[..n], &[0x82, 125]);
+        let (h, n) = binary_header(126);
+        assert_eq!(&h[..n], &[0x82, 126, 0, 126]);
+        let (h, n) = binary_header(65_535);
+        assert_eq!(&h[..n], &[0x82, 126, 0xff, 0xff]);
+        let (h, n) = binary_header(65_536);
+        assert_eq!(&h[..n], &[0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn outbox_consumes_across_chunks() {
+        let mut out = Outbox::default();
+        out.push(Bytes::from_static(b"ab"));
+        out.push(Bytes::new());
+        out.push(Bytes::from_static(b"cdef"));
+        assert_eq!((out.queue.len(), out.queued), (2, 6));
+        out.consume(3);
+        assert_eq!((out.queue.len(), out.queued), (1, 3));
+        assert_eq!(&out.queue[0][..], b"def");
+        out.consume(3);
+        assert!(out.queue.is_empty());
+        assert_eq!(out.queued, 0);
+    }
+
+    #[test]
+    fn handshake_needs_every_header() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        assert!(accept_key(&Method::GET, &headers).is_none());
+        // RFC 6455 §1.3's example key.
+        headers.insert(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
+        );
+        assert_eq!(
+            accept_key(&Method::GET, &headers).unwrap(),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        assert!(accept_key(&Method::POST, &headers).is_none());
+        headers.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("8"));
+        assert!(accept_key(&Method::GET, &headers).is_none());
+    }
+}

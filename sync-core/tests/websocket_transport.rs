@@ -1,0 +1,142 @@
+//! The WebSocket transport over real loopback sockets: frames written by
+//! the room's task straight into the socket, and what happens to a client
+//! that stops reading while the room keeps sending.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use roomcast::msgpack::Value;
+use roomcast::{BroadcastOptions, Method, NoState, Options, Room, RoomCtx, Server, ServerError};
+use serde_json::json;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// One 64 KiB blob.
+const BLOB: usize = 64 * 1024;
+/// Blobs per `flood` (2 MiB: less than a connection may queue, 4 MiB).
+const BLOBS: usize = 32;
+/// Floods the good client asks for, one after the other: together far more
+/// than a socket's buffers and the connection's queue.
+const ROUNDS: usize = 10;
+
+/// `flood` broadcasts [`BLOBS`] blobs; `count` answers with the number of
+/// clients in the room.
+#[derive(Default)]
+struct Flood;
+
+impl Room for Flood {
+    type State = NoState;
+    type UserData = ();
+    type Auth = ();
+
+    async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
+        ctx.on_message("flood", |_: &mut Self, ctx, _, _: Value| {
+            let blob = vec![7u8; BLOB];
+            for _ in 0..BLOBS {
+                ctx.broadcast_bytes("blob", &blob, BroadcastOptions::default());
+            }
+        });
+        ctx.on_message("count", |_: &mut Self, ctx, client, _: Value| {
+            let clients = ctx.clients().count();
+            ctx.send(client, "count", &clients);
+        });
+        Ok(())
+    }
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Reserves a seat and connects; `recv_buffer` shrinks the socket's
+/// receive buffer (a client that will not read).
+async fn join(server: &Server, port: u16, recv_buffer: Option<u32>) -> Ws {
+    let seat = server
+        .matchmake(Method::JoinOrCreate, "flood", json!({}))
+        .await
+        .unwrap();
+    let socket = TcpSocket::new_v4().unwrap();
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size).unwrap();
+    }
+    let tcp = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+    let url = format!(
+        "ws://127.0.0.1:{port}/p/{}?sessionId={}",
+        seat.room.room_id, seat.session_id
+    );
+    let (mut ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))
+        .await
+        .unwrap();
+    // JOIN_ROOM, then the ack.
+    let joined = next_binary(&mut ws).await.expect("JOIN_ROOM");
+    assert_eq!(joined[0], 10);
+    ws.send(Message::Binary(vec![10].into())).await.unwrap();
+    ws
+}
+
+async fn next_binary(ws: &mut Ws) -> Option<Vec<u8>> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Binary(frame)))) => return Some(frame.to_vec()),
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(_)) | None) => return None,
+            Err(_) => panic!("nothing received for 10 s"),
+        }
+    }
+}
+
+/// `0d <type string> <msgpack nil>`
+fn message(ty: &str) -> Message {
+    let mut frame = vec![13, 0xa0 | ty.len() as u8];
+    frame.extend_from_slice(ty.as_bytes());
+    frame.push(0xc0);
+    Message::Binary(frame.into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_dropped_and_the_room_carries_on() {
+    let server = Server::builder().define("flood", Flood::default).build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let serving = server.clone();
+    tokio::spawn(async move {
+        let transport = roomcast::WebSocketTransport::new(listener);
+        roomcast::transport::Transport::serve(transport, serving).await
+    });
+
+    let mut good = join(&server, port, None).await;
+    let mut stalled = join(&server, port, Some(4096)).await;
+
+    good.send(message("count")).await.unwrap();
+    let answer = next_binary(&mut good).await.unwrap();
+    assert_eq!(answer.last(), Some(&2), "two clients: {answer:?}");
+
+    // The good client reads every blob, whole; the stalled one reads
+    // nothing.
+    for round in 0..ROUNDS {
+        good.send(message("flood")).await.unwrap();
+        for i in 0..BLOBS {
+            let frame = next_binary(&mut good)
+                .await
+                .unwrap_or_else(|| panic!("connection lost at blob {i} of round {round}"));
+            assert_eq!(frame[0], 17, "ROOM_DATA_BYTES");
+            assert_eq!(frame.len(), 1 + 5 + BLOB, "blob {i}");
+            assert!(frame[6..].iter().all(|&b| b == 7));
+        }
+    }
+
+    // The room dropped the stalled client and answers the good one.
+    good.send(message("count")).await.unwrap();
+    let answer = next_binary(&mut good).await.unwrap();
+    assert_eq!(answer.last(), Some(&1), "one client left: {answer:?}");
+
+    // The stalled client finds its connection ended once it reads again
+    // (after whatever was already in its socket).
+    let mut received = 0;
+    while next_binary(&mut stalled).await.is_some() {
+        received += 1;
+    }
+    assert!(
+        received < BLOBS * ROUNDS,
+        "the stalled client got everything"
+    );
+}
