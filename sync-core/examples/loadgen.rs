@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use roomcast::schema::decoder::Decoder;
 use roomcast::schema::{Encoder, MapSchema, Schema};
-use roomcast::{Client, Options, Room, RoomCtx, Server, ServerError};
+use roomcast::{Client, Options, Room, RoomCtx, Server, ServerConfig, ServerError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
@@ -160,17 +160,21 @@ impl Room for BenchRoom {
 }
 
 fn serve(port: u16) -> std::io::Result<()> {
-    // ROOMCAST_THREADS=1 runs the server on one thread (default: one per core).
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // HTTP and accepting on one thread; rooms and their connections on the
+    // room threads (ROOMCAST_THREADS of them; default one per core).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut config = ServerConfig::default();
     if let Some(threads) = std::env::var("ROOMCAST_THREADS")
         .ok()
         .and_then(|t| t.parse().ok())
     {
-        builder.worker_threads(threads);
+        config.room_threads = threads;
     }
-    let runtime = builder.enable_all().build()?;
     runtime.block_on(async {
         Server::builder()
+            .config(config)
             .define("bench", BenchRoom::default)
             .build()
             .listen(("127.0.0.1", port))

@@ -7,7 +7,7 @@ mod ws;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -97,9 +97,14 @@ impl<R: Room, F: Fn() -> R + Send + Sync> Definition for TypedDefinition<R, F> {
                 ));
             }
             let (tx, rx) = mpsc::channel(4096);
-            inner.register(&room_id, tx);
+            let runtime = inner.room_runtime();
+            inner.register(&room_id, tx, runtime.clone());
             inner.listings.update(driver.core.listing());
-            tokio::spawn(task::run(driver, rx, inner));
+            let task = task::run(driver, rx, inner);
+            match runtime {
+                Some(runtime) => drop(runtime.spawn(task)),
+                None => drop(tokio::spawn(task)),
+            }
             Ok((room_id, session))
         })
     }
@@ -127,6 +132,13 @@ pub struct ServerConfig {
     /// Path prefixes and the client generation each serves. Default: the
     /// modern dialect at the root.
     pub endpoints: Vec<(String, Dialect)>,
+    /// Threads that run the rooms, each a single-threaded tokio runtime
+    /// that also runs the connections of its rooms: a room, its timers and
+    /// its clients' sockets stay on one core, so a patch or a message
+    /// never wakes another thread. Rooms are spread over them as they are
+    /// created. Default: one per core. `0` runs rooms and connections on
+    /// the runtime that serves the server (as tasks of their own).
+    pub room_threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -138,7 +150,41 @@ impl Default for ServerConfig {
             max_frame_bytes: 64 * 1024,
             max_messages_per_second: None,
             endpoints: vec![(String::new(), Dialect::Modern)],
+            room_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
+    }
+}
+
+/// The room threads of [`ServerConfig::room_threads`], started with the
+/// first room. They stop when the server and all its rooms are gone.
+struct RoomThreads {
+    runtimes: Vec<tokio::runtime::Handle>,
+    next: AtomicUsize,
+    _stop: Vec<oneshot::Sender<()>>,
+}
+
+impl RoomThreads {
+    fn start(count: usize) -> std::io::Result<Self> {
+        let mut runtimes = Vec::with_capacity(count);
+        let mut stop = Vec::with_capacity(count);
+        for i in 0..count {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let (tx, rx) = oneshot::channel::<()>();
+            runtimes.push(runtime.handle().clone());
+            stop.push(tx);
+            std::thread::Builder::new()
+                .name(format!("roomcast-rooms-{i}"))
+                .spawn(move || {
+                    let _ = runtime.block_on(rx);
+                })?;
+        }
+        Ok(Self {
+            runtimes,
+            next: AtomicUsize::new(0),
+            _stop: stop,
+        })
     }
 }
 
@@ -147,7 +193,8 @@ pub(crate) struct Inner {
     /// Serializes `joinOrCreate` per room name, so concurrent requests fill
     /// one new room instead of each creating its own.
     creating: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    rooms: Mutex<HashMap<String, mpsc::Sender<Command>>>,
+    rooms: Mutex<HashMap<String, RoomEntry>>,
+    room_threads: std::sync::OnceLock<Option<RoomThreads>>,
     pub(crate) listings: Listings,
     pub(crate) presence: Arc<dyn Presence>,
     pub(crate) config: ServerConfig,
@@ -155,12 +202,50 @@ pub(crate) struct Inner {
     shutting_down: AtomicBool,
 }
 
+/// A live room: its command queue and the runtime its task runs on.
+struct RoomEntry {
+    commands: mpsc::Sender<Command>,
+    runtime: Option<tokio::runtime::Handle>,
+}
+
 impl Inner {
-    fn register(&self, room_id: &str, tx: mpsc::Sender<Command>) {
+    fn register(
+        &self,
+        room_id: &str,
+        commands: mpsc::Sender<Command>,
+        runtime: Option<tokio::runtime::Handle>,
+    ) {
         self.rooms
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(room_id.to_owned(), tx);
+            .insert(room_id.to_owned(), RoomEntry { commands, runtime });
+    }
+
+    /// The room thread for a new room (`None`: the current runtime).
+    fn room_runtime(&self) -> Option<tokio::runtime::Handle> {
+        let threads = self.room_threads.get_or_init(|| {
+            let count = self.config.room_threads;
+            (count > 0)
+                .then(|| RoomThreads::start(count))
+                .and_then(|started| {
+                    started
+                        .map_err(|e| tracing::error!("room threads failed to start: {e}"))
+                        .ok()
+                })
+        });
+        let threads = threads.as_ref()?;
+        let i = threads.next.fetch_add(1, Ordering::Relaxed) % threads.runtimes.len();
+        Some(threads.runtimes[i].clone())
+    }
+
+    /// The runtime that runs `room_id` (`None`: unknown room, or rooms run
+    /// on the serving runtime).
+    pub(crate) fn runtime_of(&self, room_id: &str) -> Option<tokio::runtime::Handle> {
+        self.rooms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(room_id)
+            .and_then(|entry| entry.runtime.clone())
     }
 
     pub(crate) fn unregister(&self, room_id: &str) {
@@ -176,7 +261,7 @@ impl Inner {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(room_id)
-            .cloned()
+            .map(|entry| entry.commands.clone())
     }
 }
 
@@ -291,6 +376,7 @@ impl ServerBuilder {
                 definitions: self.definitions,
                 creating: Mutex::new(HashMap::new()),
                 rooms: Mutex::new(HashMap::new()),
+                room_threads: std::sync::OnceLock::new(),
                 listings: Listings::default(),
                 presence: self
                     .presence
@@ -573,6 +659,12 @@ impl Server {
         session
     }
 
+    /// The runtime a room's connections should run on (the room's thread,
+    /// see [`ServerConfig::room_threads`]); `None` for the current one.
+    pub(crate) fn runtime_of(&self, room_id: &str) -> Option<tokio::runtime::Handle> {
+        self.inner.runtime_of(room_id)
+    }
+
     /// Like [`open_session`](Self::open_session), but everything for the
     /// client goes to `link`, called from the room's task
     /// ([`Session::next`] yields nothing).
@@ -619,7 +711,7 @@ impl Server {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
-            .cloned()
+            .map(|entry| entry.commands.clone())
             .collect();
         for room in rooms {
             let _ = room.send(Command::Shutdown).await;

@@ -223,7 +223,11 @@ pub(super) async fn upgrade(
         // 0.18 `getLatency()`: a connection without room or session.
         _ => None,
     };
-    tokio::spawn(async move {
+    // The connection runs on its room's thread, if rooms have threads.
+    let runtime = connect
+        .as_ref()
+        .and_then(|(room_id, _)| server.runtime_of(room_id));
+    let connection = async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(e) => {
@@ -235,7 +239,21 @@ pub(super) async fn upgrade(
             tracing::error!("WebSocket upgrade: not a TCP connection");
             return;
         };
-        let (tcp, leftover) = (parts.io.into_inner(), parts.read_buf);
+        // Registered again with this runtime's reactor: its readiness
+        // wakes this thread, not the one that accepted it.
+        let tcp = match parts
+            .io
+            .into_inner()
+            .into_std()
+            .and_then(TcpStream::from_std)
+        {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                tracing::warn!("WebSocket connection lost at the upgrade: {e}");
+                return;
+            }
+        };
+        let leftover = parts.read_buf;
         match connect {
             Some((room_id, request)) => pump(server, room_id, request, tcp, leftover, config).await,
             None => {
@@ -249,7 +267,11 @@ pub(super) async fn upgrade(
                 latency_probe(socket).await;
             }
         }
-    });
+    };
+    match runtime {
+        Some(runtime) => drop(runtime.spawn(connection)),
+        None => drop(tokio::spawn(connection)),
+    }
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
