@@ -6,21 +6,22 @@
 //! structure the server sent, by refId. Read it through [`NodeRef`]s or as
 //! JSON ([`DynamicDecoder::to_json`]).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use crate::decoder::array_items::ArrayItems;
 use crate::decoder::callbacks::{Callbacks, Cx, Key, Recorded};
 use crate::decoder::ordered_map::OrderedMap;
-use crate::decoder::parse::{key_at, Parser, Scalar, Shape, ShapeSource, Step, NO_KEY};
+use crate::decoder::parse::{
+    key_at, read_primitive, Parser, Scalar, Shape, ShapeSource, Step, NO_KEY,
+};
 use crate::decoder::reference_tracker::{GarbageList, RefCount, RefId, RefIdHasherBuilder, RefMap};
 use crate::decoder::reflection::{decode_reflection, ReflectionDialect};
 use crate::decoder::value::{js_key_order, write_json_str, write_primitive_json, Value};
 use crate::decoder::MAX_DEPTH;
-use crate::types::{CollectionKind, ElementType, TypeId, TypeRegistry};
+use crate::types::{CollectionKind, ElementType, FieldType, Primitive, TypeId, TypeRegistry};
 use crate::wire::spec::{ADD, ADD_BY_REFID, DELETE, DELETE_AND_MOVE};
-use crate::wire::DecodeError;
+use crate::wire::{DecodeError, Reader};
 
 /// Map entries: key → value in insertion order.
 type MapEntries = OrderedMap<Arc<str>, Value, foldhash::fast::RandomState>;
@@ -41,8 +42,9 @@ pub(crate) enum NodeData {
 #[derive(Debug, Default)]
 pub(crate) struct MapData {
     pub(crate) entries: MapEntries,
-    /// Wire index → key (several indexes may name the same key).
-    pub(crate) indexes: HashMap<u32, Arc<str>, RefIdHasherBuilder>,
+    /// Wire index → key (several indexes may name the same key). Indexes
+    /// are handed out from 0 by the encoder: mostly a vector lookup.
+    pub(crate) indexes: RefMap<Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -97,7 +99,7 @@ pub(crate) struct Nodes {
 }
 
 impl ShapeSource for Nodes {
-    #[inline]
+    #[inline(always)]
     fn shape_of(&self, id: RefId) -> Option<Shape> {
         self.map.get(id).map(|n| n.shape)
     }
@@ -105,7 +107,7 @@ impl ShapeSource for Nodes {
     fn map_has_index(&self, map: RefId, index: u32) -> bool {
         matches!(
             self.map.get(map).map(|n| &n.data),
-            Some(NodeData::Map(m)) if m.indexes.contains_key(&index)
+            Some(NodeData::Map(m)) if m.indexes.contains(RefId(index))
         )
     }
 }
@@ -396,6 +398,9 @@ pub(crate) trait Mirror {
     /// Primitive field `index` of struct `at` changed (it holds no child,
     /// before or after).
     fn primitive(&mut self, nodes: &Nodes, at: RefId, index: u8);
+    /// The primitive fields of struct `at` whose bits are set in `mask`
+    /// changed.
+    fn primitives(&mut self, nodes: &Nodes, at: RefId, mask: u64);
     /// Every step of the message is applied (garbage collection follows).
     fn applied(&mut self, nodes: &Nodes);
     /// Structure `id` was garbage-collected.
@@ -415,6 +420,9 @@ impl Mirror for NoMirror {
         match *self {}
     }
     fn primitive(&mut self, _: &Nodes, _: RefId, _: u8) {
+        match *self {}
+    }
+    fn primitives(&mut self, _: &Nodes, _: RefId, _: u64) {
         match *self {}
     }
     fn applied(&mut self, _: &Nodes) {
@@ -438,6 +446,7 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                     current = id;
                 }
                 Step::Field { op, index, value } => self.field(current, op, index, value),
+                Step::Fields { start, end } => self.field_run(current, start, end),
                 _ => {
                     self.dirty = self.mirror.is_some();
                     self.compact = true;
@@ -451,7 +460,7 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
     fn collection_step(&mut self, current: RefId, step: Step) {
         {
             match step {
-                Step::Switch(_) | Step::Field { .. } => {}
+                Step::Switch(_) | Step::Field { .. } | Step::Fields { .. } => {}
                 Step::Entry {
                     op,
                     index,
@@ -558,6 +567,98 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
     #[inline]
     fn recording(&self) -> bool {
         self.recorded.is_some()
+    }
+
+    /// A run of primitive field writes (bytes validated by the parse
+    /// pass, read again here).
+    fn field_run(&mut self, current: RefId, start: u32, end: u32) {
+        let bytes = self.bytes;
+        let Some(head) = bytes.get(..end as usize) else {
+            return;
+        };
+        // A reader over the message up to the end of the run, so that
+        // string ranges are offsets in the message.
+        let mut r = Reader::new(head);
+        r.set_offset(start as usize);
+        let Some(Shape::Struct(ty)) = self.nodes.map.get(current).map(|n| n.shape) else {
+            return;
+        };
+        let defs = self.types.fields(ty);
+        if self.recording() {
+            while let Some(byte) = r.peek() {
+                r.skip(1);
+                let index = byte & 0x3f;
+                let Some(FieldType::Primitive(p)) = defs.get(usize::from(index)).map(|f| f.ty)
+                else {
+                    return;
+                };
+                let Ok(value) = read_primitive(&mut r, p) else {
+                    return;
+                };
+                self.field(current, byte & 0xc0, index, value);
+            }
+            return;
+        }
+        let Some(NodeData::Struct(slots)) = self.data(current) else {
+            return;
+        };
+        if slots.len() < defs.len() {
+            slots.resize_with(defs.len(), || None);
+        }
+        let mut mask = 0u64;
+        let mut pos = start as usize;
+        let end = end as usize;
+        while pos < end {
+            let byte = head[pos];
+            let index = byte & 0x3f;
+            let i = usize::from(index);
+            let (Some(FieldType::Primitive(p)), Some(slot)) =
+                (defs.get(i).map(|f| f.ty), slots.get_mut(i))
+            else {
+                return;
+            };
+            mask |= 1 << index;
+            let value = match (p, head.get(pos + 1..pos + 5)) {
+                // The common case, inline.
+                (Primitive::Float32, Some(&[a, b, c, d])) => {
+                    pos += 5;
+                    Value::Number(f32::from_le_bytes([a, b, c, d]).into())
+                }
+                _ => {
+                    r.set_offset(pos + 1);
+                    let Ok(value) = read_primitive(&mut r, p) else {
+                        return;
+                    };
+                    pos = r.offset();
+                    match value {
+                        Scalar::Bool(b) => Value::Bool(b),
+                        Scalar::Int(v) => Value::Int(v),
+                        Scalar::Uint(v) => Value::Uint(v),
+                        Scalar::Number(v) => Value::Number(v),
+                        Scalar::BigInt(v) => Value::BigInt(v),
+                        Scalar::BigUint(v) => Value::BigUint(v),
+                        Scalar::Str { start, len } => {
+                            let s = bytes
+                                .get(start as usize..(start + len) as usize)
+                                .and_then(|b| std::str::from_utf8(b).ok())
+                                .unwrap_or_default();
+                            if let Some(Value::String(buf)) = slot {
+                                // Reuses the buffer of the previous value.
+                                buf.clear();
+                                buf.push_str(s);
+                                continue;
+                            }
+                            Value::String(s.to_owned())
+                        }
+                        Scalar::None | Scalar::Child { .. } => return,
+                    }
+                }
+            };
+            *slot = Some(value);
+        }
+        if let Some(m) = self.mirror.as_deref_mut() {
+            m.primitives(self.nodes, current, mask);
+        }
     }
 
     fn field(&mut self, current: RefId, op: u8, index: u8, scalar: Scalar) {
@@ -748,34 +849,33 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                     let k = key_at(bytes, key);
                     // One allocation per new key, shared by the index and
                     // the entry.
-                    let shared: Arc<str> = match indexes.get(&index) {
-                        Some(old) if **old == *k => Arc::clone(old),
-                        _ => match entries.get_key(k) {
-                            Some(existing) => Arc::clone(existing),
-                            None => Arc::from(k),
-                        },
+                    // The key is hashed once to find its entry, once more
+                    // to add it when it is new.
+                    let found = entries.find(k);
+                    let old = indexes.get(RefId(index));
+                    let shared: Arc<str> = match (old, found.and_then(|i| entries.key_at(i))) {
+                        (Some(old), _) if **old == *k => Arc::clone(old),
+                        (_, Some(existing)) => Arc::clone(existing),
+                        _ => Arc::from(k),
                     };
-                    if indexes
-                        .get(&index)
-                        .is_none_or(|old| !Arc::ptr_eq(old, &shared))
-                    {
-                        indexes.insert(index, Arc::clone(&shared));
+                    if old.is_none_or(|old| !Arc::ptr_eq(old, &shared)) {
+                        indexes.insert(RefId(index), Arc::clone(&shared));
                     }
                     let Some(v) = new else { return };
-                    let prev = match entries.get_mut(k) {
+                    let prev = match found.and_then(|i| entries.value_at_mut(i)) {
                         Some(slot) => Some(std::mem::replace(slot, v)),
                         None => entries.insert(Arc::clone(&shared), v),
                     };
                     (Key::Str(shared), prev, new_ref)
                 } else if op == DELETE {
-                    let Some(k) = indexes.remove(&index) else {
+                    let Some(k) = indexes.remove(RefId(index)) else {
                         return;
                     };
                     let prev = entries.remove(&*k);
                     (Key::Str(k), prev, None)
                 } else {
                     // REPLACE of an index the parse pass found.
-                    let (Some(k), Some(v)) = (indexes.get(&index), new) else {
+                    let (Some(k), Some(v)) = (indexes.get(RefId(index)), new) else {
                         return;
                     };
                     let prev = match entries.get_mut(&**k) {

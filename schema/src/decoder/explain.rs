@@ -118,6 +118,10 @@ pub(crate) fn explain(
             .unwrap_or_default();
         let _ = write!(out, "{at:06x}  ");
         match step {
+            // Not produced when offsets are recorded.
+            Step::Fields { .. } => {
+                let _ = writeln!(out, "FIELDS");
+            }
             Step::Switch(id) => {
                 current = id;
                 let name = shape_of(&created, id)
@@ -157,7 +161,7 @@ pub(crate) fn explain(
                 // For a map DELETE / REPLACE, the key the index named
                 // before this message.
                 let key = key.or_else(|| match nodes.map.get(current).map(|n| &n.data) {
-                    Some(NodeData::Map(m)) => m.indexes.get(&index).map(|k| {
+                    Some(NodeData::Map(m)) => m.indexes.get(RefId(index)).map(|k| {
                         let mut o = String::new();
                         write_json_str(&mut o, k);
                         format!(" (key {o})")

@@ -65,7 +65,8 @@ pub use reflection::{decode_reflection, ReflectionDialect, MAX_INHERITANCE_DEPTH
 pub use typed::Decoder;
 #[doc(hidden)]
 pub use typed::{
-    decode_set, DecodeField, DecodeNode, DecodeState, DecodeStruct, Displaced, FieldInput, Planned,
+    decode_set, decode_set_value, DecodeField, DecodeNode, DecodeState, DecodeStruct, Displaced,
+    FieldInput, Planned,
 };
 pub use value::Value;
 

@@ -43,17 +43,6 @@ impl<K: Hash + Eq + Clone, V, S: BuildHasher> OrderedMap<K, V, S> {
         self.slots[i].as_ref().map(|(_, v)| v)
     }
 
-    /// The stored key equal to `key`.
-    #[inline]
-    pub(crate) fn get_key<Q>(&self, key: &Q) -> Option<&K>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let &i = self.index.get(key)?;
-        self.slots[i].as_ref().map(|(k, _)| k)
-    }
-
     #[inline]
     pub(crate) fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
     where
@@ -64,17 +53,46 @@ impl<K: Hash + Eq + Clone, V, S: BuildHasher> OrderedMap<K, V, S> {
         self.slots[i].as_mut().map(|(_, v)| v)
     }
 
+    /// The position of `key`, for [`key_at`](Self::key_at) and
+    /// [`value_at_mut`](Self::value_at_mut).
+    #[inline]
+    pub(crate) fn find<Q>(&self, key: &Q) -> Option<usize>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.index.get(key).copied()
+    }
+
+    /// The key at a position returned by [`find`](Self::find).
+    #[inline]
+    pub(crate) fn key_at(&self, i: usize) -> Option<&K> {
+        self.slots.get(i)?.as_ref().map(|(k, _)| k)
+    }
+
+    /// The value at a position returned by [`find`](Self::find).
+    #[inline]
+    pub(crate) fn value_at_mut(&mut self, i: usize) -> Option<&mut V> {
+        self.slots.get_mut(i)?.as_mut().map(|(_, v)| v)
+    }
+
     /// Sets `key` to `value`; an existing key keeps its position. Returns the
     /// previous value.
     pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
-        if let Some(&i) = self.index.get(&key) {
-            if let Some((_, v)) = self.slots[i].as_mut() {
-                return Some(std::mem::replace(v, value));
+        match self.index.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                if let Some((_, v)) = self.slots.get_mut(*e.get()).and_then(Option::as_mut) {
+                    return Some(std::mem::replace(v, value));
+                }
+                None
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let key = e.key().clone();
+                e.insert(self.slots.len());
+                self.slots.push(Some((key, value)));
+                None
             }
         }
-        self.index.insert(key.clone(), self.slots.len());
-        self.slots.push(Some((key, value)));
-        None
     }
 
     /// Removes `key`, returning its value.

@@ -22,7 +22,9 @@
 use std::collections::HashMap;
 
 use crate::decoder::reference_tracker::{RefId, RefIdHasherBuilder, RefMap};
-use crate::types::{CollectionKind, ElementType, FieldType, Primitive, TypeId, TypeRegistry};
+use crate::types::{
+    CollectionKind, ElementType, FieldDef, FieldType, Primitive, TypeId, TypeRegistry,
+};
 use crate::wire::spec::{
     ADD, ADD_BY_REFID, CLEAR, DELETE, DELETE_AND_ADD, DELETE_AND_MOVE, DELETE_BY_REFID, MOVE,
     MOVE_AND_ADD, REPLACE, REVERSE, SWITCH_TO_STRUCTURE, TYPE_ID,
@@ -108,6 +110,11 @@ pub(crate) enum Step {
     /// A Schema field operation (`op` is ADD, DELETE, DELETE_AND_ADD or
     /// REPLACE).
     Field { op: u8, index: u8, value: Scalar },
+    /// A run of primitive writes to fields of the current struct (ADD,
+    /// REPLACE or DELETE_AND_ADD of primitive fields): the operations are
+    /// the validated bytes `start..end` of the message, read again by the
+    /// applier.
+    Fields { start: u32, end: u32 },
     /// A collection operation with a wire index (every op but CLEAR,
     /// REVERSE and the by-refId ones); `key` is the offset of the string
     /// header of an ADD-type map operation's key ([`NO_KEY`] otherwise).
@@ -190,20 +197,30 @@ impl Parser {
         };
         let mut current = RefId::ROOT;
         let mut shape = Shape::Struct(types.root());
+        // The fields of the current struct (looked up once per block).
+        let mut fields: &[FieldDef] = types.fields(types.root());
         while let Some(first) = cx.r.peek() {
             let at = cx.r.offset();
-            cx.r.read_u8()?;
             let step = if first == SWITCH_TO_STRUCTURE {
+                cx.r.skip(1);
                 let id = RefId(cx.r.decode_varint()?);
                 shape = cx
                     .shape_of(id)
                     .ok_or_else(|| err(at, DecodeErrorKind::UnknownRefId(id.0)))?;
+                if let Shape::Struct(t) = shape {
+                    fields = types.fields(t);
+                }
                 current = id;
                 Step::Switch(id)
             } else {
                 match shape {
-                    Shape::Struct(ty) => cx.struct_op(at, first, ty)?,
+                    Shape::Struct(_) => {
+                        // The whole run of field operations of this block.
+                        cx.struct_ops(fields, self.record_offsets.then_some(&mut self.offsets))?;
+                        continue;
+                    }
                     Shape::Collection(kind, elem) => {
+                        cx.r.skip(1);
                         cx.collection_op(at, first, current, kind, elem)?
                     }
                 }
@@ -223,6 +240,59 @@ fn err(at: usize, kind: DecodeErrorKind) -> DecodeError {
     DecodeError::new(kind, at)
 }
 
+/// The width of a fixed-width primitive whose every bit pattern is valid
+/// (0 for the others).
+#[inline(always)]
+pub(crate) fn fixed_size(p: Primitive) -> usize {
+    match p {
+        Primitive::Int8 | Primitive::Uint8 => 1,
+        Primitive::Int16 | Primitive::Uint16 => 2,
+        Primitive::Int32 | Primitive::Uint32 | Primitive::Float32 => 4,
+        Primitive::Int64
+        | Primitive::Uint64
+        | Primitive::Float64
+        | Primitive::BigInt64
+        | Primitive::BigUint64 => 8,
+        _ => 0,
+    }
+}
+
+/// Reads a primitive value (a string as its byte range in the message).
+#[inline(always)]
+pub(crate) fn read_primitive(r: &mut Reader<'_>, p: Primitive) -> Result<Scalar, DecodeError> {
+    Ok(match p {
+        Primitive::Float32 => Scalar::Number(r.decode_f32()?.into()),
+        Primitive::Number => Scalar::Number(r.decode_number()?),
+        Primitive::String => {
+            let s = r.decode_str()?;
+            let end = r.offset();
+            Scalar::Str {
+                start: (end - s.len()) as u32,
+                len: s.len() as u32,
+            }
+        }
+        Primitive::Boolean => Scalar::Bool(r.decode_bool()?),
+        Primitive::Int8 => Scalar::Int(r.decode_i8()?.into()),
+        Primitive::Uint8 => Scalar::Int(r.decode_u8()?.into()),
+        Primitive::Int16 => Scalar::Int(r.decode_i16()?.into()),
+        Primitive::Uint16 => Scalar::Int(r.decode_u16()?.into()),
+        Primitive::Int32 => Scalar::Int(r.decode_i32()?.into()),
+        Primitive::Uint32 => Scalar::Int(r.decode_u32()?.into()),
+        Primitive::Int64 => Scalar::Int(r.decode_i64()?),
+        Primitive::Uint64 => Scalar::Uint(r.decode_u64()?),
+        Primitive::Float64 => Scalar::Number(r.decode_f64()?),
+        Primitive::BigInt64 => Scalar::BigInt(r.decode_i64()?),
+        Primitive::BigUint64 => Scalar::BigUint(r.decode_u64()?),
+        #[allow(unreachable_patterns, reason = "Primitive is non_exhaustive")]
+        _ => {
+            return Err(err(
+                r.offset(),
+                DecodeErrorKind::Unsupported("primitive type"),
+            ))
+        }
+    })
+}
+
 struct Cx<'a, 'b, S> {
     r: Reader<'a>,
     types: &'b TypeRegistry,
@@ -239,10 +309,12 @@ struct Cx<'a, 'b, S> {
 }
 
 impl<S: ShapeSource> Cx<'_, '_, S> {
-    #[inline]
+    #[inline(always)]
     fn shape_of(&self, id: RefId) -> Option<Shape> {
-        if let Some(&s) = self.created.get(id) {
-            return Some(s);
+        if self.created.len() != 0 {
+            if let Some(&s) = self.created.get(id) {
+                return Some(s);
+            }
         }
         self.state.shape_of(id)
     }
@@ -283,57 +355,64 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
         cleared_at.is_none() && !self.created.contains(map) && self.state.map_has_index(map, index)
     }
 
-    fn struct_op(&mut self, at: usize, byte: u8, ty: TypeId) -> Result<Step, DecodeError> {
-        let op = byte & 0xc0;
-        let index = byte & 0x3f;
-        let field = self
-            .types
-            .fields(ty)
-            .get(usize::from(index))
-            .ok_or_else(|| err(at, DecodeErrorKind::UnknownField(index)))?;
-        let value = match field.ty {
-            _ if op == DELETE => Scalar::None,
-            FieldType::Primitive(p) => self.primitive(p)?,
-            ty => self.value(op, ty.into())?,
-        };
-        Ok(Step::Field { op, index, value })
-    }
-
-    /// Reads a primitive value.
-    #[inline]
-    fn primitive(&mut self, p: Primitive) -> Result<Scalar, DecodeError> {
-        let r = &mut self.r;
-        Ok(match p {
-            Primitive::String => {
-                let s = r.decode_str()?;
-                let end = r.offset();
-                Scalar::Str {
-                    start: (end - s.len()) as u32,
-                    len: s.len() as u32,
+    /// Parses the field operations of a struct block up to the next
+    /// `ff` or the end of the message. Runs of primitive writes become one
+    /// [`Step::Fields`] (unless offsets are recorded, for listings).
+    fn struct_ops(
+        &mut self,
+        fields: &[FieldDef],
+        mut offsets: Option<&mut Vec<u32>>,
+    ) -> Result<(), DecodeError> {
+        let bytes = self.r.buffer();
+        let runs = offsets.is_none();
+        let mut run_start = None;
+        loop {
+            let at = self.r.offset();
+            let byte = match bytes.get(at) {
+                Some(&b) if b != SWITCH_TO_STRUCTURE => b,
+                _ => break,
+            };
+            let op = byte & 0xc0;
+            let index = byte & 0x3f;
+            let Some(field) = fields.get(usize::from(index)) else {
+                return Err(err(at, DecodeErrorKind::UnknownField(index)));
+            };
+            if let (FieldType::Primitive(p), true) = (field.ty, runs && op != DELETE) {
+                let size = fixed_size(p);
+                if size != 0 && at + 1 + size <= bytes.len() {
+                    // Fixed-width value: nothing to check but its length.
+                    self.r.set_offset(at + 1 + size);
+                } else {
+                    self.r.set_offset(at + 1);
+                    read_primitive(&mut self.r, p)?;
                 }
+                run_start.get_or_insert(at as u32);
+                continue;
             }
-            Primitive::Number => Scalar::Number(r.decode_number()?),
-            Primitive::Boolean => Scalar::Bool(r.decode_bool()?),
-            Primitive::Int8 => Scalar::Int(r.decode_i8()?.into()),
-            Primitive::Uint8 => Scalar::Int(r.decode_u8()?.into()),
-            Primitive::Int16 => Scalar::Int(r.decode_i16()?.into()),
-            Primitive::Uint16 => Scalar::Int(r.decode_u16()?.into()),
-            Primitive::Int32 => Scalar::Int(r.decode_i32()?.into()),
-            Primitive::Uint32 => Scalar::Int(r.decode_u32()?.into()),
-            Primitive::Int64 => Scalar::Int(r.decode_i64()?),
-            Primitive::Uint64 => Scalar::Uint(r.decode_u64()?),
-            Primitive::Float32 => Scalar::Number(r.decode_f32()?.into()),
-            Primitive::Float64 => Scalar::Number(r.decode_f64()?),
-            Primitive::BigInt64 => Scalar::BigInt(r.decode_i64()?),
-            Primitive::BigUint64 => Scalar::BigUint(r.decode_u64()?),
-            #[allow(unreachable_patterns, reason = "Primitive is non_exhaustive")]
-            _ => {
-                return Err(err(
-                    r.offset(),
-                    DecodeErrorKind::Unsupported("primitive type"),
-                ))
+            self.r.set_offset(at + 1);
+            if let Some(start) = run_start.take() {
+                self.steps.push(Step::Fields {
+                    start,
+                    end: at as u32,
+                });
             }
-        })
+            let value = match field.ty {
+                _ if op == DELETE => Scalar::None,
+                FieldType::Primitive(p) => read_primitive(&mut self.r, p)?,
+                ty => self.value(op, ty.into())?,
+            };
+            self.steps.push(Step::Field { op, index, value });
+            if let Some(o) = offsets.as_deref_mut() {
+                o.push(at as u32);
+            }
+        }
+        if let Some(start) = run_start {
+            self.steps.push(Step::Fields {
+                start,
+                end: self.r.offset() as u32,
+            });
+        }
+        Ok(())
     }
 
     fn collection_op(
@@ -423,7 +502,7 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
     /// Reads the value of a slot after operation `op`.
     fn value(&mut self, op: u8, slot: SlotType) -> Result<Scalar, DecodeError> {
         Ok(match slot {
-            SlotType::Primitive(p) => self.primitive(p)?,
+            SlotType::Primitive(p) => read_primitive(&mut self.r, p)?,
             SlotType::Struct(base) => {
                 let r = &mut self.r;
                 let at = r.offset();

@@ -102,6 +102,26 @@ pub trait DecodeNode: Any {
         false
     }
 
+    /// Struct: writes the primitive fields whose bits are set in `mask`
+    /// from `values` (the shadow's field values; unset: the field is
+    /// cleared). Returns the number of fields that did not fit.
+    fn __decode_primitives(&mut self, values: &[Option<Value>], mask: u64) -> u32 {
+        let mut failed = 0;
+        let mut bits = mask;
+        while bits != 0 {
+            let index = bits.trailing_zeros() as u8;
+            bits &= bits - 1;
+            let input = match values.get(usize::from(index)).and_then(Option::as_ref) {
+                Some(v) => FieldInput::Primitive(v),
+                None => FieldInput::Delete,
+            };
+            if !self.__decode_field(index, input) {
+                failed += 1;
+            }
+        }
+        failed
+    }
+
     /// Struct: calls `f` with the child held by field `index`.
     fn __decode_visit_child(&mut self, index: u8, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
         let _ = (index, f);
@@ -216,6 +236,20 @@ pub fn decode_set<F: DecodeField>(slot: &mut F, input: FieldInput<'_>) -> bool {
             None => false,
         },
         FieldInput::Delete => {
+            slot.__decode_clear();
+            true
+        }
+    }
+}
+
+/// Writes one primitive field from the shadow's value (`None`: unset),
+/// used by generated code.
+#[doc(hidden)]
+#[inline]
+pub fn decode_set_value<F: DecodeField>(slot: &mut F, value: Option<&Value>) -> bool {
+    match value {
+        Some(v) => slot.__decode_assign(v),
+        None => {
             slot.__decode_clear();
             true
         }
@@ -619,10 +653,15 @@ struct Typed {
     filling: usize,
     /// Primitive fields changed by the message, written in one pass before
     /// the next structural change (one walk per run of siblings).
-    pending: Vec<(RefId, u8)>,
+    pending: Vec<(RefId, u64)>,
     /// Collections whose content changed: rebuilt together before the next
     /// walk that needs them (once per message in the common case).
     dirty: Vec<RefId>,
+}
+
+/// Number of field changes in queued primitive writes.
+fn changes(pending: &[(RefId, u64)]) -> u64 {
+    pending.iter().map(|p| u64::from(p.1.count_ones())).sum()
 }
 
 /// Calls `f` with the typed node of `id`.
@@ -730,7 +769,7 @@ impl Typed {
                                 self.field(root, nodes, id, i, None);
                             }
                         }
-                        Some(_) => self.pending.push((id, i)),
+                        Some(_) => self.pending.push((id, 1 << i)),
                         None => {}
                     }
                 }
@@ -910,22 +949,13 @@ impl Typed {
             let loc = &self.loc;
             // Writes the fields of one struct; returns the number that did
             // not fit.
-            let write = |n: &mut dyn DecodeNode, run: &[(RefId, u8)]| -> u64 {
+            let write = |n: &mut dyn DecodeNode, run: &[(RefId, u64)]| -> u64 {
+                let mask = run.iter().fold(0, |m, p| m | p.1);
                 let Some(NodeData::Struct(fields)) = nodes.map.get(run[0].0).map(|n| &n.data)
                 else {
-                    return run.len() as u64;
+                    return u64::from(mask.count_ones());
                 };
-                let mut failed = 0;
-                for &(_, index) in run {
-                    let input = match fields.get(usize::from(index)).and_then(Option::as_ref) {
-                        Some(v) => FieldInput::Primitive(v),
-                        None => FieldInput::Delete,
-                    };
-                    if !n.__decode_field(index, input) {
-                        failed += 1;
-                    }
-                }
-                failed
+                u64::from(n.__decode_primitives(fields, mask))
             };
             let target = sibling_of.unwrap_or(pending[i].0);
             let reached = visit(loc, root, &mut self.limbo, target, 0, &mut |p| {
@@ -950,13 +980,13 @@ impl Typed {
                         });
                     }
                     if !found {
-                        failed += len as u64;
+                        failed += changes(run);
                     }
                     k += len;
                 }
             });
             if !reached && self.exists(target) {
-                failed += group.len() as u64;
+                failed += changes(group);
             }
             i = group_end;
         }
@@ -981,7 +1011,7 @@ impl Typed {
                 if matches!(fields.get(usize::from(index)), Some(Some(Value::Ref(_))))
         );
         if displaced.is_none() && !holds_child {
-            self.pending.push((at, index));
+            self.pending.push((at, 1 << index));
             return;
         }
         self.flush(root, nodes);
@@ -1197,7 +1227,11 @@ impl Mirror for Bound<'_> {
     }
 
     fn primitive(&mut self, _nodes: &Nodes, at: RefId, index: u8) {
-        self.typed.pending.push((at, index));
+        self.typed.pending.push((at, 1 << index));
+    }
+
+    fn primitives(&mut self, _nodes: &Nodes, at: RefId, mask: u64) {
+        self.typed.pending.push((at, mask));
     }
 
     fn applied(&mut self, nodes: &Nodes) {

@@ -165,6 +165,18 @@ impl<'a> Reader<'a> {
         self.pos = offset;
     }
 
+    /// Skips `n` bytes (at most to the end of the buffer).
+    #[inline]
+    pub(crate) fn skip(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.buf.len());
+    }
+
+    /// Moves the cursor to `offset` (at most to the end of the buffer).
+    #[inline]
+    pub(crate) fn set_offset(&mut self, offset: usize) {
+        self.pos = offset.min(self.buf.len());
+    }
+
     /// Bytes left to read.
     #[inline]
     #[must_use]
@@ -224,7 +236,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads `N` bytes; an error at `start` if fewer remain.
-    #[inline]
+    #[inline(always)]
     fn read_array_from<const N: usize>(&mut self, start: usize) -> Result<[u8; N], DecodeError> {
         match self.buf.get(self.pos..self.pos + N) {
             Some(bytes) => {
@@ -423,13 +435,40 @@ impl<'a> Reader<'a> {
     /// for a negative, fractional or too large value.
     #[inline]
     pub fn decode_varint(&mut self) -> Result<u32, DecodeError> {
-        // Fast path: positive fixint, by far the most common form.
-        if let Some(&b) = self.buf.get(self.pos) {
-            if b < 0x80 {
-                self.pos += 1;
+        let start = self.pos;
+        let buf = self.buf;
+        // Fast paths: positive fixint, by far the most common form, then
+        // the unsigned forms.
+        match buf.get(start) {
+            Some(&b) if b < 0x80 => {
+                self.pos = start + 1;
                 return Ok(u32::from(b));
             }
+            Some(0xcc) => {
+                if let Some(&v) = buf.get(start + 1) {
+                    self.pos = start + 2;
+                    return Ok(u32::from(v));
+                }
+            }
+            Some(0xcd) => {
+                if let Some(&[a, b]) = buf.get(start + 1..start + 3) {
+                    self.pos = start + 3;
+                    return Ok(u32::from(u16::from_le_bytes([a, b])));
+                }
+            }
+            Some(0xce) => {
+                if let Some(&[a, b, c, d]) = buf.get(start + 1..start + 5) {
+                    self.pos = start + 5;
+                    return Ok(u32::from_le_bytes([a, b, c, d]));
+                }
+            }
+            _ => {}
         }
+        self.decode_varint_slow()
+    }
+
+    #[inline(never)]
+    fn decode_varint_slow(&mut self) -> Result<u32, DecodeError> {
         let start = self.pos;
         let prefix = self.peek().ok_or_else(|| self.eof(start))?;
         let v = match prefix {
