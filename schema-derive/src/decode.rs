@@ -204,7 +204,7 @@ fn expand_struct(
 
             fn __decode_into_any(
                 self: ::std::boxed::Box<Self>,
-            ) -> ::std::boxed::Box<dyn ::core::any::Any> {
+            ) -> ::std::boxed::Box<dyn ::core::any::Any + ::core::marker::Send> {
                 self
             }
         }
@@ -311,7 +311,7 @@ fn expand_enum(
 
             fn __decode_into_any(
                 self: ::std::boxed::Box<Self>,
-            ) -> ::std::boxed::Box<dyn ::core::any::Any> {
+            ) -> ::std::boxed::Box<dyn ::core::any::Any + ::core::marker::Send> {
                 self
             }
         }

@@ -59,7 +59,7 @@ impl Describer {
 pub trait Schema: Sized + 'static {
     /// Tracks of the child fields (generated).
     #[doc(hidden)]
-    type Children: Default;
+    type Children: Default + Send;
 
     /// The view through which a tracked instance is changed.
     type Mut<'a>;
@@ -143,7 +143,7 @@ pub trait Schema: Sized + 'static {
 pub trait Field: Sized {
     /// Per-instance tracking state kept beside the value.
     #[doc(hidden)]
-    type Track: Default;
+    type Track: Default + Send;
 
     /// Wire type of a primitive when no attribute chooses another; `None`
     /// for refs.

@@ -1,8 +1,7 @@
 //! Change callbacks of the dynamic decoder: what fires, with which values,
 //! in which order, and registration from inside a callback.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use roomcast_schema::decoder::{At, CallbackError, DynamicDecoder, Key, RefId, Value};
 use roomcast_schema::types::{
@@ -53,7 +52,7 @@ fn s(text: &str) -> Vec<u8> {
     out
 }
 
-type Log = Rc<RefCell<Vec<String>>>;
+type Log = Arc<Mutex<Vec<String>>>;
 
 fn show(v: Option<&Value>) -> String {
     v.map_or_else(|| "-".to_owned(), ToString::to_string)
@@ -62,10 +61,10 @@ fn show(v: Option<&Value>) -> String {
 #[test]
 fn jssdk_style_flow() {
     let mut d = DynamicDecoder::new(types());
-    let log: Log = Rc::default();
+    let log: Log = Arc::default();
 
     // Registered before the map exists: follows the field.
-    let l = Rc::clone(&log);
+    let l = Arc::clone(&log);
     d.callbacks()
         .on_add(At::Field(RefId::ROOT, "players"), move |cx, key, player| {
             let id = player.as_ref_id().expect("a player ref");
@@ -73,18 +72,20 @@ fn jssdk_style_flow() {
                 .node(id)
                 .and_then(|p| p.field("name"))
                 .and_then(|v| v.primitive().cloned());
-            l.borrow_mut()
+            l.lock()
+                .unwrap()
                 .push(format!("add {key} {}", show(name.as_ref())));
-            let l2 = Rc::clone(&l);
+            let l2 = Arc::clone(&l);
             let k = key.clone();
             cx.listen(id, "hp", move |_, hp, prev| {
-                l2.borrow_mut()
+                l2.lock()
+                    .unwrap()
                     .push(format!("hp {k} {} <- {}", show(hp), show(prev)));
             })
             .expect("listen on the new player");
         })
         .expect("on_add");
-    let l = Rc::clone(&log);
+    let l = Arc::clone(&log);
     d.callbacks()
         .on_remove(At::Field(RefId::ROOT, "players"), move |cx, key, player| {
             // The removed child is still readable during dispatch.
@@ -93,22 +94,24 @@ fn jssdk_style_flow() {
                 .node(id)
                 .and_then(|p| p.field("hp"))
                 .and_then(|v| v.primitive().cloned());
-            l.borrow_mut()
+            l.lock()
+                .unwrap()
                 .push(format!("remove {key} hp={}", show(hp.as_ref())));
         })
         .expect("on_remove");
-    let l = Rc::clone(&log);
+    let l = Arc::clone(&log);
     d.callbacks()
         .listen(RefId::ROOT, "round", move |_, v, prev| {
-            l.borrow_mut()
+            l.lock()
+                .unwrap()
                 .push(format!("round {} <- {}", show(v), show(prev)));
         })
         .expect("listen");
-    let l = Rc::clone(&log);
+    let l = Arc::clone(&log);
     d.callbacks()
         .on_change(At::Ref(RefId::ROOT), move |_, entry| {
             assert!(entry.is_none());
-            l.borrow_mut().push("root changed".into());
+            l.lock().unwrap().push("root changed".into());
         })
         .expect("on_change");
     assert_eq!(
@@ -128,7 +131,7 @@ fn jssdk_style_flow() {
     ]))
     .expect("full");
     assert_eq!(
-        *log.borrow(),
+        *log.lock().unwrap(),
         [
             "root changed",
             "round 1 <- -",
@@ -136,7 +139,7 @@ fn jssdk_style_flow() {
             "hp a 10 <- -"
         ]
     );
-    log.borrow_mut().clear();
+    log.lock().unwrap().clear();
 
     // Patch: hp 10 -> 7 and round 1 -> 2 (root block last), then a patch
     // removing "a".
@@ -144,7 +147,7 @@ fn jssdk_style_flow() {
         .expect("patch");
     d.decode(&[0xff, 0x01, 0x40, 0x00]).expect("delete");
     assert_eq!(
-        *log.borrow(),
+        *log.lock().unwrap(),
         [
             "hp a 7 <- 10",
             "root changed",
@@ -159,18 +162,20 @@ fn jssdk_style_flow() {
 #[test]
 fn collection_entry_changes_and_replacement() {
     let mut d = DynamicDecoder::new(types());
-    let log: Log = Rc::default();
-    let l = Rc::clone(&log);
+    let log: Log = Arc::default();
+    let l = Arc::clone(&log);
     d.callbacks()
         .on_change(At::Field(RefId::ROOT, "players"), move |_, entry| {
             let (key, value) = entry.expect("collection entry");
-            l.borrow_mut().push(format!("change {key} {}", show(value)));
+            l.lock()
+                .unwrap()
+                .push(format!("change {key} {}", show(value)));
         })
         .expect("on_change");
-    let l = Rc::clone(&log);
+    let l = Arc::clone(&log);
     d.callbacks()
         .on_remove(At::Field(RefId::ROOT, "players"), move |_, key, _| {
-            l.borrow_mut().push(format!("remove {key}"));
+            l.lock().unwrap().push(format!("remove {key}"));
         })
         .expect("on_remove");
     d.decode(&bytes(&[
@@ -190,7 +195,7 @@ fn collection_entry_changes_and_replacement() {
     ]))
     .expect("replace map");
     assert_eq!(
-        *log.borrow(),
+        *log.lock().unwrap(),
         [
             "change a #2",
             "change b #3",
@@ -205,16 +210,16 @@ fn collection_entry_changes_and_replacement() {
 #[test]
 fn removing_a_callback() {
     let mut d = DynamicDecoder::new(types());
-    let count = Rc::new(RefCell::new(0));
-    let c = Rc::clone(&count);
+    let count = Arc::new(Mutex::new(0));
+    let c = Arc::clone(&count);
     let handle = d
         .callbacks()
-        .listen(RefId::ROOT, "round", move |_, _, _| *c.borrow_mut() += 1)
+        .listen(RefId::ROOT, "round", move |_, _, _| *c.lock().unwrap() += 1)
         .expect("listen");
     d.decode(&[0x81, 1]).expect("patch");
     d.callbacks().remove(handle);
     d.decode(&[0x81, 2]).expect("patch");
-    assert_eq!(*count.borrow(), 1);
+    assert_eq!(*count.lock().unwrap(), 1);
 }
 
 #[test]

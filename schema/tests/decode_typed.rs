@@ -890,3 +890,18 @@ fn shared_instance_outlives_a_collected_holder() {
         .unwrap_or_default();
     assert_eq!(deck, [Some(5)]);
 }
+
+/// Decoders move between threads (a client's network task, an ECS
+/// resource), callbacks included.
+#[test]
+fn decoders_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let mut typed = Decoder::<Nested>::new().unwrap();
+    let root = roomcast_schema::decoder::RefId::ROOT;
+    let _ = typed
+        .callbacks()
+        .on_change(roomcast_schema::decoder::At::Ref(root), |_, _| {});
+    assert_send(&typed);
+    assert_send(typed.dynamic());
+    assert_send(&roomcast_schema::Encoder::new(Nested::default()));
+}

@@ -119,10 +119,10 @@ pub enum CallbackError {
     WrongKind,
 }
 
-type ListenFn = Box<dyn FnMut(&mut Cx<'_>, Option<&Value>, Option<&Value>)>;
-type InstanceFn = Box<dyn FnMut(&mut Cx<'_>)>;
-type EntryFn = Box<dyn FnMut(&mut Cx<'_>, &Key, &Value)>;
-type EntryChangeFn = Box<dyn FnMut(&mut Cx<'_>, &Key, Option<&Value>)>;
+type ListenFn = Box<dyn FnMut(&mut Cx<'_>, Option<&Value>, Option<&Value>) + Send>;
+type InstanceFn = Box<dyn FnMut(&mut Cx<'_>) + Send>;
+type EntryFn = Box<dyn FnMut(&mut Cx<'_>, &Key, &Value) + Send>;
+type EntryChangeFn = Box<dyn FnMut(&mut Cx<'_>, &Key, Option<&Value>) + Send>;
 
 enum Kind {
     Listen(u8, ListenFn),
@@ -214,7 +214,7 @@ impl<'a> Cx<'a> {
         &mut self,
         instance: RefId,
         field: &str,
-        f: impl FnMut(&mut Cx<'_>, Option<&Value>, Option<&Value>) + 'static,
+        f: impl FnMut(&mut Cx<'_>, Option<&Value>, Option<&Value>) + Send + 'static,
     ) -> Result<CallbackHandle, CallbackError> {
         let index = self.field_index(instance, field)?;
         Ok(self.stage(Target::Ref(instance), |_| Kind::Listen(index, Box::new(f))))
@@ -230,7 +230,7 @@ impl<'a> Cx<'a> {
     pub fn on_change(
         &mut self,
         at: At<'_>,
-        f: impl FnMut(&mut Cx<'_>, Option<(&Key, Option<&Value>)>) + 'static,
+        f: impl FnMut(&mut Cx<'_>, Option<(&Key, Option<&Value>)>) + Send + 'static,
     ) -> Result<CallbackHandle, CallbackError> {
         let target = self.target(at, false)?;
         let is_collection = match target {
@@ -260,7 +260,7 @@ impl<'a> Cx<'a> {
     pub fn on_add(
         &mut self,
         at: At<'_>,
-        f: impl FnMut(&mut Cx<'_>, &Key, &Value) + 'static,
+        f: impl FnMut(&mut Cx<'_>, &Key, &Value) + Send + 'static,
     ) -> Result<CallbackHandle, CallbackError> {
         let target = self.target(at, true)?;
         Ok(self.stage(target, |_| Kind::Add(Box::new(f))))
@@ -275,7 +275,7 @@ impl<'a> Cx<'a> {
     pub fn on_remove(
         &mut self,
         at: At<'_>,
-        f: impl FnMut(&mut Cx<'_>, &Key, &Value) + 'static,
+        f: impl FnMut(&mut Cx<'_>, &Key, &Value) + Send + 'static,
     ) -> Result<CallbackHandle, CallbackError> {
         let target = self.target(at, true)?;
         Ok(self.stage(target, |_| Kind::Remove(Box::new(f))))

@@ -329,7 +329,7 @@ impl DynamicDecoder {
     /// # Examples
     ///
     /// ```
-    /// use std::{cell::Cell, rc::Rc};
+    /// use std::sync::{Arc, Mutex};
     /// use roomcast_schema::decoder::{DynamicDecoder, RefId};
     /// use roomcast_schema::types::*;
     /// let types = TypeRegistry::new(
@@ -341,13 +341,13 @@ impl DynamicDecoder {
     ///     TypeId(0),
     /// )?;
     /// let mut decoder = DynamicDecoder::new(types);
-    /// let seen = Rc::new(Cell::new(0.0));
-    /// let sink = Rc::clone(&seen);
+    /// let seen = Arc::new(Mutex::new(0.0));
+    /// let sink = Arc::clone(&seen);
     /// decoder.callbacks().listen(RefId::ROOT, "hp", move |_cx, hp, _previous| {
-    ///     sink.set(hp.and_then(|v| v.as_f64()).unwrap_or(0.0));
+    ///     *sink.lock().unwrap() = hp.and_then(|v| v.as_f64()).unwrap_or(0.0);
     /// })?;
     /// decoder.decode(&[0x80, 42])?;
-    /// assert_eq!(seen.get(), 42.0);
+    /// assert_eq!(*seen.lock().unwrap(), 42.0);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn callbacks(&mut self) -> Cx<'_> {

@@ -94,7 +94,7 @@ pub type Displaced = Vec<(usize, Box<dyn DecodeNode>)>;
 /// collection). Implemented by `#[derive(Schema)]` and for the collections;
 /// not meant to be implemented or called by hand.
 #[doc(hidden)]
-pub trait DecodeNode: Any {
+pub trait DecodeNode: Any + Send {
     /// Struct: writes field `index`; `false` when the input does not fit
     /// the field's Rust type.
     fn __decode_field(&mut self, index: u8, input: FieldInput<'_>) -> bool {
@@ -159,14 +159,14 @@ pub trait DecodeNode: Any {
     }
 
     /// For downcasting a boxed node.
-    fn __decode_into_any(self: Box<Self>) -> Box<dyn Any>;
+    fn __decode_into_any(self: Box<Self>) -> Box<dyn Any + Send>;
 }
 
 /// A type that can be a field or a collection element of a typed state.
 /// Implemented for primitives, `Option<T>`, `#[derive(Schema)]` types and
 /// collections; not meant to be implemented or called by hand.
 #[doc(hidden)]
-pub trait DecodeField: Sized + 'static {
+pub trait DecodeField: Sized + Send + 'static {
     /// A value from a decoded primitive (`None` for refs or a mismatch).
     fn __decode_primitive(v: &Value) -> Option<Self> {
         let _ = v;
@@ -508,7 +508,7 @@ impl<V: DecodeField + Field> DecodeNode for MapSchema<V> {
         failed
     }
 
-    fn __decode_into_any(self: Box<Self>) -> Box<dyn Any> {
+    fn __decode_into_any(self: Box<Self>) -> Box<dyn Any + Send> {
         self
     }
 }
@@ -549,7 +549,7 @@ macro_rules! indexed_node {
                 failed
             }
 
-            fn __decode_into_any(self: Box<Self>) -> Box<dyn Any> {
+            fn __decode_into_any(self: Box<Self>) -> Box<dyn Any + Send> {
                 self
             }
         }
@@ -605,7 +605,7 @@ impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
         failed
     }
 
-    fn __decode_into_any(self: Box<Self>) -> Box<dyn Any> {
+    fn __decode_into_any(self: Box<Self>) -> Box<dyn Any + Send> {
         self
     }
 }
