@@ -246,6 +246,15 @@ impl<R: Room> RoomHarness<R> {
         self.pump();
     }
 
+    /// Delivers several frames as one batch, the way the room task takes
+    /// the commands already queued before it sends anything.
+    pub fn send_batch(&mut self, frames: &[(ConnId, &[u8])]) {
+        for (conn, frame) in frames {
+            self.driver.core.handle_frame(self.now, *conn, frame);
+        }
+        self.pump();
+    }
+
     /// Sends `0d type payload` with a msgpack payload.
     pub fn send_message(&mut self, conn: ConnId, ty: impl Into<MessageType>, payload: &Value) {
         let mut bytes = Vec::new();

@@ -278,6 +278,32 @@ fn a_joiner_gets_state_at_a_patch_boundary() {
 }
 
 #[test]
+fn joiners_of_one_batch_share_one_full_state_encode() {
+    let mut h = game(&json!({}));
+    let a = h.join(name("a")).unwrap();
+    h.received(a);
+    h.with(|_, ctx| ctx.state_mut().set(4));
+    let connect = |h: &mut RoomHarness<Game>, n: &str| {
+        let session = h.reserve_seat(name(n)).unwrap();
+        h.connect(ConnectRequest::new(session))
+    };
+    let b = connect(&mut h, "b");
+    let c = connect(&mut h, "c");
+    let before = h.with(|_, ctx| ctx.state_mut().full_calls);
+    h.send_batch(&[(b, &[10]), (c, &[10])]);
+    assert_eq!(h.with(|_, ctx| ctx.state_mut().full_calls) - before, 1);
+    // The others' patch first, then both joiners start from the same state.
+    assert_eq!(h.received(a), vec![Received::Patch(counter_body(4).into())]);
+    for joiner in [b, c] {
+        let got = h.received(joiner);
+        assert!(matches!(got[0], Received::JoinRoom { .. }), "{got:?}");
+        assert_eq!(got[1], Received::State(counter_body(4).into()));
+    }
+    h.advance(TICK);
+    assert!(h.received(b).is_empty() && h.received(c).is_empty());
+}
+
+#[test]
 fn messages_with_string_and_number_types_and_the_wildcard() {
     let mut h = game(&json!({}));
     let a = h.join(json!({})).unwrap();

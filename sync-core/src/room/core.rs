@@ -149,6 +149,7 @@ impl<R: Room> RoomCore<R> {
                 handlers: HashMap::new(),
                 any_handler: None,
                 outbox: VecDeque::new(),
+                syncing: Vec::new(),
                 after_patch: Vec::new(),
                 events: VecDeque::new(),
                 spawned: Vec::new(),
@@ -230,6 +231,7 @@ impl<R: Room> RoomCore<R> {
                 user_data: R::UserData::default(),
                 auth: R::Auth::default(),
                 pending: Vec::new(),
+                syncing: false,
                 rate: (now, 0),
                 skip_handshake: false,
                 waiter: None,
@@ -345,6 +347,7 @@ impl<R: Room> RoomCore<R> {
         };
         slot.token = token;
         slot.status = Status::AwaitingAck;
+        slot.syncing = false;
         let serializer = state.map_or("none", SyncState::serializer_id);
         let handshake = match state {
             Some(state) if !slot.skip_handshake => Some(state.handshake(slot.dialect)),
@@ -497,33 +500,50 @@ impl<R: Room> RoomCore<R> {
         self.ctx.kick(id, close_code::WITH_ERROR, false);
     }
 
+    /// The client acknowledged JOIN_ROOM: it is joined, and its full state
+    /// goes out with the next transmits ([`finish_joins`](Self::finish_joins)).
     fn complete_join(&mut self, id: ClientId) {
-        // A joiner's full state is taken at a patch boundary
-        // (schema-wire.md §15.1): flush pending changes to the others first.
-        if self.ctx.state.is_some() {
-            self.ctx.broadcast_patch();
-        }
-        let full = match self.ctx.slots.get(&id) {
-            Some(slot) => self
-                .ctx
-                .state
-                .as_mut()
-                .map(|s| protocol::encode_state(true, &s.encode_full(slot.dialect))),
-            None => return,
-        };
         let Some(slot) = self.ctx.slots.get_mut(&id) else {
             return;
         };
         slot.status = Status::Joined;
-        let pending = std::mem::take(&mut slot.pending);
-        let Some(conn) = slot.conn else {
-            return;
-        };
-        if let Some(full) = full {
-            self.ctx.transmit(conn, TransmitKind::Frame(full));
+        slot.syncing = true;
+        self.ctx.syncing.push(id);
+    }
+
+    /// Sends the clients that acknowledged JOIN_ROOM since the last call
+    /// their full state, then what was queued for them. The full state is
+    /// taken at a patch boundary (schema-wire.md §15.1: pending changes go
+    /// to the others first), and encoded once per dialect for all of them.
+    fn finish_joins(&mut self) {
+        let joiners = std::mem::take(&mut self.ctx.syncing);
+        if self.ctx.state.is_some() {
+            self.ctx.broadcast_patch();
         }
-        for frame in pending {
-            self.ctx.transmit(conn, TransmitKind::Frame(frame));
+        let mut full: [Option<Bytes>; 2] = [None, None];
+        for id in joiners {
+            let Some(slot) = self.ctx.slots.get_mut(&id) else {
+                continue;
+            };
+            if !std::mem::take(&mut slot.syncing) {
+                continue;
+            }
+            let pending = std::mem::take(&mut slot.pending);
+            let (Status::Joined, Some(conn)) = (slot.status, slot.conn) else {
+                continue;
+            };
+            let dialect = slot.dialect;
+            if let Some(state) = self.ctx.state.as_mut() {
+                let frame = full[dialect as usize]
+                    .get_or_insert_with(|| {
+                        protocol::encode_state(true, &state.encode_full(dialect))
+                    })
+                    .clone();
+                self.ctx.transmit(conn, TransmitKind::Frame(frame));
+            }
+            for frame in pending {
+                self.ctx.transmit(conn, TransmitKind::Frame(frame));
+            }
         }
     }
 
@@ -624,6 +644,9 @@ impl<R: Room> RoomCore<R> {
     /// The next thing to do on a connection.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if !self.ctx.syncing.is_empty() {
+            self.finish_joins();
+        }
         self.ctx.outbox.pop_front()
     }
 

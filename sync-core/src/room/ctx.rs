@@ -129,8 +129,13 @@ pub(crate) struct Slot<R: Room> {
     pub(crate) token: String,
     pub(crate) user_data: R::UserData,
     pub(crate) auth: R::Auth,
-    /// Frames for the client before it acknowledged JOIN_ROOM.
+    /// Frames for the client before it acknowledged JOIN_ROOM, or before
+    /// its full state went out.
     pub(crate) pending: Vec<Bytes>,
+    /// Acknowledged JOIN_ROOM, full state not sent yet: joiners of one
+    /// batch of commands share one full-state encode
+    /// (`RoomCore::poll_transmit`). Outgoing frames wait in `pending`.
+    pub(crate) syncing: bool,
     pub(crate) rate: (Instant, u32),
     pub(crate) skip_handshake: bool,
     pub(crate) waiter: Option<oneshot::Sender<Result<Client, ReconnectionError>>>,
@@ -293,6 +298,8 @@ pub struct RoomCtx<R: Room> {
     pub(crate) handlers: HashMap<MessageType, Handler<R>>,
     pub(crate) any_handler: Option<AnyHandler<R>>,
     pub(crate) outbox: VecDeque<Transmit>,
+    /// Clients whose full state goes out with the next transmits.
+    pub(crate) syncing: Vec<ClientId>,
     pub(crate) after_patch: Vec<(Bytes, Vec<ClientId>)>,
     pub(crate) events: VecDeque<Event>,
     pub(crate) spawned: Vec<Spawned<R>>,
@@ -563,7 +570,7 @@ impl<R: Room> RoomCtx<R> {
     pub fn broadcast_patch(&mut self) -> bool {
         let mut want = DialectSet::EMPTY;
         for slot in self.slots.values() {
-            if slot.status == Status::Joined {
+            if slot.status == Status::Joined && !slot.syncing {
                 want.insert(slot.dialect);
             }
         }
@@ -577,7 +584,9 @@ impl<R: Room> RoomCtx<R> {
                     Dialect::Modern => &modern,
                     Dialect::Legacy => &legacy,
                 };
-                if let (Status::Joined, Some(conn), Some(frame)) = (slot.status, slot.conn, frame) {
+                if let (Status::Joined, false, Some(conn), Some(frame)) =
+                    (slot.status, slot.syncing, slot.conn, frame)
+                {
                     sent = true;
                     self.outbox.push_back(Transmit {
                         conn,
@@ -808,11 +817,12 @@ impl<R: Room> RoomCtx<R> {
             return;
         };
         match (slot.status, slot.conn) {
-            (Status::Joined, Some(conn)) => self.outbox.push_back(Transmit {
+            (Status::Joined, Some(conn)) if !slot.syncing => self.outbox.push_back(Transmit {
                 conn,
                 kind: TransmitKind::Frame(frame),
             }),
-            (Status::Authenticating | Status::Joining | Status::AwaitingAck, _) => {
+            (Status::Authenticating | Status::Joining | Status::AwaitingAck, _)
+            | (Status::Joined, Some(_)) => {
                 slot.pending.push(frame);
             }
             _ => {}

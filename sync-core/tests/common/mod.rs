@@ -35,6 +35,8 @@ pub struct Counter {
     /// Every `want` set passed to `encode_patch`, to check the room asks
     /// for each dialect once per tick.
     pub patch_calls: Vec<DialectSet>,
+    /// How many full states were encoded.
+    pub full_calls: u32,
 }
 
 impl Counter {
@@ -43,6 +45,7 @@ impl Counter {
             n,
             dirty: false,
             patch_calls: Vec::new(),
+            full_calls: 0,
         }
     }
 
@@ -92,6 +95,7 @@ impl SyncState for Counter {
     }
 
     fn encode_full(&mut self, _: Dialect) -> Bytes {
+        self.full_calls += 1;
         counter_body(self.n).into()
     }
 
