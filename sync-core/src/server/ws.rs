@@ -564,8 +564,9 @@ async fn pump(
             }
         }
     };
-    // Whatever tungstenite queued (a close reply) goes out first.
-    let _ = link.drain().await;
+    // Whatever tungstenite queued (a close reply) goes out first, unless
+    // the peer does not read it: the room must learn of the close anyway.
+    let _ = tokio::time::timeout(Duration::from_secs(1), link.drain()).await;
     session.closed(close_code).await;
 }
 
