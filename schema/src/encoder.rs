@@ -56,6 +56,9 @@ fn record(blocks: &mut Vec<Block>, seq: u32, start: usize, end: usize) {
     });
 }
 
+/// No run yet (a [`Block`] whose `end` is this).
+const NO_RUN: u32 = u32::MAX;
+
 /// Which generation of the schema decoder the output is for (spec
 /// `schema-wire.md` §14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -78,6 +81,10 @@ pub struct PatchWriter<'a> {
     scratch: &'a mut ArrayScratch,
     /// A second output for another dialect, written in the same walk.
     second: Option<Output<'a>>,
+    /// The run of the main output being extended, not in `blocks` yet
+    /// (kept here: the common patch is one run, recorded without touching
+    /// the vector per block).
+    run: Block,
 }
 
 /// A patch output: bytes and their blocks.
@@ -185,12 +192,39 @@ impl PatchWriter<'_> {
 
     #[inline]
     fn close(&mut self, b: OpenBlock) -> bool {
-        if self.out.len() == b.body {
+        let end = self.out.len();
+        if end == b.body {
             self.out.truncate(b.start);
-            false
+            return false;
+        }
+        let run = &mut self.run;
+        if run.end as usize == b.start && run.last_seq.wrapping_add(1) == b.seq {
+            run.last_seq = b.seq;
+            run.end = end as u32;
         } else {
-            record(self.blocks, b.seq, b.start, self.out.len());
-            true
+            self.new_run(b, end);
+        }
+        true
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn new_run(&mut self, b: OpenBlock, end: usize) {
+        if self.run.end != NO_RUN {
+            self.blocks.push(self.run);
+        }
+        self.run = Block {
+            first_seq: b.seq,
+            last_seq: b.seq,
+            start: b.start as u32,
+            end: end as u32,
+        };
+    }
+
+    /// Records the last run.
+    fn finish(self) {
+        if self.run.end != NO_RUN {
+            self.blocks.push(self.run);
         }
     }
 }
@@ -386,8 +420,15 @@ impl<T: Field> Encoder<T> {
                 out: &mut self.buf2,
                 blocks: &mut self.blocks2,
             }),
+            run: Block {
+                first_seq: 0,
+                last_seq: 0,
+                start: 0,
+                end: NO_RUN,
+            },
         };
         self.state.__encode_patch(&mut self.track, &mut w);
+        w.finish();
         self.tick.end_patch();
     }
 
