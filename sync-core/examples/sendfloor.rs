@@ -1,0 +1,175 @@
+//! The floor under the load generator's CPU figure: what the kernel alone
+//! costs a server process that does nothing but the unavoidable socket
+//! work of the loadgen scenario, over loopback, on this machine.
+//!
+//! ```text
+//! cargo run --release -p roomcast --example sendfloor -- --clients 500 --seconds 10
+//! ```
+//!
+//! The server (a child process, so that its CPU is read from `/proc`) holds
+//! C TCP connections. Every 50 ms it writes one frame of the size of a
+//! loadgen patch (1,336 bytes) to each, with one non-blocking write; it reads
+//! whatever the clients send (a 40-byte message per client every 100 ms).
+//! No WebSocket framing, no room, no encoding, no decoding: only the writes
+//! and reads any server of that scenario must make. On loopback the kernel
+//! also delivers what the server sends (the receiver's TCP work and its
+//! wakeup run inside the sender's `write`), so this is the part of the CPU
+//! per client that neither Roomcast nor Node can go below here.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A loadgen patch, header included (26.7 kB/s per client at 20 Hz).
+const FRAME: usize = 1336;
+/// A client's `move` frame.
+const MESSAGE: usize = 40;
+
+fn serve(port: u16) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let conns: Arc<std::sync::Mutex<Vec<Arc<TcpStream>>>> = Arc::default();
+        let ticking = conns.clone();
+        tokio::spawn(async move {
+            let frame = vec![0x0f_u8; FRAME];
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            loop {
+                tick.tick().await;
+                let conns = ticking.lock().unwrap().clone();
+                for conn in &conns {
+                    let _ = conn.try_write(&frame);
+                }
+            }
+        });
+        loop {
+            let (tcp, _) = listener.accept().await?;
+            tcp.set_nodelay(true)?;
+            let tcp = Arc::new(tcp);
+            conns.lock().unwrap().push(tcp.clone());
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                loop {
+                    if tcp.readable().await.is_err() {
+                        return;
+                    }
+                    match tcp.try_read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => return,
+                    }
+                }
+            });
+        }
+    })
+}
+
+async fn client(port: u16, until: Instant) {
+    let Ok(tcp) = TcpStream::connect(("127.0.0.1", port)).await else {
+        return;
+    };
+    let _ = tcp.set_nodelay(true);
+    let (mut read, mut write) = tcp.into_split();
+    let reader = tokio::task::spawn_local(async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        while let Ok(n) = read.read(&mut buf).await {
+            if n == 0 {
+                return;
+            }
+        }
+    });
+    let message = [0x0d_u8; MESSAGE];
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    while Instant::now() < until {
+        tick.tick().await;
+        if write.write_all(&message).await.is_err() {
+            break;
+        }
+    }
+    reader.abort();
+}
+
+fn cpu_seconds(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<f64> = after
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    let field = |i: usize| fields.get(i).copied().unwrap_or(0.0) / 100.0;
+    (field(11), field(12))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("serve") {
+        let port = args.get(2).and_then(|p| p.parse().ok()).unwrap_or(2599);
+        serve(port).expect("server");
+        return;
+    }
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let clients = flag("--clients").unwrap_or(500);
+    let seconds = flag("--seconds").unwrap_or(10);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let mut server = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["serve", &port.to_string()])
+        .spawn()
+        .expect("server");
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let warmup = Duration::from_secs(2);
+    let start = Instant::now();
+    let until = start + warmup + Duration::from_secs(seconds);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get() as u64);
+    let threads: Vec<_> = (0..workers)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&runtime, async move {
+                    let tasks: Vec<_> = (w..clients)
+                        .step_by(workers as usize)
+                        .map(|_| tokio::task::spawn_local(client(port, until)))
+                        .collect();
+                    for task in tasks {
+                        let _ = task.await;
+                    }
+                });
+            })
+        })
+        .collect();
+    std::thread::sleep(warmup);
+    let (u0, s0) = cpu_seconds(server.id());
+    let window = Instant::now();
+    std::thread::sleep(until.saturating_duration_since(Instant::now()));
+    let (u1, s1) = cpu_seconds(server.id());
+    let elapsed = window.elapsed().as_secs_f64();
+    let _ = server.kill();
+    let _ = server.wait();
+    for thread in threads {
+        let _ = thread.join();
+    }
+    let (user, system) = (u1 - u0, s1 - s0);
+    println!(
+        "{clients} clients, {seconds} s: server user {user:.2} s, system {system:.2} s; \
+         {:.1} µs of CPU per client per second",
+        (user + system) / elapsed / clients as f64 * 1e6
+    );
+}
