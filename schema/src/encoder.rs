@@ -477,7 +477,10 @@ impl<T: Schema> Encoder<T> {
 }
 
 /// Puts a patch's blocks in first-change order (they were written in tree
-/// order; the sort is stable, so a fresh subtree keeps its DFS order).
+/// order). Runs cover disjoint ranges of sequence numbers (every ref takes
+/// its own when it first changes or is attached), so no two compare equal
+/// and an unstable sort is exact; a fresh subtree keeps its DFS order
+/// because its refs were numbered in that order when attached.
 fn order_blocks(buf: &mut Vec<u8>, blocks: &mut [Block], scratch: &mut Vec<u8>) {
     if blocks.windows(2).any(|p| p[0].first_seq > p[1].first_seq) {
         blocks.sort_unstable_by_key(|b| b.first_seq);
