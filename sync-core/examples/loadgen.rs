@@ -27,6 +27,8 @@
     reason = "emitted by #[derive(Schema)] for a struct with one field"
 )]
 
+mod support;
+
 use std::collections::VecDeque;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -333,22 +335,6 @@ async fn run_client(
 
 // ----- measurement -------------------------------------------------------------
 
-/// utime and stime of a process, in seconds.
-fn cpu_split(pid: u32) -> (f64, f64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the `(comm)`: state is field 3; utime 14, stime 15.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // USER_HZ is 100 on Linux.
-    (field(11) / 100.0, field(12) / 100.0)
-}
-
 fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -356,13 +342,6 @@ fn rss_mib(pid: u32) -> f64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 struct Report {
@@ -401,45 +380,16 @@ fn run_against(
     let begin = Instant::now();
     let measure_from = begin + ramp + Duration::from_secs(1);
     let until = measure_from + Duration::from_secs(seconds);
-    // The clients run on one single-threaded runtime per core (their
-    // decoders stay on the thread that made them).
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
-    let threads: Vec<_> = (0..workers)
-        .map(|worker| {
-            let totals = totals.clone();
-            std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                let local = tokio::task::LocalSet::new();
-                local.block_on(&runtime, async {
-                    let mut tasks = Vec::new();
-                    for (n, index) in (worker..clients).step_by(workers as usize).enumerate() {
-                        tasks.push(tokio::task::spawn_local(run_client(
-                            index,
-                            port,
-                            until,
-                            measure_from,
-                            totals.clone(),
-                        )));
-                        if n % 25 == 24 {
-                            tokio::time::sleep(Duration::from_millis(100 * u64::from(workers)))
-                                .await;
-                        }
-                    }
-                    for task in tasks {
-                        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-                    }
-                });
-            })
-        })
-        .collect();
+    let client_totals = totals.clone();
+    let threads =
+        support::client_threads(clients, Some(Duration::from_millis(100)), move |index| {
+            run_client(index, port, until, measure_from, client_totals.clone())
+        });
     std::thread::sleep(measure_from.saturating_duration_since(Instant::now()));
-    let (user_start, system_start) = cpu_split(pid);
+    let (user_start, system_start) = support::cpu_split(pid);
     let window_start = Instant::now();
     std::thread::sleep(until.saturating_duration_since(Instant::now()));
-    let (user_end, system_end) = cpu_split(pid);
+    let (user_end, system_end) = support::cpu_split(pid);
     let window = window_start.elapsed().as_secs_f64();
     let rss = rss_mib(pid);
     eprintln!(
@@ -484,21 +434,13 @@ fn main() {
         serve(port).expect("server");
         return;
     }
-    let flag = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let clients: u32 = flag("--clients")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(500);
-    let seconds: u64 = flag("--seconds").and_then(|v| v.parse().ok()).unwrap_or(10);
-    let servers = flag("--servers").unwrap_or_else(|| "rust,node".into());
+    let clients: u32 = support::flag(&args, "--clients").unwrap_or(500);
+    let seconds: u64 = support::flag(&args, "--seconds").unwrap_or(10);
+    let servers: String = support::flag(&args, "--servers").unwrap_or_else(|| "rust,node".into());
     let node_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/node");
     let mut reports = Vec::new();
     for server in servers.split(',') {
-        let port = free_port();
+        let port = support::free_port();
         let child = match server {
             "rust" => Command::new(std::env::current_exe().unwrap())
                 .args(["serve", &port.to_string()])

@@ -16,6 +16,8 @@
 //! wakeup run inside the sender's `write`), so this is the part of the CPU
 //! per client that neither Roomcast nor Node can go below here.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -94,17 +96,6 @@ async fn client(port: u16, until: Instant) {
     reader.abort();
 }
 
-fn cpu_seconds(pid: u32) -> (f64, f64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<f64> = after
-        .split_whitespace()
-        .map(|v| v.parse().unwrap_or(0.0))
-        .collect();
-    let field = |i: usize| fields.get(i).copied().unwrap_or(0.0) / 100.0;
-    (field(11), field(12))
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("serve") {
@@ -112,18 +103,9 @@ fn main() {
         serve(port).expect("server");
         return;
     }
-    let flag = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse::<u64>().ok())
-    };
-    let clients = flag("--clients").unwrap_or(500);
-    let seconds = flag("--seconds").unwrap_or(10);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
+    let clients: u32 = support::flag(&args, "--clients").unwrap_or(500);
+    let seconds: u64 = support::flag(&args, "--seconds").unwrap_or(10);
+    let port = support::free_port();
     let mut server = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["serve", &port.to_string()])
         .spawn()
@@ -132,34 +114,13 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let warmup = Duration::from_secs(2);
-    let start = Instant::now();
-    let until = start + warmup + Duration::from_secs(seconds);
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get() as u64);
-    let threads: Vec<_> = (0..workers)
-        .map(|w| {
-            std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                let local = tokio::task::LocalSet::new();
-                local.block_on(&runtime, async move {
-                    let tasks: Vec<_> = (w..clients)
-                        .step_by(workers as usize)
-                        .map(|_| tokio::task::spawn_local(client(port, until)))
-                        .collect();
-                    for task in tasks {
-                        let _ = task.await;
-                    }
-                });
-            })
-        })
-        .collect();
+    let until = Instant::now() + warmup + Duration::from_secs(seconds);
+    let threads = support::client_threads(clients, None, move |_| client(port, until));
     std::thread::sleep(warmup);
-    let (u0, s0) = cpu_seconds(server.id());
+    let (u0, s0) = support::cpu_split(server.id());
     let window = Instant::now();
     std::thread::sleep(until.saturating_duration_since(Instant::now()));
-    let (u1, s1) = cpu_seconds(server.id());
+    let (u1, s1) = support::cpu_split(server.id());
     let elapsed = window.elapsed().as_secs_f64();
     let _ = server.kill();
     let _ = server.wait();
@@ -170,6 +131,6 @@ fn main() {
     println!(
         "{clients} clients, {seconds} s: server user {user:.2} s, system {system:.2} s; \
          {:.1} µs of CPU per client per second",
-        (user + system) / elapsed / clients as f64 * 1e6
+        (user + system) / elapsed / f64::from(clients) * 1e6
     );
 }
