@@ -140,3 +140,63 @@ async fn a_client_that_stops_reading_is_dropped_and_the_room_carries_on() {
         "the stalled client got everything"
     );
 }
+
+/// tungstenite's own replies (pong, the close handshake) go through the
+/// same queue as the room's frames: a ping is answered between room frames,
+/// and a client's close gets its close reply and reaches the room as a
+/// consented leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_are_answered_and_a_close_is_returned() {
+    let server = Server::builder().define("flood", Flood::default).build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let serving = server.clone();
+    tokio::spawn(async move {
+        let transport = roomcast::WebSocketTransport::new(listener);
+        roomcast::transport::Transport::serve(transport, serving).await
+    });
+    let mut a = join(&server, port, None).await;
+    let mut b = join(&server, port, None).await;
+
+    a.send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .unwrap();
+    a.send(message("count")).await.unwrap();
+    let mut pong = false;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), a.next()).await {
+            Ok(Some(Ok(Message::Pong(data)))) => {
+                assert_eq!(&data[..], b"are you there");
+                pong = true;
+            }
+            Ok(Some(Ok(Message::Binary(frame)))) if frame[0] == 13 => break,
+            Ok(Some(Ok(_))) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(pong, "the ping was answered before the room's reply");
+
+    a.close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: 4000.into(),
+        reason: "".into(),
+    }))
+    .await
+    .unwrap();
+    // The close reply, then the end of the stream.
+    let mut closed = false;
+    while let Ok(Some(item)) = tokio::time::timeout(Duration::from_secs(10), a.next()).await {
+        match item {
+            Ok(Message::Close(_)) => closed = true,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(closed, "no close reply");
+    b.send(message("count")).await.unwrap();
+    let answer = next_binary(&mut b).await.unwrap();
+    assert_eq!(
+        answer.last(),
+        Some(&1),
+        "the room saw the leave: {answer:?}"
+    );
+}

@@ -552,7 +552,11 @@ async fn pump(
                 }
                 Some(Ok(Message::Pong(_))) => unanswered = 0,
                 Some(Ok(Message::Ping(_) | Message::Frame(_))) => {}
-                Some(Ok(Message::Close(frame))) => break Some(frame.map_or(1005, |f| u16::from(f.code))),
+                Some(Ok(Message::Close(frame))) => {
+                    // tungstenite queued the close reply; this writes it.
+                    let _ = socket.flush().await;
+                    break Some(frame.map_or(1005, |f| u16::from(f.code)));
+                }
                 Some(Err(_)) | None => break None,
             },
             _ = keep_alive.tick() => {
