@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::{Buf, Bytes};
 use futures_util::{SinkExt, StreamExt};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -105,6 +105,10 @@ impl Transport for WebSocketTransport {
                 // The plain TCP stream under hyper, so that an upgraded
                 // connection can be taken back as one (see `upgrade`).
                 let connection = hyper::server::conn::http1::Builder::new()
+                    // A peer that opens a connection and sends no request
+                    // does not hold it for ever.
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
                     .serve_connection(TokioIo::new(tcp), service)
                     .with_upgrades();
                 if let Err(e) = connection.await {
@@ -123,6 +127,9 @@ fn is_connection_error(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionReset
     )
 }
+
+/// How long a connection may take to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Protocol-level ping period; two unanswered pings end the connection.
 const KEEP_ALIVE: Duration = Duration::from_secs(3);
