@@ -223,8 +223,13 @@ fn encode_node<'a>(
             for (i, f) in types.fields(t).iter().enumerate() {
                 let Some(v) = node.field_at(i) else { continue };
                 out.push(0x80 | i as u8);
+                if let (FieldType::Quantized(q), ValueRef::Primitive(Value::Number(n))) = (f.ty, v) {
+                    q.encode(*n, out);
+                    continue;
+                }
                 let (declared, prim) = match f.ty {
                     FieldType::Primitive(p) => (None, Some(p)),
+                    FieldType::Quantized(q) => (None, Some(q.wire())),
                     FieldType::Schema(t) => (Some(t), None),
                     FieldType::Collection(..) => (None, None),
                 };

@@ -25,6 +25,58 @@ pub(crate) const WIRE_TYPES: &[(&str, &str)] = &[
 
 const RENAME: &str = "rename";
 const EXTENDS: &str = "extends";
+const QUANTIZED: &str = "quantized";
+
+/// `#[schema(quantized(min = .., max = .., bits = 16, wrap))]`: bounds are
+/// const expressions (checked by a const assertion), `bits` a literal.
+pub(crate) struct Quantized {
+    pub(crate) min: syn::Expr,
+    pub(crate) max: syn::Expr,
+    pub(crate) bits: u8,
+    pub(crate) wrap: bool,
+    pub(crate) span: proc_macro2::Span,
+}
+
+impl Quantized {
+    fn parse(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<Self> {
+        let (mut min, mut max, mut bits, mut wrap) = (None, None, 16u8, false);
+        meta.parse_nested_meta(|inner| {
+            if inner.path.is_ident("min") {
+                min = Some(inner.value()?.parse()?);
+            } else if inner.path.is_ident("max") {
+                max = Some(inner.value()?.parse()?);
+            } else if inner.path.is_ident("bits") {
+                let lit: syn::LitInt = inner.value()?.parse()?;
+                bits = match lit.base10_parse::<u8>() {
+                    Ok(b @ (8 | 16 | 32)) => b,
+                    _ => {
+                        return Err(syn::Error::new(
+                            lit.span(),
+                            "quantized `bits` must be 8, 16 or 32",
+                        ))
+                    }
+                };
+            } else if inner.path.is_ident("wrap") {
+                wrap = true;
+            } else {
+                return Err(
+                    inner.error("expected `min = ..`, `max = ..`, `bits = 8 | 16 | 32` or `wrap`")
+                );
+            }
+            Ok(())
+        })?;
+        match (min, max) {
+            (Some(min), Some(max)) => Ok(Self {
+                min,
+                max,
+                bits,
+                wrap,
+                span: meta.path.span(),
+            }),
+            _ => Err(meta.error("`quantized` needs `min = ..` and `max = ..`")),
+        }
+    }
+}
 
 /// What the attributes of one field say.
 #[derive(Default)]
@@ -35,6 +87,8 @@ pub(crate) struct FieldAttrs {
     pub(crate) rename: Option<String>,
     /// `#[schema(extends)]`: this field is the parent type, flattened first.
     pub(crate) extends: Option<proc_macro2::Span>,
+    /// `#[schema(quantized(..))]`: a float sent as an unsigned integer.
+    pub(crate) quantized: Option<Box<Quantized>>,
 }
 
 impl FieldAttrs {
@@ -51,20 +105,27 @@ impl FieldAttrs {
                     out.rename = Some(lit.value());
                     return Ok(());
                 }
+                if meta.path.is_ident(QUANTIZED) {
+                    if out.wire.is_some() || out.quantized.is_some() {
+                        return Err(meta.error("only one wire type per field"));
+                    }
+                    out.quantized = Some(Box::new(Quantized::parse(&meta)?));
+                    return Ok(());
+                }
                 let Some(ident) = meta.path.get_ident() else {
                     return Err(meta.error("expected a wire type, `extends` or `rename = \"...\"`"));
                 };
                 let name = ident.to_string();
                 match WIRE_TYPES.iter().find(|(n, _)| *n == name) {
                     Some((_, variant)) => {
-                        if out.wire.is_some() {
+                        if out.wire.is_some() || out.quantized.is_some() {
                             return Err(meta.error("only one wire type per field"));
                         }
                         out.wire = Some((variant, ident.span()));
                         Ok(())
                     }
                     None => Err(meta.error(format!(
-                        "unknown schema attribute `{name}`; expected one of: {}, `extends` or `rename = \"...\"`",
+                        "unknown schema attribute `{name}`; expected one of: {}, `quantized(..)`, `extends` or `rename = \"...\"`",
                         WIRE_TYPES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
                     ))),
                 }

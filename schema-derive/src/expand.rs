@@ -69,6 +69,34 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
             None => quote!(::core::option::Option::None),
         })
         .collect();
+    // `#[schema(quantized(..))]`: the field's quantization, a const expression.
+    // Kept in a hidden associated const of the struct (see `quant_asserts`).
+    let quant_const = |f: &crate::ast::Field<'_>| {
+        format_ident!("__ROOMCAST_QUANTIZE_{}", bare(f.ident).to_uppercase())
+    };
+    let quants: Vec<Option<TokenStream>> = cont
+        .fields
+        .iter()
+        .map(|f| {
+            f.attrs.quantized.as_ref().map(|_| {
+                let name = quant_const(f);
+                quote!(#ident::#name)
+            })
+        })
+        .collect();
+    let describes: Vec<TokenStream> = cont
+        .fields
+        .iter()
+        .zip(&wires)
+        .zip(&quants)
+        .map(|((f, wire), q)| {
+            let ty = f.ty;
+            match q {
+                Some(q) => quote!(#rc::NamedFieldType::Quantized(#q)),
+                None => quote!(<#ty as #rc::Field>::__describe(d, #wire)),
+            }
+        })
+        .collect();
     let names: Vec<String> = cont
         .fields
         .iter()
@@ -81,6 +109,43 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
         quote_spanned! {ty.span()=>
             let _ = <#ty as #rc::Field>::DEFAULT_WIRE;
         }
+    });
+    // A quantized field is an `f32` or `f64` with finite bounds, min < max.
+    let quant_asserts = cont.fields.iter().filter_map(|f| {
+        let q = f.attrs.quantized.as_ref()?;
+        let ty = f.ty;
+        let (min, max) = (&q.min, &q.max);
+        let msg = format!(
+            "field `{}`: quantized needs finite bounds with min < max",
+            f.ident
+        );
+        let narrow_msg = format!(
+            "field `{}`: 32-bit quantization needs an f64 field (an f32 cannot hold its steps)",
+            f.ident
+        );
+        let (bits, wrap) = (q.bits, q.wrap);
+        let name = quant_const(f);
+        Some(quote_spanned! {q.span=>
+            impl #ident {
+                #[doc(hidden)]
+                #[allow(clippy::unnecessary_cast, clippy::cast_lossless, clippy::cast_precision_loss)]
+                const #name: #rc::Quantize =
+                    #rc::Quantize::__checked((#min) as f64, (#max) as f64, #bits, #wrap);
+            }
+            const _: () = ::core::assert!(
+                #bits < 32 || ::core::mem::size_of::<#ty>() == 8,
+                #narrow_msg
+            );
+            #[allow(clippy::unnecessary_cast, clippy::cast_lossless, clippy::cast_precision_loss)]
+            const _: () = ::core::assert!(
+                ((#min) as f64).is_finite() && ((#max) as f64).is_finite() && ((#min) as f64) < ((#max) as f64),
+                #msg
+            );
+            const _: fn() = || {
+                fn quantizable<T: #rc::Quantizable>() {}
+                quantizable::<#ty>();
+            };
+        })
     });
     // A wire type chosen by attribute must suit the Rust type.
     let wire_asserts = cont.fields.iter().filter_map(|f| {
@@ -108,6 +173,17 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
         let ty = f.ty;
         let set = format_ident!("set_{}", bare(fid));
         let doc = format!("Sets `{fid}`; the change is recorded for the next patch.");
+        if let Some(q) = &quants[i as usize] {
+            let doc = format!("Sets `{fid}`, snapped to its nearest step (what clients decode); the change is recorded for the next patch.");
+            return quote! {
+                #[doc = #doc]
+                #[inline]
+                pub fn #set(&mut self, value: #ty) {
+                    let value = #rc::quantized_snap(value, &#q);
+                    #rc::set_primitive(&mut self.value.#fid, value, #base_count + #i, self.state, self.tick);
+                }
+            };
+        }
         match f.kind {
             Kind::Primitive => quote! {
                 #[doc = #doc]
@@ -147,6 +223,13 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
                 if replaced & (1u64 << (#base_count + #i)) != 0 { #rc::spec::DELETE_AND_ADD } else { #rc::spec::ADD }
             },
         };
+        if let Some(q) = &quants[i as usize] {
+            return quote! {
+                if dirty & (1u64 << (#base_count + #i)) != 0 {
+                    #rc::quantized_op(self.#fid, &#q, #rc::spec::ADD | (#base_count + #i) as u8, out);
+                }
+            };
+        }
         quote! {
             if dirty & (1u64 << (#base_count + #i)) != 0 {
                 if #rc::Field::__present(&self.#fid) {
@@ -160,6 +243,11 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
     let write_present = cont.fields.iter().zip(&locals).map(|(f, &i)| {
         let fid = f.ident;
         let wire = &wires[i as usize];
+        if let Some(q) = &quants[i as usize] {
+            return quote! {
+                #rc::quantized_op(self.#fid, &#q, #rc::spec::ADD | (#base_count + #i) as u8, out);
+            };
+        }
         quote! {
             if #rc::Field::__present(&self.#fid) {
                 #rc::Field::__encode_op(&self.#fid, &children.#fid, #wire, #rc::spec::ADD | (#base_count + #i) as u8, out);
@@ -275,6 +363,7 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
 
         const _: () = {
             #( #wire_asserts )*
+            #( #quant_asserts )*
             const _: () = ::core::assert!(#base_count + #own < 64, #count_msg);
 
             #[automatically_derived]
@@ -291,7 +380,7 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
                         fields: ::std::vec![
                             #( #rc::NamedField {
                                 name: ::std::string::String::from(#names),
-                                ty: <#tys as #rc::Field>::__describe(d, #wires),
+                                ty: #describes,
                             }, )*
                         ],
                     }

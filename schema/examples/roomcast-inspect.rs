@@ -69,6 +69,13 @@ fn print_types(decoder: &DynamicDecoder) {
         for (index, f) in types.fields(id).iter().enumerate() {
             let ty = match f.ty {
                 FieldType::Primitive(p) => p.name().to_owned(),
+                FieldType::Quantized(q) => format!(
+                    "quantized({}..{}, {} bits{})",
+                    q.min(),
+                    q.max(),
+                    q.bits(),
+                    if q.wraps() { ", wrapping" } else { "" }
+                ),
                 FieldType::Schema(t) => name(t),
                 FieldType::Collection(kind, ElementType::Primitive(p)) => {
                     format!("{}<{p}>", kind.name())

@@ -10,6 +10,7 @@ use crate::collections::{
     ArrayMut, ArraySchema, CollectionMut, CollectionSchema, MapMut, MapSchema, SetMut, SetSchema,
 };
 use crate::encoder::{Encoder, FullWriter, PatchWriter};
+use crate::quantize::Quantize;
 use crate::schema::{
     set_primitive, set_ref, write_full_block, write_patch_block, Describer, Field,
 };
@@ -84,6 +85,9 @@ impl PrimValue {
 pub enum DynValue {
     /// A primitive with its wire type.
     Prim(Primitive, PrimValue),
+    /// A quantized float, already snapped to a step (build it with
+    /// [`DynValue::quantized`]).
+    Quantized(Quantize, f64),
     /// A struct instance.
     Struct(Box<DynStruct>),
     /// A `MapSchema`.
@@ -94,6 +98,15 @@ pub enum DynValue {
     Set(SetSchema<Self>),
     /// A `CollectionSchema`.
     Collection(CollectionSchema<Self>),
+}
+
+impl DynValue {
+    /// A quantized float: `value` snapped to a step of `q`, as clients will
+    /// see it.
+    #[must_use]
+    pub fn quantized(q: Quantize, value: f64) -> Self {
+        Self::Quantized(q, q.snap(value))
+    }
 }
 
 /// A struct instance of a runtime-described type.
@@ -257,7 +270,7 @@ impl Field for DynStruct {
 macro_rules! dispatch {
     ($self:expr, $v:ident => $e:expr, prim => $p:expr) => {
         match $self {
-            DynValue::Prim(..) => $p,
+            DynValue::Prim(..) | DynValue::Quantized(..) => $p,
             DynValue::Struct($v) => $e,
             DynValue::Map($v) => $e,
             DynValue::Array($v) => $e,
@@ -276,12 +289,14 @@ impl Field for DynValue {
     }
 
     fn __is_ref(&self) -> bool {
-        !matches!(self, Self::Prim(..))
+        !matches!(self, Self::Prim(..) | Self::Quantized(..))
     }
 
     fn __same(&self, other: &Self) -> bool {
         match (self, other) {
             (Self::Prim(wa, a), Self::Prim(wb, b)) => wa == wb && a == b,
+            #[allow(clippy::float_cmp, reason = "JavaScript `===` semantics")]
+            (Self::Quantized(qa, a), Self::Quantized(qb, b)) => qa == qb && a == b,
             _ => false,
         }
     }
@@ -291,17 +306,21 @@ impl Field for DynValue {
             (Self::Prim(wa, PrimValue::Num(a)), Self::Prim(wb, PrimValue::Num(b))) => {
                 wa == wb && a.to_bits() == b.to_bits()
             }
+            (Self::Quantized(qa, a), Self::Quantized(qb, b)) => {
+                qa == qb && a.to_bits() == b.to_bits()
+            }
             _ => self.__same(other),
         }
     }
 
     fn __is_zero(&self) -> bool {
-        matches!(self, Self::Prim(_, PrimValue::Num(n)) if *n == 0.0)
+        matches!(self, Self::Prim(_, PrimValue::Num(n)) | Self::Quantized(_, n) if *n == 0.0)
     }
 
     fn __encode(&self, _: &(), _: Option<Primitive>, out: &mut Vec<u8>) {
         match self {
             Self::Prim(wire, v) => v.encode(*wire, out),
+            Self::Quantized(q, v) => q.encode(*v, out),
             Self::Struct(s) => s.__encode(&(), None, out),
             Self::Map(m) => m.__encode(&(), None, out),
             Self::Array(a) => a.__encode(&(), None, out),
@@ -359,7 +378,7 @@ pub enum DynValueMut<'a> {
 impl<'a> DynValueMut<'a> {
     fn of(v: &'a mut DynValue, tick: &'a mut Tick) -> Self {
         match v {
-            DynValue::Prim(..) => Self::Prim,
+            DynValue::Prim(..) | DynValue::Quantized(..) => Self::Prim,
             DynValue::Struct(s) => Self::Struct(DynMut { s, tick }),
             DynValue::Map(m) => Self::Map(MapMut::__new(m, tick)),
             DynValue::Array(a) => Self::Array(ArrayMut::__new(a, tick)),
@@ -461,6 +480,6 @@ pub fn empty_value(ty: FieldType) -> Option<DynValue> {
         FieldType::Collection(CollectionKind::Collection, _) => {
             Some(DynValue::Collection(CollectionSchema::new()))
         }
-        FieldType::Primitive(_) | FieldType::Schema(_) => None,
+        FieldType::Primitive(_) | FieldType::Quantized(_) | FieldType::Schema(_) => None,
     }
 }

@@ -3,6 +3,7 @@ mod collections;
 pub mod decoder;
 pub mod dynamic;
 mod encoder;
+pub mod quantize;
 mod reflection;
 mod schema;
 mod tracked;
@@ -24,6 +25,9 @@ pub use roomcast_schema_derive::Schema;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::encoder::{FullWriter, PatchWriter};
+    pub use crate::quantize::{
+        encode_op as quantized_op, snap as quantized_snap, Quantizable, Quantize,
+    };
     pub use crate::schema::{
         accepts, encode_type_tag, set_primitive, set_ref, Describer, Field, FieldView, Schema,
     };

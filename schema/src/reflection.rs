@@ -72,6 +72,17 @@ fn num(v: f64) -> Option<DynValue> {
     Some(DynValue::Prim(Primitive::Number, PrimValue::Num(v)))
 }
 
+fn float64(v: f64) -> Option<DynValue> {
+    Some(DynValue::Prim(Primitive::Float64, PrimValue::Num(v)))
+}
+
+fn uint8(v: u8) -> Option<DynValue> {
+    Some(DynValue::Prim(
+        Primitive::Uint8,
+        PrimValue::Num(f64::from(v)),
+    ))
+}
+
 fn string(s: &str) -> Option<DynValue> {
     Some(DynValue::Prim(
         Primitive::String,
@@ -136,8 +147,23 @@ pub fn encode_reflection(types: &TypeRegistry, dialect: Dialect) -> Vec<u8> {
         for f in &def.fields {
             let mut rf = DynStruct::new(&meta, t_field);
             rf.set(0, string(&f.name));
+            let mut descriptor = None;
             let (ty, referenced, child) = match f.ty {
                 FieldType::Primitive(p) => (p.name().to_owned(), None, None),
+                FieldType::Quantized(q) => match dialect {
+                    Dialect::Modern => {
+                        let mut d = DynStruct::new(&meta, ty_of("QuantizedDescriptor"));
+                        d.set(0, float64(q.min()));
+                        d.set(1, float64(q.max()));
+                        d.set(2, uint8(q.bits()));
+                        d.set(3, uint8(u8::from(q.wraps())));
+                        descriptor = Some(DynValue::Struct(Box::new(d)));
+                        ("quantized".to_owned(), None, None)
+                    }
+                    // Schema 3 has no quantized fields: its clients read the
+                    // integer (the wire type), not the float.
+                    Dialect::Legacy => (q.wire().name().to_owned(), None, None),
+                },
                 FieldType::Schema(id) => ("ref".to_owned(), Some(f64::from(id.0)), None),
                 FieldType::Collection(kind, ElementType::Schema(id)) => {
                     (kind.name().to_owned(), Some(f64::from(id.0)), None)
@@ -153,6 +179,9 @@ pub fn encode_reflection(types: &TypeRegistry, dialect: Dialect) -> Vec<u8> {
             }
             if let Some(p) = child {
                 rf.set(3, string(p.name()));
+            }
+            if descriptor.is_some() {
+                rf.set(4, descriptor);
             }
             fields.push(DynValue::Struct(Box::new(rf)));
         }

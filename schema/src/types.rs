@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use crate::quantize::Quantize;
 use crate::wire::spec::MAX_FIELDS;
 
 /// Index of a type in a [`TypeRegistry`]; the root type is `TypeId(0)`.
@@ -154,6 +155,8 @@ pub enum ElementType {
 pub enum FieldType {
     /// A primitive value, written inline.
     Primitive(Primitive),
+    /// A float sent as an unsigned integer (`t.quantized`, 5.x).
+    Quantized(Quantize),
     /// A child Schema instance (of this type or a subtype).
     Schema(TypeId),
     /// A child collection.
@@ -242,6 +245,8 @@ pub struct NamedField {
 pub enum NamedFieldType {
     /// A primitive.
     Primitive(Primitive),
+    /// A quantized float.
+    Quantized(Quantize),
     /// A child Schema type.
     Schema(String),
     /// A collection of primitives.
@@ -320,7 +325,9 @@ impl TypeRegistry {
                     NamedFieldType::Schema(n) | NamedFieldType::SchemaCollection(_, n) => {
                         discover(lookup(n)?, types, lookup, seen, order)?;
                     }
-                    NamedFieldType::Primitive(_) | NamedFieldType::PrimitiveCollection(..) => {}
+                    NamedFieldType::Primitive(_)
+                    | NamedFieldType::Quantized(_)
+                    | NamedFieldType::PrimitiveCollection(..) => {}
                 }
             }
             Ok(())
@@ -344,6 +351,7 @@ impl TypeRegistry {
                 .map(|f| {
                     let ty = match &f.ty {
                         NamedFieldType::Primitive(p) => FieldType::Primitive(*p),
+                        NamedFieldType::Quantized(q) => FieldType::Quantized(*q),
                         NamedFieldType::Schema(n) => FieldType::Schema(resolve(n)?),
                         NamedFieldType::PrimitiveCollection(k, p) => {
                             FieldType::Collection(*k, ElementType::Primitive(*p))
@@ -393,6 +401,7 @@ impl TypeRegistry {
                         check(id)?;
                     }
                     FieldType::Primitive(_)
+                    | FieldType::Quantized(_)
                     | FieldType::Collection(_, ElementType::Primitive(_)) => {}
                 }
             }

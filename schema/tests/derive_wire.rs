@@ -174,3 +174,44 @@ fn derive_through_a_reexport() {
     let mut enc = Encoder::new(ViaReexport { n: 7 });
     assert_eq!(hex(enc.encode_patch()), "8007");
 }
+
+/// `t.quantized` fields: the bytes and the Reflection of
+/// @colyseus/schema 5.0.34 for the same state
+/// (`schema({ yaw: t.quantized({min: 0, max: 2π, mode: "wrap"}),
+/// pitch: t.quantized({min: -1.5, max: 1.5}), throttle:
+/// t.quantized({min: 0, max: 1, bits: 8}), hp: t.uint8() })`).
+#[derive(Schema, Default, Debug)]
+struct Aim {
+    #[schema(quantized(min = 0.0, max = std::f64::consts::TAU, wrap))]
+    yaw: f32,
+    #[schema(quantized(min = -1.5, max = 1.5))]
+    pitch: f64,
+    #[schema(quantized(min = 0, max = 1, bits = 8))]
+    throttle: f64,
+    hp: u8,
+}
+
+#[test]
+fn quantized_fields_match_the_reference() {
+    let mut enc = Encoder::new(Aim::default());
+    {
+        let mut s = enc.state_mut();
+        s.set_yaw(7.0);
+        s.set_pitch(0.3);
+        s.set_throttle(0.5);
+        s.set_hp(3);
+    }
+    // The state holds what clients decode.
+    assert_eq!(enc.state().yaw, 0.716_848_4_f32);
+    assert_eq!(enc.state().pitch, 0.299_981_688_894_314_54);
+    assert_eq!(enc.state().throttle, 0.501_960_784_313_725_5);
+    let expected = [0x80, 0x35, 0x1d, 0x81, 0x98, 0x99, 0x82, 0x80, 0x83, 0x03];
+    assert_eq!(enc.encode_all(), expected);
+    assert_eq!(enc.encode_patch(), expected);
+    // A set that lands on the same step sends nothing.
+    enc.state_mut().set_throttle(0.5001);
+    assert!(enc.encode_patch().is_empty());
+    let reflection = encode_reflection(&enc.types().unwrap(), Dialect::Modern);
+    let node = "8001ff01800002ff0280008203ff0380000480010680020880030aff0480a379617781a97175616e74697a65648405ff0580000000000000000081182d4454fb21194082108301ff0680a5706974636881a97175616e74697a65648407ff0780000000000000f8bf81000000000000f83f82108300ff0880a87468726f74746c6581a97175616e74697a65648409ff0980000000000000000081000000000000f03f82088300ff0a80a2687081a575696e7438";
+    assert_eq!(hex(&reflection), node);
+}

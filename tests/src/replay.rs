@@ -285,7 +285,7 @@ impl Replay {
                 Some(DynValue::Array(a)) => a.get(seg.as_u64()? as usize),
                 Some(DynValue::Set(x)) => x.iter().nth(seg.as_u64()? as usize),
                 Some(DynValue::Collection(x)) => x.iter().nth(seg.as_u64()? as usize),
-                Some(DynValue::Prim(..)) => None,
+                Some(DynValue::Prim(..) | DynValue::Quantized(..)) => None,
             };
             cur = next;
             if let Some(DynValue::Struct(st)) = cur {
@@ -303,7 +303,7 @@ impl Replay {
         };
         match self.value_at(path) {
             Some(DynValue::Struct(s)) => DeclaredAt::Struct(s.type_id()),
-            Some(DynValue::Prim(..)) | None => DeclaredAt::Primitive,
+            Some(DynValue::Prim(..) | DynValue::Quantized(..)) | None => DeclaredAt::Primitive,
             Some(_) => {
                 let owner = if parent.is_empty() {
                     self.types.root()
@@ -452,6 +452,7 @@ fn build(
     }
     Some(match ty {
         FieldType::Primitive(p) => DynValue::Prim(p, prim(p, v)),
+        FieldType::Quantized(q) => DynValue::quantized(q, v.as_f64().expect("a number")),
         FieldType::Schema(declared) => {
             let name = v["$new"].as_str().expect("$new");
             let actual = types.by_name(name).expect("known type");

@@ -165,6 +165,8 @@ impl Shape {
     pub fn of(ty: FieldType) -> Self {
         match ty {
             FieldType::Primitive(p) => Self::Prim(p),
+            // Clients hold the float.
+            FieldType::Quantized(_) => Self::Prim(Primitive::Float64),
             FieldType::Schema(_) => Self::Struct,
             FieldType::Collection(k, ElementType::Primitive(p)) => Self::Collection(k, Some(p)),
             FieldType::Collection(k, ElementType::Schema(_)) => Self::Collection(k, None),
@@ -453,6 +455,7 @@ pub fn dyn_value_json(types: &TypeRegistry, v: &DynValue) -> Option<Value> {
     let each = |v: &DynValue| dyn_value_json(types, v).unwrap_or(Value::Null);
     Some(match v {
         DynValue::Prim(wire, p) => prim_json(*wire, dyn_prim(p)),
+        DynValue::Quantized(_, v) => prim_json(Primitive::Float64, Prim::Num(*v, *v as i64)),
         DynValue::Struct(s) => dyn_state_json(types, s),
         DynValue::Map(m) => Value::Object(m.iter().map(|(k, v)| (k.to_owned(), each(v))).collect()),
         DynValue::Array(a) => Value::Array(a.iter().map(each).collect()),

@@ -178,6 +178,67 @@ fn every_primitive_with_default_and_attribute_wire_types() {
     h.close(&mut node);
 }
 
+// ----- quantized (5.x) ---------------------------------------------------------
+
+#[derive(Schema, Default, Debug)]
+struct Aim {
+    #[schema(quantized(min = 0.0, max = std::f64::consts::TAU, wrap))]
+    yaw: f64,
+    #[schema(quantized(min = -1.0, max = 1.0, bits = 8))]
+    axis: f64,
+    #[schema(quantized(min = 0, max = 1000, bits = 32))]
+    fine: f64,
+    #[schema(quantized(min = -100, max = 100))]
+    small: f64,
+    hp: u8,
+}
+
+state_json!(Aim {
+    yaw: Float64,
+    axis: Float64,
+    fine: Float64,
+    small: Float64,
+    hp,
+});
+
+/// The 5.x decoder, built from our Reflection, reads the floats the server
+/// holds (the setters snap them); schema 3 has no quantized type.
+#[test]
+fn quantized_fields_decode_to_the_servers_floats() {
+    check_state_json::<Aim>();
+    let mut node = NodeDecoder::shared();
+    let mut h = ok(Harness::with_clients(
+        &mut node,
+        Aim::default(),
+        &[SchemaVersion::V5],
+    ));
+    ok(h.tick(&mut node, "in range", |mut s| {
+        s.set_yaw(1.0);
+        s.set_axis(0.0);
+        s.set_fine(333.333);
+        s.set_small(-12.5);
+        s.set_hp(1);
+    }));
+    ok(h.tick(&mut node, "wrapping, clamping, NaN", |mut s| {
+        s.set_yaw(-100.0);
+        s.set_axis(7.0);
+        s.set_fine(f64::NAN);
+        s.set_small(f64::INFINITY);
+    }));
+    let patch = ok(h.tick(&mut node, "the same steps again", |mut s| {
+        s.set_yaw(-100.0);
+        s.set_axis(2.0);
+    }));
+    assert!(patch.is_empty(), "values on the same step sent {patch:x?}");
+    ok(h.tick(&mut node, "back to zero", |mut s| {
+        s.set_yaw(0.0);
+        s.set_axis(-0.0);
+        s.set_fine(0.0);
+        s.set_small(0.0);
+    }));
+    h.close(&mut node);
+}
+
 // ----- options -----------------------------------------------------------------
 
 #[derive(Schema, Default, Debug)]

@@ -53,6 +53,8 @@ impl From<FieldType> for SlotType {
     fn from(ty: FieldType) -> Self {
         match ty {
             FieldType::Primitive(p) => Self::Primitive(p),
+            // TODO(quantized): dequantize (stopgap until merged with the decoder work).
+            FieldType::Quantized(q) => Self::Primitive(q.wire()),
             FieldType::Schema(t) => Self::Struct(t),
             FieldType::Collection(k, e) => Self::Collection(k, e),
         }
