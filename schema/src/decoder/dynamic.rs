@@ -110,6 +110,17 @@ impl ShapeSource for Nodes {
             Some(NodeData::Map(m)) if m.indexes.contains(RefId(index))
         )
     }
+
+    #[inline(always)]
+    fn struct_slots(&mut self, id: RefId) -> Option<&mut Vec<Option<Value>>> {
+        match self.map.get_mut(id) {
+            Some(Node {
+                data: NodeData::Struct(fields),
+                ..
+            }) => Some(fields),
+            _ => None,
+        }
+    }
 }
 
 /// Decodes Colyseus state bytes of any schema into a dynamic value tree.
@@ -121,8 +132,10 @@ impl ShapeSource for Nodes {
 /// `schema-wire.md` §9).
 ///
 /// **A message is applied entirely or not at all.** The bytes are first
-/// parsed and checked against the current state; only a valid message is
-/// applied, and applying cannot fail. On `Err` the state is unchanged and
+/// parsed and checked against the current state (primitive fields are
+/// written on the way and restored if the message is rejected); only a
+/// valid message is applied, and applying cannot fail. On `Err` the state
+/// is unchanged, no change callback fires, and
 /// the decoder stays usable (whether the *stream* can continue after a bad
 /// message is another matter: the server assumes it was applied).
 ///
@@ -240,9 +253,18 @@ impl DynamicDecoder {
         bytes: &[u8],
         mut mirror: Option<&mut M>,
     ) -> Result<(), DecodeError> {
-        self.parser.parse(bytes, &self.types, &self.nodes)?;
         self.callbacks.merge();
         let recording = self.callbacks.is_active();
+        // Primitive writes are made while parsing unless callbacks need
+        // every change in message order.
+        self.parser.eager = !recording;
+        self.parser.notify = mirror.is_some();
+        self.parser.parse(bytes, &self.types, &mut self.nodes)?;
+        if let Some(m) = mirror.as_deref_mut() {
+            for &(at, mask) in &self.parser.touched {
+                m.primitives(&self.nodes, at, mask);
+            }
+        }
         let mut apply = Apply {
             bytes,
             nodes: &mut self.nodes,

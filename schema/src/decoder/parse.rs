@@ -1,13 +1,20 @@
-//! The first of the decoder's two passes: parse and validate a whole message
-//! without touching the state.
+//! The first of the decoder's two passes: parse and validate a whole
+//! message, writing the primitive fields of existing structs on the way.
 //!
 //! [`Parser::parse`] walks the structure blocks of a message body (spec
 //! `schema-wire.md` §1, §3), checks every byte and every reference against
 //! the current state plus what the message itself creates, and records the
-//! operations as [`Step`]s with their values decoded and their child
-//! references resolved. Only when the whole message is valid does the
-//! decoder apply the steps, and applying them cannot fail: a rejected
-//! message leaves the state exactly as it was.
+//! structural operations as [`Step`]s with their values decoded and their
+//! child references resolved. Only when the whole message is valid does the
+//! decoder apply the steps, and applying them cannot fail.
+//!
+//! Primitive field writes (ADD, REPLACE, DELETE of a primitive field) to a
+//! struct the state already holds are the bulk of a patch: with
+//! [`Parser::eager`] they are written while parsing, logging the old values
+//! ([`UndoLog`]); a rejected message replays the log, so either way a
+//! rejected message leaves the state exactly as it was. A field is either
+//! primitive or holds children, so these writes never interleave with the
+//! staged steps on one slot.
 //!
 //! What is checked (the reference decoder, spec §13, logs and skips most of
 //! these): truncation and malformed primitives; `ff refId` and child refIds
@@ -22,6 +29,8 @@
 use std::collections::HashMap;
 
 use crate::decoder::reference_tracker::{RefId, RefIdHasherBuilder, RefMap};
+use crate::decoder::undo::UndoLog;
+use crate::decoder::value::Value;
 use crate::types::{
     CollectionKind, ElementType, FieldDef, FieldType, Primitive, TypeId, TypeRegistry,
 };
@@ -75,6 +84,25 @@ pub(crate) trait ShapeSource {
     fn shape_of(&self, id: RefId) -> Option<Shape>;
     /// Whether a map holds wire index `index`.
     fn map_has_index(&self, map: RefId, index: u32) -> bool;
+    /// The field values of struct `id`, for the parse pass to write
+    /// primitive fields in place (`None`: not available, the writes are
+    /// staged as steps).
+    fn struct_slots(&mut self, id: RefId) -> Option<&mut Vec<Option<Value>>> {
+        let _ = id;
+        None
+    }
+}
+
+/// A state the parse pass only reads (listings).
+pub(crate) struct ReadOnly<'a, S>(pub(crate) &'a S);
+
+impl<S: ShapeSource> ShapeSource for ReadOnly<'_, S> {
+    fn shape_of(&self, id: RefId) -> Option<Shape> {
+        self.0.shape_of(id)
+    }
+    fn map_has_index(&self, map: RefId, index: u32) -> bool {
+        self.0.map_has_index(map, index)
+    }
 }
 
 /// A decoded value, ready to be stored.
@@ -163,16 +191,48 @@ pub(crate) struct Parser {
     pub(crate) offsets: Vec<u32>,
     /// Whether to fill `offsets` (for listings).
     pub(crate) record_offsets: bool,
+    /// Whether primitive field writes to structures the state already
+    /// holds are made while parsing (undone if the message is rejected)
+    /// instead of being staged as steps. Off while change callbacks
+    /// record (they need every change in message order) and for listings.
+    pub(crate) eager: bool,
+    /// Whether to list the structs written while parsing in `touched`.
+    pub(crate) notify: bool,
+    /// With `notify`: the structs written while parsing, with a mask of
+    /// the fields written (in message order; a struct may appear twice).
+    pub(crate) touched: Vec<(RefId, u64)>,
+    /// The values replaced by the writes made while parsing.
+    undo: UndoLog,
 }
 
 impl Parser {
     /// Parses and validates `bytes` against `state`, leaving the steps in
     /// `self.steps`.
+    ///
+    /// With [`eager`](Self::eager), primitive fields of structures the
+    /// state holds are written on the way; on `Err` they are restored, so
+    /// the state is unchanged either way.
     pub(crate) fn parse<S: ShapeSource>(
         &mut self,
         bytes: &[u8],
         types: &TypeRegistry,
-        state: &S,
+        state: &mut S,
+    ) -> Result<(), DecodeError> {
+        self.undo.commit();
+        self.touched.clear();
+        let result = self.parse_inner(bytes, types, state);
+        if result.is_err() {
+            self.undo.rollback(state);
+            self.touched.clear();
+        }
+        result
+    }
+
+    fn parse_inner<S: ShapeSource>(
+        &mut self,
+        bytes: &[u8],
+        types: &TypeRegistry,
+        state: &mut S,
     ) -> Result<(), DecodeError> {
         self.created.clear();
         self.map_indexes.clear();
@@ -194,8 +254,13 @@ impl Parser {
             cleared_maps: &mut self.cleared_maps,
             steps: &mut self.steps,
             overlay: false,
+            eager: self.eager && !self.record_offsets,
+            notify: self.notify,
+            touched: &mut self.touched,
+            undo: &mut self.undo,
+            current: RefId::ROOT,
+            switched: RefId::ROOT,
         };
-        let mut current = RefId::ROOT;
         let mut shape = Shape::Struct(types.root());
         // The fields of the current struct (looked up once per block).
         let mut fields: &[FieldDef] = types.fields(types.root());
@@ -210,7 +275,12 @@ impl Parser {
                 if let Shape::Struct(t) = shape {
                     fields = types.fields(t);
                 }
-                current = id;
+                cx.current = id;
+                if cx.eager {
+                    // Pushed with the first step of the block, if any.
+                    continue;
+                }
+                cx.switched = id;
                 Step::Switch(id)
             } else {
                 match shape {
@@ -221,7 +291,8 @@ impl Parser {
                     }
                     Shape::Collection(kind, elem) => {
                         cx.r.skip(1);
-                        cx.collection_op(at, first, current, kind, elem)?
+                        cx.sync_switch();
+                        cx.collection_op(at, first, cx.current, kind, elem)?
                     }
                 }
             };
@@ -296,7 +367,7 @@ pub(crate) fn read_primitive(r: &mut Reader<'_>, p: Primitive) -> Result<Scalar,
 struct Cx<'a, 'b, S> {
     r: Reader<'a>,
     types: &'b TypeRegistry,
-    state: &'b S,
+    state: &'b mut S,
     created: &'b mut RefMap<Shape>,
     map_indexes: &'b mut HashMap<(u32, u32), (bool, u32), RefIdHasherBuilder>,
     cleared_maps: &'b mut HashMap<u32, u32, RefIdHasherBuilder>,
@@ -306,9 +377,106 @@ struct Cx<'a, 'b, S> {
     /// first map REPLACE of the message on (they are built from the steps
     /// then), since only a REPLACE needs them.
     overlay: bool,
+    /// [`Parser::eager`] (never for listings).
+    eager: bool,
+    /// [`Parser::notify`].
+    notify: bool,
+    touched: &'b mut Vec<(RefId, u64)>,
+    undo: &'b mut UndoLog,
+    /// The structure the current block applies to.
+    current: RefId,
+    /// The structure of the last `Switch` step (with `eager`, a block
+    /// whose operations were all applied while parsing gets none).
+    switched: RefId,
 }
 
 impl<S: ShapeSource> Cx<'_, '_, S> {
+    /// Pushes the `Switch` step to the current structure if the steps do
+    /// not end in its block.
+    #[inline(always)]
+    fn sync_switch(&mut self) {
+        if self.switched != self.current {
+            self.switched = self.current;
+            self.steps.push(Step::Switch(self.current));
+        }
+    }
+
+    /// Writes the primitive field operations at the reader's position into
+    /// the current struct, up to the first other operation, the next `ff`
+    /// or the end; `Ok(false)` when the struct is not in the state (then
+    /// nothing was read).
+    #[inline(always)]
+    fn write_primitives(&mut self, fields: &[FieldDef]) -> Result<bool, DecodeError> {
+        let bytes = self.r.buffer();
+        let current = self.current;
+        let Some(slots) = self.state.struct_slots(current) else {
+            return Ok(false);
+        };
+        if slots.len() < fields.len() {
+            slots.resize_with(fields.len(), || None);
+        }
+        let mut mask = 0u64;
+        let mut at = self.r.offset();
+        loop {
+            let byte = match bytes.get(at) {
+                Some(&b) if b != SWITCH_TO_STRUCTURE => b,
+                _ => break,
+            };
+            let index = byte & 0x3f;
+            let i = usize::from(index);
+            let Some(field) = fields.get(i) else {
+                return Err(err(at, DecodeErrorKind::UnknownField(index)));
+            };
+            let FieldType::Primitive(p) = field.ty else {
+                break;
+            };
+            let Some(slot) = slots.get_mut(i) else {
+                break;
+            };
+            let new = if byte & 0xc0 == DELETE {
+                at += 1;
+                None
+            } else if let (Primitive::Float32, Some(&[a, b, c, d])) = (p, bytes.get(at + 1..at + 5))
+            {
+                // The common case, inline.
+                at += 5;
+                Some(Value::Number(f32::from_le_bytes([a, b, c, d]).into()))
+            } else {
+                self.r.set_offset(at + 1);
+                let value = read_primitive(&mut self.r, p)?;
+                at = self.r.offset();
+                Some(match value {
+                    Scalar::Bool(b) => Value::Bool(b),
+                    Scalar::Int(v) => Value::Int(v),
+                    Scalar::Uint(v) => Value::Uint(v),
+                    Scalar::Number(v) => Value::Number(v),
+                    Scalar::BigInt(v) => Value::BigInt(v),
+                    Scalar::BigUint(v) => Value::BigUint(v),
+                    Scalar::Str { start, len } => {
+                        let s = bytes
+                            .get(start as usize..(start + len) as usize)
+                            .and_then(|b| std::str::from_utf8(b).ok())
+                            .unwrap_or_default();
+                        let mut buf = self.undo.buffer();
+                        buf.push_str(s);
+                        Value::String(buf)
+                    }
+                    Scalar::None | Scalar::Child { .. } => {
+                        return Err(err(at, DecodeErrorKind::Unsupported("primitive type")))
+                    }
+                })
+            };
+            let old = std::mem::replace(slot, new);
+            self.undo.push(current, index, old);
+            mask |= 1 << index;
+        }
+        self.r.set_offset(at);
+        if self.notify && mask != 0 {
+            self.touched.push((current, mask));
+        }
+        Ok(true)
+    }
+
     #[inline(always)]
     fn shape_of(&self, id: RefId) -> Option<Shape> {
         if self.created.len() != 0 {
@@ -366,7 +534,11 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
         let bytes = self.r.buffer();
         let runs = offsets.is_none();
         let mut run_start = None;
+        let mut eager = self.eager;
         loop {
+            if eager {
+                eager = self.write_primitives(fields)?;
+            }
             let at = self.r.offset();
             let byte = match bytes.get(at) {
                 Some(&b) if b != SWITCH_TO_STRUCTURE => b,
@@ -390,6 +562,7 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                 continue;
             }
             self.r.set_offset(at + 1);
+            self.sync_switch();
             if let Some(start) = run_start.take() {
                 self.steps.push(Step::Fields {
                     start,
@@ -407,6 +580,7 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
             }
         }
         if let Some(start) = run_start {
+            self.sync_switch();
             self.steps.push(Step::Fields {
                 start,
                 end: self.r.offset() as u32,
