@@ -260,6 +260,7 @@ impl Parser {
             undo: &mut self.undo,
             current: RefId::ROOT,
             switched: RefId::ROOT,
+            eager_block: self.eager && !self.record_offsets,
         };
         let mut shape = Shape::Struct(types.root());
         // The fields of the current struct (looked up once per block).
@@ -277,7 +278,10 @@ impl Parser {
                 }
                 cx.current = id;
                 if cx.eager {
-                    // Pushed with the first step of the block, if any.
+                    // The `Switch` step is pushed with the first staged
+                    // step of the block, if any.
+                    cx.eager_block =
+                        matches!(shape, Shape::Struct(_)) && cx.write_primitives(fields)?;
                     continue;
                 }
                 cx.switched = id;
@@ -388,6 +392,8 @@ struct Cx<'a, 'b, S> {
     /// The structure of the last `Switch` step (with `eager`, a block
     /// whose operations were all applied while parsing gets none).
     switched: RefId,
+    /// With `eager`: the current structure is a struct the state holds.
+    eager_block: bool,
 }
 
 impl<S: ShapeSource> Cx<'_, '_, S> {
@@ -440,7 +446,14 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
             {
                 // The common case, inline.
                 at += 5;
-                Some(Value::Number(f32::from_le_bytes([a, b, c, d]).into()))
+                let v = f64::from(f32::from_le_bytes([a, b, c, d]));
+                if let Some(Value::Number(n)) = slot {
+                    self.undo.push_number(current, index, *n);
+                    *n = v;
+                    mask |= 1 << index;
+                    continue;
+                }
+                Some(Value::Number(v))
             } else {
                 self.r.set_offset(at + 1);
                 let value = read_primitive(&mut self.r, p)?;
@@ -534,7 +547,7 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
         let bytes = self.r.buffer();
         let runs = offsets.is_none();
         let mut run_start = None;
-        let mut eager = self.eager;
+        let mut eager = self.eager_block;
         loop {
             if eager {
                 eager = self.write_primitives(fields)?;

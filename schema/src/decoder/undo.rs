@@ -71,6 +71,17 @@ impl UndoLog {
         });
     }
 
+    /// Records that field `index` of struct `id` held the number `old`.
+    #[inline(always)]
+    pub(crate) fn push_number(&mut self, id: RefId, index: u8, old: f64) {
+        self.entries.push(Entry {
+            id,
+            index,
+            tag: NUMBER,
+            bits: old.to_bits(),
+        });
+    }
+
     /// An empty string buffer (reused when one is available).
     #[inline]
     pub(crate) fn buffer(&mut self) -> String {
