@@ -261,9 +261,7 @@ impl DynamicDecoder {
         self.parser.notify = mirror.is_some();
         self.parser.parse(bytes, &self.types, &mut self.nodes)?;
         if let Some(m) = mirror.as_deref_mut() {
-            for &(at, mask) in &self.parser.touched {
-                m.primitives(&self.nodes, at, mask);
-            }
+            m.primitives_written(&self.nodes, &mut self.parser.touched);
         }
         let mut apply = Apply {
             bytes,
@@ -423,6 +421,14 @@ pub(crate) trait Mirror {
     /// The primitive fields of struct `at` whose bits are set in `mask`
     /// changed.
     fn primitives(&mut self, nodes: &Nodes, at: RefId, mask: u64);
+    /// [`primitives`](Self::primitives) for each `(struct, mask)` of
+    /// `written`, in order: the fields the parse pass wrote (the list may
+    /// be taken, or swapped with an empty one).
+    fn primitives_written(&mut self, nodes: &Nodes, written: &mut Vec<(RefId, u64)>) {
+        for &(at, mask) in written.iter() {
+            self.primitives(nodes, at, mask);
+        }
+    }
     /// Every step of the message is applied (garbage collection follows).
     fn applied(&mut self, nodes: &Nodes);
     /// Structure `id` was garbage-collected.
