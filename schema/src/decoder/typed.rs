@@ -944,7 +944,7 @@ impl Typed {
                 // each element by position.
                 let mut end = i;
                 let reached = visit(loc, root, &mut self.limbo, parent, 0, &mut |p| {
-                    while let Some(&(at, mask)) = pending.get(end) {
+                    while let Some(&(at, mut mask)) = pending.get(end) {
                         let Some(&Loc {
                             parent: q,
                             slot: Slot::Pos(pos),
@@ -956,6 +956,14 @@ impl Typed {
                             break;
                         }
                         end += 1;
+                        // The struct's consecutive entries at once.
+                        while let Some(&(next, m)) = pending.get(end) {
+                            if next != at {
+                                break;
+                            }
+                            mask |= m;
+                            end += 1;
+                        }
                         let mut found = false;
                         p.__decode_visit_element(pos as usize, &mut |n| {
                             found = true;
