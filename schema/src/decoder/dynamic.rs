@@ -269,6 +269,7 @@ impl DynamicDecoder {
             garbage: &mut self.garbage,
             types: &self.types,
             created: &self.parser.created,
+            map_sizes: &self.parser.map_sizes,
             recorded: recording.then_some(&mut self.recorded),
             mirror: mirror.as_deref_mut(),
             dirty: false,
@@ -397,6 +398,8 @@ struct Apply<'a, 'b, M: ?Sized> {
     types: &'b TypeRegistry,
     /// Shapes of the structures the message creates.
     created: &'b RefMap<Shape>,
+    /// Entries the message gives the maps it creates, at most.
+    map_sizes: &'b RefMap<u32>,
     recorded: Option<&'b mut Vec<Recorded>>,
     mirror: Option<&'b mut M>,
     /// The current collection's block changed something.
@@ -542,6 +545,9 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
             Scalar::Child { id, create } => {
                 if let Some(&shape) = create.then(|| self.created.get(id)).flatten() {
                     let mut node = Node::new(shape, self.types);
+                    if let (NodeData::Map(m), Some(&n)) = (&mut node.data, self.map_sizes.get(id)) {
+                        m.entries.reserve(n as usize);
+                    }
                     // Unreferenced until a slot takes it: collected at the
                     // end of the message unless one does.
                     self.garbage.track_new(id, &mut node.rc);
@@ -876,24 +882,23 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                 if op & ADD == ADD && key != NO_KEY {
                     let k = key_at(bytes, key);
                     // One allocation per new key, shared by the index and
-                    // the entry.
-                    // The key is hashed once to find its entry, once more
-                    // to add it when it is new.
-                    let found = entries.find(k);
+                    // the entry; the key is hashed once.
                     let old = indexes.get(RefId(index));
-                    let shared: Arc<str> = match (old, found.and_then(|i| entries.key_at(i))) {
-                        (Some(old), _) if **old == *k => Arc::clone(old),
-                        (_, Some(existing)) => Arc::clone(existing),
+                    let candidate: Arc<str> = match old {
+                        Some(old) if **old == *k => Arc::clone(old),
                         _ => Arc::from(k),
                     };
+                    let Some(v) = new else {
+                        // (The parse pass gives every ADD a value.)
+                        if old.is_none_or(|old| !Arc::ptr_eq(old, &candidate)) {
+                            indexes.insert(RefId(index), candidate);
+                        }
+                        return;
+                    };
+                    let (prev, shared) = entries.insert_keyed(candidate, v);
                     if old.is_none_or(|old| !Arc::ptr_eq(old, &shared)) {
                         indexes.insert(RefId(index), Arc::clone(&shared));
                     }
-                    let Some(v) = new else { return };
-                    let prev = match found.and_then(|i| entries.value_at_mut(i)) {
-                        Some(slot) => Some(std::mem::replace(slot, v)),
-                        None => entries.insert(Arc::clone(&shared), v),
-                    };
                     (Key::Str(shared), prev, new_ref)
                 } else if op == DELETE {
                     let Some(k) = indexes.remove(RefId(index)) else {

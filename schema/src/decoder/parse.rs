@@ -185,6 +185,9 @@ pub(crate) struct Parser {
     cleared_maps: HashMap<u32, u32, RefIdHasherBuilder>,
     /// Structures created by the current message, with their shape.
     pub(crate) created: RefMap<Shape>,
+    /// Maps created by the current message, with the number of entries
+    /// its ADD operations give them at most (to size them once).
+    pub(crate) map_sizes: RefMap<u32>,
     /// The steps of the last parsed message.
     pub(crate) steps: Vec<Step>,
     /// The offset of each step's first byte, when `record_offsets` is set.
@@ -235,6 +238,7 @@ impl Parser {
         state: &mut S,
     ) -> Result<(), DecodeError> {
         self.created.clear();
+        self.map_sizes.clear();
         self.map_indexes.clear();
         self.cleared_maps.clear();
         self.steps.clear();
@@ -250,6 +254,8 @@ impl Parser {
             types,
             state,
             created: &mut self.created,
+            map_sizes: &mut self.map_sizes,
+            map_adds: 0,
             map_indexes: &mut self.map_indexes,
             cleared_maps: &mut self.cleared_maps,
             steps: &mut self.steps,
@@ -269,6 +275,7 @@ impl Parser {
             let at = cx.r.offset();
             let step = if first == SWITCH_TO_STRUCTURE {
                 cx.r.skip(1);
+                cx.end_block();
                 let id = RefId(cx.r.decode_varint()?);
                 shape = cx
                     .shape_of(id)
@@ -305,6 +312,7 @@ impl Parser {
                 self.offsets.push(at as u32);
             }
         }
+        cx.end_block();
         Ok(())
     }
 }
@@ -339,11 +347,10 @@ pub(crate) fn read_primitive(r: &mut Reader<'_>, p: Primitive) -> Result<Scalar,
         Primitive::Float32 => Scalar::Number(r.decode_f32()?.into()),
         Primitive::Number => Scalar::Number(r.decode_number()?),
         Primitive::String => {
-            let s = r.decode_str()?;
-            let end = r.offset();
+            let (start, len) = r.skip_str()?;
             Scalar::Str {
-                start: (end - s.len()) as u32,
-                len: s.len() as u32,
+                start: start as u32,
+                len: len as u32,
             }
         }
         Primitive::Boolean => Scalar::Bool(r.decode_bool()?),
@@ -373,6 +380,9 @@ struct Cx<'a, 'b, S> {
     types: &'b TypeRegistry,
     state: &'b mut S,
     created: &'b mut RefMap<Shape>,
+    map_sizes: &'b mut RefMap<u32>,
+    /// ADD operations of the current map block.
+    map_adds: u32,
     map_indexes: &'b mut HashMap<(u32, u32), (bool, u32), RefIdHasherBuilder>,
     cleared_maps: &'b mut HashMap<u32, u32, RefIdHasherBuilder>,
     /// The steps so far.
@@ -397,6 +407,17 @@ struct Cx<'a, 'b, S> {
 }
 
 impl<S: ShapeSource> Cx<'_, '_, S> {
+    /// End of the current block: a map the message creates records its
+    /// entries.
+    #[inline(always)]
+    fn end_block(&mut self) {
+        let adds = std::mem::take(&mut self.map_adds);
+        if adds != 0 && self.created.contains(self.current) {
+            let n = self.map_sizes.get(self.current).copied().unwrap_or(0);
+            self.map_sizes.insert(self.current, n.saturating_add(adds));
+        }
+    }
+
     /// Pushes the `Switch` step to the current structure if the steps do
     /// not end in its block.
     #[inline(always)]
@@ -652,8 +673,9 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
             (CollectionKind::Map, REPLACE | DELETE | ADD | DELETE_AND_ADD) => {
                 let index = self.r.decode_varint()?;
                 let key = if op & ADD == ADD {
+                    self.map_adds += 1;
                     let at = self.r.offset() as u32;
-                    self.r.decode_str()?;
+                    self.r.skip_str()?;
                     at
                 } else {
                     NO_KEY
