@@ -623,6 +623,29 @@ fn field_writes_before_an_error_are_undone() {
     let offset = bad.bytes().len() - 1;
     rejects(&bad, UnknownField(5), offset);
 
+    // Structures the message creates (made while parsing, fields written)
+    // are gone again: `other` = new State #20 with n = 3 and a new map #21
+    // with an entry #22, then an unknown refId.
+    let bad = writes()
+        .op(0x88)
+        .varint(20)
+        .switch(20)
+        .op(0x80)
+        .varint(3)
+        .op(0x83)
+        .varint(21)
+        .switch(21)
+        .op(0x80)
+        .varint(0)
+        .str("new")
+        .varint(22)
+        .switch(22)
+        .op(0x80)
+        .op(5)
+        .switch(99);
+    let offset = bad.bytes().len() - 2;
+    rejects(&bad, UnknownRefId(99), offset);
+
     // Callbacks: none fire for the rejected message; a later one sees the
     // values from before it as previous values.
     let mut d = decoder();

@@ -121,6 +121,15 @@ impl ShapeSource for Nodes {
             _ => None,
         }
     }
+
+    fn create(&mut self, id: RefId, shape: Shape, types: &TypeRegistry) -> bool {
+        self.map.insert(id, Node::new(shape, types));
+        true
+    }
+
+    fn remove_created(&mut self, id: RefId) {
+        self.map.remove(id);
+    }
 }
 
 /// Decodes Colyseus state bytes of any schema into a dynamic value tree.
@@ -543,15 +552,23 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
             Scalar::BigUint(u) => Value::BigUint(u),
             Scalar::Str { start, len } => Value::String(self.str(start, len).to_owned()),
             Scalar::Child { id, create } => {
-                if let Some(&shape) = create.then(|| self.created.get(id)).flatten() {
-                    let mut node = Node::new(shape, self.types);
-                    if let (NodeData::Map(m), Some(&n)) = (&mut node.data, self.map_sizes.get(id)) {
-                        m.entries.reserve(n as usize);
+                if create {
+                    // Made by the parse pass (eager), or made here.
+                    if self.nodes.map.get(id).is_none() {
+                        if let Some(&shape) = self.created.get(id) {
+                            self.nodes.map.insert(id, Node::new(shape, self.types));
+                        }
                     }
-                    // Unreferenced until a slot takes it: collected at the
-                    // end of the message unless one does.
-                    self.garbage.track_new(id, &mut node.rc);
-                    self.nodes.map.insert(id, node);
+                    if let Some(node) = self.nodes.map.get_mut(id) {
+                        if let (NodeData::Map(m), Some(&n)) =
+                            (&mut node.data, self.map_sizes.get(id))
+                        {
+                            m.entries.reserve(n as usize);
+                        }
+                        // Unreferenced until a slot takes it: collected at
+                        // the end of the message unless one does.
+                        self.garbage.track_new(id, &mut node.rc);
+                    }
                 }
                 Value::Ref(id)
             }

@@ -14,7 +14,10 @@
 //! ([`UndoLog`]); a rejected message replays the log, so either way a
 //! rejected message leaves the state exactly as it was. A field is either
 //! primitive or holds children, so these writes never interleave with the
-//! staged steps on one slot.
+//! staged steps on one slot. Structures the message creates are made in the
+//! state as soon as they are referenced (empty and unattached: the applier
+//! attaches them), so that their fields are written the same way, without
+//! logging; a rejected message removes them.
 //!
 //! What is checked (the reference decoder, spec §13, logs and skips most of
 //! these): truncation and malformed primitives; `ff refId` and child refIds
@@ -90,6 +93,19 @@ pub(crate) trait ShapeSource {
     fn struct_slots(&mut self, id: RefId) -> Option<&mut Vec<Option<Value>>> {
         let _ = id;
         None
+    }
+    /// Creates an empty structure `id` of this shape, which the state does
+    /// not hold, so that the parse pass can write its fields (`false`: not
+    /// supported). The applier adopts it at the step that references it;
+    /// [`remove_created`](Self::remove_created) takes it back if the message
+    /// is rejected.
+    fn create(&mut self, id: RefId, shape: Shape, types: &TypeRegistry) -> bool {
+        let _ = (id, shape, types);
+        false
+    }
+    /// Removes a structure made by [`create`](Self::create).
+    fn remove_created(&mut self, id: RefId) {
+        let _ = id;
     }
 }
 
@@ -167,9 +183,25 @@ pub(crate) const NO_KEY: u32 = u32::MAX;
 
 /// Reads the map key whose string header is at `at` (validated by the
 /// parse pass).
+#[inline]
 pub(crate) fn key_at(bytes: &[u8], at: u32) -> &str {
+    let at = at as usize;
+    if let Some(&header) = bytes.get(at) {
+        if header & 0xe0 == 0xa0 {
+            // A short string (fixstr header).
+            let len = usize::from(header & 0x1f);
+            if let Some(b) = bytes.get(at + 1..at + 1 + len) {
+                return std::str::from_utf8(b).unwrap_or_default();
+            }
+        }
+    }
+    key_at_slow(bytes, at)
+}
+
+#[inline(never)]
+fn key_at_slow(bytes: &[u8], at: usize) -> &str {
     let mut r = Reader::new(bytes);
-    r.seek((at as usize).min(bytes.len()));
+    r.seek(at.min(bytes.len()));
     r.decode_str().unwrap_or_default()
 }
 
@@ -206,6 +238,10 @@ pub(crate) struct Parser {
     pub(crate) touched: Vec<(RefId, u64)>,
     /// The values replaced by the writes made while parsing.
     undo: UndoLog,
+    /// With `eager`: the structures the message creates, made in the state
+    /// while parsing (their fields are written like the others', without
+    /// logging: a rejected message removes them).
+    new_nodes: Vec<RefId>,
 }
 
 impl Parser {
@@ -223,9 +259,14 @@ impl Parser {
     ) -> Result<(), DecodeError> {
         self.undo.commit();
         self.touched.clear();
+        self.new_nodes.clear();
         let result = self.parse_inner(bytes, types, state);
         if result.is_err() {
             self.undo.rollback(state);
+            for &id in self.new_nodes.iter().rev() {
+                state.remove_created(id);
+            }
+            self.new_nodes.clear();
             self.touched.clear();
         }
         result
@@ -264,6 +305,8 @@ impl Parser {
             notify: self.notify,
             touched: &mut self.touched,
             undo: &mut self.undo,
+            new_nodes: &mut self.new_nodes,
+            block_is_new: false,
             current: RefId::ROOT,
             switched: RefId::ROOT,
             eager_block: self.eager && !self.record_offsets,
@@ -285,6 +328,7 @@ impl Parser {
                 }
                 cx.current = id;
                 if cx.eager {
+                    cx.block_is_new = cx.created.len() != 0 && cx.created.contains(id);
                     // The `Switch` step is pushed with the first staged
                     // step of the block, if any.
                     cx.eager_block =
@@ -397,6 +441,9 @@ struct Cx<'a, 'b, S> {
     notify: bool,
     touched: &'b mut Vec<(RefId, u64)>,
     undo: &'b mut UndoLog,
+    new_nodes: &'b mut Vec<RefId>,
+    /// With `eager`: the current structure is one of `new_nodes`.
+    block_is_new: bool,
     /// The structure the current block applies to.
     current: RefId,
     /// The structure of the last `Switch` step (with `eager`, a block
@@ -407,6 +454,16 @@ struct Cx<'a, 'b, S> {
 }
 
 impl<S: ShapeSource> Cx<'_, '_, S> {
+    /// Records structure `id`, new in this message (made in the state
+    /// right away with `eager`).
+    #[inline]
+    fn create(&mut self, id: RefId, shape: Shape) {
+        self.created.insert(id, shape);
+        if self.eager && self.state.create(id, shape, self.types) {
+            self.new_nodes.push(id);
+        }
+    }
+
     /// End of the current block: a map the message creates records its
     /// entries.
     #[inline(always)]
@@ -436,6 +493,7 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
     fn write_primitives(&mut self, fields: &[FieldDef]) -> Result<bool, DecodeError> {
         let bytes = self.r.buffer();
         let current = self.current;
+        let log = !self.block_is_new;
         let Some(slots) = self.state.struct_slots(current) else {
             return Ok(false);
         };
@@ -469,7 +527,9 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                 at += 5;
                 let v = f64::from(f32::from_le_bytes([a, b, c, d]));
                 if let Some(Value::Number(n)) = slot {
-                    self.undo.push_number(current, index, *n);
+                    if log {
+                        self.undo.push_number(current, index, *n);
+                    }
                     *n = v;
                     mask |= 1 << index;
                     continue;
@@ -501,11 +561,14 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                 })
             };
             let old = std::mem::replace(slot, new);
-            self.undo.push(current, index, old);
+            if log {
+                self.undo.push(current, index, old);
+            }
             mask |= 1 << index;
         }
         self.r.set_offset(at);
-        if self.notify && mask != 0 {
+        // (A new structure gets its typed value filled from the state.)
+        if self.notify && mask != 0 && log {
             self.touched.push((current, mask));
         }
         Ok(true)
@@ -753,7 +816,7 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                             None => base,
                         };
                         let shape = Shape::Struct(t);
-                        self.created.insert(id, shape);
+                        self.create(id, shape);
                         Scalar::Child { id, create: true }
                     }
                 }
@@ -770,7 +833,7 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                         if op & ADD != ADD {
                             return Err(err(at, DecodeErrorKind::UnknownRefId(id.0)));
                         }
-                        self.created.insert(id, want);
+                        self.create(id, want);
                         Scalar::Child { id, create: true }
                     }
                 }

@@ -524,8 +524,26 @@ impl<'a> Reader<'a> {
     /// # Errors
     ///
     /// As [`decode_str`](Self::decode_str).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn skip_str(&mut self) -> Result<(usize, usize), DecodeError> {
+        // Fast path: a short ASCII string.
+        let start = self.pos;
+        if let Some(&header) = self.buf.get(start) {
+            if header & 0xe0 == 0xa0 {
+                let (at, len) = (start + 1, usize::from(header & 0x1f));
+                if let Some(bytes) = self.buf.get(at..at + len) {
+                    if bytes.iter().fold(0, |acc, &b| acc | b) < 0x80 {
+                        self.pos = at + len;
+                        return Ok((at, len));
+                    }
+                }
+            }
+        }
+        self.skip_str_slow()
+    }
+
+    #[inline(never)]
+    fn skip_str_slow(&mut self) -> Result<(usize, usize), DecodeError> {
         let start = self.pos;
         let len = self.decode_str_len()?;
         let at = self.pos;
