@@ -584,3 +584,86 @@ fn legacy_array_semantics() {
         legacy.to_json()
     );
 }
+
+/// Primitive fields of existing structures are written while the message
+/// is parsed: an error after some of them puts every old value back
+/// (numbers, strings, deletes, a field written twice, several structs),
+/// and callbacks registered later see the old values as the previous ones.
+#[test]
+fn field_writes_before_an_error_are_undone() {
+    use std::sync::{Arc, Mutex};
+    use DecodeErrorKind::*;
+    let writes = || {
+        Msg::default()
+            .op(0x80)
+            .varint(5) // n = 5
+            .op(0x81)
+            .str("zz") // s = "zz"
+            .op(0x80)
+            .varint(6) // n = 6 (twice)
+            .op(0x41) // DELETE s
+            .switch(1)
+            .op(0x80)
+            .op(9) // child.x = 9
+            .switch(3)
+            .op(0x80)
+            .op(4) // items["k"].x = 4
+            .switch(0)
+            .op(0x81)
+            .str("a longer string") // s again
+    };
+    // Failing at the end, in the middle of a block, and on a bad value.
+    let bad = writes().switch(99);
+    let offset = bad.bytes().len() - 2;
+    rejects(&bad, UnknownRefId(99), offset);
+    let bad = writes().op(0x80);
+    let offset = bad.bytes().len();
+    rejects(&bad, UnexpectedEof, offset);
+    let bad = writes().switch(1).op(0x80).op(1).op(0x85);
+    let offset = bad.bytes().len() - 1;
+    rejects(&bad, UnknownField(5), offset);
+
+    // Structures the message creates (made while parsing, fields written)
+    // are gone again: `other` = new State #20 with n = 3 and a new map #21
+    // with an entry #22, then an unknown refId.
+    let bad = writes()
+        .op(0x88)
+        .varint(20)
+        .switch(20)
+        .op(0x80)
+        .varint(3)
+        .op(0x83)
+        .varint(21)
+        .switch(21)
+        .op(0x80)
+        .varint(0)
+        .str("new")
+        .varint(22)
+        .switch(22)
+        .op(0x80)
+        .op(5)
+        .switch(99);
+    let offset = bad.bytes().len() - 2;
+    rejects(&bad, UnknownRefId(99), offset);
+
+    // Callbacks: none fire for the rejected message; a later one sees the
+    // values from before it as previous values.
+    let mut d = decoder();
+    d.decode(writes().switch(99).bytes()).expect_err("rejected");
+    assert_eq!(d.to_json(), FULL_JSON);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    d.callbacks()
+        .listen(RefId(1), "x", move |_cx, v, previous| {
+            let f = |v: Option<&roomcast_schema::decoder::Value>| v.and_then(|v| v.as_f64());
+            sink.lock().unwrap().push((f(v), f(previous)));
+        })
+        .expect("listen");
+    // With callbacks registered, a rejected message fires nothing.
+    d.decode(writes().switch(99).bytes()).expect_err("rejected");
+    assert_eq!(d.to_json(), FULL_JSON);
+    assert!(seen.lock().unwrap().is_empty());
+    d.decode(Msg::default().switch(1).op(0x80).op(8).bytes())
+        .expect("valid");
+    assert_eq!(*seen.lock().unwrap(), vec![(Some(8.0), Some(7.0))]);
+}

@@ -905,3 +905,72 @@ fn decoders_are_send() {
     assert_send(typed.dynamic());
     assert_send(&roomcast_schema::Encoder::new(Nested::default()));
 }
+
+// Atomicity of the typed decoder when field writes precede an error.
+
+#[derive(Schema, Default, Debug)]
+#[schema(decode)]
+struct Mover {
+    x: f32,
+    name: String,
+}
+
+#[derive(Schema, Default, Debug)]
+#[schema(decode)]
+struct Movers {
+    movers: MapSchema<Mover>,
+    tick: u32,
+}
+
+/// A patch whose field writes are followed by an invalid block is
+/// rejected as a whole: neither the typed state nor its shadow changes,
+/// and the genuine patch then applies.
+#[test]
+fn rejected_patch_leaves_typed_state_unchanged() {
+    use roomcast_schema::Encoder;
+    let mut state = Movers::default();
+    for (k, x) in [("a", 1.0), ("b", 2.0)] {
+        state.movers.insert(
+            k,
+            Mover {
+                x,
+                name: k.to_owned(),
+            },
+        );
+    }
+    let mut enc = Encoder::new(state);
+    let full = enc.encode_all().to_vec();
+    enc.encode_patch();
+    {
+        let mut s = enc.state_mut();
+        s.set_tick(7);
+        let mut movers = s.movers_mut();
+        for k in ["a", "b"] {
+            if let Some(mut m) = movers.get_mut(k) {
+                m.set_x(10.0);
+                m.set_name(format!("{k}-moved"));
+            }
+        }
+    }
+    let patch = enc.encode_patch().to_vec();
+    let mut bad = patch.clone();
+    bad.extend_from_slice(&[0xff, 0x63]); // unknown refId 99
+
+    let mut d = Decoder::<Movers>::new().expect("types");
+    d.decode(&full).expect("full");
+    let shadow = d.dynamic().to_json();
+    d.decode(&bad).expect_err("rejected");
+    assert_eq!(d.dynamic().to_json(), shadow);
+    let s = d.state();
+    assert_eq!(s.tick, 0);
+    let a = s.movers.get("a").expect("a");
+    assert_eq!((a.x, a.name.as_str()), (1.0, "a"));
+    let b = s.movers.get("b").expect("b");
+    assert_eq!((b.x, b.name.as_str()), (2.0, "b"));
+
+    d.decode(&patch).expect("genuine patch");
+    let s = d.state();
+    assert_eq!(s.tick, 7);
+    let b = s.movers.get("b").expect("b");
+    assert_eq!((b.x, b.name.as_str()), (10.0, "b-moved"));
+}

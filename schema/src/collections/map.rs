@@ -127,15 +127,22 @@ impl<V: Field> MapSchema<V> {
     /// position); returns the previous value.
     pub fn insert(&mut self, key: impl Into<String>, value: V) -> Option<V> {
         let key: Box<str> = key.into().into_boxed_str();
-        if let Some(pos) = self.pos(&key) {
-            let slot = self.inner.slots[pos as usize]
-                .as_mut()
-                .expect("indexed slot");
-            return Some(std::mem::replace(&mut slot.value, value));
+        // One hash for the lookup and the insertion.
+        match self.index.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                let pos = self.inner.pos_at(*e.get());
+                let slot = self.inner.slots[pos as usize]
+                    .as_mut()
+                    .expect("indexed slot");
+                Some(std::mem::replace(&mut slot.value, value))
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                // The entry and the index each own a copy of the key.
+                let pos = self.inner.push_untracked(e.key().clone(), value);
+                e.insert(self.inner.loc_of(pos));
+                None
+            }
         }
-        let pos = self.inner.push_untracked(key.clone(), value);
-        self.index.insert(key, self.inner.loc_of(pos));
-        None
     }
 }
 

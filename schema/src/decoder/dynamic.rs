@@ -110,6 +110,26 @@ impl ShapeSource for Nodes {
             Some(NodeData::Map(m)) if m.indexes.contains(RefId(index))
         )
     }
+
+    #[inline(always)]
+    fn struct_slots(&mut self, id: RefId) -> Option<&mut Vec<Option<Value>>> {
+        match self.map.get_mut(id) {
+            Some(Node {
+                data: NodeData::Struct(fields),
+                ..
+            }) => Some(fields),
+            _ => None,
+        }
+    }
+
+    fn create(&mut self, id: RefId, shape: Shape, types: &TypeRegistry) -> bool {
+        self.map.insert(id, Node::new(shape, types));
+        true
+    }
+
+    fn remove_created(&mut self, id: RefId) {
+        self.map.remove(id);
+    }
 }
 
 /// Decodes Colyseus state bytes of any schema into a dynamic value tree.
@@ -121,8 +141,10 @@ impl ShapeSource for Nodes {
 /// `schema-wire.md` §9).
 ///
 /// **A message is applied entirely or not at all.** The bytes are first
-/// parsed and checked against the current state; only a valid message is
-/// applied, and applying cannot fail. On `Err` the state is unchanged and
+/// parsed and checked against the current state (primitive fields are
+/// written on the way and restored if the message is rejected); only a
+/// valid message is applied, and applying cannot fail. On `Err` the state
+/// is unchanged, no change callback fires, and
 /// the decoder stays usable (whether the *stream* can continue after a bad
 /// message is another matter: the server assumes it was applied).
 ///
@@ -240,15 +262,23 @@ impl DynamicDecoder {
         bytes: &[u8],
         mut mirror: Option<&mut M>,
     ) -> Result<(), DecodeError> {
-        self.parser.parse(bytes, &self.types, &self.nodes)?;
         self.callbacks.merge();
         let recording = self.callbacks.is_active();
+        // Primitive writes are made while parsing unless callbacks need
+        // every change in message order.
+        self.parser.eager = !recording;
+        self.parser.notify = mirror.is_some();
+        self.parser.parse(bytes, &self.types, &mut self.nodes)?;
+        if let Some(m) = mirror.as_deref_mut() {
+            m.primitives_written(&self.nodes, &mut self.parser.touched);
+        }
         let mut apply = Apply {
             bytes,
             nodes: &mut self.nodes,
             garbage: &mut self.garbage,
             types: &self.types,
             created: &self.parser.created,
+            map_sizes: &self.parser.map_sizes,
             recorded: recording.then_some(&mut self.recorded),
             mirror: mirror.as_deref_mut(),
             dirty: false,
@@ -377,6 +407,8 @@ struct Apply<'a, 'b, M: ?Sized> {
     types: &'b TypeRegistry,
     /// Shapes of the structures the message creates.
     created: &'b RefMap<Shape>,
+    /// Entries the message gives the maps it creates, at most.
+    map_sizes: &'b RefMap<u32>,
     recorded: Option<&'b mut Vec<Recorded>>,
     mirror: Option<&'b mut M>,
     /// The current collection's block changed something.
@@ -401,6 +433,14 @@ pub(crate) trait Mirror {
     /// The primitive fields of struct `at` whose bits are set in `mask`
     /// changed.
     fn primitives(&mut self, nodes: &Nodes, at: RefId, mask: u64);
+    /// [`primitives`](Self::primitives) for each `(struct, mask)` of
+    /// `written`, in order: the fields the parse pass wrote (the list may
+    /// be taken, or swapped with an empty one).
+    fn primitives_written(&mut self, nodes: &Nodes, written: &mut Vec<(RefId, u64)>) {
+        for &(at, mask) in written.iter() {
+            self.primitives(nodes, at, mask);
+        }
+    }
     /// Every step of the message is applied (garbage collection follows).
     fn applied(&mut self, nodes: &Nodes);
     /// Structure `id` was garbage-collected.
@@ -512,12 +552,23 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
             Scalar::BigUint(u) => Value::BigUint(u),
             Scalar::Str { start, len } => Value::String(self.str(start, len).to_owned()),
             Scalar::Child { id, create } => {
-                if let Some(&shape) = create.then(|| self.created.get(id)).flatten() {
-                    let mut node = Node::new(shape, self.types);
-                    // Unreferenced until a slot takes it: collected at the
-                    // end of the message unless one does.
-                    self.garbage.track_new(id, &mut node.rc);
-                    self.nodes.map.insert(id, node);
+                if create {
+                    // Made by the parse pass (eager), or made here.
+                    if self.nodes.map.get(id).is_none() {
+                        if let Some(&shape) = self.created.get(id) {
+                            self.nodes.map.insert(id, Node::new(shape, self.types));
+                        }
+                    }
+                    if let Some(node) = self.nodes.map.get_mut(id) {
+                        if let (NodeData::Map(m), Some(&n)) =
+                            (&mut node.data, self.map_sizes.get(id))
+                        {
+                            m.entries.reserve(n as usize);
+                        }
+                        // Unreferenced until a slot takes it: collected at
+                        // the end of the message unless one does.
+                        self.garbage.track_new(id, &mut node.rc);
+                    }
                 }
                 Value::Ref(id)
             }
@@ -848,24 +899,23 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                 if op & ADD == ADD && key != NO_KEY {
                     let k = key_at(bytes, key);
                     // One allocation per new key, shared by the index and
-                    // the entry.
-                    // The key is hashed once to find its entry, once more
-                    // to add it when it is new.
-                    let found = entries.find(k);
+                    // the entry; the key is hashed once.
                     let old = indexes.get(RefId(index));
-                    let shared: Arc<str> = match (old, found.and_then(|i| entries.key_at(i))) {
-                        (Some(old), _) if **old == *k => Arc::clone(old),
-                        (_, Some(existing)) => Arc::clone(existing),
+                    let candidate: Arc<str> = match old {
+                        Some(old) if **old == *k => Arc::clone(old),
                         _ => Arc::from(k),
                     };
+                    let Some(v) = new else {
+                        // (The parse pass gives every ADD a value.)
+                        if old.is_none_or(|old| !Arc::ptr_eq(old, &candidate)) {
+                            indexes.insert(RefId(index), candidate);
+                        }
+                        return;
+                    };
+                    let (prev, shared) = entries.insert_keyed(candidate, v);
                     if old.is_none_or(|old| !Arc::ptr_eq(old, &shared)) {
                         indexes.insert(RefId(index), Arc::clone(&shared));
                     }
-                    let Some(v) = new else { return };
-                    let prev = match found.and_then(|i| entries.value_at_mut(i)) {
-                        Some(slot) => Some(std::mem::replace(slot, v)),
-                        None => entries.insert(Arc::clone(&shared), v),
-                    };
                     (Key::Str(shared), prev, new_ref)
                 } else if op == DELETE {
                     let Some(k) = indexes.remove(RefId(index)) else {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::decoder::dynamic::{NodeData, Nodes};
-use crate::decoder::parse::{key_at, Parser, Scalar, Shape, ShapeSource, Step, NO_KEY};
+use crate::decoder::parse::{key_at, Parser, ReadOnly, Scalar, Shape, ShapeSource, Step, NO_KEY};
 use crate::decoder::reference_tracker::RefId;
 use crate::decoder::value::{write_json_str, write_primitive_json, Value};
 use crate::types::{CollectionKind, ElementType, TypeId, TypeRegistry};
@@ -69,7 +69,7 @@ pub(crate) fn explain(
 ) -> Result<(), DecodeError> {
     let mut parser = Parser::default();
     parser.record_offsets = true;
-    let result = parser.parse(bytes, types, nodes);
+    let result = parser.parse(bytes, types, &mut ReadOnly(nodes));
     let new_shapes = &parser.created;
     let mut created: HashMap<RefId, Shape> = HashMap::new();
     let shape_of = |created: &HashMap<RefId, Shape>, id: RefId| {

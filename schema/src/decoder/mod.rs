@@ -16,8 +16,10 @@
 //! # Bad input
 //!
 //! Every message is parsed and checked against the current state before
-//! anything is applied, so **a message is applied entirely or not at all**:
-//! on `Err` the state is exactly what it was. Errors name the byte offset
+//! any structural change is applied (primitive field writes made on the
+//! way are undone if the message is rejected), so **a message is applied
+//! entirely or not at all**: on `Err` the state is exactly what it was,
+//! and no change callback fires. Errors name the byte offset
 //! and the problem ([`DecodeError`](crate::wire::DecodeError)). Decoding
 //! never panics and never loops (every step consumes input); lengths are
 //! checked before allocating, refIds from the network cannot make the refId
@@ -56,6 +58,7 @@ mod parse;
 mod reference_tracker;
 mod reflection;
 mod typed;
+mod undo;
 mod value;
 
 pub use callbacks::{At, CallbackError, CallbackHandle, Cx, Key};

@@ -53,27 +53,10 @@ impl<K: Hash + Eq + Clone, V, S: BuildHasher> OrderedMap<K, V, S> {
         self.slots[i].as_mut().map(|(_, v)| v)
     }
 
-    /// The position of `key`, for [`key_at`](Self::key_at) and
-    /// [`value_at_mut`](Self::value_at_mut).
-    #[inline]
-    pub(crate) fn find<Q>(&self, key: &Q) -> Option<usize>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.index.get(key).copied()
-    }
-
-    /// The key at a position returned by [`find`](Self::find).
-    #[inline]
-    pub(crate) fn key_at(&self, i: usize) -> Option<&K> {
-        self.slots.get(i)?.as_ref().map(|(k, _)| k)
-    }
-
-    /// The value at a position returned by [`find`](Self::find).
-    #[inline]
-    pub(crate) fn value_at_mut(&mut self, i: usize) -> Option<&mut V> {
-        self.slots.get_mut(i)?.as_mut().map(|(_, v)| v)
+    /// Room for `n` more entries.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.slots.reserve(n);
+        self.index.reserve(n);
     }
 
     /// Sets `key` to `value`; an existing key keeps its position. Returns the
@@ -91,6 +74,26 @@ impl<K: Hash + Eq + Clone, V, S: BuildHasher> OrderedMap<K, V, S> {
                 e.insert(self.slots.len());
                 self.slots.push(Some((key, value)));
                 None
+            }
+        }
+    }
+
+    /// [`insert`](Self::insert), also returning the key as the map holds
+    /// it (the one already there when `key` was present).
+    pub(crate) fn insert_keyed(&mut self, key: K, value: V) -> (Option<V>, K) {
+        match self.index.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                let i = *e.get();
+                match self.slots.get_mut(i).and_then(Option::as_mut) {
+                    Some((k, v)) => (Some(std::mem::replace(v, value)), k.clone()),
+                    None => (None, e.key().clone()),
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let key = e.key().clone();
+                e.insert(self.slots.len());
+                self.slots.push(Some((key.clone(), value)));
+                (None, key)
             }
         }
     }

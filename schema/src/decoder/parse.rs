@@ -1,13 +1,23 @@
-//! The first of the decoder's two passes: parse and validate a whole message
-//! without touching the state.
+//! The first of the decoder's two passes: parse and validate a whole
+//! message, writing the primitive fields of existing structs on the way.
 //!
 //! [`Parser::parse`] walks the structure blocks of a message body (spec
 //! `schema-wire.md` §1, §3), checks every byte and every reference against
 //! the current state plus what the message itself creates, and records the
-//! operations as [`Step`]s with their values decoded and their child
-//! references resolved. Only when the whole message is valid does the
-//! decoder apply the steps, and applying them cannot fail: a rejected
-//! message leaves the state exactly as it was.
+//! structural operations as [`Step`]s with their values decoded and their
+//! child references resolved. Only when the whole message is valid does the
+//! decoder apply the steps, and applying them cannot fail.
+//!
+//! Primitive field writes (ADD, REPLACE, DELETE of a primitive field) to a
+//! struct the state already holds are the bulk of a patch: with
+//! [`Parser::eager`] they are written while parsing, logging the old values
+//! ([`UndoLog`]); a rejected message replays the log, so either way a
+//! rejected message leaves the state exactly as it was. A field is either
+//! primitive or holds children, so these writes never interleave with the
+//! staged steps on one slot. Structures the message creates are made in the
+//! state as soon as they are referenced (empty and unattached: the applier
+//! attaches them), so that their fields are written the same way, without
+//! logging; a rejected message removes them.
 //!
 //! What is checked (the reference decoder, spec §13, logs and skips most of
 //! these): truncation and malformed primitives; `ff refId` and child refIds
@@ -22,6 +32,8 @@
 use std::collections::HashMap;
 
 use crate::decoder::reference_tracker::{RefId, RefIdHasherBuilder, RefMap};
+use crate::decoder::undo::UndoLog;
+use crate::decoder::value::Value;
 use crate::types::{
     CollectionKind, ElementType, FieldDef, FieldType, Primitive, TypeId, TypeRegistry,
 };
@@ -77,6 +89,38 @@ pub(crate) trait ShapeSource {
     fn shape_of(&self, id: RefId) -> Option<Shape>;
     /// Whether a map holds wire index `index`.
     fn map_has_index(&self, map: RefId, index: u32) -> bool;
+    /// The field values of struct `id`, for the parse pass to write
+    /// primitive fields in place (`None`: not available, the writes are
+    /// staged as steps).
+    fn struct_slots(&mut self, id: RefId) -> Option<&mut Vec<Option<Value>>> {
+        let _ = id;
+        None
+    }
+    /// Creates an empty structure `id` of this shape, which the state does
+    /// not hold, so that the parse pass can write its fields (`false`: not
+    /// supported). The applier adopts it at the step that references it;
+    /// [`remove_created`](Self::remove_created) takes it back if the message
+    /// is rejected.
+    fn create(&mut self, id: RefId, shape: Shape, types: &TypeRegistry) -> bool {
+        let _ = (id, shape, types);
+        false
+    }
+    /// Removes a structure made by [`create`](Self::create).
+    fn remove_created(&mut self, id: RefId) {
+        let _ = id;
+    }
+}
+
+/// A state the parse pass only reads (listings).
+pub(crate) struct ReadOnly<'a, S>(pub(crate) &'a S);
+
+impl<S: ShapeSource> ShapeSource for ReadOnly<'_, S> {
+    fn shape_of(&self, id: RefId) -> Option<Shape> {
+        self.0.shape_of(id)
+    }
+    fn map_has_index(&self, map: RefId, index: u32) -> bool {
+        self.0.map_has_index(map, index)
+    }
 }
 
 /// A decoded value, ready to be stored.
@@ -141,9 +185,25 @@ pub(crate) const NO_KEY: u32 = u32::MAX;
 
 /// Reads the map key whose string header is at `at` (validated by the
 /// parse pass).
+#[inline]
 pub(crate) fn key_at(bytes: &[u8], at: u32) -> &str {
+    let at = at as usize;
+    if let Some(&header) = bytes.get(at) {
+        if header & 0xe0 == 0xa0 {
+            // A short string (fixstr header).
+            let len = usize::from(header & 0x1f);
+            if let Some(b) = bytes.get(at + 1..at + 1 + len) {
+                return std::str::from_utf8(b).unwrap_or_default();
+            }
+        }
+    }
+    key_at_slow(bytes, at)
+}
+
+#[inline(never)]
+fn key_at_slow(bytes: &[u8], at: usize) -> &str {
     let mut r = Reader::new(bytes);
-    r.seek((at as usize).min(bytes.len()));
+    r.seek(at.min(bytes.len()));
     r.decode_str().unwrap_or_default()
 }
 
@@ -159,24 +219,69 @@ pub(crate) struct Parser {
     cleared_maps: HashMap<u32, u32, RefIdHasherBuilder>,
     /// Structures created by the current message, with their shape.
     pub(crate) created: RefMap<Shape>,
+    /// Maps created by the current message, with the number of entries
+    /// its ADD operations give them at most (to size them once).
+    pub(crate) map_sizes: RefMap<u32>,
     /// The steps of the last parsed message.
     pub(crate) steps: Vec<Step>,
     /// The offset of each step's first byte, when `record_offsets` is set.
     pub(crate) offsets: Vec<u32>,
     /// Whether to fill `offsets` (for listings).
     pub(crate) record_offsets: bool,
+    /// Whether primitive field writes to structures the state already
+    /// holds are made while parsing (undone if the message is rejected)
+    /// instead of being staged as steps. Off while change callbacks
+    /// record (they need every change in message order) and for listings.
+    pub(crate) eager: bool,
+    /// Whether to list the structs written while parsing in `touched`.
+    pub(crate) notify: bool,
+    /// With `notify`: the structs written while parsing, with a mask of
+    /// the fields written (in message order; a struct may appear twice).
+    pub(crate) touched: Vec<(RefId, u64)>,
+    /// The values replaced by the writes made while parsing.
+    undo: UndoLog,
+    /// With `eager`: the structures the message creates, made in the state
+    /// while parsing (their fields are written like the others', without
+    /// logging: a rejected message removes them).
+    new_nodes: Vec<RefId>,
 }
 
 impl Parser {
     /// Parses and validates `bytes` against `state`, leaving the steps in
     /// `self.steps`.
+    ///
+    /// With [`eager`](Self::eager), primitive fields of structures the
+    /// state holds are written on the way; on `Err` they are restored, so
+    /// the state is unchanged either way.
     pub(crate) fn parse<S: ShapeSource>(
         &mut self,
         bytes: &[u8],
         types: &TypeRegistry,
-        state: &S,
+        state: &mut S,
+    ) -> Result<(), DecodeError> {
+        self.undo.commit();
+        self.touched.clear();
+        self.new_nodes.clear();
+        let result = self.parse_inner(bytes, types, state);
+        if result.is_err() {
+            self.undo.rollback(state);
+            for &id in self.new_nodes.iter().rev() {
+                state.remove_created(id);
+            }
+            self.new_nodes.clear();
+            self.touched.clear();
+        }
+        result
+    }
+
+    fn parse_inner<S: ShapeSource>(
+        &mut self,
+        bytes: &[u8],
+        types: &TypeRegistry,
+        state: &mut S,
     ) -> Result<(), DecodeError> {
         self.created.clear();
+        self.map_sizes.clear();
         self.map_indexes.clear();
         self.cleared_maps.clear();
         self.steps.clear();
@@ -192,12 +297,22 @@ impl Parser {
             types,
             state,
             created: &mut self.created,
+            map_sizes: &mut self.map_sizes,
+            map_adds: 0,
             map_indexes: &mut self.map_indexes,
             cleared_maps: &mut self.cleared_maps,
             steps: &mut self.steps,
             overlay: false,
+            eager: self.eager && !self.record_offsets,
+            notify: self.notify,
+            touched: &mut self.touched,
+            undo: &mut self.undo,
+            new_nodes: &mut self.new_nodes,
+            block_is_new: false,
+            current: RefId::ROOT,
+            switched: RefId::ROOT,
+            eager_block: self.eager && !self.record_offsets,
         };
-        let mut current = RefId::ROOT;
         let mut shape = Shape::Struct(types.root());
         // The fields of the current struct (looked up once per block).
         let mut fields: &[FieldDef] = types.fields(types.root());
@@ -205,6 +320,7 @@ impl Parser {
             let at = cx.r.offset();
             let step = if first == SWITCH_TO_STRUCTURE {
                 cx.r.skip(1);
+                cx.end_block();
                 let id = RefId(cx.r.decode_varint()?);
                 shape = cx
                     .shape_of(id)
@@ -212,7 +328,16 @@ impl Parser {
                 if let Shape::Struct(t) = shape {
                     fields = types.fields(t);
                 }
-                current = id;
+                cx.current = id;
+                if cx.eager {
+                    cx.block_is_new = cx.created.len() != 0 && cx.created.contains(id);
+                    // The `Switch` step is pushed with the first staged
+                    // step of the block, if any.
+                    cx.eager_block =
+                        matches!(shape, Shape::Struct(_)) && cx.write_primitives(fields)?;
+                    continue;
+                }
+                cx.switched = id;
                 Step::Switch(id)
             } else {
                 match shape {
@@ -223,7 +348,8 @@ impl Parser {
                     }
                     Shape::Collection(kind, elem) => {
                         cx.r.skip(1);
-                        cx.collection_op(at, first, current, kind, elem)?
+                        cx.sync_switch();
+                        cx.collection_op(at, first, cx.current, kind, elem)?
                     }
                 }
             };
@@ -232,6 +358,7 @@ impl Parser {
                 self.offsets.push(at as u32);
             }
         }
+        cx.end_block();
         Ok(())
     }
 }
@@ -266,11 +393,10 @@ pub(crate) fn read_primitive(r: &mut Reader<'_>, p: Primitive) -> Result<Scalar,
         Primitive::Float32 => Scalar::Number(r.decode_f32()?.into()),
         Primitive::Number => Scalar::Number(r.decode_number()?),
         Primitive::String => {
-            let s = r.decode_str()?;
-            let end = r.offset();
+            let (start, len) = r.skip_str()?;
             Scalar::Str {
-                start: (end - s.len()) as u32,
-                len: s.len() as u32,
+                start: start as u32,
+                len: len as u32,
             }
         }
         Primitive::Boolean => Scalar::Bool(r.decode_bool()?),
@@ -298,8 +424,11 @@ pub(crate) fn read_primitive(r: &mut Reader<'_>, p: Primitive) -> Result<Scalar,
 struct Cx<'a, 'b, S> {
     r: Reader<'a>,
     types: &'b TypeRegistry,
-    state: &'b S,
+    state: &'b mut S,
     created: &'b mut RefMap<Shape>,
+    map_sizes: &'b mut RefMap<u32>,
+    /// ADD operations of the current map block.
+    map_adds: u32,
     map_indexes: &'b mut HashMap<(u32, u32), (bool, u32), RefIdHasherBuilder>,
     cleared_maps: &'b mut HashMap<u32, u32, RefIdHasherBuilder>,
     /// The steps so far.
@@ -308,9 +437,145 @@ struct Cx<'a, 'b, S> {
     /// first map REPLACE of the message on (they are built from the steps
     /// then), since only a REPLACE needs them.
     overlay: bool,
+    /// [`Parser::eager`] (never for listings).
+    eager: bool,
+    /// [`Parser::notify`].
+    notify: bool,
+    touched: &'b mut Vec<(RefId, u64)>,
+    undo: &'b mut UndoLog,
+    new_nodes: &'b mut Vec<RefId>,
+    /// With `eager`: the current structure is one of `new_nodes`.
+    block_is_new: bool,
+    /// The structure the current block applies to.
+    current: RefId,
+    /// The structure of the last `Switch` step (with `eager`, a block
+    /// whose operations were all applied while parsing gets none).
+    switched: RefId,
+    /// With `eager`: the current structure is a struct the state holds.
+    eager_block: bool,
 }
 
 impl<S: ShapeSource> Cx<'_, '_, S> {
+    /// Records structure `id`, new in this message (made in the state
+    /// right away with `eager`).
+    #[inline]
+    fn create(&mut self, id: RefId, shape: Shape) {
+        self.created.insert(id, shape);
+        if self.eager && self.state.create(id, shape, self.types) {
+            self.new_nodes.push(id);
+        }
+    }
+
+    /// End of the current block: a map the message creates records its
+    /// entries.
+    #[inline(always)]
+    fn end_block(&mut self) {
+        let adds = std::mem::take(&mut self.map_adds);
+        if adds != 0 && self.created.contains(self.current) {
+            let n = self.map_sizes.get(self.current).copied().unwrap_or(0);
+            self.map_sizes.insert(self.current, n.saturating_add(adds));
+        }
+    }
+
+    /// Pushes the `Switch` step to the current structure if the steps do
+    /// not end in its block.
+    #[inline(always)]
+    fn sync_switch(&mut self) {
+        if self.switched != self.current {
+            self.switched = self.current;
+            self.steps.push(Step::Switch(self.current));
+        }
+    }
+
+    /// Writes the primitive field operations at the reader's position into
+    /// the current struct, up to the first other operation, the next `ff`
+    /// or the end; `Ok(false)` when the struct is not in the state (then
+    /// nothing was read).
+    #[inline(always)]
+    fn write_primitives(&mut self, fields: &[FieldDef]) -> Result<bool, DecodeError> {
+        let bytes = self.r.buffer();
+        let current = self.current;
+        let log = !self.block_is_new;
+        let Some(slots) = self.state.struct_slots(current) else {
+            return Ok(false);
+        };
+        if slots.len() < fields.len() {
+            slots.resize_with(fields.len(), || None);
+        }
+        let mut mask = 0u64;
+        let mut at = self.r.offset();
+        loop {
+            let byte = match bytes.get(at) {
+                Some(&b) if b != SWITCH_TO_STRUCTURE => b,
+                _ => break,
+            };
+            let index = byte & 0x3f;
+            let i = usize::from(index);
+            let Some(field) = fields.get(i) else {
+                return Err(err(at, DecodeErrorKind::UnknownField(index)));
+            };
+            let FieldType::Primitive(p) = field.ty else {
+                break;
+            };
+            let Some(slot) = slots.get_mut(i) else {
+                break;
+            };
+            let new = if byte & 0xc0 == DELETE {
+                at += 1;
+                None
+            } else if let (Primitive::Float32, Some(&[a, b, c, d])) = (p, bytes.get(at + 1..at + 5))
+            {
+                // The common case, inline.
+                at += 5;
+                let v = f64::from(f32::from_le_bytes([a, b, c, d]));
+                if let Some(Value::Number(n)) = slot {
+                    if log {
+                        self.undo.push_number(current, index, *n);
+                    }
+                    *n = v;
+                    mask |= 1 << index;
+                    continue;
+                }
+                Some(Value::Number(v))
+            } else {
+                self.r.set_offset(at + 1);
+                let value = read_primitive(&mut self.r, p)?;
+                at = self.r.offset();
+                Some(match value {
+                    Scalar::Bool(b) => Value::Bool(b),
+                    Scalar::Int(v) => Value::Int(v),
+                    Scalar::Uint(v) => Value::Uint(v),
+                    Scalar::Number(v) => Value::Number(v),
+                    Scalar::BigInt(v) => Value::BigInt(v),
+                    Scalar::BigUint(v) => Value::BigUint(v),
+                    Scalar::Str { start, len } => {
+                        let s = bytes
+                            .get(start as usize..(start + len) as usize)
+                            .and_then(|b| std::str::from_utf8(b).ok())
+                            .unwrap_or_default();
+                        let mut buf = self.undo.buffer();
+                        buf.push_str(s);
+                        Value::String(buf)
+                    }
+                    Scalar::None | Scalar::Child { .. } => {
+                        return Err(err(at, DecodeErrorKind::Unsupported("primitive type")))
+                    }
+                })
+            };
+            let old = std::mem::replace(slot, new);
+            if log {
+                self.undo.push(current, index, old);
+            }
+            mask |= 1 << index;
+        }
+        self.r.set_offset(at);
+        // (A new structure gets its typed value filled from the state.)
+        if self.notify && mask != 0 && log {
+            self.touched.push((current, mask));
+        }
+        Ok(true)
+    }
+
     #[inline(always)]
     fn shape_of(&self, id: RefId) -> Option<Shape> {
         if self.created.len() != 0 {
@@ -368,7 +633,11 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
         let bytes = self.r.buffer();
         let runs = offsets.is_none();
         let mut run_start = None;
+        let mut eager = self.eager_block;
         loop {
+            if eager {
+                eager = self.write_primitives(fields)?;
+            }
             let at = self.r.offset();
             let byte = match bytes.get(at) {
                 Some(&b) if b != SWITCH_TO_STRUCTURE => b,
@@ -392,6 +661,7 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                 continue;
             }
             self.r.set_offset(at + 1);
+            self.sync_switch();
             if let Some(start) = run_start.take() {
                 self.steps.push(Step::Fields {
                     start,
@@ -409,6 +679,7 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
             }
         }
         if let Some(start) = run_start {
+            self.sync_switch();
             self.steps.push(Step::Fields {
                 start,
                 end: self.r.offset() as u32,
@@ -467,8 +738,9 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
             (CollectionKind::Map, REPLACE | DELETE | ADD | DELETE_AND_ADD) => {
                 let index = self.r.decode_varint()?;
                 let key = if op & ADD == ADD {
+                    self.map_adds += 1;
                     let at = self.r.offset() as u32;
-                    self.r.decode_str()?;
+                    self.r.skip_str()?;
                     at
                 } else {
                     NO_KEY
@@ -546,7 +818,7 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                             None => base,
                         };
                         let shape = Shape::Struct(t);
-                        self.created.insert(id, shape);
+                        self.create(id, shape);
                         Scalar::Child { id, create: true }
                     }
                 }
@@ -563,7 +835,7 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                         if op & ADD != ADD {
                             return Err(err(at, DecodeErrorKind::UnknownRefId(id.0)));
                         }
-                        self.created.insert(id, want);
+                        self.create(id, want);
                         Scalar::Child { id, create: true }
                     }
                 }

@@ -923,72 +923,90 @@ impl Typed {
     fn write_pending(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes) {
         let pending = std::mem::take(&mut self.pending);
         let mut failed = 0u64;
+        // Writes the fields of one struct; returns the number that did not
+        // fit.
+        let write = |n: &mut dyn DecodeNode, at: RefId, mask: u64| -> u64 {
+            match nodes.map.get(at).map(|n| &n.data) {
+                Some(NodeData::Struct(fields)) => u64::from(n.__decode_primitives(fields, mask)),
+                _ => u64::from(mask.count_ones()),
+            }
+        };
         let mut i = 0;
         while i < pending.len() {
-            let run_end = |from: usize| {
-                let at = pending[from].0;
-                from + pending[from..].iter().take_while(|p| p.0 == at).count()
-            };
-            let end = run_end(i);
-            let sibling_of = match self.loc.get(pending[i].0) {
-                Some(&Loc {
-                    parent,
-                    slot: Slot::Pos(_),
-                }) => Some(parent),
-                _ => None,
-            };
-            let mut group_end = end;
-            if let Some(parent) = sibling_of {
-                while group_end < pending.len()
-                    && matches!(self.loc.get(pending[group_end].0), Some(&Loc { parent: p, slot: Slot::Pos(_) }) if p == parent)
-                {
-                    group_end = run_end(group_end);
-                }
-            }
-            let group = &pending[i..group_end];
+            let (id, first_mask) = pending[i];
             let loc = &self.loc;
-            // Writes the fields of one struct; returns the number that did
-            // not fit.
-            let write = |n: &mut dyn DecodeNode, run: &[(RefId, u64)]| -> u64 {
-                let mask = run.iter().fold(0, |m, p| m | p.1);
-                let Some(NodeData::Struct(fields)) = nodes.map.get(run[0].0).map(|n| &n.data)
-                else {
-                    return u64::from(mask.count_ones());
-                };
-                u64::from(n.__decode_primitives(fields, mask))
-            };
-            let target = sibling_of.unwrap_or(pending[i].0);
-            let reached = visit(loc, root, &mut self.limbo, target, 0, &mut |p| {
-                if sibling_of.is_none() {
-                    failed += write(p, group);
-                    return;
-                }
-                let mut k = 0;
-                while k < group.len() {
-                    let at = group[k].0;
-                    let len = group[k..].iter().take_while(|x| x.0 == at).count();
-                    let run = &group[k..k + len];
-                    let mut found = false;
-                    if let Some(&Loc {
-                        slot: Slot::Pos(pos),
-                        ..
-                    }) = loc.get(at)
-                    {
+            if let Some(&Loc {
+                parent,
+                slot: Slot::Pos(_),
+            }) = loc.get(id)
+            {
+                // A run of elements of one collection: one walk to it, then
+                // each element by position.
+                let mut end = i;
+                let reached = visit(loc, root, &mut self.limbo, parent, 0, &mut |p| {
+                    while let Some(&(at, mut mask)) = pending.get(end) {
+                        let Some(&Loc {
+                            parent: q,
+                            slot: Slot::Pos(pos),
+                        }) = loc.get(at)
+                        else {
+                            break;
+                        };
+                        if q != parent {
+                            break;
+                        }
+                        end += 1;
+                        // The struct's consecutive entries at once.
+                        while let Some(&(next, m)) = pending.get(end) {
+                            if next != at {
+                                break;
+                            }
+                            mask |= m;
+                            end += 1;
+                        }
+                        let mut found = false;
                         p.__decode_visit_element(pos as usize, &mut |n| {
                             found = true;
-                            failed += write(n, run);
+                            failed += write(n, at, mask);
                         });
+                        if !found {
+                            failed += u64::from(mask.count_ones());
+                        }
                     }
-                    if !found {
-                        failed += changes(run);
+                });
+                if end == i {
+                    // Not reached: the run, for the count of what is lost.
+                    end = i + 1;
+                    while end < pending.len()
+                        && matches!(loc.get(pending[end].0), Some(&Loc { parent: q, slot: Slot::Pos(_) }) if q == parent)
+                    {
+                        end += 1;
                     }
-                    k += len;
                 }
-            });
-            if !reached && self.exists(target) {
-                failed += changes(group);
+                if !reached && self.exists(parent) {
+                    failed += changes(&pending[i..end]);
+                }
+                i = end;
+            } else {
+                // A struct elsewhere (or the root): its consecutive entries
+                // at once.
+                let mut end = i + 1;
+                let mut mask = first_mask;
+                while let Some(&(at, m)) = pending.get(end) {
+                    if at != id {
+                        break;
+                    }
+                    mask |= m;
+                    end += 1;
+                }
+                let reached = visit(loc, root, &mut self.limbo, id, 0, &mut |n| {
+                    failed += write(n, id, mask);
+                });
+                if !reached && self.exists(id) {
+                    failed += changes(&pending[i..end]);
+                }
+                i = end;
             }
-            i = group_end;
         }
         self.unrepresentable += failed;
         self.pending = pending;
@@ -1232,6 +1250,14 @@ impl Mirror for Bound<'_> {
 
     fn primitives(&mut self, _nodes: &Nodes, at: RefId, mask: u64) {
         self.typed.pending.push((at, mask));
+    }
+
+    fn primitives_written(&mut self, _nodes: &Nodes, written: &mut Vec<(RefId, u64)>) {
+        if self.typed.pending.is_empty() {
+            std::mem::swap(&mut self.typed.pending, written);
+        } else {
+            self.typed.pending.append(written);
+        }
     }
 
     fn applied(&mut self, nodes: &Nodes) {

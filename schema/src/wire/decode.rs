@@ -517,6 +517,45 @@ impl<'a> Reader<'a> {
         Ok(len)
     }
 
+    /// Checks a string (§2.3) and moves past it; returns the offset and
+    /// length of its bytes. Cheaper than [`decode_str`](Self::decode_str)
+    /// for ASCII strings.
+    ///
+    /// # Errors
+    ///
+    /// As [`decode_str`](Self::decode_str).
+    #[inline(always)]
+    pub(crate) fn skip_str(&mut self) -> Result<(usize, usize), DecodeError> {
+        // Fast path: a short ASCII string.
+        let start = self.pos;
+        if let Some(&header) = self.buf.get(start) {
+            if header & 0xe0 == 0xa0 {
+                let (at, len) = (start + 1, usize::from(header & 0x1f));
+                if let Some(bytes) = self.buf.get(at..at + len) {
+                    if bytes.iter().fold(0, |acc, &b| acc | b) < 0x80 {
+                        self.pos = at + len;
+                        return Ok((at, len));
+                    }
+                }
+            }
+        }
+        self.skip_str_slow()
+    }
+
+    #[inline(never)]
+    fn skip_str_slow(&mut self) -> Result<(usize, usize), DecodeError> {
+        let start = self.pos;
+        let len = self.decode_str_len()?;
+        let at = self.pos;
+        let bytes = &self.buf[at..at + len];
+        if bytes.is_ascii() || std::str::from_utf8(bytes).is_ok() {
+            self.pos += len;
+            Ok((at, len))
+        } else {
+            Err(Self::error_at(start, DecodeErrorKind::InvalidUtf8))
+        }
+    }
+
     /// Reads a string (§2.3), borrowing its bytes from the input.
     ///
     /// # Errors
