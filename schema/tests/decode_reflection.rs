@@ -211,7 +211,7 @@ fn hostile_descriptions() {
     refused(&reflection(&[(0, None, &[])], Some(3)), InvalidTypeId(3));
     refused(
         &reflection(&[(0, None, &[("a", "quantized", None, None)])], None),
-        Unsupported("quantized fields"),
+        m("quantized field without its descriptor"),
     );
     // 64 fields.
     let names: Vec<String> = (0..64).map(|i| format!("f{i}")).collect();
@@ -230,5 +230,42 @@ fn hostile_descriptions() {
     refused(
         &reflection(&chain, None),
         LimitExceeded("inheritance deeper than 64"),
+    );
+}
+
+/// Reflection and full state of @colyseus/schema 5.0.34 for
+/// `schema({ yaw: t.quantized({min: 0, max: 2π, mode: "wrap"}),
+/// pitch: t.quantized({min: -1.5, max: 1.5}), throttle:
+/// t.quantized({min: 0, max: 1, bits: 8}), hp: t.uint8() })` with
+/// `yaw = 7, pitch = 0.3, throttle = 0.5, hp = 3`.
+#[test]
+fn quantized_fields_of_a_node_server() {
+    use roomcast_schema::decoder::DynamicDecoder;
+    let types = decode_reflection(
+        &hex("8001ff01800002ff0280008203ff0380000480010680020880030aff0480a379617781a97175616e74697a65648405ff0580000000000000000081182d4454fb21194082108301ff0680a5706974636881a97175616e74697a65648407ff0780000000000000f8bf81000000000000f83f82108300ff0880a87468726f74746c6581a97175616e74697a65648409ff0980000000000000000081000000000000f03f82088300ff0a80a2687081a575696e7438"),
+        ReflectionDialect::V5,
+    )
+    .expect("quantized reflection");
+    let fields = types.fields(types.root());
+    let FieldType::Quantized(yaw) = fields[0].ty else {
+        panic!("{:?}", fields[0].ty)
+    };
+    assert!(yaw.wraps() && yaw.bits() == 16 && yaw.max() == std::f64::consts::TAU);
+    let FieldType::Quantized(throttle) = fields[2].ty else {
+        panic!("{:?}", fields[2].ty)
+    };
+    assert!(!throttle.wraps() && throttle.bits() == 8);
+    let mut decoder = DynamicDecoder::new(types);
+    decoder
+        .decode(&hex("80351d81989982808303"))
+        .expect("full state");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&decoder.to_json()).unwrap(),
+        serde_json::json!({
+            "yaw": 0.716_848_396_938_808_6,
+            "pitch": 0.299_981_688_894_314_54,
+            "throttle": 0.501_960_784_313_725_5,
+            "hp": 3
+        })
     );
 }

@@ -215,3 +215,52 @@ fn quantized_fields_match_the_reference() {
     let node = "8001ff01800002ff0280008203ff0380000480010680020880030aff0480a379617781a97175616e74697a65648405ff0580000000000000000081182d4454fb21194082108301ff0680a5706974636881a97175616e74697a65648407ff0780000000000000f8bf81000000000000f83f82108300ff0880a87468726f74746c6581a97175616e74697a65648409ff0980000000000000000081000000000000f03f82088300ff0a80a2687081a575696e7438";
     assert_eq!(hex(&reflection), node);
 }
+
+/// Our own decoder reads quantized fields back to the server's values.
+#[derive(Schema, Default, Debug, PartialEq)]
+#[schema(decode)]
+struct Gauge {
+    #[schema(quantized(min = -1, max = 1, bits = 8))]
+    axis: f32,
+    #[schema(quantized(min = 0.0, max = 360.0, bits = 32, wrap))]
+    heading: f64,
+    label: String,
+}
+
+#[test]
+fn quantized_fields_decode_to_the_servers_values() {
+    let mut enc = Encoder::new(Gauge::default());
+    let mut dec = roomcast_schema::decoder::Decoder::<Gauge>::new().unwrap();
+    dec.decode(enc.encode_all()).unwrap();
+    for (axis, heading) in [(0.3, 725.5), (-7.0, -0.25), (0.0, 359.999_999_9)] {
+        {
+            let mut s = enc.state_mut();
+            s.set_axis(axis);
+            s.set_heading(heading);
+            s.set_label(format!("{axis}"));
+        }
+        dec.decode(enc.encode_patch()).unwrap();
+        assert_eq!(dec.state(), enc.state());
+    }
+}
+
+/// Schema 3 has no quantized type: the legacy Reflection gives the wire
+/// integer, so those clients decode the integer.
+#[test]
+fn legacy_reflection_gives_quantized_fields_as_integers() {
+    use roomcast_schema::decoder::{decode_reflection, ReflectionDialect};
+    use roomcast_schema::types::{FieldType, Primitive};
+    let enc = Encoder::new(Aim::default());
+    let legacy = encode_reflection(&enc.types().unwrap(), Dialect::Legacy);
+    let types = decode_reflection(&legacy, ReflectionDialect::Legacy).unwrap();
+    let tys: Vec<FieldType> = types.fields(types.root()).iter().map(|f| f.ty).collect();
+    assert_eq!(
+        tys,
+        [
+            FieldType::Primitive(Primitive::Uint16),
+            FieldType::Primitive(Primitive::Uint16),
+            FieldType::Primitive(Primitive::Uint8),
+            FieldType::Primitive(Primitive::Uint8),
+        ]
+    );
+}

@@ -34,6 +34,7 @@ use std::collections::HashMap;
 use crate::decoder::reference_tracker::{RefId, RefIdHasherBuilder, RefMap};
 use crate::decoder::undo::UndoLog;
 use crate::decoder::value::Value;
+use crate::quantize::Quantize;
 use crate::types::{
     CollectionKind, ElementType, FieldDef, FieldType, Primitive, TypeId, TypeRegistry,
 };
@@ -56,6 +57,8 @@ pub(crate) enum Shape {
 #[derive(Debug, Clone, Copy)]
 enum SlotType {
     Primitive(Primitive),
+    /// A float sent as an unsigned integer.
+    Quantized(Quantize),
     Struct(TypeId),
     Collection(CollectionKind, ElementType),
 }
@@ -65,8 +68,7 @@ impl From<FieldType> for SlotType {
     fn from(ty: FieldType) -> Self {
         match ty {
             FieldType::Primitive(p) => Self::Primitive(p),
-            // TODO(quantized): dequantize (stopgap until merged with the decoder work).
-            FieldType::Quantized(q) => Self::Primitive(q.wire()),
+            FieldType::Quantized(q) => Self::Quantized(q),
             FieldType::Schema(t) => Self::Struct(t),
             FieldType::Collection(k, e) => Self::Collection(k, e),
         }
@@ -388,6 +390,16 @@ pub(crate) fn fixed_size(p: Primitive) -> usize {
 
 /// Reads a primitive value (a string as its byte range in the message).
 #[inline(always)]
+/// Reads a quantized field's integer; the float it stands for.
+pub(crate) fn read_quantized(r: &mut Reader<'_>, q: Quantize) -> Result<f64, DecodeError> {
+    let n = match q.bits() {
+        8 => u32::from(r.decode_u8()?),
+        16 => u32::from(r.decode_u16()?),
+        _ => r.decode_u32()?,
+    };
+    Ok(q.dequantize(n))
+}
+
 pub(crate) fn read_primitive(r: &mut Reader<'_>, p: Primitive) -> Result<Scalar, DecodeError> {
     Ok(match p {
         Primitive::Float32 => Scalar::Number(r.decode_f32()?.into()),
@@ -777,6 +789,7 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
     fn value(&mut self, op: u8, slot: SlotType) -> Result<Scalar, DecodeError> {
         Ok(match slot {
             SlotType::Primitive(p) => read_primitive(&mut self.r, p)?,
+            SlotType::Quantized(q) => Scalar::Number(read_quantized(&mut self.r, q)?),
             SlotType::Struct(base) => {
                 let r = &mut self.r;
                 let at = r.offset();

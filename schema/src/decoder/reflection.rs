@@ -12,6 +12,7 @@ use std::collections::HashSet;
 
 use crate::decoder::dynamic::{DynamicDecoder, NodeRef, ValueRef};
 use crate::decoder::value::Value;
+use crate::quantize::Quantize;
 use crate::types::{
     CollectionKind, ElementType, FieldDef, FieldType, Primitive, TypeDef, TypeError, TypeId,
     TypeRegistry,
@@ -263,11 +264,32 @@ fn field_def(
     let ty = string(f, "type").ok_or_else(|| malformed("reflection field without type"))?;
     let referenced = number(f, "referencedType");
     let child = string(f, "childPrimitive");
-    if f.field("quantized").is_some() || ty == "quantized" {
-        return Err(DecodeError::new(
-            DecodeErrorKind::Unsupported("quantized fields"),
-            malformed("").offset(),
-        ));
+    if let Some(descriptor) = f.field("quantized") {
+        // 5.x `t.quantized`: the descriptor says how to read the integer.
+        let ValueRef::Node(d) = descriptor else {
+            return Err(malformed("quantized descriptor is not a structure"));
+        };
+        let (Some(min), Some(max), Some(bits)) =
+            (number(&d, "min"), number(&d, "max"), number(&d, "bits"))
+        else {
+            return Err(malformed("quantized descriptor without min, max or bits"));
+        };
+        let wrap = number(&d, "mode") == Some(1.0);
+        let bits = match bits {
+            8.0 => 8,
+            16.0 => 16,
+            32.0 => 32,
+            _ => return Err(malformed("quantized bits other than 8, 16 or 32")),
+        };
+        let q = Quantize::new(min, max, bits, wrap)
+            .map_err(|_| malformed("quantized bounds are not finite with min < max"))?;
+        return Ok(FieldDef {
+            name: name.to_owned(),
+            ty: FieldType::Quantized(q),
+        });
+    }
+    if ty == "quantized" {
+        return Err(malformed("quantized field without its descriptor"));
     }
     let primitive = |name: &str| {
         Primitive::from_name(name).ok_or_else(|| malformed("unknown primitive type name"))
