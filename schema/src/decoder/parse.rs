@@ -468,8 +468,15 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
     /// entries.
     #[inline(always)]
     fn end_block(&mut self) {
+        if self.map_adds != 0 {
+            self.end_map_block();
+        }
+    }
+
+    #[inline(never)]
+    fn end_map_block(&mut self) {
         let adds = std::mem::take(&mut self.map_adds);
-        if adds != 0 && self.created.contains(self.current) {
+        if self.created.contains(self.current) {
             let n = self.map_sizes.get(self.current).copied().unwrap_or(0);
             self.map_sizes.insert(self.current, n.saturating_add(adds));
         }
