@@ -883,16 +883,17 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
 
     fn entry(&mut self, current: RefId, op: u8, index: u32, key: u32, scalar: Scalar) {
         let new = self.value(scalar);
-        if matches!(self.data(current), Some(NodeData::Array(_))) {
-            self.array_positional(current, op, u64::from(index), new);
-            return;
-        }
         let bytes = self.bytes;
         let new_ref = new.as_ref().and_then(Value::as_ref_id);
-        let recorded_new = if self.recording() { new.clone() } else { None };
+        let recording = self.recording();
         let Some(node) = self.nodes.map.get_mut(current) else {
             return;
         };
+        if matches!(node.data, NodeData::Array(_)) {
+            self.array_positional(current, op, u64::from(index), new);
+            return;
+        }
+        let recorded_new = if recording { new.clone() } else { None };
         let (key, prev, stored) = match &mut node.data {
             NodeData::Map(m) => {
                 let MapData { entries, indexes } = &mut **m;
@@ -913,16 +914,22 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                         return;
                     };
                     let (prev, shared) = entries.insert_keyed(candidate, v);
-                    if old.is_none_or(|old| !Arc::ptr_eq(old, &shared)) {
-                        indexes.insert(RefId(index), Arc::clone(&shared));
+                    let mut key = None;
+                    if let Some(shared) = shared {
+                        if old.is_none_or(|old| !Arc::ptr_eq(old, shared)) {
+                            indexes.insert(RefId(index), Arc::clone(shared));
+                        }
+                        if recording {
+                            key = Some(Key::Str(Arc::clone(shared)));
+                        }
                     }
-                    (Key::Str(shared), prev, new_ref)
+                    (key, prev, new_ref)
                 } else if op == DELETE {
                     let Some(k) = indexes.remove(RefId(index)) else {
                         return;
                     };
                     let prev = entries.remove(&*k);
-                    (Key::Str(k), prev, None)
+                    (Some(Key::Str(k)), prev, None)
                 } else {
                     // REPLACE of an index the parse pass found.
                     let (Some(k), Some(v)) = (indexes.get(RefId(index)), new) else {
@@ -932,26 +939,26 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                         Some(slot) => Some(std::mem::replace(slot, v)),
                         None => entries.insert(k.clone(), v),
                     };
-                    (Key::Str(k.clone()), prev, new_ref)
+                    (recording.then(|| Key::Str(k.clone())), prev, new_ref)
                 }
             }
             NodeData::Indexed(entries) => {
                 if op == DELETE {
                     let prev = entries.remove(&index);
-                    (Key::Index(u64::from(index)), prev, None)
+                    (Some(Key::Index(u64::from(index))), prev, None)
                 } else if entries.get(&index).is_some() {
                     // An index already present keeps its value (reference).
                     return;
                 } else {
                     let Some(v) = new else { return };
                     entries.insert(index, v);
-                    (Key::Index(u64::from(index)), None, new_ref)
+                    (Some(Key::Index(u64::from(index))), None, new_ref)
                 }
             }
             NodeData::Array(_) | NodeData::Struct(_) => return,
         };
         self.account_ids(prev.as_ref().and_then(Value::as_ref_id), stored);
-        if self.recording() {
+        if let (true, Some(key)) = (recording, key) {
             let new = if stored.is_some() || op != DELETE {
                 recorded_new
             } else {

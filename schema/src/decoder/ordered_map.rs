@@ -80,20 +80,22 @@ impl<K: Hash + Eq + Clone, V, S: BuildHasher> OrderedMap<K, V, S> {
 
     /// [`insert`](Self::insert), also returning the key as the map holds
     /// it (the one already there when `key` was present).
-    pub(crate) fn insert_keyed(&mut self, key: K, value: V) -> (Option<V>, K) {
+    pub(crate) fn insert_keyed(&mut self, key: K, value: V) -> (Option<V>, Option<&K>) {
         match self.index.entry(key) {
             std::collections::hash_map::Entry::Occupied(e) => {
-                let i = *e.get();
-                match self.slots.get_mut(i).and_then(Option::as_mut) {
-                    Some((k, v)) => (Some(std::mem::replace(v, value)), k.clone()),
-                    None => (None, e.key().clone()),
+                match self.slots.get_mut(*e.get()).and_then(Option::as_mut) {
+                    Some((k, v)) => (Some(std::mem::replace(v, value)), Some(&*k)),
+                    None => (None, None),
                 }
             }
             std::collections::hash_map::Entry::Vacant(e) => {
                 let key = e.key().clone();
                 e.insert(self.slots.len());
-                self.slots.push(Some((key.clone(), value)));
-                (None, key)
+                self.slots.push(Some((key, value)));
+                (
+                    None,
+                    self.slots.last().and_then(Option::as_ref).map(|(k, _)| k),
+                )
             }
         }
     }

@@ -482,8 +482,15 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
     /// entries.
     #[inline(always)]
     fn end_block(&mut self) {
+        if self.map_adds != 0 {
+            self.end_map_block();
+        }
+    }
+
+    #[inline(never)]
+    fn end_map_block(&mut self) {
         let adds = std::mem::take(&mut self.map_adds);
-        if adds != 0 && self.created.contains(self.current) {
+        if self.created.contains(self.current) {
             let n = self.map_sizes.get(self.current).copied().unwrap_or(0);
             self.map_sizes.insert(self.current, n.saturating_add(adds));
         }
@@ -505,9 +512,23 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
     /// nothing was read).
     #[inline(always)]
     fn write_primitives(&mut self, fields: &[FieldDef]) -> Result<bool, DecodeError> {
+        if self.block_is_new {
+            self.write_primitives_as::<false>(fields)
+        } else {
+            self.write_primitives_as::<true>(fields)
+        }
+    }
+
+    /// [`write_primitives`](Self::write_primitives), logging the old
+    /// values (`LOG`) or not (a structure made by this message).
+    #[inline(always)]
+    fn write_primitives_as<const LOG: bool>(
+        &mut self,
+        fields: &[FieldDef],
+    ) -> Result<bool, DecodeError> {
         let bytes = self.r.buffer();
         let current = self.current;
-        let log = !self.block_is_new;
+        let log = LOG;
         let Some(slots) = self.state.struct_slots(current) else {
             return Ok(false);
         };

@@ -139,6 +139,22 @@ pub trait DecodeNode: Any + Send {
         let _ = (pos, f);
     }
 
+    /// Collection: [`__decode_primitives`](Self::__decode_primitives) on
+    /// the element at position `pos`; `None` when there is no such
+    /// element (or it holds no fields).
+    fn __decode_element_primitives(
+        &mut self,
+        pos: usize,
+        values: &[Option<Value>],
+        mask: u64,
+    ) -> Option<u32> {
+        let mut failed = None;
+        self.__decode_visit_element(pos, &mut |n| {
+            failed = Some(n.__decode_primitives(values, mask));
+        });
+        failed
+    }
+
     /// Collection: moves the child at position `pos` out, leaving a
     /// placeholder.
     fn __decode_take_element(&mut self, pos: usize) -> Option<Box<dyn DecodeNode>> {
@@ -471,6 +487,22 @@ impl<V: DecodeField + Field> DecodeNode for MapSchema<V> {
         {
             f(node);
         }
+    }
+
+    fn __decode_element_primitives(
+        &mut self,
+        pos: usize,
+        values: &[Option<Value>],
+        mask: u64,
+    ) -> Option<u32> {
+        let node = self
+            .inner
+            .slots
+            .get_mut(pos)?
+            .as_mut()?
+            .value
+            .__decode_node()?;
+        Some(node.__decode_primitives(values, mask))
     }
 
     fn __decode_take_element(&mut self, pos: usize) -> Option<Box<dyn DecodeNode>> {
@@ -964,14 +996,13 @@ impl Typed {
                             mask |= m;
                             end += 1;
                         }
-                        let mut found = false;
-                        p.__decode_visit_element(pos as usize, &mut |n| {
-                            found = true;
-                            failed += write(n, at, mask);
-                        });
-                        if !found {
-                            failed += u64::from(mask.count_ones());
-                        }
+                        let done = match nodes.map.get(at).map(|n| &n.data) {
+                            Some(NodeData::Struct(fields)) => {
+                                p.__decode_element_primitives(pos as usize, fields, mask)
+                            }
+                            _ => None,
+                        };
+                        failed += u64::from(done.unwrap_or(mask.count_ones()));
                     }
                 });
                 if end == i {
