@@ -75,7 +75,7 @@ pub enum Dialect {
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct PatchWriter<'a> {
-    pub(crate) out: &'a mut Vec<u8>,
+    pub(crate) out: Vec<u8>,
     blocks: &'a mut Vec<Block>,
     pub(crate) dialect: Dialect,
     scratch: &'a mut ArrayScratch,
@@ -133,14 +133,14 @@ impl PatchWriter<'_> {
     /// The output and the array encoder's scratch buffers.
     #[inline]
     pub(crate) fn array_scratch(&mut self) -> (&mut Vec<u8>, &mut ArrayScratch) {
-        (self.out, self.scratch)
+        (&mut self.out, self.scratch)
     }
 
     /// Opens the block of a ref: `ff | refId`.
     #[inline]
     pub(crate) fn begin(&mut self, meta: &RefMeta) -> OpenBlock {
         let start = self.out.len();
-        write_header(self.out, meta.id());
+        write_header(&mut self.out, meta.id());
         OpenBlock {
             start,
             body: self.out.len(),
@@ -221,11 +221,12 @@ impl PatchWriter<'_> {
         };
     }
 
-    /// Records the last run.
-    fn finish(self) {
+    /// Records the last run; the output.
+    fn finish(self) -> Vec<u8> {
         if self.run.end != NO_RUN {
             self.blocks.push(self.run);
         }
+        self.out
     }
 }
 
@@ -233,7 +234,9 @@ impl PatchWriter<'_> {
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct FullWriter<'a> {
-    pub(crate) out: &'a mut Vec<u8>,
+    pub(crate) out: Vec<u8>,
+    /// Keeps the writer's signature (`FullWriter<'_>`) stable.
+    _life: std::marker::PhantomData<&'a ()>,
 }
 
 impl FullWriter<'_> {
@@ -243,7 +246,7 @@ impl FullWriter<'_> {
         let start = self.out.len();
         if !(id == 0 && start == 0) {
             self.out.push(spec::SWITCH_TO_STRUCTURE);
-            wire::encode_varint(self.out, id);
+            wire::encode_varint(&mut self.out, id);
         }
         OpenBlock {
             start,
@@ -375,8 +378,12 @@ impl<T: Field> Encoder<T> {
     /// The bytes are the same for every [`Dialect`].
     pub fn encode_all(&mut self) -> &[u8] {
         self.buf.clear();
-        let mut w = FullWriter { out: &mut self.buf };
+        let mut w = FullWriter {
+            out: std::mem::take(&mut self.buf),
+            _life: std::marker::PhantomData,
+        };
         self.state.__encode_full(&self.track, &mut w);
+        self.buf = w.out;
         &self.buf
     }
 
@@ -411,7 +418,7 @@ impl<T: Field> Encoder<T> {
         self.buf2.clear();
         self.blocks2.clear();
         let mut w = PatchWriter {
-            out: &mut self.buf,
+            out: std::mem::take(&mut self.buf),
             blocks: &mut self.blocks,
             dialect,
             scratch: &mut self.arrays,
@@ -428,7 +435,7 @@ impl<T: Field> Encoder<T> {
             },
         };
         self.state.__encode_patch(&mut self.track, &mut w);
-        w.finish();
+        self.buf = w.finish();
         self.tick.end_patch();
     }
 

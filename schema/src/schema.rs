@@ -606,9 +606,9 @@ impl<T: Schema> Field for T {
         if st.meta.seq != crate::tracked::NO_SEQ {
             let block = w.begin(&st.meta);
             if st.meta.fresh {
-                self.__write_present(&track.children, w.out);
+                self.__write_present(&track.children, &mut w.out);
             } else {
-                self.__write_changed(&track.children, st.dirty, st.replaced, w.out);
+                self.__write_changed(&track.children, st.dirty, st.replaced, &mut w.out);
             }
             w.end(block);
             st.meta.settle();
@@ -623,7 +623,7 @@ impl<T: Schema> Field for T {
 
     fn __encode_full(&self, track: &Self::Track, w: &mut FullWriter<'_>) {
         let block = w.begin(track.state.meta.id());
-        self.__write_present(&track.children, w.out);
+        self.__write_present(&track.children, &mut w.out);
         w.end(block);
         self.__full_children(&track.children, w);
     }
@@ -643,7 +643,7 @@ pub(crate) fn write_patch_block(
         return;
     }
     let block = w.begin(&track.meta);
-    let out = &mut *w.out;
+    let out = &mut w.out;
     if track.meta.fresh {
         let mut mask = present;
         while mask != 0 {
@@ -691,7 +691,7 @@ pub(crate) fn write_full_block(
         let i = mask.trailing_zeros();
         mask &= mask - 1;
         w.out.push(wire::spec::ADD | i as u8);
-        field(i, w.out);
+        field(i, &mut w.out);
     }
     w.end(block);
 }

@@ -970,7 +970,7 @@ impl<V: Field> Field for ArraySchema<V> {
 
     fn __encode_full(&self, _: &(), w: &mut FullWriter<'_>) {
         let block = w.begin(self.meta.id());
-        self.write_all(w.out);
+        self.write_all(&mut w.out);
         w.end(block);
         for item in self.slots.iter().filter_map(|s| s.item.as_ref()) {
             item.value.__encode_full(&item.track, w);

@@ -423,7 +423,7 @@ impl<K: Key, V: Field> Indexed<K, V> {
         if self.meta.seq != NO_SEQ {
             let block = w.begin(&self.meta);
             let dialect = w.dialect;
-            self.write_ops(dialect, w.out);
+            self.write_ops(dialect, &mut w.out);
             if self.differs_per_dialect() {
                 w.end_per_dialect(block, |d, out, _| self.write_ops(d, out));
             } else {
@@ -578,9 +578,9 @@ impl<K: Key, V: Field> Indexed<K, V> {
         let mut pending = 0;
         for slot in self.slots.iter().flatten() {
             w.out.push(spec::ADD);
-            wire::encode_varint(w.out, self.full_index(slot, &mut pending));
-            slot.key.encode(w.out);
-            Self::write_value(w.out, slot);
+            wire::encode_varint(&mut w.out, self.full_index(slot, &mut pending));
+            slot.key.encode(&mut w.out);
+            Self::write_value(&mut w.out, slot);
         }
         w.end(block);
         for slot in self.slots.iter().flatten() {
