@@ -84,6 +84,19 @@ async fn next_binary(ws: &mut Ws) -> Option<Vec<u8>> {
     }
 }
 
+/// A server with the `flood` room on the WebSocket transport; its port.
+async fn serve() -> (Server, u16) {
+    let server = Server::builder().define("flood", Flood::default).build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let serving = server.clone();
+    tokio::spawn(async move {
+        let transport = roomcast::WebSocketTransport::new(listener);
+        roomcast::transport::Transport::serve(transport, serving).await
+    });
+    (server, port)
+}
+
 /// `0d <type string> <msgpack nil>`
 fn message(ty: &str) -> Message {
     let mut frame = vec![13, 0xa0 | ty.len() as u8];
@@ -94,14 +107,7 @@ fn message(ty: &str) -> Message {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_dropped_and_the_room_carries_on() {
-    let server = Server::builder().define("flood", Flood::default).build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let serving = server.clone();
-    tokio::spawn(async move {
-        let transport = roomcast::WebSocketTransport::new(listener);
-        roomcast::transport::Transport::serve(transport, serving).await
-    });
+    let (server, port) = serve().await;
 
     let mut good = join(&server, port, None).await;
     let mut stalled = join(&server, port, Some(4096)).await;
@@ -147,14 +153,7 @@ async fn a_client_that_stops_reading_is_dropped_and_the_room_carries_on() {
 /// consented leave.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pings_are_answered_and_a_close_is_returned() {
-    let server = Server::builder().define("flood", Flood::default).build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let serving = server.clone();
-    tokio::spawn(async move {
-        let transport = roomcast::WebSocketTransport::new(listener);
-        roomcast::transport::Transport::serve(transport, serving).await
-    });
+    let (server, port) = serve().await;
     let mut a = join(&server, port, None).await;
     let mut b = join(&server, port, None).await;
 

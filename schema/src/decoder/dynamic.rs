@@ -681,28 +681,17 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                         return;
                     };
                     pos = r.offset();
-                    match value {
-                        Scalar::Bool(b) => Value::Bool(b),
-                        Scalar::Int(v) => Value::Int(v),
-                        Scalar::Uint(v) => Value::Uint(v),
-                        Scalar::Number(v) => Value::Number(v),
-                        Scalar::BigInt(v) => Value::BigInt(v),
-                        Scalar::BigUint(v) => Value::BigUint(v),
-                        Scalar::Str { start, len } => {
-                            let s = bytes
-                                .get(start as usize..(start + len) as usize)
-                                .and_then(|b| std::str::from_utf8(b).ok())
-                                .unwrap_or_default();
-                            if let Some(Value::String(buf)) = slot {
-                                // Reuses the buffer of the previous value.
-                                buf.clear();
-                                buf.push_str(s);
-                                continue;
-                            }
-                            Value::String(s.to_owned())
-                        }
-                        Scalar::None | Scalar::Child { .. } => return,
+                    if let (Some(s), Some(Value::String(buf))) = (value.str_in(bytes), &mut *slot) {
+                        // Reuses the buffer of the previous value.
+                        buf.clear();
+                        buf.push_str(s);
+                        continue;
                     }
+                    let Some(value) = value.primitive_value(bytes, |s| Value::String(s.to_owned()))
+                    else {
+                        return;
+                    };
+                    value
                 }
             };
             *slot = Some(value);

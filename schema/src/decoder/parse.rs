@@ -150,6 +150,43 @@ pub(crate) enum Scalar {
     Child { id: RefId, create: bool },
 }
 
+impl Scalar {
+    /// The string of a [`Scalar::Str`] read from `message` (empty if the
+    /// range is not valid UTF-8 there, which the parser already checked).
+    #[inline]
+    pub(crate) fn str_in<'m>(&self, message: &'m [u8]) -> Option<&'m str> {
+        let Self::Str { start, len } = *self else {
+            return None;
+        };
+        Some(
+            message
+                .get(start as usize..(start + len) as usize)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// The value of a primitive scalar, its string (if any) made by
+    /// `string`; `None` for no value or a child.
+    #[inline]
+    pub(crate) fn primitive_value(
+        self,
+        message: &[u8],
+        string: impl FnOnce(&str) -> Value,
+    ) -> Option<Value> {
+        Some(match self {
+            Self::Bool(b) => Value::Bool(b),
+            Self::Int(v) => Value::Int(v),
+            Self::Uint(v) => Value::Uint(v),
+            Self::Number(v) => Value::Number(v),
+            Self::BigInt(v) => Value::BigInt(v),
+            Self::BigUint(v) => Value::BigUint(v),
+            Self::Str { .. } => string(self.str_in(message)?),
+            Self::None | Self::Child { .. } => return None,
+        })
+    }
+}
+
 /// One operation of a message, validated.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Step {
@@ -574,26 +611,16 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                 self.r.set_offset(at + 1);
                 let value = read_primitive(&mut self.r, p)?;
                 at = self.r.offset();
-                Some(match value {
-                    Scalar::Bool(b) => Value::Bool(b),
-                    Scalar::Int(v) => Value::Int(v),
-                    Scalar::Uint(v) => Value::Uint(v),
-                    Scalar::Number(v) => Value::Number(v),
-                    Scalar::BigInt(v) => Value::BigInt(v),
-                    Scalar::BigUint(v) => Value::BigUint(v),
-                    Scalar::Str { start, len } => {
-                        let s = bytes
-                            .get(start as usize..(start + len) as usize)
-                            .and_then(|b| std::str::from_utf8(b).ok())
-                            .unwrap_or_default();
-                        let mut buf = self.undo.buffer();
-                        buf.push_str(s);
-                        Value::String(buf)
-                    }
-                    Scalar::None | Scalar::Child { .. } => {
-                        return Err(err(at, DecodeErrorKind::Unsupported("primitive type")))
-                    }
-                })
+                let undo = &mut self.undo;
+                let value = value.primitive_value(bytes, |s| {
+                    let mut buf = undo.buffer();
+                    buf.push_str(s);
+                    Value::String(buf)
+                });
+                match value {
+                    Some(v) => Some(v),
+                    None => return Err(err(at, DecodeErrorKind::Unsupported("primitive type"))),
+                }
             };
             let old = std::mem::replace(slot, new);
             if log {
