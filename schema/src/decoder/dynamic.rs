@@ -543,14 +543,6 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
     /// first reference.
     fn value(&mut self, scalar: Scalar) -> Option<Value> {
         Some(match scalar {
-            Scalar::None => return None,
-            Scalar::Bool(b) => Value::Bool(b),
-            Scalar::Int(i) => Value::Int(i),
-            Scalar::Uint(u) => Value::Uint(u),
-            Scalar::Number(n) => Value::Number(n),
-            Scalar::BigInt(i) => Value::BigInt(i),
-            Scalar::BigUint(u) => Value::BigUint(u),
-            Scalar::Str { start, len } => Value::String(self.str(start, len).to_owned()),
             Scalar::Child { id, create } => {
                 if create {
                     // Made by the parse pass (eager), or made here.
@@ -572,14 +564,8 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                 }
                 Value::Ref(id)
             }
+            primitive => primitive.primitive_value(self.bytes, |s| Value::String(s.to_owned()))?,
         })
-    }
-
-    #[inline]
-    fn str(&self, start: u32, len: u32) -> &str {
-        let bytes = &self.bytes[start as usize..(start + len) as usize];
-        // Validated by the parse pass.
-        std::str::from_utf8(bytes).unwrap_or_default()
     }
 
     /// Reference counting for a slot going from `prev` to `new`.

@@ -76,23 +76,9 @@ pub(crate) fn explain(
         created.get(&id).copied().or_else(|| nodes.shape_of(id))
     };
     let mut current = RefId::ROOT;
-    let str_at = |start: u32, len: u32| {
-        std::str::from_utf8(&bytes[start as usize..(start + len) as usize]).unwrap_or_default()
-    };
     let scalar = |created: &mut HashMap<RefId, Shape>, s: Scalar| -> String {
         let mut o = String::new();
         let v = match s {
-            Scalar::None => return o,
-            Scalar::Bool(b) => Value::Bool(b),
-            Scalar::Int(i) => Value::Int(i),
-            Scalar::Uint(u) => Value::Uint(u),
-            Scalar::Number(n) => Value::Number(n),
-            Scalar::BigInt(i) => Value::BigInt(i),
-            Scalar::BigUint(u) => Value::BigUint(u),
-            Scalar::Str { start, len } => {
-                write_json_str(&mut o, str_at(start, len));
-                return o;
-            }
             Scalar::Child { id, create } => {
                 let new_shape = create.then(|| new_shapes.get(id).copied()).flatten();
                 let shape = new_shape.or_else(|| shape_of(created, id));
@@ -108,6 +94,10 @@ pub(crate) fn explain(
                 );
                 return o;
             }
+            primitive => match primitive.primitive_value(bytes, |t| Value::String(t.to_owned())) {
+                Some(v) => v,
+                None => return o,
+            },
         };
         write_primitive_json(&mut o, &v);
         o
