@@ -106,27 +106,23 @@ fn expand_struct(
         .map(|i| Literal::u8_unsuffixed(i as u8))
         .collect();
     // Inherited fields come first: indexes below the parent's field count
-    // go to the parent.
-    let field_base = match base {
-        Some((b, bty)) => quote! {
+    // go to the parent (`call` is the same method on it), the others are
+    // renumbered from 0.
+    let to_base = |call: TokenStream| match base {
+        Some((_, bty)) => quote! {
             let __n = <#bty as #krate::Schema>::FIELD_COUNT as u8;
             if index < __n {
-                return #dec::DecodeNode::__decode_field(&mut self.#b, index, input);
+                return #call;
             }
             let index = index - __n;
         },
         None => TokenStream::new(),
     };
-    let child_base = match base {
-        Some((b, bty)) => quote! {
-            let __n = <#bty as #krate::Schema>::FIELD_COUNT as u8;
-            if index < __n {
-                return #dec::DecodeNode::__decode_visit_child(&mut self.#b, index, f);
-            }
-            let index = index - __n;
-        },
-        None => TokenStream::new(),
-    };
+    let base_field = base.map(|(b, _)| b);
+    let field_base =
+        to_base(quote!(#dec::DecodeNode::__decode_field(&mut self.#base_field, index, input)));
+    let child_base =
+        to_base(quote!(#dec::DecodeNode::__decode_visit_child(&mut self.#base_field, index, f)));
     let prims_base = match base {
         Some((b, bty)) => quote! {
             let __n = <#bty as #krate::Schema>::FIELD_COUNT as u32;
@@ -144,16 +140,8 @@ fn expand_struct(
             let mut failed = 0u32;
         },
     };
-    let take_base = match base {
-        Some((b, bty)) => quote! {
-            let __n = <#bty as #krate::Schema>::FIELD_COUNT as u8;
-            if index < __n {
-                return #dec::DecodeNode::__decode_take_child(&mut self.#b, index);
-            }
-            let index = index - __n;
-        },
-        None => TokenStream::new(),
-    };
+    let take_base =
+        to_base(quote!(#dec::DecodeNode::__decode_take_child(&mut self.#base_field, index)));
     Ok(quote! {
         #[automatically_derived]
         impl #dec::DecodeNode for #ident {
