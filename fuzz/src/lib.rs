@@ -23,29 +23,14 @@ use roomcast_schema::types::{ElementType, FieldType, Primitive, TypeId, TypeRegi
 use roomcast_schema::wire;
 use roomcast_schema::{encode_reflection, Dialect};
 
-/// The Reflection bytes of the vectors the dynamic target decodes with.
-pub const SCHEMA_VECTORS: &[&str] = &[
-    "map_of_schemas_with_collections",
-    "polymorphic_children",
-    "array_of_schemas",
-    "all_primitives",
-    "nested_3_deep",
-    "collection_of_schemas",
-    "set_of_schemas",
-    "array_of_primitives",
-    "map_of_primitives",
-    "inherited_root",
-    "max_fields_63",
-    "reflection_primitive_collections",
-];
-
 macro_rules! vector_texts {
     ($($name:literal),* $(,)?) => {
         &[$(($name, include_str!(concat!("../../tests/fixtures/vectors/", $name, ".json")))),*]
     };
 }
 
-/// `(name, JSON text)` of the vectors used for schemas and seeds.
+/// `(name, JSON text)` of the vectors whose schemas the dynamic target
+/// decodes with (its first input byte picks one), and the seeds.
 pub const VECTOR_TEXTS: &[(&str, &str)] = vector_texts!(
     "map_of_schemas_with_collections",
     "polymorphic_children",
