@@ -4,7 +4,8 @@
 //!
 //! * [`reflection`]: Reflection bytes: never a panic; a decoded registry
 //!   re-encodes (with the crate's Reflection encoder) to bytes that decode
-//!   to the same registry.
+//!   to the same registry (in the legacy form a quantized field comes back
+//!   as its wire integer: schema 3 has no quantized type).
 //! * [`dynamic`]: a schema chosen by the first byte, then length-prefixed
 //!   messages fed to one [`DynamicDecoder`]: never a panic; a rejected
 //!   message leaves the state unchanged; the state after every message
