@@ -23,8 +23,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use roomcast_schema::decoder::{decode_reflection, Decoder, DynamicDecoder, ReflectionDialect};
-use roomcast_schema::{ArraySchema, CollectionSchema, Field, MapSchema, Schema, SetSchema};
-use serde_json::{json, Map, Value as Json};
+use roomcast_schema::{ArraySchema, CollectionSchema, MapSchema, Schema, SetSchema};
+use serde_json::{json, Value as Json};
+
+#[macro_use]
+mod common;
+use common::ToJson;
 
 /// The random scenarios' types, for the typed decoder.
 #[derive(Schema, Default, Debug)]
@@ -56,82 +60,16 @@ struct State {
     round: Option<u16>,
 }
 
-// What `#[derive(Schema)]` generates once it calls
-// `schema-derive/src/decode.rs` (then these impls go away).
-
-/// The typed state in the vectors' JSON conventions.
-trait ToJson {
-    fn to_json(&self) -> Option<Json>;
-}
-
-macro_rules! json_leaf {
-    ($($t:ty),*) => {$(
-        impl ToJson for $t {
-            fn to_json(&self) -> Option<Json> {
-                Some(json!(self))
-            }
-        }
-    )*};
-}
-json_leaf!(String, u8, u16);
-
-impl ToJson for f64 {
-    fn to_json(&self) -> Option<Json> {
-        Some(if self.fract() == 0.0 && self.abs() < 9e15 {
-            json!(*self as i64)
-        } else {
-            json!(self)
-        })
-    }
-}
-
-impl<T: ToJson> ToJson for Option<T> {
-    fn to_json(&self) -> Option<Json> {
-        self.as_ref()?.to_json()
-    }
-}
-
-impl<V: ToJson + Field> ToJson for MapSchema<V> {
-    fn to_json(&self) -> Option<Json> {
-        Some(Json::Object(
-            self.iter()
-                .map(|(k, v)| (k.to_owned(), v.to_json().unwrap_or(Json::Null)))
-                .collect(),
-        ))
-    }
-}
-
-macro_rules! json_list {
-    ($($c:ident),*) => {$(
-        impl<V: ToJson + Field> ToJson for $c<V> {
-            fn to_json(&self) -> Option<Json> {
-                Some(Json::Array(self.iter().map(|v| v.to_json().unwrap_or(Json::Null)).collect()))
-            }
-        }
-    )*};
-}
-json_list!(ArraySchema, SetSchema, CollectionSchema);
-
-macro_rules! json_struct {
-    ($ty:ident { $($f:ident),* }) => {
-        impl ToJson for $ty {
-            fn to_json(&self) -> Option<Json> {
-                let mut m = Map::new();
-                $(if let Some(v) = self.$f.to_json() { m.insert(stringify!($f).to_owned(), v); })*
-                Some(Json::Object(m))
-            }
-        }
-    };
-}
-json_struct!(Card { suit, rank });
-json_struct!(Player {
+// The typed states as JSON, to compare with the dynamic decoder's.
+struct_json!(Card { suit, rank });
+struct_json!(Player {
     name,
     hp,
     hand,
     tags,
     stats
 });
-json_struct!(State {
+struct_json!(State {
     players,
     deck,
     nums,
