@@ -9,46 +9,19 @@
 
 use std::alloc::System;
 
-use roomcast_schema::{ArraySchema, Encoder, MapSchema, Schema};
+use roomcast_benches::scenario::State;
+use roomcast_schema::Encoder;
 use stats_alloc::{Region, Stats, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
-
-#[derive(Schema, Default)]
-struct Entity {
-    x: f32,
-    y: f32,
-    angle: f32,
-    hp: u8,
-    name: String,
-}
-
-#[derive(Schema, Default)]
-struct State {
-    entities: MapSchema<Entity>,
-    items: ArraySchema<u16>,
-}
 
 const ENTITIES: u32 = 1_000;
 const WARM_UP_TICKS: usize = 10;
 const MEASURED_TICKS: usize = 1_000;
 
 fn encoder() -> Encoder<State> {
-    let mut state = State::default();
-    for i in 0..ENTITIES {
-        state.entities.insert(
-            format!("e{i}"),
-            Entity {
-                x: i as f32,
-                y: i as f32 * 0.5,
-                angle: 0.0,
-                hp: 100,
-                name: format!("e{i}"),
-            },
-        );
-    }
-    let mut enc = Encoder::new(state);
+    let mut enc = Encoder::new(State::build(ENTITIES, 0));
     assert!(!enc.encode_patch().is_empty());
     enc
 }

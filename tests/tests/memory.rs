@@ -18,26 +18,12 @@
 use std::alloc::System;
 use std::fmt::Write as _;
 
-use roomcast_schema::{ArraySchema, Encoder, MapSchema, Schema};
+use roomcast_benches::scenario::{Entity, State};
+use roomcast_schema::Encoder;
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
-
-#[derive(Schema, Default)]
-struct Entity {
-    x: f32,
-    y: f32,
-    angle: f32,
-    hp: u8,
-    name: String,
-}
-
-#[derive(Schema, Default)]
-struct State {
-    entities: MapSchema<Entity>,
-    items: ArraySchema<u16>,
-}
 
 const LIVE: u32 = 1_000;
 const PER_TICK: u32 = 100;
@@ -57,23 +43,9 @@ fn live_bytes() -> usize {
     s.bytes_allocated - s.bytes_deallocated
 }
 
-fn entity(i: u32) -> Entity {
-    Entity {
-        x: i as f32,
-        y: i as f32 * 0.5,
-        angle: 0.0,
-        hp: 100,
-        name: format!("e{i}"),
-    }
-}
-
 #[test]
 fn churn_of_a_million_entities_keeps_a_flat_footprint() {
-    let mut state = State::default();
-    for i in 0..LIVE {
-        state.entities.insert(format!("e{i}"), entity(i));
-    }
-    let mut enc = Encoder::new(state);
+    let mut enc = Encoder::new(State::build(LIVE, 0));
     assert!(!enc.encode_patch().is_empty());
 
     let mut key = String::new();
@@ -91,7 +63,7 @@ fn churn_of_a_million_entities_keeps_a_flat_footprint() {
                 write!(key, "e{oldest}").expect("writing to a String cannot fail");
                 assert!(entities.remove(&key).is_some(), "{key} is live");
                 oldest += 1;
-                entities.insert(format!("e{next}"), entity(next));
+                entities.insert(format!("e{next}"), Entity::new(next));
                 next += 1;
             }
         }
