@@ -852,7 +852,7 @@ struct Movers {
 /// rejected as a whole: neither the typed state nor its shadow changes,
 /// and the genuine patch then applies.
 #[test]
-fn rejected_patch_leaves_typed_state_unchanged() {
+fn rejected_patch_after_eager_field_writes_changes_nothing() {
     use roomcast_schema::Encoder;
     let mut state = Movers::default();
     for (k, x) in [("a", 1.0), ("b", 2.0)] {
