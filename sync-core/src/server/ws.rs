@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::Request;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::{Buf, Bytes};
@@ -35,7 +35,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -138,27 +138,11 @@ const KEEP_ALIVE: Duration = Duration::from_secs(3);
 /// counts as not keeping up (one frame of any size is always accepted).
 const MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
 
-/// Checks the RFC 6455 opening handshake; the `Sec-WebSocket-Accept`
-/// value when it is one.
-fn accept_key(method: &Method, headers: &HeaderMap) -> Option<HeaderValue> {
-    let has_token = |name: header::HeaderName, token: &str| {
-        headers.get_all(name).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-        })
-    };
-    if method != Method::GET
-        || !has_token(header::CONNECTION, "upgrade")
-        || !has_token(header::UPGRADE, "websocket")
-        || headers
-            .get(header::SEC_WEBSOCKET_VERSION)
-            .map(HeaderValue::as_bytes)
-            != Some(b"13")
-    {
-        return None;
-    }
-    let key = headers.get(header::SEC_WEBSOCKET_KEY)?;
-    HeaderValue::from_str(&derive_accept_key(key.as_bytes())).ok()
+/// The `101 Switching Protocols` answer to a valid RFC 6455 opening
+/// handshake (tungstenite's checks: GET, HTTP/1.1, `Connection: upgrade`,
+/// `Upgrade: websocket`, version 13, a key); `None` for anything else.
+fn switching_protocols<B>(request: &axum::http::Request<B>) -> Option<Response> {
+    create_response_with_body(request, axum::body::Body::empty).ok()
 }
 
 pub(super) async fn upgrade(
@@ -167,7 +151,7 @@ pub(super) async fn upgrade(
     mut request: Request,
     path: &str,
 ) -> Response {
-    let Some(accept) = accept_key(request.method(), request.headers()) else {
+    let Some(response) = switching_protocols(&request) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
@@ -279,11 +263,6 @@ pub(super) async fn upgrade(
         Some(runtime) => drop(runtime.spawn(connection)),
         None => drop(tokio::spawn(connection)),
     }
-    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     response
 }
 
@@ -634,6 +613,7 @@ fn percent_decode(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::Method;
 
     #[test]
     fn binary_header_lengths() {
@@ -666,28 +646,27 @@ mod tests {
 
     #[test]
     fn handshake_needs_every_header() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, Upgrade"),
-        );
-        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        headers.insert(
-            header::SEC_WEBSOCKET_VERSION,
-            HeaderValue::from_static("13"),
-        );
-        assert!(accept_key(&Method::GET, &headers).is_none());
+        let request = |method: Method, version: &'static str, key: Option<&'static str>| {
+            let mut r = axum::http::Request::builder()
+                .method(method)
+                .header(header::CONNECTION, "keep-alive, Upgrade")
+                .header(header::UPGRADE, "websocket")
+                .header(header::SEC_WEBSOCKET_VERSION, version);
+            if let Some(key) = key {
+                r = r.header(header::SEC_WEBSOCKET_KEY, key);
+            }
+            r.body(()).unwrap()
+        };
         // RFC 6455 §1.3's example key.
-        headers.insert(
-            header::SEC_WEBSOCKET_KEY,
-            HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
-        );
+        let key = Some("dGhlIHNhbXBsZSBub25jZQ==");
+        assert!(switching_protocols(&request(Method::GET, "13", None)).is_none());
+        let ok = switching_protocols(&request(Method::GET, "13", key)).unwrap();
+        assert_eq!(ok.status(), StatusCode::SWITCHING_PROTOCOLS);
         assert_eq!(
-            accept_key(&Method::GET, &headers).unwrap(),
+            ok.headers()[header::SEC_WEBSOCKET_ACCEPT],
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
-        assert!(accept_key(&Method::POST, &headers).is_none());
-        headers.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("8"));
-        assert!(accept_key(&Method::GET, &headers).is_none());
+        assert!(switching_protocols(&request(Method::POST, "13", key)).is_none());
+        assert!(switching_protocols(&request(Method::GET, "8", key)).is_none());
     }
 }
