@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use roomcast_benches::{Churn, EncodeAll, Idle, MoveAll, MoveSome, Scenario};
+use roomcast_benches::{Churn, EncodeAll, Idle, MoveAll, MoveSome, MoveSomeFloor, Scenario};
 use roomcast_schema::EncoderOptions;
 
 const S1_SIZES: [u32; 3] = [100, 1_000, 10_000];
@@ -71,6 +71,11 @@ fn s2_move_one_percent(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(bytes_of_one_tick(MoveSome::new(n, opts))));
     g.bench_with_input(BenchmarkId::new("tick", n), &n, |b, &n| {
         let mut s = MoveSome::new(n, opts);
+        b.iter(|| black_box(s.tick()));
+    });
+    // The same work and bytes without the encoder (see `MoveSomeFloor`).
+    g.bench_with_input(BenchmarkId::new("floor", n), &n, |b, &n| {
+        let mut s = MoveSomeFloor::new(n);
         b.iter(|| black_box(s.tick()));
     });
     g.finish();

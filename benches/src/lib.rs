@@ -7,9 +7,11 @@
 //! criterion benches (`benches/encode.rs`) and the comparison binary
 //! (`src/bin/compare.rs`) both run them.
 
+pub mod floor;
 pub mod measure;
 pub mod scenario;
 
+pub use floor::MoveSomeFloor;
 pub use measure::{measure, Measurement, Timing};
 pub use scenario::{
     Churn, EncodeAll, Entity, Idle, MoveAll, MoveSome, Scenario, ScenarioId, State,

@@ -230,8 +230,9 @@ impl MoveSome {
     }
 }
 
-impl Scenario for MoveSome {
-    fn tick(&mut self) -> usize {
+impl MoveSome {
+    /// One tick: the moves, then the patch.
+    pub fn step(&mut self) -> &[u8] {
         let mut state = self.enc.state_mut();
         let mut entities = state.entities_mut();
         for _ in 0..self.per_tick {
@@ -245,7 +246,13 @@ impl Scenario for MoveSome {
                 self.cursor = 0;
             }
         }
-        self.enc.encode_patch().len()
+        self.enc.encode_patch()
+    }
+}
+
+impl Scenario for MoveSome {
+    fn tick(&mut self) -> usize {
+        self.step().len()
     }
 }
 

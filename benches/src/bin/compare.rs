@@ -13,6 +13,8 @@
 //! S3 full states, S4 patches with the reference's refId numbering) equal
 //! the reference's byte for byte (`tests/node/dump-s1.mjs`), and measures
 //! growth under churn on both sides (`tests/node/memory-churn.mjs`).
+//! With S2 it also times [`MoveSomeFloor`], the same work and bytes as S2
+//! written by hand without the encoder: the bound on S2 for this machine.
 //! Progress goes to stderr, the report to stdout.
 
 use std::collections::BTreeMap;
@@ -23,8 +25,8 @@ use std::process::{Command, ExitCode, Stdio};
 
 use roomcast_benches::scenario::ready_encoder;
 use roomcast_benches::{
-    measure, Churn, EncodeAll, Idle, Measurement, MoveAll, MoveSome, Scenario, ScenarioId, State,
-    Timing,
+    measure, Churn, EncodeAll, Idle, Measurement, MoveAll, MoveSome, MoveSomeFloor, Scenario,
+    ScenarioId, State, Timing,
 };
 use roomcast_schema::EncoderOptions;
 
@@ -380,6 +382,8 @@ struct Row {
     n: u32,
     ours: Measurement,
     theirs: Option<Measurement>,
+    /// S2 only: [`MoveSomeFloor`]'s time.
+    floor: Option<Measurement>,
 }
 
 fn fmt_ns(ns: f64) -> String {
@@ -415,6 +419,21 @@ fn table(rows: &[Row]) -> String {
             r.ours.bytes_per_tick,
         )
         .expect("String");
+        if let Some(f) = r.floor {
+            let ratio = r.theirs.map_or_else(
+                || "–".into(),
+                |m| format!("{:.1}×", m.ns_per_tick / f.ns_per_tick),
+            );
+            writeln!(
+                t,
+                "| {} floor (hand-written, same bytes) | {} | {} | | {ratio} | {:.1} | |",
+                r.id.name(),
+                r.n,
+                fmt_ns(f.ns_per_tick),
+                f.bytes_per_tick,
+            )
+            .expect("String");
+        }
     }
     t
 }
@@ -439,8 +458,16 @@ fn targets(rows: &[Row]) -> String {
             }
             (ScenarioId::S2, _) => {
                 let x = ratio(r).map_or("–".into(), |x| format!("{x:.1}×"));
+                let floor = match (r.floor, r.theirs) {
+                    (Some(f), Some(m)) => format!(
+                        "; the hand-written floor reaches {:.1}×, ours is {:.2}× the floor's time",
+                        m.ns_per_tick / f.ns_per_tick,
+                        r.ours.ns_per_tick / f.ns_per_tick
+                    ),
+                    _ => String::new(),
+                };
                 format!(
-                    "S2 N={}: {x} (target ≥ 20×) {}",
+                    "S2 N={}: {x} (target ≥ 20×) {}{floor}",
                     r.n,
                     verdict(ratio(r).is_none_or(|x| x >= 20.0))
                 )
@@ -492,6 +519,11 @@ fn run(args: &Args) -> Result<(), String> {
                 ours.bytes_per_tick,
                 ours.ticks
             );
+            let floor = (id == ScenarioId::S2).then(|| {
+                let f = measure(|| MoveSomeFloor::new(n), timing);
+                eprintln!("compare: S2 floor N={n}: {} ns/tick", fmt_ns(f.ns_per_tick));
+                f
+            });
             let theirs = if args.reference {
                 Some(reference(&dir, id, n, args.quick)?)
             } else {
@@ -502,6 +534,7 @@ fn run(args: &Args) -> Result<(), String> {
                 n,
                 ours,
                 theirs,
+                floor,
             });
         }
     }
