@@ -31,8 +31,8 @@ pub mod __private {
         encode_op as quantized_op, snap as quantized_snap, Quantizable, Quantize,
     };
     pub use crate::schema::{
-        accepts, encode_type_tag, set_primitive, set_ref, view_entry, Describer, Field, FieldView,
-        Schema, TrackedMut,
+        accepts, encode_type_tag, set_primitive, set_ref, view_entry, Describer, EntrySink, Field,
+        FieldView, Schema, TrackedMut,
     };
     pub use crate::tracked::{StructTrack, Tick, TrackState};
     pub use crate::types::{NamedField, NamedFieldType, NamedType, Primitive};

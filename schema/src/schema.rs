@@ -140,7 +140,7 @@ pub trait Schema: Sized + 'static {
         &self,
         _children: &Self::Children,
         _scratch: &mut Vec<u8>,
-        _f: &mut dyn FnMut(u32, &[u8], Option<u32>),
+        _f: &mut EntrySink<'_>,
     ) {
     }
 
@@ -279,6 +279,10 @@ pub trait Field: Sized {
     fn __with_node(&self, _track: &Self::Track, _f: &mut dyn FnMut(&dyn crate::view::Node)) {}
 }
 
+/// Receives one field of the view walk: `(index, encoded value, child refId)`.
+#[doc(hidden)]
+pub type EntrySink<'a> = dyn FnMut(u32, &[u8], Option<u32>) + 'a;
+
 /// The mutable view of a tracked instance: its refId and the tick (to
 /// register `show`/`hide` calls). Implemented by the derive's `…Mut` views,
 /// the collection views and `DynMut`.
@@ -341,7 +345,7 @@ pub fn view_entry<F: Field>(
     wire: Option<Primitive>,
     index: u32,
     scratch: &mut Vec<u8>,
-    f: &mut dyn FnMut(u32, &[u8], Option<u32>),
+    f: &mut EntrySink<'_>,
 ) {
     if value.__present() {
         scratch.clear();

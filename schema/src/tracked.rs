@@ -95,6 +95,14 @@ pub struct TrackState {
 }
 
 impl TrackState {
+    /// The instance's refId.
+    #[doc(hidden)]
+    #[inline]
+    #[must_use]
+    pub fn __id(&self) -> u32 {
+        self.meta.id()
+    }
+
     /// Records a change of field `index`.
     #[doc(hidden)]
     #[inline]

@@ -20,7 +20,7 @@
 //! ops `@colyseus/schema` 5.0.34 sends when an instance is added to a view
 //! (the parent chain's ADDs, a snapshot of its fields, in call order) are
 //! reproduced, so the bytes are the reference's wherever the reference's
-//! patch stream agrees with its own full state (`shared/spec`
+//! patch stream agrees with its own full state (`tests/fixtures/`
 //! `view-differences.md` lists where it does not).
 //!
 //! Visibility follows the reference: `show` makes an instance, its subtree
@@ -527,7 +527,6 @@ struct SubNode {
     edge_tag: Option<i64>,
     fresh: bool,
     kind: NodeKind,
-    prim: bool,
     /// Present entries: (index, field tag); index is the element refId for
     /// arrays of refs.
     entries: Vec<(u32, Option<i64>)>,
@@ -637,7 +636,6 @@ fn collect_subtree(node: &dyn Node, depth: u32, edge_tag: Option<i64>, out: &mut
         edge_tag,
         fresh: node.fresh(),
         kind,
-        prim,
         entries,
         view_fields,
     });
@@ -836,6 +834,9 @@ struct Blocks {
     diff: Vec<((u32, u32), Vec<u8>)>,
 }
 
+/// An entry copied out of a node: (index, key, value, child).
+type Owned = (u32, Option<String>, Vec<u8>, Option<u32>);
+
 /// Walks the state for one view: renders forced ops and the diff against
 /// the mirror, updating it.
 struct PatchWalk<'v> {
@@ -861,7 +862,7 @@ impl PatchWalk<'_> {
         if let Some((_, keys)) = self.forced.iter().find(|(r, _)| *r == id) {
             let mut out = Vec::new();
             let mut scratch = std::mem::take(&mut self.scratch);
-            let mut all: Vec<(u32, Option<String>, Vec<u8>, Option<u32>)> = Vec::new();
+            let mut all: Vec<Owned> = Vec::new();
             node.entries(&mut scratch, &mut |e| {
                 let index = match (kind, e.child) {
                     (NodeKind::Array, Some(c)) if !prim => c,
@@ -962,9 +963,8 @@ impl PatchWalk<'_> {
                     }
                     Some(b) if b.value != p.value => {
                         let op = match (kind, b.child.is_some()) {
-                            (NodeKind::Struct, true) => spec::DELETE_AND_ADD,
-                            (NodeKind::Struct, false) => spec::ADD,
                             (_, true) => spec::DELETE_AND_ADD,
+                            (NodeKind::Struct, false) => spec::ADD,
                             (_, false) => spec::REPLACE,
                         };
                         write_op(
