@@ -118,7 +118,10 @@ impl<'a> Struct<'a> {
                         span,
                         "`#[schema(extends)]` must be on the first field",
                     ));
-                } else if field.attrs.wire.is_some() || field.attrs.rename.is_some() {
+                } else if field.attrs.wire.is_some()
+                    || field.attrs.rename.is_some()
+                    || field.attrs.view.is_some()
+                {
                     cx.syn_error(syn::Error::new(
                         span,
                         "`#[schema(extends)]` takes no other attribute",

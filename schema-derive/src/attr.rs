@@ -26,6 +26,14 @@ pub(crate) const WIRE_TYPES: &[(&str, &str)] = &[
 const RENAME: &str = "rename";
 const EXTENDS: &str = "extends";
 const QUANTIZED: &str = "quantized";
+const VIEW: &str = "view";
+
+/// `#[schema(view)]` / `#[schema(view = TAG)]`: the field is sent only to
+/// clients whose `StateView` sees the instance (with that tag).
+pub(crate) struct ViewAttr {
+    /// `None` for the default tag, else the custom tag (a positive bit mask).
+    pub(crate) tag: Option<u32>,
+}
 
 /// `#[schema(quantized(min = .., max = .., bits = 16, wrap))]`: bounds are
 /// const expressions (checked by a const assertion), `bits` a literal.
@@ -89,6 +97,8 @@ pub(crate) struct FieldAttrs {
     pub(crate) extends: Option<proc_macro2::Span>,
     /// `#[schema(quantized(..))]`: a float sent as an unsigned integer.
     pub(crate) quantized: Option<Box<Quantized>>,
+    /// `#[schema(view)]` / `#[schema(view = TAG)]`.
+    pub(crate) view: Option<ViewAttr>,
 }
 
 impl FieldAttrs {
@@ -103,6 +113,29 @@ impl FieldAttrs {
                 if meta.path.is_ident(RENAME) {
                     let lit: syn::LitStr = meta.value()?.parse()?;
                     out.rename = Some(lit.value());
+                    return Ok(());
+                }
+                if meta.path.is_ident(VIEW) {
+                    if out.view.is_some() {
+                        return Err(meta.error("only one `view` per field"));
+                    }
+                    let tag = if meta.input.peek(syn::Token![=]) {
+                        let lit: syn::LitInt = meta.value()?.parse().map_err(|e| {
+                            syn::Error::new(e.span(), "`view = TAG` takes an integer tag, e.g. `view = 1`")
+                        })?;
+                        match lit.base10_parse::<u32>() {
+                            Ok(t) if t > 0 && t < (1 << 31) => Some(t),
+                            _ => {
+                                return Err(syn::Error::new(
+                                    lit.span(),
+                                    "a view tag is a bit mask from 1 to 2^31 - 1 (omit it for the default tag)",
+                                ))
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    out.view = Some(ViewAttr { tag });
                     return Ok(());
                 }
                 if meta.path.is_ident(QUANTIZED) {
@@ -125,7 +158,7 @@ impl FieldAttrs {
                         Ok(())
                     }
                     None => Err(meta.error(format!(
-                        "unknown schema attribute `{name}`; expected one of: {}, `quantized(..)`, `extends` or `rename = \"...\"`",
+                        "unknown schema attribute `{name}`; expected one of: {}, `quantized(..)`, `view`, `view = TAG`, `extends` or `rename = \"...\"`",
                         WIRE_TYPES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
                     ))),
                 }

@@ -164,6 +164,23 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
             );
         })
     });
+    // `#[schema(view)]` fields: their tag (DEFAULT_VIEW_TAG = -1).
+    let tags: Vec<Option<i64>> = cont
+        .fields
+        .iter()
+        .map(|f| f.attrs.view.as_ref().map(|v| v.tag.map_or(-1, i64::from)))
+        .collect();
+    let own_view_mask: Vec<TokenStream> = tags
+        .iter()
+        .zip(&locals)
+        .filter(|(t, _)| t.is_some())
+        .map(|(_, i)| quote!(| (1u64 << (#base_count + #i))))
+        .collect();
+    let tag_arms: Vec<TokenStream> = tags
+        .iter()
+        .zip(&locals)
+        .filter_map(|(t, i)| t.map(|t| quote!(if index == #base_count + #i { return ::core::option::Option::Some(#t); })))
+        .collect();
     let count_msg = format!(
         "`{ident}` has more than 63 fields counting inherited ones (field index 63 would collide with SWITCH_TO_STRUCTURE)"
     );
@@ -213,7 +230,8 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
     });
 
     // Unrolled writers of the struct's own fields (the hot path of a patch).
-    let write_changed = cont.fields.iter().zip(&locals).map(|(f, &i)| {
+    // View fields are not part of the shared encoding.
+    let write_changed = cont.fields.iter().zip(&locals).filter(|(f, _)| f.attrs.view.is_none()).map(|(f, &i)| {
         let fid = f.ident;
         let wire = &wires[i as usize];
         let op = match f.kind {
@@ -240,7 +258,7 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
             }
         }
     });
-    let write_present = cont.fields.iter().zip(&locals).map(|(f, &i)| {
+    let write_present = cont.fields.iter().zip(&locals).filter(|(f, _)| f.attrs.view.is_none()).map(|(f, &i)| {
         let fid = f.ident;
         let wire = &wires[i as usize];
         if let Some(q) = &quants[i as usize] {
@@ -268,6 +286,75 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
             )
         }
         None => (TokenStream::new(), TokenStream::new()),
+    };
+
+    // The view walk: every present field with its encoded value; every child.
+    let view_entries = cont.fields.iter().zip(&locals).map(|(f, &i)| {
+        let fid = f.ident;
+        let wire = &wires[i as usize];
+        if let Some(q) = &quants[i as usize] {
+            return quote! {
+                scratch.clear();
+                #rc::quantized_op(self.#fid, &#q, 0, scratch);
+                f(#base_count + #i, &scratch[1..], ::core::option::Option::None);
+            };
+        }
+        quote! {
+            #rc::view_entry(&self.#fid, &children.#fid, #wire, #base_count + #i, scratch, f);
+        }
+    });
+    let view_children = cont.fields.iter().zip(&locals).filter(|(f, _)| f.kind == Kind::Ref).map(|(f, &i)| {
+        let fid = f.ident;
+        quote! {
+            #rc::Field::__with_node(&self.#fid, &children.#fid, &mut |n| f(#base_count + #i, n));
+        }
+    });
+    let patch_children = cont.fields.iter().zip(&locals).map(|(f, &i)| {
+        let fid = f.ident;
+        if f.attrs.view.is_some() {
+            // A view field's subtree goes to views only: settle it here.
+            quote! {
+                if mask & (1u64 << (#base_count + #i)) != 0 {
+                    w.discard(|w| #rc::Field::__encode_patch(&mut self.#fid, &mut children.#fid, w));
+                }
+            }
+        } else {
+            quote! {
+                if mask & (1u64 << (#base_count + #i)) != 0 {
+                    #rc::Field::__encode_patch(&mut self.#fid, &mut children.#fid, w);
+                }
+            }
+        }
+    });
+    let full_children = cont
+        .fields
+        .iter()
+        .filter(|f| f.attrs.view.is_none())
+        .map(|f| {
+            let fid = f.ident;
+            quote!(#rc::Field::__encode_full(&self.#fid, &children.#fid, w);)
+        });
+    let (base_view_mask, base_tag, base_entries, base_children) = match &cont.base {
+        Some(b) => {
+            let bid = b.ident;
+            let bty = b.ty;
+            (
+                quote!(<#bty as #rc::Schema>::VIEW_FIELDS),
+                quote! {
+                    if index < #base_count {
+                        return <#bty as #rc::Schema>::__field_tag(index);
+                    }
+                },
+                quote!(#rc::Schema::__view_entries(&self.#bid, &children.#bid, scratch, f);),
+                quote!(#rc::Schema::__view_children(&self.#bid, &children.#bid, f);),
+            )
+        }
+        None => (
+            quote!(0u64),
+            TokenStream::new(),
+            TokenStream::new(),
+            TokenStream::new(),
+        ),
     };
 
     // The parent part: its children's tracks, its view, its share of every
@@ -361,6 +448,12 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
             #( #setters )*
         }
 
+        impl #rc::TrackedMut for #view<'_> {
+            fn __target(&mut self) -> (u32, &mut #rc::Tick) {
+                (self.state.__id(), self.tick)
+            }
+        }
+
         const _: () = {
             #( #wire_asserts )*
             #( #quant_asserts )*
@@ -427,14 +520,41 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
                 #[inline]
                 fn __patch_children(&mut self, children: &mut #children, mask: u64, w: &mut #rc::PatchWriter<'_>) {
                     #base_patch
-                    #( if mask & (1u64 << (#base_count + #locals)) != 0 {
-                        #rc::Field::__encode_patch(&mut self.#idents, &mut children.#idents, w);
-                    } )*
+                    #( #patch_children )*
                 }
 
                 fn __full_children(&self, children: &#children, w: &mut #rc::FullWriter<'_>) {
                     #base_full
-                    #( #rc::Field::__encode_full(&self.#idents, &children.#idents, w); )*
+                    #( #full_children )*
+                }
+
+                const VIEW_FIELDS: u64 = #base_view_mask #( #own_view_mask )*;
+
+                #[allow(unused_variables)]
+                fn __field_tag(index: u32) -> ::core::option::Option<i64> {
+                    #base_tag
+                    #( #tag_arms )*
+                    ::core::option::Option::None
+                }
+
+                fn __view_entries(
+                    &self,
+                    children: &#children,
+                    scratch: &mut ::std::vec::Vec<u8>,
+                    f: &mut #rc::EntrySink<'_>,
+                ) {
+                    #base_entries
+                    #( #view_entries )*
+                }
+
+                #[allow(unused_variables)]
+                fn __view_children(
+                    &self,
+                    children: &#children,
+                    f: &mut dyn ::core::ops::FnMut(u32, &dyn #rc::Node),
+                ) {
+                    #base_children
+                    #( #view_children )*
                 }
 
                 #[inline]
@@ -535,6 +655,12 @@ fn expand_enum(e: &Enum<'_>) -> TokenStream {
                 fn __encode_full(&self, track: &#track, w: &mut #rc::FullWriter<'_>) {
                     match self {
                         #( Self::#vids(v) => #rc::Field::__encode_full(v, &track.#slots, w), )*
+                    }
+                }
+
+                fn __with_node(&self, track: &#track, f: &mut dyn ::core::ops::FnMut(&dyn #rc::Node)) {
+                    match self {
+                        #( Self::#vids(v) => #rc::Field::__with_node(v, &track.#slots, f), )*
                     }
                 }
             }

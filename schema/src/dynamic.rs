@@ -118,6 +118,9 @@ pub struct DynStruct {
     tag: Option<u32>,
     fields: Vec<Option<DynValue>>,
     track: TrackState,
+    /// View fields and their tags (from the registry).
+    views: Option<std::sync::Arc<[Option<i64>]>>,
+    view_mask: u64,
 }
 
 /// Cloning gives an untracked copy: same fields, no identity.
@@ -128,6 +131,8 @@ impl Clone for DynStruct {
             tag: self.tag,
             fields: self.fields.clone(),
             track: TrackState::default(),
+            views: self.views.clone(),
+            view_mask: self.view_mask,
         }
     }
 }
@@ -137,12 +142,21 @@ impl DynStruct {
     #[must_use]
     pub fn new(types: &TypeRegistry, ty: TypeId) -> Self {
         let mut fields = Vec::new();
-        fields.resize_with(types.fields(ty).len(), || None);
+        let n = types.fields(ty).len();
+        fields.resize_with(n, || None);
+        let tags: Vec<Option<i64>> = (0..n).map(|i| types.view_tag(ty, i)).collect();
+        let view_mask = tags
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.is_some())
+            .fold(0u64, |m, (i, _)| m | 1 << i);
         Self {
             ty,
             tag: None,
             fields,
             track: TrackState::default(),
+            views: (view_mask != 0).then(|| tags.into()),
+            view_mask,
         }
     }
 
@@ -241,7 +255,10 @@ impl Field for DynStruct {
     }
 
     fn __encode_patch(&mut self, _: &mut (), w: &mut PatchWriter<'_>) {
-        let present = self.present();
+        // View fields are not part of the shared encoding.
+        let shared = !self.view_mask;
+        let present = self.present() & shared;
+        self.track.dirty &= shared;
         let fields = &self.fields;
         write_patch_block(&mut self.track, present, w, |i, out| {
             Self::encode_field(fields, i, out);
@@ -251,19 +268,86 @@ impl Field for DynStruct {
             let i = mask.trailing_zeros() as usize;
             mask &= mask - 1;
             if let Some(v) = &mut self.fields[i] {
-                v.__encode_patch(&mut (), w);
+                if shared & (1 << i) == 0 {
+                    w.discard(|w| v.__encode_patch(&mut (), w));
+                } else {
+                    v.__encode_patch(&mut (), w);
+                }
             }
         }
     }
 
     fn __encode_full(&self, _: &(), w: &mut FullWriter<'_>) {
         let fields = &self.fields;
-        write_full_block(&self.track, self.present(), w, |i, out| {
+        let shared = !self.view_mask;
+        write_full_block(&self.track, self.present() & shared, w, |i, out| {
             Self::encode_field(fields, i, out);
         });
-        for v in self.fields.iter().flatten() {
-            v.__encode_full(&(), w);
+        for (i, v) in self.fields.iter().enumerate() {
+            if let Some(v) = v {
+                if shared & (1 << i) != 0 {
+                    v.__encode_full(&(), w);
+                }
+            }
         }
+    }
+
+    fn __with_node(&self, _: &(), f: &mut dyn FnMut(&dyn crate::view::Node)) {
+        f(self);
+    }
+}
+
+impl crate::view::Node for DynStruct {
+    fn id(&self) -> u32 {
+        self.track.meta.id()
+    }
+    fn seq(&self) -> u32 {
+        self.track.meta.seq
+    }
+    fn fresh(&self) -> bool {
+        self.track.meta.fresh
+    }
+    fn kind(&self) -> crate::view::NodeKind {
+        crate::view::NodeKind::Struct
+    }
+    fn field_tag(&self, index: u32) -> Option<i64> {
+        self.views.as_ref()?.get(index as usize).copied().flatten()
+    }
+    fn has_view_fields(&self) -> bool {
+        self.view_mask != 0
+    }
+    fn entries(&self, scratch: &mut Vec<u8>, f: &mut dyn FnMut(crate::view::Entry<'_>)) {
+        let dirty = if self.track.meta.fresh {
+            u64::MAX
+        } else {
+            self.track.dirty
+        };
+        for (i, v) in self.fields.iter().enumerate() {
+            if let Some(v) = v.as_ref().filter(|v| v.__present()) {
+                scratch.clear();
+                v.__encode(&(), None, scratch);
+                f(crate::view::Entry {
+                    index: i as u32,
+                    key: None,
+                    value: scratch,
+                    child: v.__ref_id(&()),
+                    dirty: dirty & (1 << i) != 0,
+                });
+            }
+        }
+    }
+    fn children(&self, f: &mut dyn FnMut(u32, &dyn crate::view::Node)) {
+        for (i, v) in self.fields.iter().enumerate() {
+            if let Some(v) = v {
+                v.__with_node(&(), &mut |n| f(i as u32, n));
+            }
+        }
+    }
+}
+
+impl crate::schema::TrackedMut for DynMut<'_> {
+    fn __target(&mut self) -> (u32, &mut Tick) {
+        (self.s.track.meta.id(), self.tick)
     }
 }
 
@@ -347,6 +431,10 @@ impl Field for DynValue {
 
     fn __encode_full(&self, _: &(), w: &mut FullWriter<'_>) {
         dispatch!(self, v => v.__encode_full(&(), w), prim => ());
+    }
+
+    fn __with_node(&self, _: &(), f: &mut dyn FnMut(&dyn crate::view::Node)) {
+        dispatch!(self, v => v.__with_node(&(), f), prim => ());
     }
 }
 

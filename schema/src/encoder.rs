@@ -9,6 +9,7 @@
 use crate::schema::{Describer, Field, Schema};
 use crate::tracked::{RefMeta, Tick, NO_SEQ};
 use crate::types::{TypeError, TypeRegistry};
+use crate::view::ViewId;
 use crate::wire::{self, spec};
 
 /// A run of consecutive blocks of a patch whose refs first changed in
@@ -221,6 +222,25 @@ impl PatchWriter<'_> {
         };
     }
 
+    /// Runs `f` (the patch walk of a view field's subtree) and drops what it
+    /// wrote: those changes go to views only, and are settled here.
+    #[cold]
+    #[doc(hidden)]
+    pub fn discard(&mut self, f: impl FnOnce(&mut Self)) {
+        let len = self.out.len();
+        let blocks = self.blocks.len();
+        let run = self.run;
+        let second = self.second.as_ref().map(|s| (s.out.len(), s.blocks.len()));
+        f(self);
+        self.out.truncate(len);
+        self.blocks.truncate(blocks);
+        self.run = run;
+        if let (Some(s), Some((l, b))) = (self.second.as_mut(), second) {
+            s.out.truncate(l);
+            s.blocks.truncate(b);
+        }
+    }
+
     /// Records the last run; the output.
     fn finish(self) -> Vec<u8> {
         if self.run.end != NO_RUN {
@@ -413,6 +433,9 @@ impl<T: Field> Encoder<T> {
     }
 
     fn walk(&mut self, dialect: Dialect, second: Option<Dialect>) {
+        if self.tick.views.active() {
+            self.encode_views();
+        }
         self.buf.clear();
         self.blocks.clear();
         self.buf2.clear();
@@ -448,6 +471,54 @@ impl<T: Field> Encoder<T> {
     /// Consumes the encoder, returning the state.
     pub fn into_state(self) -> T {
         self.state
+    }
+
+    /// Creates a view (one per client with filtered fields, like
+    /// `client.view = new StateView()`). See [`ViewTarget`] for showing
+    /// instances to it.
+    ///
+    /// [`ViewTarget`]: crate::ViewTarget
+    pub fn create_view(&mut self) -> ViewId {
+        self.tick.views.create_view()
+    }
+
+    /// Drops a view (its client left); returns whether it existed. Its
+    /// handle is ignored from then on.
+    pub fn drop_view(&mut self, view: ViewId) -> bool {
+        self.tick.views.drop_view(view)
+    }
+
+    /// The view part of the last [`encode_patch`](Self::encode_patch) for
+    /// `view`: that client receives the shared patch followed by these
+    /// bytes (in one message). Empty when the view has nothing new (or
+    /// does not exist).
+    #[must_use]
+    pub fn view_patch(&self, view: ViewId) -> &[u8] {
+        self.tick.views.get(view).map_or(&[], |v| v.patch())
+    }
+
+    /// The view part of a full state for `view`: a client joining with
+    /// this view receives [`encode_all`](Self::encode_all) followed by these
+    /// bytes. Applies the view's pending `show`/`hide` calls and makes this
+    /// what the client holds (the next view patches continue from it). Send
+    /// it at a patch boundary, like `encode_all`.
+    pub fn encode_all_view(&mut self, view: ViewId) -> &[u8] {
+        let (state, track, tick) = (&self.state, &self.track, &mut self.tick);
+        let mut found = false;
+        state.__with_node(track, &mut |root| {
+            found = crate::view::encode_all_view(root, tick, view).is_some();
+        });
+        if found {
+            self.tick.views.get(view).map_or(&[], |v| v.full())
+        } else {
+            &[]
+        }
+    }
+
+    #[cold]
+    fn encode_views(&mut self) {
+        let (state, track, tick) = (&self.state, &self.track, &mut self.tick);
+        state.__with_node(track, &mut |root| crate::view::encode_views(root, tick));
     }
 
     pub(crate) fn parts_mut(&mut self) -> (&mut T, &mut T::Track, &mut Tick) {

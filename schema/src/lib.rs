@@ -8,6 +8,7 @@ mod reflection;
 mod schema;
 mod tracked;
 pub mod types;
+mod view;
 pub mod wire;
 
 pub use collections::{
@@ -18,6 +19,7 @@ pub use encoder::{registry_of, Dialect, Encoder, EncoderOptions};
 pub use reflection::encode_reflection;
 pub use schema::{Field, Schema};
 pub use tracked::Tick;
+pub use view::{ViewId, ViewTarget, DEFAULT_VIEW_TAG};
 
 #[cfg(feature = "derive")]
 pub use roomcast_schema_derive::Schema;
@@ -29,9 +31,11 @@ pub mod __private {
         encode_op as quantized_op, snap as quantized_snap, Quantizable, Quantize,
     };
     pub use crate::schema::{
-        accepts, encode_type_tag, set_primitive, set_ref, Describer, Field, FieldView, Schema,
+        accepts, encode_type_tag, set_primitive, set_ref, view_entry, Describer, EntrySink, Field,
+        FieldView, Schema, TrackedMut,
     };
     pub use crate::tracked::{StructTrack, Tick, TrackState};
     pub use crate::types::{NamedField, NamedFieldType, NamedType, Primitive};
+    pub use crate::view::Node;
     pub use crate::wire::spec;
 }

@@ -122,6 +122,37 @@ pub trait Schema: Sized + 'static {
     #[doc(hidden)]
     fn __full_children(&self, children: &Self::Children, w: &mut FullWriter<'_>);
 
+    /// Bit mask of the view fields (`#[schema(view)]`), inherited ones
+    /// included.
+    #[doc(hidden)]
+    const VIEW_FIELDS: u64 = 0;
+
+    /// The view tag of field `index` (`None` for a shared field).
+    #[doc(hidden)]
+    fn __field_tag(_index: u32) -> Option<i64> {
+        None
+    }
+
+    /// Every present field for the view walk: `(index, encoded value,
+    /// child refId)`.
+    #[doc(hidden)]
+    fn __view_entries(
+        &self,
+        _children: &Self::Children,
+        _scratch: &mut Vec<u8>,
+        _f: &mut EntrySink<'_>,
+    ) {
+    }
+
+    /// Every child ref for the view walk.
+    #[doc(hidden)]
+    fn __view_children(
+        &self,
+        _children: &Self::Children,
+        _f: &mut dyn FnMut(u32, &dyn crate::view::Node),
+    ) {
+    }
+
     /// Builds the mutable view of a tracked instance.
     #[doc(hidden)]
     fn __view<'a>(
@@ -241,6 +272,86 @@ pub trait Field: Sized {
     #[doc(hidden)]
     #[inline]
     fn __encode_full(&self, _track: &Self::Track, _w: &mut FullWriter<'_>) {}
+
+    /// Calls `f` with this ref as a view-walk node (nothing for primitives).
+    #[doc(hidden)]
+    #[inline]
+    fn __with_node(&self, _track: &Self::Track, _f: &mut dyn FnMut(&dyn crate::view::Node)) {}
+}
+
+/// Receives one field of the view walk: `(index, encoded value, child refId)`.
+#[doc(hidden)]
+pub type EntrySink<'a> = dyn FnMut(u32, &[u8], Option<u32>) + 'a;
+
+/// The mutable view of a tracked instance: its refId and the tick (to
+/// register `show`/`hide` calls). Implemented by the derive's `…Mut` views,
+/// the collection views and `DynMut`.
+#[doc(hidden)]
+pub trait TrackedMut {
+    /// The instance's refId and the encoder's tick.
+    fn __target(&mut self) -> (u32, &mut Tick);
+}
+
+/// A struct as a view-walk node.
+struct StructNode<'a, T: Schema> {
+    value: &'a T,
+    track: &'a StructTrack<T::Children>,
+}
+
+impl<T: Schema> crate::view::Node for StructNode<'_, T> {
+    fn id(&self) -> u32 {
+        self.track.state.meta.id()
+    }
+    fn seq(&self) -> u32 {
+        self.track.state.meta.seq
+    }
+    fn fresh(&self) -> bool {
+        self.track.state.meta.fresh
+    }
+    fn kind(&self) -> crate::view::NodeKind {
+        crate::view::NodeKind::Struct
+    }
+    fn field_tag(&self, index: u32) -> Option<i64> {
+        T::__field_tag(index)
+    }
+    fn has_view_fields(&self) -> bool {
+        T::VIEW_FIELDS != 0
+    }
+    fn entries(&self, scratch: &mut Vec<u8>, f: &mut dyn FnMut(crate::view::Entry<'_>)) {
+        let st = &self.track.state;
+        let dirty = if st.meta.fresh { u64::MAX } else { st.dirty };
+        self.value
+            .__view_entries(&self.track.children, scratch, &mut |index, value, child| {
+                f(crate::view::Entry {
+                    index,
+                    key: None,
+                    value,
+                    child,
+                    dirty: dirty & (1 << index) != 0,
+                });
+            });
+    }
+    fn children(&self, f: &mut dyn FnMut(u32, &dyn crate::view::Node)) {
+        self.value.__view_children(&self.track.children, f);
+    }
+}
+
+/// Encodes one field for the view walk.
+#[doc(hidden)]
+#[inline]
+pub fn view_entry<F: Field>(
+    value: &F,
+    track: &F::Track,
+    wire: Option<Primitive>,
+    index: u32,
+    scratch: &mut Vec<u8>,
+    f: &mut EntrySink<'_>,
+) {
+    if value.__present() {
+        scratch.clear();
+        value.__encode(track, wire, scratch);
+        f(index, scratch, value.__ref_id(track));
+    }
 }
 
 /// The wire type a field with no attribute uses.
@@ -548,6 +659,13 @@ impl<T: Field> Field for Option<T> {
             v.__encode_full(track, w);
         }
     }
+
+    #[inline]
+    fn __with_node(&self, track: &Self::Track, f: &mut dyn FnMut(&dyn crate::view::Node)) {
+        if let Some(v) = self {
+            v.__with_node(track, f);
+        }
+    }
 }
 
 impl<T: Schema> Field for T {
@@ -626,6 +744,10 @@ impl<T: Schema> Field for T {
         self.__write_present(&track.children, &mut w.out);
         w.end(block);
         self.__full_children(&track.children, w);
+    }
+
+    fn __with_node(&self, track: &Self::Track, f: &mut dyn FnMut(&dyn crate::view::Node)) {
+        f(&StructNode { value: self, track });
     }
 }
 

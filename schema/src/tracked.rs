@@ -58,6 +58,9 @@ impl RefMeta {
     pub(crate) fn detach(&mut self, tick: &mut Tick) {
         if self.id != NO_ID {
             tick.release_id(self.id);
+            if tick.views.active() {
+                tick.views.detached.push(self.id);
+            }
         }
         *self = Self::default();
     }
@@ -92,6 +95,14 @@ pub struct TrackState {
 }
 
 impl TrackState {
+    /// The instance's refId.
+    #[doc(hidden)]
+    #[inline]
+    #[must_use]
+    pub fn __id(&self) -> u32 {
+        self.meta.id()
+    }
+
     /// Records a change of field `index`.
     #[doc(hidden)]
     #[inline]
@@ -148,6 +159,8 @@ pub struct Tick {
     types: Vec<(std::any::TypeId, u32)>,
     /// Ids released this tick, free once the patch that deletes them is out.
     released: Vec<u32>,
+    /// The encoder's views (`StateView`s).
+    pub(crate) views: crate::view::Views,
 }
 
 impl Tick {

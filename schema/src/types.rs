@@ -192,6 +192,8 @@ pub struct TypeRegistry {
     /// All fields of each type, inherited ones first: `(owner, index in owner)`.
     flat: Vec<Vec<FieldDef>>,
     root: TypeId,
+    /// View tags (`"view"` in a type description): `(type, field index, tag)`.
+    views: Vec<(TypeId, usize, i64)>,
 }
 
 /// Why a set of type descriptions was refused.
@@ -430,7 +432,12 @@ impl TypeRegistry {
             }
             flat.push(fields);
         }
-        Ok(Self { types, flat, root })
+        Ok(Self {
+            types,
+            flat,
+            root,
+            views: Vec::new(),
+        })
     }
 
     /// The root type (the state's type).
@@ -465,6 +472,42 @@ impl TypeRegistry {
     #[must_use]
     pub fn types(&self) -> &[TypeDef] {
         &self.types
+    }
+
+    /// The view tag of field `index` of `id` (`None`: a shared field).
+    #[must_use]
+    pub fn view_tag(&self, id: TypeId, index: usize) -> Option<i64> {
+        self.views
+            .iter()
+            .find(|(t, i, _)| *t == id && *i == index)
+            .map(|v| v.2)
+    }
+
+    /// Marks field `index` (inherited fields first) of `id` as a view field
+    /// with `tag` ([`DEFAULT_VIEW_TAG`](crate::DEFAULT_VIEW_TAG) for
+    /// `@view()`), or as a shared field (`None`). Types extending `id` are
+    /// marked too. Dynamic states built from the registry leave view fields
+    /// out of the shared encoding (see [`crate::ViewTarget`]).
+    pub fn set_view_tag(&mut self, id: TypeId, index: usize, tag: Option<i64>) {
+        let subtypes: Vec<TypeId> = (0..self.types.len() as u32)
+            .map(TypeId)
+            .filter(|t| {
+                let mut cur = Some(*t);
+                while let Some(c) = cur {
+                    if c == id {
+                        return true;
+                    }
+                    cur = self.types.get(c.0 as usize).and_then(|d| d.extends);
+                }
+                false
+            })
+            .collect();
+        for t in subtypes {
+            self.views.retain(|(vt, vi, _)| !(*vt == t && *vi == index));
+            if let Some(tag) = tag {
+                self.views.push((t, index, tag));
+            }
+        }
     }
 
     /// All fields of a type, inherited ones first: the slice index is the wire

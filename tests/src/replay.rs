@@ -13,7 +13,7 @@ use roomcast_schema::types::{
     CollectionKind, ElementType, FieldType, NamedField, NamedFieldType, NamedType, Primitive,
     TypeId, TypeRegistry,
 };
-use roomcast_schema::{ArraySchema, Encoder, EncoderOptions};
+use roomcast_schema::{ArraySchema, Encoder, EncoderOptions, ViewId, ViewTarget, DEFAULT_VIEW_TAG};
 use serde_json::Value;
 
 /// Parses the vectors' `schema` section into a registry.
@@ -40,7 +40,31 @@ pub fn registry(schema: &Value) -> TypeRegistry {
                 .collect(),
         })
         .collect();
-    TypeRegistry::from_named(schema["root"].as_str().expect("root"), &named).expect("valid schema")
+    let mut reg = TypeRegistry::from_named(schema["root"].as_str().expect("root"), &named)
+        .expect("valid schema");
+    // `"view": true` (default tag) or `"view": TAG` on a field.
+    for t in schema["types"].as_array().expect("types") {
+        let Some(id) = reg.by_name(t["name"].as_str().expect("name")) else {
+            continue;
+        };
+        for f in t["fields"].as_array().expect("fields") {
+            let tag = match &f["view"] {
+                Value::Bool(true) => Some(DEFAULT_VIEW_TAG),
+                Value::Number(n) => n.as_i64(),
+                _ => None,
+            };
+            if tag.is_some() {
+                let name = f["name"].as_str().expect("field name");
+                let index = reg
+                    .fields(id)
+                    .iter()
+                    .position(|d| d.name == name)
+                    .expect("field");
+                reg.set_view_tag(id, index, tag);
+            }
+        }
+    }
+    reg
 }
 
 fn field_type(v: &Value) -> NamedFieldType {
@@ -70,6 +94,8 @@ pub struct Replay {
     /// The encoder holding the replayed state.
     pub encoder: Encoder<DynStruct>,
     stash: HashMap<String, DynValue>,
+    /// The scenario's views (`views`), by name.
+    pub views: Vec<(String, ViewId)>,
 }
 
 impl Replay {
@@ -90,11 +116,27 @@ impl Replay {
                 root.set(i, value);
             }
         }
-        let encoder = Encoder::with_options(root, EncoderOptions::default().reuse_ref_ids(false));
+        let mut encoder =
+            Encoder::with_options(root, EncoderOptions::default().reuse_ref_ids(false));
+        let views = vector["views"]
+            .as_array()
+            .map(|names| {
+                names
+                    .iter()
+                    .map(|n| {
+                        (
+                            n.as_str().expect("view name").to_owned(),
+                            encoder.create_view(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Self {
             types,
             encoder,
             stash,
+            views,
         }
     }
 
@@ -114,6 +156,21 @@ impl Replay {
     pub fn apply(&mut self, op: &Value) {
         let kind = op["op"].as_str().expect("op");
         let path: Vec<Value> = op["path"].as_array().cloned().unwrap_or_default();
+        if kind == "view.add" || kind == "view.remove" {
+            let name = op["view"].as_str().expect("view");
+            let view = self.view(name).expect("known view");
+            let tag = op["tag"].as_i64().unwrap_or(DEFAULT_VIEW_TAG);
+            let show = kind == "view.add";
+            self.with_value(&path, |v| match v {
+                DynValueMut::Struct(mut s) => apply_view(&mut s, view, show, tag),
+                DynValueMut::Map(mut m) => apply_view(&mut m, view, show, tag),
+                DynValueMut::Array(mut a) => apply_view(&mut a, view, show, tag),
+                DynValueMut::Set(mut x) => apply_view(&mut x, view, show, tag),
+                DynValueMut::Collection(mut x) => apply_view(&mut x, view, show, tag),
+                _ => panic!("{kind}: not a ref"),
+            });
+            return;
+        }
         if kind == "stash" {
             let v = self.value_at(&path).expect("stash path").clone();
             self.stash
@@ -265,6 +322,11 @@ impl Replay {
             }
             other => panic!("unsupported op {other}"),
         }
+    }
+
+    /// The view named `name` in the vector.
+    pub fn view(&self, name: &str) -> Option<ViewId> {
+        self.views.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
     }
 
     /// The value at a path of the current state.
@@ -508,5 +570,13 @@ fn fill(a: &mut ArraySchema<DynValue>, v: &Value, mut f: impl FnMut(&Value) -> O
         if let Some(e) = f(x) {
             a.push(e);
         }
+    }
+}
+
+fn apply_view(target: &mut dyn ViewTarget, view: ViewId, show: bool, tag: i64) {
+    if show {
+        target.show_to_tagged(view, tag);
+    } else {
+        target.hide_from_tagged(view, tag);
     }
 }

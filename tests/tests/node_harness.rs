@@ -42,7 +42,7 @@ fn decode_ok(
 #[test]
 fn vectors_are_present() {
     let vectors = load_vectors(None);
-    assert_eq!(vectors.len(), 33, "expected the 33 reference vectors");
+    assert_eq!(vectors.len(), 37, "expected the 37 reference vectors (33 + 4 StateView scenarios)");
 }
 
 #[test]

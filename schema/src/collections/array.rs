@@ -976,6 +976,63 @@ impl<V: Field> Field for ArraySchema<V> {
             item.value.__encode_full(&item.track, w);
         }
     }
+
+    fn __with_node(&self, _: &(), f: &mut dyn FnMut(&dyn crate::view::Node)) {
+        f(self);
+    }
+}
+
+impl<V: Field> crate::view::Node for ArraySchema<V> {
+    fn id(&self) -> u32 {
+        self.meta.id()
+    }
+    fn seq(&self) -> u32 {
+        self.meta.seq
+    }
+    fn fresh(&self) -> bool {
+        self.meta.fresh
+    }
+    fn kind(&self) -> crate::view::NodeKind {
+        crate::view::NodeKind::Array
+    }
+    fn primitive_elements(&self) -> bool {
+        self.slots
+            .iter()
+            .find_map(|s| s.item.as_ref())
+            .is_some_and(|i| !i.value.__is_ref())
+    }
+    fn entries(&self, scratch: &mut Vec<u8>, f: &mut dyn FnMut(crate::view::Entry<'_>)) {
+        let mut pos = 0;
+        for slot in &self.slots {
+            if let Some(item) = slot.item.as_ref() {
+                scratch.clear();
+                item.value.__encode(&item.track, V::DEFAULT_WIRE, scratch);
+                f(crate::view::Entry {
+                    index: pos,
+                    key: None,
+                    value: scratch,
+                    child: item.value.__ref_id(&item.track),
+                    dirty: self.meta.fresh || slot.dirty || slot.op != NONE,
+                });
+                pos += 1;
+            }
+        }
+    }
+    fn children(&self, f: &mut dyn FnMut(u32, &dyn crate::view::Node)) {
+        let mut pos = 0;
+        for slot in &self.slots {
+            if let Some(item) = slot.item.as_ref() {
+                item.value.__with_node(&item.track, &mut |n| f(pos, n));
+                pos += 1;
+            }
+        }
+    }
+}
+
+impl<V: Field> crate::schema::TrackedMut for ArrayMut<'_, V> {
+    fn __target(&mut self) -> (u32, &mut Tick) {
+        (self.arr.meta.id(), self.tick)
+    }
 }
 
 impl<V: Field> FieldView for ArraySchema<V> {

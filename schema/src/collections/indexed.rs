@@ -28,6 +28,11 @@ pub(crate) trait Key {
     const LAZY_INDEX: bool;
 
     fn encode(&self, out: &mut Vec<u8>);
+
+    /// The key as a string (maps).
+    fn as_str(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl Key for () {
@@ -43,6 +48,10 @@ impl Key for Box<str> {
     #[inline]
     fn encode(&self, out: &mut Vec<u8>) {
         wire::encode_str(out, self);
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        Some(self)
     }
 }
 
@@ -585,6 +594,50 @@ impl<K: Key, V: Field> Indexed<K, V> {
         w.end(block);
         for slot in self.slots.iter().flatten() {
             slot.value.__encode_full(&slot.track, w);
+        }
+    }
+}
+
+impl<K: Key, V: Field> crate::view::Node for Indexed<K, V> {
+    fn id(&self) -> u32 {
+        self.meta.id()
+    }
+    fn seq(&self) -> u32 {
+        self.meta.seq
+    }
+    fn fresh(&self) -> bool {
+        self.meta.fresh
+    }
+    fn kind(&self) -> crate::view::NodeKind {
+        if K::LAZY_INDEX {
+            crate::view::NodeKind::Indexed
+        } else {
+            crate::view::NodeKind::Map
+        }
+    }
+    fn primitive_elements(&self) -> bool {
+        self.iter().next().is_some_and(|s| !s.value.__is_ref())
+    }
+    fn entries(&self, scratch: &mut Vec<u8>, f: &mut dyn FnMut(crate::view::Entry<'_>)) {
+        let mut pending = 0;
+        for slot in self.slots.iter().flatten() {
+            let index = self.full_index(slot, &mut pending);
+            scratch.clear();
+            Self::write_value(scratch, slot);
+            f(crate::view::Entry {
+                index,
+                key: slot.key.as_str(),
+                value: scratch,
+                child: slot.value.__ref_id(&slot.track),
+                dirty: self.meta.fresh || slot.change != NONE,
+            });
+        }
+    }
+    fn children(&self, f: &mut dyn FnMut(u32, &dyn crate::view::Node)) {
+        let mut pending = 0;
+        for slot in self.slots.iter().flatten() {
+            let index = self.full_index(slot, &mut pending);
+            slot.value.__with_node(&slot.track, &mut |n| f(index, n));
         }
     }
 }

@@ -315,6 +315,11 @@ impl<V: Field> Field for MapSchema<V> {
         wire::encode_varint(out, self.inner.meta.id());
     }
 
+    #[inline]
+    fn __ref_id(&self, _: &()) -> Option<u32> {
+        Some(self.inner.meta.id())
+    }
+
     fn __attach(&mut self, _: &mut (), tick: &mut Tick) {
         self.inner.attach(tick);
     }
@@ -330,6 +335,16 @@ impl<V: Field> Field for MapSchema<V> {
 
     fn __encode_full(&self, _: &(), w: &mut FullWriter<'_>) {
         self.inner.encode_full(w);
+    }
+
+    fn __with_node(&self, _: &(), f: &mut dyn FnMut(&dyn crate::view::Node)) {
+        f(&self.inner);
+    }
+}
+
+impl<V: Field> crate::schema::TrackedMut for MapMut<'_, V> {
+    fn __target(&mut self) -> (u32, &mut Tick) {
+        (self.map.inner.meta.id(), self.tick)
     }
 }
 
