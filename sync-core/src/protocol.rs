@@ -431,13 +431,20 @@ pub fn encode_ping() -> Bytes {
 /// ROOM_STATE (`full == true`) or ROOM_STATE_PATCH around a body.
 #[must_use]
 pub fn encode_state(full: bool, body: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(1 + body.len());
+    encode_state_parts(full, body, &[])
+}
+
+/// ROOM_STATE / ROOM_STATE_PATCH of a client with a view: the shared body
+/// followed by its view's part (schema-wire.md §11).
+pub(crate) fn encode_state_parts(full: bool, shared: &[u8], view: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(1 + shared.len() + view.len());
     out.put_u8(if full {
         code::ROOM_STATE
     } else {
         code::ROOM_STATE_PATCH
     });
-    out.put_slice(body);
+    out.put_slice(shared);
+    out.put_slice(view);
     out.freeze()
 }
 

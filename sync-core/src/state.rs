@@ -1,6 +1,7 @@
 //! The seam between the room layer and a state encoder.
 
 use bytes::Bytes;
+use roomcast_schema::ViewId;
 
 use crate::protocol::Dialect;
 
@@ -28,6 +29,36 @@ pub trait SyncState: Send + 'static {
     /// the protocol byte; `None` for a dialect when nothing changed. Pending
     /// changes are discarded, even when `want` is empty.
     fn encode_patch(&mut self, want: DialectSet) -> PatchFrames;
+
+    /// Creates a per-client view of the state's filtered fields
+    /// (schema-wire.md §11); `None` when the state has no views (the
+    /// default).
+    fn create_view(&mut self) -> Option<ViewId> {
+        None
+    }
+
+    /// Drops a view created by [`create_view`](Self::create_view) (its
+    /// client left).
+    fn drop_view(&mut self, view: ViewId) {
+        let _ = view;
+    }
+
+    /// The view part of the last [`encode_patch`](Self::encode_patch) for
+    /// `view`, sent after the shared bytes in the same message; empty when
+    /// the view has nothing new.
+    fn view_patch(&self, view: ViewId) -> &[u8] {
+        let _ = view;
+        &[]
+    }
+
+    /// The view part of a full state, sent after
+    /// [`encode_full`](Self::encode_full) to a client with `view`; the
+    /// view's next patches continue from it. It must not discard pending
+    /// changes.
+    fn encode_full_view(&mut self, view: ViewId) -> Bytes {
+        let _ = view;
+        Bytes::new()
+    }
 }
 
 /// A set of [`Dialect`]s.
@@ -166,5 +197,21 @@ where
                 PatchFrames::default()
             }
         }
+    }
+
+    fn create_view(&mut self) -> Option<ViewId> {
+        Some(Self::create_view(self))
+    }
+
+    fn drop_view(&mut self, view: ViewId) {
+        Self::drop_view(self, view);
+    }
+
+    fn view_patch(&self, view: ViewId) -> &[u8] {
+        Self::view_patch(self, view)
+    }
+
+    fn encode_full_view(&mut self, view: ViewId) -> Bytes {
+        Bytes::copy_from_slice(self.encode_all_view(view))
     }
 }

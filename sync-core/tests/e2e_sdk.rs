@@ -39,3 +39,8 @@ fn legacy_client() {
 fn demo_room_state_matches_in_both_sdks() {
     run_script("world.mjs", TIMEOUT);
 }
+
+#[test]
+fn per_client_views_modern() {
+    run_script("views.mjs", TIMEOUT);
+}

@@ -238,6 +238,7 @@ impl<R: Room> RoomCore<R> {
                 leave_on_failure: false,
                 consented: false,
                 auth_request: None,
+                view: None,
             },
         );
         self.ctx.sessions.insert(session_id.clone(), id);
@@ -520,7 +521,8 @@ impl<R: Room> RoomCore<R> {
         if self.ctx.state.is_some() {
             self.ctx.broadcast_patch();
         }
-        let mut full: [Option<Bytes>; 2] = [None, None];
+        // Per dialect: the shared full state's body and frame.
+        let mut full: [Option<(Bytes, Bytes)>; 2] = [None, None];
         for id in joiners {
             let Some(slot) = self.ctx.slots.get_mut(&id) else {
                 continue;
@@ -532,13 +534,21 @@ impl<R: Room> RoomCore<R> {
             let (Status::Joined, Some(conn)) = (slot.status, slot.conn) else {
                 continue;
             };
-            let dialect = slot.dialect;
+            let (dialect, view) = (slot.dialect, slot.view);
             if let Some(state) = self.ctx.state.as_mut() {
-                let frame = full[dialect as usize]
-                    .get_or_insert_with(|| {
-                        protocol::encode_state(true, &state.encode_full(dialect))
-                    })
-                    .clone();
+                let (body, frame) = full[dialect as usize].get_or_insert_with(|| {
+                    let body = state.encode_full(dialect);
+                    let frame = protocol::encode_state(true, &body);
+                    (body, frame)
+                });
+                // A client with a view: the shared full state, then its
+                // view's full part.
+                let own = view.map(|v| state.encode_full_view(v)).unwrap_or_default();
+                let frame = if own.is_empty() {
+                    frame.clone()
+                } else {
+                    protocol::encode_state_parts(true, body, &own)
+                };
                 self.ctx.transmit(conn, TransmitKind::Frame(frame));
             }
             for frame in pending {

@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use roomcast_schema::ViewId;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -143,6 +144,8 @@ pub(crate) struct Slot<R: Room> {
     pub(crate) leave_on_failure: bool,
     pub(crate) consented: bool,
     pub(crate) auth_request: Option<super::AuthRequest>,
+    /// The client's view of the state's filtered fields, if it has one.
+    pub(crate) view: Option<ViewId>,
 }
 
 impl<R: Room> Slot<R> {
@@ -428,6 +431,79 @@ impl<R: Room> RoomCtx<R> {
         self.slots.get(&client.id).map(|s| &s.auth)
     }
 
+    /// Gives `client` its own view of the state's `#[schema(view)]` fields
+    /// (Colyseus's `client.view = new StateView()`), replacing the one it
+    /// had; `None` when the room has no state, the state has no views, or
+    /// the client is not in the room.
+    ///
+    /// Show instances to it with [`ViewTarget`](roomcast_schema::ViewTarget)
+    /// (`show_to(view)` is `client.view.add(instance)`). From then on the
+    /// client receives the shared patches followed by its view's part, and
+    /// a full state (on join or reconnection) followed by its view's full
+    /// part. The view is dropped when the client is gone for good (not
+    /// while a reconnection is awaited). A view belongs to one client: what
+    /// it holds is what that client holds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use roomcast::schema::{Encoder, MapSchema, Schema, ViewTarget};
+    /// use roomcast::{Client, Options, Room, RoomCtx, ServerError};
+    ///
+    /// #[derive(Schema, Default)]
+    /// #[schema(crate = "roomcast::schema")]
+    /// struct Seat {
+    ///     name: String,
+    ///     #[schema(view)]
+    ///     hand: u8, // only the seat's owner sees it
+    /// }
+    ///
+    /// #[derive(Schema, Default)]
+    /// #[schema(crate = "roomcast::schema")]
+    /// struct Table {
+    ///     seats: MapSchema<Seat>,
+    /// }
+    ///
+    /// #[derive(Default)]
+    /// struct Cards;
+    ///
+    /// impl Room for Cards {
+    ///     type State = Encoder<Table>;
+    ///     type UserData = ();
+    ///     type Auth = ();
+    ///
+    ///     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
+    ///         ctx.set_state(Encoder::new(Table::default()));
+    ///         Ok(())
+    ///     }
+    ///
+    ///     async fn on_join(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _: &Options) -> Result<(), ServerError> {
+    ///         let seat = Seat { name: client.session_id().into(), hand: 7 };
+    ///         let view = ctx.create_view(client).expect("the state has views");
+    ///         let mut table = ctx.state_mut().state_mut();
+    ///         let mut seats = table.seats_mut();
+    ///         seats.insert(client.session_id(), seat);
+    ///         seats.get_mut(client.session_id()).expect("inserted").show_to(view);
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn create_view(&mut self, client: &Client) -> Option<ViewId> {
+        let state = self.state.as_mut()?;
+        let slot = self.slots.get_mut(&client.id)?;
+        let view = state.create_view()?;
+        if let Some(old) = slot.view.replace(view) {
+            state.drop_view(old);
+        }
+        Some(view)
+    }
+
+    /// The view of `client` (see [`create_view`](Self::create_view)).
+    #[must_use]
+    pub fn view(&self, client: &Client) -> Option<ViewId> {
+        self.slots.get(&client.id)?.view
+    }
+
     // ----- messages -----------------------------------------------------
 
     /// Registers a typed handler for messages of type `ty` (a name or a
@@ -577,20 +653,40 @@ impl<R: Room> RoomCtx<R> {
         let mut sent = false;
         if let Some(state) = self.state.as_mut() {
             let bodies = state.encode_patch(want);
-            let modern = bodies.modern.map(|b| protocol::encode_state(false, &b));
-            let legacy = bodies.legacy.map(|b| protocol::encode_state(false, &b));
+            let modern = bodies
+                .modern
+                .as_ref()
+                .map(|b| protocol::encode_state(false, b));
+            let legacy = bodies
+                .legacy
+                .as_ref()
+                .map(|b| protocol::encode_state(false, b));
             for slot in self.slots.values() {
-                let frame = match slot.dialect {
-                    Dialect::Modern => &modern,
-                    Dialect::Legacy => &legacy,
+                let (Status::Joined, false, Some(conn)) = (slot.status, slot.syncing, slot.conn)
+                else {
+                    continue;
                 };
-                if let (Status::Joined, false, Some(conn), Some(frame)) =
-                    (slot.status, slot.syncing, slot.conn, frame)
-                {
+                let (frame, body) = match slot.dialect {
+                    Dialect::Modern => (&modern, &bodies.modern),
+                    Dialect::Legacy => (&legacy, &bodies.legacy),
+                };
+                // A client with a view gets its own frame: shared bytes,
+                // then its view's part.
+                let own = slot.view.map(|v| state.view_patch(v)).unwrap_or_default();
+                let frame = if own.is_empty() {
+                    frame.clone()
+                } else {
+                    Some(protocol::encode_state_parts(
+                        false,
+                        body.as_deref().unwrap_or_default(),
+                        own,
+                    ))
+                };
+                if let Some(frame) = frame {
                     sent = true;
                     self.outbox.push_back(Transmit {
                         conn,
-                        kind: TransmitKind::Frame(frame.clone()),
+                        kind: TransmitKind::Frame(frame),
                     });
                 }
             }
@@ -893,6 +989,9 @@ impl<R: Room> RoomCtx<R> {
             self.sessions.remove(&slot.session_id);
             if let Some(conn) = slot.conn {
                 self.conns.remove(&conn);
+            }
+            if let (Some(view), Some(state)) = (slot.view, self.state.as_mut()) {
+                state.drop_view(view);
             }
         }
         self.update_full_lock();

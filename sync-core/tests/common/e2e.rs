@@ -100,6 +100,7 @@ pub fn start_server() -> TestServer {
     let server = Server::builder()
         .define("counter", E2eRoom::default)
         .define("world", super::demo::DemoRoom::default)
+        .define("cards", super::cards::CardsRoom::default)
         .define_with_options(
             "fixed",
             serde_json::json!({ "maxClients": 2 }),

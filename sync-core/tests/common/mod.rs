@@ -11,6 +11,7 @@
     reason = "emitted by #[derive(Schema)] for a struct with one field"
 )]
 
+pub mod cards;
 #[path = "../../src/bin/roomcast-demo/room.rs"]
 pub mod demo;
 pub mod e2e;

@@ -1,0 +1,177 @@
+//! A room with per-client views (`#[schema(view)]`, Colyseus's `@view()` +
+//! `client.view`): every seat's hand and purse are seen by its owner only,
+//! until the owner reveals its seat to someone.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use roomcast::schema::{Encoder, MapSchema, Schema, ViewTarget};
+use roomcast::{Client, Options, Room, RoomCtx, ServerError};
+use serde::de::IgnoredAny;
+use serde_json::json;
+
+/// What a seat keeps for its owner (a filtered child).
+#[derive(Schema, Default, Debug, Clone, PartialEq)]
+#[schema(crate = "roomcast::schema", decode)]
+pub struct Purse {
+    pub gold: u32,
+}
+
+/// A player at the table.
+#[derive(Schema, Default, Debug, Clone, PartialEq)]
+#[schema(crate = "roomcast::schema", decode)]
+pub struct Seat {
+    pub name: String,
+    #[schema(view)]
+    pub hand: u8,
+    #[schema(view)]
+    pub purse: Option<Purse>,
+}
+
+/// The synchronized state.
+#[derive(Schema, Default, Debug)]
+#[schema(crate = "roomcast::schema", decode)]
+pub struct Table {
+    pub seats: MapSchema<Seat>,
+    pub round: u8,
+}
+
+/// Per client: the seats revealed to it (besides its own).
+pub type Revealed = BTreeSet<String>;
+
+/// The room.
+#[derive(Default)]
+pub struct CardsRoom;
+
+impl CardsRoom {
+    /// The table as `client` should see it (what its `room.state.toJSON()`
+    /// must show): every name, the hand and purse of its own seat and of the
+    /// seats revealed to it.
+    pub fn projection(table: &Table, me: &str, revealed: &Revealed) -> serde_json::Value {
+        let seats: serde_json::Map<String, serde_json::Value> = table
+            .seats
+            .iter()
+            .map(|(id, seat)| {
+                let mut v = json!({ "name": seat.name });
+                if id == me || revealed.contains(id) {
+                    v["hand"] = json!(seat.hand);
+                    if let Some(purse) = &seat.purse {
+                        v["purse"] = json!({ "gold": purse.gold });
+                    }
+                }
+                (id.to_owned(), v)
+            })
+            .collect();
+        json!({ "seats": seats, "round": table.round })
+    }
+
+    fn deal(table: &mut <Table as Schema>::Mut<'_>) {
+        let round = table.round.wrapping_add(1);
+        table.set_round(round);
+        let mut seats = table.seats_mut();
+        seats.for_each_mut(|_, mut seat| {
+            let hand = seat.hand.wrapping_mul(7).wrapping_add(round) % 53;
+            seat.set_hand(hand);
+            if let Some(mut purse) = seat.purse_mut() {
+                let gold = purse.gold + u32::from(round);
+                purse.set_gold(gold);
+            }
+        });
+    }
+}
+
+impl Room for CardsRoom {
+    type State = Encoder<Table>;
+    type UserData = Revealed;
+    type Auth = ();
+
+    async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
+        ctx.set_state(Encoder::new(Table::default()));
+        // Shows the sender's seat to the client `to` (a session id).
+        ctx.on_message("reveal", |_room: &mut Self, ctx, client, to: String| {
+            let Some(other) = ctx.client(&to) else { return };
+            let Some(view) = ctx.view(&other) else { return };
+            if let Some(revealed) = ctx.user_data_mut(&other) {
+                revealed.insert(client.session_id().to_owned());
+            }
+            let mut table = ctx.state_mut().state_mut();
+            let mut seats = table.seats_mut();
+            if let Some(mut seat) = seats.get_mut(client.session_id()) {
+                seat.show_to(view);
+            }
+        });
+        // Hides the sender's seat from `from` again.
+        ctx.on_message("conceal", |_room: &mut Self, ctx, client, from: String| {
+            let Some(other) = ctx.client(&from) else {
+                return;
+            };
+            let Some(view) = ctx.view(&other) else { return };
+            if let Some(revealed) = ctx.user_data_mut(&other) {
+                revealed.remove(client.session_id());
+            }
+            let mut table = ctx.state_mut().state_mut();
+            let mut seats = table.seats_mut();
+            if let Some(mut seat) = seats.get_mut(client.session_id()) {
+                seat.hide_from(view);
+            }
+        });
+        ctx.on_message("deal", |_room: &mut Self, ctx, _client, _: IgnoredAny| {
+            Self::deal(&mut ctx.state_mut().state_mut());
+        });
+        // The table as the sender should see it.
+        ctx.on_message(
+            "snapshot",
+            |_room: &mut Self, ctx, client, _: IgnoredAny| {
+                let revealed = ctx.user_data(client).cloned().unwrap_or_default();
+                let snapshot = ctx
+                    .state()
+                    .map(|enc| Self::projection(enc.state(), client.session_id(), &revealed));
+                ctx.send(client, "snapshot", &snapshot);
+            },
+        );
+        Ok(())
+    }
+
+    async fn on_join(
+        &mut self,
+        ctx: &mut RoomCtx<Self>,
+        client: &Client,
+        options: &Options,
+    ) -> Result<(), ServerError> {
+        let name = options["name"].as_str().unwrap_or("anonymous").to_owned();
+        let hand = (client.session_id().len() % 53) as u8;
+        let view = ctx
+            .create_view(client)
+            .ok_or_else(|| ServerError::new(4500, "no view"))?;
+        let mut table = ctx.state_mut().state_mut();
+        let mut seats = table.seats_mut();
+        seats.insert(
+            client.session_id(),
+            Seat {
+                name,
+                hand,
+                purse: Some(Purse { gold: 100 }),
+            },
+        );
+        if let Some(mut seat) = seats.get_mut(client.session_id()) {
+            seat.show_to(view);
+        }
+        Ok(())
+    }
+
+    async fn on_drop(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _code: u16) {
+        let reconnection = ctx.allow_reconnection(client, Some(Duration::from_secs(10)));
+        ctx.spawn(reconnection, |_room: &mut Self, _ctx, _outcome| {});
+    }
+
+    async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _consented: bool) {
+        let me = client.session_id().to_owned();
+        let others: Vec<Client> = ctx.clients().collect();
+        for other in &others {
+            if let Some(revealed) = ctx.user_data_mut(other) {
+                revealed.remove(&me);
+            }
+        }
+        ctx.state_mut().state_mut().seats_mut().remove(&me);
+    }
+}

@@ -1,0 +1,58 @@
+// Per-client views (`#[schema(view)]` fields, `RoomCtx::create_view`: the
+// server side of Colyseus's `@view()` + `client.view`), decoded by the real
+// @colyseus/sdk 0.18: every client holds its own seat's hand and purse, and
+// another seat's only while that seat is revealed to it.
+import { assert, modern, next, until, steps, sleep } from "./lib.mjs";
+
+let a, b, c;
+const same = async (room, what) => {
+  await sleep(120); // two patch ticks
+  const server = next(room, "snapshot");
+  room.send("snapshot");
+  assert.deepEqual(room.state.toJSON(), await server, what);
+};
+
+await steps([
+  ["two players join: each sees its own hand only", async () => {
+    a = await modern().joinOrCreate("cards", { name: "ana" });
+    b = await modern().joinById(a.roomId, { name: "bo" });
+    await until(() => a.state.seats && a.state.seats.size === 2, "two seats on a");
+    await until(() => b.state.seats && b.state.seats.size === 2, "two seats on b");
+    await same(a, "a after joins");
+    await same(b, "b after joins");
+    assert.equal(typeof a.state.seats.get(a.sessionId).hand, "number");
+    assert.equal(a.state.seats.get(b.sessionId).hand, undefined, "b's hand hidden from a");
+    assert.equal(b.state.seats.get(a.sessionId).purse, undefined, "a's purse hidden from b");
+  }],
+  ["b reveals its seat to a, then cards are dealt", async () => {
+    b.send("reveal", a.sessionId);
+    await until(() => a.state.seats.get(b.sessionId).hand !== undefined, "b's hand on a");
+    a.send("deal");
+    b.send("deal");
+    await same(a, "a after deals");
+    await same(b, "b after deals");
+    assert.equal(a.state.seats.get(b.sessionId).purse.gold, b.state.seats.get(b.sessionId).purse.gold);
+  }],
+  ["a third player joins mid-game with its own view", async () => {
+    c = await modern().joinById(a.roomId, { name: "cy" });
+    await until(() => c.state.seats && c.state.seats.size === 3, "three seats on c");
+    await same(c, "c after join");
+    assert.equal(c.state.seats.get(b.sessionId).hand, undefined, "b's hand hidden from c");
+    await same(a, "a after c joined");
+  }],
+  ["b conceals its seat from a again", async () => {
+    b.send("conceal", a.sessionId);
+    await until(() => a.state.seats.get(b.sessionId).hand === undefined, "b's hand gone from a");
+    a.send("deal");
+    await same(a, "a after conceal and deal");
+    await same(b, "b after conceal and deal");
+    await same(c, "c after conceal and deal");
+  }],
+  ["a leaving player's seat goes everywhere", async () => {
+    await b.leave();
+    await until(() => a.state.seats.size === 2 && c.state.seats.size === 2, "two seats");
+    await same(a, "a after leave");
+    await same(c, "c after leave");
+    await Promise.all([a.leave(), c.leave()]);
+  }],
+]);
