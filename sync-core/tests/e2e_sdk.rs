@@ -44,3 +44,8 @@ fn demo_room_state_matches_in_both_sdks() {
 fn per_client_views_modern() {
     run_script("views.mjs", TIMEOUT);
 }
+
+#[test]
+fn per_client_views_legacy() {
+    run_script("views_legacy.mjs", TIMEOUT);
+}

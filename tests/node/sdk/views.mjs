@@ -1,8 +1,11 @@
 // Per-client views (`#[schema(view)]` fields, `RoomCtx::create_view`: the
 // server side of Colyseus's `@view()` + `client.view`), decoded by the real
 // @colyseus/sdk 0.18: every client holds its own seat's hand and purse, and
-// another seat's only while that seat is revealed to it.
+// another seat's only while that seat is revealed to it. `views_legacy.mjs`
+// runs the same steps with colyseus.js 0.16 (schema 3).
 import { assert, modern, next, until, steps, sleep } from "./lib.mjs";
+
+const connect = globalThis.connectForViews ?? modern;
 
 let a, b, c;
 const same = async (room, what) => {
@@ -14,8 +17,8 @@ const same = async (room, what) => {
 
 await steps([
   ["two players join: each sees its own hand only", async () => {
-    a = await modern().joinOrCreate("cards", { name: "ana" });
-    b = await modern().joinById(a.roomId, { name: "bo" });
+    a = await connect().joinOrCreate("cards", { name: "ana" });
+    b = await connect().joinById(a.roomId, { name: "bo" });
     await until(() => a.state.seats && a.state.seats.size === 2, "two seats on a");
     await until(() => b.state.seats && b.state.seats.size === 2, "two seats on b");
     await same(a, "a after joins");
@@ -34,7 +37,7 @@ await steps([
     assert.equal(a.state.seats.get(b.sessionId).purse.gold, b.state.seats.get(b.sessionId).purse.gold);
   }],
   ["a third player joins mid-game with its own view", async () => {
-    c = await modern().joinById(a.roomId, { name: "cy" });
+    c = await connect().joinById(a.roomId, { name: "cy" });
     await until(() => c.state.seats && c.state.seats.size === 3, "three seats on c");
     await same(c, "c after join");
     assert.equal(c.state.seats.get(b.sessionId).hand, undefined, "b's hand hidden from c");
