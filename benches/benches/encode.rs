@@ -9,7 +9,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use roomcast_benches::{Churn, EncodeAll, Idle, MoveAll, MoveSome, MoveSomeFloor, Scenario};
+use roomcast_benches::{
+    Churn, EncodeAll, Idle, MoveAll, MoveSome, MoveSomeFloor, Scenario, ViewMoveAll,
+};
 use roomcast_schema::EncoderOptions;
 
 const S1_SIZES: [u32; 3] = [100, 1_000, 10_000];
@@ -18,6 +20,32 @@ const S1_SIZES: [u32; 3] = [100, 1_000, 10_000];
 /// S2, S3; S4's vary a little).
 fn bytes_of_one_tick(mut s: impl Scenario) -> u64 {
     s.tick() as u64
+}
+
+/// V1: S1 with one view field and 100 views (own entity + 10 shared each):
+/// the tick, and `encode_patch` plus every `view_patch` alone.
+fn v1_views(c: &mut Criterion) {
+    let opts = EncoderOptions::default();
+    let mut g = c.benchmark_group("v1_views");
+    let n = 1_000;
+    g.bench_with_input(BenchmarkId::new("tick", n), &n, |b, &n| {
+        let mut s = ViewMoveAll::new(n, opts);
+        b.iter(|| black_box(s.tick()));
+    });
+    g.bench_with_input(BenchmarkId::new("encode_only", n), &n, |b, &n| {
+        let mut s = ViewMoveAll::new(n, opts);
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iters {
+                s.mutate();
+                let t0 = Instant::now();
+                black_box(s.encode());
+                timed += t0.elapsed();
+            }
+            timed
+        });
+    });
+    g.finish();
 }
 
 fn s1_move_all(c: &mut Criterion) {
@@ -134,6 +162,7 @@ fn main() {
     // undocumented `pub fn`.
     let mut c = config().configure_from_args();
     s1_move_all(&mut c);
+    v1_views(&mut c);
     s2_move_one_percent(&mut c);
     s3_encode_all(&mut c);
     s4_churn(&mut c);

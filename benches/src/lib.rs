@@ -14,5 +14,6 @@ pub mod scenario;
 pub use floor::MoveSomeFloor;
 pub use measure::{measure, Measurement, Timing};
 pub use scenario::{
-    Churn, EncodeAll, Entity, Idle, MoveAll, MoveSome, Scenario, ScenarioId, State,
+    Churn, EncodeAll, Entity, Idle, MoveAll, MoveSome, Scenario, ScenarioId, State, ViewEntity,
+    ViewMoveAll, ViewState,
 };

@@ -7,7 +7,9 @@
 
 use std::fmt::Write as _;
 
-use roomcast_schema::{ArraySchema, Encoder, EncoderOptions, EntryHandle, MapSchema, Schema};
+use roomcast_schema::{
+    ArraySchema, Encoder, EncoderOptions, EntryHandle, MapSchema, Schema, ViewId, ViewTarget,
+};
 
 /// An entity of the benchmark state (`Entity` in `bench-schema.mjs`; same
 /// fields in the same order, so the same field indexes on the wire).
@@ -101,16 +103,19 @@ pub enum ScenarioId {
     S4,
     /// Idle tick: nothing changed.
     S5,
+    /// StateView: S1 plus a view field, 100 views ([`ViewMoveAll`]).
+    V1,
 }
 
 impl ScenarioId {
     /// Every scenario with its sizes N, in the reference's order.
-    pub const ALL: [(Self, &'static [u32]); 5] = [
+    pub const ALL: [(Self, &'static [u32]); 6] = [
         (Self::S1, &[100, 1_000, 10_000]),
         (Self::S2, &[10_000]),
         (Self::S3, &[1_000, 10_000]),
         (Self::S4, &[1_000]),
         (Self::S5, &[10_000]),
+        (Self::V1, &[1_000]),
     ];
 
     /// The name used by `bench-schema.mjs` (`"S1"`…).
@@ -122,6 +127,7 @@ impl ScenarioId {
             Self::S3 => "S3",
             Self::S4 => "S4",
             Self::S5 => "S5",
+            Self::V1 => "V1",
         }
     }
 
@@ -411,5 +417,140 @@ mod tests {
         assert!(state.entities.contains_key("e249"));
         assert!(!state.entities.contains_key("e199"));
         assert_eq!(state.items.len(), usize::from(Churn::ITEMS));
+    }
+}
+
+/// An entity with one `#[schema(view)]` field (`ViewEntity` in
+/// `bench-schema.mjs`).
+#[derive(Schema, Default, Debug, Clone, PartialEq)]
+pub struct ViewEntity {
+    /// Moved every tick.
+    pub x: f32,
+    /// Moved every tick.
+    pub y: f32,
+    /// Always 0.
+    pub angle: f32,
+    /// Always 100.
+    pub hp: u8,
+    /// `"e{i}"`.
+    pub name: String,
+    /// Seen only by the views the entity is shown to; every 10th entity
+    /// (rotating) changes it each tick.
+    #[schema(view)]
+    pub secret: u32,
+}
+
+/// The state of [`ViewMoveAll`] (`ViewState` in `bench-schema.mjs`).
+#[derive(Schema, Default, Debug)]
+pub struct ViewState {
+    /// Entities `"e0"`, `"e1"`, …
+    pub entities: MapSchema<ViewEntity>,
+}
+
+/// Clients (views) of [`ViewMoveAll`].
+pub const V1_CLIENTS: u32 = 100;
+/// Entities every view of [`ViewMoveAll`] sees besides its own.
+pub const V1_SHARED: u32 = 10;
+
+/// V1: S1 with a view field and [`V1_CLIENTS`] views, each shown its own
+/// entity and the last [`V1_SHARED`] ones; every entity moves and every
+/// 10th (rotating) changes its view field; a tick is `encode_patch` plus
+/// every view's `view_patch`.
+#[derive(Debug)]
+pub struct ViewMoveAll {
+    enc: Encoder<ViewState>,
+    views: Vec<ViewId>,
+    ticks: u32,
+}
+
+impl ViewMoveAll {
+    /// `n` entities and the views, past the first patch.
+    #[must_use]
+    pub fn new(n: u32, options: EncoderOptions) -> Self {
+        let mut state = ViewState::default();
+        for i in 0..n {
+            let e = Entity::new(i);
+            state.entities.insert(
+                format!("e{i}"),
+                ViewEntity {
+                    x: e.x,
+                    y: e.y,
+                    angle: e.angle,
+                    hp: e.hp,
+                    name: e.name,
+                    secret: i,
+                },
+            );
+        }
+        let mut enc = Encoder::with_options(state, options);
+        let views: Vec<ViewId> = (0..V1_CLIENTS).map(|_| enc.create_view()).collect();
+        {
+            let mut st = enc.state_mut();
+            let mut m = st.entities_mut();
+            for (c, &v) in views.iter().enumerate() {
+                let own = format!("e{}", c as u32 % n.max(1));
+                if let Some(mut e) = m.get_mut(&own) {
+                    e.show_to(v);
+                }
+                for s in 0..V1_SHARED.min(n) {
+                    if let Some(mut e) = m.get_mut(&format!("e{}", n - 1 - s)) {
+                        e.show_to(v);
+                    }
+                }
+            }
+        }
+        enc.encode_patch();
+        Self {
+            enc,
+            views,
+            ticks: 0,
+        }
+    }
+
+    /// The mutations of one tick.
+    pub fn mutate(&mut self) {
+        let (dx, dy) = if self.ticks % REWIND_PERIOD == REWIND_PERIOD - 1 {
+            let back = (REWIND_PERIOD - 1) as f32;
+            (-back, -back * 0.5)
+        } else {
+            (1.0, 0.5)
+        };
+        let phase = self.ticks % 10;
+        self.ticks = self.ticks.wrapping_add(1);
+        let mut i = 0u32;
+        self.enc
+            .state_mut()
+            .entities_mut()
+            .for_each_mut(|_, mut e| {
+                let (x, y) = (e.x, e.y);
+                e.set_x(x + dx);
+                e.set_y(y + dy);
+                if i % 10 == phase {
+                    let s = e.secret;
+                    e.set_secret(s.wrapping_add(1));
+                }
+                i += 1;
+            });
+    }
+
+    /// `encode_patch` and every view's part; returns the bytes in all.
+    pub fn encode(&mut self) -> usize {
+        let mut bytes = self.enc.encode_patch().len();
+        for &v in &self.views {
+            bytes += self.enc.view_patch(v).len();
+        }
+        bytes
+    }
+
+    /// The encoder and the views.
+    pub fn parts(&mut self) -> (&mut Encoder<ViewState>, &[ViewId]) {
+        (&mut self.enc, &self.views)
+    }
+}
+
+impl Scenario for ViewMoveAll {
+    fn tick(&mut self) -> usize {
+        self.mutate();
+        self.encode()
     }
 }

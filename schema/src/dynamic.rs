@@ -343,6 +343,17 @@ impl crate::view::Node for DynStruct {
             }
         }
     }
+    fn changed_children(&self, f: &mut dyn FnMut(u32, &dyn crate::view::Node)) {
+        let mask = self.track.child_dirty;
+        for (i, v) in self.fields.iter().enumerate() {
+            if let Some(v) = v.as_ref().filter(|_| mask & (1 << i) != 0) {
+                v.__with_node(&(), &mut |n| f(i as u32, n));
+            }
+        }
+    }
+    fn view_dirty(&self) -> bool {
+        self.view_mask != 0 && (self.track.meta.fresh || self.track.dirty & self.view_mask != 0)
+    }
 }
 
 impl crate::schema::TrackedMut for DynMut<'_> {

@@ -515,6 +515,14 @@ impl<T: Field> Encoder<T> {
         }
     }
 
+    /// Makes the view walk visit every instance for every view (the
+    /// O(state × views) walk the incremental one must match byte for
+    /// byte); for tests.
+    #[doc(hidden)]
+    pub fn __exhaustive_view_walk(&mut self, on: bool) {
+        self.tick.views.set_exhaustive(on);
+    }
+
     #[cold]
     fn encode_views(&mut self) {
         let (state, track, tick) = (&self.state, &self.track, &mut self.tick);

@@ -334,6 +334,21 @@ impl<T: Schema> crate::view::Node for StructNode<'_, T> {
     fn children(&self, f: &mut dyn FnMut(u32, &dyn crate::view::Node)) {
         self.value.__view_children(&self.track.children, f);
     }
+    fn changed_children(&self, f: &mut dyn FnMut(u32, &dyn crate::view::Node)) {
+        let mask = self.track.state.child_dirty;
+        if mask != 0 {
+            self.value
+                .__view_children(&self.track.children, &mut |i, n| {
+                    if mask & (1 << i) != 0 {
+                        f(i, n);
+                    }
+                });
+        }
+    }
+    fn view_dirty(&self) -> bool {
+        let st = &self.track.state;
+        T::VIEW_FIELDS != 0 && (st.meta.fresh || st.dirty & T::VIEW_FIELDS != 0)
+    }
 }
 
 /// Encodes one field for the view walk.

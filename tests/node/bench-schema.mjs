@@ -55,6 +55,16 @@ const State = schema(
   "State",
 );
 
+// V1: Entity plus one @view() field, in a class built like @type()/@view()
+// decorators would.
+class ViewEntity extends S5.Schema {}
+for (const [name, ty] of [["x", "float32"], ["y", "float32"], ["angle", "float32"], ["hp", "uint8"], ["name", "string"], ["secret", "uint32"]]) {
+  S5.type(ty)(ViewEntity.prototype, name);
+  if (name === "secret") S5.view()(ViewEntity.prototype, name);
+}
+class ViewState extends S5.Schema {}
+S5.type({ map: ViewEntity })(ViewState.prototype, "entities");
+
 // --- options ---------------------------------------------------------------
 
 function parseArgs(argv) {
@@ -319,6 +329,65 @@ function d3(n) {
   };
 }
 
+/**
+ * V1: n entities with a @view() field, 100 clients each with a StateView
+ * seeing its own entity and 10 shared ones; every entity moves and every
+ * 10th (rotating) changes its view field; one tick = encode() + every
+ * encodeView() + discardChanges().
+ */
+const V1_CLIENTS = 100;
+const V1_SHARED = 10;
+function v1(n) {
+  const state = new ViewState();
+  state.entities = new S5.MapSchema();
+  const list = [];
+  for (let i = 0; i < n; i++) {
+    const e = new ViewEntity();
+    e.x = i;
+    e.y = i * 0.5;
+    e.angle = 0;
+    e.hp = 100;
+    e.name = `e${i}`;
+    e.secret = i;
+    state.entities.set(`e${i}`, e);
+    list.push(e);
+  }
+  const encoder = readyEncoder(state);
+  const views = [];
+  for (let c = 0; c < V1_CLIENTS; c++) {
+    const view = new S5.StateView();
+    view.add(list[c % n]);
+    for (let s = 0; s < V1_SHARED; s++) view.add(list[n - 1 - s]);
+    views.push(view);
+  }
+  const settle = () => {
+    const it = { offset: 0 };
+    encoder.encode(it);
+    const shared = it.offset;
+    for (const v of views) encoder.encodeView(v, shared, it);
+    encoder.discardChanges();
+  };
+  settle();
+  let t = 0;
+  return {
+    tick() {
+      moveAll(list);
+      for (let i = t % 10; i < n; i += 10) list[i].secret += 1;
+      t++;
+      const it = { offset: 0 };
+      let bytes = encoder.encode(it).length;
+      const shared = it.offset;
+      for (const v of views) {
+        const start = it.offset;
+        encoder.encodeView(v, shared, it);
+        bytes += it.offset - start;
+      }
+      encoder.discardChanges();
+      return bytes;
+    },
+  };
+}
+
 const SCENARIOS = [
   ["S1", [100, 1000, 10000], s1],
   ["S2", [10000], s2],
@@ -327,6 +396,7 @@ const SCENARIOS = [
   ["S5", [10000], s5],
   ["D1", [1000, 10000], d1],
   ["D3", [1000, 10000], d3],
+  ["V1", [1000], v1],
 ];
 
 process.stderr.write(

@@ -42,7 +42,11 @@ fn decode_ok(
 #[test]
 fn vectors_are_present() {
     let vectors = load_vectors(None);
-    assert_eq!(vectors.len(), 37, "expected the 37 reference vectors (33 + 4 StateView scenarios)");
+    assert_eq!(
+        vectors.len(),
+        37,
+        "expected the 37 reference vectors (33 + 4 StateView scenarios)"
+    );
 }
 
 #[test]

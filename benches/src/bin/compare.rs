@@ -26,7 +26,7 @@ use std::process::{Command, ExitCode, Stdio};
 use roomcast_benches::scenario::ready_encoder;
 use roomcast_benches::{
     measure, Churn, EncodeAll, Idle, Measurement, MoveAll, MoveSome, MoveSomeFloor, Scenario,
-    ScenarioId, State, Timing,
+    ScenarioId, State, Timing, ViewMoveAll,
 };
 use roomcast_schema::EncoderOptions;
 
@@ -139,6 +139,7 @@ fn ours(id: ScenarioId, n: u32, timing: Timing) -> Measurement {
         ScenarioId::S3 => measure(|| EncodeAll::new(n, o), timing),
         ScenarioId::S4 => measure(|| Churn::new(n, 10, o), timing),
         ScenarioId::S5 => measure(|| Idle::new(n, o), timing),
+        ScenarioId::V1 => measure(|| ViewMoveAll::new(n, o), timing),
     }
 }
 

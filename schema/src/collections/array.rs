@@ -996,10 +996,15 @@ impl<V: Field> crate::view::Node for ArraySchema<V> {
         crate::view::NodeKind::Array
     }
     fn primitive_elements(&self) -> bool {
-        self.slots
-            .iter()
-            .find_map(|s| s.item.as_ref())
-            .is_some_and(|i| !i.value.__is_ref())
+        match self.slots.iter().find_map(|s| s.item.as_ref()) {
+            Some(i) => !i.value.__is_ref(),
+            None => V::DEFAULT_WIRE.is_some(),
+        }
+    }
+    fn changed_children(&self, f: &mut dyn FnMut(u32, &dyn crate::view::Node)) {
+        if self.children_dirty || self.meta.fresh {
+            crate::view::Node::children(self, f);
+        }
     }
     fn entries(&self, scratch: &mut Vec<u8>, f: &mut dyn FnMut(crate::view::Entry<'_>)) {
         let mut pos = 0;

@@ -616,7 +616,50 @@ impl<K: Key, V: Field> crate::view::Node for Indexed<K, V> {
         }
     }
     fn primitive_elements(&self) -> bool {
-        self.iter().next().is_some_and(|s| !s.value.__is_ref())
+        match self.iter().next() {
+            Some(s) => !s.value.__is_ref(),
+            None => V::DEFAULT_WIRE.is_some(),
+        }
+    }
+    fn changed_children(&self, f: &mut dyn FnMut(u32, &dyn crate::view::Node)) {
+        if self.meta.fresh
+            || self.queued_all
+            || self
+                .changes
+                .iter()
+                .any(|c| c.wire == NONE && c.slot != NONE)
+        {
+            // Every entry, or entries whose wire index is still pending.
+            return crate::view::Node::children(self, f);
+        }
+        let mut each = |pos: u32| {
+            if let Some(slot) = self.slots.get(pos as usize).and_then(Option::as_ref) {
+                slot.value
+                    .__with_node(&slot.track, &mut |n| f(slot.wire, n));
+            }
+        };
+        let q = &self.queued;
+        if q.windows(2).all(|w| w[0] < w[1]) {
+            q.iter().for_each(|&p| each(p));
+        } else if q.len() <= 64 {
+            let mut buf = [0u32; 64];
+            buf[..q.len()].copy_from_slice(q);
+            let sorted = &mut buf[..q.len()];
+            sorted.sort_unstable();
+            let mut last = None;
+            for &p in sorted.iter() {
+                if last != Some(p) {
+                    each(p);
+                    last = Some(p);
+                }
+            }
+        } else {
+            for (pos, slot) in self.slots.iter().enumerate() {
+                if slot.as_ref().is_some_and(|s| s.queued) {
+                    each(pos as u32);
+                }
+            }
+        }
     }
     fn entries(&self, scratch: &mut Vec<u8>, f: &mut dyn FnMut(crate::view::Entry<'_>)) {
         let mut pending = 0;
