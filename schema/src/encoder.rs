@@ -101,11 +101,14 @@ struct Output<'a> {
 pub(crate) type ArrayOp = (u8, u32, u32);
 
 /// Reused buffers of the array encoder (resolved ops, slot positions).
+#[doc(hidden)]
 #[derive(Debug, Default)]
-pub(crate) struct ArrayScratch {
+pub struct ArrayScratch {
     ops: Vec<ArrayOp>,
     pos_of: Vec<u32>,
     client: Vec<Option<crate::collections::array::ClientEl>>,
+    /// An encoded value (view support).
+    pub(crate) value: Vec<u8>,
 }
 
 impl ArrayScratch {

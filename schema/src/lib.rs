@@ -26,7 +26,7 @@ pub use roomcast_schema_derive::Schema;
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::encoder::{FullWriter, PatchWriter};
+    pub use crate::encoder::{ArrayScratch, FullWriter, PatchWriter};
     pub use crate::quantize::{
         encode_op as quantized_op, snap as quantized_snap, Quantizable, Quantize,
     };

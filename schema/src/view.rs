@@ -56,6 +56,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
+use crate::encoder::{ArrayScratch, Dialect};
 use crate::tracked::{Tick, NO_SEQ};
 use crate::wire::{self, spec};
 
@@ -137,6 +138,25 @@ pub trait Node {
     }
     /// Struct: attached this tick or a view field changed.
     fn view_dirty(&self) -> bool {
+        false
+    }
+    /// Array of primitives changed this tick: writes the ops the shared
+    /// patch sends for it, in `dialect`, for a client whose copy as of the
+    /// previous patch has `held_len` elements (`held(i)` at `i`); `false`
+    /// (nothing written) when that copy is not the array's previous state.
+    fn array_ops<'h>(
+        &self,
+        _dialect: Dialect,
+        _held_len: u32,
+        _held: &dyn Fn(u32) -> Option<&'h [u8]>,
+        _out: &mut Vec<u8>,
+        _scratch: &mut ArrayScratch,
+    ) -> bool {
+        false
+    }
+    /// Array of primitives changed this tick: writes its ops if a client
+    /// already holding the current array would skip every one of them.
+    fn array_idempotent_ops(&self, _out: &mut Vec<u8>, _scratch: &mut ArrayScratch) -> bool {
         false
     }
 }
@@ -1116,6 +1136,8 @@ struct Walker {
     held_ix: Lookup,
     proj_ix: Lookup,
     next: Vec<Held>,
+    /// The array encoder's buffers (filtered arrays of primitives).
+    arrays: ArrayScratch,
 }
 
 impl Walker {
@@ -1186,7 +1208,7 @@ impl Walker {
                         visible: self.visible(view),
                         holder_tag: g.holder_tag,
                     };
-                    if let Some(key) = self.process(v, view, ctx, order, introduced) {
+                    if let Some(key) = self.process(node, v, view, ctx, order, introduced) {
                         self.frames.push(Frame { view: v, key });
                     }
                 }
@@ -1235,6 +1257,7 @@ impl Walker {
     /// node's order key when the view holds it.
     fn process(
         &mut self,
+        node: &dyn Node,
         v: u32,
         view: &mut ViewState,
         ctx: Ctx,
@@ -1280,6 +1303,7 @@ impl Walker {
             header(&mut view.arena, id);
         }
         let body = view.arena.len();
+        let had_forced = view.forced.iter().any(|(r, _)| *r == id);
         if let Some(fi) = view.forced.iter().position(|(r, _)| *r == id) {
             let start = view.arena.len() as u32;
             for j in 0..view.forced[fi].1.len() {
@@ -1347,28 +1371,58 @@ impl Walker {
         let out = &mut view.arena;
         let mirror = &mut view.mirror;
         if kind == NodeKind::Array && prim && (ctx.filtered || !self.proj.is_empty()) {
-            // Positional: CLEAR and re-ADD when anything differs.
-            let same = held.len() == self.proj.len()
-                && held.iter().zip(&self.proj).all(|(h, &p)| {
-                    let e = &nd.ents[p as usize];
-                    h.index == e.index && h.child == e.child && h.value.bytes() == nd.val(e)
-                });
-            if !same {
-                if !held.is_empty() {
-                    out.push(spec::CLEAR);
-                }
+            // A client holding the array as of the previous patch gets the
+            // ops the shared patch would send (the reference's bytes).
+            let synced =
+                ctx.visible && ctx.filtered && !had_forced && !introduced && nd.seq != NO_SEQ && {
+                    let h = &held;
+                    let at = |i: u32| {
+                        h.get(i as usize)
+                            .filter(|x| x.index == i)
+                            .map(|x| x.value.bytes())
+                    };
+                    node.array_ops(Dialect::Modern, h.len() as u32, &at, out, &mut self.arrays)
+                };
+            if synced {
                 held.clear();
                 for &p in &self.proj {
                     let e = &nd.ents[p as usize];
-                    write_op(out, kind, prim, spec::ADD, e.index, None, nd.val(e));
                     held.push(Held {
                         index: e.index,
                         value: Val::new(nd.val(e)),
                         child: e.child,
                     });
                 }
+                mirror.insert(id, held);
+            } else {
+                // Positional: CLEAR and re-ADD when anything differs.
+                let same = held.len() == self.proj.len()
+                    && held.iter().zip(&self.proj).all(|(h, &p)| {
+                        let e = &nd.ents[p as usize];
+                        h.index == e.index && h.child == e.child && h.value.bytes() == nd.val(e)
+                    });
+                if !same {
+                    if !held.is_empty() {
+                        out.push(spec::CLEAR);
+                    }
+                    held.clear();
+                    for &p in &self.proj {
+                        let e = &nd.ents[p as usize];
+                        write_op(out, kind, prim, spec::ADD, e.index, None, nd.val(e));
+                        held.push(Held {
+                            index: e.index,
+                            value: Val::new(nd.val(e)),
+                            child: e.child,
+                        });
+                    }
+                } else if ctx.visible && ctx.filtered {
+                    // The client holds the current array (a snapshot of
+                    // this patch): the reference still sends the tick's
+                    // ops, harmless when each is skipped as `===`.
+                    node.array_idempotent_ops(out, &mut self.arrays);
+                }
+                mirror.insert(id, held);
             }
-            mirror.insert(id, held);
         } else {
             self.held_ix.build(held.iter().map(|h| h.index));
             self.next.clear();

@@ -593,6 +593,85 @@ impl<V: Field> ArraySchema<V> {
         }
     }
 
+    /// View support: writes this tick's ops for `dialect` (what the shared
+    /// patch sends) for a client whose copy as of the previous patch has
+    /// `held_len` elements, `held(i)` at position `i`. Returns `false`
+    /// (nothing written) when that is not the array's previous state as far
+    /// as the array knows it (values overwritten or removed this tick are
+    /// unknown; the op model treats them conservatively anyway).
+    fn ops_for_client<'h>(
+        &self,
+        dialect: Dialect,
+        held_len: u32,
+        held: &dyn Fn(u32) -> Option<&'h [u8]>,
+        out: &mut Vec<u8>,
+        scratch: &mut ArrayScratch,
+    ) -> bool {
+        if self.meta.seq == NO_SEQ || self.meta.fresh || held_len != self.snapshot_len {
+            return false;
+        }
+        for slot in &self.slots {
+            if slot.origin == NONE {
+                continue;
+            }
+            let Some(item) = slot
+                .item
+                .as_ref()
+                .filter(|i| i.uid == slot.origin_uid && !slot.dirty)
+            else {
+                continue;
+            };
+            scratch.value.clear();
+            item.value
+                .__encode(&item.track, V::DEFAULT_WIRE, &mut scratch.value);
+            if held(slot.origin) != Some(scratch.value.as_slice()) {
+                return false;
+            }
+        }
+        self.write_ops(dialect, out, scratch);
+        true
+    }
+
+    /// View support: writes this tick's ops when re-applying them to a
+    /// client that already holds the current array changes nothing (each
+    /// writes, where no hole precedes it, the value already there, which
+    /// the decoder skips as `===`). The reference sends them after the
+    /// snapshot of an array shown in the same tick. Returns whether it did.
+    fn idempotent_ops(&self, out: &mut Vec<u8>, scratch: &mut ArrayScratch) -> bool {
+        if self.meta.seq == NO_SEQ
+            || self.meta.fresh
+            || self.cleared
+            || self.reversed
+            || self.holds_refs()
+        {
+            return false;
+        }
+        let (ops, pos_of, _) = scratch.parts();
+        self.resolve(Dialect::Modern, ops, pos_of);
+        let first_hole = self
+            .slots
+            .iter()
+            .position(|s| s.item.is_none())
+            .unwrap_or(self.slots.len());
+        let ok = !ops.is_empty()
+            && ops.iter().all(|&(op, arg, w)| {
+                matches!(op, spec::ADD | spec::REPLACE | spec::DELETE_AND_ADD)
+                    && arg == w
+                    && (w as usize) < first_hole
+                    && self.value_at(w as usize).is_some_and(|v| v.__same(v))
+            });
+        if !ok {
+            return false;
+        }
+        for &(op, arg, w) in ops.iter() {
+            out.push(op);
+            wire::encode_varint(out, arg);
+            let item = self.slots[w as usize].item.as_ref().expect("live slot");
+            item.value.__encode(&item.track, V::DEFAULT_WIRE, out);
+        }
+        true
+    }
+
     /// Forgets the tick: compacts holes, and the current array becomes the
     /// client's.
     fn settle(&mut self) {
@@ -1000,6 +1079,19 @@ impl<V: Field> crate::view::Node for ArraySchema<V> {
             Some(i) => !i.value.__is_ref(),
             None => V::DEFAULT_WIRE.is_some(),
         }
+    }
+    fn array_ops<'h>(
+        &self,
+        dialect: Dialect,
+        held_len: u32,
+        held: &dyn Fn(u32) -> Option<&'h [u8]>,
+        out: &mut Vec<u8>,
+        scratch: &mut ArrayScratch,
+    ) -> bool {
+        self.ops_for_client(dialect, held_len, held, out, scratch)
+    }
+    fn array_idempotent_ops(&self, out: &mut Vec<u8>, scratch: &mut ArrayScratch) -> bool {
+        self.idempotent_ops(out, scratch)
     }
     fn changed_children(&self, f: &mut dyn FnMut(u32, &dyn crate::view::Node)) {
         if self.children_dirty || self.meta.fresh {
