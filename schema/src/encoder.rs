@@ -233,14 +233,22 @@ impl PatchWriter<'_> {
         let len = self.out.len();
         let blocks = self.blocks.len();
         let run = self.run;
-        let second = self.second.as_ref().map(|s| (s.out.len(), s.blocks.len()));
+        // The second output extends its last block in place (`record`):
+        // keep that block too.
+        let second = self
+            .second
+            .as_ref()
+            .map(|s| (s.out.len(), s.blocks.len(), s.blocks.last().copied()));
         f(self);
         self.out.truncate(len);
         self.blocks.truncate(blocks);
         self.run = run;
-        if let (Some(s), Some((l, b))) = (self.second.as_mut(), second) {
+        if let (Some(s), Some((l, b, last))) = (self.second.as_mut(), second) {
             s.out.truncate(l);
             s.blocks.truncate(b);
+            if let (Some(cur), Some(last)) = (s.blocks.last_mut(), last) {
+                *cur = last;
+            }
         }
     }
 
