@@ -445,7 +445,7 @@ impl<T: Field> Encoder<T> {
 
     fn walk(&mut self, dialect: Dialect, second: Option<Dialect>) {
         if self.tick.views.active() {
-            self.encode_views();
+            self.encode_views(dialect, second);
         }
         self.buf.clear();
         self.blocks.clear();
@@ -508,6 +508,18 @@ impl<T: Field> Encoder<T> {
         self.tick.views.get(view).map_or(&[], |v| v.patch())
     }
 
+    /// The view part of the last patch for `view` in `dialect`: after
+    /// [`encode_patch_both`](Self::encode_patch_both), a 0.16 client
+    /// (`Dialect::Legacy`) receives the legacy shared bytes followed by
+    /// these. The two parts differ where a filtered array of primitives
+    /// gets an insert 3.x decodes differently, or a filtered Set/Collection
+    /// loses an entry (spec `schema-wire.md` §14). Empty when the last
+    /// patch was not encoded for `dialect`.
+    #[must_use]
+    pub fn view_patch_as(&self, view: ViewId, dialect: Dialect) -> &[u8] {
+        self.tick.views.patch_as(view, dialect)
+    }
+
     /// The view part of a full state for `view`: a client joining with
     /// this view receives [`encode_all`](Self::encode_all) followed by these
     /// bytes. Applies the view's pending `show`/`hide` calls and makes this
@@ -535,9 +547,11 @@ impl<T: Field> Encoder<T> {
     }
 
     #[cold]
-    fn encode_views(&mut self) {
+    fn encode_views(&mut self, dialect: Dialect, second: Option<Dialect>) {
         let (state, track, tick) = (&self.state, &self.track, &mut self.tick);
-        state.__with_node(track, &mut |root| crate::view::encode_views(root, tick));
+        state.__with_node(track, &mut |root| {
+            crate::view::encode_views(root, tick, dialect, second);
+        });
     }
 
     pub(crate) fn parts_mut(&mut self) -> (&mut T, &mut T::Track, &mut Tick) {

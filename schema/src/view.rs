@@ -31,6 +31,15 @@
 //! inline; buffers are reused). [`Encoder::encode_all_view`] (a join) walks
 //! the state once.
 //!
+//! A filtered array of primitives is positional: a client holding it as of
+//! the previous patch gets the array's own ops (those a shared patch would
+//! carry, checked against what the client holds); otherwise CLEAR and
+//! re-ADD. The view part is computed for the dialects of the patch: where
+//! 3.x decodes an op differently (an insert at an occupied array index
+//! other than 0, a positional DELETE in a Set/Collection, which 3.x numbers
+//! itself), the legacy part has that block as CLEAR + re-ADD
+//! ([`Encoder::view_patch_as`]).
+//!
 //! A client following the view patches therefore always holds what a fresh
 //! client decoding [`Encoder::encode_all_view`] holds. On top of that, the
 //! ops `@colyseus/schema` 5.0.34 sends when an instance is added to a view
@@ -51,6 +60,7 @@
 //! [`Encoder::encode_all`]: crate::Encoder::encode_all
 //! [`Encoder::create_view`]: crate::Encoder::create_view
 //! [`Encoder::view_patch`]: crate::Encoder::view_patch
+//! [`Encoder::view_patch_as`]: crate::Encoder::view_patch_as
 //! [`Encoder::encode_all_view`]: crate::Encoder::encode_all_view
 
 use std::collections::{HashMap, HashSet};
@@ -271,9 +281,14 @@ pub(crate) struct ViewState {
     forced: Forced,
     /// Rendered forced blocks: (refId, range in `arena`).
     fblocks: Vec<(u32, u32, u32)>,
-    /// Rendered diff blocks: (order key, DFS rank, range in `arena`).
-    dblocks: Vec<(u32, u32, u32, u32)>,
+    /// Rendered diff blocks: (order key, DFS rank, range in `arena`,
+    /// range of its legacy form in `arena2` or `NO_ALT`).
+    dblocks: Vec<(u32, u32, u32, u32, u32, u32)>,
     arena: Vec<u8>,
+    /// Legacy forms of the blocks whose ops depend on the dialect.
+    arena2: Vec<u8>,
+    /// The view part of the last patch for the second dialect.
+    out2: Vec<u8>,
     dfs: u32,
 }
 
@@ -293,6 +308,8 @@ pub(crate) struct Views {
     pub(crate) detached: Vec<u32>,
     /// The patch walk's reused buffers.
     walker: Walker,
+    /// The dialects of the last patch: `out`'s and `out2`'s.
+    dialects: (Dialect, Option<Dialect>),
 }
 
 impl Views {
@@ -336,6 +353,13 @@ impl Views {
             }
             _ => false,
         }
+    }
+
+    /// The view part of the last patch for `dialect` (empty if that patch
+    /// was not encoded for it).
+    pub(crate) fn patch_as(&self, id: ViewId, dialect: Dialect) -> &[u8] {
+        self.get(id)
+            .map_or(&[], |v| v.patch_as(self.dialects, dialect))
     }
 
     pub(crate) fn get(&self, id: ViewId) -> Option<&ViewState> {
@@ -383,6 +407,16 @@ impl Views {
 impl ViewState {
     pub(crate) fn patch(&self) -> &[u8] {
         &self.out
+    }
+
+    pub(crate) fn patch_as(&self, dialects: (Dialect, Option<Dialect>), d: Dialect) -> &[u8] {
+        if d == dialects.0 {
+            &self.out
+        } else if Some(d) == dialects.1 {
+            &self.out2
+        } else {
+            &[]
+        }
     }
 
     pub(crate) fn full(&self) -> &[u8] {
@@ -1138,6 +1172,9 @@ struct Walker {
     next: Vec<Held>,
     /// The array encoder's buffers (filtered arrays of primitives).
     arrays: ArrayScratch,
+    /// Also write the legacy form of dialect-dependent blocks.
+    legacy: bool,
+    tmp: Vec<u8>,
 }
 
 impl Walker {
@@ -1370,6 +1407,9 @@ impl Walker {
         };
         let out = &mut view.arena;
         let mirror = &mut view.mirror;
+        let diff_start = out.len();
+        // The legacy form of this block, if it differs: (written to `tmp`).
+        let mut alt = false;
         if kind == NodeKind::Array && prim && (ctx.filtered || !self.proj.is_empty()) {
             // A client holding the array as of the previous patch gets the
             // ops the shared patch would send (the reference's bytes).
@@ -1382,6 +1422,19 @@ impl Walker {
                             .map(|x| x.value.bytes())
                     };
                     node.array_ops(Dialect::Modern, h.len() as u32, &at, out, &mut self.arrays)
+                        && (!self.legacy || {
+                            // 3.x inserts only at index 0: its ops may differ.
+                            self.tmp.clear();
+                            node.array_ops(
+                                Dialect::Legacy,
+                                h.len() as u32,
+                                &at,
+                                &mut self.tmp,
+                                &mut self.arrays,
+                            );
+                            alt = self.tmp[..] != out[diff_start..];
+                            true
+                        })
                 };
             if synced {
                 held.clear();
@@ -1479,12 +1532,34 @@ impl Walker {
             }
             self.proj_ix
                 .build(self.proj.iter().map(|&p| nd.ents[p as usize].index));
+            let mut deleted = false;
             for h in &held {
                 if self.proj_ix.get(h.index).is_none() {
                     write_op(out, kind, prim, spec::DELETE, h.index, None, &[]);
+                    deleted = true;
                     if let Some(c) = h.child {
                         forget(mirror, c);
                     }
+                }
+            }
+            if deleted && kind == NodeKind::Indexed && self.legacy {
+                // A 3.x client numbers Set/Collection entries itself: no
+                // positional DELETE is safe; CLEAR and re-ADD (as the
+                // shared legacy patch does).
+                alt = true;
+                self.tmp.clear();
+                self.tmp.push(spec::CLEAR);
+                for &p in &self.proj {
+                    let e = &nd.ents[p as usize];
+                    write_op(
+                        &mut self.tmp,
+                        kind,
+                        prim,
+                        spec::ADD,
+                        e.index,
+                        nd.key(e),
+                        nd.val(e),
+                    );
                 }
             }
             if !self.next.is_empty() || ctx.filtered {
@@ -1499,11 +1574,20 @@ impl Walker {
         } else {
             nd.seq
         };
-        if view.arena.len() == body {
+        if view.arena.len() == body && !alt {
             view.arena.truncate(block);
         } else {
+            let (s2, e2) = if alt {
+                let s2 = view.arena2.len();
+                view.arena2
+                    .extend_from_slice(&view.arena[block..diff_start]);
+                view.arena2.extend_from_slice(&self.tmp);
+                (s2 as u32, view.arena2.len() as u32)
+            } else {
+                (NO_ALT, NO_ALT)
+            };
             view.dblocks
-                .push((key, view.dfs, block as u32, view.arena.len() as u32));
+                .push((key, view.dfs, block as u32, view.arena.len() as u32, s2, e2));
         }
         Some(key)
     }
@@ -1602,12 +1686,22 @@ fn prepare(root: &dyn Node, views: &mut Views, w: &mut Walker) {
     w.work.dedup();
 }
 
+/// No legacy form (a [`ViewState::dblocks`] range).
+const NO_ALT: u32 = u32::MAX;
+
 /// Encodes the view part of the patch of every view (before the shared walk
-/// settles the tick's changes).
-pub(crate) fn encode_views(root: &dyn Node, tick: &mut Tick) {
+/// settles the tick's changes), for `dialect` and, if any, `second`.
+pub(crate) fn encode_views(
+    root: &dyn Node,
+    tick: &mut Tick,
+    dialect: Dialect,
+    second: Option<Dialect>,
+) {
     let views = &mut tick.views;
     views.purge();
+    views.dialects = (dialect, second);
     let mut w = std::mem::take(&mut views.walker);
+    w.legacy = dialect == Dialect::Legacy || second == Some(Dialect::Legacy);
     prepare(root, views, &mut w);
     let g = G {
         filtered: false,
@@ -1616,27 +1710,45 @@ pub(crate) fn encode_views(root: &dyn Node, tick: &mut Tick) {
     };
     w.walk(&mut views.slots, root, g, 0..0, 0..0);
     for view in views.each_mut() {
-        let out = &mut view.out;
-        out.clear();
-        for (id, _) in &view.forced {
-            if let Some(&(_, s, e)) = view.fblocks.iter().find(|b| b.0 == *id) {
-                if e > s {
-                    header(out, *id);
-                    out.extend_from_slice(&view.arena[s as usize..e as usize]);
-                }
-            }
-        }
         view.dblocks.sort_unstable_by_key(|b| (b.0, b.1));
-        for &(_, _, s, e) in &view.dblocks {
-            out.extend_from_slice(&view.arena[s as usize..e as usize]);
+        let mut out = std::mem::take(&mut view.out);
+        assemble(view, &mut out, dialect == Dialect::Legacy);
+        view.out = out;
+        let mut out2 = std::mem::take(&mut view.out2);
+        out2.clear();
+        if let Some(d) = second {
+            assemble(view, &mut out2, d == Dialect::Legacy);
         }
+        view.out2 = out2;
         view.forced.clear();
         view.fblocks.clear();
         view.dblocks.clear();
         view.arena.clear();
+        view.arena2.clear();
         view.dfs = 0;
     }
     views.walker = w;
+}
+
+/// Puts a view's part together: forced blocks in call order, then the diff
+/// blocks (sorted), in their legacy form when `legacy` and one exists.
+fn assemble(view: &ViewState, out: &mut Vec<u8>, legacy: bool) {
+    out.clear();
+    for (id, _) in &view.forced {
+        if let Some(&(_, s, e)) = view.fblocks.iter().find(|b| b.0 == *id) {
+            if e > s {
+                header(out, *id);
+                out.extend_from_slice(&view.arena[s as usize..e as usize]);
+            }
+        }
+    }
+    for &(_, _, s, e, s2, e2) in &view.dblocks {
+        if legacy && s2 != NO_ALT {
+            out.extend_from_slice(&view.arena2[s2 as usize..e2 as usize]);
+        } else {
+            out.extend_from_slice(&view.arena[s as usize..e as usize]);
+        }
+    }
 }
 
 /// Encodes the view part of a full state, and makes it what the view's
@@ -1668,6 +1780,7 @@ pub(crate) fn encode_all_view(root: &dyn Node, tick: &mut Tick, id: ViewId) -> O
     full_visit(&mut w, view, root, ctx, &mut out);
     view.full = out;
     view.out.clear();
+    view.out2.clear();
     views.walker = w;
     Some(())
 }

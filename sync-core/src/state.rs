@@ -44,10 +44,11 @@ pub trait SyncState: Send + 'static {
     }
 
     /// The view part of the last [`encode_patch`](Self::encode_patch) for
-    /// `view`, sent after the shared bytes in the same message; empty when
-    /// the view has nothing new.
-    fn view_patch(&self, view: ViewId) -> &[u8] {
-        let _ = view;
+    /// `view` in the client's `dialect` (one of those the patch was encoded
+    /// for), sent after that dialect's shared bytes in the same message;
+    /// empty when the view has nothing new.
+    fn view_patch(&self, view: ViewId, dialect: Dialect) -> &[u8] {
+        let _ = (view, dialect);
         &[]
     }
 
@@ -207,8 +208,8 @@ where
         Self::drop_view(self, view);
     }
 
-    fn view_patch(&self, view: ViewId) -> &[u8] {
-        Self::view_patch(self, view)
+    fn view_patch(&self, view: ViewId, dialect: Dialect) -> &[u8] {
+        Self::view_patch_as(self, view, schema_dialect(dialect))
     }
 
     fn encode_full_view(&mut self, view: ViewId) -> Bytes {

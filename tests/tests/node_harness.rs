@@ -44,8 +44,8 @@ fn vectors_are_present() {
     let vectors = load_vectors(None);
     assert_eq!(
         vectors.len(),
-        37,
-        "expected the 37 reference vectors (33 + 4 StateView scenarios)"
+        39,
+        "expected the 39 reference vectors (33 + 6 StateView scenarios)"
     );
 }
 

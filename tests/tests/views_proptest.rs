@@ -111,6 +111,21 @@ enum Op {
         k: u8,
         v: u8,
     },
+    Shift {
+        h: bool,
+        k: u8,
+    },
+    Unshift {
+        h: bool,
+        k: u8,
+        v: u8,
+    },
+    /// Insert in the middle (a splice-insert; a push when shorter than 2).
+    InsertMid {
+        h: bool,
+        k: u8,
+        v: u8,
+    },
     Flag {
         h: bool,
         k: u8,
@@ -151,6 +166,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (hk.clone(), 0..5u8).prop_map(|((h, k), v)| Op::Push { h, k, v }),
         1 => hk.clone().prop_map(|(h, k)| Op::Pop { h, k }),
         1 => (hk.clone(), 0..5u8).prop_map(|((h, k), v)| Op::SetNum { h, k, v }),
+        1 => hk.clone().prop_map(|(h, k)| Op::Shift { h, k }),
+        1 => (hk.clone(), 0..5u8).prop_map(|((h, k), v)| Op::Unshift { h, k, v }),
+        1 => (hk.clone(), 0..5u8).prop_map(|((h, k), v)| Op::InsertMid { h, k, v }),
         1 => (hk.clone(), 0..4u8, any::<bool>()).prop_map(|((h, k), v, add)| Op::Flag { h, k, v, add }),
         1 => (0..3u8).prop_map(Op::Round),
         3 => (0..VIEWS, hk.clone(), any::<bool>()).prop_map(|(view, (h, k), tag)| Op::Show { view, h, k, tag }),
@@ -316,6 +334,17 @@ fn apply(enc: &mut Encoder<State>, views: &[ViewId], evs: &mut Vec<Ev>, op: &Op)
                 n.set(0, v);
             }
         }),
+        Op::Shift { h, k } => with_ent!(h, k, |e| {
+            e.nums_mut().shift();
+        }),
+        Op::Unshift { h, k, v } => with_ent!(h, k, |e| {
+            e.nums_mut().unshift(v);
+        }),
+        Op::InsertMid { h, k, v } => with_ent!(h, k, |e| {
+            let mut n = e.nums_mut();
+            let at = n.len() / 2;
+            n.insert(at, v);
+        }),
         Op::Flag { h, k, v, add } => with_ent!(h, k, |e| {
             let mut f = e.flags_mut();
             if add {
@@ -476,11 +505,24 @@ fn json_of(d: &DynamicDecoder) -> Value {
     canon(&serde_json::from_str(&d.to_json()).expect("decoder JSON"))
 }
 
-/// Runs one sequence; `sink` sees every tick's `(shared, view parts)`.
+/// What a tick sends, per view: the shared patch, the view parts, the
+/// view full states, what Roomcast's followers hold, and (`legacy` runs)
+/// each view's whole legacy message (shared + view part).
+struct TickOut<'a> {
+    shared: &'a [u8],
+    parts: &'a [Vec<u8>],
+    fulls: &'a [Vec<u8>],
+    followers: &'a [Value],
+    legacy: &'a [Vec<u8>],
+}
+
+/// Runs one sequence; `sink` sees every tick's bytes. With `legacy`, the
+/// patches are encoded for both dialects (`encode_patch_both`).
 fn run(
     ticks: &[Vec<Op>],
     reuse: bool,
-    mut sink: impl FnMut(usize, &[u8], &[Vec<u8>], &[Vec<u8>], &[Value]) -> Result<(), TestCaseError>,
+    legacy: bool,
+    mut sink: impl FnMut(usize, &TickOut<'_>) -> Result<(), TestCaseError>,
 ) -> Result<(), TestCaseError> {
     let types = registry_of::<State>().expect("types");
     let mut enc = Encoder::with_options(initial(), EncoderOptions::default().reuse_ref_ids(reuse));
@@ -504,14 +546,45 @@ fn run(
         }
         slow_evs.clear();
         resolve(&mut shown, &evs);
-        let shared = enc.encode_patch().to_vec();
+        let (shared, legacy_shared) = if legacy {
+            let (m, l) = enc.encode_patch_both();
+            (m.to_vec(), l.to_vec())
+        } else {
+            (enc.encode_patch().to_vec(), Vec::new())
+        };
         let parts: Vec<Vec<u8>> = views.iter().map(|&v| enc.view_patch(v).to_vec()).collect();
-        prop_assert_eq!(&shared, slow.encode_patch(), "tick {}: shared patch", i);
+        let legacy_msgs: Vec<Vec<u8>> = if legacy {
+            views
+                .iter()
+                .map(|&v| {
+                    [
+                        legacy_shared.as_slice(),
+                        enc.view_patch_as(v, Dialect::Legacy),
+                    ]
+                    .concat()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let slow_shared = if legacy {
+            slow.encode_patch_both().0
+        } else {
+            slow.encode_patch()
+        };
+        prop_assert_eq!(&shared, slow_shared, "tick {}: shared patch", i);
         for (n, (&a, &b)) in views.iter().zip(&slow_views).enumerate() {
             prop_assert_eq!(
                 enc.view_patch(a),
                 slow.view_patch(b),
                 "tick {} view {}: incremental vs exhaustive walk",
+                i,
+                n
+            );
+            prop_assert_eq!(
+                enc.view_patch_as(a, Dialect::Legacy),
+                slow.view_patch_as(b, Dialect::Legacy),
+                "tick {} view {}: incremental vs exhaustive walk (legacy)",
                 i,
                 n
             );
@@ -565,7 +638,16 @@ fn run(
             }
             fulls.push(full_view);
         }
-        sink(i, &shared, &parts, &fulls, &followers)?;
+        sink(
+            i,
+            &TickOut {
+                shared: &shared,
+                parts: &parts,
+                fulls: &fulls,
+                followers: &followers,
+                legacy: &legacy_msgs,
+            },
+        )?;
     }
     Ok(())
 }
@@ -590,8 +672,9 @@ fn view_followers_match_full_views_and_the_model() {
     let dump = std::env::var("VIEWS_DUMP").ok();
     let out = std::cell::RefCell::new(String::new());
     let result = runner.run(&(ticks(12), any::<bool>()), |(t, reuse)| {
-        run(&t, reuse, |i, shared, parts, fulls, _| {
+        run(&t, reuse, false, |i, o| {
             if dump.is_some() {
+                let (shared, parts, fulls) = (o.shared, o.parts, o.fulls);
                 let mut o = out.borrow_mut();
                 o.push_str(&format!("{i} {shared:02x?} {parts:02x?} {fulls:02x?}\n"));
             }
@@ -608,11 +691,29 @@ fn view_followers_match_full_views_and_the_model() {
 
 #[test]
 fn node_decoder_follows_view_patches() {
+    npm_decoder_follows(SchemaVersion::V5, cases(200));
+}
+
+/// colyseus.js 0.16 clients: the legacy patches (`encode_patch_both`) plus
+/// the legacy view parts, fed to the real `@colyseus/schema` 3.0.76
+/// decoder, hold what Roomcast's (modern) followers hold.
+#[test]
+fn legacy_decoder_follows_view_patches() {
+    npm_decoder_follows(SchemaVersion::V3, cases(200));
+}
+
+fn npm_decoder_follows(version: SchemaVersion, cases: u32) {
     let node = std::cell::RefCell::new(NodeDecoder::new());
     let types = registry_of::<State>().expect("types");
-    let reflection = encode_reflection(&types, Dialect::Modern);
+    let legacy = version == SchemaVersion::V3;
+    let dialect = if legacy {
+        Dialect::Legacy
+    } else {
+        Dialect::Modern
+    };
+    let reflection = encode_reflection(&types, dialect);
     let config = Config {
-        cases: cases(200),
+        cases,
         failure_persistence: None,
         ..Config::default()
     };
@@ -621,12 +722,15 @@ fn node_decoder_follows_view_patches() {
     let result = runner.run(&ticks(8), |t| {
         let mut node = node.borrow_mut();
         let sessions: Vec<_> = (0..VIEWS)
-            .map(|_| node.open(&reflection, SchemaVersion::V5))
+            .map(|_| node.open(&reflection, version))
             .collect();
-        let r = run(&t, false, |i, shared, parts, _, followers| {
+        let r = run(&t, false, legacy, |i, o| {
             for (n, s) in sessions.iter().enumerate() {
-                let mut bytes = shared.to_vec();
-                bytes.extend_from_slice(&parts[n]);
+                let bytes = if legacy {
+                    o.legacy[n].clone()
+                } else {
+                    [o.shared, o.parts[n].as_slice()].concat()
+                };
                 let got = if bytes.is_empty() {
                     node.state(s).map_err(TestCaseError::fail)?
                 } else {
@@ -641,11 +745,11 @@ fn node_decoder_follows_view_patches() {
                     );
                     d.state
                 };
-                // Roomcast's follower of the same bytes (checked against
+                // Roomcast's follower of the modern bytes (checked against
                 // the full view state and the model by `run`).
                 prop_assert_eq!(
                     canon(&got),
-                    followers[n].clone(),
+                    o.followers[n].clone(),
                     "tick {} view {}: npm decoder vs Roomcast follower ({:02x?})",
                     i,
                     n,
@@ -662,4 +766,75 @@ fn node_decoder_follows_view_patches() {
     if let Err(e) = result {
         panic!("{e}");
     }
+}
+
+/// Runs `t` with the legacy bytes fed to the 3.x decoder (view 0);
+/// returns the last tick's modern and legacy view parts.
+fn legacy_run(t: &[Vec<Op>]) -> (Vec<u8>, Vec<u8>) {
+    let mut node = NodeDecoder::new();
+    let types = registry_of::<State>().expect("types");
+    let reflection = encode_reflection(&types, Dialect::Legacy);
+    let s = node.open(&reflection, SchemaVersion::V3);
+    let mut last = (Vec::new(), Vec::new());
+    run(t, false, true, |i, o| {
+        if !o.legacy[0].is_empty() {
+            let d = node.decode(&s, &o.legacy[0]).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(canon(&d.state), o.followers[0].clone(), "tick {}", i);
+        }
+        last = (o.parts[0].clone(), o.legacy[0].clone());
+        Ok(())
+    })
+    .expect("run");
+    node.close(s);
+    last
+}
+
+const SHOW_K0: Op = Op::Show {
+    view: 0,
+    h: false,
+    k: 0,
+    tag: false,
+};
+
+/// A splice-insert into a filtered array of primitives: the modern view
+/// part inserts at index 1 (the reference's bytes), which 3.x decodes as an
+/// overwrite; the legacy part sends something 3.x applies right.
+#[test]
+fn legacy_view_part_of_a_splice_insert() {
+    let t = vec![
+        vec![SHOW_K0],
+        vec![Op::InsertMid {
+            h: false,
+            k: 0,
+            v: 9,
+        }],
+    ];
+    let (modern, legacy) = legacy_run(&t);
+    assert!(
+        modern.windows(3).any(|w| w == [0x80, 0x01, 0x09]),
+        "modern part {modern:02x?}"
+    );
+    assert!(legacy.contains(&0x0a), "legacy part {legacy:02x?}");
+}
+
+/// Entries removed from a filtered Set: 3.x numbers entries itself (in
+/// the order it received them), so the legacy part re-sends the set.
+#[test]
+fn legacy_view_part_of_set_removals() {
+    let flag = |v, add| Op::Flag {
+        h: false,
+        k: 0,
+        v,
+        add,
+    };
+    // Shown after a removal: the client numbers the entries 0, 1 where
+    // the server's indexes are 1, 2.
+    let t = vec![
+        vec![flag(1, true), flag(2, true), flag(3, true)],
+        vec![flag(1, false)],
+        vec![SHOW_K0],
+        vec![flag(3, false)],
+        vec![flag(1, true), flag(2, false)],
+    ];
+    legacy_run(&t);
 }

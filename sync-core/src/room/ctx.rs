@@ -672,7 +672,10 @@ impl<R: Room> RoomCtx<R> {
                 };
                 // A client with a view gets its own frame: shared bytes,
                 // then its view's part.
-                let own = slot.view.map(|v| state.view_patch(v)).unwrap_or_default();
+                let own = slot
+                    .view
+                    .map(|v| state.view_patch(v, slot.dialect))
+                    .unwrap_or_default();
                 let frame = if own.is_empty() {
                     frame.clone()
                 } else {
