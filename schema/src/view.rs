@@ -279,8 +279,9 @@ pub(crate) struct ViewState {
     full: Vec<u8>,
     /// This patch's forced ops (the reference's `view.changes`).
     forced: Forced,
-    /// Rendered forced blocks: (refId, range in `arena`).
-    fblocks: Vec<(u32, u32, u32)>,
+    /// Rendered forced blocks: (refId, range in `arena`, range of its
+    /// legacy form in `arena2` or `NO_ALT`).
+    fblocks: Vec<(u32, u32, u32, u32, u32)>,
     /// Rendered diff blocks: (order key, DFS rank, range in `arena`,
     /// range of its legacy form in `arena2` or `NO_ALT`).
     dblocks: Vec<(u32, u32, u32, u32, u32, u32)>,
@@ -1341,22 +1342,35 @@ impl Walker {
         }
         let body = view.arena.len();
         let had_forced = view.forced.iter().any(|(r, _)| *r == id);
+        // 3.x numbers Set/Collection entries itself (a positional op may hit
+        // another entry; an ADD of a held entry adds a Collection entry
+        // twice) and applies DELETE_BY_REFID without lowering the refcount
+        // (a reused refId would map to the stale instance): the legacy form
+        // of such blocks never deletes by position or refId.
+        let legacy_coll =
+            self.legacy && (kind == NodeKind::Indexed || (kind == NodeKind::Array && !prim));
         if let Some(fi) = view.forced.iter().position(|(r, _)| *r == id) {
             let start = view.arena.len() as u32;
+            // The legacy form: the same ops, but CLEAR + re-ADD of what the
+            // client holds after them if one is a DELETE (`reset`), and
+            // without ADDs of held entries (`differs`).
+            self.tmp.clear();
+            let (mut reset, mut differs) = (false, false);
             for j in 0..view.forced[fi].1.len() {
                 let (k, add) = view.forced[fi].1[j];
+                let held_val = view
+                    .mirror
+                    .get(&id)
+                    .and_then(|l| l.iter().find(|h| h.index == k))
+                    .map(|h| h.value.clone());
                 // An array ADD at a position the client holds would insert
                 // beside it: the diff below replaces what differs instead.
-                let held_pos = kind == NodeKind::Array
-                    && prim
-                    && view
-                        .mirror
-                        .get(&id)
-                        .is_some_and(|l| l.iter().any(|h| h.index == k));
+                let held_pos = kind == NodeKind::Array && prim && held_val.is_some();
                 match (add, nd.find(k)) {
                     (true, Some(_)) if held_pos => {}
                     (true, Some(p)) => {
                         let e = nd.ents[p];
+                        let at = view.arena.len();
                         write_op(
                             &mut view.arena,
                             kind,
@@ -1366,6 +1380,17 @@ impl Walker {
                             nd.key(&e),
                             nd.val(&e),
                         );
+                        if legacy_coll {
+                            match &held_val {
+                                None => self.tmp.extend_from_slice(&view.arena[at..]),
+                                Some(h) if kind == NodeKind::Indexed => {
+                                    differs = true;
+                                    reset |= h.bytes() != nd.val(&e);
+                                }
+                                // 3.x finds a held element by refId.
+                                Some(_) => self.tmp.extend_from_slice(&view.arena[at..]),
+                            }
+                        }
                         if self.proj.contains(&(p as u32)) {
                             hold(
                                 &mut view.mirror,
@@ -1380,19 +1405,39 @@ impl Walker {
                     }
                     _ => {
                         // Only what the client holds can be deleted.
-                        let holds = view
-                            .mirror
-                            .get(&id)
-                            .is_some_and(|l| l.iter().any(|h| h.index == k));
-                        if holds {
+                        if held_val.is_some() {
                             write_op(&mut view.arena, kind, prim, spec::DELETE, k, None, &[]);
                             release(&mut view.mirror, id, k);
+                            reset |= legacy_coll;
                         }
                     }
                 }
             }
             if !introduced {
-                view.fblocks.push((id, start, view.arena.len() as u32));
+                let (s2, e2) = if reset || differs {
+                    let s2 = view.arena2.len();
+                    if reset {
+                        view.arena2.push(spec::CLEAR);
+                        for h in view.mirror.get(&id).into_iter().flatten() {
+                            write_op(
+                                &mut view.arena2,
+                                kind,
+                                prim,
+                                spec::ADD,
+                                h.index,
+                                None,
+                                h.value.bytes(),
+                            );
+                        }
+                    } else {
+                        view.arena2.extend_from_slice(&self.tmp);
+                    }
+                    (s2 as u32, view.arena2.len() as u32)
+                } else {
+                    (NO_ALT, NO_ALT)
+                };
+                view.fblocks
+                    .push((id, start, view.arena.len() as u32, s2, e2));
             }
         }
 
@@ -1477,13 +1522,19 @@ impl Walker {
                 mirror.insert(id, held);
             }
         } else {
+            self.tmp.clear();
             self.held_ix.build(held.iter().map(|h| h.index));
             self.next.clear();
+            // The legacy form (`legacy_coll`): the same ops without
+            // re-sent ADDs of held Set/Collection entries (`skipped`), or
+            // CLEAR + re-ADD when an op names a held entry (`reset`).
+            let (mut reset, mut skipped) = (false, false);
             for &p in &self.proj {
                 let e = &nd.ents[p as usize];
                 let val = nd.val(e);
                 let key = nd.key(e);
                 let before = self.held_ix.get(e.index);
+                let at = out.len();
                 let same = match before {
                     None => {
                         write_op(out, kind, prim, spec::ADD, e.index, key, val);
@@ -1496,6 +1547,7 @@ impl Walker {
                             (_, false) => spec::REPLACE,
                         };
                         write_op(out, kind, prim, op, e.index, key, val);
+                        reset |= legacy_coll;
                         if let Some(c) = held[b].child {
                             forget(mirror, c);
                         }
@@ -1510,10 +1562,14 @@ impl Walker {
                                     .is_some_and(|c| nd.fresh_kids.binary_search(&c).is_ok()));
                         if resend {
                             write_op(out, kind, prim, spec::ADD, e.index, key, val);
+                            skipped |= legacy_coll && kind == NodeKind::Indexed;
                         }
                         true
                     }
                 };
+                if legacy_coll && !(same && kind == NodeKind::Indexed) {
+                    self.tmp.extend_from_slice(&out[at..]);
+                }
                 if let Some(c) = e.child {
                     mirror.entry(c).or_default();
                     if !same {
@@ -1542,10 +1598,10 @@ impl Walker {
                     }
                 }
             }
-            if deleted && kind == NodeKind::Indexed && self.legacy {
-                // A 3.x client numbers Set/Collection entries itself: no
-                // positional DELETE is safe; CLEAR and re-ADD (as the
-                // shared legacy patch does).
+            if legacy_coll && (deleted || reset) {
+                // No positional DELETE, DELETE_BY_REFID or op on a held
+                // Set/Collection entry is safe for 3.x: CLEAR and re-ADD
+                // (as the shared legacy patch does for sets).
                 alt = true;
                 self.tmp.clear();
                 self.tmp.push(spec::CLEAR);
@@ -1561,6 +1617,8 @@ impl Walker {
                         nd.val(e),
                     );
                 }
+            } else if skipped {
+                alt = true;
             }
             if !self.next.is_empty() || ctx.filtered {
                 held.clear();
@@ -1735,10 +1793,15 @@ pub(crate) fn encode_views(
 fn assemble(view: &ViewState, out: &mut Vec<u8>, legacy: bool) {
     out.clear();
     for (id, _) in &view.forced {
-        if let Some(&(_, s, e)) = view.fblocks.iter().find(|b| b.0 == *id) {
-            if e > s {
+        if let Some(&(_, s, e, s2, e2)) = view.fblocks.iter().find(|b| b.0 == *id) {
+            let ops = if legacy && s2 != NO_ALT {
+                &view.arena2[s2 as usize..e2 as usize]
+            } else {
+                &view.arena[s as usize..e as usize]
+            };
+            if !ops.is_empty() {
                 header(out, *id);
-                out.extend_from_slice(&view.arena[s as usize..e as usize]);
+                out.extend_from_slice(ops);
             }
         }
     }
