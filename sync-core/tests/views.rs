@@ -1,7 +1,8 @@
 //! Per-client views in the room layer (`RoomCtx::create_view`, Colyseus's
 //! `client.view`): each client decodes the shared patches plus its view's
-//! part, and holds exactly what it should see, through joins, reveals,
-//! deals, conceals, leaves and a reconnection.
+//! part, and holds exactly what it should see (hands, cards dealt with
+//! push / shift / insert, purses), through joins, reveals, deals, conceals,
+//! leaves and a reconnection.
 
 mod common;
 
@@ -71,6 +72,11 @@ fn seen(p: &Player, revealed: &Revealed) -> serde_json::Value {
         if id != p.session && !revealed.contains(id) {
             assert_eq!(seat.hand, 0, "{}: {id}'s hand is hidden", p.session);
             assert_eq!(seat.purse, None, "{}: {id}'s purse is hidden", p.session);
+            assert!(
+                seat.cards.is_empty(),
+                "{}: {id}'s cards are hidden",
+                p.session
+            );
         }
     }
     got
@@ -94,6 +100,18 @@ fn tick(h: &mut RoomHarness<CardsRoom>, players: &mut [&mut Player]) {
         let revealed = ctx.user_data(&client).cloned().unwrap_or_default();
         assert_eq!(seen(p, &revealed), expected(h, p), "{}", p.session);
     }
+}
+
+fn cards(p: &Player, seat: &str) -> Vec<u8> {
+    p.state
+        .state()
+        .seats
+        .get(seat)
+        .expect("seat")
+        .cards
+        .iter()
+        .copied()
+        .collect()
 }
 
 fn hands(p: &Player) -> BTreeMap<String, u8> {
@@ -124,6 +142,10 @@ fn each_client_sees_its_own_seat_and_what_was_revealed_to_it() {
     tick(&mut h, &mut [&mut a, &mut b]);
     h.send_message(b.conn, "deal", &Value::Nil);
     tick(&mut h, &mut [&mut a, &mut b]);
+    // Round 3 inserts a card in the middle of every hand of cards.
+    h.send_message(a.conn, "deal", &Value::Nil);
+    tick(&mut h, &mut [&mut a, &mut b]);
+    assert_eq!(cards(&a, &b.session).len(), 4);
 
     // A third client joins mid-game: its full state carries its view.
     let mut c = join(&mut h, "cy");

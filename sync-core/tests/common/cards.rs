@@ -1,11 +1,11 @@
 //! A room with per-client views (`#[schema(view)]`, Colyseus's `@view()` +
-//! `client.view`): every seat's hand and purse are seen by its owner only,
-//! until the owner reveals its seat to someone.
+//! `client.view`): every seat's hand, cards and purse are seen by its owner
+//! only, until the owner reveals its seat to someone.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use roomcast::schema::{Encoder, MapSchema, Schema, ViewTarget};
+use roomcast::schema::{ArraySchema, Encoder, MapSchema, Schema, ViewTarget};
 use roomcast::{Client, Options, Room, RoomCtx, ServerError};
 use serde::de::IgnoredAny;
 use serde_json::json;
@@ -18,7 +18,7 @@ pub struct Purse {
 }
 
 /// A player at the table.
-#[derive(Schema, Default, Debug, Clone, PartialEq)]
+#[derive(Schema, Default, Debug, Clone)]
 #[schema(crate = "roomcast::schema", decode)]
 pub struct Seat {
     pub name: String,
@@ -26,6 +26,10 @@ pub struct Seat {
     pub hand: u8,
     #[schema(view)]
     pub purse: Option<Purse>,
+    /// An array in a view field: dealt with push, shift and inserts in the
+    /// middle (which colyseus.js 0.16 clients get as CLEAR + re-ADD).
+    #[schema(view)]
+    pub cards: ArraySchema<u8>,
 }
 
 /// The synchronized state.
@@ -45,8 +49,8 @@ pub struct CardsRoom;
 
 impl CardsRoom {
     /// The table as `client` should see it (what its `room.state.toJSON()`
-    /// must show): every name, the hand and purse of its own seat and of the
-    /// seats revealed to it.
+    /// must show): every name, the hand, cards and purse of its own seat and
+    /// of the seats revealed to it.
     pub fn projection(table: &Table, me: &str, revealed: &Revealed) -> serde_json::Value {
         let seats: serde_json::Map<String, serde_json::Value> = table
             .seats
@@ -55,6 +59,7 @@ impl CardsRoom {
                 let mut v = json!({ "name": seat.name });
                 if id == me || revealed.contains(id) {
                     v["hand"] = json!(seat.hand);
+                    v["cards"] = json!(seat.cards.iter().collect::<Vec<_>>());
                     if let Some(purse) = &seat.purse {
                         v["purse"] = json!({ "gold": purse.gold });
                     }
@@ -75,6 +80,16 @@ impl CardsRoom {
             if let Some(mut purse) = seat.purse_mut() {
                 let gold = purse.gold + u32::from(round);
                 purse.set_gold(gold);
+            }
+            let mut cards = seat.cards_mut();
+            cards.push(hand);
+            if round % 3 == 0 {
+                // Into the middle of what the client holds.
+                let at = cards.len() / 2;
+                cards.insert(at, round % 53);
+            }
+            while cards.len() > 4 {
+                cards.shift();
             }
         });
     }
@@ -151,6 +166,7 @@ impl Room for CardsRoom {
                 name,
                 hand,
                 purse: Some(Purse { gold: 100 }),
+                cards: [hand, hand / 2].into_iter().collect(),
             },
         );
         if let Some(mut seat) = seats.get_mut(client.session_id()) {

@@ -1,7 +1,9 @@
 // Per-client views (`#[schema(view)]` fields, `RoomCtx::create_view`: the
 // server side of Colyseus's `@view()` + `client.view`), decoded by the real
-// @colyseus/sdk 0.18: every client holds its own seat's hand and purse, and
-// another seat's only while that seat is revealed to it. `views_legacy.mjs`
+// @colyseus/sdk 0.18: every client holds its own seat's hand, cards and purse,
+// and another seat's only while that seat is revealed to it. Cards are an
+// ArraySchema in a view field, dealt with push, shift and (every third round)
+// an insert in the middle. `views_legacy.mjs`
 // runs the same steps with colyseus.js 0.16 (schema 3).
 import { assert, modern, next, until, steps, sleep } from "./lib.mjs";
 
@@ -34,6 +36,11 @@ await steps([
     b.send("deal");
     await same(a, "a after deals");
     await same(b, "b after deals");
+    a.send("deal"); // round 3: an insert in the middle of every seat's cards
+    await same(a, "a after the insert");
+    await same(b, "b after the insert");
+    assert.deepEqual(a.state.seats.get(b.sessionId).cards.toJSON(), b.state.seats.get(b.sessionId).cards.toJSON());
+    assert.equal(a.state.seats.get(b.sessionId).cards.length, 4);
     assert.equal(a.state.seats.get(b.sessionId).purse.gold, b.state.seats.get(b.sessionId).purse.gold);
   }],
   ["a third player joins mid-game with its own view", async () => {
@@ -41,11 +48,13 @@ await steps([
     await until(() => c.state.seats && c.state.seats.size === 3, "three seats on c");
     await same(c, "c after join");
     assert.equal(c.state.seats.get(b.sessionId).hand, undefined, "b's hand hidden from c");
+    assert.equal(c.state.seats.get(b.sessionId).cards, undefined, "b's cards hidden from c");
     await same(a, "a after c joined");
   }],
   ["b conceals its seat from a again", async () => {
     b.send("conceal", a.sessionId);
     await until(() => a.state.seats.get(b.sessionId).hand === undefined, "b's hand gone from a");
+    a.send("deal");
     a.send("deal");
     await same(a, "a after conceal and deal");
     await same(b, "b after conceal and deal");
