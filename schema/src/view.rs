@@ -35,10 +35,23 @@
 //! the previous patch gets the array's own ops (those a shared patch would
 //! carry, checked against what the client holds); otherwise CLEAR and
 //! re-ADD. The view part is computed for the dialects of the patch: where
-//! 3.x decodes an op differently (an insert at an occupied array index
-//! other than 0, a positional DELETE in a Set/Collection, which 3.x numbers
-//! itself), the legacy part has that block as CLEAR + re-ADD
-//! ([`Encoder::view_patch_as`]).
+//! 3.x decodes an op differently, the legacy part has that block in a form
+//! 3.x applies exactly ([`Encoder::view_patch_as`]):
+//!
+//! - an insert at an occupied array index other than 0 (3.x overwrites):
+//!   CLEAR + re-ADD;
+//! - a DELETE (or an op on a held entry) in a Set/Collection, forced by a
+//!   `hide` or found by the diff: 3.x numbers the entries itself, so the
+//!   server's index may name another one; CLEAR + re-ADD of what the client
+//!   keeps. An ADD of an entry the client holds (a second `show`, the
+//!   re-sent ADD of an entry shown in the tick it is added) is left out: a
+//!   3.x Collection would hold it twice;
+//! - a DELETE_BY_REFID in an array of structs (a `hide` or a removal): 3.x
+//!   applies it without lowering the element's refcount, so it keeps the
+//!   instance under that refId, and a new instance given the refId again
+//!   (refIds are reused by default) would be that stale instance; CLEAR +
+//!   re-ADD (ADD_BY_REFID) of what the client keeps, which 3.x counts
+//!   exactly.
 //!
 //! A client following the view patches therefore always holds what a fresh
 //! client decoding [`Encoder::encode_all_view`] holds. On top of that, the
@@ -1358,11 +1371,15 @@ impl Walker {
             let (mut reset, mut differs) = (false, false);
             for j in 0..view.forced[fi].1.len() {
                 let (k, add) = view.forced[fi].1[j];
+                // Whether the client holds `k`, and with the current value.
                 let held_val = view
                     .mirror
                     .get(&id)
                     .and_then(|l| l.iter().find(|h| h.index == k))
-                    .map(|h| h.value.clone());
+                    .map(|h| {
+                        nd.find(k)
+                            .is_some_and(|p| h.value.bytes() == nd.val(&nd.ents[p]))
+                    });
                 // An array ADD at a position the client holds would insert
                 // beside it: the diff below replaces what differs instead.
                 let held_pos = kind == NodeKind::Array && prim && held_val.is_some();
@@ -1381,14 +1398,14 @@ impl Walker {
                             nd.val(&e),
                         );
                         if legacy_coll {
-                            match &held_val {
-                                None => self.tmp.extend_from_slice(&view.arena[at..]),
-                                Some(h) if kind == NodeKind::Indexed => {
+                            match held_val {
+                                Some(same) if kind == NodeKind::Indexed => {
                                     differs = true;
-                                    reset |= h.bytes() != nd.val(&e);
+                                    reset |= !same;
                                 }
-                                // 3.x finds a held element by refId.
-                                Some(_) => self.tmp.extend_from_slice(&view.arena[at..]),
+                                // A new entry, or an array element 3.x
+                                // finds by refId.
+                                _ => self.tmp.extend_from_slice(&view.arena[at..]),
                             }
                         }
                         if self.proj.contains(&(p as u32)) {

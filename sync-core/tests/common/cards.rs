@@ -83,7 +83,7 @@ impl CardsRoom {
             }
             let mut cards = seat.cards_mut();
             cards.push(hand);
-            if round % 3 == 0 {
+            if round.is_multiple_of(3) {
                 // Into the middle of what the client holds.
                 let at = cards.len() / 2;
                 cards.insert(at, round % 53);
