@@ -512,9 +512,10 @@ impl<T: Field> Encoder<T> {
     /// [`encode_patch_both`](Self::encode_patch_both), a 0.16 client
     /// (`Dialect::Legacy`) receives the legacy shared bytes followed by
     /// these. The two parts differ where a filtered array of primitives
-    /// gets an insert 3.x decodes differently, or a filtered Set/Collection
-    /// loses an entry (spec `schema-wire.md` §14). Empty when the last
-    /// patch was not encoded for `dialect`.
+    /// gets an insert 3.x decodes differently, a filtered Set/Collection
+    /// loses an entry or gets an ADD of one its client holds, or a filtered
+    /// array of structs loses an element (spec `schema-wire.md` §14).
+    /// Empty when the last patch was not encoded for `dialect`.
     #[must_use]
     pub fn view_patch_as(&self, view: ViewId, dialect: Dialect) -> &[u8] {
         self.tick.views.patch_as(view, dialect)
