@@ -564,7 +564,7 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                 }
                 Value::Ref(id)
             }
-            primitive => primitive.primitive_value(self.bytes, |s| Value::String(s.to_owned()))?,
+            primitive => primitive.primitive_value(self.bytes, |s| Value::String(s.into()))?,
         })
     }
 
@@ -669,11 +669,10 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                     pos = r.offset();
                     if let (Some(s), Some(Value::String(buf))) = (value.str_in(bytes), &mut *slot) {
                         // Reuses the buffer of the previous value.
-                        buf.clear();
-                        buf.push_str(s);
+                        buf.set(s);
                         continue;
                     }
-                    let Some(value) = value.primitive_value(bytes, |s| Value::String(s.to_owned()))
+                    let Some(value) = value.primitive_value(bytes, |s| Value::String(s.into()))
                     else {
                         return;
                     };
@@ -724,8 +723,7 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                 if let Some(Some(Value::String(s))) = fields.get_mut(i) {
                     let new = std::str::from_utf8(&bytes[start as usize..(start + len) as usize])
                         .unwrap_or_default();
-                    s.clear();
-                    s.push_str(new);
+                    s.set(new);
                     if let Some(m) = self.mirror.as_deref_mut() {
                         m.primitive(self.nodes, current, index);
                     }

@@ -71,7 +71,7 @@ pub use typed::{
     decode_set, decode_set_value, DecodeField, DecodeNode, DecodeState, DecodeStruct, Displaced,
     FieldInput, Planned,
 };
-pub use value::Value;
+pub use value::{Str, Value};
 
 /// Deepest nesting of structures that [`DynamicDecoder::to_json`] expands
 /// (deeper references print as `{"$ref": refId}`), and that the typed

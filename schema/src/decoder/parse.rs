@@ -612,11 +612,7 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                 let value = read_primitive(&mut self.r, p)?;
                 at = self.r.offset();
                 let undo = &mut self.undo;
-                let value = value.primitive_value(bytes, |s| {
-                    let mut buf = undo.buffer();
-                    buf.push_str(s);
-                    Value::String(buf)
-                });
+                let value = value.primitive_value(bytes, |s| Value::String(undo.string(s)));
                 match value {
                     Some(v) => Some(v),
                     None => return Err(err(at, DecodeErrorKind::Unsupported("primitive type"))),
