@@ -9,6 +9,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::decoder::value::Str;
+
 use crate::decoder::array_items::ArrayItems;
 use crate::decoder::callbacks::{Callbacks, Cx, Key, Recorded};
 use crate::decoder::ordered_map::OrderedMap;
@@ -24,7 +26,7 @@ use crate::wire::spec::{ADD, ADD_BY_REFID, DELETE, DELETE_AND_MOVE};
 use crate::wire::{DecodeError, Reader};
 
 /// Map entries: key → value in insertion order.
-type MapEntries = OrderedMap<Arc<str>, Value, foldhash::fast::RandomState>;
+type MapEntries = OrderedMap<Str, Value, foldhash::fast::RandomState>;
 /// Set / collection entries: wire index → value in insertion order.
 type IndexedEntries = OrderedMap<u32, Value, RefIdHasherBuilder>;
 
@@ -43,8 +45,9 @@ pub(crate) enum NodeData {
 pub(crate) struct MapData {
     pub(crate) entries: MapEntries,
     /// Wire index → key (several indexes may name the same key). Indexes
-    /// are handed out from 0 by the encoder: mostly a vector lookup.
-    pub(crate) indexes: RefMap<Arc<str>>,
+    /// are handed out from 0 by the encoder: mostly a vector lookup. Keys
+    /// are [`Str`]s: a short key is copied, not allocated.
+    pub(crate) indexes: RefMap<Str>,
 }
 
 #[derive(Debug)]
@@ -812,7 +815,7 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                 for (k, v) in m.entries.iter() {
                     rec.push(Recorded::Removed {
                         collection,
-                        key: Key::Str(k.clone()),
+                        key: Key::Str(Arc::from(k)),
                         value: v.clone(),
                     });
                 }
@@ -872,37 +875,24 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                 let MapData { entries, indexes } = &mut **m;
                 if op & ADD == ADD && key != NO_KEY {
                     let k = key_at(bytes, key);
-                    // One allocation per new key, shared by the index and
-                    // the entry; the key is hashed once.
-                    let old = indexes.get(RefId(index));
-                    let candidate: Arc<str> = match old {
-                        Some(old) if **old == *k => Arc::clone(old),
-                        _ => Arc::from(k),
-                    };
+                    // The key is hashed once; the index keeps its own copy
+                    // (no allocation for a short key).
+                    let same = indexes.get(RefId(index)).is_some_and(|old| **old == *k);
+                    if !same {
+                        indexes.insert(RefId(index), Str::from(k));
+                    }
                     let Some(v) = new else {
                         // (The parse pass gives every ADD a value.)
-                        if old.is_none_or(|old| !Arc::ptr_eq(old, &candidate)) {
-                            indexes.insert(RefId(index), candidate);
-                        }
                         return;
                     };
-                    let (prev, shared) = entries.insert_keyed(candidate, v);
-                    let mut key = None;
-                    if let Some(shared) = shared {
-                        if old.is_none_or(|old| !Arc::ptr_eq(old, shared)) {
-                            indexes.insert(RefId(index), Arc::clone(shared));
-                        }
-                        if recording {
-                            key = Some(Key::Str(Arc::clone(shared)));
-                        }
-                    }
-                    (key, prev, new_ref)
+                    let prev = entries.insert(Str::from(k), v);
+                    (recording.then(|| Key::Str(Arc::from(k))), prev, new_ref)
                 } else if op == DELETE {
                     let Some(k) = indexes.remove(RefId(index)) else {
                         return;
                     };
                     let prev = entries.remove(&*k);
-                    (Some(Key::Str(k)), prev, None)
+                    (recording.then(|| Key::Str(Arc::from(&k))), prev, None)
                 } else {
                     // REPLACE of an index the parse pass found.
                     let (Some(k), Some(v)) = (indexes.get(RefId(index)), new) else {
@@ -912,7 +902,7 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                         Some(slot) => Some(std::mem::replace(slot, v)),
                         None => entries.insert(k.clone(), v),
                     };
-                    (recording.then(|| Key::Str(k.clone())), prev, new_ref)
+                    (recording.then(|| Key::Str(Arc::from(k))), prev, new_ref)
                 }
             }
             NodeData::Indexed(entries) => {
@@ -1308,7 +1298,7 @@ impl<'a> NodeRef<'a> {
             NodeData::Map(m) => m
                 .entries
                 .iter()
-                .map(|(k, v)| (Key::Str(k.clone()), v))
+                .map(|(k, v)| (Key::Str(Arc::from(k)), v))
                 .collect(),
             NodeData::Array(items) => items
                 .iter()

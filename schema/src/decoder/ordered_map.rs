@@ -78,28 +78,6 @@ impl<K: Hash + Eq + Clone, V, S: BuildHasher> OrderedMap<K, V, S> {
         }
     }
 
-    /// [`insert`](Self::insert), also returning the key as the map holds
-    /// it (the one already there when `key` was present).
-    pub(crate) fn insert_keyed(&mut self, key: K, value: V) -> (Option<V>, Option<&K>) {
-        match self.index.entry(key) {
-            std::collections::hash_map::Entry::Occupied(e) => {
-                match self.slots.get_mut(*e.get()).and_then(Option::as_mut) {
-                    Some((k, v)) => (Some(std::mem::replace(v, value)), Some(&*k)),
-                    None => (None, None),
-                }
-            }
-            std::collections::hash_map::Entry::Vacant(e) => {
-                let key = e.key().clone();
-                e.insert(self.slots.len());
-                self.slots.push(Some((key, value)));
-                (
-                    None,
-                    self.slots.last().and_then(Option::as_ref).map(|(k, _)| k),
-                )
-            }
-        }
-    }
-
     /// Removes `key`, returning its value.
     pub(crate) fn remove<Q>(&mut self, key: &Q) -> Option<V>
     where
