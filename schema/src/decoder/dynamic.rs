@@ -32,8 +32,8 @@ type IndexedEntries = OrderedMap<u32, Value, RefIdHasherBuilder>;
 
 #[derive(Debug)]
 pub(crate) enum NodeData {
-    /// Field values by field index (grown on demand).
-    Struct(Vec<Option<Value>>),
+    /// Field values by field index: a run of [`Nodes::fields`].
+    Struct(Span),
     Map(Box<MapData>),
     Array(Box<ArrayItems<Value>>),
     /// `SetSchema` and `CollectionSchema`.
@@ -60,11 +60,27 @@ pub(crate) struct Node {
     pub(crate) data: NodeData,
 }
 
+/// Where the field values of a struct are in [`Nodes::fields`]: one slot
+/// per field of its type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    #[inline(always)]
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.start as usize + self.len as usize
+    }
+}
+
 impl Node {
-    fn new(shape: Shape, types: &TypeRegistry) -> Self {
+    fn new(shape: Shape, fields: &mut FieldArena, types: &TypeRegistry) -> Self {
         let data = match shape {
-            // Room for every field at once: one allocation per instance.
-            Shape::Struct(t) => NodeData::Struct(Vec::with_capacity(types.fields(t).len())),
+            // Every field at once, in the shared arena: no allocation per
+            // instance.
+            Shape::Struct(t) => NodeData::Struct(fields.alloc(types.fields(t).len())),
             Shape::Collection(CollectionKind::Map, _) => NodeData::Map(Box::default()),
             Shape::Collection(CollectionKind::Array, _) => NodeData::Array(Box::default()),
             Shape::Collection(CollectionKind::Set | CollectionKind::Collection, _) => {
@@ -80,14 +96,14 @@ impl Node {
     }
 
     /// Every child reference this structure holds.
-    fn for_each_child(&self, mut f: impl FnMut(RefId)) {
+    fn for_each_child(&self, fields: &FieldArena, mut f: impl FnMut(RefId)) {
         let mut visit = |v: &Value| {
             if let Value::Ref(id) = *v {
                 f(id);
             }
         };
         match &self.data {
-            NodeData::Struct(fields) => fields.iter().flatten().for_each(&mut visit),
+            NodeData::Struct(span) => fields.get(*span).iter().flatten().for_each(&mut visit),
             NodeData::Map(m) => m.entries.values().for_each(&mut visit),
             NodeData::Array(items) => items.iter().for_each(&mut visit),
             NodeData::Indexed(entries) => entries.values().for_each(&mut visit),
@@ -95,10 +111,108 @@ impl Node {
     }
 }
 
+/// The field values of every struct a decoder holds, each struct a run of
+/// consecutive slots ([`Span`]): one growing vector instead of an
+/// allocation per instance. The runs of collected structs are reused for
+/// new structs of the same field count, so the arena never holds more
+/// slots than the most the structs alive at once needed.
+#[derive(Debug, Default)]
+pub(crate) struct FieldArena {
+    slots: Vec<Option<Value>>,
+    /// Starts of free runs, by length.
+    free: Vec<Vec<u32>>,
+}
+
+impl FieldArena {
+    /// A run of `len` empty slots.
+    #[inline]
+    fn alloc(&mut self, len: usize) -> Span {
+        if let Some(start) = self.free.get_mut(len).and_then(Vec::pop) {
+            return Span {
+                start,
+                len: len as u32,
+            };
+        }
+        let start = self.slots.len();
+        self.slots.resize_with(start + len, || None);
+        Span {
+            start: start as u32,
+            len: len as u32,
+        }
+    }
+
+    /// Empties a run and keeps it for reuse.
+    fn free(&mut self, span: Span) {
+        for slot in &mut self.slots[span.range()] {
+            *slot = None;
+        }
+        let len = span.len as usize;
+        if self.free.len() <= len {
+            self.free.resize_with(len + 1, Vec::new);
+        }
+        self.free[len].push(span.start);
+    }
+
+    /// The values of a run.
+    #[inline(always)]
+    pub(crate) fn get(&self, span: Span) -> &[Option<Value>] {
+        self.slots.get(span.range()).unwrap_or_default()
+    }
+
+    /// The values of a run, to write.
+    #[inline(always)]
+    pub(crate) fn get_mut(&mut self, span: Span) -> &mut [Option<Value>] {
+        self.slots.get_mut(span.range()).unwrap_or_default()
+    }
+}
+
 /// The structures held by a decoder, by refId.
 #[derive(Debug, Default)]
 pub(crate) struct Nodes {
     pub(crate) map: RefMap<Node>,
+    /// The field values of the structs.
+    pub(crate) fields: FieldArena,
+}
+
+impl Nodes {
+    /// Makes structure `id` (empty) of this shape.
+    fn insert_new(&mut self, id: RefId, shape: Shape, types: &TypeRegistry) {
+        let node = Node::new(shape, &mut self.fields, types);
+        if let Some(old) = self.map.insert_replacing(id, node) {
+            self.release(old);
+        }
+    }
+
+    /// Removes structure `id`, giving its field values back to the arena.
+    fn remove(&mut self, id: RefId) -> Option<Node> {
+        let node = self.map.remove(id)?;
+        Some(node)
+    }
+
+    /// Gives the field values of a removed struct back to the arena.
+    fn release(&mut self, node: Node) {
+        if let NodeData::Struct(span) = node.data {
+            self.fields.free(span);
+        }
+    }
+
+    /// The field values of struct `id`.
+    #[inline]
+    pub(crate) fn struct_fields(&self, id: RefId) -> Option<&[Option<Value>]> {
+        match self.map.get(id)?.data {
+            NodeData::Struct(span) => Some(self.fields.get(span)),
+            _ => None,
+        }
+    }
+
+    /// The field values of a struct node.
+    #[inline]
+    pub(crate) fn fields_of(&self, node: &Node) -> Option<&[Option<Value>]> {
+        match node.data {
+            NodeData::Struct(span) => Some(self.fields.get(span)),
+            _ => None,
+        }
+    }
 }
 
 impl ShapeSource for Nodes {
@@ -115,23 +229,25 @@ impl ShapeSource for Nodes {
     }
 
     #[inline(always)]
-    fn struct_slots(&mut self, id: RefId) -> Option<&mut Vec<Option<Value>>> {
-        match self.map.get_mut(id) {
+    fn struct_slots(&mut self, id: RefId) -> Option<&mut [Option<Value>]> {
+        match self.map.get(id) {
             Some(Node {
-                data: NodeData::Struct(fields),
+                data: NodeData::Struct(span),
                 ..
-            }) => Some(fields),
+            }) => Some(self.fields.get_mut(*span)),
             _ => None,
         }
     }
 
     fn create(&mut self, id: RefId, shape: Shape, types: &TypeRegistry) -> bool {
-        self.map.insert(id, Node::new(shape, types));
+        self.insert_new(id, shape, types);
         true
     }
 
     fn remove_created(&mut self, id: RefId) {
-        self.map.remove(id);
+        if let Some(node) = self.remove(id) {
+            self.release(node);
+        }
     }
 }
 
@@ -197,7 +313,7 @@ impl DynamicDecoder {
     #[must_use]
     pub fn new(types: TypeRegistry) -> Self {
         let mut nodes = Nodes::default();
-        let mut root = Node::new(Shape::Struct(types.root()), &types);
+        let mut root = Node::new(Shape::Struct(types.root()), &mut nodes.fields, &types);
         // The root is held by the decoder itself and never collected.
         root.rc.count = 1;
         nodes.map.insert(RefId::ROOT, root);
@@ -551,7 +667,7 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                     // Made by the parse pass (eager), or made here.
                     if self.nodes.map.get(id).is_none() {
                         if let Some(&shape) = self.created.get(id) {
-                            self.nodes.map.insert(id, Node::new(shape, self.types));
+                            self.nodes.insert_new(id, shape, self.types);
                         }
                     }
                     if let Some(node) = self.nodes.map.get_mut(id) {
@@ -639,12 +755,9 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
             }
             return;
         }
-        let Some(NodeData::Struct(slots)) = self.data(current) else {
+        let Some(slots) = self.nodes.struct_slots(current) else {
             return;
         };
-        if slots.len() < defs.len() {
-            slots.resize_with(defs.len(), || None);
-        }
         let mut mask = 0u64;
         let mut pos = start as usize;
         let end = end as usize;
@@ -704,13 +817,12 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                 Scalar::None | Scalar::Str { .. } | Scalar::Child { .. } => None,
             };
             if let Some(v) = v {
-                if let Some(NodeData::Struct(fields)) = self.data(current) {
-                    if let Some(slot) = fields.get_mut(i) {
-                        *slot = Some(v);
-                    } else {
-                        fields.resize_with(i, || None);
-                        fields.push(Some(v));
-                    }
+                if let Some(slot) = self
+                    .nodes
+                    .struct_slots(current)
+                    .and_then(|fields| fields.get_mut(i))
+                {
+                    *slot = Some(v);
                 }
                 if let Some(m) = self.mirror.as_deref_mut() {
                     m.primitive(self.nodes, current, index);
@@ -722,7 +834,7 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
         // value (no allocation in steady state).
         if let (Scalar::Str { start, len }, false) = (scalar, self.recording()) {
             let bytes = self.bytes;
-            if let Some(NodeData::Struct(fields)) = self.data(current) {
+            if let Some(fields) = self.nodes.struct_slots(current) {
                 if let Some(Some(Value::String(s))) = fields.get_mut(i) {
                     let new = std::str::from_utf8(&bytes[start as usize..(start + len) as usize])
                         .unwrap_or_default();
@@ -747,13 +859,13 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
         } else {
             None
         };
-        let Some(NodeData::Struct(fields)) = self.data(current) else {
+        let Some(slot) = self
+            .nodes
+            .struct_slots(current)
+            .and_then(|fields| fields.get_mut(i))
+        else {
             return;
         };
-        if fields.len() <= i {
-            fields.resize_with(i + 1, || None);
-        }
-        let slot = &mut fields[i];
         let new_ref = if op == DELETE {
             None
         } else {
@@ -1098,14 +1210,15 @@ pub(crate) fn collect_garbage<M: Mirror + ?Sized>(
         if !collect {
             continue;
         }
-        let Some(node) = nodes.map.remove(id) else {
+        let Some(node) = nodes.remove(id) else {
             continue;
         };
-        node.for_each_child(|child| {
+        node.for_each_child(&nodes.fields, |child| {
             if let Some(c) = nodes.map.get_mut(child) {
                 garbage.remove_ref(child, &mut c.rc);
             }
         });
+        nodes.release(node);
         callbacks.forget(id);
         if let Some(m) = mirror.as_deref_mut() {
             m.collected(id);
@@ -1226,7 +1339,7 @@ impl<'a> NodeRef<'a> {
     #[must_use]
     pub fn len(&self) -> usize {
         match &self.node.data {
-            NodeData::Struct(fields) => fields.iter().flatten().count(),
+            NodeData::Struct(span) => self.nodes.fields.get(*span).iter().flatten().count(),
             NodeData::Map(m) => m.entries.len(),
             NodeData::Array(items) => items.count(),
             NodeData::Indexed(entries) => entries.len(),
@@ -1253,7 +1366,9 @@ impl<'a> NodeRef<'a> {
     #[must_use]
     pub fn field_at(&self, index: usize) -> Option<ValueRef<'a>> {
         match &self.node.data {
-            NodeData::Struct(fields) => self.resolve(fields.get(index)?.as_ref()?),
+            NodeData::Struct(span) => {
+                self.resolve(self.nodes.fields.get(*span).get(index)?.as_ref()?)
+            }
             _ => None,
         }
     }
@@ -1282,12 +1397,14 @@ impl<'a> NodeRef<'a> {
     pub fn entries(&self) -> impl Iterator<Item = (Key, ValueRef<'a>)> + 'a {
         let this = *self;
         let fields: Vec<(Key, &'a Value)> = match &self.node.data {
-            NodeData::Struct(values) => {
+            NodeData::Struct(span) => {
                 let Shape::Struct(t) = self.node.shape else {
                     unreachable!()
                 };
                 let defs = self.types.fields(t);
-                values
+                self.nodes
+                    .fields
+                    .get(*span)
                     .iter()
                     .enumerate()
                     .filter_map(|(i, v)| {
@@ -1358,10 +1475,12 @@ fn write_node_json(
     }
     *budget -= 1;
     match &node.data {
-        NodeData::Struct(values) => {
+        NodeData::Struct(span) => {
             let Shape::Struct(t) = node.shape else { return };
             let defs = types.fields(t);
-            let mut set: Vec<(&str, &Value)> = values
+            let mut set: Vec<(&str, &Value)> = nodes
+                .fields
+                .get(*span)
                 .iter()
                 .enumerate()
                 .filter_map(|(i, v)| Some((defs.get(i)?.name.as_str(), v.as_ref()?)))

@@ -94,7 +94,7 @@ pub(crate) trait ShapeSource {
     /// The field values of struct `id`, for the parse pass to write
     /// primitive fields in place (`None`: not available, the writes are
     /// staged as steps).
-    fn struct_slots(&mut self, id: RefId) -> Option<&mut Vec<Option<Value>>> {
+    fn struct_slots(&mut self, id: RefId) -> Option<&mut [Option<Value>]> {
         let _ = id;
         None
     }
@@ -569,9 +569,6 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
         let Some(slots) = self.state.struct_slots(current) else {
             return Ok(false);
         };
-        if slots.len() < fields.len() {
-            slots.resize_with(fields.len(), || None);
-        }
         let mut mask = 0u64;
         let mut at = self.r.offset();
         loop {

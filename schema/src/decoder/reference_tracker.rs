@@ -151,6 +151,11 @@ impl<T> RefMap<T> {
 
     /// Inserts or replaces the entry of `id`.
     pub(crate) fn insert(&mut self, id: RefId, value: T) {
+        self.insert_replacing(id, value);
+    }
+
+    /// Inserts or replaces the entry of `id`, returning the one replaced.
+    pub(crate) fn insert_replacing(&mut self, id: RefId, value: T) -> Option<T> {
         let i = id.0 as usize;
         if i >= self.dense.len() {
             let limit = DENSE_FLOOR.max(2 * (self.len + 1));
@@ -182,6 +187,7 @@ impl<T> RefMap<T> {
         if previous.is_none() {
             self.len += 1;
         }
+        previous
     }
 
     pub(crate) fn remove(&mut self, id: RefId) -> Option<T> {

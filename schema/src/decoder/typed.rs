@@ -787,8 +787,8 @@ impl Typed {
             return;
         }
         self.filling += 1;
-        match nodes.map.get(id).map(|n| &n.data) {
-            Some(NodeData::Struct(fields)) => {
+        match nodes.map.get(id).map(|n| (&n.data, nodes.fields_of(n))) {
+            Some((NodeData::Struct(_), Some(fields))) => {
                 for (i, v) in fields.iter().enumerate() {
                     let i = i as u8;
                     match v {
@@ -855,8 +855,13 @@ impl Typed {
             let alive = nodes.map.get(id).is_some_and(|n| n.rc.count > 0);
             let held = Value::Ref(id);
             let holds = match nodes.map.get(origin.parent).map(|n| (&n.data, origin.slot)) {
-                Some((NodeData::Struct(fields), Slot::Field(i))) => {
-                    fields.get(usize::from(i)).and_then(Option::as_ref) == Some(&held)
+                Some((NodeData::Struct(span), Slot::Field(i))) => {
+                    nodes
+                        .fields
+                        .get(*span)
+                        .get(usize::from(i))
+                        .and_then(Option::as_ref)
+                        == Some(&held)
                 }
                 Some((NodeData::Map(m), Slot::Pos(_))) => m.entries.values().any(|v| *v == held),
                 Some((NodeData::Array(items), Slot::Pos(_))) => items.iter().any(|v| *v == held),
@@ -958,9 +963,9 @@ impl Typed {
         // Writes the fields of one struct; returns the number that did not
         // fit.
         let write = |n: &mut dyn DecodeNode, at: RefId, mask: u64| -> u64 {
-            match nodes.map.get(at).map(|n| &n.data) {
-                Some(NodeData::Struct(fields)) => u64::from(n.__decode_primitives(fields, mask)),
-                _ => u64::from(mask.count_ones()),
+            match nodes.struct_fields(at) {
+                Some(fields) => u64::from(n.__decode_primitives(fields, mask)),
+                None => u64::from(mask.count_ones()),
             }
         };
         let mut i = 0;
@@ -996,11 +1001,11 @@ impl Typed {
                             mask |= m;
                             end += 1;
                         }
-                        let done = match nodes.map.get(at).map(|n| &n.data) {
-                            Some(NodeData::Struct(fields)) => {
+                        let done = match nodes.struct_fields(at) {
+                            Some(fields) => {
                                 p.__decode_element_primitives(pos as usize, fields, mask)
                             }
-                            _ => None,
+                            None => None,
                         };
                         failed += u64::from(done.unwrap_or(mask.count_ones()));
                     }
@@ -1055,8 +1060,8 @@ impl Typed {
         // A primitive change is queued: the fields of one block are written
         // with a single walk from the root.
         let holds_child = matches!(
-            nodes.map.get(at).map(|n| &n.data),
-            Some(NodeData::Struct(fields))
+            nodes.struct_fields(at),
+            Some(fields)
                 if matches!(fields.get(usize::from(index)), Some(Some(Value::Ref(_))))
         );
         if displaced.is_none() && !holds_child {
@@ -1074,11 +1079,9 @@ impl Typed {
                 self.detach(root, old);
             }
         }
-        let value = match nodes.map.get(at).map(|n| &n.data) {
-            Some(NodeData::Struct(fields)) => {
-                fields.get(usize::from(index)).and_then(Option::as_ref)
-            }
-            _ => return,
+        let value = match nodes.struct_fields(at) {
+            Some(fields) => fields.get(usize::from(index)).and_then(Option::as_ref),
+            None => return,
         };
         let mut fresh = None;
         let mut placed = None;
@@ -1314,7 +1317,7 @@ impl Mirror for Bound<'_> {
                 if !self.typed.reachable(at) {
                     continue;
                 }
-                let NodeData::Struct(fields) = &node.data else {
+                let Some(fields) = nodes.fields_of(node) else {
                     continue;
                 };
                 for (i, v) in fields.iter().enumerate() {
