@@ -82,6 +82,12 @@ impl<V: Field> MapSchema<V> {
         self.inner.slots[pos as usize].as_ref().map(|s| &s.value)
     }
 
+    /// Room for `n` more entries.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.inner.reserve(n);
+        self.index.reserve(n);
+    }
+
     /// Position of `key`'s entry.
     #[inline]
     pub(crate) fn pos(&self, key: &str) -> Option<u32> {

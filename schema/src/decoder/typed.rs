@@ -82,6 +82,10 @@ pub enum Planned<'a> {
     Primitive(&'a Value),
     /// A new child element (concrete Rust type of a struct / enum).
     New(Option<RustTypeId>),
+    /// A new struct element (concrete Rust type) with the primitive fields
+    /// of `mask` written from the shadow's values: built whole in one step
+    /// (a full state creates most of its values this way).
+    Filled(RustTypeId, &'a [Option<Value>], u64),
     /// A child element moved from elsewhere.
     Moved(Box<dyn DecodeNode>),
 }
@@ -424,12 +428,26 @@ impl DecodeField for String {
     }
 }
 
-/// Builds a collection element from a plan entry.
-fn planned<V: DecodeField>(entry: Planned<'_>, old: &mut [Option<V>]) -> Option<V> {
+/// Builds a collection element from a plan entry; fields of a
+/// [`Planned::Filled`] element that do not fit are counted in `failed`.
+#[inline]
+fn planned<V: DecodeField>(
+    entry: Planned<'_>,
+    old: &mut [Option<V>],
+    failed: &mut usize,
+) -> Option<V> {
     match entry {
         Planned::Keep(p) => old.get_mut(p)?.take(),
         Planned::Primitive(v) => V::__decode_primitive(v),
         Planned::New(ty) => V::__decode_new(ty),
+        Planned::Filled(ty, values, mask) => {
+            let mut v = V::__decode_new(Some(ty))?;
+            match v.__decode_node() {
+                Some(n) => *failed += n.__decode_primitives(values, mask) as usize,
+                None => *failed += mask.count_ones() as usize,
+            }
+            Some(v)
+        }
         Planned::Moved(node) => V::__decode_unbox(node),
     }
 }
@@ -527,9 +545,10 @@ impl<V: DecodeField + Field> DecodeNode for MapSchema<V> {
             .flatten()
             .map(|s| Some(s.value))
             .collect();
+        self.reserve(plan.len());
         let mut failed = 0;
         for (key, entry) in plan {
-            match planned(entry, &mut old) {
+            match planned(entry, &mut old, &mut failed) {
                 Some(v) => {
                     self.insert(key.unwrap_or_default(), v);
                 }
@@ -570,7 +589,7 @@ macro_rules! indexed_node {
                     old.inner.slots.into_iter().flatten().map(|s| Some(s.value)).collect();
                 let mut failed = 0;
                 for (_, entry) in plan {
-                    match planned(entry, &mut old) {
+                    match planned(entry, &mut old, &mut failed) {
                         Some(v) => {
                             self.inner.push_untracked((), v);
                         }
@@ -628,7 +647,7 @@ impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
         };
         let mut failed = 0;
         for (_, entry) in plan {
-            match planned(entry, &mut old) {
+            match planned(entry, &mut old, &mut failed) {
                 Some(v) => self.push(v),
                 None => failed += 1,
             }
@@ -783,6 +802,12 @@ impl Typed {
     /// message creates it, but later when it was missing from the typed
     /// state, e.g. held only by something that was being collected).
     fn fill(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes, id: RefId) {
+        self.fill_as(root, nodes, id, true);
+    }
+
+    /// [`fill`](Self::fill); the primitive fields only with `primitives`
+    /// (a value built [`Planned::Filled`] has them already).
+    fn fill_as(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes, id: RefId, primitives: bool) {
         if self.filling > MAX_DEPTH {
             return;
         }
@@ -801,8 +826,8 @@ impl Typed {
                                 self.field(root, nodes, id, i, None);
                             }
                         }
-                        Some(_) => self.pending.push((id, 1 << i)),
-                        None => {}
+                        Some(_) if primitives => self.pending.push((id, 1 << i)),
+                        Some(_) | None => {}
                     }
                 }
             }
@@ -1145,6 +1170,24 @@ impl Typed {
         }
     }
 
+    /// The plan of a new element for structure `id`: a struct with
+    /// primitive values is built with them.
+    fn new_element<'n>(&self, nodes: &'n Nodes, id: RefId) -> Planned<'n> {
+        let ty = self.rust_type(nodes, id);
+        if let (Some(ty), Some(fields)) = (ty, nodes.struct_fields(id)) {
+            let mut mask = 0u64;
+            for (i, v) in fields.iter().enumerate().take(64) {
+                if matches!(v, Some(v) if v.as_ref_id().is_none()) {
+                    mask |= 1 << i;
+                }
+            }
+            if mask != 0 {
+                return Planned::Filled(ty, fields, mask);
+            }
+        }
+        Planned::New(ty)
+    }
+
     fn collection(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes, at: RefId) {
         let Some(node) = nodes.map.get(at) else {
             return;
@@ -1165,7 +1208,9 @@ impl Typed {
         }
         for (_, v) in &entries {
             if let Value::Ref(r) = **v {
-                if held && self.loc.get(r).is_none_or(|l| l.parent != at) {
+                // (A child no slot holds in the typed state has nothing to
+                // detach.)
+                if held && self.loc.get(r).is_some_and(|l| l.parent != at) {
                     self.detach(root, r);
                 }
             }
@@ -1174,9 +1219,14 @@ impl Typed {
         // Which entries hold their instance (the others are placeholders for
         // an instance that lives elsewhere).
         let mut owns = Vec::with_capacity(entries.len());
-        let mut fresh = Vec::with_capacity(entries.len());
+        // New values: 0 no, 1 to fill, 2 to fill but for their primitive
+        // fields (built filled).
+        let mut fresh: Vec<u8> = Vec::with_capacity(entries.len());
         let mut planned_refs: std::collections::HashSet<RefId, RefIdHasherBuilder> =
-            std::collections::HashSet::default();
+            std::collections::HashSet::with_capacity_and_hasher(
+                entries.len(),
+                RefIdHasherBuilder::default(),
+            );
         for &(key, v) in &entries {
             let (entry, own) = match *v {
                 // One instance twice in the collection: the Rust value can
@@ -1191,18 +1241,23 @@ impl Typed {
                         slot: Slot::Pos(p),
                     }) if parent == at => (Planned::Keep(p as usize), true),
                     Some(_) if !held => (Planned::New(self.rust_type(nodes, r)), false),
+                    _ if self.limbo.is_empty() => (self.new_element(nodes, r), true),
                     _ => match self.limbo.remove(&r) {
                         Some(node) if held => (Planned::Moved(node), true),
                         Some(node) => {
                             self.limbo.insert(r, node);
                             (Planned::New(self.rust_type(nodes, r)), false)
                         }
-                        None => (Planned::New(self.rust_type(nodes, r)), true),
+                        None => (self.new_element(nodes, r), true),
                     },
                 },
                 ref v => (Planned::Primitive(v), false),
             };
-            fresh.push(own && matches!(entry, Planned::New(_)));
+            fresh.push(match entry {
+                Planned::New(_) if own => 1,
+                Planned::Filled(..) => 2,
+                _ => 0,
+            });
             plan.push((key, entry));
             owns.push(own);
         }
@@ -1251,10 +1306,10 @@ impl Typed {
         }
         self.elems.insert(at, ids);
         // New values get the content the shadow already holds for them.
-        for (p, (_, v)) in entries.iter().enumerate() {
-            if let (Value::Ref(r), true) = (v, fresh.get(p).copied().unwrap_or(false)) {
-                if reached {
-                    self.fill(root, nodes, *r);
+        if reached {
+            for (p, (_, v)) in entries.iter().enumerate() {
+                if let (Value::Ref(r), f @ 1..) = (v, fresh.get(p).copied().unwrap_or(0)) {
+                    self.fill_as(root, nodes, *r, f == 1);
                 }
             }
         }
