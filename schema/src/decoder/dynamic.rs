@@ -15,7 +15,7 @@ use crate::decoder::array_items::ArrayItems;
 use crate::decoder::callbacks::{Callbacks, Cx, Key, Recorded};
 use crate::decoder::ordered_map::OrderedMap;
 use crate::decoder::parse::{
-    key_at, read_primitive, Parser, Scalar, Shape, ShapeSource, Step, NO_KEY,
+    key_bytes_at, read_primitive, Parser, Scalar, Shape, ShapeSource, Step, NO_KEY,
 };
 use crate::decoder::reference_tracker::{GarbageList, RefCount, RefId, RefIdHasherBuilder, RefMap};
 use crate::decoder::reflection::{decode_reflection, ReflectionDialect};
@@ -179,7 +179,7 @@ impl Nodes {
     fn insert_new(&mut self, id: RefId, shape: Shape, types: &TypeRegistry) {
         let node = Node::new(shape, &mut self.fields, types);
         if let Some(old) = self.map.insert_replacing(id, node) {
-            self.release(old);
+            self.release(&old);
         }
     }
 
@@ -190,7 +190,7 @@ impl Nodes {
     }
 
     /// Gives the field values of a removed struct back to the arena.
-    fn release(&mut self, node: Node) {
+    fn release(&mut self, node: &Node) {
         if let NodeData::Struct(span) = node.data {
             self.fields.free(span);
         }
@@ -246,7 +246,7 @@ impl ShapeSource for Nodes {
 
     fn remove_created(&mut self, id: RefId) {
         if let Some(node) = self.remove(id) {
-            self.release(node);
+            self.release(&node);
         }
     }
 }
@@ -986,31 +986,33 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
             NodeData::Map(m) => {
                 let MapData { entries, indexes } = &mut **m;
                 if op & ADD == ADD && key != NO_KEY {
-                    let k = key_at(bytes, key);
+                    // (Checked by the parse pass.)
+                    let k = Str::from_checked(key_bytes_at(bytes, key));
                     // The key is hashed once; the index keeps its own copy
                     // (no allocation for a short key).
-                    let same = indexes.get(RefId(index)).is_some_and(|old| **old == *k);
+                    let same = indexes.get(RefId(index)).is_some_and(|old| *old == k);
                     if !same {
-                        indexes.insert(RefId(index), Str::from(k));
+                        indexes.insert(RefId(index), k.clone());
                     }
                     let Some(v) = new else {
                         // (The parse pass gives every ADD a value.)
                         return;
                     };
-                    let prev = entries.insert(Str::from(k), v);
-                    (recording.then(|| Key::Str(Arc::from(k))), prev, new_ref)
+                    let key = recording.then(|| Key::Str(Arc::from(&k)));
+                    let prev = entries.insert(k, v);
+                    (key, prev, new_ref)
                 } else if op == DELETE {
                     let Some(k) = indexes.remove(RefId(index)) else {
                         return;
                     };
-                    let prev = entries.remove(&*k);
+                    let prev = entries.remove(&k);
                     (recording.then(|| Key::Str(Arc::from(&k))), prev, None)
                 } else {
                     // REPLACE of an index the parse pass found.
                     let (Some(k), Some(v)) = (indexes.get(RefId(index)), new) else {
                         return;
                     };
-                    let prev = match entries.get_mut(&**k) {
+                    let prev = match entries.get_mut(k) {
                         Some(slot) => Some(std::mem::replace(slot, v)),
                         None => entries.insert(k.clone(), v),
                     };
@@ -1218,7 +1220,7 @@ pub(crate) fn collect_garbage<M: Mirror + ?Sized>(
                 garbage.remove_ref(child, &mut c.rc);
             }
         });
-        nodes.release(node);
+        nodes.release(&node);
         callbacks.forget(id);
         if let Some(m) = mirror.as_deref_mut() {
             m.collected(id);
@@ -1377,7 +1379,7 @@ impl<'a> NodeRef<'a> {
     #[must_use]
     pub fn get(&self, key: &str) -> Option<ValueRef<'a>> {
         match &self.node.data {
-            NodeData::Map(m) => self.resolve(m.entries.get(key)?),
+            NodeData::Map(m) => self.resolve(m.entries.get(&Str::from(key))?),
             _ => None,
         }
     }

@@ -226,17 +226,24 @@ pub(crate) const NO_KEY: u32 = u32::MAX;
 /// parse pass).
 #[inline]
 pub(crate) fn key_at(bytes: &[u8], at: u32) -> &str {
+    std::str::from_utf8(key_bytes_at(bytes, at)).unwrap_or_default()
+}
+
+/// The bytes of the map key whose string header is at `at` (validated by
+/// the parse pass).
+#[inline]
+pub(crate) fn key_bytes_at(bytes: &[u8], at: u32) -> &[u8] {
     let at = at as usize;
     if let Some(&header) = bytes.get(at) {
         if header & 0xe0 == 0xa0 {
             // A short string (fixstr header).
             let len = usize::from(header & 0x1f);
             if let Some(b) = bytes.get(at + 1..at + 1 + len) {
-                return std::str::from_utf8(b).unwrap_or_default();
+                return b;
             }
         }
     }
-    key_at_slow(bytes, at)
+    key_at_slow(bytes, at).as_bytes()
 }
 
 #[inline(never)]
@@ -609,7 +616,13 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                 let value = read_primitive(&mut self.r, p)?;
                 at = self.r.offset();
                 let undo = &mut self.undo;
-                let value = value.primitive_value(bytes, |s| Value::String(undo.string(s)));
+                let value = match value {
+                    // (Checked by `read_primitive`.)
+                    Scalar::Str { start, len } => bytes
+                        .get(start as usize..(start + len) as usize)
+                        .map(|b| Value::String(undo.string_checked(b))),
+                    v => v.primitive_value(bytes, |s| Value::String(undo.string(s))),
+                };
                 match value {
                     Some(v) => Some(v),
                     None => return Err(err(at, DecodeErrorKind::Unsupported("primitive type"))),

@@ -90,6 +90,17 @@ impl UndoLog {
         Str::with_buffer(s, || self.pool.pop().unwrap_or_default())
     }
 
+    /// [`string`](Self::string) of bytes checked to be UTF-8 (not checked
+    /// again when they fit inline).
+    #[inline]
+    pub(crate) fn string_checked(&mut self, bytes: &[u8]) -> Str {
+        if bytes.len() <= Str::INLINE {
+            Str::from_checked(bytes)
+        } else {
+            self.string(std::str::from_utf8(bytes).unwrap_or_default())
+        }
+    }
+
     fn recycle(&mut self, s: Str) {
         if let Some(b) = s.into_buffer() {
             if self.pool.len() < POOL_MAX {

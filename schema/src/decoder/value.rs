@@ -4,7 +4,6 @@
 //! README): numbers printed as JavaScript prints them, `NaN`, `±Infinity`
 //! and `-0` as `{"$num": …}`, 64-bit bigints as `{"$bigint": "…"}`.
 
-use std::borrow::Borrow;
 use std::fmt::{self, Write as _};
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
@@ -17,7 +16,8 @@ const INLINE: usize = 14;
 /// A decoded string: up to 14 bytes inline (no heap allocation, and the
 /// whole [`Value`] stays 16 bytes), longer ones on the heap.
 ///
-/// Dereferences to `str`; compares, orders and hashes as its `str`.
+/// Dereferences to `str`; compares and orders as its `str` (comparisons and
+/// hashing read the bytes, without checking them again).
 ///
 /// # Examples
 ///
@@ -47,6 +47,9 @@ enum Repr {
 }
 
 impl Str {
+    /// Bytes held inline.
+    pub(crate) const INLINE: usize = INLINE;
+
     /// The empty string.
     #[must_use]
     pub const fn new() -> Self {
@@ -66,6 +69,33 @@ impl Str {
                 std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or_default()
             }
             Repr::Heap(s) => s,
+        }
+    }
+
+    /// The bytes of the string.
+    #[must_use]
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, buf } => &buf[..usize::from(*len)],
+            Repr::Heap(s) => s.as_bytes(),
+        }
+    }
+
+    /// A string of `bytes`, which the caller has checked to be UTF-8 (no
+    /// second check for a short string; were they not, the string would
+    /// read as empty).
+    #[inline]
+    pub(crate) fn from_checked(bytes: &[u8]) -> Self {
+        if bytes.len() <= INLINE {
+            let mut buf = [0; INLINE];
+            buf[..bytes.len()].copy_from_slice(bytes);
+            Self(Repr::Inline {
+                len: bytes.len() as u8,
+                buf,
+            })
+        } else {
+            Self::from(std::str::from_utf8(bytes).unwrap_or_default())
         }
     }
 
@@ -163,17 +193,10 @@ impl AsRef<str> for Str {
     }
 }
 
-impl Borrow<str> for Str {
-    #[inline]
-    fn borrow(&self) -> &str {
-        self.as_str()
-    }
-}
-
 impl PartialEq for Str {
     #[inline]
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -181,13 +204,13 @@ impl Eq for Str {}
 
 impl PartialEq<str> for Str {
     fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
+        self.as_bytes() == other.as_bytes()
     }
 }
 
 impl PartialEq<&str> for Str {
     fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
+        self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -199,15 +222,16 @@ impl PartialOrd for Str {
 
 impl Ord for Str {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
+        // UTF-8 bytes order as their code points.
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 
 impl Hash for Str {
     #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
-        // As the `str` (lookups by `&str` find it).
-        self.as_str().hash(state);
+        state.write(self.as_bytes());
+        state.write_u8(0xff);
     }
 }
 
