@@ -414,6 +414,12 @@ impl DecodeField for String {
     #[inline]
     fn __decode_assign(&mut self, v: &Value) -> bool {
         match v.as_str() {
+            // An exact allocation, not the growth path, when the buffer is
+            // too small (the first write of a new value).
+            Some(s) if self.capacity() < s.len() => {
+                *self = s.to_owned();
+                true
+            }
             Some(s) => {
                 self.clear();
                 self.push_str(s);
@@ -658,6 +664,60 @@ impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
 
     fn __decode_into_any(self: Box<Self>) -> Box<dyn Any + Send> {
         self
+    }
+}
+
+/// A set of refIds: a bit vector while the largest is within a small
+/// multiple of the number of entries (so its size stays proportional to
+/// them), a hash set otherwise.
+enum RefSet {
+    Bits(Vec<u64>),
+    Hash(std::collections::HashSet<RefId, RefIdHasherBuilder>),
+}
+
+impl RefSet {
+    /// A set for up to `n` refIds, the largest `max`.
+    fn new(n: usize, max: u32) -> Self {
+        let words = max as usize / 64 + 1;
+        if words <= n + 64 {
+            Self::Bits(vec![0; words])
+        } else {
+            Self::Hash(std::collections::HashSet::with_capacity_and_hasher(
+                n,
+                RefIdHasherBuilder::default(),
+            ))
+        }
+    }
+
+    /// Adds `r`; `false` if it was there.
+    #[inline]
+    fn insert(&mut self, r: RefId) -> bool {
+        match self {
+            Self::Bits(words) => {
+                let (w, bit) = (r.0 as usize / 64, 1u64 << (r.0 % 64));
+                match words.get_mut(w) {
+                    Some(word) => {
+                        let new = *word & bit == 0;
+                        *word |= bit;
+                        new
+                    }
+                    None => {
+                        // (Not reached: `max` bounds the refIds.)
+                        let mut set = std::collections::HashSet::default();
+                        for (i, &word) in words.iter().enumerate() {
+                            for b in 0..64 {
+                                if word & (1 << b) != 0 {
+                                    set.insert(RefId((i * 64 + b) as u32));
+                                }
+                            }
+                        }
+                        *self = Self::Hash(set);
+                        self.insert(r)
+                    }
+                }
+            }
+            Self::Hash(set) => set.insert(r),
+        }
     }
 }
 
@@ -1222,11 +1282,13 @@ impl Typed {
         // New values: 0 no, 1 to fill, 2 to fill but for their primitive
         // fields (built filled).
         let mut fresh: Vec<u8> = Vec::with_capacity(entries.len());
-        let mut planned_refs: std::collections::HashSet<RefId, RefIdHasherBuilder> =
-            std::collections::HashSet::with_capacity_and_hasher(
-                entries.len(),
-                RefIdHasherBuilder::default(),
-            );
+        let max_ref = entries
+            .iter()
+            .filter_map(|(_, v)| v.as_ref_id())
+            .map(|r| r.0)
+            .max()
+            .unwrap_or(0);
+        let mut planned_refs = RefSet::new(entries.len(), max_ref);
         for &(key, v) in &entries {
             let (entry, own) = match *v {
                 // One instance twice in the collection: the Rust value can
