@@ -30,6 +30,43 @@ struct State {
     items: ArraySchema<u16>,
 }
 
+/// Minor page faults of this process so far (Linux; 0 elsewhere).
+fn minor_faults() -> u64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit_once(')')?.1.to_owned();
+            after.split_whitespace().nth(7)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// `rounds` batches like the bench's D3 loop: each decode into a decoder
+/// made just before (outside the timed part), the batch kept alive, then
+/// dropped (outside the timed part).
+fn d3_rounds<D>(
+    rounds: usize,
+    batch: usize,
+    mut make: impl FnMut() -> D,
+    mut run: impl FnMut(&mut D),
+    timed: &mut std::time::Duration,
+    faults: &mut u64,
+) {
+    for _ in 0..rounds {
+        let mut keep = Vec::with_capacity(batch);
+        for _ in 0..batch {
+            let mut d = make();
+            let f = minor_faults();
+            let t = Instant::now();
+            run(&mut d);
+            *timed += t.elapsed();
+            *faults += minor_faults() - f;
+            keep.push(d);
+        }
+        drop(keep);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mode = args.get(1).map_or("dynamic", String::as_str);
@@ -50,38 +87,35 @@ fn main() {
     let full = EncodeAll::new(n, opts).encode().to_vec();
     let t0 = Instant::now();
     let mut timed = std::time::Duration::ZERO;
+    let mut faults = 0u64;
     let mut decodes = 0usize;
     match mode {
         "dynamic" => {
-            for _ in 0..rounds {
-                let mut keep: Vec<DynamicDecoder> = (0..batch)
-                    .map(|_| {
-                        DynamicDecoder::from_reflection(&reflection, ReflectionDialect::V5)
-                            .expect("reflection")
-                    })
-                    .collect();
-                let t = Instant::now();
-                for d in &mut keep {
-                    d.decode(&full).expect("full");
-                    decodes += 1;
-                }
-                timed += t.elapsed();
-                std::hint::black_box(&keep);
-            }
+            let make = || {
+                DynamicDecoder::from_reflection(&reflection, ReflectionDialect::V5)
+                    .expect("reflection")
+            };
+            d3_rounds(
+                rounds,
+                batch,
+                make,
+                |d| d.decode(&full).expect("full"),
+                &mut timed,
+                &mut faults,
+            );
+            decodes = rounds * batch;
         }
         "typed" => {
-            for _ in 0..rounds {
-                let mut keep: Vec<Decoder<State>> = (0..batch)
-                    .map(|_| Decoder::<State>::new().expect("types"))
-                    .collect();
-                let t = Instant::now();
-                for d in &mut keep {
-                    d.decode(&full).expect("full");
-                    decodes += 1;
-                }
-                timed += t.elapsed();
-                std::hint::black_box(&keep);
-            }
+            let make = || Decoder::<State>::new().expect("types");
+            d3_rounds(
+                rounds,
+                batch,
+                make,
+                |d| d.decode(&full).expect("full"),
+                &mut timed,
+                &mut faults,
+            );
+            decodes = rounds * batch;
         }
         "d1-dynamic" => {
             let mut d = DynamicDecoder::from_reflection(&reflection, ReflectionDialect::V5)
@@ -108,7 +142,8 @@ fn main() {
         timed
     };
     println!(
-        "{mode} n={n}: {:.0} ns per decode ({decodes} decodes)",
-        el.as_nanos() as f64 / decodes as f64
+        "{mode} n={n}: {:.0} ns per decode ({decodes} decodes, {:.1} page faults per decode)",
+        el.as_nanos() as f64 / decodes as f64,
+        faults as f64 / decodes as f64
     );
 }

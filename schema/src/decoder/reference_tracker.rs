@@ -160,9 +160,16 @@ impl<T> RefMap<T> {
         if i >= self.dense.len() {
             let limit = DENSE_FLOOR.max(2 * (self.len + 1));
             if i < limit {
-                // Grow geometrically, up to the limit, and move the sparse
-                // entries that now fall in the dense range.
-                let new_len = (i + 1).max(2 * self.dense.len()).min(limit);
+                // Grow to `i` (the vector's capacity grows geometrically;
+                // refIds mostly come in order, so the slots are written
+                // once, as they are filled); with sparse entries, grow
+                // geometrically, up to the limit, and move those that now
+                // fall in the dense range (a sweep per doubling).
+                let new_len = if self.sparse.is_empty() {
+                    i + 1
+                } else {
+                    (i + 1).max(2 * self.dense.len()).min(limit)
+                };
                 self.dense.resize_with(new_len, || None);
                 if !self.sparse.is_empty() {
                     let moved: Vec<u32> = self
