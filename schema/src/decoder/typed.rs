@@ -406,6 +406,13 @@ impl DecodeField for bool {
     }
 }
 
+/// The first write of a string value (out of line: keeps the callers, the
+/// generated field writers, light).
+#[inline(never)]
+fn assign_new_string(slot: &mut String, s: &str) {
+    *slot = s.to_owned();
+}
+
 impl DecodeField for String {
     fn __decode_primitive(v: &Value) -> Option<Self> {
         v.as_str().map(str::to_owned)
@@ -417,7 +424,7 @@ impl DecodeField for String {
             // An exact allocation, not the growth path, when the buffer is
             // too small (the first write of a new value).
             Some(s) if self.capacity() < s.len() => {
-                *self = s.to_owned();
+                assign_new_string(self, s);
                 true
             }
             Some(s) => {
@@ -448,10 +455,10 @@ fn planned<V: DecodeField>(
         Planned::New(ty) => V::__decode_new(ty),
         Planned::Filled(ty, values, mask) => {
             let mut v = V::__decode_new(Some(ty))?;
-            match v.__decode_node() {
-                Some(n) => *failed += n.__decode_primitives(values, mask) as usize,
-                None => *failed += mask.count_ones() as usize,
-            }
+            *failed += match v.__decode_node() {
+                Some(n) => n.__decode_primitives(values, mask),
+                None => mask.count_ones(),
+            } as usize;
             Some(v)
         }
         Planned::Moved(node) => V::__decode_unbox(node),
