@@ -1238,21 +1238,27 @@ impl Typed {
     }
 
     /// The plan of a new element for structure `id`: a struct with
-    /// primitive values is built with them.
-    fn new_element<'n>(&self, nodes: &'n Nodes, id: RefId) -> Planned<'n> {
+    /// primitive values is built with them. The second value tells what
+    /// [`fill`](Self::fill) is left to do: 0 nothing (a struct without
+    /// children), 1 everything, 2 all but the primitive fields.
+    fn new_element<'n>(&self, nodes: &'n Nodes, id: RefId) -> (Planned<'n>, u8) {
         let ty = self.rust_type(nodes, id);
         if let (Some(ty), Some(fields)) = (ty, nodes.struct_fields(id)) {
-            let mut mask = 0u64;
+            let (mut mask, mut children) = (0u64, false);
             for (i, v) in fields.iter().enumerate().take(64) {
-                if matches!(v, Some(v) if v.as_ref_id().is_none()) {
-                    mask |= 1 << i;
+                match v {
+                    Some(Value::Ref(_)) => children = true,
+                    Some(_) => mask |= 1 << i,
+                    None => {}
                 }
             }
+            let fill = u8::from(children) * 2;
             if mask != 0 {
-                return Planned::Filled(ty, fields, mask);
+                return (Planned::Filled(ty, fields, mask), fill);
             }
+            return (Planned::New(Some(ty)), fill);
         }
-        Planned::New(ty)
+        (Planned::New(ty), 1)
     }
 
     fn collection(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes, at: RefId) {
@@ -1286,8 +1292,8 @@ impl Typed {
         // Which entries hold their instance (the others are placeholders for
         // an instance that lives elsewhere).
         let mut owns = Vec::with_capacity(entries.len());
-        // New values: 0 no, 1 to fill, 2 to fill but for their primitive
-        // fields (built filled).
+        // New values: 0 nothing to fill, 1 to fill, 2 to fill but for their
+        // primitive fields (built filled).
         let mut fresh: Vec<u8> = Vec::with_capacity(entries.len());
         let max_ref = entries
             .iter()
@@ -1297,6 +1303,8 @@ impl Typed {
             .unwrap_or(0);
         let mut planned_refs = RefSet::new(entries.len(), max_ref);
         for &(key, v) in &entries {
+            // What `fill` has to do for a new element this slot owns.
+            let mut fill = 1;
             let (entry, own) = match *v {
                 // One instance twice in the collection: the Rust value can
                 // be in one place only; the other gets a default value.
@@ -1310,21 +1318,28 @@ impl Typed {
                         slot: Slot::Pos(p),
                     }) if parent == at => (Planned::Keep(p as usize), true),
                     Some(_) if !held => (Planned::New(self.rust_type(nodes, r)), false),
-                    _ if self.limbo.is_empty() => (self.new_element(nodes, r), true),
+                    _ if self.limbo.is_empty() => {
+                        let (planned, f) = self.new_element(nodes, r);
+                        fill = f;
+                        (planned, true)
+                    }
                     _ => match self.limbo.remove(&r) {
                         Some(node) if held => (Planned::Moved(node), true),
                         Some(node) => {
                             self.limbo.insert(r, node);
                             (Planned::New(self.rust_type(nodes, r)), false)
                         }
-                        None => (self.new_element(nodes, r), true),
+                        None => {
+                            let (planned, f) = self.new_element(nodes, r);
+                            fill = f;
+                            (planned, true)
+                        }
                     },
                 },
                 ref v => (Planned::Primitive(v), false),
             };
             fresh.push(match entry {
-                Planned::New(_) if own => 1,
-                Planned::Filled(..) => 2,
+                Planned::New(_) | Planned::Filled(..) if own => fill,
                 _ => 0,
             });
             plan.push((key, entry));
