@@ -1242,8 +1242,14 @@ impl Typed {
     /// [`fill`](Self::fill) is left to do: 0 nothing (a struct without
     /// children), 1 everything, 2 all but the primitive fields.
     fn new_element<'n>(&self, nodes: &'n Nodes, id: RefId) -> (Planned<'n>, u8) {
-        let ty = self.rust_type(nodes, id);
-        if let (Some(ty), Some(fields)) = (ty, nodes.struct_fields(id)) {
+        let Some(node) = nodes.map.get(id) else {
+            return (Planned::New(None), 1);
+        };
+        let ty = match node.shape {
+            Shape::Struct(t) => self.rust_types.get(t.0 as usize).copied().flatten(),
+            Shape::Collection(..) => None,
+        };
+        if let (Some(ty), Some(fields)) = (ty, nodes.fields_of(node)) {
             let (mut mask, mut children) = (0u64, false);
             for (i, v) in fields.iter().enumerate().take(64) {
                 match v {
@@ -1265,12 +1271,19 @@ impl Typed {
         let Some(node) = nodes.map.get(at) else {
             return;
         };
-        let entries: Vec<(Option<&str>, &Value)> = match &node.data {
-            NodeData::Map(m) => m.entries.iter().map(|(k, v)| (Some(&**k), v)).collect(),
-            NodeData::Array(items) => items.iter().map(|v| (None, v)).collect(),
-            NodeData::Indexed(entries) => entries.values().map(|v| (None, v)).collect(),
+        let mut entries: Vec<(Option<&str>, &Value)> = Vec::new();
+        match &node.data {
+            NodeData::Map(m) => {
+                entries.reserve_exact(m.entries.len());
+                entries.extend(m.entries.iter().map(|(k, v)| (Some(k.as_str()), v)));
+            }
+            NodeData::Array(items) => entries.extend(items.iter().map(|v| (None, v))),
+            NodeData::Indexed(e) => {
+                entries.reserve_exact(e.len());
+                entries.extend(e.values().map(|v| (None, v)));
+            }
             NodeData::Struct(_) => return,
-        };
+        }
         // Children moving in from elsewhere come out of their old slot
         // first; a collection no slot holds, or outside the state (collected
         // at the end of the message unless re-attached), does not take
