@@ -15,7 +15,8 @@ use crate::decoder::array_items::ArrayItems;
 use crate::decoder::callbacks::{Callbacks, Cx, Key, Recorded};
 use crate::decoder::ordered_map::OrderedMap;
 use crate::decoder::parse::{
-    key_bytes_at, read_primitive, Parser, Scalar, Shape, ShapeSource, Step, NO_KEY,
+    key_bytes_at, read_primitive, size_hint, Parser, Scalar, Shape, ShapeSource, Step, NO_KEY,
+    STRUCT_BYTES,
 };
 use crate::decoder::reference_tracker::{GarbageList, RefCount, RefId, RefIdHasherBuilder, RefMap};
 use crate::decoder::reflection::{decode_reflection, ReflectionDialect};
@@ -76,11 +77,16 @@ impl Span {
 }
 
 impl Node {
-    fn new(shape: Shape, fields: &mut FieldArena, types: &TypeRegistry) -> Self {
+    fn new(shape: Shape, fields: &mut FieldArena, types: &TypeRegistry, rest: usize) -> Self {
         let data = match shape {
             // Every field at once, in the shared arena: no allocation per
             // instance.
-            Shape::Struct(t) => NodeData::Struct(fields.alloc(types.fields(t).len())),
+            Shape::Struct(t) => {
+                let n = types.fields(t).len();
+                // Room for as many more structs of this type as the rest
+                // of the message may create.
+                NodeData::Struct(fields.alloc(n, size_hint(rest, STRUCT_BYTES) * n))
+            }
             Shape::Collection(CollectionKind::Map, _) => NodeData::Map(Box::default()),
             Shape::Collection(CollectionKind::Array, _) => NodeData::Array(Box::default()),
             Shape::Collection(CollectionKind::Set | CollectionKind::Collection, _) => {
@@ -124,9 +130,10 @@ pub(crate) struct FieldArena {
 }
 
 impl FieldArena {
-    /// A run of `len` empty slots.
+    /// A run of `len` empty slots; `extra` more are expected (room is made
+    /// for them when the vector is full).
     #[inline]
-    fn alloc(&mut self, len: usize) -> Span {
+    fn alloc(&mut self, len: usize, extra: usize) -> Span {
         if let Some(start) = self.free.get_mut(len).and_then(Vec::pop) {
             return Span {
                 start,
@@ -134,6 +141,9 @@ impl FieldArena {
             };
         }
         let start = self.slots.len();
+        if self.slots.capacity() - start < len {
+            self.slots.reserve(extra.max(start).max(len));
+        }
         self.slots.resize_with(start + len, || None);
         Span {
             start: start as u32,
@@ -175,9 +185,13 @@ pub(crate) struct Nodes {
 }
 
 impl Nodes {
-    /// Makes structure `id` (empty) of this shape.
-    fn insert_new(&mut self, id: RefId, shape: Shape, types: &TypeRegistry) {
-        let node = Node::new(shape, &mut self.fields, types);
+    /// Makes structure `id` (empty) of this shape; `rest` bytes of the
+    /// message follow its reference.
+    fn insert_new(&mut self, id: RefId, shape: Shape, types: &TypeRegistry, rest: usize) {
+        if id.0 as usize >= self.map.dense_len() {
+            self.map.reserve_dense(size_hint(rest, STRUCT_BYTES));
+        }
+        let node = Node::new(shape, &mut self.fields, types, rest);
         if let Some(old) = self.map.insert_replacing(id, node) {
             self.release(&old);
         }
@@ -239,8 +253,8 @@ impl ShapeSource for Nodes {
         }
     }
 
-    fn create(&mut self, id: RefId, shape: Shape, types: &TypeRegistry) -> bool {
-        self.insert_new(id, shape, types);
+    fn create(&mut self, id: RefId, shape: Shape, types: &TypeRegistry, rest: usize) -> bool {
+        self.insert_new(id, shape, types, rest);
         true
     }
 
@@ -313,7 +327,7 @@ impl DynamicDecoder {
     #[must_use]
     pub fn new(types: TypeRegistry) -> Self {
         let mut nodes = Nodes::default();
-        let mut root = Node::new(Shape::Struct(types.root()), &mut nodes.fields, &types);
+        let mut root = Node::new(Shape::Struct(types.root()), &mut nodes.fields, &types, 0);
         // The root is held by the decoder itself and never collected.
         root.rc.count = 1;
         nodes.map.insert(RefId::ROOT, root);
@@ -667,7 +681,8 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                     // Made by the parse pass (eager), or made here.
                     if self.nodes.map.get(id).is_none() {
                         if let Some(&shape) = self.created.get(id) {
-                            self.nodes.insert_new(id, shape, self.types);
+                            self.nodes
+                                .insert_new(id, shape, self.types, self.bytes.len());
                         }
                     }
                     if let Some(node) = self.nodes.map.get_mut(id) {

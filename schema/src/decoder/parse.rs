@@ -102,9 +102,11 @@ pub(crate) trait ShapeSource {
     /// not hold, so that the parse pass can write its fields (`false`: not
     /// supported). The applier adopts it at the step that references it;
     /// [`remove_created`](Self::remove_created) takes it back if the message
-    /// is rejected.
-    fn create(&mut self, id: RefId, shape: Shape, types: &TypeRegistry) -> bool {
-        let _ = (id, shape, types);
+    /// is rejected. `rest` is the number of bytes of the message after the
+    /// reference, to size the storage once for a message that creates many
+    /// structures (see [`size_hint`]).
+    fn create(&mut self, id: RefId, shape: Shape, types: &TypeRegistry, rest: usize) -> bool {
+        let _ = (id, shape, types, rest);
         false
     }
     /// Removes a structure made by [`create`](Self::create).
@@ -217,6 +219,21 @@ pub(crate) enum Step {
     DeleteByRefId(RefId),
     /// `81 refId value`.
     AddByRefId(RefId, Scalar),
+}
+
+/// Bytes of a message per structure it creates, in the estimate that sizes
+/// the decoder's tables when a message creates many ([`size_hint`]): an
+/// entity of a few fields added to a map takes 30 to 40.
+pub(crate) const STRUCT_BYTES: usize = 24;
+
+/// How many more elements to make room for when a table that a message
+/// fills runs out, given `rest` bytes of the message left and `per` bytes
+/// of message per element: the estimate `rest / per` (so a full state
+/// sizes its tables once instead of copying them at each doubling),
+/// bounded by the input like every allocation of the decoder.
+#[inline]
+pub(crate) fn size_hint(rest: usize, per: usize) -> usize {
+    rest / per
 }
 
 /// [`Step::Entry::key`] of an operation without a key.
@@ -516,8 +533,15 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
     /// right away with `eager`).
     #[inline]
     fn create(&mut self, id: RefId, shape: Shape) {
+        let rest = self.r.remaining();
+        if id.0 as usize >= self.created.dense_len() {
+            self.created.reserve_dense(size_hint(rest, STRUCT_BYTES));
+        }
         self.created.insert(id, shape);
-        if self.eager && self.state.create(id, shape, self.types) {
+        if self.eager && self.state.create(id, shape, self.types, rest) {
+            if self.new_nodes.len() == self.new_nodes.capacity() {
+                self.new_nodes.reserve(size_hint(rest, STRUCT_BYTES));
+            }
             self.new_nodes.push(id);
         }
     }

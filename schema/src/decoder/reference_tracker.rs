@@ -120,6 +120,12 @@ impl<T> RefMap<T> {
         self.len
     }
 
+    /// The refIds below this are stored densely.
+    #[inline]
+    pub(crate) fn dense_len(&self) -> usize {
+        self.dense.len()
+    }
+
     #[inline]
     pub(crate) fn get(&self, id: RefId) -> Option<&T> {
         let i = id.0 as usize;
@@ -147,6 +153,16 @@ impl<T> RefMap<T> {
     #[inline]
     pub(crate) fn contains(&self, id: RefId) -> bool {
         self.get(id).is_some()
+    }
+
+    /// Before inserting refIds past the dense range: when the dense vector
+    /// is full, room for `extra` more (at least doubling), so that a state
+    /// filled from empty does not copy the vector at each doubling.
+    #[inline]
+    pub(crate) fn reserve_dense(&mut self, extra: usize) {
+        if self.dense.len() == self.dense.capacity() {
+            self.dense.reserve(extra.max(self.dense.len()));
+        }
     }
 
     /// Inserts or replaces the entry of `id`.
