@@ -134,9 +134,17 @@ fn main() {
                 decodes += 1;
             }
         }
-        _ => panic!("mode: dynamic | typed | d1-dynamic | d1-typed"),
+        "s1" => {
+            // The encoder's S1 tick, for A/B checks of shared code.
+            let mut s = roomcast_benches::MoveAll::new(n, opts);
+            for _ in 0..rounds {
+                std::hint::black_box(roomcast_benches::Scenario::tick(&mut s));
+                decodes += 1;
+            }
+        }
+        _ => panic!("mode: dynamic | typed | d1-dynamic | d1-typed | s1"),
     }
-    let el = if mode.starts_with("d1") {
+    let el = if mode.starts_with("d1") || mode == "s1" {
         t0.elapsed()
     } else {
         timed

@@ -106,7 +106,9 @@ impl<V: Field> MapSchema<V> {
     fn find(&self, key: &str) -> Option<u32> {
         let inner = &self.inner;
         self.index
-            .find(self.hasher.hash_one(key), |&loc| key_of(inner, loc) == key)
+            .find(self.hasher.hash_one(key.as_bytes()), |&loc| {
+                key_of(inner, loc) == key.as_bytes()
+            })
             .copied()
     }
 
@@ -156,29 +158,41 @@ impl<V: Field> MapSchema<V> {
     /// Inserts while building an untracked map (a replaced key keeps its
     /// position); returns the previous value.
     pub fn insert(&mut self, key: impl Into<String>, value: V) -> Option<V> {
-        let key: String = key.into();
+        self.insert_boxed(key.into().into_boxed_str(), value)
+    }
+
+    /// [`insert`](Self::insert) of a borrowed key.
+    pub(crate) fn insert_str(&mut self, key: &str, value: V) -> Option<V> {
+        self.insert_boxed(key.into(), value)
+    }
+
+    fn insert_boxed(&mut self, key: Box<str>, value: V) -> Option<V> {
         // One hash for the lookup and the insertion.
-        let hash = self.hasher.hash_one(key.as_str());
+        let hash = self.hasher.hash_one(key.as_bytes());
         let inner = &self.inner;
-        if let Some(&loc) = self.index.find(hash, |&l| key_of(inner, l) == key) {
+        if let Some(&loc) = self
+            .index
+            .find(hash, |&l| key_of(inner, l) == key.as_bytes())
+        {
             let pos = self.inner.pos_at(loc);
             let slot = self.inner.slots[pos as usize]
                 .as_mut()
                 .expect("indexed slot");
             return Some(std::mem::replace(&mut slot.value, value));
         }
-        let pos = self.inner.push_untracked(key.into_boxed_str(), value);
+        let pos = self.inner.push_untracked(key, value);
         self.index_new(hash, self.inner.loc_of(pos));
         None
     }
 }
 
-/// The key of the live entry at handle-table place `loc`.
+/// The key of the live entry at handle-table place `loc`, as bytes (keys
+/// are hashed and compared as bytes).
 #[inline]
-fn key_of<V: Field>(inner: &Indexed<Box<str>, V>, loc: u32) -> &str {
+fn key_of<V: Field>(inner: &Indexed<Box<str>, V>, loc: u32) -> &[u8] {
     inner.slots[inner.pos_at(loc) as usize]
         .as_ref()
-        .map_or("", |s| &s.key)
+        .map_or(&[], |s| s.key.as_bytes())
 }
 
 impl<V: Field> FromIterator<(String, V)> for MapSchema<V> {
@@ -235,7 +249,7 @@ impl<'a, V: Field> MapMut<'a, V> {
             return Some(map.inner.replace(pos, value, self.tick));
         }
         let reuse = map.inner.deleted.iter().position(|d| &*d.key == key);
-        let hash = map.hasher.hash_one(key);
+        let hash = map.hasher.hash_one(key.as_bytes());
         let pos = map.inner.push(key.into(), value, reuse, self.tick);
         map.index_new(hash, map.inner.loc_of(pos));
         None
@@ -247,7 +261,9 @@ impl<'a, V: Field> MapMut<'a, V> {
         let inner = &map.inner;
         let entry = map
             .index
-            .find_entry(map.hasher.hash_one(key), |&l| key_of(inner, l) == key)
+            .find_entry(map.hasher.hash_one(key.as_bytes()), |&l| {
+                key_of(inner, l) == key.as_bytes()
+            })
             .ok()?;
         let (idx, _) = entry.remove();
         let pos = map.inner.pos_at(idx);

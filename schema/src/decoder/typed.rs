@@ -563,7 +563,7 @@ impl<V: DecodeField + Field> DecodeNode for MapSchema<V> {
         for (key, entry) in plan {
             match planned(entry, &mut old, &mut failed) {
                 Some(v) => {
-                    self.insert(key.unwrap_or_default(), v);
+                    self.insert_str(key.unwrap_or_default(), v);
                 }
                 None => failed += 1,
             }
