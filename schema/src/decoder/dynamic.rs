@@ -84,8 +84,10 @@ impl Node {
             Shape::Struct(t) => {
                 let n = types.fields(t).len();
                 // Room for as many more structs of this type as the rest
-                // of the message may create.
-                NodeData::Struct(fields.alloc(n, size_hint(rest, STRUCT_BYTES) * n))
+                // of the message may create (at most a slot per 2 bytes:
+                // the arena's capacity stays within 8 times the message).
+                let extra = (size_hint(rest, STRUCT_BYTES) * n).min(rest / 2);
+                NodeData::Struct(fields.alloc(n, extra))
             }
             Shape::Collection(CollectionKind::Map, _) => NodeData::Map(Box::default()),
             Shape::Collection(CollectionKind::Array, _) => NodeData::Array(Box::default()),
@@ -1553,4 +1555,33 @@ fn write_array<'v>(
         write_value_json(out, types, nodes, v, depth, budget);
     }
     out.push(']');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arena_runs_are_reused_by_length() {
+        let mut arena = FieldArena::default();
+        let a = arena.alloc(5, 0);
+        let b = arena.alloc(3, 0);
+        arena.get_mut(a)[0] = Some(Value::Int(1));
+        arena.get_mut(b)[2] = Some(Value::String("x".into()));
+        assert_eq!(arena.get(b)[2], Some(Value::String("x".into())));
+        arena.free(a);
+        // Freed runs come back empty, for a struct of the same length only.
+        let c = arena.alloc(3, 0);
+        assert_ne!(c, a);
+        let d = arena.alloc(5, 0);
+        assert_eq!(d, a);
+        assert!(arena.get(d).iter().all(Option::is_none));
+        assert_eq!(arena.get(b)[2], Some(Value::String("x".into())));
+    }
+
+    #[test]
+    fn nodes_stay_small() {
+        assert!(std::mem::size_of::<Node>() <= 48);
+        assert!(std::mem::size_of::<Option<Value>>() <= 16);
+    }
 }
