@@ -1388,6 +1388,10 @@ impl Typed {
             }
         }
         ids.clear();
+        ids.reserve(entries.len());
+        // (The locations table is filled once, not copied at each doubling,
+        // when a full state brings the collection's elements.)
+        self.loc.reserve_dense(entries.len());
         for (p, (_, v)) in entries.iter().enumerate() {
             let id = v.as_ref_id().filter(|_| reached && owns[p]);
             if let Some(r) = id {
