@@ -203,6 +203,12 @@ impl<K: Key, V: Field> Indexed<K, V> {
         w
     }
 
+    /// Room for `n` more entries.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.slots.reserve(n);
+        self.locs.reserve(n);
+    }
+
     /// Appends an entry while building (not tracked).
     pub(crate) fn push_untracked(&mut self, key: K, value: V) -> u32 {
         let pos = self.slots.len() as u32;

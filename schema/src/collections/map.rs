@@ -1,7 +1,9 @@
 //! `MapSchema`: string keys in insertion order (spec `schema-wire.md` §4).
 
-use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 
 use super::indexed::{EntryHandle, Indexed, Slot};
 use crate::encoder::{FullWriter, PatchWriter};
@@ -26,17 +28,20 @@ use crate::wire;
 /// ```
 pub struct MapSchema<V: Field> {
     pub(crate) inner: Indexed<Box<str>, V>,
-    /// Key → handle-table place of its entry (stable across compaction).
+    /// Key → handle-table place of its entry (stable across compaction),
+    /// the key itself being read from the entry: one copy of each key.
+    index: HashTable<u32>,
     /// Seeded foldhash: keys may come from clients, and SipHash was most
     /// of a key lookup's cost.
-    index: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl<V: Field> Default for MapSchema<V> {
     fn default() -> Self {
         Self {
             inner: Indexed::default(),
-            index: HashMap::default(),
+            index: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
 }
@@ -82,10 +87,37 @@ impl<V: Field> MapSchema<V> {
         self.inner.slots[pos as usize].as_ref().map(|s| &s.value)
     }
 
+    /// Room for `n` more entries.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.inner.reserve(n);
+        let (inner, hasher) = (&self.inner, &self.hasher);
+        self.index
+            .reserve(n, |&l| hasher.hash_one(key_of(inner, l)));
+    }
+
     /// Position of `key`'s entry.
     #[inline]
     pub(crate) fn pos(&self, key: &str) -> Option<u32> {
-        Some(self.inner.pos_at(*self.index.get(key)?))
+        Some(self.inner.pos_at(self.find(key)?))
+    }
+
+    /// The handle-table place of `key`'s entry.
+    #[inline]
+    fn find(&self, key: &str) -> Option<u32> {
+        let inner = &self.inner;
+        self.index
+            .find(self.hasher.hash_one(key.as_bytes()), |&loc| {
+                key_of(inner, loc) == key.as_bytes()
+            })
+            .copied()
+    }
+
+    /// Indexes the entry at handle-table place `loc` (its key not indexed
+    /// yet).
+    fn index_new(&mut self, hash: u64, loc: u32) {
+        let (inner, hasher) = (&self.inner, &self.hasher);
+        self.index
+            .insert_unique(hash, loc, |&l| hasher.hash_one(key_of(inner, l)));
     }
 
     /// A handle to `key`'s entry: O(1) access without hashing the key, valid
@@ -105,7 +137,7 @@ impl<V: Field> MapSchema<V> {
     /// Whether `key` is present.
     #[must_use]
     pub fn contains_key(&self, key: &str) -> bool {
-        self.index.contains_key(key)
+        self.find(key).is_some()
     }
 
     /// Entries in insertion order.
@@ -126,24 +158,41 @@ impl<V: Field> MapSchema<V> {
     /// Inserts while building an untracked map (a replaced key keeps its
     /// position); returns the previous value.
     pub fn insert(&mut self, key: impl Into<String>, value: V) -> Option<V> {
-        let key: Box<str> = key.into().into_boxed_str();
-        // One hash for the lookup and the insertion.
-        match self.index.entry(key) {
-            std::collections::hash_map::Entry::Occupied(e) => {
-                let pos = self.inner.pos_at(*e.get());
-                let slot = self.inner.slots[pos as usize]
-                    .as_mut()
-                    .expect("indexed slot");
-                Some(std::mem::replace(&mut slot.value, value))
-            }
-            std::collections::hash_map::Entry::Vacant(e) => {
-                // The entry and the index each own a copy of the key.
-                let pos = self.inner.push_untracked(e.key().clone(), value);
-                e.insert(self.inner.loc_of(pos));
-                None
-            }
-        }
+        self.insert_boxed(key.into().into_boxed_str(), value)
     }
+
+    /// [`insert`](Self::insert) of a borrowed key.
+    pub(crate) fn insert_str(&mut self, key: &str, value: V) -> Option<V> {
+        self.insert_boxed(key.into(), value)
+    }
+
+    fn insert_boxed(&mut self, key: Box<str>, value: V) -> Option<V> {
+        // One hash for the lookup and the insertion.
+        let hash = self.hasher.hash_one(key.as_bytes());
+        let inner = &self.inner;
+        if let Some(&loc) = self
+            .index
+            .find(hash, |&l| key_of(inner, l) == key.as_bytes())
+        {
+            let pos = self.inner.pos_at(loc);
+            let slot = self.inner.slots[pos as usize]
+                .as_mut()
+                .expect("indexed slot");
+            return Some(std::mem::replace(&mut slot.value, value));
+        }
+        let pos = self.inner.push_untracked(key, value);
+        self.index_new(hash, self.inner.loc_of(pos));
+        None
+    }
+}
+
+/// The key of the live entry at handle-table place `loc`, as bytes (keys
+/// are hashed and compared as bytes).
+#[inline]
+fn key_of<V: Field>(inner: &Indexed<Box<str>, V>, loc: u32) -> &[u8] {
+    inner.slots[inner.pos_at(loc) as usize]
+        .as_ref()
+        .map_or(&[], |s| s.key.as_bytes())
 }
 
 impl<V: Field> FromIterator<(String, V)> for MapSchema<V> {
@@ -200,18 +249,26 @@ impl<'a, V: Field> MapMut<'a, V> {
             return Some(map.inner.replace(pos, value, self.tick));
         }
         let reuse = map.inner.deleted.iter().position(|d| &*d.key == key);
-        let key: Box<str> = key.into();
-        let pos = map.inner.push(key.clone(), value, reuse, self.tick);
-        map.index.insert(key, map.inner.loc_of(pos));
+        let hash = map.hasher.hash_one(key.as_bytes());
+        let pos = map.inner.push(key.into(), value, reuse, self.tick);
+        map.index_new(hash, map.inner.loc_of(pos));
         None
     }
 
     /// Removes `key`; returns its value.
     pub fn remove(&mut self, key: &str) -> Option<V> {
         let map = &mut *self.map;
-        let (key, idx) = map.index.remove_entry(key)?;
+        let inner = &map.inner;
+        let entry = map
+            .index
+            .find_entry(map.hasher.hash_one(key.as_bytes()), |&l| {
+                key_of(inner, l) == key.as_bytes()
+            })
+            .ok()?;
+        let (idx, _) = entry.remove();
         let pos = map.inner.pos_at(idx);
-        let slot: Slot<Box<str>, V> = map.inner.remove(pos, self.tick);
+        let mut slot: Slot<Box<str>, V> = map.inner.remove(pos, self.tick);
+        let key = std::mem::take(&mut slot.key);
         map.inner.remember_deleted(&slot, key, pos);
         Some(slot.value)
     }

@@ -9,11 +9,14 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::decoder::value::Str;
+
 use crate::decoder::array_items::ArrayItems;
 use crate::decoder::callbacks::{Callbacks, Cx, Key, Recorded};
 use crate::decoder::ordered_map::OrderedMap;
 use crate::decoder::parse::{
-    key_at, read_primitive, Parser, Scalar, Shape, ShapeSource, Step, NO_KEY,
+    key_bytes_at, read_primitive, size_hint, Parser, Scalar, Shape, ShapeSource, Step, NO_KEY,
+    STRUCT_BYTES,
 };
 use crate::decoder::reference_tracker::{GarbageList, RefCount, RefId, RefIdHasherBuilder, RefMap};
 use crate::decoder::reflection::{decode_reflection, ReflectionDialect};
@@ -24,14 +27,14 @@ use crate::wire::spec::{ADD, ADD_BY_REFID, DELETE, DELETE_AND_MOVE};
 use crate::wire::{DecodeError, Reader};
 
 /// Map entries: key → value in insertion order.
-type MapEntries = OrderedMap<Arc<str>, Value, foldhash::fast::RandomState>;
+type MapEntries = OrderedMap<Str, Value, foldhash::fast::RandomState>;
 /// Set / collection entries: wire index → value in insertion order.
 type IndexedEntries = OrderedMap<u32, Value, RefIdHasherBuilder>;
 
 #[derive(Debug)]
 pub(crate) enum NodeData {
-    /// Field values by field index (grown on demand).
-    Struct(Vec<Option<Value>>),
+    /// Field values by field index: a run of [`Nodes::fields`].
+    Struct(Span),
     Map(Box<MapData>),
     Array(Box<ArrayItems<Value>>),
     /// `SetSchema` and `CollectionSchema`.
@@ -43,8 +46,9 @@ pub(crate) enum NodeData {
 pub(crate) struct MapData {
     pub(crate) entries: MapEntries,
     /// Wire index → key (several indexes may name the same key). Indexes
-    /// are handed out from 0 by the encoder: mostly a vector lookup.
-    pub(crate) indexes: RefMap<Arc<str>>,
+    /// are handed out from 0 by the encoder: mostly a vector lookup. Keys
+    /// are [`Str`]s: a short key is copied, not allocated.
+    pub(crate) indexes: RefMap<Str>,
 }
 
 #[derive(Debug)]
@@ -57,11 +61,34 @@ pub(crate) struct Node {
     pub(crate) data: NodeData,
 }
 
+/// Where the field values of a struct are in [`Nodes::fields`]: one slot
+/// per field of its type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    #[inline(always)]
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.start as usize + self.len as usize
+    }
+}
+
 impl Node {
-    fn new(shape: Shape, types: &TypeRegistry) -> Self {
+    fn new(shape: Shape, fields: &mut FieldArena, types: &TypeRegistry, rest: usize) -> Self {
         let data = match shape {
-            // Room for every field at once: one allocation per instance.
-            Shape::Struct(t) => NodeData::Struct(Vec::with_capacity(types.fields(t).len())),
+            // Every field at once, in the shared arena: no allocation per
+            // instance.
+            Shape::Struct(t) => {
+                let n = types.fields(t).len();
+                // Room for as many more structs of this type as the rest
+                // of the message may create (at most a slot per 2 bytes:
+                // the arena's capacity stays within 8 times the message).
+                let extra = (size_hint(rest, STRUCT_BYTES) * n).min(rest / 2);
+                NodeData::Struct(fields.alloc(n, extra))
+            }
             Shape::Collection(CollectionKind::Map, _) => NodeData::Map(Box::default()),
             Shape::Collection(CollectionKind::Array, _) => NodeData::Array(Box::default()),
             Shape::Collection(CollectionKind::Set | CollectionKind::Collection, _) => {
@@ -77,14 +104,14 @@ impl Node {
     }
 
     /// Every child reference this structure holds.
-    fn for_each_child(&self, mut f: impl FnMut(RefId)) {
+    fn for_each_child(&self, fields: &FieldArena, mut f: impl FnMut(RefId)) {
         let mut visit = |v: &Value| {
             if let Value::Ref(id) = *v {
                 f(id);
             }
         };
         match &self.data {
-            NodeData::Struct(fields) => fields.iter().flatten().for_each(&mut visit),
+            NodeData::Struct(span) => fields.get(*span).iter().flatten().for_each(&mut visit),
             NodeData::Map(m) => m.entries.values().for_each(&mut visit),
             NodeData::Array(items) => items.iter().for_each(&mut visit),
             NodeData::Indexed(entries) => entries.values().for_each(&mut visit),
@@ -92,10 +119,116 @@ impl Node {
     }
 }
 
+/// The field values of every struct a decoder holds, each struct a run of
+/// consecutive slots ([`Span`]): one growing vector instead of an
+/// allocation per instance. The runs of collected structs are reused for
+/// new structs of the same field count, so the arena never holds more
+/// slots than the most the structs alive at once needed.
+#[derive(Debug, Default)]
+pub(crate) struct FieldArena {
+    slots: Vec<Option<Value>>,
+    /// Starts of free runs, by length.
+    free: Vec<Vec<u32>>,
+}
+
+impl FieldArena {
+    /// A run of `len` empty slots; `extra` more are expected (room is made
+    /// for them when the vector is full).
+    #[inline]
+    fn alloc(&mut self, len: usize, extra: usize) -> Span {
+        if let Some(start) = self.free.get_mut(len).and_then(Vec::pop) {
+            return Span {
+                start,
+                len: len as u32,
+            };
+        }
+        let start = self.slots.len();
+        if self.slots.capacity() - start < len {
+            self.slots.reserve(extra.max(start).max(len));
+        }
+        self.slots.resize_with(start + len, || None);
+        Span {
+            start: start as u32,
+            len: len as u32,
+        }
+    }
+
+    /// Empties a run and keeps it for reuse.
+    fn free(&mut self, span: Span) {
+        for slot in &mut self.slots[span.range()] {
+            *slot = None;
+        }
+        let len = span.len as usize;
+        if self.free.len() <= len {
+            self.free.resize_with(len + 1, Vec::new);
+        }
+        self.free[len].push(span.start);
+    }
+
+    /// The values of a run.
+    #[inline(always)]
+    pub(crate) fn get(&self, span: Span) -> &[Option<Value>] {
+        self.slots.get(span.range()).unwrap_or_default()
+    }
+
+    /// The values of a run, to write.
+    #[inline(always)]
+    pub(crate) fn get_mut(&mut self, span: Span) -> &mut [Option<Value>] {
+        self.slots.get_mut(span.range()).unwrap_or_default()
+    }
+}
+
 /// The structures held by a decoder, by refId.
 #[derive(Debug, Default)]
 pub(crate) struct Nodes {
     pub(crate) map: RefMap<Node>,
+    /// The field values of the structs.
+    pub(crate) fields: FieldArena,
+}
+
+impl Nodes {
+    /// Makes structure `id` (empty) of this shape; `rest` bytes of the
+    /// message follow its reference.
+    fn insert_new(&mut self, id: RefId, shape: Shape, types: &TypeRegistry, rest: usize) {
+        if id.0 as usize >= self.map.dense_len() {
+            self.map.reserve_dense(size_hint(rest, STRUCT_BYTES));
+        }
+        let node = Node::new(shape, &mut self.fields, types, rest);
+        if let Some(old) = self.map.insert_replacing(id, node) {
+            self.release(&old);
+        }
+    }
+
+    /// Removes structure `id`, giving its field values back to the arena.
+    fn remove(&mut self, id: RefId) -> Option<Node> {
+        let node = self.map.remove(id)?;
+        Some(node)
+    }
+
+    /// Gives the field values of a removed struct back to the arena.
+    fn release(&mut self, node: &Node) {
+        if let NodeData::Struct(span) = node.data {
+            self.fields.free(span);
+        }
+    }
+
+    /// The field values of struct `id`.
+    #[inline]
+    pub(crate) fn struct_fields(&self, id: RefId) -> Option<&[Option<Value>]> {
+        match self.map.get(id)?.data {
+            NodeData::Struct(span) => Some(self.fields.get(span)),
+            _ => None,
+        }
+    }
+
+    /// The field values of a struct node.
+    #[inline]
+    pub(crate) fn fields_of(&self, node: &Node) -> Option<&[Option<Value>]> {
+        match node.data {
+            NodeData::Struct(span) => Some(self.fields.get(span)),
+            _ => None,
+        }
+    }
 }
 
 impl ShapeSource for Nodes {
@@ -112,23 +245,25 @@ impl ShapeSource for Nodes {
     }
 
     #[inline(always)]
-    fn struct_slots(&mut self, id: RefId) -> Option<&mut Vec<Option<Value>>> {
-        match self.map.get_mut(id) {
+    fn struct_slots(&mut self, id: RefId) -> Option<&mut [Option<Value>]> {
+        match self.map.get(id) {
             Some(Node {
-                data: NodeData::Struct(fields),
+                data: NodeData::Struct(span),
                 ..
-            }) => Some(fields),
+            }) => Some(self.fields.get_mut(*span)),
             _ => None,
         }
     }
 
-    fn create(&mut self, id: RefId, shape: Shape, types: &TypeRegistry) -> bool {
-        self.map.insert(id, Node::new(shape, types));
+    fn create(&mut self, id: RefId, shape: Shape, types: &TypeRegistry, rest: usize) -> bool {
+        self.insert_new(id, shape, types, rest);
         true
     }
 
     fn remove_created(&mut self, id: RefId) {
-        self.map.remove(id);
+        if let Some(node) = self.remove(id) {
+            self.release(&node);
+        }
     }
 }
 
@@ -194,7 +329,7 @@ impl DynamicDecoder {
     #[must_use]
     pub fn new(types: TypeRegistry) -> Self {
         let mut nodes = Nodes::default();
-        let mut root = Node::new(Shape::Struct(types.root()), &types);
+        let mut root = Node::new(Shape::Struct(types.root()), &mut nodes.fields, &types, 0);
         // The root is held by the decoder itself and never collected.
         root.rc.count = 1;
         nodes.map.insert(RefId::ROOT, root);
@@ -548,7 +683,8 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                     // Made by the parse pass (eager), or made here.
                     if self.nodes.map.get(id).is_none() {
                         if let Some(&shape) = self.created.get(id) {
-                            self.nodes.map.insert(id, Node::new(shape, self.types));
+                            self.nodes
+                                .insert_new(id, shape, self.types, self.bytes.len());
                         }
                     }
                     if let Some(node) = self.nodes.map.get_mut(id) {
@@ -564,7 +700,7 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                 }
                 Value::Ref(id)
             }
-            primitive => primitive.primitive_value(self.bytes, |s| Value::String(s.to_owned()))?,
+            primitive => primitive.primitive_value(self.bytes, |s| Value::String(s.into()))?,
         })
     }
 
@@ -636,12 +772,9 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
             }
             return;
         }
-        let Some(NodeData::Struct(slots)) = self.data(current) else {
+        let Some(slots) = self.nodes.struct_slots(current) else {
             return;
         };
-        if slots.len() < defs.len() {
-            slots.resize_with(defs.len(), || None);
-        }
         let mut mask = 0u64;
         let mut pos = start as usize;
         let end = end as usize;
@@ -669,11 +802,10 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                     pos = r.offset();
                     if let (Some(s), Some(Value::String(buf))) = (value.str_in(bytes), &mut *slot) {
                         // Reuses the buffer of the previous value.
-                        buf.clear();
-                        buf.push_str(s);
+                        buf.set(s);
                         continue;
                     }
-                    let Some(value) = value.primitive_value(bytes, |s| Value::String(s.to_owned()))
+                    let Some(value) = value.primitive_value(bytes, |s| Value::String(s.into()))
                     else {
                         return;
                     };
@@ -702,13 +834,12 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                 Scalar::None | Scalar::Str { .. } | Scalar::Child { .. } => None,
             };
             if let Some(v) = v {
-                if let Some(NodeData::Struct(fields)) = self.data(current) {
-                    if let Some(slot) = fields.get_mut(i) {
-                        *slot = Some(v);
-                    } else {
-                        fields.resize_with(i, || None);
-                        fields.push(Some(v));
-                    }
+                if let Some(slot) = self
+                    .nodes
+                    .struct_slots(current)
+                    .and_then(|fields| fields.get_mut(i))
+                {
+                    *slot = Some(v);
                 }
                 if let Some(m) = self.mirror.as_deref_mut() {
                     m.primitive(self.nodes, current, index);
@@ -720,12 +851,11 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
         // value (no allocation in steady state).
         if let (Scalar::Str { start, len }, false) = (scalar, self.recording()) {
             let bytes = self.bytes;
-            if let Some(NodeData::Struct(fields)) = self.data(current) {
+            if let Some(fields) = self.nodes.struct_slots(current) {
                 if let Some(Some(Value::String(s))) = fields.get_mut(i) {
                     let new = std::str::from_utf8(&bytes[start as usize..(start + len) as usize])
                         .unwrap_or_default();
-                    s.clear();
-                    s.push_str(new);
+                    s.set(new);
                     if let Some(m) = self.mirror.as_deref_mut() {
                         m.primitive(self.nodes, current, index);
                     }
@@ -746,13 +876,13 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
         } else {
             None
         };
-        let Some(NodeData::Struct(fields)) = self.data(current) else {
+        let Some(slot) = self
+            .nodes
+            .struct_slots(current)
+            .and_then(|fields| fields.get_mut(i))
+        else {
             return;
         };
-        if fields.len() <= i {
-            fields.resize_with(i + 1, || None);
-        }
-        let slot = &mut fields[i];
         let new_ref = if op == DELETE {
             None
         } else {
@@ -814,7 +944,7 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                 for (k, v) in m.entries.iter() {
                     rec.push(Recorded::Removed {
                         collection,
-                        key: Key::Str(k.clone()),
+                        key: Key::Str(Arc::from(k)),
                         value: v.clone(),
                     });
                 }
@@ -873,48 +1003,37 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
             NodeData::Map(m) => {
                 let MapData { entries, indexes } = &mut **m;
                 if op & ADD == ADD && key != NO_KEY {
-                    let k = key_at(bytes, key);
-                    // One allocation per new key, shared by the index and
-                    // the entry; the key is hashed once.
-                    let old = indexes.get(RefId(index));
-                    let candidate: Arc<str> = match old {
-                        Some(old) if **old == *k => Arc::clone(old),
-                        _ => Arc::from(k),
-                    };
+                    // (Checked by the parse pass.)
+                    let k = Str::from_checked(key_bytes_at(bytes, key));
+                    // The key is hashed once; the index keeps its own copy
+                    // (no allocation for a short key).
+                    let same = indexes.get(RefId(index)).is_some_and(|old| *old == k);
+                    if !same {
+                        indexes.insert(RefId(index), k.clone());
+                    }
                     let Some(v) = new else {
                         // (The parse pass gives every ADD a value.)
-                        if old.is_none_or(|old| !Arc::ptr_eq(old, &candidate)) {
-                            indexes.insert(RefId(index), candidate);
-                        }
                         return;
                     };
-                    let (prev, shared) = entries.insert_keyed(candidate, v);
-                    let mut key = None;
-                    if let Some(shared) = shared {
-                        if old.is_none_or(|old| !Arc::ptr_eq(old, shared)) {
-                            indexes.insert(RefId(index), Arc::clone(shared));
-                        }
-                        if recording {
-                            key = Some(Key::Str(Arc::clone(shared)));
-                        }
-                    }
+                    let key = recording.then(|| Key::Str(Arc::from(&k)));
+                    let prev = entries.insert(k, v);
                     (key, prev, new_ref)
                 } else if op == DELETE {
                     let Some(k) = indexes.remove(RefId(index)) else {
                         return;
                     };
-                    let prev = entries.remove(&*k);
-                    (Some(Key::Str(k)), prev, None)
+                    let prev = entries.remove(&k);
+                    (recording.then(|| Key::Str(Arc::from(&k))), prev, None)
                 } else {
                     // REPLACE of an index the parse pass found.
                     let (Some(k), Some(v)) = (indexes.get(RefId(index)), new) else {
                         return;
                     };
-                    let prev = match entries.get_mut(&**k) {
+                    let prev = match entries.get_mut(k) {
                         Some(slot) => Some(std::mem::replace(slot, v)),
                         None => entries.insert(k.clone(), v),
                     };
-                    (recording.then(|| Key::Str(k.clone())), prev, new_ref)
+                    (recording.then(|| Key::Str(Arc::from(k))), prev, new_ref)
                 }
             }
             NodeData::Indexed(entries) => {
@@ -1110,14 +1229,15 @@ pub(crate) fn collect_garbage<M: Mirror + ?Sized>(
         if !collect {
             continue;
         }
-        let Some(node) = nodes.map.remove(id) else {
+        let Some(node) = nodes.remove(id) else {
             continue;
         };
-        node.for_each_child(|child| {
+        node.for_each_child(&nodes.fields, |child| {
             if let Some(c) = nodes.map.get_mut(child) {
                 garbage.remove_ref(child, &mut c.rc);
             }
         });
+        nodes.release(&node);
         callbacks.forget(id);
         if let Some(m) = mirror.as_deref_mut() {
             m.collected(id);
@@ -1238,7 +1358,7 @@ impl<'a> NodeRef<'a> {
     #[must_use]
     pub fn len(&self) -> usize {
         match &self.node.data {
-            NodeData::Struct(fields) => fields.iter().flatten().count(),
+            NodeData::Struct(span) => self.nodes.fields.get(*span).iter().flatten().count(),
             NodeData::Map(m) => m.entries.len(),
             NodeData::Array(items) => items.count(),
             NodeData::Indexed(entries) => entries.len(),
@@ -1265,7 +1385,9 @@ impl<'a> NodeRef<'a> {
     #[must_use]
     pub fn field_at(&self, index: usize) -> Option<ValueRef<'a>> {
         match &self.node.data {
-            NodeData::Struct(fields) => self.resolve(fields.get(index)?.as_ref()?),
+            NodeData::Struct(span) => {
+                self.resolve(self.nodes.fields.get(*span).get(index)?.as_ref()?)
+            }
             _ => None,
         }
     }
@@ -1274,7 +1396,7 @@ impl<'a> NodeRef<'a> {
     #[must_use]
     pub fn get(&self, key: &str) -> Option<ValueRef<'a>> {
         match &self.node.data {
-            NodeData::Map(m) => self.resolve(m.entries.get(key)?),
+            NodeData::Map(m) => self.resolve(m.entries.get(&Str::from(key))?),
             _ => None,
         }
     }
@@ -1294,12 +1416,14 @@ impl<'a> NodeRef<'a> {
     pub fn entries(&self) -> impl Iterator<Item = (Key, ValueRef<'a>)> + 'a {
         let this = *self;
         let fields: Vec<(Key, &'a Value)> = match &self.node.data {
-            NodeData::Struct(values) => {
+            NodeData::Struct(span) => {
                 let Shape::Struct(t) = self.node.shape else {
                     unreachable!()
                 };
                 let defs = self.types.fields(t);
-                values
+                self.nodes
+                    .fields
+                    .get(*span)
                     .iter()
                     .enumerate()
                     .filter_map(|(i, v)| {
@@ -1310,7 +1434,7 @@ impl<'a> NodeRef<'a> {
             NodeData::Map(m) => m
                 .entries
                 .iter()
-                .map(|(k, v)| (Key::Str(k.clone()), v))
+                .map(|(k, v)| (Key::Str(Arc::from(k)), v))
                 .collect(),
             NodeData::Array(items) => items
                 .iter()
@@ -1370,10 +1494,12 @@ fn write_node_json(
     }
     *budget -= 1;
     match &node.data {
-        NodeData::Struct(values) => {
+        NodeData::Struct(span) => {
             let Shape::Struct(t) = node.shape else { return };
             let defs = types.fields(t);
-            let mut set: Vec<(&str, &Value)> = values
+            let mut set: Vec<(&str, &Value)> = nodes
+                .fields
+                .get(*span)
                 .iter()
                 .enumerate()
                 .filter_map(|(i, v)| Some((defs.get(i)?.name.as_str(), v.as_ref()?)))
@@ -1429,4 +1555,33 @@ fn write_array<'v>(
         write_value_json(out, types, nodes, v, depth, budget);
     }
     out.push(']');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arena_runs_are_reused_by_length() {
+        let mut arena = FieldArena::default();
+        let a = arena.alloc(5, 0);
+        let b = arena.alloc(3, 0);
+        arena.get_mut(a)[0] = Some(Value::Int(1));
+        arena.get_mut(b)[2] = Some(Value::String("x".into()));
+        assert_eq!(arena.get(b)[2], Some(Value::String("x".into())));
+        arena.free(a);
+        // Freed runs come back empty, for a struct of the same length only.
+        let c = arena.alloc(3, 0);
+        assert_ne!(c, a);
+        let d = arena.alloc(5, 0);
+        assert_eq!(d, a);
+        assert!(arena.get(d).iter().all(Option::is_none));
+        assert_eq!(arena.get(b)[2], Some(Value::String("x".into())));
+    }
+
+    #[test]
+    fn nodes_stay_small() {
+        assert!(std::mem::size_of::<Node>() <= 48);
+        assert!(std::mem::size_of::<Option<Value>>() <= 16);
+    }
 }

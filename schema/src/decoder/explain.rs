@@ -94,7 +94,7 @@ pub(crate) fn explain(
                 );
                 return o;
             }
-            primitive => match primitive.primitive_value(bytes, |t| Value::String(t.to_owned())) {
+            primitive => match primitive.primitive_value(bytes, |t| Value::String(t.into())) {
                 Some(v) => v,
                 None => return o,
             },

@@ -22,7 +22,9 @@
 //! and no change callback fires. Errors name the byte offset
 //! and the problem ([`DecodeError`](crate::wire::DecodeError)). Decoding
 //! never panics and never loops (every step consumes input); lengths are
-//! checked before allocating, refIds from the network cannot make the refId
+//! checked before allocating, tables sized ahead for a message that creates
+//! many structures get a capacity of at most a few times its length,
+//! refIds from the network cannot make the refId
 //! table grow beyond the number of structures, array writes far past the
 //! end switch to a sparse representation, and printing a state stops at
 //! [`MAX_DEPTH`] levels (cycles and exponential sharing included).
@@ -71,7 +73,7 @@ pub use typed::{
     decode_set, decode_set_value, DecodeField, DecodeNode, DecodeState, DecodeStruct, Displaced,
     FieldInput, Planned,
 };
-pub use value::Value;
+pub use value::{Str, Value};
 
 /// Deepest nesting of structures that [`DynamicDecoder::to_json`] expands
 /// (deeper references print as `{"$ref": refId}`), and that the typed

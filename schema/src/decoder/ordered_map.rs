@@ -4,9 +4,9 @@
 //! entries (string keys) and `SetSchema` / `CollectionSchema` entries (wire
 //! indexes) in it.
 
-use std::borrow::Borrow;
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
+
+use hashbrown::HashTable;
 
 /// Deleted slots are compacted away once there are more of them than this
 /// and than live entries (amortized O(1) removal).
@@ -15,16 +15,26 @@ const TOMBSTONE_SLACK: usize = 16;
 #[derive(Debug, Clone)]
 pub(crate) struct OrderedMap<K, V, S> {
     slots: Vec<Option<(K, V)>>,
-    index: HashMap<K, usize, S>,
+    /// Positions in `slots` of the live entries, hashed by key (each key is
+    /// held once, in its slot).
+    index: HashTable<u32>,
+    hasher: S,
 }
 
 impl<K, V, S: Default> Default for OrderedMap<K, V, S> {
     fn default() -> Self {
         Self {
             slots: Vec::new(),
-            index: HashMap::default(),
+            index: HashTable::new(),
+            hasher: S::default(),
         }
     }
+}
+
+/// The key of the live slot at `pos`.
+#[inline]
+fn key_at<K, V>(slots: &[Option<(K, V)>], pos: u32) -> Option<&K> {
+    slots.get(pos as usize)?.as_ref().map(|(k, _)| k)
 }
 
 impl<K: Hash + Eq + Clone, V, S: BuildHasher> OrderedMap<K, V, S> {
@@ -34,80 +44,66 @@ impl<K: Hash + Eq + Clone, V, S: BuildHasher> OrderedMap<K, V, S> {
     }
 
     #[inline]
-    pub(crate) fn get<Q>(&self, key: &Q) -> Option<&V>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let &i = self.index.get(key)?;
-        self.slots[i].as_ref().map(|(_, v)| v)
+    fn find(&self, key: &K) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(self.hasher.hash_one(key), |&p| {
+                key_at(slots, p) == Some(key)
+            })
+            .copied()
     }
 
     #[inline]
-    pub(crate) fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let &i = self.index.get(key)?;
-        self.slots[i].as_mut().map(|(_, v)| v)
+    pub(crate) fn get(&self, key: &K) -> Option<&V> {
+        let i = self.find(key)?;
+        self.slots[i as usize].as_ref().map(|(_, v)| v)
+    }
+
+    #[inline]
+    pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        let i = self.find(key)?;
+        self.slots[i as usize].as_mut().map(|(_, v)| v)
     }
 
     /// Room for `n` more entries.
     pub(crate) fn reserve(&mut self, n: usize) {
         self.slots.reserve(n);
-        self.index.reserve(n);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index
+            .reserve(n, |&p| key_at(slots, p).map_or(0, |k| hasher.hash_one(k)));
     }
 
     /// Sets `key` to `value`; an existing key keeps its position. Returns the
     /// previous value.
     pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
-        match self.index.entry(key) {
-            std::collections::hash_map::Entry::Occupied(e) => {
-                if let Some((_, v)) = self.slots.get_mut(*e.get()).and_then(Option::as_mut) {
-                    return Some(std::mem::replace(v, value));
-                }
-                None
+        let hash = self.hasher.hash_one(&key);
+        let slots = &self.slots;
+        if let Some(&p) = self.index.find(hash, |&p| key_at(slots, p) == Some(&key)) {
+            if let Some((_, v)) = self.slots.get_mut(p as usize).and_then(Option::as_mut) {
+                return Some(std::mem::replace(v, value));
             }
-            std::collections::hash_map::Entry::Vacant(e) => {
-                let key = e.key().clone();
-                e.insert(self.slots.len());
-                self.slots.push(Some((key, value)));
-                None
-            }
+            return None;
         }
-    }
-
-    /// [`insert`](Self::insert), also returning the key as the map holds
-    /// it (the one already there when `key` was present).
-    pub(crate) fn insert_keyed(&mut self, key: K, value: V) -> (Option<V>, Option<&K>) {
-        match self.index.entry(key) {
-            std::collections::hash_map::Entry::Occupied(e) => {
-                match self.slots.get_mut(*e.get()).and_then(Option::as_mut) {
-                    Some((k, v)) => (Some(std::mem::replace(v, value)), Some(&*k)),
-                    None => (None, None),
-                }
-            }
-            std::collections::hash_map::Entry::Vacant(e) => {
-                let key = e.key().clone();
-                e.insert(self.slots.len());
-                self.slots.push(Some((key, value)));
-                (
-                    None,
-                    self.slots.last().and_then(Option::as_ref).map(|(k, _)| k),
-                )
-            }
-        }
+        let pos = self.slots.len() as u32;
+        self.slots.push(Some((key, value)));
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.insert_unique(hash, pos, |&p| {
+            key_at(slots, p).map_or(0, |k| hasher.hash_one(k))
+        });
+        None
     }
 
     /// Removes `key`, returning its value.
-    pub(crate) fn remove<Q>(&mut self, key: &Q) -> Option<V>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let i = self.index.remove(key)?;
-        let (_, v) = self.slots[i].take()?;
+    pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
+        let slots = &self.slots;
+        let entry = self
+            .index
+            .find_entry(self.hasher.hash_one(key), |&p| {
+                key_at(slots, p) == Some(key)
+            })
+            .ok()?;
+        let (i, _) = entry.remove();
+        let (_, v) = self.slots[i as usize].take()?;
         let dead = self.slots.len() - self.index.len();
         if dead > TOMBSTONE_SLACK && dead > self.index.len() {
             self.compact();
@@ -116,13 +112,18 @@ impl<K: Hash + Eq + Clone, V, S: BuildHasher> OrderedMap<K, V, S> {
     }
 
     fn compact(&mut self) {
-        self.slots.retain(Option::is_some);
+        // Old position → new position of the live slots.
+        let mut moved = vec![0u32; self.slots.len()];
+        let mut next = 0u32;
         for (i, slot) in self.slots.iter().enumerate() {
-            if let Some((k, _)) = slot {
-                if let Some(p) = self.index.get_mut(k) {
-                    *p = i;
-                }
+            if slot.is_some() {
+                moved[i] = next;
+                next += 1;
             }
+        }
+        self.slots.retain(Option::is_some);
+        for p in self.index.iter_mut() {
+            *p = moved[*p as usize];
         }
     }
 
@@ -159,12 +160,12 @@ mod tests {
         m.insert("b".into(), 2);
         m.insert("c".into(), 3);
         assert_eq!(m.insert("a".into(), 10), Some(1));
-        assert_eq!(m.remove("b"), Some(2));
+        assert_eq!(m.remove(&"b".into()), Some(2));
         m.insert("b".into(), 4);
         let got: Vec<(&str, u32)> = m.iter().map(|(k, v)| (&**k, *v)).collect();
         assert_eq!(got, [("a", 10), ("c", 3), ("b", 4)]);
-        assert_eq!(m.get("c"), Some(&3));
-        assert!(m.get("z").is_none());
+        assert_eq!(m.get(&"c".into()), Some(&3));
+        assert!(m.get(&"z".into()).is_none());
     }
 
     #[test]

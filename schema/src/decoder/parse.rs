@@ -94,7 +94,7 @@ pub(crate) trait ShapeSource {
     /// The field values of struct `id`, for the parse pass to write
     /// primitive fields in place (`None`: not available, the writes are
     /// staged as steps).
-    fn struct_slots(&mut self, id: RefId) -> Option<&mut Vec<Option<Value>>> {
+    fn struct_slots(&mut self, id: RefId) -> Option<&mut [Option<Value>]> {
         let _ = id;
         None
     }
@@ -102,9 +102,11 @@ pub(crate) trait ShapeSource {
     /// not hold, so that the parse pass can write its fields (`false`: not
     /// supported). The applier adopts it at the step that references it;
     /// [`remove_created`](Self::remove_created) takes it back if the message
-    /// is rejected.
-    fn create(&mut self, id: RefId, shape: Shape, types: &TypeRegistry) -> bool {
-        let _ = (id, shape, types);
+    /// is rejected. `rest` is the number of bytes of the message after the
+    /// reference, to size the storage once for a message that creates many
+    /// structures (see [`size_hint`]).
+    fn create(&mut self, id: RefId, shape: Shape, types: &TypeRegistry, rest: usize) -> bool {
+        let _ = (id, shape, types, rest);
         false
     }
     /// Removes a structure made by [`create`](Self::create).
@@ -219,6 +221,21 @@ pub(crate) enum Step {
     AddByRefId(RefId, Scalar),
 }
 
+/// Bytes of a message per structure it creates, in the estimate that sizes
+/// the decoder's tables when a message creates many ([`size_hint`]): an
+/// entity of a few fields added to a map takes 30 to 40.
+pub(crate) const STRUCT_BYTES: usize = 24;
+
+/// How many more elements to make room for when a table that a message
+/// fills runs out, given `rest` bytes of the message left and `per` bytes
+/// of message per element: the estimate `rest / per` (so a full state
+/// sizes its tables once instead of copying them at each doubling),
+/// bounded by the input like every allocation of the decoder.
+#[inline]
+pub(crate) fn size_hint(rest: usize, per: usize) -> usize {
+    rest / per
+}
+
 /// [`Step::Entry::key`] of an operation without a key.
 pub(crate) const NO_KEY: u32 = u32::MAX;
 
@@ -226,17 +243,24 @@ pub(crate) const NO_KEY: u32 = u32::MAX;
 /// parse pass).
 #[inline]
 pub(crate) fn key_at(bytes: &[u8], at: u32) -> &str {
+    std::str::from_utf8(key_bytes_at(bytes, at)).unwrap_or_default()
+}
+
+/// The bytes of the map key whose string header is at `at` (validated by
+/// the parse pass).
+#[inline]
+pub(crate) fn key_bytes_at(bytes: &[u8], at: u32) -> &[u8] {
     let at = at as usize;
     if let Some(&header) = bytes.get(at) {
         if header & 0xe0 == 0xa0 {
             // A short string (fixstr header).
             let len = usize::from(header & 0x1f);
             if let Some(b) = bytes.get(at + 1..at + 1 + len) {
-                return std::str::from_utf8(b).unwrap_or_default();
+                return b;
             }
         }
     }
-    key_at_slow(bytes, at)
+    key_at_slow(bytes, at).as_bytes()
 }
 
 #[inline(never)]
@@ -509,8 +533,15 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
     /// right away with `eager`).
     #[inline]
     fn create(&mut self, id: RefId, shape: Shape) {
+        let rest = self.r.remaining();
+        if id.0 as usize >= self.created.dense_len() {
+            self.created.reserve_dense(size_hint(rest, STRUCT_BYTES));
+        }
         self.created.insert(id, shape);
-        if self.eager && self.state.create(id, shape, self.types) {
+        if self.eager && self.state.create(id, shape, self.types, rest) {
+            if self.new_nodes.len() == self.new_nodes.capacity() {
+                self.new_nodes.reserve(size_hint(rest, STRUCT_BYTES));
+            }
             self.new_nodes.push(id);
         }
     }
@@ -569,9 +600,6 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
         let Some(slots) = self.state.struct_slots(current) else {
             return Ok(false);
         };
-        if slots.len() < fields.len() {
-            slots.resize_with(fields.len(), || None);
-        }
         let mut mask = 0u64;
         let mut at = self.r.offset();
         loop {
@@ -612,11 +640,13 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                 let value = read_primitive(&mut self.r, p)?;
                 at = self.r.offset();
                 let undo = &mut self.undo;
-                let value = value.primitive_value(bytes, |s| {
-                    let mut buf = undo.buffer();
-                    buf.push_str(s);
-                    Value::String(buf)
-                });
+                let value = match value {
+                    // (Checked by `read_primitive`.)
+                    Scalar::Str { start, len } => bytes
+                        .get(start as usize..(start + len) as usize)
+                        .map(|b| Value::String(undo.string_checked(b))),
+                    v => v.primitive_value(bytes, |s| Value::String(undo.string(s))),
+                };
                 match value {
                     Some(v) => Some(v),
                     None => return Err(err(at, DecodeErrorKind::Unsupported("primitive type"))),

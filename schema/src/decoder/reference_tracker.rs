@@ -120,6 +120,12 @@ impl<T> RefMap<T> {
         self.len
     }
 
+    /// The refIds below this are stored densely.
+    #[inline]
+    pub(crate) fn dense_len(&self) -> usize {
+        self.dense.len()
+    }
+
     #[inline]
     pub(crate) fn get(&self, id: RefId) -> Option<&T> {
         let i = id.0 as usize;
@@ -149,15 +155,37 @@ impl<T> RefMap<T> {
         self.get(id).is_some()
     }
 
+    /// Before inserting refIds past the dense range: when the dense vector
+    /// is full, room for `extra` more (at least doubling), so that a state
+    /// filled from empty does not copy the vector at each doubling.
+    #[inline]
+    pub(crate) fn reserve_dense(&mut self, extra: usize) {
+        if self.dense.len() == self.dense.capacity() {
+            self.dense.reserve(extra.max(self.dense.len()));
+        }
+    }
+
     /// Inserts or replaces the entry of `id`.
     pub(crate) fn insert(&mut self, id: RefId, value: T) {
+        self.insert_replacing(id, value);
+    }
+
+    /// Inserts or replaces the entry of `id`, returning the one replaced.
+    pub(crate) fn insert_replacing(&mut self, id: RefId, value: T) -> Option<T> {
         let i = id.0 as usize;
         if i >= self.dense.len() {
             let limit = DENSE_FLOOR.max(2 * (self.len + 1));
             if i < limit {
-                // Grow geometrically, up to the limit, and move the sparse
-                // entries that now fall in the dense range.
-                let new_len = (i + 1).max(2 * self.dense.len()).min(limit);
+                // Grow to `i` (the vector's capacity grows geometrically;
+                // refIds mostly come in order, so the slots are written
+                // once, as they are filled); with sparse entries, grow
+                // geometrically, up to the limit, and move those that now
+                // fall in the dense range (a sweep per doubling).
+                let new_len = if self.sparse.is_empty() {
+                    i + 1
+                } else {
+                    (i + 1).max(2 * self.dense.len()).min(limit)
+                };
                 self.dense.resize_with(new_len, || None);
                 if !self.sparse.is_empty() {
                     let moved: Vec<u32> = self
@@ -182,6 +210,7 @@ impl<T> RefMap<T> {
         if previous.is_none() {
             self.len += 1;
         }
+        previous
     }
 
     pub(crate) fn remove(&mut self, id: RefId) -> Option<T> {

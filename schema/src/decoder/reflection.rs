@@ -249,7 +249,7 @@ fn number(node: &NodeRef<'_>, field: &str) -> Option<f64> {
 
 fn string<'a>(node: &NodeRef<'a>, field: &str) -> Option<&'a str> {
     match node.field(field)? {
-        ValueRef::Primitive(Value::String(s)) => Some(s),
+        ValueRef::Primitive(Value::String(s)) => Some(s.as_str()),
         _ => None,
     }
 }

@@ -82,6 +82,10 @@ pub enum Planned<'a> {
     Primitive(&'a Value),
     /// A new child element (concrete Rust type of a struct / enum).
     New(Option<RustTypeId>),
+    /// A new struct element (concrete Rust type) with the primitive fields
+    /// of `mask` written from the shadow's values: built whole in one step
+    /// (a full state creates most of its values this way).
+    Filled(RustTypeId, &'a [Option<Value>], u64),
     /// A child element moved from elsewhere.
     Moved(Box<dyn DecodeNode>),
 }
@@ -402,6 +406,13 @@ impl DecodeField for bool {
     }
 }
 
+/// The first write of a string value (out of line: keeps the callers, the
+/// generated field writers, light).
+#[inline(never)]
+fn assign_new_string(slot: &mut String, s: &str) {
+    *slot = s.to_owned();
+}
+
 impl DecodeField for String {
     fn __decode_primitive(v: &Value) -> Option<Self> {
         v.as_str().map(str::to_owned)
@@ -410,6 +421,12 @@ impl DecodeField for String {
     #[inline]
     fn __decode_assign(&mut self, v: &Value) -> bool {
         match v.as_str() {
+            // An exact allocation, not the growth path, when the buffer is
+            // too small (the first write of a new value).
+            Some(s) if self.capacity() < s.len() => {
+                assign_new_string(self, s);
+                true
+            }
             Some(s) => {
                 self.clear();
                 self.push_str(s);
@@ -424,12 +441,26 @@ impl DecodeField for String {
     }
 }
 
-/// Builds a collection element from a plan entry.
-fn planned<V: DecodeField>(entry: Planned<'_>, old: &mut [Option<V>]) -> Option<V> {
+/// Builds a collection element from a plan entry; fields of a
+/// [`Planned::Filled`] element that do not fit are counted in `failed`.
+#[inline]
+fn planned<V: DecodeField>(
+    entry: Planned<'_>,
+    old: &mut [Option<V>],
+    failed: &mut usize,
+) -> Option<V> {
     match entry {
         Planned::Keep(p) => old.get_mut(p)?.take(),
         Planned::Primitive(v) => V::__decode_primitive(v),
         Planned::New(ty) => V::__decode_new(ty),
+        Planned::Filled(ty, values, mask) => {
+            let mut v = V::__decode_new(Some(ty))?;
+            *failed += match v.__decode_node() {
+                Some(n) => n.__decode_primitives(values, mask),
+                None => mask.count_ones(),
+            } as usize;
+            Some(v)
+        }
         Planned::Moved(node) => V::__decode_unbox(node),
     }
 }
@@ -527,11 +558,12 @@ impl<V: DecodeField + Field> DecodeNode for MapSchema<V> {
             .flatten()
             .map(|s| Some(s.value))
             .collect();
+        self.reserve(plan.len());
         let mut failed = 0;
         for (key, entry) in plan {
-            match planned(entry, &mut old) {
+            match planned(entry, &mut old, &mut failed) {
                 Some(v) => {
-                    self.insert(key.unwrap_or_default(), v);
+                    self.insert_str(key.unwrap_or_default(), v);
                 }
                 None => failed += 1,
             }
@@ -570,7 +602,7 @@ macro_rules! indexed_node {
                     old.inner.slots.into_iter().flatten().map(|s| Some(s.value)).collect();
                 let mut failed = 0;
                 for (_, entry) in plan {
-                    match planned(entry, &mut old) {
+                    match planned(entry, &mut old, &mut failed) {
                         Some(v) => {
                             self.inner.push_untracked((), v);
                         }
@@ -628,7 +660,7 @@ impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
         };
         let mut failed = 0;
         for (_, entry) in plan {
-            match planned(entry, &mut old) {
+            match planned(entry, &mut old, &mut failed) {
                 Some(v) => self.push(v),
                 None => failed += 1,
             }
@@ -639,6 +671,60 @@ impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
 
     fn __decode_into_any(self: Box<Self>) -> Box<dyn Any + Send> {
         self
+    }
+}
+
+/// A set of refIds: a bit vector while the largest is within a small
+/// multiple of the number of entries (so its size stays proportional to
+/// them), a hash set otherwise.
+enum RefSet {
+    Bits(Vec<u64>),
+    Hash(std::collections::HashSet<RefId, RefIdHasherBuilder>),
+}
+
+impl RefSet {
+    /// A set for up to `n` refIds, the largest `max`.
+    fn new(n: usize, max: u32) -> Self {
+        let words = max as usize / 64 + 1;
+        if words <= n + 64 {
+            Self::Bits(vec![0; words])
+        } else {
+            Self::Hash(std::collections::HashSet::with_capacity_and_hasher(
+                n,
+                RefIdHasherBuilder::default(),
+            ))
+        }
+    }
+
+    /// Adds `r`; `false` if it was there.
+    #[inline]
+    fn insert(&mut self, r: RefId) -> bool {
+        match self {
+            Self::Bits(words) => {
+                let (w, bit) = (r.0 as usize / 64, 1u64 << (r.0 % 64));
+                match words.get_mut(w) {
+                    Some(word) => {
+                        let new = *word & bit == 0;
+                        *word |= bit;
+                        new
+                    }
+                    None => {
+                        // (Not reached: `max` bounds the refIds.)
+                        let mut set = std::collections::HashSet::default();
+                        for (i, &word) in words.iter().enumerate() {
+                            for b in 0..64 {
+                                if word & (1 << b) != 0 {
+                                    set.insert(RefId((i * 64 + b) as u32));
+                                }
+                            }
+                        }
+                        *self = Self::Hash(set);
+                        self.insert(r)
+                    }
+                }
+            }
+            Self::Hash(set) => set.insert(r),
+        }
     }
 }
 
@@ -783,12 +869,18 @@ impl Typed {
     /// message creates it, but later when it was missing from the typed
     /// state, e.g. held only by something that was being collected).
     fn fill(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes, id: RefId) {
+        self.fill_as(root, nodes, id, true);
+    }
+
+    /// [`fill`](Self::fill); the primitive fields only with `primitives`
+    /// (a value built [`Planned::Filled`] has them already).
+    fn fill_as(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes, id: RefId, primitives: bool) {
         if self.filling > MAX_DEPTH {
             return;
         }
         self.filling += 1;
-        match nodes.map.get(id).map(|n| &n.data) {
-            Some(NodeData::Struct(fields)) => {
+        match nodes.map.get(id).map(|n| (&n.data, nodes.fields_of(n))) {
+            Some((NodeData::Struct(_), Some(fields))) => {
                 for (i, v) in fields.iter().enumerate() {
                     let i = i as u8;
                     match v {
@@ -801,8 +893,8 @@ impl Typed {
                                 self.field(root, nodes, id, i, None);
                             }
                         }
-                        Some(_) => self.pending.push((id, 1 << i)),
-                        None => {}
+                        Some(_) if primitives => self.pending.push((id, 1 << i)),
+                        Some(_) | None => {}
                     }
                 }
             }
@@ -855,8 +947,13 @@ impl Typed {
             let alive = nodes.map.get(id).is_some_and(|n| n.rc.count > 0);
             let held = Value::Ref(id);
             let holds = match nodes.map.get(origin.parent).map(|n| (&n.data, origin.slot)) {
-                Some((NodeData::Struct(fields), Slot::Field(i))) => {
-                    fields.get(usize::from(i)).and_then(Option::as_ref) == Some(&held)
+                Some((NodeData::Struct(span), Slot::Field(i))) => {
+                    nodes
+                        .fields
+                        .get(*span)
+                        .get(usize::from(i))
+                        .and_then(Option::as_ref)
+                        == Some(&held)
                 }
                 Some((NodeData::Map(m), Slot::Pos(_))) => m.entries.values().any(|v| *v == held),
                 Some((NodeData::Array(items), Slot::Pos(_))) => items.iter().any(|v| *v == held),
@@ -958,9 +1055,9 @@ impl Typed {
         // Writes the fields of one struct; returns the number that did not
         // fit.
         let write = |n: &mut dyn DecodeNode, at: RefId, mask: u64| -> u64 {
-            match nodes.map.get(at).map(|n| &n.data) {
-                Some(NodeData::Struct(fields)) => u64::from(n.__decode_primitives(fields, mask)),
-                _ => u64::from(mask.count_ones()),
+            match nodes.struct_fields(at) {
+                Some(fields) => u64::from(n.__decode_primitives(fields, mask)),
+                None => u64::from(mask.count_ones()),
             }
         };
         let mut i = 0;
@@ -996,11 +1093,11 @@ impl Typed {
                             mask |= m;
                             end += 1;
                         }
-                        let done = match nodes.map.get(at).map(|n| &n.data) {
-                            Some(NodeData::Struct(fields)) => {
+                        let done = match nodes.struct_fields(at) {
+                            Some(fields) => {
                                 p.__decode_element_primitives(pos as usize, fields, mask)
                             }
-                            _ => None,
+                            None => None,
                         };
                         failed += u64::from(done.unwrap_or(mask.count_ones()));
                     }
@@ -1055,8 +1152,8 @@ impl Typed {
         // A primitive change is queued: the fields of one block are written
         // with a single walk from the root.
         let holds_child = matches!(
-            nodes.map.get(at).map(|n| &n.data),
-            Some(NodeData::Struct(fields))
+            nodes.struct_fields(at),
+            Some(fields)
                 if matches!(fields.get(usize::from(index)), Some(Some(Value::Ref(_))))
         );
         if displaced.is_none() && !holds_child {
@@ -1074,11 +1171,9 @@ impl Typed {
                 self.detach(root, old);
             }
         }
-        let value = match nodes.map.get(at).map(|n| &n.data) {
-            Some(NodeData::Struct(fields)) => {
-                fields.get(usize::from(index)).and_then(Option::as_ref)
-            }
-            _ => return,
+        let value = match nodes.struct_fields(at) {
+            Some(fields) => fields.get(usize::from(index)).and_then(Option::as_ref),
+            None => return,
         };
         let mut fresh = None;
         let mut placed = None;
@@ -1142,16 +1237,53 @@ impl Typed {
         }
     }
 
+    /// The plan of a new element for structure `id`: a struct with
+    /// primitive values is built with them. The second value tells what
+    /// [`fill`](Self::fill) is left to do: 0 nothing (a struct without
+    /// children), 1 everything, 2 all but the primitive fields.
+    fn new_element<'n>(&self, nodes: &'n Nodes, id: RefId) -> (Planned<'n>, u8) {
+        let Some(node) = nodes.map.get(id) else {
+            return (Planned::New(None), 1);
+        };
+        let ty = match node.shape {
+            Shape::Struct(t) => self.rust_types.get(t.0 as usize).copied().flatten(),
+            Shape::Collection(..) => None,
+        };
+        if let (Some(ty), Some(fields)) = (ty, nodes.fields_of(node)) {
+            let (mut mask, mut children) = (0u64, false);
+            for (i, v) in fields.iter().enumerate().take(64) {
+                match v {
+                    Some(Value::Ref(_)) => children = true,
+                    Some(_) => mask |= 1 << i,
+                    None => {}
+                }
+            }
+            let fill = u8::from(children) * 2;
+            if mask != 0 {
+                return (Planned::Filled(ty, fields, mask), fill);
+            }
+            return (Planned::New(Some(ty)), fill);
+        }
+        (Planned::New(ty), 1)
+    }
+
     fn collection(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes, at: RefId) {
         let Some(node) = nodes.map.get(at) else {
             return;
         };
-        let entries: Vec<(Option<&str>, &Value)> = match &node.data {
-            NodeData::Map(m) => m.entries.iter().map(|(k, v)| (Some(&**k), v)).collect(),
-            NodeData::Array(items) => items.iter().map(|v| (None, v)).collect(),
-            NodeData::Indexed(entries) => entries.values().map(|v| (None, v)).collect(),
+        let mut entries: Vec<(Option<&str>, &Value)> = Vec::new();
+        match &node.data {
+            NodeData::Map(m) => {
+                entries.reserve_exact(m.entries.len());
+                entries.extend(m.entries.iter().map(|(k, v)| (Some(k.as_str()), v)));
+            }
+            NodeData::Array(items) => entries.extend(items.iter().map(|v| (None, v))),
+            NodeData::Indexed(e) => {
+                entries.reserve_exact(e.len());
+                entries.extend(e.values().map(|v| (None, v)));
+            }
             NodeData::Struct(_) => return,
-        };
+        }
         // Children moving in from elsewhere come out of their old slot
         // first; a collection no slot holds, or outside the state (collected
         // at the end of the message unless re-attached), does not take
@@ -1162,7 +1294,9 @@ impl Typed {
         }
         for (_, v) in &entries {
             if let Value::Ref(r) = **v {
-                if held && self.loc.get(r).is_none_or(|l| l.parent != at) {
+                // (A child no slot holds in the typed state has nothing to
+                // detach.)
+                if held && self.loc.get(r).is_some_and(|l| l.parent != at) {
                     self.detach(root, r);
                 }
             }
@@ -1171,10 +1305,19 @@ impl Typed {
         // Which entries hold their instance (the others are placeholders for
         // an instance that lives elsewhere).
         let mut owns = Vec::with_capacity(entries.len());
-        let mut fresh = Vec::with_capacity(entries.len());
-        let mut planned_refs: std::collections::HashSet<RefId, RefIdHasherBuilder> =
-            std::collections::HashSet::default();
+        // New values: 0 nothing to fill, 1 to fill, 2 to fill but for their
+        // primitive fields (built filled).
+        let mut fresh: Vec<u8> = Vec::with_capacity(entries.len());
+        let max_ref = entries
+            .iter()
+            .filter_map(|(_, v)| v.as_ref_id())
+            .map(|r| r.0)
+            .max()
+            .unwrap_or(0);
+        let mut planned_refs = RefSet::new(entries.len(), max_ref);
         for &(key, v) in &entries {
+            // What `fill` has to do for a new element this slot owns.
+            let mut fill = 1;
             let (entry, own) = match *v {
                 // One instance twice in the collection: the Rust value can
                 // be in one place only; the other gets a default value.
@@ -1188,18 +1331,30 @@ impl Typed {
                         slot: Slot::Pos(p),
                     }) if parent == at => (Planned::Keep(p as usize), true),
                     Some(_) if !held => (Planned::New(self.rust_type(nodes, r)), false),
+                    _ if self.limbo.is_empty() => {
+                        let (planned, f) = self.new_element(nodes, r);
+                        fill = f;
+                        (planned, true)
+                    }
                     _ => match self.limbo.remove(&r) {
                         Some(node) if held => (Planned::Moved(node), true),
                         Some(node) => {
                             self.limbo.insert(r, node);
                             (Planned::New(self.rust_type(nodes, r)), false)
                         }
-                        None => (Planned::New(self.rust_type(nodes, r)), true),
+                        None => {
+                            let (planned, f) = self.new_element(nodes, r);
+                            fill = f;
+                            (planned, true)
+                        }
                     },
                 },
                 ref v => (Planned::Primitive(v), false),
             };
-            fresh.push(own && matches!(entry, Planned::New(_)));
+            fresh.push(match entry {
+                Planned::New(_) | Planned::Filled(..) if own => fill,
+                _ => 0,
+            });
             plan.push((key, entry));
             owns.push(own);
         }
@@ -1233,6 +1388,10 @@ impl Typed {
             }
         }
         ids.clear();
+        ids.reserve(entries.len());
+        // (The locations table is filled once, not copied at each doubling,
+        // when a full state brings the collection's elements.)
+        self.loc.reserve_dense(entries.len());
         for (p, (_, v)) in entries.iter().enumerate() {
             let id = v.as_ref_id().filter(|_| reached && owns[p]);
             if let Some(r) = id {
@@ -1248,10 +1407,10 @@ impl Typed {
         }
         self.elems.insert(at, ids);
         // New values get the content the shadow already holds for them.
-        for (p, (_, v)) in entries.iter().enumerate() {
-            if let (Value::Ref(r), true) = (v, fresh.get(p).copied().unwrap_or(false)) {
-                if reached {
-                    self.fill(root, nodes, *r);
+        if reached {
+            for (p, (_, v)) in entries.iter().enumerate() {
+                if let (Value::Ref(r), f @ 1..) = (v, fresh.get(p).copied().unwrap_or(0)) {
+                    self.fill_as(root, nodes, *r, f == 1);
                 }
             }
         }
@@ -1314,7 +1473,7 @@ impl Mirror for Bound<'_> {
                 if !self.typed.reachable(at) {
                     continue;
                 }
-                let NodeData::Struct(fields) = &node.data else {
+                let Some(fields) = nodes.fields_of(node) else {
                     continue;
                 };
                 for (i, v) in fields.iter().enumerate() {

@@ -11,7 +11,7 @@
 
 use crate::decoder::parse::ShapeSource;
 use crate::decoder::reference_tracker::RefId;
-use crate::decoder::value::Value;
+use crate::decoder::value::{Str, Value};
 
 /// One replaced value: the slot, and the old value packed in 16 bytes
 /// (strings are kept aside in [`UndoLog::strings`]).
@@ -40,9 +40,10 @@ const POOL_MAX: usize = 1 << 16;
 pub(crate) struct UndoLog {
     entries: Vec<Entry>,
     /// The old strings of the `STRING` entries, in the same order.
-    strings: Vec<String>,
-    /// Empty buffers for the next string writes.
-    pool: Vec<String>,
+    strings: Vec<Str>,
+    /// Heap buffers for the next writes of strings too long to be inline.
+    #[allow(clippy::vec_box, reason = "the buffers of Str's heap form")]
+    pool: Vec<Box<String>>,
 }
 
 impl UndoLog {
@@ -82,10 +83,30 @@ impl UndoLog {
         });
     }
 
-    /// An empty string buffer (reused when one is available).
+    /// A string value of `s` (inline, or in a reused heap buffer when one
+    /// is available).
     #[inline]
-    pub(crate) fn buffer(&mut self) -> String {
-        self.pool.pop().unwrap_or_default()
+    pub(crate) fn string(&mut self, s: &str) -> Str {
+        Str::with_buffer(s, || self.pool.pop().unwrap_or_default())
+    }
+
+    /// [`string`](Self::string) of bytes checked to be UTF-8 (not checked
+    /// again when they fit inline).
+    #[inline]
+    pub(crate) fn string_checked(&mut self, bytes: &[u8]) -> Str {
+        if bytes.len() <= Str::INLINE {
+            Str::from_checked(bytes)
+        } else {
+            self.string(std::str::from_utf8(bytes).unwrap_or_default())
+        }
+    }
+
+    fn recycle(&mut self, s: Str) {
+        if let Some(b) = s.into_buffer() {
+            if self.pool.len() < POOL_MAX {
+                self.pool.push(b);
+            }
+        }
     }
 
     /// The message was applied: forgets the log, keeping the old strings'
@@ -95,12 +116,11 @@ impl UndoLog {
     /// capacity already fits).
     pub(crate) fn commit(&mut self) {
         self.entries.clear();
-        for mut s in self.strings.drain(..).rev() {
-            if self.pool.len() < POOL_MAX {
-                s.clear();
-                self.pool.push(s);
-            }
+        let mut strings = std::mem::take(&mut self.strings);
+        for s in strings.drain(..).rev() {
+            self.recycle(s);
         }
+        self.strings = strings;
     }
 
     /// The message was rejected: puts every logged value back, last write
@@ -124,11 +144,8 @@ impl UndoLog {
             else {
                 continue;
             };
-            if let Some(Value::String(mut s)) = std::mem::replace(slot, old) {
-                if self.pool.len() < POOL_MAX {
-                    s.clear();
-                    self.pool.push(s);
-                }
+            if let Some(Value::String(s)) = std::mem::replace(slot, old) {
+                self.recycle(s);
             }
         }
         self.strings.clear();

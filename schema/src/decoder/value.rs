@@ -5,13 +5,253 @@
 //! and `-0` as `{"$num": …}`, 64-bit bigints as `{"$bigint": "…"}`.
 
 use std::fmt::{self, Write as _};
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
 
 use crate::decoder::reference_tracker::RefId;
+
+/// Bytes a [`Str`] holds without a heap allocation.
+const INLINE: usize = 14;
+
+/// A decoded string: up to 14 bytes inline (no heap allocation, and the
+/// whole [`Value`] stays 16 bytes), longer ones on the heap.
+///
+/// Dereferences to `str`; compares and orders as its `str` (comparisons and
+/// hashing read the bytes, without checking them again).
+///
+/// # Examples
+///
+/// ```
+/// use roomcast_schema::decoder::Str;
+/// let s = Str::from("e42");
+/// assert_eq!(&*s, "e42");
+/// assert_eq!(s, "e42");
+/// assert_eq!(s.len(), 3);
+/// ```
+#[derive(Clone)]
+pub struct Str(Repr);
+
+#[derive(Clone)]
+#[allow(
+    clippy::box_collection,
+    reason = "a thin pointer keeps Str (and Value) at 16 bytes"
+)]
+enum Repr {
+    Inline {
+        len: u8,
+        buf: [u8; INLINE],
+    },
+    /// Boxed twice so that the `Str` stays 16 bytes; the `String` keeps its
+    /// capacity when a new value is written over it.
+    Heap(Box<String>),
+}
+
+impl Str {
+    /// Bytes held inline.
+    pub(crate) const INLINE: usize = INLINE;
+
+    /// The empty string.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self(Repr::Inline {
+            len: 0,
+            buf: [0; INLINE],
+        })
+    }
+
+    /// The string.
+    #[must_use]
+    #[inline]
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // Always valid UTF-8 (written from a `str`, whole).
+            Repr::Inline { len, buf } => {
+                std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or_default()
+            }
+            Repr::Heap(s) => s,
+        }
+    }
+
+    /// The bytes of the string.
+    #[must_use]
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, buf } => &buf[..usize::from(*len)],
+            Repr::Heap(s) => s.as_bytes(),
+        }
+    }
+
+    /// A string of `bytes`, which the caller has checked to be UTF-8 (no
+    /// second check for a short string; were they not, the string would
+    /// read as empty).
+    #[inline]
+    pub(crate) fn from_checked(bytes: &[u8]) -> Self {
+        if bytes.len() <= INLINE {
+            let mut buf = [0; INLINE];
+            buf[..bytes.len()].copy_from_slice(bytes);
+            Self(Repr::Inline {
+                len: bytes.len() as u8,
+                buf,
+            })
+        } else {
+            Self::from(std::str::from_utf8(bytes).unwrap_or_default())
+        }
+    }
+
+    /// Replaces the content by `s`, reusing the heap buffer if there is
+    /// one (no allocation when it is large enough, or when `s` fits
+    /// inline).
+    #[inline]
+    pub fn set(&mut self, s: &str) {
+        match &mut self.0 {
+            Repr::Heap(b) => {
+                b.clear();
+                b.push_str(s);
+            }
+            Repr::Inline { .. } => *self = Self::from(s),
+        }
+    }
+}
+
+impl Str {
+    /// `s`, inline when it fits, else in `buffer` (taken from a pool: no
+    /// allocation when its capacity suffices).
+    #[inline]
+    #[allow(clippy::box_collection, reason = "the buffer of Repr::Heap")]
+    pub(crate) fn with_buffer(s: &str, buffer: impl FnOnce() -> Box<String>) -> Self {
+        if s.len() <= INLINE {
+            Self::from(s)
+        } else {
+            let mut b = buffer();
+            b.clear();
+            b.push_str(s);
+            Self(Repr::Heap(b))
+        }
+    }
+
+    /// The heap buffer, if the string has one (for reuse).
+    #[inline]
+    #[allow(clippy::box_collection, reason = "the buffer of Repr::Heap")]
+    pub(crate) fn into_buffer(self) -> Option<Box<String>> {
+        match self.0 {
+            Repr::Heap(b) => Some(b),
+            Repr::Inline { .. } => None,
+        }
+    }
+}
+
+impl Default for Str {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl From<&str> for Str {
+    #[inline]
+    fn from(s: &str) -> Self {
+        if s.len() <= INLINE {
+            let mut buf = [0; INLINE];
+            buf[..s.len()].copy_from_slice(s.as_bytes());
+            Self(Repr::Inline {
+                len: s.len() as u8,
+                buf,
+            })
+        } else {
+            Self(Repr::Heap(Box::new(s.to_owned())))
+        }
+    }
+}
+
+impl From<String> for Str {
+    fn from(s: String) -> Self {
+        if s.len() <= INLINE {
+            Self::from(s.as_str())
+        } else {
+            Self(Repr::Heap(Box::new(s)))
+        }
+    }
+}
+
+impl From<&Str> for std::sync::Arc<str> {
+    fn from(s: &Str) -> Self {
+        Self::from(s.as_str())
+    }
+}
+
+impl Deref for Str {
+    type Target = str;
+    #[inline]
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Str {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Str {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Str {}
+
+impl PartialEq<str> for Str {
+    fn eq(&self, other: &str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for Str {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl PartialOrd for Str {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Str {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // UTF-8 bytes order as their code points.
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl Hash for Str {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(self.as_bytes());
+        state.write_u8(0xff);
+    }
+}
+
+impl fmt::Debug for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A field value or collection element of the dynamic value tree.
 ///
 /// Integers are kept exact; their JSON form rounds `int64`/`uint64` beyond
-/// 2^53 as a JavaScript client would.
+/// 2^53 as a JavaScript client would. A `Value` is 16 bytes: strings up to
+/// 14 bytes are held inline ([`Str`]).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Value {
@@ -28,7 +268,7 @@ pub enum Value {
     /// `biguint64`.
     BigUint(u64),
     /// `string`.
-    String(String),
+    String(Str),
     /// A child struct instance or collection, by refId.
     Ref(RefId),
 }
@@ -128,7 +368,7 @@ pub(crate) fn write_primitive_json(out: &mut String, v: &Value) {
         Value::BigUint(u) => {
             let _ = write!(out, "{{\"$bigint\":\"{u}\"}}");
         }
-        Value::String(ref s) => write_json_str(out, s),
+        Value::String(ref s) => write_json_str(out, s.as_str()),
         Value::Ref(id) => {
             let _ = write!(out, "{{\"$ref\":{}}}", id.0);
         }
@@ -283,6 +523,36 @@ mod tests {
             s,
             r#"-5 9223372036854776000 18446744073709552000 {"$bigint":"-9223372036854775808"} {"$bigint":"18446744073709551615"} true "a\"\\\n\u0001é" "#
         );
+    }
+
+    #[test]
+    fn values_stay_small() {
+        assert_eq!(std::mem::size_of::<Value>(), 16);
+        assert_eq!(std::mem::size_of::<Option<Value>>(), 16);
+        assert_eq!(std::mem::size_of::<Str>(), 16);
+    }
+
+    #[test]
+    fn strings_inline_and_on_the_heap() {
+        for s in [
+            "",
+            "e1",
+            "fourteen bytes",
+            "fifteen bytes!!",
+            "é".repeat(20).as_str(),
+        ] {
+            let v = Str::from(s);
+            assert_eq!(v.as_str(), s);
+            assert_eq!(Str::from(s.to_owned()), v);
+        }
+        let mut v = Str::from("a long string on the heap");
+        v.set("short");
+        assert_eq!(v, "short");
+        v.set("another long string, same buffer");
+        assert_eq!(v, "another long string, same buffer");
+        let mut w = Str::new();
+        w.set("now this one is long");
+        assert_eq!(w, "now this one is long");
     }
 
     #[test]
