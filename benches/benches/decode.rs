@@ -15,35 +15,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
-use roomcast_benches::{measure, EncodeAll, MoveAll, Scenario, Timing};
+use roomcast_benches::{measure, EncodeAll, MoveAll, Scenario, State, Timing};
 use roomcast_schema::decoder::{Decoder, DynamicDecoder, ReflectionDialect};
-use roomcast_schema::{encode_reflection, ArraySchema, Dialect, EncoderOptions, MapSchema, Schema};
+use roomcast_schema::{encode_reflection, Dialect, EncoderOptions};
 
 const SIZES: [u32; 2] = [1_000, 10_000];
 /// Patches recorded per size (decoded in a ring).
 const RING: usize = 16;
-
-/// The decoding side's copy of the scenario types (same fields, same wire
-/// types as `roomcast_benches::{Entity, State}`).
-#[derive(Schema, Default, Debug)]
-#[schema(decode)]
-struct Entity {
-    x: f32,
-    y: f32,
-    angle: f32,
-    hp: u8,
-    name: String,
-}
-
-#[derive(Schema, Default, Debug)]
-#[schema(decode)]
-struct State {
-    entities: MapSchema<Entity>,
-    items: ArraySchema<u16>,
-}
-
-// What `#[derive(Schema)]` generates once it calls
-// `schema-derive/src/decode.rs` (then these impls go away).
 
 /// The inputs of one size: Reflection, the full state before the patches,
 /// a ring of consecutive S1 patches, and an S3 full state.

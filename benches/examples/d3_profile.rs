@@ -8,27 +8,9 @@
 
 use std::time::Instant;
 
-use roomcast_benches::{EncodeAll, MoveAll};
+use roomcast_benches::{EncodeAll, MoveAll, State};
 use roomcast_schema::decoder::{Decoder, DynamicDecoder, ReflectionDialect};
-use roomcast_schema::{encode_reflection, ArraySchema, Dialect, EncoderOptions, MapSchema, Schema};
-
-/// The decoding side's copy of the scenario types.
-#[derive(Schema, Default, Debug)]
-#[schema(decode)]
-struct Entity {
-    x: f32,
-    y: f32,
-    angle: f32,
-    hp: u8,
-    name: String,
-}
-
-#[derive(Schema, Default, Debug)]
-#[schema(decode)]
-struct State {
-    entities: MapSchema<Entity>,
-    items: ArraySchema<u16>,
-}
+use roomcast_schema::{encode_reflection, Dialect, EncoderOptions};
 
 /// Minor page faults of this process so far (Linux, with `D3_FAULTS` set;
 /// 0 otherwise: reading them costs a system call per decode).

@@ -14,6 +14,7 @@ use roomcast_schema::{
 /// An entity of the benchmark state (`Entity` in `bench-schema.mjs`; same
 /// fields in the same order, so the same field indexes on the wire).
 #[derive(Schema, Default, Debug, Clone, PartialEq)]
+#[schema(decode)]
 pub struct Entity {
     /// Moved by S1 and S2 (`x += 1`).
     pub x: f32,
@@ -44,6 +45,7 @@ impl Entity {
 
 /// The benchmark state (`State` in `bench-schema.mjs`).
 #[derive(Schema, Default, Debug)]
+#[schema(decode)]
 pub struct State {
     /// Entities under keys `"e0"`, `"e1"`, … in insertion order.
     pub entities: MapSchema<Entity>,
