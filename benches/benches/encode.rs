@@ -24,6 +24,23 @@ fn bytes_of_one_tick(mut s: impl Scenario) -> u64 {
 
 /// V1: S1 with one view field and 100 views (own entity + 10 shared each):
 /// the tick, and `encode_patch` plus every `view_patch` alone.
+/// `iters` ticks of `s`, timing only `encode` (after an untimed `mutate`).
+fn time_encode<S, R>(
+    iters: u64,
+    s: &mut S,
+    mutate: fn(&mut S),
+    encode: fn(&mut S) -> R,
+) -> Duration {
+    let mut timed = Duration::ZERO;
+    for _ in 0..iters {
+        mutate(s);
+        let t0 = Instant::now();
+        black_box(encode(s));
+        timed += t0.elapsed();
+    }
+    timed
+}
+
 fn v1_views(c: &mut Criterion) {
     let opts = EncoderOptions::default();
     let mut g = c.benchmark_group("v1_views");
@@ -34,16 +51,7 @@ fn v1_views(c: &mut Criterion) {
     });
     g.bench_with_input(BenchmarkId::new("encode_only", n), &n, |b, &n| {
         let mut s = ViewMoveAll::new(n, opts);
-        b.iter_custom(|iters| {
-            let mut timed = Duration::ZERO;
-            for _ in 0..iters {
-                s.mutate();
-                let t0 = Instant::now();
-                black_box(s.encode());
-                timed += t0.elapsed();
-            }
-            timed
-        });
+        b.iter_custom(|iters| time_encode(iters, &mut s, ViewMoveAll::mutate, ViewMoveAll::encode));
     });
     g.finish();
 }
@@ -78,14 +86,7 @@ fn s1_move_all(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("encode_only", n), &n, |b, &n| {
             let mut s = MoveAll::new(n, opts);
             b.iter_custom(|iters| {
-                let mut timed = Duration::ZERO;
-                for _ in 0..iters {
-                    s.mutate();
-                    let t0 = Instant::now();
-                    black_box(s.encode());
-                    timed += t0.elapsed();
-                }
-                timed
+                time_encode(iters, &mut s, MoveAll::mutate, |s| s.encode().len())
             });
         });
     }

@@ -148,6 +148,17 @@ impl ScenarioId {
 /// `float64` positions never lose `+ 1`).
 pub const REWIND_PERIOD: u32 = 1 << 20;
 
+/// The move of tick number `ticks` (counted from 0): `(+1, +0.5)`, except
+/// every [`REWIND_PERIOD`]-th tick, which moves back to the start.
+fn move_of(ticks: u32) -> (f32, f32) {
+    if ticks % REWIND_PERIOD == REWIND_PERIOD - 1 {
+        let back = (REWIND_PERIOD - 1) as f32;
+        (-back, -back * 0.5)
+    } else {
+        (1.0, 0.5)
+    }
+}
+
 /// S1: every entity moves, `x += 1`, `y += 0.5`, then `encode_patch`.
 ///
 /// Every [`REWIND_PERIOD`]-th tick moves every entity back to where it
@@ -170,12 +181,7 @@ impl MoveAll {
 
     /// The mutations of one tick, without encoding.
     pub fn mutate(&mut self) {
-        let (dx, dy) = if self.ticks % REWIND_PERIOD == REWIND_PERIOD - 1 {
-            let back = (REWIND_PERIOD - 1) as f32;
-            (-back, -back * 0.5)
-        } else {
-            (1.0, 0.5)
-        };
+        let (dx, dy) = move_of(self.ticks);
         self.ticks = self.ticks.wrapping_add(1);
         let mut state = self.enc.state_mut();
         state.entities_mut().for_each_mut(|_, mut e| {
@@ -511,12 +517,7 @@ impl ViewMoveAll {
 
     /// The mutations of one tick.
     pub fn mutate(&mut self) {
-        let (dx, dy) = if self.ticks % REWIND_PERIOD == REWIND_PERIOD - 1 {
-            let back = (REWIND_PERIOD - 1) as f32;
-            (-back, -back * 0.5)
-        } else {
-            (1.0, 0.5)
-        };
+        let (dx, dy) = move_of(self.ticks);
         let phase = self.ticks % 10;
         self.ticks = self.ticks.wrapping_add(1);
         let mut i = 0u32;
