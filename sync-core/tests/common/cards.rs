@@ -70,6 +70,29 @@ impl CardsRoom {
         json!({ "seats": seats, "round": table.round })
     }
 
+    /// Shows (`true`) or hides the seat of `owner` to the client with
+    /// session id `to`, and records it in `to`'s revealed set.
+    fn reveal(ctx: &mut RoomCtx<Self>, owner: &Client, to: &str, shown: bool) {
+        let Some(other) = ctx.client(to) else { return };
+        let Some(view) = ctx.view(&other) else { return };
+        if let Some(revealed) = ctx.user_data_mut(&other) {
+            if shown {
+                revealed.insert(owner.session_id().to_owned());
+            } else {
+                revealed.remove(owner.session_id());
+            }
+        }
+        let mut table = ctx.state_mut().state_mut();
+        let mut seats = table.seats_mut();
+        if let Some(mut seat) = seats.get_mut(owner.session_id()) {
+            if shown {
+                seat.show_to(view);
+            } else {
+                seat.hide_from(view);
+            }
+        }
+    }
+
     fn deal(table: &mut <Table as Schema>::Mut<'_>) {
         let round = table.round.wrapping_add(1);
         table.set_round(round);
@@ -104,31 +127,11 @@ impl Room for CardsRoom {
         ctx.set_state(Encoder::new(Table::default()));
         // Shows the sender's seat to the client `to` (a session id).
         ctx.on_message("reveal", |_room: &mut Self, ctx, client, to: String| {
-            let Some(other) = ctx.client(&to) else { return };
-            let Some(view) = ctx.view(&other) else { return };
-            if let Some(revealed) = ctx.user_data_mut(&other) {
-                revealed.insert(client.session_id().to_owned());
-            }
-            let mut table = ctx.state_mut().state_mut();
-            let mut seats = table.seats_mut();
-            if let Some(mut seat) = seats.get_mut(client.session_id()) {
-                seat.show_to(view);
-            }
+            Self::reveal(ctx, client, &to, true);
         });
         // Hides the sender's seat from `from` again.
         ctx.on_message("conceal", |_room: &mut Self, ctx, client, from: String| {
-            let Some(other) = ctx.client(&from) else {
-                return;
-            };
-            let Some(view) = ctx.view(&other) else { return };
-            if let Some(revealed) = ctx.user_data_mut(&other) {
-                revealed.remove(client.session_id());
-            }
-            let mut table = ctx.state_mut().state_mut();
-            let mut seats = table.seats_mut();
-            if let Some(mut seat) = seats.get_mut(client.session_id()) {
-                seat.hide_from(view);
-            }
+            Self::reveal(ctx, client, &from, false);
         });
         ctx.on_message("deal", |_room: &mut Self, ctx, _client, _: IgnoredAny| {
             Self::deal(&mut ctx.state_mut().state_mut());
