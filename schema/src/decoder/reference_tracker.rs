@@ -173,6 +173,15 @@ impl<T> RefMap<T> {
     /// Inserts or replaces the entry of `id`, returning the one replaced.
     pub(crate) fn insert_replacing(&mut self, id: RefId, value: T) -> Option<T> {
         let i = id.0 as usize;
+        if i == self.dense.len()
+            && self.sparse.is_empty()
+            && i < DENSE_FLOOR.max(2 * (self.len + 1))
+        {
+            // The common case: the next refId of an encoder counting up.
+            self.dense.push(Some(value));
+            self.len += 1;
+            return None;
+        }
         if i >= self.dense.len() {
             let limit = DENSE_FLOOR.max(2 * (self.len + 1));
             if i < limit {

@@ -46,6 +46,43 @@ enum Repr {
     Heap(Box<String>),
 }
 
+/// `bytes` (at most [`INLINE`]) zero-padded to the inline buffer, read with
+/// at most two overlapping word loads and combined in a register: a
+/// `copy_from_slice` of a variable length is a `memcpy` call writing byte by
+/// byte, and the 16-byte read of the `Value` that follows then waits for
+/// those stores (a store-forwarding stall that was a tenth of a full-state
+/// decode).
+#[inline(always)]
+fn inline_buf(bytes: &[u8]) -> [u8; INLINE] {
+    let n = bytes.len();
+    let u32_at = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, |b| u128::from(u32::from_le_bytes(b)))
+    };
+    let u64_at = |at: usize| {
+        bytes
+            .get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, |b| u128::from(u64::from_le_bytes(b)))
+    };
+    // Two loads of a word, at 0 and at `n - word`: their overlap holds the
+    // same bytes, so OR-ing them is exact.
+    let v = match n {
+        0 => 0,
+        1..=3 => bytes
+            .iter()
+            .enumerate()
+            .fold(0, |v, (i, &b)| v | (u128::from(b) << (8 * i))),
+        4..=7 => u32_at(0) | (u32_at(n - 4) << (8 * (n - 4))),
+        _ => u64_at(0) | (u64_at(n - 8) << (8 * (n - 8))),
+    };
+    let mut buf = [0; INLINE];
+    buf.copy_from_slice(&v.to_le_bytes()[..INLINE]);
+    buf
+}
+
 impl Str {
     /// Bytes held inline.
     pub(crate) const INLINE: usize = INLINE;
@@ -88,11 +125,9 @@ impl Str {
     #[inline]
     pub(crate) fn from_checked(bytes: &[u8]) -> Self {
         if bytes.len() <= INLINE {
-            let mut buf = [0; INLINE];
-            buf[..bytes.len()].copy_from_slice(bytes);
             Self(Repr::Inline {
                 len: bytes.len() as u8,
-                buf,
+                buf: inline_buf(bytes),
             })
         } else {
             Self::from(std::str::from_utf8(bytes).unwrap_or_default())
@@ -151,11 +186,9 @@ impl From<&str> for Str {
     #[inline]
     fn from(s: &str) -> Self {
         if s.len() <= INLINE {
-            let mut buf = [0; INLINE];
-            buf[..s.len()].copy_from_slice(s.as_bytes());
             Self(Repr::Inline {
                 len: s.len() as u8,
-                buf,
+                buf: inline_buf(s.as_bytes()),
             })
         } else {
             Self(Repr::Heap(Box::new(s.to_owned())))
@@ -468,6 +501,22 @@ pub(crate) fn js_key_order(a: &str, b: &str) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inline_forms_hold_every_length() {
+        let text = "aé€😀bcdefghijk";
+        for end in 0..=text.len() {
+            let Some(sub) = text.get(..end) else { continue };
+            if sub.len() > INLINE {
+                break;
+            }
+            let a = Str::from(sub);
+            let b = Str::from_checked(sub.as_bytes());
+            assert_eq!(a.as_str(), sub);
+            assert_eq!(b.as_str(), sub);
+            assert_eq!(a, b);
+        }
+    }
 
     fn js(v: f64) -> String {
         let mut s = String::new();
