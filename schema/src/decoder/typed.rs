@@ -226,6 +226,14 @@ pub trait DecodeField: Sized + Send + 'static {
         None
     }
 
+    /// [`DecodeNode::__decode_primitives`] on the child (`None`: not a
+    /// child): statically dispatched for a struct, so that a collection
+    /// writing its elements makes no virtual call per element.
+    #[inline]
+    fn __decode_fields(&mut self, values: &[Option<Value>], mask: u64) -> Option<u32> {
+        Some(self.__decode_node()?.__decode_primitives(values, mask))
+    }
+
     /// Boxes the value if it is a child (refs only).
     fn __decode_boxed(self) -> Option<Box<dyn DecodeNode>> {
         None
@@ -315,6 +323,11 @@ impl<T: DecodeStruct> DecodeField for T {
         Some(self)
     }
 
+    #[inline]
+    fn __decode_fields(&mut self, values: &[Option<Value>], mask: u64) -> Option<u32> {
+        Some(DecodeNode::__decode_primitives(self, values, mask))
+    }
+
     fn __decode_take(&mut self) -> Option<Box<dyn DecodeNode>> {
         Some(Box::new(std::mem::replace(self, T::__decode_placeholder())))
     }
@@ -358,6 +371,11 @@ impl<T: DecodeField> DecodeField for Option<T> {
     #[inline]
     fn __decode_node(&mut self) -> Option<&mut dyn DecodeNode> {
         self.as_mut()?.__decode_node()
+    }
+
+    #[inline]
+    fn __decode_fields(&mut self, values: &[Option<Value>], mask: u64) -> Option<u32> {
+        self.as_mut()?.__decode_fields(values, mask)
     }
 
     fn __decode_take(&mut self) -> Option<Box<dyn DecodeNode>> {
@@ -455,10 +473,7 @@ fn planned<V: DecodeField>(
         Planned::New(ty) => V::__decode_new(ty),
         Planned::Filled(ty, values, mask) => {
             let mut v = V::__decode_new(Some(ty))?;
-            *failed += match v.__decode_node() {
-                Some(n) => n.__decode_primitives(values, mask),
-                None => mask.count_ones(),
-            } as usize;
+            *failed += v.__decode_fields(values, mask).unwrap_or(mask.count_ones()) as usize;
             Some(v)
         }
         Planned::Moved(node) => V::__decode_unbox(node),
@@ -526,14 +541,12 @@ impl<V: DecodeField + Field> DecodeNode for MapSchema<V> {
         values: &[Option<Value>],
         mask: u64,
     ) -> Option<u32> {
-        let node = self
-            .inner
+        self.inner
             .slots
             .get_mut(pos)?
             .as_mut()?
             .value
-            .__decode_node()?;
-        Some(node.__decode_primitives(values, mask))
+            .__decode_fields(values, mask)
     }
 
     fn __decode_take_element(&mut self, pos: usize) -> Option<Box<dyn DecodeNode>> {
@@ -590,6 +603,15 @@ macro_rules! indexed_node {
                 {
                     f(node);
                 }
+            }
+
+            fn __decode_element_primitives(
+                &mut self,
+                pos: usize,
+                values: &[Option<Value>],
+                mask: u64,
+            ) -> Option<u32> {
+                self.inner.slots.get_mut(pos)?.as_mut()?.value.__decode_fields(values, mask)
             }
 
             fn __decode_take_element(&mut self, pos: usize) -> Option<Box<dyn DecodeNode>> {
