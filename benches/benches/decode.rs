@@ -1,7 +1,9 @@
 //! Decoder benches: D1 (apply one S1 patch: every entity of
 //! `MapSchema<Entity>` moved) and D3 (decode one S3 full state into a fresh
 //! decoder), for the typed `Decoder<T>` and the Reflection-built
-//! `DynamicDecoder`, with 1 000 and 10 000 entities.
+//! `DynamicDecoder`, with 1 000 and 10 000 entities; D3 also for the
+//! hand-written floor (`decode_s3_floor`: the same Rust values built with no
+//! decoder's generality).
 //!
 //! The input bytes come from Roomcast's encoder on the scenarios of
 //! `roomcast_benches` (byte-identical to the reference's for S1). Under
@@ -15,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
-use roomcast_benches::{measure, EncodeAll, MoveAll, Scenario, State, Timing};
+use roomcast_benches::{decode_s3_floor, measure, EncodeAll, MoveAll, Scenario, State, Timing};
 use roomcast_schema::decoder::{Decoder, DynamicDecoder, ReflectionDialect};
 use roomcast_schema::{encode_reflection, Dialect, EncoderOptions};
 
@@ -176,7 +178,7 @@ fn compare_with_js() {
         let Some(js) = js_figures(n) else { return };
         let inp = inputs(n);
         let js_of = |s: &str| js.iter().find(|(id, m, _)| id == s && *m == n).map(|t| t.2);
-        let rows: [(&str, &str, f64); 4] = [
+        let rows: [(&str, &str, f64); 5] = [
             (
                 "D1",
                 "dynamic",
@@ -222,6 +224,16 @@ fn compare_with_js() {
                 measure_d3(
                     || Decoder::<State>::new().expect("types"),
                     |d| d.decode(&inp.full).expect("full"),
+                ),
+            ),
+            (
+                // The same Rust values built by hand (`decode_s3_floor`):
+                // what any typed decoder of this state costs at least.
+                "D3",
+                "floor",
+                measure_d3(
+                    || None,
+                    |d| *d = Some(decode_s3_floor(&inp.full).expect("floor")),
                 ),
             ),
         ];

@@ -1,5 +1,5 @@
 //! A driver for profiling D3 (and D1) outside criterion:
-//! `cargo run --release -p roomcast-benches --example d3_profile -- <dynamic|typed|d1-dynamic|d1-typed> <n> <rounds> <batch>`.
+//! `cargo run --release -p roomcast-benches --example d3_profile -- <dynamic|typed|floor|d1-dynamic|d1-typed> <n> <rounds> <batch>`.
 //!
 //! D3: each round builds `batch` fresh decoders, decodes the S3 full state
 //! into each (kept alive, as the benches do), then drops them. D1: applies
@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use roomcast_benches::{EncodeAll, MoveAll, State};
+use roomcast_benches::{decode_s3_floor, EncodeAll, MoveAll, State};
 use roomcast_schema::decoder::{Decoder, DynamicDecoder, ReflectionDialect};
 use roomcast_schema::{encode_reflection, Dialect, EncoderOptions};
 
@@ -103,6 +103,19 @@ fn main() {
             );
             decodes = rounds * batch;
         }
+        "floor" => {
+            // The hand-written D3 (`decode_s3_floor`), its state kept alive
+            // like the decoders.
+            d3_rounds(
+                rounds,
+                batch,
+                || None,
+                |d| *d = Some(decode_s3_floor(&full).expect("floor")),
+                &mut timed,
+                &mut faults,
+            );
+            decodes = rounds * batch;
+        }
         "d1-dynamic" => {
             let mut d = DynamicDecoder::from_reflection(&reflection, ReflectionDialect::V5)
                 .expect("reflection");
@@ -128,7 +141,7 @@ fn main() {
                 decodes += 1;
             }
         }
-        _ => panic!("mode: dynamic | typed | d1-dynamic | d1-typed | s1"),
+        _ => panic!("mode: dynamic | typed | floor | d1-dynamic | d1-typed | s1"),
     }
     let el = if mode.starts_with("d1") || mode == "s1" {
         t0.elapsed()

@@ -1,4 +1,7 @@
-//! S2 without Roomcast: the least a server can do to produce S2's patches.
+//! Floors: the least any implementation can do for a scenario, hand-written
+//! for it alone and measured in the same run as Roomcast and the reference.
+//!
+//! # S2 (encoder)
 //!
 //! [`MoveSomeFloor`] is a hand-written, single-purpose loop over plain
 //! vectors that does exactly S2's work — check a handle, queue the entity
@@ -9,7 +12,21 @@
 //! encoder can reach for S2 on a given machine, measured in the same run as
 //! the encoder and the reference (`benches/compare.sh --only S2`).
 
-use crate::scenario::Scenario;
+//!
+//! # D3 (typed decoder)
+//!
+//! [`decode_s3_floor`] reads an S3 full state straight into the scenario's
+//! [`State`]: it checks what a decoder must check (bounds, operation bytes,
+//! field indexes, refIds, UTF-8, each entity added once and filled once)
+//! and keeps only a refId table, with none of the typed decoder's
+//! generality (any schema, patches, moves, shared instances, callbacks,
+//! all-or-nothing on a live state). It bounds what a typed decoder building
+//! these Rust values can reach (`cargo bench -p roomcast-benches --bench
+//! decode`, row `D3 floor`).
+
+use roomcast_schema::wire::{DecodeError, DecodeErrorKind, Reader};
+
+use crate::scenario::{Entity, Scenario, State};
 
 /// No sequence number yet this tick.
 const UNSET: u32 = u32::MAX;
@@ -180,10 +197,122 @@ impl Scenario for MoveSomeFloor {
     }
 }
 
+/// What a refId of the S3 full state names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Named {
+    Entities,
+    Items,
+    /// The entity added `n`-th, and whether its block was read.
+    Entity(u32, bool),
+}
+
+/// An error at the reader's position.
+fn fail<T>(r: &Reader<'_>, kind: DecodeErrorKind) -> Result<T, DecodeError> {
+    Err(Reader::error_at(r.offset(), kind))
+}
+
+/// D3 hand-written: the S3 full state `bytes` into a [`State`]; see the
+/// module docs.
+///
+/// # Errors
+///
+/// Input that is not an S3 full state (with the offset of the problem).
+pub fn decode_s3_floor(bytes: &[u8]) -> Result<State, DecodeError> {
+    let mut r = Reader::new(bytes);
+    // refId -> what it names; refIds are bounded by the input (every
+    // structure takes at least a byte).
+    let mut refs: Vec<Option<Named>> = vec![None; 2];
+    let name =
+        |refs: &mut Vec<Option<Named>>, r: &Reader<'_>, id: u32, what| -> Result<(), DecodeError> {
+            let i = id as usize;
+            if i == 0 || i > bytes.len() {
+                return fail(r, DecodeErrorKind::InvalidIndex);
+            }
+            if i >= refs.len() {
+                refs.resize(i + 1, None);
+            }
+            if refs[i].is_some() {
+                return fail(r, DecodeErrorKind::Malformed("refId added twice"));
+            }
+            refs[i] = Some(what);
+            Ok(())
+        };
+    // The root block: the two collections.
+    while let Some(op) = r.peek().filter(|&b| b != 0xff) {
+        r.read_u8()?;
+        let what = match op {
+            0x80 => Named::Entities,
+            0x81 => Named::Items,
+            _ => return fail(&r, DecodeErrorKind::InvalidOperation(op)),
+        };
+        let id = r.decode_varint()?;
+        name(&mut refs, &r, id, what)?;
+    }
+    // Entities in the order of their ADDs, keys beside them.
+    let mut keys: Vec<&str> = Vec::new();
+    let mut entities: Vec<Entity> = Vec::new();
+    while r.read_u8().is_ok() {
+        let id = r.decode_varint()? as usize;
+        match refs.get(id).copied().flatten() {
+            Some(Named::Entities) => {
+                while let Some(op) = r.peek().filter(|&b| b != 0xff) {
+                    r.read_u8()?;
+                    if op != 0x80 {
+                        return fail(&r, DecodeErrorKind::InvalidOperation(op));
+                    }
+                    let index = r.decode_varint()?;
+                    if index as usize != keys.len() {
+                        return fail(&r, DecodeErrorKind::UnknownMapIndex(index));
+                    }
+                    keys.push(r.decode_str()?);
+                    let child = r.decode_varint()?;
+                    name(&mut refs, &r, child, Named::Entity(index, false))?;
+                    entities.push(Entity::default());
+                }
+            }
+            Some(Named::Entity(n, false)) => {
+                refs[id] = Some(Named::Entity(n, true));
+                let e = &mut entities[n as usize];
+                while let Some(op) = r.peek().filter(|&b| b != 0xff) {
+                    r.read_u8()?;
+                    match op {
+                        0x80 => e.x = r.decode_f32()?,
+                        0x81 => e.y = r.decode_f32()?,
+                        0x82 => e.angle = r.decode_f32()?,
+                        0x83 => e.hp = r.decode_u8()?,
+                        0x84 => {
+                            let s = r.decode_str()?;
+                            e.name.clear();
+                            e.name.push_str(s);
+                        }
+                        _ => return fail(&r, DecodeErrorKind::InvalidOperation(op)),
+                    }
+                }
+            }
+            Some(Named::Items) => {
+                if r.peek().is_some_and(|b| b != 0xff) {
+                    return fail(&r, DecodeErrorKind::Unsupported("items in S3"));
+                }
+            }
+            Some(Named::Entity(_, true)) => {
+                return fail(&r, DecodeErrorKind::Malformed("entity block twice"))
+            }
+            None => return fail(&r, DecodeErrorKind::UnknownRefId(id as u32)),
+        }
+    }
+    let mut state = State::default();
+    state.entities.reserve(keys.len());
+    for (key, e) in keys.into_iter().zip(entities) {
+        state.entities.insert(key, e);
+    }
+    Ok(state)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::MoveSome;
+    use crate::scenario::{EncodeAll, MoveSome};
+    use roomcast_schema::decoder::Decoder;
     use roomcast_schema::EncoderOptions;
 
     #[test]
@@ -193,6 +322,24 @@ mod tests {
         let mut floor = MoveSomeFloor::new(300);
         for tick in 0..250 {
             assert_eq!(floor.step(), enc.step(), "tick {tick}");
+        }
+    }
+
+    #[test]
+    fn the_d3_floor_decodes_what_the_typed_decoder_decodes() {
+        let bytes = EncodeAll::new(300, EncoderOptions::default())
+            .encode()
+            .to_vec();
+        let floor = decode_s3_floor(&bytes).expect("floor");
+        let mut typed = Decoder::<State>::new().expect("types");
+        typed.decode(&bytes).expect("typed");
+        let a: Vec<_> = floor.entities.iter().collect();
+        let b: Vec<_> = typed.state().entities.iter().collect();
+        assert_eq!(a.len(), 300);
+        assert_eq!(a, b);
+        // Cut anywhere, it fails without panicking.
+        for end in 0..bytes.len() {
+            let _ = decode_s3_floor(&bytes[..end]);
         }
     }
 }

@@ -11,7 +11,7 @@ pub mod floor;
 pub mod measure;
 pub mod scenario;
 
-pub use floor::MoveSomeFloor;
+pub use floor::{decode_s3_floor, MoveSomeFloor};
 pub use measure::{measure, Measurement, Timing};
 pub use scenario::{
     Churn, EncodeAll, Entity, Idle, MoveAll, MoveSome, Scenario, ScenarioId, State, ViewEntity,

@@ -87,8 +87,19 @@ impl<V: Field> MapSchema<V> {
         self.inner.slots[pos as usize].as_ref().map(|s| &s.value)
     }
 
-    /// Room for `n` more entries.
-    pub(crate) fn reserve(&mut self, n: usize) {
+    /// Makes room for `n` more entries, so that building a map of known
+    /// size (e.g. from a decoded message) allocates once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use roomcast_schema::MapSchema;
+    /// let mut m: MapSchema<u8> = MapSchema::new();
+    /// m.reserve(100);
+    /// m.insert("a", 1);
+    /// assert_eq!(m.len(), 1);
+    /// ```
+    pub fn reserve(&mut self, n: usize) {
         self.inner.reserve(n);
         let (inner, hasher) = (&self.inner, &self.hasher);
         self.index
