@@ -146,7 +146,8 @@ impl FieldArena {
         if self.slots.capacity() - start < len {
             self.slots.reserve(extra.max(start).max(len));
         }
-        self.slots.resize_with(start + len, || None);
+        // (An exact-size extend: one capacity check, not one per slot.)
+        self.slots.extend((0..len).map(|_| None));
         Span {
             start: start as u32,
             len: len as u32,

@@ -171,6 +171,7 @@ impl<T> RefMap<T> {
     }
 
     /// Inserts or replaces the entry of `id`, returning the one replaced.
+    #[inline]
     pub(crate) fn insert_replacing(&mut self, id: RefId, value: T) -> Option<T> {
         let i = id.0 as usize;
         if i == self.dense.len()
@@ -182,6 +183,14 @@ impl<T> RefMap<T> {
             self.len += 1;
             return None;
         }
+        self.insert_other(id, value)
+    }
+
+    /// [`insert_replacing`](Self::insert_replacing) but for the next refId
+    /// (out of line: keeps the common case small enough to inline).
+    #[inline(never)]
+    fn insert_other(&mut self, id: RefId, value: T) -> Option<T> {
+        let i = id.0 as usize;
         if i >= self.dense.len() {
             let limit = DENSE_FLOOR.max(2 * (self.len + 1));
             if i < limit {
