@@ -9,16 +9,18 @@
 //! allocation (a 16-byte header, then the bytes; the string points at the
 //! bytes: no second indirection).
 //!
-//! Chosen by measurement against the `Box<str>` keys (callgrind
-//! instructions, N = 1000; wall time of `benches/compare.sh` for S1):
+//! Chosen by measurement against the `Box<str>` keys: callgrind
+//! instructions at N = 1000, and wall time (2-core machine, alternate runs)
+//! of `d3_profile typed` and `benches/compare.sh`:
 //!
 //! | | own enum, 24 B | `compact_str`, 24 B | `ecow`, 16 B |
 //! | --- | ---: | ---: | ---: |
-//! | D3 typed full-state decode | −5.5 % | −5.5 % | −5.4 % |
+//! | D3 typed full-state decode, instructions | −5.5 % | −5.5 % | −4.9 % |
+//! | D3 typed, wall, N = 1000 / 10,000 | — | −5 % / −4 % | −5 % / −7 % |
 //! | S1 (`for_each_mut` + patch), instructions | **+66 %** | −0.8 % | 0 % |
-//! | S1, wall time, N = 1000 and 10,000 | | **+5 to +8 %** | 0 % |
-//! | S3 (`encode_all`) | +1.2 % | +2.4 % | +0.9 % |
-//! | S4 (churn, new keys) | −0.9 % | −0.8 % | −1.0 % |
+//! | S1, wall, N = 1000 / 10,000 | **+63 % / +53 %** | **+5 % / +8 %** | −2 % / −5 % |
+//! | S3 (`encode_all`), instructions | +1.2 % | +2.4 % | +0.9 % |
+//! | S4 (churn, new keys), instructions | −0.9 % | −0.8 % | −1.0 % |
 //!
 //! With `unsafe_code = "forbid"` an enum of our own (`Inline { len, buf:
 //! [u8; 22] } | Heap(Box<str>)`) can only hand out an inline key as `&str`
@@ -53,20 +55,23 @@ impl MapKey {
     pub(crate) fn as_str(&self) -> &str {
         self.0.as_str()
     }
+
+    /// Replaces the key by `s`, in place when both are short (see
+    /// `MapSchema::insert_str`).
+    #[inline]
+    pub(crate) fn set(&mut self, s: &str) {
+        if s.len() <= EcoString::INLINE_LIMIT && self.0.is_inline() {
+            self.0.clear();
+            self.0.push_str(s);
+        } else {
+            *self = Self::from(s);
+        }
+    }
 }
 
 impl From<&str> for MapKey {
     #[inline]
     fn from(s: &str) -> Self {
-        Self(EcoString::from(s))
-    }
-}
-
-/// Copies the `String` (inline, or into a buffer with the header) and frees
-/// its buffer.
-impl From<String> for MapKey {
-    #[inline]
-    fn from(s: String) -> Self {
         Self(EcoString::from(s))
     }
 }
@@ -101,9 +106,15 @@ mod tests {
         foldhash::fast::FixedState::with_seed(7).hash_one(t)
     }
 
-    /// Both constructors, checked against `s`.
+    /// Every way to make a key, checked against `s`.
     fn check(s: &str, inline: bool) {
-        for k in [MapKey::from(s), MapKey::from(s.to_owned())] {
+        let mut set_empty = MapKey::default();
+        set_empty.set(s);
+        let mut set_short = MapKey::from("old");
+        set_short.set(s);
+        let mut set_long = MapKey::from("o".repeat(40).as_str());
+        set_long.set(s);
+        for k in [MapKey::from(s), set_empty, set_short, set_long] {
             assert_eq!(k.0.is_inline(), inline, "{s:?}");
             assert_eq!(k.as_str(), s);
             assert_eq!(k.as_bytes(), s.as_bytes());
@@ -166,7 +177,7 @@ mod tests {
         let long = "k".repeat(INLINE + 1);
         let short = MapKey::from("ann");
         assert_ne!(short, MapKey::from(long.as_str()));
-        assert_ne!(MapKey::from(""), MapKey::from("a".repeat(INLINE)));
+        assert_ne!(MapKey::from(""), MapKey::from("a".repeat(INLINE).as_str()));
         // A short key on the heap (never made by `From`) equals and hashes
         // as the inline one.
         let mut heap = EcoString::with_capacity(64);
@@ -175,17 +186,17 @@ mod tests {
         let heap = MapKey(heap);
         assert_eq!(short, heap);
         assert_eq!(hash_of(&short), hash_of(&heap));
-        // A long key, from `&str` and from a `String` with spare capacity.
-        let mut spare = String::with_capacity(100);
-        spare.push_str(&long);
-        let (a, b) = (MapKey::from(long.as_str()), MapKey::from(spare));
+        // A long key made directly and set over a short one.
+        let mut b = MapKey::from("ann");
+        b.set(&long);
+        let a = MapKey::from(long.as_str());
         assert_eq!(a, b);
         assert_eq!(hash_of(&a), hash_of(&b));
     }
 
     #[test]
     fn take_leaves_the_empty_key() {
-        let mut k = MapKey::from("x".repeat(40));
+        let mut k = MapKey::from("x".repeat(40).as_str());
         let taken = std::mem::take(&mut k);
         assert_eq!(taken.as_str(), "x".repeat(40));
         assert_eq!(k.as_str(), "");
