@@ -6,6 +6,7 @@
 //! tick (the change log and the dirty-children queue refer to positions);
 //! tombstones are compacted after a patch once they outnumber live entries.
 
+use super::map_key::MapKey;
 use crate::encoder::{Dialect, FullWriter, PatchWriter};
 use crate::schema::Field;
 use crate::tracked::{RefMeta, Tick, NO_SEQ};
@@ -42,16 +43,17 @@ impl Key for () {
     fn encode(&self, _: &mut Vec<u8>) {}
 }
 
-impl Key for Box<str> {
+impl Key for MapKey {
     const LAZY_INDEX: bool = false;
 
     #[inline]
     fn encode(&self, out: &mut Vec<u8>) {
-        wire::encode_str(out, self);
+        wire::encode_str(out, self.as_str());
     }
 
     fn as_str(&self) -> Option<&str> {
-        Some(self)
+        // The inherent `MapKey::as_str`.
+        Some(self.as_str())
     }
 }
 

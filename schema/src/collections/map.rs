@@ -6,6 +6,7 @@ use std::hash::BuildHasher;
 use hashbrown::HashTable;
 
 use super::indexed::{EntryHandle, Indexed, Slot};
+use super::map_key::MapKey;
 use crate::encoder::{FullWriter, PatchWriter};
 use crate::schema::{Describer, Field, FieldView};
 use crate::tracked::Tick;
@@ -27,7 +28,7 @@ use crate::wire;
 /// assert_eq!(scores.get("ann"), Some(&3));
 /// ```
 pub struct MapSchema<V: Field> {
-    pub(crate) inner: Indexed<Box<str>, V>,
+    pub(crate) inner: Indexed<MapKey, V>,
     /// Key → handle-table place of its entry (stable across compaction),
     /// the key itself being read from the entry: one copy of each key.
     index: HashTable<u32>,
@@ -153,12 +154,12 @@ impl<V: Field> MapSchema<V> {
 
     /// Entries in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> + '_ {
-        self.inner.iter().map(|s| (&*s.key, &s.value))
+        self.inner.iter().map(|s| (s.key.as_str(), &s.value))
     }
 
     /// Keys in insertion order.
     pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
-        self.inner.iter().map(|s| &*s.key)
+        self.inner.iter().map(|s| s.key.as_str())
     }
 
     /// Values in insertion order.
@@ -169,15 +170,11 @@ impl<V: Field> MapSchema<V> {
     /// Inserts while building an untracked map (a replaced key keeps its
     /// position); returns the previous value.
     pub fn insert(&mut self, key: impl Into<String>, value: V) -> Option<V> {
-        self.insert_boxed(key.into().into_boxed_str(), value)
+        self.insert_str(&key.into(), value)
     }
 
     /// [`insert`](Self::insert) of a borrowed key.
     pub(crate) fn insert_str(&mut self, key: &str, value: V) -> Option<V> {
-        self.insert_boxed(key.into(), value)
-    }
-
-    fn insert_boxed(&mut self, key: Box<str>, value: V) -> Option<V> {
         // One hash for the lookup and the insertion.
         let hash = self.hasher.hash_one(key.as_bytes());
         let inner = &self.inner;
@@ -191,7 +188,16 @@ impl<V: Field> MapSchema<V> {
                 .expect("indexed slot");
             return Some(std::mem::replace(&mut slot.value, value));
         }
-        let pos = self.inner.push_untracked(key, value);
+        let pos = self.inner.push_untracked(MapKey::default(), value);
+        // The key is copied into its slot rather than built and moved
+        // there: the move read a just-copied short key back in wider loads
+        // than the copy's stores (a store-forwarding stall), which made a
+        // full-state decode's map building a third slower (perf samples).
+        self.inner.slots[pos as usize]
+            .as_mut()
+            .expect("pushed slot")
+            .key
+            .set(key);
         self.index_new(hash, self.inner.loc_of(pos));
         None
     }
@@ -200,7 +206,7 @@ impl<V: Field> MapSchema<V> {
 /// The key of the live entry at handle-table place `loc`, as bytes (keys
 /// are hashed and compared as bytes).
 #[inline]
-fn key_of<V: Field>(inner: &Indexed<Box<str>, V>, loc: u32) -> &[u8] {
+fn key_of<V: Field>(inner: &Indexed<MapKey, V>, loc: u32) -> &[u8] {
     inner.slots[inner.pos_at(loc) as usize]
         .as_ref()
         .map_or(&[], |s| s.key.as_bytes())
@@ -259,9 +265,13 @@ impl<'a, V: Field> MapMut<'a, V> {
             }
             return Some(map.inner.replace(pos, value, self.tick));
         }
-        let reuse = map.inner.deleted.iter().position(|d| &*d.key == key);
+        let reuse = map
+            .inner
+            .deleted
+            .iter()
+            .position(|d| d.key.as_bytes() == key.as_bytes());
         let hash = map.hasher.hash_one(key.as_bytes());
-        let pos = map.inner.push(key.into(), value, reuse, self.tick);
+        let pos = map.inner.push(MapKey::from(key), value, reuse, self.tick);
         map.index_new(hash, map.inner.loc_of(pos));
         None
     }
@@ -278,7 +288,7 @@ impl<'a, V: Field> MapMut<'a, V> {
             .ok()?;
         let (idx, _) = entry.remove();
         let pos = map.inner.pos_at(idx);
-        let mut slot: Slot<Box<str>, V> = map.inner.remove(pos, self.tick);
+        let mut slot: Slot<MapKey, V> = map.inner.remove(pos, self.tick);
         let key = std::mem::take(&mut slot.key);
         map.inner.remember_deleted(&slot, key, pos);
         Some(slot.value)
@@ -348,7 +358,7 @@ impl<V: FieldView> MapMut<'_, V> {
     pub fn for_each_mut(&mut self, mut f: impl FnMut(&str, V::View<'_>)) {
         for slot in self.map.inner.queue_all().iter_mut().flatten() {
             f(
-                &slot.key,
+                slot.key.as_str(),
                 FieldView::__view_of(&mut slot.value, &mut slot.track, self.tick),
             );
         }

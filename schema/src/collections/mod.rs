@@ -3,6 +3,7 @@
 pub(crate) mod array;
 pub(crate) mod indexed;
 pub(crate) mod map;
+pub(crate) mod map_key;
 pub(crate) mod set;
 
 pub use array::{ArrayMut, ArraySchema};
