@@ -174,11 +174,20 @@ impl<T> RefMap<T> {
     #[inline]
     pub(crate) fn insert_replacing(&mut self, id: RefId, value: T) -> Option<T> {
         let i = id.0 as usize;
+        if let Some(slot) = self.dense.get_mut(i) {
+            // The common case: within the dense range (often made for the
+            // message beforehand, `reserve_dense`).
+            let previous = slot.replace(value);
+            if previous.is_none() {
+                self.len += 1;
+            }
+            return previous;
+        }
         if i == self.dense.len()
             && self.sparse.is_empty()
             && i < DENSE_FLOOR.max(2 * (self.len + 1))
         {
-            // The common case: the next refId of an encoder counting up.
+            // The next refId of an encoder counting up.
             self.dense.push(Some(value));
             self.len += 1;
             return None;
