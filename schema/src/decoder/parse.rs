@@ -449,8 +449,6 @@ pub(crate) fn fixed_size(p: Primitive) -> usize {
     }
 }
 
-/// Reads a primitive value (a string as its byte range in the message).
-#[inline(always)]
 /// Reads a quantized field's integer; the float it stands for.
 pub(crate) fn read_quantized(r: &mut Reader<'_>, q: Quantize) -> Result<f64, DecodeError> {
     let n = match q.bits() {
@@ -461,6 +459,8 @@ pub(crate) fn read_quantized(r: &mut Reader<'_>, q: Quantize) -> Result<f64, Dec
     Ok(q.dequantize(n))
 }
 
+/// Reads a primitive value (a string as its byte range in the message).
+#[inline(always)]
 pub(crate) fn read_primitive(r: &mut Reader<'_>, p: Primitive) -> Result<Scalar, DecodeError> {
     Ok(match p {
         Primitive::Float32 => Scalar::Number(r.decode_f32()?.into()),
