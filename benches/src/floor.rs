@@ -11,7 +11,6 @@
 //! packed apart from the cold (keys, names). It is the bound on what any
 //! encoder can reach for S2 on a given machine, measured in the same run as
 //! the encoder and the reference (`benches/compare.sh --only S2`).
-
 //!
 //! # D3 (typed decoder)
 //!

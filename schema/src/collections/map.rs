@@ -169,8 +169,8 @@ impl<V: Field> MapSchema<V> {
 
     /// Inserts while building an untracked map (a replaced key keeps its
     /// position); returns the previous value.
-    pub fn insert(&mut self, key: impl Into<String>, value: V) -> Option<V> {
-        self.insert_str(&key.into(), value)
+    pub fn insert(&mut self, key: impl AsRef<str>, value: V) -> Option<V> {
+        self.insert_str(key.as_ref(), value)
     }
 
     /// [`insert`](Self::insert) of a borrowed key.

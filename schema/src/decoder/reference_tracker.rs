@@ -195,8 +195,9 @@ impl<T> RefMap<T> {
         self.insert_other(id, value)
     }
 
-    /// [`insert_replacing`](Self::insert_replacing) but for the next refId
-    /// (out of line: keeps the common case small enough to inline).
+    /// [`insert_replacing`](Self::insert_replacing) of a refId past the
+    /// dense range (out of line: keeps the common cases small enough to
+    /// inline).
     #[inline(never)]
     fn insert_other(&mut self, id: RefId, value: T) -> Option<T> {
         let i = id.0 as usize;
