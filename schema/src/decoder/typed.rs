@@ -574,9 +574,29 @@ impl<V: DecodeField + Field> DecodeNode for MapSchema<V> {
         self.reserve(plan.len());
         let mut failed = 0;
         for (key, entry) in plan {
+            let key = key.unwrap_or_default();
+            if let Planned::Filled(ty, values, mask) = entry {
+                // Inserted empty, then filled in its slot: a value filled
+                // on the stack and then moved into the map was read back
+                // while its field writes were still in flight (a
+                // store-forwarding stall per entry).
+                let Some(v) = V::__decode_new(Some(ty)) else {
+                    failed += 1;
+                    continue;
+                };
+                let pos = match self.insert_str(key, v) {
+                    None => Some(self.inner.slots.len() - 1),
+                    Some(_) => self.pos(key).map(|p| p as usize),
+                };
+                let filled = pos
+                    .and_then(|p| self.inner.slots.get_mut(p)?.as_mut())
+                    .and_then(|slot| slot.value.__decode_fields(values, mask));
+                failed += filled.unwrap_or(mask.count_ones()) as usize;
+                continue;
+            }
             match planned(entry, &mut old, &mut failed) {
                 Some(v) => {
-                    self.insert_str(key.unwrap_or_default(), v);
+                    self.insert_str(key, v);
                 }
                 None => failed += 1,
             }
