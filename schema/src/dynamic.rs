@@ -298,14 +298,8 @@ impl Field for DynStruct {
 }
 
 impl crate::view::Node for DynStruct {
-    fn id(&self) -> u32 {
-        self.track.meta.id()
-    }
-    fn seq(&self) -> u32 {
-        self.track.meta.seq
-    }
-    fn fresh(&self) -> bool {
-        self.track.meta.fresh
+    fn meta(&self) -> &crate::tracked::RefMeta {
+        &self.track.meta
     }
     fn kind(&self) -> crate::view::NodeKind {
         crate::view::NodeKind::Struct

@@ -299,14 +299,8 @@ struct StructNode<'a, T: Schema> {
 }
 
 impl<T: Schema> crate::view::Node for StructNode<'_, T> {
-    fn id(&self) -> u32 {
-        self.track.state.meta.id()
-    }
-    fn seq(&self) -> u32 {
-        self.track.state.meta.seq
-    }
-    fn fresh(&self) -> bool {
-        self.track.state.meta.fresh
+    fn meta(&self) -> &crate::tracked::RefMeta {
+        &self.track.state.meta
     }
     fn kind(&self) -> crate::view::NodeKind {
         crate::view::NodeKind::Struct

@@ -15,9 +15,10 @@ pub(crate) const NO_SEQ: u32 = u32::MAX;
 /// No refId: the value is not attached to an encoder's tree.
 pub(crate) const NO_ID: u32 = u32::MAX;
 
-/// Identity and tick state of one tracked ref.
+/// Identity and tick state of one tracked ref (`pub` only so that the view
+/// walk's `Node` trait can hand it out; the module is private).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RefMeta {
+pub struct RefMeta {
     /// refId, or [`NO_ID`] while detached.
     pub(crate) id: u32,
     /// Order of the first change this tick, or [`NO_SEQ`].

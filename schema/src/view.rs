@@ -80,7 +80,7 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use crate::encoder::{ArrayScratch, Dialect};
-use crate::tracked::{Tick, NO_SEQ};
+use crate::tracked::{RefMeta, Tick, NO_SEQ};
 use crate::wire::{self, spec};
 
 /// The reference's `DEFAULT_VIEW_TAG`: the tag of `@view()` /
@@ -130,12 +130,20 @@ pub struct Entry<'a> {
 /// A tracked instance as the view walk sees it (read only).
 #[doc(hidden)]
 pub trait Node {
+    /// Identity and tick state.
+    fn meta(&self) -> &RefMeta;
     /// refId.
-    fn id(&self) -> u32;
+    fn id(&self) -> u32 {
+        self.meta().id()
+    }
     /// First-change order this tick, or `u32::MAX`.
-    fn seq(&self) -> u32;
+    fn seq(&self) -> u32 {
+        self.meta().seq
+    }
     /// Attached this tick.
-    fn fresh(&self) -> bool;
+    fn fresh(&self) -> bool {
+        self.meta().fresh
+    }
     /// The kind.
     fn kind(&self) -> NodeKind;
     /// A collection of primitives.
@@ -487,14 +495,7 @@ pub trait ViewTarget: crate::schema::TrackedMut {
     /// `view.add(obj, tag)`: also shows the fields marked
     /// `#[schema(view = T)]` with `T & tag != 0`.
     fn show_to_tagged(&mut self, view: ViewId, tag: i64) {
-        let (id, tick) = self.__target();
-        if let Some(v) = tick.views.get_mut(view) {
-            v.pending.push(Pending {
-                id,
-                show: true,
-                tag,
-            });
-        }
+        queue_pending(self, view, true, tag);
     }
 
     /// `view.remove(obj)`: hides this instance (and its subtree) from `view`.
@@ -504,14 +505,7 @@ pub trait ViewTarget: crate::schema::TrackedMut {
 
     /// `view.remove(obj, tag)`: hides the fields of that tag only.
     fn hide_from_tagged(&mut self, view: ViewId, tag: i64) {
-        let (id, tick) = self.__target();
-        if let Some(v) = tick.views.get_mut(view) {
-            v.pending.push(Pending {
-                id,
-                show: false,
-                tag,
-            });
-        }
+        queue_pending(self, view, false, tag);
     }
 
     /// `view.has(obj)`: whether `view` sees this instance, counting the
@@ -534,6 +528,20 @@ pub trait ViewTarget: crate::schema::TrackedMut {
 }
 
 impl<T: crate::schema::TrackedMut + ?Sized> ViewTarget for T {}
+
+/// Queues a `show` (or hide) of `target` in `view`, applied by the next
+/// walk (a view that no longer exists ignores it).
+fn queue_pending<T: crate::schema::TrackedMut + ?Sized>(
+    target: &mut T,
+    view: ViewId,
+    show: bool,
+    tag: i64,
+) {
+    let (id, tick) = target.__target();
+    if let Some(v) = tick.views.get_mut(view) {
+        v.pending.push(Pending { id, show, tag });
+    }
+}
 
 // ---------------------------------------------------------------------------
 // The walk.

@@ -1062,14 +1062,8 @@ impl<V: Field> Field for ArraySchema<V> {
 }
 
 impl<V: Field> crate::view::Node for ArraySchema<V> {
-    fn id(&self) -> u32 {
-        self.meta.id()
-    }
-    fn seq(&self) -> u32 {
-        self.meta.seq
-    }
-    fn fresh(&self) -> bool {
-        self.meta.fresh
+    fn meta(&self) -> &crate::tracked::RefMeta {
+        &self.meta
     }
     fn kind(&self) -> crate::view::NodeKind {
         crate::view::NodeKind::Array

@@ -607,14 +607,8 @@ impl<K: Key, V: Field> Indexed<K, V> {
 }
 
 impl<K: Key, V: Field> crate::view::Node for Indexed<K, V> {
-    fn id(&self) -> u32 {
-        self.meta.id()
-    }
-    fn seq(&self) -> u32 {
-        self.meta.seq
-    }
-    fn fresh(&self) -> bool {
-        self.meta.fresh
+    fn meta(&self) -> &crate::tracked::RefMeta {
+        &self.meta
     }
     fn kind(&self) -> crate::view::NodeKind {
         if K::LAZY_INDEX {
