@@ -522,41 +522,33 @@ macro_rules! collection_field {
 
 collection_field!(MapSchema, ArraySchema, SetSchema, CollectionSchema);
 
-impl<V: DecodeField + Field> DecodeNode for MapSchema<V> {
-    fn __decode_visit_element(&mut self, pos: usize, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
-        if let Some(node) = self
-            .inner
-            .slots
-            .get_mut(pos)
-            .and_then(Option::as_mut)
-            .and_then(|s| s.value.__decode_node())
-        {
-            f(node);
+/// The element accessors of a collection kept in an `Indexed` (`inner`):
+/// maps, sets and collections.
+macro_rules! indexed_elements {
+    () => {
+        fn __decode_visit_element(&mut self, pos: usize, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
+            if let Some(node) = self.inner.value_mut(pos).and_then(V::__decode_node) {
+                f(node);
+            }
         }
-    }
 
-    fn __decode_element_primitives(
-        &mut self,
-        pos: usize,
-        values: &[Option<Value>],
-        mask: u64,
-    ) -> Option<u32> {
-        self.inner
-            .slots
-            .get_mut(pos)?
-            .as_mut()?
-            .value
-            .__decode_fields(values, mask)
-    }
+        fn __decode_element_primitives(
+            &mut self,
+            pos: usize,
+            values: &[Option<Value>],
+            mask: u64,
+        ) -> Option<u32> {
+            self.inner.value_mut(pos)?.__decode_fields(values, mask)
+        }
 
-    fn __decode_take_element(&mut self, pos: usize) -> Option<Box<dyn DecodeNode>> {
-        self.inner
-            .slots
-            .get_mut(pos)?
-            .as_mut()?
-            .value
-            .__decode_take()
-    }
+        fn __decode_take_element(&mut self, pos: usize) -> Option<Box<dyn DecodeNode>> {
+            self.inner.value_mut(pos)?.__decode_take()
+        }
+    };
+}
+
+impl<V: DecodeField + Field> DecodeNode for MapSchema<V> {
+    indexed_elements!();
 
     fn __decode_rebuild(
         &mut self,
@@ -589,8 +581,8 @@ impl<V: DecodeField + Field> DecodeNode for MapSchema<V> {
                     Some(_) => self.pos(key).map(|p| p as usize),
                 };
                 let filled = pos
-                    .and_then(|p| self.inner.slots.get_mut(p)?.as_mut())
-                    .and_then(|slot| slot.value.__decode_fields(values, mask));
+                    .and_then(|p| self.inner.value_mut(p))
+                    .and_then(|v| v.__decode_fields(values, mask));
                 failed += filled.unwrap_or(mask.count_ones()) as usize;
                 continue;
             }
@@ -613,30 +605,7 @@ impl<V: DecodeField + Field> DecodeNode for MapSchema<V> {
 macro_rules! indexed_node {
     ($($c:ident),*) => {$(
         impl<V: DecodeField + Field> DecodeNode for $c<V> {
-            fn __decode_visit_element(&mut self, pos: usize, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
-                if let Some(node) = self
-                    .inner
-                    .slots
-                    .get_mut(pos)
-                    .and_then(Option::as_mut)
-                    .and_then(|s| s.value.__decode_node())
-                {
-                    f(node);
-                }
-            }
-
-            fn __decode_element_primitives(
-                &mut self,
-                pos: usize,
-                values: &[Option<Value>],
-                mask: u64,
-            ) -> Option<u32> {
-                self.inner.slots.get_mut(pos)?.as_mut()?.value.__decode_fields(values, mask)
-            }
-
-            fn __decode_take_element(&mut self, pos: usize) -> Option<Box<dyn DecodeNode>> {
-                self.inner.slots.get_mut(pos)?.as_mut()?.value.__decode_take()
-            }
+            indexed_elements!();
 
             fn __decode_rebuild(&mut self, plan: Vec<(Option<&str>, Planned<'_>)>, displaced: &mut Displaced) -> usize {
                 let old = std::mem::take(self);
