@@ -6,7 +6,7 @@
 //! `rounds` S1 patches to one decoder. Prints the time per decode (D3: the
 //! decodes only, not building and dropping the decoders).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use roomcast_benches::{decode_s3_floor, EncodeAll, MoveAll, State};
 use roomcast_schema::decoder::{Decoder, DynamicDecoder, ReflectionDialect};
@@ -27,6 +27,9 @@ fn minor_faults() -> u64 {
         .unwrap_or(0)
 }
 
+/// What a mode measured: time, minor page faults, decodes.
+type Measured = (Duration, u64, usize);
+
 /// `rounds` batches like the bench's D3 loop: each decode into a decoder
 /// made just before (outside the timed part), the batch kept alive, then
 /// dropped (outside the timed part).
@@ -35,9 +38,8 @@ fn d3_rounds<D>(
     batch: usize,
     mut make: impl FnMut() -> D,
     mut run: impl FnMut(&mut D),
-    timed: &mut std::time::Duration,
-    faults: &mut u64,
-) {
+) -> Measured {
+    let (mut timed, mut faults) = (Duration::ZERO, 0);
     for _ in 0..rounds {
         let mut keep = Vec::with_capacity(batch);
         for _ in 0..batch {
@@ -45,12 +47,29 @@ fn d3_rounds<D>(
             let f = minor_faults();
             let t = Instant::now();
             run(&mut d);
-            *timed += t.elapsed();
-            *faults += minor_faults() - f;
+            timed += t.elapsed();
+            faults += minor_faults() - f;
             keep.push(d);
         }
         drop(keep);
     }
+    (timed, faults, rounds * batch)
+}
+
+/// D1: `decoder` holding `start`, then `rounds` patches of the ring.
+fn d1_rounds<D>(
+    mut decoder: D,
+    mut decode: impl FnMut(&mut D, &[u8]),
+    start: &[u8],
+    patches: &[Vec<u8>],
+    rounds: usize,
+) -> Measured {
+    decode(&mut decoder, start);
+    let t0 = Instant::now();
+    for i in 0..rounds {
+        decode(&mut decoder, &patches[i % patches.len()]);
+    }
+    (t0.elapsed(), 0, rounds)
 }
 
 fn main() {
@@ -71,82 +90,55 @@ fn main() {
         })
         .collect();
     let full = EncodeAll::new(n, opts).encode().to_vec();
-    let t0 = Instant::now();
-    let mut timed = std::time::Duration::ZERO;
-    let mut faults = 0u64;
-    let mut decodes = 0usize;
-    match mode {
-        "dynamic" => {
-            let make = || {
+    let (el, faults, decodes) = match mode {
+        "dynamic" => d3_rounds(
+            rounds,
+            batch,
+            || {
                 DynamicDecoder::from_reflection(&reflection, ReflectionDialect::V5)
                     .expect("reflection")
-            };
-            d3_rounds(
-                rounds,
-                batch,
-                make,
-                |d| d.decode(&full).expect("full"),
-                &mut timed,
-                &mut faults,
-            );
-            decodes = rounds * batch;
-        }
-        "typed" => {
-            let make = || Decoder::<State>::new().expect("types");
-            d3_rounds(
-                rounds,
-                batch,
-                make,
-                |d| d.decode(&full).expect("full"),
-                &mut timed,
-                &mut faults,
-            );
-            decodes = rounds * batch;
-        }
-        "floor" => {
-            // The hand-written D3 (`decode_s3_floor`), its state kept alive
-            // like the decoders.
-            d3_rounds(
-                rounds,
-                batch,
-                || None,
-                |d| *d = Some(decode_s3_floor(&full).expect("floor")),
-                &mut timed,
-                &mut faults,
-            );
-            decodes = rounds * batch;
-        }
-        "d1-dynamic" => {
-            let mut d = DynamicDecoder::from_reflection(&reflection, ReflectionDialect::V5)
-                .expect("reflection");
-            d.decode(&start).expect("start");
-            for i in 0..rounds {
-                d.decode(&patches[i % 16]).expect("patch");
-                decodes += 1;
-            }
-        }
-        "d1-typed" => {
-            let mut d = Decoder::<State>::new().expect("types");
-            d.decode(&start).expect("start");
-            for i in 0..rounds {
-                d.decode(&patches[i % 16]).expect("patch");
-                decodes += 1;
-            }
-        }
+            },
+            |d| d.decode(&full).expect("full"),
+        ),
+        "typed" => d3_rounds(
+            rounds,
+            batch,
+            || Decoder::<State>::new().expect("types"),
+            |d| d.decode(&full).expect("full"),
+        ),
+        // The hand-written D3 (`decode_s3_floor`), its state kept alive like
+        // the decoders.
+        "floor" => d3_rounds(
+            rounds,
+            batch,
+            || None,
+            |d| *d = Some(decode_s3_floor(&full).expect("floor")),
+        ),
+        "d1-dynamic" => d1_rounds(
+            DynamicDecoder::from_reflection(&reflection, ReflectionDialect::V5)
+                .expect("reflection"),
+            |d, b| d.decode(b).expect("decode"),
+            &start,
+            &patches,
+            rounds,
+        ),
+        "d1-typed" => d1_rounds(
+            Decoder::<State>::new().expect("types"),
+            |d, b| d.decode(b).expect("decode"),
+            &start,
+            &patches,
+            rounds,
+        ),
         "s1" => {
             // The encoder's S1 tick, for A/B checks of shared code.
             let mut s = roomcast_benches::MoveAll::new(n, opts);
+            let t0 = Instant::now();
             for _ in 0..rounds {
                 std::hint::black_box(roomcast_benches::Scenario::tick(&mut s));
-                decodes += 1;
             }
+            (t0.elapsed(), 0, rounds)
         }
         _ => panic!("mode: dynamic | typed | floor | d1-dynamic | d1-typed | s1"),
-    }
-    let el = if mode.starts_with("d1") || mode == "s1" {
-        t0.elapsed()
-    } else {
-        timed
     };
     println!(
         "{mode} n={n}: {:.0} ns per decode ({decodes} decodes, {:.1} page faults per decode)",
