@@ -9,14 +9,14 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::decoder::value::Str;
+use crate::decoder::value::{KeyBytes, Str};
 
 use crate::decoder::array_items::ArrayItems;
 use crate::decoder::callbacks::{Callbacks, Cx, Key, Recorded};
 use crate::decoder::ordered_map::OrderedMap;
 use crate::decoder::parse::{
-    key_bytes_at, read_primitive, size_hint, Parser, Scalar, Shape, ShapeSource, Step, NO_KEY,
-    STRUCT_BYTES,
+    key_at, key_bytes_at, read_primitive, size_hint, Parser, Scalar, Shape, ShapeSource, Step,
+    NO_KEY, STRUCT_BYTES,
 };
 use crate::decoder::reference_tracker::{GarbageList, RefCount, RefId, RefIdHasherBuilder, RefMap};
 use crate::decoder::reflection::{decode_reflection, ReflectionDialect};
@@ -1004,20 +1004,29 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
             NodeData::Map(m) => {
                 let MapData { entries, indexes } = &mut **m;
                 if op & ADD == ADD && key != NO_KEY {
-                    // (Checked by the parse pass.)
-                    let k = Str::from_checked(key_bytes_at(bytes, key));
-                    // The key is hashed once; the index keeps its own copy
-                    // (no allocation for a short key).
-                    let same = indexes.get(RefId(index)).is_some_and(|old| *old == k);
+                    // (Checked by the parse pass.) Each table builds its
+                    // own copy of the key from the message (no allocation
+                    // for a short key), and the map hashes the message's
+                    // bytes: a key built once and then copied or hashed
+                    // is read back before its bytes are written.
+                    let kb = key_bytes_at(bytes, key);
+                    let same = indexes
+                        .get(RefId(index))
+                        .is_some_and(|old| old.as_bytes() == kb);
                     if !same {
-                        indexes.insert(RefId(index), k.clone());
+                        indexes.insert(RefId(index), Str::from_checked(kb));
                     }
                     let Some(v) = new else {
                         // (The parse pass gives every ADD a value.)
                         return;
                     };
-                    let key = recording.then(|| Key::Str(Arc::from(&k)));
-                    let prev = entries.insert(k, v);
+                    let key = recording.then(|| Key::Str(Arc::from(key_at(bytes, key))));
+                    let prev = entries.insert_with(
+                        &KeyBytes(kb),
+                        |k| k.as_bytes() == kb,
+                        || Str::from_checked(kb),
+                        v,
+                    );
                     (key, prev, new_ref)
                 } else if op == DELETE {
                     let Some(k) = indexes.remove(RefId(index)) else {

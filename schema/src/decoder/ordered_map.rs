@@ -77,13 +77,49 @@ impl<K: Hash + Eq + Clone, V, S: BuildHasher> OrderedMap<K, V, S> {
     /// previous value.
     pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
         let hash = self.hasher.hash_one(&key);
-        let slots = &self.slots;
-        if let Some(&p) = self.index.find(hash, |&p| key_at(slots, p) == Some(&key)) {
-            if let Some((_, v)) = self.slots.get_mut(p as usize).and_then(Option::as_mut) {
-                return Some(std::mem::replace(v, value));
-            }
-            return None;
+        match self.find_hashed(hash, |k| *k == key) {
+            Some(p) => self.replace_at(p, value),
+            None => self.push_new(hash, key, value),
         }
+    }
+
+    /// [`insert`](Self::insert) of a key known by a borrowed form: `probe`
+    /// hashes like the key, `is_key` tells the key, and `make` builds it,
+    /// only when it is new. The key is built straight into its slot: a key
+    /// built first and then hashed and moved in is read back while its
+    /// bytes are still being written (a store-forwarding stall per entry of
+    /// a full state).
+    #[inline]
+    pub(crate) fn insert_with(
+        &mut self,
+        probe: &impl Hash,
+        is_key: impl Fn(&K) -> bool,
+        make: impl FnOnce() -> K,
+        value: V,
+    ) -> Option<V> {
+        let hash = self.hasher.hash_one(probe);
+        match self.find_hashed(hash, is_key) {
+            Some(p) => self.replace_at(p, value),
+            None => self.push_new(hash, make(), value),
+        }
+    }
+
+    #[inline]
+    fn find_hashed(&self, hash: u64, is_key: impl Fn(&K) -> bool) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&p| key_at(slots, p).is_some_and(&is_key))
+            .copied()
+    }
+
+    #[inline]
+    fn replace_at(&mut self, p: u32, value: V) -> Option<V> {
+        let (_, v) = self.slots.get_mut(p as usize)?.as_mut()?;
+        Some(std::mem::replace(v, value))
+    }
+
+    #[inline]
+    fn push_new(&mut self, hash: u64, key: K, value: V) -> Option<V> {
         let pos = self.slots.len() as u32;
         self.slots.push(Some((key, value)));
         let (slots, hasher) = (&self.slots, &self.hasher);

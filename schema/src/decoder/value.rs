@@ -268,6 +268,18 @@ impl Hash for Str {
     }
 }
 
+/// The bytes of a string, hashing like the [`Str`] holding them: probes a
+/// table keyed by `Str` without building one.
+pub(crate) struct KeyBytes<'a>(pub(crate) &'a [u8]);
+
+impl Hash for KeyBytes<'_> {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(self.0);
+        state.write_u8(0xff);
+    }
+}
+
 impl fmt::Debug for Str {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.as_str(), f)
@@ -572,6 +584,15 @@ mod tests {
             s,
             r#"-5 9223372036854776000 18446744073709552000 {"$bigint":"-9223372036854775808"} {"$bigint":"18446744073709551615"} true "a\"\\\n\u0001é" "#
         );
+    }
+
+    #[test]
+    fn key_bytes_hash_like_their_str() {
+        use std::hash::BuildHasher;
+        let h = foldhash::fast::FixedState::with_seed(7);
+        for s in ["", "e1", "a key longer than the inline buffer"] {
+            assert_eq!(h.hash_one(KeyBytes(s.as_bytes())), h.hash_one(Str::from(s)));
+        }
     }
 
     #[test]
