@@ -151,6 +151,42 @@ fn map_of_schemas() {
     assert_eq!(replay::<Players>("map_of_schemas"), 0);
 }
 
+/// `MapMut::retain` deletes what it does not keep, like as many `remove`s
+/// (and a key re-added in the same tick is a DELETE_AND_ADD, which keeps
+/// the key's place on the client: the `@colyseus/schema` 5.0.34 decoder
+/// does the same).
+#[test]
+fn retain_deletes_what_it_does_not_keep() {
+    let mut enc = roomcast_schema::Encoder::new(Players {
+        players: Some(MapSchema::new()),
+    });
+    let player = |i: u8| Player {
+        name: Some(format!("p{i}")),
+        x: Some(f64::from(i)),
+        y: None,
+    };
+    if let Some(mut players) = enc.state_mut().players_mut() {
+        for i in 0..6 {
+            players.insert(format!("k{i}"), player(i));
+        }
+    }
+    let mut dec = Decoder::<Players>::new().expect("types");
+    dec.decode(enc.encode_patch()).expect("patch");
+    if let Some(mut players) = enc.state_mut().players_mut() {
+        players.retain(|k, p| k != "k1" && p.x != Some(4.0));
+        players.insert("k1", player(7));
+    }
+    dec.decode(enc.encode_patch()).expect("patch");
+    let keys: Vec<&str> = dec
+        .state()
+        .players
+        .as_ref()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(keys, ["k0", "k1", "k2", "k3", "k5"]);
+    assert_eq!(dec.state().to_json(), enc.state().to_json());
+}
+
 #[derive(Schema, Default, Debug)]
 #[schema(decode)]
 struct Named {

@@ -67,7 +67,7 @@ pub(crate) struct Slot<K, V: Field> {
     /// Whether the position is in the dirty-children queue.
     queued: bool,
     /// This entry's place in the handle table.
-    loc: u32,
+    pub(crate) loc: u32,
 }
 
 /// A stable reference to an entry of a collection, valid until the entry is

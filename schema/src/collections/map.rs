@@ -287,11 +287,18 @@ impl<'a, V: Field> MapMut<'a, V> {
             })
             .ok()?;
         let (idx, _) = entry.remove();
+        Some(self.take_place(idx))
+    }
+
+    /// Removes the entry at handle-table place `idx`, already out of the
+    /// key index, and records its DELETE.
+    fn take_place(&mut self, idx: u32) -> V {
+        let map = &mut *self.map;
         let pos = map.inner.pos_at(idx);
         let mut slot: Slot<MapKey, V> = map.inner.remove(pos, self.tick);
         let key = std::mem::take(&mut slot.key);
         map.inner.remember_deleted(&slot, key, pos);
-        Some(slot.value)
+        slot.value
     }
 
     /// Removes every entry (a CLEAR; indexes restart at 0).
@@ -302,14 +309,24 @@ impl<'a, V: Field> MapMut<'a, V> {
 
     /// Keeps only the entries for which `keep` returns true.
     pub fn retain(&mut self, mut keep: impl FnMut(&str, &V) -> bool) {
-        let doomed: Vec<Box<str>> = self
+        // The doomed entries' handle-table places, not copies of their keys.
+        let doomed: Vec<u32> = self
             .map
+            .inner
             .iter()
-            .filter(|(k, v)| !keep(k, v))
-            .map(|(k, _)| k.into())
+            .filter(|s| !keep(s.key.as_str(), &s.value))
+            .map(|s| s.loc)
             .collect();
-        for k in doomed {
-            self.remove(&k);
+        for idx in doomed {
+            let map = &mut *self.map;
+            let key = key_of(&map.inner, idx);
+            if let Ok(entry) = map
+                .index
+                .find_entry(map.hasher.hash_one(key), |&l| l == idx)
+            {
+                entry.remove();
+                self.take_place(idx);
+            }
         }
     }
 }
