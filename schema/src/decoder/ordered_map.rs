@@ -85,10 +85,9 @@ impl<K: Hash + Eq + Clone, V, S: BuildHasher> OrderedMap<K, V, S> {
 
     /// [`insert`](Self::insert) of a key known by a borrowed form: `probe`
     /// hashes like the key, `is_key` tells the key, and `make` builds it,
-    /// only when it is new. The key is built straight into its slot: a key
-    /// built first and then hashed and moved in is read back while its
-    /// bytes are still being written (a store-forwarding stall per entry of
-    /// a full state).
+    /// only when it is new. (A key built first, then hashed and moved in,
+    /// was read back while its bytes were still being written: a
+    /// store-forwarding stall per entry of a full state.)
     #[inline]
     pub(crate) fn insert_with(
         &mut self,
