@@ -45,12 +45,7 @@ impl<K: Hash + Eq + Clone, V, S: BuildHasher> OrderedMap<K, V, S> {
 
     #[inline]
     fn find(&self, key: &K) -> Option<u32> {
-        let slots = &self.slots;
-        self.index
-            .find(self.hasher.hash_one(key), |&p| {
-                key_at(slots, p) == Some(key)
-            })
-            .copied()
+        self.find_hashed(self.hasher.hash_one(key), |k| k == key)
     }
 
     #[inline]
