@@ -2,7 +2,7 @@
 //!
 //! The decode impls come from `#[schema(decode)]`.
 
-use roomcast_schema::decoder::{Decoder, NodeRef, Value, ValueRef};
+use roomcast_schema::decoder::{Decoder, DynamicDecoder, NodeRef, Value, ValueRef};
 use roomcast_schema::types::TypeRegistry;
 use roomcast_schema::{
     registry_of, ArraySchema, CollectionSchema, Field, MapSchema, Schema, SetSchema,
@@ -162,33 +162,47 @@ same_struct!(Table {
     scores
 });
 
-fn same_root(d: &Decoder<Table>) -> bool {
-    let root: NodeRef<'_> = d.dynamic().root();
-    d.state().same(Some(ValueRef::Node(root)))
+/// Whether `typed` equals the dynamic tree `tree`.
+fn same_as(typed: &Table, tree: &DynamicDecoder) -> bool {
+    let root: NodeRef<'_> = tree.root();
+    typed.same(Some(ValueRef::Node(root)))
 }
 
 /// Fuzz check for the typed decoder: messages as in [`crate::dynamic`]
-/// (without the schema byte).
+/// (without the schema byte), into a decoder in its direct mode (with
+/// its fast path) and one in its shadow mode. They must accept and reject
+/// the same messages with the same errors, a rejected message must leave
+/// the state as it was, and both typed states must equal the shadow's
+/// dynamic tree.
 pub fn typed(data: &[u8]) {
-    let mut d = Decoder::<Table>::new().expect("types");
+    let mut direct = Decoder::<Table>::new().expect("types");
+    let mut shadow = Decoder::<Table>::new().expect("types");
+    let _ = shadow.dynamic();
     for msg in crate::messages(data) {
-        let before = format!("{:?}", d.state());
-        match d.decode(msg) {
-            Err(_) => assert_eq!(
-                format!("{:?}", d.state()),
+        let before = format!("{:?}", direct.state());
+        let a = direct.decode(msg);
+        let b = shadow.decode(msg);
+        assert_eq!(a, b, "the two modes disagree");
+        if a.is_err() {
+            assert_eq!(
+                format!("{:?}", direct.state()),
                 before,
                 "a rejected message changed the typed state"
-            ),
-            Ok(()) => {
-                if d.unrepresentable() == 0 {
-                    assert!(
-                        same_root(&d),
-                        "typed state differs from the shadow:\n{:?}\n{}",
-                        d.state(),
-                        d.dynamic().to_json()
-                    );
-                }
-            }
+            );
+        }
+        if direct.unrepresentable() == 0 && shadow.unrepresentable() == 0 {
+            let (state, tree) = shadow.__with_shadow().expect("shadow mode");
+            assert!(
+                same_as(state, tree),
+                "typed state differs from the shadow:\n{state:?}\n{}",
+                tree.to_json()
+            );
+            assert!(
+                same_as(direct.state(), tree),
+                "the direct mode's state differs from the shadow:\n{:?}\n{}",
+                direct.state(),
+                tree.to_json()
+            );
         }
     }
 }

@@ -142,6 +142,16 @@ fn expand_struct(
     };
     let take_base =
         to_base(quote!(#dec::DecodeNode::__decode_take_child(&mut self.#base_field, index)));
+    let logged_base = to_base(quote!(#dec::DecodeNode::__decode_field_logged(
+        &mut self.#base_field,
+        index,
+        input,
+        p
+    )));
+    let child_mut_base =
+        to_base(quote!(#dec::DecodeNode::__decode_child_mut(&mut self.#base_field, index)));
+    let read_base =
+        to_base(quote!(#dec::DecodeNode::__decode_read_field(&mut self.#base_field, index, p)));
     Ok(quote! {
         #[automatically_derived]
         impl #dec::DecodeNode for #ident {
@@ -194,6 +204,45 @@ fn expand_struct(
                 #take_base
                 match index {
                     #( #indexes => #dec::DecodeField::__decode_take(&mut self.#own), )*
+                    _ => ::core::option::Option::None,
+                }
+            }
+
+            fn __decode_field_logged(
+                &mut self,
+                index: u8,
+                input: #dec::FieldInput<'_>,
+                p: #krate::types::Primitive,
+            ) -> (bool, ::core::option::Option<#dec::Value>) {
+                #logged_base
+                match index {
+                    #( #indexes => {
+                        let old = #dec::DecodeField::__decode_value(&self.#own, p);
+                        (#dec::decode_set(&mut self.#own, input), old)
+                    } )*
+                    _ => (false, ::core::option::Option::None),
+                }
+            }
+
+            fn __decode_child_mut(
+                &mut self,
+                index: u8,
+            ) -> ::core::option::Option<&mut dyn #dec::DecodeNode> {
+                #child_mut_base
+                match index {
+                    #( #indexes => #dec::DecodeField::__decode_node(&mut self.#own), )*
+                    _ => ::core::option::Option::None,
+                }
+            }
+
+            fn __decode_read_field(
+                &mut self,
+                index: u8,
+                p: #krate::types::Primitive,
+            ) -> ::core::option::Option<#dec::Value> {
+                #read_base
+                match index {
+                    #( #indexes => #dec::DecodeField::__decode_value(&self.#own, p), )*
                     _ => ::core::option::Option::None,
                 }
             }
@@ -302,6 +351,36 @@ fn expand_enum(
             ) -> ::core::option::Option<::std::boxed::Box<dyn #dec::DecodeNode>> {
                 match self {
                     #( Self::#vids(v) => #dec::DecodeNode::__decode_take_child(v, index), )*
+                }
+            }
+
+            fn __decode_field_logged(
+                &mut self,
+                index: u8,
+                input: #dec::FieldInput<'_>,
+                p: #krate::types::Primitive,
+            ) -> (bool, ::core::option::Option<#dec::Value>) {
+                match self {
+                    #( Self::#vids(v) => #dec::DecodeNode::__decode_field_logged(v, index, input, p), )*
+                }
+            }
+
+            fn __decode_child_mut(
+                &mut self,
+                index: u8,
+            ) -> ::core::option::Option<&mut dyn #dec::DecodeNode> {
+                match self {
+                    #( Self::#vids(v) => #dec::DecodeNode::__decode_child_mut(v, index), )*
+                }
+            }
+
+            fn __decode_read_field(
+                &mut self,
+                index: u8,
+                p: #krate::types::Primitive,
+            ) -> ::core::option::Option<#dec::Value> {
+                match self {
+                    #( Self::#vids(v) => #dec::DecodeNode::__decode_read_field(v, index, p), )*
                 }
             }
 

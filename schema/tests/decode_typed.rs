@@ -42,10 +42,15 @@ fn shares_instances(step: &Json) -> bool {
 /// one instance between two parents are only checked on the shadow (the
 /// typed state keeps such an instance in one place, and says so through
 /// `unrepresentable`); returns how many there were.
+///
+/// The chain's dynamic view is read at every step, so the chain runs in
+/// the shadow mode; a second chain that never reads it runs in the direct
+/// mode (until a step leaves it) and must hold the same typed state.
 fn replay<T: DecodeState + ToJson>(name: &str) -> usize {
     let v = vector(name);
     let mut shared = 0;
     let mut chain = Decoder::<T>::new().expect("types");
+    let mut direct = Decoder::<T>::new().expect("types");
     for (i, step) in v["steps"].as_array().expect("steps").iter().enumerate() {
         let ctx = format!("{name} step {i} ({})", step["name"]);
         let sharing = shares_instances(step);
@@ -53,6 +58,19 @@ fn replay<T: DecodeState + ToJson>(name: &str) -> usize {
         chain
             .decode(&hex(step["patch"].as_str().expect("patch")))
             .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        direct
+            .decode(&hex(step["patch"].as_str().expect("patch")))
+            .unwrap_or_else(|e| panic!("{ctx} (direct): {e}"));
+        assert_eq!(
+            direct.state().to_json(),
+            chain.state().to_json(),
+            "{ctx}: direct chain"
+        );
+        assert_eq!(
+            direct.unrepresentable(),
+            chain.unrepresentable(),
+            "{ctx}: direct chain"
+        );
         let shadow: Json = serde_json::from_str(&chain.dynamic().to_json()).expect("shadow JSON");
         assert_eq!(shadow, step["state"], "{ctx}: shadow");
         let mut fresh = Decoder::<T>::new().expect("types");

@@ -236,6 +236,53 @@ impl<K: Key, V: Field> Indexed<K, V> {
         pos
     }
 
+    /// The value of the live entry at handle-table place `idx`.
+    #[inline]
+    pub(crate) fn value_at_place(&mut self, idx: u32) -> Option<&mut V> {
+        let pos = self.locs.get(idx as usize)?.pos;
+        let slot = self.slots.get_mut(pos as usize)?.as_mut()?;
+        (slot.loc == idx).then_some(&mut slot.value)
+    }
+
+    /// Removes the entry at handle-table place `idx` without recording it
+    /// (the client side, which no encoder watches); `None` if no live entry
+    /// is there. Tombstones are dropped once they outnumber live entries.
+    pub(crate) fn remove_untracked(&mut self, idx: u32) -> Option<Slot<K, V>> {
+        let pos = self.locs.get(idx as usize)?.pos;
+        let slot = self
+            .slots
+            .get_mut(pos as usize)?
+            .take_if(|s| s.loc == idx)?;
+        self.live -= 1;
+        self.free_loc(idx);
+        self.compact();
+        Some(slot)
+    }
+
+    /// Removes every entry without recording it (the client side).
+    pub(crate) fn clear_untracked(&mut self) {
+        for slot in self.slots.iter().flatten() {
+            let loc = &mut self.locs[slot.loc as usize];
+            loc.gen = loc.gen.wrapping_add(1);
+            self.free_locs.push(slot.loc);
+        }
+        self.slots.clear();
+        self.live = 0;
+    }
+
+    /// Drops every tombstone: positions are then the order of the live
+    /// entries (the client side's rebuilt collections have none).
+    pub(crate) fn compact_all(&mut self) {
+        if self.slots.len() != self.live {
+            self.slots.retain(Option::is_some);
+            for (pos, slot) in self.slots.iter().enumerate() {
+                if let Some(slot) = slot {
+                    self.locs[slot.loc as usize].pos = pos as u32;
+                }
+            }
+        }
+    }
+
     /// Appends a new entry and records its ADD (or DELETE_AND_ADD when the
     /// same key was deleted this tick: `reuse`).
     pub(crate) fn push(

@@ -201,6 +201,33 @@ impl<V: Field> MapSchema<V> {
         self.index_new(hash, self.inner.loc_of(pos));
         None
     }
+
+    /// The handle-table place of `key`'s entry (the client side).
+    #[inline]
+    pub(crate) fn place(&self, key: &str) -> Option<u32> {
+        self.find(key)
+    }
+
+    /// Removes `key` without recording it (the client side, which no
+    /// encoder watches); the handle-table place its entry had.
+    pub(crate) fn remove_untracked(&mut self, key: &str) -> Option<u32> {
+        let inner = &self.inner;
+        let entry = self
+            .index
+            .find_entry(self.hasher.hash_one(key.as_bytes()), |&l| {
+                key_of(inner, l) == key.as_bytes()
+            })
+            .ok()?;
+        let (idx, _) = entry.remove();
+        self.inner.remove_untracked(idx);
+        Some(idx)
+    }
+
+    /// Removes every entry without recording it (the client side).
+    pub(crate) fn clear_untracked(&mut self) {
+        self.index.clear();
+        self.inner.clear_untracked();
+    }
 }
 
 /// The key of the live entry at handle-table place `loc`, as bytes (keys

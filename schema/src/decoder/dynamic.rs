@@ -190,7 +190,13 @@ pub(crate) struct Nodes {
 impl Nodes {
     /// Makes structure `id` (empty) of this shape; `rest` bytes of the
     /// message follow its reference.
-    fn insert_new(&mut self, id: RefId, shape: Shape, types: &TypeRegistry, rest: usize) {
+    pub(crate) fn insert_new(
+        &mut self,
+        id: RefId,
+        shape: Shape,
+        types: &TypeRegistry,
+        rest: usize,
+    ) {
         if id.0 as usize >= self.map.dense_len() {
             self.map.reserve_dense(size_hint(rest, STRUCT_BYTES));
         }
@@ -343,6 +349,11 @@ impl DynamicDecoder {
             recorded: Vec::new(),
             legacy: false,
         }
+    }
+
+    /// The structures, for a typed decoder building its shadow.
+    pub(crate) fn nodes_mut(&mut self) -> &mut Nodes {
+        &mut self.nodes
     }
 
     /// Decodes like the decoder of `@colyseus/schema` `dialect`: 5.x

@@ -53,6 +53,7 @@
 
 mod array_items;
 pub mod callbacks;
+mod direct;
 mod dynamic;
 mod explain;
 mod ordered_map;
@@ -71,7 +72,7 @@ pub use typed::Decoder;
 #[doc(hidden)]
 pub use typed::{
     decode_set, decode_set_value, DecodeField, DecodeNode, DecodeState, DecodeStruct, Displaced,
-    FieldInput, Planned,
+    EachElement, FieldInput, Planned,
 };
 pub use value::{Str, Value};
 

@@ -32,6 +32,7 @@
 use std::collections::HashMap;
 
 use crate::decoder::reference_tracker::{RefId, RefIdHasherBuilder, RefMap};
+use crate::decoder::typed::{DecodeNode, FieldInput};
 use crate::decoder::undo::UndoLog;
 use crate::decoder::value::Value;
 use crate::quantize::Quantize;
@@ -95,6 +96,13 @@ pub(crate) trait ShapeSource {
     /// primitive fields in place (`None`: not available, the writes are
     /// staged as steps).
     fn struct_slots(&mut self, id: RefId) -> Option<&mut [Option<Value>]> {
+        let _ = id;
+        None
+    }
+    /// The typed value of struct `id`, for the parse pass to write
+    /// primitive fields into, like [`struct_slots`](Self::struct_slots)
+    /// (`None`: not available).
+    fn typed_node(&mut self, id: RefId) -> Option<&mut dyn DecodeNode> {
         let _ = id;
         None
     }
@@ -307,6 +315,9 @@ pub(crate) struct Parser {
     /// while parsing (their fields are written like the others', without
     /// logging: a rejected message removes them).
     new_nodes: Vec<RefId>,
+    /// Primitive writes into typed values ([`ShapeSource::typed_node`])
+    /// that did not fit the Rust type, in the last parsed message.
+    pub(crate) typed_failed: u64,
 }
 
 impl Parser {
@@ -325,6 +336,7 @@ impl Parser {
         self.undo.commit();
         self.touched.clear();
         self.new_nodes.clear();
+        self.typed_failed = 0;
         let result = self.parse_inner(bytes, types, state);
         if result.is_err() {
             self.undo.rollback(state);
@@ -335,6 +347,17 @@ impl Parser {
             self.touched.clear();
         }
         result
+    }
+
+    /// Puts back what the last (accepted) parse wrote while parsing: for a
+    /// message its decoder then hands to another.
+    pub(crate) fn undo<S: ShapeSource>(&mut self, state: &mut S) {
+        self.undo.rollback(state);
+        for &id in self.new_nodes.iter().rev() {
+            state.remove_created(id);
+        }
+        self.new_nodes.clear();
+        self.touched.clear();
     }
 
     fn parse_inner<S: ShapeSource>(
@@ -371,6 +394,7 @@ impl Parser {
             touched: &mut self.touched,
             undo: &mut self.undo,
             new_nodes: &mut self.new_nodes,
+            typed_failed: &mut self.typed_failed,
             block_is_new: false,
             current: RefId::ROOT,
             switched: RefId::ROOT,
@@ -517,6 +541,7 @@ struct Cx<'a, 'b, S> {
     touched: &'b mut Vec<(RefId, u64)>,
     undo: &'b mut UndoLog,
     new_nodes: &'b mut Vec<RefId>,
+    typed_failed: &'b mut u64,
     /// With `eager`: the current structure is one of `new_nodes`.
     block_is_new: bool,
     /// The structure the current block applies to.
@@ -598,7 +623,7 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
         let current = self.current;
         let log = LOG;
         let Some(slots) = self.state.struct_slots(current) else {
-            return Ok(false);
+            return self.write_typed_primitives::<LOG>(fields);
         };
         let mut mask = 0u64;
         let mut at = self.r.offset();
@@ -663,6 +688,73 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
         if self.notify && mask != 0 && log {
             self.touched.push((current, mask));
         }
+        Ok(true)
+    }
+
+    /// [`write_primitives_as`](Self::write_primitives_as) into the typed
+    /// value of the current struct ([`ShapeSource::typed_node`]); the
+    /// values replaced are logged the same way.
+    fn write_typed_primitives<const LOG: bool>(
+        &mut self,
+        fields: &[FieldDef],
+    ) -> Result<bool, DecodeError> {
+        let bytes = self.r.buffer();
+        let current = self.current;
+        let Some(node) = self.state.typed_node(current) else {
+            return Ok(false);
+        };
+        let mut at = self.r.offset();
+        loop {
+            let byte = match bytes.get(at) {
+                Some(&b) if b != SWITCH_TO_STRUCTURE => b,
+                _ => break,
+            };
+            let index = byte & 0x3f;
+            let Some(field) = fields.get(usize::from(index)) else {
+                return Err(err(at, DecodeErrorKind::UnknownField(index)));
+            };
+            let FieldType::Primitive(p) = field.ty else {
+                break;
+            };
+            let number;
+            let input = if byte & 0xc0 == DELETE {
+                at += 1;
+                FieldInput::Delete
+            } else if let (Primitive::Float32, Some(&[a, b, c, d])) = (p, bytes.get(at + 1..at + 5))
+            {
+                // The common case, inline.
+                at += 5;
+                number = Value::Number(f32::from_le_bytes([a, b, c, d]).into());
+                FieldInput::Primitive(&number)
+            } else {
+                self.r.set_offset(at + 1);
+                let value = read_primitive(&mut self.r, p)?;
+                at = self.r.offset();
+                match value.str_in(bytes) {
+                    Some(s) => FieldInput::Str(s),
+                    None => match value.primitive_value(bytes, |_| Value::Bool(false)) {
+                        Some(v) => {
+                            number = v;
+                            FieldInput::Primitive(&number)
+                        }
+                        None => {
+                            return Err(err(at, DecodeErrorKind::Unsupported("primitive type")))
+                        }
+                    },
+                }
+            };
+            let ok = if LOG {
+                let (ok, old) = node.__decode_field_logged(index, input, p);
+                self.undo.push(current, index, old);
+                ok
+            } else {
+                node.__decode_field(index, input)
+            };
+            if !ok {
+                *self.typed_failed += 1;
+            }
+        }
+        self.r.set_offset(at);
         Ok(true)
     }
 

@@ -39,20 +39,28 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::collections::{ArrayMut, ArraySchema, CollectionSchema, MapSchema, SetSchema};
+use crate::decoder::direct::{descend, path_to, Direct, LeanData, Outcome, Place, NO_HANDLE};
 use crate::decoder::dynamic::{Mirror, NodeData, Nodes};
 use crate::decoder::parse::Shape;
 use crate::decoder::reference_tracker::{RefId, RefIdHasherBuilder, RefMap};
-use crate::decoder::{Cx, DynamicDecoder, Value, MAX_DEPTH};
+use crate::decoder::{Cx, DynamicDecoder, Str, Value, MAX_DEPTH};
 use crate::schema::Field;
 use crate::tracked::Tick;
-use crate::types::{TypeError, TypeRegistry};
+use crate::types::{ElementType, FieldType, Primitive, TypeError, TypeRegistry};
 use crate::wire::DecodeError;
+
+/// What [`DecodeNode::__decode_each`] reports of each element: its entry
+/// handle, its key (maps) and its primitive value.
+#[doc(hidden)]
+pub type EachElement<'a> = dyn FnMut(u32, Option<&str>, Option<Value>) + 'a;
 
 /// What the typed decoder writes into a struct field.
 #[doc(hidden)]
 pub enum FieldInput<'a> {
     /// A primitive value.
     Primitive(&'a Value),
+    /// A string value (read from the message: no intermediate [`Value`]).
+    Str(&'a str),
     /// A new child: a struct or enum of this concrete Rust type, or a
     /// collection (`None`).
     New(Option<RustTypeId>),
@@ -66,6 +74,7 @@ impl fmt::Debug for FieldInput<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Primitive(v) => f.debug_tuple("Primitive").field(v).finish(),
+            Self::Str(v) => f.debug_tuple("Str").field(v).finish(),
             Self::New(t) => f.debug_tuple("New").field(t).finish(),
             Self::Moved(_) => f.write_str("Moved"),
             Self::Delete => f.write_str("Delete"),
@@ -178,6 +187,86 @@ pub trait DecodeNode: Any + Send {
         plan.len()
     }
 
+    /// Struct: [`__decode_field`](Self::__decode_field), returning also the
+    /// value the field held before, as a decoded value of wire type `p`
+    /// (for the undo log of a message written while it is parsed).
+    fn __decode_field_logged(
+        &mut self,
+        index: u8,
+        input: FieldInput<'_>,
+        p: Primitive,
+    ) -> (bool, Option<Value>) {
+        let old = self.__decode_read_field(index, p);
+        (self.__decode_field(index, input), old)
+    }
+
+    /// Struct: field `index` as a decoded value of wire type `p` (`None`:
+    /// unset, or a child).
+    fn __decode_read_field(&mut self, index: u8, p: Primitive) -> Option<Value> {
+        let _ = (index, p);
+        None
+    }
+
+    /// Struct: the child held by field `index`.
+    fn __decode_child_mut(&mut self, index: u8) -> Option<&mut dyn DecodeNode> {
+        let _ = index;
+        None
+    }
+
+    /// Collection: the child at entry handle `handle` (a handle-table
+    /// place).
+    fn __decode_handle_mut(&mut self, handle: u32) -> Option<&mut dyn DecodeNode> {
+        let _ = handle;
+        None
+    }
+
+    /// Collection: calls `f` with the child at entry handle `handle` (a
+    /// handle-table place, stable while the entry lives).
+    fn __decode_visit_handle(&mut self, handle: u32, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
+        let _ = (handle, f);
+    }
+
+    /// Collection: room for `n` more elements.
+    fn __decode_reserve(&mut self, n: usize) {
+        let _ = n;
+    }
+
+    /// Map: sets `key` to the element `input` describes. Returns the entry
+    /// handle the key had before (if any) and the one it has now (`None`:
+    /// the element does not fit the element type, the key is then absent).
+    fn __decode_map_set(&mut self, key: &str, input: FieldInput<'_>) -> (Option<u32>, Option<u32>) {
+        let _ = (key, input);
+        (None, None)
+    }
+
+    /// Map: removes `key`; the entry handle it had.
+    fn __decode_map_remove(&mut self, key: &str) -> Option<u32> {
+        let _ = key;
+        None
+    }
+
+    /// Set / collection: appends the element `input` describes; its entry
+    /// handle (`None`: it does not fit the element type).
+    fn __decode_push(&mut self, input: FieldInput<'_>) -> Option<u32> {
+        let _ = input;
+        None
+    }
+
+    /// Set / collection: removes the entry at handle `handle`.
+    fn __decode_remove_handle(&mut self, handle: u32) {
+        let _ = handle;
+    }
+
+    /// Collection: removes every element.
+    fn __decode_clear_all(&mut self) {}
+
+    /// Collection: drops the positions of removed entries, then calls `f`
+    /// with each element in order: its entry handle, its key (maps) and,
+    /// for an element of primitive wire type `p`, its value.
+    fn __decode_each(&mut self, p: Option<Primitive>, f: &mut EachElement<'_>) {
+        let _ = (p, f);
+    }
+
     /// For downcasting a boxed node.
     fn __decode_into_any(self: Box<Self>) -> Box<dyn Any + Send>;
 }
@@ -202,6 +291,18 @@ pub trait DecodeField: Sized + Send + 'static {
             }
             None => false,
         }
+    }
+
+    /// Assigns a decoded string in place.
+    fn __decode_assign_str(&mut self, s: &str) -> bool {
+        self.__decode_assign(&Value::String(Str::from(s)))
+    }
+
+    /// The value as a decoded primitive of wire type `p` (`None`: a child,
+    /// unset, or not a value of that type).
+    fn __decode_value(&self, p: Primitive) -> Option<Value> {
+        let _ = p;
+        None
     }
 
     /// A new child of concrete Rust type `ty` (`None`: a collection).
@@ -249,6 +350,7 @@ pub trait DecodeField: Sized + Send + 'static {
 pub fn decode_set<F: DecodeField>(slot: &mut F, input: FieldInput<'_>) -> bool {
     match input {
         FieldInput::Primitive(v) => slot.__decode_assign(v),
+        FieldInput::Str(v) => slot.__decode_assign_str(v),
         FieldInput::New(ty) => match F::__decode_new(ty) {
             Some(v) => {
                 *slot = v;
@@ -346,6 +448,17 @@ impl<T: DecodeField> DecodeField for Option<T> {
         T::__decode_primitive(v).map(Some)
     }
 
+    fn __decode_assign_str(&mut self, s: &str) -> bool {
+        match self {
+            Some(x) => x.__decode_assign_str(s),
+            None => self.__decode_assign(&Value::String(Str::from(s))),
+        }
+    }
+
+    fn __decode_value(&self, p: Primitive) -> Option<Value> {
+        self.as_ref()?.__decode_value(p)
+    }
+
     #[inline]
     fn __decode_assign(&mut self, v: &Value) -> bool {
         match self {
@@ -405,6 +518,11 @@ macro_rules! numeric_decode {
                 })
             }
 
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_lossless, clippy::cast_precision_loss, reason = "the value as its wire type holds it")]
+            fn __decode_value(&self, p: Primitive) -> Option<Value> {
+                number_value(p, *self as i64, *self as u64, *self as f64)
+            }
+
             fn __decode_clear(&mut self) {
                 *self = 0 as $t;
             }
@@ -412,11 +530,34 @@ macro_rules! numeric_decode {
     )*};
 }
 
+/// A number as the decoded value of wire type `p` (`i`, `u`, `f`: the
+/// number as each kind).
+fn number_value(p: Primitive, i: i64, u: u64, f: f64) -> Option<Value> {
+    Some(match p {
+        Primitive::Int8
+        | Primitive::Uint8
+        | Primitive::Int16
+        | Primitive::Uint16
+        | Primitive::Int32
+        | Primitive::Uint32
+        | Primitive::Int64 => Value::Int(i),
+        Primitive::Uint64 => Value::Uint(u),
+        Primitive::Number | Primitive::Float32 | Primitive::Float64 => Value::Number(f),
+        Primitive::BigInt64 => Value::BigInt(i),
+        Primitive::BigUint64 => Value::BigUint(u),
+        _ => return None,
+    })
+}
+
 numeric_decode!(i8, u8, i16, u16, i32, u32, i64, u64, f32, f64);
 
 impl DecodeField for bool {
     fn __decode_primitive(v: &Value) -> Option<Self> {
         v.as_bool()
+    }
+
+    fn __decode_value(&self, p: Primitive) -> Option<Value> {
+        (p == Primitive::Boolean).then_some(Value::Bool(*self))
     }
 
     fn __decode_clear(&mut self) {
@@ -452,6 +593,21 @@ impl DecodeField for String {
             }
             None => false,
         }
+    }
+
+    #[inline]
+    fn __decode_assign_str(&mut self, s: &str) -> bool {
+        if self.capacity() < s.len() {
+            assign_new_string(self, s);
+        } else {
+            self.clear();
+            self.push_str(s);
+        }
+        true
+    }
+
+    fn __decode_value(&self, p: Primitive) -> Option<Value> {
+        (p == Primitive::String).then(|| Value::String(Str::from(self.as_str())))
     }
 
     fn __decode_clear(&mut self) {
@@ -544,11 +700,89 @@ macro_rules! indexed_elements {
         fn __decode_take_element(&mut self, pos: usize) -> Option<Box<dyn DecodeNode>> {
             self.inner.value_mut(pos)?.__decode_take()
         }
+
+        fn __decode_handle_mut(&mut self, handle: u32) -> Option<&mut dyn DecodeNode> {
+            self.inner.value_at_place(handle)?.__decode_node()
+        }
+
+        fn __decode_visit_handle(&mut self, handle: u32, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
+            if let Some(node) = self.inner.value_at_place(handle).and_then(V::__decode_node) {
+                f(node);
+            }
+        }
+
+        fn __decode_each(&mut self, p: Option<Primitive>, f: &mut EachElement<'_>) {
+            self.inner.compact_all();
+            for slot in self.inner.slots.iter().flatten() {
+                let value = p.and_then(|p| slot.value.__decode_value(p));
+                f(slot.loc, slot.key.as_key(), value);
+            }
+        }
     };
+}
+
+/// The key of a collection entry, as the typed decoder reports it.
+trait AsKey {
+    fn as_key(&self) -> Option<&str>;
+}
+
+impl AsKey for () {
+    fn as_key(&self) -> Option<&str> {
+        None
+    }
+}
+
+impl AsKey for crate::collections::map_key::MapKey {
+    fn as_key(&self) -> Option<&str> {
+        Some(self.as_str())
+    }
+}
+
+/// A collection element from a [`FieldInput`] (`None`: it does not fit).
+fn element<V: DecodeField>(input: FieldInput<'_>) -> Option<V> {
+    match input {
+        FieldInput::Primitive(v) => V::__decode_primitive(v),
+        FieldInput::Str(s) => V::__decode_primitive(&Value::String(Str::from(s))),
+        FieldInput::New(ty) => V::__decode_new(ty),
+        FieldInput::Moved(node) => V::__decode_unbox(node),
+        FieldInput::Delete => None,
+    }
 }
 
 impl<V: DecodeField + Field> DecodeNode for MapSchema<V> {
     indexed_elements!();
+
+    fn __decode_reserve(&mut self, n: usize) {
+        self.reserve(n);
+    }
+
+    fn __decode_map_set(&mut self, key: &str, input: FieldInput<'_>) -> (Option<u32>, Option<u32>) {
+        let before = self.place(key);
+        match element::<V>(input) {
+            Some(v) => {
+                if self.insert_str(key, v).is_some() {
+                    (before, before)
+                } else {
+                    let pos = self.inner.slots.len() as u32 - 1;
+                    (before, Some(self.inner.loc_of(pos)))
+                }
+            }
+            None => {
+                if before.is_some() {
+                    self.remove_untracked(key);
+                }
+                (before, None)
+            }
+        }
+    }
+
+    fn __decode_map_remove(&mut self, key: &str) -> Option<u32> {
+        self.remove_untracked(key)
+    }
+
+    fn __decode_clear_all(&mut self) {
+        self.clear_untracked();
+    }
 
     fn __decode_rebuild(
         &mut self,
@@ -606,6 +840,23 @@ macro_rules! indexed_node {
     ($($c:ident),*) => {$(
         impl<V: DecodeField + Field> DecodeNode for $c<V> {
             indexed_elements!();
+
+            fn __decode_reserve(&mut self, n: usize) {
+                self.inner.reserve(n);
+            }
+
+            fn __decode_push(&mut self, input: FieldInput<'_>) -> Option<u32> {
+                let pos = self.inner.push_untracked((), element::<V>(input)?);
+                Some(self.inner.loc_of(pos))
+            }
+
+            fn __decode_remove_handle(&mut self, handle: u32) {
+                self.inner.remove_untracked(handle);
+            }
+
+            fn __decode_clear_all(&mut self) {
+                self.inner.clear_untracked();
+            }
 
             fn __decode_rebuild(&mut self, plan: Vec<(Option<&str>, Planned<'_>)>, displaced: &mut Displaced) -> usize {
                 let old = std::mem::take(self);
@@ -838,6 +1089,23 @@ fn visit(
 }
 
 impl Typed {
+    /// Records the children of collection `at`, by position in its typed
+    /// value (`None`: a primitive element).
+    fn place_elements(&mut self, at: RefId, ids: Vec<Option<RefId>>) {
+        for (p, c) in ids.iter().enumerate() {
+            if let Some(c) = *c {
+                self.loc.insert(
+                    c,
+                    Loc {
+                        parent: at,
+                        slot: Slot::Pos(p as u32),
+                    },
+                );
+            }
+        }
+        self.elems.insert(at, ids);
+    }
+
     fn rust_type(&self, nodes: &Nodes, id: RefId) -> Option<RustTypeId> {
         match nodes.map.get(id)?.shape {
             Shape::Struct(t) => self.rust_types.get(t.0 as usize).copied().flatten(),
@@ -1533,8 +1801,28 @@ impl Mirror for Bound<'_> {
 /// callbacks are registered through [`callbacks`](Self::callbacks) (they
 /// receive the dynamic view of the values). Steady-state patches that
 /// update fields allocate nothing.
+///
+/// A decoder starts in its direct mode: messages are written straight into
+/// `T`, with only the wire bookkeeping beside it. It switches for good to
+/// keeping a dynamic value tree beside `T` (the same one a
+/// [`DynamicDecoder`] holds, which both change callbacks and
+/// [`dynamic`](Self::dynamic) read) on the first use of either, or on the
+/// first message the direct mode does not cover: an operation on array
+/// elements, or a structure moved between parents or held by two. The
+/// typed state is the same either way.
 pub struct Decoder<T> {
     state: T,
+    /// Rust type of each wire type id.
+    rust_types: Vec<Option<RustTypeId>>,
+    /// The direct mode's state (emptied once the shadow exists).
+    direct: Box<Direct>,
+    /// The shadow mode's, once entered.
+    shadow: Option<Box<Shadowed>>,
+}
+
+/// The shadow mode: the dynamic value tree, and the mirror writing its
+/// changes into `T`.
+struct Shadowed {
     shadow: DynamicDecoder,
     typed: Typed,
 }
@@ -1543,6 +1831,7 @@ impl<T: fmt::Debug> fmt::Debug for Decoder<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Decoder")
             .field("state", &self.state)
+            .field("direct", &self.shadow.is_none())
             .finish_non_exhaustive()
     }
 }
@@ -1563,11 +1852,9 @@ impl<T: DecodeState> Decoder<T> {
         }
         Ok(Self {
             state: T::__decode_placeholder(),
-            shadow: DynamicDecoder::new(types),
-            typed: Typed {
-                rust_types,
-                ..Typed::default()
-            },
+            rust_types,
+            direct: Box::new(Direct::new(types)),
+            shadow: None,
         })
     }
 
@@ -1578,17 +1865,45 @@ impl<T: DecodeState> Decoder<T> {
     /// A [`DecodeError`] naming the first problem and its byte offset; the
     /// state is then unchanged.
     pub fn decode(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
+        if self.shadow.is_none() {
+            match self
+                .direct
+                .decode(bytes, &mut self.state, &self.rust_types)?
+            {
+                Outcome::Applied => return Ok(()),
+                Outcome::NeedsShadow => {}
+            }
+        }
+        let s = shadowed(
+            &mut self.shadow,
+            &mut self.direct,
+            &mut self.state,
+            &self.rust_types,
+        );
         let mut bound = Bound {
-            typed: &mut self.typed,
+            typed: &mut s.typed,
             root: &mut self.state,
         };
-        self.shadow.decode_with(bytes, Some(&mut bound))
+        s.shadow.decode_with(bytes, Some(&mut bound))
+    }
+
+    /// The shadow mode, entered now if the decoder is still direct.
+    fn shadowed(&mut self) -> &mut Shadowed {
+        shadowed(
+            &mut self.shadow,
+            &mut self.direct,
+            &mut self.state,
+            &self.rust_types,
+        )
     }
 
     /// Decodes like the decoder of `@colyseus/schema` `dialect` (see
     /// [`DynamicDecoder::set_dialect`]).
     pub fn set_dialect(&mut self, dialect: crate::Dialect) {
-        self.shadow.set_dialect(dialect);
+        self.direct.legacy = dialect == crate::Dialect::Legacy;
+        if let Some(s) = &mut self.shadow {
+            s.shadow.set_dialect(dialect);
+        }
     }
 
     /// The decoded state.
@@ -1604,15 +1919,18 @@ impl<T: DecodeState> Decoder<T> {
     }
 
     /// The same state as a dynamic value tree (JSON, refIds, the listing
-    /// of a message with [`DynamicDecoder::explain`]).
-    #[must_use]
-    pub fn dynamic(&self) -> &DynamicDecoder {
-        &self.shadow
+    /// of a message with [`DynamicDecoder::explain`]). The first call
+    /// builds the tree from the typed state, which the decoder then keeps
+    /// up to date beside it.
+    pub fn dynamic(&mut self) -> &DynamicDecoder {
+        &self.shadowed().shadow
     }
 
     /// Registers change callbacks (see [`callbacks`](crate::decoder::callbacks)).
+    /// The first call makes the decoder keep the dynamic value tree the
+    /// callbacks read (see [`dynamic`](Self::dynamic)).
     pub fn callbacks(&mut self) -> Cx<'_> {
-        self.shadow.callbacks()
+        self.shadowed().shadow.callbacks()
     }
 
     /// Number of changes the Rust types could not hold: an instance shared
@@ -1620,6 +1938,185 @@ impl<T: DecodeState> Decoder<T> {
     /// has no variant for it. Zero for any stream a Roomcast server sends.
     #[must_use]
     pub fn unrepresentable(&self) -> u64 {
-        self.typed.unrepresentable
+        match &self.shadow {
+            Some(s) => s.typed.unrepresentable,
+            None => self.direct.unrepresentable,
+        }
     }
+
+    /// Whether the decoder is still in its direct mode (tests).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn __is_direct(&self) -> bool {
+        self.shadow.is_none()
+    }
+
+    /// The typed state and the dynamic tree beside it, once in the shadow
+    /// mode (tests and fuzzing).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn __with_shadow(&self) -> Option<(&T, &DynamicDecoder)> {
+        Some((&self.state, &self.shadow.as_ref()?.shadow))
+    }
+}
+
+/// The shadow mode of a decoder (its fields), entered now if it is still
+/// direct.
+fn shadowed<'s>(
+    shadow: &'s mut Option<Box<Shadowed>>,
+    direct: &mut Direct,
+    state: &mut dyn DecodeNode,
+    rust_types: &[Option<RustTypeId>],
+) -> &'s mut Shadowed {
+    shadow.get_or_insert_with(|| Box::new(materialize(direct, state, rust_types)))
+}
+
+/// The element type of a collection shape, if primitive.
+fn element_primitive(shape: Shape) -> Option<Primitive> {
+    match shape {
+        Shape::Collection(_, ElementType::Primitive(p)) => Some(p),
+        Shape::Collection(..) | Shape::Struct(_) => None,
+    }
+}
+
+/// The shadow mode's state built from the direct mode's (which it takes)
+/// and the typed state `root`: every structure of the lean table with the
+/// values `T` holds, and the mirror's locations.
+fn materialize(
+    direct: &mut Direct,
+    root: &mut dyn DecodeNode,
+    rust_types: &[Option<RustTypeId>],
+) -> Shadowed {
+    let lean = std::mem::take(&mut direct.nodes);
+    let registry = direct.types.clone();
+    let mut shadow = DynamicDecoder::new(direct.types.clone());
+    if direct.legacy {
+        shadow.set_dialect(crate::Dialect::Legacy);
+    }
+    let mut typed = Typed {
+        rust_types: rust_types.to_vec(),
+        unrepresentable: direct.unrepresentable,
+        ..Typed::default()
+    };
+    let nodes = shadow.nodes_mut();
+    for (id, l) in lean.iter() {
+        if id != RefId::ROOT {
+            nodes.insert_new(id, l.shape, &registry, 0);
+        }
+        if let Some(n) = nodes.map.get_mut(id) {
+            // Held by one slot (the root: by the decoder).
+            n.rc.count = 1;
+        }
+    }
+    let mut path = Vec::new();
+    for (id, l) in lean.iter() {
+        let in_t = path_to(&lean, id, &mut path);
+        match l.data() {
+            None | Some(LeanData::Struct(_)) => {
+                let children = l.children();
+                let Shape::Struct(ty) = l.shape else {
+                    continue;
+                };
+                let defs = registry.fields(ty);
+                let mut values: Vec<Option<Value>> = vec![None; defs.len()];
+                for &(i, c) in children {
+                    if let Some(v) = values.get_mut(usize::from(i)) {
+                        *v = Some(Value::Ref(c));
+                    }
+                    let child = lean.get(c);
+                    if let Some(n) = nodes.map.get_mut(c) {
+                        if matches!(n.shape, Shape::Collection(..)) {
+                            n.owner = Some((id, i));
+                        }
+                    }
+                    if child.is_some_and(|n| n.place == Place::Field(i)) {
+                        typed.loc.insert(
+                            c,
+                            Loc {
+                                parent: id,
+                                slot: Slot::Field(i),
+                            },
+                        );
+                    }
+                }
+                if in_t {
+                    descend(root, &path, &mut |n| {
+                        for (i, def) in defs.iter().enumerate() {
+                            let p = match def.ty {
+                                FieldType::Primitive(p) => p,
+                                FieldType::Quantized(_) => Primitive::Float64,
+                                FieldType::Schema(_) | FieldType::Collection(..) => continue,
+                            };
+                            if let Some(v) = values.get_mut(i) {
+                                *v = n.__decode_read_field(i as u8, p);
+                            }
+                        }
+                    });
+                }
+                if let Some(NodeData::Struct(span)) = nodes.map.get(id).map(|n| &n.data) {
+                    let span = *span;
+                    for (slot, v) in nodes.fields.get_mut(span).iter_mut().zip(values) {
+                        *slot = v;
+                    }
+                }
+            }
+            Some(LeanData::Map(m)) => {
+                let mut entries: Vec<(Str, Value)> = Vec::new();
+                let mut ids = Vec::new();
+                if in_t {
+                    descend(root, &path, &mut |c| {
+                        c.__decode_each(element_primitive(l.shape), &mut |h, key, v| {
+                            let child = m.children.get(RefId(h)).copied();
+                            if let Some(v) = child.map(Value::Ref).or(v) {
+                                entries.push((Str::from(key.unwrap_or_default()), v));
+                            }
+                            ids.push(child);
+                        });
+                    });
+                    typed.place_elements(id, ids);
+                }
+                entries.extend(m.orphans.iter().map(|(k, o)| (k.clone(), Value::Ref(*o))));
+                if let Some(NodeData::Map(data)) = nodes.map.get_mut(id).map(|n| &mut n.data) {
+                    data.entries.reserve(entries.len());
+                    for (k, v) in entries {
+                        data.entries.insert(k, v);
+                    }
+                    for (index, k) in m.indexes.iter() {
+                        data.indexes.insert(index, k.clone());
+                    }
+                }
+            }
+            Some(LeanData::Indexed(x)) => {
+                let mut entries: Vec<(u32, Value)> = Vec::new();
+                let mut ids = Vec::new();
+                if in_t {
+                    descend(root, &path, &mut |c| {
+                        c.__decode_each(element_primitive(l.shape), &mut |h, _, v| {
+                            let index = x.by_handle.get(RefId(h)).copied();
+                            let child = index
+                                .and_then(|i| x.by_index.get(RefId(i)))
+                                .and_then(|e| e.1);
+                            if let (Some(i), Some(v)) = (index, child.map(Value::Ref).or(v)) {
+                                entries.push((i, v));
+                            }
+                            ids.push(child);
+                        });
+                    });
+                    typed.place_elements(id, ids);
+                }
+                entries.extend(x.by_index.iter().filter_map(|(i, e)| match *e {
+                    (NO_HANDLE, Some(c)) => Some((i.0, Value::Ref(c))),
+                    _ => None,
+                }));
+                if let Some(NodeData::Indexed(data)) = nodes.map.get_mut(id).map(|n| &mut n.data) {
+                    data.reserve(entries.len());
+                    for (i, v) in entries {
+                        data.insert(i, v);
+                    }
+                }
+            }
+            Some(LeanData::Array) => {}
+        }
+    }
+    Shadowed { shadow, typed }
 }

@@ -11,6 +11,7 @@
 
 use crate::decoder::parse::ShapeSource;
 use crate::decoder::reference_tracker::RefId;
+use crate::decoder::typed::FieldInput;
 use crate::decoder::value::{Str, Value};
 
 /// One replaced value: the slot, and the old value packed in 16 bytes
@@ -142,6 +143,13 @@ impl UndoLog {
                 .struct_slots(e.id)
                 .and_then(|slots| slots.get_mut(usize::from(e.index)))
             else {
+                // A field of a typed value, written in place.
+                if let Some(n) = state.typed_node(e.id) {
+                    let input = old
+                        .as_ref()
+                        .map_or(FieldInput::Delete, FieldInput::Primitive);
+                    n.__decode_field(e.index, input);
+                }
                 continue;
             };
             if let Some(Value::String(s)) = std::mem::replace(slot, old) {

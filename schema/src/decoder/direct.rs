@@ -1,0 +1,902 @@
+//! The typed decoder's direct mode: messages applied straight to `T`.
+//!
+//! A [`Decoder<T>`](crate::decoder::Decoder) starts in this mode. Each
+//! message is parsed and validated by the parse pass every decoder shares,
+//! then applied to `T` with, beside it, only the wire bookkeeping that `T`
+//! cannot hold: a lean table giving each refId its shape, its place in `T`
+//! (a field of its parent, or an entry handle of its parent collection),
+//! its child refIds, and for a map the key of each wire index. There is no
+//! dynamic value tree: a full state builds `T` and this table, nothing
+//! else.
+//!
+//! The mode covers what a server sends in the common case: field changes;
+//! structures created and attached where the message first references
+//! them; map, set and collection entries added, replaced, deleted and
+//! cleared; structures released (dropped with their subtree, which in this
+//! mode nothing else can hold). A message that does anything else — an
+//! operation on array elements, a reference to a structure the state
+//! already holds (a move between parents, an instance shared by two), a
+//! by-refId operation — makes the decoder switch for good to the shadow
+//! mode (`typed.rs`), as does the first use of `callbacks()` or
+//! `dynamic()`: the dynamic value tree is built from `T` and the table,
+//! then the message is applied there. Either way a message is applied
+//! entirely or not at all: the parse pass validates it before anything is
+//! written.
+
+use std::any::TypeId as RustTypeId;
+
+use crate::decoder::parse::{
+    key_at, key_bytes_at, read_primitive, Parser, Scalar, Shape, ShapeSource, Step, NO_KEY,
+};
+use crate::decoder::reference_tracker::{RefId, RefMap};
+use crate::decoder::typed::{DecodeNode, FieldInput};
+use crate::decoder::{Str, Value, MAX_DEPTH};
+use crate::types::{CollectionKind, FieldDef, FieldType, Primitive, TypeRegistry};
+use crate::wire::spec::{ADD, DELETE};
+use crate::wire::{DecodeError, Reader};
+
+/// Where a structure lives in `T`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// The root.
+    Root,
+    /// Field `i` of its parent struct.
+    Field(u8),
+    /// The entry of its parent collection at this handle-table place
+    /// (stable while the entry lives).
+    Entry(u32),
+    /// Nowhere: the Rust types could not hold it (a polymorphic child of
+    /// a type the field has no variant for), or its parent is nowhere. Its
+    /// changes are dropped; the wire bookkeeping goes on.
+    Detached,
+}
+
+/// One structure of the state (small, and plain scalars when it holds no
+/// child: a full state makes one per entity).
+#[derive(Debug)]
+pub(crate) struct Lean {
+    pub(crate) shape: Shape,
+    /// The structure holding it (the root: itself).
+    pub(crate) parent: RefId,
+    pub(crate) place: Place,
+    /// What it holds beside its values in `T` (`None`: a struct without
+    /// children).
+    pub(crate) data: Option<Box<LeanData>>,
+}
+
+/// What a structure holds beside its values in `T`.
+#[derive(Debug)]
+pub(crate) enum LeanData {
+    /// Child fields: (field index, child).
+    Struct(Vec<(u8, RefId)>),
+    Map(Box<LeanMap>),
+    /// `SetSchema` and `CollectionSchema`.
+    Indexed(Box<LeanIndexed>),
+    /// An array: always empty in this mode (an operation on its elements
+    /// switches the decoder to the shadow mode).
+    Array,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct LeanMap {
+    /// Wire index → key (several indexes may name one key, as in the
+    /// reference decoder).
+    pub(crate) indexes: RefMap<Str>,
+    /// Entry handle → child (child elements only).
+    pub(crate) children: RefMap<RefId>,
+    /// Children the element type could not hold, with their key.
+    pub(crate) orphans: Vec<(Str, RefId)>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct LeanIndexed {
+    /// Wire index → (entry handle, or [`NO_HANDLE`] when the element type
+    /// could not hold the value; child).
+    pub(crate) by_index: RefMap<(u32, Option<RefId>)>,
+    /// Entry handle → wire index.
+    pub(crate) by_handle: RefMap<u32>,
+}
+
+/// [`LeanIndexed::by_index`] of an entry `T` does not hold.
+pub(crate) const NO_HANDLE: u32 = u32::MAX;
+
+impl Lean {
+    fn new(shape: Shape, parent: RefId, place: Place) -> Self {
+        let data = match shape {
+            Shape::Struct(_) => None,
+            Shape::Collection(CollectionKind::Map, _) => {
+                Some(Box::new(LeanData::Map(Box::default())))
+            }
+            Shape::Collection(CollectionKind::Array, _) => Some(Box::new(LeanData::Array)),
+            Shape::Collection(CollectionKind::Set | CollectionKind::Collection, _) => {
+                Some(Box::new(LeanData::Indexed(Box::default())))
+            }
+        };
+        Self {
+            shape,
+            parent,
+            place,
+            data,
+        }
+    }
+}
+
+impl Lean {
+    #[inline]
+    pub(crate) fn data(&self) -> Option<&LeanData> {
+        self.data.as_deref()
+    }
+
+    #[inline]
+    fn data_mut(&mut self) -> Option<&mut LeanData> {
+        self.data.as_deref_mut()
+    }
+
+    /// A struct's child fields.
+    #[inline]
+    pub(crate) fn children(&self) -> &[(u8, RefId)] {
+        match self.data() {
+            Some(LeanData::Struct(c)) => c,
+            _ => &[],
+        }
+    }
+
+    /// A struct's child fields, to change.
+    fn children_mut(&mut self) -> Option<&mut Vec<(u8, RefId)>> {
+        if self.data.is_none() && matches!(self.shape, Shape::Struct(_)) {
+            self.data = Some(Box::new(LeanData::Struct(Vec::new())));
+        }
+        match self.data_mut() {
+            Some(LeanData::Struct(c)) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// The lean table and `T` as the parse pass sees them: it writes the
+/// primitive fields of the structs `T` holds in place (and puts them back
+/// if the message is rejected).
+struct Lookup<'a> {
+    nodes: &'a RefMap<Lean>,
+    root: &'a mut dyn DecodeNode,
+    path: &'a mut Vec<Place>,
+    /// The structure whose path `path` holds (`None`: none yet); its
+    /// siblings reuse all but the last step.
+    last: Option<RefId>,
+}
+
+impl ShapeSource for Lookup<'_> {
+    #[inline]
+    fn shape_of(&self, id: RefId) -> Option<Shape> {
+        self.nodes.get(id).map(|n| n.shape)
+    }
+
+    fn map_has_index(&self, map: RefId, index: u32) -> bool {
+        matches!(
+            self.nodes.get(map).and_then(Lean::data),
+            Some(LeanData::Map(m)) if m.indexes.contains(RefId(index))
+        )
+    }
+
+    fn typed_node(&mut self, id: RefId) -> Option<&mut dyn DecodeNode> {
+        // A sibling of the last struct (a patch changing every entity of a
+        // map): the same path but for its last step.
+        let sibling = match (self.last, self.nodes.get(id)) {
+            (Some(last), Some(n)) if last != id => {
+                matches!(n.place, Place::Entry(_) | Place::Field(_))
+                    && self.nodes.get(last).is_some_and(|l| l.parent == n.parent)
+                    && self.path.last().is_some()
+            }
+            (Some(last), Some(_)) => last == id,
+            _ => false,
+        };
+        if sibling {
+            if let (Some(step), Some(n)) = (self.path.last_mut(), self.nodes.get(id)) {
+                *step = n.place;
+            }
+        } else {
+            self.last = None;
+            if !path_to(self.nodes, id, self.path) {
+                return None;
+            }
+        }
+        self.last = Some(id);
+        node_at(&mut *self.root, self.path)
+    }
+}
+
+/// The node at the end of `path` from `node`.
+fn node_at<'a>(node: &'a mut dyn DecodeNode, path: &[Place]) -> Option<&'a mut dyn DecodeNode> {
+    let mut n = node;
+    for p in path {
+        n = match *p {
+            Place::Field(i) => n.__decode_child_mut(i)?,
+            Place::Entry(h) => n.__decode_handle_mut(h)?,
+            Place::Root | Place::Detached => return None,
+        };
+    }
+    Some(n)
+}
+
+/// What became of a message.
+pub(crate) enum Outcome {
+    Applied,
+    /// Outside this mode (nothing was applied).
+    NeedsShadow,
+}
+
+/// The direct mode's state (everything but `T`).
+#[derive(Debug)]
+pub(crate) struct Direct {
+    pub(crate) types: TypeRegistry,
+    parser: Parser,
+    pub(crate) nodes: RefMap<Lean>,
+    /// Runs of primitive field writes waiting for one walk: (struct, start,
+    /// end of the run in the message).
+    pending: Vec<(RefId, u32, u32)>,
+    /// Scratch: a path from the root.
+    path: Vec<Place>,
+    /// Scratch: structures being released.
+    stack: Vec<RefId>,
+    /// Decode like `@colyseus/schema` 3.x / 4.x (passed on to the shadow).
+    pub(crate) legacy: bool,
+    /// Changes the Rust types could not hold.
+    pub(crate) unrepresentable: u64,
+}
+
+/// The places from the root down to `id` into `path`; `false` when `id`
+/// is not in `T` (or deeper than [`MAX_DEPTH`]).
+pub(crate) fn path_to(nodes: &RefMap<Lean>, mut id: RefId, path: &mut Vec<Place>) -> bool {
+    path.clear();
+    for _ in 0..=MAX_DEPTH {
+        let Some(n) = nodes.get(id) else {
+            return false;
+        };
+        match n.place {
+            Place::Root => {
+                path.reverse();
+                return true;
+            }
+            Place::Detached => return false,
+            p => path.push(p),
+        }
+        id = n.parent;
+    }
+    false
+}
+
+/// Calls `f` with the node at the end of `path` from `node`; `false` if
+/// `T` has no value there.
+pub(crate) fn descend(
+    node: &mut dyn DecodeNode,
+    path: &[Place],
+    f: &mut dyn FnMut(&mut dyn DecodeNode),
+) -> bool {
+    let Some((first, rest)) = path.split_first() else {
+        f(node);
+        return true;
+    };
+    let mut found = false;
+    let mut inner = |n: &mut dyn DecodeNode| found = descend(n, rest, f);
+    match *first {
+        Place::Field(i) => node.__decode_visit_child(i, &mut inner),
+        Place::Entry(h) => node.__decode_visit_handle(h, &mut inner),
+        Place::Root | Place::Detached => {}
+    }
+    found
+}
+
+/// The Rust type of a new structure of this shape (`None`: a collection,
+/// or a type the state's Rust types do not have).
+fn rust_type(rust_types: &[Option<RustTypeId>], shape: Shape) -> Option<RustTypeId> {
+    match shape {
+        Shape::Struct(t) => rust_types.get(t.0 as usize).copied().flatten(),
+        Shape::Collection(..) => None,
+    }
+}
+
+/// Writes a run of primitive field operations (bytes `start..end` of the
+/// message, validated by the parse pass) into `n`; the number of fields
+/// that did not fit.
+fn write_run(n: &mut dyn DecodeNode, bytes: &[u8], start: u32, end: u32, defs: &[FieldDef]) -> u64 {
+    let Some(head) = bytes.get(..end as usize) else {
+        return 0;
+    };
+    // A reader over the message up to the end of the run, so that string
+    // ranges are offsets in the message.
+    let mut r = Reader::new(head);
+    let mut pos = start as usize;
+    let mut failed = 0;
+    while let Some(&byte) = head.get(pos) {
+        let index = byte & 0x3f;
+        let Some(FieldType::Primitive(p)) = defs.get(usize::from(index)).map(|f| f.ty) else {
+            break;
+        };
+        let ok = if byte & 0xc0 == DELETE {
+            pos += 1;
+            n.__decode_field(index, FieldInput::Delete)
+        } else if let (Primitive::Float32, Some(&[a, b, c, d])) = (p, head.get(pos + 1..pos + 5)) {
+            // The common case, inline.
+            pos += 5;
+            let v = Value::Number(f32::from_le_bytes([a, b, c, d]).into());
+            n.__decode_field(index, FieldInput::Primitive(&v))
+        } else {
+            r.set_offset(pos + 1);
+            let Ok(scalar) = read_primitive(&mut r, p) else {
+                break;
+            };
+            pos = r.offset();
+            match scalar.str_in(bytes) {
+                Some(s) => n.__decode_field(index, FieldInput::Str(s)),
+                None => match scalar.primitive_value(bytes, |_| Value::Bool(false)) {
+                    Some(v) => n.__decode_field(index, FieldInput::Primitive(&v)),
+                    None => break,
+                },
+            }
+        };
+        if !ok {
+            failed += 1;
+        }
+    }
+    failed
+}
+
+/// The input that writes a value read by the parse pass (`value` holds a
+/// primitive's [`Value`] for it to borrow).
+fn input_of<'v>(
+    scalar: Scalar,
+    bytes: &'v [u8],
+    value: &'v mut Option<Value>,
+    rust_types: &[Option<RustTypeId>],
+    created: &RefMap<Shape>,
+) -> (FieldInput<'v>, Option<(RefId, Shape)>) {
+    match scalar {
+        Scalar::Child { id, .. } => match created.get(id) {
+            Some(&shape) => (
+                FieldInput::New(rust_type(rust_types, shape)),
+                Some((id, shape)),
+            ),
+            None => (FieldInput::Delete, None),
+        },
+        Scalar::None => (FieldInput::Delete, None),
+        Scalar::Str { .. } => (
+            FieldInput::Str(scalar.str_in(bytes).unwrap_or_default()),
+            None,
+        ),
+        s => {
+            *value = s.primitive_value(bytes, |_| Value::Bool(false));
+            match value {
+                Some(v) => (FieldInput::Primitive(v), None),
+                None => (FieldInput::Delete, None),
+            }
+        }
+    }
+}
+
+impl Direct {
+    pub(crate) fn new(types: TypeRegistry) -> Self {
+        let mut nodes = RefMap::default();
+        nodes.insert(
+            RefId::ROOT,
+            Lean::new(Shape::Struct(types.root()), RefId::ROOT, Place::Root),
+        );
+        Self {
+            types,
+            parser: Parser::default(),
+            nodes,
+            pending: Vec::new(),
+            path: Vec::new(),
+            stack: Vec::new(),
+            legacy: false,
+            unrepresentable: 0,
+        }
+    }
+
+    /// Parses `bytes` and, if this mode covers the message, applies it to
+    /// `root`.
+    pub(crate) fn decode(
+        &mut self,
+        bytes: &[u8],
+        root: &mut dyn DecodeNode,
+        rust_types: &[Option<RustTypeId>],
+    ) -> Result<Outcome, DecodeError> {
+        // Primitive fields of the structs `T` holds are written while
+        // parsing (put back if the message is rejected or not covered).
+        self.parser.eager = true;
+        self.parser.notify = false;
+        let mut lookup = Lookup {
+            nodes: &self.nodes,
+            root: &mut *root,
+            path: &mut self.path,
+            last: None,
+        };
+        self.parser.parse(bytes, &self.types, &mut lookup)?;
+        if !covered(&self.parser, &self.nodes) {
+            self.parser.undo(&mut lookup);
+            return Ok(Outcome::NeedsShadow);
+        }
+        self.unrepresentable += self.parser.typed_failed;
+        let steps = std::mem::take(&mut self.parser.steps);
+        self.apply(bytes, &steps, root, rust_types);
+        self.parser.steps = steps;
+        Ok(Outcome::Applied)
+    }
+}
+
+/// Whether the direct mode covers the message `parser` parsed against
+/// `nodes`.
+fn covered(parser: &Parser, nodes: &RefMap<Lean>) -> bool {
+    {
+        let moves = |v: Scalar| matches!(v, Scalar::Child { create: false, .. });
+        let mut array = false;
+        for step in &parser.steps {
+            match *step {
+                Step::Switch(id) => {
+                    let shape = match parser.created.get(id) {
+                        Some(&s) => Some(s),
+                        None => nodes.get(id).map(|n| n.shape),
+                    };
+                    array = matches!(shape, Some(Shape::Collection(CollectionKind::Array, _)));
+                }
+                Step::Fields { .. } => {}
+                Step::Field { value, .. } => {
+                    if moves(value) {
+                        return false;
+                    }
+                }
+                Step::Entry { value, .. } => {
+                    if array || moves(value) {
+                        return false;
+                    }
+                }
+                Step::Clear => {
+                    if array {
+                        return false;
+                    }
+                }
+                Step::Reverse | Step::DeleteByRefId(_) | Step::AddByRefId(..) => return false,
+            }
+        }
+        true
+    }
+}
+
+impl Direct {
+    fn apply(
+        &mut self,
+        bytes: &[u8],
+        steps: &[Step],
+        root: &mut dyn DecodeNode,
+        rust_types: &[Option<RustTypeId>],
+    ) {
+        if self.parser.created.len() != 0 {
+            self.nodes.reserve_dense(self.parser.created.len());
+        }
+        let mut current = RefId::ROOT;
+        let mut i = 0;
+        while let Some(&step) = steps.get(i) {
+            i += 1;
+            match step {
+                Step::Switch(id) => current = id,
+                Step::Fields { start, end } => self.pending.push((current, start, end)),
+                Step::Field { op, index, value } => {
+                    self.flush(bytes, root);
+                    self.field(bytes, root, rust_types, current, op, index, value);
+                }
+                Step::Entry { .. } | Step::Clear => {
+                    // The block's run of entry operations, after one walk.
+                    let start = i - 1;
+                    while matches!(steps.get(i), Some(Step::Entry { .. } | Step::Clear)) {
+                        i += 1;
+                    }
+                    self.flush(bytes, root);
+                    self.entries(bytes, root, rust_types, current, &steps[start..i]);
+                }
+                // (Not covered: see `covered`.)
+                Step::Reverse | Step::DeleteByRefId(_) | Step::AddByRefId(..) => {}
+            }
+        }
+        self.flush(bytes, root);
+    }
+
+    /// Writes the queued runs of primitive fields: one walk per run of
+    /// entries of one collection (a patch moving every entity of a map
+    /// walks to the map once), one per struct elsewhere.
+    fn flush(&mut self, bytes: &[u8], root: &mut dyn DecodeNode) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let nodes = &self.nodes;
+        let types = &self.types;
+        let mut failed = 0;
+        let mut i = 0;
+        while let Some(&(id, start, end)) = pending.get(i) {
+            i += 1;
+            // (A structure released earlier in the message has no value.)
+            let Some(node) = nodes.get(id) else {
+                continue;
+            };
+            let Shape::Struct(ty) = node.shape else {
+                continue;
+            };
+            if let Place::Entry(_) = node.place {
+                let parent = node.parent;
+                let first = i - 1;
+                while pending.get(i).is_some_and(|p| {
+                    nodes
+                        .get(p.0)
+                        .is_some_and(|n| n.parent == parent && matches!(n.place, Place::Entry(_)))
+                }) {
+                    i += 1;
+                }
+                if !path_to(nodes, parent, &mut self.path) {
+                    continue;
+                }
+                let run = &pending[first..i];
+                descend(root, &self.path, &mut |p| {
+                    for &(id, start, end) in run {
+                        let Some(&Lean {
+                            place: Place::Entry(h),
+                            shape: Shape::Struct(ty),
+                            ..
+                        }) = nodes.get(id)
+                        else {
+                            continue;
+                        };
+                        let defs = types.fields(ty);
+                        p.__decode_visit_handle(h, &mut |e| {
+                            failed += write_run(e, bytes, start, end, defs);
+                        });
+                    }
+                });
+            } else if path_to(nodes, id, &mut self.path) {
+                let defs = types.fields(ty);
+                descend(root, &self.path, &mut |n| {
+                    failed += write_run(n, bytes, start, end, defs);
+                });
+            }
+        }
+        self.unrepresentable += failed;
+        self.pending = pending;
+        self.pending.clear();
+    }
+
+    /// A field operation on struct `current` (other than a run of
+    /// primitive writes).
+    #[allow(clippy::too_many_arguments, reason = "the step's parts")]
+    fn field(
+        &mut self,
+        bytes: &[u8],
+        root: &mut dyn DecodeNode,
+        rust_types: &[Option<RustTypeId>],
+        current: RefId,
+        op: u8,
+        index: u8,
+        value: Scalar,
+    ) {
+        let Some(node) = self.nodes.get(current) else {
+            return;
+        };
+        if !matches!(node.shape, Shape::Struct(_)) {
+            return;
+        }
+        let prev = node.children().iter().find(|c| c.0 == index).map(|c| c.1);
+        let scalar = if op == DELETE { Scalar::None } else { value };
+        let mut storage = None;
+        let (input, child) = input_of(
+            scalar,
+            bytes,
+            &mut storage,
+            rust_types,
+            &self.parser.created,
+        );
+        let mut ok = false;
+        if node.place != Place::Detached && path_to(&self.nodes, current, &mut self.path) {
+            let mut input = Some(input);
+            descend(root, &self.path, &mut |n| {
+                if let Some(input) = input.take() {
+                    ok = n.__decode_field(index, input);
+                }
+            });
+            if !ok {
+                self.unrepresentable += 1;
+            }
+        }
+        if prev.is_some() || child.is_some() {
+            if let Some(children) = self.nodes.get_mut(current).and_then(Lean::children_mut) {
+                children.retain(|c| c.0 != index);
+                if let Some((id, _)) = child {
+                    children.push((index, id));
+                }
+            }
+        }
+        if let Some((id, shape)) = child {
+            let place = if ok {
+                Place::Field(index)
+            } else {
+                Place::Detached
+            };
+            self.nodes.insert(id, Lean::new(shape, current, place));
+        }
+        if let Some(p) = prev {
+            if Some(p) != child.map(|c| c.0) {
+                self.release(p);
+            }
+        }
+    }
+
+    /// A run of entry operations (and CLEARs) on collection `current`.
+    fn entries(
+        &mut self,
+        bytes: &[u8],
+        root: &mut dyn DecodeNode,
+        rust_types: &[Option<RustTypeId>],
+        current: RefId,
+        run: &[Step],
+    ) {
+        let Some(node) = self.nodes.get(current) else {
+            return;
+        };
+        let attached = node.place != Place::Detached;
+        let mut path = std::mem::take(&mut self.path);
+        let mut done = false;
+        if attached && path_to(&self.nodes, current, &mut path) {
+            // A map or set the message creates: room for its entries at
+            // once.
+            let size = self.parser.map_sizes.get(current).map(|&n| n as usize);
+            descend(root, &path, &mut |c| {
+                if let Some(n) = size {
+                    c.__decode_reserve(n);
+                }
+                for &step in run {
+                    self.entry(bytes, rust_types, Some(&mut *c), current, step);
+                }
+                done = true;
+            });
+        }
+        if !done {
+            for &step in run {
+                self.entry(bytes, rust_types, None, current, step);
+            }
+        }
+        self.path = path;
+    }
+
+    /// One entry operation (or CLEAR) on collection `current`, whose typed
+    /// value is `c` (`None`: it has none).
+    fn entry(
+        &mut self,
+        bytes: &[u8],
+        rust_types: &[Option<RustTypeId>],
+        c: Option<&mut dyn DecodeNode>,
+        current: RefId,
+        step: Step,
+    ) {
+        match step {
+            Step::Clear => self.clear(c, current),
+            Step::Entry {
+                op,
+                index,
+                key,
+                value,
+            } => match self.nodes.get(current).and_then(Lean::data) {
+                Some(LeanData::Map(_)) => {
+                    self.map_entry(bytes, rust_types, c, current, (op, index, key), value);
+                }
+                Some(LeanData::Indexed(_)) => {
+                    self.indexed_entry(bytes, rust_types, c, current, (op, index), value);
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    fn clear(&mut self, c: Option<&mut dyn DecodeNode>, current: RefId) {
+        if let Some(c) = c {
+            c.__decode_clear_all();
+        }
+        let mut released = Vec::new();
+        match self.nodes.get_mut(current).and_then(Lean::data_mut) {
+            Some(LeanData::Map(m)) => {
+                m.indexes.clear();
+                released.extend(m.children.iter().map(|(_, &c)| c));
+                released.extend(m.orphans.drain(..).map(|o| o.1));
+                m.children.clear();
+            }
+            Some(LeanData::Indexed(x)) => {
+                released.extend(x.by_index.iter().filter_map(|(_, e)| e.1));
+                x.by_index.clear();
+                x.by_handle.clear();
+            }
+            _ => {}
+        }
+        for id in released {
+            self.release(id);
+        }
+    }
+
+    /// A map operation (spec: ADD and DELETE_AND_ADD carry the key; DELETE
+    /// and REPLACE name it by wire index).
+    fn map_entry(
+        &mut self,
+        bytes: &[u8],
+        rust_types: &[Option<RustTypeId>],
+        c: Option<&mut dyn DecodeNode>,
+        current: RefId,
+        (op, index, key): (u8, u32, u32),
+        value: Scalar,
+    ) {
+        let Some(LeanData::Map(m)) = self.nodes.get_mut(current).and_then(Lean::data_mut) else {
+            return;
+        };
+        if op == DELETE {
+            let Some(k) = m.indexes.remove(RefId(index)) else {
+                return;
+            };
+            let handle = c.and_then(|c| c.__decode_map_remove(&k));
+            let old = match handle {
+                Some(h) => m.children.remove(RefId(h)),
+                None => take_orphan(&mut m.orphans, &k),
+            };
+            if let Some(old) = old {
+                self.release(old);
+            }
+            return;
+        }
+        let mut storage = None;
+        let (input, child) = input_of(value, bytes, &mut storage, rust_types, &self.parser.created);
+        let attached = c.is_some();
+        let k = if op & ADD == ADD && key != NO_KEY {
+            // (Checked by the parse pass.)
+            let kb = key_bytes_at(bytes, key);
+            if m.indexes
+                .get(RefId(index))
+                .is_none_or(|k| k.as_bytes() != kb)
+            {
+                m.indexes.insert(RefId(index), Str::from_checked(kb));
+            }
+            key_at(bytes, key)
+        } else {
+            // REPLACE of an index the parse pass found.
+            match m.indexes.get(RefId(index)) {
+                Some(k) => k.as_str(),
+                None => return,
+            }
+        };
+        let (before, after) = c.map_or((None, None), |c| c.__decode_map_set(k, input));
+        let old = match before {
+            Some(h) => m.children.remove(RefId(h)),
+            None => take_orphan(&mut m.orphans, k),
+        };
+        // (A child the element type cannot hold waits under its key.)
+        let orphan = (after.is_none() && child.is_some()).then(|| Str::from(k));
+        self.map_placed(current, attached, old, after, child, orphan);
+    }
+
+    /// The bookkeeping of a map entry set: `old` was under the key, the
+    /// entry now has handle `after` (`None`: `T` could not hold it; a new
+    /// child is then kept under `orphan`, its key).
+    fn map_placed(
+        &mut self,
+        current: RefId,
+        attached: bool,
+        old: Option<RefId>,
+        after: Option<u32>,
+        child: Option<(RefId, Shape)>,
+        orphan: Option<Str>,
+    ) {
+        if attached && after.is_none() {
+            self.unrepresentable += 1;
+        }
+        if let Some((id, shape)) = child {
+            let place = match after {
+                Some(h) => Place::Entry(h),
+                None => Place::Detached,
+            };
+            if let Some(LeanData::Map(m)) = self.nodes.get_mut(current).and_then(Lean::data_mut) {
+                match (after, orphan) {
+                    (Some(h), _) => m.children.insert(RefId(h), id),
+                    (None, Some(key)) => m.orphans.push((key, id)),
+                    (None, None) => {}
+                }
+            }
+            self.nodes.insert(id, Lean::new(shape, current, place));
+        }
+        if let Some(old) = old {
+            if Some(old) != child.map(|c| c.0) {
+                self.release(old);
+            }
+        }
+    }
+
+    /// A set / collection operation: DELETE removes the wire index, any
+    /// other adds it unless it is there (an index present keeps its value,
+    /// as in the reference decoder).
+    fn indexed_entry(
+        &mut self,
+        bytes: &[u8],
+        rust_types: &[Option<RustTypeId>],
+        c: Option<&mut dyn DecodeNode>,
+        current: RefId,
+        (op, index): (u8, u32),
+        value: Scalar,
+    ) {
+        let Some(LeanData::Indexed(x)) = self.nodes.get_mut(current).and_then(Lean::data_mut)
+        else {
+            return;
+        };
+        if op == DELETE {
+            let Some((h, child)) = x.by_index.remove(RefId(index)) else {
+                return;
+            };
+            if h != NO_HANDLE {
+                x.by_handle.remove(RefId(h));
+                if let Some(c) = c {
+                    c.__decode_remove_handle(h);
+                }
+            }
+            if let Some(child) = child {
+                self.release(child);
+            }
+            return;
+        }
+        if x.by_index.contains(RefId(index)) {
+            // (A new child given here is never attached: nothing holds it.)
+            return;
+        }
+        let mut storage = None;
+        let (input, child) = input_of(value, bytes, &mut storage, rust_types, &self.parser.created);
+        let attached = c.is_some();
+        let handle = c.and_then(|c| c.__decode_push(input));
+        x.by_index.insert(
+            RefId(index),
+            (handle.unwrap_or(NO_HANDLE), child.map(|c| c.0)),
+        );
+        if let Some(h) = handle {
+            x.by_handle.insert(RefId(h), index);
+        } else if attached {
+            self.unrepresentable += 1;
+        }
+        if let Some((id, shape)) = child {
+            let place = handle.map_or(Place::Detached, Place::Entry);
+            self.nodes.insert(id, Lean::new(shape, current, place));
+        }
+    }
+
+    /// Drops structure `id` and everything under it (nothing else can hold
+    /// them in this mode; their values left `T` with their holder's).
+    fn release(&mut self, id: RefId) {
+        self.stack.push(id);
+        while let Some(id) = self.stack.pop() {
+            if id == RefId::ROOT {
+                continue;
+            }
+            let Some(node) = self.nodes.remove(id) else {
+                continue;
+            };
+            let Some(data) = node.data else {
+                continue;
+            };
+            match *data {
+                LeanData::Struct(children) => self.stack.extend(children.iter().map(|c| c.1)),
+                LeanData::Map(m) => {
+                    self.stack.extend(m.children.iter().map(|(_, &c)| c));
+                    self.stack.extend(m.orphans.iter().map(|o| o.1));
+                }
+                LeanData::Indexed(x) => {
+                    self.stack
+                        .extend(x.by_index.iter().filter_map(|(_, e)| e.1));
+                }
+                LeanData::Array => {}
+            }
+        }
+    }
+}
+
+/// Takes the orphan child under `key`, if any.
+fn take_orphan(orphans: &mut Vec<(Str, RefId)>, key: &str) -> Option<RefId> {
+    let i = orphans.iter().position(|o| o.0.as_str() == key)?;
+    Some(orphans.swap_remove(i).1)
+}

@@ -1,0 +1,330 @@
+//! The typed decoder's direct mode (messages written straight into `T`)
+//! against its shadow mode (a dynamic value tree beside `T`) and against
+//! our encoder's state, over random mutation sequences of a schema without
+//! arrays, which the direct mode covers whole: maps, sets and collections
+//! of structs and primitives, nested structs, instances replaced, released
+//! and cleared. Then the switch from one mode to the other, the dynamic
+//! tree built from `T`, must equal the one the shadow decoder kept, and
+//! both must go on agreeing.
+
+use proptest::prelude::*;
+use roomcast_schema::decoder::Decoder;
+use roomcast_schema::{CollectionSchema, Encoder, MapSchema, Schema, SetSchema};
+
+#[macro_use]
+mod common;
+use common::ToJson;
+
+#[derive(Schema, Default, Debug)]
+#[schema(decode)]
+struct Pos {
+    #[schema(number)]
+    x: Option<f64>,
+    #[schema(number)]
+    y: Option<f64>,
+}
+
+#[derive(Schema, Default, Debug)]
+#[schema(decode)]
+struct Item {
+    name: String,
+    count: u8,
+}
+
+#[derive(Schema, Default, Debug)]
+#[schema(decode)]
+struct Unit {
+    name: Option<String>,
+    hp: u8,
+    pos: Option<Pos>,
+    bag: Option<MapSchema<Item>>,
+}
+
+#[derive(Schema, Default, Debug)]
+#[schema(decode)]
+struct World {
+    units: Option<MapSchema<Unit>>,
+    tags: Option<SetSchema<String>>,
+    marks: Option<CollectionSchema<u8>>,
+    boss: Option<Unit>,
+    turn: u8,
+    title: String,
+}
+
+struct_json!(Pos { x, y });
+struct_json!(Item { name, count });
+struct_json!(Unit { name, hp, pos, bag });
+struct_json!(World {
+    units,
+    tags,
+    marks,
+    boss,
+    turn,
+    title
+});
+
+#[derive(Debug, Clone)]
+enum Op {
+    AddUnit(u8, u8, bool, Vec<(u8, u8)>),
+    RemoveUnit(u8),
+    Hp(u8, u8),
+    Name(u8, Option<u8>),
+    Move(u8, i16, i16),
+    DropPos(u8),
+    Put(u8, u8, u8),
+    Take(u8, u8),
+    EmptyBag(u8),
+    Tag(u8, bool),
+    Mark(u8, bool),
+    Boss(Option<u8>),
+    BossHp(u8),
+    Turn(u8),
+    Title(u8),
+    ClearUnits,
+    ClearTags,
+    ClearMarks,
+    Units(bool),
+}
+
+fn key(k: u8) -> String {
+    format!("u{}", k % 6)
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (
+            0u8..6,
+            any::<u8>(),
+            any::<bool>(),
+            proptest::collection::vec((0u8..4, any::<u8>()), 0..3)
+        )
+            .prop_map(|(k, hp, pos, bag)| Op::AddUnit(k, hp, pos, bag)),
+        (0u8..6).prop_map(Op::RemoveUnit),
+        (0u8..6, any::<u8>()).prop_map(|(k, hp)| Op::Hp(k, hp)),
+        (0u8..6, proptest::option::of(0u8..40)).prop_map(|(k, n)| Op::Name(k, n)),
+        (0u8..6, any::<i16>(), any::<i16>()).prop_map(|(k, x, y)| Op::Move(k, x, y)),
+        (0u8..6).prop_map(Op::DropPos),
+        (0u8..6, 0u8..4, any::<u8>()).prop_map(|(k, i, c)| Op::Put(k, i, c)),
+        (0u8..6, 0u8..4).prop_map(|(k, i)| Op::Take(k, i)),
+        (0u8..6).prop_map(Op::EmptyBag),
+        (0u8..5, any::<bool>()).prop_map(|(t, add)| Op::Tag(t, add)),
+        (0u8..5, any::<bool>()).prop_map(|(m, add)| Op::Mark(m, add)),
+        proptest::option::of(any::<u8>()).prop_map(Op::Boss),
+        any::<u8>().prop_map(Op::BossHp),
+        any::<u8>().prop_map(Op::Turn),
+        (0u8..40).prop_map(Op::Title),
+        Just(Op::ClearUnits),
+        Just(Op::ClearTags),
+        Just(Op::ClearMarks),
+        any::<bool>().prop_map(Op::Units),
+    ]
+}
+
+/// Short strings, and some longer than a string kept inline.
+fn text(n: u8) -> String {
+    if n.is_multiple_of(3) {
+        format!("a name long enough to be on the heap #{n}")
+    } else {
+        format!("n{n}")
+    }
+}
+
+fn unit(hp: u8, pos: bool, bag: &[(u8, u8)]) -> Unit {
+    Unit {
+        name: Some(text(hp)),
+        hp,
+        pos: pos.then(|| Pos {
+            x: Some(f64::from(hp)),
+            y: Some(-1.5),
+        }),
+        bag: Some(
+            bag.iter()
+                .map(|&(i, c)| {
+                    (
+                        format!("i{i}"),
+                        Item {
+                            name: text(c),
+                            count: c,
+                        },
+                    )
+                })
+                .collect(),
+        ),
+    }
+}
+
+fn apply(enc: &mut Encoder<World>, op: &Op) {
+    let mut s = enc.state_mut();
+    match op.clone() {
+        Op::AddUnit(k, hp, pos, bag) => {
+            if let Some(mut units) = s.units_mut() {
+                units.insert(key(k), unit(hp, pos, &bag));
+            }
+        }
+        Op::RemoveUnit(k) => {
+            if let Some(mut units) = s.units_mut() {
+                units.remove(&key(k));
+            }
+        }
+        Op::ClearUnits => {
+            if let Some(mut units) = s.units_mut() {
+                units.clear();
+            }
+        }
+        Op::Units(present) => s.set_units(present.then(MapSchema::new)),
+        Op::Tag(t, add) => {
+            if let Some(mut tags) = s.tags_mut() {
+                let tag = text(t);
+                if add {
+                    tags.add(tag);
+                } else {
+                    tags.remove(&tag);
+                }
+            }
+        }
+        Op::ClearTags => {
+            if let Some(mut tags) = s.tags_mut() {
+                tags.clear();
+            }
+        }
+        Op::Mark(m, add) => {
+            if let Some(mut marks) = s.marks_mut() {
+                if add {
+                    marks.add(m);
+                } else {
+                    marks.remove_where(|&x| x == m);
+                }
+            }
+        }
+        Op::ClearMarks => {
+            if let Some(mut marks) = s.marks_mut() {
+                marks.clear();
+            }
+        }
+        Op::Boss(hp) => s.set_boss(hp.map(|hp| unit(hp, true, &[(0, hp)]))),
+        Op::BossHp(hp) => {
+            if let Some(mut b) = s.boss_mut() {
+                b.set_hp(hp);
+            }
+        }
+        Op::Turn(t) => s.set_turn(t),
+        Op::Title(t) => s.set_title(text(t)),
+        Op::Hp(..)
+        | Op::Name(..)
+        | Op::Move(..)
+        | Op::DropPos(_)
+        | Op::Put(..)
+        | Op::Take(..)
+        | Op::EmptyBag(_) => {
+            let k = match op {
+                Op::Hp(k, _)
+                | Op::Name(k, _)
+                | Op::Move(k, ..)
+                | Op::DropPos(k)
+                | Op::Put(k, ..)
+                | Op::Take(k, _)
+                | Op::EmptyBag(k) => *k,
+                _ => return,
+            };
+            let Some(mut units) = s.units_mut() else {
+                return;
+            };
+            let Some(mut u) = units.get_mut(&key(k)) else {
+                return;
+            };
+            match op.clone() {
+                Op::Hp(_, hp) => u.set_hp(hp),
+                Op::Name(_, n) => u.set_name(n.map(text)),
+                Op::Move(_, x, y) => match u.pos_mut() {
+                    Some(mut p) => {
+                        p.set_x(Some(f64::from(x)));
+                        p.set_y(Some(f64::from(y) / 4.0));
+                    }
+                    None => u.set_pos(Some(Pos {
+                        x: Some(f64::from(x)),
+                        y: None,
+                    })),
+                },
+                Op::DropPos(_) => u.set_pos(None),
+                Op::Put(_, i, c) => {
+                    if let Some(mut bag) = u.bag_mut() {
+                        bag.insert(
+                            format!("i{i}"),
+                            Item {
+                                name: text(c),
+                                count: c,
+                            },
+                        );
+                    }
+                }
+                Op::Take(_, i) => {
+                    if let Some(mut bag) = u.bag_mut() {
+                        bag.remove(&format!("i{i}"));
+                    }
+                }
+                Op::EmptyBag(_) => {
+                    if let Some(mut bag) = u.bag_mut() {
+                        bag.clear();
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn world() -> World {
+    World {
+        units: Some(MapSchema::new()),
+        tags: Some(SetSchema::new()),
+        marks: Some(CollectionSchema::new()),
+        boss: None,
+        turn: 0,
+        title: String::new(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn direct_mode_agrees_with_the_shadow_and_the_encoder(
+        ticks in proptest::collection::vec(proptest::collection::vec(op(), 1..6), 2..10),
+        switch_at in 0usize..10,
+    ) {
+        let mut enc = Encoder::new(world());
+        let mut direct = Decoder::<World>::new().expect("types");
+        let mut shadow = Decoder::<World>::new().expect("types");
+        // (The first use of the dynamic view switches to the shadow mode.)
+        let _ = shadow.dynamic();
+        prop_assert!(!shadow.__is_direct());
+        let first = enc.encode_patch().to_vec();
+        direct.decode(&first).expect("initial patch");
+        shadow.decode(&first).expect("initial patch");
+        for (t, ops) in ticks.iter().enumerate() {
+            if t == switch_at {
+                prop_assert!(direct.__is_direct());
+                let built = direct.dynamic().to_json();
+                prop_assert_eq!(built, shadow.dynamic().to_json(), "tree built at tick {}", t);
+            }
+            for op in ops {
+                apply(&mut enc, op);
+            }
+            let patch = enc.encode_patch().to_vec();
+            direct.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
+            shadow.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
+            let want = enc.state().to_json();
+            prop_assert_eq!(direct.__is_direct(), t < switch_at, "mode at tick {}", t);
+            prop_assert_eq!(direct.unrepresentable(), 0);
+            prop_assert_eq!(direct.state().to_json(), want.clone(), "tick {} ops {:?}", t, ops);
+            prop_assert_eq!(shadow.state().to_json(), want.clone(), "shadow, tick {}", t);
+            if t >= switch_at {
+                prop_assert_eq!(direct.dynamic().to_json(), shadow.dynamic().to_json());
+            }
+            let mut fresh = Decoder::<World>::new().expect("types");
+            fresh.decode(enc.encode_all()).expect("full state");
+            prop_assert!(fresh.__is_direct());
+            prop_assert_eq!(fresh.state().to_json(), want, "full state at tick {}", t);
+        }
+    }
+}
