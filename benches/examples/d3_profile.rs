@@ -8,9 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use roomcast_benches::{decode_s3_floor, EncodeAll, MoveAll, State};
+use roomcast_benches::{decode_s3_floor, EncodeAll, Entity, MoveAll, State};
 use roomcast_schema::decoder::{Decoder, DynamicDecoder, ReflectionDialect};
-use roomcast_schema::{encode_reflection, Dialect, EncoderOptions};
+use roomcast_schema::{encode_reflection, Dialect, Encoder, EncoderOptions};
 
 /// Minor page faults of this process so far (Linux, with `D3_FAULTS` set;
 /// 0 otherwise: reading them costs a system call per decode).
@@ -90,6 +90,27 @@ fn main() {
         })
         .collect();
     let full = EncodeAll::new(n, opts).encode().to_vec();
+    // D4 (map churn, no array): 10 oldest entities removed, 10 added.
+    let (churn_start, churn) = {
+        let mut enc = Encoder::new(State::build(n, 0));
+        let start = enc.encode_all().to_vec();
+        enc.encode_patch();
+        let (mut oldest, mut next) = (0, n);
+        let patches: Vec<Vec<u8>> = (0..64)
+            .map(|_| {
+                let mut s = enc.state_mut();
+                let mut entities = s.entities_mut();
+                for _ in 0..10 {
+                    entities.remove(&format!("e{oldest}"));
+                    oldest += 1;
+                    entities.insert(format!("e{next}"), Entity::new(next));
+                    next += 1;
+                }
+                enc.encode_patch().to_vec()
+            })
+            .collect();
+        (start, patches)
+    };
     let (el, faults, decodes) = match mode {
         "dynamic" => d3_rounds(
             rounds,
@@ -129,6 +150,21 @@ fn main() {
             &patches,
             rounds,
         ),
+        "d4-dynamic" => d1_rounds(
+            DynamicDecoder::from_reflection(&reflection, ReflectionDialect::V5)
+                .expect("reflection"),
+            |d, b| d.decode(b).expect("decode"),
+            &churn_start,
+            &churn[..rounds.min(churn.len())],
+            rounds,
+        ),
+        "d4-typed" => d1_rounds(
+            Decoder::<State>::new().expect("types"),
+            |d, b| d.decode(b).expect("decode"),
+            &churn_start,
+            &churn[..rounds.min(churn.len())],
+            rounds,
+        ),
         "s1" => {
             // The encoder's S1 tick, for A/B checks of shared code.
             let mut s = roomcast_benches::MoveAll::new(n, opts);
@@ -138,7 +174,9 @@ fn main() {
             }
             (t0.elapsed(), 0, rounds)
         }
-        _ => panic!("mode: dynamic | typed | floor | d1-dynamic | d1-typed | s1"),
+        _ => panic!(
+            "mode: dynamic | typed | floor | d1-dynamic | d1-typed | d4-dynamic | d4-typed | s1"
+        ),
     };
     println!(
         "{mode} n={n}: {:.0} ns per decode ({decodes} decodes, {:.1} page faults per decode)",

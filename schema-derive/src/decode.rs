@@ -142,6 +142,20 @@ fn expand_struct(
     };
     let take_base =
         to_base(quote!(#dec::DecodeNode::__decode_take_child(&mut self.#base_field, index)));
+    let fast_at_base = to_base(quote!(#dec::FastNode::__fast_at(
+        &mut self.#base_field,
+        me,
+        path,
+        cx
+    )));
+    let fast_field_base = to_base(quote!(#dec::FastNode::__fast_field(
+        &mut self.#base_field,
+        wire,
+        index,
+        op,
+        ty,
+        cx
+    )));
     let logged_base = to_base(quote!(#dec::DecodeNode::__decode_field_logged(
         &mut self.#base_field,
         index,
@@ -251,6 +265,45 @@ fn expand_struct(
                 self: ::std::boxed::Box<Self>,
             ) -> ::std::boxed::Box<dyn ::core::any::Any + ::core::marker::Send> {
                 self
+            }
+        }
+
+        #[automatically_derived]
+        impl #dec::FastNode for #ident {
+            #[inline]
+            fn __fast_at(
+                &mut self,
+                me: #dec::RefId,
+                path: &[(#dec::Place, #dec::RefId)],
+                cx: &mut #dec::FastCx<'_>,
+            ) -> ::core::result::Result<(), #dec::Bail> {
+                match path.split_first() {
+                    ::core::option::Option::None => #dec::fast_struct_block(self, cx),
+                    ::core::option::Option::Some((&(#dec::Place::Field(index), id), rest)) => {
+                        #fast_at_base
+                        match index {
+                            #( #indexes => #dec::FastField::__fast_at(&mut self.#own, id, rest, cx), )*
+                            _ => ::core::result::Result::Err(#dec::Bail),
+                        }
+                    }
+                    ::core::option::Option::Some(_) => ::core::result::Result::Err(#dec::Bail),
+                }
+            }
+
+            #[inline]
+            fn __fast_field(
+                &mut self,
+                wire: u8,
+                index: u8,
+                op: u8,
+                ty: #krate::types::FieldType,
+                cx: &mut #dec::FastCx<'_>,
+            ) -> ::core::result::Result<(), #dec::Bail> {
+                #fast_field_base
+                match index {
+                    #( #indexes => cx.field(&mut self.#own, wire, op, ty), )*
+                    _ => ::core::result::Result::Err(#dec::Bail),
+                }
             }
         }
 
@@ -392,6 +445,35 @@ fn expand_enum(
         }
 
         #[automatically_derived]
+        impl #dec::FastNode for #ident {
+            #[inline]
+            fn __fast_at(
+                &mut self,
+                me: #dec::RefId,
+                path: &[(#dec::Place, #dec::RefId)],
+                cx: &mut #dec::FastCx<'_>,
+            ) -> ::core::result::Result<(), #dec::Bail> {
+                match self {
+                    #( Self::#vids(v) => #dec::FastNode::__fast_at(v, me, path, cx), )*
+                }
+            }
+
+            #[inline]
+            fn __fast_field(
+                &mut self,
+                wire: u8,
+                index: u8,
+                op: u8,
+                ty: #krate::types::FieldType,
+                cx: &mut #dec::FastCx<'_>,
+            ) -> ::core::result::Result<(), #dec::Bail> {
+                match self {
+                    #( Self::#vids(v) => #dec::FastNode::__fast_field(v, wire, index, op, ty, cx), )*
+                }
+            }
+        }
+
+        #[automatically_derived]
         impl #dec::DecodeStruct for #ident {
             fn __decode_new_struct(ty: ::core::any::TypeId) -> ::core::option::Option<Self> {
                 #(
@@ -432,6 +514,9 @@ mod tests {
         assert!(out
             .contains("2 => :: roomcast_schema :: decoder :: decode_set (& mut self . c , input)"));
         assert!(out.contains("DecodeState for S"));
+        // The fast path's field dispatch, in the same order.
+        assert!(out.contains("FastNode for S"));
+        assert!(out.contains("2 => cx . field (& mut self . c , wire , op , ty)"));
     }
 
     #[test]

@@ -328,3 +328,152 @@ proptest! {
         }
     }
 }
+
+/// Decodes `bytes` into both decoders: they must accept or reject it
+/// alike, with the same state after, and a rejected message must leave
+/// the state as it was.
+fn both_alike(
+    direct: &mut Decoder<World>,
+    shadow: &mut Decoder<World>,
+    bytes: &[u8],
+) -> Result<bool, TestCaseError> {
+    let before = direct.state().to_json();
+    let a = direct.decode(bytes);
+    let b = shadow.decode(bytes);
+    prop_assert_eq!(&a, &b);
+    prop_assert_eq!(direct.state().to_json(), shadow.state().to_json());
+    if a.is_err() {
+        prop_assert_eq!(direct.state().to_json(), before);
+    }
+    Ok(a.is_ok())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The first bytes of a message (a full state into a fresh decoder,
+    /// then a patch): the direct mode's fast path, which writes as it
+    /// reads, must end like the shadow mode, which validates first — the
+    /// same error, or the same state.
+    #[test]
+    fn a_cut_message_is_applied_or_rejected_as_by_the_shadow(
+        ticks in proptest::collection::vec(proptest::collection::vec(op(), 1..6), 1..6),
+        cut_full in any::<proptest::sample::Index>(),
+        cut_patch in any::<proptest::sample::Index>(),
+    ) {
+        let mut enc = Encoder::new(world());
+        enc.encode_patch();
+        let (last, first) = ticks.split_last().expect("a tick");
+        for ops in first {
+            for op in ops {
+                apply(&mut enc, op);
+            }
+            enc.encode_patch();
+        }
+        let full = enc.encode_all().to_vec();
+        let mut direct = Decoder::<World>::new().expect("types");
+        let mut shadow = Decoder::<World>::new().expect("types");
+        let _ = shadow.dynamic();
+        let cut = &full[..cut_full.index(full.len() + 1)];
+        if !both_alike(&mut direct, &mut shadow, cut)? || cut.len() < full.len() {
+            // (Rejected, or a shorter state applied: the whole state
+            // starts again from what the decoders hold.)
+            direct = Decoder::<World>::new().expect("types");
+            shadow = Decoder::<World>::new().expect("types");
+            let _ = shadow.dynamic();
+            prop_assert!(both_alike(&mut direct, &mut shadow, &full)?);
+        }
+        for op in last {
+            apply(&mut enc, op);
+        }
+        let patch = enc.encode_patch().to_vec();
+        let cut = &patch[..cut_patch.index(patch.len() + 1)];
+        if !both_alike(&mut direct, &mut shadow, cut)? {
+            prop_assert!(both_alike(&mut direct, &mut shadow, &patch)?);
+            prop_assert_eq!(direct.state().to_json(), enc.state().to_json());
+        }
+    }
+}
+
+/// Which messages the fast path takes, and that the others still apply.
+#[test]
+fn the_fast_path_takes_new_entries_and_field_changes() {
+    let mut enc = Encoder::new(world());
+    let mut d = Decoder::<World>::new().expect("types");
+    let step = |enc: &mut Encoder<World>, ops: &[Op], d: &mut Decoder<World>| {
+        for op in ops {
+            apply(enc, op);
+        }
+        d.decode(enc.encode_patch()).expect("patch");
+        assert_eq!(d.state().to_json(), enc.state().to_json(), "{ops:?}");
+        d.__fast_applied()
+    };
+    // The first state, new units (with their nested structs and maps), a
+    // boss: new structures only.
+    assert_eq!(step(&mut enc, &[], &mut d), 1);
+    let adds = [
+        Op::AddUnit(0, 7, true, vec![(1, 2)]),
+        Op::AddUnit(1, 8, false, vec![]),
+    ];
+    assert_eq!(step(&mut enc, &adds, &mut d), 2);
+    assert_eq!(step(&mut enc, &[Op::Boss(Some(3))], &mut d), 3);
+    // Field changes of structures the state holds.
+    let moves = [Op::Move(0, 5, -5), Op::Hp(1, 9), Op::Turn(4), Op::Title(3)];
+    assert_eq!(step(&mut enc, &moves, &mut d), 4);
+    // A deletion is left to the general path, after the fast path put back
+    // the changes before it in the message.
+    let mixed = [Op::Hp(0, 1), Op::Put(1, 2, 2), Op::RemoveUnit(0)];
+    assert_eq!(step(&mut enc, &mixed, &mut d), 4);
+    assert_eq!(step(&mut enc, &[Op::Hp(1, 10)], &mut d), 5);
+    assert!(d.__is_direct());
+}
+
+#[derive(Schema, Default, Debug)]
+#[schema(decode)]
+struct Inner {
+    #[schema(number)]
+    x: Option<f64>,
+    n: u8,
+    s: String,
+}
+
+#[derive(Schema, Default, Debug)]
+#[schema(decode)]
+struct Outer {
+    inner: Option<Inner>,
+    m: MapSchema<Inner>,
+}
+
+struct_json!(Inner { x, n, s });
+struct_json!(Outer { inner, m });
+
+/// A message that writes fields twice, adds a map entry, then fails: the
+/// fast path puts back each field's first value (an `Option` that was
+/// `None` too) and removes the entry; the next message applies on that.
+#[test]
+fn a_rejected_message_gets_each_field_its_first_value_back() {
+    let mut d = Decoder::<Outer>::new().expect("types");
+    // Root: `inner` = new refId 1, `m` = new refId 2; inner.s = "a".
+    d.decode(&[0x80, 0x01, 0x81, 0x02, 0xff, 0x01, 0x82, 0xa1, b'a'])
+        .expect("first state");
+    assert_eq!(d.__fast_applied(), 1);
+    let before = d.state().to_json();
+    let bad = [
+        0xff, 0x01, 0x80, 0x05, 0x81, 0x07, 0x82, 0xa1, b'b', // x, n, s
+        0xff, 0x02, 0x80, 0x00, 0xa1, b'k', 0x03, // m["k"] = new refId 3
+        0xff, 0x01, 0x80, 0x06, 0x81, 0x08, 0x82, 0xa1, b'c', // again
+        0x3f, // field 63: unknown
+    ];
+    let err = d.decode(&bad).expect_err("unknown field");
+    assert_eq!(err.offset(), bad.len() - 1);
+    assert_eq!(d.state().to_json(), before);
+    assert!(d.state().inner.as_ref().is_some_and(|i| i.x.is_none()));
+    // The same entry, then its fields: applied on the state put back.
+    d.decode(&[
+        0xff, 0x02, 0x80, 0x00, 0xa1, b'k', 0x03, 0xff, 0x03, 0x81, 0x09,
+    ])
+    .expect("entry");
+    assert_eq!(d.__fast_applied(), 2);
+    assert_eq!(d.state().m.get("k").map(|i| i.n), Some(9));
+    assert_eq!(d.state().inner.as_ref().map(|i| i.s.as_str()), Some("a"));
+}

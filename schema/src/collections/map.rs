@@ -188,6 +188,27 @@ impl<V: Field> MapSchema<V> {
                 .expect("indexed slot");
             return Some(std::mem::replace(&mut slot.value, value));
         }
+        self.push_new(hash, key, value);
+        None
+    }
+
+    /// Inserts `key`, absent, with one hash: the handle-table place of
+    /// its entry; `None` (nothing changed) if the map has the key.
+    pub(crate) fn insert_absent(&mut self, key: &str, value: V) -> Option<u32> {
+        let hash = self.hasher.hash_one(key.as_bytes());
+        let inner = &self.inner;
+        if self
+            .index
+            .find(hash, |&l| key_of(inner, l) == key.as_bytes())
+            .is_some()
+        {
+            return None;
+        }
+        Some(self.push_new(hash, key, value))
+    }
+
+    /// Appends the new entry `key` of hash `hash`; its handle-table place.
+    fn push_new(&mut self, hash: u64, key: &str, value: V) -> u32 {
         let pos = self.inner.push_untracked(MapKey::default(), value);
         // The key is copied into its slot rather than built and moved
         // there: the move read a just-copied short key back in wider loads
@@ -198,8 +219,9 @@ impl<V: Field> MapSchema<V> {
             .expect("pushed slot")
             .key
             .set(key);
-        self.index_new(hash, self.inner.loc_of(pos));
-        None
+        let loc = self.inner.loc_of(pos);
+        self.index_new(hash, loc);
+        loc
     }
 
     /// The handle-table place of `key`'s entry (the client side).

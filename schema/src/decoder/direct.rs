@@ -25,6 +25,7 @@
 
 use std::any::TypeId as RustTypeId;
 
+use crate::decoder::fast::Fast;
 use crate::decoder::parse::{
     key_at, key_bytes_at, read_primitive, Parser, Scalar, Shape, ShapeSource, Step, NO_KEY,
 };
@@ -36,8 +37,9 @@ use crate::wire::spec::{ADD, DELETE};
 use crate::wire::{DecodeError, Reader};
 
 /// Where a structure lives in `T`.
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Place {
+pub enum Place {
     /// The root.
     Root,
     /// Field `i` of its parent struct.
@@ -62,6 +64,9 @@ pub(crate) struct Lean {
     /// What it holds beside its values in `T` (`None`: a struct without
     /// children).
     pub(crate) data: Option<Box<LeanData>>,
+    /// The message of the fast path that made it (0: another path did);
+    /// its fields need no undo record while that message is applied.
+    pub(crate) born: u64,
 }
 
 /// What a structure holds beside its values in `T`.
@@ -101,7 +106,7 @@ pub(crate) struct LeanIndexed {
 pub(crate) const NO_HANDLE: u32 = u32::MAX;
 
 impl Lean {
-    fn new(shape: Shape, parent: RefId, place: Place) -> Self {
+    pub(crate) fn new(shape: Shape, parent: RefId, place: Place) -> Self {
         let data = match shape {
             Shape::Struct(_) => None,
             Shape::Collection(CollectionKind::Map, _) => {
@@ -117,6 +122,7 @@ impl Lean {
             parent,
             place,
             data,
+            born: 0,
         }
     }
 }
@@ -128,7 +134,7 @@ impl Lean {
     }
 
     #[inline]
-    fn data_mut(&mut self) -> Option<&mut LeanData> {
+    pub(crate) fn data_mut(&mut self) -> Option<&mut LeanData> {
         self.data.as_deref_mut()
     }
 
@@ -142,7 +148,7 @@ impl Lean {
     }
 
     /// A struct's child fields, to change.
-    fn children_mut(&mut self) -> Option<&mut Vec<(u8, RefId)>> {
+    pub(crate) fn children_mut(&mut self) -> Option<&mut Vec<(u8, RefId)>> {
         if self.data.is_none() && matches!(self.shape, Shape::Struct(_)) {
             self.data = Some(Box::new(LeanData::Struct(Vec::new())));
         }
@@ -242,27 +248,39 @@ pub(crate) struct Direct {
     pub(crate) legacy: bool,
     /// Changes the Rust types could not hold.
     pub(crate) unrepresentable: u64,
+    /// The fast path's state.
+    pub(crate) fast: Fast,
 }
 
-/// The places from the root down to `id` into `path`; `false` when `id`
-/// is not in `T` (or deeper than [`MAX_DEPTH`]).
-pub(crate) fn path_to(nodes: &RefMap<Lean>, mut id: RefId, path: &mut Vec<Place>) -> bool {
-    path.clear();
+/// Calls `step` with each place from `id` up to the root's child (the
+/// deepest first) and the refId that place holds; `false` when `id` is not
+/// in `T` (or deeper than [`MAX_DEPTH`]).
+pub(crate) fn steps_up(
+    nodes: &RefMap<Lean>,
+    mut id: RefId,
+    mut step: impl FnMut(Place, RefId),
+) -> bool {
     for _ in 0..=MAX_DEPTH {
         let Some(n) = nodes.get(id) else {
             return false;
         };
         match n.place {
-            Place::Root => {
-                path.reverse();
-                return true;
-            }
+            Place::Root => return true,
             Place::Detached => return false,
-            p => path.push(p),
+            p => step(p, id),
         }
         id = n.parent;
     }
     false
+}
+
+/// The places from the root down to `id` into `path`; `false` when `id`
+/// is not in `T` (or deeper than [`MAX_DEPTH`]).
+pub(crate) fn path_to(nodes: &RefMap<Lean>, id: RefId, path: &mut Vec<Place>) -> bool {
+    path.clear();
+    let found = steps_up(nodes, id, |p, _| path.push(p));
+    path.reverse();
+    found
 }
 
 /// Calls `f` with the node at the end of `path` from `node`; `false` if
@@ -389,6 +407,7 @@ impl Direct {
             stack: Vec::new(),
             legacy: false,
             unrepresentable: 0,
+            fast: Fast::default(),
         }
     }
 
@@ -619,11 +638,7 @@ impl Direct {
             };
             self.nodes.insert(id, Lean::new(shape, current, place));
         }
-        if let Some(p) = prev {
-            if Some(p) != child.map(|c| c.0) {
-                self.release(p);
-            }
-        }
+        self.release_replaced(prev, child);
     }
 
     /// A run of entry operations (and CLEARs) on collection `current`.
@@ -804,6 +819,12 @@ impl Direct {
             }
             self.nodes.insert(id, Lean::new(shape, current, place));
         }
+        self.release_replaced(old, child);
+    }
+
+    /// Releases `old`, the child a slot held, unless it is `child`, the
+    /// one it holds now.
+    fn release_replaced(&mut self, old: Option<RefId>, child: Option<(RefId, Shape)>) {
         if let Some(old) = old {
             if Some(old) != child.map(|c| c.0) {
                 self.release(old);

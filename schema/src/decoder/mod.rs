@@ -17,7 +17,10 @@
 //!
 //! Every message is parsed and checked against the current state before
 //! any structural change is applied (primitive field writes made on the
-//! way are undone if the message is rejected), so **a message is applied
+//! way are undone if the message is rejected); the typed decoder's fast
+//! path, which writes fields, new structures and new map entries as it
+//! reads, puts them all back when a message turns out malformed or outside
+//! it, which then goes through that check. So **a message is applied
 //! entirely or not at all**: on `Err` the state is exactly what it was,
 //! and no change callback fires. Errors name the byte offset
 //! and the problem ([`DecodeError`](crate::wire::DecodeError)). Decoding
@@ -56,6 +59,7 @@ pub mod callbacks;
 mod direct;
 mod dynamic;
 mod explain;
+mod fast;
 mod ordered_map;
 mod parse;
 mod reference_tracker;
@@ -65,7 +69,11 @@ mod undo;
 mod value;
 
 pub use callbacks::{At, CallbackError, CallbackHandle, Cx, Key};
+#[doc(hidden)]
+pub use direct::Place;
 pub use dynamic::{DynamicDecoder, NodeKind, NodeRef, ValueRef};
+#[doc(hidden)]
+pub use fast::{struct_block as fast_struct_block, Bail, FastCx, FastField, FastNode};
 pub use reference_tracker::RefId;
 pub use reflection::{decode_reflection, ReflectionDialect, MAX_INHERITANCE_DEPTH, MAX_TYPES};
 pub use typed::Decoder;

@@ -1,13 +1,26 @@
 //! Typed decoding into Rust types (`#[derive(Schema)]` structs and enums,
 //! `Option`, primitives and the four collections).
 //!
-//! A [`Decoder<T>`] is a [`DynamicDecoder`] built from `T`'s types (the
-//! "shadow", which owns the wire semantics: validation, refIds, reference
-//! counts, garbage collection, array holes) plus a mirror that writes every
-//! change into a `T` value as it is applied. Both are updated by the same
-//! pass, so the typed state never disagrees with the wire semantics, and a
-//! message is applied entirely or not at all, exactly as with the dynamic
-//! decoder.
+//! A [`Decoder<T>`] has two modes, with the same results:
+//!
+//! - The direct mode (`direct.rs`), where it starts: messages go straight
+//!   into `T`, beside which it keeps only a lean refId table (each
+//!   structure's shape, place in `T` and children). Its fast path
+//!   (`fast.rs`) reads the common messages — field changes, new
+//!   structures, new map entries — in one pass of code generated for `T`'s
+//!   types; the others go through the parse pass that every decoder shares,
+//!   then are applied to `T`.
+//! - The shadow mode (this module), entered for good on the first
+//!   [`Decoder::callbacks`] or [`Decoder::dynamic`], or on the first message
+//!   the direct mode does not cover: a [`DynamicDecoder`] built from `T`'s
+//!   types (the "shadow", which owns the wire semantics: validation,
+//!   refIds, reference counts, garbage collection, array holes) plus a
+//!   mirror that writes every change into `T` as it is applied. Both are
+//!   updated by the same pass, so the typed state never disagrees with the
+//!   wire semantics.
+//!
+//! In both, a message is applied entirely or not at all, exactly as with
+//! the dynamic decoder.
 //!
 //! The Rust side is reached through the hidden traits [`DecodeField`] (a
 //! field or element type) and [`DecodeNode`] (a struct, enum or collection
@@ -28,11 +41,14 @@
 //!
 //! # Cost
 //!
-//! Field updates are written in one pass per message, one walk from the
-//! root per run of siblings (a patch moving every entity of a map walks to
-//! the map once): no allocation. A collection whose entries changed is
-//! rebuilt once per message from the shadow (its element values are moved,
-//! not copied): O(length of the collection).
+//! Direct mode, fast path: one pass over the message, one walk from the
+//! root per run of sibling blocks (a patch moving every entity of a map
+//! walks to the map once), an undo record per field a patch changes (kept
+//! in reused buffers: no allocation), none for a full state into a fresh
+//! decoder. Shadow mode: field updates are written in one pass per message
+//! with the same walks; a collection whose entries changed is rebuilt once
+//! per message from the shadow (its element values are moved, not copied):
+//! O(length of the collection).
 
 use std::any::{Any, TypeId as RustTypeId};
 use std::collections::HashMap;
@@ -400,7 +416,7 @@ pub trait DecodeStruct: DecodeNode + Sized {
 
 /// A type that can be the root of a typed state. Implemented by the derive.
 #[doc(hidden)]
-pub trait DecodeState: DecodeStruct {
+pub trait DecodeState: DecodeStruct + crate::decoder::fast::FastNode {
     /// The registry of the state's types, and the wire type id of each Rust
     /// type.
     ///
@@ -1803,7 +1819,9 @@ impl Mirror for Bound<'_> {
 /// update fields allocate nothing.
 ///
 /// A decoder starts in its direct mode: messages are written straight into
-/// `T`, with only the wire bookkeeping beside it. It switches for good to
+/// `T`, with only the wire bookkeeping beside it (the common ones by code
+/// that `#[derive(Schema)]` generates for `T`'s types, in one pass). It
+/// switches for good to
 /// keeping a dynamic value tree beside `T` (the same one a
 /// [`DynamicDecoder`] holds, which both change callbacks and
 /// [`dynamic`](Self::dynamic) read) on the first use of either, or on the
@@ -1866,6 +1884,22 @@ impl<T: DecodeState> Decoder<T> {
     /// state is then unchanged.
     pub fn decode(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
         if self.shadow.is_none() {
+            let d = &mut *self.direct;
+            if !d.legacy
+                && d.fast
+                    .decode(
+                        bytes,
+                        &mut self.state,
+                        &mut d.nodes,
+                        &d.types,
+                        &self.rust_types,
+                    )
+                    .is_ok()
+            {
+                return Ok(());
+            }
+            // (The general path changes the state unless it fails.)
+            d.fast.pristine = false;
             match self
                 .direct
                 .decode(bytes, &mut self.state, &self.rust_types)?
@@ -1957,6 +1991,13 @@ impl<T: DecodeState> Decoder<T> {
     #[must_use]
     pub fn __with_shadow(&self) -> Option<(&T, &DynamicDecoder)> {
         Some((&self.state, &self.shadow.as_ref()?.shadow))
+    }
+
+    /// How many messages the direct mode's fast path applied (tests).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn __fast_applied(&self) -> u64 {
+        self.direct.fast.applied
     }
 }
 
