@@ -7,7 +7,7 @@
 use std::alloc::System;
 
 use roomcast_schema::decoder::{Decoder, DynamicDecoder};
-use roomcast_schema::{Encoder, MapSchema, Schema};
+use roomcast_schema::{registry_of, Encoder, MapSchema, Schema};
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
@@ -75,8 +75,13 @@ fn stream(n: u32, ticks: u32) -> (Vec<u8>, Vec<Vec<u8>>) {
 #[test]
 fn steady_state_patches_allocate_nothing() {
     let (full, patches) = stream(500, 6);
+    // (The typed decoder stays in its direct mode: `dynamic()` would
+    // switch it to the shadow mode.)
     let mut typed = Decoder::<State>::new().expect("types");
-    let mut dynamic = DynamicDecoder::new(typed.dynamic().types().clone());
+    let mut dynamic = DynamicDecoder::new(registry_of::<State>().expect("types"));
+    // And one in the shadow mode.
+    let mut shadow = Decoder::<State>::new().expect("types");
+    let _ = shadow.dynamic();
     // The full state: one allocation per entity, its name; the short map
     // keys are held inline (a `Box<str>` each made this 1051).
     let before = allocations();
@@ -87,10 +92,12 @@ fn steady_state_patches_allocate_nothing() {
         "{full_allocs} allocations for a full state of 500 entities"
     );
     dynamic.decode(&full).expect("full");
+    shadow.decode(&full).expect("full");
     // Warm-up: buffers reach their steady capacity.
     for p in &patches[..3] {
         typed.decode(p).expect("patch");
         dynamic.decode(p).expect("patch");
+        shadow.decode(p).expect("patch");
     }
     for p in &patches[3..] {
         let before = allocations();
@@ -99,12 +106,18 @@ fn steady_state_patches_allocate_nothing() {
         let before = allocations();
         dynamic.decode(p).expect("patch");
         let dynamic_allocs = allocations() - before;
+        let before = allocations();
+        shadow.decode(p).expect("patch");
+        let shadow_allocs = allocations() - before;
         assert_eq!(
-            (typed_allocs, dynamic_allocs),
-            (0, 0),
-            "allocations per patch (typed, dynamic)"
+            (typed_allocs, dynamic_allocs, shadow_allocs),
+            (0, 0, 0),
+            "allocations per patch (typed direct, dynamic, typed shadow)"
         );
     }
+    // Every message went through the direct mode's fast path.
+    assert!(typed.__is_direct());
+    assert_eq!(typed.__fast_applied(), 1 + patches.len() as u64);
     let e = typed.state().entities.get("e7").expect("e7");
     assert_eq!((e.x, e.y, e.name.as_str()), (12.0, 2.5, "e7-1"));
 }
