@@ -162,13 +162,28 @@ impl Lean {
 /// The lean table and `T` as the parse pass sees them: it writes the
 /// primitive fields of the structs `T` holds in place (and puts them back
 /// if the message is rejected).
-struct Lookup<'a> {
+pub(crate) struct Lookup<'a> {
     nodes: &'a RefMap<Lean>,
     root: &'a mut dyn DecodeNode,
     path: &'a mut Vec<Place>,
     /// The structure whose path `path` holds (`None`: none yet); its
     /// siblings reuse all but the last step.
     last: Option<RefId>,
+}
+
+impl<'a> Lookup<'a> {
+    pub(crate) fn new(
+        nodes: &'a RefMap<Lean>,
+        root: &'a mut dyn DecodeNode,
+        path: &'a mut Vec<Place>,
+    ) -> Self {
+        Self {
+            nodes,
+            root,
+            path,
+            last: None,
+        }
+    }
 }
 
 impl ShapeSource for Lookup<'_> {
@@ -423,12 +438,7 @@ impl Direct {
         // parsing (put back if the message is rejected or not covered).
         self.parser.eager = true;
         self.parser.notify = false;
-        let mut lookup = Lookup {
-            nodes: &self.nodes,
-            root: &mut *root,
-            path: &mut self.path,
-            last: None,
-        };
+        let mut lookup = Lookup::new(&self.nodes, &mut *root, &mut self.path);
         self.parser.parse(bytes, &self.types, &mut lookup)?;
         if !covered(&self.parser, &self.nodes) {
             self.parser.undo(&mut lookup);

@@ -25,10 +25,11 @@
 use std::any::TypeId as RustTypeId;
 
 use crate::collections::MapSchema;
-use crate::decoder::direct::{descend, path_to, steps_up, Lean, LeanData, Place};
+use crate::decoder::direct::{descend, path_to, steps_up, Lean, LeanData, Lookup, Place};
 use crate::decoder::parse::{read_primitive, size_hint, Shape, STRUCT_BYTES};
 use crate::decoder::reference_tracker::{RefId, RefMap};
 use crate::decoder::typed::{DecodeField, DecodeNode, FieldInput};
+use crate::decoder::undo::UndoLog;
 use crate::decoder::{Str, Value};
 use crate::schema::Field;
 use crate::types::{ElementType, FieldType, Primitive, TypeId, TypeRegistry};
@@ -50,12 +51,6 @@ impl From<crate::wire::DecodeError> for Bail {
 /// One change of the fast path, to put back if it bails.
 #[derive(Debug)]
 pub(crate) enum Undo {
-    /// Primitive field `index` of struct `id` held `old`.
-    Field {
-        id: RefId,
-        index: u8,
-        old: Option<Value>,
-    },
     /// Struct `parent` got the new child `id` in field `index`.
     Child { parent: RefId, index: u8, id: RefId },
     /// Map `map` got wire index `index`, an entry at `handle` (holding the
@@ -68,40 +63,6 @@ pub(crate) enum Undo {
     },
 }
 
-/// The value a number or boolean field (or an `Option` of one) held
-/// before the message: its kind ([`NUMBER`], [`INT`], [`UINT`], [`BOOL`],
-/// [`UNSET`]) and bits. Kept apart from [`Undo`] and a quarter of its size:
-/// a patch moving every entity writes one per field. A field's changes all
-/// go to the same log (see [`FastField::NUMBER`]), so that putting back the
-/// logs one after the other puts back each field's first value.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct OldNumber {
-    id: RefId,
-    index: u8,
-    kind: u8,
-    bits: u64,
-}
-
-/// [`OldNumber`] kinds: a float, a signed or unsigned integer, a boolean.
-const NUMBER: u8 = 0;
-const INT: u8 = 1;
-const UINT: u8 = 2;
-const BOOL: u8 = 3;
-/// An `Option` that was `None`.
-const UNSET: u8 = 4;
-
-impl OldNumber {
-    fn value(self) -> Option<Value> {
-        Some(match self.kind {
-            NUMBER => Value::Number(f64::from_bits(self.bits)),
-            INT => Value::Int(self.bits as i64),
-            UINT => Value::Uint(self.bits),
-            BOOL => Value::Bool(self.bits != 0),
-            _ => return None,
-        })
-    }
-}
-
 /// The fast path's state while it reads a message.
 #[doc(hidden)]
 pub struct FastCx<'a> {
@@ -110,7 +71,9 @@ pub struct FastCx<'a> {
     rust_types: &'a [Option<RustTypeId>],
     nodes: &'a mut RefMap<Lean>,
     log: &'a mut Vec<Undo>,
-    numbers: &'a mut Vec<OldNumber>,
+    /// The old values of the fields written (structures that existed
+    /// before the message), as the parse pass logs its own writes.
+    undo: &'a mut UndoLog,
     /// This message's number (see [`Lean::born`]).
     seq: u64,
     /// The structure of the current block.
@@ -156,10 +119,6 @@ pub trait FastNode: crate::decoder::DecodeStruct {
 /// hand.
 #[doc(hidden)]
 pub trait FastField: DecodeField {
-    /// Whether the old values of such a field go to the [`OldNumber`] log
-    /// ([`__fast_old`](Self::__fast_old) is `Some`).
-    const NUMBER: bool = false;
-
     /// Reads a value of wire type `p` into `self`.
     #[inline]
     fn __fast_read(&mut self, r: &mut Reader<'_>, p: Primitive) -> Result<(), Bail> {
@@ -171,11 +130,11 @@ pub trait FastField: DecodeField {
         }
     }
 
-    /// The value as an [`OldNumber`]'s kind and bits (`None` exactly when
-    /// not [`NUMBER`](Self::NUMBER)).
+    /// Records that field `index` of the current struct holds this value,
+    /// of wire type `p` (to put it back if the message is rejected).
     #[inline]
-    fn __fast_old(&self) -> Option<(u8, u64)> {
-        None
+    fn __fast_log(&self, cx: &mut FastCx<'_>, index: u8, p: Primitive) {
+        cx.undo.push(cx.current, index, self.__decode_value(p));
     }
 
     /// A new value read as wire type `p` (a collection element).
@@ -233,13 +192,11 @@ impl<T: FastField> FastField for Option<T> {
         T::__fast_new(r, p).map(Some)
     }
 
-    const NUMBER: bool = T::NUMBER;
-
     #[inline]
-    fn __fast_old(&self) -> Option<(u8, u64)> {
+    fn __fast_log(&self, cx: &mut FastCx<'_>, index: u8, p: Primitive) {
         match self {
-            Some(v) => v.__fast_old(),
-            None => T::NUMBER.then_some((UNSET, 0)),
+            Some(v) => v.__fast_log(cx, index, p),
+            None => cx.undo.push(cx.current, index, None),
         }
     }
 
@@ -254,17 +211,17 @@ impl<T: FastField> FastField for Option<T> {
     }
 }
 
-/// Numbers: their own wire type read straight in, others through a value.
+/// Numbers: their own wire type read straight in, others through a value;
+/// the old value logged as the value kind that holds it exactly (a
+/// patch moving every entity logs two per entity: no match on the wire
+/// type).
 macro_rules! fast_numbers {
-    ($($t:ty => $p:ident, $read:ident, $kind:ident, $bits:expr;)*) => {$(
+    ($($t:ty => $p:ident, $read:ident, $old:expr;)*) => {$(
         impl FastField for $t {
-            const NUMBER: bool = true;
-
             #[inline]
-            #[allow(clippy::cast_lossless, clippy::cast_sign_loss, clippy::cast_possible_wrap, reason = "the bits of the value as its kind holds it, losslessly")]
-            fn __fast_old(&self) -> Option<(u8, u64)> {
-                let bits: fn($t) -> u64 = $bits;
-                Some(($kind, bits(*self)))
+            fn __fast_log(&self, cx: &mut FastCx<'_>, index: u8, _: Primitive) {
+                let old: fn($t) -> Value = $old;
+                cx.undo.push(cx.current, index, Some(old(*self)));
             }
 
             #[inline]
@@ -286,27 +243,19 @@ macro_rules! fast_numbers {
 }
 
 fast_numbers! {
-    i8 => Int8, decode_i8, INT, |v| v as i64 as u64;
-    u8 => Uint8, decode_u8, INT, |v| v as u64;
-    i16 => Int16, decode_i16, INT, |v| v as i64 as u64;
-    u16 => Uint16, decode_u16, INT, |v| v as u64;
-    i32 => Int32, decode_i32, INT, |v| v as i64 as u64;
-    u32 => Uint32, decode_u32, INT, |v| v as u64;
-    i64 => Int64, decode_i64, INT, |v| v as u64;
-    u64 => Uint64, decode_u64, UINT, |v| v;
-    f32 => Float32, decode_f32, NUMBER, |v| f64::from(v).to_bits();
-    f64 => Float64, decode_f64, NUMBER, f64::to_bits;
+    i8 => Int8, decode_i8, |v| Value::Int(v.into());
+    u8 => Uint8, decode_u8, |v| Value::Int(v.into());
+    i16 => Int16, decode_i16, |v| Value::Int(v.into());
+    u16 => Uint16, decode_u16, |v| Value::Int(v.into());
+    i32 => Int32, decode_i32, |v| Value::Int(v.into());
+    u32 => Uint32, decode_u32, |v| Value::Int(v.into());
+    i64 => Int64, decode_i64, Value::Int;
+    u64 => Uint64, decode_u64, Value::Uint;
+    f32 => Float32, decode_f32, |v| Value::Number(v.into());
+    f64 => Float64, decode_f64, Value::Number;
 }
 
 impl FastField for bool {
-    #[allow(clippy::use_self, reason = "the flag's type, not the value's")]
-    const NUMBER: bool = true;
-
-    #[inline]
-    fn __fast_old(&self) -> Option<(u8, u64)> {
-        Some((BOOL, u64::from(*self)))
-    }
-
     #[inline]
     fn __fast_new(r: &mut Reader<'_>, p: Primitive) -> Result<Self, Bail> {
         if p == Primitive::Boolean {
@@ -514,19 +463,7 @@ impl FastCx<'_> {
         }
         if let FieldType::Primitive(p) = ty {
             if self.logged {
-                match slot.__fast_old() {
-                    Some((kind, bits)) => self.numbers.push(OldNumber {
-                        id: self.current,
-                        index: wire,
-                        kind,
-                        bits,
-                    }),
-                    None => self.log.push(Undo::Field {
-                        id: self.current,
-                        index: wire,
-                        old: slot.__decode_value(p),
-                    }),
-                }
+                slot.__fast_log(self, wire, p);
             }
             return slot.__fast_read(&mut self.r, p);
         }
@@ -677,7 +614,7 @@ pub(crate) struct Fast {
     pub(crate) applied: u64,
     seq: u64,
     log: Vec<Undo>,
-    numbers: Vec<OldNumber>,
+    undo: UndoLog,
     path: Vec<(Place, RefId)>,
     places: Vec<Place>,
 }
@@ -698,7 +635,7 @@ impl Fast {
         }
         self.seq += 1;
         self.log.clear();
-        self.numbers.clear();
+        self.undo.commit();
         let result = self.run(bytes, root, nodes, types, rust_types);
         match result {
             Ok(()) => {
@@ -734,7 +671,7 @@ impl Fast {
             rust_types,
             nodes,
             log: &mut self.log,
-            numbers: &mut self.numbers,
+            undo: &mut self.undo,
             seq: self.seq,
             current: RefId::ROOT,
             logged: !self.pristine,
@@ -757,17 +694,6 @@ impl Fast {
     fn rollback(&mut self, root: &mut dyn DecodeNode, nodes: &mut RefMap<Lean>) {
         while let Some(u) = self.log.pop() {
             match u {
-                Undo::Field { id, index, old } => {
-                    if path_to(nodes, id, &mut self.places) {
-                        descend(root, &self.places, &mut |n| {
-                            let input = match &old {
-                                Some(v) => FieldInput::Primitive(v),
-                                None => FieldInput::Delete,
-                            };
-                            n.__decode_field(index, input);
-                        });
-                    }
-                }
                 Undo::Child { parent, index, id } => {
                     nodes.remove(id);
                     if let Some(children) = nodes.get_mut(parent).and_then(Lean::children_mut) {
@@ -803,20 +729,10 @@ impl Fast {
                 }
             }
         }
-        // (Fields of the structures the state held before the message:
-        // still there.)
-        while let Some(old) = self.numbers.pop() {
-            if path_to(nodes, old.id, &mut self.places) {
-                let v = old.value();
-                descend(root, &self.places, &mut |n| {
-                    let input = match &v {
-                        Some(v) => FieldInput::Primitive(v),
-                        None => FieldInput::Delete,
-                    };
-                    n.__decode_field(old.index, input);
-                });
-            }
-        }
+        // Then the fields of the structures the state held before the
+        // message (still there), like the parse pass puts back its own.
+        self.undo
+            .rollback(&mut Lookup::new(nodes, root, &mut self.places));
     }
 }
 
@@ -827,7 +743,7 @@ impl Default for Fast {
             applied: 0,
             seq: 0,
             log: Vec::new(),
-            numbers: Vec::new(),
+            undo: UndoLog::default(),
             path: Vec::new(),
             places: Vec::new(),
         }
