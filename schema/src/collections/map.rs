@@ -233,6 +233,15 @@ impl<V: Field> MapSchema<V> {
     /// Removes `key` without recording it (the client side, which no
     /// encoder watches); the handle-table place its entry had.
     pub(crate) fn remove_untracked(&mut self, key: &str) -> Option<u32> {
+        let idx = self.unindex(key)?;
+        self.inner.remove_untracked(idx);
+        Some(idx)
+    }
+
+    /// Takes `key` out of the key index; the handle-table place of its
+    /// entry, which the caller removes.
+    #[inline]
+    fn unindex(&mut self, key: &str) -> Option<u32> {
         let inner = &self.inner;
         let entry = self
             .index
@@ -240,9 +249,7 @@ impl<V: Field> MapSchema<V> {
                 key_of(inner, l) == key.as_bytes()
             })
             .ok()?;
-        let (idx, _) = entry.remove();
-        self.inner.remove_untracked(idx);
-        Some(idx)
+        Some(entry.remove().0)
     }
 
     /// Removes every entry without recording it (the client side).
@@ -327,15 +334,7 @@ impl<'a, V: Field> MapMut<'a, V> {
 
     /// Removes `key`; returns its value.
     pub fn remove(&mut self, key: &str) -> Option<V> {
-        let map = &mut *self.map;
-        let inner = &map.inner;
-        let entry = map
-            .index
-            .find_entry(map.hasher.hash_one(key.as_bytes()), |&l| {
-                key_of(inner, l) == key.as_bytes()
-            })
-            .ok()?;
-        let (idx, _) = entry.remove();
+        let idx = self.map.unindex(key)?;
         Some(self.take_place(idx))
     }
 
