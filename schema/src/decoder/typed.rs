@@ -773,22 +773,22 @@ impl<V: DecodeField + Field> DecodeNode for MapSchema<V> {
     }
 
     fn __decode_map_set(&mut self, key: &str, input: FieldInput<'_>) -> (Option<u32>, Option<u32>) {
+        // (One hash of the key: the entry is found once, then written at
+        // its place or added.)
         let before = self.place(key);
-        match element::<V>(input) {
-            Some(v) => {
-                if self.insert_str(key, v).is_some() {
-                    (before, before)
-                } else {
-                    let pos = self.inner.slots.len() as u32 - 1;
-                    (before, Some(self.inner.loc_of(pos)))
+        match (element::<V>(input), before) {
+            (Some(v), Some(h)) => {
+                if let Some(slot) = self.inner.value_at_place(h) {
+                    *slot = v;
                 }
+                (before, before)
             }
-            None => {
-                if before.is_some() {
-                    self.remove_untracked(key);
-                }
+            (Some(v), None) => (None, self.insert_absent(key, v)),
+            (None, Some(_)) => {
+                self.remove_untracked(key);
                 (before, None)
             }
+            (None, None) => (None, None),
         }
     }
 
