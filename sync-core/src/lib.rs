@@ -18,7 +18,7 @@ pub use roomcast_schema as schema;
 pub use crate::clock::{Clock, TimerId};
 pub use crate::error::ServerError;
 pub use crate::matchmaker::RoomListing;
-pub use crate::presence::{LocalPresence, Presence};
+pub use crate::presence::{LocalPresence, Presence, PresenceError, PresenceFuture, Subscription};
 pub use crate::protocol::{Dialect, MessageType};
 pub use crate::room::{
     AuthRequest, BroadcastOptions, Client, ClientId, ConnId, ConnectRequest, Options, Reconnection,

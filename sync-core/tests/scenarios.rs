@@ -717,17 +717,22 @@ fn private_rooms_and_metadata_in_the_listing() {
 
 #[test]
 fn presence_is_shared_key_value_sets_and_pubsub() {
+    use futures_util::FutureExt;
+    // The in-process presence answers at once: its futures are ready.
+    fn now<T>(f: roomcast::PresenceFuture<'_, T>) -> T {
+        f.now_or_never().expect("ready").expect("no error")
+    }
     let mut h = game(&json!({}));
     h.with(|_, ctx| {
         let presence = ctx.presence().clone();
-        let mut rx = presence.subscribe("chan");
-        presence.set("k", "v");
-        presence.sadd("s", "m");
-        presence.hset("h", "f", "x");
-        assert_eq!(presence.get("k").as_deref(), Some("v"));
-        assert_eq!(presence.smembers("s"), ["m"]);
-        assert_eq!(presence.hget("h", "f").as_deref(), Some("x"));
-        assert_eq!(presence.publish("chan", "hello"), 1);
+        let mut rx = now(presence.subscribe("chan"));
+        now(presence.set("k", "v"));
+        now(presence.sadd("s", "m"));
+        now(presence.hset("h", "f", "x"));
+        assert_eq!(now(presence.get("k")).as_deref(), Some("v"));
+        assert_eq!(now(presence.smembers("s")), ["m"]);
+        assert_eq!(now(presence.hget("h", "f")).as_deref(), Some("x"));
+        assert_eq!(now(presence.publish("chan", "hello")), 1);
         assert_eq!(rx.try_recv().unwrap(), "hello");
     });
 }
