@@ -108,7 +108,7 @@ async fn matchmaking_routes_seats_to_room_tasks() {
     assert_eq!(room, same);
     let (_c, by_id) = join(&server, Method::JoinById, &room, json!({})).await;
     assert_eq!(by_id, room);
-    let listing = &server.available_rooms("counter")[0];
+    let listing = &server.available_rooms("counter").await.unwrap()[0];
     assert_eq!(
         (listing.clients, listing.room_id.as_str()),
         (3, room.as_str())
@@ -160,7 +160,7 @@ async fn matchmaking_errors() {
         err.code, 526,
         "a panicking on_create is an application error"
     );
-    assert!(server.rooms().is_empty());
+    assert!(server.rooms().await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -253,7 +253,7 @@ async fn shutdown_closes_clients_and_refuses_matchmaking() {
         .unwrap_err();
     assert_eq!(err.code, 503);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(server.rooms().is_empty(), "rooms disposed");
+    assert!(server.rooms().await.unwrap().is_empty(), "rooms disposed");
 }
 
 #[tokio::test]

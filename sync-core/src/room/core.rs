@@ -209,13 +209,35 @@ impl<R: Room> RoomCore<R> {
         options: Options,
     ) -> Result<String, SeatError> {
         self.set_now(now);
+        if self.ctx.locked() && !self.ctx.disposing {
+            return Err(SeatError::Locked);
+        }
+        let session_id = generate_id(9);
+        self.handle_seat_taken(now, &session_id, options)?;
+        Ok(session_id)
+    }
+
+    /// Reserves the seat `session_id` that matchmaking already counted in
+    /// the listing store: the store checked that the room had a free seat,
+    /// so only a room going away refuses it.
+    ///
+    /// # Errors
+    ///
+    /// [`SeatError::Disposing`] when the room is going away.
+    pub fn handle_seat_taken(
+        &mut self,
+        now: Instant,
+        session_id: &str,
+        options: Options,
+    ) -> Result<(), SeatError> {
+        self.set_now(now);
         if self.ctx.disposing {
             return Err(SeatError::Disposing);
         }
-        if self.ctx.locked() {
-            return Err(SeatError::Locked);
+        let session_id: Arc<str> = session_id.into();
+        if self.ctx.sessions.contains_key(&session_id) {
+            return Ok(());
         }
-        let session_id: Arc<str> = generate_id(9).into();
         let id = ClientId(self.ctx.next_client);
         self.ctx.next_client += 1;
         self.ctx.slots.insert(
@@ -241,9 +263,16 @@ impl<R: Room> RoomCore<R> {
                 view: None,
             },
         );
-        self.ctx.sessions.insert(session_id.clone(), id);
+        self.ctx.sessions.insert(session_id, id);
         self.ctx.update_full_lock();
-        Ok(session_id.to_string())
+        Ok(())
+    }
+
+    /// Whether a seat (reserved, joined or awaiting reconnection) has this
+    /// session id.
+    #[must_use]
+    pub fn has_session(&self, session_id: &str) -> bool {
+        self.ctx.sessions.contains_key(session_id)
     }
 
     /// `POST /matchmake/reconnect`: returns the session id holding
@@ -669,17 +698,23 @@ impl<R: Room> RoomCore<R> {
         Some(self.listing())
     }
 
-    /// The room's current listing.
+    /// The room's current listing, as the room sees it (the shell fills
+    /// in the process, the creation time and the filter values).
     #[must_use]
     pub fn listing(&self) -> RoomListing {
         RoomListing {
             room_id: self.ctx.room_id.clone(),
             name: self.ctx.room_name.to_string(),
+            process_id: String::new(),
+            public_address: None,
             clients: self.ctx.seats_taken(),
             max_clients: self.ctx.max_clients,
             locked: self.ctx.locked(),
             private: self.ctx.private,
+            unlisted: false,
             metadata: self.ctx.metadata.clone(),
+            created_at: 0,
+            filters: serde_json::Map::new(),
         }
     }
 

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub(crate) use self::core::refuse_seat;
+pub(crate) use self::core::{default_seat_reservation_time, refuse_seat};
 pub use self::core::{ConnId, ConnectRequest, RoomCore, SeatError, Transmit, TransmitKind};
 pub(crate) use self::ctx::Continuation;
 pub use self::ctx::{

@@ -48,7 +48,7 @@ async fn handle_matchmake(
     let origin = request.headers().get(header::ORIGIN).cloned();
     let mut response = match *request.method() {
         HttpMethod::OPTIONS => StatusCode::NO_CONTENT.into_response(),
-        HttpMethod::GET => list(server, path),
+        HttpMethod::GET => list(server, dialect, path).await,
         HttpMethod::POST => post(server, dialect, request, path).await,
         _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
     };
@@ -81,13 +81,16 @@ fn cors(headers: &mut HeaderMap, origin: Option<HeaderValue>) {
 
 /// `GET /matchmake/<roomName>`: the listing of SDKs that had
 /// `getAvailableRooms` (not routed by the 0.16/0.18 reference servers).
-fn list(server: &Server, path: &str) -> Response {
+async fn list(server: &Server, dialect: Dialect, path: &str) -> Response {
     let name = path.trim_start_matches('/');
     if !valid_name(name) {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let rooms: Vec<_> = server
-        .available_rooms(name)
+    let rooms = match server.available_rooms(name).await {
+        Ok(rooms) => rooms,
+        Err(e) => return error(dialect, &e),
+    };
+    let rooms: Vec<_> = rooms
         .into_iter()
         .map(|r| {
             json!({
@@ -96,7 +99,7 @@ fn list(server: &Server, path: &str) -> Response {
                 "clients": r.clients,
                 "maxClients": r.max_clients,
                 "metadata": r.metadata,
-                "processId": server.config().process_id,
+                "processId": r.process_id,
             })
         })
         .collect();
@@ -156,20 +159,20 @@ fn bad_request(message: &str) -> Response {
         .into_response()
 }
 
-/// The union of the 0.18 flat and 0.16 nested layouts (room-protocol.md §2.2).
+/// The union of the 0.18 flat and 0.16 nested layouts (room-protocol.md
+/// §2.2), naming the process that holds the room.
 fn reservation_json(server: &Server, reservation: &SeatReservation) -> serde_json::Value {
-    let config = server.config();
     let room = &reservation.room;
     let mut body = json!({
         "name": room.name,
         "sessionId": reservation.session_id,
         "roomId": room.room_id,
-        "processId": config.process_id,
+        "processId": room.process_id,
         "protocol": "ws",
         "room": {
             "name": room.name,
             "roomId": room.room_id,
-            "processId": config.process_id,
+            "processId": room.process_id,
             "clients": room.clients,
             "maxClients": room.max_clients,
             "locked": room.locked,
@@ -177,11 +180,11 @@ fn reservation_json(server: &Server, reservation: &SeatReservation) -> serde_jso
             "metadata": room.metadata,
         },
     });
-    if let Some(address) = &config.public_address {
+    if let Some(address) = &room.public_address {
         body["publicAddress"] = json!(address);
         body["room"]["publicAddress"] = json!(address);
     }
-    if config.dev_mode {
+    if server.config().dev_mode {
         body["devMode"] = json!(true);
     }
     body

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::json;
@@ -17,7 +17,10 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use self::ws::WebSocketTransport;
 use crate::error::ServerError;
-use crate::matchmaker::{generate_id, Listings, RoomListing};
+use crate::matchmaker::{
+    generate_id, now_millis, Claim, ClaimInError, CreateLock, ListingStore, LocalStore, Order,
+    RoomListing, RoomQuery, SeatRequest, SortKeys, StoreError,
+};
 use crate::presence::{LocalPresence, Presence};
 use crate::protocol::{error_code, Dialect};
 use crate::room::driver::Driver;
@@ -27,9 +30,10 @@ use crate::transport::{ChannelLink, Link, Outgoing, Session, SharedLink};
 /// What a room task is asked to do.
 #[derive(Debug)]
 pub(crate) enum Command {
-    ReserveSeat {
-        options: Options,
-        reply: oneshot::Sender<Result<String, SeatError>>,
+    /// Take the seat `session_id` matchmaking counted in the store.
+    TakeSeat {
+        session_id: String,
+        reply: Option<oneshot::Sender<Result<(), SeatError>>>,
     },
     Reconnect {
         token: String,
@@ -53,6 +57,20 @@ pub(crate) enum Command {
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Why a room could not be created.
+enum CreateError {
+    /// What the room (or matchmaking) answers the client.
+    Server(ServerError),
+    /// The creation lock expired or was released meanwhile: claim again.
+    LockLost,
+}
+
+impl From<ServerError> for CreateError {
+    fn from(e: ServerError) -> Self {
+        Self::Server(e)
+    }
+}
+
 /// A room kind registered with [`ServerBuilder::define`], type-erased.
 trait Definition: Send + Sync {
     fn create(
@@ -60,24 +78,47 @@ trait Definition: Send + Sync {
         inner: Arc<Inner>,
         name: &str,
         options: Options,
-    ) -> BoxFuture<'static, Result<(String, String), ServerError>>;
-    fn default_options(&self) -> &Options;
+        filters: serde_json::Map<String, serde_json::Value>,
+        lock: Option<CreateLock>,
+    ) -> BoxFuture<'static, Result<(RoomListing, String), CreateError>>;
 }
 
 struct TypedDefinition<R, F> {
     factory: F,
-    defaults: Options,
     _room: std::marker::PhantomData<fn() -> R>,
 }
 
+/// A defined room name: how to make its rooms and how matchmaking picks
+/// among them.
+struct Handler {
+    definition: Box<dyn Definition>,
+    defaults: Options,
+    filter_by: Vec<String>,
+    sort_by: SortKeys,
+}
+
+impl Handler {
+    /// The request's values of the `filter_by` fields (absent ones left
+    /// out: they match any room).
+    fn filters(&self, options: &Options) -> serde_json::Map<String, serde_json::Value> {
+        self.filter_by
+            .iter()
+            .filter_map(|field| Some((field.clone(), options.get(field)?.clone())))
+            .collect()
+    }
+}
+
 impl<R: Room, F: Fn() -> R + Send + Sync> Definition for TypedDefinition<R, F> {
-    /// Runs `on_create`, reserves the first seat, then starts the task.
+    /// Runs `on_create`, reserves the first seat, lists the room (with the
+    /// creation lock, if any), then starts the task.
     fn create(
         &self,
         inner: Arc<Inner>,
         name: &str,
         options: Options,
-    ) -> BoxFuture<'static, Result<(String, String), ServerError>> {
+        filters: serde_json::Map<String, serde_json::Value>,
+        lock: Option<CreateLock>,
+    ) -> BoxFuture<'static, Result<(RoomListing, String), CreateError>> {
         let room = (self.factory)();
         let mut core = RoomCore::<R>::new(Instant::now(), name, inner.presence.clone());
         core.set_max_frame_bytes(inner.config.max_frame_bytes);
@@ -89,28 +130,40 @@ impl<R: Room, F: Fn() -> R + Send + Sync> Definition for TypedDefinition<R, F> {
                 .handle_reserve_seat(Instant::now(), options)
                 .map_err(|e| ServerError::new(error_code::MATCHMAKE_UNHANDLED, e.to_string()))?;
             let room_id = driver.core.ctx().room_id().to_owned();
-            if inner.room(&room_id).is_some() {
+            let (tx, rx) = mpsc::channel(4096);
+            let runtime = inner.room_runtime();
+            if !inner.register(&room_id, tx, runtime.clone()) {
                 // `on_create` chose the id of a live room.
                 return Err(ServerError::new(
                     error_code::MATCHMAKE_UNHANDLED,
                     format!("room id \"{room_id}\" is already in use"),
-                ));
+                )
+                .into());
             }
-            let (tx, rx) = mpsc::channel(4096);
-            let runtime = inner.room_runtime();
-            inner.register(&room_id, tx, runtime.clone());
-            inner.listings.update(driver.core.listing());
+            let mut listing = driver.core.listing();
+            listing.process_id.clone_from(&inner.config.process_id);
+            listing
+                .public_address
+                .clone_from(&inner.config.public_address);
+            listing.locked = driver.core.ctx().locked_explicit;
+            listing.created_at = now_millis();
+            listing.filters = filters;
+            // Commands for the room wait in its queue until it is listed
+            // and its task runs.
+            if let Err(e) = inner.store.register(&listing, lock.as_ref()).await {
+                inner.forget(&room_id);
+                return Err(match e {
+                    StoreError::LockLost => CreateError::LockLost,
+                    e => store_error(&e).into(),
+                });
+            }
             let task = task::run(driver, rx, inner);
             match runtime {
                 Some(runtime) => drop(runtime.spawn(task)),
                 None => drop(tokio::spawn(task)),
             }
-            Ok((room_id, session))
+            Ok((listing, session))
         })
-    }
-
-    fn default_options(&self) -> &Options {
-        &self.defaults
     }
 }
 
@@ -189,13 +242,10 @@ impl RoomThreads {
 }
 
 pub(crate) struct Inner {
-    definitions: HashMap<String, Box<dyn Definition>>,
-    /// Serializes `joinOrCreate` per room name, so concurrent requests fill
-    /// one new room instead of each creating its own.
-    creating: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    handlers: HashMap<String, Handler>,
     rooms: Mutex<HashMap<String, RoomEntry>>,
     room_threads: std::sync::OnceLock<Option<RoomThreads>>,
-    pub(crate) listings: Listings,
+    pub(crate) store: Arc<dyn ListingStore>,
     pub(crate) presence: Arc<dyn Presence>,
     pub(crate) config: ServerConfig,
     next_conn: AtomicU64,
@@ -209,16 +259,27 @@ struct RoomEntry {
 }
 
 impl Inner {
+    /// Adds a live room; `false` if the id is taken.
     fn register(
         &self,
         room_id: &str,
         commands: mpsc::Sender<Command>,
         runtime: Option<tokio::runtime::Handle>,
-    ) {
+    ) -> bool {
+        let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        if rooms.contains_key(room_id) {
+            return false;
+        }
+        rooms.insert(room_id.to_owned(), RoomEntry { commands, runtime });
+        true
+    }
+
+    /// Drops a room that never started.
+    fn forget(&self, room_id: &str) {
         self.rooms
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(room_id.to_owned(), RoomEntry { commands, runtime });
+            .remove(room_id);
     }
 
     /// The room thread for a new room (`None`: the current runtime).
@@ -248,12 +309,12 @@ impl Inner {
             .and_then(|entry| entry.runtime.clone())
     }
 
-    pub(crate) fn unregister(&self, room_id: &str) {
-        self.rooms
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(room_id);
-        self.listings.remove(room_id);
+    /// A room's task ended: it is unlisted.
+    pub(crate) async fn unregister(&self, room_id: &str) {
+        self.forget(room_id);
+        if let Err(e) = self.store.remove(room_id).await {
+            tracing::warn!(room = room_id, "could not unlist the room: {e}");
+        }
     }
 
     fn room(&self, room_id: &str) -> Option<mpsc::Sender<Command>> {
@@ -270,11 +331,11 @@ impl Inner {
 /// # Examples
 ///
 /// ```
-/// use roomcast::{NoState, Options, Room, RoomCtx, Server, ServerError};
+/// use roomcast::{NoState, Options, Order, Room, RoomCtx, Server, ServerError};
 ///
 /// #[derive(Default)]
-/// struct Lobby;
-/// impl Room for Lobby {
+/// struct Battle;
+/// impl Room for Battle {
 ///     type State = NoState;
 ///     type UserData = ();
 ///     type Auth = ();
@@ -283,20 +344,30 @@ impl Inner {
 ///     }
 /// }
 ///
-/// let server = Server::builder().define("lobby", Lobby::default).build();
-/// assert!(server.available_rooms("lobby").is_empty());
+/// // Colyseus: define("battle", Battle).filterBy(["mode"]).sortBy({ clients: -1 })
+/// let server = Server::builder()
+///     .define("battle", Battle::default)
+///     .filter_by(["mode"])
+///     .sort_by([("clients", Order::Desc)])
+///     .build();
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// assert!(server.available_rooms("battle").await.unwrap().is_empty());
+/// # });
 /// ```
 #[must_use]
 pub struct ServerBuilder {
-    definitions: HashMap<String, Box<dyn Definition>>,
+    handlers: HashMap<String, Handler>,
+    /// The room name `filter_by`/`sort_by` apply to.
+    last: Option<String>,
     presence: Option<Arc<dyn Presence>>,
+    store: Option<Arc<dyn ListingStore>>,
     config: ServerConfig,
 }
 
 impl std::fmt::Debug for ServerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerBuilder")
-            .field("rooms", &self.definitions.keys().collect::<Vec<_>>())
+            .field("rooms", &self.handlers.keys().collect::<Vec<_>>())
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -325,14 +396,62 @@ impl ServerBuilder {
         factory: impl Fn() -> R + Send + Sync + 'static,
     ) -> Self {
         assert!(valid_name(name), "room names use [A-Za-z0-9_-]+");
-        self.definitions.insert(
+        self.handlers.insert(
             name.to_owned(),
-            Box::new(TypedDefinition {
-                factory,
+            Handler {
+                definition: Box::new(TypedDefinition {
+                    factory,
+                    _room: std::marker::PhantomData,
+                }),
                 defaults,
-                _room: std::marker::PhantomData,
-            }),
+                filter_by: Vec::new(),
+                sort_by: Vec::new(),
+            },
         );
+        self.last = Some(name.to_owned());
+        self
+    }
+
+    fn last_handler(&mut self, what: &str) -> &mut Handler {
+        let name = self
+            .last
+            .as_ref()
+            .unwrap_or_else(|| panic!("{what} follows a define"));
+        self.handlers.get_mut(name).expect("defined")
+    }
+
+    /// Matchmaking offers a request only rooms created with the same
+    /// values of these join options (Colyseus `filterBy`); applies to the
+    /// room defined last. A field the request leaves out matches any room.
+    ///
+    /// # Panics
+    ///
+    /// When no room was defined before.
+    pub fn filter_by<'a>(mut self, fields: impl IntoIterator<Item = &'a str>) -> Self {
+        self.last_handler("filter_by").filter_by = fields.into_iter().map(str::to_owned).collect();
+        self
+    }
+
+    /// The order in which matchmaking considers matching rooms (Colyseus
+    /// `sortBy`), by listing fields (`clients`, `maxClients`,
+    /// `createdAt`), filter values or metadata fields; applies to the room
+    /// defined last. Without it, the oldest room comes first.
+    ///
+    /// # Panics
+    ///
+    /// When no room was defined before.
+    pub fn sort_by<'a>(mut self, keys: impl IntoIterator<Item = (&'a str, Order)>) -> Self {
+        self.last_handler("sort_by").sort_by = keys
+            .into_iter()
+            .map(|(key, order)| (key.to_owned(), order))
+            .collect();
+        self
+    }
+
+    /// Keeps listings and counts seats in `store` instead of the
+    /// in-process [`LocalStore`].
+    pub fn store(mut self, store: Arc<dyn ListingStore>) -> Self {
+        self.store = Some(store);
         self
     }
 
@@ -373,11 +492,12 @@ impl ServerBuilder {
             .sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         Server {
             inner: Arc::new(Inner {
-                definitions: self.definitions,
-                creating: Mutex::new(HashMap::new()),
+                handlers: self.handlers,
                 rooms: Mutex::new(HashMap::new()),
                 room_threads: std::sync::OnceLock::new(),
-                listings: Listings::default(),
+                store: self
+                    .store
+                    .unwrap_or_else(|| Arc::new(LocalStore::default())),
                 presence: self
                     .presence
                     .unwrap_or_else(|| Arc::new(LocalPresence::default())),
@@ -457,8 +577,10 @@ impl Server {
     /// A builder.
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
-            definitions: HashMap::new(),
+            handlers: HashMap::new(),
+            last: None,
             presence: None,
+            store: None,
             config: ServerConfig::default(),
         }
     }
@@ -475,23 +597,62 @@ impl Server {
         &self.inner.presence
     }
 
-    /// Public, unlocked rooms named `name`, the fullest first
+    /// The store that keeps listings and counts seats.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn ListingStore> {
+        &self.inner.store
+    }
+
+    /// Public, unlocked rooms named `name`, in the definition's sort order
     /// (`getAvailableRooms(roomName)`).
-    #[must_use]
-    pub fn available_rooms(&self, name: &str) -> Vec<RoomListing> {
-        self.inner.listings.available(name)
+    ///
+    /// # Errors
+    ///
+    /// When the listing store is unavailable.
+    pub async fn available_rooms(&self, name: &str) -> Result<Vec<RoomListing>, ServerError> {
+        let sort = self
+            .inner
+            .handlers
+            .get(name)
+            .map_or(&[][..], |h| &h.sort_by[..]);
+        let filters = serde_json::Map::new();
+        let query = RoomQuery {
+            name,
+            filters: &filters,
+            sort,
+        };
+        let rooms = self
+            .inner
+            .store
+            .query(&query)
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(rooms.into_iter().filter(|r| !r.locked).collect())
     }
 
-    /// Every live room.
-    #[must_use]
-    pub fn rooms(&self) -> Vec<RoomListing> {
-        self.inner.listings.all()
+    /// Every listed room, private ones too (in a cluster: of every
+    /// process).
+    ///
+    /// # Errors
+    ///
+    /// When the listing store is unavailable.
+    pub async fn rooms(&self) -> Result<Vec<RoomListing>, ServerError> {
+        self.inner.store.all().await.map_err(|e| store_error(&e))
     }
 
-    /// Whether a room with this id is live.
+    /// Whether a room with this id is live in this process.
     #[must_use]
     pub fn has_room(&self, room_id: &str) -> bool {
         self.inner.room(room_id).is_some()
+    }
+
+    fn handler(&self, name: &str) -> Result<&Handler, ServerError> {
+        self.inner.handlers.get(name).ok_or_else(|| {
+            ServerError::new(
+                error_code::MATCHMAKE_NO_HANDLER,
+                format!("no available handler for \"{name}\""),
+            )
+        })
     }
 
     /// Runs a matchmaking request (what `POST /matchmake/<method>/<target>`
@@ -511,70 +672,48 @@ impl Server {
             return Err(ServerError::new(503, "server is shutting down"));
         }
         match method {
-            Method::JoinOrCreate | Method::Create | Method::Join => {
-                let definition = self.inner.definitions.get(target).ok_or_else(|| {
-                    ServerError::new(
-                        error_code::MATCHMAKE_NO_HANDLER,
-                        format!("no available handler for \"{target}\""),
-                    )
-                })?;
-                let options = merge_options(options, definition.default_options());
-                let creation = (method == Method::JoinOrCreate).then(|| {
-                    self.inner
-                        .creating
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .entry(target.to_owned())
-                        .or_default()
-                        .clone()
-                });
-                let _creating = match &creation {
-                    Some(lock) => Some(lock.lock().await),
-                    None => None,
-                };
-                if method != Method::Create {
-                    // Rooms can fill up between the lookup and the
-                    // reservation: retry like the reference does.
-                    for _ in 0..5 {
-                        let rooms = self.inner.listings.available(target);
-                        if rooms.is_empty() {
-                            break;
-                        }
-                        for room in rooms {
-                            if let Ok(reservation) =
-                                self.reserve(&room.room_id, options.clone()).await
-                            {
-                                return Ok(reservation);
-                            }
-                        }
-                    }
-                    if method == Method::Join {
-                        return Err(ServerError::new(
-                            error_code::MATCHMAKE_INVALID_CRITERIA,
-                            "no rooms found with provided criteria",
-                        ));
-                    }
+            Method::Create => {
+                let handler = self.handler(target)?;
+                let options = merge_options(options, &handler.defaults);
+                match self.create_room(target, options, None).await {
+                    Ok(reservation) => Ok(reservation),
+                    Err(CreateError::Server(e)) => Err(e),
+                    Err(CreateError::LockLost) => unreachable!("no lock"),
                 }
-                self.create_room(target, options).await
             }
+            Method::JoinOrCreate | Method::Join => self.join(method, target, options).await,
             Method::JoinById => {
-                let options = match self.inner.listings.get(target) {
-                    Some(listing) => match self.inner.definitions.get(&listing.name) {
-                        Some(d) => merge_options(options, d.default_options()),
-                        None => options,
-                    },
+                let listing = self
+                    .inner
+                    .store
+                    .get(target)
+                    .await
+                    .map_err(|e| store_error(&e))?
+                    .ok_or_else(|| not_found(target))?;
+                let options = match self.inner.handlers.get(&listing.name) {
+                    Some(handler) => merge_options(options, &handler.defaults),
                     None => options,
                 };
-                self.reserve(target, options).await.map_err(|e| match e {
-                    SeatError::Locked => ServerError::new(
-                        error_code::MATCHMAKE_INVALID_ROOM_ID,
-                        format!("room \"{target}\" is locked"),
-                    ),
-                    _ => ServerError::new(
-                        error_code::MATCHMAKE_INVALID_ROOM_ID,
-                        format!("room \"{target}\" not found"),
-                    ),
-                })
+                for _ in 0..MAX_SEAT_ATTEMPTS {
+                    let seat = seat_request(options.clone());
+                    let claimed = self
+                        .inner
+                        .store
+                        .claim_in(target, &seat)
+                        .await
+                        .map_err(|e| store_error(&e))?
+                        .map_err(|e| match e {
+                            ClaimInError::Locked => ServerError::new(
+                                error_code::MATCHMAKE_INVALID_ROOM_ID,
+                                format!("room \"{target}\" is locked"),
+                            ),
+                            ClaimInError::NotFound => not_found(target),
+                        })?;
+                    if let Some(reservation) = self.deliver(claimed.listing, seat).await {
+                        return Ok(reservation);
+                    }
+                }
+                Err(not_found(target))
             }
             Method::Reconnect => {
                 let token = options["reconnectionToken"]
@@ -586,12 +725,7 @@ impl Server {
                             "reconnectionToken must be provided",
                         )
                     })?;
-                let room = self.inner.room(target).ok_or_else(|| {
-                    ServerError::new(
-                        error_code::MATCHMAKE_INVALID_ROOM_ID,
-                        format!("room \"{target}\" not found"),
-                    )
-                })?;
+                let room = self.inner.room(target).ok_or_else(|| not_found(target))?;
                 let (reply, rx) = oneshot::channel();
                 let _ = room.send(Command::Reconnect { token, reply }).await;
                 let session_id = rx.await.map_err(|_| not_found(target))?.map_err(|_| {
@@ -602,46 +736,119 @@ impl Server {
                 })?;
                 let room = self
                     .inner
-                    .listings
+                    .store
                     .get(target)
+                    .await
+                    .map_err(|e| store_error(&e))?
                     .ok_or_else(|| not_found(target))?;
                 Ok(SeatReservation { room, session_id })
             }
         }
     }
 
+    /// `joinOrCreate` and `join`: a seat in the best matching room with a
+    /// free one, else (`joinOrCreate`) a new room, created by one request
+    /// at a time per room name and filter values.
+    async fn join(
+        &self,
+        method: Method,
+        target: &str,
+        options: Options,
+    ) -> Result<SeatReservation, ServerError> {
+        let handler = self.handler(target)?;
+        let options = merge_options(options, &handler.defaults);
+        let filters = handler.filters(&options);
+        let query = RoomQuery {
+            name: target,
+            filters: &filters,
+            sort: &handler.sort_by,
+        };
+        let may_create = method == Method::JoinOrCreate;
+        let deadline = Instant::now() + MATCHMAKE_DEADLINE;
+        let mut attempts = 0;
+        loop {
+            if Instant::now() > deadline || attempts == MAX_SEAT_ATTEMPTS {
+                return Err(ServerError::new(
+                    error_code::MATCHMAKE_UNHANDLED,
+                    format!("no seat found in \"{target}\" in time"),
+                ));
+            }
+            let seat = seat_request(options.clone());
+            let claim = self
+                .inner
+                .store
+                .claim(&query, &seat, may_create)
+                .await
+                .map_err(|e| store_error(&e))?;
+            match claim {
+                Claim::Seat(claimed) => {
+                    if let Some(reservation) = self.deliver(claimed.listing, seat).await {
+                        return Ok(reservation);
+                    }
+                    // The room went away meanwhile: look again.
+                    attempts += 1;
+                }
+                Claim::Create(lock) => {
+                    let guard = LockGuard {
+                        store: self.inner.store.clone(),
+                        lock: Some(lock.clone()),
+                    };
+                    match self.create_room(target, options.clone(), Some(lock)).await {
+                        Ok(reservation) => {
+                            guard.disarm();
+                            return Ok(reservation);
+                        }
+                        Err(CreateError::LockLost) => {
+                            guard.disarm();
+                            attempts += 1;
+                        }
+                        Err(CreateError::Server(e)) => return Err(e),
+                    }
+                }
+                Claim::Wait => self.inner.store.changed(WAIT_POLL).await,
+                Claim::NoRoom => {
+                    return Err(ServerError::new(
+                        error_code::MATCHMAKE_INVALID_CRITERIA,
+                        "no rooms found with provided criteria",
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Hands a seat the store counted to the room that holds it. A room of
+    /// this process takes it now (`None`: it is going away); a room of
+    /// another process takes it when told or when the client arrives.
+    async fn deliver(&self, room: RoomListing, seat: SeatRequest) -> Option<SeatReservation> {
+        if let Some(commands) = self.inner.room(&room.room_id) {
+            let (reply, rx) = oneshot::channel();
+            commands
+                .send(Command::TakeSeat {
+                    session_id: seat.session_id.clone(),
+                    reply: Some(reply),
+                })
+                .await
+                .ok()?;
+            rx.await.ok()?.ok()?;
+        }
+        Some(SeatReservation {
+            room,
+            session_id: seat.session_id,
+        })
+    }
+
     async fn create_room(
         &self,
         name: &str,
         options: Options,
-    ) -> Result<SeatReservation, ServerError> {
-        let definition = self.inner.definitions.get(name).ok_or_else(|| {
-            ServerError::new(
-                error_code::MATCHMAKE_NO_HANDLER,
-                format!("no available handler for \"{name}\""),
-            )
-        })?;
-        let (room_id, session_id) = definition.create(self.inner.clone(), name, options).await?;
-        let room = self
-            .inner
-            .listings
-            .get(&room_id)
-            .ok_or_else(|| not_found(&room_id))?;
-        Ok(SeatReservation { room, session_id })
-    }
-
-    async fn reserve(&self, room_id: &str, options: Options) -> Result<SeatReservation, SeatError> {
-        let room = self.inner.room(room_id).ok_or(SeatError::Disposing)?;
-        let (reply, rx) = oneshot::channel();
-        room.send(Command::ReserveSeat { options, reply })
-            .await
-            .map_err(|_| SeatError::Disposing)?;
-        let session_id = rx.await.map_err(|_| SeatError::Disposing)??;
-        let room = self
-            .inner
-            .listings
-            .get(room_id)
-            .ok_or(SeatError::Disposing)?;
+        lock: Option<CreateLock>,
+    ) -> Result<SeatReservation, CreateError> {
+        let handler = self.handler(name)?;
+        let filters = handler.filters(&options);
+        let (room, session_id) = handler
+            .definition
+            .create(self.inner.clone(), name, options, filters, lock)
+            .await?;
         Ok(SeatReservation { room, session_id })
     }
 
@@ -728,6 +935,63 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         crate::transport::Transport::serve(WebSocketTransport::new(listener), self).await
     }
+}
+
+/// Seats a request tries before it gives up (rooms going away between
+/// the claim and the seat, creation locks lost).
+const MAX_SEAT_ATTEMPTS: usize = 8;
+
+/// How long a `joinOrCreate`/`join` may wait for other requests' rooms.
+const MATCHMAKE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A waiting request claims again at least this often.
+const WAIT_POLL: Duration = Duration::from_millis(50);
+
+/// A new seat for `options`, with the default reservation time (a room
+/// applies its own from when it takes the seat).
+fn seat_request(options: Options) -> SeatRequest {
+    SeatRequest {
+        session_id: generate_id(9),
+        options,
+        ttl: crate::room::default_seat_reservation_time(),
+    }
+}
+
+/// Gives a creation lock back if the request ends without registering a
+/// room (an error, or the client went away and the request was dropped).
+struct LockGuard {
+    store: Arc<dyn ListingStore>,
+    lock: Option<CreateLock>,
+}
+
+impl LockGuard {
+    fn disarm(mut self) {
+        self.lock = None;
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let Some(lock) = self.lock.take() else {
+            return;
+        };
+        let store = self.store.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = store.release(&lock).await {
+                    tracing::warn!("could not release a creation lock: {e}");
+                }
+            });
+        }
+    }
+}
+
+/// What a client sees when the listing store fails.
+fn store_error(e: &StoreError) -> ServerError {
+    ServerError::new(
+        error_code::MATCHMAKE_UNHANDLED,
+        format!("matchmaking unavailable: {e}"),
+    )
 }
 
 fn not_found(room_id: &str) -> ServerError {

@@ -2,16 +2,20 @@
 //! and the clock, and moves its transmits to the connections.
 
 use std::collections::HashMap;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use futures_util::stream::FuturesUnordered;
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Command, Inner};
+use crate::matchmaker::{ListingStore, RoomUpdate, StoreError};
 use crate::protocol::close_code;
 use crate::room::driver::Driver;
-use crate::room::{ConnId, Room, TransmitKind};
+use crate::room::{ConnId, ConnectRequest, Options, Room, SeatError, TransmitKind};
 use crate::transport::{Outgoing, SharedLink};
 
 /// Commands handled between two flushes, so a busy room still lets the
@@ -22,6 +26,45 @@ enum Step<R: Room> {
     Command(Option<Command>),
     Timeout,
     Spawned(Option<crate::room::Continuation<R>>),
+    Taken(Option<Taken>),
+}
+
+/// A seat taken from the listing store (or not).
+type Taken = (String, Result<Option<Options>, StoreError>);
+
+/// What waits for a seat being taken from the store: matchmaking's
+/// replies, and connections that arrived first.
+#[derive(Default)]
+struct SeatWaiters {
+    replies: Vec<oneshot::Sender<Result<(), SeatError>>>,
+    parked: Vec<(ConnId, ConnectRequest)>,
+}
+
+/// The room task's side of the listing store: seats being taken, and the
+/// listing writer.
+struct StoreLink {
+    store: Arc<dyn ListingStore>,
+    room_id: Arc<str>,
+    takes: FuturesUnordered<Pin<Box<dyn Future<Output = Taken> + Send>>>,
+    waiting: HashMap<String, SeatWaiters>,
+    /// Seats taken from the store that the room's count includes.
+    applied: u64,
+    listing: watch::Sender<Option<RoomUpdate>>,
+}
+
+impl StoreLink {
+    /// Takes the seat `session_id` from the store unless that is under way.
+    fn take(&mut self, session_id: String) -> &mut SeatWaiters {
+        if !self.waiting.contains_key(&session_id) {
+            let (store, room_id, session) =
+                (self.store.clone(), self.room_id.clone(), session_id.clone());
+            self.takes.push(Box::pin(async move {
+                let result = store.take_seat(&room_id, &session).await;
+                (session, result)
+            }));
+        }
+        self.waiting.entry(session_id).or_default()
+    }
 }
 
 pub(super) async fn run<R: Room>(
@@ -31,11 +74,25 @@ pub(super) async fn run<R: Room>(
 ) {
     let room_id = driver.core.ctx().room_id().to_owned();
     let mut conns: HashMap<ConnId, SharedLink> = HashMap::new();
+    let (listing, listing_rx) = watch::channel(None);
+    let writer = tokio::spawn(write_listing(
+        inner.store.clone(),
+        room_id.clone(),
+        listing_rx,
+    ));
+    let mut seats = StoreLink {
+        store: inner.store.clone(),
+        room_id: room_id.as_str().into(),
+        takes: FuturesUnordered::new(),
+        waiting: HashMap::new(),
+        applied: 0,
+        listing,
+    };
     // One timer, moved to each new deadline.
     let timer = tokio::time::sleep(Duration::from_secs(3600));
     tokio::pin!(timer);
     loop {
-        flush(&mut driver, &mut conns, &inner).await;
+        flush(&mut driver, &mut conns, &mut seats).await;
         if driver.core.is_disposed() {
             break;
         }
@@ -47,15 +104,17 @@ pub(super) async fn run<R: Room>(
             }
         }
         let has_spawned = driver.has_spawned();
+        let taking = !seats.takes.is_empty();
         let step = tokio::select! {
             command = commands.recv() => Step::Command(command),
             () = &mut timer, if deadline.is_some() => Step::Timeout,
             then = poll_fn(|cx| driver.poll_spawned(cx)), if has_spawned => Step::Spawned(then),
+            taken = seats.takes.next(), if taking => Step::Taken(taken),
         };
         match step {
             Step::Command(None) => break,
             Step::Command(Some(command)) => {
-                handle(&mut driver, &mut conns, command);
+                handle(&mut driver, &mut conns, &mut seats, command);
                 driver.run_events().await;
                 // Take a few more already queued before flushing; the hooks
                 // of each run before the next is handled, so a message that
@@ -64,30 +123,76 @@ pub(super) async fn run<R: Room>(
                     let Ok(command) = commands.try_recv() else {
                         break;
                     };
-                    handle(&mut driver, &mut conns, command);
+                    handle(&mut driver, &mut conns, &mut seats, command);
                     driver.run_events().await;
                 }
             }
             Step::Timeout => driver.core.handle_timeout(Instant::now()),
             Step::Spawned(Some(then)) => driver.run_continuation(then).await,
-            Step::Spawned(None) => {}
+            Step::Taken(Some((session_id, result))) => {
+                seat_taken(&mut driver, &mut seats, &session_id, result);
+            }
+            Step::Spawned(None) | Step::Taken(None) => {}
         }
         driver.run_events().await;
     }
-    flush(&mut driver, &mut conns, &inner).await;
-    inner.unregister(&room_id);
+    flush(&mut driver, &mut conns, &mut seats).await;
+    drop(seats);
+    // The last listing write lands before the room is unlisted.
+    let _ = writer.await;
+    inner.unregister(&room_id).await;
+}
+
+/// A seat taken from the store reaches the room; the connections that
+/// waited for it go on.
+fn seat_taken<R: Room>(
+    driver: &mut Driver<R>,
+    seats: &mut StoreLink,
+    session_id: &str,
+    result: Result<Option<Options>, StoreError>,
+) {
+    let now = Instant::now();
+    let waiters = seats.waiting.remove(session_id).unwrap_or_default();
+    let outcome = match result {
+        Ok(Some(options)) => {
+            // Counted whether or not the room keeps it: the store's count
+            // of taken seats moved either way.
+            seats.applied += 1;
+            driver.core.handle_seat_taken(now, session_id, options)
+        }
+        Ok(None) => Err(SeatError::InvalidToken),
+        Err(e) => {
+            tracing::warn!(room = %seats.room_id, "could not take a seat from the store: {e}");
+            Err(SeatError::Disposing)
+        }
+    };
+    for reply in waiters.replies {
+        let _ = reply.send(outcome);
+    }
+    // Without a seat, the core refuses them (ERROR 524).
+    for (conn, request) in waiters.parked {
+        driver.core.handle_connect(now, conn, request);
+    }
 }
 
 fn handle<R: Room>(
     driver: &mut Driver<R>,
     conns: &mut HashMap<ConnId, SharedLink>,
+    seats: &mut StoreLink,
     command: Command,
 ) {
     let now = Instant::now();
     let core = &mut driver.core;
     match command {
-        Command::ReserveSeat { options, reply } => {
-            let _ = reply.send(core.handle_reserve_seat(now, options));
+        Command::TakeSeat { session_id, reply } => {
+            if core.has_session(&session_id) {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(()));
+                }
+            } else {
+                let waiters = seats.take(session_id);
+                waiters.replies.extend(reply);
+            }
         }
         Command::Reconnect { token, reply } => {
             let _ = reply.send(core.handle_reconnect_request(now, &token));
@@ -98,22 +203,53 @@ fn handle<R: Room>(
             outgoing,
         } => {
             conns.insert(conn, outgoing);
-            core.handle_connect(now, conn, request);
+            if core.has_session(&request.session_id) {
+                core.handle_connect(now, conn, request);
+            } else {
+                // A seat matchmaking counted but the room has not taken
+                // yet (told later, or held by this process for another).
+                let waiters = seats.take(request.session_id.clone());
+                waiters.parked.push((conn, request));
+            }
         }
         Command::Frame { conn, frame } => core.handle_frame(now, conn, &frame),
         Command::Closed { conn, code } => {
             conns.remove(&conn);
+            for waiters in seats.waiting.values_mut() {
+                waiters.parked.retain(|(parked, _)| *parked != conn);
+            }
             core.handle_disconnect(now, conn, code);
         }
         Command::Shutdown => core.ctx_mut().disconnect(Some(close_code::SERVER_SHUTDOWN)),
     }
 }
 
-/// Moves transmits to their connections and the listing to the server.
+/// Writes a room's listing to the store: the latest report only, one at
+/// a time, so the room never waits for the store.
+async fn write_listing(
+    store: Arc<dyn ListingStore>,
+    room_id: String,
+    mut updates: watch::Receiver<Option<RoomUpdate>>,
+) {
+    while updates.changed().await.is_ok() {
+        let Some(update) = updates.borrow_and_update().clone() else {
+            continue;
+        };
+        while let Err(e) = store.sync(&room_id, &update).await {
+            tracing::warn!(room = %room_id, "could not update the room's listing: {e}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if updates.has_changed().unwrap_or(true) {
+                break;
+            }
+        }
+    }
+}
+
+/// Moves transmits to their connections and the listing to the store.
 async fn flush<R: Room>(
     driver: &mut Driver<R>,
     conns: &mut HashMap<ConnId, SharedLink>,
-    inner: &Inner,
+    seats: &mut StoreLink,
 ) {
     loop {
         let mut slow = Vec::new();
@@ -136,7 +272,21 @@ async fn flush<R: Room>(
         }
         if let Some(listing) = driver.core.poll_listing() {
             if !driver.core.is_disposed() {
-                inner.listings.update(listing);
+                let ctx = driver.core.ctx();
+                let update = RoomUpdate {
+                    held: listing.clients,
+                    applied: seats.applied,
+                    max_clients: listing.max_clients,
+                    locked: ctx.locked_explicit,
+                    private: listing.private,
+                    unlisted: listing.unlisted,
+                    metadata: listing.metadata,
+                };
+                seats.listing.send_if_modified(|last| {
+                    let changed = last.as_ref() != Some(&update);
+                    *last = Some(update);
+                    changed
+                });
             }
         }
         if slow.is_empty() {
