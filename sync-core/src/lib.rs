@@ -18,10 +18,13 @@ pub use roomcast_schema as schema;
 pub use crate::clock::{Clock, TimerId};
 pub use crate::error::ServerError;
 pub use crate::matchmaker::{
-    Claim, ClaimInError, Claimed, CreateLock, ListingStore, LocalStore, Order, RoomListing,
-    RoomQuery, RoomUpdate, SeatRequest, SortKeys, StoreError, StoreFuture, CREATE_LOCK_TTL,
+    Claim, ClaimInError, Claimed, CreateLock, ListingStore, LocalStore, Order, RedisStore,
+    RoomListing, RoomQuery, RoomUpdate, SeatRequest, SortKeys, StoreError, StoreFuture,
+    CREATE_LOCK_TTL,
 };
-pub use crate::presence::{LocalPresence, Presence, PresenceError, PresenceFuture, Subscription};
+pub use crate::presence::{
+    LocalPresence, Presence, PresenceError, PresenceFuture, RedisPresence, Subscription,
+};
 pub use crate::protocol::{Dialect, MessageType};
 pub use crate::room::{
     AuthRequest, BroadcastOptions, Client, ClientId, ConnId, ConnectRequest, Options, Reconnection,

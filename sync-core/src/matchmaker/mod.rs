@@ -15,6 +15,7 @@
 //! beyond its `maxClients`.
 
 mod local;
+mod redis;
 
 use std::cmp::Ordering;
 use std::future::Future;
@@ -25,6 +26,7 @@ use rand::Rng;
 use serde::Serialize;
 
 pub use self::local::LocalStore;
+pub use self::redis::RedisStore;
 use crate::room::Options;
 
 /// What matchmaking knows about a room (Colyseus `RoomListing` /
@@ -64,6 +66,26 @@ pub struct RoomListing {
 }
 
 impl RoomListing {
+    /// A listing of a room with no clients, no cap, unlocked and public;
+    /// the other fields are set by hand (stores and their tests).
+    #[must_use]
+    pub fn new(room_id: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            room_id: room_id.into(),
+            name: name.into(),
+            process_id: String::new(),
+            public_address: None,
+            clients: 0,
+            max_clients: None,
+            locked: false,
+            private: false,
+            unlisted: false,
+            metadata: serde_json::Value::Null,
+            created_at: 0,
+            filters: serde_json::Map::new(),
+        }
+    }
+
     /// Whether `joinOrCreate`/`join` may offer the room (a free seat is
     /// checked apart).
     #[must_use]

@@ -128,11 +128,20 @@ impl LocalPresence {
     }
 }
 
+/// An integer as Redis reads one: an optional `-`, then digits without a
+/// leading zero (`+5`, `007` and `-0` are not integers to Redis).
 fn parse_int(key: &str, value: Option<&String>) -> Result<i64> {
-    value.map_or(Ok(0), |v| {
-        v.parse()
-            .map_err(|_| PresenceError::NotAnInteger(key.to_owned()))
-    })
+    let Some(v) = value else {
+        return Ok(0);
+    };
+    let digits = v.strip_prefix('-').unwrap_or(v);
+    let canonical = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" && !v.starts_with('-') || !digits.starts_with('0'));
+    canonical
+        .then(|| v.parse().ok())
+        .flatten()
+        .ok_or_else(|| PresenceError::NotAnInteger(key.to_owned()))
 }
 
 impl Presence for LocalPresence {
@@ -369,11 +378,16 @@ mod tests {
             assert_eq!(p.get("a").await.unwrap().as_deref(), Some("1"));
             assert_eq!(p.incr("a").await.unwrap(), 2);
             assert_eq!(p.decr("fresh").await.unwrap(), -1);
-            p.set("s", "x").await.unwrap();
-            assert_eq!(
-                p.incr("s").await,
-                Err(PresenceError::NotAnInteger("s".into()))
-            );
+            for bad in ["x", "+5", "007", "-0", "", "1.5"] {
+                p.set("s", bad).await.unwrap();
+                assert_eq!(
+                    p.incr("s").await,
+                    Err(PresenceError::NotAnInteger("s".into())),
+                    "{bad:?}"
+                );
+            }
+            p.set("s", "-7").await.unwrap();
+            assert_eq!(p.incr("s").await.unwrap(), -6);
             p.setex("t", "v", Duration::from_millis(20)).await.unwrap();
             assert!(p.exists("t").await.unwrap());
             std::thread::sleep(Duration::from_millis(30));

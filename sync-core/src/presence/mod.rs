@@ -5,9 +5,11 @@
 //! the network: `ctx.presence().get("key").await` in an `async` hook, or
 //! through [`RoomCtx::spawn`](crate::RoomCtx::spawn) from a message
 //! handler. The in-process [`LocalPresence`] is the default and answers at
-//! once.
+//! once; [`RedisPresence`] shares the presence between the processes of a
+//! cluster through Redis.
 
 mod local;
+mod redis;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,6 +19,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 pub use self::local::LocalPresence;
+pub use self::redis::RedisPresence;
 
 /// What every [`Presence`] call returns.
 pub type PresenceFuture<'a, T> =
@@ -46,7 +49,8 @@ pub enum PresenceError {
 /// publish/subscribe, with the semantics of the Redis commands of the same
 /// names (Colyseus' `Presence` interface).
 ///
-/// Implementations: [`LocalPresence`] (one process). Rooms reach it through
+/// Implementations: [`LocalPresence`] (one process) and [`RedisPresence`]
+/// (a cluster, through Redis). Rooms reach it through
 /// [`RoomCtx::presence`](crate::RoomCtx::presence).
 ///
 /// # Examples

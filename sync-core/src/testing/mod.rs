@@ -28,6 +28,9 @@
 //! h.advance(Duration::from_millis(50));
 //! ```
 
+/// A real `redis-server` child process for tests of the Redis backends.
+pub mod redis;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};

@@ -1,0 +1,390 @@
+//! The listing stores: one suite run on the in-process `LocalStore` and on
+//! `RedisStore` over a real `redis-server`; then two servers (two
+//! processes of a cluster) sharing one Redis.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use roomcast::testing::redis::RedisServer;
+use roomcast::testing::{decode_frame, Received};
+use roomcast::transport::{Outgoing, Session};
+use roomcast::{
+    Claim, ClaimInError, ConnectRequest, ListingStore, LocalStore, Method, NoState, Options, Order,
+    RedisPresence, RedisStore, Room, RoomCtx, RoomQuery, RoomUpdate, SeatRequest, Server,
+    ServerConfig, ServerError,
+};
+use serde_json::{json, Map, Value};
+
+fn filters(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+fn seat(session: &str, ttl: Duration) -> SeatRequest {
+    SeatRequest {
+        session_id: session.into(),
+        options: json!({ "who": session }),
+        ttl,
+    }
+}
+
+async fn room_of(store: &dyn ListingStore, query: &RoomQuery<'_>, session: &str) -> Option<String> {
+    match store
+        .claim(query, &seat(session, Duration::from_secs(60)), false)
+        .await
+        .unwrap()
+    {
+        Claim::Seat(claimed) => Some(claimed.listing.room_id),
+        Claim::NoRoom => None,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Registers a room the way a server does: through a creation lock.
+async fn create(store: &dyn ListingStore, name: &str, mode: &str, max: usize) -> String {
+    let f = filters(json!({ "mode": mode }));
+    let query = RoomQuery {
+        name,
+        filters: &f,
+        sort: &[],
+    };
+    let Claim::Create(lock) = store
+        .claim(
+            &query,
+            &seat("creator-probe", Duration::from_secs(60)),
+            true,
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("expected the creation lock")
+    };
+    let id = format!("{name}-{mode}-{}", rand_suffix());
+    let mut listing = roomcast::RoomListing::new(&id, name);
+    listing.clients = 1;
+    listing.max_clients = Some(max);
+    listing.filters = f.clone();
+    listing.process_id = "p1".into();
+    store.register(&listing, Some(&lock)).await.unwrap();
+    id
+}
+
+fn rand_suffix() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+async fn suite(store: &dyn ListingStore) {
+    let a = create(store, "battle", "a", 3).await;
+    let b = create(store, "battle", "b", 3).await;
+    let fa = filters(json!({ "mode": "a" }));
+    let qa = RoomQuery {
+        name: "battle",
+        filters: &fa,
+        sort: &[],
+    };
+    // Two free seats in "a": the third claim finds none.
+    assert_eq!(room_of(store, &qa, "s1").await.as_deref(), Some(&*a));
+    assert_eq!(room_of(store, &qa, "s2").await.as_deref(), Some(&*a));
+    assert_eq!(room_of(store, &qa, "s3").await, None);
+    let listing = store.get(&a).await.unwrap().unwrap();
+    assert_eq!((listing.clients, listing.locked), (3, true));
+    // Creation is one request's at a time per filter.
+    let lock = match store
+        .claim(&qa, &seat("s4", Duration::from_secs(60)), true)
+        .await
+        .unwrap()
+    {
+        Claim::Create(lock) => lock,
+        other => panic!("{other:?}"),
+    };
+    assert!(matches!(
+        store
+            .claim(&qa, &seat("s5", Duration::from_secs(60)), true)
+            .await
+            .unwrap(),
+        Claim::Wait
+    ));
+    store.release(&lock).await.unwrap();
+    // A request without the filter field: any room of the name.
+    let none = Map::new();
+    let any = RoomQuery {
+        name: "battle",
+        filters: &none,
+        sort: &[],
+    };
+    assert_eq!(room_of(store, &any, "s6").await.as_deref(), Some(&*b));
+    // Seats are taken once; a taken seat stays counted until the room
+    // reports it.
+    assert_eq!(
+        store.take_seat(&a, "s1").await.unwrap(),
+        Some(json!({ "who": "s1" }))
+    );
+    assert_eq!(store.take_seat(&a, "s1").await.unwrap(), None);
+    assert_eq!(store.get(&a).await.unwrap().unwrap().clients, 3);
+    let update = |held, applied| RoomUpdate {
+        held,
+        applied,
+        max_clients: Some(3),
+        locked: false,
+        private: false,
+        unlisted: false,
+        metadata: json!({ "map": "docks" }),
+    };
+    // The creator left, s1 arrived: one held, one taken and applied.
+    store.sync(&a, &update(1, 1)).await.unwrap();
+    let listing = store.get(&a).await.unwrap().unwrap();
+    assert_eq!((listing.clients, listing.locked), (2, false));
+    assert_eq!(listing.metadata, json!({ "map": "docks" }));
+    assert_eq!(room_of(store, &qa, "s7").await.as_deref(), Some(&*a));
+    // joinById: full now.
+    assert_eq!(
+        store
+            .claim_in(&a, &seat("s8", Duration::from_secs(60)))
+            .await
+            .unwrap()
+            .unwrap_err(),
+        ClaimInError::Locked
+    );
+    assert_eq!(
+        store
+            .claim_in("missing", &seat("s9", Duration::from_secs(60)))
+            .await
+            .unwrap()
+            .unwrap_err(),
+        ClaimInError::NotFound
+    );
+    // An untaken seat expires and its place comes back.
+    let b_query = RoomQuery {
+        name: "battle",
+        filters: &filters(json!({ "mode": "b" })),
+        sort: &[],
+    };
+    let short = seat("brief", Duration::from_millis(50));
+    assert!(matches!(
+        store.claim(&b_query, &short, false).await.unwrap(),
+        Claim::Seat(_)
+    ));
+    assert_eq!(store.get(&b).await.unwrap().unwrap().clients, 3);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        // The local store frees it on the next read, Redis' sweep within a second.
+        let _ = store.query(&any).await.unwrap();
+        if store.get(&b).await.unwrap().unwrap().clients == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the seat never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(store.take_seat(&b, "brief").await.unwrap(), None);
+    // Sorting: the fullest room of "ranked" first.
+    let r1 = create(store, "ranked", "x", 10).await;
+    let r2 = create(store, "ranked", "y", 10).await;
+    let mut claims = 0;
+    for i in 0..3 {
+        let only_y = RoomQuery {
+            name: "ranked",
+            filters: &filters(json!({ "mode": "y" })),
+            sort: &[],
+        };
+        room_of(store, &only_y, &format!("y{i}")).await.unwrap();
+        claims += 1;
+    }
+    assert_eq!(claims, 3);
+    let sort = [("clients".to_owned(), Order::Desc)];
+    let fullest = RoomQuery {
+        name: "ranked",
+        filters: &none,
+        sort: &sort,
+    };
+    assert_eq!(room_of(store, &fullest, "z").await.as_deref(), Some(&*r2));
+    let listed: Vec<_> = store
+        .query(&fullest)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.room_id)
+        .collect();
+    assert_eq!(listed, [r2.clone(), r1.clone()]);
+    store.remove(&r1).await.unwrap();
+    store.remove(&r2).await.unwrap();
+    assert!(store.query(&fullest).await.unwrap().is_empty());
+    assert_eq!(store.all().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn local_store() {
+    suite(&LocalStore::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store() {
+    let redis = RedisServer::start();
+    let presence = RedisPresence::connect(&redis.url()).await.unwrap();
+    let store = RedisStore::connect(&presence, "test:").await.unwrap();
+    suite(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_in_redis_is_skipped() {
+    let redis = RedisServer::start();
+    let presence = RedisPresence::connect(&redis.url()).await.unwrap();
+    let store = RedisStore::connect(&presence, "g:").await.unwrap();
+    let id = create(&store, "battle", "a", 3).await;
+    // Another version's listing, and garbage, under the same name.
+    use roomcast::Presence;
+    presence.hset("g:room:alien", "v", "99").await.unwrap();
+    presence.hset("g:room:junk", "v", "1").await.unwrap();
+    presence.hset("g:room:junk", "max", "many").await.unwrap();
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("ZADD")
+        .arg("g:name:battle")
+        .arg(0)
+        .arg("alien")
+        .arg(1)
+        .arg("junk")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let none = Map::new();
+    let q = RoomQuery {
+        name: "battle",
+        filters: &none,
+        sort: &[],
+    };
+    let listed: Vec<_> = store
+        .query(&q)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.room_id)
+        .collect();
+    assert_eq!(listed, [id]);
+    assert!(store.get("junk").await.unwrap().is_none());
+}
+
+/// A room of ten, per mode.
+#[derive(Default)]
+struct Battle;
+
+impl Room for Battle {
+    type State = NoState;
+    type UserData = ();
+    type Auth = ();
+
+    async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
+        ctx.set_max_clients(Some(10));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        Ok(())
+    }
+}
+
+async fn process(redis: &RedisServer, id: &str) -> Server {
+    let presence = RedisPresence::connect(&redis.url()).await.unwrap();
+    let store = RedisStore::connect(&presence, "c:").await.unwrap();
+    let mut config = ServerConfig::default();
+    config.process_id = id.into();
+    config.public_address = Some(format!("{id}.example:2567"));
+    config.room_threads = 0;
+    Server::builder()
+        .define("battle", Battle::default)
+        .filter_by(["mode"])
+        .presence(Arc::new(presence))
+        .store(Arc::new(store))
+        .config(config)
+        .build()
+}
+
+async fn next(session: &mut Session) -> Received {
+    match tokio::time::timeout(Duration::from_secs(5), session.next()).await {
+        Ok(Some(Outgoing::Frame(frame))) => decode_frame(frame),
+        Ok(Some(Outgoing::Close(code))) => Received::Closed(code),
+        Ok(None) => Received::Closed(0),
+        Err(_) => panic!("no output within 5 s"),
+        Ok(Some(other)) => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_rooms_and_seats_through_redis() {
+    let redis = RedisServer::start();
+    let servers = [process(&redis, "pa").await, process(&redis, "pb").await];
+    let joins = (0..120).map(|i| {
+        let server = servers[i % 2].clone();
+        tokio::spawn(async move {
+            let mode = format!("m{}", i % 3);
+            let seat = server
+                .matchmake(Method::JoinOrCreate, "battle", json!({ "mode": mode }))
+                .await
+                .unwrap();
+            (mode, seat)
+        })
+    });
+    let mut rooms: HashMap<String, (String, usize, String)> = HashMap::new();
+    let mut seats = Vec::new();
+    for join in joins {
+        let (mode, seat) = join.await.unwrap();
+        let entry = rooms.entry(seat.room.room_id.clone()).or_insert((
+            mode.clone(),
+            0,
+            seat.room.process_id.clone(),
+        ));
+        assert_eq!(entry.0, mode);
+        entry.1 += 1;
+        assert_eq!(
+            seat.room.public_address.as_deref(),
+            Some(&*format!("{}.example:2567", seat.room.process_id))
+        );
+        seats.push(seat);
+    }
+    let mut per_mode: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (mode, count, _) in rooms.values() {
+        per_mode.entry(mode).or_default().push(*count);
+    }
+    for (mode, mut counts) in per_mode {
+        counts.sort_unstable();
+        assert_eq!(
+            counts,
+            [10, 10, 10, 10],
+            "mode {mode}: 40 joins, rooms of 10"
+        );
+    }
+    // Seats claimed by one process in the other's rooms: the client
+    // connects to the holder, which takes the seat from Redis.
+    let mut crossed = 0;
+    for seat in seats.iter().step_by(3) {
+        let holder = servers
+            .iter()
+            .find(|s| s.config().process_id == seat.room.process_id)
+            .unwrap();
+        let mut session = holder
+            .open_session(
+                &seat.room.room_id,
+                ConnectRequest::new(seat.session_id.clone()),
+            )
+            .await;
+        assert!(
+            matches!(next(&mut session).await, Received::JoinRoom { .. }),
+            "seat {} in {}",
+            seat.session_id,
+            seat.room.room_id
+        );
+        crossed += 1;
+    }
+    assert!(crossed > 0);
+    // Both processes list every room.
+    for server in &servers {
+        assert_eq!(server.rooms().await.unwrap().len(), 12);
+    }
+}
