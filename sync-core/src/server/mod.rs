@@ -678,7 +678,11 @@ impl Server {
                 match self.create_room(target, options, None).await {
                     Ok(reservation) => Ok(reservation),
                     Err(CreateError::Server(e)) => Err(e),
-                    Err(CreateError::LockLost) => unreachable!("no lock"),
+                    // Only a creation under a lock can lose it.
+                    Err(CreateError::LockLost) => Err(ServerError::new(
+                        error_code::MATCHMAKE_UNHANDLED,
+                        "the room could not be listed",
+                    )),
                 }
             }
             Method::JoinOrCreate | Method::Join => self.join(method, target, options).await,
