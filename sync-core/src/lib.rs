@@ -18,9 +18,9 @@ pub use roomcast_schema as schema;
 pub use crate::clock::{Clock, TimerId};
 pub use crate::error::ServerError;
 pub use crate::matchmaker::{
-    Claim, ClaimInError, Claimed, CreateLock, ListingStore, LocalStore, Order, RedisStore,
-    RoomListing, RoomQuery, RoomUpdate, SeatRequest, SortKeys, StoreError, StoreFuture,
-    CREATE_LOCK_TTL,
+    Claim, ClaimInError, Claimed, CreateLock, ListingStore, LocalStore, Order, ProcessInfo,
+    ProcessLoad, RedisStore, RoomListing, RoomQuery, RoomUpdate, SeatRequest, SortKeys, StoreError,
+    StoreFuture, CREATE_LOCK_TTL, HEARTBEAT_PERIOD, PROCESS_TTL,
 };
 pub use crate::presence::{
     LocalPresence, Presence, PresenceError, PresenceFuture, RedisPresence, Subscription,

@@ -388,3 +388,162 @@ async fn two_processes_share_rooms_and_seats_through_redis() {
         assert_eq!(server.rooms().await.unwrap().len(), 12);
     }
 }
+
+async fn hget(redis: &RedisServer, key: &str, field: &str) -> Option<String> {
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis::cmd("HGET")
+        .arg(key)
+        .arg(field)
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// Polls `check` every 50 ms until it holds or `within` passes.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_holder_takes_a_seat_when_told() {
+    let redis = RedisServer::start();
+    let a = process(&redis, "na").await;
+    let b = process(&redis, "nb").await;
+    let seat = b
+        .matchmake(Method::Create, "battle", json!({ "mode": "x" }))
+        .await
+        .unwrap();
+    let room = seat.room.room_id;
+    let claimed = a
+        .matchmake(Method::JoinById, &room, json!({}))
+        .await
+        .unwrap();
+    assert_eq!(claimed.room.process_id, "nb");
+    // No client connects: the notice alone moves the seat into the room.
+    eventually(Duration::from_secs(5), "the seat taken", || async {
+        hget(&redis, &format!("c:room:{room}"), "taken")
+            .await
+            .as_deref()
+            == Some("1")
+    })
+    .await;
+    assert_eq!(
+        hget(&redis, &format!("c:room:{room}"), "pending")
+            .await
+            .as_deref(),
+        Some("0")
+    );
+    let mut session = b
+        .open_session(&room, ConnectRequest::new(claimed.session_id))
+        .await;
+    assert!(matches!(
+        next(&mut session).await,
+        Received::JoinRoom { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_process_is_swept_with_its_rooms() {
+    let redis = RedisServer::start();
+    let presence = RedisPresence::connect(&redis.url()).await.unwrap();
+    let store = RedisStore::connect(&presence, "d:").await.unwrap();
+    let gone = roomcast::ProcessInfo {
+        process_id: "gone".into(),
+        public_address: None,
+    };
+    let alive = roomcast::ProcessInfo {
+        process_id: "alive".into(),
+        public_address: None,
+    };
+    assert!(!store
+        .heartbeat(&gone, Duration::from_millis(300))
+        .await
+        .unwrap());
+    assert!(store
+        .heartbeat(&gone, Duration::from_millis(300))
+        .await
+        .unwrap());
+    assert!(!store
+        .heartbeat(&alive, Duration::from_secs(60))
+        .await
+        .unwrap());
+    let mut listing = roomcast::RoomListing::new("r1", "battle");
+    listing.process_id = "gone".into();
+    store.register(&listing, None).await.unwrap();
+    let mut kept = roomcast::RoomListing::new("r2", "battle");
+    kept.process_id = "alive".into();
+    store.register(&kept, None).await.unwrap();
+    let loads: Vec<_> = store
+        .processes()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.process_id, p.rooms))
+        .collect();
+    assert_eq!(loads, [("alive".into(), 1), ("gone".into(), 1)]);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(store.sweep_processes().await.unwrap(), ["gone"]);
+    let left: Vec<_> = store
+        .all()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.room_id)
+        .collect();
+    assert_eq!(left, ["r2"]);
+    assert!(
+        !store
+            .heartbeat(&gone, Duration::from_secs(1))
+            .await
+            .unwrap(),
+        "forgotten"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_are_listed_again_after_redis_lost_them() {
+    let mut redis = RedisServer::start();
+    let server = process(&redis, "rl").await;
+    let seat = server
+        .matchmake(Method::Create, "battle", json!({ "mode": "x" }))
+        .await
+        .unwrap();
+    let mut session = server
+        .open_session(&seat.room.room_id, ConnectRequest::new(seat.session_id))
+        .await;
+    assert!(matches!(
+        next(&mut session).await,
+        Received::JoinRoom { .. }
+    ));
+    redis.restart();
+    // Matchmaking answers errors while the store is away or empty, then
+    // the heartbeat finds the process lost and its room is listed again.
+    eventually(Duration::from_secs(15), "the room listed again", || async {
+        server.rooms().await.is_ok_and(|rooms| {
+            rooms
+                .iter()
+                .any(|r| r.room_id == seat.room.room_id && r.clients == 1)
+        })
+    })
+    .await;
+    let joined = server
+        .matchmake(Method::JoinOrCreate, "battle", json!({ "mode": "x" }))
+        .await
+        .unwrap();
+    assert_eq!(joined.room.room_id, seat.room.room_id);
+}

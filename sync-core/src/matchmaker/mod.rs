@@ -27,6 +27,7 @@ use serde::Serialize;
 
 pub use self::local::LocalStore;
 pub use self::redis::RedisStore;
+use crate::presence::Subscription;
 use crate::room::Options;
 
 /// What matchmaking knows about a room (Colyseus `RoomListing` /
@@ -263,6 +264,15 @@ pub struct CreateLock {
     pub token: String,
 }
 
+/// How long a process's registration lasts without a heartbeat: a process
+/// that stops (killed, frozen, cut off from Redis) is taken for dead this
+/// long after its last heartbeat, and its rooms are unlisted by the next
+/// sweep of a live process.
+pub const PROCESS_TTL: Duration = Duration::from_secs(5);
+
+/// How often a process renews its registration and sweeps dead ones.
+pub const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
+
 /// How long a creation lock lasts if its holder neither registers a room
 /// nor releases it (a process that died while creating).
 pub const CREATE_LOCK_TTL: Duration = Duration::from_secs(10);
@@ -374,6 +384,63 @@ pub trait ListingStore: Send + Sync + 'static {
     /// Resolves when a claim that had to wait may now succeed (a room was
     /// registered, a lock released, a seat freed), or after `timeout`.
     fn changed(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+
+    // ----- the processes of a cluster (no-ops for one process) ---------
+
+    /// Subscribes to the messages for `process_id`: seat notices from the
+    /// store (`seat\n<roomId>\n<sessionId>` when a seat is claimed in one
+    /// of its rooms) and what other processes [send](Self::send_to) it.
+    /// `None` for a store of one process.
+    fn listen<'a>(&'a self, process_id: &'a str) -> Option<StoreFuture<'a, Subscription>> {
+        let _ = process_id;
+        None
+    }
+
+    /// Sends `message` to the process `process_id`; returns how many
+    /// listeners got it (0: the process is gone).
+    fn send_to<'a>(&'a self, process_id: &'a str, message: &'a str) -> StoreFuture<'a, usize> {
+        let _ = (process_id, message);
+        Box::pin(std::future::ready(Ok(0)))
+    }
+
+    /// Registers `process` as alive for `ttl`. `Ok(false)` when the store
+    /// did not know it (its first call, or it was lost: Redis restarted,
+    /// or the process was taken for dead): its rooms must be
+    /// [registered](Self::register) again.
+    fn heartbeat<'a>(&'a self, process: &'a ProcessInfo, ttl: Duration) -> StoreFuture<'a, bool> {
+        let _ = (process, ttl);
+        Box::pin(std::future::ready(Ok(true)))
+    }
+
+    /// Unlists the rooms and seats of every process whose registration
+    /// expired; returns their ids.
+    fn sweep_processes(&self) -> StoreFuture<'_, Vec<String>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
+    /// The live processes and how many rooms each holds, fewest first;
+    /// empty for a store of one process.
+    fn processes(&self) -> StoreFuture<'_, Vec<ProcessLoad>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+}
+
+/// A process of a cluster, as it registers with [`ListingStore::heartbeat`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// Its `processId`.
+    pub process_id: String,
+    /// Where clients reach it.
+    pub public_address: Option<String>,
+}
+
+/// A live process and its load ([`ListingStore::processes`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessLoad {
+    /// Its `processId`.
+    pub process_id: String,
+    /// Rooms it holds.
+    pub rooms: usize,
 }
 
 /// A random id of `len` characters from `[A-Za-z0-9_-]` (like nanoid).

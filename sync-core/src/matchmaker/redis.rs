@@ -35,10 +35,11 @@ use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
 use super::{
-    now_millis, Claim, ClaimInError, Claimed, CreateLock, ListingStore, Order, RoomListing,
-    RoomQuery, RoomUpdate, SeatRequest, StoreError, StoreFuture, CREATE_LOCK_TTL,
+    now_millis, Claim, ClaimInError, Claimed, CreateLock, ListingStore, Order, ProcessInfo,
+    ProcessLoad, RoomListing, RoomQuery, RoomUpdate, SeatRequest, StoreError, StoreFuture,
+    CREATE_LOCK_TTL, PROCESS_TTL,
 };
-use crate::presence::{Presence, RedisPresence};
+use crate::presence::{Presence, RedisPresence, Subscription};
 use crate::room::Options;
 
 /// The format of a room's hash; other values are skipped with a warning.
@@ -73,6 +74,20 @@ local function refresh(id)
     end
   end
   return s.free
+end
+local function remove_room(id)
+  local rk = P..'room:'..id
+  local f = redis.call('HMGET', rk, 'name', 'pid', 'idx')
+  if not f[1] then return 0 end
+  local ok, idx = pcall(cjson.decode, f[3] or '[]')
+  if ok and type(idx) == 'table' then
+    for _, key in ipairs(idx) do redis.call('ZREM', P..'free:'..key, id) end
+  end
+  redis.call('ZREM', P..'name:'..f[1], id)
+  redis.call('ZREM', P..'all', id)
+  if f[2] then redis.call('SREM', P..'rooms:'..f[2], id) end
+  redis.call('DEL', rk)
+  return 1
 end
 local function seat(id, session, options, ttl, now)
   local rk = P..'room:'..id
@@ -167,7 +182,8 @@ redis.call('DEL', sk)
 redis.call('ZREM', P..'pending', ARGV[2]..'\n'..ARGV[3])
 local rk = P..'room:'..ARGV[2]
 if redis.call('EXISTS', rk) == 1 then
-  redis.call('HINCRBY', rk, 'pending', -1)
+  -- A seat claimed before the room was listed again is not in `pending`.
+  if tonumber(redis.call('HGET', rk, 'pending')) > 0 then redis.call('HINCRBY', rk, 'pending', -1) end
   redis.call('HINCRBY', rk, 'taken', 1)
 end
 return options
@@ -186,7 +202,7 @@ return 1
 
 /// `ARGV`: prefix, room id, lock key, lock token (empty: none), then the
 /// fields: name, process id, address, created, filters, max, locked,
-/// private, unlisted, metadata, held, index keys.
+/// private, unlisted, metadata, held, index keys; then the process ttl ms.
 const REGISTER: &str = r"
 if ARGV[4] ~= '' then
   if redis.call('GET', P..'lock:'..ARGV[3]) ~= ARGV[4] then return 'lost' end
@@ -195,9 +211,15 @@ end
 local id = ARGV[2]
 local rk = P..'room:'..id
 local seq = redis.call('INCR', P..'seq')
+-- Listed again (after its process was lost): seats still pending stay.
+redis.call('HSETNX', rk, 'pending', '0')
 redis.call('HSET', rk, 'v', '1', 'name', ARGV[5], 'pid', ARGV[6], 'addr', ARGV[7], 'created', ARGV[8],
   'filters', ARGV[9], 'max', ARGV[10], 'locked', ARGV[11], 'private', ARGV[12], 'unlisted', ARGV[13],
-  'meta', ARGV[14], 'held', ARGV[15], 'applied', '0', 'taken', '0', 'pending', '0', 'seq', seq, 'idx', ARGV[16])
+  'meta', ARGV[14], 'held', ARGV[15], 'applied', '0', 'taken', '0', 'seq', seq, 'idx', ARGV[16])
+-- A process is registered with its first room, so that it is swept if
+-- it dies before its first heartbeat.
+redis.call('SET', P..'alive:'..ARGV[6], ARGV[7], 'PX', ARGV[17], 'NX')
+redis.call('SADD', P..'procs', ARGV[6])
 redis.call('ZADD', P..'name:'..ARGV[5], seq, id)
 redis.call('ZADD', P..'all', seq, id)
 redis.call('SADD', P..'rooms:'..ARGV[6], id)
@@ -207,20 +229,43 @@ return 'ok'
 ";
 
 /// `ARGV`: prefix, room id.
-const REMOVE: &str = r"
-local id = ARGV[2]
-local rk = P..'room:'..id
-local f = redis.call('HMGET', rk, 'name', 'pid', 'idx')
-if not f[1] then return 0 end
-local ok, idx = pcall(cjson.decode, f[3] or '[]')
-if ok and type(idx) == 'table' then
-  for _, key in ipairs(idx) do redis.call('ZREM', P..'free:'..key, id) end
+const REMOVE: &str = "return remove_room(ARGV[2])";
+
+/// `ARGV`: prefix, process id, ttl ms, public address. Returns 1 when the
+/// process was registered already.
+const HEARTBEAT: &str = r"
+local alive = P..'alive:'..ARGV[2]
+if redis.call('SET', alive, ARGV[4], 'PX', ARGV[3], 'XX') then return 1 end
+redis.call('SET', alive, ARGV[4], 'PX', ARGV[3])
+redis.call('SADD', P..'procs', ARGV[2])
+return 0
+";
+
+/// `ARGV`: prefix. Unlists the rooms of processes whose registration
+/// expired; returns their ids.
+const SWEEP_PROCESSES: &str = r"
+local dead = {}
+for _, pid in ipairs(redis.call('SMEMBERS', P..'procs')) do
+  if redis.call('EXISTS', P..'alive:'..pid) == 0 then
+    for _, id in ipairs(redis.call('SMEMBERS', P..'rooms:'..pid)) do remove_room(id) end
+    redis.call('DEL', P..'rooms:'..pid)
+    redis.call('SREM', P..'procs', pid)
+    table.insert(dead, pid)
+  end
 end
-redis.call('ZREM', P..'name:'..f[1], id)
-redis.call('ZREM', P..'all', id)
-if f[2] then redis.call('SREM', P..'rooms:'..f[2], id) end
-redis.call('DEL', rk)
-return 1
+if #dead > 0 then redis.call('PUBLISH', P..'changed', '') end
+return dead
+";
+
+/// `ARGV`: prefix. Live processes and their room counts.
+const PROCESSES: &str = r"
+local out = {}
+for _, pid in ipairs(redis.call('SMEMBERS', P..'procs')) do
+  if redis.call('EXISTS', P..'alive:'..pid) == 1 then
+    table.insert(out, { pid, redis.call('SCARD', P..'rooms:'..pid) })
+  end
+end
+return out
 ";
 
 /// `ARGV`: prefix, lock key, token.
@@ -242,7 +287,7 @@ for _, member in ipairs(due) do
     local id, session = string.sub(member, 1, nl - 1), string.sub(member, nl + 1)
     redis.call('DEL', P..'seat:'..id..':'..session)
     local rk = P..'room:'..id
-    if redis.call('EXISTS', rk) == 1 then
+    if redis.call('EXISTS', rk) == 1 and tonumber(redis.call('HGET', rk, 'pending')) > 0 then
       redis.call('HINCRBY', rk, 'pending', -1)
       if refresh(id) then redis.call('PUBLISH', P..'changed', id) end
     end
@@ -260,6 +305,9 @@ struct Scripts {
     remove: Script,
     release: Script,
     sweep: Script,
+    heartbeat: Script,
+    sweep_processes: Script,
+    processes: Script,
 }
 
 impl Scripts {
@@ -274,6 +322,9 @@ impl Scripts {
             remove: script(REMOVE),
             release: script(RELEASE),
             sweep: script(SWEEP),
+            heartbeat: script(HEARTBEAT),
+            sweep_processes: script(SWEEP_PROCESSES),
+            processes: script(PROCESSES),
         }
     }
 }
@@ -313,6 +364,7 @@ pub struct RedisStore {
 
 struct Shared {
     prefix: String,
+    presence: RedisPresence,
     conn: ConnectionManager,
     /// Where commands run (the presence's runtime drives the connection).
     runtime: Handle,
@@ -399,6 +451,7 @@ impl RedisStore {
         Ok(Self {
             shared: Arc::new(Shared {
                 prefix: prefix.to_owned(),
+                presence: presence.clone(),
                 conn: presence.connection(),
                 runtime,
                 scripts,
@@ -703,6 +756,7 @@ impl ListingStore for RedisStore {
                 listing.metadata.to_string(),
                 listing.clients.to_string(),
                 index.to_string(),
+                millis(PROCESS_TTL).to_string(),
             ],
         );
         Box::pin(async move {
@@ -796,6 +850,57 @@ impl ListingStore for RedisStore {
     fn changed(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
             let _ = tokio::time::timeout(timeout, self.shared.changed.notified()).await;
+        })
+    }
+
+    fn listen<'a>(&'a self, process_id: &'a str) -> Option<StoreFuture<'a, Subscription>> {
+        let channel = format!("{}p:{process_id}", self.shared.prefix);
+        Some(Box::pin(async move {
+            self.shared
+                .presence
+                .subscribe(&channel)
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))
+        }))
+    }
+
+    fn send_to<'a>(&'a self, process_id: &'a str, message: &'a str) -> StoreFuture<'a, usize> {
+        let channel = format!("{}p:{process_id}", self.shared.prefix);
+        Box::pin(async move {
+            self.shared
+                .presence
+                .publish(&channel, message)
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))
+        })
+    }
+
+    fn heartbeat<'a>(&'a self, process: &'a ProcessInfo, ttl: Duration) -> StoreFuture<'a, bool> {
+        let known = self.run::<i64>(
+            |s| &s.heartbeat,
+            vec![
+                process.process_id.clone(),
+                millis(ttl).to_string(),
+                process.public_address.clone().unwrap_or_default(),
+            ],
+        );
+        Box::pin(async move { Ok(known.await? == 1) })
+    }
+
+    fn sweep_processes(&self) -> StoreFuture<'_, Vec<String>> {
+        self.run(|s| &s.sweep_processes, Vec::new())
+    }
+
+    fn processes(&self) -> StoreFuture<'_, Vec<ProcessLoad>> {
+        let flat = self.run::<Vec<(String, usize)>>(|s| &s.processes, Vec::new());
+        Box::pin(async move {
+            let mut loads: Vec<ProcessLoad> = flat
+                .await?
+                .into_iter()
+                .map(|(process_id, rooms)| ProcessLoad { process_id, rooms })
+                .collect();
+            loads.sort_by(|a, b| a.rooms.cmp(&b.rooms).then(a.process_id.cmp(&b.process_id)));
+            Ok(loads)
         })
     }
 }

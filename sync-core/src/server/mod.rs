@@ -1,5 +1,6 @@
 //! The tokio shell: room definitions, matchmaking, one task per room.
 
+mod cluster;
 mod http;
 mod task;
 mod ws;
@@ -52,6 +53,8 @@ pub(crate) enum Command {
         conn: ConnId,
         code: Option<u16>,
     },
+    /// List the room again (its process was lost by the store).
+    Relist,
     Shutdown,
 }
 
@@ -157,7 +160,7 @@ impl<R: Room, F: Fn() -> R + Send + Sync> Definition for TypedDefinition<R, F> {
                     e => store_error(&e).into(),
                 });
             }
-            let task = task::run(driver, rx, inner);
+            let task = task::run(driver, rx, inner, listing.clone());
             match runtime {
                 Some(runtime) => drop(runtime.spawn(task)),
                 None => drop(tokio::spawn(task)),
@@ -250,6 +253,8 @@ pub(crate) struct Inner {
     pub(crate) config: ServerConfig,
     next_conn: AtomicU64,
     shutting_down: AtomicBool,
+    /// The cluster task (heartbeat, seat notices) runs.
+    cluster: std::sync::OnceLock<()>,
 }
 
 /// A live room: its command queue and the runtime its task runs on.
@@ -315,6 +320,16 @@ impl Inner {
         if let Err(e) = self.store.remove(room_id).await {
             tracing::warn!(room = room_id, "could not unlist the room: {e}");
         }
+    }
+
+    /// The command queues of every live room.
+    fn room_senders(&self) -> Vec<mpsc::Sender<Command>> {
+        self.rooms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .map(|entry| entry.commands.clone())
+            .collect()
     }
 
     fn room(&self, room_id: &str) -> Option<mpsc::Sender<Command>> {
@@ -490,7 +505,7 @@ impl ServerBuilder {
         self.config
             .endpoints
             .sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
-        Server {
+        let server = Server {
             inner: Arc::new(Inner {
                 handlers: self.handlers,
                 rooms: Mutex::new(HashMap::new()),
@@ -504,8 +519,12 @@ impl ServerBuilder {
                 config: self.config,
                 next_conn: AtomicU64::new(0),
                 shutting_down: AtomicBool::new(false),
+                cluster: std::sync::OnceLock::new(),
             }),
-        }
+        };
+        // A server built on a runtime joins its cluster now.
+        server.start_cluster();
+        server
     }
 }
 
@@ -597,6 +616,20 @@ impl Server {
         &self.inner.presence
     }
 
+    /// Starts the process's cluster task once, if its store is shared
+    /// (see [`cluster::run`]); called by everything that serves.
+    pub(crate) fn start_cluster(&self) {
+        if self.inner.cluster.get().is_some() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.inner.cluster.set(()).is_ok() {
+            runtime.spawn(cluster::run(Arc::downgrade(&self.inner)));
+        }
+    }
+
     /// The store that keeps listings and counts seats.
     #[must_use]
     pub fn store(&self) -> &Arc<dyn ListingStore> {
@@ -668,6 +701,7 @@ impl Server {
         target: &str,
         options: Options,
     ) -> Result<SeatReservation, ServerError> {
+        self.start_cluster();
         if self.inner.shutting_down.load(Ordering::Relaxed) {
             return Err(ServerError::new(503, "server is shutting down"));
         }
@@ -885,6 +919,7 @@ impl Server {
         request: ConnectRequest,
         link: Arc<dyn Link>,
     ) -> Session {
+        self.start_cluster();
         let conn = ConnId(self.inner.next_conn.fetch_add(1, Ordering::Relaxed));
         let (dialect, token) = (request.dialect, request.reconnection_token.is_some());
         if let Some(room) = self.inner.room(room_id) {

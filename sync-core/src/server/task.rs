@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Command, Inner};
-use crate::matchmaker::{ListingStore, RoomUpdate, StoreError};
+use crate::matchmaker::{ListingStore, RoomListing, RoomUpdate, StoreError};
 use crate::protocol::close_code;
 use crate::room::driver::Driver;
 use crate::room::{ConnId, ConnectRequest, Options, Room, SeatError, TransmitKind};
@@ -29,8 +29,9 @@ enum Step<R: Room> {
     Taken(Option<Taken>),
 }
 
-/// A seat taken from the listing store (or not).
-type Taken = (String, Result<Option<Options>, StoreError>);
+/// A seat taken from the listing store (or not), with the listing epoch
+/// the take started in.
+type Taken = (String, u64, Result<Option<Options>, StoreError>);
 
 /// What waits for a seat being taken from the store: matchmaking's
 /// replies, and connections that arrived first.
@@ -49,18 +50,25 @@ struct StoreLink {
     waiting: HashMap<String, SeatWaiters>,
     /// Seats taken from the store that the room's count includes.
     applied: u64,
-    listing: watch::Sender<Option<RoomUpdate>>,
+    /// Bumped each time the room is listed again (its process was lost
+    /// by the store, which then counts seats afresh).
+    epoch: u64,
+    listing: watch::Sender<Option<(RoomUpdate, u64)>>,
 }
 
 impl StoreLink {
     /// Takes the seat `session_id` from the store unless that is under way.
     fn take(&mut self, session_id: String) -> &mut SeatWaiters {
         if !self.waiting.contains_key(&session_id) {
-            let (store, room_id, session) =
-                (self.store.clone(), self.room_id.clone(), session_id.clone());
+            let (store, room_id, session, epoch) = (
+                self.store.clone(),
+                self.room_id.clone(),
+                session_id.clone(),
+                self.epoch,
+            );
             self.takes.push(Box::pin(async move {
                 let result = store.take_seat(&room_id, &session).await;
-                (session, result)
+                (session, epoch, result)
             }));
         }
         self.waiting.entry(session_id).or_default()
@@ -71,21 +79,19 @@ pub(super) async fn run<R: Room>(
     mut driver: Driver<R>,
     mut commands: mpsc::Receiver<Command>,
     inner: Arc<Inner>,
+    registered: RoomListing,
 ) {
     let room_id = driver.core.ctx().room_id().to_owned();
     let mut conns: HashMap<ConnId, SharedLink> = HashMap::new();
     let (listing, listing_rx) = watch::channel(None);
-    let writer = tokio::spawn(write_listing(
-        inner.store.clone(),
-        room_id.clone(),
-        listing_rx,
-    ));
+    let writer = tokio::spawn(write_listing(inner.store.clone(), registered, listing_rx));
     let mut seats = StoreLink {
         store: inner.store.clone(),
         room_id: room_id.as_str().into(),
         takes: FuturesUnordered::new(),
         waiting: HashMap::new(),
         applied: 0,
+        epoch: 0,
         listing,
     };
     // One timer, moved to each new deadline.
@@ -129,8 +135,8 @@ pub(super) async fn run<R: Room>(
             }
             Step::Timeout => driver.core.handle_timeout(Instant::now()),
             Step::Spawned(Some(then)) => driver.run_continuation(then).await,
-            Step::Taken(Some((session_id, result))) => {
-                seat_taken(&mut driver, &mut seats, &session_id, result);
+            Step::Taken(Some((session_id, epoch, result))) => {
+                seat_taken(&mut driver, &mut seats, &session_id, epoch, result);
             }
             Step::Spawned(None) | Step::Taken(None) => {}
         }
@@ -149,6 +155,7 @@ fn seat_taken<R: Room>(
     driver: &mut Driver<R>,
     seats: &mut StoreLink,
     session_id: &str,
+    epoch: u64,
     result: Result<Option<Options>, StoreError>,
 ) {
     let now = Instant::now();
@@ -156,8 +163,12 @@ fn seat_taken<R: Room>(
     let outcome = match result {
         Ok(Some(options)) => {
             // Counted whether or not the room keeps it: the store's count
-            // of taken seats moved either way.
-            seats.applied += 1;
+            // of taken seats moved either way. A take from before the room
+            // was listed again may have been counted before the store
+            // started afresh: leaving it out can only overcount.
+            if epoch == seats.epoch {
+                seats.applied += 1;
+            }
             driver.core.handle_seat_taken(now, session_id, options)
         }
         Ok(None) => Err(SeatError::InvalidToken),
@@ -220,22 +231,50 @@ fn handle<R: Room>(
             }
             core.handle_disconnect(now, conn, code);
         }
+        Command::Relist => {
+            seats.epoch += 1;
+            seats.applied = 0;
+            // The next flush sends the listing, registered anew.
+            core.ctx_mut().listing_changed = true;
+        }
         Command::Shutdown => core.ctx_mut().disconnect(Some(close_code::SERVER_SHUTDOWN)),
     }
 }
 
 /// Writes a room's listing to the store: the latest report only, one at
-/// a time, so the room never waits for the store.
+/// a time, so the room never waits for the store. A report of a new epoch
+/// registers the room again (with `registered`'s fixed fields).
 async fn write_listing(
     store: Arc<dyn ListingStore>,
-    room_id: String,
-    mut updates: watch::Receiver<Option<RoomUpdate>>,
+    registered: RoomListing,
+    mut updates: watch::Receiver<Option<(RoomUpdate, u64)>>,
 ) {
+    let room_id = registered.room_id.clone();
+    let mut epoch = 0;
     while updates.changed().await.is_ok() {
-        let Some(update) = updates.borrow_and_update().clone() else {
+        let Some((update, wanted)) = updates.borrow_and_update().clone() else {
             continue;
         };
-        while let Err(e) = store.sync(&room_id, &update).await {
+        loop {
+            let written = if wanted == epoch {
+                store.sync(&room_id, &update).await
+            } else {
+                let mut listing = registered.clone();
+                listing.clients = update.held;
+                listing.max_clients = update.max_clients;
+                listing.locked = update.locked;
+                listing.private = update.private;
+                listing.unlisted = update.unlisted;
+                listing.metadata.clone_from(&update.metadata);
+                let written = store.register(&listing, None).await;
+                if written.is_ok() {
+                    epoch = wanted;
+                }
+                written
+            };
+            let Err(e) = written else {
+                break;
+            };
             tracing::warn!(room = %room_id, "could not update the room's listing: {e}");
             tokio::time::sleep(Duration::from_secs(1)).await;
             if updates.has_changed().unwrap_or(true) {
@@ -282,6 +321,7 @@ async fn flush<R: Room>(
                     unlisted: listing.unlisted,
                     metadata: listing.metadata,
                 };
+                let update = (update, seats.epoch);
                 seats.listing.send_if_modified(|last| {
                     let changed = last.as_ref() != Some(&update);
                     *last = Some(update);
