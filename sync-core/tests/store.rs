@@ -283,17 +283,36 @@ impl Room for Battle {
     type UserData = ();
     type Auth = ();
 
-    async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
+    async fn on_create(
+        &mut self,
+        ctx: &mut RoomCtx<Self>,
+        options: &Options,
+    ) -> Result<(), ServerError> {
         ctx.set_max_clients(Some(10));
+        if let Some(ms) = options["slowCreate"].as_u64() {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        ctx.on_call("info", |_room: &mut Self, ctx, greeting: String| {
+            Ok::<_, ServerError>(json!({ "room": ctx.room_id(), "greeting": greeting }))
+        });
         tokio::time::sleep(Duration::from_millis(5)).await;
         Ok(())
     }
 }
 
 async fn process(redis: &RedisServer, id: &str) -> Server {
+    process_with(redis, id, |_| {}).await
+}
+
+async fn process_with(
+    redis: &RedisServer,
+    id: &str,
+    configure: impl FnOnce(&mut ServerConfig),
+) -> Server {
     let presence = RedisPresence::connect(&redis.url()).await.unwrap();
     let store = RedisStore::connect(&presence, "c:").await.unwrap();
     let mut config = ServerConfig::default();
+    configure(&mut config);
     config.process_id = id.into();
     config.public_address = Some(format!("{id}.example:2567"));
     config.room_threads = 0;
@@ -546,4 +565,136 @@ async fn rooms_are_listed_again_after_redis_lost_them() {
         .await
         .unwrap();
     assert_eq!(joined.room.room_id, seat.room.room_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_rooms_go_to_the_process_with_the_fewest() {
+    let redis = RedisServer::start();
+    let a = process(&redis, "busy").await;
+    for mode in ["x", "y"] {
+        a.matchmake(Method::Create, "battle", json!({ "mode": mode }))
+            .await
+            .unwrap();
+    }
+    let b = process(&redis, "idle").await;
+    // Both have sent a heartbeat.
+    eventually(
+        Duration::from_secs(5),
+        "two processes registered",
+        || async { b.store().processes().await.unwrap().len() == 2 },
+    )
+    .await;
+    let seat = a
+        .matchmake(Method::JoinOrCreate, "battle", json!({ "mode": "z" }))
+        .await
+        .unwrap();
+    assert_eq!(seat.room.process_id, "idle", "created by the idle process");
+    assert_eq!(seat.room.clients, 1);
+    // The idle process holds it: its client joins there.
+    let mut session = b
+        .open_session(&seat.room.room_id, ConnectRequest::new(seat.session_id))
+        .await;
+    assert!(matches!(
+        next(&mut session).await,
+        Received::JoinRoom { .. }
+    ));
+    // Another request for the same mode joins that room.
+    let again = a
+        .matchmake(Method::JoinOrCreate, "battle", json!({ "mode": "z" }))
+        .await
+        .unwrap();
+    assert_eq!(again.room.room_id, seat.room.room_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_and_disconnects_reach_rooms_of_other_processes() {
+    let redis = RedisServer::start();
+    let a = process(&redis, "ca").await;
+    let b = process(&redis, "cb").await;
+    let seat = b
+        .matchmake(Method::Create, "battle", json!({ "mode": "x" }))
+        .await
+        .unwrap();
+    let room = seat.room.room_id;
+    let answer = a.call(&room, "info", json!("hi")).await.unwrap();
+    assert_eq!(answer, json!({ "room": room, "greeting": "hi" }));
+    let local = b.call(&room, "info", json!("there")).await.unwrap();
+    assert_eq!(local["greeting"], "there");
+    let err = a.call(&room, "nope", json!(null)).await.unwrap_err();
+    assert!(err.message.contains("no call"), "{err}");
+    let err = a.call(&room, "info", json!(42)).await.unwrap_err();
+    assert_eq!(err.code, 4217, "{err}");
+    assert_eq!(
+        a.call("missing", "info", json!("x"))
+            .await
+            .unwrap_err()
+            .code,
+        522
+    );
+    a.disconnect_room(&room).await.unwrap();
+    eventually(Duration::from_secs(5), "the room gone", || async {
+        a.rooms().await.unwrap().is_empty() && !b.has_room(&room)
+    })
+    .await;
+    assert_eq!(a.disconnect_room(&room).await.unwrap_err().code, 522);
+}
+
+/// Colyseus issue 978: a `joinOrCreate` whose inter-process call times out
+/// creates a second room. Here the process asked to create is slower than
+/// the timeout: its room is refused when it finally lists it, and the
+/// requests end up in exactly as many rooms as needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_creation_that_times_out_makes_no_duplicate() {
+    let redis = RedisServer::start();
+    let fast = process_with(&redis, "asker", |c| {
+        c.remote_timeout = Duration::from_millis(100);
+    })
+    .await;
+    for mode in ["x", "y"] {
+        fast.matchmake(Method::Create, "battle", json!({ "mode": mode }))
+            .await
+            .unwrap();
+    }
+    let slow = process(&redis, "slow").await;
+    eventually(
+        Duration::from_secs(5),
+        "two processes registered",
+        || async { slow.store().processes().await.unwrap().len() == 2 },
+    )
+    .await;
+    let joins = (0..20).map(|_| {
+        let server = fast.clone();
+        tokio::spawn(async move {
+            server
+                .matchmake(
+                    Method::JoinOrCreate,
+                    "battle",
+                    json!({ "mode": "s", "slowCreate": 400 }),
+                )
+                .await
+                .unwrap()
+        })
+    });
+    let mut rooms: HashMap<String, usize> = HashMap::new();
+    for join in joins {
+        *rooms.entry(join.await.unwrap().room.room_id).or_default() += 1;
+    }
+    let mut counts: Vec<usize> = rooms.values().copied().collect();
+    counts.sort_unstable();
+    assert_eq!(counts, [10, 10], "20 joins, rooms of 10: {rooms:?}");
+    // The slow process's late rooms were never listed.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let listed: Vec<_> = fast
+        .rooms()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.filters.get("mode") == Some(&json!("s")))
+        .map(|r| (r.room_id, r.process_id))
+        .collect();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(
+        listed.iter().all(|(_, process)| process == "asker"),
+        "the slow process timed out every time: {listed:?}"
+    );
 }

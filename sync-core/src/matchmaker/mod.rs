@@ -23,7 +23,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use rand::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use self::local::LocalStore;
 pub use self::redis::RedisStore;
@@ -32,7 +32,7 @@ use crate::room::Options;
 
 /// What matchmaking knows about a room (Colyseus `RoomListing` /
 /// `IRoomCache`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct RoomListing {
@@ -62,7 +62,7 @@ pub struct RoomListing {
     pub created_at: u64,
     /// The values of the definition's `filter_by` fields the room was
     /// created with.
-    #[serde(skip)]
+    #[serde(default)]
     pub filters: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -256,7 +256,7 @@ pub enum ClaimInError {
 /// The right to create a room for a query, from [`Claim::Create`]. It
 /// expires on its own after [`CREATE_LOCK_TTL`], and is released by
 /// [`ListingStore::register`] or [`ListingStore::release`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateLock {
     /// The query's [`lock_key`](RoomQuery::lock_key).
     pub key: String,

@@ -147,6 +147,7 @@ impl<R: Room> RoomCore<R> {
                 simulation: None,
                 clock: Clock::new(now),
                 handlers: HashMap::new(),
+                calls: HashMap::new(),
                 any_handler: None,
                 outbox: VecDeque::new(),
                 syncing: Vec::new(),

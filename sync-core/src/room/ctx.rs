@@ -30,6 +30,11 @@ pub(crate) type Handler<R> = Arc<
 >;
 pub(crate) type AnyHandler<R> =
     Arc<dyn Fn(&mut R, &mut RoomCtx<R>, &Client, &MessageType, &Value) + Send + Sync>;
+pub(crate) type CallHandler<R> = Arc<
+    dyn Fn(&mut R, &mut RoomCtx<R>, serde_json::Value) -> Result<serde_json::Value, ServerError>
+        + Send
+        + Sync,
+>;
 pub(crate) type SimulationCallback<R> = Box<dyn FnMut(&mut R, &mut RoomCtx<R>, Duration) + Send>;
 pub(crate) type Continuation<R> = Box<dyn FnOnce(&mut R, &mut RoomCtx<R>) + Send>;
 pub(crate) type Spawned<R> = Pin<Box<dyn Future<Output = Continuation<R>> + Send>>;
@@ -300,6 +305,7 @@ pub struct RoomCtx<R: Room> {
     pub(crate) clock: Clock<R>,
     pub(crate) handlers: HashMap<MessageType, Handler<R>>,
     pub(crate) any_handler: Option<AnyHandler<R>>,
+    pub(crate) calls: HashMap<String, CallHandler<R>>,
     pub(crate) outbox: VecDeque<Transmit>,
     /// Clients whose full state goes out with the next transmits.
     pub(crate) syncing: Vec<ClientId>,
@@ -522,6 +528,41 @@ impl<R: Room> RoomCtx<R> {
             Ok(handler(room, ctx, client, message).into_outcome())
         });
         self.handlers.insert(ty.into(), handler);
+    }
+
+    /// Registers the handler of the room call `name`: what
+    /// [`Server::call`](crate::Server::call) runs, from any process of the
+    /// cluster, with JSON arguments (Colyseus `matchMaker.remoteRoomCall`
+    /// of a room method). Its `Ok` value is the call's answer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use roomcast::{Room, RoomCtx, ServerError};
+    /// fn register<R: Room>(ctx: &mut RoomCtx<R>) {
+    ///     ctx.on_call("announce", |_room: &mut R, ctx, text: String| {
+    ///         ctx.broadcast("announcement", &text, Default::default());
+    ///         Ok::<_, ServerError>(ctx.client_count())
+    ///     });
+    /// }
+    /// ```
+    pub fn on_call<T, O, F>(&mut self, name: &str, handler: F)
+    where
+        T: DeserializeOwned,
+        O: Serialize,
+        F: Fn(&mut R, &mut Self, T) -> Result<O, ServerError> + Send + Sync + 'static,
+    {
+        let handler: CallHandler<R> = Arc::new(move |room, ctx, args| {
+            let args = serde_json::from_value::<T>(args).map_err(|e| {
+                ServerError::new(
+                    crate::protocol::error_code::INVALID_PAYLOAD,
+                    format!("bad call arguments: {e}"),
+                )
+            })?;
+            let value = handler(room, ctx, args)?;
+            serde_json::to_value(value).map_err(|e| ServerError::application(e.to_string()))
+        });
+        self.calls.insert(name.to_owned(), handler);
     }
 
     /// Registers the `"*"` handler: it receives every message without a

@@ -235,6 +235,30 @@ impl<R: Room> Driver<R> {
         }
     }
 
+    /// Runs the room call `name` (see `RoomCtx::on_call`).
+    pub(crate) fn call(
+        &mut self,
+        name: &str,
+        args: serde_json::Value,
+    ) -> Result<serde_json::Value, ServerError> {
+        let Some(handler) = self.core.ctx.calls.get(name).cloned() else {
+            return Err(ServerError::new(
+                error_code::APPLICATION_ERROR,
+                format!(
+                    "room \"{}\" has no call \"{name}\"",
+                    self.core.ctx.room_name()
+                ),
+            ));
+        };
+        let room_id = self.core.ctx.room_id.clone();
+        let (room, ctx) = (&mut self.room, &mut self.core.ctx);
+        guarded_sync(&room_id, "call handler", || handler(room, ctx, args)).unwrap_or_else(|| {
+            Err(ServerError::application(format!(
+                "call \"{name}\" panicked"
+            )))
+        })
+    }
+
     fn dispatch(
         &mut self,
         id: super::ClientId,

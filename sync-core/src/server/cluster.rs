@@ -1,13 +1,79 @@
 //! A process's part in a cluster: its heartbeat, the sweep of dead
 //! processes, and the messages other processes and the store send it.
 
-use std::sync::{Arc, Weak};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
+use serde_json::{json, Value};
 use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::oneshot;
 
-use super::{Command, Inner};
-use crate::matchmaker::{ProcessInfo, HEARTBEAT_PERIOD, PROCESS_TTL};
+use super::{Command, CreateError, Inner, Server};
+use crate::error::ServerError;
+use crate::matchmaker::{CreateLock, ProcessInfo, StoreError, HEARTBEAT_PERIOD, PROCESS_TTL};
 use crate::presence::Subscription;
+use crate::protocol::error_code;
+
+/// Requests this process sent to others, waiting for their replies.
+#[derive(Debug, Default)]
+pub(super) struct Requests {
+    next: AtomicU64,
+    waiting: Mutex<HashMap<u64, oneshot::Sender<Value>>>,
+}
+
+/// Why a request to another process got no answer.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RequestError {
+    /// Nobody listens on the process's channel: it is gone.
+    #[error("process {0} is gone")]
+    Gone(String),
+    /// No reply in time.
+    #[error("process {process} did not answer within {timeout:?}")]
+    Timeout { process: String, timeout: Duration },
+    /// The store could not carry the request.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Requests {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Value>>> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Inner {
+    /// Sends `kind` with `payload` to `process` and waits for its reply.
+    pub(super) async fn request(
+        &self,
+        process: &str,
+        kind: &str,
+        payload: &Value,
+        timeout: Duration,
+    ) -> Result<Value, RequestError> {
+        let id = self.requests.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.requests.lock().insert(id, tx);
+        let message = format!("req\n{id}\n{}\n{kind}\n{payload}", self.config.process_id);
+        let result = async {
+            if self.store.send_to(process, &message).await? == 0 {
+                return Err(RequestError::Gone(process.to_owned()));
+            }
+            tokio::time::timeout(timeout, rx)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .ok_or_else(|| RequestError::Timeout {
+                    process: process.to_owned(),
+                    timeout,
+                })
+        }
+        .await;
+        self.requests.lock().remove(&id);
+        result
+    }
+}
 
 /// Runs while the server lives, if its store is shared: renews the
 /// process's registration every [`HEARTBEAT_PERIOD`] (lists its rooms again
@@ -95,7 +161,41 @@ async fn heartbeat(inner: &Arc<Inner>, was_healthy: bool) -> bool {
 }
 
 /// A message on the process's channel.
-fn handle(inner: &Inner, message: &str) {
+fn handle(inner: &Arc<Inner>, message: &str) {
+    if let Some(request) = message.strip_prefix("req\n") {
+        let mut parts = request.splitn(4, '\n');
+        if let (Some(id), Some(from), Some(kind), Some(payload)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        {
+            let payload = serde_json::from_str(payload).unwrap_or(Value::Null);
+            let (inner, id, from, kind) = (
+                inner.clone(),
+                id.to_owned(),
+                from.to_owned(),
+                kind.to_owned(),
+            );
+            tokio::spawn(async move {
+                let reply = answer(&inner, &kind, payload).await;
+                let message = format!("rep\n{id}\n{reply}");
+                if let Err(e) = inner.store.send_to(&from, &message).await {
+                    tracing::warn!("could not answer process {from}: {e}");
+                }
+            });
+        }
+        return;
+    }
+    if let Some(reply) = message.strip_prefix("rep\n") {
+        if let Some((id, payload)) = reply.split_once('\n') {
+            let waiting = id
+                .parse()
+                .ok()
+                .and_then(|id: u64| inner.requests.lock().remove(&id));
+            if let Some(waiting) = waiting {
+                let _ = waiting.send(serde_json::from_str(payload).unwrap_or(Value::Null));
+            }
+        }
+        return;
+    }
     let mut parts = message.split('\n');
     match (parts.next(), parts.next(), parts.next()) {
         (Some("seat"), Some(room_id), Some(session_id)) => {
@@ -112,5 +212,84 @@ fn handle(inner: &Inner, message: &str) {
             }
         }
         _ => tracing::debug!("unknown cluster message: {message:?}"),
+    }
+}
+
+/// A reply to another process: `{"ok": ..}` or `{"err": {code, message}}`
+/// (`{"lost": true}` for a creation whose lock was lost).
+fn error_reply(e: &ServerError) -> Value {
+    json!({ "err": { "code": e.code, "message": e.message } })
+}
+
+/// Reads a reply's error back.
+pub(super) fn reply_error(reply: &Value) -> Option<ServerError> {
+    let err = reply.get("err")?;
+    let code = err["code"]
+        .as_u64()
+        .and_then(|c| u16::try_from(c).ok())
+        .unwrap_or(error_code::MATCHMAKE_UNHANDLED);
+    let message = err["message"].as_str().unwrap_or("remote error").to_owned();
+    Some(ServerError::new(code, message))
+}
+
+/// Runs what another process asked of this one.
+async fn answer(inner: &Arc<Inner>, kind: &str, payload: Value) -> Value {
+    let server = Server {
+        inner: inner.clone(),
+    };
+    match kind {
+        "create" => {
+            let (Some(name), Ok(lock)) = (
+                payload["name"].as_str(),
+                serde_json::from_value::<CreateLock>(payload["lock"].clone()),
+            ) else {
+                return error_reply(&ServerError::application("malformed create request"));
+            };
+            let options = payload["options"].clone();
+            match server.create_room(name, options, Some(lock)).await {
+                Ok(reservation) => json!({ "ok": {
+                    "room": reservation.room,
+                    "sessionId": reservation.session_id,
+                } }),
+                Err(CreateError::LockLost) => json!({ "lost": true }),
+                Err(CreateError::Server(e) | CreateError::Unreachable(e)) => error_reply(&e),
+            }
+        }
+        "reconnect" => {
+            let (Some(room_id), Some(token)) =
+                (payload["roomId"].as_str(), payload["token"].as_str())
+            else {
+                return error_reply(&ServerError::application("malformed reconnect request"));
+            };
+            match server.reconnect_here(room_id, token).await {
+                Ok(session_id) => json!({ "ok": session_id }),
+                Err(e) => error_reply(&e),
+            }
+        }
+        "call" => {
+            let Some(room_id) = payload["roomId"].as_str() else {
+                return error_reply(&ServerError::application("malformed call"));
+            };
+            let name = payload["name"].as_str().unwrap_or_default();
+            match server
+                .call_here(room_id, name, payload["args"].clone())
+                .await
+            {
+                Ok(value) => json!({ "ok": value }),
+                Err(e) => error_reply(&e),
+            }
+        }
+        "disconnect" => {
+            let Some(room_id) = payload["roomId"].as_str() else {
+                return error_reply(&ServerError::application("malformed disconnect"));
+            };
+            match server.disconnect_here(room_id).await {
+                Ok(()) => json!({ "ok": true }),
+                Err(e) => error_reply(&e),
+            }
+        }
+        _ => error_reply(&ServerError::application(format!(
+            "unknown request {kind:?}"
+        ))),
     }
 }

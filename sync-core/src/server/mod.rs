@@ -55,6 +55,14 @@ pub(crate) enum Command {
     },
     /// List the room again (its process was lost by the store).
     Relist,
+    /// Disconnect every client and dispose of the room.
+    Disconnect,
+    /// Run the room's `on_call` handler `name`.
+    Call {
+        name: String,
+        args: serde_json::Value,
+        reply: oneshot::Sender<Result<serde_json::Value, ServerError>>,
+    },
     Shutdown,
 }
 
@@ -66,6 +74,8 @@ enum CreateError {
     Server(ServerError),
     /// The creation lock expired or was released meanwhile: claim again.
     LockLost,
+    /// The process asked to create the room did not answer (or is gone).
+    Unreachable(ServerError),
 }
 
 impl From<ServerError> for CreateError {
@@ -195,6 +205,12 @@ pub struct ServerConfig {
     /// created. Default: one per core. `0` runs rooms and connections on
     /// the runtime that serves the server (as tasks of their own).
     pub room_threads: usize,
+    /// How long a request to another process of a cluster (create a room
+    /// there, reconnect, a room call) may take (default 5 s). A creation
+    /// that times out is given up for good: its lock is released, so the
+    /// other process cannot list the room late, and the request tries
+    /// again elsewhere.
+    pub remote_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -207,6 +223,7 @@ impl Default for ServerConfig {
             max_messages_per_second: None,
             endpoints: vec![(String::new(), Dialect::Modern)],
             room_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            remote_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -255,6 +272,8 @@ pub(crate) struct Inner {
     shutting_down: AtomicBool,
     /// The cluster task (heartbeat, seat notices) runs.
     cluster: std::sync::OnceLock<()>,
+    /// Requests to other processes waiting for replies.
+    requests: cluster::Requests,
 }
 
 /// A live room: its command queue and the runtime its task runs on.
@@ -520,6 +539,7 @@ impl ServerBuilder {
                 next_conn: AtomicU64::new(0),
                 shutting_down: AtomicBool::new(false),
                 cluster: std::sync::OnceLock::new(),
+                requests: cluster::Requests::default(),
             }),
         };
         // A server built on a runtime joins its cluster now.
@@ -711,7 +731,7 @@ impl Server {
                 let options = merge_options(options, &handler.defaults);
                 match self.create_room(target, options, None).await {
                     Ok(reservation) => Ok(reservation),
-                    Err(CreateError::Server(e)) => Err(e),
+                    Err(CreateError::Server(e) | CreateError::Unreachable(e)) => Err(e),
                     // Only a creation under a lock can lose it.
                     Err(CreateError::LockLost) => Err(ServerError::new(
                         error_code::MATCHMAKE_UNHANDLED,
@@ -763,25 +783,151 @@ impl Server {
                             "reconnectionToken must be provided",
                         )
                     })?;
-                let room = self.inner.room(target).ok_or_else(|| not_found(target))?;
-                let (reply, rx) = oneshot::channel();
-                let _ = room.send(Command::Reconnect { token, reply }).await;
-                let session_id = rx.await.map_err(|_| not_found(target))?.map_err(|_| {
-                    ServerError::new(
-                        error_code::MATCHMAKE_EXPIRED,
-                        "reconnection token invalid or expired.",
-                    )
-                })?;
                 let room = self
                     .inner
                     .store
                     .get(target)
                     .await
-                    .map_err(|e| store_error(&e))?
-                    .ok_or_else(|| not_found(target))?;
+                    .map_err(|e| store_error(&e))?;
+                let session_id = match &room {
+                    Some(room) if room.process_id != self.inner.config.process_id => {
+                        let payload = json!({ "roomId": target, "token": token });
+                        let reply = self
+                            .remote(&room.process_id, "reconnect", &payload, target)
+                            .await?;
+                        reply["ok"]
+                            .as_str()
+                            .ok_or_else(|| not_found(target))?
+                            .to_owned()
+                    }
+                    _ => self.reconnect_here(target, &token).await?,
+                };
+                let room = room.ok_or_else(|| not_found(target))?;
                 Ok(SeatReservation { room, session_id })
             }
         }
+    }
+
+    /// A reconnection to a room of this process: the session id holding
+    /// `token`.
+    async fn reconnect_here(&self, room_id: &str, token: &str) -> Result<String, ServerError> {
+        let room = self.inner.room(room_id).ok_or_else(|| not_found(room_id))?;
+        let (reply, rx) = oneshot::channel();
+        let _ = room
+            .send(Command::Reconnect {
+                token: token.to_owned(),
+                reply,
+            })
+            .await;
+        rx.await.map_err(|_| not_found(room_id))?.map_err(|_| {
+            ServerError::new(
+                error_code::MATCHMAKE_EXPIRED,
+                "reconnection token invalid or expired.",
+            )
+        })
+    }
+
+    /// Asks `process` for `kind` about room `room_id`; its error, a
+    /// timeout or a gone process become the client's error.
+    async fn remote(
+        &self,
+        process: &str,
+        kind: &str,
+        payload: &serde_json::Value,
+        room_id: &str,
+    ) -> Result<serde_json::Value, ServerError> {
+        let reply = self
+            .inner
+            .request(process, kind, payload, self.inner.config.remote_timeout)
+            .await
+            .map_err(|e| match e {
+                cluster::RequestError::Gone(_) => not_found(room_id),
+                e => ServerError::new(error_code::MATCHMAKE_UNHANDLED, e.to_string()),
+            })?;
+        match cluster::reply_error(&reply) {
+            Some(e) => Err(e),
+            None => Ok(reply),
+        }
+    }
+
+    /// Runs the `on_call` handler `name` of room `room_id`, wherever it is
+    /// in the cluster, with `args`; returns what it returned (Colyseus
+    /// `matchMaker.remoteRoomCall`).
+    ///
+    /// # Errors
+    ///
+    /// 522 when the room does not exist (or its process is gone), the
+    /// handler's error, or 523 when the room's process does not answer
+    /// within [`ServerConfig::remote_timeout`].
+    pub async fn call(
+        &self,
+        room_id: &str,
+        name: &str,
+        args: serde_json::Value,
+    ) -> Result<serde_json::Value, ServerError> {
+        if self.inner.room(room_id).is_some() {
+            return self.call_here(room_id, name, args).await;
+        }
+        let room = self
+            .inner
+            .store
+            .get(room_id)
+            .await
+            .map_err(|e| store_error(&e))?
+            .ok_or_else(|| not_found(room_id))?;
+        let payload = json!({ "roomId": room_id, "name": name, "args": args });
+        let reply = self
+            .remote(&room.process_id, "call", &payload, room_id)
+            .await?;
+        Ok(reply["ok"].clone())
+    }
+
+    async fn call_here(
+        &self,
+        room_id: &str,
+        name: &str,
+        args: serde_json::Value,
+    ) -> Result<serde_json::Value, ServerError> {
+        let room = self.inner.room(room_id).ok_or_else(|| not_found(room_id))?;
+        let (reply, rx) = oneshot::channel();
+        room.send(Command::Call {
+            name: name.to_owned(),
+            args,
+            reply,
+        })
+        .await
+        .map_err(|_| not_found(room_id))?;
+        rx.await.map_err(|_| not_found(room_id))?
+    }
+
+    /// Disconnects room `room_id` wherever it is in the cluster (its
+    /// clients are closed with 4000 and the room is disposed).
+    ///
+    /// # Errors
+    ///
+    /// As for [`call`](Self::call).
+    pub async fn disconnect_room(&self, room_id: &str) -> Result<(), ServerError> {
+        if self.inner.room(room_id).is_some() {
+            return self.disconnect_here(room_id).await;
+        }
+        let room = self
+            .inner
+            .store
+            .get(room_id)
+            .await
+            .map_err(|e| store_error(&e))?
+            .ok_or_else(|| not_found(room_id))?;
+        let payload = json!({ "roomId": room_id });
+        self.remote(&room.process_id, "disconnect", &payload, room_id)
+            .await
+            .map(drop)
+    }
+
+    async fn disconnect_here(&self, room_id: &str) -> Result<(), ServerError> {
+        let room = self.inner.room(room_id).ok_or_else(|| not_found(room_id))?;
+        room.send(Command::Disconnect)
+            .await
+            .map_err(|_| not_found(room_id))
     }
 
     /// `joinOrCreate` and `join`: a seat in the best matching room with a
@@ -803,6 +949,8 @@ impl Server {
         };
         let may_create = method == Method::JoinOrCreate;
         let deadline = Instant::now() + MATCHMAKE_DEADLINE;
+        // Processes that failed to create a room for this request.
+        let mut skip: Vec<String> = Vec::new();
         let mut attempts = 0;
         loop {
             if Instant::now() > deadline || attempts == MAX_SEAT_ATTEMPTS {
@@ -831,7 +979,21 @@ impl Server {
                         store: self.inner.store.clone(),
                         lock: Some(lock.clone()),
                     };
-                    match self.create_room(target, options.clone(), Some(lock)).await {
+                    let process = self.placement(&skip).await;
+                    let created = match process {
+                        Some(process) => {
+                            let created =
+                                self.create_remote(&process, target, &options, &lock).await;
+                            if matches!(created, Err(CreateError::Unreachable(_))) {
+                                // Not answering, or gone: not asked again
+                                // by this request.
+                                skip.push(process);
+                            }
+                            created
+                        }
+                        None => self.create_room(target, options.clone(), Some(lock)).await,
+                    };
+                    match created {
                         Ok(reservation) => {
                             guard.disarm();
                             return Ok(reservation);
@@ -841,6 +1003,14 @@ impl Server {
                             attempts += 1;
                         }
                         Err(CreateError::Server(e)) => return Err(e),
+                        Err(CreateError::Unreachable(e)) => {
+                            // Another process failed to create: give the
+                            // lock back (so a late creation there is not
+                            // listed) and try again, here or elsewhere.
+                            tracing::warn!("remote room creation failed: {e}");
+                            drop(guard);
+                            attempts += 1;
+                        }
                     }
                 }
                 Claim::Wait => self.inner.store.changed(WAIT_POLL).await,
@@ -873,6 +1043,66 @@ impl Server {
             room,
             session_id: seat.session_id,
         })
+    }
+
+    /// Where a new room goes: the live process holding the fewest rooms
+    /// (Colyseus' rule), this one on a tie or when it is the least loaded;
+    /// `None` for this process. Processes in `skip` are left out.
+    async fn placement(&self, skip: &[String]) -> Option<String> {
+        let me = &self.inner.config.process_id;
+        let loads = match self.inner.store.processes().await {
+            Ok(loads) => loads,
+            Err(e) => {
+                tracing::debug!("process loads unavailable, creating here: {e}");
+                return None;
+            }
+        };
+        let mine = loads.iter().find(|p| &p.process_id == me).map(|p| p.rooms);
+        let best = loads
+            .into_iter()
+            .find(|p| &p.process_id != me && !skip.contains(&p.process_id))?;
+        (mine.is_some_and(|mine| best.rooms < mine)).then_some(best.process_id)
+    }
+
+    /// Asks `process` to create a room under `lock`.
+    async fn create_remote(
+        &self,
+        process: &str,
+        name: &str,
+        options: &Options,
+        lock: &CreateLock,
+    ) -> Result<SeatReservation, CreateError> {
+        let payload = json!({ "name": name, "options": options, "lock": lock });
+        let reply = self
+            .inner
+            .request(
+                process,
+                "create",
+                &payload,
+                self.inner.config.remote_timeout,
+            )
+            .await
+            .map_err(|e| {
+                CreateError::Unreachable(ServerError::new(
+                    error_code::MATCHMAKE_UNHANDLED,
+                    e.to_string(),
+                ))
+            })?;
+        if reply["lost"] == true {
+            return Err(CreateError::LockLost);
+        }
+        if let Some(e) = cluster::reply_error(&reply) {
+            return Err(CreateError::Server(e));
+        }
+        let ok = &reply["ok"];
+        let room: RoomListing = serde_json::from_value(ok["room"].clone()).map_err(|e| {
+            ServerError::new(
+                error_code::MATCHMAKE_UNHANDLED,
+                format!("bad create reply: {e}"),
+            )
+        })?;
+        let session_id = ok["sessionId"].as_str().unwrap_or_default().to_owned();
+        Ok(SeatReservation { room, session_id })
     }
 
     async fn create_room(

@@ -231,6 +231,10 @@ fn handle<R: Room>(
             }
             core.handle_disconnect(now, conn, code);
         }
+        Command::Call { name, args, reply } => {
+            let _ = reply.send(driver.call(&name, args));
+        }
+        Command::Disconnect => driver.core.ctx_mut().disconnect(None),
         Command::Relist => {
             seats.epoch += 1;
             seats.applied = 0;
