@@ -1,6 +1,6 @@
 //! [`LocalStore`]: the listings of one process, in memory.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
@@ -9,14 +9,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::{
-    compare, generate_id, Claim, ClaimInError, Claimed, CreateLock, ListingStore, RoomListing,
-    RoomQuery, RoomUpdate, SeatRequest, StoreError, StoreFuture, CREATE_LOCK_TTL,
+    compare, generate_id, index_keys, Claim, ClaimInError, Claimed, CreateLock, ListingStore,
+    RoomListing, RoomQuery, RoomUpdate, SeatRequest, StoreError, StoreFuture, CREATE_LOCK_TTL,
 };
 use crate::room::Options;
 
-/// The in-process [`ListingStore`], the default of a server: listings in
-/// a map, an index of rooms per name in creation order, so a query reads
-/// only the rooms of its name.
+/// The in-process [`ListingStore`], the default of a server. Like the
+/// Redis store, it keeps the rooms with a free seat per room name and
+/// subset of filter values, so a claim reads only rooms that match it and
+/// have a seat; listings read the rooms of one name.
 #[derive(Debug, Default)]
 pub struct LocalStore {
     inner: Mutex<Inner>,
@@ -28,8 +29,13 @@ struct Inner {
     rooms: HashMap<String, Entry>,
     /// Room ids per name, by creation sequence.
     by_name: HashMap<String, BTreeMap<u64, String>>,
+    /// Rooms with a free seat per lock key (see `index_keys`), by creation
+    /// sequence.
+    free: HashMap<String, BTreeMap<u64, String>>,
     /// Creation locks: key → (token, expiry).
     locks: HashMap<String, (String, Instant)>,
+    /// Pending seats by expiry: (expiry, room, session).
+    expiries: BTreeSet<(Instant, String, String)>,
     next_seq: u64,
 }
 
@@ -39,6 +45,8 @@ struct Entry {
     /// hand); [`Entry::listing`] adds the store's part.
     listing: RoomListing,
     seq: u64,
+    /// The `free` keys the room belongs to.
+    index: Vec<String>,
     held: usize,
     applied: u64,
     taken: u64,
@@ -71,21 +79,89 @@ impl Entry {
     fn has_free_seat(&self) -> bool {
         self.listing.is_available() && !self.full()
     }
+}
+
+impl Inner {
+    /// Puts a room in or out of the free sets; whether it has a free seat.
+    fn refresh(&mut self, room_id: &str) -> bool {
+        let Some(entry) = self.rooms.get(room_id) else {
+            return false;
+        };
+        let free = entry.has_free_seat();
+        for key in &entry.index {
+            if free {
+                self.free
+                    .entry(key.clone())
+                    .or_default()
+                    .insert(entry.seq, room_id.to_owned());
+            } else if let Some(set) = self.free.get_mut(key) {
+                set.remove(&entry.seq);
+                if set.is_empty() {
+                    self.free.remove(key);
+                }
+            }
+        }
+        free
+    }
 
     /// Drops the pending seats whose time ran out; whether any did.
     fn expire(&mut self, now: Instant) -> bool {
-        let before = self.pending.len();
-        self.pending.retain(|_, (_, expires)| *expires > now);
-        self.pending.len() != before
+        let mut freed = false;
+        while let Some(first) = self.expiries.first() {
+            if first.0 > now {
+                break;
+            }
+            let (expires, room_id, session) = self.expiries.pop_first().expect("checked");
+            let Some(entry) = self.rooms.get_mut(&room_id) else {
+                continue;
+            };
+            if entry
+                .pending
+                .get(&session)
+                .is_some_and(|(_, e)| *e == expires)
+            {
+                entry.pending.remove(&session);
+                freed |= self.refresh(&room_id);
+            }
+        }
+        freed
     }
 
-    fn add_pending(&mut self, seat: &SeatRequest, now: Instant) -> Claimed {
-        self.pending.insert(
-            seat.session_id.clone(),
-            (seat.options.clone(), now + seat.ttl),
-        );
+    fn add_pending(&mut self, room_id: &str, seat: &SeatRequest, now: Instant) -> Claimed {
+        let expires = now + seat.ttl;
+        let entry = self.rooms.get_mut(room_id).expect("a listed room");
+        if let Some((_, old)) = entry
+            .pending
+            .insert(seat.session_id.clone(), (seat.options.clone(), expires))
+        {
+            self.expiries
+                .remove(&(old, room_id.to_owned(), seat.session_id.clone()));
+        }
+        self.expiries
+            .insert((expires, room_id.to_owned(), seat.session_id.clone()));
+        self.refresh(room_id);
         Claimed {
-            listing: self.listing(),
+            listing: self.rooms[room_id].listing(),
+        }
+    }
+
+    fn unindex(&mut self, entry: &Entry) {
+        let id = &entry.listing.room_id;
+        for key in &entry.index {
+            if let Some(set) = self.free.get_mut(key) {
+                if set.get(&entry.seq) == Some(id) {
+                    set.remove(&entry.seq);
+                }
+                if set.is_empty() {
+                    self.free.remove(key);
+                }
+            }
+        }
+        if let Some(ids) = self.by_name.get_mut(&entry.listing.name) {
+            ids.remove(&entry.seq);
+            if ids.is_empty() {
+                self.by_name.remove(&entry.listing.name);
+            }
         }
     }
 }
@@ -104,24 +180,6 @@ impl LocalStore {
     }
 }
 
-impl Inner {
-    /// The rooms named `name`, oldest first, with expired seats dropped;
-    /// whether seats expired.
-    fn rooms_named(&mut self, name: &str, now: Instant) -> (Vec<&Entry>, bool) {
-        let Some(ids) = self.by_name.get(name) else {
-            return (Vec::new(), false);
-        };
-        let mut freed = false;
-        for id in ids.values() {
-            if let Some(entry) = self.rooms.get_mut(id) {
-                freed |= entry.expire(now);
-            }
-        }
-        let rooms = ids.values().filter_map(|id| self.rooms.get(id)).collect();
-        (rooms, freed)
-    }
-}
-
 impl ListingStore for LocalStore {
     fn claim<'a>(
         &'a self,
@@ -130,27 +188,35 @@ impl ListingStore for LocalStore {
         may_create: bool,
     ) -> StoreFuture<'a, Claim> {
         let now = Instant::now();
+        let key = query.lock_key();
         let (claim, freed) = self.with(|inner| {
-            let (rooms, freed) = inner.rooms_named(query.name, now);
-            let best = rooms
+            let freed = inner.expire(now);
+            let candidates = inner
+                .free
+                .get(&key)
                 .into_iter()
-                .filter(|e| e.has_free_seat() && query.matches(&e.listing))
-                .reduce(|best, e| {
-                    if compare(&e.listing(), &best.listing(), query.sort).is_lt() {
-                        e
-                    } else {
-                        best
-                    }
-                })
-                .map(|e| e.listing.room_id.clone());
+                .flat_map(|set| set.values());
+            let best = if query.sort.is_empty() {
+                candidates.into_iter().next().cloned()
+            } else {
+                candidates
+                    .filter_map(|id| inner.rooms.get(id))
+                    .map(Entry::listing)
+                    .reduce(|best, l| {
+                        if compare(&l, &best, query.sort).is_lt() {
+                            l
+                        } else {
+                            best
+                        }
+                    })
+                    .map(|l| l.room_id)
+            };
             if let Some(room_id) = best {
-                let entry = inner.rooms.get_mut(&room_id).expect("listed above");
-                return (Claim::Seat(entry.add_pending(seat, now)), freed);
+                return (Claim::Seat(inner.add_pending(&room_id, seat, now)), freed);
             }
             if !may_create {
                 return (Claim::NoRoom, freed);
             }
-            let key = query.lock_key();
             if inner
                 .locks
                 .get(&key)
@@ -177,14 +243,14 @@ impl ListingStore for LocalStore {
     ) -> StoreFuture<'a, Result<Claimed, ClaimInError>> {
         let now = Instant::now();
         self.now(|inner| {
-            let Some(entry) = inner.rooms.get_mut(room_id) else {
+            inner.expire(now);
+            let Some(entry) = inner.rooms.get(room_id) else {
                 return Ok(Err(ClaimInError::NotFound));
             };
-            entry.expire(now);
             if entry.listing.locked || entry.full() {
                 return Ok(Err(ClaimInError::Locked));
             }
-            Ok(Ok(entry.add_pending(seat, now)))
+            Ok(Ok(inner.add_pending(room_id, seat, now)))
         })
     }
 
@@ -221,25 +287,24 @@ impl ListingStore for LocalStore {
             }
             let seq = inner.next_seq;
             inner.next_seq += 1;
+            let entry = Entry {
+                listing: listing.clone(),
+                seq,
+                index: index_keys(&listing.name, &listing.filters),
+                held: listing.clients,
+                applied: 0,
+                taken: 0,
+                pending: HashMap::new(),
+            };
+            if let Some(old) = inner.rooms.insert(listing.room_id.clone(), entry) {
+                inner.unindex(&old);
+            }
             inner
                 .by_name
                 .entry(listing.name.clone())
                 .or_default()
                 .insert(seq, listing.room_id.clone());
-            let old = inner.rooms.insert(
-                listing.room_id.clone(),
-                Entry {
-                    listing: listing.clone(),
-                    seq,
-                    held: listing.clients,
-                    applied: 0,
-                    taken: 0,
-                    pending: HashMap::new(),
-                },
-            );
-            if let Some(old) = old {
-                unindex(inner, &old);
-            }
+            inner.refresh(&listing.room_id);
             Ok(())
         });
         self.changed.notify_waiters();
@@ -256,13 +321,19 @@ impl ListingStore for LocalStore {
             let Some(entry) = inner.rooms.get_mut(room_id) else {
                 return Ok(None);
             };
-            match entry.pending.remove(session_id) {
-                Some((options, expires)) if expires > now => {
-                    entry.taken += 1;
-                    Ok(Some(options))
-                }
-                _ => Ok(None),
+            let Some((options, expires)) = entry.pending.remove(session_id) else {
+                return Ok(None);
+            };
+            inner
+                .expiries
+                .remove(&(expires, room_id.to_owned(), session_id.to_owned()));
+            if expires <= now {
+                inner.refresh(room_id);
+                return Ok(None);
             }
+            // Pending → taken: the room's occupancy does not change.
+            entry.taken += 1;
+            Ok(Some(options))
         })
     }
 
@@ -279,7 +350,7 @@ impl ListingStore for LocalStore {
             entry.listing.private = update.private;
             entry.listing.unlisted = update.unlisted;
             entry.listing.metadata.clone_from(&update.metadata);
-            !was_free && entry.has_free_seat()
+            inner.refresh(room_id) && !was_free
         });
         if freed {
             self.changed.notify_waiters();
@@ -290,22 +361,31 @@ impl ListingStore for LocalStore {
     fn remove<'a>(&'a self, room_id: &'a str) -> StoreFuture<'a, ()> {
         self.now(|inner| {
             if let Some(entry) = inner.rooms.remove(room_id) {
-                unindex(inner, &entry);
+                inner.unindex(&entry);
             }
             Ok(())
         })
     }
 
     fn get<'a>(&'a self, room_id: &'a str) -> StoreFuture<'a, Option<RoomListing>> {
-        self.now(|inner| Ok(inner.rooms.get(room_id).map(Entry::listing)))
+        let now = Instant::now();
+        self.now(|inner| {
+            inner.expire(now);
+            Ok(inner.rooms.get(room_id).map(Entry::listing))
+        })
     }
 
     fn query<'a>(&'a self, query: &'a RoomQuery<'a>) -> StoreFuture<'a, Vec<RoomListing>> {
         let now = Instant::now();
         self.now(|inner| {
-            let (rooms, _) = inner.rooms_named(query.name, now);
-            let mut listings: Vec<RoomListing> = rooms
+            inner.expire(now);
+            let ids = inner
+                .by_name
+                .get(query.name)
                 .into_iter()
+                .flat_map(BTreeMap::values);
+            let mut listings: Vec<RoomListing> = ids
+                .filter_map(|id| inner.rooms.get(id))
                 .filter(|e| e.listing.is_listed() && query.matches(&e.listing))
                 .map(Entry::listing)
                 .collect();
@@ -315,7 +395,9 @@ impl ListingStore for LocalStore {
     }
 
     fn all(&self) -> StoreFuture<'_, Vec<RoomListing>> {
+        let now = Instant::now();
         self.now(|inner| {
+            inner.expire(now);
             let mut rooms: Vec<&Entry> = inner.rooms.values().collect();
             rooms.sort_by_key(|e| e.seq);
             Ok(rooms.into_iter().map(Entry::listing).collect())
@@ -326,15 +408,6 @@ impl ListingStore for LocalStore {
         Box::pin(async move {
             let _ = tokio::time::timeout(timeout, self.changed.notified()).await;
         })
-    }
-}
-
-fn unindex(inner: &mut Inner, entry: &Entry) {
-    if let Some(ids) = inner.by_name.get_mut(&entry.listing.name) {
-        ids.remove(&entry.seq);
-        if ids.is_empty() {
-            inner.by_name.remove(&entry.listing.name);
-        }
     }
 }
 

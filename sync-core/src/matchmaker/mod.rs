@@ -443,6 +443,42 @@ pub struct ProcessLoad {
     pub rooms: usize,
 }
 
+/// Filter fields beyond this many are not indexed one by one: a request
+/// must then give all of them or none (the room is indexed under its full
+/// set of values and under its name).
+const MAX_INDEXED_FILTERS: usize = 4;
+
+/// The lock keys a room is indexed under: every subset of its filter
+/// values (its name alone for none).
+pub(crate) fn index_keys(
+    name: &str,
+    filters: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<String> {
+    let fields: Vec<_> = filters.iter().collect();
+    let subsets: Vec<Vec<usize>> = if fields.len() <= MAX_INDEXED_FILTERS {
+        (0..1u32 << fields.len())
+            .map(|mask| (0..fields.len()).filter(|i| mask & (1 << i) != 0).collect())
+            .collect()
+    } else {
+        vec![Vec::new(), (0..fields.len()).collect()]
+    };
+    subsets
+        .into_iter()
+        .map(|subset| {
+            let filters: serde_json::Map<_, _> = subset
+                .into_iter()
+                .map(|i| (fields[i].0.clone(), fields[i].1.clone()))
+                .collect();
+            RoomQuery {
+                name,
+                filters: &filters,
+                sort: &[],
+            }
+            .lock_key()
+        })
+        .collect()
+}
+
 /// A random id of `len` characters from `[A-Za-z0-9_-]` (like nanoid).
 pub(crate) fn generate_id(len: usize) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";

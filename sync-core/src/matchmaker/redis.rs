@@ -35,20 +35,15 @@ use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
 use super::{
-    now_millis, Claim, ClaimInError, Claimed, CreateLock, ListingStore, Order, ProcessInfo,
-    ProcessLoad, RoomListing, RoomQuery, RoomUpdate, SeatRequest, StoreError, StoreFuture,
-    CREATE_LOCK_TTL, PROCESS_TTL,
+    index_keys, now_millis, Claim, ClaimInError, Claimed, CreateLock, ListingStore, Order,
+    ProcessInfo, ProcessLoad, RoomListing, RoomQuery, RoomUpdate, SeatRequest, StoreError,
+    StoreFuture, CREATE_LOCK_TTL, PROCESS_TTL,
 };
 use crate::presence::{Presence, RedisPresence, Subscription};
 use crate::room::Options;
 
 /// The format of a room's hash; other values are skipped with a warning.
 const FORMAT: &str = "1";
-
-/// Filter fields beyond this many are not indexed one by one: a request
-/// must then give all of them or none (the room is indexed under its full
-/// set of values and under its name).
-const MAX_INDEXED_FILTERS: usize = 4;
 
 /// How often the sweep gives back the seats nobody took in time.
 const SWEEP_PERIOD: Duration = Duration::from_secs(1);
@@ -604,34 +599,6 @@ fn parse_answer(value: &redis::Value) -> Result<(String, Option<Claimed>), Store
         .ok_or_else(bad)?;
     let listing = parse_listing(&id, &fields).ok_or_else(bad)?;
     Ok((kind, Some(Claimed { listing })))
-}
-
-/// The lock keys a room is indexed under: every subset of its filter
-/// values (its name alone for none).
-fn index_keys(name: &str, filters: &serde_json::Map<String, serde_json::Value>) -> Vec<String> {
-    let fields: Vec<_> = filters.iter().collect();
-    let subsets: Vec<Vec<usize>> = if fields.len() <= MAX_INDEXED_FILTERS {
-        (0..1u32 << fields.len())
-            .map(|mask| (0..fields.len()).filter(|i| mask & (1 << i) != 0).collect())
-            .collect()
-    } else {
-        vec![Vec::new(), (0..fields.len()).collect()]
-    };
-    subsets
-        .into_iter()
-        .map(|subset| {
-            let filters: serde_json::Map<_, _> = subset
-                .into_iter()
-                .map(|i| (fields[i].0.clone(), fields[i].1.clone()))
-                .collect();
-            RoomQuery {
-                name,
-                filters: &filters,
-                sort: &[],
-            }
-            .lock_key()
-        })
-        .collect()
 }
 
 fn sort_json(sort: &[(String, Order)]) -> String {
