@@ -535,7 +535,7 @@ async fn a_dead_process_is_swept_with_its_rooms() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rooms_are_listed_again_after_redis_lost_them() {
+async fn rooms_survive_redis_going_away_and_are_listed_again() {
     let mut redis = RedisServer::start();
     let server = process(&redis, "rl").await;
     let seat = server
@@ -549,9 +549,27 @@ async fn rooms_are_listed_again_after_redis_lost_them() {
         next(&mut session).await,
         Received::JoinRoom { .. }
     ));
+    session.deliver(vec![0x0a].into()).await;
+    // Redis goes away: matchmaking answers a clear error, soon; the room
+    // goes on.
+    redis.stop();
+    let started = std::time::Instant::now();
+    let err = server
+        .matchmake(Method::JoinOrCreate, "battle", json!({ "mode": "x" }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 523, "{err}");
+    assert!(err.message.contains("unavailable"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(server.has_room(&seat.room.room_id));
+    // Back, empty: the heartbeat finds the process lost and its room is
+    // listed again.
     redis.restart();
-    // Matchmaking answers errors while the store is away or empty, then
-    // the heartbeat finds the process lost and its room is listed again.
     eventually(Duration::from_secs(15), "the room listed again", || async {
         server.rooms().await.is_ok_and(|rooms| {
             rooms
