@@ -2,6 +2,7 @@
 
 pub mod clock;
 mod error;
+mod lobby;
 mod matchmaker;
 pub mod msgpack;
 mod presence;
@@ -17,6 +18,7 @@ pub use roomcast_schema as schema;
 
 pub use crate::clock::{Clock, TimerId};
 pub use crate::error::ServerError;
+pub use crate::lobby::{LobbyRoom, LOBBY_CHANNEL};
 pub use crate::matchmaker::{
     Claim, ClaimInError, Claimed, CreateLock, ListingStore, LocalStore, Order, ProcessInfo,
     ProcessLoad, RedisStore, RoomListing, RoomQuery, RoomUpdate, SeatRequest, SortKeys, StoreError,

@@ -319,6 +319,8 @@ async fn process_with(
     Server::builder()
         .define("battle", Battle::default)
         .filter_by(["mode"])
+        .realtime_listing()
+        .define("lobby", roomcast::LobbyRoom::default)
         .presence(Arc::new(presence))
         .store(Arc::new(store))
         .config(config)
@@ -715,4 +717,81 @@ async fn a_remote_creation_that_times_out_makes_no_duplicate() {
         listed.iter().all(|(_, process)| process == "asker"),
         "the slow process timed out every time: {listed:?}"
     );
+}
+
+/// The next ROOM_DATA message, skipping other frames.
+async fn message(session: &mut Session) -> (String, roomcast::msgpack::Value) {
+    loop {
+        match next(session).await {
+            Received::Message(roomcast::MessageType::Name(ty), value) => return (ty, value),
+            Received::Closed(code) => panic!("closed with {code}"),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lobby_lists_the_rooms_of_every_process_as_they_change() {
+    use roomcast::msgpack::Value as M;
+    let redis = RedisServer::start();
+    let a = process(&redis, "la").await;
+    let b = process(&redis, "lb").await;
+    let first = b
+        .matchmake(Method::Create, "battle", json!({ "mode": "x" }))
+        .await
+        .unwrap();
+    let seat = a
+        .matchmake(Method::JoinOrCreate, "lobby", json!({}))
+        .await
+        .unwrap();
+    assert!(
+        !a.available_rooms("lobby")
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.room_id == seat.room.room_id),
+        "unlisted"
+    );
+    let mut lobby = a
+        .open_session(&seat.room.room_id, ConnectRequest::new(seat.session_id))
+        .await;
+    assert!(matches!(next(&mut lobby).await, Received::JoinRoom { .. }));
+    lobby.deliver(vec![0x0a].into()).await;
+    let (ty, rooms) = message(&mut lobby).await;
+    assert_eq!(ty, "rooms");
+    let M::Array(rooms) = rooms else {
+        panic!("{rooms:?}")
+    };
+    let room_id = |v: &M| match v {
+        M::Map(fields) => fields.iter().find_map(|(k, v)| match (k, v) {
+            (M::Str(k), M::Str(v)) if k == "roomId" => Some(v.clone()),
+            _ => None,
+        }),
+        _ => None,
+    };
+    let ids: Vec<_> = rooms.iter().filter_map(room_id).collect();
+    assert_eq!(ids, std::slice::from_ref(&first.room.room_id));
+    // A room created on the other process appears...
+    let second = b
+        .matchmake(Method::Create, "battle", json!({ "mode": "y" }))
+        .await
+        .unwrap();
+    let added = loop {
+        let (ty, value) = message(&mut lobby).await;
+        assert_eq!(ty, "+", "{value:?}");
+        let M::Array(pair) = value else { panic!() };
+        if pair[0] == M::Str(second.room.room_id.clone()) {
+            break pair;
+        }
+    };
+    assert_eq!(room_id(&added[1]), Some(second.room.room_id.clone()));
+    // ...and goes.
+    a.disconnect_room(&second.room.room_id).await.unwrap();
+    loop {
+        let (ty, value) = message(&mut lobby).await;
+        if ty == "-" {
+            assert_eq!(value, M::Str(second.room.room_id.clone()));
+            break;
+        }
+    }
 }

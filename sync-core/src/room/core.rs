@@ -139,6 +139,7 @@ impl<R: Room> RoomCore<R> {
                 locked_explicit: false,
                 locked_full: false,
                 private: false,
+                unlisted: false,
                 metadata: serde_json::Value::Null,
                 auto_dispose: true,
                 seat_reservation_time: default_seat_reservation_time(),
@@ -159,9 +160,16 @@ impl<R: Room> RoomCore<R> {
                 disposing: false,
                 disposed: false,
                 presence,
+                store: Arc::new(crate::matchmaker::LocalStore::default()),
                 limits: Limits::default(),
             },
         }
+    }
+
+    /// Uses `store` for [`RoomCtx::store`] (default: an empty in-process
+    /// one).
+    pub fn set_store(&mut self, store: Arc<dyn crate::ListingStore>) {
+        self.ctx.store = store;
     }
 
     /// Sets the largest client frame accepted (default 64 KiB).
@@ -712,7 +720,7 @@ impl<R: Room> RoomCore<R> {
             max_clients: self.ctx.max_clients,
             locked: self.ctx.locked(),
             private: self.ctx.private,
-            unlisted: false,
+            unlisted: self.ctx.unlisted,
             metadata: self.ctx.metadata.clone(),
             created_at: 0,
             filters: serde_json::Map::new(),

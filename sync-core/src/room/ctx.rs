@@ -19,6 +19,7 @@ use super::{Client, ClientId, Options, Room};
 use crate::clock::{Clock, TimerId};
 use crate::error::ServerError;
 use crate::msgpack::{self, Value};
+use crate::matchmaker::ListingStore;
 use crate::presence::Presence;
 use crate::protocol::{self, Dialect, MessageType};
 use crate::state::{DialectSet, SyncState};
@@ -296,6 +297,7 @@ pub struct RoomCtx<R: Room> {
     pub(crate) locked_explicit: bool,
     pub(crate) locked_full: bool,
     pub(crate) private: bool,
+    pub(crate) unlisted: bool,
     pub(crate) metadata: serde_json::Value,
     pub(crate) auto_dispose: bool,
     pub(crate) seat_reservation_time: Duration,
@@ -317,6 +319,7 @@ pub struct RoomCtx<R: Room> {
     pub(crate) disposing: bool,
     pub(crate) disposed: bool,
     pub(crate) presence: Arc<dyn Presence>,
+    pub(crate) store: Arc<dyn ListingStore>,
     pub(crate) limits: Limits,
 }
 
@@ -756,6 +759,19 @@ impl<R: Room> RoomCtx<R> {
         self.private
     }
 
+    /// Hides the room from listings (`GET /matchmake/<name>`, lobbies)
+    /// while matchmaking still offers it (Colyseus `listing.unlisted`).
+    pub fn set_unlisted(&mut self, unlisted: bool) {
+        self.unlisted = unlisted;
+        self.listing_changed = true;
+    }
+
+    /// Whether the room is unlisted.
+    #[must_use]
+    pub fn unlisted(&self) -> bool {
+        self.unlisted
+    }
+
     /// Replaces the listing metadata (as the 0.18 reference does).
     pub fn set_metadata(&mut self, metadata: serde_json::Value) {
         self.metadata = metadata;
@@ -921,6 +937,13 @@ impl<R: Room> RoomCtx<R> {
     #[must_use]
     pub fn presence(&self) -> &Arc<dyn Presence> {
         &self.presence
+    }
+
+    /// The listing store of the server (of the cluster, with a shared
+    /// one): what `matchMaker.query` reads in Colyseus.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn ListingStore> {
+        &self.store
     }
 
     /// Runs `future` alongside the room; when it completes, `then` runs

@@ -93,6 +93,7 @@ trait Definition: Send + Sync {
         options: Options,
         filters: serde_json::Map<String, serde_json::Value>,
         lock: Option<CreateLock>,
+        realtime: bool,
     ) -> BoxFuture<'static, Result<(RoomListing, String), CreateError>>;
 }
 
@@ -108,6 +109,8 @@ struct Handler {
     defaults: Options,
     filter_by: Vec<String>,
     sort_by: SortKeys,
+    /// Lobbies hear of its rooms' changes.
+    realtime: bool,
 }
 
 impl Handler {
@@ -131,9 +134,11 @@ impl<R: Room, F: Fn() -> R + Send + Sync> Definition for TypedDefinition<R, F> {
         options: Options,
         filters: serde_json::Map<String, serde_json::Value>,
         lock: Option<CreateLock>,
+        realtime: bool,
     ) -> BoxFuture<'static, Result<(RoomListing, String), CreateError>> {
         let room = (self.factory)();
         let mut core = RoomCore::<R>::new(Instant::now(), name, inner.presence.clone());
+        core.set_store(inner.store.clone());
         core.set_max_frame_bytes(inner.config.max_frame_bytes);
         core.set_max_messages_per_second(inner.config.max_messages_per_second);
         Box::pin(async move {
@@ -170,7 +175,10 @@ impl<R: Room, F: Fn() -> R + Send + Sync> Definition for TypedDefinition<R, F> {
                     e => store_error(&e).into(),
                 });
             }
-            let task = task::run(driver, rx, inner, listing.clone());
+            if realtime {
+                crate::lobby::announce(&*inner.presence, &room_id, false).await;
+            }
+            let task = task::run(driver, rx, inner, listing.clone(), realtime);
             match runtime {
                 Some(runtime) => drop(runtime.spawn(task)),
                 None => drop(tokio::spawn(task)),
@@ -440,6 +448,7 @@ impl ServerBuilder {
                 defaults,
                 filter_by: Vec::new(),
                 sort_by: Vec::new(),
+                realtime: false,
             },
         );
         self.last = Some(name.to_owned());
@@ -479,6 +488,18 @@ impl ServerBuilder {
             .into_iter()
             .map(|(key, order)| (key.to_owned(), order))
             .collect();
+        self
+    }
+
+    /// Tells [`LobbyRoom`](crate::LobbyRoom)s of every change of the
+    /// listings of the room defined last (Colyseus
+    /// `enableRealtimeListing()`), on every process of a cluster.
+    ///
+    /// # Panics
+    ///
+    /// When no room was defined before.
+    pub fn realtime_listing(mut self) -> Self {
+        self.last_handler("realtime_listing").realtime = true;
         self
     }
 
@@ -1115,7 +1136,14 @@ impl Server {
         let filters = handler.filters(&options);
         let (room, session_id) = handler
             .definition
-            .create(self.inner.clone(), name, options, filters, lock)
+            .create(
+                self.inner.clone(),
+                name,
+                options,
+                filters,
+                lock,
+                handler.realtime,
+            )
             .await?;
         Ok(SeatReservation { room, session_id })
     }
@@ -1201,8 +1229,8 @@ impl Server {
     ///
     /// When the address cannot be bound, or the listener fails.
     pub async fn listen(self, addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<()> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        crate::transport::Transport::serve(WebSocketTransport::new(listener), self).await
+        let transport = WebSocketTransport::bind(addr).await?;
+        crate::transport::Transport::serve(transport, self).await
     }
 }
 

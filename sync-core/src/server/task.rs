@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Command, Inner};
 use crate::matchmaker::{ListingStore, RoomListing, RoomUpdate, StoreError};
+use crate::presence::Presence;
 use crate::protocol::close_code;
 use crate::room::driver::Driver;
 use crate::room::{ConnId, ConnectRequest, Options, Room, SeatError, TransmitKind};
@@ -80,11 +81,18 @@ pub(super) async fn run<R: Room>(
     mut commands: mpsc::Receiver<Command>,
     inner: Arc<Inner>,
     registered: RoomListing,
+    realtime: bool,
 ) {
     let room_id = driver.core.ctx().room_id().to_owned();
     let mut conns: HashMap<ConnId, SharedLink> = HashMap::new();
     let (listing, listing_rx) = watch::channel(None);
-    let writer = tokio::spawn(write_listing(inner.store.clone(), registered, listing_rx));
+    let lobby = realtime.then(|| inner.presence.clone());
+    let writer = tokio::spawn(write_listing(
+        inner.store.clone(),
+        registered,
+        listing_rx,
+        lobby.clone(),
+    ));
     let mut seats = StoreLink {
         store: inner.store.clone(),
         room_id: room_id.as_str().into(),
@@ -147,6 +155,9 @@ pub(super) async fn run<R: Room>(
     // The last listing write lands before the room is unlisted.
     let _ = writer.await;
     inner.unregister(&room_id).await;
+    if let Some(presence) = lobby {
+        crate::lobby::announce(&*presence, &room_id, true).await;
+    }
 }
 
 /// A seat taken from the store reaches the room; the connections that
@@ -252,6 +263,7 @@ async fn write_listing(
     store: Arc<dyn ListingStore>,
     registered: RoomListing,
     mut updates: watch::Receiver<Option<(RoomUpdate, u64)>>,
+    lobby: Option<Arc<dyn Presence>>,
 ) {
     let room_id = registered.room_id.clone();
     let mut epoch = 0;
@@ -277,6 +289,9 @@ async fn write_listing(
                 written
             };
             let Err(e) = written else {
+                if let Some(presence) = &lobby {
+                    crate::lobby::announce(&**presence, &room_id, false).await;
+                }
                 break;
             };
             tracing::warn!(room = %room_id, "could not update the room's listing: {e}");

@@ -51,7 +51,34 @@ pub struct WebSocketTransport {
     listener: tokio::net::TcpListener,
 }
 
+/// Connections a listener of [`WebSocketTransport::bind`] queues before it
+/// accepts them: a burst of joins opens as many connections at once (the
+/// standard library's 128 overflowed in a burst of 600 joins: clients then
+/// wait a second for the kernel to retry; Node's default is 511).
+const LISTEN_BACKLOG: u32 = 1024;
+
 impl WebSocketTransport {
+    /// Binds `addr` (the first address it resolves to) with a listen
+    /// backlog of 1024.
+    ///
+    /// # Errors
+    ///
+    /// When the address does not resolve or cannot be bound.
+    pub async fn bind(addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<Self> {
+        let addr = tokio::net::lookup_host(addr)
+            .await?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind"))?;
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        Ok(Self::new(socket.listen(LISTEN_BACKLOG)?))
+    }
+
     /// Serves on `listener`.
     #[must_use]
     pub fn new(listener: tokio::net::TcpListener) -> Self {
