@@ -168,11 +168,7 @@ async fn a_seat_claimed_in_the_store_is_taken_when_its_client_arrives() {
     let room_id = seat.room.room_id;
     // What another process of a cluster does: count the seat in the
     // store; the room hears of it only when the client connects.
-    let claim = SeatRequest {
-        session_id: "elsewhere".into(),
-        options: json!({ "mode": "a" }),
-        ttl: Duration::from_secs(15),
-    };
+    let claim = SeatRequest::new("elsewhere", json!({ "mode": "a" }), Duration::from_secs(15));
     let claimed = server
         .store()
         .claim_in(&room_id, &claim)

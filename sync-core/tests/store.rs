@@ -24,11 +24,7 @@ fn filters(value: Value) -> Map<String, Value> {
 }
 
 fn seat(session: &str, ttl: Duration) -> SeatRequest {
-    SeatRequest {
-        session_id: session.into(),
-        options: json!({ "who": session }),
-        ttl,
-    }
+    SeatRequest::new(session, json!({ "who": session }), ttl)
 }
 
 async fn room_of(store: &dyn ListingStore, query: &RoomQuery<'_>, session: &str) -> Option<String> {
@@ -486,10 +482,12 @@ async fn a_dead_process_is_swept_with_its_rooms() {
     let gone = roomcast::ProcessInfo {
         process_id: "gone".into(),
         public_address: None,
+        incarnation: "g1".into(),
     };
     let alive = roomcast::ProcessInfo {
         process_id: "alive".into(),
         public_address: None,
+        incarnation: "a1".into(),
     };
     assert!(!store
         .heartbeat(&gone, Duration::from_millis(300))
@@ -570,8 +568,15 @@ async fn rooms_survive_redis_going_away_and_are_listed_again() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(server.has_room(&seat.room.room_id));
     // Back, empty: the heartbeat finds the process lost and its room is
-    // listed again.
+    // listed again, even when a new room was listed first.
     redis.restart();
+    eventually(Duration::from_secs(10), "matchmaking back", || async {
+        server
+            .matchmake(Method::Create, "battle", json!({ "mode": "other" }))
+            .await
+            .is_ok()
+    })
+    .await;
     eventually(Duration::from_secs(15), "the room listed again", || async {
         server.rooms().await.is_ok_and(|rooms| {
             rooms

@@ -441,11 +441,7 @@ mod tests {
     }
 
     fn seat(session: &str, ttl: Duration) -> SeatRequest {
-        SeatRequest {
-            session_id: session.into(),
-            options: json!({ "who": session }),
-            ttl,
-        }
+        SeatRequest::new(session, json!({ "who": session }), ttl)
     }
 
     fn filters(mode: Option<&str>) -> serde_json::Map<String, serde_json::Value> {

@@ -212,6 +212,7 @@ impl RoomQuery<'_> {
 
 /// A seat a matchmaking request asks for.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct SeatRequest {
     /// The session id the client will connect with.
     pub session_id: String,
@@ -219,6 +220,24 @@ pub struct SeatRequest {
     pub options: Options,
     /// How long the seat waits for the client.
     pub ttl: Duration,
+    /// The process that asks and the id of the request it waits on: the
+    /// holder of the room, if another process, answers it once it took
+    /// the seat (`None`: nobody waits).
+    pub reply_to: Option<(String, u64)>,
+}
+
+impl SeatRequest {
+    /// A seat for `session_id` with `options`, waiting `ttl` for its
+    /// client; nobody waits for the holder's answer.
+    #[must_use]
+    pub fn new(session_id: impl Into<String>, options: Options, ttl: Duration) -> Self {
+        Self {
+            session_id: session_id.into(),
+            options,
+            ttl,
+            reply_to: None,
+        }
+    }
 }
 
 /// A seat taken by [`ListingStore::claim`]: where it is.
@@ -387,6 +406,12 @@ pub trait ListingStore: Send + Sync + 'static {
 
     // ----- the processes of a cluster (no-ops for one process) ---------
 
+    /// Whether several processes share this store (then rooms are told of
+    /// their seats through [`listen`](Self::listen)).
+    fn is_shared(&self) -> bool {
+        false
+    }
+
     /// Subscribes to the messages for `process_id`: seat notices from the
     /// store (`seat\n<roomId>\n<sessionId>` when a seat is claimed in one
     /// of its rooms) and what other processes [send](Self::send_to) it.
@@ -432,6 +457,10 @@ pub struct ProcessInfo {
     pub process_id: String,
     /// Where clients reach it.
     pub public_address: Option<String>,
+    /// A token of this run of the process: a store that does not hold it
+    /// (its data lost, or the process taken for dead) answers the
+    /// heartbeat with `false`.
+    pub incarnation: String,
 }
 
 /// A live process and its load ([`ListingStore::processes`]).

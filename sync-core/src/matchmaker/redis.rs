@@ -84,21 +84,27 @@ local function remove_room(id)
   redis.call('DEL', rk)
   return 1
 end
-local function seat(id, session, options, ttl, now)
+-- `claimer`: the process that asked (it tells its own rooms itself);
+-- `reply`: empty, or `<process>\n<request id>` to answer once taken.
+local function seat(id, session, options, ttl, now, claimer, reply)
   local rk = P..'room:'..id
   redis.call('HINCRBY', rk, 'pending', 1)
   redis.call('SET', P..'seat:'..id..':'..session, options, 'PX', ttl)
   redis.call('ZADD', P..'pending', tonumber(now) + tonumber(ttl), id..'\n'..session)
   refresh(id)
   local pid = redis.call('HGET', rk, 'pid')
-  redis.call('PUBLISH', P..'p:'..pid, 'seat\n'..id..'\n'..session)
+  if pid ~= claimer then
+    local notice = 'seat\n'..id..'\n'..session
+    if reply ~= '' then notice = notice..'\n'..reply end
+    redis.call('PUBLISH', P..'p:'..pid, notice)
+  end
   return { 'seat', id, redis.call('HGETALL', rk) }
 end
 ";
 
 /// `ARGV`: prefix, lock key, session, options, ttl ms, now ms, may create
 /// (`1`), lock token, lock ttl ms, sort (JSON `[[key, "asc"|"desc"]]` or
-/// empty).
+/// empty), claimer, reply address (see `seat`).
 const CLAIM: &str = r"
 local free = P..'free:'..ARGV[2]
 local best
@@ -152,7 +158,7 @@ else
     if better then best, best_values = id, values end
   end
 end
-if best then return seat(best, ARGV[3], ARGV[4], ARGV[5], ARGV[6]) end
+if best then return seat(best, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[11], ARGV[12]) end
 if ARGV[7] == '1' then
   if redis.call('SET', P..'lock:'..ARGV[2], ARGV[8], 'NX', 'PX', ARGV[9]) then return { 'create' } end
   return { 'wait' }
@@ -160,12 +166,13 @@ end
 return { 'none' }
 ";
 
-/// `ARGV`: prefix, room id, session, options, ttl ms, now ms.
+/// `ARGV`: prefix, room id, session, options, ttl ms, now ms, claimer,
+/// reply address.
 const CLAIM_IN: &str = r"
 local s = state(ARGV[2])
 if not s then return { 'notfound' } end
 if s.locked then return { 'locked' } end
-return seat(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+return seat(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
 ";
 
 /// `ARGV`: prefix, room id, session.
@@ -212,7 +219,8 @@ redis.call('HSET', rk, 'v', '1', 'name', ARGV[5], 'pid', ARGV[6], 'addr', ARGV[7
   'filters', ARGV[9], 'max', ARGV[10], 'locked', ARGV[11], 'private', ARGV[12], 'unlisted', ARGV[13],
   'meta', ARGV[14], 'held', ARGV[15], 'applied', '0', 'taken', '0', 'seq', seq, 'idx', ARGV[16])
 -- A process is registered with its first room, so that it is swept if
--- it dies before its first heartbeat.
+-- it dies before its first heartbeat (which still finds it unknown: see
+-- HEARTBEAT).
 redis.call('SET', P..'alive:'..ARGV[6], ARGV[7], 'PX', ARGV[17], 'NX')
 redis.call('SADD', P..'procs', ARGV[6])
 redis.call('ZADD', P..'name:'..ARGV[5], seq, id)
@@ -226,13 +234,15 @@ return 'ok'
 /// `ARGV`: prefix, room id.
 const REMOVE: &str = "return remove_room(ARGV[2])";
 
-/// `ARGV`: prefix, process id, ttl ms, public address. Returns 1 when the
-/// process was registered already.
+/// `ARGV`: prefix, process id, ttl ms, public address, incarnation.
+/// Returns 1 when the store knew this run of the process.
 const HEARTBEAT: &str = r"
-local alive = P..'alive:'..ARGV[2]
-if redis.call('SET', alive, ARGV[4], 'PX', ARGV[3], 'XX') then return 1 end
-redis.call('SET', alive, ARGV[4], 'PX', ARGV[3])
+local token = P..'token:'..ARGV[2]
+local known = redis.call('GET', token) == ARGV[5]
+redis.call('SET', P..'alive:'..ARGV[2], ARGV[4], 'PX', ARGV[3])
 redis.call('SADD', P..'procs', ARGV[2])
+if known then return 1 end
+redis.call('SET', token, ARGV[5])
 return 0
 ";
 
@@ -243,7 +253,7 @@ local dead = {}
 for _, pid in ipairs(redis.call('SMEMBERS', P..'procs')) do
   if redis.call('EXISTS', P..'alive:'..pid) == 0 then
     for _, id in ipairs(redis.call('SMEMBERS', P..'rooms:'..pid)) do remove_room(id) end
-    redis.call('DEL', P..'rooms:'..pid)
+    redis.call('DEL', P..'rooms:'..pid, P..'token:'..pid)
     redis.call('SREM', P..'procs', pid)
     table.insert(dead, pid)
   end
@@ -614,6 +624,20 @@ fn sort_json(sort: &[(String, Order)]) -> String {
     serde_json::Value::from(keys).to_string()
 }
 
+fn claimer(seat: &SeatRequest) -> String {
+    seat.reply_to
+        .as_ref()
+        .map(|(process, _)| process.clone())
+        .unwrap_or_default()
+}
+
+fn reply_address(seat: &SeatRequest) -> String {
+    seat.reply_to
+        .as_ref()
+        .map(|(process, id)| format!("{process}\n{id}"))
+        .unwrap_or_default()
+}
+
 fn flag(b: bool) -> &'static str {
     if b {
         "1"
@@ -651,6 +675,8 @@ impl ListingStore for RedisStore {
                 token.clone(),
                 millis(CREATE_LOCK_TTL).to_string(),
                 sort_json(query.sort),
+                claimer(seat),
+                reply_address(seat),
             ],
         );
         Box::pin(async move {
@@ -680,6 +706,8 @@ impl ListingStore for RedisStore {
                 seat.options.to_string(),
                 millis(seat.ttl).to_string(),
                 now_millis().to_string(),
+                claimer(seat),
+                reply_address(seat),
             ],
         );
         Box::pin(async move {
@@ -820,6 +848,10 @@ impl ListingStore for RedisStore {
         })
     }
 
+    fn is_shared(&self) -> bool {
+        true
+    }
+
     fn listen<'a>(&'a self, process_id: &'a str) -> Option<StoreFuture<'a, Subscription>> {
         let channel = format!("{}p:{process_id}", self.shared.prefix);
         Some(Box::pin(async move {
@@ -849,6 +881,7 @@ impl ListingStore for RedisStore {
                 process.process_id.clone(),
                 millis(ttl).to_string(),
                 process.public_address.clone().unwrap_or_default(),
+                process.incarnation.clone(),
             ],
         );
         Box::pin(async move { Ok(known.await? == 1) })

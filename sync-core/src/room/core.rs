@@ -331,6 +331,12 @@ impl<R: Room> RoomCore<R> {
             ok.then_some((id, slot.status))
         });
         let Some((id, status)) = accepted else {
+            tracing::debug!(
+                room = %self.ctx.room_id,
+                session = %request.session_id,
+                known = id.is_some(),
+                "connection refused: no valid seat"
+            );
             let [error, close] = refuse_seat(request.dialect, request.reconnection_token.is_some());
             self.ctx.transmit(conn, error);
             self.ctx.transmit(conn, close);

@@ -43,7 +43,41 @@ impl Requests {
     }
 }
 
+/// A reply this process waits for (see [`Inner::expect_reply`]); dropping
+/// it forgets the request.
+pub(super) struct Expected {
+    inner: Arc<Inner>,
+    pub(super) id: u64,
+    rx: oneshot::Receiver<Value>,
+}
+
+impl Expected {
+    /// The reply, or `None` after `timeout`.
+    pub(super) async fn wait(mut self, timeout: Duration) -> Option<Value> {
+        tokio::time::timeout(timeout, &mut self.rx).await.ok()?.ok()
+    }
+}
+
+impl Drop for Expected {
+    fn drop(&mut self) {
+        self.inner.requests.lock().remove(&self.id);
+    }
+}
+
 impl Inner {
+    /// A request id whose reply (a `rep` message) this process will wait
+    /// for.
+    pub(super) fn expect_reply(self: &Arc<Self>) -> Expected {
+        let id = self.requests.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.requests.lock().insert(id, tx);
+        Expected {
+            inner: self.clone(),
+            id,
+            rx,
+        }
+    }
+
     /// Sends `kind` with `payload` to `process` and waits for its reply.
     pub(super) async fn request(
         &self,
@@ -123,6 +157,7 @@ async fn heartbeat(inner: &Arc<Inner>, was_healthy: bool) -> bool {
     let process = ProcessInfo {
         process_id: inner.config.process_id.clone(),
         public_address: inner.config.public_address.clone(),
+        incarnation: inner.incarnation.clone(),
     };
     match inner.store.heartbeat(&process, PROCESS_TTL).await {
         Ok(true) => {}
@@ -199,17 +234,42 @@ fn handle(inner: &Arc<Inner>, message: &str) {
     let mut parts = message.split('\n');
     match (parts.next(), parts.next(), parts.next()) {
         (Some("seat"), Some(room_id), Some(session_id)) => {
-            let Some(room) = inner.room(room_id) else {
+            let reply_to = parts.next().zip(parts.next());
+            let room = inner.room(room_id);
+            let Some((from, id)) = reply_to else {
+                let Some(room) = room else {
+                    return;
+                };
+                let command = Command::TakeSeat {
+                    session_id: session_id.to_owned(),
+                    reply: None,
+                };
+                if let Err(TrySendError::Full(_)) = room.try_send(command) {
+                    // The client's connection will take the seat.
+                    tracing::debug!(room = room_id, "room busy: seat notice dropped");
+                }
                 return;
             };
-            let command = Command::TakeSeat {
-                session_id: session_id.to_owned(),
-                reply: None,
-            };
-            if let Err(TrySendError::Full(_)) = room.try_send(command) {
-                // The client's connection will take the seat.
-                tracing::debug!(room = room_id, "room busy: seat notice dropped");
-            }
+            // The asking process waits: tell it whether the room took it.
+            let (inner, from, id) = (inner.clone(), from.to_owned(), id.to_owned());
+            let session_id = session_id.to_owned();
+            tokio::spawn(async move {
+                let taken = match room {
+                    Some(room) => {
+                        let (reply, rx) = oneshot::channel();
+                        let command = Command::TakeSeat {
+                            session_id,
+                            reply: Some(reply),
+                        };
+                        room.send(command).await.is_ok() && matches!(rx.await, Ok(Ok(())))
+                    }
+                    None => false,
+                };
+                let message = format!("rep\n{id}\n{}", json!({ "taken": taken }));
+                if let Err(e) = inner.store.send_to(&from, &message).await {
+                    tracing::debug!("could not answer a seat notice: {e}");
+                }
+            });
         }
         _ => tracing::debug!("unknown cluster message: {message:?}"),
     }

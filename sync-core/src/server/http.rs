@@ -32,7 +32,8 @@ pub(super) async fn entry(State(server): State<Server>, request: Request) -> Res
     if let Some(matchmake) = rest.strip_prefix("/matchmake") {
         if matchmake.is_empty() || matchmake.starts_with('/') {
             let matchmake = matchmake.to_owned();
-            return handle_matchmake(&server, dialect, request, &matchmake).await;
+            let prefix = path[..prefix_len].to_owned();
+            return handle_matchmake(&server, dialect, &prefix, request, &matchmake).await;
         }
     }
     let rest = rest.to_owned();
@@ -42,6 +43,7 @@ pub(super) async fn entry(State(server): State<Server>, request: Request) -> Res
 async fn handle_matchmake(
     server: &Server,
     dialect: Dialect,
+    prefix: &str,
     request: Request,
     path: &str,
 ) -> Response {
@@ -49,7 +51,7 @@ async fn handle_matchmake(
     let mut response = match *request.method() {
         HttpMethod::OPTIONS => StatusCode::NO_CONTENT.into_response(),
         HttpMethod::GET => list(server, dialect, path).await,
-        HttpMethod::POST => post(server, dialect, request, path).await,
+        HttpMethod::POST => post(server, dialect, prefix, request, path).await,
         _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
     };
     cors(response.headers_mut(), origin);
@@ -106,7 +108,13 @@ async fn list(server: &Server, dialect: Dialect, path: &str) -> Response {
     axum::Json(rooms).into_response()
 }
 
-async fn post(server: &Server, dialect: Dialect, request: Request, path: &str) -> Response {
+async fn post(
+    server: &Server,
+    dialect: Dialect,
+    prefix: &str,
+    request: Request,
+    path: &str,
+) -> Response {
     let mut segments = path.trim_start_matches('/').splitn(2, '/');
     let (method, target) = (segments.next().unwrap_or(""), segments.next().unwrap_or(""));
     let Some(method) = Method::parse(method) else {
@@ -132,7 +140,9 @@ async fn post(server: &Server, dialect: Dialect, request: Request, path: &str) -
         Err(message) => return bad_request(&message),
     };
     match server.matchmake(method, target, options).await {
-        Ok(reservation) => axum::Json(reservation_json(server, &reservation)).into_response(),
+        Ok(reservation) => {
+            axum::Json(reservation_json(server, prefix, &reservation)).into_response()
+        }
         Err(e) => error(dialect, &e),
     }
 }
@@ -160,8 +170,15 @@ fn bad_request(message: &str) -> Response {
 }
 
 /// The union of the 0.18 flat and 0.16 nested layouts (room-protocol.md
-/// §2.2), naming the process that holds the room.
-fn reservation_json(server: &Server, reservation: &SeatReservation) -> serde_json::Value {
+/// §2.2), naming the process that holds the room. A client that asked
+/// through an endpoint prefix (`/legacy`) gets it after the room's public
+/// address: both SDKs build the WebSocket URL from `publicAddress` alone
+/// (the processes of a cluster serve the same endpoints).
+fn reservation_json(
+    server: &Server,
+    prefix: &str,
+    reservation: &SeatReservation,
+) -> serde_json::Value {
     let room = &reservation.room;
     let mut body = json!({
         "name": room.name,
@@ -181,6 +198,7 @@ fn reservation_json(server: &Server, reservation: &SeatReservation) -> serde_jso
         },
     });
     if let Some(address) = &room.public_address {
+        let address = format!("{}{prefix}", address.trim_end_matches('/'));
         body["publicAddress"] = json!(address);
         body["room"]["publicAddress"] = json!(address);
     }

@@ -282,6 +282,8 @@ pub(crate) struct Inner {
     cluster: std::sync::OnceLock<()>,
     /// Requests to other processes waiting for replies.
     requests: cluster::Requests,
+    /// This run of the process, for the store's heartbeat.
+    incarnation: String,
 }
 
 /// A live room: its command queue and the runtime its task runs on.
@@ -561,6 +563,7 @@ impl ServerBuilder {
                 shutting_down: AtomicBool::new(false),
                 cluster: std::sync::OnceLock::new(),
                 requests: cluster::Requests::default(),
+                incarnation: generate_id(12),
             }),
         };
         // A server built on a runtime joins its cluster now.
@@ -774,7 +777,7 @@ impl Server {
                     None => options,
                 };
                 for _ in 0..MAX_SEAT_ATTEMPTS {
-                    let seat = seat_request(options.clone());
+                    let (seat, reply) = self.seat_request(options.clone());
                     let claimed = self
                         .inner
                         .store
@@ -788,7 +791,7 @@ impl Server {
                             ),
                             ClaimInError::NotFound => not_found(target),
                         })?;
-                    if let Some(reservation) = self.deliver(claimed.listing, seat).await {
+                    if let Some(reservation) = self.deliver(claimed.listing, seat, reply).await {
                         return Ok(reservation);
                     }
                 }
@@ -980,7 +983,7 @@ impl Server {
                     format!("no seat found in \"{target}\" in time"),
                 ));
             }
-            let seat = seat_request(options.clone());
+            let (seat, reply) = self.seat_request(options.clone());
             let claim = self
                 .inner
                 .store
@@ -989,7 +992,7 @@ impl Server {
                 .map_err(|e| store_error(&e))?;
             match claim {
                 Claim::Seat(claimed) => {
-                    if let Some(reservation) = self.deliver(claimed.listing, seat).await {
+                    if let Some(reservation) = self.deliver(claimed.listing, seat, reply).await {
                         return Ok(reservation);
                     }
                     // The room went away meanwhile: look again.
@@ -1045,10 +1048,29 @@ impl Server {
         }
     }
 
-    /// Hands a seat the store counted to the room that holds it. A room of
-    /// this process takes it now (`None`: it is going away); a room of
-    /// another process takes it when told or when the client arrives.
-    async fn deliver(&self, room: RoomListing, seat: SeatRequest) -> Option<SeatReservation> {
+    /// A new seat for `options`; in a cluster, with the id of the reply
+    /// the room's holder sends once it took the seat.
+    fn seat_request(&self, options: Options) -> (SeatRequest, Option<cluster::Expected>) {
+        let mut seat = seat_request(options);
+        if self.inner.cluster.get().is_none() || !self.inner.store.is_shared() {
+            return (seat, None);
+        }
+        let reply = self.inner.expect_reply();
+        seat.reply_to = Some((self.inner.config.process_id.clone(), reply.id));
+        (seat, Some(reply))
+    }
+
+    /// Hands a seat the store counted to the room that holds it (`None`:
+    /// the room is going away, claim again). A room of this process takes
+    /// it now; one of another process was told by the store and answers
+    /// (if it does not within [`SEAT_CONFIRMATION`], the client goes on:
+    /// the room takes the seat when the client arrives).
+    async fn deliver(
+        &self,
+        room: RoomListing,
+        seat: SeatRequest,
+        reply: Option<cluster::Expected>,
+    ) -> Option<SeatReservation> {
         if let Some(commands) = self.inner.room(&room.room_id) {
             let (reply, rx) = oneshot::channel();
             commands
@@ -1059,6 +1081,14 @@ impl Server {
                 .await
                 .ok()?;
             rx.await.ok()?.ok()?;
+        } else if room.process_id == self.inner.config.process_id {
+            // A room of this process that is gone but still listed.
+            return None;
+        } else if let Some(reply) = reply {
+            let answer = reply.wait(SEAT_CONFIRMATION).await;
+            if answer.is_some_and(|a| a["taken"] == false) {
+                return None;
+            }
         }
         Some(SeatReservation {
             room,
@@ -1197,6 +1227,7 @@ impl Server {
                 };
             }
         }
+        tracing::debug!(room = room_id, "connection refused: no such room here");
         refuse(&*link, dialect, token);
         Session {
             conn,
@@ -1234,6 +1265,10 @@ impl Server {
     }
 }
 
+/// How long a request waits for the holder of a room of another process
+/// to say it took a seat.
+const SEAT_CONFIRMATION: Duration = Duration::from_secs(1);
+
 /// Seats a request tries before it gives up (rooms going away between
 /// the claim and the seat, creation locks lost).
 const MAX_SEAT_ATTEMPTS: usize = 8;
@@ -1247,11 +1282,11 @@ const WAIT_POLL: Duration = Duration::from_millis(50);
 /// A new seat for `options`, with the default reservation time (a room
 /// applies its own from when it takes the seat).
 fn seat_request(options: Options) -> SeatRequest {
-    SeatRequest {
-        session_id: generate_id(9),
+    SeatRequest::new(
+        generate_id(9),
         options,
-        ttl: crate::room::default_seat_reservation_time(),
-    }
+        crate::room::default_seat_reservation_time(),
+    )
 }
 
 /// Gives a creation lock back if the request ends without registering a

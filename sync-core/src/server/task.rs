@@ -151,6 +151,7 @@ pub(super) async fn run<R: Room>(
         driver.run_events().await;
     }
     flush(&mut driver, &mut conns, &mut seats).await;
+    tracing::debug!(room = %room_id, "room disposed");
     drop(seats);
     // The last listing write lands before the room is unlisted.
     let _ = writer.await;
