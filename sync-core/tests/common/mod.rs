@@ -12,6 +12,7 @@
 )]
 
 pub mod cards;
+pub mod cluster;
 #[path = "../../src/bin/roomcast-demo/room.rs"]
 pub mod demo;
 pub mod e2e;

@@ -37,7 +37,8 @@ mod room;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use roomcast::{Dialect, RedisPresence, RedisStore, Server, ServerConfig};
+use roomcast::transport::Transport;
+use roomcast::{Dialect, RedisPresence, RedisStore, Server, ServerConfig, WebSocketTransport};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -51,8 +52,8 @@ async fn main() -> std::io::Result<()> {
         })
         .init();
     let addr = env("ROOMCAST_ADDR").unwrap_or_else(|| "127.0.0.1:2567".into());
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
-    let mut local = listener.local_addr()?;
+    let transport = WebSocketTransport::bind(&addr).await?;
+    let mut local = transport.local_addr()?;
     if local.ip().is_unspecified() {
         local.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
@@ -72,7 +73,9 @@ async fn main() -> std::io::Result<()> {
             .await
             .map_err(|e| std::io::Error::other(format!("{url}: {e}")))?;
         builder = builder.presence(Arc::new(presence)).store(Arc::new(store));
-        config.public_address.get_or_insert_with(|| local.to_string());
+        config
+            .public_address
+            .get_or_insert_with(|| local.to_string());
         tracing::info!("cluster node {} on {url} ({prefix})", config.process_id);
     }
     let process_id = config.process_id.clone();
@@ -87,9 +90,9 @@ async fn main() -> std::io::Result<()> {
 
     tracing::info!(
         "roomcast demo on ws://{} (rooms \"world\", \"battle\", \"filler\"; 0.16 clients: /legacy)",
-        listener.local_addr()?
+        transport.local_addr()?
     );
     // Line-buffered: flushed at the newline.
     println!("roomcast ready {} {process_id}", local.port());
-    roomcast::transport::Transport::serve(roomcast::WebSocketTransport::new(listener), server).await
+    transport.serve(server).await
 }
