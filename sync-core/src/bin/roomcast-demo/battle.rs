@@ -76,6 +76,8 @@ impl Room for FillerRoom {
     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
         ctx.set_auto_dispose(false);
         ctx.set_max_clients(Some(1000));
+        // Nothing to synchronize: no patch timer.
+        ctx.set_patch_rate(None);
         Ok(())
     }
 }
