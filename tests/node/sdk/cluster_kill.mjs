@@ -88,11 +88,13 @@ await steps([
     }, `listings without the rooms of ${processIds[victim]}`, budget);
     console.log(`# unlisted ${Date.now() - killedAt} ms after the kill`);
   }],
-  ["joinById into a dead process's room fails with 522", async () => {
+  ["joinById and reconnect into a dead process's room fail with 522", async () => {
     for (const i of survivors) {
       for (const dead of worlds.filter((w) => w.holder === victim)) {
         const err = await rejection(modernAt(i).joinById(dead.roomId));
         assert.equal(err.code, 522, `${err.code} ${err.message}`);
+        const again = await rejection(modernAt(i).reconnect(dead.guest.reconnectionToken));
+        assert.equal(again.code, 522, `reconnect: ${again.code} ${again.message}`);
       }
     }
   }],
