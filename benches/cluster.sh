@@ -18,8 +18,7 @@
 # --server roomcast        the Roomcast cluster: the demo server
 #                          (sync-core/src/bin/roomcast-demo) with ROOMCAST_REDIS,
 #                          rooms battle and filler as on the Node side
-# --server roomcast-single one Roomcast process (`clusterbench serve`, no Redis,
-#                          no filterBy yet): validates the client side only
+# --server roomcast-single one Roomcast process (the demo server without Redis)
 #
 # Every scenario runs on a fresh cluster (fresh Redis, fresh processes):
 #   burst       600 concurrent joinOrCreate("battle", {mode}) then leave
@@ -213,17 +212,19 @@ start_roomcast_cluster() { # dir
     done
 }
 
-# One Roomcast process, no Redis: checks the load generator against
-# Roomcast's own matchmaking (mode is not filtered there yet).
+# One Roomcast process, no Redis (the demo server, which defines the same
+# rooms): the load generator against single-process matchmaking.
 start_roomcast_single() { # dir
-    local dir=$1 port pid
+    local dir=$1 port pid demo
+    cargo build --release --quiet -p roomcast --bin roomcast-demo || return 1
+    demo="${CARGO_TARGET_DIR:-$ROOT/target}/release/roomcast-demo"
     port=$(free_ports 1)
-    "$BENCH" serve "$port" >"$dir/roomcast-single.log" 2>&1 &
+    ROOMCAST_ADDR="127.0.0.1:$port" "$demo" >"$dir/roomcast-single.log" 2>&1 &
     pid=$!
     CLUSTER_PIDS+=($pid)
     SERVER_PIDS+=($pid)
     ENDPOINTS=("http://127.0.0.1:$port")
-    wait_ready "$pid" "$dir/roomcast-single.log" "$port" "roomcast serve"
+    wait_ready "$pid" "$dir/roomcast-single.log" "$port" "roomcast" "roomcast ready $port " || return 1
 }
 
 start_cluster() { # name

@@ -8,7 +8,6 @@
 //! clusterbench burst --endpoints http://127.0.0.1:A,http://127.0.0.1:B,http://127.0.0.1:C [--n 600]
 //! clusterbench ramp  --endpoints … [--rates 50,100,200,400,800,1600,3200] [--step-seconds 3]
 //! clusterbench query --endpoints … --rooms 100 [--joins 200]
-//! clusterbench serve <port>          # a single-process Roomcast server with the same rooms
 //! clusterbench ports <n>             # n free loopback ports, for scripts
 //! ```
 //!
@@ -76,113 +75,27 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use roomcast::schema::decoder::Decoder;
-use roomcast::schema::{Encoder, MapSchema, Schema};
-use roomcast::transport::Transport;
-use roomcast::{
-    Client, NoState, Options, Room, RoomCtx, Server, ServerConfig, ServerError, WebSocketTransport,
-};
+use roomcast::schema::{MapSchema, Schema};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-// ----- the single-process Roomcast server (`serve`) --------------------------
+// ----- the state a joiner decodes ------------------------------------------------
 
+/// A player of `battle` (the demo's and the Node cluster's).
 #[derive(Schema, Default)]
 #[schema(crate = "roomcast::schema", decode)]
 struct Player {
     name: String,
 }
 
+/// The state of `battle`.
 #[derive(Schema, Default)]
 #[schema(crate = "roomcast::schema", decode)]
 struct BattleState {
     players: MapSchema<Player>,
-}
-
-/// `battle`: 10 clients, one `Player` per client. The Node cluster also
-/// filters by `mode`; Roomcast has no `filterBy` yet, so here every mode
-/// shares the rooms.
-#[derive(Default)]
-struct Battle;
-
-impl Room for Battle {
-    type State = Encoder<BattleState>;
-    type UserData = ();
-    type Auth = ();
-
-    async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
-        ctx.set_state(Encoder::new(BattleState::default()));
-        ctx.set_max_clients(Some(10));
-        Ok(())
-    }
-
-    async fn on_join(
-        &mut self,
-        ctx: &mut RoomCtx<Self>,
-        client: &Client,
-        options: &Options,
-    ) -> Result<(), ServerError> {
-        let name = options
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or(client.session_id())
-            .to_owned();
-        ctx.state_mut()
-            .state_mut()
-            .players_mut()
-            .insert(client.session_id(), Player { name });
-        Ok(())
-    }
-
-    async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _: bool) {
-        ctx.state_mut()
-            .state_mut()
-            .players_mut()
-            .remove(client.session_id());
-    }
-}
-
-/// `filler`: no state, never disposed when empty; fills the listing.
-#[derive(Default)]
-struct Filler;
-
-impl Room for Filler {
-    type State = NoState;
-    type UserData = ();
-    type Auth = ();
-
-    async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
-        ctx.set_auto_dispose(false);
-        ctx.set_max_clients(Some(1000));
-        Ok(())
-    }
-}
-
-fn serve(port: u16) -> std::io::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let mut config = ServerConfig::default();
-    config.public_address = Some(format!("127.0.0.1:{port}"));
-    if let Some(threads) = std::env::var("ROOMCAST_THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-    {
-        config.room_threads = threads;
-    }
-    println!("processId {}", config.process_id);
-    runtime.block_on(async {
-        let server = Server::builder()
-            .config(config)
-            .define("battle", Battle::default)
-            .define("filler", Filler::default)
-            .build();
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-        println!("READY {port}");
-        Transport::serve(WebSocketTransport::new(listener), server).await
-    })
 }
 
 // ----- the client ------------------------------------------------------------
@@ -1199,11 +1112,6 @@ fn main() {
         for listener in &listeners {
             println!("{}", listener.local_addr().expect("a bound address").port());
         }
-        return;
-    }
-    if scenario == "serve" {
-        let port = args.get(2).and_then(|p| p.parse().ok()).unwrap_or(2567);
-        serve(port).expect("server");
         return;
     }
     let endpoints: Vec<Endpoint> = match list::<String>(&args, "--endpoints") {

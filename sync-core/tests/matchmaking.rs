@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use roomcast::testing::{decode_frame, Received};
-use roomcast::transport::{Outgoing, Session};
+use roomcast::testing::{next_received, Received};
+use roomcast::transport::Session;
 use roomcast::{
     ConnectRequest, Method, NoState, Options, Order, Room, RoomCtx, SeatRequest, Server,
     ServerError,
@@ -48,13 +48,7 @@ fn server() -> Server {
 }
 
 async fn next(session: &mut Session) -> Received {
-    match tokio::time::timeout(Duration::from_secs(2), session.next()).await {
-        Ok(Some(Outgoing::Frame(frame))) => decode_frame(frame),
-        Ok(Some(Outgoing::Close(code))) => Received::Closed(code),
-        Ok(None) => Received::Closed(0),
-        Err(_) => panic!("no output within 2 s"),
-        Ok(Some(other)) => panic!("unexpected {other:?}"),
-    }
+    next_received(session, Duration::from_secs(2)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

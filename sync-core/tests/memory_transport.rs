@@ -10,8 +10,8 @@ use common::counter_body;
 use common::room::E2eRoom;
 use roomcast::msgpack::{self, Value};
 use roomcast::protocol::{self, close_code};
-use roomcast::testing::{decode_frame, Received};
-use roomcast::transport::{Outgoing, Session};
+use roomcast::testing::{next_received, Received};
+use roomcast::transport::Session;
 use roomcast::{ConnectRequest, Method, NoState, Options, Room, RoomCtx, Server, ServerError};
 use serde_json::json;
 
@@ -60,13 +60,7 @@ impl Room for Broken {
 
 /// Reads the session's next output (with a deadline).
 async fn next(session: &mut Session) -> Received {
-    match tokio::time::timeout(Duration::from_secs(2), session.next()).await {
-        Ok(Some(Outgoing::Frame(frame))) => decode_frame(frame),
-        Ok(Some(Outgoing::Close(code))) => Received::Closed(code),
-        Ok(None) => Received::Closed(0),
-        Err(_) => panic!("no output within 2 s"),
-        Ok(Some(other)) => panic!("unexpected {other:?}"),
-    }
+    next_received(session, Duration::from_secs(2)).await
 }
 
 async fn send(session: &Session, ty: &str, payload: &Value) {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use roomcast::testing::redis::RedisServer;
-use roomcast::testing::{decode_frame, Received};
-use roomcast::transport::{Outgoing, Session};
+use roomcast::testing::{next_received, Received};
+use roomcast::transport::Session;
 use roomcast::{
     Claim, ClaimInError, ConnectRequest, ListingStore, LocalStore, Method, NoState, Options, Order,
     RedisPresence, RedisStore, Room, RoomCtx, RoomQuery, RoomUpdate, SeatRequest, Server,
@@ -324,13 +324,7 @@ async fn process_with(
 }
 
 async fn next(session: &mut Session) -> Received {
-    match tokio::time::timeout(Duration::from_secs(5), session.next()).await {
-        Ok(Some(Outgoing::Frame(frame))) => decode_frame(frame),
-        Ok(Some(Outgoing::Close(code))) => Received::Closed(code),
-        Ok(None) => Received::Closed(0),
-        Err(_) => panic!("no output within 5 s"),
-        Ok(Some(other)) => panic!("unexpected {other:?}"),
-    }
+    next_received(session, Duration::from_secs(5)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

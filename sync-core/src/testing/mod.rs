@@ -327,6 +327,24 @@ impl<R: Room> RoomHarness<R> {
     }
 }
 
+/// What a [`Session`](crate::transport::Session) of
+/// [`Server::open_session`](crate::Server::open_session) receives next,
+/// decoded ([`Received::Closed`] `(0)` once the room let go of it).
+///
+/// # Panics
+///
+/// When nothing comes `within` the time given (a test's deadline), or the
+/// session was opened with a link of its own.
+pub async fn next_received(session: &mut crate::transport::Session, within: Duration) -> Received {
+    use crate::transport::Outgoing;
+    match tokio::time::timeout(within, session.next()).await {
+        Ok(Some(Outgoing::Frame(frame))) => decode_frame(frame),
+        Ok(Some(Outgoing::Close(code))) => Received::Closed(code),
+        Ok(None) => Received::Closed(0),
+        Err(_) => panic!("no output within {within:?}"),
+    }
+}
+
 /// Decodes a server frame for assertions.
 #[must_use]
 pub fn decode_frame(frame: Bytes) -> Received {
