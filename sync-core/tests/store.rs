@@ -233,7 +233,7 @@ async fn garbage_in_redis_is_skipped() {
     let redis = RedisServer::start();
     let presence = RedisPresence::connect(&redis.url()).await.unwrap();
     let store = RedisStore::connect(&presence, "g:").await.unwrap();
-    let id = create(&store, "battle", "a", 3).await;
+    let id = create(&store, "battle", "a", 10).await;
     // Another version's listing, and garbage, under the same name.
     use roomcast::Presence;
     presence.hset("g:room:alien", "v", "99").await.unwrap();
@@ -266,8 +266,65 @@ async fn garbage_in_redis_is_skipped() {
         .into_iter()
         .map(|l| l.room_id)
         .collect();
-    assert_eq!(listed, [id]);
+    assert_eq!(listed, std::slice::from_ref(&id));
     assert!(store.get("junk").await.unwrap().is_none());
+    // Garbage in the free sets too: claims (sorted or not) skip it.
+    for free in ["g:free:battle\u{1f}mode=\"a\"", "g:free:battle"] {
+        let _: () = redis::cmd("ZADD")
+            .arg(free)
+            .arg(-2)
+            .arg("alien")
+            .arg(-1)
+            .arg("junk")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    presence.hset("g:room:junk", "held", "x").await.unwrap();
+    let fa = filters(json!({ "mode": "a" }));
+    let sort = [("clients".to_owned(), Order::Desc)];
+    for sort in [&[][..], &sort[..]] {
+        let query = RoomQuery {
+            name: "battle",
+            filters: &fa,
+            sort,
+        };
+        let claimed = store
+            .claim(
+                &query,
+                &seat(&format!("s{}", sort.len()), Duration::from_secs(60)),
+                false,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(claimed, Claim::Seat(c) if c.listing.room_id == id));
+    }
+    let none = Map::new();
+    let any = RoomQuery {
+        name: "battle",
+        filters: &none,
+        sort: &sort,
+    };
+    assert!(matches!(
+        store.claim(&any, &seat("s9", Duration::from_secs(60)), false).await.unwrap(),
+        Claim::Seat(c) if c.listing.room_id == id
+    ));
+    assert!(store
+        .sync(
+            "junk",
+            &RoomUpdate {
+                held: 1,
+                applied: 0,
+                max_clients: None,
+                locked: false,
+                private: false,
+                unlisted: false,
+                metadata: json!(null),
+            }
+        )
+        .await
+        .is_ok());
+    assert_eq!(store.take_seat("junk", "nobody").await.unwrap(), None);
 }
 
 /// A room of ten, per mode.

@@ -51,17 +51,24 @@ const SWEEP_PERIOD: Duration = Duration::from_secs(1);
 /// Shared by the scripts: `P` is the key prefix (`ARGV[1]`).
 const PRELUDE: &str = r"
 local P = ARGV[1]
+-- A room's seats and flags; nil for a room that is gone or was not
+-- written by this format (another version, garbage): never offered.
 local function state(id)
-  local f = redis.call('HMGET', P..'room:'..id, 'max', 'locked', 'private', 'held', 'applied', 'taken', 'pending', 'seq', 'idx')
-  if not f[8] then return nil end
-  local occ = tonumber(f[4]) + tonumber(f[7]) + tonumber(f[6]) - tonumber(f[5])
-  local full = f[1] ~= '' and occ >= tonumber(f[1])
-  return { free = f[2] == '0' and f[3] == '0' and not full, locked = f[2] == '1' or full, occ = occ, seq = f[8], idx = f[9], max = f[1] }
+  local f = redis.call('HMGET', P..'room:'..id, 'max', 'locked', 'private', 'held', 'applied', 'taken', 'pending', 'seq', 'idx', 'v')
+  if f[10] ~= '1' or not f[8] then return nil end
+  local held, applied, taken, pending = tonumber(f[4]), tonumber(f[5]), tonumber(f[6]), tonumber(f[7])
+  local max = tonumber(f[1])
+  if not (held and applied and taken and pending) or (f[1] ~= '' and not max) then return nil end
+  local ok, idx = pcall(cjson.decode, f[9] or '')
+  if not ok or type(idx) ~= 'table' then return nil end
+  local occ = held + pending + taken - applied
+  local full = max ~= nil and occ >= max
+  return { free = f[2] == '0' and f[3] == '0' and not full, locked = f[2] == '1' or full, occ = occ, seq = f[8], idx = idx, max = f[1] }
 end
 local function refresh(id)
   local s = state(id)
   if not s then return false end
-  for _, key in ipairs(cjson.decode(s.idx)) do
+  for _, key in ipairs(s.idx) do
     if s.free then
       redis.call('ZADD', P..'free:'..key, s.seq, id)
     else
@@ -113,6 +120,8 @@ if ARGV[10] == '' then
     local first = redis.call('ZRANGE', free, 0, 0)[1]
     if not first then break end
     if refresh(first) then best = first break end
+    -- Not free any more, or gone: out of this set at least.
+    redis.call('ZREM', free, first)
   end
 else
   local sort = cjson.decode(ARGV[10])
@@ -127,10 +136,10 @@ else
     if key == 'createdAt' then return tonumber(redis.call('HGET', rk, 'created')) end
     if key == 'roomId' then return id end
     if key == 'name' then return redis.call('HGET', rk, 'name') end
-    local filters = cjson.decode(redis.call('HGET', rk, 'filters'))
-    if filters[key] ~= nil then return filters[key] end
-    local meta = cjson.decode(redis.call('HGET', rk, 'meta'))
-    if type(meta) ~= 'table' then return nil end
+    local ok, filters = pcall(cjson.decode, redis.call('HGET', rk, 'filters') or '')
+    if ok and type(filters) == 'table' and filters[key] ~= nil then return filters[key] end
+    local ok_meta, meta = pcall(cjson.decode, redis.call('HGET', rk, 'meta') or '')
+    if not ok_meta or type(meta) ~= 'table' then return nil end
     local field = key
     if string.sub(key, 1, 9) == 'metadata.' then field = string.sub(key, 10) end
     return meta[field]
@@ -143,6 +152,9 @@ else
   end
   local best_values
   for _, id in ipairs(redis.call('ZRANGE', free, 0, -1)) do
+    if not refresh(id) then
+      redis.call('ZREM', free, id)
+    else
     local values = {}
     for i, k in ipairs(sort) do values[i] = comparable(value(id, k[1])) end
     local better = best == nil
@@ -156,6 +168,7 @@ else
       end
     end
     if better then best, best_values = id, values end
+    end
   end
 end
 if best then return seat(best, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[11], ARGV[12]) end
@@ -185,7 +198,7 @@ redis.call('ZREM', P..'pending', ARGV[2]..'\n'..ARGV[3])
 local rk = P..'room:'..ARGV[2]
 if redis.call('EXISTS', rk) == 1 then
   -- A seat claimed before the room was listed again is not in `pending`.
-  if tonumber(redis.call('HGET', rk, 'pending')) > 0 then redis.call('HINCRBY', rk, 'pending', -1) end
+  if (tonumber(redis.call('HGET', rk, 'pending')) or 0) > 0 then redis.call('HINCRBY', rk, 'pending', -1) end
   redis.call('HINCRBY', rk, 'taken', 1)
 end
 return options
@@ -195,8 +208,9 @@ return options
 /// unlisted, metadata.
 const SYNC: &str = r"
 local rk = P..'room:'..ARGV[2]
-if redis.call('EXISTS', rk) == 0 then return 0 end
-local was_free = state(ARGV[2]).free
+local before = state(ARGV[2])
+if not before then return 0 end
+local was_free = before.free
 redis.call('HSET', rk, 'held', ARGV[3], 'applied', ARGV[4], 'max', ARGV[5], 'locked', ARGV[6], 'private', ARGV[7], 'unlisted', ARGV[8], 'meta', ARGV[9])
 if refresh(ARGV[2]) and not was_free then redis.call('PUBLISH', P..'changed', ARGV[2]) end
 return 1
@@ -292,7 +306,7 @@ for _, member in ipairs(due) do
     local id, session = string.sub(member, 1, nl - 1), string.sub(member, nl + 1)
     redis.call('DEL', P..'seat:'..id..':'..session)
     local rk = P..'room:'..id
-    if redis.call('EXISTS', rk) == 1 and tonumber(redis.call('HGET', rk, 'pending')) > 0 then
+    if redis.call('EXISTS', rk) == 1 and (tonumber(redis.call('HGET', rk, 'pending')) or 0) > 0 then
       redis.call('HINCRBY', rk, 'pending', -1)
       if refresh(id) then redis.call('PUBLISH', P..'changed', id) end
     end
