@@ -90,6 +90,35 @@ fn string(s: &str) -> Option<DynValue> {
     ))
 }
 
+
+/// The order in which Reflection lists types, as the reference does: by
+/// type id, parents before children, a type that waits for its parent
+/// listed right after it (children waiting for one parent in the order they
+/// came, each followed by its own).
+fn listing_order(types: &TypeRegistry) -> Vec<usize> {
+    let count = types.types().len();
+    let mut order = Vec::with_capacity(count);
+    let mut listed = vec![false; count];
+    let mut waiting: Vec<Vec<usize>> = vec![Vec::new(); count];
+    for i in 0..count {
+        match types.types()[i].extends.map(|p| p.0 as usize) {
+            Some(parent) if parent < count && !listed[parent] => waiting[parent].push(i),
+            _ => {
+                // `i`, then whatever waited for it, depth first.
+                let mut stack = vec![i];
+                while let Some(next) = stack.pop() {
+                    listed[next] = true;
+                    order.push(next);
+                    stack.extend(std::mem::take(&mut waiting[next]).into_iter().rev());
+                }
+            }
+        }
+    }
+    // Unreachable for a validated registry (no cycles); keep every type.
+    order.extend(waiting.into_iter().flatten());
+    order
+}
+
 /// Encodes the Reflection of `types` for a decoder generation: the bytes of
 /// the JOIN_ROOM handshake.
 ///
@@ -117,23 +146,7 @@ pub fn encode_reflection(types: &TypeRegistry, dialect: Dialect) -> Vec<u8> {
         ty_of("ReflectionField"),
     );
 
-    // Parents before children: a type waits until its parent is listed.
-    let mut order: Vec<usize> = Vec::with_capacity(types.len());
-    let mut pending: Vec<usize> = (0..types.len()).collect();
-    while !pending.is_empty() {
-        let before = pending.len();
-        pending.retain(|&i| match types.types()[i].extends {
-            Some(p) if !order.contains(&(p.0 as usize)) => true,
-            _ => {
-                order.push(i);
-                false
-            }
-        });
-        if pending.len() == before {
-            // Unreachable for a validated registry (no cycles); keep going.
-            order.append(&mut pending);
-        }
-    }
+    let order = listing_order(types);
 
     let mut list = ArraySchema::new();
     for i in order {
