@@ -90,7 +90,6 @@ fn string(s: &str) -> Option<DynValue> {
     ))
 }
 
-
 /// The order in which Reflection lists types, as the reference does: by
 /// type id, parents before children, a type that waits for its parent
 /// listed right after it (children waiting for one parent in the order they
