@@ -97,13 +97,12 @@ struct Change {
 }
 
 /// A key deleted this tick: re-adding it in the same tick reuses its index
-/// and becomes DELETE_AND_ADD.
+/// and becomes DELETE_AND_ADD (the entry itself goes to the end, as in a
+/// JS `Map`).
 pub(crate) struct Deleted<K> {
     pub(crate) key: K,
     wire: u32,
     change: u32,
-    /// The entry's position, still a tombstone: a re-added key keeps it.
-    pos: u32,
 }
 
 pub(crate) struct Indexed<K, V: Field> {
@@ -118,6 +117,10 @@ pub(crate) struct Indexed<K, V: Field> {
     queued_all: bool,
     cleared: bool,
     pub(crate) deleted: Vec<Deleted<K>>,
+    /// A re-added key kept its wire index but went to the end: positions
+    /// are no longer in wire-index order (full states list entries by
+    /// wire index, their children by position).
+    reordered: bool,
     locs: Vec<Loc>,
     free_locs: Vec<u32>,
 }
@@ -134,6 +137,7 @@ impl<K, V: Field> Default for Indexed<K, V> {
             queued_all: false,
             cleared: false,
             deleted: Vec::new(),
+            reordered: false,
             locs: Vec::new(),
             free_locs: Vec::new(),
         }
@@ -296,7 +300,8 @@ impl<K: Key, V: Field> Indexed<K, V> {
         let (wire, change, pos) = match reuse {
             Some(d) => {
                 let d = self.deleted.swap_remove(d);
-                (d.wire, d.change, d.pos)
+                self.reordered = true;
+                (d.wire, d.change, self.slots.len() as u32)
             }
             None if K::LAZY_INDEX => (NONE, NONE, self.slots.len() as u32),
             None => (self.take_index(), NONE, self.slots.len() as u32),
@@ -400,12 +405,11 @@ impl<K: Key, V: Field> Indexed<K, V> {
     }
 
     /// Remembers a deleted key for DELETE_AND_ADD on a same-tick re-add.
-    pub(crate) fn remember_deleted(&mut self, slot: &Slot<K, V>, key: K, pos: u32) {
+    pub(crate) fn remember_deleted(&mut self, slot: &Slot<K, V>, key: K) {
         self.deleted.push(Deleted {
             key,
             wire: slot.wire,
             change: slot.change,
-            pos,
         });
     }
 
@@ -424,6 +428,7 @@ impl<K: Key, V: Field> Indexed<K, V> {
         self.changes.clear();
         self.queued.clear();
         self.deleted.clear();
+        self.reordered = false;
         self.live = 0;
         self.cleared = true;
         if reset_index {
@@ -647,11 +652,24 @@ impl<K: Key, V: Field> Indexed<K, V> {
     pub(crate) fn encode_full(&self, w: &mut FullWriter<'_>) {
         let block = w.begin(self.meta.id());
         let mut pending = 0;
-        for slot in self.slots.iter().flatten() {
+        let mut entry = |w: &mut FullWriter<'_>, slot: &Slot<K, V>| {
             w.out.push(spec::ADD);
             wire::encode_varint(&mut w.out, self.full_index(slot, &mut pending));
             slot.key.encode(&mut w.out);
             Self::write_value(&mut w.out, slot);
+        };
+        if self.reordered {
+            // Entries by wire index, as the reference's index journal
+            // lists them (rare: a key re-added in the tick it was removed).
+            let mut by_wire: Vec<&Slot<K, V>> = self.slots.iter().flatten().collect();
+            by_wire.sort_by_key(|slot| slot.wire);
+            for slot in by_wire {
+                entry(w, slot);
+            }
+        } else {
+            for slot in self.slots.iter().flatten() {
+                entry(w, slot);
+            }
         }
         w.end(block);
         for slot in self.slots.iter().flatten() {

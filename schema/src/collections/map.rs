@@ -308,7 +308,8 @@ impl<'a, V: Field> MapMut<'a, V> {
     ///
     /// A primitive replacing another is a REPLACE; a new instance replacing
     /// another is a DELETE_AND_ADD; a new key is an ADD with a new index. A
-    /// key deleted earlier in the same tick keeps its old index.
+    /// key deleted earlier in the same tick keeps its old index, and goes to
+    /// the end of the map's order (as in a JS `Map`).
     pub fn insert(&mut self, key: impl AsRef<str>, value: V) -> Option<V> {
         let key = key.as_ref();
         let map = &mut *self.map;
@@ -345,7 +346,7 @@ impl<'a, V: Field> MapMut<'a, V> {
         let pos = map.inner.pos_at(idx);
         let mut slot: Slot<MapKey, V> = map.inner.remove(pos, self.tick);
         let key = std::mem::take(&mut slot.key);
-        map.inner.remember_deleted(&slot, key, pos);
+        map.inner.remember_deleted(&slot, key);
         slot.value
     }
 
