@@ -44,8 +44,8 @@ fn vectors_are_present() {
     let vectors = load_vectors(None);
     assert_eq!(
         vectors.len(),
-        41,
-        "expected the 41 vectors (33 + 6 StateView scenarios + 2 of issue 15)"
+        42,
+        "expected the 42 vectors (33 + 6 StateView scenarios + 3 of issue 15)"
     );
 }
 

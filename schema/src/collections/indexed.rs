@@ -352,7 +352,9 @@ impl<K: Key, V: Field> Indexed<K, V> {
         let mut old_track = std::mem::replace(&mut slot.track, track);
         old.__detach(&mut old_track, tick);
         // A new child instance replaces the old one: DELETE_AND_ADD; a
-        // primitive value: REPLACE. An index first added this tick keeps ADD.
+        // primitive value: REPLACE. An index first added this tick keeps
+        // its ADD for a primitive and turns DELETE_AND_ADD for an instance
+        // (the reference's rule for ops merged in one tick).
         let op = if slot.value.__is_ref() {
             spec::DELETE_AND_ADD
         } else {
@@ -366,10 +368,10 @@ impl<K: Key, V: Field> Indexed<K, V> {
             });
             slot.change = self.changes.len() as u32 - 1;
         } else {
-            // An index first added this tick keeps its ADD, and a key
-            // re-added this tick its DELETE_AND_ADD: both carry the key.
+            // A key re-added this tick keeps its DELETE_AND_ADD; an ADD of
+            // this tick stays one for a primitive.
             let c = &mut self.changes[slot.change as usize];
-            if c.op != spec::ADD && c.op != spec::DELETE_AND_ADD {
+            if (c.op != spec::ADD || op == spec::DELETE_AND_ADD) && c.op != spec::DELETE_AND_ADD {
                 c.op = op;
             }
         }
