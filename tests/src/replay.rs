@@ -1,20 +1,49 @@
 //! Replays the vectors' scenarios (schema, `initial` values, `ops`) on
 //! Roomcast's dynamic state, so any vector set in the same format can be
-//! checked against our encoder.
+//! checked against our encoder ([`check_vector`]).
 //!
-//! Rust ownership gives every instance one parent: a `$path` or `$stash`
-//! value that the reference *shares* is a copy here (see
-//! [`Replay::uses_shared_instance`]).
+//! What the reference did is modelled first, with JavaScript semantics, in a
+//! small object graph where an instance has one identity however many slots
+//! hold it ([`Replay`]'s model): `$path` / `$stash` values are the instance
+//! itself, `set.delete` finds an instance by identity, `map.set` / `set.add` /
+//! field assignments of the instance already there are no-ops, splice
+//! arguments are clamped, sorts compare like JavaScript's `<`. Every op then
+//! changes Roomcast's state the same way through its API, at every path that
+//! reaches the changed instance: Rust ownership gives each instance one
+//! parent, so an instance the reference shares is one copy per parent here,
+//! each kept equal to the reference's instance. Values placed in the state
+//! are built from the model, with the TYPE_ID their slot needs.
+//!
+//! Steps where the reference holds one instance under two parents, or places
+//! an existing instance again (a move, a re-attached stash), cannot give the
+//! reference's bytes: the copies have their own refIds, and later refIds are
+//! offset. [`Replay::end_step`] finds them from the ops (see
+//! [`OneParent`]); they are checked by decoded state only.
+//!
+//! Vector files are read with [`load_vectors`], which keeps the key order of
+//! the objects of `ops` and `initial` (`$map` entries, `$new` fields, initial
+//! values are assigned in JavaScript's `Object.keys` order): `serde_json`'s
+//! map sorts keys, so the order is recorded under [`KEY_ORDER`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
-use roomcast_schema::dynamic::{empty_value, DynMut, DynStruct, DynValue, DynValueMut, PrimValue};
+use roomcast_schema::dynamic::{empty_value, DynStruct, DynValue, DynValueMut, PrimValue};
 use roomcast_schema::types::{
     CollectionKind, ElementType, FieldType, NamedField, NamedFieldType, NamedType, Primitive,
     TypeId, TypeRegistry,
 };
-use roomcast_schema::{ArraySchema, Encoder, EncoderOptions, ViewId, ViewTarget, DEFAULT_VIEW_TAG};
-use serde_json::Value;
+use roomcast_schema::{
+    encode_reflection, Dialect, Encoder, EncoderOptions, Field, ViewId, ViewTarget,
+    DEFAULT_VIEW_TAG,
+};
+use serde_json::{Map, Value};
+
+use crate::node::{fixtures_vectors_dir, to_hex, NodeDecoder, SchemaVersion, VECTORS_ENV};
+use crate::state_json::{
+    canon, dyn_server_json, dyn_server_value_json, dyn_state_json, dyn_value_json,
+};
 
 /// Parses the vectors' `schema` section into a registry.
 ///
@@ -22,68 +51,586 @@ use serde_json::Value;
 ///
 /// On a malformed section (test fixtures).
 pub fn registry(schema: &Value) -> TypeRegistry {
-    let named: Vec<NamedType> = schema["types"]
-        .as_array()
-        .expect("types")
-        .iter()
-        .map(|t| NamedType {
-            name: t["name"].as_str().expect("name").to_owned(),
+    try_registry(schema).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`registry`], with an error instead of a panic.
+///
+/// # Errors
+///
+/// A malformed or invalid `schema` section.
+pub fn try_registry(schema: &Value) -> Result<TypeRegistry, String> {
+    let types = schema["types"].as_array().ok_or("schema: no `types`")?;
+    let mut named = Vec::with_capacity(types.len());
+    for t in types {
+        let name = t["name"].as_str().ok_or("schema: a type without `name`")?;
+        let mut fields = Vec::new();
+        for f in t["fields"]
+            .as_array()
+            .ok_or("schema: a type without `fields`")?
+        {
+            fields.push(NamedField {
+                name: f["name"]
+                    .as_str()
+                    .ok_or_else(|| format!("schema: a field of {name} without `name`"))?
+                    .to_owned(),
+                ty: field_type(&f["type"])?,
+            });
+        }
+        named.push(NamedType {
+            name: name.to_owned(),
             extends: t["extends"].as_str().map(str::to_owned),
-            fields: t["fields"]
-                .as_array()
-                .expect("fields")
-                .iter()
-                .map(|f| NamedField {
-                    name: f["name"].as_str().expect("field name").to_owned(),
-                    ty: field_type(&f["type"]),
-                })
-                .collect(),
-        })
-        .collect();
-    let mut reg = TypeRegistry::from_named(schema["root"].as_str().expect("root"), &named)
-        .expect("valid schema");
+            fields,
+        });
+    }
+    let root = schema["root"].as_str().ok_or("schema: no `root`")?;
+    let mut reg =
+        TypeRegistry::from_named(root, &named).map_err(|e| format!("schema refused: {e}"))?;
     // `"view": true` (default tag) or `"view": TAG` on a field.
-    for t in schema["types"].as_array().expect("types") {
-        let Some(id) = reg.by_name(t["name"].as_str().expect("name")) else {
+    for t in types {
+        let Some(id) = t["name"].as_str().and_then(|n| reg.by_name(n)) else {
             continue;
         };
-        for f in t["fields"].as_array().expect("fields") {
+        for f in t["fields"].as_array().into_iter().flatten() {
             let tag = match &f["view"] {
                 Value::Bool(true) => Some(DEFAULT_VIEW_TAG),
                 Value::Number(n) => n.as_i64(),
                 _ => None,
             };
             if tag.is_some() {
-                let name = f["name"].as_str().expect("field name");
+                let name = f["name"].as_str().unwrap_or_default();
                 let index = reg
                     .fields(id)
                     .iter()
                     .position(|d| d.name == name)
-                    .expect("field");
+                    .ok_or_else(|| format!("schema: no field {name}"))?;
                 reg.set_view_tag(id, index, tag);
             }
         }
     }
-    reg
+    Ok(reg)
 }
 
-fn field_type(v: &Value) -> NamedFieldType {
+fn field_type(v: &Value) -> Result<NamedFieldType, String> {
     if let Some(name) = v.as_str() {
-        return match Primitive::from_name(name) {
+        return Ok(match Primitive::from_name(name) {
             Some(p) => NamedFieldType::Primitive(p),
             None => NamedFieldType::Schema(name.to_owned()),
-        };
+        });
     }
     let (kind, inner) = v
         .as_object()
         .and_then(|o| o.iter().next())
-        .expect("collection type");
-    let kind = CollectionKind::from_name(kind).expect("collection kind");
-    let inner = inner.as_str().expect("element type");
-    match Primitive::from_name(inner) {
+        .ok_or_else(|| format!("schema: bad field type {v}"))?;
+    let kind = CollectionKind::from_name(kind)
+        .ok_or_else(|| format!("schema: bad collection kind {kind}"))?;
+    let inner = inner
+        .as_str()
+        .ok_or_else(|| format!("schema: bad element type {inner}"))?;
+    Ok(match Primitive::from_name(inner) {
         Some(p) => NamedFieldType::PrimitiveCollection(kind, p),
         None => NamedFieldType::SchemaCollection(kind, inner.to_owned()),
+    })
+}
+
+// --- vector files with their key order ---------------------------------------
+
+/// Key under which [`parse_vector`] records, in an object of `ops` or
+/// `initial` whose JavaScript key order is not the sorted order, that order
+/// (an array of the keys).
+pub const KEY_ORDER: &str = "$keyOrder";
+
+/// The keys of an object of `ops` / `initial` in JavaScript's order: the
+/// recorded [`KEY_ORDER`], else sorted (what `serde_json` keeps).
+#[must_use]
+pub fn keys_in_order(obj: &Map<String, Value>) -> Vec<&str> {
+    if let Some(order) = obj.get(KEY_ORDER).and_then(Value::as_array) {
+        return order.iter().filter_map(Value::as_str).collect();
     }
+    obj.keys()
+        .map(String::as_str)
+        .filter(|k| *k != KEY_ORDER)
+        .collect()
+}
+
+/// `v` without the [`KEY_ORDER`] records (for messages).
+#[must_use]
+pub fn strip_key_order(v: &Value) -> Value {
+    match v {
+        Value::Array(a) => Value::Array(a.iter().map(strip_key_order).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .filter(|(k, _)| *k != KEY_ORDER)
+                .map(|(k, v)| (k.clone(), strip_key_order(v)))
+                .collect(),
+        ),
+        _ => v.clone(),
+    }
+}
+
+/// Parses a vector file like `serde_json::from_str`, recording the key order
+/// of the objects inside `ops` and `initial` ([`KEY_ORDER`]).
+///
+/// # Errors
+///
+/// Invalid JSON.
+pub fn parse_vector(text: &str) -> Result<Value, String> {
+    let mut p = JsonParser {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+    };
+    p.ws();
+    let v = p.value(false)?;
+    p.ws();
+    if p.at != p.bytes.len() {
+        return Err(p.error("trailing characters"));
+    }
+    Ok(v)
+}
+
+/// Loads every `*.json` vector file, sorted by file name, as `(file stem,
+/// JSON)` with the key order of `ops` / `initial` recorded
+/// ([`parse_vector`]). The directory is `dir` when given, else
+/// `ROOMCAST_VECTORS` when set, else `tests/fixtures/vectors`.
+///
+/// # Panics
+///
+/// On I/O or JSON errors (test fixtures).
+#[must_use]
+pub fn load_vectors(dir: Option<&Path>) -> Vec<(String, Value)> {
+    let dir = vectors_dir(dir);
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read vectors dir {}: {e}", dir.display()));
+    let mut files: Vec<PathBuf> = entries
+        .map(|e| e.expect("readable dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+            let value = parse_vector(&text)
+                .unwrap_or_else(|e| panic!("invalid JSON in {}: {e}", path.display()));
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (name, value)
+        })
+        .collect()
+}
+
+/// The vector directory [`load_vectors`] reads.
+#[must_use]
+pub fn vectors_dir(dir: Option<&Path>) -> PathBuf {
+    match dir {
+        Some(d) => d.to_path_buf(),
+        None => std::env::var_os(VECTORS_ENV).map_or_else(fixtures_vectors_dir, PathBuf::from),
+    }
+}
+
+/// Whether the vectors come from `tests/fixtures/vectors` (neither `dir` nor
+/// `ROOMCAST_VECTORS` given).
+#[must_use]
+pub fn is_fixture_set(dir: Option<&Path>) -> bool {
+    dir.is_none() && std::env::var_os(VECTORS_ENV).is_none()
+}
+
+struct JsonParser<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl JsonParser<'_> {
+    fn error(&self, what: &str) -> String {
+        format!("{what} at byte {}", self.at)
+    }
+
+    fn ws(&mut self) {
+        while self
+            .bytes
+            .get(self.at)
+            .is_some_and(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+        {
+            self.at += 1;
+        }
+    }
+
+    fn expect(&mut self, b: u8) -> Result<(), String> {
+        if self.bytes.get(self.at) == Some(&b) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(self.error(&format!("expected `{}`", char::from(b))))
+        }
+    }
+
+    fn value(&mut self, ordered: bool) -> Result<Value, String> {
+        match self.bytes.get(self.at) {
+            Some(b'{') => self.object(ordered),
+            Some(b'[') => self.array(ordered),
+            Some(b'"') => self.string().map(Value::String),
+            Some(b't') => self.literal("true", Value::Bool(true)),
+            Some(b'f') => self.literal("false", Value::Bool(false)),
+            Some(b'n') => self.literal("null", Value::Null),
+            Some(_) => self.number(),
+            None => Err(self.error("unexpected end")),
+        }
+    }
+
+    fn literal(&mut self, word: &str, v: Value) -> Result<Value, String> {
+        if self.text[self.at..].starts_with(word) {
+            self.at += word.len();
+            Ok(v)
+        } else {
+            Err(self.error("bad literal"))
+        }
+    }
+
+    fn number(&mut self) -> Result<Value, String> {
+        let start = self.at;
+        while self
+            .bytes
+            .get(self.at)
+            .is_some_and(|b| matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+        {
+            self.at += 1;
+        }
+        serde_json::from_str(&self.text[start..self.at]).map_err(|e| self.error(&e.to_string()))
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        self.expect(b'"')?;
+        let mut out = String::new();
+        loop {
+            let start = self.at;
+            while self
+                .bytes
+                .get(self.at)
+                .is_some_and(|b| *b != b'"' && *b != b'\\')
+            {
+                self.at += 1;
+            }
+            out.push_str(&self.text[start..self.at]);
+            match self.bytes.get(self.at) {
+                Some(b'"') => {
+                    self.at += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.at += 1;
+                    let c = *self.bytes.get(self.at).ok_or("unterminated escape")?;
+                    self.at += 1;
+                    match c {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let hi = self.hex4()?;
+                            let code = if (0xd800..0xdc00).contains(&hi)
+                                && self.text[self.at..].starts_with("\\u")
+                            {
+                                let save = self.at;
+                                self.at += 2;
+                                let lo = self.hex4()?;
+                                if (0xdc00..0xe000).contains(&lo) {
+                                    0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00)
+                                } else {
+                                    self.at = save;
+                                    hi
+                                }
+                            } else {
+                                hi
+                            };
+                            // A lone surrogate cannot be a Rust char.
+                            out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
+                        }
+                        _ => return Err(self.error("bad escape")),
+                    }
+                }
+                _ => return Err(self.error("unterminated string")),
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, String> {
+        let s = self
+            .text
+            .get(self.at..self.at + 4)
+            .ok_or_else(|| self.error("short \\u escape"))?;
+        self.at += 4;
+        u32::from_str_radix(s, 16).map_err(|_| self.error("bad \\u escape"))
+    }
+
+    fn array(&mut self, ordered: bool) -> Result<Value, String> {
+        self.expect(b'[')?;
+        let mut out = Vec::new();
+        self.ws();
+        if self.bytes.get(self.at) == Some(&b']') {
+            self.at += 1;
+            return Ok(Value::Array(out));
+        }
+        loop {
+            self.ws();
+            out.push(self.value(ordered)?);
+            self.ws();
+            match self.bytes.get(self.at) {
+                Some(b',') => self.at += 1,
+                Some(b']') => {
+                    self.at += 1;
+                    return Ok(Value::Array(out));
+                }
+                _ => return Err(self.error("expected `,` or `]`")),
+            }
+        }
+    }
+
+    fn object(&mut self, ordered: bool) -> Result<Value, String> {
+        self.expect(b'{')?;
+        let mut map = Map::new();
+        let mut keys: Vec<String> = Vec::new();
+        self.ws();
+        if self.bytes.get(self.at) == Some(&b'}') {
+            self.at += 1;
+            return Ok(Value::Object(map));
+        }
+        loop {
+            self.ws();
+            let key = self.string()?;
+            self.ws();
+            self.expect(b':')?;
+            self.ws();
+            let inner = ordered || key == "ops" || key == "initial";
+            let v = self.value(inner)?;
+            if map.insert(key.clone(), v).is_none() {
+                keys.push(key);
+            }
+            self.ws();
+            match self.bytes.get(self.at) {
+                Some(b',') => self.at += 1,
+                Some(b'}') => {
+                    self.at += 1;
+                    break;
+                }
+                _ => return Err(self.error("expected `,` or `}`")),
+            }
+        }
+        if ordered && keys.len() > 1 {
+            let order = js_key_order(keys);
+            if !order.windows(2).all(|w| w[0] <= w[1]) {
+                map.insert(
+                    KEY_ORDER.to_owned(),
+                    Value::Array(order.into_iter().map(Value::String).collect()),
+                );
+            }
+        }
+        Ok(Value::Object(map))
+    }
+}
+
+/// `Object.keys` order: array-index keys ascending, then the others in
+/// insertion order.
+fn js_key_order(keys: Vec<String>) -> Vec<String> {
+    let index = |k: &str| -> Option<u32> {
+        if k == "0" {
+            return Some(0);
+        }
+        if k.starts_with('0') || k.is_empty() || !k.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        k.parse::<u32>().ok().filter(|&n| n != u32::MAX)
+    };
+    let (mut ints, rest): (Vec<String>, Vec<String>) =
+        keys.into_iter().partition(|k| index(k).is_some());
+    ints.sort_by_key(|k| index(k));
+    ints.extend(rest);
+    ints
+}
+
+// --- the JavaScript-side model --------------------------------------------------
+
+type NodeId = usize;
+
+/// A value in the model: a primitive, or an instance (by identity).
+#[derive(Debug, Clone)]
+enum MVal {
+    Prim(PrimValue),
+    Ref(NodeId),
+}
+
+/// An instance of the model (what the reference holds).
+#[derive(Debug, Clone)]
+enum MNode {
+    Struct {
+        ty: TypeId,
+        fields: Vec<Option<MVal>>,
+    },
+    Map {
+        elem: ElementType,
+        entries: Vec<(String, MVal)>,
+    },
+    List {
+        kind: CollectionKind,
+        elem: ElementType,
+        items: Vec<MVal>,
+    },
+}
+
+/// One step of a path through Roomcast's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Field(usize),
+    Key(String),
+    Pos(usize),
+}
+
+/// JavaScript `===` on model values.
+fn strict_eq(a: Option<&MVal>, b: Option<&MVal>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(MVal::Ref(x)), Some(MVal::Ref(y))) => x == y,
+        (Some(MVal::Prim(x)), Some(MVal::Prim(y))) => x == y,
+        _ => false,
+    }
+}
+
+/// JavaScript's `a < b` on two primitives of one declared type.
+fn js_less(a: &MVal, b: &MVal) -> bool {
+    match (a, b) {
+        (MVal::Prim(x), MVal::Prim(y)) => match (x, y) {
+            (PrimValue::Str(x), PrimValue::Str(y)) => x.encode_utf16().lt(y.encode_utf16()),
+            (PrimValue::I64(x), PrimValue::I64(y)) => x < y,
+            (PrimValue::U64(x), PrimValue::U64(y)) => x < y,
+            (PrimValue::Bool(x), PrimValue::Bool(y)) => !x & y,
+            (PrimValue::Num(x), PrimValue::Num(y)) => x < y,
+            _ => false,
+        },
+        // Schema instances: both sides are "[object Object]".
+        _ => false,
+    }
+}
+
+/// The test scenario's comparators: `ascending(a, b) = a < b ? -1 : a > b ? 1 : 0`.
+fn js_compare(a: &MVal, b: &MVal, descending: bool) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let o = if js_less(a, b) {
+        Ordering::Less
+    } else if js_less(b, a) {
+        Ordering::Greater
+    } else {
+        Ordering::Equal
+    };
+    if descending {
+        o.reverse()
+    } else {
+        o
+    }
+}
+
+/// V8's `Array.prototype.sort` (TimSort) of `items` with `cmp`: for fewer
+/// than 64 elements one run (a leading strictly descending run reversed,
+/// then binary insertion), which gives V8's exact order even when `cmp` is
+/// not consistent; longer arrays get a stable merge sort (the same order
+/// for consistent comparators; halves shorter than 64 are sorted like V8
+/// sorts short runs).
+fn v8_sort<T: Clone>(items: &mut [T], cmp: &dyn Fn(&T, &T) -> std::cmp::Ordering) {
+    use std::cmp::Ordering;
+    let n = items.len();
+    if n < 2 {
+        return;
+    }
+    if n >= 64 {
+        // A stable merge sort of our own (Rust's may panic on a comparator
+        // that is not a total order, e.g. with NaN).
+        let mid = n / 2;
+        v8_sort(&mut items[..mid], cmp);
+        v8_sort(&mut items[mid..], cmp);
+        let mut merged = Vec::with_capacity(n);
+        let (mut i, mut j) = (0, mid);
+        while i < mid && j < n {
+            if cmp(&items[j], &items[i]) == Ordering::Less {
+                merged.push(items[j].clone());
+                j += 1;
+            } else {
+                merged.push(items[i].clone());
+                i += 1;
+            }
+        }
+        merged.extend_from_slice(&items[i..mid]);
+        merged.extend_from_slice(&items[j..]);
+        items.clone_from_slice(&merged);
+        return;
+    }
+    // CountAndMakeRun.
+    let mut run = 2;
+    let descending = cmp(&items[1], &items[0]) == Ordering::Less;
+    while run < n {
+        let o = cmp(&items[run], &items[run - 1]);
+        if (descending && o != Ordering::Less) || (!descending && o == Ordering::Less) {
+            break;
+        }
+        run += 1;
+    }
+    if descending {
+        items[..run].reverse();
+    }
+    // BinaryInsertionSort(low = 0, start = run, high = n).
+    for start in run..n {
+        let pivot = items[start].clone();
+        let (mut left, mut right) = (0, start);
+        while left < right {
+            let mid = left + ((right - left) >> 1);
+            if cmp(&pivot, &items[mid]) == Ordering::Less {
+                right = mid;
+            } else {
+                left = mid + 1;
+            }
+        }
+        items[left..=start].rotate_right(1);
+    }
+}
+
+/// Why a step's bytes cannot be the reference's (Rust gives every instance
+/// one parent). Such steps are checked by decoded state only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OneParent {
+    /// An op placed an instance that already existed (`$path` / `$stash`:
+    /// a move, a share, a re-attached stash): Roomcast places a copy with
+    /// new refIds where the reference keeps the instance's refId.
+    Reused,
+    /// During the step an instance was held by two slots (one parent per
+    /// copy here: changes are sent once per copy).
+    Shared,
+    /// The refIds differ from the vector's after an earlier step placed a
+    /// copy (the copies' refIds offset every later one).
+    Offset,
+}
+
+impl OneParent {
+    /// A short description.
+    #[must_use]
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Reused => "an existing instance placed again ($path/$stash): a copy here",
+            Self::Shared => "an instance held by two slots",
+            Self::Offset => "refIds offset by an earlier copy",
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct StepFlags {
+    reused: bool,
+    shared: bool,
 }
 
 /// A scenario being replayed.
@@ -93,9 +640,13 @@ pub struct Replay {
     pub types: TypeRegistry,
     /// The encoder holding the replayed state.
     pub encoder: Encoder<DynStruct>,
-    stash: HashMap<String, DynValue>,
     /// The scenario's views (`views`), by name.
     pub views: Vec<(String, ViewId)>,
+    nodes: Vec<MNode>,
+    root: NodeId,
+    stash: HashMap<String, MVal>,
+    step: StepFlags,
+    copied: bool,
 }
 
 impl Replay {
@@ -104,336 +655,1076 @@ impl Replay {
     ///
     /// # Panics
     ///
-    /// On a malformed vector.
+    /// On a malformed vector ([`Replay::try_new`] returns the error).
+    #[must_use]
     pub fn new(vector: &Value) -> Self {
-        let types = registry(&vector["schema"]);
-        let mut root = DynStruct::new(&types, types.root());
-        let stash = HashMap::new();
+        Self::try_new(vector).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Replay::new`], with an error instead of a panic.
+    ///
+    /// # Errors
+    ///
+    /// A malformed schema, or `initial` values that cannot be built.
+    pub fn try_new(vector: &Value) -> Result<Self, String> {
+        let types = try_registry(&vector["schema"])?;
+        let root_ty = types.root();
+        let n = types.fields(root_ty).len();
+        // Replaced below, once `initial` is built.
+        let placeholder = Encoder::with_options(
+            DynStruct::new(&types, root_ty),
+            EncoderOptions::default().reuse_ref_ids(false),
+        );
+        let mut this = Self {
+            types,
+            encoder: placeholder,
+            views: Vec::new(),
+            nodes: vec![MNode::Struct {
+                ty: root_ty,
+                fields: vec![None; n],
+            }],
+            root: 0,
+            stash: HashMap::new(),
+            step: StepFlags::default(),
+            copied: false,
+        };
         if let Some(init) = vector["steps"][0]["initial"].as_object() {
-            for (name, v) in init {
-                let (i, ty) = field_of(&types, types.root(), name);
-                let value = build(&types, ty, v, &stash, None);
-                root.set(i, value);
+            for name in keys_in_order(init) {
+                let (i, ty) = this.field_of(root_ty, name)?;
+                let v = this
+                    .materialize(&init[name], ty)
+                    .map_err(|e| format!("initial.{name}: {e}"))?;
+                if let MNode::Struct { fields, .. } = &mut this.nodes[0] {
+                    fields[i] = v.map(|(v, _)| v);
+                }
             }
         }
-        let mut encoder =
-            Encoder::with_options(root, EncoderOptions::default().reuse_ref_ids(false));
-        let views = vector["views"]
+        let mut root = DynStruct::new(&this.types, root_ty);
+        for (i, f) in this.types.fields(root_ty).iter().enumerate() {
+            let v = this.struct_field(0, i).cloned();
+            root.set(i, v.map(|v| this.to_dyn(&v, f.ty)));
+        }
+        this.encoder = Encoder::with_options(root, EncoderOptions::default().reuse_ref_ids(false));
+        this.views = vector["views"]
             .as_array()
             .map(|names| {
                 names
                     .iter()
                     .map(|n| {
                         (
-                            n.as_str().expect("view name").to_owned(),
-                            encoder.create_view(),
+                            n.as_str().unwrap_or_default().to_owned(),
+                            this.encoder.create_view(),
                         )
                     })
                     .collect()
             })
             .unwrap_or_default();
-        Self {
-            types,
-            encoder,
-            stash,
-            views,
+        Ok(this)
+    }
+
+    /// The view named `name` in the vector.
+    #[must_use]
+    pub fn view(&self, name: &str) -> Option<ViewId> {
+        self.views.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+
+    /// Starts a step (see [`Replay::end_step`]).
+    pub fn begin_step(&mut self) {
+        self.step = StepFlags {
+            reused: false,
+            shared: self.has_shared(),
+        };
+    }
+
+    /// Ends a step (call it after encoding): whether the step is one whose
+    /// bytes cannot be the reference's, and why. `ref_ids` is the vector's
+    /// `refIds` of the step.
+    pub fn end_step(&mut self, ref_ids: Option<&Value>) -> Option<OneParent> {
+        let flags = self.step;
+        self.copied |= flags.reused;
+        if flags.reused {
+            Some(OneParent::Reused)
+        } else if flags.shared {
+            Some(OneParent::Shared)
+        } else if self.copied && ref_ids.is_some_and(|want| !self.ref_ids_equal(want)) {
+            Some(OneParent::Offset)
+        } else {
+            None
         }
     }
 
-    /// Whether an op refers to an existing instance as a value (`$path`,
-    /// `$stash`): the reference shares that instance, Roomcast copies it.
-    pub fn uses_shared_instance(op: &Value) -> bool {
-        let s = op.to_string();
-        (s.contains("\"$path\"") && !op["op"].as_str().is_some_and(|o| o.ends_with(".delete")))
-            || s.contains("\"$stash\"")
+    /// `{path: refId}` of every struct and collection of Roomcast's state
+    /// (the vectors' `refIds` format).
+    #[must_use]
+    pub fn ref_ids(&self) -> BTreeMap<String, u32> {
+        let mut out = BTreeMap::new();
+        out.insert(
+            String::new(),
+            self.encoder.state().__ref_id(&()).unwrap_or(0),
+        );
+        walk_ref_ids(&self.types, self.encoder.state(), "", &mut out);
+        out
+    }
+
+    fn ref_ids_equal(&self, want: &Value) -> bool {
+        let Some(want) = want.as_object() else {
+            return true;
+        };
+        let ours = self.ref_ids();
+        ours.len() == want.len()
+            && ours
+                .iter()
+                .all(|(k, v)| want.get(k).and_then(Value::as_u64) == Some(u64::from(*v)))
+    }
+
+    /// What a client decodes from the model (the reference's state).
+    #[must_use]
+    pub fn model_state(&self, lossy: bool) -> Value {
+        self.node_json(self.root, lossy, 0)
+    }
+
+    fn node_json(&self, id: NodeId, lossy: bool, depth: usize) -> Value {
+        let each = |v: &MVal, wire: Option<Primitive>| match v {
+            MVal::Ref(id) if depth < 64 => self.node_json(*id, lossy, depth + 1),
+            MVal::Ref(_) => Value::Null,
+            MVal::Prim(p) => {
+                let prim = DynValue::Prim(wire.unwrap_or(Primitive::String), p.clone());
+                let json = if lossy {
+                    dyn_value_json(&self.types, &prim)
+                } else {
+                    dyn_server_value_json(&self.types, &prim)
+                };
+                json.unwrap_or(Value::Null)
+            }
+        };
+        match &self.nodes[id] {
+            MNode::Struct { ty, fields } => Value::Object(
+                self.types
+                    .fields(*ty)
+                    .iter()
+                    .zip(fields)
+                    .filter_map(|(f, v)| {
+                        let wire = match f.ty {
+                            FieldType::Primitive(p) => Some(p),
+                            _ => None,
+                        };
+                        v.as_ref().map(|v| (f.name.clone(), each(v, wire)))
+                    })
+                    .collect(),
+            ),
+            MNode::Map { elem, entries } => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), each(v, elem_wire(*elem))))
+                    .collect(),
+            ),
+            MNode::List { elem, items, .. } => {
+                Value::Array(items.iter().map(|v| each(v, elem_wire(*elem))).collect())
+            }
+        }
     }
 
     /// Applies one op of a step.
     ///
     /// # Panics
     ///
-    /// On a malformed op or an op this replay does not support.
+    /// Where [`Replay::try_apply`] returns an error.
     pub fn apply(&mut self, op: &Value) {
-        let kind = op["op"].as_str().expect("op");
-        let path: Vec<Value> = op["path"].as_array().cloned().unwrap_or_default();
-        if kind == "view.add" || kind == "view.remove" {
-            let name = op["view"].as_str().expect("view");
-            let view = self.view(name).expect("known view");
-            let tag = op["tag"].as_i64().unwrap_or(DEFAULT_VIEW_TAG);
-            let show = kind == "view.add";
-            self.with_value(&path, |v| match v {
-                DynValueMut::Struct(mut s) => apply_view(&mut s, view, show, tag),
-                DynValueMut::Map(mut m) => apply_view(&mut m, view, show, tag),
-                DynValueMut::Array(mut a) => apply_view(&mut a, view, show, tag),
-                DynValueMut::Set(mut x) => apply_view(&mut x, view, show, tag),
-                DynValueMut::Collection(mut x) => apply_view(&mut x, view, show, tag),
-                _ => panic!("{kind}: not a ref"),
-            });
-            return;
+        if let Err(e) = self.try_apply(op) {
+            panic!("{e}: op {}", strip_key_order(op));
         }
-        if kind == "stash" {
-            let v = self.value_at(&path).expect("stash path").clone();
-            self.stash
-                .insert(op["as"].as_str().expect("as").to_owned(), v);
-            return;
-        }
-        let (decl, value) = (self.declared_at(&path), op.get("value"));
-        let built = |this: &Self, ty: FieldType, v: &Value| -> Option<DynValue> {
-            build(&this.types, ty, v, &this.stash, Some(this))
+    }
+
+    /// Applies one op of a step to the model and to Roomcast's state.
+    ///
+    /// # Errors
+    ///
+    /// A malformed op, a path that leads nowhere, an op this replay does
+    /// not support (holes in arrays, a sort it cannot reproduce), or a
+    /// Roomcast state that does not follow the model.
+    pub fn try_apply(&mut self, op: &Value) -> Result<(), String> {
+        let kind = op["op"].as_str().ok_or("op without `op`")?;
+        let path: Vec<Value> = match op.get("path") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a.clone(),
+            Some(other) => return Err(format!("bad path {other}")),
         };
-        match kind {
-            "set" => {
-                let DeclaredAt::Struct(ty) = decl else {
-                    panic!("set on a non-struct")
-                };
-                let (i, fty) = field_of(&self.types, ty, op["field"].as_str().expect("field"));
-                let v = built(self, fty, value.expect("value"));
-                self.with_struct(&path, |s| s.set(i, v));
+        if kind == "stash" {
+            let v = self.resolve(&path)?;
+            let name = op["as"].as_str().ok_or("stash without `as`")?;
+            self.stash.insert(name.to_owned(), v);
+            return Ok(());
+        }
+        let target = match self.resolve(&path)? {
+            MVal::Ref(id) => id,
+            MVal::Prim(_) => {
+                return Err(format!(
+                    "path {}: a primitive, not an instance",
+                    Value::Array(path)
+                ))
             }
-            "map.set" | "array.push" | "array.unshift" | "array.splice" | "array.set"
-            | "set.add" | "collection.add" => {
-                let DeclaredAt::Collection(kind_c, elem) = decl else {
-                    panic!("{kind} on a non-collection")
+        };
+        self.apply_on(kind, target, op)?;
+        if !self.step.shared && self.has_shared() {
+            self.step.shared = true;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_lines, reason = "one arm per op")]
+    fn apply_on(&mut self, kind: &str, target: NodeId, op: &Value) -> Result<(), String> {
+        match kind {
+            "view.add" | "view.remove" => {
+                let name = op["view"].as_str().ok_or("view op without `view`")?;
+                let view = self
+                    .view(name)
+                    .ok_or_else(|| format!("unknown view {name}"))?;
+                let tag = op["tag"].as_i64().unwrap_or(DEFAULT_VIEW_TAG);
+                let show = kind == "view.add";
+                self.each_copy(target, |v| {
+                    match v {
+                        DynValueMut::Struct(mut s) => apply_view(&mut s, view, show, tag),
+                        DynValueMut::Map(mut m) => apply_view(&mut m, view, show, tag),
+                        DynValueMut::Array(mut a) => apply_view(&mut a, view, show, tag),
+                        DynValueMut::Set(mut x) => apply_view(&mut x, view, show, tag),
+                        DynValueMut::Collection(mut x) => apply_view(&mut x, view, show, tag),
+                        _ => return Err("not an instance".to_owned()),
+                    }
+                    Ok(())
+                })
+            }
+            "set" => {
+                let MNode::Struct { ty, .. } = self.nodes[target] else {
+                    return Err("set on a collection".into());
+                };
+                let field = op["field"].as_str().ok_or("set without `field`")?;
+                let (i, fty) = self.field_of(ty, field)?;
+                let new = self.materialize(op.get("value").unwrap_or(&Value::Null), fty)?;
+                // `value === previousValue`: a no-op for the reference. The
+                // instance already there is skipped (a copy would replace
+                // it here); a primitive still goes through Roomcast's setter,
+                // which must find it unchanged itself.
+                let same = strict_eq(self.struct_field(target, i), new.as_ref().map(|v| &v.0));
+                if same && matches!(new, Some((MVal::Ref(_), _))) {
+                    return Ok(());
+                }
+                let new = self.placed(new);
+                if !same {
+                    if let MNode::Struct { fields, .. } = &mut self.nodes[target] {
+                        fields[i].clone_from(&new);
+                    }
+                }
+                let dynv = new.map(|v| self.to_dyn(&v, fty));
+                self.each_copy(target, |v| match v {
+                    DynValueMut::Struct(mut s) => {
+                        s.set(i, dynv.clone());
+                        Ok(())
+                    }
+                    _ => Err("not a struct".into()),
+                })
+            }
+            "map.set" => {
+                let MNode::Map { elem, .. } = self.nodes[target] else {
+                    return Err("map.set on a non-map".into());
+                };
+                let key = key_string(&op["key"])?;
+                let ety = element_field_type(elem);
+                let new = self
+                    .materialize(op.get("value").unwrap_or(&Value::Null), ety)?
+                    .ok_or("map.set with a null value (the reference throws)")?;
+                let MNode::Map { entries, .. } = &self.nodes[target] else {
+                    unreachable!()
+                };
+                let pos = entries.iter().position(|(k, _)| *k == key);
+                // The value already there: a no-op for the reference (see `set`).
+                let same = pos.is_some_and(|p| strict_eq(Some(&entries[p].1), Some(&new.0)));
+                if same && matches!(new.0, MVal::Ref(_)) {
+                    return Ok(());
+                }
+                let new = self.placed(Some(new)).expect("a value");
+                let dynv = self.to_dyn(&new, ety);
+                if let MNode::Map { entries, .. } = &mut self.nodes[target] {
+                    match pos {
+                        Some(_) if same => {}
+                        Some(p) => entries[p].1 = new,
+                        None => entries.push((key.clone(), new)),
+                    }
+                }
+                self.each_copy(target, |v| match v {
+                    DynValueMut::Map(mut m) => {
+                        m.insert(&key, dynv.clone());
+                        Ok(())
+                    }
+                    _ => Err("not a map".into()),
+                })
+            }
+            "map.delete" => {
+                let key = key_string(&op["key"])?;
+                let MNode::Map { entries, .. } = &mut self.nodes[target] else {
+                    return Err("map.delete on a non-map".into());
+                };
+                entries.retain(|(k, _)| *k != key);
+                self.each_copy(target, |v| match v {
+                    DynValueMut::Map(mut m) => {
+                        m.remove(&key);
+                        Ok(())
+                    }
+                    _ => Err("not a map".into()),
+                })
+            }
+            "map.clear" | "array.clear" | "set.clear" | "collection.clear" => {
+                match &mut self.nodes[target] {
+                    MNode::Map { entries, .. } => entries.clear(),
+                    MNode::List { items, .. } => items.clear(),
+                    MNode::Struct { .. } => return Err(format!("{kind} on a struct")),
+                }
+                self.each_copy(target, |v| {
+                    match v {
+                        DynValueMut::Map(mut m) => m.clear(),
+                        DynValueMut::Array(mut a) => a.clear(),
+                        DynValueMut::Set(mut s) => s.clear(),
+                        DynValueMut::Collection(mut c) => c.clear(),
+                        _ => return Err("not a collection".into()),
+                    }
+                    Ok(())
+                })
+            }
+            "array.push" | "array.unshift" | "array.splice" | "array.set" | "array.pop"
+            | "array.shift" | "array.reverse" | "array.sort" => self.apply_array(kind, target, op),
+            "set.add" | "collection.add" => {
+                let MNode::List { elem, kind: ck, .. } = self.nodes[target] else {
+                    return Err(format!("{kind} on a non-collection"));
                 };
                 let ety = element_field_type(elem);
-                let values: Vec<DynValue> = match kind {
-                    "array.push" | "array.unshift" | "array.splice" => op["values"]
-                        .as_array()
-                        .map(|vs| vs.iter().filter_map(|v| built(self, ety, v)).collect())
-                        .unwrap_or_default(),
-                    _ => built(self, ety, value.expect("value"))
-                        .into_iter()
-                        .collect(),
-                };
-                let _ = kind_c;
-                self.with_value(&path, |v| match (kind, v) {
-                    ("map.set", DynValueMut::Map(mut m)) => {
-                        let key = op["key"].as_str().expect("key");
-                        m.insert(key, values.into_iter().next().expect("value"));
+                let new = self
+                    .materialize(op.get("value").unwrap_or(&Value::Null), ety)?
+                    .ok_or_else(|| format!("{kind} with a null value (the reference throws)"))?;
+                if ck == CollectionKind::Set && self.list_position(target, &new.0).is_some() {
+                    // SetSchema.add of a value (`===`) it holds: no-op. Roomcast's
+                    // set finds equal primitives itself; an instance has no
+                    // identity there.
+                    if matches!(new.0, MVal::Ref(_)) {
+                        return Ok(());
                     }
-                    ("array.push", DynValueMut::Array(mut a)) => {
-                        values.into_iter().for_each(|v| a.push(v));
-                    }
-                    ("array.unshift", DynValueMut::Array(mut a)) => {
-                        for (i, v) in values.into_iter().enumerate() {
-                            a.insert(i, v);
-                        }
-                    }
-                    ("array.splice", DynValueMut::Array(mut a)) => {
-                        let start = op["start"].as_u64().expect("start") as usize;
-                        let count = op["deleteCount"].as_u64().expect("deleteCount") as usize;
-                        a.splice(start, count, values);
-                    }
-                    ("array.set", DynValueMut::Array(mut a)) => {
-                        let index = op["index"].as_u64().expect("index") as usize;
-                        a.set(index, values.into_iter().next().expect("value"));
-                    }
-                    ("set.add", DynValueMut::Set(mut s)) => {
-                        s.add(values.into_iter().next().expect("value"));
-                    }
-                    ("collection.add", DynValueMut::Collection(mut c)) => {
-                        c.add(values.into_iter().next().expect("value"));
-                    }
-                    _ => panic!("{kind}: wrong target"),
-                });
-            }
-            "map.delete" => self.with_value(&path, |v| {
-                let DynValueMut::Map(mut m) = v else {
-                    panic!("map.delete")
-                };
-                m.remove(op["key"].as_str().expect("key"));
-            }),
-            "set.delete" | "collection.delete" => {
-                let value = value.expect("value");
-                // By identity (`$path` to an element) or by value.
-                let position = value
-                    .get("$path")
-                    .and_then(Value::as_array)
-                    .and_then(|p| p.last())
-                    .and_then(Value::as_u64)
-                    .map(|p| p as usize);
-                let DeclaredAt::Collection(_, elem) = decl else {
-                    panic!("{kind}")
-                };
-                let probe = if position.is_none() {
-                    built(self, element_field_type(elem), value)
-                } else {
-                    None
-                };
-                self.with_value(&path, |v| {
-                    let mut n = 0usize;
-                    let mut matches = |x: &DynValue| {
-                        let hit = match (position, &probe) {
-                            (Some(p), _) => n == p,
-                            (None, Some(DynValue::Prim(_, want))) => {
-                                matches!(x, DynValue::Prim(_, got) if got == want)
-                            }
-                            _ => false,
-                        };
-                        n += 1;
-                        hit
-                    };
+                } else if let MNode::List { items, .. } = &mut self.nodes[target] {
+                    items.push(new.0.clone());
+                }
+                let new = self.placed(Some(new)).expect("a value");
+                let dynv = self.to_dyn(&new, ety);
+                self.each_copy(target, |v| {
                     match v {
                         DynValueMut::Set(mut s) => {
-                            s.remove_where(&mut matches);
+                            s.add(dynv.clone());
                         }
                         DynValueMut::Collection(mut c) => {
-                            c.remove_where(&mut matches);
+                            c.add(dynv.clone());
                         }
-                        _ => panic!("{kind}: wrong target"),
+                        _ => return Err("not a set/collection".into()),
                     }
-                });
+                    Ok(())
+                })
             }
-            "map.clear" | "set.clear" | "collection.clear" | "array.clear" => {
-                self.with_value(&path, |v| match v {
-                    DynValueMut::Map(mut m) => m.clear(),
-                    DynValueMut::Array(mut a) => a.clear(),
-                    DynValueMut::Set(mut s) => s.clear(),
-                    DynValueMut::Collection(mut c) => c.clear(),
-                    _ => panic!("clear: wrong target"),
-                });
-            }
-            "array.pop" | "array.shift" | "array.reverse" | "array.sort" => {
-                self.with_value(&path, |v| {
-                    let DynValueMut::Array(mut a) = v else {
-                        panic!("{kind}")
+            "set.delete" | "collection.delete" => {
+                let MNode::List { elem, .. } = self.nodes[target] else {
+                    return Err(format!("{kind} on a non-collection"));
+                };
+                let probe = self.materialize(
+                    op.get("value").unwrap_or(&Value::Null),
+                    element_field_type(elem),
+                )?;
+                // By `===`: a primitive by value, an instance by identity.
+                let Some(pos) = probe.and_then(|(p, _)| self.list_position(target, &p)) else {
+                    return Ok(());
+                };
+                if let MNode::List { items, .. } = &mut self.nodes[target] {
+                    items.remove(pos);
+                }
+                self.each_copy(target, |v| {
+                    let mut n = 0usize;
+                    let mut at = |_: &DynValue| {
+                        n += 1;
+                        n == pos + 1
                     };
-                    match kind {
-                        "array.pop" => {
-                            a.pop();
+                    let removed = match v {
+                        DynValueMut::Set(mut s) => s.remove_where(&mut at).is_some(),
+                        DynValueMut::Collection(mut c) => c.remove_where(&mut at).is_some(),
+                        _ => return Err("not a set/collection".into()),
+                    };
+                    if removed {
+                        Ok(())
+                    } else {
+                        Err(format!("no element at position {pos}"))
+                    }
+                })
+            }
+            other => Err(format!("unsupported op {other}")),
+        }
+    }
+
+    #[allow(clippy::too_many_lines, reason = "one arm per array method")]
+    fn apply_array(&mut self, kind: &str, target: NodeId, op: &Value) -> Result<(), String> {
+        let MNode::List {
+            kind: CollectionKind::Array,
+            elem,
+            ref items,
+        } = self.nodes[target]
+        else {
+            return Err(format!("{kind} on a non-array"));
+        };
+        let len = items.len();
+        let ety = element_field_type(elem);
+        // Values are materialized before the call (spread arguments).
+        let mut values = Vec::new();
+        for v in op["values"].as_array().into_iter().flatten() {
+            values.push(self.materialize(v, ety)?);
+        }
+        match kind {
+            "array.push" => {
+                // ArraySchema.push stops at the first null / undefined.
+                let values: Vec<_> = values.into_iter().map_while(|v| v).collect();
+                let placed: Vec<MVal> = values
+                    .into_iter()
+                    .filter_map(|v| self.placed(Some(v)))
+                    .collect();
+                self.list_mut(target).extend(placed.iter().cloned());
+                let dynv: Vec<DynValue> = placed.iter().map(|v| self.to_dyn(v, ety)).collect();
+                self.each_copy(target, |v| match v {
+                    DynValueMut::Array(mut a) => {
+                        dynv.iter().for_each(|x| a.push(x.clone()));
+                        Ok(())
+                    }
+                    _ => Err("not an array".into()),
+                })
+            }
+            "array.unshift" | "array.splice" => {
+                let mut placed = Vec::new();
+                for v in values {
+                    let v = v.ok_or_else(|| {
+                        format!("{kind} with a null value (holes are not replayed)")
+                    })?;
+                    placed.extend(self.placed(Some(v)));
+                }
+                let (start, count) = if kind == "array.unshift" {
+                    (0, 0)
+                } else {
+                    splice_args(op, len)?
+                };
+                self.list_mut(target)
+                    .splice(start..start + count, placed.iter().cloned());
+                let dynv: Vec<DynValue> = placed.iter().map(|v| self.to_dyn(v, ety)).collect();
+                self.each_copy(target, |v| match v {
+                    DynValueMut::Array(mut a) if kind == "array.unshift" => {
+                        for (i, x) in dynv.iter().enumerate() {
+                            a.insert(i, x.clone());
                         }
-                        "array.shift" => {
+                        Ok(())
+                    }
+                    DynValueMut::Array(mut a) if start <= a.len() => {
+                        a.splice(start, count, dynv.iter().cloned());
+                        Ok(())
+                    }
+                    _ => Err("not an array of that length".into()),
+                })
+            }
+            "array.set" => {
+                let index = op["index"]
+                    .as_u64()
+                    .ok_or("array.set: `index` is not a non-negative integer")?
+                    as usize;
+                let new = self
+                    .materialize(op.get("value").unwrap_or(&Value::Null), ety)?
+                    .ok_or("array.set with a null value (not replayed)")?;
+                if index > len {
+                    return Err(format!(
+                        "array.set at {index} past the end ({len}): holes are not replayed"
+                    ));
+                }
+                let same = index < len && strict_eq(self.list_mut(target).get(index), Some(&new.0));
+                if same && matches!(new.0, MVal::Ref(_)) {
+                    return Ok(());
+                }
+                let new = self.placed(Some(new)).expect("a value");
+                if index == len {
+                    self.list_mut(target).push(new.clone());
+                } else {
+                    self.list_mut(target)[index] = new.clone();
+                }
+                let dynv = self.to_dyn(&new, ety);
+                self.each_copy(target, |v| match v {
+                    DynValueMut::Array(mut a) if index == a.len() => {
+                        a.push(dynv.clone());
+                        Ok(())
+                    }
+                    DynValueMut::Array(mut a) if index < a.len() => {
+                        a.set(index, dynv.clone());
+                        Ok(())
+                    }
+                    _ => Err("not an array of that length".into()),
+                })
+            }
+            "array.pop" | "array.shift" => {
+                let items = self.list_mut(target);
+                if !items.is_empty() {
+                    if kind == "array.pop" {
+                        items.pop();
+                    } else {
+                        items.remove(0);
+                    }
+                }
+                self.each_copy(target, |v| match v {
+                    DynValueMut::Array(mut a) => {
+                        if kind == "array.pop" {
+                            a.pop();
+                        } else {
                             a.shift();
                         }
-                        "array.reverse" => a.reverse(),
-                        _ => {
-                            let desc = op["descending"].as_bool().unwrap_or(false);
-                            a.sort_by(|x, y| {
-                                let o = compare(x, y);
-                                if desc {
-                                    o.reverse()
-                                } else {
-                                    o
+                        Ok(())
+                    }
+                    _ => Err("not an array".into()),
+                })
+            }
+            "array.reverse" => {
+                self.list_mut(target).reverse();
+                self.each_copy(target, |v| match v {
+                    DynValueMut::Array(mut a) => {
+                        a.reverse();
+                        Ok(())
+                    }
+                    _ => Err("not an array".into()),
+                })
+            }
+            _ => {
+                // array.sort
+                let desc = op["descending"].as_bool().unwrap_or(false);
+                let items = self.list_mut(target);
+                v8_sort(items, &|a, b| js_compare(a, b, desc));
+                let want: Vec<MVal> = items.clone();
+                let prim_of = |v: &DynValue| match v {
+                    DynValue::Prim(_, p) => MVal::Prim(p.clone()),
+                    _ => MVal::Ref(usize::MAX),
+                };
+                let sorted = self.each_copy(target, |v| match v {
+                    DynValueMut::Array(mut a) => {
+                        // A total order for Rust's sort (NaN last): the same
+                        // result as the comparator whenever that one is
+                        // consistent; checked against V8's below.
+                        a.sort_by(|x, y| {
+                            let (x, y) = (prim_of(x), prim_of(y));
+                            let nan = |v: &MVal| matches!(v, MVal::Prim(PrimValue::Num(n)) if n.is_nan());
+                            match (nan(&x), nan(&y)) {
+                                (false, false) => js_compare(&x, &y, desc),
+                                (a, b) => a.cmp(&b),
+                            }
+                        });
+                        let got: Vec<MVal> = a.iter().map(prim_of).collect();
+                        let same = got.len() == want.len()
+                            && got.iter().zip(&want).all(|(g, w)| match (g, w) {
+                                (MVal::Prim(g), MVal::Prim(w)) => {
+                                    g == w || matches!((g, w), (PrimValue::Num(a), PrimValue::Num(b)) if a.is_nan() && b.is_nan())
                                 }
+                                _ => true,
                             });
+                        if same {
+                            Ok(())
+                        } else {
+                            Err("array.sort: V8's order (NaN in the array?) is not reproduced".into())
                         }
                     }
+                    _ => Err("not an array".into()),
                 });
+                sorted
             }
-            other => panic!("unsupported op {other}"),
         }
     }
 
-    /// The view named `name` in the vector.
-    pub fn view(&self, name: &str) -> Option<ViewId> {
-        self.views.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    // --- model helpers ------------------------------------------------------
+
+    fn field_of(&self, ty: TypeId, name: &str) -> Result<(usize, FieldType), String> {
+        self.types
+            .fields(ty)
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.name == name)
+            .map(|(i, f)| (i, f.ty))
+            .ok_or_else(|| format!("no field {name:?} in type {}", self.types.get(ty).name))
     }
 
-    /// The value at a path of the current state.
-    pub fn value_at(&self, path: &[Value]) -> Option<&DynValue> {
-        let mut cur: Option<&DynValue> = None;
-        let mut s: &DynStruct = self.encoder.state();
-        for seg in path {
-            let next = match cur {
-                None => {
-                    let (i, _) = field_of(&self.types, s.type_id(), seg.as_str()?);
-                    s.get(i)
-                }
-                Some(DynValue::Struct(st)) => {
-                    let (i, _) = field_of(&self.types, st.type_id(), seg.as_str()?);
-                    st.get(i)
-                }
-                Some(DynValue::Map(m)) => m.get(seg.as_str()?),
-                Some(DynValue::Array(a)) => a.get(seg.as_u64()? as usize),
-                Some(DynValue::Set(x)) => x.iter().nth(seg.as_u64()? as usize),
-                Some(DynValue::Collection(x)) => x.iter().nth(seg.as_u64()? as usize),
-                Some(DynValue::Prim(..) | DynValue::Quantized(..)) => None,
+    fn struct_field(&self, id: NodeId, i: usize) -> Option<&MVal> {
+        match &self.nodes[id] {
+            MNode::Struct { fields, .. } => fields.get(i)?.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn list_mut(&mut self, id: NodeId) -> &mut Vec<MVal> {
+        match &mut self.nodes[id] {
+            MNode::List { items, .. } => items,
+            _ => unreachable!("a list"),
+        }
+    }
+
+    fn list_position(&self, id: NodeId, v: &MVal) -> Option<usize> {
+        match &self.nodes[id] {
+            MNode::List { items, .. } => items.iter().position(|x| strict_eq(Some(x), Some(v))),
+            _ => None,
+        }
+    }
+
+    /// A materialized value being placed: notes an existing instance.
+    fn placed(&mut self, v: Option<(MVal, bool)>) -> Option<MVal> {
+        let (v, existing) = v?;
+        if existing {
+            self.step.reused = true;
+        }
+        Some(v)
+    }
+
+    /// Walks a vector path through the model (JavaScript's `resolvePath`).
+    fn resolve(&self, path: &[Value]) -> Result<MVal, String> {
+        let mut cur = MVal::Ref(self.root);
+        for (n, seg) in path.iter().enumerate() {
+            let walked = || Value::Array(path[..=n].to_vec());
+            let MVal::Ref(id) = cur else {
+                return Err(format!(
+                    "path {}: cannot descend into a primitive",
+                    walked()
+                ));
             };
-            cur = next;
-            if let Some(DynValue::Struct(st)) = cur {
-                s = st;
-            }
+            let next = match &self.nodes[id] {
+                MNode::Struct { ty, fields } => {
+                    let name = key_string(seg)?;
+                    let (i, _) = self
+                        .field_of(*ty, &name)
+                        .map_err(|e| format!("path {}: {e}", walked()))?;
+                    fields[i].clone()
+                }
+                MNode::Map { entries, .. } => {
+                    let key = key_string(seg)?;
+                    entries
+                        .iter()
+                        .find(|(k, _)| *k == key)
+                        .map(|(_, v)| v.clone())
+                }
+                MNode::List { kind, items, .. } => {
+                    let i = index_of(seg)
+                        .ok_or_else(|| format!("path {}: {seg} is not a position", walked()))?;
+                    // `ArraySchema.at` counts negative positions from the end.
+                    let i = if i < 0 && *kind == CollectionKind::Array {
+                        i + items.len() as i64
+                    } else {
+                        i
+                    };
+                    let i = usize::try_from(i).unwrap_or(usize::MAX);
+                    items.get(i).cloned()
+                }
+            };
+            cur = next.ok_or_else(|| {
+                format!(
+                    "path {}: nothing there (the replay does not hold what the reference held)",
+                    walked()
+                )
+            })?;
         }
-        cur
+        Ok(cur)
     }
 
-    /// What the op at `path` works on: a struct (its concrete type) or a
-    /// collection (the element type its field declares).
-    fn declared_at(&self, path: &[Value]) -> DeclaredAt {
-        let Some((last, parent)) = path.split_last() else {
-            return DeclaredAt::Struct(self.types.root());
-        };
-        match self.value_at(path) {
-            Some(DynValue::Struct(s)) => DeclaredAt::Struct(s.type_id()),
-            Some(DynValue::Prim(..) | DynValue::Quantized(..)) | None => DeclaredAt::Primitive,
-            Some(_) => {
-                let owner = if parent.is_empty() {
-                    self.types.root()
-                } else {
-                    match self.value_at(parent) {
-                        Some(DynValue::Struct(s)) => s.type_id(),
-                        _ => panic!("collections are struct fields"),
+    /// Builds a model value of declared type `ty` from its JSON form; the
+    /// flag says whether it is an existing instance (`$path`, `$stash`).
+    fn materialize(&mut self, v: &Value, ty: FieldType) -> Result<Option<(MVal, bool)>, String> {
+        if v.is_null() {
+            return Ok(None);
+        }
+        if let Some(p) = v.get("$path").and_then(Value::as_array) {
+            let found = self.resolve(p)?;
+            let existing = matches!(found, MVal::Ref(_));
+            return Ok(Some((found, existing)));
+        }
+        if let Some(name) = v.get("$stash").and_then(Value::as_str) {
+            let found = self
+                .stash
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("unknown stash {name}"))?;
+            let existing = matches!(found, MVal::Ref(_));
+            return Ok(Some((found, existing)));
+        }
+        let node = match ty {
+            FieldType::Primitive(p) => return Ok(Some((MVal::Prim(prim(p, v)?), false))),
+            FieldType::Quantized(_) => {
+                let n = v.as_f64().ok_or("a quantized value is a number")?;
+                return Ok(Some((MVal::Prim(PrimValue::Num(n)), false)));
+            }
+            FieldType::Schema(_) => {
+                let name = v["$new"]
+                    .as_str()
+                    .ok_or_else(|| format!("expected {{\"$new\": …}}, got {v}"))?;
+                let actual = self
+                    .types
+                    .by_name(name)
+                    .ok_or_else(|| format!("$new of unknown type {name}"))?;
+                let n = self.types.fields(actual).len();
+                let id = self.push_node(MNode::Struct {
+                    ty: actual,
+                    fields: vec![None; n],
+                });
+                if let Some(fields) = v["fields"].as_object() {
+                    for fname in keys_in_order(fields) {
+                        let (i, fty) = self.field_of(actual, fname)?;
+                        let fv = self.materialize(&fields[fname], fty)?;
+                        let fv = self.placed(fv);
+                        if let MNode::Struct { fields, .. } = &mut self.nodes[id] {
+                            fields[i] = fv;
+                        }
                     }
+                }
+                return Ok(Some((MVal::Ref(id), false)));
+            }
+            FieldType::Collection(kind, elem) => (kind, elem),
+        };
+        let (kind, elem) = node;
+        let ety = element_field_type(elem);
+        let id = if kind == CollectionKind::Map {
+            let map = v["$map"]
+                .as_object()
+                .ok_or_else(|| format!("expected {{\"$map\": …}}, got {v}"))?;
+            let id = self.push_node(MNode::Map {
+                elem,
+                entries: Vec::new(),
+            });
+            for key in keys_in_order(map) {
+                let e = self
+                    .materialize(&map[key], ety)?
+                    .ok_or("a null map entry (the reference throws)")?;
+                let e = self.placed(Some(e)).expect("a value");
+                if let MNode::Map { entries, .. } = &mut self.nodes[id] {
+                    match entries.iter().position(|(k, _)| k == key) {
+                        Some(p) => entries[p].1 = e,
+                        None => entries.push((key.to_owned(), e)),
+                    }
+                }
+            }
+            id
+        } else {
+            let name = match kind {
+                CollectionKind::Array => "$array",
+                CollectionKind::Set => "$set",
+                _ => "$collection",
+            };
+            let list = v[name]
+                .as_array()
+                .ok_or_else(|| format!("expected {{\"{name}\": […]}}, got {v}"))?;
+            let id = self.push_node(MNode::List {
+                kind,
+                elem,
+                items: Vec::new(),
+            });
+            for x in list {
+                let e = self.materialize(x, ety)?;
+                // `ArraySchema.push(undefined)` skips it; a set or a
+                // collection throws.
+                let Some(e) = e else {
+                    if kind == CollectionKind::Array {
+                        continue;
+                    }
+                    return Err(format!("a null element in {name}"));
                 };
-                match field_of(&self.types, owner, last.as_str().expect("field")).1 {
-                    FieldType::Collection(k, e) => DeclaredAt::Collection(k, e),
-                    _ => DeclaredAt::Primitive,
+                if kind == CollectionKind::Set && self.list_position(id, &e.0).is_some() {
+                    continue;
+                }
+                let e = self.placed(Some(e)).expect("a value");
+                if let MNode::List { items, .. } = &mut self.nodes[id] {
+                    items.push(e);
+                }
+            }
+            id
+        };
+        Ok(Some((MVal::Ref(id), false)))
+    }
+
+    fn push_node(&mut self, n: MNode) -> NodeId {
+        self.nodes.push(n);
+        self.nodes.len() - 1
+    }
+
+    fn children(&self, id: NodeId) -> Vec<(Seg, &MVal)> {
+        match &self.nodes[id] {
+            MNode::Struct { fields, .. } => fields
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| v.as_ref().map(|v| (Seg::Field(i), v)))
+                .collect(),
+            MNode::Map { entries, .. } => entries
+                .iter()
+                .map(|(k, v)| (Seg::Key(k.clone()), v))
+                .collect(),
+            MNode::List { items, .. } => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (Seg::Pos(i), v))
+                .collect(),
+        }
+    }
+
+    /// Whether an instance reachable from the root is held by two slots.
+    fn has_shared(&self) -> bool {
+        let mut incoming = vec![0u32; self.nodes.len()];
+        let mut seen = vec![false; self.nodes.len()];
+        let mut stack = vec![self.root];
+        seen[self.root] = true;
+        while let Some(id) = stack.pop() {
+            for (_, v) in self.children(id) {
+                if let MVal::Ref(c) = v {
+                    incoming[*c] += 1;
+                    if incoming[*c] > 1 {
+                        return true;
+                    }
+                    if !seen[*c] {
+                        seen[*c] = true;
+                        stack.push(*c);
+                    }
                 }
             }
         }
+        false
     }
 
-    fn with_value(&mut self, path: &[Value], f: impl FnOnce(DynValueMut<'_>)) {
-        let types = self.types.clone();
-        let mut f = Some(f);
-        let mut call = |v: DynValueMut<'_>| (f.take().expect("called once"))(v);
-        let mut root = DynValueMut::Struct(self.encoder.root_mut());
-        if path.is_empty() {
-            call(root);
-        } else {
-            walk(&types, &mut root, path, &mut call);
+    /// Every path from the root to `target` (one per copy in Roomcast's
+    /// state), at most 256.
+    fn paths_to(&self, target: NodeId) -> Vec<Vec<Seg>> {
+        let mut out = Vec::new();
+        let mut path = Vec::new();
+        let mut on_stack = vec![false; self.nodes.len()];
+        self.collect_paths(self.root, target, &mut path, &mut on_stack, &mut out);
+        out
+    }
+
+    fn collect_paths(
+        &self,
+        id: NodeId,
+        target: NodeId,
+        path: &mut Vec<Seg>,
+        on_stack: &mut [bool],
+        out: &mut Vec<Vec<Seg>>,
+    ) {
+        if out.len() >= 256 {
+            return;
         }
+        if id == target {
+            out.push(path.clone());
+            return;
+        }
+        if on_stack[id] {
+            return;
+        }
+        on_stack[id] = true;
+        for (seg, v) in self.children(id) {
+            if let MVal::Ref(c) = v {
+                path.push(seg);
+                self.collect_paths(*c, target, path, on_stack, out);
+                path.pop();
+            }
+        }
+        on_stack[id] = false;
     }
 
-    fn with_struct(&mut self, path: &[Value], f: impl FnOnce(&mut DynMut<'_>)) {
-        self.with_value(path, |v| match v {
-            DynValueMut::Struct(mut s) => f(&mut s),
-            _ => panic!("not a struct"),
-        });
+    /// Calls `f` on every copy of model instance `target` in Roomcast's state.
+    fn each_copy(
+        &mut self,
+        target: NodeId,
+        mut f: impl FnMut(DynValueMut<'_>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let paths = self.paths_to(target);
+        if paths.is_empty() {
+            // A detached instance (a stash): nothing in Roomcast's state.
+            return Ok(());
+        }
+        for p in paths {
+            let mut result = Err(format!("path {p:?} not in Roomcast's state"));
+            let mut root = DynValueMut::Struct(self.encoder.root_mut());
+            if p.is_empty() {
+                result = f(root);
+            } else {
+                walk_mut(&mut root, &p, &mut |v| result = f(v));
+            }
+            result.map_err(|e| format!("Roomcast's state at {p:?}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Roomcast's value for a model value placed in a slot declared `ty`
+    /// (a struct gets the TYPE_ID of its class when that is not `ty`).
+    fn to_dyn(&self, v: &MVal, ty: FieldType) -> DynValue {
+        match (v, ty) {
+            (MVal::Prim(p), FieldType::Primitive(w)) => DynValue::Prim(w, p.clone()),
+            (MVal::Prim(p), FieldType::Quantized(q)) => {
+                DynValue::quantized(q, if let PrimValue::Num(n) = p { *n } else { 0.0 })
+            }
+            (MVal::Prim(p), _) => DynValue::Prim(Primitive::String, p.clone()),
+            (MVal::Ref(id), _) => match &self.nodes[*id] {
+                MNode::Struct { ty: actual, fields } => {
+                    let mut s = DynStruct::new(&self.types, *actual);
+                    if FieldType::Schema(*actual) != ty {
+                        s.set_type_tag(Some(actual.0));
+                    }
+                    for (i, f) in self.types.fields(*actual).iter().enumerate() {
+                        s.set(i, fields[i].as_ref().map(|v| self.to_dyn(v, f.ty)));
+                    }
+                    DynValue::Struct(Box::new(s))
+                }
+                MNode::Map { elem, entries } => {
+                    let ety = element_field_type(*elem);
+                    let mut c = empty_value(FieldType::Collection(CollectionKind::Map, *elem))
+                        .expect("a collection");
+                    if let DynValue::Map(m) = &mut c {
+                        for (k, v) in entries {
+                            m.insert(k, self.to_dyn(v, ety));
+                        }
+                    }
+                    c
+                }
+                MNode::List { kind, elem, items } => {
+                    let ety = element_field_type(*elem);
+                    let mut c =
+                        empty_value(FieldType::Collection(*kind, *elem)).expect("a collection");
+                    for v in items {
+                        let v = self.to_dyn(v, ety);
+                        match &mut c {
+                            DynValue::Array(a) => a.push(v),
+                            DynValue::Set(s) => {
+                                s.add(v);
+                            }
+                            DynValue::Collection(s) => {
+                                s.add(v);
+                            }
+                            _ => {}
+                        }
+                    }
+                    c
+                }
+            },
+        }
     }
 }
 
-fn walk(
-    types: &TypeRegistry,
-    v: &mut DynValueMut<'_>,
-    path: &[Value],
-    f: &mut dyn FnMut(DynValueMut<'_>),
-) {
-    let (seg, rest) = path.split_first().expect("non-empty path");
-    let child = match v {
-        DynValueMut::Struct(s) => {
-            let (i, _) = field_of(types, s.type_id(), seg.as_str().expect("field name"));
-            s.child(i)
-        }
-        DynValueMut::Map(m) => m.child(seg.as_str().expect("map key")),
-        DynValueMut::Array(a) => a.child(seg.as_u64().expect("array index") as usize),
-        DynValueMut::Set(x) => x.child(seg.as_u64().expect("set position") as usize),
-        DynValueMut::Collection(x) => x.child(seg.as_u64().expect("collection position") as usize),
+fn elem_wire(e: ElementType) -> Option<Primitive> {
+    match e {
+        ElementType::Primitive(p) => Some(p),
+        ElementType::Schema(_) => None,
+    }
+}
+
+fn key_string(v: &Value) -> Result<String, String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        other => Err(format!("bad key {other}")),
+    }
+}
+
+fn index_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// `start` / `deleteCount` as `ArraySchema.splice` and then JavaScript's
+/// `Array.prototype.splice` use them on an array of `len` elements.
+fn splice_args(op: &Value, len: usize) -> Result<(usize, usize), String> {
+    let start = op["start"]
+        .as_f64()
+        .ok_or("array.splice without a numeric `start`")?
+        .trunc();
+    let len_f = len as f64;
+    let actual_start = if start < 0.0 {
+        (len_f + start).max(0.0)
+    } else {
+        start.min(len_f)
+    } as usize;
+    // ArraySchema.splice: no deleteCount -> to the end; nothing to delete
+    // when `start` is not before the end.
+    let count = if len_f > start {
+        op["deleteCount"].as_f64().map_or(len_f - start, f64::trunc)
+    } else {
+        0.0
+    };
+    let count = count.clamp(0.0, (len - actual_start) as f64) as usize;
+    Ok((actual_start, count))
+}
+
+fn walk_mut(v: &mut DynValueMut<'_>, path: &[Seg], f: &mut dyn FnMut(DynValueMut<'_>)) {
+    let Some((seg, rest)) = path.split_first() else {
+        return;
+    };
+    let child = match (v, seg) {
+        (DynValueMut::Struct(s), Seg::Field(i)) => s.child(*i),
+        (DynValueMut::Map(m), Seg::Key(k)) => m.child(k),
+        (DynValueMut::Array(a), Seg::Pos(i)) => a.child(*i),
+        (DynValueMut::Set(x), Seg::Pos(i)) => x.child(*i),
+        (DynValueMut::Collection(x), Seg::Pos(i)) => x.child(*i),
         _ => None,
     };
-    let mut child = child.expect("path exists");
+    let Some(mut child) = child else {
+        return;
+    };
     if rest.is_empty() {
         f(child);
     } else {
-        walk(types, &mut child, rest, f);
+        walk_mut(&mut child, rest, f);
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum DeclaredAt {
-    Struct(TypeId),
-    Collection(CollectionKind, ElementType),
-    Primitive,
+fn walk_ref_ids(types: &TypeRegistry, s: &DynStruct, path: &str, out: &mut BTreeMap<String, u32>) {
+    for (i, f) in types.fields(s.type_id()).iter().enumerate() {
+        if let Some(v) = s.get(i) {
+            walk_value_ref_ids(types, v, &join(path, &f.name), out);
+        }
+    }
+}
+
+fn walk_value_ref_ids(
+    types: &TypeRegistry,
+    v: &DynValue,
+    path: &str,
+    out: &mut BTreeMap<String, u32>,
+) {
+    let Some(id) = v.__ref_id(&()) else {
+        return;
+    };
+    out.insert(path.to_owned(), id);
+    match v {
+        DynValue::Struct(s) => walk_ref_ids(types, s, path, out),
+        DynValue::Map(m) => {
+            for (k, x) in m.iter() {
+                walk_value_ref_ids(types, x, &join(path, k), out);
+            }
+        }
+        DynValue::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                walk_value_ref_ids(types, x, &join(path, &i.to_string()), out);
+            }
+        }
+        DynValue::Set(a) => {
+            for (i, x) in a.iter().enumerate() {
+                walk_value_ref_ids(types, x, &join(path, &i.to_string()), out);
+            }
+        }
+        DynValue::Collection(a) => {
+            for (i, x) in a.iter().enumerate() {
+                walk_value_ref_ids(types, x, &join(path, &i.to_string()), out);
+            }
+        }
+        DynValue::Prim(..) | DynValue::Quantized(..) => {}
+    }
+}
+
+fn join(path: &str, seg: &str) -> String {
+    if path.is_empty() {
+        seg.to_owned()
+    } else {
+        format!("{path}/{seg}")
+    }
 }
 
 fn element_field_type(e: ElementType) -> FieldType {
@@ -443,133 +1734,38 @@ fn element_field_type(e: ElementType) -> FieldType {
     }
 }
 
-fn field_of(types: &TypeRegistry, ty: TypeId, name: &str) -> (usize, FieldType) {
-    types
-        .fields(ty)
-        .iter()
-        .enumerate()
-        .find(|(_, f)| f.name == name)
-        .map(|(i, f)| (i, f.ty))
-        .unwrap_or_else(|| panic!("no field {name} in type {}", types.get(ty).name))
-}
-
-fn compare(a: &DynValue, b: &DynValue) -> std::cmp::Ordering {
-    match (a, b) {
-        (DynValue::Prim(_, PrimValue::Num(x)), DynValue::Prim(_, PrimValue::Num(y))) => {
-            x.partial_cmp(y).unwrap_or(std::cmp::Ordering::Equal)
-        }
-        (DynValue::Prim(_, PrimValue::Str(x)), DynValue::Prim(_, PrimValue::Str(y))) => x.cmp(y),
-        _ => std::cmp::Ordering::Equal,
-    }
-}
-
-fn prim(p: Primitive, v: &Value) -> PrimValue {
+fn prim(p: Primitive, v: &Value) -> Result<PrimValue, String> {
     if let Some(o) = v.as_object() {
         if let Some(n) = o.get("$num").and_then(Value::as_str) {
-            return PrimValue::Num(match n {
+            return Ok(PrimValue::Num(match n {
                 "NaN" => f64::NAN,
                 "Infinity" => f64::INFINITY,
                 "-Infinity" => f64::NEG_INFINITY,
                 "-0" => -0.0,
-                other => panic!("bad $num {other}"),
-            });
+                other => return Err(format!("bad $num {other}")),
+            }));
         }
         if let Some(b) = o.get("$bigint").and_then(Value::as_str) {
             return match p {
-                Primitive::BigUint64 => PrimValue::U64(b.parse().expect("biguint")),
-                _ => PrimValue::I64(b.parse().expect("bigint")),
-            };
+                Primitive::BigUint64 => b.parse().map(PrimValue::U64),
+                _ => b.parse().map(PrimValue::I64),
+            }
+            .map_err(|e| format!("bad $bigint {b}: {e}"));
         }
         if let Some(r) = o.get("$repeat").and_then(Value::as_str) {
-            let times = o["times"].as_u64().expect("times") as usize;
-            return PrimValue::Str(r.repeat(times));
+            let times = o["times"].as_u64().ok_or("$repeat without `times`")? as usize;
+            return Ok(PrimValue::Str(r.repeat(times)));
         }
-        panic!("bad primitive value {v}");
+        return Err(format!("bad primitive value {v}"));
     }
     match v {
-        Value::String(s) => PrimValue::Str(s.clone()),
-        Value::Bool(b) => PrimValue::Bool(*b),
-        Value::Number(n) => PrimValue::Num(n.as_f64().expect("number")),
-        other => panic!("bad primitive value {other}"),
-    }
-}
-
-/// Builds an untracked value of declared type `ty` from its JSON form.
-fn build(
-    types: &TypeRegistry,
-    ty: FieldType,
-    v: &Value,
-    stash: &HashMap<String, DynValue>,
-    state: Option<&Replay>,
-) -> Option<DynValue> {
-    if v.is_null() {
-        return None;
-    }
-    if let Some(p) = v.get("$path").and_then(Value::as_array) {
-        let found = state.and_then(|r| r.value_at(p)).expect("$path target");
-        return Some(found.clone());
-    }
-    if let Some(name) = v.get("$stash").and_then(Value::as_str) {
-        return Some(stash.get(name).expect("stashed").clone());
-    }
-    Some(match ty {
-        FieldType::Primitive(p) => DynValue::Prim(p, prim(p, v)),
-        FieldType::Quantized(q) => DynValue::quantized(q, v.as_f64().expect("a number")),
-        FieldType::Schema(declared) => {
-            let name = v["$new"].as_str().expect("$new");
-            let actual = types.by_name(name).expect("known type");
-            let mut s = DynStruct::new(types, actual);
-            if actual != declared {
-                s.set_type_tag(Some(actual.0));
-            }
-            if let Some(fields) = v["fields"].as_object() {
-                for (fname, fv) in fields {
-                    let (i, fty) = field_of(types, actual, fname);
-                    s.set(i, build(types, fty, fv, stash, state));
-                }
-            }
-            DynValue::Struct(Box::new(s))
-        }
-        FieldType::Collection(kind, elem) => {
-            let ety = element_field_type(elem);
-            let mut c = empty_value(ty).expect("collection");
-            match (&mut c, kind) {
-                (DynValue::Map(m), CollectionKind::Map) => {
-                    for (k, ev) in v["$map"].as_object().expect("$map") {
-                        if let Some(e) = build(types, ety, ev, stash, state) {
-                            m.insert(k.clone(), e);
-                        }
-                    }
-                }
-                (DynValue::Array(a), _) => {
-                    fill(a, &v["$array"], |x| build(types, ety, x, stash, state));
-                }
-                (DynValue::Set(s), _) => {
-                    for x in v["$set"].as_array().expect("$set") {
-                        if let Some(e) = build(types, ety, x, stash, state) {
-                            s.add(e);
-                        }
-                    }
-                }
-                (DynValue::Collection(s), _) => {
-                    for x in v["$collection"].as_array().expect("$collection") {
-                        if let Some(e) = build(types, ety, x, stash, state) {
-                            s.add(e);
-                        }
-                    }
-                }
-                _ => panic!("collection kind mismatch"),
-            }
-            c
-        }
-    })
-}
-
-fn fill(a: &mut ArraySchema<DynValue>, v: &Value, mut f: impl FnMut(&Value) -> Option<DynValue>) {
-    for x in v.as_array().expect("$array") {
-        if let Some(e) = f(x) {
-            a.push(e);
-        }
+        Value::String(s) => Ok(PrimValue::Str(s.clone())),
+        Value::Bool(b) => Ok(PrimValue::Bool(*b)),
+        Value::Number(n) => n
+            .as_f64()
+            .map(PrimValue::Num)
+            .ok_or_else(|| format!("bad number {n}")),
+        other => Err(format!("bad primitive value {other}")),
     }
 }
 
@@ -578,5 +1774,685 @@ fn apply_view(target: &mut dyn ViewTarget, view: ViewId, show: bool, tag: i64) {
         target.show_to_tagged(view, tag);
     } else {
         target.hide_from_tagged(view, tag);
+    }
+}
+
+// --- checking a vector against Roomcast's encoder ------------------------------
+
+/// How a step listed in `tests/fixtures/encoder-known-gaps.txt` is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gap {
+    /// Bytes differ on purpose; decoded states are still checked (and, in
+    /// StateView vectors, the view full state's bytes).
+    Bytes,
+    /// StateView steps where the reference's view patches disagree with its
+    /// own view full state: checked by state (a client following our view
+    /// patches holds what a fresh client decoding our view full holds).
+    State,
+}
+
+/// The known gaps, by `(vector file stem, step index)`.
+///
+/// # Panics
+///
+/// On a malformed gaps file.
+#[must_use]
+pub fn known_gaps() -> BTreeMap<(String, usize), Gap> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/encoder-known-gaps.txt");
+    let text = std::fs::read_to_string(path).expect("known gaps file");
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let mut parts = l.split_whitespace();
+            let file = parts.next().expect("file").to_owned();
+            let step = parts.next().expect("step").parse().expect("step number");
+            let kind = match parts.next() {
+                Some("bytes") => Gap::Bytes,
+                Some("state") => Gap::State,
+                other => panic!("bad gap kind {other:?}"),
+            };
+            ((file, step), kind)
+        })
+        .collect()
+}
+
+/// Which bytes of a step differ.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Part {
+    /// `Reflection.encode` (the handshake).
+    Reflection,
+    /// The shared patch (`encode()`).
+    Patch,
+    /// The full state (`encodeAll()`).
+    Full,
+    /// `encodeAll()` taken before the step's patch.
+    FullBeforePatch,
+    /// One view's patch (shared part included).
+    ViewPatch(String),
+    /// One view's full state (shared part included).
+    ViewFull(String),
+}
+
+impl Part {
+    /// The part without the view's name.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Reflection => "reflection",
+            Self::Patch => "patch",
+            Self::Full => "full",
+            Self::FullBeforePatch => "fullBeforePatch",
+            Self::ViewPatch(_) => "view patch",
+            Self::ViewFull(_) => "view full",
+        }
+    }
+}
+
+/// A byte difference.
+#[derive(Debug, Clone)]
+pub struct ByteDiff {
+    /// Which bytes.
+    pub part: Part,
+    /// Roomcast's bytes, hex.
+    pub ours: String,
+    /// The reference's, hex.
+    pub want: String,
+    /// Offset of the first differing byte.
+    pub offset: usize,
+}
+
+impl ByteDiff {
+    fn new(part: Part, ours: &[u8], want: &str) -> Option<Self> {
+        let ours = to_hex(ours);
+        if ours == want {
+            return None;
+        }
+        let offset = ours
+            .as_bytes()
+            .chunks(2)
+            .zip(want.as_bytes().chunks(2))
+            .position(|(a, b)| a != b)
+            .unwrap_or(ours.len().min(want.len()) / 2);
+        Some(Self {
+            part,
+            ours,
+            want: want.to_owned(),
+            offset,
+        })
+    }
+}
+
+/// What [`check_vector`] found at one step.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    /// Step index.
+    pub step: usize,
+    /// Step name.
+    pub name: String,
+    /// The step's ops (without [`KEY_ORDER`] records).
+    pub ops: Vec<Value>,
+    /// Why the step's bytes cannot be the reference's (checked by state).
+    pub one_parent: Option<OneParent>,
+    /// The known gap of the step.
+    pub gap: Option<Gap>,
+    /// Where the reference disagrees with itself at this step: its patch
+    /// stream does not reproduce its full state (`divergent`; in StateView
+    /// vectors, the views whose client following the reference's view
+    /// patches does not hold what the reference's view full state gives).
+    /// Roomcast's client ends where a fresh client would, so those bytes are
+    /// not compared (as with [`Gap::State`]).
+    pub reference_inconsistent: Vec<String>,
+    /// Byte strings compared (not excused by `one_parent` or `gap`).
+    pub compared: usize,
+    /// Differences among the compared byte strings.
+    pub diffs: Vec<ByteDiff>,
+    /// Differences in excused byte strings (for information).
+    pub excused: Vec<ByteDiff>,
+    /// Decoded-state mismatches: what a real decoder holds after our bytes
+    /// is not what it holds after the reference's (or our patch stream and
+    /// our full state disagree), a decoder warned or threw.
+    pub state_errors: Vec<String>,
+}
+
+impl StepReport {
+    /// The op kinds of the step, sorted, without repeats.
+    #[must_use]
+    pub fn op_kinds(&self) -> Vec<String> {
+        let mut kinds: Vec<String> = self
+            .ops
+            .iter()
+            .filter_map(|o| o["op"].as_str().map(str::to_owned))
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        kinds
+    }
+}
+
+/// What [`check_vector`] found in one vector.
+#[derive(Debug, Clone)]
+pub struct VectorReport {
+    /// File stem.
+    pub name: String,
+    /// Whether it is a StateView vector.
+    pub views: bool,
+    /// Reflection bytes or type ids that differ.
+    pub reflection: Vec<String>,
+    /// One report per replayed step.
+    pub steps: Vec<StepReport>,
+    /// Why the vector could not be replayed to its end (a malformed or
+    /// unsupported op, a replay that does not reach the reference's state,
+    /// a panic): a harness error, not an encoder one.
+    pub harness_error: Option<String>,
+}
+
+/// Replays a vector with Roomcast's encoder and compares, step by step, the
+/// bytes (patch, full, view parts; reflection) with the reference's and
+/// what the real 5.x decoder (built from Roomcast's Reflection) holds after
+/// them with the vector's state. Steps listed in `gaps`, and steps whose
+/// bytes cannot be the reference's because Rust gives an instance one
+/// parent ([`OneParent`]), are checked by state only.
+///
+/// Before comparing, the replay itself is checked: Roomcast's server state
+/// must equal the model's, and the model's the vector's (`state`,
+/// `serverState`, `fullState`), or the step is a harness error.
+pub fn check_vector(
+    node: &mut NodeDecoder,
+    name: &str,
+    vector: &Value,
+    gaps: &BTreeMap<(String, usize), Gap>,
+) -> VectorReport {
+    let mut report = VectorReport {
+        name: name.to_owned(),
+        views: vector["views"].as_array().is_some_and(|a| !a.is_empty()),
+        reflection: Vec::new(),
+        steps: Vec::new(),
+        harness_error: None,
+    };
+    let mut sessions = Vec::new();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        check_steps(node, name, vector, gaps, &mut report, &mut sessions)
+    }));
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => report.harness_error = Some(e),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            report.harness_error = Some(format!("panic at step {}: {msg}", report.steps.len()));
+        }
+    }
+    for s in sessions {
+        node.close(s);
+    }
+    report
+}
+
+fn check_steps(
+    node: &mut NodeDecoder,
+    name: &str,
+    vector: &Value,
+    gaps: &BTreeMap<(String, usize), Gap>,
+    report: &mut VectorReport,
+    sessions: &mut Vec<crate::node::Session>,
+) -> Result<(), String> {
+    let mut replay = Replay::try_new(vector)?;
+    let reflection = encode_reflection(&replay.types, Dialect::Modern);
+    let want = vector["reflection"].as_str().unwrap_or_default();
+    if let Some(d) = ByteDiff::new(Part::Reflection, &reflection, want) {
+        report.reflection.push(format!(
+            "reflection differs at byte {}: ours {} want {}",
+            d.offset, d.ours, d.want
+        ));
+    }
+    for (ty, id) in vector["typeIds"].as_object().into_iter().flatten() {
+        let ours = replay.types.by_name(ty).map(|t| u64::from(t.0));
+        if ours != id.as_u64() {
+            report
+                .reflection
+                .push(format!("type id of {ty}: ours {ours:?} want {id}"));
+        }
+    }
+    let views = replay.views.clone();
+    let is_view = !views.is_empty();
+    for _ in 0..views.len().max(1) {
+        sessions.push(
+            node.try_open(&reflection, SchemaVersion::V5)
+                .map_err(|e| format!("the 5.x decoder refuses Roomcast's Reflection: {e}"))?,
+        );
+    }
+    // Clients of the reference's own view patches (its Reflection).
+    let reference_reflection = crate::node::from_hex(want)?;
+    let first_reference = sessions.len();
+    if is_view {
+        for _ in &views {
+            sessions.push(
+                node.try_open(&reference_reflection, SchemaVersion::V5)
+                    .map_err(|e| format!("the 5.x decoder refuses the vector's Reflection: {e}"))?,
+            );
+        }
+    }
+    let steps = vector["steps"].as_array().ok_or("no steps")?;
+    for (i, step) in steps.iter().enumerate() {
+        replay.begin_step();
+        let ops: Vec<Value> = step["ops"].as_array().cloned().unwrap_or_default();
+        for (j, op) in ops.iter().enumerate() {
+            replay
+                .try_apply(op)
+                .map_err(|e| format!("step {i} op {j} {}: {e}", strip_key_order(op)))?;
+        }
+        let before = step
+            .get("fullBeforePatch")
+            .and_then(Value::as_str)
+            .map(|_| replay.encoder.encode_all().to_vec());
+        let patch = replay.encoder.encode_patch().to_vec();
+        let view_patches: Vec<Vec<u8>> = views
+            .iter()
+            .map(|(_, id)| [patch.as_slice(), replay.encoder.view_patch(*id)].concat())
+            .collect();
+        let full = replay.encoder.encode_all().to_vec();
+        let view_fulls: Vec<Vec<u8>> = views
+            .iter()
+            .map(|(_, id)| [full.as_slice(), replay.encoder.encode_all_view(*id)].concat())
+            .collect();
+        let one_parent = replay.end_step(step.get("refIds"));
+        let gap = gaps.get(&(name.to_owned(), i)).copied();
+        self_check(&replay, step, is_view).map_err(|e| format!("step {i}: {e}"))?;
+
+        let mut sr = StepReport {
+            step: i,
+            name: step["name"].as_str().unwrap_or_default().to_owned(),
+            ops: ops.iter().map(strip_key_order).collect(),
+            one_parent,
+            gap,
+            reference_inconsistent: Vec::new(),
+            compared: 0,
+            diffs: Vec::new(),
+            excused: Vec::new(),
+            state_errors: Vec::new(),
+        };
+        // `consistent`: false where the reference disagrees with itself;
+        // there a difference is excused, an equality still counts.
+        let compare =
+            |sr: &mut StepReport, part: Part, ours: &[u8], want: &Value, counted, consistent| {
+                let d = ByteDiff::new(part, ours, want.as_str().unwrap_or_default());
+                if counted && (consistent || d.is_none()) {
+                    sr.compared += 1;
+                    sr.diffs.extend(d);
+                } else {
+                    sr.excused.extend(d);
+                }
+            };
+        let free = one_parent.is_none();
+        if is_view {
+            // Does the reference's own view stream hold its view full state?
+            for (k, (view, _)) in views.iter().enumerate() {
+                let patch = step["viewPatches"][view].as_str().unwrap_or_default();
+                let session = &sessions[first_reference + k];
+                let streamed = if patch.is_empty() {
+                    node.state(session)
+                } else {
+                    node.decode(session, &crate::node::from_hex(patch)?)
+                        .map(|d| d.state)
+                };
+                let consistent = streamed.is_ok_and(|s| {
+                    unordered(&canon(&s)) == unordered(&canon(&step["viewStates"][view]))
+                });
+                if !consistent {
+                    sr.reference_inconsistent.push(view.clone());
+                }
+            }
+            compare(&mut sr, Part::Patch, &patch, &step["patch"], free, true);
+            compare(&mut sr, Part::Full, &full, &step["full"], free, true);
+            for (k, (view, _)) in views.iter().enumerate() {
+                let consistent = !sr.reference_inconsistent.contains(view);
+                compare(
+                    &mut sr,
+                    Part::ViewPatch(view.clone()),
+                    &view_patches[k],
+                    &step["viewPatches"][view],
+                    free && gap.is_none(),
+                    consistent,
+                );
+                compare(
+                    &mut sr,
+                    Part::ViewFull(view.clone()),
+                    &view_fulls[k],
+                    &step["viewFulls"][view],
+                    free && gap != Some(Gap::State),
+                    consistent,
+                );
+            }
+        } else {
+            if step.get("divergent").and_then(Value::as_bool) == Some(true) {
+                sr.reference_inconsistent.push("patch stream".to_owned());
+            }
+            let counted = free && gap.is_none();
+            let consistent = sr.reference_inconsistent.is_empty();
+            compare(
+                &mut sr,
+                Part::Patch,
+                &patch,
+                &step["patch"],
+                counted,
+                consistent,
+            );
+            compare(
+                &mut sr,
+                Part::Full,
+                &full,
+                &step["full"],
+                counted,
+                consistent,
+            );
+            if let Some(before) = &before {
+                compare(
+                    &mut sr,
+                    Part::FullBeforePatch,
+                    before,
+                    &step["fullBeforePatch"],
+                    counted,
+                    consistent,
+                );
+            }
+        }
+
+        if is_view {
+            for (k, (view, _)) in views.iter().enumerate() {
+                // A copy placed for an instance the reference kept is not
+                // shown to the views that saw the instance (the reference
+                // keeps a view's visibility on the instance itself): in
+                // one-parent steps a view's client is held to our own full
+                // state only.
+                let check_want = gap != Some(Gap::State)
+                    && one_parent.is_none()
+                    && !sr.reference_inconsistent.contains(view);
+                check_view_states(
+                    node,
+                    &reflection,
+                    &sessions[k],
+                    (&view_patches[k], &view_fulls[k]),
+                    (&step["viewStates"][view], check_want),
+                    &format!("view {view}"),
+                    &mut sr.state_errors,
+                );
+            }
+        } else {
+            let divergent = step.get("divergent").and_then(Value::as_bool) == Some(true);
+            let expected = if divergent {
+                &step["fullState"]
+            } else {
+                &step["state"]
+            };
+            let streamed = if patch.is_empty() {
+                node.state(&sessions[0]).map(|state| crate::node::Decoded {
+                    state,
+                    warnings: Vec::new(),
+                })
+            } else {
+                node.decode(&sessions[0], &patch)
+            };
+            sr.state_errors
+                .extend(state_error("patch stream", &streamed, expected));
+            let joined = decode_fresh(node, &reflection, &full);
+            sr.state_errors
+                .extend(state_error("full state", &joined, expected));
+        }
+        report.steps.push(sr);
+    }
+    Ok(())
+}
+
+/// Roomcast's state must follow the model, and the model must be where the
+/// reference was.
+fn self_check(replay: &Replay, step: &Value, is_view: bool) -> Result<(), String> {
+    let state = replay.encoder.state();
+    let ours = (
+        canon(&dyn_server_json(&replay.types, state)),
+        canon(&dyn_state_json(&replay.types, state)),
+    );
+    let model = (
+        canon(&replay.model_state(false)),
+        canon(&replay.model_state(true)),
+    );
+    if ours != model {
+        return Err(format!(
+            "Roomcast's state does not follow the replayed ops\n  ours:  {}\n  model: {}",
+            ours.0, model.0
+        ));
+    }
+    let divergent = step.get("divergent").and_then(Value::as_bool) == Some(true);
+    let (got, want) = if is_view {
+        (&model.0, &step["state"])
+    } else if let Some(server) = step.get("serverState") {
+        (&model.0, server)
+    } else if divergent {
+        (&model.1, &step["fullState"])
+    } else {
+        (&model.1, &step["state"])
+    };
+    if *got != canon(want) {
+        return Err(format!(
+            "the replay does not reach the reference's state\n  replay:    {got}\n  reference: {}",
+            canon(want)
+        ));
+    }
+    Ok(())
+}
+
+fn decode_fresh(
+    node: &mut NodeDecoder,
+    reflection: &[u8],
+    bytes: &[u8],
+) -> Result<crate::node::Decoded, String> {
+    let joiner = node.try_open(reflection, SchemaVersion::V5)?;
+    let got = node.decode(&joiner, bytes);
+    node.close(joiner);
+    got
+}
+
+fn state_error(
+    what: &str,
+    got: &Result<crate::node::Decoded, String>,
+    expected: &Value,
+) -> Option<String> {
+    match got {
+        Err(e) => Some(format!("{what}: the decoder threw: {e}")),
+        Ok(d) if canon(&d.state) != canon(expected) => Some(format!(
+            "{what}: decoded {}\n    expected {}",
+            canon(&d.state),
+            canon(expected)
+        )),
+        Ok(d) if !d.warnings.is_empty() => {
+            Some(format!("{what}: decoder warnings {:?}", d.warnings))
+        }
+        Ok(_) => None,
+    }
+}
+
+/// One view's client: the stream (our view patches) must hold what a fresh
+/// client decoding our view full holds, and that what the reference's view
+/// full gives (`want`, unless excused). Filtered collections of structs are
+/// compared as multisets (their order is not synchronized).
+fn check_view_states(
+    node: &mut NodeDecoder,
+    reflection: &[u8],
+    stream: &crate::node::Session,
+    (patch, full): (&[u8], &[u8]),
+    (want, check_want): (&Value, bool),
+    what: &str,
+    errors: &mut Vec<String>,
+) {
+    let joined = decode_fresh(node, reflection, full);
+    let streamed = if patch.is_empty() {
+        node.state(stream).map(|state| crate::node::Decoded {
+            state,
+            warnings: Vec::new(),
+        })
+    } else {
+        node.decode(stream, patch)
+    };
+    let joined = match joined {
+        Ok(j) => j,
+        Err(e) => {
+            errors.push(format!("{what} full state: the decoder threw: {e}"));
+            return;
+        }
+    };
+    if !joined.warnings.is_empty() {
+        errors.push(format!(
+            "{what} full state: decoder warnings {:?}",
+            joined.warnings
+        ));
+    }
+    let joined = unordered(&canon(&joined.state));
+    match streamed {
+        Err(e) => errors.push(format!("{what} patch stream: the decoder threw: {e}")),
+        Ok(s) => {
+            if !s.warnings.is_empty() {
+                errors.push(format!(
+                    "{what} patch stream: decoder warnings {:?}",
+                    s.warnings
+                ));
+            }
+            let s = unordered(&canon(&s.state));
+            if s != joined {
+                errors.push(format!(
+                    "{what}: patch stream {s}\n    != our full state {joined}"
+                ));
+            }
+        }
+    }
+    if check_want && joined != unordered(&canon(want)) {
+        errors.push(format!(
+            "{what}: our full state {joined}\n    != the reference's {}",
+            unordered(&canon(want))
+        ));
+    }
+}
+
+/// `v` with every array of objects sorted (multiset comparison).
+fn unordered(v: &Value) -> Value {
+    match v {
+        Value::Array(a) => {
+            let mut items: Vec<Value> = a.iter().map(unordered).collect();
+            if items.iter().all(Value::is_object) {
+                items.sort_by_cached_key(ToString::to_string);
+            }
+            Value::Array(items)
+        }
+        Value::Object(o) => {
+            Value::Object(o.iter().map(|(k, v)| (k.clone(), unordered(v))).collect())
+        }
+        _ => v.clone(),
+    }
+}
+
+/// A one-line summary of a step's ops (for reports).
+#[must_use]
+pub fn describe_ops(ops: &[Value]) -> String {
+    let mut s = String::new();
+    for (i, op) in ops.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        let _ = write!(s, "{op}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_order_of_ops_is_javascripts() {
+        let v = parse_vector(
+            r#"{"steps": [{"initial": {"b": 1, "a": 2}, "ops": [{"value": {"$map": {"z": 1, "10": 2, "a": 3, "2": 4}}}]}], "state": {"b": 1, "a": 2}}"#,
+        )
+        .expect("valid");
+        let order = |v: &Value| keys_in_order(v.as_object().expect("object")).join(",");
+        assert_eq!(order(&v["steps"][0]["initial"]), "b,a");
+        assert_eq!(order(&v["steps"][0]["ops"][0]["value"]["$map"]), "2,10,z,a");
+        // Outside ops / initial nothing is recorded.
+        assert!(v["state"].get(KEY_ORDER).is_none());
+        assert_eq!(
+            parse_vector(r#"{"s": "a\"\\\u00e9\ud83d\ude00", "n": [1, -2.5e3, 1e300]}"#),
+            Ok(serde_json::json!({"s": "a\"\\é😀", "n": [1, -2500.0, 1e300]}))
+        );
+    }
+
+    #[test]
+    fn splice_arguments_are_clamped_like_javascript() {
+        let args = |start: f64, count: Option<f64>, len| {
+            let mut op = serde_json::json!({ "start": start });
+            if let Some(c) = count {
+                op["deleteCount"] = c.into();
+            }
+            splice_args(&op, len).expect("args")
+        };
+        assert_eq!(args(1.0, Some(1.0), 3), (1, 1));
+        assert_eq!(args(2.0, Some(5.0), 3), (2, 1));
+        assert_eq!(args(5.0, Some(1.0), 3), (3, 0));
+        assert_eq!(args(-1.0, Some(1.0), 3), (2, 1));
+        assert_eq!(args(-9.0, Some(1.0), 3), (0, 1));
+        assert_eq!(args(1.0, None, 3), (1, 2));
+        assert_eq!(args(0.0, Some(-2.0), 3), (0, 0));
+    }
+
+    #[test]
+    fn sorts_like_v8() {
+        let num = |n: f64| MVal::Prim(PrimValue::Num(n));
+        let show = |v: &[MVal]| {
+            v.iter()
+                .map(|m| match m {
+                    MVal::Prim(PrimValue::Num(n)) => n.to_string(),
+                    MVal::Prim(PrimValue::Str(s)) => s.clone(),
+                    _ => String::new(),
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        // Expected orders printed by Node 20 (`arr.sort((a, b) => a < b ?
+        // -1 : a > b ? 1 : 0)`): NaN compares equal to everything.
+        for (input, want) in [
+            (
+                &[3.0, f64::NAN, 1.0, 2.0, f64::NAN, 0.0, 5.0, 4.0][..],
+                "3,NaN,1,2,NaN,0,4,5",
+            ),
+            (&[5.0, 4.0, 3.0, f64::NAN, 1.0, 2.0][..], "1,2,3,4,5,NaN"),
+        ] {
+            let mut v: Vec<MVal> = input.iter().map(|&n| num(n)).collect();
+            v8_sort(&mut v, &|a, b| js_compare(a, b, false));
+            assert_eq!(show(&v), want);
+        }
+        // Strings compare as UTF-16 code units.
+        let mut v: Vec<MVal> = ["b", "😀", "\u{ffff}", "a"]
+            .iter()
+            .map(|s| MVal::Prim(PrimValue::Str((*s).to_owned())))
+            .collect();
+        v8_sort(&mut v, &|a, b| js_compare(a, b, false));
+        assert_eq!(show(&v), "a,b,😀,\u{ffff}");
+        // Booleans and bigints are ordered (false < true).
+        let b = |x: bool| MVal::Prim(PrimValue::Bool(x));
+        let mut v = vec![b(true), b(false), b(true)];
+        v8_sort(&mut v, &|x, y| js_compare(x, y, false));
+        assert!(matches!(v[0], MVal::Prim(PrimValue::Bool(false))));
+        let i = |x: i64| MVal::Prim(PrimValue::I64(x));
+        let mut v = vec![i(5), i(-9_223_372_036_854_775_808), i(0)];
+        v8_sort(&mut v, &|x, y| js_compare(x, y, true));
+        assert!(matches!(v[2], MVal::Prim(PrimValue::I64(i64::MIN))));
+        // Long arrays: a stable sort.
+        let mut v: Vec<MVal> = (0..70).map(|k| num(f64::from((k * 37) % 71))).collect();
+        v8_sort(&mut v, &|a, b| js_compare(a, b, false));
+        let want: Vec<String> = (0..71)
+            .filter(|&k| k != 34)
+            .map(|k: i32| k.to_string())
+            .collect();
+        assert_eq!(show(&v), want.join(","));
     }
 }

@@ -464,11 +464,75 @@ pub fn dyn_value_json(types: &TypeRegistry, v: &DynValue) -> Option<Value> {
     })
 }
 
+/// The server's view of a dynamic state: what `toJsonState` gives for the
+/// reference's server-side instance (the vectors' `serverState`, and `state`
+/// in StateView vectors): primitives as held, not as decoded (`number` is
+/// not rounded to float32, fixed-width integers are not wrapped), bigints
+/// as `{"$bigint": …}`.
+#[must_use]
+pub fn dyn_server_json(types: &TypeRegistry, s: &DynStruct) -> Value {
+    let mut m = Map::new();
+    for (i, f) in types.fields(s.type_id()).iter().enumerate() {
+        if let Some(v) = s.get(i).and_then(|v| dyn_server_value_json(types, v)) {
+            m.insert(f.name.clone(), v);
+        }
+    }
+    Value::Object(m)
+}
+
+/// The server's view of one dynamic value (`None`: absent); see
+/// [`dyn_server_json`].
+#[must_use]
+pub fn dyn_server_value_json(types: &TypeRegistry, v: &DynValue) -> Option<Value> {
+    let each = |v: &DynValue| dyn_server_value_json(types, v).unwrap_or(Value::Null);
+    Some(match v {
+        DynValue::Prim(_, p) => match p {
+            PrimValue::Str(s) => Value::from(s.as_str()),
+            PrimValue::Num(n) => num(*n),
+            PrimValue::Bool(b) => Value::from(*b),
+            PrimValue::I64(i) => json!({"$bigint": i.to_string()}),
+            PrimValue::U64(u) => json!({"$bigint": u.to_string()}),
+        },
+        DynValue::Quantized(_, v) => num(*v),
+        DynValue::Struct(s) => dyn_server_json(types, s),
+        DynValue::Map(m) => Value::Object(m.iter().map(|(k, v)| (k.to_owned(), each(v))).collect()),
+        DynValue::Array(a) => Value::Array(a.iter().map(each).collect()),
+        DynValue::Set(s) => Value::Array(s.iter().map(each).collect()),
+        DynValue::Collection(c) => Value::Array(c.iter().map(each).collect()),
+    })
+}
+
+/// The integer JavaScript's bit operators see in a number (`ToInt32` and
+/// friends take its low bits): `n` truncated, modulo 2^64, as an `i64`;
+/// NaN and ±Infinity are 0.
+#[must_use]
+pub fn js_int_bits(n: f64) -> i64 {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    const TWO_64: f64 = 18_446_744_073_709_551_616.0;
+    if !n.is_finite() {
+        return 0;
+    }
+    let t = n.trunc();
+    if t.abs() < TWO_63 {
+        return t as i64;
+    }
+    // Exact: `%` of doubles is exact, and so is moving the remainder into
+    // [-2^63, 2^63) (a multiple of 2^11 at that magnitude).
+    let mut r = t % TWO_64;
+    if r >= TWO_63 {
+        r -= TWO_64;
+    } else if r < -TWO_63 {
+        r += TWO_64;
+    }
+    r as i64
+}
+
 fn dyn_prim(p: &PrimValue) -> Prim<'_> {
     match p {
         PrimValue::Str(s) => Prim::Str(s),
-        // JavaScript-style truncation; NaN becomes 0 (saturating cast).
-        PrimValue::Num(n) => Prim::Num(*n, *n as i64),
+        // JavaScript's bit operators: the low bits of the truncated value;
+        // NaN and ±Infinity become 0.
+        PrimValue::Num(n) => Prim::Num(*n, js_int_bits(*n)),
         PrimValue::Bool(b) => Prim::Bool(*b),
         PrimValue::I64(i) => Prim::Num(*i as f64, *i),
         PrimValue::U64(u) => Prim::Num(*u as f64, *u as i64),
