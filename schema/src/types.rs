@@ -322,7 +322,20 @@ impl TypeRegistry {
             if let Some(parent) = &types[i].extends {
                 discover(lookup(parent)?, types, lookup, seen, order)?;
             }
-            for f in &types[i].fields {
+            // Every field in wire-index order, the inherited ones first: the
+            // reference walks a class's whole metadata (a subclass found
+            // while its parent is still being discovered reaches the
+            // parent's field types first).
+            let mut chain = vec![i];
+            let mut at = i;
+            while let Some(parent) = &types[at].extends {
+                at = lookup(parent)?;
+                if chain.contains(&at) {
+                    break;
+                }
+                chain.push(at);
+            }
+            for f in chain.iter().rev().flat_map(|&t| &types[t].fields) {
                 match &f.ty {
                     NamedFieldType::Schema(n) | NamedFieldType::SchemaCollection(_, n) => {
                         discover(lookup(n)?, types, lookup, seen, order)?;

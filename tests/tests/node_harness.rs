@@ -44,8 +44,8 @@ fn vectors_are_present() {
     let vectors = load_vectors(None);
     assert_eq!(
         vectors.len(),
-        42,
-        "expected the 42 vectors (33 + 6 StateView scenarios + 3 of issue 15)"
+        43,
+        "expected the 43 vectors (33 + 6 StateView scenarios + 4 of issue 15)"
     );
 }
 
