@@ -322,10 +322,11 @@ impl TypeRegistry {
             if let Some(parent) = &types[i].extends {
                 discover(lookup(parent)?, types, lookup, seen, order)?;
             }
-            // Every field in wire-index order, the inherited ones first: the
-            // reference walks a class's whole metadata (a subclass found
-            // while its parent is still being discovered reaches the
-            // parent's field types first).
+            // Every field, the inherited ones too: the reference walks a
+            // class's metadata with `for…in`, own fields first, then the
+            // parent's, then the grandparent's (a subclass found while its
+            // parent is still being discovered reaches the parent's field
+            // types before the parent does).
             let mut chain = vec![i];
             let mut at = i;
             while let Some(parent) = &types[at].extends {
@@ -335,7 +336,7 @@ impl TypeRegistry {
                 }
                 chain.push(at);
             }
-            for f in chain.iter().rev().flat_map(|&t| &types[t].fields) {
+            for f in chain.iter().flat_map(|&t| &types[t].fields) {
                 match &f.ty {
                     NamedFieldType::Schema(n) | NamedFieldType::SchemaCollection(_, n) => {
                         discover(lookup(n)?, types, lookup, seen, order)?;
