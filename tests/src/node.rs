@@ -105,19 +105,34 @@ pub fn fixtures_vectors_dir() -> PathBuf {
         .join("vectors")
 }
 
-/// Loads every `*.json` vector file, sorted by file name, as
-/// `(name, parsed JSON)` where `name` is the file stem.
-///
-/// The directory is `dir` when given, else the `ROOMCAST_VECTORS` environment
-/// variable when set, else `tests/fixtures/vectors`. Panics on I/O or JSON
-/// errors (these are test fixtures).
-pub fn load_vectors(dir: Option<&Path>) -> Vec<(String, Value)> {
-    let dir = match dir {
+/// The vector directory: `dir` when given, else the `ROOMCAST_VECTORS`
+/// environment variable when set, else `tests/fixtures/vectors`.
+#[must_use]
+pub fn vectors_dir(dir: Option<&Path>) -> PathBuf {
+    match dir {
         Some(d) => d.to_path_buf(),
-        None => std::env::var_os(VECTORS_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(fixtures_vectors_dir),
-    };
+        None => std::env::var_os(VECTORS_ENV).map_or_else(fixtures_vectors_dir, PathBuf::from),
+    }
+}
+
+/// Loads every `*.json` vector file of [`vectors_dir`], sorted by file name,
+/// as `(name, parsed JSON)` where `name` is the file stem. Panics on I/O or
+/// JSON errors (these are test fixtures).
+pub fn load_vectors(dir: Option<&Path>) -> Vec<(String, Value)> {
+    load_vectors_with(dir, |text| serde_json::from_str::<Value>(text))
+}
+
+/// [`load_vectors`] with a JSON reader of the caller's (the replay harness
+/// keeps the key order of the ops).
+///
+/// # Panics
+///
+/// On I/O errors, or when `parse` fails (test fixtures).
+pub fn load_vectors_with<E: std::fmt::Display>(
+    dir: Option<&Path>,
+    parse: impl Fn(&str) -> Result<Value, E>,
+) -> Vec<(String, Value)> {
+    let dir = vectors_dir(dir);
     let entries = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot read vectors dir {}: {e}", dir.display()));
     let mut files: Vec<PathBuf> = entries
@@ -130,8 +145,8 @@ pub fn load_vectors(dir: Option<&Path>) -> Vec<(String, Value)> {
         .map(|path| {
             let text = fs::read_to_string(&path)
                 .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-            let value: Value = serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("invalid JSON in {}: {e}", path.display()));
+            let value =
+                parse(&text).unwrap_or_else(|e| panic!("invalid JSON in {}: {e}", path.display()));
             let name = path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())

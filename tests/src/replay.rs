@@ -27,7 +27,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use roomcast_schema::dynamic::{empty_value, DynStruct, DynValue, DynValueMut, PrimValue};
 use roomcast_schema::types::{
@@ -40,7 +40,7 @@ use roomcast_schema::{
 };
 use serde_json::{Map, Value};
 
-use crate::node::{fixtures_vectors_dir, to_hex, NodeDecoder, SchemaVersion, VECTORS_ENV};
+use crate::node::{to_hex, NodeDecoder, SchemaVersion, VECTORS_ENV};
 use crate::state_json::{
     canon, dyn_server_json, dyn_server_value_json, dyn_state_json, dyn_value_json,
 };
@@ -199,37 +199,7 @@ pub fn parse_vector(text: &str) -> Result<Value, String> {
 /// On I/O or JSON errors (test fixtures).
 #[must_use]
 pub fn load_vectors(dir: Option<&Path>) -> Vec<(String, Value)> {
-    let dir = vectors_dir(dir);
-    let entries = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read vectors dir {}: {e}", dir.display()));
-    let mut files: Vec<PathBuf> = entries
-        .map(|e| e.expect("readable dir entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(&path)
-                .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-            let value = parse_vector(&text)
-                .unwrap_or_else(|e| panic!("invalid JSON in {}: {e}", path.display()));
-            let name = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            (name, value)
-        })
-        .collect()
-}
-
-/// The vector directory [`load_vectors`] reads.
-#[must_use]
-pub fn vectors_dir(dir: Option<&Path>) -> PathBuf {
-    match dir {
-        Some(d) => d.to_path_buf(),
-        None => std::env::var_os(VECTORS_ENV).map_or_else(fixtures_vectors_dir, PathBuf::from),
-    }
+    crate::node::load_vectors_with(dir, parse_vector)
 }
 
 /// Whether the vectors come from `tests/fixtures/vectors` (neither `dir` nor
