@@ -80,32 +80,27 @@ impl Inner {
 
     /// Sends `kind` with `payload` to `process` and waits for its reply.
     pub(super) async fn request(
-        &self,
+        self: &Arc<Self>,
         process: &str,
         kind: &str,
         payload: &Value,
         timeout: Duration,
     ) -> Result<Value, RequestError> {
-        let id = self.requests.next.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        self.requests.lock().insert(id, tx);
-        let message = format!("req\n{id}\n{}\n{kind}\n{payload}", self.config.process_id);
-        let result = async {
-            if self.store.send_to(process, &message).await? == 0 {
-                return Err(RequestError::Gone(process.to_owned()));
-            }
-            tokio::time::timeout(timeout, rx)
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .ok_or_else(|| RequestError::Timeout {
-                    process: process.to_owned(),
-                    timeout,
-                })
+        let reply = self.expect_reply();
+        let message = format!(
+            "req\n{}\n{}\n{kind}\n{payload}",
+            reply.id, self.config.process_id
+        );
+        if self.store.send_to(process, &message).await? == 0 {
+            return Err(RequestError::Gone(process.to_owned()));
         }
-        .await;
-        self.requests.lock().remove(&id);
-        result
+        reply
+            .wait(timeout)
+            .await
+            .ok_or_else(|| RequestError::Timeout {
+                process: process.to_owned(),
+                timeout,
+            })
     }
 }
 

@@ -723,6 +723,17 @@ impl Server {
         self.inner.room(room_id).is_some()
     }
 
+    /// The listing of room `room_id`, anywhere in the cluster (522 when
+    /// there is none).
+    async fn listing(&self, room_id: &str) -> Result<RoomListing, ServerError> {
+        self.inner
+            .store
+            .get(room_id)
+            .await
+            .map_err(|e| store_error(&e))?
+            .ok_or_else(|| not_found(room_id))
+    }
+
     fn handler(&self, name: &str) -> Result<&Handler, ServerError> {
         self.inner.handlers.get(name).ok_or_else(|| {
             ServerError::new(
@@ -765,13 +776,7 @@ impl Server {
             }
             Method::JoinOrCreate | Method::Join => self.join(method, target, options).await,
             Method::JoinById => {
-                let listing = self
-                    .inner
-                    .store
-                    .get(target)
-                    .await
-                    .map_err(|e| store_error(&e))?
-                    .ok_or_else(|| not_found(target))?;
+                let listing = self.listing(target).await?;
                 let options = match self.inner.handlers.get(&listing.name) {
                     Some(handler) => merge_options(options, &handler.defaults),
                     None => options,
@@ -892,13 +897,7 @@ impl Server {
         if self.inner.room(room_id).is_some() {
             return self.call_here(room_id, name, args).await;
         }
-        let room = self
-            .inner
-            .store
-            .get(room_id)
-            .await
-            .map_err(|e| store_error(&e))?
-            .ok_or_else(|| not_found(room_id))?;
+        let room = self.listing(room_id).await?;
         let payload = json!({ "roomId": room_id, "name": name, "args": args });
         let reply = self
             .remote(&room.process_id, "call", &payload, room_id)
@@ -934,13 +933,7 @@ impl Server {
         if self.inner.room(room_id).is_some() {
             return self.disconnect_here(room_id).await;
         }
-        let room = self
-            .inner
-            .store
-            .get(room_id)
-            .await
-            .map_err(|e| store_error(&e))?
-            .ok_or_else(|| not_found(room_id))?;
+        let room = self.listing(room_id).await?;
         let payload = json!({ "roomId": room_id });
         self.remote(&room.process_id, "disconnect", &payload, room_id)
             .await
