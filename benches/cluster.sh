@@ -186,7 +186,7 @@ start_node_cluster() { # dir
 # 10, filterBy ["mode"], state { players: map<Player{name}> }) and `filler`
 # (autoDispose false, maxClients 1000), with publicAddress
 # 127.0.0.1:<port>, logging to "$dir/roomcast-<i>.log" and printing
-# "READY <port>" once listening (then `wait_ready`). Append every pid to
+# "roomcast ready <port> <processId>" once listening (then `wait_ready`). Append every pid to
 # CLUSTER_PIDS (stopped on exit) and SERVER_PIDS (CPU accounting), and
 # every "http://127.0.0.1:<port>" to ENDPOINTS. Return non-zero to skip.
 # ---------------------------------------------------------------------------

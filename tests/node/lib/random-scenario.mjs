@@ -748,8 +748,12 @@ export class ScenarioPlanner {
     if (places.length === 0) return null;
     const place = this.rng.pick(places);
     applyOp(this.ctx, place);
-    const ops = [place];
-    if (this.rng.chance(0.7)) {
+    return this.withDetach([place], rec, 0.7);
+  }
+
+  /** `ops`, then with probability `p` the detach of `rec` in the same step (applied). */
+  withDetach(ops, rec, p) {
+    if (this.rng.chance(p)) {
       const detach = this.detachOp(rec);
       if (detach) {
         applyOp(this.ctx, detach);
@@ -770,16 +774,7 @@ export class ScenarioPlanner {
     applyOp(this.ctx, stash);
     this.stashed.push(name);
     this.stashElem.set(name, rec.elem);
-    const ops = [stash];
-    if (this.rng.chance(0.75)) {
-      const detach = this.detachOp(rec);
-      if (detach) {
-        applyOp(this.ctx, detach);
-        ops.push(detach);
-      }
-    }
-    this.applied = ops.length;
-    return ops;
+    return this.withDetach([stash], rec, 0.75);
   }
 
   /** Put a stashed instance back somewhere (a later tick than its stash, usually). */
