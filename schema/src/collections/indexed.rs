@@ -16,17 +16,16 @@ pub(crate) const NONE: u32 = u32::MAX;
 
 /// What an entry's key writes after the wire index on ADD.
 pub(crate) trait Key {
-    /// Whether wire indexes are given out when an ADD is sent rather than
-    /// when the entry is added.
+    /// Whether a 3.x client numbers these entries itself.
     ///
     /// A 3.x client numbers Set and Collection entries with its own counter,
     /// one per ADD it applies (never reset, not even by CLEAR), and resolves
-    /// DELETEs through that numbering: an index that never reached it (a
-    /// value added and removed in one tick) would shift every later one. So
-    /// Set and Collection indexes count sent ADDs only; the 5.x client takes
-    /// whatever index it is sent. Maps carry their keys and keep the
-    /// reference's numbering.
-    const LAZY_INDEX: bool;
+    /// DELETEs through that numbering, which an index consumed by a value
+    /// added and removed in one tick (the 5.x numbering, sent as is to
+    /// modern clients) puts out of step. So the legacy dialect sends a
+    /// removal from a Set or Collection as CLEAR + re-ADD. Maps carry their
+    /// keys.
+    const CLIENT_NUMBERED: bool;
 
     fn encode(&self, out: &mut Vec<u8>);
 
@@ -37,14 +36,14 @@ pub(crate) trait Key {
 }
 
 impl Key for () {
-    const LAZY_INDEX: bool = true;
+    const CLIENT_NUMBERED: bool = true;
 
     #[inline]
     fn encode(&self, _: &mut Vec<u8>) {}
 }
 
 impl Key for MapKey {
-    const LAZY_INDEX: bool = false;
+    const CLIENT_NUMBERED: bool = false;
 
     #[inline]
     fn encode(&self, out: &mut Vec<u8>) {
@@ -303,7 +302,6 @@ impl<K: Key, V: Field> Indexed<K, V> {
                 self.reordered = true;
                 (d.wire, d.change, self.slots.len() as u32)
             }
-            None if K::LAZY_INDEX => (NONE, NONE, self.slots.len() as u32),
             None => (self.take_index(), NONE, self.slots.len() as u32),
         };
         self.meta.touch(tick);
@@ -495,9 +493,6 @@ impl<K: Key, V: Field> Indexed<K, V> {
     }
 
     pub(crate) fn encode_patch(&mut self, w: &mut PatchWriter<'_>) {
-        if K::LAZY_INDEX {
-            self.assign_pending_indexes();
-        }
         if self.meta.seq != NO_SEQ {
             let block = w.begin(&self.meta);
             let dialect = w.dialect;
@@ -540,16 +535,11 @@ impl<K: Key, V: Field> Indexed<K, V> {
     }
 
     /// Whether the block's ops depend on the dialect: a 3.x client numbers
-    /// Set/Collection entries itself (see [`Key::LAZY_INDEX`]), so clients
-    /// that joined at different times disagree on the number of an entry
-    /// and no positional DELETE suits them all.
+    /// Set/Collection entries itself (see [`Key::CLIENT_NUMBERED`]), so
+    /// clients that joined at different times disagree on the number of an
+    /// entry and no positional DELETE suits them all.
     fn differs_per_dialect(&self) -> bool {
-        K::LAZY_INDEX
-            && !self.meta.fresh
-            && self
-                .changes
-                .iter()
-                .any(|c| c.op == spec::DELETE && c.wire != NONE)
+        K::CLIENT_NUMBERED && !self.meta.fresh && self.changes.iter().any(|c| c.op == spec::DELETE)
     }
 
     /// Writes the block's ops for `dialect`.
@@ -573,10 +563,6 @@ impl<K: Key, V: Field> Indexed<K, V> {
             out.push(spec::CLEAR);
         }
         for c in &self.changes {
-            if c.wire == NONE {
-                // Added and removed within the tick: never sent.
-                continue;
-            }
             out.push(c.op);
             wire::encode_varint(out, c.wire);
             if c.op != spec::DELETE {
@@ -597,45 +583,6 @@ impl<K: Key, V: Field> Indexed<K, V> {
         &mut self.slots
     }
 
-    /// Gives the entries added this tick their wire indexes, in the order
-    /// their ADDs are sent (see [`Key::LAZY_INDEX`]).
-    fn assign_pending_indexes(&mut self) {
-        if self.meta.fresh {
-            // A new instance to the client: its counter starts at 0.
-            self.next_wire = 0;
-            for pos in 0..self.slots.len() {
-                if self.slots[pos].is_some() {
-                    let w = self.take_index();
-                    self.slots[pos].as_mut().expect("live slot").wire = w;
-                }
-            }
-            return;
-        }
-        for i in 0..self.changes.len() {
-            let c = self.changes[i];
-            if c.wire == NONE && c.slot != NONE {
-                let w = self.take_index();
-                self.changes[i].wire = w;
-                self.slots[c.slot as usize]
-                    .as_mut()
-                    .expect("live slot")
-                    .wire = w;
-            }
-        }
-    }
-
-    /// The wire index an entry has, or will have once its pending ADD is
-    /// sent (entries waiting for one are numbered in order).
-    fn full_index(&self, slot: &Slot<K, V>, pending_before: &mut u32) -> u32 {
-        if slot.wire == NONE {
-            let w = self.next_wire.wrapping_add(*pending_before);
-            *pending_before += 1;
-            w
-        } else {
-            slot.wire
-        }
-    }
-
     /// Drops tombstones once they outnumber live entries; returns whether
     /// positions changed.
     pub(crate) fn compact(&mut self) -> bool {
@@ -653,10 +600,9 @@ impl<K: Key, V: Field> Indexed<K, V> {
 
     pub(crate) fn encode_full(&self, w: &mut FullWriter<'_>) {
         let block = w.begin(self.meta.id());
-        let mut pending = 0;
-        let mut entry = |w: &mut FullWriter<'_>, slot: &Slot<K, V>| {
+        let entry = |w: &mut FullWriter<'_>, slot: &Slot<K, V>| {
             w.out.push(spec::ADD);
-            wire::encode_varint(&mut w.out, self.full_index(slot, &mut pending));
+            wire::encode_varint(&mut w.out, slot.wire);
             slot.key.encode(&mut w.out);
             Self::write_value(&mut w.out, slot);
         };
@@ -685,7 +631,7 @@ impl<K: Key, V: Field> crate::view::Node for Indexed<K, V> {
         &self.meta
     }
     fn kind(&self) -> crate::view::NodeKind {
-        if K::LAZY_INDEX {
+        if K::CLIENT_NUMBERED {
             crate::view::NodeKind::Indexed
         } else {
             crate::view::NodeKind::Map
@@ -698,14 +644,8 @@ impl<K: Key, V: Field> crate::view::Node for Indexed<K, V> {
         }
     }
     fn changed_children(&self, f: &mut dyn FnMut(u32, &dyn crate::view::Node)) {
-        if self.meta.fresh
-            || self.queued_all
-            || self
-                .changes
-                .iter()
-                .any(|c| c.wire == NONE && c.slot != NONE)
-        {
-            // Every entry, or entries whose wire index is still pending.
+        if self.meta.fresh || self.queued_all {
+            // Every entry.
             return crate::view::Node::children(self, f);
         }
         let mut each = |pos: u32| {
@@ -738,9 +678,8 @@ impl<K: Key, V: Field> crate::view::Node for Indexed<K, V> {
         }
     }
     fn entries(&self, scratch: &mut Vec<u8>, f: &mut dyn FnMut(crate::view::Entry<'_>)) {
-        let mut pending = 0;
         for slot in self.slots.iter().flatten() {
-            let index = self.full_index(slot, &mut pending);
+            let index = slot.wire;
             scratch.clear();
             Self::write_value(scratch, slot);
             f(crate::view::Entry {
@@ -753,10 +692,9 @@ impl<K: Key, V: Field> crate::view::Node for Indexed<K, V> {
         }
     }
     fn children(&self, f: &mut dyn FnMut(u32, &dyn crate::view::Node)) {
-        let mut pending = 0;
         for slot in self.slots.iter().flatten() {
-            let index = self.full_index(slot, &mut pending);
-            slot.value.__with_node(&slot.track, &mut |n| f(index, n));
+            slot.value
+                .__with_node(&slot.track, &mut |n| f(slot.wire, n));
         }
     }
 }
