@@ -234,12 +234,10 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
     let write_changed = cont.fields.iter().zip(&locals).filter(|(f, _)| f.attrs.view.is_none()).map(|(f, &i)| {
         let fid = f.ident;
         let wire = &wires[i as usize];
-        let op = match f.kind {
-            // Only ref fields are ever replaced (DELETE_AND_ADD).
-            Kind::Primitive => quote!(#rc::spec::ADD),
-            Kind::Ref => quote! {
-                if replaced & (1u64 << (#base_count + #i)) != 0 { #rc::spec::DELETE_AND_ADD } else { #rc::spec::ADD }
-            },
+        // A replaced instance, or a value given after a DELETE of the same
+        // tick: DELETE_AND_ADD.
+        let op = quote! {
+            if replaced & (1u64 << (#base_count + #i)) != 0 { #rc::spec::DELETE_AND_ADD } else { #rc::spec::ADD }
         };
         if let Some(q) = &quants[i as usize] {
             return quote! {

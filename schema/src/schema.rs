@@ -732,11 +732,14 @@ impl<T: Schema> Field for T {
         let st = &mut track.state;
         if st.meta.seq != crate::tracked::NO_SEQ {
             let block = w.begin(&st.meta);
-            if st.meta.fresh {
-                self.__write_present(&track.children, &mut w.out);
+            // A new instance: every present field, with the ops of those
+            // changed since it was attached (see `write_patch_block`).
+            let mask = if st.meta.fresh {
+                st.dirty | Schema::__present(self)
             } else {
-                self.__write_changed(&track.children, st.dirty, st.replaced, &mut w.out);
-            }
+                st.dirty
+            };
+            self.__write_changed(&track.children, mask, st.replaced, &mut w.out);
             w.end(block);
             st.meta.settle();
             st.dirty = 0;
@@ -775,16 +778,16 @@ pub(crate) fn write_patch_block(
     }
     let block = w.begin(&track.meta);
     let out = &mut w.out;
-    if track.meta.fresh {
-        let mut mask = present;
-        while mask != 0 {
-            let i = mask.trailing_zeros();
-            mask &= mask - 1;
-            out.push(wire::spec::ADD | i as u8);
-            field(i, out);
-        }
-    } else {
-        let mut mask = track.dirty;
+    {
+        // A new instance sends every present field, with the ops of the
+        // fields changed since it was attached (a DELETE for one set and
+        // unset, a DELETE_AND_ADD for one replaced), as the reference
+        // records every assignment of a new instance.
+        let mut mask = if track.meta.fresh {
+            present | track.dirty
+        } else {
+            track.dirty
+        };
         while mask != 0 {
             let i = mask.trailing_zeros();
             mask &= mask - 1;
@@ -884,8 +887,9 @@ pub fn set_primitive<T: Field>(
     tick: &mut Tick,
 ) {
     if !slot.__same(&value) {
+        let was_present = slot.__present();
         *slot = value;
-        track.mark(index, tick);
+        track.mark_set(index, was_present, tick);
     }
 }
 

@@ -130,7 +130,21 @@ impl TrackState {
             self.replaced |= 1 << index;
         }
         self.child_dirty |= 1 << index;
-        self.mark(index, tick);
+        self.mark_set(index, had_one, tick);
+    }
+
+    /// Records an assignment of field `index` that changed it; `was_present`
+    /// says whether it held a value before. A value given to a field whose
+    /// DELETE is pending this tick goes as DELETE_AND_ADD, as the
+    /// reference merges a DELETE and a later ADD of one field.
+    #[inline]
+    pub(crate) fn mark_set(&mut self, index: u32, was_present: bool, tick: &mut Tick) {
+        let bit = 1 << index;
+        if !was_present && self.dirty & bit != 0 {
+            self.replaced |= bit;
+        }
+        self.dirty |= bit;
+        self.meta.touch(tick);
     }
 }
 
