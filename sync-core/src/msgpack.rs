@@ -529,8 +529,10 @@ pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, rmp_serde::en
 
 /// Deserializes a typed value from a decoded [`Value`].
 ///
-/// `Undefined` and `Nil` both read as `None`/unit; map keys are read with
-/// the key type's own `Deserialize`.
+/// `Undefined` and `Nil` both read as `None`/unit (and as `Null` into a
+/// `serde_json::Value`); into a [`Value`], each stays what it was, so a
+/// message sent without a payload reads as `Undefined`. Map keys are read
+/// with the key type's own `Deserialize`.
 ///
 /// # Errors
 ///
@@ -599,7 +601,10 @@ impl<'de> de::Deserializer<'de> for &'de Value {
 
     fn deserialize_any<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
         match self {
-            Value::Nil | Value::Undefined => visitor.visit_unit(),
+            Value::Nil => visitor.visit_unit(),
+            // Absent, as JS `undefined` is: `Value`'s visitor keeps it apart
+            // from `Nil`; every other visitor that takes a unit takes this.
+            Value::Undefined => visitor.visit_none(),
             Value::Bool(b) => visitor.visit_bool(*b),
             Value::Int(i) => visitor.visit_i64(*i),
             Value::UInt(u) => visitor.visit_u64(*u),
@@ -649,6 +654,21 @@ impl<'de> de::Deserializer<'de> for &'de Value {
         visitor.visit_newtype_struct(self)
     }
 
+    fn deserialize_unit<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        match self {
+            Value::Nil | Value::Undefined => visitor.visit_unit(),
+            other => Err(de::Error::invalid_type(other.unexpected(), &visitor)),
+        }
+    }
+
+    fn deserialize_unit_struct<V: de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, ValueError> {
+        self.deserialize_unit(visitor)
+    }
+
     // JS has one number type: msgpackr sends integers beyond 32 bits as
     // float64, so an integral float reads as an integer.
     fn deserialize_i64<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
@@ -675,7 +695,7 @@ impl<'de> de::Deserializer<'de> for &'de Value {
 
     serde::forward_to_deserialize_any! {
         bool i8 i16 i128 u8 u16 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct seq tuple
+        bytes byte_buf seq tuple
         tuple_struct map struct identifier ignored_any
     }
 }
@@ -787,7 +807,7 @@ impl<'de> de::Visitor<'de> for ValueVisitor {
     }
 
     fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Nil)
+        Ok(Value::Undefined)
     }
 
     fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
@@ -815,6 +835,10 @@ impl Serialize for Value {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::{SerializeMap, SerializeSeq};
         match self {
+            // msgpackr's `undefined` (`d4 00 00`, room-protocol.md §9) for
+            // msgpack; `null` for human-readable formats (JSON).
+            Self::Undefined if !serializer.is_human_readable() => serializer
+                .serialize_newtype_struct(rmp_serde::MSGPACK_EXT_STRUCT_NAME, &UndefinedExt),
             Self::Nil | Self::Undefined => serializer.serialize_unit(),
             Self::Bool(b) => serializer.serialize_bool(*b),
             Self::Int(i) => serializer.serialize_i64(*i),
@@ -841,6 +865,26 @@ impl Serialize for Value {
                 serializer.serialize_f64(*seconds as f64 * 1000.0 + f64::from(*nanos) / 1e6)
             }
         }
+    }
+}
+
+/// msgpackr's `undefined` as `rmp_serde` writes an extension: the tuple of
+/// its type (0) and data (`[0]`).
+struct UndefinedExt;
+
+impl Serialize for UndefinedExt {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        struct Data;
+        impl Serialize for Data {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_bytes(&[0])
+            }
+        }
+        let mut tuple = serializer.serialize_tuple(2)?;
+        tuple.serialize_element(&0i8)?;
+        tuple.serialize_element(&Data)?;
+        tuple.end()
     }
 }
 
@@ -1024,6 +1068,33 @@ mod tests {
                 proptest::collection::vec((inner.clone(), inner), 0..8).prop_map(Value::Map),
             ]
         })
+    }
+
+    #[test]
+    fn undefined_stays_apart_from_nil() {
+        // A typed handler of `Value` sees no payload as no payload.
+        assert_eq!(
+            from_value::<Value>(&Value::Undefined).unwrap(),
+            Value::Undefined
+        );
+        assert_eq!(from_value::<Value>(&Value::Nil).unwrap(), Value::Nil);
+        // Every other reader of an absent value reads a unit or a `None`.
+        from_value::<()>(&Value::Undefined).unwrap();
+        assert_eq!(from_value::<Option<i32>>(&Value::Undefined).unwrap(), None);
+        assert_eq!(
+            from_value::<serde_json::Value>(&Value::Undefined).unwrap(),
+            serde_json::Value::Null
+        );
+        from_value::<serde::de::IgnoredAny>(&Value::Undefined).unwrap();
+        assert!(from_value::<String>(&Value::Undefined).is_err());
+        // msgpack writes it as msgpackr does, JSON as null.
+        assert_eq!(to_vec(&Value::Undefined).unwrap(), hex("d4 00 00"));
+        let inside = map(&[("a", Value::Undefined), ("b", Value::Nil)]);
+        assert_eq!(decode(&to_vec(&inside).unwrap()).unwrap(), inside);
+        assert_eq!(
+            serde_json::to_value(&inside).unwrap(),
+            serde_json::json!({ "a": null, "b": null })
+        );
     }
 
     proptest! {

@@ -83,6 +83,17 @@ pub mod error_code {
 }
 
 /// A message type: a name or a number (room-protocol.md §5.5).
+///
+/// Serializes as the name or the number, as the SDKs see it.
+///
+/// # Examples
+///
+/// ```
+/// use roomcast::MessageType;
+///
+/// assert_eq!(serde_json::to_value(MessageType::from("move")).unwrap(), "move");
+/// assert_eq!(serde_json::to_value(MessageType::from(7)).unwrap(), 7);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MessageType {
     /// A string type, as in `room.send("move", …)`.
@@ -96,6 +107,15 @@ impl fmt::Display for MessageType {
         match self {
             Self::Name(name) => write!(f, "{name:?}"),
             Self::Number(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl serde::Serialize for MessageType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Name(name) => serializer.serialize_str(name),
+            Self::Number(n) => serializer.serialize_i64(*n),
         }
     }
 }

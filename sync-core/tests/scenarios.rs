@@ -41,6 +41,9 @@ impl Room for Game {
         if options["fail"] == true {
             return Err(ServerError::new(4500, "cannot create"));
         }
+        if let Some(id) = options["roomId"].as_str() {
+            ctx.set_room_id(id)?;
+        }
         ctx.set_state(Counter::new(0));
         if let Some(max) = options["maxClients"].as_u64() {
             ctx.set_max_clients(Some(max as usize));
@@ -62,6 +65,9 @@ impl Room for Game {
         });
         ctx.on_message("chat", |_room: &mut Self, ctx, client, text: String| {
             ctx.broadcast("chat", &text, BroadcastOptions::default().except(client));
+        });
+        ctx.on_message("echo", |_room: &mut Self, ctx, client, v: Value| {
+            ctx.send(client, "echo", &v);
         });
         ctx.on_message("after", |_room: &mut Self, ctx, _client, _: IgnoredAny| {
             ctx.state_mut().set(100);
@@ -86,7 +92,8 @@ impl Room for Game {
             "reject",
             |_room: &mut Self, ctx, _client, session: String| {
                 if let Some(client) = ctx.client(&session) {
-                    ctx.reject_reconnection(&client);
+                    let pending = ctx.reject_reconnection(&client);
+                    ctx.broadcast("rejected", &pending, BroadcastOptions::default());
                 }
             },
         );
@@ -301,6 +308,33 @@ fn joiners_of_one_batch_share_one_full_state_encode() {
     }
     h.advance(TICK);
     assert!(h.received(b).is_empty() && h.received(c).is_empty());
+}
+
+#[test]
+fn a_message_without_payload_reaches_the_handler_as_undefined() {
+    let mut h = game(&json!({}));
+    let a = h.join(json!({})).unwrap();
+    h.received(a);
+    // `room.send("echo")`: no payload bytes at all.
+    h.send(
+        a,
+        &roomcast::protocol::encode_room_data(&"echo".into(), &[]),
+    );
+    assert_eq!(h.messages(a), vec![("echo".into(), Value::Undefined)]);
+    // `room.send("echo", null)` stays null.
+    h.send_message(a, "echo", &Value::Nil);
+    assert_eq!(h.messages(a), vec![("echo".into(), Value::Nil)]);
+}
+
+#[test]
+fn set_room_id_refuses_bad_ids_and_late_calls() {
+    let err = RoomHarness::new(Game::default(), &json!({ "roomId": "no spaces" })).unwrap_err();
+    assert_eq!(err.code, 526);
+    let mut h = game(&json!({ "roomId": "table-1" }));
+    assert_eq!(h.ctx().room_id(), "table-1");
+    let late = h.with(|_, ctx| ctx.set_room_id("table-2"));
+    assert_eq!(late.unwrap_err().code, 526);
+    assert_eq!(h.ctx().room_id(), "table-1");
 }
 
 #[test]
@@ -589,6 +623,7 @@ fn allow_reconnection_manual_reject() {
     let mut h = game(&json!({ "reconnect": "manual" }));
     let (a, session, _token) = join_with_token(&mut h, "dave");
     let other = h.join(name("erin")).unwrap();
+    h.received(other);
     h.room().drain_log();
     h.disconnect(a, Some(1001));
     h.advance(Duration::from_secs(3600));
@@ -605,6 +640,12 @@ fn allow_reconnection_manual_reject() {
             "reconnection failed: reconnection rejected"
         ]
     );
+    assert_eq!(h.messages(other), [("rejected".into(), Value::Bool(true))]);
+    // Dave is gone; a client that is not dropped has nothing pending.
+    h.send_message(other, "reject", &s(&session));
+    let erin = h.ctx().clients().next().unwrap().session_id().to_owned();
+    h.send_message(other, "reject", &s(&erin));
+    assert_eq!(h.messages(other), [("rejected".into(), Value::Bool(false))]);
 }
 
 #[test]

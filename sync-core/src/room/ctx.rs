@@ -343,23 +343,45 @@ impl<R: Room> RoomCtx<R> {
         &self.room_id
     }
 
-    /// Replaces the generated room id; only during `on_create`.
+    /// Replaces the generated room id; only during `on_create` (Colyseus
+    /// `this.roomId = …`).
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// When called after `on_create`, or with characters outside
-    /// `[A-Za-z0-9_-]` (the SDKs' URL pattern).
-    pub fn set_room_id(&mut self, id: impl Into<String>) {
+    /// `APPLICATION_ERROR` (526) when called after `on_create`, or when
+    /// `id` is empty or has characters outside `[A-Za-z0-9_-]` (the SDKs'
+    /// URL pattern); the id is then left as it was. Returned from
+    /// `on_create` with `?`, it fails the creation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use roomcast::{Options, Room, RoomCtx, ServerError};
+    /// async fn on_create<R: Room>(ctx: &mut RoomCtx<R>, options: &Options) -> Result<(), ServerError> {
+    ///     if let Some(code) = options["code"].as_str() {
+    ///         ctx.set_room_id(code)?;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn set_room_id(&mut self, id: impl Into<String>) -> Result<(), ServerError> {
         let id = id.into();
-        assert!(self.creating, "set_room_id is only allowed in on_create");
-        assert!(
-            !id.is_empty()
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
-            "room ids use [A-Za-z0-9_-]"
-        );
+        if !self.creating {
+            return Err(ServerError::application(
+                "the room id can only be set in on_create",
+            ));
+        }
+        if id.is_empty()
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(ServerError::application(format!(
+                "room id {id:?} is not [A-Za-z0-9_-]+"
+            )));
+        }
         self.room_id = id;
+        Ok(())
     }
 
     /// The name the room was defined under.
@@ -577,7 +599,8 @@ impl<R: Room> RoomCtx<R> {
         self.any_handler = Some(Arc::new(handler));
     }
 
-    /// Sends a message to one client (Colyseus `client.send`).
+    /// Sends a message to one client (Colyseus `client.send`);
+    /// [`Value::Undefined`] sends it without a payload (`client.send(type)`).
     pub fn send<T: Serialize + ?Sized>(
         &mut self,
         client: &Client,
@@ -607,7 +630,8 @@ impl<R: Room> RoomCtx<R> {
         self.kick(client.id, code, code == protocol::close_code::CONSENTED);
     }
 
-    /// Sends a message to every client (see [`BroadcastOptions`]).
+    /// Sends a message to every client (see [`BroadcastOptions`]);
+    /// [`Value::Undefined`] sends it without a payload.
     pub fn broadcast<T: Serialize + ?Sized>(
         &mut self,
         ty: impl Into<MessageType>,
@@ -909,15 +933,18 @@ impl<R: Room> RoomCtx<R> {
         }
     }
 
-    /// Rejects a pending reconnection by hand; the client is gone for good.
-    pub fn reject_reconnection(&mut self, client: &Client) {
-        if self
+    /// Rejects a pending reconnection by hand; the client is gone for good
+    /// (its [`Reconnection`] fails with [`ReconnectionError::Rejected`]).
+    /// Returns whether `client` was awaiting a reconnection.
+    pub fn reject_reconnection(&mut self, client: &Client) -> bool {
+        let pending = self
             .slots
             .get(&client.id)
-            .is_some_and(|s| s.status == Status::Reconnecting)
-        {
+            .is_some_and(|s| s.status == Status::Reconnecting);
+        if pending {
             self.fail_reconnection(client.id, ReconnectionError::Rejected);
         }
+        pending
     }
 
     // ----- clock, presence, tasks -----------------------------------------
@@ -1091,8 +1118,12 @@ impl<R: Room> RoomCtx<R> {
     }
 }
 
+/// ROOM_DATA for `message`; a message that is `undefined` (a
+/// [`Value::Undefined`]) goes without a payload, as the reference sends
+/// `client.send(type)` (room-protocol.md §5.5).
 fn message_frame<T: Serialize + ?Sized>(ty: &MessageType, message: &T) -> Option<Bytes> {
     match msgpack::to_vec(message) {
+        Ok(payload) if payload == [0xd4, 0x00, 0x00] => Some(protocol::encode_room_data(ty, &[])),
         Ok(payload) => Some(protocol::encode_room_data(ty, &payload)),
         Err(e) => {
             tracing::error!("message {ty} could not be serialized: {e}");
