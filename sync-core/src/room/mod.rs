@@ -19,8 +19,9 @@ pub use self::ctx::{
 use crate::error::ServerError;
 use crate::state::SyncState;
 
-/// Join options, as the client sent them (JSON), merged with the room
-/// definition's defaults.
+/// Join options (JSON): as the client sent them for `on_auth` and
+/// `on_join`; for `on_create`, with the room definition's options on top
+/// ([`ServerBuilder::define_with_options`](crate::ServerBuilder::define_with_options)).
 pub type Options = serde_json::Value;
 
 /// One kind of room, like a Colyseus `Room` subclass.

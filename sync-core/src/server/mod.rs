@@ -86,11 +86,18 @@ impl From<ServerError> for CreateError {
 
 /// A room kind registered with [`ServerBuilder::define`], type-erased.
 trait Definition: Send + Sync {
+    /// `options` are the client's join options; `on_create` gets them
+    /// with `defaults` on top.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site, each argument a different part of the creation"
+    )]
     fn create(
         &self,
         inner: Arc<Inner>,
         name: &str,
         options: Options,
+        defaults: &Options,
         filters: serde_json::Map<String, serde_json::Value>,
         lock: Option<CreateLock>,
         realtime: bool,
@@ -125,24 +132,28 @@ impl Handler {
 }
 
 impl<R: Room, F: Fn() -> R + Send + Sync> Definition for TypedDefinition<R, F> {
-    /// Runs `on_create`, reserves the first seat, lists the room (with the
+    /// Runs `on_create` (with the definition's options over the client's,
+    /// as the reference does), reserves the first seat (with the client's
+    /// own options, for `on_auth` and `on_join`), lists the room (with the
     /// creation lock, if any), then starts the task.
     fn create(
         &self,
         inner: Arc<Inner>,
         name: &str,
         options: Options,
+        defaults: &Options,
         filters: serde_json::Map<String, serde_json::Value>,
         lock: Option<CreateLock>,
         realtime: bool,
     ) -> BoxFuture<'static, Result<(RoomListing, String), CreateError>> {
+        let create_options = merge_options(options.clone(), defaults);
         let room = (self.factory)();
         let mut core = RoomCore::<R>::new(Instant::now(), name, inner.presence.clone());
         core.set_store(inner.store.clone());
         core.set_max_frame_bytes(inner.config.max_frame_bytes);
         core.set_max_messages_per_second(inner.config.max_messages_per_second);
         Box::pin(async move {
-            let mut driver = Driver::create(room, core, &options).await?;
+            let mut driver = Driver::create(room, core, &create_options).await?;
             let session = driver
                 .core
                 .handle_reserve_seat(Instant::now(), options)
@@ -428,7 +439,9 @@ impl ServerBuilder {
     }
 
     /// Like [`define`](Self::define), with options that override the
-    /// client's join options (Colyseus `define(name, Room, defaults)`).
+    /// client's join options in `on_create` (Colyseus `define(name, Room,
+    /// defaults)`); `on_auth`, `on_join` and the `filter_by` values get the
+    /// client's own options, as in Colyseus.
     ///
     /// # Panics
     ///
@@ -762,8 +775,6 @@ impl Server {
         }
         match method {
             Method::Create => {
-                let handler = self.handler(target)?;
-                let options = merge_options(options, &handler.defaults);
                 match self.create_room(target, options, None).await {
                     Ok(reservation) => Ok(reservation),
                     Err(CreateError::Server(e) | CreateError::Unreachable(e)) => Err(e),
@@ -776,11 +787,8 @@ impl Server {
             }
             Method::JoinOrCreate | Method::Join => self.join(method, target, options).await,
             Method::JoinById => {
-                let listing = self.listing(target).await?;
-                let options = match self.inner.handlers.get(&listing.name) {
-                    Some(handler) => merge_options(options, &handler.defaults),
-                    None => options,
-                };
+                // 522 for a room that is not listed anywhere.
+                self.listing(target).await?;
                 for _ in 0..MAX_SEAT_ATTEMPTS {
                     let (seat, reply) = self.seat_request(options.clone());
                     let claimed = self
@@ -957,7 +965,6 @@ impl Server {
         options: Options,
     ) -> Result<SeatReservation, ServerError> {
         let handler = self.handler(target)?;
-        let options = merge_options(options, &handler.defaults);
         let filters = handler.filters(&options);
         let query = RoomQuery {
             name: target,
@@ -1163,6 +1170,7 @@ impl Server {
                 self.inner.clone(),
                 name,
                 options,
+                &handler.defaults,
                 filters,
                 lock,
                 handler.realtime,
@@ -1335,7 +1343,10 @@ fn refuse(link: &dyn Link, dialect: Dialect, reconnecting: bool) {
     }
 }
 
-/// The client's options with the definition's defaults on top.
+/// The client's options with the definition's defaults on top: what
+/// `on_create` gets (the reference's `merge({}, clientOptions,
+/// handler.options)`); `on_auth`, `on_join` and the filters see the
+/// client's own.
 fn merge_options(client: Options, defaults: &Options) -> Options {
     let mut merged = match client {
         Options::Object(map) => map,

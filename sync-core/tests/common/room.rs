@@ -26,6 +26,9 @@ pub struct E2eRoom {
     reconnect: Option<Option<Duration>>,
     /// What `on_auth` saw of each client's connection.
     remotes: std::collections::HashMap<String, serde_json::Value>,
+    /// The options `on_create`, and each client's `on_auth` and `on_join`,
+    /// received.
+    options: std::collections::HashMap<String, serde_json::Value>,
 }
 
 fn type_json(ty: &MessageType) -> serde_json::Value {
@@ -45,6 +48,7 @@ impl Room for E2eRoom {
         ctx: &mut RoomCtx<Self>,
         options: &Options,
     ) -> Result<(), ServerError> {
+        self.options.insert("create".into(), options.clone());
         ctx.set_state(Encoder::new(CounterState::default()));
         if let Some(max) = options["maxClients"].as_u64() {
             ctx.set_max_clients(Some(max as usize));
@@ -124,6 +128,11 @@ impl Room for E2eRoom {
                 "roomId": ctx.room_id(),
                 "clients": ctx.client_count(),
                 "remote": room.remotes.get(client.session_id()),
+                "options": {
+                    "create": room.options.get("create"),
+                    "auth": room.options.get(&format!("auth {}", client.session_id())),
+                    "join": room.options.get(&format!("join {}", client.session_id())),
+                },
             });
             ctx.send(client, "whoami", &reply);
         });
@@ -141,6 +150,8 @@ impl Room for E2eRoom {
         options: &Options,
         request: &AuthRequest,
     ) -> Result<String, ServerError> {
+        self.options
+            .insert(format!("auth {}", client.session_id()), options.clone());
         self.remotes.insert(
             client.session_id().to_owned(),
             json!({
@@ -162,8 +173,10 @@ impl Room for E2eRoom {
         &mut self,
         ctx: &mut RoomCtx<Self>,
         client: &Client,
-        _: &Options,
+        options: &Options,
     ) -> Result<(), ServerError> {
+        self.options
+            .insert(format!("join {}", client.session_id()), options.clone());
         let name = ctx.auth(client).cloned().unwrap_or_default();
         ctx.send(client, "welcome", &name);
         ctx.broadcast(

@@ -36,6 +36,34 @@ await steps([
     assert.equal(d.roomId, a.roomId);
     await Promise.all([a.leave(), c.leave(), d.leave()]);
   }],
+  ["on_create gets the definition's options over the client's; on_auth and on_join the client's own", async () => {
+    const a = await modern().joinOrCreate("fixed", { maxClients: 50, name: "ann" });
+    const who = next(a, "whoami");
+    a.send("whoami");
+    const { options } = await who;
+    assert.deepEqual(options.create, { maxClients: 2, name: "ann" });
+    assert.deepEqual(options.auth, { maxClients: 50, name: "ann" });
+    assert.deepEqual(options.join, { maxClients: 50, name: "ann" });
+    // A second client: its own options, by joinById too.
+    const b = await modern().joinById(a.roomId, { name: "bo" });
+    const whoB = next(b, "whoami");
+    b.send("whoami");
+    const second = (await whoB).options;
+    assert.deepEqual(second.auth, { name: "bo" });
+    assert.deepEqual(second.join, { name: "bo" });
+    await Promise.all([a.leave(), b.leave()]);
+  }],
+  ["a message sent without a payload reaches its handler as no payload", async () => {
+    const room = await modern().joinOrCreate("counter");
+    // The room's handler of 7 echoes what it got.
+    let echo = next(room, 7);
+    room.send(7);
+    assert.equal(await echo, undefined);
+    echo = next(room, 7);
+    room.send(7, null);
+    assert.equal(await echo, null);
+    await room.leave();
+  }],
   ["lock and unlock by hand", async () => {
     const a = await modern().create("counter", { private: true });
     a.send("lock");
