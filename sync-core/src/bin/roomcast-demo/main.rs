@@ -30,6 +30,10 @@
 //! - `ROOMCAST_DEBUG=1`: debug logs.
 //!
 //! Once listening it prints `roomcast ready <port> <processId>` on stdout.
+//!
+//! `--reflection-out <file>`: write the Reflection of the `world` room's
+//! state (the bytes of the JOIN_ROOM handshake) to `<file>` and exit, for
+//! `roomcast-codegen`.
 
 mod battle;
 mod room;
@@ -40,8 +44,29 @@ use std::sync::Arc;
 use roomcast::transport::Transport;
 use roomcast::{Dialect, RedisPresence, RedisStore, Server, ServerConfig, WebSocketTransport};
 
+/// `--reflection-out <file>`: the path to write the `world` state's
+/// Reflection to, instead of serving.
+fn reflection_out() -> std::io::Result<Option<String>> {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--reflection-out" {
+            return args
+                .next()
+                .map(Some)
+                .ok_or_else(|| std::io::Error::other("--reflection-out needs a file name"));
+        }
+    }
+    Ok(None)
+}
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    if let Some(path) = reflection_out()? {
+        let types =
+            roomcast::schema::registry_of::<room::World>().map_err(std::io::Error::other)?;
+        let bytes = roomcast::schema::encode_reflection(&types, roomcast::schema::Dialect::Modern);
+        return std::fs::write(&path, bytes);
+    }
     let env = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
     let debug = env("ROOMCAST_DEBUG").is_some_and(|v| v == "1");
     tracing_subscriber::fmt()
