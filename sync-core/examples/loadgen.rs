@@ -153,7 +153,7 @@ impl Room for BenchRoom {
         Ok(())
     }
 
-    async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _: bool) {
+    async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _: u16) {
         ctx.state_mut()
             .state_mut()
             .entities_mut()

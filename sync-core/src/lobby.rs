@@ -194,7 +194,7 @@ impl Room for LobbyRoom {
         Ok(())
     }
 
-    async fn on_leave(&mut self, _: &mut RoomCtx<Self>, client: &Client, _: bool) {
+    async fn on_leave(&mut self, _: &mut RoomCtx<Self>, client: &Client, _: u16) {
         self.filters.remove(client.session_id());
     }
 }

@@ -131,9 +131,9 @@ impl Room for Game {
         Ok(())
     }
 
-    async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, consented: bool) {
+    async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, code: u16) {
         let name = ctx.auth(client).cloned().unwrap_or_default();
-        self.log.push(format!("leave {name} consented={consented}"));
+        self.log.push(format!("leave {name} {code}"));
     }
 
     async fn on_drop(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, code: u16) {
@@ -524,8 +524,10 @@ fn leave_codes_consented_and_server_kicks() {
     assert_eq!(
         h.room().drain_log(),
         [
-            "leave a consented=true",
-            "leave b consented=false",
+            "leave a 4000",
+            // A server-side leave with another code is a drop (0.18).
+            "drop b 4005",
+            "leave b 4005",
             "dispose"
         ]
     );
@@ -599,6 +601,75 @@ fn allow_reconnection_success_restores_the_same_client_and_full_state() {
 }
 
 #[test]
+fn a_server_side_leave_or_an_error_close_is_a_drop_with_its_reconnection_window() {
+    let mut h = game(&json!({ "reconnect": 5 }));
+    let (a, session, token) = join_with_token(&mut h, "ann");
+    let _other = h.join(name("bo")).unwrap();
+    h.room().drain_log();
+    // `client.leave(4010)` from the room: on_drop holds the seat.
+    h.send_message(a, "kick", &Value::Int(4010));
+    assert_eq!(h.received(a).pop(), Some(Received::Closed(4010)));
+    assert_eq!(h.room().drain_log(), ["drop ann 4010"]);
+    let again = reconnect(&mut h, &session, &token);
+    let Received::JoinRoom { token, .. } = h.received(again).remove(0) else {
+        panic!("no JOIN_ROOM");
+    };
+    h.send(again, &[0x0a]);
+    assert_eq!(h.room().drain_log(), ["reconnect ann", "reconnected 9"]);
+
+    // An invalid message: ERROR 4217, close 4002, and the same window.
+    h.send(again, &[0x0d, 0xa3, b'i', b'n', b'c', 0xcd, 0x01]);
+    let got = h.received(again);
+    assert!(
+        matches!(
+            &got[..],
+            [
+                ..,
+                Received::Error { code: 4217, .. },
+                Received::Closed(4002)
+            ]
+        ),
+        "{got:?}"
+    );
+    assert_eq!(h.room().drain_log(), ["drop ann 4002"]);
+    let back = reconnect(&mut h, &session, &token);
+    assert!(matches!(h.received(back)[0], Received::JoinRoom { .. }));
+    h.send(back, &[0x0a]);
+    assert_eq!(h.room().drain_log(), ["reconnect ann", "reconnected 9"]);
+
+    // Not back in time: on_leave gets the code of the drop.
+    h.send_message(back, "kick", &Value::Int(4005));
+    h.advance(Duration::from_secs(5));
+    assert_eq!(
+        h.room().drain_log(),
+        [
+            "drop ann 4005",
+            "leave ann 4005",
+            "reconnection failed: reconnection timed out"
+        ]
+    );
+}
+
+#[test]
+fn a_shutdown_drops_every_client_without_a_reconnection() {
+    let mut h = game(&json!({ "reconnect": 5 }));
+    let a = h.join(name("ann")).unwrap();
+    h.room().drain_log();
+    h.with(|_, ctx| ctx.disconnect(Some(4001)));
+    assert_eq!(h.received(a).pop(), Some(Received::Closed(4001)));
+    assert_eq!(
+        h.room().drain_log(),
+        [
+            "drop ann 4001",
+            "leave ann 4001",
+            "dispose",
+            "reconnection failed: client is not waiting for a reconnection"
+        ]
+    );
+    assert!(h.is_disposed());
+}
+
+#[test]
 fn allow_reconnection_timeout_then_on_leave() {
     let mut h = game(&json!({ "reconnect": 3 }));
     let (a, session, token) = join_with_token(&mut h, "bob");
@@ -610,7 +681,7 @@ fn allow_reconnection_timeout_then_on_leave() {
         h.room().drain_log(),
         [
             "drop bob 1006",
-            "leave bob consented=false",
+            "leave bob 1006",
             "reconnection failed: reconnection timed out"
         ]
     );
@@ -636,7 +707,7 @@ fn allow_reconnection_manual_reject() {
     assert_eq!(
         h.room().drain_log(),
         [
-            "leave dave consented=false",
+            "leave dave 1001",
             "reconnection failed: reconnection rejected"
         ]
     );
@@ -674,11 +745,7 @@ fn disconnect_makes_everyone_leave_and_disposes() {
     assert!(h.is_disposed());
     assert_eq!(
         h.room().drain_log(),
-        [
-            "leave a consented=true",
-            "leave b consented=true",
-            "dispose"
-        ]
+        ["leave a 4000", "leave b 4000", "dispose"]
     );
 }
 
@@ -948,7 +1015,7 @@ fn a_client_dropping_before_its_ack_still_leaves_properly() {
     h.disconnect(conn, Some(1006));
     assert_eq!(
         h.room().drain_log(),
-        ["drop early 1006", "leave early consented=false"]
+        ["drop early 1006", "leave early 1006"]
     );
     assert_eq!(h.ctx().client_count(), 1);
     assert!(!h.ctx().locked());
@@ -996,10 +1063,7 @@ fn disposing_rejects_pending_reconnections() {
         log.contains(&"reconnection failed: room disposed".to_owned()),
         "{log:?}"
     );
-    assert!(
-        log.contains(&"leave ann consented=false".to_owned()),
-        "{log:?}"
-    );
+    assert!(log.contains(&"leave ann 1006".to_owned()), "{log:?}");
     assert!(log.contains(&"dispose".to_owned()), "{log:?}");
     assert!(h.is_disposed());
 }

@@ -268,6 +268,7 @@ impl<R: Room> RoomCore<R> {
                 waiter: None,
                 leave_on_failure: false,
                 consented: false,
+                close_code: 0,
                 auth_request: None,
                 view: None,
             },
@@ -615,13 +616,11 @@ impl<R: Room> RoomCore<R> {
             Status::Authenticating | Status::Joining => self.ctx.remove_slot(id),
             Status::AwaitingAck | Status::Joined => {
                 let code = code.unwrap_or(1006);
+                slot.close_code = code;
                 if code == close_code::CONSENTED {
                     slot.status = Status::Leaving;
                     slot.consented = true;
-                    self.ctx.events.push_back(Event::Leave {
-                        client: id,
-                        consented: true,
-                    });
+                    self.ctx.events.push_back(Event::Leave { client: id, code });
                 } else {
                     slot.status = Status::Dropping;
                     self.ctx.events.push_back(Event::Drop { client: id, code });
@@ -794,6 +793,7 @@ impl<R: Room> RoomCore<R> {
             Ok(()) => {
                 // Dropped while `on_join` ran: it joined, so it must leave.
                 slot.status = Status::Dropping;
+                slot.close_code = 1006;
                 self.ctx.events.push_back(Event::Drop {
                     client: id,
                     code: 1006,
@@ -823,7 +823,7 @@ impl<R: Room> RoomCore<R> {
             slot.status = Status::Leaving;
             self.ctx.events.push_back(Event::Leave {
                 client: id,
-                consented: false,
+                code: slot.close_code,
             });
         }
     }

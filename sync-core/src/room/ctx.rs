@@ -149,6 +149,8 @@ pub(crate) struct Slot<R: Room> {
     /// Whether `on_leave` still has to run when a reconnection fails.
     pub(crate) leave_on_failure: bool,
     pub(crate) consented: bool,
+    /// The close code of the leave or drop, for `on_leave`.
+    pub(crate) close_code: u16,
     pub(crate) auth_request: Option<super::AuthRequest>,
     /// The client's view of the state's filtered fields, if it has one.
     pub(crate) view: Option<ViewId>,
@@ -187,7 +189,7 @@ pub(crate) enum Event {
     },
     Leave {
         client: ClientId,
-        consented: bool,
+        code: u16,
     },
     Reconnect(ClientId),
     Dispose,
@@ -624,8 +626,13 @@ impl<R: Room> RoomCtx<R> {
         self.enqueue(client.id, protocol::encode_error(code, message));
     }
 
-    /// Closes a client's connection with `code` (4000 is a consented
-    /// leave; use 4000–4999); `on_leave` follows.
+    /// Closes a client's connection with `code` (Colyseus
+    /// `client.leave(code)`; use 4000–4999). 4000 is a consented leave:
+    /// `on_leave` follows. Any other code is a drop, as in Colyseus:
+    /// `on_drop` runs (where [`allow_reconnection`](Self::allow_reconnection)
+    /// may hold the seat for the client to come back with its token), then
+    /// `on_leave` unless it reconnects. The SDKs reconnect by themselves
+    /// after 4010 (`MAY_TRY_RECONNECT`).
     pub fn leave(&mut self, client: &Client, code: u16) {
         self.kick(client.id, code, code == protocol::close_code::CONSENTED);
     }
@@ -860,7 +867,9 @@ impl<R: Room> RoomCtx<R> {
     }
 
     /// Makes every client leave with `code` (default 4000) and disposes the
-    /// room.
+    /// room. With another code, `on_drop` runs for each client before
+    /// `on_leave` (as for [`leave`](Self::leave)), but no reconnection is
+    /// allowed.
     pub fn disconnect(&mut self, code: Option<u16>) {
         let code = code.unwrap_or(protocol::close_code::CONSENTED);
         self.disconnecting = true;
@@ -883,7 +892,7 @@ impl<R: Room> RoomCtx<R> {
 
     /// Holds a dropped client's seat for `timeout` (`None`: until
     /// [`reject_reconnection`](Self::reject_reconnection)). Call it from
-    /// `on_drop` (or `on_leave` with `consented == false`).
+    /// `on_drop` (or `on_leave` after a drop).
     ///
     /// # Examples
     ///
@@ -915,7 +924,7 @@ impl<R: Room> RoomCtx<R> {
             Status::Leaving => !slot.consented,
             _ => false,
         };
-        if !allowed || self.disposing {
+        if !allowed || self.disposing || self.disconnecting {
             return Reconnection {
                 rx: None,
                 error: ReconnectionError::NotDropped,
@@ -1023,7 +1032,8 @@ impl<R: Room> RoomCtx<R> {
         self.outbox.push_back(Transmit { conn, kind });
     }
 
-    /// Closes a client's connection and runs `on_leave` for it.
+    /// Closes a client's connection; `on_leave` follows for a consented
+    /// leave, `on_drop` then `on_leave` otherwise.
     pub(crate) fn kick(&mut self, id: ClientId, code: u16, consented: bool) {
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
@@ -1044,12 +1054,15 @@ impl<R: Room> RoomCtx<R> {
         }
         match slot.status {
             Status::AwaitingAck | Status::Joined => {
-                slot.status = Status::Leaving;
                 slot.consented = consented;
-                self.events.push_back(Event::Leave {
-                    client: id,
-                    consented,
-                });
+                slot.close_code = code;
+                if consented {
+                    slot.status = Status::Leaving;
+                    self.events.push_back(Event::Leave { client: id, code });
+                } else {
+                    slot.status = Status::Dropping;
+                    self.events.push_back(Event::Drop { client: id, code });
+                }
                 self.update_full_lock();
             }
             // `on_join` never completed: nothing to leave.
@@ -1070,7 +1083,7 @@ impl<R: Room> RoomCtx<R> {
             slot.status = Status::Leaving;
             self.events.push_back(Event::Leave {
                 client: id,
-                consented: false,
+                code: slot.close_code,
             });
             self.update_full_lock();
         } else {

@@ -202,12 +202,12 @@ impl<R: Room> Driver<R> {
                 }
                 self.core.finish_drop(client);
             }
-            Event::Leave { client, consented } => {
+            Event::Leave { client, code } => {
                 if let Some(handle) = self.core.ctx.client_handle(client) {
                     guarded(
                         room_id,
                         "on_leave",
-                        self.room.on_leave(&mut self.core.ctx, &handle, consented),
+                        self.room.on_leave(&mut self.core.ctx, &handle, code),
                     )
                     .await;
                 }

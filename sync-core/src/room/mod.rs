@@ -33,10 +33,15 @@ pub type Options = serde_json::Value;
 /// room, hand the future to [`RoomCtx::spawn`].
 ///
 /// Order of calls: `on_create` once; per client `on_auth` then `on_join`;
-/// when it leaves, `on_leave(consented = true)` for a consented leave,
-/// otherwise `on_drop` (which may call [`RoomCtx::allow_reconnection`]) and
-/// then `on_leave(consented = false)` unless the client reconnects, in which
-/// case `on_reconnect`; `on_dispose` once at the end.
+/// when it leaves, `on_leave(4000)` for a consented leave (the client's
+/// `room.leave()`, or [`RoomCtx::leave`] with 4000), otherwise `on_drop`
+/// with the close code (the connection dropped, the client closed it with
+/// another code, or the server closed it: [`RoomCtx::leave`] with another
+/// code, an invalid message) — which may call
+/// [`RoomCtx::allow_reconnection`] — and then `on_leave` with the same code
+/// unless the client reconnects, in which case `on_reconnect`;
+/// `on_dispose` once at the end (Colyseus 0.18 `onDrop`/`onLeave(client,
+/// code)`).
 ///
 /// A panic in a hook or handler is caught: the room logs it and carries on
 /// (see the crate documentation, "Panics in user code").
@@ -114,20 +119,25 @@ pub trait Room: Sized + Send + 'static {
         async { Ok(()) }
     }
 
-    /// A client left for good; `consented` when it asked to leave.
+    /// A client left for good. `code` is the close code: 4000
+    /// ([`close_code::CONSENTED`](crate::protocol::close_code::CONSENTED))
+    /// when it asked to leave, otherwise the code it dropped with (see
+    /// [`on_drop`](Self::on_drop)).
     fn on_leave(
         &mut self,
         ctx: &mut RoomCtx<Self>,
         client: &Client,
-        consented: bool,
+        code: u16,
     ) -> impl Future<Output = ()> + Send {
-        let _ = (ctx, client, consented);
+        let _ = (ctx, client, code);
         async {}
     }
 
-    /// A client's connection dropped without a consented leave (`code` is
-    /// the close code, 1006 when there was none). Call
-    /// [`RoomCtx::allow_reconnection`] here to hold its seat.
+    /// A client's connection ended without a consented leave: `code` is
+    /// the close code, 1006 when there was none, or the code the server
+    /// closed it with ([`RoomCtx::leave`] with a code other than 4000;
+    /// 4002 for an invalid message). Call [`RoomCtx::allow_reconnection`]
+    /// here to hold its seat.
     fn on_drop(
         &mut self,
         ctx: &mut RoomCtx<Self>,

@@ -183,7 +183,7 @@ impl Room for CardsRoom {
         ctx.spawn(reconnection, |_room: &mut Self, _ctx, _outcome| {});
     }
 
-    async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _consented: bool) {
+    async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _code: u16) {
         let me = client.session_id().to_owned();
         let others: Vec<Client> = ctx.clients().collect();
         for other in &others {

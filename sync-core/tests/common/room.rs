@@ -187,8 +187,8 @@ impl Room for E2eRoom {
         Ok(())
     }
 
-    async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, consented: bool) {
-        let message = json!({ "sessionId": client.session_id(), "consented": consented });
+    async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, code: u16) {
+        let message = json!({ "sessionId": client.session_id(), "code": code });
         ctx.broadcast("left", &message, BroadcastOptions::default().except(client));
     }
 

@@ -100,7 +100,7 @@ await steps([
     const left = next(roomB, "left");
     const code = await roomA.leave();
     assert.equal(code, 4000);
-    assert.deepEqual(await left, { sessionId: roomA.sessionId, consented: true });
+    assert.deepEqual(await left, { sessionId: roomA.sessionId, code: 4000 });
     await roomB.leave();
   }],
 ]);

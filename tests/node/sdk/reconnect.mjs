@@ -35,7 +35,7 @@ await steps([
     const leftMsg = next(other, "left");
     drop(room);
     assert.deepEqual(await outcome, { sessionId: room.sessionId, ok: false });
-    assert.deepEqual(await leftMsg, { sessionId: room.sessionId, consented: false });
+    assert.deepEqual(await leftMsg, { sessionId: room.sessionId, code: 1006 });
     const err = await rejection(modern().reconnect(token));
     assert.equal(err.code, 524);
     await other.leave();
@@ -52,6 +52,49 @@ await steps([
     other.send("reject", room.sessionId);
     assert.deepEqual(await outcome, { sessionId: room.sessionId, ok: false });
     assert.equal((await rejection(modern().reconnect(token))).code, 524);
+    await other.leave();
+  }],
+  ["a server-side client.leave(4010) is a drop: the SDK reconnects within the room's window", async () => {
+    const room = await modern().create("counter", { reconnect: 10 });
+    room.reconnection.minUptime = 100;
+    room.reconnection.minDelay = 50;
+    room.reconnection.delay = 50;
+    const other = await modern().joinById(room.roomId);
+    await sleep(200);
+    const dropped = next(other, "dropped");
+    const outcome = next(other, "reconnection");
+    const dropCode = new Promise((resolve) => room.onDrop((code) => resolve(code)));
+    const reconnected = new Promise((resolve) => room.onReconnect(resolve));
+    room.send("kick", 4010);
+    assert.equal(await dropCode, 4010);
+    assert.deepEqual(await dropped, { sessionId: room.sessionId, code: 4010 });
+    await reconnected;
+    assert.deepEqual(await outcome, { sessionId: room.sessionId, ok: true });
+    room.send("inc", 5);
+    await until(() => other.state.n === 5, "the reconnected client's message");
+    await Promise.all([room.leave(), other.leave()]);
+  }],
+  ["an error close (4002) is a drop: the seat waits for client.reconnect(token)", async () => {
+    const room = await modern().create("counter", { reconnect: 10, name: "eve" });
+    room.reconnection.enabled = false;
+    const other = await modern().joinById(room.roomId);
+    const dropped = next(other, "dropped");
+    const code = left(room);
+    // ROOM_DATA "inc" with a truncated uint16.
+    room.connection.send(Uint8Array.of(0x0d, 0xa3, 0x69, 0x6e, 0x63, 0xcd, 0x01));
+    assert.equal(await code, 4002);
+    assert.deepEqual(await dropped, { sessionId: room.sessionId, code: 4002 });
+    const back = await modern().reconnect(room.reconnectionToken);
+    assert.equal(back.sessionId, room.sessionId);
+    const who = next(back, "whoami");
+    back.send("whoami");
+    assert.equal((await who).auth, "eve", "the same client");
+    // Gone for good: on_leave gets the code it dropped with.
+    const leftMsg = next(other, "left");
+    back.send("kick", 4005);
+    assert.deepEqual(await next(other, "dropped"), { sessionId: room.sessionId, code: 4005 });
+    other.send("reject", room.sessionId);
+    assert.deepEqual(await leftMsg, { sessionId: room.sessionId, code: 4005 });
     await other.leave();
   }],
   ["0.18 automatic reconnection after an abnormal close", async () => {

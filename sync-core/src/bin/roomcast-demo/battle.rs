@@ -56,7 +56,7 @@ impl Room for BattleRoom {
         Ok(())
     }
 
-    async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _consented: bool) {
+    async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _code: u16) {
         ctx.state_mut()
             .state_mut()
             .players_mut()

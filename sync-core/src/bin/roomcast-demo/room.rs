@@ -159,7 +159,7 @@ impl Room for DemoRoom {
         ctx.spawn(reconnection, |_room: &mut Self, _ctx, _outcome| {});
     }
 
-    async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _consented: bool) {
+    async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _code: u16) {
         ctx.state_mut()
             .state_mut()
             .players_mut()
