@@ -48,6 +48,27 @@ await steps([
     // order is the truth, and every client has it.
     assert.equal(b.state.chat.length, 10);
   }],
+  ["non-finite moves are refused with an error and reach no one", async () => {
+    const before = a.state.players.get(c.sessionId);
+    const [x, y] = [before.x, before.y];
+    const errors = [];
+    c.onError((code, message) => errors.push([code, message]));
+    c.send("move", { x: NaN, y: 5 });
+    c.send("move", { x: 5, y: Infinity });
+    c.send("move", { x: -Infinity, y: 5 });
+    await until(() => errors.length === 3, "three errors");
+    for (const [code, message] of errors) {
+      assert.equal(code, 4217);
+      assert.match(message, /finite/);
+    }
+    await same(a, "modern after refused moves");
+    await same(b, "legacy after refused moves");
+    assert.equal(a.state.players.get(c.sessionId).x, x);
+    assert.equal(b.state.players.get(c.sessionId).y, y);
+    // c is still in the room.
+    c.send("move", { x: 1, y: 1 });
+    await until(() => a.state.players.get(c.sessionId).x === 1, "c moves again");
+  }],
   ["state is exact after an automatic reconnection that missed deletions", async () => {
     const d = await modern().joinById(a.roomId, { name: "dee" });
     d.reconnection.minUptime = 100;

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use roomcast::protocol::error_code::INVALID_PAYLOAD;
 use roomcast::schema::{ArraySchema, Encoder, MapSchema, Schema};
 use roomcast::{BroadcastOptions, Client, Options, Room, RoomCtx, ServerError};
 use serde::Deserialize;
@@ -85,6 +86,16 @@ impl Room for DemoRoom {
         }));
         ctx.set_max_clients(Some(options["maxClients"].as_u64().unwrap_or(50) as usize));
         ctx.on_message("move", |_room: &mut Self, ctx, client, m: Move| {
+            // msgpack carries NaN and infinities, and `clamp` lets NaN
+            // through: refuse them, or every client would get them.
+            if !(m.x.is_finite() && m.y.is_finite()) {
+                ctx.error(
+                    client,
+                    INVALID_PAYLOAD,
+                    "move: x and y must be finite numbers",
+                );
+                return;
+            }
             let (x, y) = (m.x.clamp(0.0, WIDTH), m.y.clamp(0.0, HEIGHT));
             let mut world = ctx.state_mut().state_mut();
             let mut players = world.players_mut();
