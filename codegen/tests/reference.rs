@@ -3,7 +3,8 @@
 //! with quantized fields, keywords and a namespace), this crate writes the
 //! TypeScript classes, the reference generates every target from them, and
 //! each of its files must equal ours after [`normalise`], except the files
-//! listed in `tests/reference-differences.txt`, which must differ.
+//! listed in `tests/reference-differences.txt`, which must differ. `tsc`
+//! type-checks all of our TypeScript first.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -16,6 +17,23 @@ use roomcast_schema::types::{
     CollectionKind, NamedField, NamedFieldType, NamedType, Primitive, TypeId, TypeRegistry,
 };
 use roomcast_tests::node::{ensure_npm_install, from_hex, load_vectors, node_dir};
+
+/// Type-checks every case's classes (`<case>/input/*.ts`) as the SDK
+/// test compiles the demo's (`tests/sdk/tsconfig.json`).
+const TSCONFIG: &str = r#"{
+  "compilerOptions": {
+    "target": "ES2022",
+    "module": "ES2022",
+    "moduleResolution": "Bundler",
+    "experimentalDecorators": true,
+    "useDefineForClassFields": false,
+    "strict": true,
+    "skipLibCheck": true,
+    "types": [],
+    "noEmit": true
+  },
+  "include": ["*/input/*.ts"]
+}"#;
 
 /// One schema to generate.
 struct Case {
@@ -233,6 +251,23 @@ fn output_matches_schema_codegen() {
             }));
         }
     }
+    // Our TypeScript compiles against @colyseus/schema 5.0.34.
+    let node_modules = node_dir().join("node_modules");
+    std::os::unix::fs::symlink(&node_modules, tmp.join("node_modules")).unwrap();
+    fs::write(tmp.join("tsconfig.json"), TSCONFIG).unwrap();
+    let tsc = Command::new("node")
+        .arg(node_modules.join("typescript/bin/tsc"))
+        .arg("-p")
+        .arg(tmp.join("tsconfig.json"))
+        .output()
+        .expect("node runs");
+    assert!(
+        tsc.status.success(),
+        "tsc rejects the TypeScript:\n{}{}",
+        String::from_utf8_lossy(&tsc.stdout),
+        String::from_utf8_lossy(&tsc.stderr)
+    );
+
     let jobs_path = tmp.join("jobs.json");
     fs::write(&jobs_path, serde_json::to_string(&jobs).unwrap()).unwrap();
     let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference-codegen.cjs");
