@@ -272,7 +272,89 @@ pub(crate) fn js_number(value: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::js_number;
+    use roomcast_schema::types::{FieldDef, TypeDef};
+
+    use super::*;
+
+    /// `Root { child: Type1, list: array<Type2> }`, `Type2 extends Type1`,
+    /// unnamed as from Reflection.
+    fn unnamed() -> TypeRegistry {
+        let field = |name: &str, ty| FieldDef {
+            name: name.to_owned(),
+            ty,
+        };
+        let def = |extends, fields| TypeDef {
+            name: String::new(),
+            extends,
+            fields,
+        };
+        TypeRegistry::new(
+            vec![
+                def(
+                    None,
+                    vec![
+                        field("child", FieldType::Schema(TypeId(1))),
+                        field(
+                            "list",
+                            FieldType::Collection(
+                                CollectionKind::Array,
+                                ElementType::Schema(TypeId(2)),
+                            ),
+                        ),
+                    ],
+                ),
+                def(
+                    None,
+                    vec![field("a", FieldType::Primitive(Primitive::Uint8))],
+                ),
+                def(
+                    Some(TypeId(1)),
+                    vec![field("b", FieldType::Primitive(Primitive::String))],
+                ),
+            ],
+            TypeId(0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn unnamed_types_get_default_names_and_inherited_indexes() {
+        let classes = classes(&unnamed(), &Options::new()).unwrap();
+        let names: Vec<_> = classes.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["State", "Type1", "Type2"]);
+        assert_eq!(classes[2].extends, "Type1");
+        assert_eq!(classes[2].ancestors, ["Type1"]);
+        assert_eq!(classes[2].properties[0].index, 1);
+        assert_eq!(classes[0].dependencies(|_| true), ["Type1", "Type2"]);
+        assert_eq!(classes[2].dependencies(|_| true), ["Type1"]);
+    }
+
+    #[test]
+    fn names_are_checked() {
+        let types = unnamed();
+        let named = |id, name: &str| Options::new().type_name(TypeId(id), name);
+        assert_eq!(
+            classes(&types, &named(1, "State")).unwrap_err(),
+            GenerateError::DuplicateTypeName("State".into())
+        );
+        for bad in ["player", "Ma-p", "", "Schema", "MapSchema", "9Lives"] {
+            assert_eq!(
+                classes(&types, &named(1, bad)).unwrap_err(),
+                GenerateError::InvalidTypeName(bad.into()),
+                "{bad:?}"
+            );
+        }
+        let mut defs = types.types().to_vec();
+        defs[1].fields[0].name = "two words".into();
+        let types = TypeRegistry::new(defs, TypeId(0)).unwrap();
+        assert_eq!(
+            classes(&types, &Options::new()).unwrap_err(),
+            GenerateError::InvalidFieldName {
+                class: "Type1".into(),
+                field: "two words".into()
+            }
+        );
+    }
 
     #[test]
     fn numbers_print_as_javascript_does() {
