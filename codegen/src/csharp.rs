@@ -127,8 +127,25 @@ pub(crate) fn generate(classes: &[Class], namespace: Option<&str>) -> Vec<Genera
         .collect()
 }
 
-fn file(class: &Class, namespace: Option<&str>) -> String {
+/// `--bundle`: every class in one file, `<namespace>.cs` or `Schema.cs`.
+pub(crate) fn bundle(classes: &[Class], namespace: Option<&str>) -> GeneratedFile {
     let indent = if namespace.is_some() { "\t" } else { "" };
+    let bodies: Vec<String> = classes.iter().map(|c| body(c, indent)).collect();
+    let (open, close) = match namespace {
+        Some(ns) => (format!("\nnamespace {ns} {{\n"), "}"),
+        None => (String::new(), ""),
+    };
+    GeneratedFile::new(
+        format!("{}.cs", namespace.unwrap_or("Schema")),
+        format!(
+            "{}\n{open}\n{}\n{close}",
+            comment_header("//"),
+            bodies.join("\n\n")
+        ),
+    )
+}
+
+fn body(class: &Class, indent: &str) -> String {
     let base = if class.extends == "Schema" {
         format!("{SDK}.Schema")
     } else {
@@ -140,7 +157,7 @@ fn file(class: &Class, namespace: Option<&str>) -> String {
         .map(|p| format!("\n{}", property(p, indent)))
         .collect();
     let name = &class.name;
-    let body = format!(
+    format!(
         "{indent}public partial class {name} : {base} {{\n\
          #if UNITY_5_3_OR_NEWER\n\
          {indent}\t[global::UnityEngine.Scripting.Preserve]\n\
@@ -149,12 +166,20 @@ fn file(class: &Class, namespace: Option<&str>) -> String {
          {}\n\
          {indent}}}",
         properties.join("\n")
-    );
+    )
+}
+
+fn file(class: &Class, namespace: Option<&str>) -> String {
+    let indent = if namespace.is_some() { "\t" } else { "" };
     let (open, close) = match namespace {
         Some(ns) => (format!("\nnamespace {ns} {{"), "}"),
         None => (String::new(), ""),
     };
-    format!("{}\n{open}\n{body}\n{close}\n", comment_header("//"))
+    format!(
+        "{}\n{open}\n{}\n{close}\n",
+        comment_header("//"),
+        body(class, indent)
+    )
 }
 
 fn property(p: &Property, indent: &str) -> String {

@@ -97,22 +97,41 @@ pub(crate) fn generate(
         .map(|class| {
             Ok(GeneratedFile::new(
                 format!("{}.hx", class.name),
-                file(class, package)?,
+                format!("{}\n", preamble(package, &body(class)?)),
             ))
         })
         .collect()
 }
 
-fn file(class: &Class, package: Option<&str>) -> Result<String, GenerateError> {
+/// `--bundle`: every class in one file, `<package>.hx` or `Schema.hx`.
+pub(crate) fn bundle(
+    classes: &[Class],
+    package: Option<&str>,
+) -> Result<GeneratedFile, GenerateError> {
+    let bodies = classes.iter().map(body).collect::<Result<Vec<_>, _>>()?;
+    Ok(GeneratedFile::new(
+        format!("{}.hx", package.unwrap_or("Schema")),
+        format!("{}\n", preamble(package, &bodies.join("\n\n"))),
+    ))
+}
+
+/// The header, package and imports before `classes`.
+fn preamble(package: Option<&str>, classes: &str) -> String {
+    let package = package.map(|p| format!("package {p};")).unwrap_or_default();
+    format!(
+        "{}\n\n{package}\n{COMMON_IMPORTS}\n\n{classes}",
+        comment_header("//")
+    )
+}
+
+fn body(class: &Class) -> Result<String, GenerateError> {
     let properties = class
         .properties
         .iter()
         .map(|p| property(class, p))
         .collect::<Result<Vec<_>, _>>()?;
-    let package = package.map(|p| format!("package {p};")).unwrap_or_default();
     Ok(format!(
-        "{}\n\n{package}\n{COMMON_IMPORTS}\n\nclass {} extends {} {{\n{}\n}}\n",
-        comment_header("//"),
+        "class {} extends {} {{\n{}\n}}",
         class.name,
         class.extends,
         properties.join("\n"),

@@ -114,8 +114,8 @@ impl FromStr for Language {
     }
 }
 
-/// How to write the files: `schema-codegen`'s `--namespace`, and the class
-/// names Reflection does not transmit.
+/// How to write the files: `schema-codegen`'s `--namespace` and
+/// `--bundle`, and the class names Reflection does not transmit.
 ///
 /// # Examples
 ///
@@ -132,6 +132,7 @@ impl FromStr for Language {
 pub struct Options {
     namespace: Option<String>,
     type_names: HashMap<TypeId, String>,
+    bundle: bool,
 }
 
 impl Options {
@@ -147,6 +148,35 @@ impl Options {
     #[must_use]
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// `--bundle`: every class in one file, named after the namespace, else
+    /// `schema.ts`, `Schema.cs`, `Schema.hx` or `schema.lua`; classes come
+    /// after the classes they refer to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use roomcast_codegen::{generate_for, Language, Options};
+    /// use roomcast_schema::{ArraySchema, Schema};
+    ///
+    /// #[derive(Schema, Default)]
+    /// struct Card { rank: u8 }
+    ///
+    /// #[derive(Schema, Default)]
+    /// struct Table { deck: ArraySchema<Card> }
+    ///
+    /// let files = generate_for::<Table>(Language::Lua, &Options::new().bundle(true))?;
+    /// assert_eq!(files.len(), 1);
+    /// assert_eq!(files[0].path.to_str(), Some("schema.lua"));
+    /// let text = &files[0].contents;
+    /// assert!(text.find("local Card =").unwrap() < text.find("local Table =").unwrap());
+    /// # Ok::<(), roomcast_codegen::GenerateError>(())
+    /// ```
+    #[must_use]
+    pub fn bundle(mut self, bundle: bool) -> Self {
+        self.bundle = bundle;
         self
     }
 
@@ -223,7 +253,7 @@ pub enum GenerateError {
 }
 
 /// Writes the client classes of every type of `types` in `language`, one
-/// file per type, in type id order.
+/// file per type, in type id order (or one file: [`Options::bundle`]).
 ///
 /// # Errors
 ///
@@ -253,6 +283,15 @@ pub fn generate(
 ) -> Result<Vec<GeneratedFile>, GenerateError> {
     let classes = types::classes(types, options)?;
     let namespace = options.namespace.as_deref();
+    if options.bundle {
+        let classes = types::in_definition_order(classes);
+        return Ok(vec![match language {
+            Language::TypeScript => ts::bundle(&classes, namespace),
+            Language::CSharp => csharp::bundle(&classes, namespace),
+            Language::Haxe => haxe::bundle(&classes, namespace)?,
+            Language::Lua => lua::bundle(&classes, namespace),
+        }]);
+    }
     Ok(match language {
         Language::TypeScript => ts::generate(&classes),
         Language::CSharp => csharp::generate(&classes, namespace),

@@ -17,18 +17,35 @@ pub(crate) fn generate(classes: &[Class], namespace: Option<&str>) -> Vec<Genera
         .collect()
 }
 
-fn file(class: &Class, namespace: Option<&str>) -> String {
-    let prefix = namespace.map(|ns| format!("{ns}.")).unwrap_or_default();
-    let requires: Vec<String> = class
-        .dependencies(|_| true)
-        .into_iter()
-        .map(|c| format!("local {c} = require '{prefix}{c}'"))
+/// `--bundle`: every class in one module, `<namespace>.lua` or
+/// `schema.lua`, returning a table of them.
+pub(crate) fn bundle(classes: &[Class], namespace: Option<&str>) -> GeneratedFile {
+    let bodies: Vec<String> = classes.iter().map(body).collect();
+    let names: Vec<String> = classes
+        .iter()
+        .map(|c| format!("    {} = {},", c.name, c.name))
         .collect();
-    let quantize = if class.has_quantized() {
+    GeneratedFile::new(
+        format!("{}.lua", namespace.unwrap_or("schema")),
+        format!(
+            "{}\n\n{COMMON_IMPORTS}{}\n\n{}\n\nreturn {{\n{}\n}}\n",
+            comment_header("--"),
+            quantize_import(classes),
+            bodies.join("\n\n"),
+            names.join("\n"),
+        ),
+    )
+}
+
+fn quantize_import(classes: &[Class]) -> String {
+    if classes.iter().any(Class::has_quantized) {
         format!("\n{QUANTIZE_IMPORT}")
     } else {
         String::new()
-    };
+    }
+}
+
+fn body(class: &Class) -> String {
     let name = &class.name;
     let annotations: Vec<String> = class
         .properties
@@ -51,14 +68,27 @@ fn file(class: &Class, namespace: Option<&str>) -> String {
         format!(", {}", class.extends)
     };
     format!(
-        "{}\n\n{COMMON_IMPORTS}{quantize}\n{}\n\n\
-         ---@class {name}: {}\n{}\nlocal {name} = schema.define({{\n{}\n}}{inherits})\n\n\
-         return {name}\n",
-        comment_header("--"),
-        requires.join("\n"),
+        "---@class {name}: {}\n{}\nlocal {name} = schema.define({{\n{}\n}}{inherits})",
         class.extends,
         annotations.join("\n"),
         entries.join(",\n"),
+    )
+}
+
+fn file(class: &Class, namespace: Option<&str>) -> String {
+    let prefix = namespace.map(|ns| format!("{ns}.")).unwrap_or_default();
+    let requires: Vec<String> = class
+        .dependencies(|_| true)
+        .into_iter()
+        .map(|c| format!("local {c} = require '{prefix}{c}'"))
+        .collect();
+    format!(
+        "{}\n\n{COMMON_IMPORTS}{}\n{}\n\n{}\n\nreturn {}\n",
+        comment_header("--"),
+        quantize_import(std::slice::from_ref(class)),
+        requires.join("\n"),
+        body(class),
+        class.name,
     )
 }
 

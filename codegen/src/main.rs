@@ -11,7 +11,7 @@ use roomcast_schema::types::TypeId;
 
 const USAGE: &str = "\
 usage: roomcast-codegen <reflection-file> --lang ts|cs|hx|lua --output <dir>
-                        [--namespace <name>] [--type-name <id>=<Name>]...
+                        [--namespace <name>] [--bundle] [--type-name <id>=<Name>]...
 
   <reflection-file>        the Reflection bytes a server sends in JOIN_ROOM
                            (`-`: standard input); the demo writes its own with
@@ -20,6 +20,9 @@ usage: roomcast-codegen <reflection-file> --lang ts|cs|hx|lua --output <dir>
   --output                 the directory to write one file per type into
                            (created if missing)
   --namespace              the C# namespace, Haxe package or Lua module prefix
+  --bundle                 one file with every class (named after the
+                           namespace, else schema.ts, Schema.cs, Schema.hx,
+                           schema.lua)
   --type-name <id>=<Name>  the class name of type <id> (Reflection carries no
                            names: the root type is `State`, the others
                            `Type<id>` by default)";
@@ -40,6 +43,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--lang" => language = Some(value("--lang")?.parse().map_err(|e| format!("{e}"))?),
             "--output" => output = Some(PathBuf::from(value("--output")?)),
             "--namespace" => options = options.namespace(value("--namespace")?),
+            "--bundle" => options = options.bundle(true),
             "--type-name" => {
                 let spec = value("--type-name")?;
                 let (id, name) = spec

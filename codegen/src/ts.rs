@@ -27,34 +27,59 @@ pub(crate) fn generate(classes: &[Class]) -> Vec<GeneratedFile> {
         .collect()
 }
 
-fn file(class: &Class) -> String {
-    // CollectionSchema only where a field needs it (the reference has no
-    // `collection` case).
-    let collection = class
-        .properties
+/// `--bundle`: every class in one file, `<namespace>.ts` or `schema.ts`.
+pub(crate) fn bundle(classes: &[Class], namespace: Option<&str>) -> GeneratedFile {
+    let bodies: Vec<String> = classes.iter().map(body).collect();
+    GeneratedFile::new(
+        format!("{}.ts", namespace.unwrap_or("schema")),
+        format!(
+            "{}\n\n{}\n\n{}\n",
+            comment_header("//"),
+            imports(classes),
+            bodies.join("\n\n")
+        ),
+    )
+}
+
+/// The import of the SDK classes. CollectionSchema only where a field
+/// needs it (the reference has no `collection` case).
+fn imports(classes: &[Class]) -> String {
+    let collection = classes
         .iter()
+        .flat_map(|c| &c.properties)
         .any(|p| matches!(p.kind, Kind::Collection(CollectionKind::Collection, _)));
-    let imports = format!(
+    format!(
         "import {{ {COMMON_IMPORTS}{} }} from '@colyseus/schema';",
         if collection { ", CollectionSchema" } else { "" }
-    );
-    let local: Vec<String> = class
-        .dependencies(|_| true)
-        .into_iter()
-        .map(|c| format!("import {{ {c} }} from './{c}'"))
-        .collect();
+    )
+}
+
+fn body(class: &Class) -> String {
     let properties: Vec<String> = class
         .properties
         .iter()
         .map(|p| format!("    {}", property(p)))
         .collect();
     format!(
-        "{}\n\n{imports}\n{}\n\nexport class {} extends {} {{\n{}\n}}\n",
-        comment_header("//"),
-        local.join("\n"),
+        "export class {} extends {} {{\n{}\n}}",
         class.name,
         class.extends,
         properties.join("\n"),
+    )
+}
+
+fn file(class: &Class) -> String {
+    let local: Vec<String> = class
+        .dependencies(|_| true)
+        .into_iter()
+        .map(|c| format!("import {{ {c} }} from './{c}'"))
+        .collect();
+    format!(
+        "{}\n\n{}\n{}\n\n{}\n",
+        comment_header("//"),
+        imports(std::slice::from_ref(class)),
+        local.join("\n"),
+        body(class),
     )
 }
 

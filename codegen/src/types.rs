@@ -5,7 +5,7 @@
 //! Built from a [`TypeRegistry`] (what Reflection transmits), with the names
 //! Reflection leaves out filled in (see [`Options`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use roomcast_schema::quantize::Quantize;
 use roomcast_schema::types::{
@@ -205,6 +205,44 @@ pub(crate) fn classes(
         });
     }
     Ok(classes)
+}
+
+/// `classes` reordered so that each comes after the classes it refers to
+/// (its fields' classes, in field order, then its ancestors), the order in
+/// which `schema-codegen` finds them by following each file's imports, and
+/// the order a bundle must define them in. Classes that refer to each other
+/// come in the order they are first reached.
+pub(crate) fn in_definition_order(classes: Vec<Class>) -> Vec<Class> {
+    fn visit(
+        at: usize,
+        classes: &[Class],
+        index: &HashMap<&str, usize>,
+        seen: &mut [bool],
+        order: &mut Vec<usize>,
+    ) {
+        if seen[at] {
+            return;
+        }
+        seen[at] = true;
+        for dependency in classes[at].dependencies(|_| true) {
+            if let Some(&next) = index.get(dependency) {
+                visit(next, classes, index, seen, order);
+            }
+        }
+        order.push(at);
+    }
+    let index: HashMap<&str, usize> = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.as_str(), i))
+        .collect();
+    let mut seen = vec![false; classes.len()];
+    let mut order = Vec::with_capacity(classes.len());
+    for i in 0..classes.len() {
+        visit(i, &classes, &index, &mut seen, &mut order);
+    }
+    let mut slots: Vec<Option<Class>> = classes.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
 /// The comment that opens every file, each line behind `comment` (`//`,

@@ -1,6 +1,6 @@
 //! The `roomcast-codegen` binary: Reflection bytes from a file or standard
-//! input, `--lang`, `--output`, `--namespace`, `--type-name`, and its
-//! errors.
+//! input, `--lang`, `--output`, `--namespace`, `--type-name`, `--bundle`,
+//! and its errors.
 
 use std::fs;
 use std::io::Write;
@@ -101,6 +101,25 @@ fn reads_standard_input() {
     assert!(out.status.success(), "{out:?}");
     let state = fs::read_to_string(tmp.0.join("State.lua")).unwrap();
     assert!(state.contains("local Type1 = require 'Type1'"), "{state}");
+}
+
+#[test]
+fn bundles_every_class_in_one_file() {
+    let tmp = TempDir::new("bundle");
+    let dir = tmp.0.to_str().unwrap();
+    let bytes = polymorphic_reflection();
+    let out = codegen(&["-", "--lang", "hx", "--output", dir, "--bundle"], &bytes);
+    assert!(out.status.success(), "{out:?}");
+    let written: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(written, ["Schema.hx"]);
+    let expected = generate_from_reflection(&bytes, Language::Haxe, &Options::new().bundle(true));
+    assert_eq!(
+        fs::read_to_string(tmp.0.join("Schema.hx")).unwrap(),
+        expected.unwrap()[0].contents
+    );
 }
 
 #[test]

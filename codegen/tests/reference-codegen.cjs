@@ -1,8 +1,9 @@
 // Runs the real `schema-codegen` of @colyseus/schema 5.0.34 (from
 // tests/node/node_modules) once per job, in one process: loading it and the
 // TypeScript compiler takes most of a run. argv[2]: the path of a JSON list
-// of jobs { files, target, output, namespace? }, the arguments of one CLI
-// run each. Exits non-zero when a run fails.
+// of jobs { files, target, output, namespace?, bundle? }, the arguments of
+// one CLI run each; argv[3]: tests/node/node_modules. Exits non-zero when a
+// run fails.
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -15,6 +16,7 @@ const exit = process.exit;
 for (const job of jobs) {
   const args = [...job.files, `--${job.target}`, "--output", job.output];
   if (job.namespace) args.push("--namespace", job.namespace);
+  if (job.bundle) args.push("--bundle");
   process.argv = [process.argv[0], cli, ...args];
   // The CLI exits the process on failure: report which job it was.
   process.exit = (code) => {

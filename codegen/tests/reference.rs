@@ -1,7 +1,8 @@
 //! Our output against the real `schema-codegen` of `@colyseus/schema`
 //! 5.0.34: for every schema of the reference vectors (and one of our own
 //! with quantized fields, keywords and a namespace), this crate writes the
-//! TypeScript classes, the reference generates every target from them, and
+//! TypeScript classes, the reference generates every target from them (one
+//! file per type, and `--bundle`), and
 //! each of its files must equal ours after [`normalise`], except the files
 //! listed in `tests/reference-differences.txt`, which must differ. `tsc`
 //! type-checks all of our TypeScript first.
@@ -18,8 +19,9 @@ use roomcast_schema::types::{
 };
 use roomcast_tests::node::{ensure_npm_install, from_hex, load_vectors, node_dir};
 
-/// Type-checks every case's classes (`<case>/input/*.ts`) as the SDK
-/// test compiles the demo's (`tests/sdk/tsconfig.json`).
+/// Type-checks every case's classes (`<case>/input/*.ts`, and the bundle
+/// `<case>/bundle/*.ts`) as the SDK test compiles the demo's
+/// (`tests/sdk/tsconfig.json`).
 const TSCONFIG: &str = r#"{
   "compilerOptions": {
     "target": "ES2022",
@@ -32,7 +34,7 @@ const TSCONFIG: &str = r#"{
     "types": [],
     "noEmit": true
   },
-  "include": ["*/input/*.ts"]
+  "include": ["*/input/*.ts", "*/bundle/*.ts"]
 }"#;
 
 /// One schema to generate.
@@ -180,7 +182,25 @@ fn extra_case() -> Case {
     }
 }
 
-/// `(case, language extension, file)`; `*` for a case a language refuses.
+/// Every language, one file per type and bundled (`--bundle`).
+fn targets() -> impl Iterator<Item = (Language, bool)> {
+    [false, true]
+        .into_iter()
+        .flat_map(|bundle| Language::ALL.map(|language| (language, bundle)))
+}
+
+/// `ts`, …, or `ts+bundle`, …: the name of a target's output folder, and
+/// its name in `reference-differences.txt`.
+fn target_name(language: Language, bundle: bool) -> String {
+    let ext = language.extension();
+    if bundle {
+        format!("{ext}+bundle")
+    } else {
+        ext.to_owned()
+    }
+}
+
+/// `(case, target name, file)`; `*` for a case a language refuses.
 type Key = (String, String, String);
 
 /// `tests/reference-differences.txt`: the files expected to differ.
@@ -240,14 +260,22 @@ fn output_matches_schema_codegen() {
             fs::write(&path, &file.contents).unwrap();
             paths.push(path.to_string_lossy().into_owned());
         }
-        for language in Language::ALL {
-            let output = tmp.join(&case.name).join(language.extension());
+        // The bundle, for tsc only.
+        let bundle = tmp.join(&case.name).join("bundle");
+        fs::create_dir_all(&bundle).unwrap();
+        let options = case.options.clone().bundle(true);
+        for file in generate(&case.types, Language::TypeScript, &options).unwrap() {
+            fs::write(bundle.join(&file.path), &file.contents).unwrap();
+        }
+        for (language, bundle) in targets() {
+            let output = tmp.join(&case.name).join(target_name(language, bundle));
             fs::create_dir_all(&output).unwrap();
             jobs.push(serde_json::json!({
                 "files": paths,
                 "target": language.reference_flag(),
                 "output": output,
                 "namespace": case.namespace,
+                "bundle": bundle,
             }));
         }
     }
@@ -289,10 +317,11 @@ fn output_matches_schema_codegen() {
     let mut report = String::new();
     let mut compared = 0;
     for case in &cases {
-        for language in Language::ALL {
-            let lang = language.extension().to_owned();
+        for (language, bundle) in targets() {
+            let lang = target_name(language, bundle);
             let reference = read_dir_files(&tmp.join(&case.name).join(&lang));
-            let ours = match generate(&case.types, language, &case.options) {
+            let options = case.options.clone().bundle(bundle);
+            let ours = match generate(&case.types, language, &options) {
                 Ok(files) => files,
                 Err(e @ GenerateError::Unsupported { .. }) => {
                     differing.insert((case.name.clone(), lang.clone(), "*".to_owned()));
@@ -332,6 +361,6 @@ fn output_matches_schema_codegen() {
         "differences not listed in reference-differences.txt: {unexpected:?}\n\
          listed but equal now: {missing:?}\n\n{report}"
     );
-    assert!(compared > 300, "only {compared} files compared");
+    assert!(compared > 400, "only {compared} files compared");
     let _ = fs::remove_dir_all(&tmp);
 }
