@@ -75,9 +75,15 @@ fn generated_classes_decode_the_demo_room_through_the_sdk() {
     // The classes, from what the server sends in JOIN_ROOM.
     let types = registry_of::<room::World>().expect("the demo's types");
     let handshake = encode_reflection(&types, Dialect::Modern);
-    let options = Options::new()
-        .type_name(TypeId(0), "World")
-        .type_name(TypeId(1), "Player");
+    // Reflection has no names: give the Rust ones (`World`, `Player`, …).
+    let options = types
+        .types()
+        .iter()
+        .enumerate()
+        .fold(Options::new(), |options, (i, def)| {
+            let name = def.name.rsplit("::").next().unwrap_or_default();
+            options.type_name(TypeId(i as u32), name)
+        });
     let files = generate_from_reflection(&handshake, Language::TypeScript, &options)
         .expect("the demo's classes");
     assert_eq!(
