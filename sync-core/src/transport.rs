@@ -111,6 +111,20 @@ impl Session {
         }
     }
 
+    /// The client sent a frame of `len` bytes that was not read (over the
+    /// transport's limit): the room refuses it as any frame over its limit
+    /// (ERROR 4217 and a close with 4002).
+    pub(crate) async fn refuse_oversized(&self, len: usize) {
+        if let Some(room) = &self.room {
+            let _ = room
+                .send(Command::Oversized {
+                    conn: self.conn,
+                    len,
+                })
+                .await;
+        }
+    }
+
     /// The next thing to do on the connection; `None` once the room is done
     /// with it (after a [`Outgoing::Close`], or when the room went away).
     /// A session opened with its own [`Link`] gets everything through the

@@ -1,12 +1,16 @@
 //! The WebSocket transport over real loopback sockets: frames written by
-//! the room's task straight into the socket, and what happens to a client
-//! that stops reading while the room keeps sending.
+//! the room's task straight into the socket, what happens to a client
+//! that stops reading while the room keeps sending, and clients refused
+//! while they flood (a frame over the limit, a burst over the rate limit)
+//! getting their ERROR and close rather than a reset.
 
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use roomcast::msgpack::Value;
-use roomcast::{BroadcastOptions, Method, NoState, Options, Room, RoomCtx, Server, ServerError};
+use roomcast::{
+    BroadcastOptions, Method, NoState, Options, Room, RoomCtx, Server, ServerConfig, ServerError,
+};
 use serde_json::json;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
@@ -86,7 +90,15 @@ async fn next_binary(ws: &mut Ws) -> Option<Vec<u8>> {
 
 /// A server with the `flood` room on the WebSocket transport; its port.
 async fn serve() -> (Server, u16) {
-    let server = Server::builder().define("flood", Flood::default).build();
+    serve_with(ServerConfig::default()).await
+}
+
+/// [`serve`] with `config`.
+async fn serve_with(config: ServerConfig) -> (Server, u16) {
+    let server = Server::builder()
+        .config(config)
+        .define("flood", Flood::default)
+        .build();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let serving = server.clone();
@@ -198,4 +210,176 @@ async fn pings_are_answered_and_a_close_is_returned() {
         Some(&1),
         "the room saw the leave: {answer:?}"
     );
+}
+
+/// What a refused client saw: the ERROR frames' texts, then how its
+/// connection ended (`Ok(close code)`, or the error that ended it).
+struct Refusal {
+    errors: Vec<String>,
+    end: Result<u16, String>,
+}
+
+/// Sends `frames` into `ws` as fast as it takes them, reading only after
+/// 500 ms (a client busy sending reads late), until the connection ends.
+/// As a JS client does, a failed send ends the connection: frames the
+/// server sent before a reset are then lost to the client.
+async fn refused_while_flooding(ws: Ws, mut frames: impl Iterator<Item = Message>) -> Refusal {
+    let (mut sink, mut stream) = ws.split();
+    let start = tokio::time::Instant::now();
+    let mut errors = Vec::new();
+    let mut closing = false;
+    let end = loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "not closed within 10 s"
+        );
+        if !closing && start.elapsed() < Duration::from_millis(500) {
+            let Some(frame) = frames.next() else {
+                closing = true;
+                continue;
+            };
+            if let Err(e) = sink.send(frame).await {
+                break Err(format!("send failed: {e}"));
+            }
+            continue;
+        }
+        let incoming = tokio::select! {
+            incoming = stream.next() => incoming,
+            sent = async {
+                match frames.next() {
+                    Some(frame) if !closing => sink.send(frame).await,
+                    _ => std::future::pending().await,
+                }
+            } => {
+                match sent {
+                    Ok(()) => continue,
+                    // After the server's close frame, sending is refused.
+                    Err(tokio_tungstenite::tungstenite::Error::Protocol(_)) => {
+                        closing = true;
+                        continue;
+                    }
+                    Err(e) => break Err(format!("send failed: {e}")),
+                }
+            }
+        };
+        match incoming {
+            Some(Ok(Message::Binary(frame))) if frame[0] == 11 => {
+                errors.push(String::from_utf8_lossy(&frame).into_owned());
+            }
+            Some(Ok(Message::Close(frame))) => {
+                break Ok(frame.map_or(1005, |f| u16::from(f.code)));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => break Err(e.to_string()),
+            None => break Err("end of stream without a close frame".into()),
+        }
+    };
+    Refusal { errors, end }
+}
+
+/// ROOM_DATA "inc" with `n` (a positive fixint).
+fn inc(n: u8) -> Message {
+    Message::Binary(vec![13, 0xa3, b'i', b'n', b'c', n & 0x7f].into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_over_twice_the_limit_gets_its_error_and_close_amid_a_flood() {
+    let (server, port) = serve().await;
+    let mut good = join(&server, port, None).await;
+    let bad = join(&server, port, None).await;
+    // 1 MiB: over twice the 64 KiB limit, so never read; then more frames
+    // behind it, as a client keeps sending.
+    let mut big = vec![0u8; 1024 * 1024];
+    big[..5].copy_from_slice(&[13, 0xa3, b'i', b'n', b'c']);
+    let frames = std::iter::once(Message::Binary(big.into())).chain((0..).map(|i| inc(i as u8)));
+    let refusal = refused_while_flooding(bad, frames).await;
+    assert_eq!(refusal.end, Ok(4002), "errors: {:?}", refusal.errors);
+    assert!(
+        refusal
+            .errors
+            .iter()
+            .any(|e| e.contains("exceeds the limit")),
+        "{:?}",
+        refusal.errors
+    );
+    // The room dropped it and carries on.
+    good.send(message("count")).await.unwrap();
+    let answer = next_binary(&mut good).await.unwrap();
+    assert_eq!(answer.last(), Some(&1), "one client left: {answer:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_over_the_rate_limit_gets_its_error_and_close_amid_the_burst() {
+    let mut config = ServerConfig::default();
+    config.max_messages_per_second = Some(50);
+    let (server, port) = serve_with(config).await;
+    let mut good = join(&server, port, None).await;
+    let bad = join(&server, port, None).await;
+    // Far more than 50 frames, as fast as the socket takes them, 1 KiB
+    // each so the server's socket holds many unread:
+    // `0d "inc" bin16(1016 bytes)`.
+    let mut frame = vec![0u8; 1024];
+    frame[..8].copy_from_slice(&[13, 0xa3, b'i', b'n', b'c', 0xc5, 0x03, 0xf8]);
+    let frames = std::iter::repeat_with(move || Message::Binary(frame.clone().into()));
+    let refusal = refused_while_flooding(bad, frames).await;
+    assert_eq!(refusal.end, Ok(4002), "errors: {:?}", refusal.errors);
+    assert!(
+        refusal
+            .errors
+            .iter()
+            .any(|e| e.contains("messages per second")),
+        "{:?}",
+        refusal.errors
+    );
+    good.send(message("count")).await.unwrap();
+    let answer = next_binary(&mut good).await.unwrap();
+    assert_eq!(answer.last(), Some(&1), "one client left: {answer:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_closed_within_the_write_timeout() {
+    let mut config = ServerConfig::default();
+    config.write_timeout = Duration::from_secs(1);
+    let (server, port) = serve_with(config).await;
+    let mut good = join(&server, port, None).await;
+    let mut stalled = join(&server, port, Some(4096)).await;
+
+    // 6 MiB: more than the socket buffers take, so bytes wait for the
+    // stalled client's socket; the write timeout (1 s; the keep-alive
+    // would take 6 s or more) ends it, if the queue's cap does not first.
+    let start = tokio::time::Instant::now();
+    for _ in 0..3 {
+        good.send(message("flood")).await.unwrap();
+        for _ in 0..BLOBS {
+            next_binary(&mut good)
+                .await
+                .expect("the good client gets every blob");
+        }
+    }
+    let mut clients = 2;
+    while clients == 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "the stalled client is still in the room"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        good.send(message("count")).await.unwrap();
+        clients = *next_binary(&mut good).await.unwrap().last().unwrap();
+    }
+    assert_eq!(clients, 1);
+
+    // Its socket is gone: reading ends (a reset, after what its buffer held).
+    let mut received = 0;
+    while next_binary(&mut stalled).await.is_some() {
+        received += 1;
+    }
+    assert!(received < BLOBS, "the stalled client got everything");
+
+    // The room carries on for the others.
+    good.send(message("flood")).await.unwrap();
+    for _ in 0..BLOBS {
+        next_binary(&mut good)
+            .await
+            .expect("the good client gets every blob");
+    }
 }

@@ -415,12 +415,7 @@ impl<R: Room> RoomCore<R> {
         };
         let status = slot.status;
         if frame.len() > self.ctx.limits.max_frame_bytes {
-            let message = format!(
-                "frame of {} bytes exceeds the limit of {} bytes",
-                frame.len(),
-                self.ctx.limits.max_frame_bytes
-            );
-            self.fail_client(id, &message);
+            self.refuse_oversized(id, frame.len());
             return;
         }
         if let Some(max) = self.ctx.limits.max_messages_per_second {
@@ -487,6 +482,23 @@ impl<R: Room> RoomCore<R> {
                 });
             }
         }
+    }
+
+    /// A frame of `len` bytes the shell did not read (over its own limit,
+    /// twice the room's): refused as any frame over the room's limit.
+    pub(crate) fn handle_oversized_frame(&mut self, now: Instant, conn: ConnId, len: usize) {
+        self.set_now(now);
+        if let Some(&id) = self.ctx.conns.get(&conn) {
+            self.refuse_oversized(id, len);
+        }
+    }
+
+    fn refuse_oversized(&mut self, id: ClientId, len: usize) {
+        let message = format!(
+            "frame of {len} bytes exceeds the limit of {} bytes",
+            self.ctx.limits.max_frame_bytes
+        );
+        self.fail_client(id, &message);
     }
 
     fn queue_message(

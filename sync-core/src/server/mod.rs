@@ -53,6 +53,11 @@ pub(crate) enum Command {
         conn: ConnId,
         code: Option<u16>,
     },
+    /// A frame of `len` bytes the transport did not read (over its limit).
+    Oversized {
+        conn: ConnId,
+        len: usize,
+    },
     /// List the room again (its process was lost by the store).
     Relist,
     /// Disconnect every client and dispose of the room.
@@ -230,6 +235,11 @@ pub struct ServerConfig {
     /// other process cannot list the room late, and the request tries
     /// again elsewhere.
     pub remote_timeout: Duration,
+    /// How long bytes for a client may wait for its socket without any
+    /// going out (default 10 s): a client that stops reading is then
+    /// disconnected (`on_drop` with 1006) and its socket reset, so its
+    /// buffers are freed. Clients also answer a ping every 3 s.
+    pub write_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -243,6 +253,7 @@ impl Default for ServerConfig {
             endpoints: vec![(String::new(), Dialect::Modern)],
             room_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             remote_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -236,6 +236,7 @@ fn handle<R: Room>(
             }
         }
         Command::Frame { conn, frame } => core.handle_frame(now, conn, &frame),
+        Command::Oversized { conn, len } => core.handle_oversized_frame(now, conn, len),
         Command::Closed { conn, code } => {
             conns.remove(&conn);
             for waiters in seats.waiting.values_mut() {

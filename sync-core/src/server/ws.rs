@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::Request;
@@ -35,9 +35,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use super::Server;
@@ -164,6 +165,13 @@ const KEEP_ALIVE: Duration = Duration::from_secs(3);
 /// Bytes a connection may have waiting for its socket before its client
 /// counts as not keeping up (one frame of any size is always accepted).
 const MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
+
+/// How long a closing connection waits for the client to close its side,
+/// discarding what it still sends; and how long the room has to answer an
+/// oversized frame. Closing a socket with unread bytes sends a reset, and
+/// a reset makes the client drop what it has not read yet: the ERROR and
+/// the close frame (it would see 1006).
+const LINGER: Duration = Duration::from_secs(2);
 
 /// The `101 Switching Protocols` answer to a valid RFC 6455 opening
 /// handshake (tungstenite's checks: GET, HTTP/1.1, `Connection: upgrade`,
@@ -306,6 +314,9 @@ struct Outbox {
     failed: bool,
     /// The room let go of this connection.
     released: bool,
+    /// Since when queued bytes wait without any going out (reset by each
+    /// write that makes progress): the write timeout's clock.
+    stalled_since: Option<Instant>,
 }
 
 impl Outbox {
@@ -381,6 +392,9 @@ impl WsLink {
         } else {
             out.push(payload.slice(written - header.len()..));
         }
+        if out.stalled_since.is_none() {
+            out.stalled_since = Some(Instant::now());
+        }
         if !was_empty && out.queued > MAX_QUEUED_BYTES {
             out.failed = true;
             self.wake.notify_one();
@@ -390,45 +404,135 @@ impl WsLink {
         Ok(())
     }
 
-    /// Writes what is queued until it is all out (`Ok(true)` if a close
-    /// frame was among it) or the socket fails.
-    async fn drain(&self) -> io::Result<bool> {
+    /// Writes what the socket takes now, without waiting: `Ok(true)` once
+    /// a close frame is out and nothing is left, `Ok(false)` while the
+    /// connection is open (bytes may still wait for the socket).
+    ///
+    /// # Errors
+    ///
+    /// When the socket failed, or the room gave the connection up.
+    fn flush(&self) -> io::Result<bool> {
+        let mut out = self.lock();
         loop {
-            {
-                let mut out = self.lock();
-                if out.failed {
-                    return Err(io::ErrorKind::BrokenPipe.into());
+            if out.failed {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            while !out.queue.is_empty() {
+                let mut slices = [IoSlice::new(&[]); 16];
+                let mut count = 0;
+                for (slot, chunk) in slices.iter_mut().zip(&out.queue) {
+                    *slot = IoSlice::new(chunk);
+                    count += 1;
                 }
-                while !out.queue.is_empty() {
-                    let mut slices = [IoSlice::new(&[]); 16];
-                    let mut count = 0;
-                    for (slot, chunk) in slices.iter_mut().zip(&out.queue) {
-                        *slot = IoSlice::new(chunk);
-                        count += 1;
+                match self.tcp.try_write_vectored(&slices[..count]) {
+                    Ok(n) => {
+                        out.consume(n);
+                        out.stalled_since = Some(Instant::now());
                     }
-                    match self.tcp.try_write_vectored(&slices[..count]) {
-                        Ok(n) => out.consume(n),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) => {
-                            out.failed = true;
-                            return Err(e);
-                        }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) => {
+                        out.failed = true;
+                        return Err(e);
                     }
-                }
-                if out.queue.is_empty() {
-                    if !out.closing && out.released {
-                        // The room went away without closing: say so.
-                        out.closing = true;
-                        out.push(Bytes::from_static(&[0x88, 0x00]));
-                        continue;
-                    }
-                    return Ok(out.closing);
                 }
             }
-            self.tcp.writable().await?;
+            out.stalled_since = None;
+            if !out.closing && out.released {
+                // The room went away without closing: say so.
+                out.closing = true;
+                out.push(Bytes::from_static(&[0x88, 0x00]));
+                continue;
+            }
+            return Ok(out.closing);
         }
     }
+
+    /// Whether bytes wait for the socket.
+    fn has_queued(&self) -> bool {
+        !self.lock().queue.is_empty()
+    }
+
+    /// When the queued bytes will have waited `timeout` without progress.
+    fn stall_deadline(&self, timeout: Duration) -> Option<tokio::time::Instant> {
+        let since = self.lock().stalled_since?;
+        Some(tokio::time::Instant::from_std(since + timeout))
+    }
+
+    /// Writes what is queued until it is all out or `within` passed
+    /// (`Ok(true)` if a close frame was among it).
+    async fn drain(&self, within: Duration) -> io::Result<bool> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let closed = self.flush()?;
+            if !self.has_queued() {
+                return Ok(closed);
+            }
+            match tokio::time::timeout_at(deadline, self.tcp.writable()).await {
+                Ok(ready) => ready?,
+                Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+            }
+        }
+    }
+
+    /// Queues ERROR(4217, `message`) and a close with 4002, unless a close
+    /// is already queued.
+    fn fail(&self, message: &str) {
+        let frame = protocol::encode_error(protocol::error_code::INVALID_PAYLOAD, message);
+        let (header, used) = binary_header(frame.len());
+        let _ = self.write(&header[..used], frame);
+        let [hi, lo] = close_code::WITH_ERROR.to_be_bytes();
+        let _ = self.write(&[0x88, 0x02, hi, lo], Bytes::new());
+        self.lock().closing = true;
+    }
+
+    /// The end of a connection whose close frame is out (or that the
+    /// client closed): sends FIN, then reads and discards until the client
+    /// closes its side or [`LINGER`] passed, so the socket is not closed
+    /// with unread bytes (a reset that could cost the client its last
+    /// frames).
+    async fn linger(&self) {
+        shutdown_write(&self.tcp);
+        let deadline = tokio::time::Instant::now() + LINGER;
+        let mut scratch = [0u8; 4096];
+        loop {
+            match tokio::time::timeout_at(deadline, self.tcp.readable()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return,
+            }
+            match self.tcp.try_read(&mut scratch) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Gives the connection up at once: the socket is reset when it is
+    /// dropped, so the kernel frees its buffers now, not after trying to
+    /// deliver them to a client that does not read.
+    fn abort(&self) {
+        let _ = self.tcp.set_zero_linger();
+        let mut out = self.lock();
+        out.failed = true;
+        out.queue.clear();
+        out.queued = 0;
+    }
 }
+
+/// Sends FIN on a socket others hold too (tokio's shutdown needs it
+/// exclusively): through a duplicate of its descriptor, as `shutdown`
+/// acts on the socket, not the descriptor.
+#[cfg(unix)]
+fn shutdown_write(tcp: &TcpStream) {
+    use std::os::fd::AsFd;
+    if let Ok(fd) = tcp.as_fd().try_clone_to_owned() {
+        let _ = std::net::TcpStream::from(fd).shutdown(std::net::Shutdown::Write);
+    }
+}
+
+#[cfg(not(unix))]
+fn shutdown_write(_: &TcpStream) {}
 
 /// WebSocket frame header of a final binary frame of `len` bytes (server
 /// frames are not masked).
@@ -524,6 +628,19 @@ impl AsyncWrite for ConnIo {
     }
 }
 
+/// How a connection's pump ended.
+enum End {
+    /// The client closed (its close code, if it sent one) or its
+    /// connection broke.
+    Client(Option<u16>),
+    /// The close frame is out: the room closed the connection (or went
+    /// away), or it was refused for an oversized frame.
+    Closed,
+    /// The socket failed, the room gave the connection up, or nothing
+    /// could be written for the write timeout: reset it.
+    Abort,
+}
+
 async fn pump(
     server: Server,
     room_id: String,
@@ -532,6 +649,7 @@ async fn pump(
     leftover: Bytes,
     config: WebSocketConfig,
 ) {
+    let write_timeout = server.config().write_timeout;
     let link = Arc::new(WsLink {
         tcp,
         out: Mutex::default(),
@@ -550,15 +668,38 @@ async fn pump(
     let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
     keep_alive.tick().await;
     let mut unanswered = 0u8;
-    let close_code = loop {
+    // Set once a frame over the limit came: reading stops, and the room
+    // has until then to send its ERROR and close.
+    let mut refused: Option<tokio::time::Instant> = None;
+    let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+    let end = loop {
+        match link.flush() {
+            Ok(true) => break End::Closed,
+            Ok(false) => {}
+            Err(_) => break End::Abort,
+        }
+        let queued = link.has_queued();
+        let stalled = link.stall_deadline(write_timeout);
         tokio::select! {
-            () = link.wake.notified() => match link.drain().await {
-                Ok(false) => {}
-                // The room closed this client (or went away): done.
-                Ok(true) => return,
-                Err(_) => break None,
-            },
-            incoming = socket.next() => match incoming {
+            () = link.wake.notified() => {}
+            ready = link.tcp.writable(), if queued => {
+                if ready.is_err() {
+                    break End::Abort;
+                }
+            }
+            () = tokio::time::sleep_until(stalled.unwrap_or(far)), if stalled.is_some() => {
+                if link.stall_deadline(write_timeout).is_some_and(|d| d <= tokio::time::Instant::now()) {
+                    tracing::warn!("closing a client that read nothing for {write_timeout:?}");
+                    break End::Abort;
+                }
+            }
+            () = tokio::time::sleep_until(refused.unwrap_or(far)), if refused.is_some() => {
+                // The room did not answer (it does not know the
+                // connection): refuse it here.
+                link.fail("frame exceeds the size limit");
+                refused = None;
+            }
+            incoming = socket.next(), if refused.is_none() => match incoming {
                 Some(Ok(Message::Binary(frame))) => session.deliver(frame).await,
                 Some(Ok(Message::Text(text))) => {
                     session.deliver(Bytes::copy_from_slice(text.as_bytes())).await;
@@ -566,25 +707,52 @@ async fn pump(
                 Some(Ok(Message::Pong(_))) => unanswered = 0,
                 Some(Ok(Message::Ping(_) | Message::Frame(_))) => {}
                 Some(Ok(Message::Close(frame))) => {
-                    // tungstenite queued the close reply; this writes it.
+                    // tungstenite queued the close reply; this hands it to
+                    // the link, the drain after the loop writes it.
                     let _ = socket.flush().await;
-                    break Some(frame.map_or(1005, |f| u16::from(f.code)));
+                    break End::Client(Some(frame.map_or(1005, |f| u16::from(f.code))));
                 }
-                Some(Err(_)) | None => break None,
+                Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, .. }))) => {
+                    // Over twice the room's limit: tungstenite stops before
+                    // reading it. The room answers it as any frame over its
+                    // limit (ERROR 4217, close 4002, `on_drop`).
+                    session.refuse_oversized(size).await;
+                    refused = Some(tokio::time::Instant::now() + LINGER);
+                }
+                Some(Err(_)) | None => break End::Client(None),
             },
             _ = keep_alive.tick() => {
                 // Two pings without a pong: the peer is gone (client sees 1006).
                 if unanswered >= 2 || link.write(&[0x89, 0x00], Bytes::new()).is_err() {
-                    break None;
+                    break End::Client(None);
                 }
                 unanswered += 1;
             }
         }
     };
-    // Whatever tungstenite queued (a close reply) goes out first, unless
-    // the peer does not read it: the room must learn of the close anyway.
-    let _ = tokio::time::timeout(Duration::from_secs(1), link.drain()).await;
-    session.closed(close_code).await;
+    drop(socket);
+    match end {
+        End::Client(code) => {
+            // A close reply goes out first, unless the peer does not read
+            // it: the room must learn of the close anyway.
+            let closed = link.drain(Duration::from_secs(1)).await;
+            session.closed(code).await;
+            match closed {
+                Ok(_) => link.linger().await,
+                Err(_) => link.abort(),
+            }
+        }
+        End::Closed => {
+            // The room knows (it closed it, or gave it up); one that never
+            // heard of it (an oversized frame refused here) forgets it.
+            session.closed(Some(close_code::WITH_ERROR)).await;
+            link.linger().await;
+        }
+        End::Abort => {
+            link.abort();
+            session.closed(None).await;
+        }
+    }
 }
 
 /// Answers every message with PING and closes with 1000 after a second.

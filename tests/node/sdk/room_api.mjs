@@ -169,6 +169,29 @@ await steps([
     const error = frames.find((f) => f[0] === 11);
     assert.match(Buffer.from(error).toString("latin1"), /exceeds the limit/);
   }],
+  ["a frame over twice the limit, then a flood: error and close 4002, no reset", async () => {
+    const reservation = await (await fetch(`${endpoint}/matchmake/create/counter`, {
+      method: "POST", body: "{}", headers: { "Content-Type": "application/json" },
+    })).json();
+    const ws = new WebSocket(`ws://127.0.0.1:${endpoint.split(":")[2]}/${reservation.processId}/${reservation.roomId}?sessionId=${reservation.sessionId}`);
+    const frames = [];
+    const closed = new Promise((resolve) => ws.on("close", (code) => resolve(code)));
+    ws.on("error", () => {});
+    ws.on("message", (data) => {
+      const bytes = new Uint8Array(data);
+      frames.push(bytes);
+      if (bytes[0] === 10) {
+        ws.send(Uint8Array.of(10));
+        const big = new Uint8Array(1024 * 1024);
+        big.set([0x0d, 0xa3, 0x69, 0x6e, 0x63]);
+        ws.send(big);
+        for (let i = 0; i < 2000; i++) ws.send(Uint8Array.of(0x0d, 0xa3, 0x69, 0x6e, 0x63, 0x01));
+      }
+    });
+    assert.equal(await closed, 4002);
+    const error = frames.find((f) => f[0] === 11);
+    assert.match(Buffer.from(error).toString("latin1"), /exceeds the limit/);
+  }],
   ["malformed HTTP bodies get a 4xx with an error JSON", async () => {
     const response = await fetch(`${endpoint}/matchmake/joinOrCreate/counter`, {
       method: "POST", body: "{not json", headers: { "Content-Type": "application/json" },
