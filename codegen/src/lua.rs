@@ -78,7 +78,7 @@ fn body(class: &Class) -> String {
 fn file(class: &Class, namespace: Option<&str>) -> String {
     let prefix = namespace.map(|ns| format!("{ns}.")).unwrap_or_default();
     let requires: Vec<String> = class
-        .dependencies(|_| true)
+        .dependencies()
         .into_iter()
         .map(|c| format!("local {c} = require '{prefix}{c}'"))
         .collect();

@@ -70,7 +70,7 @@ fn body(class: &Class) -> String {
 
 fn file(class: &Class) -> String {
     let local: Vec<String> = class
-        .dependencies(|_| true)
+        .dependencies()
         .into_iter()
         .map(|c| format!("import {{ {c} }} from './{c}'"))
         .collect();

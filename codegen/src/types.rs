@@ -89,14 +89,14 @@ impl Property {
 }
 
 impl Class {
-    /// The classes this file refers to: those of its fields (those `kinds`
-    /// selects, in field order), then its ancestors, each once, itself
-    /// never (a file does not import itself).
-    pub(crate) fn dependencies(&self, kinds: impl Fn(&Property) -> bool) -> Vec<&str> {
+    /// The classes this file refers to: those of its fields (in field
+    /// order), then its ancestors, each once, itself never (a file does not
+    /// import itself). The reference leaves out the element classes of sets
+    /// (Lua) and collections (Lua, TypeScript), which their files need.
+    pub(crate) fn dependencies(&self) -> Vec<&str> {
         let mut seen = HashSet::new();
         self.properties
             .iter()
-            .filter(|p| kinds(p))
             .filter_map(Property::class_ref)
             .chain(self.ancestors.iter().map(String::as_str))
             .filter(|c| *c != self.name && seen.insert(*c))
@@ -224,7 +224,7 @@ pub(crate) fn in_definition_order(classes: Vec<Class>) -> Vec<Class> {
             return;
         }
         seen[at] = true;
-        for dependency in classes[at].dependencies(|_| true) {
+        for dependency in classes[at].dependencies() {
             if let Some(&next) = index.get(dependency) {
                 visit(next, classes, index, seen, order);
             }
@@ -363,8 +363,8 @@ mod tests {
         assert_eq!(classes[2].extends, "Type1");
         assert_eq!(classes[2].ancestors, ["Type1"]);
         assert_eq!(classes[2].properties[0].index, 1);
-        assert_eq!(classes[0].dependencies(|_| true), ["Type1", "Type2"]);
-        assert_eq!(classes[2].dependencies(|_| true), ["Type1"]);
+        assert_eq!(classes[0].dependencies(), ["Type1", "Type2"]);
+        assert_eq!(classes[2].dependencies(), ["Type1"]);
     }
 
     #[test]
