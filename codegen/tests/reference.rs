@@ -359,7 +359,8 @@ fn output_matches_schema_codegen() {
     assert!(
         unexpected.is_empty() && missing.is_empty(),
         "differences not listed in reference-differences.txt: {unexpected:?}\n\
-         listed but equal now: {missing:?}\n\n{report}"
+         listed but equal now: {missing:?}\n(both outputs kept in {})\n\n{report}",
+        tmp.display()
     );
     assert!(compared > 400, "only {compared} files compared");
     let _ = fs::remove_dir_all(&tmp);
