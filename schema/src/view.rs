@@ -171,6 +171,10 @@ pub trait Node {
     fn view_dirty(&self) -> bool {
         false
     }
+    /// Map, Set or Collection: cleared this tick.
+    fn cleared(&self) -> bool {
+        false
+    }
     /// Array of primitives changed this tick: writes the ops the shared
     /// patch sends for it, in `dialect`, for a client whose copy as of the
     /// previous patch has `held_len` elements (`held(i)` at `i`); `false`
@@ -1043,6 +1047,8 @@ struct NodeData {
     bytes: Vec<u8>,
     /// Children attached this tick (collections), sorted.
     fresh_kids: Vec<u32>,
+    /// A Map, Set or Collection cleared this tick.
+    cleared: bool,
     scratch: Vec<u8>,
 }
 
@@ -1056,6 +1062,7 @@ impl Default for NodeData {
             ents: Vec::new(),
             bytes: Vec::new(),
             fresh_kids: Vec::new(),
+            cleared: false,
             scratch: Vec::new(),
         }
     }
@@ -1067,6 +1074,7 @@ impl NodeData {
         self.seq = node.seq();
         self.kind = node.kind();
         self.prim = node.primitive_elements();
+        self.cleared = node.cleared();
         self.ents.clear();
         self.bytes.clear();
         self.fresh_kids.clear();
@@ -1429,11 +1437,18 @@ impl Walker {
                         }
                     }
                     _ => {
-                        // Only what the client holds can be deleted.
+                        // The reference deletes what a hide names, held by
+                        // the client or not (a field it never had, an entry
+                        // shown and hidden in one tick): harmless to the
+                        // decoder, which knows this ref.
+                        write_op(&mut view.arena, kind, prim, spec::DELETE, k, None, &[]);
                         if held_val.is_some() {
-                            write_op(&mut view.arena, kind, prim, spec::DELETE, k, None, &[]);
                             release(&mut view.mirror, id, k);
                             reset |= legacy_coll;
+                        } else {
+                            // 3.x would delete whichever entry it numbers
+                            // so: its form leaves the op out.
+                            differs |= legacy_coll;
                         }
                     }
                 }
@@ -1467,6 +1482,7 @@ impl Walker {
         }
 
         // Then the difference between the projection and what is held.
+        let knew = view.mirror.contains_key(&id);
         let mut held = view.mirror.remove(&id).unwrap_or_default();
         let (block, body) = if introduced {
             (block, body)
@@ -1547,6 +1563,18 @@ impl Walker {
                 mirror.insert(id, held);
             }
         } else {
+            if nd.cleared && ctx.filtered && knew && !introduced {
+                // A client holding a cleared collection gets the CLEAR (and
+                // then whatever it is to see of the entries added since), as
+                // the reference sends it to every view that holds the
+                // collection, seen entries or not.
+                out.push(spec::CLEAR);
+                for h in held.drain(..) {
+                    if let Some(c) = h.child {
+                        forget(mirror, c);
+                    }
+                }
+            }
             self.tmp.clear();
             self.held_ix.build(held.iter().map(|h| h.index));
             self.next.clear();

@@ -539,11 +539,19 @@ impl<K: Key, V: Field> Indexed<K, V> {
     /// clients that joined at different times disagree on the number of an
     /// entry and no positional DELETE suits them all.
     fn differs_per_dialect(&self) -> bool {
-        K::CLIENT_NUMBERED && !self.meta.fresh && self.changes.iter().any(|c| c.op == spec::DELETE)
+        if self.meta.fresh {
+            // A new collection changed after it was attached: modern
+            // clients get the recorded ops, 3.x clients its entries.
+            return !self.changes.is_empty();
+        }
+        K::CLIENT_NUMBERED && self.changes.iter().any(|c| c.op == spec::DELETE)
     }
 
     /// Writes the block's ops for `dialect`.
     fn write_ops(&self, dialect: Dialect, out: &mut Vec<u8>) {
+        if self.meta.fresh && dialect == Dialect::Modern && !self.changes.is_empty() {
+            return self.write_fresh_ops(out);
+        }
         if self.meta.fresh || (dialect == Dialect::Legacy && self.differs_per_dialect()) {
             // Legacy Set/Collection with a removal: CLEAR and re-ADD every
             // entry (3.x ignores ADD indexes), which every 3.x client applies
@@ -570,6 +578,44 @@ impl<K: Key, V: Field> Indexed<K, V> {
                 if c.op != spec::REPLACE {
                     slot.key.encode(out);
                 }
+                Self::write_value(out, slot);
+            }
+        }
+    }
+
+    /// Writes the ops of a new collection changed after it was attached, as
+    /// the reference records them from its construction on: one op per
+    /// wire index, in index order (the order indexes were first used): an
+    /// ADD for an entry, a DELETE for an entry removed since, a
+    /// DELETE_AND_ADD for a key removed and given again or an instance
+    /// replaced. (A primitive replaced keeps its ADD.)
+    fn write_fresh_ops(&self, out: &mut Vec<u8>) {
+        if self.cleared {
+            out.push(spec::CLEAR);
+        }
+        let mut ops: Vec<(u32, u8, u32)> = Vec::with_capacity(self.live + self.changes.len());
+        for (pos, slot) in self.slots.iter().enumerate() {
+            if let Some(slot) = slot {
+                let op = match self.changes.get(slot.change as usize) {
+                    Some(c) if c.op == spec::DELETE_AND_ADD => spec::DELETE_AND_ADD,
+                    _ => spec::ADD,
+                };
+                ops.push((slot.wire, op, pos as u32));
+            }
+        }
+        ops.extend(
+            self.changes
+                .iter()
+                .filter(|c| c.op == spec::DELETE)
+                .map(|c| (c.wire, spec::DELETE, NONE)),
+        );
+        ops.sort_unstable_by_key(|&(wire, ..)| wire);
+        for (wire, op, pos) in ops {
+            out.push(op);
+            wire::encode_varint(out, wire);
+            if op != spec::DELETE {
+                let slot = self.slots[pos as usize].as_ref().expect("live slot");
+                slot.key.encode(out);
                 Self::write_value(out, slot);
             }
         }
@@ -636,6 +682,9 @@ impl<K: Key, V: Field> crate::view::Node for Indexed<K, V> {
         } else {
             crate::view::NodeKind::Map
         }
+    }
+    fn cleared(&self) -> bool {
+        self.cleared
     }
     fn primitive_elements(&self) -> bool {
         match self.iter().next() {
