@@ -65,7 +65,9 @@
 //! (fields whose tag does not match are skipped) and its parent chain
 //! visible; children attached later through an untagged field of a filtered
 //! instance (or to a collection whose field has a custom tag) share their
-//! parent's visibility; elements of a collection behind a default-tag
+//! parent's visibility if they are structs or collections of structs (a
+//! Map/Array/Set/Collection of primitives is seen only once shown itself,
+//! e.g. with the subtree of a `show`); elements of a collection behind a default-tag
 //! `#[schema(view)]` field must each be shown. An instance removed from the
 //! state leaves every view.
 //!
@@ -567,14 +569,22 @@ const ROOT_CTX: Ctx = Ctx {
     holder_tag: None,
 };
 
+/// Whether a child may share its parent's visibility: a struct, or a
+/// collection of structs. A collection of primitives is seen only when
+/// shown itself (with the subtree of a `show`), as in the reference.
+fn shares_eligible(child: &dyn Node) -> bool {
+    child.kind() == NodeKind::Struct || !child.primitive_elements()
+}
+
 /// Whether the view sees a child, given its parent's context.
-fn child_ctx(view: &ViewState, parent: &dyn Node, pctx: Ctx, index: u32, child: u32) -> Ctx {
-    let marked = view.marks.contains(&child);
+fn child_ctx(view: &ViewState, parent: &dyn Node, pctx: Ctx, index: u32, child: &dyn Node) -> Ctx {
+    let marked = view.marks.contains(&child.id());
+    let eligible = shares_eligible(child);
     match parent.kind() {
         NodeKind::Struct => {
             let tag = parent.field_tag(index);
             let filtered = pctx.filtered || tag.is_some();
-            let shares = pctx.filtered && tag.is_none();
+            let shares = pctx.filtered && tag.is_none() && eligible;
             Ctx {
                 filtered,
                 visible: marked || (shares && pctx.visible),
@@ -582,7 +592,7 @@ fn child_ctx(view: &ViewState, parent: &dyn Node, pctx: Ctx, index: u32, child: 
             }
         }
         _ => {
-            let shares = pctx.filtered && pctx.holder_tag != Some(DEFAULT_VIEW_TAG);
+            let shares = pctx.filtered && pctx.holder_tag != Some(DEFAULT_VIEW_TAG) && eligible;
             Ctx {
                 filtered: pctx.filtered,
                 visible: marked || (shares && pctx.visible),
@@ -610,18 +620,19 @@ struct G {
     holder_tag: Option<i64>,
 }
 
-fn child_g(parent: &dyn Node, kind: NodeKind, g: G, index: u32) -> G {
+fn child_g(parent: &dyn Node, kind: NodeKind, g: G, index: u32, child: &dyn Node) -> G {
+    let eligible = shares_eligible(child);
     if kind == NodeKind::Struct {
         let tag = parent.field_tag(index);
         G {
             filtered: g.filtered || tag.is_some(),
-            shares: g.filtered && tag.is_none(),
+            shares: g.filtered && tag.is_none() && eligible,
             holder_tag: tag,
         }
     } else {
         G {
             filtered: g.filtered,
-            shares: g.filtered && g.holder_tag != Some(DEFAULT_VIEW_TAG),
+            shares: g.filtered && g.holder_tag != Some(DEFAULT_VIEW_TAG) && eligible,
             holder_tag: None,
         }
     }
@@ -1286,7 +1297,7 @@ impl Walker {
             self.exhaustive || subtree || self.intro.len() > i0 || (self.full_chains && hi > lo);
         let (pf2, pi2) = (f0..self.frames.len(), i0..self.intro.len());
         let mut visit = |index: u32, child: &dyn Node| {
-            let cg = child_g(node, kind, g, index);
+            let cg = child_g(node, kind, g, index, child);
             self.walk(slots, child, cg, pf2.clone(), pi2.clone());
         };
         if full {
@@ -1946,7 +1957,7 @@ fn full_visit(w: &mut Walker, view: &mut ViewState, node: &dyn Node, ctx: Ctx, o
     }
     let v = &*view;
     let mut kids: Vec<Ctx> = Vec::new();
-    node.children(&mut |index, c| kids.push(child_ctx(v, node, ctx, index, c.id())));
+    node.children(&mut |index, c| kids.push(child_ctx(v, node, ctx, index, c)));
     let mut i = 0;
     node.children(&mut |_, c| {
         let cctx = kids[i];
