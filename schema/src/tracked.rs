@@ -198,6 +198,12 @@ impl Tick {
             .map(|(_, id)| *id)
     }
 
+    /// The change order the next first change of the tick gets.
+    #[inline]
+    pub(crate) fn seq_now(&self) -> u32 {
+        self.next_seq
+    }
+
     #[inline]
     pub(crate) fn next_seq(&mut self) -> u32 {
         let s = self.next_seq;

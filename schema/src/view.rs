@@ -213,6 +213,9 @@ struct Pending {
     id: u32,
     show: bool,
     tag: i64,
+    /// The tick's change order when it was called: instances attached
+    /// later are not part of the subtree it shows.
+    at: u32,
 }
 
 /// An encoded value kept by a mirror: inline up to 15 bytes (every
@@ -544,8 +547,9 @@ fn queue_pending<T: crate::schema::TrackedMut + ?Sized>(
     tag: i64,
 ) {
     let (id, tick) = target.__target();
+    let at = tick.seq_now();
     if let Some(v) = tick.views.get_mut(view) {
-        v.pending.push(Pending { id, show, tag });
+        v.pending.push(Pending { id, show, tag, at });
     }
 }
 
@@ -717,10 +721,12 @@ struct SubNode {
     /// Tag of the struct field holding it (in its parent).
     edge_tag: Option<i64>,
     fresh: bool,
+    /// Change order in the tick (attach order for a fresh node).
+    seq: u32,
     kind: NodeKind,
-    /// Present entries: (index, field tag); index is the element refId for
-    /// arrays of refs.
-    entries: Vec<(u32, Option<i64>)>,
+    /// Present entries: (index, field tag, child refId); index is the
+    /// element refId for arrays of refs.
+    entries: Vec<(u32, Option<i64>, Option<u32>)>,
     /// Struct view fields: (index, tag).
     view_fields: Vec<(u32, i64)>,
 }
@@ -830,7 +836,7 @@ fn collect_subtree(node: &dyn Node, depth: u32, edge_tag: Option<i64>, out: &mut
             (NodeKind::Array, Some(c)) if !prim => c,
             _ => e.index,
         };
-        entries.push((index, tag));
+        entries.push((index, tag, e.child));
         if let Some(t) = tag {
             view_fields.push((e.index, t));
         }
@@ -840,6 +846,7 @@ fn collect_subtree(node: &dyn Node, depth: u32, edge_tag: Option<i64>, out: &mut
         depth,
         edge_tag,
         fresh: node.fresh(),
+        seq: node.seq(),
         kind,
         entries,
         view_fields,
@@ -870,14 +877,18 @@ fn apply_pending(view: &mut ViewState, found: &HashMap<u32, Found>, forced: &mut
     for p in pending {
         let Some(f) = found.get(&p.id) else { continue };
         if p.show {
-            show(view, f, p.tag, forced);
+            show(view, f, p.tag, p.at, forced);
         } else {
             hide(view, f, p.tag, forced);
         }
     }
 }
 
-fn show(view: &mut ViewState, f: &Found, tag: i64, forced: &mut Forced) {
+/// `after`: instances attached from this change order on (after the call)
+/// are not shown with the subtree: as in the reference, `show` covers the
+/// subtree as it is when called; what is attached later is seen only if it
+/// shares its parent's visibility.
+fn show(view: &mut ViewState, f: &Found, tag: i64, after: u32, forced: &mut Forced) {
     let target = &f.subtree[0];
     let was_visible = view.marks.contains(&target.id);
     view.marks.insert(target.id);
@@ -896,7 +907,14 @@ fn show(view: &mut ViewState, f: &Found, tag: i64, forced: &mut Forced) {
         }
         forced_set(forced, id, Some((key, true)));
     }
-    add_node(view, &f.subtree, 0, tag, forced, was_visible);
+    add_node(view, &f.subtree, 0, (tag, after), forced, was_visible);
+}
+
+impl SubNode {
+    /// Attached after a `show` called at change order `after`.
+    fn late(&self, after: u32) -> bool {
+        self.fresh && self.seq != NO_SEQ && self.seq >= after
+    }
 }
 
 /// The reference's `_add` on `sub[at]` (children follow it in DFS order).
@@ -904,7 +922,7 @@ fn add_node(
     view: &mut ViewState,
     sub: &[SubNode],
     at: usize,
-    tag: i64,
+    (tag, after): (i64, u32),
     forced: &mut Forced,
     was_visible: bool,
 ) -> bool {
@@ -912,16 +930,20 @@ fn add_node(
     view.marks.insert(n.id);
     if tag == DEFAULT_VIEW_TAG && n.fresh {
         // Sent in full by the patch anyway: mark the subtree.
-        mark_subtree(view, sub, at, tag);
+        mark_subtree(view, sub, at, tag, after);
         return false;
     }
     forced_set(forced, n.id, None);
     let mut child_added = false;
+    // Children attached after the call: their entries are not the show's.
+    let mut late = Vec::new();
     let mut c = at + 1;
     while c < sub.len() && sub[c].depth > n.depth {
-        if sub[c].depth == n.depth + 1 && tag_admits(sub[c].edge_tag, tag) {
+        if sub[c].depth == n.depth + 1 && sub[c].late(after) {
+            late.push(sub[c].id);
+        } else if sub[c].depth == n.depth + 1 && tag_admits(sub[c].edge_tag, tag) {
             let child_was = view.marks.contains(&sub[c].id);
-            if add_node(view, sub, c, tag, forced, child_was) {
+            if add_node(view, sub, c, (tag, after), forced, child_was) {
                 child_added = true;
             }
         }
@@ -946,7 +968,10 @@ fn add_node(
         }
     }
     if (tag == DEFAULT_VIEW_TAG || !was_visible) && (!n.fresh || child_added) {
-        for &(i, t) in &n.entries {
+        for &(i, t, child) in &n.entries {
+            if child.is_some_and(|c| late.contains(&c)) {
+                continue;
+            }
             if n.kind != NodeKind::Struct || tag_admits(t, tag) {
                 forced_set(forced, n.id, Some((i, true)));
                 child_added = true;
@@ -956,7 +981,7 @@ fn add_node(
     child_added
 }
 
-fn mark_subtree(view: &mut ViewState, sub: &[SubNode], at: usize, tag: i64) {
+fn mark_subtree(view: &mut ViewState, sub: &[SubNode], at: usize, tag: i64, after: u32) {
     let depth = sub[at].depth;
     let mut skip_below: Option<u32> = None;
     for n in &sub[at..] {
@@ -969,7 +994,7 @@ fn mark_subtree(view: &mut ViewState, sub: &[SubNode], at: usize, tag: i64) {
             }
             skip_below = None;
         }
-        if n.depth > depth && !tag_admits(n.edge_tag, tag) {
+        if n.depth > depth && (!tag_admits(n.edge_tag, tag) || n.late(after)) {
             skip_below = Some(n.depth);
             continue;
         }
