@@ -63,7 +63,10 @@
 //!
 //! Visibility follows the reference: `show` makes an instance, its subtree
 //! (fields whose tag does not match are skipped) and its parent chain
-//! visible; children attached later through an untagged field of a filtered
+//! visible (a view field on that chain is the view's whatever its tag: the
+//! reference's patches send it, and its full states then send the field's
+//! content without the field, which no decoder can attach; ours send the
+//! field in both); children attached later through an untagged field of a filtered
 //! instance (or to a collection whose field has a custom tag) share their
 //! parent's visibility if they are structs or collections of structs (a
 //! Map/Array/Set/Collection of primitives is seen only once shown itself,
@@ -297,6 +300,10 @@ pub(crate) struct ViewState {
     /// Instances marked visible (explicitly or by a `show` of an ancestor
     /// or descendant).
     marks: IdSet,
+    /// Instances on the parent chain of a shown one, held by a struct
+    /// field: the field is the view's whatever its tag (the chain leads
+    /// to what was shown).
+    chained: IdSet,
     /// Custom tag bits per instance.
     tags: HashMap<u32, u64, foldhash::fast::RandomState>,
     pending: Vec<Pending>,
@@ -424,6 +431,7 @@ impl Views {
         for v in self.slots.iter_mut().filter_map(|s| s.view.as_deref_mut()) {
             for id in gone.iter() {
                 v.marks.remove(id);
+                v.chained.remove(id);
                 v.tags.remove(id);
                 v.mirror.remove(id);
             }
@@ -895,10 +903,13 @@ fn show(view: &mut ViewState, f: &Found, tag: i64, after: u32, forced: &mut Forc
     // Parent chain, root first.
     for (i, &(id, kind, key, has_filtered, field_tag)) in f.chain.iter().enumerate() {
         view.marks.insert(id);
+        if kind == NodeKind::Struct {
+            let child = f.chain.get(i + 1).map_or(target.id, |c| c.0);
+            view.chained.insert(child);
+        }
         if !has_filtered {
             continue;
         }
-        let _ = (i, kind);
         if let Some(t) = field_tag {
             if t != DEFAULT_VIEW_TAG && tag != DEFAULT_VIEW_TAG && tag_bits(t) & tag_bits(tag) != 0
             {
@@ -1012,6 +1023,7 @@ fn hide(view: &mut ViewState, f: &Found, tag: i64, forced: &mut Forced) {
     }
     if tag == DEFAULT_VIEW_TAG {
         view.marks.remove(&target.id);
+        view.chained.remove(&target.id);
         forced_set(forced, target.id, None);
         if f.in_collection && f.filtered {
             if let Some(&(pid, _, key, _, _)) = f.chain.last() {
@@ -1346,7 +1358,10 @@ impl Walker {
         let share = ctx.filtered && ctx.holder_tag != Some(DEFAULT_VIEW_TAG);
         for (p, e) in nd.ents.iter().enumerate() {
             let keep = match nd.kind {
-                NodeKind::Struct => field_shown(view, nd.id, e.tag, ctx.filtered),
+                NodeKind::Struct => {
+                    field_shown(view, nd.id, e.tag, ctx.filtered)
+                        || (e.tag.is_some() && e.child.is_some_and(|c| view.chained.contains(&c)))
+                }
                 _ => nd.prim || e.child.is_some_and(|c| share || view.marks.contains(&c)),
             };
             if keep {

@@ -2029,6 +2029,17 @@ fn check_steps(
             .iter()
             .map(|(_, id)| [full.as_slice(), replay.encoder.encode_all_view(*id)].concat())
             .collect();
+        if std::env::var("ROOMCAST_REPLAY_TRACE").is_ok_and(|t| t == format!("{name}:{i}")) {
+            // Our bytes of one step, to compare with the vector's by hand.
+            eprintln!("{name}[{i}] patch {}", to_hex(&patch));
+            for ((view, _), (vp, vf)) in views.iter().zip(view_patches.iter().zip(&view_fulls)) {
+                eprintln!(
+                    "  view {view} patch {}\n  view {view} full {}",
+                    to_hex(vp),
+                    to_hex(vf)
+                );
+            }
+        }
         let one_parent = replay.end_step(step.get("refIds"));
         let gap = gaps.get(&(name.to_owned(), i)).copied();
         self_check(&replay, step, is_view).map_err(|e| format!("step {i}: {e}"))?;
