@@ -315,7 +315,8 @@ struct Outbox {
     /// The room let go of this connection.
     released: bool,
     /// Since when queued bytes wait without any going out (reset by each
-    /// write that makes progress): the write timeout's clock.
+    /// write that makes progress): the write timeout's clock. `Some`
+    /// exactly while `queue` is not empty.
     stalled_since: Option<Instant>,
 }
 
@@ -452,7 +453,8 @@ impl WsLink {
         !self.lock().queue.is_empty()
     }
 
-    /// When the queued bytes will have waited `timeout` without progress.
+    /// When the queued bytes will have waited `timeout` without progress;
+    /// `None` when nothing is queued.
     fn stall_deadline(&self, timeout: Duration) -> Option<tokio::time::Instant> {
         let since = self.lock().stalled_since?;
         Some(tokio::time::Instant::from_std(since + timeout))
@@ -517,6 +519,7 @@ impl WsLink {
         out.failed = true;
         out.queue.clear();
         out.queued = 0;
+        out.stalled_since = None;
     }
 }
 
@@ -678,8 +681,8 @@ async fn pump(
             Ok(false) => {}
             Err(_) => break End::Abort,
         }
-        let queued = link.has_queued();
         let stalled = link.stall_deadline(write_timeout);
+        let queued = stalled.is_some();
         tokio::select! {
             () = link.wake.notified() => {}
             ready = link.tcp.writable(), if queued => {

@@ -3,9 +3,7 @@
 use std::time::Duration;
 
 use roomcast::msgpack::Value;
-use roomcast::{
-    AuthRequest, BroadcastOptions, Client, MessageType, Options, Room, RoomCtx, ServerError,
-};
+use roomcast::{AuthRequest, BroadcastOptions, Client, Options, Room, RoomCtx, ServerError};
 use serde::de::IgnoredAny;
 use serde_json::json;
 
@@ -29,13 +27,6 @@ pub struct E2eRoom {
     /// The options `on_create`, and each client's `on_auth` and `on_join`,
     /// received.
     options: std::collections::HashMap<String, serde_json::Value>,
-}
-
-fn type_json(ty: &MessageType) -> serde_json::Value {
-    match ty {
-        MessageType::Name(n) => json!(n),
-        MessageType::Number(n) => json!(n),
-    }
 }
 
 impl Room for E2eRoom {
@@ -137,7 +128,7 @@ impl Room for E2eRoom {
             ctx.send(client, "whoami", &reply);
         });
         ctx.on_any_message(|_room: &mut Self, ctx, client, ty, payload| {
-            let reply = json!({ "type": type_json(ty), "payload": payload });
+            let reply = json!({ "type": ty, "payload": payload });
             ctx.send(client, "any", &reply);
         });
         Ok(())
