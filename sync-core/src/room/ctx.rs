@@ -945,6 +945,22 @@ impl<R: Room> RoomCtx<R> {
     /// Rejects a pending reconnection by hand; the client is gone for good
     /// (its [`Reconnection`] fails with [`ReconnectionError::Rejected`]).
     /// Returns whether `client` was awaiting a reconnection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use roomcast::{Room, RoomCtx};
+    /// fn register<R: Room>(ctx: &mut RoomCtx<R>) {
+    ///     // A ban: a dropped player may not come back, a present one leaves.
+    ///     ctx.on_message("ban", |_room: &mut R, ctx, _client, session: String| {
+    ///         if let Some(client) = ctx.client(&session) {
+    ///             if !ctx.reject_reconnection(&client) {
+    ///                 ctx.leave(&client, 4000);
+    ///             }
+    ///         }
+    ///     });
+    /// }
+    /// ```
     pub fn reject_reconnection(&mut self, client: &Client) -> bool {
         let pending = self
             .slots
