@@ -674,7 +674,6 @@ async fn pump(
     // Set once a frame over the limit came: reading stops, and the room
     // has until then to send its ERROR and close.
     let mut refused: Option<tokio::time::Instant> = None;
-    let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
     let end = loop {
         match link.flush() {
             Ok(true) => break End::Closed,
@@ -690,13 +689,13 @@ async fn pump(
                     break End::Abort;
                 }
             }
-            () = tokio::time::sleep_until(stalled.unwrap_or(far)), if stalled.is_some() => {
+            () = sleep_until(stalled), if stalled.is_some() => {
                 if link.stall_deadline(write_timeout).is_some_and(|d| d <= tokio::time::Instant::now()) {
                     tracing::warn!("closing a client that read nothing for {write_timeout:?}");
                     break End::Abort;
                 }
             }
-            () = tokio::time::sleep_until(refused.unwrap_or(far)), if refused.is_some() => {
+            () = sleep_until(refused), if refused.is_some() => {
                 // The room did not answer (it does not know the
                 // connection): refuse it here.
                 link.fail("frame exceeds the size limit");
@@ -755,6 +754,15 @@ async fn pump(
             link.abort();
             session.closed(None).await;
         }
+    }
+}
+
+/// Sleeps until `deadline`, or for ever without one (built only when
+/// polled: a disabled `select!` branch costs no timer).
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 
