@@ -97,30 +97,22 @@ struct Output<'a> {
 }
 
 /// An array op resolved for the wire: `(op byte, wire index or refId,
-/// working index of the slot holding the value)`.
+/// location of the value written)`.
 pub(crate) type ArrayOp = (u8, u32, u32);
 
-/// Reused buffers of the array encoder (resolved ops, slot positions).
+/// Reused buffers of the array encoder (resolved ops, element locations,
+/// the client model).
 #[doc(hidden)]
 #[derive(Debug, Default)]
 pub struct ArrayScratch {
-    ops: Vec<ArrayOp>,
-    pos_of: Vec<u32>,
-    client: Vec<Option<crate::collections::array::ClientEl>>,
+    pub(crate) ops: Vec<ArrayOp>,
+    /// Where each element is, by element uid.
+    pub(crate) loc: Vec<u32>,
+    pub(crate) client: Vec<Option<crate::collections::array::ClientEl>>,
     /// An encoded value (view support).
     pub(crate) value: Vec<u8>,
-}
-
-impl ArrayScratch {
-    pub(crate) fn parts(
-        &mut self,
-    ) -> (
-        &mut Vec<ArrayOp>,
-        &mut Vec<u32>,
-        &mut Vec<Option<crate::collections::array::ClientEl>>,
-    ) {
-        (&mut self.ops, &mut self.pos_of, &mut self.client)
-    }
+    /// The client's refcounts of array elements, by element uid.
+    pub(crate) counts: Vec<i32>,
 }
 
 /// An open block: where it starts and where its ops start.

@@ -1,17 +1,23 @@
 //! `ArraySchema`: a positional list (spec `schema-wire.md` §5).
 //!
-//! The client applies array ops positionally against its copy as of the
-//! previous patch, with holes, then compacts (§5.1). The storage here is that
-//! same "working" array: removing an element the client knows leaves a hole,
-//! inserting shifts later slots, and every op is logged against a slot, so a
-//! slot's wire index is simply its position when the patch is written.
+//! The change tracking reproduces the reference's (5.0.34) recording model,
+//! so that a tick's ops are byte for byte what it sends:
 //!
-//! The log reproduces the reference's op choice and order for the sequences
-//! it gets right (vectors `array_*`). Before a block is sent, the ops are
-//! replayed on a model of the client's decoder; if the result would differ
-//! from the server's array (the sequences of `reference-pitfalls.md`, or
-//! anything else unusual), the block is replaced by CLEAR and an ADD of every
-//! element, which every decoder applies correctly.
+//! * a staged wire layout (`tmp`, the reference's `tmpItems`): the client's
+//!   array as of the previous patch with this tick's removals kept as
+//!   flagged slots (`deleted`) and inserts spliced in;
+//! * an ordered op record per wire index (`Recorder`, its `collDirty` map)
+//!   with the same merge rules, plus CLEAR/REVERSE placed by the record's
+//!   size when they were made;
+//! * elements carry a uid (the reference compares by JavaScript identity),
+//!   and the values of removed elements are kept for the tick (`gone`), as
+//!   the reference may still send or compare them.
+//!
+//! Before a block is sent, its ops are replayed on a model of the client's
+//! decoder (spec §5.1; a 3.x client for the legacy dialect). Where the
+//! reference's own client would end with a wrong array
+//! (`reference-pitfalls.md`), the block is replaced by CLEAR and an ADD of
+//! every element, which every decoder applies correctly.
 
 use std::fmt;
 
@@ -23,53 +29,210 @@ use crate::types::{CollectionKind, NamedFieldType, Primitive};
 use crate::wire::{self, spec};
 
 const NONE: u32 = u32::MAX;
+/// A value location (`ArrayOp.2`) naming a `gone` record, not a live item.
+const GONE: u32 = 1 << 31;
+/// A removed record entry (JavaScript's `Map.delete`).
+const DEAD: u8 = 0xff;
+/// Past this many record entries, lookups go through an index.
+const INDEXED: usize = 32;
+/// A refcount of an instance the client does not know.
+const UNKNOWN: i32 = i32::MIN;
 
 struct Item<V: Field> {
     value: V,
     track: V::Track,
-    /// Identity of this element within the array (stable across moves).
+    /// Identity of this element within the array (JavaScript identity).
     uid: u32,
 }
 
-struct Slot<V: Field> {
-    item: Option<Item<V>>,
-    /// Position of this slot in the client's array at the previous patch, or
-    /// [`NONE`] for a slot created this tick.
-    origin: u32,
-    /// uid of the element the client holds at `origin`.
-    origin_uid: u32,
-    /// Position of this slot's op in the log, or [`NONE`].
-    op: u32,
-    /// Whether the element's value changed in place this tick.
-    dirty: bool,
-}
-
-/// An element of the model of the client's array (see `client_agrees`).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ClientEl {
-    uid: u32,
-    /// Working index of a slot holding the same value, if known.
-    known: u32,
-    written: bool,
-}
-
+/// A slot of the staged wire layout: the element's uid and refId.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LogOp {
-    /// Positional op on a slot (`op` byte, slot uid).
-    At(u8),
-    /// DELETE_BY_REFID of an element removed from `origin`.
-    ByRef,
-    Dead,
+struct Staged {
+    uid: u32,
+    refid: u32,
 }
+
+/// An empty slot (JavaScript `undefined` in `tmpItems`).
+const HOLE: Staged = Staged {
+    uid: NONE,
+    refid: NONE,
+};
+
+/// An element removed this tick: what the client may still hold.
+#[derive(Debug, Clone, Copy)]
+struct Gone {
+    uid: u32,
+    refid: u32,
+    nan: bool,
+    zero: bool,
+    /// Its encoded value in `gone_bytes`.
+    start: u32,
+    end: u32,
+}
+
+/// An element of the model of the client's array (see `client_agrees`):
+/// the uid of the element it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClientEl(u32);
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    op: LogOp,
-    /// Slot identity: index into `slot_ids` resolution at encode time.
-    slot: u32,
-    /// For DELETE_BY_REFID: the removed element's refId and client position.
-    refid: u32,
-    origin: u32,
+    index: u32,
+    op: u8,
+}
+
+/// The reference's per-collection op record (`ChangeTree.collDirty`, a
+/// JavaScript `Map` from wire index to op, iterated in insertion order, and
+/// `collPureOps`).
+#[derive(Debug, Default)]
+struct Recorder {
+    entries: Vec<Entry>,
+    /// Entries not removed.
+    live: u32,
+    /// Position in `entries` by wire index, once `entries` is long.
+    at: Vec<u32>,
+    indexed: bool,
+    /// CLEAR / REVERSE with the record's size when they were made.
+    pure: Vec<(u32, u8)>,
+}
+
+impl Recorder {
+    fn find(&self, index: u32) -> Option<usize> {
+        if self.indexed {
+            return self
+                .at
+                .get(index as usize)
+                .copied()
+                .filter(|&p| p != NONE)
+                .map(|p| p as usize);
+        }
+        self.entries
+            .iter()
+            .rposition(|e| e.index == index && e.op != DEAD)
+    }
+
+    fn get(&self, index: u32) -> Option<u8> {
+        self.find(index).map(|p| self.entries[p].op)
+    }
+
+    fn has(&self) -> bool {
+        self.live > 0 || !self.pure.is_empty()
+    }
+
+    /// `Map.set`: overwrites in place, or appends.
+    fn set(&mut self, index: u32, op: u8) {
+        if let Some(p) = self.find(index) {
+            self.entries[p].op = op;
+            return;
+        }
+        self.entries.push(Entry { index, op });
+        self.live += 1;
+        if self.indexed {
+            self.index_one(self.entries.len() - 1);
+        } else if self.entries.len() > INDEXED {
+            self.reindex();
+        }
+    }
+
+    /// `record`: a write merged with the op already there.
+    fn record(&mut self, index: u32, op: u8) {
+        let merged = match self.get(index) {
+            None => op,
+            Some(spec::DELETE) => spec::DELETE_AND_ADD,
+            Some(spec::ADD) if op == spec::DELETE_AND_ADD => spec::DELETE_AND_ADD,
+            Some(prev) => prev,
+        };
+        self.set(index, merged);
+    }
+
+    /// `Map.delete`.
+    fn remove(&mut self, index: u32) {
+        if let Some(p) = self.find(index) {
+            self.entries[p].op = DEAD;
+            self.live -= 1;
+            if self.indexed {
+                self.at[index as usize] = NONE;
+            }
+        }
+    }
+
+    fn index_one(&mut self, p: usize) {
+        let i = self.entries[p].index as usize;
+        if self.at.len() <= i {
+            self.at.resize(i + 1, NONE);
+        }
+        self.at[i] = p as u32;
+    }
+
+    fn reindex(&mut self) {
+        self.at.clear();
+        self.indexed = self.entries.len() > INDEXED;
+        if self.indexed {
+            for p in 0..self.entries.len() {
+                if self.entries[p].op != DEAD {
+                    self.index_one(p);
+                }
+            }
+        }
+    }
+
+    /// `insertAt`: entries below `at`, then ADDs of the new slots, then the
+    /// entries at or above `at` moved up, each group in its order.
+    fn insert_at(&mut self, at: u32, count: u32) {
+        let old = std::mem::take(&mut self.entries);
+        let live = old.iter().filter(|e| e.op != DEAD);
+        self.entries
+            .extend(live.clone().filter(|e| e.index < at).copied());
+        self.entries.extend((at..at + count).map(|index| Entry {
+            index,
+            op: spec::ADD,
+        }));
+        self.entries
+            .extend(live.filter(|e| e.index >= at).map(|e| Entry {
+                index: e.index + count,
+                op: e.op,
+            }));
+        self.live = self.entries.len() as u32;
+        self.reindex();
+    }
+
+    /// `removeAt`: drops the entries of `[at, at + count)`, moving the ones
+    /// above down.
+    fn remove_at(&mut self, at: u32, count: u32) {
+        let end = at + count;
+        if !self.entries.iter().any(|e| e.op != DEAD && e.index >= end) {
+            for i in at..end {
+                self.remove(i);
+            }
+            return;
+        }
+        let old = std::mem::take(&mut self.entries);
+        self.entries.extend(old.iter().filter_map(|e| match e.op {
+            DEAD => None,
+            _ if e.index < at => Some(*e),
+            _ if e.index >= end => Some(Entry {
+                index: e.index - count,
+                op: e.op,
+            }),
+            _ => None,
+        }));
+        self.live = self.entries.len() as u32;
+        self.reindex();
+    }
+
+    fn pure(&mut self, op: u8) {
+        self.pure.push((self.live, op));
+    }
+
+    fn reset(&mut self) {
+        self.entries.clear();
+        self.live = 0;
+        self.pure.clear();
+        if self.indexed {
+            self.at.clear();
+            self.indexed = false;
+        }
+    }
 }
 
 /// A list of values, synchronized position by position.
@@ -87,19 +250,21 @@ struct Entry {
 /// ```
 pub struct ArraySchema<V: Field> {
     meta: RefMeta,
-    slots: Vec<Slot<V>>,
-    /// Stable id of each slot (parallel to `slots`), referenced by the log.
-    slot_ids: Vec<u32>,
-    live: usize,
-    next_uid: u32,
-    next_slot_id: u32,
-    /// Length of the client's array at the previous patch.
+    items: Vec<Item<V>>,
+    /// The staged wire layout (`tmpItems`).
+    tmp: Vec<Staged>,
+    /// Staged slots removed this tick (`deletedIndexes`; its length matters).
+    deleted: Vec<bool>,
+    rec: Recorder,
+    gone: Vec<Gone>,
+    gone_bytes: Vec<u8>,
+    /// Length of the client's array at the previous patch (it holds the
+    /// elements of uid `0..snapshot_len` in that order).
     snapshot_len: u32,
-    log: Vec<Entry>,
-    cleared: bool,
-    reversed: bool,
-    /// Elements were reordered in place (sort): rewrite every slot.
-    reordered: bool,
+    next_uid: u32,
+    /// The staged layout could not be followed (a sort over staged
+    /// removals): the block is sent as CLEAR + re-ADD.
+    unfaithful: bool,
     /// Some child element may hold changes.
     children_dirty: bool,
 }
@@ -108,16 +273,15 @@ impl<V: Field> Default for ArraySchema<V> {
     fn default() -> Self {
         Self {
             meta: RefMeta::default(),
-            slots: Vec::new(),
-            slot_ids: Vec::new(),
-            live: 0,
-            next_uid: 0,
-            next_slot_id: 0,
+            items: Vec::new(),
+            tmp: Vec::new(),
+            deleted: Vec::new(),
+            rec: Recorder::default(),
+            gone: Vec::new(),
+            gone_bytes: Vec::new(),
             snapshot_len: 0,
-            log: Vec::new(),
-            cleared: false,
-            reversed: false,
-            reordered: false,
+            next_uid: 0,
+            unfaithful: false,
             children_dirty: false,
         }
     }
@@ -146,33 +310,30 @@ impl<V: Field> ArraySchema<V> {
     /// Number of elements.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.live
+        self.items.len()
     }
 
     /// Whether it is empty.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.live == 0
+        self.items.is_empty()
     }
 
     /// Elements in order.
     pub fn iter(&self) -> impl Iterator<Item = &V> + '_ {
-        self.slots
-            .iter()
-            .filter_map(|s| s.item.as_ref().map(|i| &i.value))
+        self.items.iter().map(|i| &i.value)
     }
 
     /// The element at `index`.
     #[must_use]
     pub fn get(&self, index: usize) -> Option<&V> {
-        let w = self.working_index(index)?;
-        self.slots[w].item.as_ref().map(|i| &i.value)
+        self.items.get(index).map(|i| &i.value)
     }
 
     /// Appends while building an untracked array.
     pub fn push(&mut self, value: V) {
         let item = self.new_item(value);
-        self.push_slot(Some(item), NONE, NONE);
+        self.push_item(item);
     }
 
     fn new_item(&mut self, value: V) -> Item<V> {
@@ -185,409 +346,502 @@ impl<V: Field> ArraySchema<V> {
         }
     }
 
-    fn push_slot(&mut self, item: Option<Item<V>>, origin: u32, origin_uid: u32) {
-        self.insert_slot(self.slots.len(), item, origin, origin_uid);
-    }
-
-    fn insert_slot(&mut self, at: usize, item: Option<Item<V>>, origin: u32, origin_uid: u32) {
-        if item.is_some() {
-            self.live += 1;
-        }
-        self.slots.insert(
-            at,
-            Slot {
-                item,
-                origin,
-                origin_uid,
-                op: NONE,
-                dirty: false,
-            },
-        );
-        self.slot_ids.insert(at, self.next_slot_id);
-        self.next_slot_id += 1;
-    }
-
-    /// Working index of the element at `index` (holes skipped).
-    fn working_index(&self, index: usize) -> Option<usize> {
-        if self.live == self.slots.len() {
-            return (index < self.live).then_some(index);
-        }
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.item.is_some())
-            .nth(index)
-            .map(|(w, _)| w)
-    }
-
-    /// Whether the elements are refs (decided by the first element).
-    fn holds_refs(&self) -> bool {
-        self.slots
-            .iter()
-            .find_map(|s| s.item.as_ref())
-            .is_some_and(|i| i.value.__is_ref())
-    }
-
-    // ----- change log -------------------------------------------------
-
-    /// Records `op` for the slot at working index `w` (first touch appends;
-    /// later touches update in place).
-    fn log_at(&mut self, w: usize, op: u8) {
-        let slot_id = self.slot_ids[w];
-        let pos = self.slots[w].op;
-        if pos == NONE {
-            self.slots[w].op = self.log.len() as u32;
-            self.log.push(Entry {
-                op: LogOp::At(op),
-                slot: slot_id,
-                refid: NONE,
-                origin: NONE,
-            });
-        } else {
-            let e = &mut self.log[pos as usize];
-            match e.op {
-                // An index first added this tick keeps its ADD.
-                LogOp::At(spec::ADD) if op != spec::DELETE => {}
-                _ => e.op = LogOp::At(op),
-            }
+    fn staged(item: &Item<V>) -> Staged {
+        Staged {
+            uid: item.uid,
+            refid: item.value.__ref_id(&item.track).unwrap_or(NONE),
         }
     }
 
-    /// Records an insert at working index `w`, placed before any logged op
-    /// at a higher index so the decoder applies inserts lowest-first.
-    fn log_insert(&mut self, w: usize) {
-        let slot_id = self.slot_ids[w];
-        let entry = Entry {
-            op: LogOp::At(spec::ADD),
-            slot: slot_id,
-            refid: NONE,
-            origin: NONE,
-        };
-        // Positions of logged slots, to find the first op at a higher index.
-        let mut at = self.log.len();
-        for (i, e) in self.log.iter().enumerate() {
-            if let LogOp::At(_) = e.op {
-                if let Some(p) = self.slot_ids.iter().position(|&s| s == e.slot) {
-                    if p > w {
-                        at = i;
-                        break;
-                    }
+    /// `push`: an ADD at the end of the staged layout.
+    fn push_item(&mut self, item: Item<V>) {
+        self.rec.set(self.tmp.len() as u32, spec::ADD);
+        self.tmp.push(Self::staged(&item));
+        self.items.push(item);
+    }
+
+    fn is_deleted(&self, i: u32) -> bool {
+        self.deleted.get(i as usize) == Some(&true)
+    }
+
+    fn set_deleted(&mut self, i: u32, v: bool) {
+        let i = i as usize;
+        if self.deleted.len() <= i {
+            self.deleted.resize(i + 1, false);
+        }
+        self.deleted[i] = v;
+    }
+
+    fn set_tmp(&mut self, i: u32, s: Staged) {
+        let i = i as usize;
+        if self.tmp.len() <= i {
+            self.tmp.resize(i + 1, HOLE);
+        }
+        self.tmp[i] = s;
+    }
+
+    /// `$wireIndex`: the staged slot of the element at `index`.
+    fn wire_index(&self, index: usize) -> u32 {
+        if self.deleted.is_empty() {
+            return index as u32;
+        }
+        let mut live = 0;
+        for i in 0..self.tmp.len() {
+            if !self.is_deleted(i as u32) {
+                if live == index {
+                    return i as u32;
                 }
+                live += 1;
             }
         }
-        self.log.insert(at, entry);
-        for s in &mut self.slots {
-            if s.op != NONE && s.op as usize >= at {
-                s.op += 1;
-            }
-        }
-        self.slots[w].op = at as u32;
+        (self.tmp.len() + (index - live)) as u32
     }
 
-    /// Removes the element at working index `w`; returns it.
-    fn remove_at(&mut self, w: usize, tick: &mut Tick) -> V {
-        self.meta.touch(tick);
-        let mut item = self.slots[w].item.take().expect("live slot");
-        self.live -= 1;
-        let refid = item.value.__ref_id(&item.track);
-        item.value.__detach(&mut item.track, tick);
-        let slot = &mut self.slots[w];
-        if slot.origin == NONE {
-            // Created this tick: the client never saw it; forget the slot.
-            if slot.op != NONE {
-                self.log[slot.op as usize].op = LogOp::Dead;
-            }
-            self.slots.remove(w);
-            self.slot_ids.remove(w);
-            return item.value;
+    /// `$isUnsentAdd`: a ref slot added this tick, erased when removed.
+    fn is_unsent_add(&self, at: u32, is_ref: bool) -> bool {
+        is_ref && self.rec.get(at) == Some(spec::ADD)
+    }
+
+    /// `$cancelAdd`: the slot never existed.
+    fn cancel_add(&mut self, at: u32) {
+        let a = at as usize;
+        if a < self.tmp.len() {
+            self.tmp.remove(a);
         }
-        slot.dirty = false;
-        match refid {
-            Some(refid) if slot.origin_uid == item.uid => {
-                // The element the client holds: DELETE_BY_REFID (5.x form).
-                if slot.op != NONE {
-                    self.log[slot.op as usize].op = LogOp::Dead;
-                }
-                slot.op = self.log.len() as u32;
-                let origin = slot.origin;
-                self.log.push(Entry {
-                    op: LogOp::ByRef,
-                    slot: self.slot_ids[w],
-                    refid,
-                    origin,
-                });
-            }
-            _ => self.log_at(w, spec::DELETE),
+        if a < self.deleted.len() {
+            self.deleted.remove(a);
         }
+        self.rec.remove_at(at, 1);
+    }
+
+    /// Keeps what the client may still hold of a removed element.
+    fn bury(&mut self, item: &Item<V>) {
+        let start = self.gone_bytes.len() as u32;
         item.value
+            .__encode(&item.track, V::DEFAULT_WIRE, &mut self.gone_bytes);
+        self.gone.push(Gone {
+            uid: item.uid,
+            refid: item.value.__ref_id(&item.track).unwrap_or(NONE),
+            nan: !item.value.__same(&item.value),
+            zero: item.value.__is_zero(),
+            start,
+            end: self.gone_bytes.len() as u32,
+        });
     }
 
-    /// Fills the hole at working index `w` with a new element.
-    fn fill(&mut self, w: usize, item: Item<V>) {
-        self.slots[w].item = Some(item);
-        self.live += 1;
-        let pos = self.slots[w].op;
-        if pos != NONE && self.log[pos as usize].op == LogOp::ByRef {
-            self.log[pos as usize].op = LogOp::At(spec::DELETE_AND_ADD);
-        } else {
-            self.log_at(w, spec::DELETE_AND_ADD);
+    /// Whether the elements are refs.
+    fn holds_refs(&self) -> bool {
+        match (self.items.first(), self.gone.first()) {
+            (Some(i), _) => i.value.__is_ref(),
+            (None, Some(g)) => g.refid != NONE,
+            (None, None) => self.tmp.iter().any(|s| s.refid != NONE) || V::DEFAULT_WIRE.is_none(),
         }
-    }
-
-    /// Working index where an element inserted at `index` goes.
-    fn insert_point(&self, index: usize) -> usize {
-        self.working_index(index).unwrap_or(self.slots.len())
     }
 
     // ----- encoding ---------------------------------------------------
 
-    /// Resolves the log into `(op, wire index or refId, slot)` triples.
-    fn resolve(&self, dialect: Dialect, ops: &mut Vec<ArrayOp>, pos_of: &mut Vec<u32>) {
-        pos_of.clear();
-        pos_of.resize(self.next_slot_id as usize, NONE);
-        for (w, &id) in self.slot_ids.iter().enumerate() {
-            pos_of[id as usize] = w as u32;
+    /// The element the reference writes for wire index `index`
+    /// (`$getByIndex`): the live element there if the slot was removed,
+    /// else the staged one.
+    fn value_uid(&self, index: u32) -> Option<u32> {
+        let live = || self.items.get(index as usize).map(|i| i.uid);
+        if self.is_deleted(index) {
+            return live();
         }
-        ops.clear();
-        if self.cleared {
-            ops.push((spec::CLEAR, 0, NONE));
+        match self.tmp.get(index as usize) {
+            Some(s) if s.uid != NONE => Some(s.uid),
+            _ => live(),
         }
-        for e in &self.log {
-            let w = pos_of[e.slot as usize];
-            match e.op {
-                LogOp::At(op) => ops.push((op, w, w)),
-                LogOp::ByRef => match dialect {
-                    Dialect::Modern => ops.push((spec::DELETE_BY_REFID, e.refid, w)),
-                    Dialect::Legacy => ops.push((spec::DELETE, w, w)),
-                },
-                LogOp::Dead => {}
-            }
+    }
+
+    /// Fills `loc` (by uid: item position, `GONE | record`, or NONE).
+    fn locate(&self, loc: &mut Vec<u32>) {
+        loc.clear();
+        loc.resize(self.next_uid as usize, NONE);
+        for (p, it) in self.items.iter().enumerate() {
+            loc[it.uid as usize] = p as u32;
         }
-        if self.reordered {
-            for (w, slot) in self.slots.iter().enumerate() {
-                if slot.item.is_some() && slot.op == NONE {
-                    ops.push((spec::REPLACE, w as u32, w as u32));
+        for (g, gone) in self.gone.iter().enumerate() {
+            if let Some(l) = loc.get_mut(gone.uid as usize) {
+                if *l == NONE {
+                    *l = GONE | g as u32;
                 }
             }
         }
     }
 
-    /// Replays `ops` on a model of the client's decoder (spec §5.1; 3.x
-    /// inserts only at index 0) and checks that it ends with this array.
+    /// The tick's ops as the reference writes them: `(op, wire index or
+    /// refId, value location)`. `false` if one cannot be written.
+    fn resolve(
+        &self,
+        dialect: Dialect,
+        ops: &mut Vec<ArrayOp>,
+        loc: &[u32],
+        buf: &mut Vec<u8>,
+    ) -> bool {
+        ops.clear();
+        let refs = self.holds_refs();
+        let pure = &self.rec.pure;
+        let mut next_pure = 0;
+        let mut n = 0;
+        for e in &self.rec.entries {
+            if e.op == DEAD {
+                continue;
+            }
+            while next_pure < pure.len() && pure[next_pure].0 <= n {
+                ops.push((pure[next_pure].1, 0, NONE));
+                next_pure += 1;
+            }
+            n += 1;
+            if e.op == spec::DELETE {
+                if !refs {
+                    ops.push((spec::DELETE, e.index, NONE));
+                    continue;
+                }
+                // By identity: the staged element's refId.
+                match self.tmp.get(e.index as usize) {
+                    Some(s) if s.uid != NONE => match dialect {
+                        Dialect::Modern => ops.push((spec::DELETE_BY_REFID, s.refid, NONE)),
+                        Dialect::Legacy => ops.push((spec::DELETE, e.index, NONE)),
+                    },
+                    _ => {}
+                }
+                continue;
+            }
+            let Some(mut uid) = self.value_uid(e.index) else {
+                return false;
+            };
+            let live = self.items.get(e.index as usize).map(|i| i.uid);
+            if live != Some(uid) && !self.is_deleted(e.index) {
+                // `tmpItems[i] || items[i]`: a falsy staged value is
+                // passed over.
+                let l = loc[uid as usize];
+                if l == NONE {
+                    return false;
+                }
+                if self.is_falsy(l, buf) {
+                    let Some(live) = live else { return false };
+                    uid = live;
+                }
+            }
+            let l = loc[uid as usize];
+            if l == NONE {
+                return false;
+            }
+            ops.push((e.op, e.index, l));
+        }
+        for &(_, op) in &pure[next_pure..] {
+            ops.push((op, 0, NONE));
+        }
+        true
+    }
+
+    /// Whether the primitive at location `l` is falsy in JavaScript (`0`,
+    /// `-0`, `NaN`, `false`, `""`, `0n`), as far as its encoding tells.
+    fn is_falsy(&self, l: u32, buf: &mut Vec<u8>) -> bool {
+        if self.loc_info(l).2 {
+            return false;
+        }
+        let (nan, zero) = self.loc_flags(l);
+        if nan || zero {
+            return true;
+        }
+        buf.clear();
+        self.write_value(l, buf);
+        let empty_str =
+            buf[..] == [0xa0] && matches!(V::DEFAULT_WIRE, None | Some(Primitive::String));
+        empty_str || buf.iter().all(|&b| b == 0)
+    }
+
+    /// Writes the value at location `l`.
+    fn write_value(&self, l: u32, out: &mut Vec<u8>) {
+        if l & GONE != 0 && l != NONE {
+            let g = &self.gone[(l & !GONE) as usize];
+            out.extend_from_slice(&self.gone_bytes[g.start as usize..g.end as usize]);
+        } else {
+            let item = &self.items[l as usize];
+            item.value.__encode(&item.track, V::DEFAULT_WIRE, out);
+        }
+    }
+
+    /// `(uid, refId, is a ref)` of the value at location `l`.
+    fn loc_info(&self, l: u32) -> (u32, u32, bool) {
+        if l & GONE != 0 {
+            let g = &self.gone[(l & !GONE) as usize];
+            (g.uid, g.refid, g.refid != NONE)
+        } else {
+            let i = &self.items[l as usize];
+            let refid = i.value.__ref_id(&i.track).unwrap_or(NONE);
+            (i.uid, refid, i.value.__is_ref())
+        }
+    }
+
+    /// `(NaN, ±0)` of the primitive at location `l`.
+    fn loc_flags(&self, l: u32) -> (bool, bool) {
+        if l & GONE != 0 {
+            let g = &self.gone[(l & !GONE) as usize];
+            (g.nan, g.zero)
+        } else {
+            let v = &self.items[l as usize].value;
+            (!v.__same(v), v.__is_zero())
+        }
+    }
+
+    /// Whether the client sees the values of uids `a` and `b` as equal:
+    /// JavaScript `===` of what it decoded (`exact`: the same bytes), or
+    /// `None` when a value is unknown.
+    fn client_eq(
+        &self,
+        a: u32,
+        b: u32,
+        loc: &[u32],
+        buf: &mut Vec<u8>,
+        exact: bool,
+    ) -> Option<bool> {
+        if a == b {
+            return Some(true);
+        }
+        let la = *loc.get(a as usize)?;
+        let lb = *loc.get(b as usize)?;
+        if la == NONE || lb == NONE {
+            return None;
+        }
+        let (_, _, ra) = self.loc_info(la);
+        let (_, _, rb) = self.loc_info(lb);
+        if ra || rb {
+            return Some(false);
+        }
+        if !exact {
+            let (na, za) = self.loc_flags(la);
+            let (nb, zb) = self.loc_flags(lb);
+            if na || nb {
+                return Some(false);
+            }
+            if za && zb {
+                return Some(true);
+            }
+        }
+        buf.clear();
+        self.write_value(la, buf);
+        let mid = buf.len();
+        self.write_value(lb, buf);
+        let (a, b) = buf.split_at(mid);
+        Some(a == b || (!exact && number_eq(a, b)))
+    }
+
+    /// Replays `ops` on a model of the client's decoder (spec §5.1; a 3.x
+    /// client inserts only at index 0) from its array as of the previous
+    /// patch, and checks that it ends with this array.
     fn client_agrees(
         &self,
         dialect: Dialect,
         ops: &[ArrayOp],
+        loc: &[u32],
         client: &mut Vec<Option<ClientEl>>,
+        buf: &mut Vec<u8>,
+        counts: &mut Vec<i32>,
     ) -> bool {
-        type El = ClientEl;
         client.clear();
-        client.resize(self.snapshot_len as usize, None);
-        for (w, slot) in self.slots.iter().enumerate() {
-            if slot.origin != NONE {
-                let same = slot
-                    .item
-                    .as_ref()
-                    .is_some_and(|i| i.uid == slot.origin_uid && !slot.dirty);
-                client[slot.origin as usize] = Some(El {
-                    uid: slot.origin_uid,
-                    known: if same { w as u32 } else { NONE },
-                    written: false,
-                });
+        if !self.meta.fresh {
+            client.extend((0..self.snapshot_len).map(|u| Some(ClientEl(u))));
+        }
+        // Refcounts of ref elements (`UNKNOWN`: a refId the client has not
+        // seen), which the decoder keeps per op and collects at the end.
+        let refs = self.holds_refs();
+        counts.clear();
+        if refs {
+            counts.resize(self.next_uid as usize, UNKNOWN);
+            for c in client.iter().flatten() {
+                counts[c.0 as usize] = 1;
             }
         }
-        let uid_by_ref = |refid: u32| {
-            self.slots.iter().find_map(|s| {
-                (s.origin != NONE
-                    && self
-                        .log
-                        .iter()
-                        .any(|e| e.op == LogOp::ByRef && e.refid == refid && e.origin == s.origin))
-                .then_some(s.origin_uid)
-            })
+        let inc = |counts: &mut Vec<i32>, u: u32| {
+            if let Some(c) = counts.get_mut(u as usize) {
+                *c = if *c == UNKNOWN { 1 } else { *c + 1 };
+            }
+        };
+        // `false`: the decoder warns of a refcount going below zero.
+        let dec = |counts: &mut Vec<i32>, u: u32| match counts.get_mut(u as usize) {
+            Some(c) if *c != UNKNOWN => {
+                *c -= 1;
+                *c >= 0
+            }
+            _ => true,
         };
         // A 3.x client keeps its pre-tick copy for refcounts and equality
         // checks while applying ops to the shifted array: after an insert,
         // no positional op is safe for it.
+        let legacy = dialect == Dialect::Legacy;
         let mut legacy_inserted = false;
-        for &(op, arg, w) in ops {
+        for &(op, arg, l) in ops {
             if legacy_inserted {
                 return false;
             }
-            let w_us = w as usize;
-            let incoming = || {
-                self.slots
-                    .get(w_us)
-                    .and_then(|s| s.item.as_ref())
-                    .map(|i| El {
-                        uid: i.uid,
-                        known: w,
-                        written: true,
-                    })
-            };
+            let i = arg as usize;
             match op {
-                spec::CLEAR => client.clear(),
+                spec::CLEAR => {
+                    if refs && !client.iter().flatten().all(|c| dec(counts, c.0)) {
+                        return false;
+                    }
+                    client.clear();
+                }
                 spec::REVERSE => client.reverse(),
                 spec::DELETE_BY_REFID => {
-                    let Some(uid) = uid_by_ref(arg) else {
+                    let uid = loc.iter().enumerate().find_map(|(u, &l)| {
+                        (l != NONE && self.loc_info(l).1 == arg).then_some(u as u32)
+                    });
+                    let Some(uid) = uid else { continue };
+                    if !dec(counts, uid) {
                         return false;
-                    };
-                    if let Some(c) = client.iter_mut().find(|c| c.is_some_and(|c| c.uid == uid)) {
-                        *c = None;
+                    }
+                    if let Some(p) = client.iter().position(|c| *c == Some(ClientEl(uid))) {
+                        client[p] = None;
                     }
                 }
                 spec::DELETE => {
-                    if let Some(c) = client.get_mut(arg as usize) {
-                        *c = None;
-                    }
-                }
-                spec::ADD => {
-                    let Some(v) = incoming() else { return false };
-                    let i = arg as usize;
-                    if i >= client.len() {
-                        client.resize(i + 1, None);
-                        client[i] = Some(v);
-                    } else if let Some(cur) = client[i] {
-                        let same = if self.holds_refs() {
-                            cur.uid == v.uid
-                        } else if cur.known == NONE {
-                            // Unknown old value: it could be equal, which
-                            // makes the decoder drop the insert.
-                            return false;
-                        } else {
-                            let (a, b) = (self.value_at(cur.known as usize), self.value_at(w_us));
-                            if a.zip(b)
-                                .is_some_and(|(a, b)| a.__same(b) && !a.__identical(b))
-                            {
-                                // Dropped as "the same", though it is not.
+                    if let Some(c) = client.get_mut(i) {
+                        if let Some(p) = c.take() {
+                            if refs && !dec(counts, p.0) {
                                 return false;
                             }
-                            a.zip(b).is_some_and(|(a, b)| a.__same(b))
-                        };
-                        if same {
-                            // The decoder ignores an ADD of what is there.
-                            if cur.uid != v.uid {
-                                return false;
-                            }
-                        } else if dialect == Dialect::Legacy && i != 0 {
-                            // 3.x overwrites here without releasing the old
-                            // element: a leaked ref whose refId may be reused.
-                            if self.holds_refs() {
-                                return false;
-                            }
-                            client[i] = Some(v);
-                        } else {
-                            legacy_inserted = dialect == Dialect::Legacy;
-                            client.insert(i, Some(v));
                         }
-                    } else {
-                        client[i] = Some(v);
                     }
                 }
                 _ => {
-                    // REPLACE, DELETE_AND_ADD: overwrite, except that the
-                    // decoder skips a primitive `===` to the current one.
-                    let Some(v) = incoming() else { return false };
-                    let i = arg as usize;
-                    if i >= client.len() {
-                        client.resize(i + 1, None);
+                    let (uid, _, is_ref) = self.loc_info(l);
+                    let prev = client.get(i).copied().flatten();
+                    let same = match prev {
+                        Some(p) => match self.client_eq(p.0, uid, loc, buf, false) {
+                            Some(s) => s,
+                            None => return false,
+                        },
+                        None => false,
+                    };
+                    if legacy {
+                        // 3.x compares with its pre-tick element there.
+                        let pre = (arg < self.snapshot_len && !self.meta.fresh).then_some(arg);
+                        let pre_same = match pre {
+                            Some(p) => self.client_eq(p, uid, loc, buf, false),
+                            None => Some(false),
+                        };
+                        if pre_same != Some(same) {
+                            return false;
+                        }
                     }
-                    if let (Some(cur), Some(new)) = (client[i], self.value_at(w_us)) {
-                        if !new.__is_ref() {
-                            match self
-                                .value_at(cur.known as usize)
-                                .filter(|_| cur.known != NONE)
-                            {
-                                // -0 over 0 (or back) would be skipped.
-                                Some(old) if old.__same(new) && !old.__identical(new) => {
-                                    return false
+                    if is_ref {
+                        if op == spec::REPLACE {
+                            // Resolved by refId, without counting: only
+                            // for an instance the client holds.
+                            if counts.get(uid as usize).is_none_or(|&c| c <= 0) {
+                                return false;
+                            }
+                        } else {
+                            if op == spec::DELETE_AND_ADD {
+                                if let Some(p) = prev {
+                                    if !dec(counts, p.0) {
+                                        return false;
+                                    }
                                 }
-                                // An unknown old value might be the other zero.
-                                None if new.__is_zero() => return false,
-                                _ => {}
+                            }
+                            if !same || op == spec::DELETE_AND_ADD {
+                                inc(counts, uid);
                             }
                         }
                     }
-                    client[i] = Some(v);
+                    if same {
+                        continue;
+                    }
+                    let v = Some(ClientEl(uid));
+                    if op == spec::ADD && prev.is_some() {
+                        if legacy && i != 0 {
+                            // 3.x overwrites here without releasing the old
+                            // element: a leaked ref whose refId may be reused.
+                            if is_ref {
+                                return false;
+                            }
+                            client[i] = v;
+                        } else {
+                            legacy_inserted = legacy;
+                            client.insert(i, v);
+                        }
+                    } else {
+                        if client.len() <= i {
+                            client.resize(i + 1, None);
+                        }
+                        client[i] = v;
+                    }
                 }
             }
         }
-        let mut ours = self
-            .slots
-            .iter()
-            .filter_map(|s| s.item.as_ref().map(|i| (i, s.dirty)));
+        if refs {
+            // Each element held once; the others collected.
+            for c in client.iter().flatten() {
+                if counts[c.0 as usize] != 1 {
+                    return false;
+                }
+                counts[c.0 as usize] = 0;
+            }
+            if counts.iter().any(|&c| c > 0) {
+                return false;
+            }
+        }
+        let mut ours = self.items.iter();
         for c in client.iter().flatten() {
             match ours.next() {
-                Some((item, dirty)) if item.uid == c.uid && (c.written || !dirty) => {}
+                Some(item) if self.client_eq(c.0, item.uid, loc, buf, true) == Some(true) => {}
                 _ => return false,
             }
         }
         ours.next().is_none()
     }
 
-    fn value_at(&self, w: usize) -> Option<&V> {
-        self.slots.get(w)?.item.as_ref().map(|i| &i.value)
-    }
-
     /// An ADD of every element at its position.
     fn write_all(&self, out: &mut Vec<u8>) {
-        for (i, item) in self
-            .slots
-            .iter()
-            .filter_map(|s| s.item.as_ref())
-            .enumerate()
-        {
+        for (i, item) in self.items.iter().enumerate() {
             out.push(spec::ADD);
             wire::encode_varint(out, i as u32);
             item.value.__encode(&item.track, V::DEFAULT_WIRE, out);
         }
     }
 
-    /// Writes the block's ops for `dialect` (does not settle).
-    fn write_ops(&self, dialect: Dialect, out: &mut Vec<u8>, scratch: &mut ArrayScratch) {
-        let (ops, pos_of, client) = scratch.parts();
-        if self.meta.fresh {
-            self.write_all(out);
-            return;
-        }
-        let live_log = self.log.iter().any(|e| e.op != LogOp::Dead);
-        if self.reversed && !live_log && !self.cleared && !self.reordered {
-            // Only reverses happened (and changes since undone): the order
-            // is the client's, its reverse, or (reverse with other changes
-            // undone) something a CLEAR + re-ADD has to send.
-            let origins = self.slots.iter().map(|s| s.origin);
-            if origins
-                .clone()
-                .zip(origins.clone().skip(1))
-                .all(|(a, b)| a < b)
-            {
-                return;
-            }
-            if origins.clone().zip(origins.skip(1)).all(|(a, b)| a > b)
-                && self.slots.len() == self.snapshot_len as usize
-            {
-                out.push(spec::REVERSE);
-                return;
-            }
-        }
-        self.resolve(dialect, ops, pos_of);
-        let reordered_refs = self.holds_refs() && self.reordered;
-        let simple = !self.reversed && !reordered_refs && self.client_agrees(dialect, ops, client);
-        if simple {
-            for &(op, arg, w) in ops.iter() {
-                out.push(op);
-                match op {
-                    spec::CLEAR | spec::REVERSE => {}
-                    spec::DELETE | spec::DELETE_BY_REFID => wire::encode_varint(out, arg),
-                    _ => {
-                        wire::encode_varint(out, arg);
-                        let item = self.slots[w as usize].item.as_ref().expect("live slot");
-                        item.value.__encode(&item.track, V::DEFAULT_WIRE, out);
+    fn write_resolved(&self, ops: &[ArrayOp], out: &mut Vec<u8>) {
+        for &(op, arg, l) in ops {
+            out.push(op);
+            match op {
+                spec::CLEAR | spec::REVERSE => {}
+                spec::DELETE | spec::DELETE_BY_REFID => wire::encode_varint(out, arg),
+                _ => {
+                    wire::encode_varint(out, arg);
+                    match self.loc_info(l) {
+                        // A REPLACE names an instance by refId alone (no
+                        // TYPE_ID: the decoder reads one only with an ADD).
+                        (_, refid, true) if op == spec::REPLACE => {
+                            wire::encode_varint(out, refid);
+                        }
+                        _ => self.write_value(l, out),
                     }
                 }
             }
+        }
+    }
+
+    /// Writes the block's ops for `dialect` (does not settle).
+    fn write_ops(&self, dialect: Dialect, out: &mut Vec<u8>, scratch: &mut ArrayScratch) {
+        let ArrayScratch {
+            ops,
+            loc,
+            client,
+            value,
+            counts,
+        } = scratch;
+        self.locate(loc);
+        let ok = !self.unfaithful
+            && self.resolve(dialect, ops, loc, value)
+            && self.client_agrees(dialect, ops, loc, client, value, counts);
+        if ok {
+            self.write_resolved(ops, out);
         } else {
-            // Anything the client could misapply: start over.
+            // Anything the client would misapply: start over.
             out.push(spec::CLEAR);
             self.write_all(out);
         }
@@ -597,8 +851,7 @@ impl<V: Field> ArraySchema<V> {
     /// patch sends) for a client whose copy as of the previous patch has
     /// `held_len` elements, `held(i)` at position `i`. Returns `false`
     /// (nothing written) when that is not the array's previous state as far
-    /// as the array knows it (values overwritten or removed this tick are
-    /// unknown; the op model treats them conservatively anyway).
+    /// as the array knows it.
     fn ops_for_client<'h>(
         &self,
         dialect: Dialect,
@@ -610,21 +863,17 @@ impl<V: Field> ArraySchema<V> {
         if self.meta.seq == NO_SEQ || self.meta.fresh || held_len != self.snapshot_len {
             return false;
         }
-        for slot in &self.slots {
-            if slot.origin == NONE {
+        let ArrayScratch { loc, value, .. } = &mut *scratch;
+        self.locate(loc);
+        for uid in 0..self.snapshot_len {
+            let l = loc[uid as usize];
+            if l == NONE {
+                // Removed by a CLEAR: its value no longer matters.
                 continue;
             }
-            let Some(item) = slot
-                .item
-                .as_ref()
-                .filter(|i| i.uid == slot.origin_uid && !slot.dirty)
-            else {
-                continue;
-            };
-            scratch.value.clear();
-            item.value
-                .__encode(&item.track, V::DEFAULT_WIRE, &mut scratch.value);
-            if held(slot.origin) != Some(scratch.value.as_slice()) {
+            value.clear();
+            self.write_value(l, value);
+            if held(uid) != Some(value.as_slice()) {
                 return false;
             }
         }
@@ -634,70 +883,68 @@ impl<V: Field> ArraySchema<V> {
 
     /// View support: writes this tick's ops when re-applying them to a
     /// client that already holds the current array changes nothing (each
-    /// writes, where no hole precedes it, the value already there, which
-    /// the decoder skips as `===`). The reference sends them after the
-    /// snapshot of an array shown in the same tick. Returns whether it did.
+    /// writes, where it is, the value already there, which the decoder
+    /// skips as `===`). The reference sends them after the snapshot of an
+    /// array shown in the same tick. Returns whether it did.
     fn idempotent_ops(&self, out: &mut Vec<u8>, scratch: &mut ArrayScratch) -> bool {
         if self.meta.seq == NO_SEQ
             || self.meta.fresh
-            || self.cleared
-            || self.reversed
+            || self.unfaithful
+            || !self.rec.pure.is_empty()
             || self.holds_refs()
         {
             return false;
         }
-        let (ops, pos_of, _) = scratch.parts();
-        self.resolve(Dialect::Modern, ops, pos_of);
-        let first_hole = self
-            .slots
-            .iter()
-            .position(|s| s.item.is_none())
-            .unwrap_or(self.slots.len());
-        let ok = !ops.is_empty()
-            && ops.iter().all(|&(op, arg, w)| {
-                matches!(op, spec::ADD | spec::REPLACE | spec::DELETE_AND_ADD)
-                    && arg == w
-                    && (w as usize) < first_hole
-                    && self.value_at(w as usize).is_some_and(|v| v.__same(v))
-            });
-        if !ok {
+        let ArrayScratch {
+            ops, loc, value, ..
+        } = scratch;
+        self.locate(loc);
+        if !self.resolve(Dialect::Modern, ops, loc, value) || ops.is_empty() {
             return false;
         }
-        for &(op, arg, w) in ops.iter() {
-            out.push(op);
-            wire::encode_varint(out, arg);
-            let item = self.slots[w as usize].item.as_ref().expect("live slot");
-            item.value.__encode(&item.track, V::DEFAULT_WIRE, out);
+        let ok = ops.iter().all(|&(op, arg, l)| {
+            matches!(op, spec::ADD | spec::REPLACE | spec::DELETE_AND_ADD)
+                && self.items.get(arg as usize).is_some_and(|cur| {
+                    let uid = self.loc_info(l).0;
+                    self.client_eq(cur.uid, uid, loc, value, false) == Some(true)
+                        && self.client_eq(cur.uid, uid, loc, value, true) == Some(true)
+                })
+        });
+        if ok {
+            self.write_resolved(ops, out);
         }
-        true
+        ok
     }
 
-    /// Forgets the tick: compacts holes, and the current array becomes the
-    /// client's.
+    /// Forgets the tick: the current array becomes the client's.
     fn settle(&mut self) {
-        self.slots.retain(|s| s.item.is_some());
-        // Renumbering keeps uids (and slot ids) below the array's size plus
-        // one tick of inserts: they never wrap.
-        for (i, slot) in self.slots.iter_mut().enumerate() {
-            if let Some(item) = slot.item.as_mut() {
-                item.uid = i as u32;
-            }
-            slot.origin = i as u32;
-            slot.origin_uid = i as u32;
-            slot.op = NONE;
-            slot.dirty = false;
+        self.tmp.clear();
+        self.deleted.clear();
+        self.rec.reset();
+        self.gone.clear();
+        self.gone_bytes.clear();
+        self.unfaithful = false;
+        for (i, item) in self.items.iter_mut().enumerate() {
+            item.uid = i as u32;
         }
-        self.slot_ids.clear();
-        self.slot_ids.extend(0..self.slots.len() as u32);
-        self.next_slot_id = self.slots.len() as u32;
-        self.next_uid = self.slots.len() as u32;
-        self.snapshot_len = self.slots.len() as u32;
-        self.log.clear();
-        self.cleared = false;
-        self.reversed = false;
-        self.reordered = false;
+        let staged = self.items.iter().map(Self::staged);
+        self.tmp.extend(staged);
+        self.next_uid = self.items.len() as u32;
+        self.snapshot_len = self.items.len() as u32;
         self.meta.settle();
     }
+}
+
+/// Whether `a` and `b` are both a `number` that decodes to the same
+/// JavaScript number (a float32 `1e-300` is `0`).
+fn number_eq(a: &[u8], b: &[u8]) -> bool {
+    let number = |x: &[u8]| {
+        let mut r = wire::Reader::new(x);
+        r.decode_number().ok().filter(|_| r.is_empty())
+    };
+    #[allow(clippy::float_cmp, reason = "JavaScript `===` semantics")]
+    let same = matches!((number(a), number(b)), (Some(x), Some(y)) if x == y);
+    same
 }
 
 impl<V: Field> FromIterator<V> for ArraySchema<V> {
@@ -722,9 +969,8 @@ impl<'a, V: Field> ArrayMut<'a, V> {
         &mut self,
         index: usize,
     ) -> Option<(&mut V, &mut V::Track, &mut Tick)> {
-        let w = self.arr.working_index(index)?;
+        let item = self.arr.items.get_mut(index)?;
         self.arr.children_dirty = true;
-        let item = self.arr.slots[w].item.as_mut()?;
         Some((&mut item.value, &mut item.track, &mut *self.tick))
     }
 }
@@ -758,32 +1004,73 @@ impl<'a, V: Field> ArrayMut<'a, V> {
         item
     }
 
+    /// Takes a removed element out: its value is kept for the tick, its
+    /// subtree released.
+    fn release(&mut self, mut item: Item<V>) -> V {
+        self.arr.bury(&item);
+        item.value.__detach(&mut item.track, self.tick);
+        item.value
+    }
+
     /// Appends a value.
     pub fn push(&mut self, value: V) {
         let item = self.attach_new(value);
-        let w = self.arr.slots.len();
-        self.arr.push_slot(Some(item), NONE, NONE);
-        self.arr.log_at(w, spec::ADD);
+        self.arr.push_item(item);
     }
 
     /// Removes and returns the last element.
     pub fn pop(&mut self) -> Option<V> {
-        let w = self.arr.slots.iter().rposition(|s| s.item.is_some())?;
-        Some(self.arr.remove_at(w, self.tick))
+        let arr = &mut *self.arr;
+        let is_ref = arr.items.last()?.value.__is_ref();
+        arr.meta.touch(self.tick);
+        match (0..arr.tmp.len() as u32)
+            .rev()
+            .find(|&i| !arr.is_deleted(i))
+        {
+            Some(index) => {
+                let cancel = arr.is_unsent_add(index, is_ref);
+                arr.rec.set(index, spec::DELETE);
+                if cancel {
+                    arr.cancel_add(index);
+                } else {
+                    arr.set_deleted(index, true);
+                }
+            }
+            None => arr.unfaithful = true,
+        }
+        let item = self.arr.items.pop()?;
+        Some(self.release(item))
     }
 
     /// Removes and returns the first element.
     pub fn shift(&mut self) -> Option<V> {
-        let w = self.arr.slots.iter().position(|s| s.item.is_some())?;
-        Some(self.arr.remove_at(w, self.tick))
+        let arr = &mut *self.arr;
+        let is_ref = arr.items.first()?.value.__is_ref();
+        arr.meta.touch(self.tick);
+        let mut index = 0;
+        while arr.is_deleted(index) {
+            index += 1;
+        }
+        let cancel = arr.is_unsent_add(index, is_ref);
+        arr.rec.set(index, spec::DELETE);
+        if cancel {
+            arr.cancel_add(index);
+        } else {
+            arr.set_deleted(index, true);
+        }
+        let item = self.arr.items.remove(0);
+        Some(self.release(item))
     }
 
-    /// Inserts a value at the front.
+    /// Inserts a value at the front (JavaScript `unshift`).
     pub fn unshift(&mut self, value: V) {
         self.insert(0, value);
     }
 
-    /// Inserts a value at `index`, shifting later elements.
+    /// Inserts a value at `index`, shifting later elements, as JavaScript's
+    /// `unshift` inserts its values: right after the element before it, so
+    /// that `insert(0, a); insert(1, b)` is `unshift(a, b)` (for an insert
+    /// placed as `splice` places it, use [`splice`](Self::splice)).
     ///
     /// # Panics
     ///
@@ -793,32 +1080,32 @@ impl<'a, V: Field> ArrayMut<'a, V> {
             index <= self.arr.len(),
             "insert index {index} out of bounds"
         );
-        let item = self.attach_new(value);
-        let w = if index == 0 {
-            0
-        } else {
-            self.arr.insert_point(index)
+        let at = match index {
+            0 => 0,
+            _ => self.arr.wire_index(index - 1) + 1,
         };
-        if w == self.arr.slots.len() {
-            self.arr.push_slot(Some(item), NONE, NONE);
-            self.arr.log_at(w, spec::ADD);
-        } else {
-            self.arr.insert_slot(w, Some(item), NONE, NONE);
-            self.arr.log_insert(w);
+        let item = self.attach_new(value);
+        let arr = &mut *self.arr;
+        arr.rec.insert_at(at, 1);
+        if !arr.deleted.is_empty() {
+            let d = (at as usize).min(arr.deleted.len());
+            arr.deleted.insert(d, false);
         }
+        let t = (at as usize).min(arr.tmp.len());
+        arr.tmp.insert(t, ArraySchema::staged(&item));
+        arr.items.insert(index, item);
     }
 
-    /// Removes and returns the element at `index`.
+    /// Removes and returns the element at `index` (`splice(index, 1)`).
     ///
     /// # Panics
     ///
     /// If `index >= len`.
     pub fn remove(&mut self, index: usize) -> V {
-        let w = self
-            .arr
-            .working_index(index)
-            .expect("remove index out of bounds");
-        self.arr.remove_at(w, self.tick)
+        assert!(index < self.arr.len(), "remove index out of bounds");
+        self.splice(index, 1, [])
+            .pop()
+            .expect("one element removed")
     }
 
     /// Removes `delete_count` elements from `start` and inserts `values`
@@ -834,43 +1121,71 @@ impl<'a, V: Field> ArrayMut<'a, V> {
         delete_count: usize,
         values: impl IntoIterator<Item = V>,
     ) -> Vec<V> {
-        assert!(
-            start <= self.arr.len(),
-            "splice start {start} out of bounds"
-        );
-        let count = delete_count.min(self.arr.len() - start);
-        let mut removed = Vec::with_capacity(count);
-        let mut holes = Vec::new();
-        for _ in 0..count {
-            let w = self.arr.working_index(start).expect("counted");
-            let had_origin = self.arr.slots[w].origin != NONE;
-            removed.push(self.arr.remove_at(w, self.tick));
-            if had_origin {
-                holes.push(self.arr.slot_ids[w]);
-            }
-        }
-        let mut holes = holes.into_iter();
-        for (at, v) in (start..).zip(values) {
-            let item = self.attach_new(v);
-            if let Some(id) = holes.next() {
-                let w = self
-                    .arr
-                    .slot_ids
-                    .iter()
-                    .position(|&s| s == id)
-                    .expect("hole slot");
-                self.arr.fill(w, item);
-            } else {
-                let w = self.arr.insert_point(at);
-                if w == self.arr.slots.len() {
-                    self.arr.push_slot(Some(item), NONE, NONE);
-                    self.arr.log_at(w, spec::ADD);
+        let items_len = self.arr.len();
+        assert!(start <= items_len, "splice start {start} out of bounds");
+        let count = delete_count.min(items_len - start);
+        self.arr.meta.touch(self.tick);
+        let arr = &mut *self.arr;
+        // Live staged slots, in order.
+        let indexes: Vec<u32> = (0..arr.tmp.len() as u32)
+            .filter(|&i| !arr.is_deleted(i))
+            .collect();
+        let mut unsent: Vec<u32> = Vec::new();
+        if count > 0 {
+            let is_ref = arr.items[start].value.__is_ref();
+            for i in start..start + count {
+                let Some(&index) = indexes.get(i) else {
+                    arr.unfaithful = true;
+                    continue;
+                };
+                let cancel = arr.is_unsent_add(index, is_ref);
+                arr.rec.set(index, spec::DELETE);
+                if cancel {
+                    unsent.push(index);
                 } else {
-                    self.arr.insert_slot(w, Some(item), NONE, NONE);
-                    self.arr.log_insert(w);
+                    arr.set_deleted(index, true);
                 }
             }
         }
+        let removed: Vec<Item<V>> = arr.items.drain(start..start + count).collect();
+        let removed: Vec<V> = removed.into_iter().map(|i| self.release(i)).collect();
+        let new: Vec<Item<V>> = values.into_iter().map(|v| self.attach_new(v)).collect();
+        let arr = &mut *self.arr;
+        if !new.is_empty() {
+            let base = indexes.get(start).copied().unwrap_or(items_len as u32);
+            let reuse = new.len().min(count);
+            for (i, item) in new[..reuse].iter().enumerate() {
+                let add = base + i as u32;
+                let op = if let Some(u) = unsent.iter().position(|&x| x == add) {
+                    unsent.remove(u);
+                    spec::ADD
+                } else if arr.is_deleted(add) {
+                    spec::DELETE_AND_ADD
+                } else {
+                    spec::ADD
+                };
+                arr.rec.set(add, op);
+                arr.set_tmp(add, ArraySchema::staged(item));
+                arr.set_deleted(add, false);
+            }
+            let extra = (new.len() - reuse) as u32;
+            if extra > 0 {
+                let at = base + reuse as u32;
+                arr.rec.insert_at(at, extra);
+                if !arr.deleted.is_empty() {
+                    let d = (at as usize).min(arr.deleted.len());
+                    arr.deleted
+                        .splice(d..d, std::iter::repeat_n(false, extra as usize));
+                }
+                let t = (at as usize).min(arr.tmp.len());
+                let staged: Vec<Staged> = new[reuse..].iter().map(ArraySchema::staged).collect();
+                arr.tmp.splice(t..t, staged);
+            }
+        }
+        for &u in unsent.iter().rev() {
+            arr.cancel_add(u);
+        }
+        arr.items.splice(start..start, new);
         removed
     }
 
@@ -881,83 +1196,105 @@ impl<'a, V: Field> ArrayMut<'a, V> {
     ///
     /// If `index >= len`.
     pub fn set(&mut self, index: usize, value: V) -> V {
-        let w = self
-            .arr
-            .working_index(index)
-            .expect("set index out of bounds");
+        assert!(index < self.arr.len(), "set index out of bounds");
         let is_ref = value.__is_ref();
-        let slot = &mut self.arr.slots[w];
-        let cur = slot.item.as_mut().expect("live slot");
-        if !is_ref {
-            if cur.value.__same(&value) {
-                return value;
-            }
-            let old = std::mem::replace(&mut cur.value, value);
-            slot.dirty = true;
-            self.arr.meta.touch(self.tick);
-            self.arr.log_at(w, spec::REPLACE);
-            return old;
+        if !is_ref && self.arr.items[index].value.__same(&value) {
+            return value;
         }
-        let item = self.attach_new(value);
-        let slot = &mut self.arr.slots[w];
-        let mut old = std::mem::replace(slot.item.as_mut().expect("live slot"), item);
-        old.value.__detach(&mut old.track, self.tick);
-        self.arr.log_at(w, spec::DELETE_AND_ADD);
-        old.value
+        let wire = self.arr.wire_index(index);
+        let item = if is_ref {
+            self.attach_new(value)
+        } else {
+            self.arr.meta.touch(self.tick);
+            self.arr.new_item(value)
+        };
+        let arr = &mut *self.arr;
+        let op = if is_ref {
+            spec::DELETE_AND_ADD
+        } else {
+            spec::REPLACE
+        };
+        arr.rec.record(wire, op);
+        arr.set_tmp(wire, ArraySchema::staged(&item));
+        let old = std::mem::replace(&mut arr.items[index], item);
+        self.release(old)
     }
 
-    /// Removes every element (a CLEAR).
+    /// Removes every element (a CLEAR; nothing on an empty array).
     pub fn clear(&mut self) {
-        for slot in &mut self.arr.slots {
-            if let Some(item) = slot.item.as_mut() {
-                item.value.__detach(&mut item.track, self.tick);
-            }
+        if self.arr.items.is_empty() {
+            return;
+        }
+        for item in &mut self.arr.items {
+            item.value.__detach(&mut item.track, self.tick);
         }
         let arr = &mut *self.arr;
-        arr.slots.clear();
-        arr.slot_ids.clear();
-        arr.log.clear();
-        arr.live = 0;
-        arr.reordered = false;
-        arr.reversed = false;
-        arr.cleared |= arr.snapshot_len > 0;
+        arr.items.clear();
+        arr.tmp.clear();
+        arr.deleted.clear();
+        arr.rec.reset();
+        arr.rec.pure(spec::CLEAR);
+        arr.unfaithful = false;
         arr.meta.touch(self.tick);
     }
 
-    /// Reverses the order (a single REVERSE op when nothing else changed in
-    /// the tick).
+    /// Reverses the order: a REVERSE op, or, after other changes in the
+    /// tick, a CLEAR and an ADD of every element (as the reference).
     pub fn reverse(&mut self) {
-        self.arr.slots.reverse();
-        self.arr.slot_ids.reverse();
-        self.arr.reversed = true;
-        self.arr.meta.touch(self.tick);
+        let arr = &mut *self.arr;
+        arr.meta.touch(self.tick);
+        if arr.rec.has() || !arr.deleted.is_empty() {
+            if arr.items.is_empty() {
+                return;
+            }
+            arr.items.reverse();
+            arr.tmp.clear();
+            arr.deleted.clear();
+            arr.rec.reset();
+            arr.rec.pure(spec::CLEAR);
+            arr.unfaithful = false;
+            for i in 0..arr.items.len() {
+                arr.rec.set(i as u32, spec::ADD);
+                let s = ArraySchema::staged(&arr.items[i]);
+                arr.tmp.push(s);
+            }
+            return;
+        }
+        arr.rec.pure(spec::REVERSE);
+        arr.items.reverse();
+        arr.tmp.reverse();
     }
 
     /// Sorts the elements with `cmp` (every position is rewritten).
     pub fn sort_by(&mut self, mut cmp: impl FnMut(&V, &V) -> std::cmp::Ordering) {
         let arr = &mut *self.arr;
-        let live: Vec<usize> = (0..arr.slots.len())
-            .filter(|&w| arr.slots[w].item.is_some())
-            .collect();
-        let mut items: Vec<Item<V>> = live
-            .iter()
-            .filter_map(|&w| arr.slots[w].item.take())
-            .collect();
-        items.sort_by(|a, b| cmp(&a.value, &b.value));
-        for (w, item) in live.into_iter().zip(items) {
-            arr.slots[w].item = Some(item);
+        if arr.items.is_empty() {
+            return;
         }
-        arr.reordered = true;
         arr.meta.touch(self.tick);
+        // The reference sorts its staged layout too: followed only when it
+        // is the array itself.
+        let staged_is_items = arr.tmp.len() == arr.items.len()
+            && arr.tmp.iter().zip(&arr.items).all(|(s, i)| s.uid == i.uid);
+        arr.items.sort_by(|a, b| cmp(&a.value, &b.value));
+        for i in 0..arr.items.len() {
+            arr.rec.record(i as u32, spec::REPLACE);
+        }
+        if staged_is_items {
+            for (s, i) in arr.tmp.iter_mut().zip(&arr.items) {
+                *s = ArraySchema::staged(i);
+            }
+        } else {
+            arr.unfaithful = true;
+        }
     }
 }
 
 impl<V: FieldView> ArrayMut<'_, V> {
     /// The view of the instance at `index`.
     pub fn get_mut(&mut self, index: usize) -> Option<V::View<'_>> {
-        let w = self.arr.working_index(index)?;
+        let item = self.arr.items.get_mut(index)?;
         self.arr.children_dirty = true;
-        let item = self.arr.slots[w].item.as_mut()?;
         Some(FieldView::__view_of(
             &mut item.value,
             &mut item.track,
@@ -968,14 +1305,12 @@ impl<V: FieldView> ArrayMut<'_, V> {
     /// Calls `f` with the view of every instance, in order.
     pub fn for_each_mut(&mut self, mut f: impl FnMut(V::View<'_>)) {
         self.arr.children_dirty = true;
-        for slot in &mut self.arr.slots {
-            if let Some(item) = slot.item.as_mut() {
-                f(FieldView::__view_of(
-                    &mut item.value,
-                    &mut item.track,
-                    self.tick,
-                ));
-            }
+        for item in &mut self.arr.items {
+            f(FieldView::__view_of(
+                &mut item.value,
+                &mut item.track,
+                self.tick,
+            ));
         }
     }
 }
@@ -1003,25 +1338,37 @@ impl<V: Field> Field for ArraySchema<V> {
 
     fn __attach(&mut self, _: &mut (), tick: &mut Tick) {
         self.meta.attach(tick);
-        for slot in &mut self.slots {
-            if let Some(item) = slot.item.as_mut() {
-                item.value.__attach(&mut item.track, tick);
+        for item in &mut self.items {
+            item.value.__attach(&mut item.track, tick);
+        }
+        // The staged refIds are the ones just given.
+        if self.tmp.len() == self.items.len()
+            && self
+                .tmp
+                .iter()
+                .zip(&self.items)
+                .all(|(s, i)| s.uid == i.uid)
+        {
+            for (s, i) in self.tmp.iter_mut().zip(&self.items) {
+                *s = Self::staged(i);
             }
+        } else {
+            self.unfaithful = true;
         }
         self.children_dirty = true;
     }
 
     fn __detach(&mut self, _: &mut (), tick: &mut Tick) {
         self.meta.detach(tick);
-        for slot in &mut self.slots {
-            if let Some(item) = slot.item.as_mut() {
-                item.value.__detach(&mut item.track, tick);
-            }
+        for item in &mut self.items {
+            item.value.__detach(&mut item.track, tick);
         }
+        // Re-attached, it is a new array to the client: what it holds is
+        // recorded as added, as by the constructor.
         self.settle();
         self.snapshot_len = 0;
-        for slot in &mut self.slots {
-            slot.origin = NONE;
+        for i in 0..self.items.len() as u32 {
+            self.rec.set(i, spec::ADD);
         }
     }
 
@@ -1038,10 +1385,8 @@ impl<V: Field> Field for ArraySchema<V> {
             self.settle();
         }
         if self.children_dirty || fresh {
-            for slot in &mut self.slots {
-                if let Some(item) = slot.item.as_mut() {
-                    item.value.__encode_patch(&mut item.track, w);
-                }
+            for item in &mut self.items {
+                item.value.__encode_patch(&mut item.track, w);
             }
         }
         self.children_dirty = false;
@@ -1051,7 +1396,7 @@ impl<V: Field> Field for ArraySchema<V> {
         let block = w.begin(self.meta.id());
         self.write_all(&mut w.out);
         w.end(block);
-        for item in self.slots.iter().filter_map(|s| s.item.as_ref()) {
+        for item in &self.items {
             item.value.__encode_full(&item.track, w);
         }
     }
@@ -1069,7 +1414,7 @@ impl<V: Field> crate::view::Node for ArraySchema<V> {
         crate::view::NodeKind::Array
     }
     fn primitive_elements(&self) -> bool {
-        match self.slots.iter().find_map(|s| s.item.as_ref()) {
+        match self.items.first() {
             Some(i) => !i.value.__is_ref(),
             None => V::DEFAULT_WIRE.is_some(),
         }
@@ -1093,29 +1438,23 @@ impl<V: Field> crate::view::Node for ArraySchema<V> {
         }
     }
     fn entries(&self, scratch: &mut Vec<u8>, f: &mut dyn FnMut(crate::view::Entry<'_>)) {
-        let mut pos = 0;
-        for slot in &self.slots {
-            if let Some(item) = slot.item.as_ref() {
-                scratch.clear();
-                item.value.__encode(&item.track, V::DEFAULT_WIRE, scratch);
-                f(crate::view::Entry {
-                    index: pos,
-                    key: None,
-                    value: scratch,
-                    child: item.value.__ref_id(&item.track),
-                    dirty: self.meta.fresh || slot.dirty || slot.op != NONE,
-                });
-                pos += 1;
-            }
+        for (pos, item) in self.items.iter().enumerate() {
+            scratch.clear();
+            item.value.__encode(&item.track, V::DEFAULT_WIRE, scratch);
+            let moved = item.uid as usize != pos || item.uid >= self.snapshot_len;
+            f(crate::view::Entry {
+                index: pos as u32,
+                key: None,
+                value: scratch,
+                child: item.value.__ref_id(&item.track),
+                dirty: self.meta.fresh || moved || self.rec.get(pos as u32).is_some(),
+            });
         }
     }
     fn children(&self, f: &mut dyn FnMut(u32, &dyn crate::view::Node)) {
-        let mut pos = 0;
-        for slot in &self.slots {
-            if let Some(item) = slot.item.as_ref() {
-                item.value.__with_node(&item.track, &mut |n| f(pos, n));
-                pos += 1;
-            }
+        for (pos, item) in self.items.iter().enumerate() {
+            item.value
+                .__with_node(&item.track, &mut |n| f(pos as u32, n));
         }
     }
 }
