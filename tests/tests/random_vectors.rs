@@ -15,16 +15,25 @@
 //! - `ROOMCAST_RANDOM_KEEP=1`: keep the generated set (it is kept anyway
 //!   when the test fails); its directory is printed.
 //! - `ROOMCAST_RANDOM_STRICT=1`: byte differences fail the test too.
+//! - `ROOMCAST_RANDOM_MAX_STATES`: how many decoded-state mismatches are
+//!   tolerated (see below).
+//!
+//! `.ci/run` runs the default set (seed 1, 20,000 steps). Its remaining
+//! decoded-state mismatches and byte differences (issue 15: the reference's
+//! equal-value array insert, StateView cases listed in the report) are
+//! budgets, [`DEFAULT_SET_BUDGET`], that fail the test when exceeded and
+//! are lowered as the encoder gets them right; any other set tolerates no
+//! mismatch unless `ROOMCAST_RANDOM_MAX_STATES` says so.
 //!
 //! It prints a summary (also written to `<target>/tmp/`): steps replayed with
 //! identical bytes, the steps whose bytes differ grouped by part (patch,
 //! full, view patch, view full) and by the op kinds present in the step,
 //! with the smallest example of each group (its ops and the first differing
-//! byte). Until the encoder matches the reference everywhere, byte
-//! differences only print; the test fails on harness errors (a step that
-//! cannot be replayed, a panic) and on decoded-state mismatches (a real
-//! decoder holding another state after Roomcast's bytes than after the
-//! reference's), which are correctness bugs.
+//! byte). The test fails on harness errors (a step that cannot be replayed,
+//! a panic), on decoded-state mismatches (a real decoder holding another
+//! state after Roomcast's bytes than after the reference's, or a view's
+//! patch stream disagreeing with its full state), which are correctness
+//! bugs, and on byte differences, beyond the budgets below.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -371,8 +380,13 @@ impl Totals {
     }
 }
 
+/// What the default set (seed 1, 20,000 steps of 25 per scenario, views
+/// 0.25) still gets wrong: (decoded-state mismatches, compared steps whose
+/// bytes differ). Measured with this commit's encoder; lower them when a
+/// fix lands, never raise them to make a change pass.
+const DEFAULT_SET_BUDGET: (usize, usize) = (144, 470);
+
 #[test]
-#[ignore = "issue 15: finds decoded-state mismatches the encoder still has (equal-value array inserts, StateView streams); run with --ignored"]
 fn random_vectors_replay() {
     let seed = std::env::var("ROOMCAST_RANDOM_SEED").unwrap_or_else(|_| "1".to_owned());
     let total = env_number("ROOMCAST_RANDOM_STEPS", 20_000);
@@ -424,8 +438,21 @@ fn random_vectors_replay() {
         findings.display()
     );
 
-    let byte_failures = strict && totals.compared_identical < totals.compared;
-    let failed = !totals.harness.is_empty() || !totals.states.is_empty() || byte_failures;
+    let default_set = given.is_none()
+        && seed == "1"
+        && total == 20_000
+        && per == 25
+        && std::env::var_os("ROOMCAST_RANDOM_VIEWS").is_none();
+    let (max_states, max_bytes) = if default_set {
+        DEFAULT_SET_BUDGET
+    } else {
+        (0, usize::MAX)
+    };
+    let max_states = env_number("ROOMCAST_RANDOM_MAX_STATES", max_states as u64) as usize;
+    let byte_diffs = totals.compared - totals.compared_identical;
+    let byte_failures = (strict && byte_diffs > 0) || byte_diffs > max_bytes;
+    let state_failures = totals.states.len() > max_states;
+    let failed = !totals.harness.is_empty() || state_failures || byte_failures;
     if given.is_none() && !failed && !env_flag("ROOMCAST_RANDOM_KEEP") {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -437,15 +464,15 @@ fn random_vectors_replay() {
         totals.harness.join("\n")
     );
     assert!(
-        totals.states.is_empty(),
-        "{} decoded-state mismatches (set kept in {})",
+        !state_failures,
+        "{} decoded-state mismatches, {max_states} tolerated (set kept in {})",
         totals.states.len(),
         dir.display()
     );
     assert!(
         !byte_failures,
-        "ROOMCAST_RANDOM_STRICT: {} steps with byte differences (set kept in {})",
-        totals.compared - totals.compared_identical,
+        "{byte_diffs} steps with byte differences, {} tolerated (set kept in {})",
+        if strict { 0 } else { max_bytes },
         dir.display()
     );
 }
