@@ -1452,6 +1452,14 @@ impl Walker {
                 let held_pos = kind == NodeKind::Array && prim && held_val.is_some();
                 match (add, nd.find(k)) {
                     (true, Some(_)) if held_pos => {}
+                    // Not the view's once the tick's calls are applied (a
+                    // show undone by a hide): sending it would give the
+                    // client what a joining client would not get.
+                    (true, Some(p))
+                        if !self.proj.contains(&(p as u32))
+                            && nd.ents[p].child.is_some_and(|c| {
+                                !view.marks.contains(&c) && !view.chained.contains(&c)
+                            }) => {}
                     (true, Some(p)) => {
                         let e = nd.ents[p];
                         let at = view.arena.len();
