@@ -4,6 +4,7 @@ pub mod clock;
 mod error;
 mod lobby;
 mod matchmaker;
+mod metrics;
 pub mod msgpack;
 mod presence;
 pub mod protocol;
@@ -34,7 +35,8 @@ pub use crate::room::{
     DEFAULT_SIMULATION_INTERVAL,
 };
 pub use crate::server::{
-    Method, SeatReservation, Server, ServerBuilder, ServerConfig, WebSocketTransport,
+    Method, MonitorAuth, MonitorConfig, SeatReservation, Server, ServerBuilder, ServerConfig,
+    WebSocketTransport,
 };
 pub use crate::state::{DialectSet, NoState, PatchFrames, SyncState};
 

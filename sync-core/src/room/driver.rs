@@ -20,6 +20,8 @@ pub(crate) struct Driver<R: Room> {
     pub(crate) room: R,
     pub(crate) core: RoomCore<R>,
     spawned: FuturesUnordered<Spawned<R>>,
+    /// Joins, leaves, reconnections and patch times (the server's `/metrics`).
+    pub(crate) metrics: crate::metrics::RoomMetrics,
 }
 
 pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> &str {
@@ -35,6 +37,7 @@ async fn guarded<T>(room_id: &str, hook: &str, future: impl Future<Output = T>) 
     match AssertUnwindSafe(future).catch_unwind().await {
         Ok(value) => Some(value),
         Err(panic) => {
+            crate::metrics::panic_caught();
             tracing::error!(
                 room = room_id,
                 "{hook} panicked: {}",
@@ -49,6 +52,7 @@ fn guarded_sync<T>(room_id: &str, what: &str, f: impl FnOnce() -> T) -> Option<T
     match std::panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => Some(value),
         Err(panic) => {
+            crate::metrics::panic_caught();
             tracing::error!(
                 room = room_id,
                 "{what} panicked: {}",
@@ -83,6 +87,7 @@ impl<R: Room> Driver<R> {
             room,
             core,
             spawned: FuturesUnordered::new(),
+            metrics: crate::metrics::RoomMetrics::default(),
         };
         driver.collect_spawned();
         driver.run_events().await;
@@ -152,6 +157,10 @@ impl<R: Room> Driver<R> {
                 )
                 .await
                 .unwrap_or_else(|| Err(ServerError::application("on_join panicked")));
+                if result.is_ok() {
+                    let name = self.core.ctx.room_name();
+                    self.metrics.joined(name, room_id, client.session_id());
+                }
                 self.core.finish_join(id, result);
             }
             Event::Message {
@@ -188,8 +197,10 @@ impl<R: Room> Driver<R> {
                 ctx.clock.restore(timer, callback);
             }
             Event::Patch => {
+                let started = std::time::Instant::now();
                 let ctx = &mut self.core.ctx;
                 guarded_sync(room_id, "patch encoding", || ctx.broadcast_patch());
+                self.metrics.patch_encoded(started);
             }
             Event::Drop { client, code } => {
                 if let Some(handle) = self.core.ctx.client_handle(client) {
@@ -204,6 +215,8 @@ impl<R: Room> Driver<R> {
             }
             Event::Leave { client, code } => {
                 if let Some(handle) = self.core.ctx.client_handle(client) {
+                    let name = self.core.ctx.room_name();
+                    self.metrics.left(name, room_id, handle.session_id(), code);
                     guarded(
                         room_id,
                         "on_leave",
@@ -215,6 +228,8 @@ impl<R: Room> Driver<R> {
             }
             Event::Reconnect(client) => {
                 if let Some(handle) = self.core.ctx.client_handle(client) {
+                    let name = self.core.ctx.room_name();
+                    self.metrics.reconnected(name, room_id, handle.session_id());
                     guarded(
                         room_id,
                         "on_reconnect",

@@ -15,6 +15,11 @@ use crate::protocol::{error_code, Dialect};
 const MAX_BODY: usize = 64 * 1024;
 
 pub(super) async fn entry(State(server): State<Server>, request: Request) -> Response {
+    // The monitor and `/metrics`, when the server serves them.
+    let request = match super::monitor::route(&server, request).await {
+        Ok(response) => return response,
+        Err(request) => request,
+    };
     let path = request.uri().path().to_owned();
     let Some((prefix_len, dialect)) = server
         .config()
@@ -139,7 +144,10 @@ async fn post(
         Ok(options) => options,
         Err(message) => return bad_request(&message),
     };
-    match server.matchmake(method, target, options).await {
+    let started = std::time::Instant::now();
+    let result = server.matchmake(method, target, options).await;
+    server.inner.metrics.matchmake(method, started.elapsed());
+    match result {
         Ok(reservation) => {
             axum::Json(reservation_json(server, prefix, &reservation)).into_response()
         }

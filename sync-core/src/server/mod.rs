@@ -2,6 +2,7 @@
 
 mod cluster;
 mod http;
+mod monitor;
 mod task;
 mod ws;
 
@@ -16,6 +17,7 @@ use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
+pub use self::monitor::{MonitorAuth, MonitorConfig};
 pub use self::ws::WebSocketTransport;
 use crate::error::ServerError;
 use crate::matchmaker::{
@@ -68,6 +70,8 @@ pub(crate) enum Command {
         args: serde_json::Value,
         reply: oneshot::Sender<Result<serde_json::Value, ServerError>>,
     },
+    /// What the monitor asks of the room (see [`monitor::MonitorRequest`]).
+    Monitor(monitor::MonitorRequest),
     Shutdown,
 }
 
@@ -159,6 +163,7 @@ impl<R: Room, F: Fn() -> R + Send + Sync> Definition for TypedDefinition<R, F> {
         core.set_max_messages_per_second(inner.config.max_messages_per_second);
         Box::pin(async move {
             let mut driver = Driver::create(room, core, &create_options).await?;
+            driver.metrics = inner.metrics.room(driver.core.ctx().room_name());
             let session = driver
                 .core
                 .handle_reserve_seat(Instant::now(), options)
@@ -166,7 +171,8 @@ impl<R: Room, F: Fn() -> R + Send + Sync> Definition for TypedDefinition<R, F> {
             let room_id = driver.core.ctx().room_id().to_owned();
             let (tx, rx) = mpsc::channel(4096);
             let runtime = inner.room_runtime();
-            if !inner.register(&room_id, tx, runtime.clone()) {
+            let counts = driver.metrics.local.clone();
+            if !inner.register(&room_id, tx, runtime.clone(), counts) {
                 // `on_create` chose the id of a live room.
                 return Err(ServerError::new(
                     error_code::MATCHMAKE_UNHANDLED,
@@ -194,7 +200,10 @@ impl<R: Room, F: Fn() -> R + Send + Sync> Definition for TypedDefinition<R, F> {
             if realtime {
                 crate::lobby::announce(&*inner.presence, &room_id, false).await;
             }
+            // Everything the room logs carries its name and id.
+            let span = tracing::info_span!("room", room = %listing.name, room_id = %room_id);
             let task = task::run(driver, rx, inner, listing.clone(), realtime);
+            let task = tracing::Instrument::instrument(task, span);
             match runtime {
                 Some(runtime) => drop(runtime.spawn(task)),
                 None => drop(tokio::spawn(task)),
@@ -240,6 +249,13 @@ pub struct ServerConfig {
     /// disconnected (`on_drop` with 1006) and its socket reset, so its
     /// buffers are freed. Clients also answer a ping every 3 s.
     pub write_timeout: Duration,
+    /// Serves the server's Prometheus metrics at this path (e.g.
+    /// `"/metrics"`; see [`ServerBuilder::metrics`]). Default: `None`,
+    /// not served (they are counted all the same).
+    pub metrics: Option<String>,
+    /// The monitor (see [`ServerBuilder::monitor`]). Default: `None`,
+    /// not served.
+    pub monitor: Option<MonitorConfig>,
 }
 
 impl Default for ServerConfig {
@@ -254,6 +270,8 @@ impl Default for ServerConfig {
             room_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             remote_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),
+            metrics: None,
+            monitor: None,
         }
     }
 }
@@ -306,12 +324,18 @@ pub(crate) struct Inner {
     requests: cluster::Requests,
     /// This run of the process, for the store's heartbeat.
     incarnation: String,
+    /// Counted always; served on [`ServerConfig::metrics`].
+    pub(crate) metrics: crate::metrics::Metrics,
+    /// The monitor's last samples of its rooms' counts.
+    pub(crate) monitor: monitor::Samples,
 }
 
 /// A live room: its command queue and the runtime its task runs on.
 struct RoomEntry {
     commands: mpsc::Sender<Command>,
     runtime: Option<tokio::runtime::Handle>,
+    /// Patches and bytes sent, for the monitor's rates.
+    counts: Arc<crate::metrics::RoomCounts>,
 }
 
 impl Inner {
@@ -321,12 +345,18 @@ impl Inner {
         room_id: &str,
         commands: mpsc::Sender<Command>,
         runtime: Option<tokio::runtime::Handle>,
+        counts: Arc<crate::metrics::RoomCounts>,
     ) -> bool {
         let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
         if rooms.contains_key(room_id) {
             return false;
         }
-        rooms.insert(room_id.to_owned(), RoomEntry { commands, runtime });
+        let entry = RoomEntry {
+            commands,
+            runtime,
+            counts,
+        };
+        rooms.insert(room_id.to_owned(), entry);
         true
     }
 
@@ -381,6 +411,15 @@ impl Inner {
             .values()
             .map(|entry| entry.commands.clone())
             .collect()
+    }
+
+    /// The monitor's counts of a live room of this process.
+    pub(crate) fn room_counts(&self, room_id: &str) -> Option<Arc<crate::metrics::RoomCounts>> {
+        self.rooms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(room_id)
+            .map(|entry| entry.counts.clone())
     }
 
     fn room(&self, room_id: &str) -> Option<mpsc::Sender<Command>> {
@@ -565,6 +604,31 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves the Prometheus metrics at `path` (e.g. `"/metrics"`), in the
+    /// text exposition format, without authentication: rooms and clients
+    /// by room name, joins, leaves, reconnections, messages and bytes in
+    /// and out, dropped slow clients, matchmaking latency and patch encode
+    /// time histograms, panics caught. See `README.md`, "Observing a
+    /// server".
+    ///
+    /// # Panics
+    ///
+    /// When `path` does not start with `/`.
+    pub fn metrics(mut self, path: &str) -> Self {
+        assert!(path.starts_with('/'), "paths start with /");
+        self.config.metrics = Some(path.trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// Serves the monitor (the role of `@colyseus/monitor`): a page at
+    /// [`MonitorConfig::path`] listing the rooms, showing a room's clients
+    /// and state, and disconnecting clients, disposing rooms and sending
+    /// messages; behind the token or HTTP basic auth of `monitor`.
+    pub fn monitor(mut self, monitor: MonitorConfig) -> Self {
+        self.config.monitor = Some(monitor);
+        self
+    }
+
     /// The server.
     pub fn build(mut self) -> Server {
         // Longest prefix first, so `/legacy` wins over the root.
@@ -588,6 +652,8 @@ impl ServerBuilder {
                 cluster: std::sync::OnceLock::new(),
                 requests: cluster::Requests::default(),
                 incarnation: generate_id(12),
+                metrics: crate::metrics::Metrics::default(),
+                monitor: monitor::Samples::default(),
             }),
         };
         // A server built on a runtime joins its cluster now.

@@ -141,7 +141,17 @@ pub(super) async fn run<R: Room>(
                     driver.run_events().await;
                 }
             }
-            Step::Timeout => driver.core.handle_timeout(Instant::now()),
+            Step::Timeout => {
+                // One span per tick (simulation, timers, patch), inside the
+                // room's span (see `Definition::create`).
+                let tick = tracing::debug_span!(
+                    "tick",
+                    room = driver.core.ctx().room_name(),
+                    room_id = %room_id,
+                );
+                tick.in_scope(|| driver.core.handle_timeout(Instant::now()));
+                tracing::Instrument::instrument(driver.run_events(), tick).await;
+            }
             Step::Spawned(Some(then)) => driver.run_continuation(then).await,
             Step::Taken(Some((session_id, epoch, result))) => {
                 seat_taken(&mut driver, &mut seats, &session_id, epoch, result);
@@ -235,7 +245,10 @@ fn handle<R: Room>(
                 waiters.parked.push((conn, request));
             }
         }
-        Command::Frame { conn, frame } => core.handle_frame(now, conn, &frame),
+        Command::Frame { conn, frame } => {
+            driver.metrics.received(frame.len());
+            core.handle_frame(now, conn, &frame);
+        }
         Command::Oversized { conn, len } => core.handle_oversized_frame(now, conn, len),
         Command::Closed { conn, code } => {
             conns.remove(&conn);
@@ -247,6 +260,7 @@ fn handle<R: Room>(
         Command::Call { name, args, reply } => {
             let _ = reply.send(driver.call(&name, args));
         }
+        Command::Monitor(request) => super::monitor::handle(driver, request),
         Command::Disconnect => driver.core.ctx_mut().disconnect(None),
         Command::Relist => {
             seats.epoch += 1;
@@ -318,7 +332,10 @@ async fn flush<R: Room>(
                 continue;
             };
             let (outgoing, last) = match transmit.kind {
-                TransmitKind::Frame(frame) => (Outgoing::Frame(frame), false),
+                TransmitKind::Frame(frame) => {
+                    driver.metrics.sent(frame.len());
+                    (Outgoing::Frame(frame), false)
+                }
                 TransmitKind::Close(code) => (Outgoing::Close(code), true),
             };
             // A client that cannot keep up is dropped rather than
@@ -355,6 +372,7 @@ async fn flush<R: Room>(
         }
         for conn in slow {
             tracing::warn!("dropping a client that does not read its frames");
+            driver.metrics.dropped_slow();
             conns.remove(&conn);
             driver.core.handle_disconnect(Instant::now(), conn, None);
         }
