@@ -737,6 +737,9 @@ struct SubNode {
     entries: Vec<(u32, Option<i64>, Option<u32>)>,
     /// Struct view fields: (index, tag).
     view_fields: Vec<(u32, i64)>,
+    /// Every view field the struct's type declares, set or not: a hide
+    /// deletes them all, as the reference does.
+    declared_view_fields: Vec<(u32, i64)>,
 }
 
 /// One forced op of a `show`/`hide` (the reference's `view.changes`).
@@ -849,6 +852,14 @@ fn collect_subtree(node: &dyn Node, depth: u32, edge_tag: Option<i64>, out: &mut
             view_fields.push((e.index, t));
         }
     });
+    let declared_view_fields = if kind == NodeKind::Struct && node.has_view_fields() {
+        // Field indexes are below 64 (the wire's field byte).
+        (0..64)
+            .filter_map(|i| node.field_tag(i).map(|t| (i, t)))
+            .collect()
+    } else {
+        Vec::new()
+    };
     out.push(SubNode {
         id: node.id(),
         depth,
@@ -858,6 +869,7 @@ fn collect_subtree(node: &dyn Node, depth: u32, edge_tag: Option<i64>, out: &mut
         kind,
         entries,
         view_fields,
+        declared_view_fields,
     });
     node.children(&mut |index, child| {
         let tag = if kind == NodeKind::Struct {
@@ -1043,7 +1055,7 @@ fn hide(view: &mut ViewState, f: &Found, tag: i64, forced: &mut Forced) {
                 }
             }
         } else {
-            for &(i, _) in &target.view_fields {
+            for &(i, _) in &target.declared_view_fields {
                 forced_set(forced, target.id, Some((i, false)));
             }
             // Fields' subtrees leave the view.
@@ -1056,7 +1068,7 @@ fn hide(view: &mut ViewState, f: &Found, tag: i64, forced: &mut Forced) {
         }
         view.tags.remove(&target.id);
     } else {
-        for &(i, t) in &target.view_fields {
+        for &(i, t) in &target.declared_view_fields {
             if t != DEFAULT_VIEW_TAG && tag_bits(t) & tag_bits(tag) != 0 {
                 forced_set(forced, target.id, Some((i, false)));
             }
