@@ -1295,7 +1295,9 @@ impl Walker {
         let lo = self.work.partition_point(|w| w.id < id);
         let hi = lo + self.work[lo..].partition_point(|w| w.id == id);
         let subtree = self.work[lo..hi].iter().any(|w| w.subtree);
-        if g.filtered || node.has_view_fields() {
+        // A shared instance without view fields matters to a view only when
+        // a show names it: the reference then re-sends its fields.
+        if g.filtered || node.has_view_fields() || lo < hi {
             let relevant =
                 self.exhaustive || (node.seq() != NO_SEQ && (g.filtered || node.view_dirty()));
             self.cands.clear();
