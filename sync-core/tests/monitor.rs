@@ -319,7 +319,7 @@ async fn monitor_shows_clients_and_state_and_acts_on_the_room() {
     let (status, body) = http(port, "GET", &path, &[TOKEN], "").await;
     assert_eq!(status, 200, "{body}");
     let detail: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let clients = detail["clients"].as_array().unwrap();
+    let clients = detail["clientDetails"].as_array().unwrap();
     assert_eq!(clients.len(), 2, "{detail}");
     let ana_info = clients.iter().find(|c| c["sessionId"] == ana_id.as_str());
     assert_eq!(ana_info.unwrap()["userData"], json!({ "name": "ana" }));
@@ -353,7 +353,11 @@ async fn monitor_shows_clients_and_state_and_acts_on_the_room() {
     assert_eq!(closed(&mut ana).await, Some(4000));
     let (_, body) = http(port, "GET", &path, &[TOKEN], "").await;
     let detail: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(detail["clients"].as_array().unwrap().len(), 1, "{detail}");
+    assert_eq!(
+        detail["clientDetails"].as_array().unwrap().len(),
+        1,
+        "{detail}"
+    );
     assert!(detail["state"]["seats"].get(ana_id.as_str()).is_none());
 
     // Dispose: bob is closed, the room unlisted.

@@ -581,8 +581,11 @@ impl ServerBuilder {
         self
     }
 
-    /// Replaces the configuration.
-    pub fn config(mut self, config: ServerConfig) -> Self {
+    /// Replaces the configuration (a monitor or metrics path set before
+    /// stays unless `config` sets its own).
+    pub fn config(mut self, mut config: ServerConfig) -> Self {
+        config.metrics = config.metrics.or(self.config.metrics.take());
+        config.monitor = config.monitor.or(self.config.monitor.take());
         self.config = config;
         self
     }

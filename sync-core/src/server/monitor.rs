@@ -10,7 +10,7 @@
 //! | --- | --- |
 //! | `GET <path>/` | the page |
 //! | `GET <path>/api/rooms` | `{ processId, now, rooms: [listing…] }`: every room of the listing store (every process of a cluster), each with `roomId`, `name`, `processId`, `clients`, `maxClients`, `locked`, `private`, `unlisted`, `metadata`, `createdAt`, `elapsedMs`, `local`, and for rooms of this process `patchesPerSecond` and `bytesPerSecond` (sent to clients) |
-//! | `GET <path>/api/rooms/<roomId>` | the listing plus, for a room of this process, `clients: [{ sessionId, userData, joinedAt, elapsedMs }]`, `state` (the room's full state decoded with its own Reflection by [`DynamicDecoder`](roomcast_schema::decoder::DynamicDecoder), as JSON; `null` without a schema state), `stateBytes`; a room of another process has `local: false` and neither |
+//! | `GET <path>/api/rooms/<roomId>` | the listing plus, for a room of this process, `clientDetails: [{ sessionId, userData, joinedAt, elapsedMs }]`, `state` (the room's full state decoded with its own Reflection by [`DynamicDecoder`](roomcast_schema::decoder::DynamicDecoder), as JSON; `null` without a schema state), `stateBytes`; a room of another process has `local: false` and neither |
 //! | `POST <path>/api/rooms/<roomId>/dispose` | disconnects the room's clients and disposes of it, on any process ([`Server::disconnect_room`]) |
 //! | `POST <path>/api/rooms/<roomId>/clients/<sessionId>/disconnect` | closes the client with 4000 (`on_leave` follows); rooms of this process |
 //! | `POST <path>/api/rooms/<roomId>/send` with `{ "type": "…", "message": any, "sessionId"?: "…" }` | sends the message to that client, or broadcasts it to the room; rooms of this process |
@@ -660,7 +660,7 @@ async fn room(server: &Server, room_id: &str) -> Response {
         Ok(_) => return failure(StatusCode::NOT_FOUND, "the room is gone"),
         Err(_) => return failure(StatusCode::GATEWAY_TIMEOUT, "the room did not answer"),
     };
-    body["clients"] = inspection
+    body["clientDetails"] = inspection
         .clients
         .iter()
         .map(|client| {

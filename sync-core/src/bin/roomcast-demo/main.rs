@@ -27,7 +27,9 @@
 //!   this process, sent in seat reservations (default: none for a single
 //!   process; in a cluster, the address listened on, `127.0.0.1:<port>`
 //!   when listening on every interface);
-//! - `ROOMCAST_DEBUG=1`: debug logs.
+//! - `ROOMCAST_DEBUG=1`: debug logs;
+//! - `ROOMCAST_MONITOR_TOKEN=<token>`: serve the monitor at
+//!   `/monitor/?token=<token>` and Prometheus metrics at `/metrics`.
 //!
 //! Once listening it prints `roomcast ready <port> <processId>` on stdout.
 //!
@@ -102,6 +104,12 @@ async fn main() -> std::io::Result<()> {
             .public_address
             .get_or_insert_with(|| local.to_string());
         tracing::info!("cluster node {} on {url} ({prefix})", config.process_id);
+    }
+    if let Some(token) = env("ROOMCAST_MONITOR_TOKEN") {
+        let url = format!("http://{local}/monitor/?token={token}");
+        tracing::info!("monitor on {url}, metrics on http://{local}/metrics");
+        let monitor = roomcast::MonitorConfig::token(token);
+        builder = builder.monitor(monitor).metrics("/metrics");
     }
     let process_id = config.process_id.clone();
     let server = builder
