@@ -319,8 +319,18 @@ impl TypeRegistry {
                     discover(j, types, lookup, seen, order)?;
                 }
             }
-            if let Some(parent) = &types[i].extends {
-                discover(lookup(parent)?, types, lookup, seen, order)?;
+            // Every ancestor, nearest first (the reference walks the whole
+            // prototype chain, not only the parent, which may be seen
+            // already while a grandparent is not).
+            let mut at = i;
+            let mut hops = 0;
+            while let Some(parent) = &types[at].extends {
+                at = lookup(parent)?;
+                hops += 1;
+                if at == i || hops > types.len() {
+                    break;
+                }
+                discover(at, types, lookup, seen, order)?;
             }
             // Every field, the inherited ones too: the reference walks a
             // class's metadata with `for…in`, own fields first, then the
