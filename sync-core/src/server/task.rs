@@ -367,6 +367,7 @@ async fn flush<R: Room>(
                 });
             }
         }
+        driver.metrics.publish();
         if slow.is_empty() {
             break;
         }
