@@ -542,14 +542,14 @@ impl<K: Key, V: Field> Indexed<K, V> {
         if self.meta.fresh {
             // A new collection changed after it was attached: modern
             // clients get the recorded ops, 3.x clients its entries.
-            return !self.changes.is_empty();
+            return self.fresh_changed();
         }
         K::CLIENT_NUMBERED && self.changes.iter().any(|c| c.op == spec::DELETE)
     }
 
     /// Writes the block's ops for `dialect`.
     fn write_ops(&self, dialect: Dialect, out: &mut Vec<u8>) {
-        if self.meta.fresh && dialect == Dialect::Modern && !self.changes.is_empty() {
+        if self.meta.fresh && dialect == Dialect::Modern && self.fresh_changed() {
             return self.write_fresh_ops(out);
         }
         if self.meta.fresh || (dialect == Dialect::Legacy && self.differs_per_dialect()) {
@@ -581,6 +581,12 @@ impl<K: Key, V: Field> Indexed<K, V> {
                 Self::write_value(out, slot);
             }
         }
+    }
+
+    /// Whether a new collection changed after it was attached (an entry
+    /// added, replaced or removed, or a CLEAR).
+    fn fresh_changed(&self) -> bool {
+        self.cleared || !self.changes.is_empty()
     }
 
     /// Writes the ops of a new collection changed after it was attached, as
