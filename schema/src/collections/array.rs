@@ -520,8 +520,14 @@ impl<V: Field> ArraySchema<V> {
                     return false;
                 }
                 if self.is_falsy(l, buf) {
-                    let Some(live) = live else { return false };
-                    uid = live;
+                    match live {
+                        Some(live) => uid = live,
+                        // `undefined`, written as the falsy value itself
+                        // is (`0`, `false`, `""`), but as NaN by the
+                        // fixed-width floats.
+                        None if self.float_falsy(l, buf) => return false,
+                        None => {}
+                    }
                 }
             }
             let l = loc[uid as usize];
@@ -551,6 +557,15 @@ impl<V: Field> ArraySchema<V> {
         let empty_str =
             buf[..] == [0xa0] && matches!(V::DEFAULT_WIRE, None | Some(Primitive::String));
         empty_str || buf.iter().all(|&b| b == 0)
+    }
+
+    /// Whether the primitive at location `l` is a fixed-width float zero
+    /// or NaN (`undefined` in its place is written as NaN).
+    fn float_falsy(&self, l: u32, buf: &mut Vec<u8>) -> bool {
+        let (nan, zero) = self.loc_flags(l);
+        buf.clear();
+        self.write_value(l, buf);
+        (nan || zero) && buf.len() > 1
     }
 
     /// Writes the value at location `l`.
