@@ -1,16 +1,21 @@
 //! The monitor's JSON endpoints and `/metrics` over real sockets: 401 and
 //! no data without the token or basic credentials; the room list, a
 //! room's clients and decoded state, and the actions (send, disconnect a
-//! client, dispose); metrics counters that move as clients join, send and
-//! leave.
+//! client, dispose), on a room of the process and, in a cluster on one
+//! Redis, on a room of another process; metrics counters that move as
+//! clients join, send and leave.
 
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use roomcast::msgpack::Value;
 use roomcast::schema::{Encoder, MapSchema, Schema};
+use std::sync::Arc;
+
+use roomcast::testing::redis::RedisServer;
 use roomcast::{
-    Client, Method, MonitorConfig, Options, Room, RoomCtx, Server, ServerBuilder, ServerError,
+    Client, Method, MonitorConfig, Options, RedisPresence, RedisStore, Room, RoomCtx, Server,
+    ServerBuilder, ServerError,
 };
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -439,4 +444,74 @@ async fn metrics_counters_move() {
     assert_eq!(sample(&after, &format!("roomcast_clients{room}")), 1.0);
     drop(bob);
     let _ = Value::Nil;
+}
+
+/// Two processes on one Redis: the monitor of B shows and acts on a room
+/// held by A, through the cluster's requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_of_another_process_reaches_the_room() {
+    let redis = RedisServer::start();
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let presence = RedisPresence::connect(&redis.url()).await.unwrap();
+        let store = RedisStore::connect(&presence, "monitor:").await.unwrap();
+        let builder = Server::builder()
+            .presence(Arc::new(presence))
+            .store(Arc::new(store))
+            .monitor(MonitorConfig::token("t0ken"));
+        nodes.push(serve(builder).await);
+    }
+    let ((a, a_port), (b, b_port)) = (nodes[0].clone(), nodes[1].clone());
+    let (mut ana, room_id, ana_id) = join(a_port, "ana").await;
+    // Bob keeps the room alive once ana is gone.
+    let (mut bob, _, _) = join(a_port, "bob").await;
+    assert!(a.has_room(&room_id) && !b.has_room(&room_id));
+    ana.send(score(7)).await.unwrap();
+    expect_containing(&mut ana, &[7]).await;
+
+    // B lists A's room, not as its own, and shows its clients and state.
+    let (_, body) = http(b_port, "GET", "/monitor/api/rooms", &[TOKEN], "").await;
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let listed = list["rooms"].as_array().unwrap();
+    let room = listed.iter().find(|r| r["roomId"] == room_id.as_str());
+    let room = room.unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(room["local"], false);
+    assert_eq!(room["processId"], a.config().process_id.as_str());
+    let path = format!("/monitor/api/rooms/{room_id}");
+    let (status, body) = http(b_port, "GET", &path, &[TOKEN], "").await;
+    assert_eq!(status, 200, "{body}");
+    let detail: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(detail["local"], false, "{detail}");
+    let clients = detail["clientDetails"].as_array().unwrap();
+    let ana_info = clients.iter().find(|c| c["sessionId"] == ana_id.as_str());
+    assert_eq!(ana_info.unwrap()["userData"], json!({ "name": "ana" }));
+    assert_eq!(detail["state"]["seats"][ana_id.as_str()]["score"], 7);
+
+    // Send and disconnect through B.
+    let send = format!("/monitor/api/rooms/{room_id}/send");
+    let body = json!({ "type": "notice", "message": "from-b" }).to_string();
+    let (status, body) = http(b_port, "POST", &send, &[TOKEN], &body).await;
+    assert_eq!(status, 200, "{body}");
+    expect_containing(&mut ana, b"from-b").await;
+    let kick = format!("/monitor/api/rooms/{room_id}/clients/nobody/disconnect");
+    let (status, _) = http(b_port, "POST", &kick, &[TOKEN], "").await;
+    assert_eq!(status, 404);
+    let kick = format!("/monitor/api/rooms/{room_id}/clients/{ana_id}/disconnect");
+    let (status, _) = http(b_port, "POST", &kick, &[TOKEN], "").await;
+    assert_eq!(status, 200);
+    assert_eq!(closed(&mut ana).await, Some(4000));
+
+    // Dispose through B.
+    let dispose = format!("/monitor/api/rooms/{room_id}/dispose");
+    let (status, body) = http(b_port, "POST", &dispose, &[TOKEN], "").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(closed(&mut bob).await.is_some());
+    for _ in 0..200 {
+        if !a.has_room(&room_id) {
+            drop(b);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the room held by A was not disposed through B's monitor");
 }

@@ -343,6 +343,7 @@ async fn answer(inner: &Arc<Inner>, kind: &str, payload: Value) -> Value {
                 Err(e) => error_reply(&e),
             }
         }
+        "monitor" => super::monitor::answer_remote(&server, payload).await,
         _ => error_reply(&ServerError::application(format!(
             "unknown request {kind:?}"
         ))),

@@ -10,13 +10,19 @@
 //! | --- | --- |
 //! | `GET <path>/` | the page |
 //! | `GET <path>/api/rooms` | `{ processId, now, rooms: [listing…] }`: every room of the listing store (every process of a cluster), each with `roomId`, `name`, `processId`, `clients`, `maxClients`, `locked`, `private`, `unlisted`, `metadata`, `createdAt`, `elapsedMs`, `local`, and for rooms of this process `patchesPerSecond` and `bytesPerSecond` (sent to clients) |
-//! | `GET <path>/api/rooms/<roomId>` | the listing plus, for a room of this process, `clientDetails: [{ sessionId, userData, joinedAt, elapsedMs }]`, `state` (the room's full state decoded with its own Reflection by [`DynamicDecoder`](roomcast_schema::decoder::DynamicDecoder), as JSON; `null` without a schema state), `stateBytes`; a room of another process has `local: false` and neither |
-//! | `POST <path>/api/rooms/<roomId>/dispose` | disconnects the room's clients and disposes of it, on any process ([`Server::disconnect_room`]) |
-//! | `POST <path>/api/rooms/<roomId>/clients/<sessionId>/disconnect` | closes the client with 4000 (`on_leave` follows); rooms of this process |
-//! | `POST <path>/api/rooms/<roomId>/send` with `{ "type": "…", "message": any, "sessionId"?: "…" }` | sends the message to that client, or broadcasts it to the room; rooms of this process |
+//! | `GET <path>/api/rooms/<roomId>` | the listing plus `clientDetails: [{ sessionId, userData, joinedAt, elapsedMs }]`, `state` (the room's full state decoded with its own Reflection by [`DynamicDecoder`](roomcast_schema::decoder::DynamicDecoder), as JSON; `null` without a schema state), `stateBytes`; when the process holding the room does not answer, the listing and a `note` saying so |
+//! | `POST <path>/api/rooms/<roomId>/dispose` | disconnects the room's clients and disposes of it ([`Server::disconnect_room`]) |
+//! | `POST <path>/api/rooms/<roomId>/clients/<sessionId>/disconnect` | closes the client with 4000 (`on_leave` follows) |
+//! | `POST <path>/api/rooms/<roomId>/send` with `{ "type": "…", "message": any, "sessionId"?: "…" }` | sends the message to that client, or broadcasts it to the room |
 //!
 //! Actions answer `{ "ok": true }`, or `{ "error": "…" }` with 404 (no
-//! such room or client), 409 (a room of another process) or 400.
+//! such room or client), 400 (a bad body) or 502 (the room's process
+//! failed to answer).
+//!
+//! In a cluster, a room of another process is asked through the cluster's
+//! requests (kind `monitor`, the same ones as [`Server::call`]): the
+//! process holding it answers what its own monitor would, so any process's
+//! monitor shows and acts on every room; rates are those of the holder.
 //!
 //! `userData` is what the room's
 //! [`RoomCtx::monitor_user_data`](crate::RoomCtx::monitor_user_data)
@@ -431,7 +437,9 @@ async fn serve(server: &Server, rest: &str, request: Request) -> Response {
             ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response()
         }
         (&HttpMethod::GET, ["api", "rooms"]) => rooms(server).await,
-        (&HttpMethod::GET, ["api", "rooms", room_id]) => room(server, room_id).await,
+        (&HttpMethod::GET, ["api", "rooms", room_id]) => {
+            respond(act(server, room_id, Action::Inspect).await)
+        }
         (&HttpMethod::POST, ["api", "rooms", room_id, "dispose"]) => {
             match server.disconnect_room(room_id).await {
                 Ok(()) => ok(),
@@ -439,12 +447,8 @@ async fn serve(server: &Server, rest: &str, request: Request) -> Response {
             }
         }
         (&HttpMethod::POST, ["api", "rooms", room_id, "clients", session_id, "disconnect"]) => {
-            let (room_id, session_id) = ((*room_id).to_owned(), (*session_id).to_owned());
-            ask(server, &room_id, |reply| MonitorRequest::DisconnectClient {
-                session_id,
-                reply,
-            })
-            .await
+            let session_id = (*session_id).to_owned();
+            respond(act(server, room_id, Action::Disconnect { session_id }).await)
         }
         (&HttpMethod::POST, ["api", "rooms", room_id, "send"]) => {
             let room_id = (*room_id).to_owned();
@@ -466,13 +470,12 @@ async fn serve(server: &Server, rest: &str, request: Request) -> Response {
                 .as_str()
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned);
-            ask(server, &room_id, |reply| MonitorRequest::Send {
+            let action = Action::Send {
                 session_id,
                 ty,
                 message,
-                reply,
-            })
-            .await
+            };
+            respond(act(server, &room_id, action).await)
         }
         (_, ["api", ..]) => failure(StatusCode::NOT_FOUND, "no such monitor endpoint"),
         _ => StatusCode::NOT_FOUND.into_response(),
@@ -633,22 +636,147 @@ async fn rooms(server: &Server) -> Response {
     .into_response()
 }
 
-/// `GET <path>/api/rooms/<roomId>`.
-async fn room(server: &Server, room_id: &str) -> Response {
+/// What the monitor asks of one room, on the process that holds it: the
+/// payload of the cluster's `monitor` request when that is another one.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+enum Action {
+    /// The listing, clients and state (`GET …/rooms/<roomId>`).
+    Inspect,
+    /// Close a client with 4000.
+    Disconnect {
+        #[serde(rename = "sessionId")]
+        session_id: String,
+    },
+    /// Send a message to a client, or to all.
+    Send {
+        #[serde(rename = "sessionId")]
+        session_id: Option<String>,
+        #[serde(rename = "type")]
+        ty: String,
+        message: Value,
+    },
+}
+
+fn respond((status, body): (StatusCode, Value)) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+fn error_body(status: StatusCode, message: &str) -> (StatusCode, Value) {
+    (status, json!({ "error": message }))
+}
+
+/// Runs `action` on room `room_id`: here, or through the cluster's
+/// requests on the process that holds it.
+async fn act(server: &Server, room_id: &str, action: Action) -> (StatusCode, Value) {
+    if server.inner.room(room_id).is_some() {
+        return act_here(server, room_id, action).await;
+    }
     let listing = match server.inner.store.get(room_id).await {
         Ok(Some(listing)) => listing,
-        Ok(None) => return failure(StatusCode::NOT_FOUND, "no such room"),
-        Err(e) => return failure(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Ok(None) => return error_body(StatusCode::NOT_FOUND, "no such room"),
+        Err(e) => return error_body(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    let now = now_millis();
-    let mut body = listing_json(server, &listing, now);
-    body["now"] = json!(now);
+    if listing.process_id == server.config().process_id {
+        return error_body(StatusCode::NOT_FOUND, "the room is gone");
+    }
+    let inspect = matches!(action, Action::Inspect);
+    let mut payload = serde_json::to_value(&action).unwrap_or_default();
+    payload["roomId"] = json!(room_id);
+    let reply = server
+        .remote(&listing.process_id, "monitor", &payload, room_id)
+        .await;
+    match reply {
+        Ok(reply) => {
+            let status = reply["ok"]["status"]
+                .as_u64()
+                .and_then(|s| StatusCode::from_u16(u16::try_from(s).ok()?).ok())
+                .unwrap_or(StatusCode::BAD_GATEWAY);
+            let mut body = reply["ok"]["body"].clone();
+            if inspect && status == StatusCode::OK {
+                // Answered by the holder: not a room of this process.
+                body["local"] = json!(false);
+            }
+            (status, body)
+        }
+        Err(e) if inspect => {
+            // What the store knows, and why there is no more.
+            let now = now_millis();
+            let mut body = listing_json(server, &listing, now);
+            body["now"] = json!(now);
+            body["note"] = json!(format!(
+                "process {} holds this room and did not answer: {}",
+                listing.process_id, e.message
+            ));
+            (StatusCode::OK, body)
+        }
+        Err(e) => error_body(StatusCode::BAD_GATEWAY, &e.message),
+    }
+}
+
+/// Answers the cluster's `monitor` request for a room of this process:
+/// `{ ok: { status, body } }`, what the HTTP answer of this process would
+/// be.
+pub(super) async fn answer_remote(server: &Server, payload: Value) -> Value {
+    let room_id = payload["roomId"].as_str().unwrap_or_default().to_owned();
+    let (status, body) = match serde_json::from_value::<Action>(payload) {
+        Ok(action) => act_here(server, &room_id, action).await,
+        Err(e) => error_body(
+            StatusCode::BAD_REQUEST,
+            &format!("bad monitor request: {e}"),
+        ),
+    };
+    json!({ "ok": { "status": status.as_u16(), "body": body } })
+}
+
+/// Runs `action` on a room of this process.
+async fn act_here(server: &Server, room_id: &str, action: Action) -> (StatusCode, Value) {
     let Some(commands) = server.inner.room(room_id) else {
-        body["note"] = json!(format!(
-            "this room runs on process {}: its clients and state are shown by that process's monitor",
-            listing.process_id
-        ));
-        return axum::Json(body).into_response();
+        return error_body(StatusCode::NOT_FOUND, "no such room");
+    };
+    let (request, done) = match action {
+        Action::Inspect => return inspect(server, room_id, &commands).await,
+        Action::Disconnect { session_id } => {
+            let (reply, done) = oneshot::channel();
+            let request = MonitorRequest::DisconnectClient { session_id, reply };
+            (request, done)
+        }
+        Action::Send {
+            session_id,
+            ty,
+            message,
+        } => {
+            let (reply, done) = oneshot::channel();
+            let request = MonitorRequest::Send {
+                session_id,
+                ty,
+                message,
+                reply,
+            };
+            (request, done)
+        }
+    };
+    if commands.send(Command::Monitor(request)).await.is_err() {
+        return error_body(StatusCode::NOT_FOUND, "the room is gone");
+    }
+    match tokio::time::timeout(ROOM_TIMEOUT, done).await {
+        Ok(Ok(true)) => (StatusCode::OK, json!({ "ok": true })),
+        Ok(Ok(false)) => error_body(StatusCode::NOT_FOUND, "no such client in the room"),
+        Ok(Err(_)) => error_body(StatusCode::NOT_FOUND, "the room is gone"),
+        Err(_) => error_body(StatusCode::GATEWAY_TIMEOUT, "the room did not answer"),
+    }
+}
+
+/// The listing, clients and decoded state of a room of this process.
+async fn inspect(
+    server: &Server,
+    room_id: &str,
+    commands: &tokio::sync::mpsc::Sender<Command>,
+) -> (StatusCode, Value) {
+    let listing = match server.inner.store.get(room_id).await {
+        Ok(Some(listing)) => listing,
+        Ok(None) => return error_body(StatusCode::NOT_FOUND, "no such room"),
+        Err(e) => return error_body(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     let (reply, answer) = oneshot::channel();
     let asked = commands
@@ -657,9 +785,12 @@ async fn room(server: &Server, room_id: &str) -> Response {
         .is_ok();
     let inspection = match tokio::time::timeout(ROOM_TIMEOUT, answer).await {
         Ok(Ok(inspection)) if asked => inspection,
-        Ok(_) => return failure(StatusCode::NOT_FOUND, "the room is gone"),
-        Err(_) => return failure(StatusCode::GATEWAY_TIMEOUT, "the room did not answer"),
+        Ok(_) => return error_body(StatusCode::NOT_FOUND, "the room is gone"),
+        Err(_) => return error_body(StatusCode::GATEWAY_TIMEOUT, "the room did not answer"),
     };
+    let now = now_millis();
+    let mut body = listing_json(server, &listing, now);
+    body["now"] = json!(now);
     body["clientDetails"] = inspection
         .clients
         .iter()
@@ -686,7 +817,7 @@ async fn room(server: &Server, room_id: &str) -> Response {
         }
         None => body["state"] = Value::Null,
     }
-    axum::Json(body).into_response()
+    (StatusCode::OK, body)
 }
 
 /// Decodes a full state with the room's own Reflection.
@@ -696,40 +827,6 @@ fn decode_state(reflection: &[u8], full: &[u8]) -> Result<Value, String> {
         .map_err(|e| e.to_string())?;
     decoder.decode(full).map_err(|e| e.to_string())?;
     serde_json::from_str(&decoder.to_json()).map_err(|e| e.to_string())
-}
-
-/// Sends a request to a room of this process and answers its outcome.
-async fn ask(
-    server: &Server,
-    room_id: &str,
-    request: impl FnOnce(oneshot::Sender<bool>) -> MonitorRequest,
-) -> Response {
-    let Some(commands) = server.inner.room(room_id) else {
-        return match server.inner.store.get(room_id).await {
-            Ok(Some(listing)) => failure(
-                StatusCode::CONFLICT,
-                &format!(
-                    "room \"{room_id}\" runs on process {}: use that process's monitor",
-                    listing.process_id
-                ),
-            ),
-            _ => failure(StatusCode::NOT_FOUND, "no such room"),
-        };
-    };
-    let (reply, answer) = oneshot::channel();
-    if commands
-        .send(Command::Monitor(request(reply)))
-        .await
-        .is_err()
-    {
-        return failure(StatusCode::NOT_FOUND, "the room is gone");
-    }
-    match tokio::time::timeout(ROOM_TIMEOUT, answer).await {
-        Ok(Ok(true)) => ok(),
-        Ok(Ok(false)) => failure(StatusCode::NOT_FOUND, "no such client in the room"),
-        Ok(Err(_)) => failure(StatusCode::NOT_FOUND, "the room is gone"),
-        Err(_) => failure(StatusCode::GATEWAY_TIMEOUT, "the room did not answer"),
-    }
 }
 
 #[cfg(test)]
