@@ -520,13 +520,12 @@ impl<V: Field> ArraySchema<V> {
                     return false;
                 }
                 if self.is_falsy(l, buf) {
-                    match live {
-                        Some(live) => uid = live,
-                        // `undefined`, written as the falsy value itself
-                        // is (`0`, `false`, `""`), but as NaN by the
-                        // fixed-width floats.
-                        None if self.float_falsy(l, buf) => return false,
-                        None => {}
+                    // Else `undefined`, written as the falsy value itself
+                    // is (`0`, `false`, `""`; the fixed-width floats write
+                    // NaN, which their client would keep: the value sent
+                    // here is the right one).
+                    if let Some(live) = live {
+                        uid = live;
                     }
                 }
             }
@@ -557,15 +556,6 @@ impl<V: Field> ArraySchema<V> {
         let empty_str =
             buf[..] == [0xa0] && matches!(V::DEFAULT_WIRE, None | Some(Primitive::String));
         empty_str || buf.iter().all(|&b| b == 0)
-    }
-
-    /// Whether the primitive at location `l` is a fixed-width float zero
-    /// or NaN (`undefined` in its place is written as NaN).
-    fn float_falsy(&self, l: u32, buf: &mut Vec<u8>) -> bool {
-        let (nan, zero) = self.loc_flags(l);
-        buf.clear();
-        self.write_value(l, buf);
-        (nan || zero) && buf.len() > 1
     }
 
     /// Writes the value at location `l`.
