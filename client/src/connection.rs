@@ -180,7 +180,7 @@ impl Driver {
                 } => (code, reason, local),
             };
             if local || !close_code::is_drop(code) {
-                self.emit(Incoming::Left { code, reason }).await;
+                self.finish(Incoming::Left { code, reason }).await;
                 return;
             }
             if !self
@@ -193,11 +193,11 @@ impl Driver {
                 return;
             }
             if !self.config.enabled {
-                self.emit(Incoming::Left { code, reason }).await;
+                self.finish(Incoming::Left { code, reason }).await;
                 return;
             }
             if self.joined_at.elapsed() < self.config.min_uptime {
-                self.emit(Incoming::Left {
+                self.finish(Incoming::Left {
                     code: close_code::ABNORMAL_CLOSURE,
                     reason: "Room uptime too short for reconnection.".into(),
                 })
@@ -209,6 +209,13 @@ impl Driver {
                 None => return,
             }
         }
+    }
+
+    /// Ends the room with `left` ([`Incoming::Left`]): from now on sends
+    /// fail.
+    async fn finish(&mut self, left: Incoming) {
+        self.commands.close();
+        self.emit(left).await;
     }
 
     /// Sends `event` to the room; `false` when the room is gone.
@@ -323,7 +330,7 @@ impl Driver {
                             } else {
                                 close_code::NORMAL_CLOSURE
                             };
-                            self.emit(Incoming::Left { code, reason: String::new() }).await;
+                            self.finish(Incoming::Left { code, reason: String::new() }).await;
                             return None;
                         }
                         None => return None,
@@ -353,7 +360,7 @@ impl Driver {
                         message: message.clone(),
                     })
                     .await;
-                    self.emit(Incoming::Left {
+                    self.finish(Incoming::Left {
                         code: close_code::FAILED_TO_RECONNECT,
                         reason: message,
                     })
@@ -361,13 +368,13 @@ impl Driver {
                     return None;
                 }
                 Ok(Err(JoinFailure::Closed { code, reason })) if !close_code::is_drop(code) => {
-                    self.emit(Incoming::Left { code, reason }).await;
+                    self.finish(Incoming::Left { code, reason }).await;
                     return None;
                 }
                 Ok(Err(_)) | Err(_) => {}
             }
         }
-        self.emit(Incoming::Left {
+        self.finish(Incoming::Left {
             code: close_code::FAILED_TO_RECONNECT,
             reason: "No more retries. Reconnection failed.".into(),
         })
