@@ -182,6 +182,9 @@ async fn http(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
+    if method == "POST" {
+        request.push_str("Content-Type: application/json\r\n");
+    }
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -364,6 +367,17 @@ async fn monitor_shows_clients_and_state_and_acts_on_the_room() {
         "{detail}"
     );
     assert!(detail["state"]["seats"].get(ana_id.as_str()).is_none());
+
+    // Not from a form of another site (no JSON content type).
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let form = format!(
+        "POST /monitor/api/rooms/{room_id}/dispose HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Authorization: Bearer t0ken\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n"
+    );
+    tcp.write_all(form.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 415"), "{answer}");
 
     // Dispose: bob is closed, the room unlisted.
     let dispose = format!("/monitor/api/rooms/{room_id}/dispose");

@@ -15,9 +15,12 @@
 //! | `POST <path>/api/rooms/<roomId>/clients/<sessionId>/disconnect` | closes the client with 4000 (`on_leave` follows) |
 //! | `POST <path>/api/rooms/<roomId>/send` with `{ "type": "…", "message": any, "sessionId"?: "…" }` | sends the message to that client, or broadcasts it to the room |
 //!
-//! Actions answer `{ "ok": true }`, or `{ "error": "…" }` with 404 (no
-//! such room or client), 400 (a bad body) or 502 (the room's process
-//! failed to answer).
+//! Actions are `POST`s with `Content-Type: application/json` (else 415:
+//! a cross-site form cannot send that, so a page of another site cannot
+//! act with the basic credentials a browser sends by itself). They answer
+//! `{ "ok": true }`, or `{ "error": "…" }` with 404 (no such room or
+//! client), 400 (a bad body) or 502 (the room's process failed to
+//! answer).
 //!
 //! In a cluster, a room of another process is asked through the cluster's
 //! requests (kind `monitor`, the same ones as [`Server::call`]): the
@@ -414,6 +417,15 @@ pub(super) async fn route(server: &Server, request: Request) -> Result<Response,
 
 async fn serve(server: &Server, rest: &str, request: Request) -> Response {
     let method = request.method().clone();
+    if method == HttpMethod::POST && !is_json(&request) {
+        // A cross-site form cannot send JSON without a preflight, which the
+        // monitor does not allow: with basic credentials, which browsers
+        // send by themselves, another site's page cannot dispose of rooms.
+        return failure(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "monitor actions take Content-Type: application/json",
+        );
+    }
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     match (&method, segments.as_slice()) {
         (&HttpMethod::GET, []) => {
@@ -480,6 +492,15 @@ async fn serve(server: &Server, rest: &str, request: Request) -> Response {
         (_, ["api", ..]) => failure(StatusCode::NOT_FOUND, "no such monitor endpoint"),
         _ => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+fn is_json(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// Whether `request` carries the monitor's credentials.
