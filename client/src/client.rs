@@ -321,6 +321,7 @@ impl Client {
             },
             JoinFailure::Closed { code, reason } => JoinError::Closed { code, reason },
             JoinFailure::Connect(e) => JoinError::WebSocket(Box::new(e)),
+            JoinFailure::Handshake(e) => JoinError::Handshake(e),
         })?;
         let ServerFrame::Join(handshake) = protocol::parse(&frame)? else {
             unreachable!("connection::join returns a JOIN_ROOM frame")

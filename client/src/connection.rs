@@ -71,6 +71,8 @@ pub(crate) enum JoinFailure {
     Closed { code: u16, reason: String },
     /// The socket could not be opened.
     Connect(tokio_tungstenite::tungstenite::Error),
+    /// A JOIN_ROOM frame that does not parse.
+    Handshake(roomcast_schema::wire::DecodeError),
 }
 
 /// Opens the socket at `url` and waits for the room's JOIN_ROOM frame,
@@ -89,6 +91,12 @@ pub(crate) async fn join(url: &str) -> Result<(WsStream, Bytes), JoinFailure> {
                 Ok(ServerFrame::Join(_)) => return Ok((ws, frame)),
                 Ok(ServerFrame::Error { code, message }) => {
                     return Err(JoinFailure::Refused { code, message })
+                }
+                Err(e)
+                    if frame.first().map(|b| b & protocol::CODE_MASK)
+                        == Some(protocol::JOIN_ROOM) =>
+                {
+                    return Err(JoinFailure::Handshake(e))
                 }
                 // Anything else before the handshake is ignored (as the SDK
                 // would find no serializer for it).

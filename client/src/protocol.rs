@@ -24,7 +24,7 @@ pub(crate) const ROOM_DATA_BYTES: u8 = 17;
 pub(crate) const PING: u8 = 18;
 
 /// Low 5 bits of the first byte: the protocol code (0.18, §4).
-const CODE_MASK: u8 = 0x1f;
+pub(crate) const CODE_MASK: u8 = 0x1f;
 /// TIMED modifier: 8 bytes of clock data follow the code byte (§6.3).
 const TIMED: u8 = 0x80;
 /// UNRELIABLE modifier: a 2-byte sequence number follows (§6.3).
