@@ -158,7 +158,7 @@ impl Default for Metrics {
         );
         registry.register_with_unit(
             "matchmake",
-            "Time to answer a matchmaking request",
+            "Time to answer an HTTP matchmaking request",
             Unit::Seconds,
             matchmake.clone(),
         );

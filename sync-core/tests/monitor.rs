@@ -54,6 +54,9 @@ impl Room for Cards {
         ctx.state_mut().state_mut().set_round(3);
         ctx.set_metadata(json!({ "mode": "test" }));
         ctx.monitor_user_data(|player| json!({ "name": player.name }));
+        ctx.on_message("boom", |_: &mut Self, _, _, _: Value| -> () {
+            panic!("boom (a panic the room catches)");
+        });
         ctx.on_message("score", |_: &mut Self, ctx, client, by: u32| {
             let mut state = ctx.state_mut().state_mut();
             let mut seats = state.seats_mut();
@@ -441,7 +444,15 @@ async fn metrics_counters_move() {
         ),
         2.0
     );
-    assert!(during.contains("roomcast_panics_caught_total"), "{during}");
+    // A panicking handler: caught, counted (the counter is the process's).
+    let panics = sample(&during, "roomcast_panics_caught_total");
+    let mut boom = vec![13, 0xa4];
+    boom.extend_from_slice(b"boom");
+    boom.push(0xc0);
+    bob.send(Message::Binary(boom.into())).await.unwrap();
+    expect_containing(&mut bob, b"panicked").await; // its ERROR 526
+    let during = scrape().await;
+    assert!(sample(&during, "roomcast_panics_caught_total") > panics);
 
     // A consented leave.
     ana.send(Message::Binary(vec![12].into())).await.unwrap();
@@ -457,7 +468,6 @@ async fn metrics_counters_move() {
     assert_eq!(sample(&after, &format!("roomcast_leaves_total{room}")), 1.0);
     assert_eq!(sample(&after, &format!("roomcast_clients{room}")), 1.0);
     drop(bob);
-    let _ = Value::Nil;
 }
 
 /// Two processes on one Redis: the monitor of B shows and acts on a room
