@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use roomcast_schema::decoder::{Cx, DecodeState, Decoder, DynamicDecoder, NodeRef};
@@ -62,6 +62,8 @@ pub enum RoomEvent {
     /// The room accepted the reconnection; the messages sent meanwhile have
     /// been sent, and a full state follows.
     Reconnect,
+    /// The room answered [`Room::ping`]: the round-trip time.
+    Pong(Duration),
     /// A frame the client could not read (malformed state bytes, an
     /// unknown frame layout): it was ignored, the state is unchanged.
     InvalidFrame(DecodeError),
@@ -314,6 +316,8 @@ pub struct Room<S: RoomState = Dynamic> {
     handlers: Handlers,
     /// The close code, once left.
     left: Option<u16>,
+    /// When the pending [`ping`](Self::ping) was sent.
+    ping_sent: Option<Instant>,
 }
 
 impl<S: RoomState> fmt::Debug for Room<S> {
@@ -341,6 +345,7 @@ impl<S: RoomState> Room<S> {
             },
             handlers: Handlers::default(),
             left: None,
+            ping_sent: None,
         }
     }
 
@@ -411,6 +416,22 @@ impl<S: RoomState> Room<S> {
     /// The room was left.
     pub fn send_bytes(&self, ty: impl Into<MessageType>, bytes: &[u8]) -> Result<(), SendError> {
         self.sender.send_bytes(ty, bytes)
+    }
+
+    /// Measures the round-trip time to the room (0.18 PING): a
+    /// [`RoomEvent::Pong`] follows. A ping sent while the room is
+    /// reconnecting is sent once it is back.
+    ///
+    /// # Errors
+    ///
+    /// The room was left.
+    pub fn ping(&mut self) -> Result<(), SendError> {
+        self.sender
+            .commands
+            .send(Command::Frame(Bytes::from_static(&[protocol::PING])))
+            .map_err(|_| SendError::Closed)?;
+        self.ping_sent = Some(Instant::now());
+        Ok(())
     }
 
     /// Calls `f` with every message of type `ty` (inside [`recv`](Self::recv),
@@ -604,11 +625,13 @@ impl<S: RoomState> Room<S> {
                 raw: true,
             })),
             ServerFrame::Error { code, message } => Some(self.error(code, message)),
-            // JOIN_ROOM and LEAVE_ROOM are the connection task's; PING
-            // replies and requests' responses have no API here.
-            ServerFrame::Join(_) | ServerFrame::Leave | ServerFrame::Ping | ServerFrame::Other => {
-                None
-            }
+            ServerFrame::Ping => self
+                .ping_sent
+                .take()
+                .map(|sent| RoomEvent::Pong(sent.elapsed())),
+            // JOIN_ROOM and LEAVE_ROOM are the connection task's; requests'
+            // responses have no API here.
+            ServerFrame::Join(_) | ServerFrame::Leave | ServerFrame::Other => None,
         }
     }
 

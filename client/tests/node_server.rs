@@ -47,3 +47,9 @@ async fn reconnect_by_token() {
     let server = node_server();
     scenarios::reconnect_by_token(server.port, true).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_room_stays_connected() {
+    let server = node_server();
+    scenarios::idle_room_stays_connected(server.port, true).await;
+}

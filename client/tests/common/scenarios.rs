@@ -185,6 +185,13 @@ pub(crate) async fn typed_state_and_messages(port: u16, _node: bool) {
         (ErrorCode::Other(4321), "failed on purpose")
     );
     assert_eq!(errors.lock().unwrap().len(), 1);
+
+    room.ping().unwrap();
+    let RoomEvent::Pong(rtt) = until(&mut room, |_, e| matches!(e, RoomEvent::Pong(_))).await
+    else {
+        unreachable!()
+    };
+    assert!(rtt < Duration::from_secs(5));
     assert_eq!(room.leave(true).await, 4000);
     assert!(room.recv().await.is_none());
     assert!(room.send("log", "late").is_err());
@@ -370,4 +377,21 @@ pub(crate) async fn reconnect_by_token(port: u16, _node: bool) {
     let e = client.reconnect::<World>(&token).await.unwrap_err();
     assert!(e.code().is_some(), "{e}");
     assert_eq!(back.leave(true).await, 4000);
+}
+
+/// An idle room stays connected: the client answers the server's
+/// WebSocket pings (the reference drops a client that misses two, sent
+/// every 3 s) without the application calling `recv`.
+pub(crate) async fn idle_room_stays_connected(port: u16, _node: bool) {
+    let client = client(port);
+    let mut room = client.join_or_create::<World>("test", &()).await.unwrap();
+    until(&mut room, is_full_state).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    room.send("echo", "still here").unwrap();
+    let event = until(&mut room, |_, e| {
+        matches!(e, RoomEvent::Message(_) | RoomEvent::Drop { .. })
+    })
+    .await;
+    assert!(matches!(event, RoomEvent::Message(_)), "{event:?}");
+    assert_eq!(room.leave(true).await, 4000);
 }
