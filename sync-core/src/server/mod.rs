@@ -616,10 +616,14 @@ impl ServerBuilder {
     ///
     /// # Panics
     ///
-    /// When `path` does not start with `/`.
+    /// When `path` does not start with `/` or is `/` alone.
     pub fn metrics(mut self, path: &str) -> Self {
-        assert!(path.starts_with('/'), "paths start with /");
-        self.config.metrics = Some(path.trim_end_matches('/').to_owned());
+        let path = path.trim_end_matches('/');
+        assert!(
+            path.starts_with('/'),
+            "the metrics path starts with / and is not the root"
+        );
+        self.config.metrics = Some(path.to_owned());
         self
     }
 
