@@ -212,6 +212,9 @@ impl Driver {
                 .await;
                 return;
             }
+            // The old socket goes now: a server that has not seen it end
+            // would wait for it before taking the reconnection.
+            drop(ws);
             match self.reconnect().await {
                 Some(new) => ws = new,
                 None => return,

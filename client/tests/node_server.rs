@@ -53,3 +53,9 @@ async fn idle_room_stays_connected() {
     let server = node_server();
     scenarios::idle_room_stays_connected(server.port, true).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_asks_to_reconnect() {
+    let server = node_server();
+    scenarios::server_asks_to_reconnect(server.port, true).await;
+}

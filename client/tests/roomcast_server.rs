@@ -46,3 +46,9 @@ async fn reconnect_by_token() {
     let server = roomcast_server().await;
     scenarios::reconnect_by_token(server.port, false).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_asks_to_reconnect() {
+    let server = roomcast_server().await;
+    scenarios::server_asks_to_reconnect(server.port, false).await;
+}

@@ -395,3 +395,23 @@ pub(crate) async fn idle_room_stays_connected(port: u16, _node: bool) {
     assert!(matches!(event, RoomEvent::Message(_)), "{event:?}");
     assert_eq!(room.leave(true).await, 4000);
 }
+
+/// The server closes with 4010 (`MAY_TRY_RECONNECT`): the client takes it
+/// as a drop and comes back by itself.
+pub(crate) async fn server_asks_to_reconnect(port: u16, _node: bool) {
+    let client = client(port).with_reconnection(quick_reconnection());
+    let mut room = client.join_or_create::<World>("test", &()).await.unwrap();
+    until(&mut room, is_full_state).await;
+    let session = room.session_id().to_owned();
+    room.send("kick", &4010).unwrap();
+    let RoomEvent::Drop { code, .. } =
+        until(&mut room, |_, e| matches!(e, RoomEvent::Drop { .. })).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(code, 4010);
+    until(&mut room, |_, e| matches!(e, RoomEvent::Reconnect)).await;
+    until(&mut room, is_full_state).await;
+    assert!(room.state().players.get(&session).is_some());
+    assert_eq!(room.leave(true).await, 4000);
+}
