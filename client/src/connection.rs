@@ -286,7 +286,8 @@ impl Driver {
                         return End::Closed { code, reason, local: leaving.is_some() };
                     }
                 },
-                command = self.commands.recv(), if leaving.is_none() => match command {
+                // (Once the server closed, sends wait for what follows.)
+                command = self.commands.recv(), if leaving.is_none() && closed.is_none() => match command {
                     Some(Command::Frame(frame)) => {
                         if ws.send(WsMessage::Binary(frame.clone())).await.is_err() {
                             self.enqueue(frame);

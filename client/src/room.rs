@@ -677,3 +677,32 @@ impl Room<Dynamic> {
         self.decoder.as_mut()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+
+    #[test]
+    fn handles_move_between_tasks() {
+        send::<Room<Dynamic>>();
+        send::<RoomSender>();
+        sync::<RoomSender>();
+        send::<crate::Client>();
+        sync::<crate::Client>();
+        send::<RoomEvent>();
+    }
+
+    #[test]
+    fn message_payloads() {
+        let m = Message::new("t", Bytes::new(), false);
+        assert_eq!(m.decode::<Option<u8>>().unwrap(), None);
+        let m = Message::new(3, vec![1, 2], true);
+        assert!(matches!(m.decode::<u8>(), Err(MessageError::RawBytes)));
+        assert_eq!((m.ty(), m.bytes()), (&MessageType::Number(3), &[1, 2][..]));
+        let m = Message::new("t", vec![0xc1], false);
+        assert!(m.decode::<serde_json::Value>().is_err());
+    }
+}

@@ -97,14 +97,20 @@ async fn malformed_frames_are_reported_and_skipped() {
     let port = fake_server(join_frame(&[]), frames).await;
     let mut room = join::<World>(port).await.unwrap();
     assert_eq!(room.reconnection_token(), "r1:t");
-    let (mut invalid, mut last) = (0, None);
-    while let Some(event) = room.recv().await {
-        match event {
-            RoomEvent::InvalidFrame(_) => invalid += 1,
-            RoomEvent::Leave { code, .. } => last = Some(code),
-            _ => {}
+    // (A typed room moves into a task of its own.)
+    let (invalid, last, room) = tokio::spawn(async move {
+        let (mut invalid, mut last) = (0, None);
+        while let Some(event) = room.recv().await {
+            match event {
+                RoomEvent::InvalidFrame(_) => invalid += 1,
+                RoomEvent::Leave { code, .. } => last = Some(code),
+                _ => {}
+            }
         }
-    }
+        (invalid, last, room)
+    })
+    .await
+    .unwrap();
     assert!(invalid > 500, "{invalid} invalid frames");
     assert_eq!(last, Some(4000));
     assert_eq!(room.state().counter, 5, "a valid state after the junk");
