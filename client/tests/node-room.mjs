@@ -53,10 +53,14 @@ class TestRoom extends Room {
   onJoin(client, options) {
     const player = new Player();
     player.name = options.name ?? "";
+    client.userData = { hold: options.hold !== false };
     this.state.players.set(client.sessionId, player);
   }
 
   onDrop(client) {
+    if (!client.userData?.hold) {
+      return;
+    }
     this.allowReconnection(client, 10);
   }
 

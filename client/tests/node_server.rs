@@ -59,3 +59,9 @@ async fn server_asks_to_reconnect() {
     let server = node_server();
     scenarios::server_asks_to_reconnect(server.port, true).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_reconnection() {
+    let server = node_server();
+    scenarios::refused_reconnection(server.port, true).await;
+}

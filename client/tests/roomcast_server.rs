@@ -52,3 +52,9 @@ async fn server_asks_to_reconnect() {
     let server = roomcast_server().await;
     scenarios::server_asks_to_reconnect(server.port, false).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_reconnection() {
+    let server = roomcast_server().await;
+    scenarios::refused_reconnection(server.port, false).await;
+}

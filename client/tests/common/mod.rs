@@ -44,13 +44,15 @@ pub(crate) struct World {
 /// The test room: `echo` and `7` send the payload back, `bin` (bytes)
 /// sends the bytes back, `log` appends to the state, `kick` closes the
 /// client with the given code, `fail` sends ERROR 4321; `password:
-/// "wrong"` is refused with 4401; a dropped client's seat is held 10 s.
+/// "wrong"` is refused with 4401; a dropped client's seat is held 10 s
+/// unless it joined with `hold: false`.
 #[derive(Default)]
 pub(crate) struct TestRoom;
 
 impl Room for TestRoom {
     type State = Encoder<World>;
-    type UserData = ();
+    /// Whether its seat is held after a drop.
+    type UserData = bool;
     type Auth = ();
 
     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
@@ -104,6 +106,9 @@ impl Room for TestRoom {
         options: &Options,
     ) -> Result<(), ServerError> {
         let name = options["name"].as_str().unwrap_or_default().to_owned();
+        if let Some(hold) = ctx.user_data_mut(client) {
+            *hold = options["hold"] != false;
+        }
         ctx.state_mut()
             .state_mut()
             .players_mut()
@@ -112,6 +117,9 @@ impl Room for TestRoom {
     }
 
     async fn on_drop(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _code: u16) {
+        if ctx.user_data(client) != Some(&true) {
+            return;
+        }
         let reconnection = ctx.allow_reconnection(client, Some(Duration::from_secs(10)));
         ctx.spawn(reconnection, |_: &mut Self, _ctx, _outcome| {});
     }

@@ -415,3 +415,25 @@ pub(crate) async fn server_asks_to_reconnect(port: u16, _node: bool) {
     assert!(room.state().players.get(&session).is_some());
     assert_eq!(room.leave(true).await, 4000);
 }
+
+/// A drop after which the room does not hold the seat: the reconnection
+/// is refused (ERROR, then the room ends with 4003).
+pub(crate) async fn refused_reconnection(port: u16, _node: bool) {
+    let proxy = Proxy::start(port).await;
+    let client = client(proxy.port).with_reconnection(quick_reconnection());
+    let mut room = client
+        .join_or_create::<World>("test", &json!({ "hold": false }))
+        .await
+        .unwrap();
+    until(&mut room, is_full_state).await;
+    proxy.cut();
+    let mut error = None;
+    let code = loop {
+        match until(&mut room, |_, _| true).await {
+            RoomEvent::Error { code, .. } => error = Some(code),
+            RoomEvent::Leave { code, .. } => break code,
+            _ => {}
+        }
+    };
+    assert_eq!((error, code), (Some(ErrorCode::Expired), 4003));
+}
