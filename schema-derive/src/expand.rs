@@ -409,7 +409,50 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
     );
     let name = ident.to_string();
 
+    // `Serialize` in the shape of the client's `state.toJSON()`: the present
+    // fields, inherited ones first, under their client names.
+    let ser_base = match &cont.base {
+        Some(b) => {
+            let bid = b.ident;
+            quote!(self.#bid.__roomcast_serialize_fields(__map)?;)
+        }
+        None => TokenStream::new(),
+    };
+    let ser_impl = quote! {
+        impl #ident {
+            #[doc(hidden)]
+            #[allow(missing_docs)]
+            pub fn __roomcast_serialize_fields<__M: #rc::serde::ser::SerializeMap>(
+                &self,
+                __map: &mut __M,
+            ) -> ::core::result::Result<(), __M::Error> {
+                #ser_base
+                #(
+                    if #rc::Field::__present(&self.#idents) {
+                        __map.serialize_entry(#names, &self.#idents)?;
+                    }
+                )*
+                ::core::result::Result::Ok(())
+            }
+        }
+
+        #[automatically_derived]
+        impl #rc::serde::Serialize for #ident {
+            fn serialize<__S: #rc::serde::Serializer>(
+                &self,
+                __s: __S,
+            ) -> ::core::result::Result<__S::Ok, __S::Error> {
+                use #rc::serde::ser::SerializeMap as _;
+                let mut __map = __s.serialize_map(::core::option::Option::None)?;
+                self.__roomcast_serialize_fields(&mut __map)?;
+                __map.end()
+            }
+        }
+    };
+
     quote! {
+        #ser_impl
+
         #[doc(hidden)]
         #[allow(non_camel_case_types, missing_docs)]
         #[derive(Default)]
@@ -583,6 +626,19 @@ fn expand_enum(e: &Enum<'_>) -> TokenStream {
     let view_doc = format!("The view of a tracked [`{ident}`], per variant.");
 
     quote! {
+        /// `Serialize` as the variant's own type does.
+        #[automatically_derived]
+        impl #rc::serde::Serialize for #ident {
+            fn serialize<__S: #rc::serde::Serializer>(
+                &self,
+                __s: __S,
+            ) -> ::core::result::Result<__S::Ok, __S::Error> {
+                match self {
+                    #( Self::#vids(__v) => #rc::serde::Serialize::serialize(__v, __s), )*
+                }
+            }
+        }
+
         #[doc(hidden)]
         #[allow(non_snake_case, missing_docs)]
         #[derive(Default)]

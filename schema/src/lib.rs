@@ -38,4 +38,5 @@ pub mod __private {
     pub use crate::types::{NamedField, NamedFieldType, NamedType, Primitive};
     pub use crate::view::Node;
     pub use crate::wire::spec;
+    pub use serde;
 }

@@ -2,6 +2,7 @@
 
 pub(crate) mod array;
 pub(crate) mod indexed;
+mod json;
 pub(crate) mod map;
 pub(crate) mod map_key;
 pub(crate) mod set;

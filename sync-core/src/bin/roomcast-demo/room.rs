@@ -52,23 +52,6 @@ struct Move {
 #[derive(Default)]
 pub(crate) struct DemoRoom;
 
-impl DemoRoom {
-    /// The state as JSON (what a client's `room.state.toJSON()` shows).
-    pub(crate) fn snapshot(world: &World) -> serde_json::Value {
-        let players: serde_json::Map<String, serde_json::Value> = world
-            .players
-            .iter()
-            .map(|(id, p)| (id.to_owned(), json!({ "name": p.name, "x": p.x, "y": p.y })))
-            .collect();
-        json!({
-            "players": players,
-            "chat": world.chat.iter().collect::<Vec<_>>(),
-            "width": world.width,
-            "height": world.height,
-        })
-    }
-}
-
 impl Room for DemoRoom {
     type State = Encoder<World>;
     type UserData = ();
@@ -119,7 +102,8 @@ impl Room for DemoRoom {
         ctx.on_message(
             "snapshot",
             |_room: &mut Self, ctx, client, _: serde::de::IgnoredAny| {
-                let snapshot = ctx.state().map(|enc| Self::snapshot(enc.state()));
+                // The state serializes as a client's `room.state.toJSON()`.
+                let snapshot = serde_json::to_value(ctx.state()).unwrap_or_default();
                 ctx.send(client, "snapshot", &snapshot);
             },
         );
