@@ -121,9 +121,21 @@ pub(crate) async fn typed_state_and_messages(port: u16, _node: bool) {
     let me = room.session_id().to_owned();
     assert_eq!(room.state().players.get(&me).unwrap().name, "ana");
 
+    // The decoder's callbacks on a typed room.
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    room.callbacks()
+        .unwrap()
+        .on_add(At::Field(RefId::ROOT, "log"), move |_, _, line| {
+            sink.lock()
+                .unwrap()
+                .push(line.as_str().unwrap_or_default().to_owned());
+        })
+        .unwrap();
     room.send("log", "hello").unwrap();
     until(&mut room, |r, _| r.state().counter == 1).await;
     assert_eq!(room.state().log.iter().collect::<Vec<_>>(), ["hello"]);
+    assert_eq!(*lines.lock().unwrap(), ["hello"]);
 
     let echoed = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&echoed);
