@@ -170,8 +170,13 @@ pub(crate) async fn roomcast_server() -> Served {
 }
 
 /// The Node reference server (`@colyseus/core` 0.18.17) serving the room
-/// `test` of `tests/node-room.mjs`.
+/// `test` of `tests/node-room.mjs` (started off the runtime's workers:
+/// installing and starting it blocks).
 pub(crate) fn node_server() -> Served {
+    tokio::task::block_in_place(start_node_server)
+}
+
+fn start_node_server() -> Served {
     roomcast_tests::node::ensure_npm_install();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
