@@ -517,14 +517,13 @@ fn authorized(auth: &MonitorAuth, request: &Request) -> bool {
                 .is_some_and(|given| same(given.trim().as_bytes(), token.as_bytes()));
             bearer
                 || request.uri().query().is_some_and(|query| {
-                    query.split('&').any(|pair| {
-                        pair.strip_prefix("token=")
-                            .is_some_and(|given| same(&percent_decode(given), token.as_bytes()))
+                    form_urlencoded::parse(query.as_bytes()).any(|(key, given)| {
+                        key == "token" && same(given.as_bytes(), token.as_bytes())
                     })
                 })
         }
         MonitorAuth::Basic { user, password } => {
-            let expected = base64(format!("{user}:{password}").as_bytes());
+            let expected = data_encoding::BASE64.encode(format!("{user}:{password}").as_bytes());
             header
                 .strip_prefix("Basic ")
                 .is_some_and(|given| same(given.trim().as_bytes(), expected.as_bytes()))
@@ -556,49 +555,6 @@ fn same(given: &[u8], expected: &[u8]) -> bool {
             .zip(expected)
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
-}
-
-fn percent_decode(s: &str) -> Vec<u8> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| char::from(b).to_digit(16);
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    out
-}
-
-/// Standard base64 with padding (RFC 4648 §4), for the basic credentials.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 fn ok() -> Response {
@@ -855,25 +811,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base64_matches_rfc_4648() {
-        for (input, output) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-            ("admin:s3cret", "YWRtaW46czNjcmV0"),
-        ] {
-            assert_eq!(base64(input.as_bytes()), output, "{input}");
-        }
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("a%2Fb+c%"), b"a/b c%");
-        assert_eq!(percent_decode("%zz%41"), b"%zzA");
+    fn credentials_come_from_the_header_or_the_query() {
+        let request = |uri: &str, auth: Option<&str>| {
+            let mut b = Request::builder().uri(uri);
+            if let Some(a) = auth {
+                b = b.header(header::AUTHORIZATION, a);
+            }
+            b.body(axum::body::Body::empty()).expect("a request")
+        };
+        let token = MonitorAuth::Token("a/b c".into());
+        assert!(authorized(&token, &request("/m?x=1&token=a%2Fb+c", None)));
+        assert!(authorized(&token, &request("/m", Some("Bearer a/b c"))));
+        assert!(!authorized(&token, &request("/m?token=a%2Fb", None)));
+        assert!(!authorized(&token, &request("/m", None)));
+        let basic = MonitorAuth::Basic {
+            user: "admin".into(),
+            password: "s3cret".into(),
+        };
+        assert!(authorized(
+            &basic,
+            &request("/m", Some("Basic YWRtaW46czNjcmV0"))
+        ));
+        assert!(!authorized(
+            &basic,
+            &request("/m", Some("Basic YWRtaW46czNjcmV1"))
+        ));
+        assert!(!authorized(&basic, &request("/m?token=s3cret", None)));
     }
 
     #[test]
