@@ -349,6 +349,7 @@ impl Client {
             token: token.clone(),
             joined_at: Instant::now(),
             buffer: VecDeque::new(),
+            pending: std::collections::HashMap::new(),
         };
         tokio::spawn(driver.run(ws));
         Ok(Room::new(Joined {

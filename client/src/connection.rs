@@ -11,13 +11,13 @@
 //! room as an [`Incoming`], the last one always [`Incoming::Left`] (unless
 //! the room itself is gone).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -43,6 +43,20 @@ pub(crate) enum Command {
     Frame(Bytes),
     /// Leave the room: with LEAVE_ROOM (`consented`) or by closing.
     Leave { consented: bool },
+    /// A ROOM_REQUEST frame and where its answer goes (dropped unanswered
+    /// when the connection is not open or closes first).
+    Request {
+        id: u32,
+        frame: Bytes,
+        reply: oneshot::Sender<Answer>,
+    },
+}
+
+/// A ROOM_RESPONSE: its status and MessagePack payload.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: u8,
+    pub(crate) payload: Bytes,
 }
 
 /// From the connection task to the room.
@@ -152,6 +166,8 @@ pub(crate) struct Driver {
     pub(crate) joined_at: Instant,
     /// Frames sent while disconnected.
     pub(crate) buffer: VecDeque<Bytes>,
+    /// Requests waiting for their answer.
+    pub(crate) pending: HashMap<u32, oneshot::Sender<Answer>>,
 }
 
 /// The URL of a WebSocket: `base?search&k=v&…` (values as the SDK puts
@@ -179,7 +195,10 @@ impl Driver {
     /// Serves `ws` (already acked) until the room ends.
     pub(crate) async fn run(mut self, mut ws: WsStream) {
         loop {
-            let (code, reason, local) = match self.serve(&mut ws).await {
+            let end = self.serve(&mut ws).await;
+            // Unanswered requests fail with the connection.
+            self.pending.clear();
+            let (code, reason, local) = match end {
                 End::Gone => return,
                 End::Closed {
                     code,
@@ -272,6 +291,12 @@ impl Driver {
                             }
                             continue;
                         }
+                        if let Ok(ServerFrame::Response { id, status, payload }) = protocol::parse(&frame) {
+                            if let Some(reply) = self.pending.remove(&id) {
+                                let _ = reply.send(Answer { status, payload: frame.slice_ref(payload) });
+                            }
+                            continue;
+                        }
                         if !self.emit(Incoming::Frame(frame)).await {
                             let _ = ws.close(None).await;
                             return End::Gone;
@@ -293,6 +318,12 @@ impl Driver {
                             self.enqueue(frame);
                             return lost("send failed");
                         }
+                    }
+                    Some(Command::Request { id, frame, reply }) => {
+                        if ws.send(WsMessage::Binary(frame)).await.is_err() {
+                            return lost("send failed");
+                        }
+                        self.pending.insert(id, reply);
                     }
                     Some(Command::Leave { consented: true }) => {
                         let leave = Bytes::from_static(&[protocol::LEAVE_ROOM]);
@@ -336,6 +367,8 @@ impl Driver {
                     () = sleep_until(deadline) => break,
                     command = self.commands.recv() => match command {
                         Some(Command::Frame(frame)) => self.enqueue(frame),
+                        // Not connected: the request fails (as the SDK's).
+                        Some(Command::Request { .. }) => {}
                         Some(Command::Leave { consented }) => {
                             let code = if consented {
                                 close_code::CONSENTED
@@ -434,6 +467,7 @@ mod tests {
             token: "t2".into(),
             joined_at: Instant::now(),
             buffer: VecDeque::new(),
+            pending: HashMap::new(),
         };
         assert_eq!(
             driver.reconnect_url(),

@@ -225,3 +225,39 @@ pub enum MessageError {
     #[error("the message carries raw bytes, not MessagePack")]
     RawBytes,
 }
+
+/// Why a [`RoomSender::request`](crate::RoomSender::request) got no
+/// answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplyError {
+    /// The room rejected the request (status REJECTED); `reason` is what it
+    /// gave (JSON `null` when none, or not readable).
+    #[error("the room rejected the request: {reason}")]
+    Rejected {
+        /// The room's reason.
+        reason: serde_json::Value,
+    },
+    /// The room's handler failed, or there is none (status ERROR).
+    #[error("the request failed: {message}")]
+    Failed {
+        /// The error's name (`"invalid_payload"`, …), if given.
+        name: Option<String>,
+        /// The error's message.
+        message: String,
+        /// The error's code, if given.
+        code: Option<u32>,
+    },
+    /// No answer within the timeout.
+    #[error("the request timed out")]
+    Timeout,
+    /// The connection closed (or was not open) before the answer.
+    #[error("the connection closed before the answer")]
+    Closed,
+    /// The payload could not be encoded.
+    #[error("cannot encode the payload: {0}")]
+    Encode(#[from] rmp_serde::encode::Error),
+    /// The answer is not MessagePack of the asked type.
+    #[error("cannot decode the answer: {0}")]
+    Decode(#[from] rmp_serde::decode::Error),
+}

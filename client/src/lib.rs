@@ -12,7 +12,7 @@ mod state;
 pub use crate::client::Client;
 pub use crate::connection::EVENT_CAPACITY;
 pub use crate::error::{
-    EndpointError, ErrorCode, JoinError, MessageError, RequestError, SendError,
+    EndpointError, ErrorCode, JoinError, MessageError, ReplyError, RequestError, SendError,
 };
 pub use crate::http::{RoomAvailable, SeatReservation};
 pub use crate::protocol::MessageType;

@@ -22,6 +22,15 @@ pub(crate) const ROOM_STATE_PATCH: u8 = 15;
 pub(crate) const ROOM_DATA_BYTES: u8 = 17;
 /// PING (0.18).
 pub(crate) const PING: u8 = 18;
+/// ROOM_REQUEST (0.18): `varint id | type | msgpack`.
+pub(crate) const ROOM_REQUEST: u8 = 21;
+/// ROOM_RESPONSE (0.18): `varint id | u8 status | msgpack`.
+pub(crate) const ROOM_RESPONSE: u8 = 22;
+
+/// ROOM_RESPONSE status: the handler's value.
+pub(crate) const STATUS_OK: u8 = 0;
+/// ROOM_RESPONSE status: rejected.
+pub(crate) const STATUS_REJECTED: u8 = 1;
 
 /// Low 5 bits of the first byte: the protocol code (0.18, §4).
 pub(crate) const CODE_MASK: u8 = 0x1f;
@@ -151,7 +160,12 @@ pub(crate) enum ServerFrame<'a> {
         bytes: &'a [u8],
     },
     Ping,
-    /// A code this client does not handle (ROOM_RESPONSE, …).
+    Response {
+        id: u32,
+        status: u8,
+        payload: &'a [u8],
+    },
+    /// A code this client does not handle.
     Other,
 }
 
@@ -232,6 +246,15 @@ pub(crate) fn parse(frame: &[u8]) -> Result<ServerFrame<'_>, DecodeError> {
             }
         }
         PING => ServerFrame::Ping,
+        ROOM_RESPONSE => {
+            let id = r.decode_varint()?;
+            let status = r.read_u8()?;
+            ServerFrame::Response {
+                id,
+                status,
+                payload: r.read_bytes(r.remaining())?,
+            }
+        }
         _ => ServerFrame::Other,
     })
 }
@@ -266,6 +289,17 @@ fn read_type(r: &mut Reader<'_>) -> Result<MessageType, DecodeError> {
 /// Writes a frame header: protocol code and message type.
 pub(crate) fn header(out: &mut Vec<u8>, code: u8, ty: &MessageType) {
     out.push(code);
+    write_type(out, ty);
+}
+
+/// Writes a ROOM_REQUEST header: code, request id, message type.
+pub(crate) fn request_header(out: &mut Vec<u8>, id: u32, ty: &MessageType) {
+    out.push(ROOM_REQUEST);
+    encode_number(out, f64::from(id));
+    write_type(out, ty);
+}
+
+fn write_type(out: &mut Vec<u8>, ty: &MessageType) {
     match ty {
         MessageType::Name(name) => encode_str(out, name),
         MessageType::Number(n) => encode_number(out, *n as f64),
@@ -312,6 +346,24 @@ mod tests {
         header(&mut out, ROOM_DATA_BYTES, &MessageType::from("bin"));
         out.extend([1, 2, 3]);
         assert_eq!(out, [0x11, 0xa3, b'b', b'i', b'n', 1, 2, 3]);
+    }
+
+    #[test]
+    fn responses() {
+        // Request 5 OK `{ok: true}` (spec §5.8).
+        let frame = [0x16, 0x05, 0x00, 0xde, 0x00, 0x01, 0xa2, b'o', b'k', 0xc3];
+        let ServerFrame::Response {
+            id,
+            status,
+            payload,
+        } = parse(&frame).unwrap()
+        else {
+            panic!("response");
+        };
+        assert_eq!((id, status, payload.len()), (5, 0, 7));
+        let mut out = Vec::new();
+        request_header(&mut out, 5, &MessageType::from("ask"));
+        assert_eq!(out, [0x15, 0x05, 0xa3, b'a', b's', b'k']);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -9,10 +11,10 @@ use roomcast_schema::decoder::{Cx, DecodeState, Decoder, DynamicDecoder, NodeRef
 use roomcast_schema::wire::DecodeError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::{Command, Incoming};
-use crate::error::{ErrorCode, MessageError, SendError};
+use crate::error::{ErrorCode, MessageError, ReplyError, SendError};
 use crate::protocol::{self, close_code, MessageType, ServerFrame};
 use crate::state::{Dynamic, RoomState};
 
@@ -165,6 +167,7 @@ impl Message {
 #[derive(Debug, Clone)]
 pub struct RoomSender {
     commands: mpsc::UnboundedSender<Command>,
+    next_request: Arc<AtomicU32>,
 }
 
 impl RoomSender {
@@ -206,6 +209,78 @@ impl RoomSender {
         protocol::header(&mut frame, protocol::ROOM_DATA_BYTES, &ty.into());
         frame.extend_from_slice(bytes);
         self.push(frame)
+    }
+
+    /// Sends a request (0.18 ROOM_REQUEST: `room.request(type, payload)`
+    /// of the SDK) and waits up to `timeout` for the room's answer: what
+    /// its handler for `ty` returned, as an `R` (`serde_json::Value` reads
+    /// any; `Option<_>` or `()` for a handler that returns nothing).
+    /// Answers go straight to the waiting request: no
+    /// [`Room::recv`] needed.
+    ///
+    /// # Errors
+    ///
+    /// See [`ReplyError`]: the room rejected or failed the request, no
+    /// answer in time, the connection closed or was not open (while
+    /// reconnecting), or a payload could not be encoded / decoded.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(room: roomcast_client::Room) -> Result<(), roomcast_client::ReplyError> {
+    /// use std::time::Duration;
+    /// let profile: serde_json::Value = room
+    ///     .sender()
+    ///     .request("get-profile", &serde_json::json!({ "id": 42 }), Duration::from_secs(10))
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn request<T: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        ty: impl Into<MessageType>,
+        payload: &T,
+        timeout: Duration,
+    ) -> Result<R, ReplyError> {
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let mut frame = Vec::with_capacity(32);
+        protocol::request_header(&mut frame, id, &ty.into());
+        rmp_serde::encode::write_named(&mut frame, payload)?;
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Request {
+                id,
+                frame: Bytes::from(frame),
+                reply,
+            })
+            .map_err(|_| ReplyError::Closed)?;
+        let answer = tokio::time::timeout(timeout, answer)
+            .await
+            .map_err(|_| ReplyError::Timeout)?
+            .map_err(|_| ReplyError::Closed)?;
+        let payload: &[u8] = if answer.payload.is_empty() {
+            &[0xc0]
+        } else {
+            &answer.payload
+        };
+        match answer.status {
+            protocol::STATUS_OK => Ok(rmp_serde::from_slice(payload)?),
+            protocol::STATUS_REJECTED => Err(ReplyError::Rejected {
+                reason: rmp_serde::from_slice(payload).unwrap_or(serde_json::Value::Null),
+            }),
+            _ => {
+                let error: serde_json::Value =
+                    rmp_serde::from_slice(payload).unwrap_or(serde_json::Value::Null);
+                Err(ReplyError::Failed {
+                    name: error["name"].as_str().map(str::to_owned),
+                    message: error["message"]
+                        .as_str()
+                        .unwrap_or("request failed")
+                        .to_owned(),
+                    code: error["code"].as_u64().and_then(|c| u32::try_from(c).ok()),
+                })
+            }
+        }
     }
 
     fn push(&self, frame: Vec<u8>) -> Result<(), SendError> {
@@ -342,6 +417,7 @@ impl<S: RoomState> Room<S> {
             events: joined.events,
             sender: RoomSender {
                 commands: joined.commands,
+                next_request: Arc::default(),
             },
             handlers: Handlers::default(),
             left: None,
@@ -631,7 +707,11 @@ impl<S: RoomState> Room<S> {
                 .map(|sent| RoomEvent::Pong(sent.elapsed())),
             // JOIN_ROOM and LEAVE_ROOM are the connection task's; requests'
             // responses have no API here.
-            ServerFrame::Join(_) | ServerFrame::Leave | ServerFrame::Other => None,
+            // (and ROOM_RESPONSE, which goes to the waiting request).
+            ServerFrame::Join(_)
+            | ServerFrame::Leave
+            | ServerFrame::Response { .. }
+            | ServerFrame::Other => None,
         }
     }
 

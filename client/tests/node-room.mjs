@@ -40,6 +40,10 @@ class TestRoom extends Room {
     });
     this.onMessage("kick", (client, code) => client.leave(code));
     this.onMessage("fail", (client) => client.error(4321, "failed on purpose"));
+    this.onMessage("ask", (client, m) => ({ got: m }));
+    this.onMessage("ask-fail", () => {
+      throw new ServerError(4444, "no");
+    });
     this.onMessageBytes("bin", (client, bytes) => client.sendBytes("bin", bytes));
   }
 

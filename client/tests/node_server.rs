@@ -65,3 +65,9 @@ async fn refused_reconnection() {
     let server = node_server();
     scenarios::refused_reconnection(server.port, true).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests() {
+    let server = node_server();
+    scenarios::requests(server.port, true).await;
+}

@@ -58,3 +58,9 @@ async fn refused_reconnection() {
     let server = roomcast_server().await;
     scenarios::refused_reconnection(server.port, false).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests() {
+    let server = roomcast_server().await;
+    scenarios::requests(server.port, false).await;
+}

@@ -44,7 +44,8 @@ pub(crate) struct World {
 /// The test room: `echo` and `7` send the payload back, `bin` (bytes)
 /// sends the bytes back, `log` appends to the state, `kick` closes the
 /// client with the given code, `fail` sends ERROR 4321; `password:
-/// "wrong"` is refused with 4401; a dropped client's seat is held 10 s
+/// "wrong"` is refused with 4401; requests `ask` answer `{got: payload}`,
+/// `ask-fail` fail with 4444; a dropped client's seat is held 10 s
 /// unless it joined with `hold: false`.
 #[derive(Default)]
 pub(crate) struct TestRoom;
@@ -76,6 +77,18 @@ impl Room for TestRoom {
             "fail",
             |_: &mut Self, ctx, client, _: serde::de::IgnoredAny| {
                 ctx.error(client, 4321, "failed on purpose");
+            },
+        );
+        ctx.on_message(
+            "ask",
+            |_: &mut Self, _ctx, _client, v: serde_json::Value| {
+                Ok::<_, ServerError>(serde_json::json!({ "got": v }))
+            },
+        );
+        ctx.on_message(
+            "ask-fail",
+            |_: &mut Self, _ctx, _client, _: serde::de::IgnoredAny| {
+                Err::<(), _>(ServerError::new(4444, "no"))
             },
         );
         ctx.on_any_message(|_: &mut Self, ctx, client, ty, value| {

@@ -449,3 +449,41 @@ pub(crate) async fn refused_reconnection(port: u16, _node: bool) {
     };
     assert_eq!((error, code), (Some(ErrorCode::Expired), 4003));
 }
+
+/// Requests (0.18 ROOM_REQUEST / ROOM_RESPONSE).
+pub(crate) async fn requests(port: u16, _node: bool) {
+    let client = client(port);
+    let mut room = client.join_or_create::<World>("test", &()).await.unwrap();
+    let sender = room.sender();
+    let limit = Duration::from_secs(5);
+    // Answered without anyone calling recv.
+    let answer: serde_json::Value = sender
+        .request("ask", &json!([1, "x"]), limit)
+        .await
+        .unwrap();
+    assert_eq!(answer, json!({ "got": [1, "x"] }));
+    let e = sender
+        .request::<_, serde_json::Value>("ask-fail", &(), limit)
+        .await
+        .unwrap_err();
+    match e {
+        roomcast_client::ReplyError::Failed { message, code, .. } => {
+            assert_eq!((message.as_str(), code), ("no", Some(4444)));
+        }
+        other => panic!("{other}"),
+    }
+    let e = sender
+        .request::<_, serde_json::Value>("no-handler", &(), limit)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, roomcast_client::ReplyError::Failed { .. }),
+        "{e}"
+    );
+    assert_eq!(room.leave(true).await, 4000);
+    let e = sender
+        .request::<_, serde_json::Value>("ask", &(), limit)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, roomcast_client::ReplyError::Closed), "{e}");
+}
