@@ -323,6 +323,8 @@ impl Driver {
                         if ws.send(WsMessage::Binary(frame)).await.is_err() {
                             return lost("send failed");
                         }
+                        // (Requests that timed out are forgotten here.)
+                        self.pending.retain(|_, waiting| !waiting.is_closed());
                         self.pending.insert(id, reply);
                     }
                     Some(Command::Leave { consented: true }) => {
