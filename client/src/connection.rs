@@ -343,6 +343,11 @@ impl Driver {
                         return End::Gone;
                     }
                 },
+                () = self.events.closed() => {
+                    // The room was dropped.
+                    let _ = ws.close(None).await;
+                    return End::Gone;
+                }
                 () = sleep_until(leaving.unwrap_or_else(Instant::now)), if leaving.is_some() => {
                     // The server did not close: end it here.
                     return End::Closed {

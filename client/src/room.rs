@@ -352,6 +352,10 @@ pub(crate) struct Joined<S: RoomState> {
 /// cancel-safe) for the state to move: the task stops reading the socket
 /// when [`EVENT_CAPACITY`](crate::EVENT_CAPACITY) frames wait.
 ///
+/// Dropping a room closes its connection without a leave (the server
+/// sees a drop, and may hold the seat for [`Client::reconnect`](crate::Client::reconnect)):
+/// call [`leave`](Self::leave) to leave.
+///
 /// `S` is the state: a `#[derive(Schema)]` type (marked
 /// `#[schema(decode)]`, read with [`state`](Room::state) as `&S`), or
 /// [`Dynamic`] (read as a [`NodeRef`]).

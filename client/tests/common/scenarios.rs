@@ -284,6 +284,18 @@ pub(crate) async fn leave_codes(port: u16, _node: bool) {
     // A non-consented leave closes the socket.
     let mut room = client.join_or_create::<World>("test", &()).await.unwrap();
     assert_eq!(room.leave(false).await, 1000);
+
+    // Dropping a room closes its connection.
+    let mut watcher = client.join_or_create::<World>("test", &()).await.unwrap();
+    let dropped = client
+        .join_by_id::<World>(watcher.room_id(), &json!({ "hold": false }))
+        .await
+        .unwrap();
+    let gone = dropped.session_id().to_owned();
+    until(&mut watcher, |r, _| r.state().players.get(&gone).is_some()).await;
+    drop(dropped);
+    until(&mut watcher, |r, _| r.state().players.get(&gone).is_none()).await;
+    assert_eq!(watcher.leave(true).await, 4000);
 }
 
 /// A network loss: the room reconnects by itself, delivers what was sent
