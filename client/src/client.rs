@@ -106,7 +106,8 @@ impl Client {
         self
     }
 
-    /// Adds a header to every matchmaking call.
+    /// Adds a header to every matchmaking call and WebSocket request (the
+    /// SDK's `headers` option).
     ///
     /// # Panics
     ///
@@ -309,10 +310,12 @@ impl Client {
         let search = settings.endpoint.search_params.clone();
         let url = connection::url(&base_url, search.as_deref(), &query);
         let opened = match settings.join_timeout {
-            Some(limit) => tokio::time::timeout(limit, connection::join(&url))
-                .await
-                .map_err(|_| JoinError::Timeout)?,
-            None => connection::join(&url).await,
+            Some(limit) => {
+                tokio::time::timeout(limit, connection::join(&url, &settings.request.headers))
+                    .await
+                    .map_err(|_| JoinError::Timeout)?
+            }
+            None => connection::join(&url, &settings.request.headers).await,
         };
         let (mut ws, frame) = opened.map_err(|e| match e {
             JoinFailure::Refused { code, message } => JoinError::Refused {
@@ -349,6 +352,7 @@ impl Client {
             token: token.clone(),
             joined_at: Instant::now(),
             buffer: VecDeque::new(),
+            headers: settings.request.headers.clone(),
             pending: std::collections::HashMap::new(),
         };
         tokio::spawn(driver.run(ws));

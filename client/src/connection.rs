@@ -19,6 +19,8 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, timeout, Instant};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -91,8 +93,21 @@ pub(crate) enum JoinFailure {
 
 /// Opens the socket at `url` and waits for the room's JOIN_ROOM frame,
 /// returned whole (not yet acked).
-pub(crate) async fn join(url: &str) -> Result<(WsStream, Bytes), JoinFailure> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+pub(crate) async fn join(
+    url: &str,
+    headers: &[(String, String)],
+) -> Result<(WsStream, Bytes), JoinFailure> {
+    let mut request = url.into_client_request().map_err(JoinFailure::Connect)?;
+    for (name, value) in headers {
+        // (Checked when configured: `Client::with_header`.)
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            request.headers_mut().append(name, value);
+        }
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
         .await
         .map_err(JoinFailure::Connect)?;
     if let MaybeTlsStream::Plain(tcp) = ws.get_ref() {
@@ -166,6 +181,8 @@ pub(crate) struct Driver {
     pub(crate) joined_at: Instant,
     /// Frames sent while disconnected.
     pub(crate) buffer: VecDeque<Bytes>,
+    /// Headers of the WebSocket request.
+    pub(crate) headers: Vec<(String, String)>,
     /// Requests waiting for their answer.
     pub(crate) pending: HashMap<u32, oneshot::Sender<Answer>>,
 }
@@ -391,7 +408,7 @@ impl Driver {
             }
             let url = self.reconnect_url();
             tracing::debug!(attempt, %url, "reconnecting");
-            match timeout(self.config.attempt_timeout, join(&url)).await {
+            match timeout(self.config.attempt_timeout, join(&url, &self.headers)).await {
                 Ok(Ok((mut ws, frame))) => {
                     let Ok(ServerFrame::Join(handshake)) = protocol::parse(&frame) else {
                         continue;
@@ -474,6 +491,7 @@ mod tests {
             token: "t2".into(),
             joined_at: Instant::now(),
             buffer: VecDeque::new(),
+            headers: Vec::new(),
             pending: HashMap::new(),
         };
         assert_eq!(

@@ -1,6 +1,7 @@
-//! A server that sends malformed bytes: the client reports bad frames as
-//! `RoomEvent::InvalidFrame`, a bad handshake as `JoinError::Handshake`,
-//! keeps its state as it was, and never panics.
+//! A fake WebSocket server: one that sends malformed bytes (the client
+//! reports bad frames as `RoomEvent::InvalidFrame`, a bad handshake as
+//! `JoinError::Handshake`, keeps its state as it was, and never panics),
+//! and what the client's WebSocket request carries.
 
 mod common;
 
@@ -136,4 +137,48 @@ async fn a_malformed_handshake_fails_the_join() {
         join::<World>(port).await,
         Err(JoinError::Handshake(_))
     ));
+}
+
+#[tokio::test]
+async fn the_websocket_request_carries_headers_and_the_seat() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut seen = None;
+        let callback = |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                        response| {
+            seen = Some((
+                request.uri().to_string(),
+                request.headers().get("x-game").cloned(),
+            ));
+            Ok(response)
+        };
+        let mut ws = tokio_tungstenite::accept_hdr_async(tcp, callback)
+            .await
+            .unwrap();
+        ws.send(Message::Binary(join_frame(&[]).into()))
+            .await
+            .unwrap();
+        let _ = ws.next().await;
+        seen.unwrap()
+    });
+    let reservation: SeatReservation = serde_json::from_value(serde_json::json!({
+        "name": "test", "sessionId": "s1", "roomId": "r1", "processId": "p1"
+    }))
+    .unwrap();
+    let client = Client::new(&format!("http://127.0.0.1:{port}/prefix?region=eu"))
+        .unwrap()
+        .with_header("x-game", "chess")
+        .with_auth_token("tok");
+    let _room = client
+        .consume_seat_reservation::<World>(reservation)
+        .await
+        .unwrap();
+    let (uri, header) = seen.await.unwrap();
+    assert_eq!(
+        uri,
+        "/prefix/p1/r1?region=eu&sessionId=s1&_authToken=tok&skipHandshake=1"
+    );
+    assert_eq!(header.unwrap(), "chess");
 }
