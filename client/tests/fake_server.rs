@@ -146,6 +146,10 @@ async fn the_websocket_request_carries_headers_and_the_seat() {
     let seen = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
         let mut seen = None;
+        #[allow(
+            clippy::result_large_err,
+            reason = "the callback's signature is tungstenite's"
+        )]
         let callback = |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
                         response| {
             seen = Some((
