@@ -308,11 +308,14 @@ impl Driver {
                             }
                             continue;
                         }
-                        if let Ok(ServerFrame::Response { id, status, payload }) = protocol::parse(&frame) {
-                            if let Some(reply) = self.pending.remove(&id) {
-                                let _ = reply.send(Answer { status, payload: frame.slice_ref(payload) });
+                        let code = frame.first().map(|b| b & protocol::CODE_MASK);
+                        if code == Some(protocol::ROOM_RESPONSE) {
+                            if let Ok(ServerFrame::Response { id, status, payload }) = protocol::parse(&frame) {
+                                if let Some(reply) = self.pending.remove(&id) {
+                                    let _ = reply.send(Answer { status, payload: frame.slice_ref(payload) });
+                                }
+                                continue;
                             }
-                            continue;
                         }
                         if !self.emit(Incoming::Frame(frame)).await {
                             let _ = ws.close(None).await;
