@@ -4,13 +4,16 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::SinkExt;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::connection::{self, Driver, JoinFailure, EVENT_CAPACITY};
-use crate::error::{EndpointError, ErrorCode, JoinError, RequestError};
+use crate::error::{EndpointError, ErrorCode, JoinError, LatencyError, RequestError};
 use crate::http::{self, Endpoint, RequestSettings, RoomAvailable, SeatReservation};
 use crate::protocol::{self, ServerFrame};
 use crate::reconnection::ReconnectionConfig;
@@ -235,6 +238,66 @@ impl Client {
         room_name: &str,
     ) -> Result<Vec<RoomAvailable>, RequestError> {
         http::available_rooms(&self.settings.endpoint, &self.settings.request, room_name).await
+    }
+
+    /// The round-trip time to the server, averaged over `ping_count`
+    /// PINGs (at least one) on a WebSocket that joins no room (the SDK's
+    /// `client.getLatency()`; the server answers each and closes after a
+    /// second, so keep `ping_count` small).
+    ///
+    /// # Errors
+    ///
+    /// See [`LatencyError`]; it gives up after 1.5 s, as the SDK.
+    pub async fn get_latency(&self, ping_count: u32) -> Result<Duration, LatencyError> {
+        let endpoint = &self.settings.endpoint;
+        let search = endpoint
+            .search_params
+            .as_deref()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        let url = format!(
+            "ws://{}{}/{search}",
+            endpoint.authority(),
+            endpoint.pathname
+        );
+        let probe = async {
+            let mut request = url
+                .as_str()
+                .into_client_request()
+                .map_err(|e| LatencyError::WebSocket(Box::new(e)))?;
+            for (name, value) in &self.settings.request.headers {
+                if let (Ok(name), Ok(value)) = (
+                    hyper::header::HeaderName::from_bytes(name.as_bytes()),
+                    hyper::header::HeaderValue::from_str(value),
+                ) {
+                    request.headers_mut().append(name, value);
+                }
+            }
+            let (mut ws, _) = tokio_tungstenite::connect_async(request)
+                .await
+                .map_err(|e| LatencyError::WebSocket(Box::new(e)))?;
+            let mut total = Duration::ZERO;
+            let count = ping_count.max(1);
+            for _ in 0..count {
+                let start = Instant::now();
+                ws.send(WsMessage::Binary(Bytes::from_static(&[protocol::PING])))
+                    .await
+                    .map_err(|_| LatencyError::Closed)?;
+                loop {
+                    match ws.next().await {
+                        Some(Ok(WsMessage::Binary(_) | WsMessage::Text(_))) => break,
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) | None => return Err(LatencyError::Closed),
+                    }
+                }
+                total += start.elapsed();
+            }
+            let _ = ws.close(None).await;
+            Ok(total / count)
+        };
+        tokio::time::timeout(Duration::from_millis(1500), probe)
+            .await
+            .map_err(|_| LatencyError::Timeout)?
     }
 
     /// The matchmaking call alone: a seat to consume within the server's

@@ -261,3 +261,18 @@ pub enum ReplyError {
     #[error("cannot decode the answer: {0}")]
     Decode(#[from] rmp_serde::decode::Error),
 }
+
+/// Why [`Client::get_latency`](crate::Client::get_latency) has no answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LatencyError {
+    /// The WebSocket connection could not be opened.
+    #[error("WebSocket connection failed: {0}")]
+    WebSocket(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The server closed the connection before answering every ping.
+    #[error("the connection closed before the answers")]
+    Closed,
+    /// No answer within 1.5 s.
+    #[error("the latency probe timed out")]
+    Timeout,
+}

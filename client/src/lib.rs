@@ -12,7 +12,8 @@ mod state;
 pub use crate::client::Client;
 pub use crate::connection::EVENT_CAPACITY;
 pub use crate::error::{
-    EndpointError, ErrorCode, JoinError, MessageError, ReplyError, RequestError, SendError,
+    EndpointError, ErrorCode, JoinError, LatencyError, MessageError, ReplyError, RequestError,
+    SendError,
 };
 pub use crate::http::{RoomAvailable, SeatReservation};
 pub use crate::protocol::MessageType;

@@ -71,3 +71,9 @@ async fn requests() {
     let server = node_server();
     scenarios::requests(server.port, true).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency() {
+    let server = node_server();
+    scenarios::latency(server.port, true).await;
+}

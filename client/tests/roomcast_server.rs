@@ -64,3 +64,9 @@ async fn requests() {
     let server = roomcast_server().await;
     scenarios::requests(server.port, false).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency() {
+    let server = roomcast_server().await;
+    scenarios::latency(server.port, false).await;
+}

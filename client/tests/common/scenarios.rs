@@ -499,3 +499,14 @@ pub(crate) async fn requests(port: u16, _node: bool) {
         .unwrap_err();
     assert!(matches!(e, roomcast_client::ReplyError::Closed), "{e}");
 }
+
+/// The latency probe (a WebSocket that joins no room).
+pub(crate) async fn latency(port: u16, _node: bool) {
+    let rtt = client(port).get_latency(3).await.unwrap();
+    assert!(rtt < Duration::from_secs(1), "{rtt:?}");
+    let e = Client::new("http://127.0.0.1:1")
+        .unwrap()
+        .get_latency(1)
+        .await;
+    assert!(e.is_err());
+}
