@@ -366,6 +366,29 @@ mod tests {
         assert_eq!(out, [0x15, 0x05, 0xa3, b'a', b's', b'k']);
     }
 
+    proptest::proptest! {
+        /// Any bytes: a frame or an error, never a panic; a message type
+        /// written is read back.
+        #[test]
+        fn any_bytes_parse_or_fail(first in 0u8..=255, rest in proptest::collection::vec(0u8..=255, 0..64)) {
+            let mut frame = vec![first];
+            frame.extend(rest);
+            let _ = parse(&frame);
+        }
+
+        #[test]
+        fn message_types_round_trip(name in "[a-z]{1,40}", n in -1_000_000i64..1_000_000) {
+            for ty in [MessageType::Name(name), MessageType::Number(n)] {
+                let mut out = Vec::new();
+                header(&mut out, ROOM_DATA, &ty);
+                let ServerFrame::Data { ty: read, payload } = parse(&out).unwrap() else {
+                    panic!("data");
+                };
+                proptest::prop_assert_eq!((read, payload.len()), (ty, 0));
+            }
+        }
+    }
+
     #[test]
     fn truncated_frames_are_errors() {
         for frame in [
