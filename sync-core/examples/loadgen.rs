@@ -82,8 +82,7 @@ struct BenchRoom {
 /// One simulation step (60 Hz): every NPC walks along its heading and
 /// turns a little; every player's entity turns (its position is the
 /// client's input).
-fn simulate(state: &mut Encoder<BenchState>, step: u64, dt: f32) {
-    let mut state = state.state_mut();
+fn simulate(mut state: BenchStateMut<'_>, step: u64, dt: f32) {
     state.entities_mut().for_each_mut(|key, mut entity| {
         let turn = 0.01 + (step % 7) as f32 * 0.001;
         let angle = (entity.angle + turn) % std::f32::consts::TAU;
@@ -126,7 +125,7 @@ impl Room for BenchRoom {
         );
         ctx.set_patch_rate(Some(Duration::from_millis(50)));
         ctx.on_message("move", |_room: &mut Self, ctx, client, m: Move| {
-            let mut state = ctx.state_mut().state_mut();
+            let mut state = ctx.state_mut();
             let mut entities = state.entities_mut();
             if let Some(mut entity) = entities.get_mut(client.session_id()) {
                 entity.set_x(m.x);
@@ -142,7 +141,7 @@ impl Room for BenchRoom {
         client: &Client,
         _: &Options,
     ) -> Result<(), ServerError> {
-        ctx.state_mut().state_mut().entities_mut().insert(
+        ctx.state_mut().entities_mut().insert(
             client.session_id(),
             Entity {
                 hp: 100,
@@ -154,10 +153,7 @@ impl Room for BenchRoom {
     }
 
     async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _: u16) {
-        ctx.state_mut()
-            .state_mut()
-            .entities_mut()
-            .remove(client.session_id());
+        ctx.state_mut().entities_mut().remove(client.session_id());
     }
 }
 

@@ -38,7 +38,7 @@ pub use crate::server::{
     Method, MonitorAuth, MonitorConfig, SeatReservation, Server, ServerBuilder, ServerConfig,
     WebSocketTransport,
 };
-pub use crate::state::{DialectSet, NoState, PatchFrames, SyncState};
+pub use crate::state::{DialectSet, NoState, PatchFrames, StateAccess, SyncState};
 
 #[cfg(test)]
 pub(crate) fn hex(s: &str) -> Vec<u8> {

@@ -150,8 +150,49 @@ fn schema_dialect(dialect: Dialect) -> roomcast_schema::Dialect {
     }
 }
 
+/// A [`SyncState`] holding data a room reads and changes directly: what
+/// [`RoomCtx::state`](crate::RoomCtx::state) and
+/// [`RoomCtx::state_mut`](crate::RoomCtx::state_mut) give.
+///
+/// The `roomcast-schema` encoder implements it: its data is the
+/// `#[derive(Schema)]` state, changed through the derive's view, which
+/// records every change for the next patch.
+pub trait StateAccess: SyncState {
+    /// The data read by [`state`](Self::state).
+    type Data;
+    /// What [`state_mut`](Self::state_mut) gives to change the data.
+    type Mut<'a>
+    where
+        Self: 'a;
+
+    /// The data.
+    fn state(&self) -> &Self::Data;
+
+    /// The data, for changes.
+    fn state_mut(&mut self) -> Self::Mut<'_>;
+}
+
+impl<T> StateAccess for roomcast_schema::Encoder<T>
+where
+    T: roomcast_schema::Schema + 'static,
+    Self: Send,
+{
+    type Data = T;
+    type Mut<'a> = T::Mut<'a>;
+
+    #[inline]
+    fn state(&self) -> &T {
+        Self::state(self)
+    }
+
+    #[inline]
+    fn state_mut(&mut self) -> T::Mut<'_> {
+        Self::state_mut(self)
+    }
+}
+
 /// The `roomcast-schema` encoder is the state of a room: `ctx.set_state(Encoder::new(state))`,
-/// then change it through `ctx.state_mut().state_mut()`.
+/// then change it through `ctx.state_mut()`.
 impl<T> SyncState for roomcast_schema::Encoder<T>
 where
     T: roomcast_schema::Schema + 'static,

@@ -49,7 +49,7 @@ proptest! {
         let good = h.join(json!({})).unwrap();
         let bad = h.join(json!({})).unwrap();
         h.send_message(good, "set", &Value::Int(7));
-        let before = h.ctx().state().unwrap().state().n;
+        let before = h.ctx().state().n;
         for frame in &frames {
             h.send(bad, frame);
         }
@@ -59,7 +59,7 @@ proptest! {
         h.received(good);
         h.send_message(good, "set", &Value::Int(before as i64 + 1));
         h.advance(std::time::Duration::from_millis(50));
-        let n = h.ctx().state().unwrap().state().n;
+        let n = h.ctx().state().n;
         prop_assert_eq!(n, before + 1.0);
         prop_assert!(h.received(good).iter().any(|r| matches!(r, Received::Patch(_))));
     }

@@ -51,14 +51,14 @@ impl Room for Cards {
 
     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
         ctx.set_state(Encoder::new(Table::default()));
-        ctx.state_mut().state_mut().set_round(3);
+        ctx.state_mut().set_round(3);
         ctx.set_metadata(json!({ "mode": "test" }));
         ctx.monitor_user_data(|player| json!({ "name": player.name }));
         ctx.on_message("boom", |_: &mut Self, _, _, _: Value| -> () {
             panic!("boom (a panic the room catches)");
         });
         ctx.on_message("score", |_: &mut Self, ctx, client, by: u32| {
-            let mut state = ctx.state_mut().state_mut();
+            let mut state = ctx.state_mut();
             let mut seats = state.seats_mut();
             if let Some(mut seat) = seats.get_mut(client.session_id()) {
                 let score = seat.score;
@@ -79,17 +79,13 @@ impl Room for Cards {
             player.name.clone_from(&name);
         }
         ctx.state_mut()
-            .state_mut()
             .seats_mut()
             .insert(client.session_id(), Seat { name, score: 0 });
         Ok(())
     }
 
     async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _: u16) {
-        ctx.state_mut()
-            .state_mut()
-            .seats_mut()
-            .remove(client.session_id());
+        ctx.state_mut().seats_mut().remove(client.session_id());
     }
 }
 

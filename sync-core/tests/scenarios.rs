@@ -56,8 +56,8 @@ impl Room for Game {
             _ => None,
         };
         ctx.on_message("inc", |_room: &mut Self, ctx, client, by: i32| {
-            let n = ctx.state().map_or(0, Counter::n);
-            ctx.state_mut().set(n + by);
+            let n = ctx.sync_state().map_or(0, Counter::n);
+            ctx.sync_state_mut().set(n + by);
             *ctx.user_data_mut(client).unwrap() += 1;
         });
         ctx.on_message(7, |_room: &mut Self, ctx, client, v: Vec<i32>| {
@@ -70,7 +70,7 @@ impl Room for Game {
             ctx.send(client, "echo", &v);
         });
         ctx.on_message("after", |_room: &mut Self, ctx, _client, _: IgnoredAny| {
-            ctx.state_mut().set(100);
+            ctx.sync_state_mut().set(100);
             ctx.broadcast(
                 "after",
                 "patched",
@@ -257,7 +257,7 @@ fn patch_rate_none_disables_ticks_and_broadcast_patch_sends_by_hand() {
     h.received(a);
     h.with(|_, ctx| {
         ctx.set_patch_rate(None);
-        ctx.state_mut().set(3);
+        ctx.sync_state_mut().set(3);
     });
     h.advance(TICK * 10);
     assert!(h.received(a).is_empty());
@@ -271,7 +271,7 @@ fn a_joiner_gets_state_at_a_patch_boundary() {
     let mut h = game(&json!({}));
     let a = h.join(name("a")).unwrap();
     h.received(a);
-    h.with(|_, ctx| ctx.state_mut().set(9));
+    h.with(|_, ctx| ctx.sync_state_mut().set(9));
     let b = h.join(name("b")).unwrap();
     // The pending change went to `a` as a patch before `b`'s full state.
     assert_eq!(h.received(a), vec![Received::Patch(counter_body(9).into())]);
@@ -289,16 +289,16 @@ fn joiners_of_one_batch_share_one_full_state_encode() {
     let mut h = game(&json!({}));
     let a = h.join(name("a")).unwrap();
     h.received(a);
-    h.with(|_, ctx| ctx.state_mut().set(4));
+    h.with(|_, ctx| ctx.sync_state_mut().set(4));
     let connect = |h: &mut RoomHarness<Game>, n: &str| {
         let session = h.reserve_seat(name(n)).unwrap();
         h.connect(ConnectRequest::new(session))
     };
     let b = connect(&mut h, "b");
     let c = connect(&mut h, "c");
-    let before = h.with(|_, ctx| ctx.state_mut().full_calls);
+    let before = h.with(|_, ctx| ctx.sync_state_mut().full_calls);
     h.send_batch(&[(b, &[10]), (c, &[10])]);
-    assert_eq!(h.with(|_, ctx| ctx.state_mut().full_calls) - before, 1);
+    assert_eq!(h.with(|_, ctx| ctx.sync_state_mut().full_calls) - before, 1);
     // The others' patch first, then both joiners start from the same state.
     assert_eq!(h.received(a), vec![Received::Patch(counter_body(4).into())]);
     for joiner in [b, c] {
@@ -576,7 +576,7 @@ fn allow_reconnection_success_restores_the_same_client_and_full_state() {
     assert_eq!(h.room().drain_log(), ["drop alice 1006"]);
     assert_eq!(h.ctx().client_count(), 0);
     // Changes while away reach the client through the full state.
-    h.with(|_, ctx| ctx.state_mut().set(42));
+    h.with(|_, ctx| ctx.sync_state_mut().set(42));
     h.advance(Duration::from_secs(5));
     assert_eq!(h.reconnect_request(&token), Ok(session.clone()));
     let again = reconnect(&mut h, &session, &token);
@@ -905,9 +905,9 @@ fn garbage_from_one_client_closes_it_and_the_room_carries_on() {
     assert!(matches!(&got[0], Received::Error { message, .. } if message.contains("per second")));
     assert_eq!(got[1], Received::Closed(4002));
     // The room and the good client carried on with the state intact (1 + 5).
-    assert_eq!(h.ctx().state().unwrap().n(), 6);
+    assert_eq!(h.ctx().sync_state().unwrap().n(), 6);
     h.send_message(good, "inc", &Value::Int(1));
-    assert_eq!(h.ctx().state().unwrap().n(), 7);
+    assert_eq!(h.ctx().sync_state().unwrap().n(), 7);
     assert_eq!(h.ctx().client_count(), 1);
 }
 
@@ -939,11 +939,11 @@ fn mixed_dialects_encode_each_patch_once_per_dialect() {
     h.received(modern);
     h.received(legacy);
     h.with(|_, ctx| {
-        ctx.state_mut().set(1);
-        ctx.state_mut().patch_calls.clear();
+        ctx.sync_state_mut().set(1);
+        ctx.sync_state_mut().patch_calls.clear();
     });
     h.advance(TICK);
-    let calls = h.ctx().state().unwrap().patch_calls.clone();
+    let calls = h.ctx().sync_state().unwrap().patch_calls.clone();
     assert_eq!(calls.len(), 1, "one encode per tick");
     assert!(calls[0].contains(Dialect::Modern) && calls[0].contains(Dialect::Legacy));
     assert_eq!(
@@ -1000,7 +1000,7 @@ fn requests_are_answered_and_bad_ones_are_not_fatal() {
         .iter()
         .all(|r| matches!(r, Received::Other(f) if f[0] == 0x16 && f[2] == 0x02)));
     assert_eq!(h.ctx().client_count(), 1);
-    assert_eq!(h.ctx().state().unwrap().n(), 2);
+    assert_eq!(h.ctx().sync_state().unwrap().n(), 2);
 }
 
 #[test]

@@ -86,7 +86,7 @@ fn expected(h: &RoomHarness<CardsRoom>, p: &Player) -> serde_json::Value {
     let ctx = h.ctx();
     let client = ctx.client(&p.session).expect("in the room");
     let revealed = ctx.user_data(&client).cloned().unwrap_or_default();
-    CardsRoom::projection(ctx.state().unwrap().state(), &p.session, &revealed)
+    CardsRoom::projection(ctx.state(), &p.session, &revealed)
 }
 
 fn tick(h: &mut RoomHarness<CardsRoom>, players: &mut [&mut Player]) {
@@ -163,7 +163,7 @@ fn each_client_sees_its_own_seat_and_what_was_revealed_to_it() {
     tick(&mut h, &mut [&mut a, &mut c]);
     assert_eq!(a.state.state().seats.len(), 2);
     assert!(
-        !h.with(|_, ctx| ctx.state_mut().drop_view(vb)),
+        !h.with(|_, ctx| ctx.sync_state_mut().drop_view(vb)),
         "the room dropped the leaver's view"
     );
 }

@@ -65,7 +65,7 @@ impl Room for TestRoom {
             ctx.send(client, 7, &v);
         });
         ctx.on_message("log", |_: &mut Self, ctx, _client, text: String| {
-            let mut world = ctx.state_mut().state_mut();
+            let mut world = ctx.state_mut();
             world.log_mut().push(text);
             let n = world.counter + 1;
             world.set_counter(n);
@@ -123,7 +123,6 @@ impl Room for TestRoom {
             *hold = options["hold"] != false;
         }
         ctx.state_mut()
-            .state_mut()
             .players_mut()
             .insert(client.session_id(), Player { name, x: 0.0 });
         Ok(())
@@ -138,10 +137,7 @@ impl Room for TestRoom {
     }
 
     async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _code: u16) {
-        ctx.state_mut()
-            .state_mut()
-            .players_mut()
-            .remove(client.session_id());
+        ctx.state_mut().players_mut().remove(client.session_id());
     }
 }
 

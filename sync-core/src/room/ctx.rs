@@ -22,7 +22,7 @@ use crate::matchmaker::ListingStore;
 use crate::msgpack::{self, Value};
 use crate::presence::Presence;
 use crate::protocol::{self, Dialect, MessageType};
-use crate::state::{DialectSet, SyncState};
+use crate::state::{DialectSet, StateAccess, SyncState};
 
 pub(crate) type Handler<R> = Arc<
     dyn Fn(&mut R, &mut RoomCtx<R>, &Client, &Value) -> Result<ReplyOutcome, msgpack::ValueError>
@@ -336,6 +336,57 @@ impl<R: Room> fmt::Debug for RoomCtx<R> {
     }
 }
 
+/// The state's data, for a room whose state is an `Encoder` (any
+/// [`StateAccess`]).
+impl<R: Room> RoomCtx<R>
+where
+    R::State: StateAccess,
+{
+    /// The state: the `#[derive(Schema)]` data of the room's `Encoder`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use roomcast::schema::{Encoder, Schema};
+    /// use roomcast::{Room, RoomCtx};
+    ///
+    /// #[derive(Schema, Default)]
+    /// #[schema(crate = "roomcast::schema")]
+    /// struct Score {
+    ///     points: u32,
+    /// }
+    ///
+    /// fn score(ctx: &mut RoomCtx<impl Room<State = Encoder<Score>>>) {
+    ///     let points = ctx.state().points;
+    ///     ctx.state_mut().set_points(points + 1);
+    /// }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When [`set_state`](Self::set_state) was never called.
+    #[must_use]
+    pub fn state(&self) -> &<R::State as StateAccess>::Data {
+        self.state
+            .as_ref()
+            .expect("set_state was never called")
+            .state()
+    }
+
+    /// The state for changes: the derive's view, whose setters record every
+    /// change for the next patch (see [`state`](Self::state)).
+    ///
+    /// # Panics
+    ///
+    /// When [`set_state`](Self::set_state) was never called.
+    pub fn state_mut(&mut self) -> <R::State as StateAccess>::Mut<'_> {
+        self.state
+            .as_mut()
+            .expect("set_state was never called")
+            .state_mut()
+    }
+}
+
 impl<R: Room> RoomCtx<R> {
     // ----- identity -----------------------------------------------------
 
@@ -406,18 +457,20 @@ impl<R: Room> RoomCtx<R> {
         self.state = Some(state);
     }
 
-    /// The state, if set.
+    /// The synchronized state itself (the encoder), if set: for what
+    /// [`state`](Self::state) does not reach (views, a custom
+    /// [`SyncState`](crate::SyncState)).
     #[must_use]
-    pub fn state(&self) -> Option<&R::State> {
+    pub fn sync_state(&self) -> Option<&R::State> {
         self.state.as_ref()
     }
 
-    /// The state for changes.
+    /// The synchronized state itself (the encoder), for changes.
     ///
     /// # Panics
     ///
     /// When [`set_state`](Self::set_state) was never called.
-    pub fn state_mut(&mut self) -> &mut R::State {
+    pub fn sync_state_mut(&mut self) -> &mut R::State {
         self.state.as_mut().expect("set_state was never called")
     }
 
@@ -513,7 +566,7 @@ impl<R: Room> RoomCtx<R> {
     ///     async fn on_join(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _: &Options) -> Result<(), ServerError> {
     ///         let seat = Seat { name: client.session_id().into(), hand: 7 };
     ///         let view = ctx.create_view(client).expect("the state has views");
-    ///         let mut table = ctx.state_mut().state_mut();
+    ///         let mut table = ctx.state_mut();
     ///         let mut seats = table.seats_mut();
     ///         seats.insert(client.session_id(), seat);
     ///         seats.get_mut(client.session_id()).expect("inserted").show_to(view);

@@ -82,7 +82,7 @@ impl CardsRoom {
                 revealed.remove(owner.session_id());
             }
         }
-        let mut table = ctx.state_mut().state_mut();
+        let mut table = ctx.state_mut();
         let mut seats = table.seats_mut();
         if let Some(mut seat) = seats.get_mut(owner.session_id()) {
             if shown {
@@ -134,16 +134,14 @@ impl Room for CardsRoom {
             Self::reveal(ctx, client, &from, false);
         });
         ctx.on_message("deal", |_room: &mut Self, ctx, _client, _: IgnoredAny| {
-            Self::deal(&mut ctx.state_mut().state_mut());
+            Self::deal(&mut ctx.state_mut());
         });
         // The table as the sender should see it.
         ctx.on_message(
             "snapshot",
             |_room: &mut Self, ctx, client, _: IgnoredAny| {
                 let revealed = ctx.user_data(client).cloned().unwrap_or_default();
-                let snapshot = ctx
-                    .state()
-                    .map(|enc| Self::projection(enc.state(), client.session_id(), &revealed));
+                let snapshot = Self::projection(ctx.state(), client.session_id(), &revealed);
                 ctx.send(client, "snapshot", &snapshot);
             },
         );
@@ -161,7 +159,7 @@ impl Room for CardsRoom {
         let view = ctx
             .create_view(client)
             .ok_or_else(|| ServerError::new(4500, "no view"))?;
-        let mut table = ctx.state_mut().state_mut();
+        let mut table = ctx.state_mut();
         let mut seats = table.seats_mut();
         seats.insert(
             client.session_id(),
@@ -191,6 +189,6 @@ impl Room for CardsRoom {
                 revealed.remove(&me);
             }
         }
-        ctx.state_mut().state_mut().seats_mut().remove(&me);
+        ctx.state_mut().seats_mut().remove(&me);
     }
 }

@@ -59,12 +59,12 @@ impl Room for E2eRoom {
             _ => None,
         };
         ctx.on_message("inc", |_room: &mut Self, ctx, client, by: i32| {
-            let n = ctx.state().map_or(0.0, |s| s.state().n);
-            ctx.state_mut().state_mut().set_n(n + f64::from(by));
+            let n = ctx.state().n;
+            ctx.state_mut().set_n(n + f64::from(by));
             *ctx.user_data_mut(client).unwrap() += 1;
         });
         ctx.on_message("set", |_room: &mut Self, ctx, _client, n: i32| {
-            ctx.state_mut().state_mut().set_n(f64::from(n));
+            ctx.state_mut().set_n(f64::from(n));
         });
         ctx.on_message(7, |_room: &mut Self, ctx, client, v: Value| {
             ctx.send(client, 7, &v);
@@ -81,7 +81,7 @@ impl Room for E2eRoom {
             ctx.broadcast("chat", &message, BroadcastOptions::default().except(client));
         });
         ctx.on_message("after", |_room: &mut Self, ctx, _client, n: i32| {
-            ctx.state_mut().state_mut().set_n(f64::from(n));
+            ctx.state_mut().set_n(f64::from(n));
             ctx.broadcast("after", &n, BroadcastOptions::default().after_next_patch());
             ctx.broadcast("now", &n, BroadcastOptions::default());
         });

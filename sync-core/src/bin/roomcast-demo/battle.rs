@@ -47,7 +47,7 @@ impl Room for BattleRoom {
         options: &Options,
     ) -> Result<(), ServerError> {
         let name = options["name"].as_str().unwrap_or(client.session_id());
-        ctx.state_mut().state_mut().players_mut().insert(
+        ctx.state_mut().players_mut().insert(
             client.session_id(),
             Player {
                 name: name.to_owned(),
@@ -57,10 +57,7 @@ impl Room for BattleRoom {
     }
 
     async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _code: u16) {
-        ctx.state_mut()
-            .state_mut()
-            .players_mut()
-            .remove(client.session_id());
+        ctx.state_mut().players_mut().remove(client.session_id());
     }
 }
 

@@ -80,7 +80,7 @@ impl Room for DemoRoom {
                 return;
             }
             let (x, y) = (m.x.clamp(0.0, WIDTH), m.y.clamp(0.0, HEIGHT));
-            let mut world = ctx.state_mut().state_mut();
+            let mut world = ctx.state_mut();
             let mut players = world.players_mut();
             if let Some(mut player) = players.get_mut(client.session_id()) {
                 player.set_x(x);
@@ -90,7 +90,7 @@ impl Room for DemoRoom {
         ctx.on_message("chat", |_room: &mut Self, ctx, client, text: String| {
             let text: String = text.chars().take(200).collect();
             let name = ctx.auth(client).cloned().unwrap_or_default();
-            let mut world = ctx.state_mut().state_mut();
+            let mut world = ctx.state_mut();
             let mut chat = world.chat_mut();
             chat.push(format!("{name}: {text}"));
             if chat.len() > CHAT_LINES {
@@ -142,7 +142,6 @@ impl Room for DemoRoom {
             .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
         let (x, y) = ((seed % 780 + 10) as f32, (seed / 780 % 580 + 10) as f32);
         ctx.state_mut()
-            .state_mut()
             .players_mut()
             .insert(client.session_id(), Player { name, x, y });
         Ok(())
@@ -155,9 +154,6 @@ impl Room for DemoRoom {
     }
 
     async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _code: u16) {
-        ctx.state_mut()
-            .state_mut()
-            .players_mut()
-            .remove(client.session_id());
+        ctx.state_mut().players_mut().remove(client.session_id());
     }
 }
