@@ -122,7 +122,7 @@ async fn main() -> std::io::Result<()> {
         .build();
 
     tracing::info!(
-        "roomcast demo on ws://{} (rooms \"world\", \"battle\", \"filler\"; 0.16 clients: /legacy)",
+        "roomcast demo: clients join http://{} (rooms \"world\", \"battle\", \"filler\"; colyseus.js 0.16: http://{0}/legacy)",
         transport.local_addr()?
     );
     // Line-buffered: flushed at the newline.
