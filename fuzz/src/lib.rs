@@ -308,6 +308,20 @@ fn encode_primitive(v: &Value, p: Primitive, out: &mut Vec<u8>) {
 }
 
 /// Seed inputs built from the vectors.
+/// The `client_frames` check: every `len: u8, frame` of `data` through
+/// `roomcast-client`'s parser of server frames; no panic, whatever the
+/// bytes. Returns how many frames parsed.
+pub fn client_frames(data: &[u8]) -> usize {
+    let mut rest = data;
+    let mut ok = 0;
+    while let Some((&len, tail)) = rest.split_first() {
+        let (frame, tail) = tail.split_at(usize::from(len).min(tail.len()));
+        ok += usize::from(roomcast_client::__parse_server_frame(frame));
+        rest = tail;
+    }
+    ok
+}
+
 pub mod seeds {
     use super::{frame, hex_fields, VECTOR_TEXTS};
 
@@ -398,12 +412,42 @@ pub mod seeds {
         vec![with_len]
     }
 
+    /// `client_frames`: one of each frame a 0.18 server sends, each
+    /// `len: u8, frame`: JOIN_ROOM (token, serializer), ERROR (code,
+    /// message), LEAVE_ROOM, ROOM_STATE (a vector's full state),
+    /// ROOM_STATE_PATCH, ROOM_DATA (a string type, msgpack 1), PING.
+    pub fn client_frames() -> Vec<Vec<u8>> {
+        let full = super::hex_fields(
+            include_str!("../../tests/fixtures/vectors/all_primitives.json"),
+            "full",
+        )
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+        let frames: Vec<Vec<u8>> = vec![
+            b"\x0a\x03abc\x06schema".to_vec(),
+            b"\x0b\x7f\xa2hi".to_vec(),
+            vec![12],
+            [&[14][..], &full[..full.len().min(200)]].concat(),
+            vec![15, 0xff, 0, 0x80, 1],
+            b"\x0d\xa1x\x01".to_vec(),
+            vec![18],
+        ];
+        let mut seed = Vec::new();
+        for f in &frames {
+            seed.push(f.len() as u8);
+            seed.extend_from_slice(f);
+        }
+        vec![seed]
+    }
+
     /// Every target with its seeds.
     pub fn all() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         vec![
             ("decode_reflection", reflection()),
             ("decode_dynamic", dynamic()),
             ("decode_typed", typed()),
+            ("client_frames", client_frames()),
         ]
     }
 }

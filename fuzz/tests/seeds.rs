@@ -61,3 +61,18 @@ fn typed_seed_is_valid() {
     );
     assert_eq!(d.unrepresentable(), 0);
 }
+
+#[test]
+fn client_frame_seeds() {
+    for seed in roomcast_fuzz::seeds::client_frames()
+        .into_iter()
+        .chain(regressions("client_frames"))
+    {
+        roomcast_fuzz::client_frames(&seed);
+    }
+    // The seed is one well-formed frame of each kind.
+    assert_eq!(
+        roomcast_fuzz::client_frames(&roomcast_fuzz::seeds::client_frames()[0]),
+        7
+    );
+}
