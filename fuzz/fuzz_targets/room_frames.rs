@@ -16,13 +16,11 @@ impl Room for Echo {
     type Auth = ();
 
     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
-        ctx.on_message("n", |_room: &mut Self, ctx, client, n: i64| {
-            ctx.send(client, "n", &n)
-        });
-        ctx.on_message(7, |_room: &mut Self, ctx, client, v: Vec<String>| {
+        ctx.on_message("n", |_room, ctx, client, n: i64| ctx.send(client, "n", &n));
+        ctx.on_message(7, |_room, ctx, client, v: Vec<String>| {
             ctx.send(client, 7, &v)
         });
-        ctx.on_any_message(|_room: &mut Self, _ctx, _client, _ty, _value| {});
+        ctx.on_any_message(|_room, _ctx, _client, _ty, _value| {});
         Ok(())
     }
 }

@@ -116,15 +116,12 @@ impl Room for BenchRoom {
         }
         ctx.set_state(Encoder::new(state));
         ctx.set_max_clients(Some(50));
-        ctx.set_simulation_interval(
-            Some(Duration::from_micros(16_667)),
-            |room: &mut Self, ctx, dt| {
-                room.steps += 1;
-                simulate(ctx.state_mut(), room.steps, dt.as_secs_f32());
-            },
-        );
+        ctx.set_simulation_interval(Some(Duration::from_micros(16_667)), |room, ctx, dt| {
+            room.steps += 1;
+            simulate(ctx.state_mut(), room.steps, dt.as_secs_f32());
+        });
         ctx.set_patch_rate(Some(Duration::from_millis(50)));
-        ctx.on_message("move", |_room: &mut Self, ctx, client, m: Move| {
+        ctx.on_message("move", |_room, ctx, client, m: Move| {
             let mut state = ctx.state_mut();
             let mut entities = state.entities_mut();
             if let Some(mut entity) = entities.get_mut(client.session_id()) {

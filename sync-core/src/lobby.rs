@@ -169,15 +169,12 @@ impl Room for LobbyRoom {
             .filter(RoomListing::is_listed)
             .collect();
         listen(ctx, subscription);
-        ctx.on_message(
-            "filter",
-            |room: &mut Self, ctx, client, filter: Option<Filter>| {
-                let filter = filter.unwrap_or_default();
-                let rooms: Vec<&RoomListing> = room.visible(&filter).collect();
-                ctx.send(client, "rooms", &rooms);
-                room.filters.insert(client.session_id().to_owned(), filter);
-            },
-        );
+        ctx.on_message("filter", |room, ctx, client, filter: Option<Filter>| {
+            let filter = filter.unwrap_or_default();
+            let rooms: Vec<&RoomListing> = room.visible(&filter).collect();
+            ctx.send(client, "rooms", &rooms);
+            room.filters.insert(client.session_id().to_owned(), filter);
+        });
         Ok(())
     }
 

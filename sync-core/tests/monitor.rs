@@ -54,10 +54,10 @@ impl Room for Cards {
         ctx.state_mut().set_round(3);
         ctx.set_metadata(json!({ "mode": "test" }));
         ctx.monitor_user_data(|player| json!({ "name": player.name }));
-        ctx.on_message("boom", |_: &mut Self, _, _, _: Value| -> () {
+        ctx.on_message("boom", |_, _, _, _: Value| -> () {
             panic!("boom (a panic the room catches)");
         });
-        ctx.on_message("score", |_: &mut Self, ctx, client, by: u32| {
+        ctx.on_message("score", |_, ctx, client, by: u32| {
             let mut state = ctx.state_mut();
             let mut seats = state.seats_mut();
             if let Some(mut seat) = seats.get_mut(client.session_id()) {

@@ -55,21 +55,21 @@ impl Room for Game {
             serde_json::Value::String(s) if s == "manual" => Some(None),
             _ => None,
         };
-        ctx.on_message("inc", |_room: &mut Self, ctx, client, by: i32| {
+        ctx.on_message("inc", |_room, ctx, client, by: i32| {
             let n = ctx.sync_state().map_or(0, Counter::n);
             ctx.sync_state_mut().set(n + by);
             *ctx.user_data_mut(client).unwrap() += 1;
         });
-        ctx.on_message(7, |_room: &mut Self, ctx, client, v: Vec<i32>| {
+        ctx.on_message(7, |_room, ctx, client, v: Vec<i32>| {
             ctx.send(client, 7, &v);
         });
-        ctx.on_message("chat", |_room: &mut Self, ctx, client, text: String| {
+        ctx.on_message("chat", |_room, ctx, client, text: String| {
             ctx.broadcast("chat", &text, BroadcastOptions::default().except(client));
         });
-        ctx.on_message("echo", |_room: &mut Self, ctx, client, v: Value| {
+        ctx.on_message("echo", |_room, ctx, client, v: Value| {
             ctx.send(client, "echo", &v);
         });
-        ctx.on_message("after", |_room: &mut Self, ctx, _client, _: IgnoredAny| {
+        ctx.on_message("after", |_room, ctx, _client, _: IgnoredAny| {
             ctx.sync_state_mut().set(100);
             ctx.broadcast(
                 "after",
@@ -78,26 +78,22 @@ impl Room for Game {
             );
             ctx.broadcast("now", "unpatched", BroadcastOptions::default());
         });
-        ctx.on_message("kick", |_room: &mut Self, ctx, client, code: u16| {
+        ctx.on_message("kick", |_room, ctx, client, code: u16| {
             ctx.leave(client, code);
         });
-        ctx.on_message("err", |_room: &mut Self, ctx, client, _: IgnoredAny| {
+        ctx.on_message("err", |_room, ctx, client, _: IgnoredAny| {
             ctx.error(client, 4321, "nope");
         });
-        ctx.on_message(
-            "panic",
-            |_room: &mut Self, _ctx, _client, _: IgnoredAny| -> () { panic!("boom") },
-        );
-        ctx.on_message(
-            "reject",
-            |_room: &mut Self, ctx, _client, session: String| {
-                if let Some(client) = ctx.client(&session) {
-                    let pending = ctx.reject_reconnection(&client);
-                    ctx.broadcast("rejected", &pending, BroadcastOptions::default());
-                }
-            },
-        );
-        ctx.on_any_message(|room: &mut Self, _ctx, _client, ty, value| {
+        ctx.on_message("panic", |_room, _ctx, _client, _: IgnoredAny| -> () {
+            panic!("boom")
+        });
+        ctx.on_message("reject", |_room, ctx, _client, session: String| {
+            if let Some(client) = ctx.client(&session) {
+                let pending = ctx.reject_reconnection(&client);
+                ctx.broadcast("rejected", &pending, BroadcastOptions::default());
+            }
+        });
+        ctx.on_any_message(|room, _ctx, _client, ty, value| {
             room.log.push(format!("any {ty} {value:?}"));
         });
         Ok(())
@@ -141,7 +137,7 @@ impl Room for Game {
         self.log.push(format!("drop {name} {code}"));
         if let Some(window) = self.reconnect_window {
             let reconnection = ctx.allow_reconnection(client, window);
-            ctx.spawn(reconnection, |room: &mut Self, _ctx, outcome| {
+            ctx.spawn(reconnection, |room, _ctx, outcome| {
                 room.log.push(match outcome {
                     Ok(client) => format!("reconnected {}", client.session_id().len()),
                     Err(e) => format!("reconnection failed: {e}"),

@@ -345,7 +345,7 @@ impl Room for Battle {
         if let Some(ms) = options["slowCreate"].as_u64() {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
-        ctx.on_call("info", |_room: &mut Self, ctx, greeting: String| {
+        ctx.on_call("info", |_room, ctx, greeting: String| {
             Ok::<_, ServerError>(json!({ "room": ctx.room_id(), "greeting": greeting }))
         });
         tokio::time::sleep(Duration::from_millis(5)).await;

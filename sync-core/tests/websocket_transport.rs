@@ -35,13 +35,13 @@ impl Room for Flood {
     type Auth = ();
 
     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
-        ctx.on_message("flood", |_: &mut Self, ctx, _, _: Value| {
+        ctx.on_message("flood", |_, ctx, _, _: Value| {
             let blob = vec![7u8; BLOB];
             for _ in 0..BLOBS {
                 ctx.broadcast_bytes("blob", &blob, BroadcastOptions::default());
             }
         });
-        ctx.on_message("count", |_: &mut Self, ctx, client, _: Value| {
+        ctx.on_message("count", |_, ctx, client, _: Value| {
             let clients = ctx.clients().count();
             ctx.send(client, "count", &clients);
         });

@@ -58,40 +58,31 @@ impl Room for TestRoom {
 
     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
         ctx.set_state(Encoder::new(World::default()));
-        ctx.on_message("echo", |_: &mut Self, ctx, client, v: serde_json::Value| {
+        ctx.on_message("echo", |_, ctx, client, v: serde_json::Value| {
             ctx.send(client, "echo", &v);
         });
-        ctx.on_message(7, |_: &mut Self, ctx, client, v: serde_json::Value| {
+        ctx.on_message(7, |_, ctx, client, v: serde_json::Value| {
             ctx.send(client, 7, &v);
         });
-        ctx.on_message("log", |_: &mut Self, ctx, _client, text: String| {
+        ctx.on_message("log", |_, ctx, _client, text: String| {
             let mut world = ctx.state_mut();
             world.log_mut().push(text);
             let n = world.counter + 1;
             world.set_counter(n);
         });
-        ctx.on_message("kick", |_: &mut Self, ctx, client, code: u16| {
+        ctx.on_message("kick", |_, ctx, client, code: u16| {
             ctx.leave(client, code);
         });
-        ctx.on_message(
-            "fail",
-            |_: &mut Self, ctx, client, _: serde::de::IgnoredAny| {
-                ctx.error(client, 4321, "failed on purpose");
-            },
-        );
-        ctx.on_message(
-            "ask",
-            |_: &mut Self, _ctx, _client, v: serde_json::Value| {
-                Ok::<_, ServerError>(serde_json::json!({ "got": v }))
-            },
-        );
-        ctx.on_message(
-            "ask-fail",
-            |_: &mut Self, _ctx, _client, _: serde::de::IgnoredAny| {
-                Err::<(), _>(ServerError::new(4444, "no"))
-            },
-        );
-        ctx.on_any_message(|_: &mut Self, ctx, client, ty, value| {
+        ctx.on_message("fail", |_, ctx, client, _: serde::de::IgnoredAny| {
+            ctx.error(client, 4321, "failed on purpose");
+        });
+        ctx.on_message("ask", |_, _ctx, _client, v: serde_json::Value| {
+            Ok::<_, ServerError>(serde_json::json!({ "got": v }))
+        });
+        ctx.on_message("ask-fail", |_, _ctx, _client, _: serde::de::IgnoredAny| {
+            Err::<(), _>(ServerError::new(4444, "no"))
+        });
+        ctx.on_any_message(|_, ctx, client, ty, value| {
             if let roomcast::msgpack::Value::Bin(bytes) = value {
                 ctx.send_bytes(client, ty.clone(), bytes);
             }
@@ -133,7 +124,7 @@ impl Room for TestRoom {
             return;
         }
         let reconnection = ctx.allow_reconnection(client, Some(Duration::from_secs(10)));
-        ctx.spawn(reconnection, |_: &mut Self, _ctx, _outcome| {});
+        ctx.spawn(reconnection, |_, _ctx, _outcome| {});
     }
 
     async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _code: u16) {

@@ -60,7 +60,7 @@ pub type Options = serde_json::Value;
 ///     type Auth = ();
 ///
 ///     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
-///         ctx.on_message("chat", |_room: &mut Self, ctx, client, text: String| {
+///         ctx.on_message("chat", |_room, ctx, client, text: String| {
 ///             ctx.broadcast("chat", &(client.session_id(), text), Default::default());
 ///         });
 ///         Ok(())

@@ -16,7 +16,7 @@
 //!     type UserData = ();
 //!     type Auth = ();
 //!     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
-//!         ctx.on_message("echo", |_room: &mut Self, ctx, client, n: i32| ctx.send(client, "echo", &n));
+//!         ctx.on_message("echo", |_room, ctx, client, n: i32| ctx.send(client, "echo", &n));
 //!         Ok(())
 //!     }
 //! }

@@ -126,25 +126,22 @@ impl Room for CardsRoom {
     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
         ctx.set_state(Encoder::new(Table::default()));
         // Shows the sender's seat to the client `to` (a session id).
-        ctx.on_message("reveal", |_room: &mut Self, ctx, client, to: String| {
+        ctx.on_message("reveal", |_room, ctx, client, to: String| {
             Self::reveal(ctx, client, &to, true);
         });
         // Hides the sender's seat from `from` again.
-        ctx.on_message("conceal", |_room: &mut Self, ctx, client, from: String| {
+        ctx.on_message("conceal", |_room, ctx, client, from: String| {
             Self::reveal(ctx, client, &from, false);
         });
-        ctx.on_message("deal", |_room: &mut Self, ctx, _client, _: IgnoredAny| {
+        ctx.on_message("deal", |_room, ctx, _client, _: IgnoredAny| {
             Self::deal(&mut ctx.state_mut());
         });
         // The table as the sender should see it.
-        ctx.on_message(
-            "snapshot",
-            |_room: &mut Self, ctx, client, _: IgnoredAny| {
-                let revealed = ctx.user_data(client).cloned().unwrap_or_default();
-                let snapshot = Self::projection(ctx.state(), client.session_id(), &revealed);
-                ctx.send(client, "snapshot", &snapshot);
-            },
-        );
+        ctx.on_message("snapshot", |_room, ctx, client, _: IgnoredAny| {
+            let revealed = ctx.user_data(client).cloned().unwrap_or_default();
+            let snapshot = Self::projection(ctx.state(), client.session_id(), &revealed);
+            ctx.send(client, "snapshot", &snapshot);
+        });
         Ok(())
     }
 
@@ -178,7 +175,7 @@ impl Room for CardsRoom {
 
     async fn on_drop(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _code: u16) {
         let reconnection = ctx.allow_reconnection(client, Some(Duration::from_secs(10)));
-        ctx.spawn(reconnection, |_room: &mut Self, _ctx, _outcome| {});
+        ctx.spawn(reconnection, |_room, _ctx, _outcome| {});
     }
 
     async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _code: u16) {

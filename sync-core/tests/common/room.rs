@@ -58,60 +58,54 @@ impl Room for E2eRoom {
             serde_json::Value::String(s) if s == "manual" => Some(None),
             _ => None,
         };
-        ctx.on_message("inc", |_room: &mut Self, ctx, client, by: i32| {
+        ctx.on_message("inc", |_room, ctx, client, by: i32| {
             let n = ctx.state().n;
             ctx.state_mut().set_n(n + f64::from(by));
             *ctx.user_data_mut(client).unwrap() += 1;
         });
-        ctx.on_message("set", |_room: &mut Self, ctx, _client, n: i32| {
+        ctx.on_message("set", |_room, ctx, _client, n: i32| {
             ctx.state_mut().set_n(f64::from(n));
         });
-        ctx.on_message(7, |_room: &mut Self, ctx, client, v: Value| {
+        ctx.on_message(7, |_room, ctx, client, v: Value| {
             ctx.send(client, 7, &v);
         });
-        ctx.on_message("double", |_room: &mut Self, _ctx, _client, n: i64| {
+        ctx.on_message("double", |_room, _ctx, _client, n: i64| {
             if n.abs() > 1_000_000 {
                 Err(ServerError::new(4409, "too large"))
             } else {
                 Ok(n * 2)
             }
         });
-        ctx.on_message("chat", |_room: &mut Self, ctx, client, text: String| {
+        ctx.on_message("chat", |_room, ctx, client, text: String| {
             let message = json!({ "from": client.session_id(), "text": text });
             ctx.broadcast("chat", &message, BroadcastOptions::default().except(client));
         });
-        ctx.on_message("after", |_room: &mut Self, ctx, _client, n: i32| {
+        ctx.on_message("after", |_room, ctx, _client, n: i32| {
             ctx.state_mut().set_n(f64::from(n));
             ctx.broadcast("after", &n, BroadcastOptions::default().after_next_patch());
             ctx.broadcast("now", &n, BroadcastOptions::default());
         });
-        ctx.on_message("kick", |_room: &mut Self, ctx, client, code: u16| {
+        ctx.on_message("kick", |_room, ctx, client, code: u16| {
             ctx.leave(client, code);
         });
-        ctx.on_message("err", |_room: &mut Self, ctx, client, _: IgnoredAny| {
+        ctx.on_message("err", |_room, ctx, client, _: IgnoredAny| {
             ctx.error(client, 4321, "nope");
         });
-        ctx.on_message("lock", |_room: &mut Self, ctx, _client, _: IgnoredAny| {
+        ctx.on_message("lock", |_room, ctx, _client, _: IgnoredAny| {
             ctx.lock();
         });
-        ctx.on_message("unlock", |_room: &mut Self, ctx, _client, _: IgnoredAny| {
+        ctx.on_message("unlock", |_room, ctx, _client, _: IgnoredAny| {
             ctx.unlock();
         });
-        ctx.on_message(
-            "disconnect",
-            |_room: &mut Self, ctx, _client, _: IgnoredAny| {
-                ctx.disconnect(None);
-            },
-        );
-        ctx.on_message(
-            "reject",
-            |_room: &mut Self, ctx, _client, session: String| {
-                if let Some(client) = ctx.client(&session) {
-                    ctx.reject_reconnection(&client);
-                }
-            },
-        );
-        ctx.on_message("whoami", |room: &mut Self, ctx, client, _: IgnoredAny| {
+        ctx.on_message("disconnect", |_room, ctx, _client, _: IgnoredAny| {
+            ctx.disconnect(None);
+        });
+        ctx.on_message("reject", |_room, ctx, _client, session: String| {
+            if let Some(client) = ctx.client(&session) {
+                ctx.reject_reconnection(&client);
+            }
+        });
+        ctx.on_message("whoami", |room, ctx, client, _: IgnoredAny| {
             let reply = json!({
                 "sessionId": client.session_id(),
                 "auth": ctx.auth(client),
@@ -127,7 +121,7 @@ impl Room for E2eRoom {
             });
             ctx.send(client, "whoami", &reply);
         });
-        ctx.on_any_message(|_room: &mut Self, ctx, client, ty, payload| {
+        ctx.on_any_message(|_room, ctx, client, ty, payload| {
             let reply = json!({ "type": ty, "payload": payload });
             ctx.send(client, "any", &reply);
         });
@@ -193,7 +187,7 @@ impl Room for E2eRoom {
         if let Some(window) = self.reconnect {
             let reconnection = ctx.allow_reconnection(client, window);
             let session = client.session_id().to_owned();
-            ctx.spawn(reconnection, move |_room: &mut Self, ctx, outcome| {
+            ctx.spawn(reconnection, move |_room, ctx, outcome| {
                 let message = json!({ "sessionId": session, "ok": outcome.is_ok() });
                 ctx.broadcast("reconnection", &message, BroadcastOptions::default());
             });

@@ -68,7 +68,7 @@ impl Room for DemoRoom {
             ..World::default()
         }));
         ctx.set_max_clients(Some(options["maxClients"].as_u64().unwrap_or(50) as usize));
-        ctx.on_message("move", |_room: &mut Self, ctx, client, m: Move| {
+        ctx.on_message("move", |_, ctx, client, m: Move| {
             // msgpack carries NaN and infinities, and `clamp` lets NaN
             // through: refuse them, or every client would get them.
             if !(m.x.is_finite() && m.y.is_finite()) {
@@ -87,7 +87,7 @@ impl Room for DemoRoom {
                 player.set_y(y);
             }
         });
-        ctx.on_message("chat", |_room: &mut Self, ctx, client, text: String| {
+        ctx.on_message("chat", |_, ctx, client, text: String| {
             let text: String = text.chars().take(200).collect();
             let name = ctx.auth(client).cloned().unwrap_or_default();
             let mut world = ctx.state_mut();
@@ -99,14 +99,11 @@ impl Room for DemoRoom {
             let message = json!({ "from": client.session_id(), "name": name, "text": text });
             ctx.broadcast("chat", &message, BroadcastOptions::default());
         });
-        ctx.on_message(
-            "snapshot",
-            |_room: &mut Self, ctx, client, _: serde::de::IgnoredAny| {
-                // The state serializes as a client's `room.state.toJSON()`.
-                let snapshot = serde_json::to_value(ctx.state()).unwrap_or_default();
-                ctx.send(client, "snapshot", &snapshot);
-            },
-        );
+        ctx.on_message("snapshot", |_, ctx, client, _: serde::de::IgnoredAny| {
+            // The state serializes as a client's `room.state.toJSON()`.
+            let snapshot = serde_json::to_value(ctx.state()).unwrap_or_default();
+            ctx.send(client, "snapshot", &snapshot);
+        });
         Ok(())
     }
 
@@ -150,7 +147,7 @@ impl Room for DemoRoom {
     async fn on_drop(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _code: u16) {
         // Keep the player for 10 s; on_leave removes it if it does not return.
         let reconnection = ctx.allow_reconnection(client, Some(Duration::from_secs(10)));
-        ctx.spawn(reconnection, |_room: &mut Self, _ctx, _outcome| {});
+        ctx.spawn(reconnection, |_, _, _| {});
     }
 
     async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _code: u16) {
