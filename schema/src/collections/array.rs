@@ -402,6 +402,19 @@ impl<V: Field> ArraySchema<V> {
         is_ref && self.rec.get(at) == Some(spec::ADD)
     }
 
+    /// The removal of staged slot `at` (`pop`, `shift`): a DELETE is
+    /// recorded, then an unsent ref ADD is cancelled, else the slot is
+    /// marked deleted.
+    fn remove_staged(&mut self, at: u32, is_ref: bool) {
+        let cancel = self.is_unsent_add(at, is_ref);
+        self.rec.set(at, spec::DELETE);
+        if cancel {
+            self.cancel_add(at);
+        } else {
+            self.set_deleted(at, true);
+        }
+    }
+
     /// `$cancelAdd`: the slot never existed.
     fn cancel_add(&mut self, at: u32) {
         let a = at as usize;
@@ -1032,15 +1045,7 @@ impl<'a, V: Field> ArrayMut<'a, V> {
             .rev()
             .find(|&i| !arr.is_deleted(i))
         {
-            Some(index) => {
-                let cancel = arr.is_unsent_add(index, is_ref);
-                arr.rec.set(index, spec::DELETE);
-                if cancel {
-                    arr.cancel_add(index);
-                } else {
-                    arr.set_deleted(index, true);
-                }
-            }
+            Some(index) => arr.remove_staged(index, is_ref),
             None => arr.unfaithful = true,
         }
         let item = self.arr.items.pop()?;
@@ -1056,13 +1061,7 @@ impl<'a, V: Field> ArrayMut<'a, V> {
         while arr.is_deleted(index) {
             index += 1;
         }
-        let cancel = arr.is_unsent_add(index, is_ref);
-        arr.rec.set(index, spec::DELETE);
-        if cancel {
-            arr.cancel_add(index);
-        } else {
-            arr.set_deleted(index, true);
-        }
+        arr.remove_staged(index, is_ref);
         let item = self.arr.items.remove(0);
         Some(self.release(item))
     }

@@ -492,6 +492,24 @@ impl<K: Key, V: Field> Indexed<K, V> {
         slot.value.__encode(&slot.track, V::DEFAULT_WIRE, out);
     }
 
+    /// Writes one op at wire index `wire`: the entry's key (but for a
+    /// REPLACE) and value follow unless it is a DELETE (`slot` is `None`).
+    fn write_op(out: &mut Vec<u8>, op: u8, wire: u32, slot: Option<&Slot<K, V>>) {
+        out.push(op);
+        wire::encode_varint(out, wire);
+        if let Some(slot) = slot {
+            if op != spec::REPLACE {
+                slot.key.encode(out);
+            }
+            Self::write_value(out, slot);
+        }
+    }
+
+    /// The live entry at position `pos` of an op that is not a DELETE.
+    fn op_slot(&self, op: u8, pos: u32) -> Option<&Slot<K, V>> {
+        (op != spec::DELETE).then(|| self.slots[pos as usize].as_ref().expect("live slot"))
+    }
+
     pub(crate) fn encode_patch(&mut self, w: &mut PatchWriter<'_>) {
         if self.meta.seq != NO_SEQ {
             let block = w.begin(&self.meta);
@@ -560,10 +578,7 @@ impl<K: Key, V: Field> Indexed<K, V> {
                 out.push(spec::CLEAR);
             }
             for slot in self.slots.iter().flatten() {
-                out.push(spec::ADD);
-                wire::encode_varint(out, slot.wire);
-                slot.key.encode(out);
-                Self::write_value(out, slot);
+                Self::write_op(out, spec::ADD, slot.wire, Some(slot));
             }
             return;
         }
@@ -571,15 +586,7 @@ impl<K: Key, V: Field> Indexed<K, V> {
             out.push(spec::CLEAR);
         }
         for c in &self.changes {
-            out.push(c.op);
-            wire::encode_varint(out, c.wire);
-            if c.op != spec::DELETE {
-                let slot = self.slots[c.slot as usize].as_ref().expect("live slot");
-                if c.op != spec::REPLACE {
-                    slot.key.encode(out);
-                }
-                Self::write_value(out, slot);
-            }
+            Self::write_op(out, c.op, c.wire, self.op_slot(c.op, c.slot));
         }
     }
 
@@ -617,13 +624,7 @@ impl<K: Key, V: Field> Indexed<K, V> {
         );
         ops.sort_unstable_by_key(|&(wire, ..)| wire);
         for (wire, op, pos) in ops {
-            out.push(op);
-            wire::encode_varint(out, wire);
-            if op != spec::DELETE {
-                let slot = self.slots[pos as usize].as_ref().expect("live slot");
-                slot.key.encode(out);
-                Self::write_value(out, slot);
-            }
+            Self::write_op(out, op, wire, self.op_slot(op, pos));
         }
     }
 
@@ -653,10 +654,7 @@ impl<K: Key, V: Field> Indexed<K, V> {
     pub(crate) fn encode_full(&self, w: &mut FullWriter<'_>) {
         let block = w.begin(self.meta.id());
         let entry = |w: &mut FullWriter<'_>, slot: &Slot<K, V>| {
-            w.out.push(spec::ADD);
-            wire::encode_varint(&mut w.out, slot.wire);
-            slot.key.encode(&mut w.out);
-            Self::write_value(&mut w.out, slot);
+            Self::write_op(&mut w.out, spec::ADD, slot.wire, Some(slot));
         };
         if self.reordered {
             // Entries by wire index, as the reference's index journal
