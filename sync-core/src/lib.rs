@@ -35,8 +35,8 @@ pub use crate::room::{
     DEFAULT_SIMULATION_INTERVAL,
 };
 pub use crate::server::{
-    Method, MonitorAuth, MonitorConfig, SeatReservation, Server, ServerBuilder, ServerConfig,
-    WebSocketTransport,
+    Matchmaker, Method, MonitorAuth, MonitorConfig, SeatReservation, Server, ServerBuilder,
+    ServerConfig, WebSocketTransport,
 };
 pub use crate::state::{DialectSet, NoState, PatchFrames, StateAccess, SyncState};
 

@@ -6,7 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::e2e::run_script;
+use common::e2e::{run_script, run_script_on, start_server};
+use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -48,4 +49,44 @@ fn per_client_views_modern() {
 #[test]
 fn per_client_views_legacy() {
     run_script("views_legacy.mjs", TIMEOUT);
+}
+
+/// Seats reserved by application code (`Server::matchmaker`) and by a room
+/// (`RoomCtx::matchmaker`), consumed by both SDKs.
+#[test]
+fn matchmaker_seats_consumed_by_both_sdks() {
+    let server = start_server();
+    let matchmaker = server.server.matchmaker();
+    let (a, b) = server.runtime.block_on(async {
+        let room = matchmaker.create_room("counter", json!({})).await.unwrap();
+        assert_eq!(room.clients, 0);
+        let a = matchmaker.reserve_seat_for(&room, json!({})).await.unwrap();
+        let b = matchmaker
+            .join_or_create("counter", json!({}))
+            .await
+            .unwrap();
+        assert_eq!(b.room.room_id, room.room_id);
+        let listed = matchmaker
+            .query(json!({ "name": "counter" }))
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].clients, 2);
+        let by_metadata = matchmaker
+            .query(json!({ "mode": "classic" }))
+            .await
+            .unwrap();
+        assert_eq!(by_metadata.len(), 1);
+        assert!(matchmaker
+            .query(json!({ "mode": "x" }))
+            .await
+            .unwrap()
+            .is_empty());
+        (a, b)
+    });
+    let (a, b) = (
+        serde_json::to_string(&a).unwrap(),
+        serde_json::to_string(&b).unwrap(),
+    );
+    run_script_on(&server, "seat.mjs", &[&a, &b], TIMEOUT);
 }

@@ -161,6 +161,7 @@ impl<R: Room> RoomCore<R> {
                 disposed: false,
                 presence,
                 store: Arc::new(crate::matchmaker::LocalStore::default()),
+                matchmaker: crate::Matchmaker::default(),
                 limits: Limits::default(),
             },
         }
@@ -170,6 +171,12 @@ impl<R: Room> RoomCore<R> {
     /// one).
     pub fn set_store(&mut self, store: Arc<dyn crate::ListingStore>) {
         self.ctx.store = store;
+    }
+
+    /// Uses `matchmaker` for [`RoomCtx::matchmaker`] (default: one of no
+    /// server, whose calls fail). The server sets its own.
+    pub fn set_matchmaker(&mut self, matchmaker: crate::Matchmaker) {
+        self.ctx.matchmaker = matchmaker;
     }
 
     /// Sets the largest client frame accepted (default 64 KiB).

@@ -322,6 +322,7 @@ pub struct RoomCtx<R: Room> {
     pub(crate) disposed: bool,
     pub(crate) presence: Arc<dyn Presence>,
     pub(crate) store: Arc<dyn ListingStore>,
+    pub(crate) matchmaker: crate::Matchmaker,
     pub(crate) limits: Limits,
 }
 
@@ -1049,6 +1050,45 @@ impl<R: Room> RoomCtx<R> {
     #[must_use]
     pub fn store(&self) -> &Arc<dyn ListingStore> {
         &self.store
+    }
+
+    /// The server's matchmaker (Colyseus' `matchMaker` module inside a
+    /// room): query listings, create rooms, reserve seats for clients,
+    /// anywhere in the cluster. Its futures own what they need: hand one to
+    /// [`spawn`](Self::spawn), or await it in a hook when it does not want
+    /// a seat in this very room (which runs nothing else meanwhile).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use roomcast::{NoState, Options, Room, RoomCtx, ServerError};
+    /// use serde_json::json;
+    ///
+    /// #[derive(Default)]
+    /// struct Hub;
+    ///
+    /// impl Room for Hub {
+    ///     type State = NoState;
+    ///     type UserData = ();
+    ///     type Auth = ();
+    ///
+    ///     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
+    ///         // A seat in a "battle" room, sent to the client, which calls
+    ///         // `client.consumeSeatReservation(seat)`.
+    ///         ctx.on_message("play", |_, ctx, client, ()| {
+    ///             let (seat, client) = (ctx.matchmaker().join_or_create("battle", json!({})), client.clone());
+    ///             ctx.spawn(seat, move |_, ctx, seat| match seat {
+    ///                 Ok(seat) => ctx.send(&client, "seat", &seat),
+    ///                 Err(e) => ctx.error(&client, e.code, &e.message),
+    ///             });
+    ///         });
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    #[must_use]
+    pub fn matchmaker(&self) -> crate::Matchmaker {
+        self.matchmaker.clone()
     }
 
     /// Runs `future` alongside the room; when it completes, `then` runs

@@ -296,15 +296,18 @@ async fn answer(inner: &Arc<Inner>, kind: &str, payload: Value) -> Value {
         "create" => {
             let (Some(name), Ok(lock)) = (
                 payload["name"].as_str(),
-                serde_json::from_value::<CreateLock>(payload["lock"].clone()),
+                serde_json::from_value::<Option<CreateLock>>(payload["lock"].clone()),
             ) else {
                 return error_reply(&ServerError::application("malformed create request"));
             };
+            // Without "seat": a request of a process from before seatless
+            // creations, which always wanted the first seat.
+            let seat = payload["seat"].as_bool().unwrap_or(true);
             let options = payload["options"].clone();
-            match server.create_room(name, options, Some(lock)).await {
-                Ok(reservation) => json!({ "ok": {
-                    "room": reservation.room,
-                    "sessionId": reservation.session_id,
+            match server.create_room(name, options, lock, seat).await {
+                Ok((room, session_id)) => json!({ "ok": {
+                    "room": room,
+                    "sessionId": session_id,
                 } }),
                 Err(CreateError::LockLost) => json!({ "lost": true }),
                 Err(CreateError::Server(e) | CreateError::Unreachable(e)) => error_reply(&e),

@@ -187,25 +187,8 @@ fn reservation_json(
     prefix: &str,
     reservation: &SeatReservation,
 ) -> serde_json::Value {
-    let room = &reservation.room;
-    let mut body = json!({
-        "name": room.name,
-        "sessionId": reservation.session_id,
-        "roomId": room.room_id,
-        "processId": room.process_id,
-        "protocol": "ws",
-        "room": {
-            "name": room.name,
-            "roomId": room.room_id,
-            "processId": room.process_id,
-            "clients": room.clients,
-            "maxClients": room.max_clients,
-            "locked": room.locked,
-            "private": room.private,
-            "metadata": room.metadata,
-        },
-    });
-    if let Some(address) = &room.public_address {
+    let mut body = serde_json::to_value(reservation).unwrap_or_default();
+    if let Some(address) = &reservation.room.public_address {
         let address = format!("{}{prefix}", address.trim_end_matches('/'));
         body["publicAddress"] = json!(address);
         body["room"]["publicAddress"] = json!(address);

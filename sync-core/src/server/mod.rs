@@ -2,6 +2,7 @@
 
 mod cluster;
 mod http;
+mod matchmaker;
 mod monitor;
 mod task;
 mod ws;
@@ -17,6 +18,7 @@ use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
+pub use self::matchmaker::Matchmaker;
 pub use self::monitor::{MonitorAuth, MonitorConfig};
 pub use self::ws::WebSocketTransport;
 use crate::error::ServerError;
@@ -110,7 +112,8 @@ trait Definition: Send + Sync {
         filters: serde_json::Map<String, serde_json::Value>,
         lock: Option<CreateLock>,
         realtime: bool,
-    ) -> BoxFuture<'static, Result<(RoomListing, String), CreateError>>;
+        seat: bool,
+    ) -> BoxFuture<'static, Result<(RoomListing, Option<String>), CreateError>>;
 }
 
 struct TypedDefinition<R, F> {
@@ -142,9 +145,9 @@ impl Handler {
 
 impl<R: Room, F: Fn() -> R + Send + Sync> Definition for TypedDefinition<R, F> {
     /// Runs `on_create` (with the definition's options over the client's,
-    /// as the reference does), reserves the first seat (with the client's
-    /// own options, for `on_auth` and `on_join`), lists the room (with the
-    /// creation lock, if any), then starts the task.
+    /// as the reference does), reserves the first seat if `seat` (with the
+    /// client's own options, for `on_auth` and `on_join`), lists the room
+    /// (with the creation lock, if any), then starts the task.
     fn create(
         &self,
         inner: Arc<Inner>,
@@ -154,20 +157,32 @@ impl<R: Room, F: Fn() -> R + Send + Sync> Definition for TypedDefinition<R, F> {
         filters: serde_json::Map<String, serde_json::Value>,
         lock: Option<CreateLock>,
         realtime: bool,
-    ) -> BoxFuture<'static, Result<(RoomListing, String), CreateError>> {
+        seat: bool,
+    ) -> BoxFuture<'static, Result<(RoomListing, Option<String>), CreateError>> {
         let create_options = merge_options(options.clone(), defaults);
         let room = (self.factory)();
         let mut core = RoomCore::<R>::new(Instant::now(), name, inner.presence.clone());
         core.set_store(inner.store.clone());
         core.set_max_frame_bytes(inner.config.max_frame_bytes);
         core.set_max_messages_per_second(inner.config.max_messages_per_second);
+        core.set_matchmaker(Matchmaker {
+            inner: Arc::downgrade(&inner),
+        });
         Box::pin(async move {
             let mut driver = Driver::create(room, core, &create_options).await?;
             driver.metrics = inner.metrics.room(driver.core.ctx().room_name());
-            let session = driver
-                .core
-                .handle_reserve_seat(Instant::now(), options)
-                .map_err(|e| ServerError::new(error_code::MATCHMAKE_UNHANDLED, e.to_string()))?;
+            let session = if seat {
+                Some(
+                    driver
+                        .core
+                        .handle_reserve_seat(Instant::now(), options)
+                        .map_err(|e| {
+                            ServerError::new(error_code::MATCHMAKE_UNHANDLED, e.to_string())
+                        })?,
+                )
+            } else {
+                None
+            };
             let room_id = driver.core.ctx().room_id().to_owned();
             let (tx, rx) = mpsc::channel(4096);
             let runtime = inner.room_runtime();
@@ -859,7 +874,7 @@ impl Server {
         }
         match method {
             Method::Create => {
-                match self.create_room(target, options, None).await {
+                match self.create_seated(target, options, None).await {
                     Ok(reservation) => Ok(reservation),
                     Err(CreateError::Server(e) | CreateError::Unreachable(e)) => Err(e),
                     // Only a creation under a lock can lose it.
@@ -870,30 +885,7 @@ impl Server {
                 }
             }
             Method::JoinOrCreate | Method::Join => self.join(method, target, options).await,
-            Method::JoinById => {
-                // 522 for a room that is not listed anywhere.
-                self.listing(target).await?;
-                for _ in 0..MAX_SEAT_ATTEMPTS {
-                    let (seat, reply) = self.seat_request(options.clone());
-                    let claimed = self
-                        .inner
-                        .store
-                        .claim_in(target, &seat)
-                        .await
-                        .map_err(|e| store_error(&e))?
-                        .map_err(|e| match e {
-                            ClaimInError::Locked => ServerError::new(
-                                error_code::MATCHMAKE_INVALID_ROOM_ID,
-                                format!("room \"{target}\" is locked"),
-                            ),
-                            ClaimInError::NotFound => not_found(target),
-                        })?;
-                    if let Some(reservation) = self.deliver(claimed.listing, seat, reply).await {
-                        return Ok(reservation);
-                    }
-                }
-                Err(not_found(target))
-            }
+            Method::JoinById => self.reserve_in(target, options).await,
             Method::Reconnect => {
                 let token = options["reconnectionToken"]
                     .as_str()
@@ -927,6 +919,37 @@ impl Server {
                 Ok(SeatReservation { room, session_id })
             }
         }
+    }
+
+    /// A seat in room `room_id` (`joinById`, `reserveSeatFor`), wherever
+    /// it is in the cluster.
+    async fn reserve_in(
+        &self,
+        room_id: &str,
+        options: Options,
+    ) -> Result<SeatReservation, ServerError> {
+        // 522 for a room that is not listed anywhere.
+        self.listing(room_id).await?;
+        for _ in 0..MAX_SEAT_ATTEMPTS {
+            let (seat, reply) = self.seat_request(options.clone());
+            let claimed = self
+                .inner
+                .store
+                .claim_in(room_id, &seat)
+                .await
+                .map_err(|e| store_error(&e))?
+                .map_err(|e| match e {
+                    ClaimInError::Locked => ServerError::new(
+                        error_code::MATCHMAKE_INVALID_ROOM_ID,
+                        format!("room \"{room_id}\" is locked"),
+                    ),
+                    ClaimInError::NotFound => not_found(room_id),
+                })?;
+            if let Some(reservation) = self.deliver(claimed.listing, seat, reply).await {
+                return Ok(reservation);
+            }
+        }
+        Err(not_found(room_id))
     }
 
     /// A reconnection to a room of this process: the session id holding
@@ -1090,8 +1113,13 @@ impl Server {
                     let process = self.placement(&skip).await;
                     let created = match process {
                         Some(process) => {
-                            let created =
-                                self.create_remote(&process, target, &options, &lock).await;
+                            let created = self
+                                .create_remote(&process, target, &options, Some(&lock), true)
+                                .await
+                                .map(|(room, session_id)| SeatReservation {
+                                    room,
+                                    session_id: session_id.unwrap_or_default(),
+                                });
                             if matches!(created, Err(CreateError::Unreachable(_))) {
                                 // Not answering, or gone: not asked again
                                 // by this request.
@@ -1099,7 +1127,10 @@ impl Server {
                             }
                             created
                         }
-                        None => self.create_room(target, options.clone(), Some(lock)).await,
+                        None => {
+                            self.create_seated(target, options.clone(), Some(lock))
+                                .await
+                        }
                     };
                     match created {
                         Ok(reservation) => {
@@ -1199,15 +1230,17 @@ impl Server {
         (mine.is_some_and(|mine| best.rooms < mine)).then_some(best.process_id)
     }
 
-    /// Asks `process` to create a room under `lock`.
+    /// Asks `process` to create a room (under `lock`, with its first seat
+    /// if `seat`).
     async fn create_remote(
         &self,
         process: &str,
         name: &str,
         options: &Options,
-        lock: &CreateLock,
-    ) -> Result<SeatReservation, CreateError> {
-        let payload = json!({ "name": name, "options": options, "lock": lock });
+        lock: Option<&CreateLock>,
+        seat: bool,
+    ) -> Result<(RoomListing, Option<String>), CreateError> {
+        let payload = json!({ "name": name, "options": options, "lock": lock, "seat": seat });
         let reply = self
             .inner
             .request(
@@ -1236,19 +1269,21 @@ impl Server {
                 format!("bad create reply: {e}"),
             )
         })?;
-        let session_id = ok["sessionId"].as_str().unwrap_or_default().to_owned();
-        Ok(SeatReservation { room, session_id })
+        let session_id = ok["sessionId"].as_str().map(str::to_owned);
+        Ok((room, session_id))
     }
 
+    /// Creates a room of this process; with its first seat if `seat`.
     async fn create_room(
         &self,
         name: &str,
         options: Options,
         lock: Option<CreateLock>,
-    ) -> Result<SeatReservation, CreateError> {
+        seat: bool,
+    ) -> Result<(RoomListing, Option<String>), CreateError> {
         let handler = self.handler(name)?;
         let filters = handler.filters(&options);
-        let (room, session_id) = handler
+        handler
             .definition
             .create(
                 self.inner.clone(),
@@ -1258,9 +1293,23 @@ impl Server {
                 filters,
                 lock,
                 handler.realtime,
+                seat,
             )
-            .await?;
-        Ok(SeatReservation { room, session_id })
+            .await
+    }
+
+    /// Creates a room with its first seat, on this process.
+    async fn create_seated(
+        &self,
+        name: &str,
+        options: Options,
+        lock: Option<CreateLock>,
+    ) -> Result<SeatReservation, CreateError> {
+        let (room, session_id) = self.create_room(name, options, lock, true).await?;
+        Ok(SeatReservation {
+            room,
+            session_id: session_id.unwrap_or_default(),
+        })
     }
 
     /// Opens the room side of a client connection (the transport seam).

@@ -86,7 +86,7 @@ pub fn ensure_npm_install() {
 pub struct TestServer {
     pub port: u16,
     pub server: Server,
-    _runtime: tokio::runtime::Runtime,
+    pub runtime: tokio::runtime::Runtime,
 }
 
 /// Starts the e2e rooms on 127.0.0.1:0: the modern dialect at the root,
@@ -101,6 +101,7 @@ pub fn start_server() -> TestServer {
         .define("counter", E2eRoom::default)
         .define("world", super::demo::DemoRoom::default)
         .define("cards", super::cards::CardsRoom::default)
+        .define("hub", super::hub::HubRoom::default)
         .define_with_options(
             "fixed",
             serde_json::json!({ "maxClients": 2 }),
@@ -122,19 +123,27 @@ pub fn start_server() -> TestServer {
     TestServer {
         port,
         server,
-        _runtime: runtime,
+        runtime,
     }
 }
 
 /// Runs `tests/node/sdk/<script>` against a fresh server; panics with the
 /// script's output unless it exits 0 within `timeout`.
 pub fn run_script(script: &str, timeout: Duration) {
-    ensure_npm_install();
     let server = start_server();
+    run_script_on(&server, script, &[], timeout);
+}
+
+/// Runs `tests/node/sdk/<script>` against `server` with `extra`
+/// arguments after the port; panics with the script's output unless it
+/// exits 0 within `timeout`.
+pub fn run_script_on(server: &TestServer, script: &str, extra: &[&str], timeout: Duration) {
+    ensure_npm_install();
     let path = node_dir().join("sdk").join(script);
     let mut child = Command::new("node")
         .arg(&path)
         .arg(server.port.to_string())
+        .args(extra)
         .current_dir(node_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -163,5 +172,4 @@ pub fn run_script(script: &str, timeout: Duration) {
             "{script} timed out after {timeout:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
         ),
     }
-    drop(server);
 }

@@ -16,6 +16,7 @@ pub mod cluster;
 #[path = "../../src/bin/roomcast-demo/room.rs"]
 pub mod demo;
 pub mod e2e;
+pub mod hub;
 pub mod room;
 
 use bytes::Bytes;
