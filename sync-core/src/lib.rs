@@ -8,6 +8,7 @@ mod metrics;
 pub mod msgpack;
 mod presence;
 pub mod protocol;
+mod relay;
 mod room;
 mod server;
 mod state;
@@ -29,6 +30,7 @@ pub use crate::presence::{
     LocalPresence, Presence, PresenceError, PresenceFuture, RedisPresence, Subscription,
 };
 pub use crate::protocol::{Dialect, MessageType};
+pub use crate::relay::{RelayPlayer, RelayRoom, RelayState};
 pub use crate::room::{
     AuthRequest, BroadcastOptions, Client, ClientId, ConnId, ConnectRequest, Options, Reconnection,
     ReconnectionError, Reply, Room, RoomCore, RoomCtx, SeatError, Transmit, TransmitKind,

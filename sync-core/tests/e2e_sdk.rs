@@ -42,6 +42,11 @@ fn demo_room_state_matches_in_both_sdks() {
 }
 
 #[test]
+fn relay_room_with_both_sdks() {
+    run_script("relay.mjs", TIMEOUT);
+}
+
+#[test]
 fn per_client_views_modern() {
     run_script("views.mjs", TIMEOUT);
 }

@@ -102,6 +102,7 @@ pub fn start_server() -> TestServer {
         .define("world", super::demo::DemoRoom::default)
         .define("cards", super::cards::CardsRoom::default)
         .define("hub", super::hub::HubRoom::default)
+        .define("relay", roomcast::RelayRoom::default)
         .define_with_options(
             "fixed",
             serde_json::json!({ "maxClients": 2 }),
