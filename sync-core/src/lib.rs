@@ -33,8 +33,8 @@ pub use crate::protocol::{Dialect, MessageType};
 pub use crate::relay::{RelayPlayer, RelayRoom, RelayState};
 pub use crate::room::{
     AuthRequest, BroadcastOptions, Client, ClientId, ConnId, ConnectRequest, Options, Reconnection,
-    ReconnectionError, Reply, Room, RoomCore, RoomCtx, SeatError, Transmit, TransmitKind,
-    DEFAULT_SIMULATION_INTERVAL,
+    ReconnectionError, ReconnectionWindow, Reply, Room, RoomCore, RoomCtx, SeatError, Transmit,
+    TransmitKind, DEFAULT_SIMULATION_INTERVAL,
 };
 pub use crate::server::{
     Matchmaker, Method, MonitorAuth, MonitorConfig, SeatReservation, Server, ServerBuilder,

@@ -118,8 +118,7 @@ impl Room for RelayRoom {
         if let Some(mut player) = ctx.state_mut().players_mut().get_mut(client.session_id()) {
             player.set_connected(false);
         }
-        let reconnection = ctx.allow_reconnection(client, Some(window));
-        ctx.spawn(reconnection, |_, _, _| {});
+        ctx.allow_reconnection(client, window);
     }
 
     async fn on_reconnect(&mut self, ctx: &mut RoomCtx<Self>, client: &Client) {

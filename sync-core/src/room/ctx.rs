@@ -255,9 +255,11 @@ pub enum ReconnectionError {
 /// Resolves with the client when it reconnects, or fails
 /// ([`ReconnectionError`]). Returned by [`RoomCtx::allow_reconnection`].
 ///
-/// Await it through [`RoomCtx::spawn`], not inside a hook: the room
-/// processes nothing — not even the reconnection — while a hook runs.
-#[must_use = "the seat is held whether or not this is awaited; pass it to `RoomCtx::spawn` to act on the outcome"]
+/// The seat is held whether or not it is awaited, and `on_reconnect` or
+/// `on_leave` follow either way: most rooms drop it. To act on the outcome
+/// where the window was opened, await it through [`RoomCtx::spawn`], not
+/// inside a hook: the room processes nothing — not even the reconnection —
+/// while a hook runs.
 pub struct Reconnection {
     rx: Option<oneshot::Receiver<Result<Client, ReconnectionError>>>,
     error: ReconnectionError,
@@ -280,6 +282,65 @@ impl Future for Reconnection {
                 .poll(cx)
                 .map(|r| r.unwrap_or(Err(ReconnectionError::Disposed))),
         }
+    }
+}
+
+/// How long [`RoomCtx::allow_reconnection`] holds a seat: seconds (`20`,
+/// `2.5`), a [`Duration`], or `None` for "until
+/// [`reject_reconnection`](RoomCtx::reject_reconnection)" (Colyseus
+/// `allowReconnection(client, 20)` / `"manual"`).
+///
+/// # Examples
+///
+/// ```
+/// use roomcast::ReconnectionWindow;
+/// use std::time::Duration;
+///
+/// assert_eq!(20.window(), Some(Duration::from_secs(20)));
+/// assert_eq!(2.5.window(), Some(Duration::from_millis(2500)));
+/// assert_eq!((-3).window(), Some(Duration::ZERO));
+/// assert_eq!(f64::NAN.window(), Some(Duration::ZERO));
+/// assert_eq!(None::<Duration>.window(), None);
+/// ```
+pub trait ReconnectionWindow {
+    /// The window; `None` has no end.
+    fn window(self) -> Option<Duration>;
+}
+
+impl ReconnectionWindow for Duration {
+    fn window(self) -> Option<Duration> {
+        Some(self)
+    }
+}
+
+impl ReconnectionWindow for Option<Duration> {
+    fn window(self) -> Option<Duration> {
+        self
+    }
+}
+
+/// Seconds; negative ones are none.
+impl ReconnectionWindow for i32 {
+    fn window(self) -> Option<Duration> {
+        Some(Duration::from_secs(u64::try_from(self).unwrap_or(0)))
+    }
+}
+
+/// Seconds.
+impl ReconnectionWindow for u64 {
+    fn window(self) -> Option<Duration> {
+        Some(Duration::from_secs(self))
+    }
+}
+
+/// Seconds; negative ones and NaN are none, beyond what a [`Duration`]
+/// holds is no end.
+impl ReconnectionWindow for f64 {
+    fn window(self) -> Option<Duration> {
+        if self.is_nan() || self <= 0.0 {
+            return Some(Duration::ZERO);
+        }
+        Duration::try_from_secs_f64(self).ok()
     }
 }
 
@@ -944,17 +1005,24 @@ impl<R: Room> RoomCtx<R> {
 
     // ----- reconnection ---------------------------------------------------
 
-    /// Holds a dropped client's seat for `timeout` (`None`: until
-    /// [`reject_reconnection`](Self::reject_reconnection)). Call it from
-    /// `on_drop` (or `on_leave` after a drop).
+    /// Holds a dropped client's seat for `window` (seconds, a [`Duration`],
+    /// or `None`: until [`reject_reconnection`](Self::reject_reconnection));
+    /// `on_reconnect` follows if the client comes back in time, `on_leave`
+    /// otherwise. Call it from `on_drop` (or `on_leave` after a drop).
+    ///
+    /// The returned [`Reconnection`] may be dropped; hand it to
+    /// [`spawn`](Self::spawn) to act on the outcome here.
     ///
     /// # Examples
     ///
     /// ```no_run
     /// # use roomcast::{Client, Room, RoomCtx};
-    /// # use std::time::Duration;
     /// fn on_drop<R: Room>(ctx: &mut RoomCtx<R>, client: &Client) {
-    ///     let reconnection = ctx.allow_reconnection(client, Some(Duration::from_secs(20)));
+    ///     ctx.allow_reconnection(client, 20);
+    /// }
+    ///
+    /// fn on_drop_with_outcome<R: Room>(ctx: &mut RoomCtx<R>, client: &Client) {
+    ///     let reconnection = ctx.allow_reconnection(client, 20);
     ///     ctx.spawn(reconnection, |_room, _ctx, outcome| match outcome {
     ///         Ok(client) => println!("{} is back", client.session_id()),
     ///         Err(e) => println!("gone: {e}"),
@@ -964,8 +1032,9 @@ impl<R: Room> RoomCtx<R> {
     pub fn allow_reconnection(
         &mut self,
         client: &Client,
-        timeout: Option<Duration>,
+        window: impl ReconnectionWindow,
     ) -> Reconnection {
+        let timeout = window.window();
         let now = self.now;
         let Some(slot) = self.slots.get_mut(&client.id) else {
             return Reconnection {

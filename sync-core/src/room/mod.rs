@@ -13,7 +13,8 @@ pub(crate) use self::core::{default_seat_reservation_time, refuse_seat};
 pub use self::core::{ConnId, ConnectRequest, RoomCore, SeatError, Transmit, TransmitKind};
 pub(crate) use self::ctx::Continuation;
 pub use self::ctx::{
-    BroadcastOptions, Reconnection, ReconnectionError, Reply, RoomCtx, DEFAULT_SIMULATION_INTERVAL,
+    BroadcastOptions, Reconnection, ReconnectionError, ReconnectionWindow, Reply, RoomCtx,
+    DEFAULT_SIMULATION_INTERVAL,
 };
 
 use crate::error::ServerError;

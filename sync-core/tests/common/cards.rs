@@ -3,7 +3,6 @@
 //! only, until the owner reveals its seat to someone.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use roomcast::schema::{ArraySchema, Encoder, MapSchema, Schema, ViewTarget};
 use roomcast::{Client, Options, Room, RoomCtx, ServerError};
@@ -174,7 +173,7 @@ impl Room for CardsRoom {
     }
 
     async fn on_drop(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _code: u16) {
-        let reconnection = ctx.allow_reconnection(client, Some(Duration::from_secs(10)));
+        let reconnection = ctx.allow_reconnection(client, 10);
         ctx.spawn(reconnection, |_room, _ctx, _outcome| {});
     }
 

@@ -1,7 +1,5 @@
 //! The demo room: players moving on a map, and a chat.
 
-use std::time::Duration;
-
 use roomcast::protocol::error_code::INVALID_PAYLOAD;
 use roomcast::schema::{ArraySchema, Encoder, MapSchema, Schema};
 use roomcast::{BroadcastOptions, Client, Options, Room, RoomCtx, ServerError};
@@ -146,8 +144,7 @@ impl Room for DemoRoom {
 
     async fn on_drop(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _code: u16) {
         // Keep the player for 10 s; on_leave removes it if it does not return.
-        let reconnection = ctx.allow_reconnection(client, Some(Duration::from_secs(10)));
-        ctx.spawn(reconnection, |_, _, _| {});
+        ctx.allow_reconnection(client, 10);
     }
 
     async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _code: u16) {
