@@ -655,10 +655,41 @@ impl<R: Room> RoomCtx<R> {
     // ----- messages -----------------------------------------------------
 
     /// Registers a typed handler for messages of type `ty` (a name or a
-    /// number). A payload that does not deserialize into `T` is an error
-    /// for that client (ERROR 4217 and close 4002), like a failed
-    /// validation in Colyseus. The handler's return value ([`Reply`])
-    /// answers requests.
+    /// number). The handler's return value ([`Reply`]) answers requests.
+    ///
+    /// The payload type says how strict the handler is:
+    /// - a strict type (`Move`, `String`, `i32`, …): a payload that does
+    ///   not deserialize into it is an error for that client (ERROR 4217
+    ///   and close 4002), like a failed validation in Colyseus;
+    /// - a lenient one, which reads an absent payload (`Option<T>`, `()`):
+    ///   a payload it cannot read is read as absent (`None`) and the client
+    ///   stays, as a Node room that checks `message?.x` would;
+    /// - any value ([`Value`], `serde_json::Value`): whatever was sent, an
+    ///   absent payload as [`Value::Undefined`] (`null`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use roomcast::{Room, RoomCtx};
+    /// # use roomcast::msgpack::Value;
+    /// #[derive(serde::Deserialize)]
+    /// struct Move { x: f32, y: f32 }
+    ///
+    /// fn register<R: Room>(ctx: &mut RoomCtx<R>) {
+    ///     // Strict: `{ x, y }` or the client is closed with 4002.
+    ///     ctx.on_message("move", |_, _ctx, _client, m: Move| {
+    ///         let _ = (m.x, m.y);
+    ///     });
+    ///     // Lenient: `send("ready")`, `send("ready", true)` or garbage.
+    ///     ctx.on_message("ready", |_, _ctx, _client, ready: Option<bool>| {
+    ///         let _ = ready.unwrap_or(true);
+    ///     });
+    ///     // Anything, as sent.
+    ///     ctx.on_message("emote", |_, ctx, client, any: Value| {
+    ///         ctx.broadcast("emote", &(client.session_id(), any), Default::default());
+    ///     });
+    /// }
+    /// ```
     pub fn on_message<T, F, O>(&mut self, ty: impl Into<MessageType>, handler: F)
     where
         T: DeserializeOwned,
@@ -666,7 +697,12 @@ impl<R: Room> RoomCtx<R> {
         O: Reply,
     {
         let handler: Handler<R> = Arc::new(move |room, ctx, client, payload| {
-            let message = msgpack::from_value::<T>(payload)?;
+            let message = match msgpack::from_value::<T>(payload) {
+                Ok(message) => message,
+                // A type that reads an absent payload (`Option<T>`, `()`)
+                // reads an unreadable one as absent too.
+                Err(e) => msgpack::from_value::<T>(&Value::Undefined).map_err(|_| e)?,
+            };
             Ok(handler(room, ctx, client, message).into_outcome())
         });
         self.handlers.insert(ty.into(), handler);

@@ -63,6 +63,9 @@ impl Room for E2eRoom {
             ctx.state_mut().set_n(n + f64::from(by));
             *ctx.user_data_mut(client).unwrap() += 1;
         });
+        ctx.on_message("maybe", |_room, ctx, client, n: Option<i32>| {
+            ctx.send(client, "maybe", &n);
+        });
         ctx.on_message("set", |_room, ctx, _client, n: i32| {
             ctx.state_mut().set_n(f64::from(n));
         });

@@ -122,6 +122,19 @@ await steps([
     await sleep(50);
     assert.equal((await listing("counter")).filter((r) => r.roomId === a.roomId).length, 0);
   }],
+  ["a lenient handler (Option<i32>) reads an absent or unreadable payload as None; a strict one closes with 4002", async () => {
+    const room = await modern().create("counter");
+    for (const [sent, got] of [[5, 5], [undefined, null], ["garbage", null], [{ x: 1 }, null]]) {
+      const reply = next(room, "maybe");
+      if (sent === undefined) room.send("maybe"); else room.send("maybe", sent);
+      assert.equal(await reply, got);
+    }
+    const error = new Promise((resolve) => room.onError((code, message) => resolve([code, message])));
+    const code = left(room);
+    room.send("inc", "garbage");
+    assert.equal((await error)[0], 4217);
+    assert.equal(await code, 4002);
+  }],
   ["garbage from a raw client: error and close 4002; the room carries on", async () => {
     const good = await modern().create("counter");
     const reservation = await (await fetch(`${endpoint}/matchmake/joinById/${good.roomId}`, {
