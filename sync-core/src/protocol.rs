@@ -70,6 +70,11 @@ pub mod error_code {
     pub const APPLICATION_ERROR: u16 = 526;
     /// A message payload could not be decoded.
     pub const INVALID_PAYLOAD: u16 = 4217;
+    /// Roomcast's own: the client did not acknowledge JOIN_ROOM in time,
+    /// the mark of a client of the other protocol generation (an
+    /// `@colyseus/sdk` 0.18 client on a 0.16 endpoint, or colyseus.js 0.16
+    /// on a 0.18 one), whose SDK cannot decode the JOIN_ROOM it got.
+    pub const JOIN_NOT_ACKNOWLEDGED: u16 = 4218;
 
     /// The number a 0.16 client expects for `code` (520…526 → 4210…4216).
     #[must_use]

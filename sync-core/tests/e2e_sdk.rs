@@ -42,6 +42,11 @@ fn demo_room_state_matches_in_both_sdks() {
 }
 
 #[test]
+fn wrong_dialect_endpoint_is_explained_to_both_sdks() {
+    run_script("dialect.mjs", TIMEOUT);
+}
+
+#[test]
 fn relay_room_with_both_sdks() {
     run_script("relay.mjs", TIMEOUT);
 }

@@ -179,6 +179,15 @@ impl<R: Room> RoomCore<R> {
         self.ctx.matchmaker = matchmaker;
     }
 
+    /// Sets how long a client may take to acknowledge JOIN_ROOM (default
+    /// 10 s). One that does not is closed with ERROR
+    /// [`JOIN_NOT_ACKNOWLEDGED`](crate::protocol::error_code::JOIN_NOT_ACKNOWLEDGED)
+    /// and 4002: an SDK of the other protocol generation cannot decode
+    /// the JOIN_ROOM of this endpoint's dialect, and the error says so.
+    pub fn set_join_ack_timeout(&mut self, timeout: Duration) {
+        self.ctx.limits.join_ack_timeout = timeout;
+    }
+
     /// Sets the largest client frame accepted (default 64 KiB).
     pub fn set_max_frame_bytes(&mut self, max: usize) {
         self.ctx.limits.max_frame_bytes = max;
@@ -401,6 +410,7 @@ impl<R: Room> RoomCore<R> {
         slot.token = token;
         slot.status = Status::AwaitingAck;
         slot.syncing = false;
+        slot.expires = Some(self.ctx.now + self.ctx.limits.join_ack_timeout);
         let serializer = state.map_or("none", SyncState::serializer_id);
         let handshake = match state {
             Some(state) if !slot.skip_handshake => Some(state.handshake(slot.dialect)),
@@ -565,6 +575,35 @@ impl<R: Room> RoomCore<R> {
         self.ctx.kick(id, close_code::WITH_ERROR, false);
     }
 
+    /// A client that did not acknowledge JOIN_ROOM in time: most likely an
+    /// SDK of the other protocol generation, which could not decode it
+    /// (and only logged a decoder error). It gets an ERROR saying so, which
+    /// rejects its join, and a close with 4002.
+    fn fail_unacknowledged(&mut self, id: ClientId) {
+        let Some(slot) = self.ctx.slots.get(&id) else {
+            return;
+        };
+        let waited = self.ctx.limits.join_ack_timeout;
+        let message = match slot.dialect {
+            Dialect::Modern => format!(
+                "the client did not acknowledge joining within {waited:?}: this endpoint speaks \
+                 the Colyseus 0.18 protocol (@colyseus/sdk 0.17/0.18), which a colyseus.js 0.16 \
+                 client cannot decode; connect 0.16 clients to the server's 0.16 endpoint"
+            ),
+            Dialect::Legacy => format!(
+                "the client did not acknowledge joining within {waited:?}: this endpoint speaks \
+                 the Colyseus 0.16 protocol (colyseus.js 0.16), which an @colyseus/sdk 0.17/0.18 \
+                 client cannot decode; connect 0.18 clients to the server's 0.18 endpoint"
+            ),
+        };
+        tracing::warn!(room = %self.ctx.room_id, session = %slot.session_id, "closing client: {message}");
+        if let Some(conn) = slot.conn {
+            let error = ServerError::new(error_code::JOIN_NOT_ACKNOWLEDGED, message);
+            self.ctx.transmit(conn, error_frame(slot.dialect, &error));
+        }
+        self.ctx.kick(id, close_code::WITH_ERROR, false);
+    }
+
     /// The client acknowledged JOIN_ROOM: it is joined, and its full state
     /// goes out with the next transmits ([`finish_joins`](Self::finish_joins)).
     fn complete_join(&mut self, id: ClientId) {
@@ -572,6 +611,7 @@ impl<R: Room> RoomCore<R> {
             return;
         };
         slot.status = Status::Joined;
+        slot.expires = None;
         slot.syncing = true;
         self.ctx.syncing.push(id);
     }
@@ -665,6 +705,7 @@ impl<R: Room> RoomCore<R> {
             match status {
                 Status::Reserved => self.ctx.remove_slot(id),
                 Status::Reconnecting => self.ctx.fail_reconnection(id, ReconnectionError::Timeout),
+                Status::AwaitingAck => self.fail_unacknowledged(id),
                 _ => {}
             }
         }

@@ -91,10 +91,14 @@ impl<T: Serialize> Reply for Result<T, ServerError> {
 pub const DEFAULT_SIMULATION_INTERVAL: Duration = Duration::from_micros(16_600);
 
 /// Limits applied to every client of a room.
+/// How long a client may take to acknowledge JOIN_ROOM by default.
+pub(crate) const DEFAULT_JOIN_ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Limits {
     pub(crate) max_frame_bytes: usize,
     pub(crate) max_messages_per_second: Option<u32>,
+    pub(crate) join_ack_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -102,6 +106,7 @@ impl Default for Limits {
         Self {
             max_frame_bytes: 64 * 1024,
             max_messages_per_second: None,
+            join_ack_timeout: DEFAULT_JOIN_ACK_TIMEOUT,
         }
     }
 }

@@ -165,6 +165,7 @@ impl<R: Room, F: Fn() -> R + Send + Sync> Definition for TypedDefinition<R, F> {
         core.set_store(inner.store.clone());
         core.set_max_frame_bytes(inner.config.max_frame_bytes);
         core.set_max_messages_per_second(inner.config.max_messages_per_second);
+        core.set_join_ack_timeout(inner.config.join_ack_timeout);
         core.set_matchmaker(Matchmaker {
             inner: Arc::downgrade(&inner),
         });
@@ -243,6 +244,14 @@ pub struct ServerConfig {
     pub max_frame_bytes: usize,
     /// Frames per second a client may send (default unlimited).
     pub max_messages_per_second: Option<u32>,
+    /// How long a client may take to acknowledge JOIN_ROOM (default 10 s).
+    /// One that does not gets an ERROR
+    /// ([`JOIN_NOT_ACKNOWLEDGED`](crate::protocol::error_code::JOIN_NOT_ACKNOWLEDGED))
+    /// saying that it is likely on the endpoint of the other protocol
+    /// generation (colyseus.js 0.16 on a 0.18 endpoint, or the reverse:
+    /// their SDKs cannot decode each other's JOIN_ROOM), which rejects its
+    /// join, then a close with 4002.
+    pub join_ack_timeout: Duration,
     /// Path prefixes and the client generation each serves. Default: the
     /// modern dialect at the root.
     pub endpoints: Vec<(String, Dialect)>,
@@ -281,6 +290,7 @@ impl Default for ServerConfig {
             dev_mode: false,
             max_frame_bytes: 64 * 1024,
             max_messages_per_second: None,
+            join_ack_timeout: Duration::from_secs(10),
             endpoints: vec![(String::new(), Dialect::Modern)],
             room_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             remote_timeout: Duration::from_secs(5),

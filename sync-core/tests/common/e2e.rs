@@ -97,7 +97,11 @@ pub fn start_server() -> TestServer {
         .enable_all()
         .build()
         .unwrap();
+    let mut config = roomcast::ServerConfig::default();
+    // Clients of the wrong dialect (dialect.mjs) are told after this.
+    config.join_ack_timeout = Duration::from_secs(3);
     let server = Server::builder()
+        .config(config)
         .define("counter", E2eRoom::default)
         .define("world", super::demo::DemoRoom::default)
         .define("cards", super::cards::CardsRoom::default)
