@@ -1063,3 +1063,38 @@ fn disposing_rejects_pending_reconnections() {
     assert!(log.contains(&"dispose".to_owned()), "{log:?}");
     assert!(h.is_disposed());
 }
+
+/// A client that never acknowledges JOIN_ROOM (an SDK of the other
+/// protocol generation, which cannot decode it) is told which protocol the
+/// endpoint speaks, closed with 4002, and its seat is freed.
+#[test]
+fn a_join_never_acknowledged_is_explained_and_closed() {
+    for (dialect, says) in [
+        (Dialect::Modern, "0.18 protocol"),
+        (Dialect::Legacy, "0.16 protocol"),
+    ] {
+        let mut h = game(&json!({}));
+        let session = h.reserve_seat(name("zed")).unwrap();
+        let mut request = ConnectRequest::new(session);
+        request.dialect = dialect;
+        let conn = h.connect(request);
+        assert!(matches!(h.received(conn)[..], [Received::JoinRoom { .. }]));
+        h.advance(Duration::from_secs(9));
+        assert!(h.received(conn).is_empty(), "not before the timeout");
+        h.advance(Duration::from_secs(1));
+        match &h.received(conn)[..] {
+            [Received::Error {
+                code: 4218,
+                message,
+            }, Received::Closed(4002)] => {
+                assert!(message.contains(says), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The room had no one else: it goes.
+        assert_eq!(
+            h.room().drain_log(),
+            ["join zed", "drop zed 4002", "leave zed 4002", "dispose"]
+        );
+    }
+}
