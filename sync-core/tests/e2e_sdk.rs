@@ -47,6 +47,11 @@ fn wrong_dialect_endpoint_is_explained_to_both_sdks() {
 }
 
 #[test]
+fn lobby_room_modern() {
+    run_script("lobby.mjs", TIMEOUT);
+}
+
+#[test]
 fn relay_room_with_both_sdks() {
     run_script("relay.mjs", TIMEOUT);
 }

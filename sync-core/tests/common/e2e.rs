@@ -103,6 +103,8 @@ pub fn start_server() -> TestServer {
     let server = Server::builder()
         .config(config)
         .define("counter", E2eRoom::default)
+        .realtime_listing()
+        .define("lobby", roomcast::LobbyRoom::default)
         .define("world", super::demo::DemoRoom::default)
         .define("cards", super::cards::CardsRoom::default)
         .define("hub", super::hub::HubRoom::default)
