@@ -1098,3 +1098,21 @@ fn a_join_never_acknowledged_is_explained_and_closed() {
         );
     }
 }
+
+/// A room nobody joins is disposed after the seat reservation time (as a
+/// room made by `Matchmaker::create_room` and never used), one that is
+/// joined in time stays.
+#[test]
+fn a_room_nobody_joins_goes_after_the_seat_reservation_time() {
+    let mut h = game(&json!({}));
+    h.advance(Duration::from_secs(14));
+    assert!(!h.is_disposed());
+    h.advance(Duration::from_secs(1));
+    assert!(h.is_disposed());
+    assert_eq!(h.room().drain_log(), ["dispose"]);
+
+    let mut h = game(&json!({}));
+    h.join(name("amy")).unwrap();
+    h.advance(Duration::from_secs(30));
+    assert!(!h.is_disposed());
+}

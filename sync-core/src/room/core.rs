@@ -142,6 +142,7 @@ impl<R: Room> RoomCore<R> {
                 unlisted: false,
                 metadata: serde_json::Value::Null,
                 auto_dispose: true,
+                first_client_by: None,
                 seat_reservation_time: default_seat_reservation_time(),
                 patch_rate: Some(Duration::from_millis(50)),
                 next_patch: Some(now + Duration::from_millis(50)),
@@ -709,6 +710,10 @@ impl<R: Room> RoomCore<R> {
                 _ => {}
             }
         }
+        if self.ctx.first_client_by.is_some_and(|by| by <= now) {
+            self.ctx.first_client_by = None;
+            self.ctx.check_dispose();
+        }
         for timer in self.ctx.clock.due(now) {
             self.ctx.events.push_back(Event::Timer(timer));
         }
@@ -744,6 +749,7 @@ impl<R: Room> RoomCore<R> {
         let expiries = self.ctx.slots.values().filter_map(|s| s.expires);
         let sim = self.ctx.simulation.as_ref().map(|s| s.next);
         expiries
+            .chain(self.ctx.first_client_by)
             .chain(self.ctx.clock.next_due())
             .chain(sim)
             .chain(
@@ -801,6 +807,10 @@ impl<R: Room> RoomCore<R> {
     pub(crate) fn finish_create(&mut self) {
         self.ctx.creating = false;
         self.ctx.listing_changed = true;
+        // A room nobody joins goes after the seat reservation time, as in
+        // Colyseus (a room made by `Matchmaker::create_room` and never
+        // joined, or whose first seat was never used).
+        self.ctx.first_client_by = Some(self.ctx.now + self.ctx.seat_reservation_time);
     }
 
     pub(crate) fn auth_input(&mut self, id: ClientId) -> Option<(Client, Options, AuthRequest)> {

@@ -368,6 +368,9 @@ pub struct RoomCtx<R: Room> {
     pub(crate) unlisted: bool,
     pub(crate) metadata: serde_json::Value,
     pub(crate) auto_dispose: bool,
+    /// When an empty room goes if it never had a client (`None` once
+    /// passed).
+    pub(crate) first_client_by: Option<Instant>,
     pub(crate) seat_reservation_time: Duration,
     pub(crate) patch_rate: Option<Duration>,
     pub(crate) next_patch: Option<Instant>,

@@ -129,8 +129,9 @@ impl Matchmaker {
     /// Creates a room named `name` with no seat taken, on the least loaded
     /// process of the cluster (this one otherwise), and returns its
     /// listing (`matchMaker.createRoom(name, options)`). `on_create` gets
-    /// `options` under the definition's options. The room stays until its
-    /// clients have come and gone (or it is disconnected).
+    /// `options` under the definition's options. As any new room, it is
+    /// disposed if nobody has joined it within its seat reservation time
+    /// (15 s by default), unless `on_create` turned auto-dispose off.
     ///
     /// # Errors
     ///
