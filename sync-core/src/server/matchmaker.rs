@@ -177,6 +177,11 @@ impl Matchmaker {
     /// `options` (`matchMaker.reserveSeatFor(room, options)`); the client
     /// consumes it within the room's seat reservation time.
     ///
+    /// A private room takes it (private rooms are only hidden from
+    /// matchmaking); unlike Colyseus, a room locked by hand refuses it, as
+    /// `joinById` does, so invitation-only rooms use
+    /// [`set_private`](crate::RoomCtx::set_private) rather than `lock`.
+    ///
     /// # Errors
     ///
     /// 522 when the room is gone or locked (full), or the store's error.
