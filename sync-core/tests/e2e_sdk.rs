@@ -97,6 +97,12 @@ fn matchmaker_seats_consumed_by_both_sdks() {
             .await
             .unwrap()
             .is_empty());
+        let private = matchmaker.create_room("counter", json!({ "private": true }));
+        let private = private.await.unwrap();
+        matchmaker
+            .reserve_seat_for(&private, json!({}))
+            .await
+            .unwrap();
         (a, b)
     });
     let (a, b) = (

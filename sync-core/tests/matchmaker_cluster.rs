@@ -91,6 +91,12 @@ fn matchmaker_across_processes_with_the_sdk() {
         ];
         assert_eq!(seats[0].room.process_id, "pa");
         assert_eq!(seats[1].room.process_id, "pb");
+        // A private room takes a seat reserved for it (hidden from
+        // matchmaking only).
+        let private = mb.create_room("counter", json!({ "private": true })).await;
+        let private = private.unwrap();
+        assert!(private.private);
+        ma.reserve_seat_for(&private, json!({})).await.unwrap();
         let unknown =
             ma.reserve_seat_for(&roomcast::RoomListing::new("nope", "counter"), json!({}));
         assert_eq!(unknown.await.unwrap_err().code, 522);
