@@ -72,7 +72,7 @@ fn per_client_views_legacy() {
 fn matchmaker_seats_consumed_by_both_sdks() {
     let server = start_server();
     let matchmaker = server.server.matchmaker();
-    let (a, b) = server.runtime.block_on(async {
+    let (a, b, c) = server.runtime.block_on(async {
         let room = matchmaker.create_room("counter", json!({})).await.unwrap();
         assert_eq!(room.clients, 0);
         let a = matchmaker.reserve_seat_for(&room, json!({})).await.unwrap();
@@ -103,11 +103,19 @@ fn matchmaker_seats_consumed_by_both_sdks() {
             .reserve_seat_for(&private, json!({}))
             .await
             .unwrap();
-        (a, b)
+        // A room locked by hand takes a reserved seat (an invitation), not
+        // a joinById.
+        let locked = matchmaker.create_room("counter", json!({ "lock": true }));
+        let locked = locked.await.unwrap();
+        assert!(locked.locked);
+        let refused = matchmaker.join_by_id(&locked.room_id, json!({})).await;
+        assert_eq!(refused.unwrap_err().code, 522);
+        let c = matchmaker
+            .reserve_seat_for(&locked, json!({}))
+            .await
+            .unwrap();
+        (a, b, c)
     });
-    let (a, b) = (
-        serde_json::to_string(&a).unwrap(),
-        serde_json::to_string(&b).unwrap(),
-    );
-    run_script_on(&server, "seat.mjs", &[&a, &b], TIMEOUT);
+    let [a, b, c] = [a, b, c].map(|seat| serde_json::to_string(&seat).unwrap());
+    run_script_on(&server, "seat.mjs", &[&a, &b, &c], TIMEOUT);
 }

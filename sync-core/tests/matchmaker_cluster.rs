@@ -97,6 +97,13 @@ fn matchmaker_across_processes_with_the_sdk() {
         let private = private.unwrap();
         assert!(private.private);
         ma.reserve_seat_for(&private, json!({})).await.unwrap();
+        // One locked by hand too (an invitation), unlike joinById.
+        let locked = mb.create_room("counter", json!({ "lock": true })).await;
+        let locked = locked.unwrap();
+        assert!(locked.locked);
+        let refused = ma.join_by_id(&locked.room_id, json!({})).await;
+        assert_eq!(refused.unwrap_err().code, 522);
+        ma.reserve_seat_for(&locked, json!({})).await.unwrap();
         let unknown =
             ma.reserve_seat_for(&roomcast::RoomListing::new("nope", "counter"), json!({}));
         assert_eq!(unknown.await.unwrap_err().code, 522);

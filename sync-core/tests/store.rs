@@ -213,6 +213,34 @@ async fn suite(store: &dyn ListingStore) {
     store.remove(&r2).await.unwrap();
     assert!(store.query(&fullest).await.unwrap().is_empty());
     assert_eq!(store.all().await.unwrap().len(), 2);
+    // reserveSeatFor (`past_lock`): a room locked by hand takes it, unlike
+    // joinById; a full one does not.
+    let invite = |session: &str| {
+        let mut seat = seat(session, Duration::from_secs(60));
+        seat.past_lock = true;
+        seat
+    };
+    assert_eq!(
+        store
+            .claim_in(&a, &invite("i1"))
+            .await
+            .unwrap()
+            .unwrap_err(),
+        ClaimInError::Locked
+    );
+    let mut locked = update(1, 0);
+    locked.locked = true;
+    store.sync(&b, &locked).await.unwrap();
+    assert_eq!(
+        store
+            .claim_in(&b, &seat("i2", Duration::from_secs(60)))
+            .await
+            .unwrap()
+            .unwrap_err(),
+        ClaimInError::Locked
+    );
+    let claimed = store.claim_in(&b, &invite("i3")).await.unwrap().unwrap();
+    assert_eq!(claimed.listing.room_id, b);
 }
 
 #[tokio::test]

@@ -247,7 +247,7 @@ impl ListingStore for LocalStore {
             let Some(entry) = inner.rooms.get(room_id) else {
                 return Ok(Err(ClaimInError::NotFound));
             };
-            if entry.listing.locked || entry.full() {
+            if (entry.listing.locked && !seat.past_lock) || entry.full() {
                 return Ok(Err(ClaimInError::Locked));
             }
             Ok(Ok(inner.add_pending(room_id, seat, now)))

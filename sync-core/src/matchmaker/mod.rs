@@ -224,6 +224,10 @@ pub struct SeatRequest {
     /// holder of the room, if another process, answers it once it took
     /// the seat (`None`: nobody waits).
     pub reply_to: Option<(String, u64)>,
+    /// Taken in a room locked by hand too (never beyond its
+    /// `maxClients`): what `reserveSeatFor` asks, not `joinById`
+    /// ([`ListingStore::claim_in`]).
+    pub past_lock: bool,
 }
 
 impl SeatRequest {
@@ -236,6 +240,7 @@ impl SeatRequest {
             options,
             ttl,
             reply_to: None,
+            past_lock: false,
         }
     }
 }

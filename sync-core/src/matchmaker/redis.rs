@@ -63,7 +63,7 @@ local function state(id)
   if not ok or type(idx) ~= 'table' then return nil end
   local occ = held + pending + taken - applied
   local full = max ~= nil and occ >= max
-  return { free = f[2] == '0' and f[3] == '0' and not full, locked = f[2] == '1' or full, occ = occ, seq = f[8], idx = idx, max = f[1] }
+  return { free = f[2] == '0' and f[3] == '0' and not full, locked = f[2] == '1' or full, full = full, occ = occ, seq = f[8], idx = idx, max = f[1] }
 end
 local function refresh(id)
   local s = state(id)
@@ -184,7 +184,7 @@ return { 'none' }
 const CLAIM_IN: &str = r"
 local s = state(ARGV[2])
 if not s then return { 'notfound' } end
-if s.locked then return { 'locked' } end
+if s.full or (s.locked and ARGV[9] ~= '1') then return { 'locked' } end
 return seat(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
 ";
 
@@ -722,6 +722,7 @@ impl ListingStore for RedisStore {
                 now_millis().to_string(),
                 claimer(seat),
                 reply_address(seat),
+                if seat.past_lock { "1" } else { "0" }.to_owned(),
             ],
         );
         Box::pin(async move {

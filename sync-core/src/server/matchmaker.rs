@@ -3,6 +3,7 @@
 //! `joinOrCreate`, …).
 
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -177,20 +178,28 @@ impl Matchmaker {
     /// `options` (`matchMaker.reserveSeatFor(room, options)`); the client
     /// consumes it within the room's seat reservation time.
     ///
-    /// A private room takes it (private rooms are only hidden from
-    /// matchmaking); unlike Colyseus, a room locked by hand refuses it, as
-    /// `joinById` does, so invitation-only rooms use
-    /// [`set_private`](crate::RoomCtx::set_private) rather than `lock`.
+    /// As in Colyseus, a room locked by hand
+    /// ([`lock`](crate::RoomCtx::lock)) or private takes it (an
+    /// invitation-only room), a full one does not.
     ///
     /// # Errors
     ///
-    /// 522 when the room is gone or locked (full), or the store's error.
+    /// 522 when the room is gone or full, or the store's error.
     pub fn reserve_seat_for(
         &self,
         room: &RoomListing,
         options: Options,
     ) -> impl Future<Output = Result<SeatReservation, ServerError>> + Send + 'static {
-        self.join_by_id(&room.room_id, options)
+        let server = self.server();
+        let room_id = room.room_id.clone();
+        async move {
+            let server = server?;
+            server.start_cluster();
+            if server.inner.shutting_down.load(Ordering::Relaxed) {
+                return Err(ServerError::new(503, "server is shutting down"));
+            }
+            server.reserve_in(&room_id, options, true).await
+        }
     }
 
     /// A seat in the best room named `name` with a free one, else in a

@@ -895,7 +895,7 @@ impl Server {
                 }
             }
             Method::JoinOrCreate | Method::Join => self.join(method, target, options).await,
-            Method::JoinById => self.reserve_in(target, options).await,
+            Method::JoinById => self.reserve_in(target, options, false).await,
             Method::Reconnect => {
                 let token = options["reconnectionToken"]
                     .as_str()
@@ -931,17 +931,20 @@ impl Server {
         }
     }
 
-    /// A seat in room `room_id` (`joinById`, `reserveSeatFor`), wherever
-    /// it is in the cluster.
+    /// A seat in room `room_id` (`joinById`; `reserveSeatFor` with
+    /// `past_lock`, which a room locked by hand takes too), wherever it is
+    /// in the cluster.
     async fn reserve_in(
         &self,
         room_id: &str,
         options: Options,
+        past_lock: bool,
     ) -> Result<SeatReservation, ServerError> {
         // 522 for a room that is not listed anywhere.
         self.listing(room_id).await?;
         for _ in 0..MAX_SEAT_ATTEMPTS {
-            let (seat, reply) = self.seat_request(options.clone());
+            let (mut seat, reply) = self.seat_request(options.clone());
+            seat.past_lock = past_lock;
             let claimed = self
                 .inner
                 .store

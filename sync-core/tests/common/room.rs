@@ -50,6 +50,9 @@ impl Room for E2eRoom {
         if options["private"] == true {
             ctx.set_private(true);
         }
+        if options["lock"] == true {
+            ctx.lock();
+        }
         ctx.set_metadata(json!({ "mode": options["mode"].as_str().unwrap_or("classic") }));
         self.reconnect = match &options["reconnect"] {
             serde_json::Value::Number(n) => {

@@ -3,7 +3,7 @@
 // by both SDKs with client.consumeSeatReservation.
 import { assert, legacy, modern, next, until, steps, rejection } from "./lib.mjs";
 
-const [fromApp, fromAppToo] = process.argv.slice(3).map((s) => JSON.parse(s));
+const [fromApp, fromAppToo, intoLocked] = process.argv.slice(3).map((s) => JSON.parse(s));
 
 async function consumed(client, reservation) {
   const room = await client.consumeSeatReservation(reservation);
@@ -21,6 +21,10 @@ await steps([
     a.send("inc", 2);
     await until(() => b.state.n === 2, "both clients in one room");
     await Promise.all([a.leave(), b.leave()]);
+  }],
+  ["a seat reserved by application code in a room locked by hand", async () => {
+    const room = await consumed(modern(), intoLocked);
+    await room.leave();
   }],
   ["a seat reserved from inside a room (modern)", async () => {
     const hub = await modern().joinOrCreate("hub");
