@@ -362,7 +362,8 @@ pub trait ListingStore: Send + Sync + 'static {
     ) -> StoreFuture<'a, Claim>;
 
     /// Takes a seat in the room `room_id` (`joinById`): it may be private,
-    /// not locked or full.
+    /// not locked or full; with [`SeatRequest::past_lock`]
+    /// (`reserveSeatFor`), locked by hand but not full.
     fn claim_in<'a>(
         &'a self,
         room_id: &'a str,
