@@ -50,6 +50,9 @@ impl Room for E2eRoom {
         if options["private"] == true {
             ctx.set_private(true);
         }
+        if options["unlisted"] == true {
+            ctx.set_unlisted(true);
+        }
         if options["lock"] == true {
             ctx.lock();
         }
