@@ -99,7 +99,7 @@ pub fn start_server() -> TestServer {
         .unwrap();
     let mut config = roomcast::ServerConfig::default();
     // Clients of the wrong dialect (dialect.mjs) are told after this.
-    config.join_ack_timeout = Duration::from_secs(3);
+    config.join_ack_timeout = Duration::from_secs(5);
     let server = Server::builder()
         .config(config)
         .define("counter", E2eRoom::default)
