@@ -1081,10 +1081,19 @@ fn hide(view: &mut ViewState, f: &Found, tag: i64, forced: &mut Forced) {
             for &(i, _) in &target.declared_view_fields {
                 forced_set(forced, target.id, Some((i, false)));
             }
-            // Fields' subtrees leave the view.
+            // The view fields' subtrees leave the view; what hangs below
+            // the other fields stays visible (the reference hides the
+            // target and its view fields only).
             let depth = target.depth;
+            let mut hiding = false;
             for n in f.subtree.iter().skip(1) {
-                if n.depth > depth {
+                if n.depth <= depth {
+                    break;
+                }
+                if n.depth == depth + 1 {
+                    hiding = n.edge_tag.is_some();
+                }
+                if hiding {
                     view.marks.remove(&n.id);
                     view.shared.remove(&n.id);
                 }
