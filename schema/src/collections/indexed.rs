@@ -493,8 +493,13 @@ impl<K: Key, V: Field> Indexed<K, V> {
     }
 
     pub(crate) fn attach(&mut self, tick: &mut Tick) {
+        let refresh = tick.keeps_ids() && self.attached();
         self.meta.attach(tick);
-        self.forget_changes();
+        if !refresh {
+            // (A refreshed collection keeps the tick's ops: its client
+            // holds entries they remove.)
+            self.forget_changes();
+        }
         for slot in self.slots.iter_mut().flatten() {
             slot.value.__attach(&mut slot.track, tick);
         }
