@@ -253,6 +253,63 @@ impl PatchWriter<'_> {
     }
 }
 
+/// Blocks of refs that left the tree before the patch was written: the
+/// entries a `clear()` removed while they held changes of the tick. The
+/// reference keeps such refs' changes queued and sends their blocks (in
+/// first-change order, like every block), so a client that never learns
+/// of a ref added and cleared in one tick still gets its block; the bytes
+/// follow it. Written for the modern dialect only (a 3.x client is sent
+/// no block it cannot attach).
+#[derive(Debug, Default)]
+pub(crate) struct Orphans {
+    out: Vec<u8>,
+    blocks: Vec<Block>,
+    scratch: ArrayScratch,
+}
+
+impl Orphans {
+    /// Runs `f` (a removed ref's patch walk) into these blocks.
+    pub(crate) fn write(&mut self, f: impl FnOnce(&mut PatchWriter<'_>)) {
+        let mut w = PatchWriter {
+            out: std::mem::take(&mut self.out),
+            blocks: &mut self.blocks,
+            dialect: Dialect::Modern,
+            scratch: &mut self.scratch,
+            second: None,
+            run: Block {
+                first_seq: 0,
+                last_seq: 0,
+                start: 0,
+                end: NO_RUN,
+            },
+        };
+        f(&mut w);
+        self.out = w.finish();
+    }
+}
+
+impl PatchWriter<'_> {
+    /// Adds the blocks of removed refs to a modern output (they are
+    /// ordered with the others by their first change).
+    #[cold]
+    pub(crate) fn append_orphans(&mut self, o: &Orphans) {
+        if self.dialect != Dialect::Modern || o.out.is_empty() {
+            return;
+        }
+        if self.run.end != NO_RUN {
+            self.blocks.push(self.run);
+            self.run.end = NO_RUN;
+        }
+        let base = self.out.len() as u32;
+        self.out.extend_from_slice(&o.out);
+        self.blocks.extend(o.blocks.iter().map(|b| Block {
+            start: b.start + base,
+            end: b.end + base,
+            ..*b
+        }));
+    }
+}
+
 /// Writes a full state: every ref in depth-first pre-order.
 #[doc(hidden)]
 #[derive(Debug)]

@@ -713,7 +713,10 @@ impl<T: Schema> Field for T {
     }
 
     fn __attach(&mut self, track: &mut Self::Track, tick: &mut Tick) {
+        let id = track.state.meta.id;
         track.state = TrackState::default();
+        // Kept only by `Tick::refresh`.
+        track.state.meta.id = id;
         track.state.meta.attach(tick);
         track.state.child_dirty = self.__ref_fields() & self.__present();
         self.__attach_children(&mut track.children, tick);

@@ -46,10 +46,13 @@ impl RefMeta {
         }
     }
 
-    /// Gives the ref an id and marks it as sent in full by the next patch.
+    /// Gives the ref an id and marks it as sent in full by the next patch
+    /// (an attached ref keeps its id while [`Tick::refresh`] runs).
     #[inline]
     pub(crate) fn attach(&mut self, tick: &mut Tick) {
-        self.id = tick.alloc_id();
+        if !(tick.keep_ids && self.id != NO_ID) {
+            self.id = tick.alloc_id();
+        }
         self.seq = tick.next_seq();
         self.fresh = true;
     }
@@ -174,6 +177,8 @@ pub struct Tick {
     types: Vec<(std::any::TypeId, u32)>,
     /// Ids released this tick, free once the patch that deletes them is out.
     released: Vec<u32>,
+    /// Attaching keeps the ids of attached refs (see [`Tick::refresh`]).
+    keep_ids: bool,
     /// The encoder's views (`StateView`s).
     pub(crate) views: crate::view::Views,
 }
@@ -185,6 +190,21 @@ impl Tick {
             types,
             ..Self::default()
         }
+    }
+
+    /// Runs `f` (an `__attach` of attached refs) so that it marks them to be
+    /// sent in full again, under the refIds they have, with new change
+    /// orders: what the reference does for the elements an array re-adds
+    /// after a CLEAR.
+    pub(crate) fn refresh(&mut self, f: impl FnOnce(&mut Self)) {
+        self.keep_ids = true;
+        f(self);
+        self.keep_ids = false;
+    }
+
+    /// Whether an attach now keeps the ids of attached refs.
+    pub(crate) fn keeps_ids(&self) -> bool {
+        self.keep_ids
     }
 
     /// The type id of Rust type `T` in this state's registry.

@@ -70,9 +70,12 @@
 //! instance (or to a collection whose field has a custom tag) share their
 //! parent's visibility if they are structs or collections of structs (a
 //! Map/Array/Set/Collection of primitives is seen only once shown itself,
-//! e.g. with the subtree of a `show`); elements of a collection behind a default-tag
-//! `#[schema(view)]` field must each be shown. An instance removed from the
-//! state leaves every view.
+//! e.g. with the subtree of a `show`); an element of such a collection
+//! shares it only if attached while the collection is visible (elements
+//! already there when the collection becomes visible through the parent
+//! chain of a `show` stay hidden until shown); elements of a collection
+//! behind a default-tag `#[schema(view)]` field must each be shown. An
+//! instance removed from the state leaves every view.
 //!
 //! [`Encoder::encode_patch`]: crate::Encoder::encode_patch
 //! [`Encoder::encode_all`]: crate::Encoder::encode_all
@@ -300,6 +303,11 @@ pub(crate) struct ViewState {
     /// Instances marked visible (explicitly or by a `show` of an ancestor
     /// or descendant).
     marks: IdSet,
+    /// Elements of a filtered collection the client holds because they
+    /// were attached while the collection was visible to it (the
+    /// reference's `isVisibilitySharedWithParent`); structs among them are
+    /// marked too, collections of primitives are held but not seen.
+    shared: IdSet,
     /// Instances on the parent chain of a shown one, held by a struct
     /// field: the field is the view's whatever its tag (the chain leads
     /// to what was shown).
@@ -431,6 +439,7 @@ impl Views {
         for v in self.slots.iter_mut().filter_map(|s| s.view.as_deref_mut()) {
             for id in gone.iter() {
                 v.marks.remove(id);
+                v.shared.remove(id);
                 v.chained.remove(id);
                 v.tags.remove(id);
                 v.mirror.remove(id);
@@ -604,7 +613,14 @@ fn child_ctx(view: &ViewState, parent: &dyn Node, pctx: Ctx, index: u32, child: 
             }
         }
         _ => {
-            let shares = pctx.filtered && pctx.holder_tag != Some(DEFAULT_VIEW_TAG) && eligible;
+            // An element shares its collection's visibility only when it
+            // is attached while the collection is visible (then the walk
+            // marks it): elements already there when the collection
+            // becomes visible through a parent chain stay hidden.
+            let shares = pctx.filtered
+                && pctx.holder_tag != Some(DEFAULT_VIEW_TAG)
+                && eligible
+                && child.fresh();
             Ctx {
                 filtered: pctx.filtered,
                 visible: marked || (shares && pctx.visible),
@@ -629,6 +645,9 @@ struct G {
     filtered: bool,
     /// Its visibility follows its parent's (besides its own mark).
     shares: bool,
+    /// An element of a collection: it shares its parent's visibility only
+    /// in the tick it is attached, and is marked then.
+    elem: bool,
     holder_tag: Option<i64>,
 }
 
@@ -639,12 +658,14 @@ fn child_g(parent: &dyn Node, kind: NodeKind, g: G, index: u32, child: &dyn Node
         G {
             filtered: g.filtered || tag.is_some(),
             shares: g.filtered && tag.is_none() && eligible,
+            elem: false,
             holder_tag: tag,
         }
     } else {
         G {
             filtered: g.filtered,
             shares: g.filtered && g.holder_tag != Some(DEFAULT_VIEW_TAG) && eligible,
+            elem: true,
             holder_tag: None,
         }
     }
@@ -1035,6 +1056,7 @@ fn hide(view: &mut ViewState, f: &Found, tag: i64, forced: &mut Forced) {
     }
     if tag == DEFAULT_VIEW_TAG {
         view.marks.remove(&target.id);
+        view.shared.remove(&target.id);
         view.chained.remove(&target.id);
         forced_set(forced, target.id, None);
         if f.in_collection && f.filtered {
@@ -1051,6 +1073,7 @@ fn hide(view: &mut ViewState, f: &Found, tag: i64, forced: &mut Forced) {
                 for id in &subtree {
                     if *id != target.id {
                         view.marks.remove(id);
+                        view.shared.remove(id);
                     }
                 }
             }
@@ -1058,11 +1081,21 @@ fn hide(view: &mut ViewState, f: &Found, tag: i64, forced: &mut Forced) {
             for &(i, _) in &target.declared_view_fields {
                 forced_set(forced, target.id, Some((i, false)));
             }
-            // Fields' subtrees leave the view.
+            // The view fields' subtrees leave the view; what hangs below
+            // the other fields stays visible (the reference hides the
+            // target and its view fields only).
             let depth = target.depth;
+            let mut hiding = false;
             for n in f.subtree.iter().skip(1) {
-                if n.depth > depth {
+                if n.depth <= depth {
+                    break;
+                }
+                if n.depth == depth + 1 {
+                    hiding = n.edge_tag.is_some();
+                }
+                if hiding {
                     view.marks.remove(&n.id);
+                    view.shared.remove(&n.id);
                 }
             }
         }
@@ -1245,6 +1278,9 @@ struct Work {
 
 #[derive(Debug, Default)]
 struct Walker {
+    /// The walk's ancestors, the current node last: refId, whether it
+    /// shares its parent's visibility (an element of a collection only in
+    /// the tick it is attached).
     anc: Vec<(u32, bool)>,
     frames: Vec<Frame>,
     intro: Vec<(u32, u32)>,
@@ -1289,7 +1325,7 @@ impl Walker {
         pi: Range<usize>,
     ) {
         let id = node.id();
-        self.anc.push((id, g.shares));
+        self.anc.push((id, g.shares && (!g.elem || node.fresh())));
         let (f0, i0) = (self.frames.len(), self.intro.len());
         let kind = node.kind();
         let lo = self.work.partition_point(|w| w.id < id);
@@ -1332,9 +1368,15 @@ impl Walker {
                         .iter()
                         .find(|f| f.view == v)
                         .map_or(0, |f| f.key);
+                    let visible = self.visible(view);
+                    if visible && g.elem && g.shares && node.fresh() {
+                        // Seen from now on, like the reference's lazy
+                        // `isVisibilitySharedWithParent` check.
+                        view.marks.insert(id);
+                    }
                     let ctx = Ctx {
                         filtered: g.filtered,
-                        visible: self.visible(view),
+                        visible,
                         holder_tag: g.holder_tag,
                     };
                     if let Some(key) = self.process(node, v, view, ctx, order, introduced) {
@@ -1376,7 +1418,15 @@ impl Walker {
                     field_shown(view, nd.id, e.tag, ctx.filtered)
                         || (e.tag.is_some() && e.child.is_some_and(|c| view.chained.contains(&c)))
                 }
-                _ => nd.prim || e.child.is_some_and(|c| share || view.marks.contains(&c)),
+                _ => {
+                    nd.prim
+                        || e.child.is_some_and(|c| {
+                            view.marks.contains(&c)
+                                || (share
+                                    && (view.shared.contains(&c)
+                                        || nd.fresh_kids.binary_search(&c).is_ok()))
+                        })
+                }
             };
             if keep {
                 self.proj.push(p as u32);
@@ -1414,6 +1464,20 @@ impl Walker {
             }
         }
         self.project(view, ctx);
+        if self.nd.kind != NodeKind::Struct
+            && ctx.filtered
+            && ctx.holder_tag != Some(DEFAULT_VIEW_TAG)
+            && !self.nd.fresh_kids.is_empty()
+        {
+            // Attached while the collection is visible: held from now on.
+            for &p in &self.proj {
+                if let Some(c) = self.nd.ents[p as usize].child {
+                    if self.nd.fresh_kids.binary_search(&c).is_ok() {
+                        view.shared.insert(c);
+                    }
+                }
+            }
+        }
         let nd = &self.nd;
         let kind = nd.kind;
         // An empty collection tells nothing of its elements: what the
@@ -1890,6 +1954,7 @@ pub(crate) fn encode_views(
     let g = G {
         filtered: false,
         shares: false,
+        elem: false,
         holder_tag: None,
     };
     w.walk(&mut views.slots, root, g, 0..0, 0..0);

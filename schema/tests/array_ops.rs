@@ -120,3 +120,21 @@ fn an_insert_the_decoder_would_drop_is_sent_as_clear_and_readd() {
     enc.state_mut().nums_mut().unshift(1);
     assert_eq!(hex(enc.encode_patch()), "ff010a800001800101");
 }
+
+#[test]
+fn a_reverse_after_other_changes_resends_the_held_elements_in_full() {
+    // items 2 holds 3 (id 1) and 4 (id 2); push 5 (id 9), then reverse:
+    // CLEAR + ADD of every element, the new element's block, then each
+    // element the client held again in full, same refIds, new order.
+    let mut enc = encoder(&[], &[1, 2]);
+    let mut s = enc.state_mut();
+    s.items_mut().push(item(9));
+    s.items_mut().reverse();
+    assert_eq!(
+        hex(enc.encode_patch()),
+        "ff020a800005800104800203ff058009ff048002ff038001"
+    );
+    // Settled: the refreshed elements change as before.
+    enc.state_mut().items_mut().get_mut(1).unwrap().set_id(7);
+    assert_eq!(hex(enc.encode_patch()), "ff048007");
+}

@@ -1262,6 +1262,22 @@ impl<'a, V: Field> ArrayMut<'a, V> {
                 let s = ArraySchema::staged(&arr.items[i]);
                 arr.tmp.push(s);
             }
+            // The reference re-sends every element the client held in
+            // full after the CLEAR (blocks in the new order, each
+            // element's subtree after it), under the same refIds.
+            if V::DEFAULT_WIRE.is_none() {
+                self.tick.refresh(|tick| {
+                    for item in &mut arr.items {
+                        let mut fresh = true;
+                        item.value
+                            .__with_node(&item.track, &mut |n| fresh = n.fresh());
+                        if !fresh {
+                            item.value.__attach(&mut item.track, tick);
+                        }
+                    }
+                });
+                arr.children_dirty = true;
+            }
             return;
         }
         arr.rec.pure(spec::REVERSE);

@@ -7,7 +7,7 @@
 //! tombstones are compacted after a patch once they outnumber live entries.
 
 use super::map_key::MapKey;
-use crate::encoder::{Dialect, FullWriter, PatchWriter};
+use crate::encoder::{Dialect, FullWriter, Orphans, PatchWriter};
 use crate::schema::Field;
 use crate::tracked::{RefMeta, Tick, NO_SEQ};
 use crate::wire::{self, spec};
@@ -122,6 +122,9 @@ pub(crate) struct Indexed<K, V: Field> {
     reordered: bool,
     locs: Vec<Loc>,
     free_locs: Vec<u32>,
+    /// The blocks of entries removed by a `clear()` this tick that held
+    /// changes: the reference still sends them (see [`Orphans`]).
+    orphans: Option<Box<Orphans>>,
 }
 
 impl<K, V: Field> Default for Indexed<K, V> {
@@ -139,6 +142,7 @@ impl<K, V: Field> Default for Indexed<K, V> {
             reordered: false,
             locs: Vec::new(),
             free_locs: Vec::new(),
+            orphans: None,
         }
     }
 }
@@ -413,11 +417,41 @@ impl<K: Key, V: Field> Indexed<K, V> {
         });
     }
 
-    /// Removes every entry and records a CLEAR.
-    pub(crate) fn clear(&mut self, reset_index: bool, tick: &mut Tick) {
+    /// Removes every entry and records a CLEAR. `send_changed`: the
+    /// entries' changes of the tick still go out (the reference's
+    /// `SetSchema.clear()` leaves them queued; Map and Collection drop
+    /// them).
+    pub(crate) fn clear(&mut self, reset_index: bool, send_changed: bool, tick: &mut Tick) {
         if self.live == 0 && !self.attached() {
             return;
         }
+        if send_changed && self.attached() && !self.meta.fresh && V::DEFAULT_WIRE.is_none() {
+            // Entries the client holds that changed this tick: their
+            // blocks still go out, before they leave the tree. (The
+            // reference also sends the blocks of entries added this tick,
+            // which no client has heard of: its decoder skips them with a
+            // "refId not found" warning, others fail; not those.)
+            let (slots, orphans) = (&mut self.slots, &mut self.orphans);
+            let mut orphan = |slot: &mut Slot<K, V>| {
+                let mut fresh = true;
+                slot.value
+                    .__with_node(&slot.track, &mut |n| fresh = n.fresh());
+                if !fresh {
+                    let o = orphans.get_or_insert_with(Box::default);
+                    o.write(|w| slot.value.__encode_patch(&mut slot.track, w));
+                }
+            };
+            if self.queued_all {
+                slots.iter_mut().flatten().for_each(&mut orphan);
+            } else {
+                for &pos in &self.queued {
+                    if let Some(slot) = slots[pos as usize].as_mut() {
+                        orphan(slot);
+                    }
+                }
+            }
+        }
+        self.queued_all = false;
         for slot in self.slots.iter_mut().flatten() {
             slot.value.__detach(&mut slot.track, tick);
             let loc = &mut self.locs[slot.loc as usize];
@@ -459,8 +493,13 @@ impl<K: Key, V: Field> Indexed<K, V> {
     }
 
     pub(crate) fn attach(&mut self, tick: &mut Tick) {
+        let refresh = tick.keeps_ids() && self.attached();
         self.meta.attach(tick);
-        self.forget_changes();
+        if !refresh {
+            // (A refreshed collection keeps the tick's ops: its client
+            // holds entries they remove.)
+            self.forget_changes();
+        }
         for slot in self.slots.iter_mut().flatten() {
             slot.value.__attach(&mut slot.track, tick);
         }
@@ -477,6 +516,7 @@ impl<K: Key, V: Field> Indexed<K, V> {
     /// Drops the tick's record of changes (the whole collection is sent, or
     /// gone, as a unit).
     fn forget_changes(&mut self) {
+        self.orphans = None;
         self.changes.clear();
         self.queued.clear();
         self.queued_all = false;
@@ -520,6 +560,9 @@ impl<K: Key, V: Field> Indexed<K, V> {
             } else {
                 w.end(block);
             }
+        }
+        if let Some(o) = self.orphans.take() {
+            w.append_orphans(&o);
         }
         let fresh = self.meta.fresh;
         self.meta.settle();

@@ -353,7 +353,7 @@ impl<'a, V: Field> MapMut<'a, V> {
     /// Removes every entry (a CLEAR; indexes restart at 0).
     pub fn clear(&mut self) {
         self.map.index.clear();
-        self.map.inner.clear(true, self.tick);
+        self.map.inner.clear(true, false, self.tick);
     }
 
     /// Keeps only the entries for which `keep` returns true.

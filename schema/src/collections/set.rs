@@ -14,7 +14,7 @@ use crate::wire;
 macro_rules! indexed_collection {
     (
         $(#[$doc:meta])*
-        $name:ident, $view:ident, $kind:ident, unique = $unique:expr, reset_on_clear = $reset:expr
+        $name:ident, $view:ident, $kind:ident, unique = $unique:expr, reset_on_clear = $reset:expr, send_cleared = $sent:expr
     ) => {
         $(#[$doc])*
         pub struct $name<V: Field> {
@@ -138,7 +138,7 @@ macro_rules! indexed_collection {
 
             /// Removes every value (a CLEAR).
             pub fn clear(&mut self) {
-                self.coll.inner.clear($reset, self.tick);
+                self.coll.inner.clear($reset, $sent, self.tick);
             }
         }
 
@@ -232,7 +232,7 @@ indexed_collection! {
     /// let tags: SetSchema<String> = ["red".to_owned(), "red".to_owned()].into_iter().collect();
     /// assert_eq!(tags.len(), 1);
     /// ```
-    SetSchema, SetMut, Set, unique = true, reset_on_clear = false
+    SetSchema, SetMut, Set, unique = true, reset_on_clear = false, send_cleared = true
 }
 
 indexed_collection! {
@@ -245,5 +245,5 @@ indexed_collection! {
     /// let c: CollectionSchema<u8> = [5, 5, 6].into_iter().collect();
     /// assert_eq!(c.len(), 3);
     /// ```
-    CollectionSchema, CollectionMut, Collection, unique = false, reset_on_clear = false
+    CollectionSchema, CollectionMut, Collection, unique = false, reset_on_clear = false, send_cleared = false
 }
