@@ -258,8 +258,127 @@ struct Held {
     child: Option<u32>,
 }
 
-/// What a view's client holds: per refId, its entries.
-type Mirror = HashMap<u32, Vec<Held>, foldhash::fast::RandomState>;
+/// The entries a client holds of one ref: inline up to one (a struct with
+/// one view field, the common case), so reading them costs no second
+/// cache miss after the hash table's.
+type HeldList = smallvec::SmallVec<[Held; 1]>;
+
+/// What a view's client holds: per refId, its entries. Logs the refIds
+/// that become or stop being keys, for the index of [`Watchers`].
+#[derive(Debug, Default)]
+struct Mirror {
+    map: HashMap<u32, HeldList, foldhash::fast::RandomState>,
+    /// refIds inserted or removed since the last [`Views::sync_watchers`].
+    log: Vec<u32>,
+}
+
+impl Mirror {
+    #[inline]
+    fn get(&self, id: &u32) -> Option<&HeldList> {
+        self.map.get(id)
+    }
+
+    #[inline]
+    fn get_mut(&mut self, id: &u32) -> Option<&mut HeldList> {
+        self.map.get_mut(id)
+    }
+
+    #[inline]
+    fn contains_key(&self, id: &u32) -> bool {
+        self.map.contains_key(id)
+    }
+
+    fn insert(&mut self, id: u32, list: HeldList) -> Option<HeldList> {
+        let old = self.map.insert(id, list);
+        if old.is_none() {
+            self.log.push(id);
+        }
+        old
+    }
+
+    fn remove(&mut self, id: &u32) -> Option<HeldList> {
+        let old = self.map.remove(id);
+        if old.is_some() {
+            self.log.push(*id);
+        }
+        old
+    }
+
+    /// The entries held under `id`, an empty list inserted if none.
+    fn entry_or_default(&mut self, id: u32) -> &mut HeldList {
+        let Self { map, log } = self;
+        map.entry(id).or_insert_with(|| {
+            log.push(id);
+            HeldList::new()
+        })
+    }
+
+    fn clear(&mut self) {
+        self.log.extend(self.map.keys().copied());
+        self.map.clear();
+    }
+}
+
+/// The marks of a view, logging the refIds whose mark changes, for the
+/// index of [`Watchers`].
+#[derive(Debug, Default)]
+struct Marks {
+    set: IdSet,
+    /// refIds marked or unmarked since the last [`Views::sync_watchers`].
+    log: Vec<u32>,
+}
+
+impl Marks {
+    #[inline]
+    fn contains(&self, id: &u32) -> bool {
+        self.set.contains(id)
+    }
+
+    fn insert(&mut self, id: u32) {
+        if id != crate::tracked::NO_ID && !self.set.contains(&id) {
+            self.set.insert(id);
+            self.log.push(id);
+        }
+    }
+
+    fn remove(&mut self, id: &u32) {
+        if self.set.contains(id) {
+            self.set.remove(id);
+            self.log.push(*id);
+        }
+    }
+}
+
+/// Per refId, the views (slot indexes) that mark it or hold entries of it:
+/// the only views a changed ref can concern, unless a `show`/`hide` names
+/// it or its parent introduces it in this patch. Lets the patch walk visit
+/// a changed ref for the views that see it, not for every view.
+#[derive(Debug, Default)]
+struct Watchers {
+    by_id: Vec<Vec<u32>>,
+}
+
+impl Watchers {
+    fn of(&self, id: u32) -> &[u32] {
+        self.by_id.get(id as usize).map_or(&[], Vec::as_slice)
+    }
+
+    fn add(&mut self, id: u32, view: u32) {
+        let i = id as usize;
+        if i >= self.by_id.len() {
+            self.by_id.resize_with(i + 1, Vec::new);
+        }
+        self.by_id[i].push(view);
+    }
+
+    fn remove(&mut self, id: u32, view: u32) {
+        if let Some(list) = self.by_id.get_mut(id as usize) {
+            if let Some(p) = list.iter().position(|&v| v == view) {
+                list.swap_remove(p);
+            }
+        }
+    }
+}
 
 /// A set of refIds, one bit each (refIds are dense: they are reused by
 /// default; without reuse the set grows with the highest refId shown).
@@ -292,6 +411,21 @@ impl IdSet {
             *w &= !(1 << (id & 63));
         }
     }
+
+    /// Every refId in the set.
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.words.iter().enumerate().flat_map(|(i, &w)| {
+            let mut w = w;
+            std::iter::from_fn(move || {
+                if w == 0 {
+                    return None;
+                }
+                let b = w.trailing_zeros();
+                w &= w - 1;
+                Some((i as u32) << 6 | b)
+            })
+        })
+    }
 }
 
 /// The state of one view.
@@ -299,7 +433,10 @@ impl IdSet {
 pub(crate) struct ViewState {
     /// Instances marked visible (explicitly or by a `show` of an ancestor
     /// or descendant).
-    marks: IdSet,
+    marks: Marks,
+    /// The refIds under which [`Views::watchers`] lists this view (marked
+    /// or held, as of the last [`Views::sync_watchers`]).
+    watched: IdSet,
     /// Instances on the parent chain of a shown one, held by a struct
     /// field: the field is the view's whatever its tag (the chain leads
     /// to what was shown).
@@ -348,6 +485,8 @@ pub(crate) struct Views {
     walker: Walker,
     /// The dialects of the last patch: `out`'s and `out2`'s.
     dialects: (Dialect, Option<Dialect>),
+    /// Which views mark or hold each refId.
+    watchers: Watchers,
 }
 
 impl Views {
@@ -359,7 +498,7 @@ impl Views {
     pub(crate) fn create(&mut self) -> ViewId {
         self.live += 1;
         let mut view = Box::<ViewState>::default();
-        view.mirror.insert(0, Vec::new());
+        view.mirror.insert(0, HeldList::new());
         if let Some(idx) = self.slots.iter().position(|s| s.view.is_none()) {
             let slot = &mut self.slots[idx];
             slot.view = Some(view);
@@ -381,7 +520,11 @@ impl Views {
     pub(crate) fn drop_view(&mut self, id: ViewId) -> bool {
         match self.slots.get_mut(id.idx as usize) {
             Some(slot) if slot.gen == id.gen && slot.view.is_some() => {
-                slot.view = None;
+                if let Some(view) = slot.view.take() {
+                    for r in view.watched.iter() {
+                        self.watchers.remove(r, id.idx);
+                    }
+                }
                 slot.gen = slot.gen.wrapping_add(1);
                 self.live -= 1;
                 if self.live == 0 {
@@ -418,6 +561,47 @@ impl Views {
 
     fn each_mut(&mut self) -> impl Iterator<Item = &mut ViewState> {
         self.slots.iter_mut().filter_map(|s| s.view.as_deref_mut())
+    }
+
+    /// Brings [`Self::watchers`] up to date with the views' marks and
+    /// mirrors: O(marks and mirror keys changed since the last call).
+    fn sync_watchers(&mut self) {
+        let watchers = &mut self.watchers;
+        for (vi, slot) in self.slots.iter_mut().enumerate() {
+            let Some(view) = slot.view.as_deref_mut() else {
+                continue;
+            };
+            if view.marks.log.is_empty() && view.mirror.log.is_empty() {
+                continue;
+            }
+            let ViewState {
+                marks,
+                mirror,
+                watched,
+                ..
+            } = view;
+            let (mut l1, mut l2) = (
+                std::mem::take(&mut marks.log),
+                std::mem::take(&mut mirror.log),
+            );
+            for &id in l1.iter().chain(l2.iter()) {
+                let now = marks.contains(&id) || mirror.contains_key(&id);
+                if now != watched.contains(&id) {
+                    if now {
+                        watched.insert(id);
+                        watchers.add(id, vi as u32);
+                    } else {
+                        watched.remove(&id);
+                        watchers.remove(id, vi as u32);
+                    }
+                }
+            }
+            // Keep the logs' buffers.
+            l1.clear();
+            l2.clear();
+            marks.log = l1;
+            mirror.log = l2;
+        }
     }
 
     /// Forgets detached instances in every view: O(detached × views).
@@ -1259,7 +1443,7 @@ struct Walker {
     cands: Vec<u32>,
     held_ix: Lookup,
     proj_ix: Lookup,
-    next: Vec<Held>,
+    next: HeldList,
     /// The array encoder's buffers (filtered arrays of primitives).
     arrays: ArrayScratch,
     /// Also write the legacy form of dialect-dependent blocks.
@@ -1283,6 +1467,7 @@ impl Walker {
     fn walk(
         &mut self,
         slots: &mut [Slot],
+        watchers: &Watchers,
         node: &dyn Node,
         g: G,
         pf: Range<usize>,
@@ -1298,10 +1483,9 @@ impl Walker {
         // A shared instance without view fields matters to a view only when
         // a show names it: the reference then re-sends its fields.
         if g.filtered || node.has_view_fields() || lo < hi {
-            let relevant =
-                self.exhaustive || (node.seq() != NO_SEQ && (g.filtered || node.view_dirty()));
+            let relevant = node.seq() != NO_SEQ && (g.filtered || node.view_dirty());
             self.cands.clear();
-            if relevant {
+            if self.exhaustive {
                 self.cands.extend(
                     slots
                         .iter()
@@ -1310,6 +1494,13 @@ impl Walker {
                         .map(|(i, _)| i as u32),
                 );
             } else {
+                // A changed ref concerns the views that mark it or hold
+                // entries of it; any other view, unless a call names it or
+                // its parent introduces it, would skip it (a filtered ref
+                // it does not hold, a shared one it does not see).
+                if relevant {
+                    self.cands.extend_from_slice(watchers.of(id));
+                }
                 self.cands.extend(self.work[lo..hi].iter().map(|w| w.view));
                 self.cands.extend(
                     self.intro[pi.clone()]
@@ -1349,7 +1540,7 @@ impl Walker {
         let (pf2, pi2) = (f0..self.frames.len(), i0..self.intro.len());
         let mut visit = |index: u32, child: &dyn Node| {
             let cg = child_g(node, kind, g, index, child);
-            self.walk(slots, child, cg, pf2.clone(), pi2.clone());
+            self.walk(slots, watchers, child, cg, pf2.clone(), pi2.clone());
         };
         if full {
             node.children(&mut visit);
@@ -1555,8 +1746,12 @@ impl Walker {
         }
 
         // Then the difference between the projection and what is held.
-        let knew = view.mirror.contains_key(&id);
-        let mut held = view.mirror.remove(&id).unwrap_or_default();
+        // Taken out of its slot (the key stays: no hash table churn), put
+        // back or removed below.
+        let (knew, mut held) = match view.mirror.get_mut(&id) {
+            Some(list) => (true, std::mem::take(list)),
+            None => (false, HeldList::new()),
+        };
         let (block, body) = if introduced {
             (block, body)
         } else {
@@ -1605,7 +1800,7 @@ impl Walker {
                         child: e.child,
                     });
                 }
-                mirror.insert(id, held);
+                put_back(mirror, id, held);
             } else {
                 // Positional: CLEAR and re-ADD when anything differs.
                 let same = held.len() == self.proj.len()
@@ -1633,7 +1828,7 @@ impl Walker {
                     // ops, harmless when each is skipped as `===`.
                     node.array_idempotent_ops(out, &mut self.arrays);
                 }
-                mirror.insert(id, held);
+                put_back(mirror, id, held);
             }
         } else {
             if nd.cleared && ctx.filtered && knew && !introduced {
@@ -1697,7 +1892,7 @@ impl Walker {
                     self.tmp.extend_from_slice(&out[at..]);
                 }
                 if let Some(c) = e.child {
-                    mirror.entry(c).or_default();
+                    mirror.entry_or_default(c);
                     if !same {
                         self.intro.push((v, c));
                     }
@@ -1749,7 +1944,9 @@ impl Walker {
             if !self.next.is_empty() || ctx.filtered {
                 held.clear();
                 held.append(&mut self.next);
-                mirror.insert(id, held);
+                put_back(mirror, id, held);
+            } else if knew {
+                mirror.remove(&id);
             }
         }
         view.dfs += 1;
@@ -1777,6 +1974,16 @@ impl Walker {
     }
 }
 
+/// Stores `held` under `id` (in place when the slot is there).
+fn put_back(mirror: &mut Mirror, id: u32, held: HeldList) {
+    match mirror.get_mut(&id) {
+        Some(slot) => *slot = held,
+        None => {
+            mirror.insert(id, held);
+        }
+    }
+}
+
 fn hold(mirror: &mut Mirror, id: u32, h: Held) {
     if let Some(c) = h.child {
         let old = mirror
@@ -1786,9 +1993,9 @@ fn hold(mirror: &mut Mirror, id: u32, h: Held) {
         if let Some(oc) = old.filter(|&oc| oc != c) {
             forget(mirror, oc);
         }
-        mirror.entry(c).or_default();
+        mirror.entry_or_default(c);
     }
-    let list = mirror.entry(id).or_default();
+    let list = mirror.entry_or_default(id);
     match list.iter_mut().find(|x| x.index == h.index) {
         Some(x) => *x = h,
         None => {
@@ -1887,12 +2094,13 @@ pub(crate) fn encode_views(
     let mut w = std::mem::take(&mut views.walker);
     w.legacy = dialect == Dialect::Legacy || second == Some(Dialect::Legacy);
     prepare(root, views, &mut w);
+    views.sync_watchers();
     let g = G {
         filtered: false,
         shares: false,
         holder_tag: None,
     };
-    w.walk(&mut views.slots, root, g, 0..0, 0..0);
+    w.walk(&mut views.slots, &views.watchers, root, g, 0..0, 0..0);
     for view in views.each_mut() {
         view.dblocks.sort_unstable_by_key(|b| (b.0, b.1));
         let mut out = std::mem::take(&mut view.out);
@@ -1959,7 +2167,7 @@ pub(crate) fn encode_all_view(root: &dyn Node, tick: &mut Tick, id: ViewId) -> O
         apply_pending(view, &found, &mut forced);
     }
     view.mirror.clear();
-    view.mirror.insert(root.id(), Vec::new());
+    view.mirror.insert(root.id(), HeldList::new());
     let mut out = std::mem::take(&mut view.full);
     out.clear();
     let ctx = Ctx {
@@ -1995,7 +2203,7 @@ fn full_visit(w: &mut Walker, view: &mut ViewState, node: &dyn Node, ctx: Ctx, o
                     nd.val(e),
                 );
                 if let Some(c) = e.child {
-                    view.mirror.entry(c).or_default();
+                    view.mirror.entry_or_default(c);
                 }
             }
         }
@@ -2015,7 +2223,7 @@ fn full_visit(w: &mut Walker, view: &mut ViewState, node: &dyn Node, ctx: Ctx, o
             view.mirror.insert(id, list);
         }
     } else if held && ctx.filtered {
-        view.mirror.insert(id, Vec::new());
+        view.mirror.insert(id, HeldList::new());
     }
     let v = &*view;
     let mut kids: Vec<Ctx> = Vec::new();
