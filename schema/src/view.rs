@@ -360,26 +360,27 @@ impl Marks {
 /// a changed ref for the views that see it, not for every view.
 #[derive(Debug, Default)]
 struct Watchers {
-    by_id: Vec<Vec<u32>>,
+    /// Keyed by refId, entries removed when empty: memory follows what is
+    /// watched, not the highest refId ever (refIds grow without reuse).
+    by_id: HashMap<u32, Vec<u32>, foldhash::fast::RandomState>,
 }
 
 impl Watchers {
     fn of(&self, id: u32) -> &[u32] {
-        self.by_id.get(id as usize).map_or(&[], Vec::as_slice)
+        self.by_id.get(&id).map_or(&[], Vec::as_slice)
     }
 
     fn add(&mut self, id: u32, view: u32) {
-        let i = id as usize;
-        if i >= self.by_id.len() {
-            self.by_id.resize_with(i + 1, Vec::new);
-        }
-        self.by_id[i].push(view);
+        self.by_id.entry(id).or_default().push(view);
     }
 
     fn remove(&mut self, id: u32, view: u32) {
-        if let Some(list) = self.by_id.get_mut(id as usize) {
+        if let Some(list) = self.by_id.get_mut(&id) {
             if let Some(p) = list.iter().position(|&v| v == view) {
                 list.swap_remove(p);
+            }
+            if list.is_empty() {
+                self.by_id.remove(&id);
             }
         }
     }
@@ -1318,7 +1319,9 @@ impl Default for NodeData {
 }
 
 impl NodeData {
-    fn load(&mut self, node: &dyn Node) {
+    /// Reads `node`'s entries; with `tagged_only`, only a struct's view
+    /// fields (all a shared struct no call names shows a view).
+    fn load(&mut self, node: &dyn Node, tagged_only: bool) {
         self.id = node.id();
         self.seq = node.seq();
         self.kind = node.kind();
@@ -1331,6 +1334,14 @@ impl NodeData {
         let (ents, bytes) = (&mut self.ents, &mut self.bytes);
         let mut any_dirty_child = false;
         node.entries(&mut self.scratch, &mut |e| {
+            let tag = if kind == NodeKind::Struct {
+                node.field_tag(e.index)
+            } else {
+                None
+            };
+            if tagged_only && tag.is_none() {
+                return;
+            }
             let key = e.key.map(|k| {
                 let s = bytes.len() as u32;
                 bytes.extend_from_slice(k.as_bytes());
@@ -1345,11 +1356,7 @@ impl NodeData {
             any_dirty_child |= e.dirty && e.child.is_some();
             ents.push(Ent {
                 index,
-                tag: if kind == NodeKind::Struct {
-                    node.field_tag(e.index)
-                } else {
-                    None
-                },
+                tag,
                 key,
                 val: (s, bytes.len() as u32),
                 child: e.child,
@@ -1529,7 +1536,10 @@ impl Walker {
                 self.cands.dedup();
             }
             if !self.cands.is_empty() {
-                self.nd.load(node);
+                // A shared struct no call names: only its view fields can
+                // reach a view (its other fields go to everyone).
+                let tagged_only = !g.filtered && lo == hi && kind == NodeKind::Struct;
+                self.nd.load(node, tagged_only);
                 let cands = std::mem::take(&mut self.cands);
                 if cands.len() > 1 {
                     // Read what each view holds of this ref first: the
@@ -1972,8 +1982,10 @@ impl Walker {
                 alt = true;
             }
             if !self.next.is_empty() || ctx.filtered {
-                held.clear();
-                held.append(&mut self.next);
+                // `next` becomes the held list (`held`'s old entries are
+                // dropped with the swap's clear).
+                std::mem::swap(&mut held, &mut self.next);
+                self.next.clear();
                 put_back(mirror, id, held);
             } else if knew {
                 mirror.remove(&id);
@@ -2133,9 +2145,29 @@ pub(crate) fn encode_views(
     w.walk(&mut views.slots, &views.watchers, root, g, 0..0, 0..0);
     for view in views.each_mut() {
         view.dblocks.sort_unstable_by_key(|b| (b.0, b.1));
-        let mut out = std::mem::take(&mut view.out);
-        assemble(view, &mut out, dialect == Dialect::Legacy);
-        view.out = out;
+        // The common part (diff blocks only, written in order, one
+        // dialect) is the arena itself: taken, not copied.
+        let in_place = second.is_none()
+            && view.forced.is_empty()
+            && view.fblocks.is_empty()
+            && (dialect != Dialect::Legacy || view.dblocks.iter().all(|b| b.4 == NO_ALT))
+            && view.dblocks.first().is_none_or(|b| b.2 == 0)
+            && view
+                .dblocks
+                .last()
+                .is_none_or(|b| b.3 as usize == view.arena.len())
+            && view.dblocks.windows(2).all(|p| p[0].3 == p[1].2);
+        if in_place {
+            if view.dblocks.is_empty() {
+                view.out.clear();
+            } else {
+                std::mem::swap(&mut view.out, &mut view.arena);
+            }
+        } else {
+            let mut out = std::mem::take(&mut view.out);
+            assemble(view, &mut out, dialect == Dialect::Legacy);
+            view.out = out;
+        }
         let mut out2 = std::mem::take(&mut view.out2);
         out2.clear();
         if let Some(d) = second {
@@ -2216,7 +2248,7 @@ fn full_visit(w: &mut Walker, view: &mut ViewState, node: &dyn Node, ctx: Ctx, o
     let id = node.id();
     let held = !ctx.filtered || view.mirror.contains_key(&id);
     if held && (ctx.filtered || node.has_view_fields()) && ctx.visible {
-        w.nd.load(node);
+        w.nd.load(node, false);
         w.project(view, ctx);
         let nd = &w.nd;
         if !w.proj.is_empty() {
