@@ -1,4 +1,5 @@
-//! Encoder benches S1–S5 (`roomcast_benches::scenario`) as functions of N,
+//! Encoder benches S1–S5, V1, V2 and J1 (`roomcast_benches::scenario`), as
+//! functions of N for S1–S5,
 //! plus S1 split into its mutations alone and its `encode_patch` alone.
 //!
 //! Deterministic states (no randomness: the scenarios' values are fixed),
@@ -10,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use roomcast_benches::{
-    Churn, EncodeAll, Idle, MoveAll, MoveSome, MoveSomeFloor, Scenario, ViewMoveAll,
+    Churn, EncodeAll, Idle, JoinChurn, MoveAll, MoveSome, MoveSomeFloor, Scenario, ViewMoveAll,
+    ViewRoom,
 };
 use roomcast_schema::EncoderOptions;
 
@@ -52,6 +54,51 @@ fn v1_views(c: &mut Criterion) {
     g.bench_with_input(BenchmarkId::new("encode_only", n), &n, |b, &n| {
         let mut s = ViewMoveAll::new(n, opts);
         b.iter_custom(|iters| time_encode(iters, &mut s, ViewMoveAll::mutate, ViewMoveAll::encode));
+    });
+    g.finish();
+}
+
+/// V2: 500 views over 10,000 entities (own 50 + 50 shared each), 10 %
+/// moving: the tick, and `encode_patch` plus every `view_patch` alone.
+fn v2_view_room(c: &mut Criterion) {
+    let opts = EncoderOptions::default();
+    let mut g = c.benchmark_group("v2_view_room");
+    g.sample_size(20);
+    let n = 10_000;
+    g.bench_with_input(BenchmarkId::new("tick", n), &n, |b, &n| {
+        let mut s = ViewRoom::new(n, opts);
+        b.iter(|| black_box(s.tick()));
+    });
+    g.bench_with_input(BenchmarkId::new("encode_only", n), &n, |b, &n| {
+        let mut s = ViewRoom::new(n, opts);
+        b.iter_custom(|iters| time_encode(iters, &mut s, ViewRoom::mutate, ViewRoom::encode));
+    });
+    g.finish();
+}
+
+/// J1: 1 % of 10,000 entries replaced per tick, then a full state: the
+/// tick, and the full state alone.
+fn j1_join_under_churn(c: &mut Criterion) {
+    let opts = EncoderOptions::default();
+    let mut g = c.benchmark_group("j1_join_churn");
+    g.sample_size(20);
+    let n = 10_000;
+    g.bench_with_input(BenchmarkId::new("tick", n), &n, |b, &n| {
+        let mut s = JoinChurn::new(n, opts);
+        b.iter(|| black_box(s.tick()));
+    });
+    g.bench_with_input(BenchmarkId::new("full_state_only", n), &n, |b, &n| {
+        let mut s = JoinChurn::new(n, opts);
+        b.iter_custom(|iters| {
+            time_encode(
+                iters,
+                &mut s,
+                |s| {
+                    s.churn();
+                },
+                |s| s.join().len(),
+            )
+        });
     });
     g.finish();
 }
@@ -164,9 +211,11 @@ fn main() {
     let mut c = config().configure_from_args();
     s1_move_all(&mut c);
     v1_views(&mut c);
+    v2_view_room(&mut c);
     s2_move_one_percent(&mut c);
     s3_encode_all(&mut c);
     s4_churn(&mut c);
+    j1_join_under_churn(&mut c);
     s5_idle(&mut c);
     c.final_summary();
 }

@@ -14,6 +14,6 @@ pub mod scenario;
 pub use floor::{decode_s3_floor, MoveSomeFloor};
 pub use measure::{measure, Measurement, Timing};
 pub use scenario::{
-    Churn, EncodeAll, Entity, Idle, MoveAll, MoveSome, Scenario, ScenarioId, State, ViewEntity,
-    ViewMoveAll, ViewState,
+    Churn, EncodeAll, Entity, Idle, JoinChurn, MoveAll, MoveSome, Scenario, ScenarioId, State,
+    ViewEntity, ViewMoveAll, ViewRoom, ViewState,
 };

@@ -1,4 +1,4 @@
-//! The scenarios S1–S5, tick for tick as `tests/node/bench-schema.mjs` runs
+//! The scenarios S1–S5, V1, V2 and J1, tick for tick as `tests/node/bench-schema.mjs` runs
 //! them on `@colyseus/schema` 5.0.34.
 //!
 //! A tick is everything a scenario does once: its mutations, then
@@ -107,17 +107,25 @@ pub enum ScenarioId {
     S5,
     /// StateView: S1 plus a view field, 100 views ([`ViewMoveAll`]).
     V1,
+    /// StateView at room scale: 500 views over 10,000 entities, 10 % moving
+    /// ([`ViewRoom`]).
+    V2,
+    /// Joins under churn: 1 % of 10,000 entries replaced per tick, then a
+    /// full state ([`JoinChurn`]).
+    J1,
 }
 
 impl ScenarioId {
     /// Every scenario with its sizes N, in the reference's order.
-    pub const ALL: [(Self, &'static [u32]); 6] = [
+    pub const ALL: [(Self, &'static [u32]); 8] = [
         (Self::S1, &[100, 1_000, 10_000]),
         (Self::S2, &[10_000]),
         (Self::S3, &[1_000, 10_000]),
         (Self::S4, &[1_000]),
         (Self::S5, &[10_000]),
         (Self::V1, &[1_000]),
+        (Self::V2, &[10_000]),
+        (Self::J1, &[10_000]),
     ];
 
     /// The name used by `bench-schema.mjs` (`"S1"`…).
@@ -130,6 +138,8 @@ impl ScenarioId {
             Self::S4 => "S4",
             Self::S5 => "S5",
             Self::V1 => "V1",
+            Self::V2 => "V2",
+            Self::J1 => "J1",
         }
     }
 
@@ -555,5 +565,187 @@ impl Scenario for ViewMoveAll {
     fn tick(&mut self) -> usize {
         self.mutate();
         self.encode()
+    }
+}
+
+/// Clients (views) of [`ViewRoom`].
+pub const V2_CLIENTS: u32 = 500;
+/// Entities of its own every view of [`ViewRoom`] sees.
+pub const V2_OWN: u32 = 50;
+/// Entities every view of [`ViewRoom`] sees (the last ones).
+pub const V2_SHARED: u32 = 50;
+
+/// `n` view entities `"e0"`… (`secret = i`) in an encoder, before any patch.
+fn view_encoder(n: u32, options: EncoderOptions) -> Encoder<ViewState> {
+    let mut state = ViewState::default();
+    for i in 0..n {
+        let e = Entity::new(i);
+        state.entities.insert(
+            format!("e{i}"),
+            ViewEntity {
+                x: e.x,
+                y: e.y,
+                angle: e.angle,
+                hp: e.hp,
+                name: e.name,
+                secret: i,
+            },
+        );
+    }
+    let mut enc = Encoder::with_options(state, options);
+    enc.encode_patch();
+    enc
+}
+
+/// `encode_patch` and every view's part; the bytes in all.
+fn patch_with_views(enc: &mut Encoder<ViewState>, views: &[ViewId]) -> usize {
+    let mut bytes = enc.encode_patch().len();
+    for &v in views {
+        bytes += enc.view_patch(v).len();
+    }
+    bytes
+}
+
+/// V2, a StateView room at scale: `n` (10,000) entities with a view field
+/// and [`V2_CLIENTS`] views; view `c` sees its own [`V2_OWN`] entities,
+/// `(c * 50 + k) mod (n - 50)` for `k < 50`, and the last [`V2_SHARED`].
+/// Each tick 10 % of the entities (every 10th, rotating) move and change
+/// their view field; a tick is `encode_patch` plus every `view_patch`
+/// (`v2` in `tests/node/lib/view-scenarios.mjs`).
+#[derive(Debug)]
+pub struct ViewRoom {
+    enc: Encoder<ViewState>,
+    views: Vec<ViewId>,
+    handles: Vec<EntryHandle>,
+    ticks: u32,
+}
+
+impl ViewRoom {
+    /// `n` entities (at least [`V2_SHARED`] + 1) and the views, past the
+    /// patch that settles the views.
+    #[must_use]
+    pub fn new(n: u32, options: EncoderOptions) -> Self {
+        assert!(n > V2_SHARED, "V2 needs more than {V2_SHARED} entities");
+        let mut enc = view_encoder(n, options);
+        let handles: Vec<EntryHandle> = (0..n)
+            .map(|i| {
+                enc.state()
+                    .entities
+                    .handle(&format!("e{i}"))
+                    .expect("entity")
+            })
+            .collect();
+        let views: Vec<ViewId> = (0..V2_CLIENTS).map(|_| enc.create_view()).collect();
+        {
+            let own = n - V2_SHARED;
+            let mut st = enc.state_mut();
+            let mut m = st.entities_mut();
+            for (c, &v) in views.iter().enumerate() {
+                for k in 0..V2_OWN {
+                    let i = (c as u32 * V2_OWN + k) % own;
+                    if let Some(mut e) = m.get_mut_by(handles[i as usize]) {
+                        e.show_to(v);
+                    }
+                }
+                for s in 0..V2_SHARED {
+                    if let Some(mut e) = m.get_mut_by(handles[(n - 1 - s) as usize]) {
+                        e.show_to(v);
+                    }
+                }
+            }
+        }
+        patch_with_views(&mut enc, &views);
+        Self {
+            enc,
+            views,
+            handles,
+            ticks: 0,
+        }
+    }
+
+    /// The mutations of one tick.
+    pub fn mutate(&mut self) {
+        let (dx, dy) = move_of(self.ticks);
+        let phase = (self.ticks % 10) as usize;
+        self.ticks = self.ticks.wrapping_add(1);
+        let mut st = self.enc.state_mut();
+        let mut m = st.entities_mut();
+        for &h in self.handles.iter().skip(phase).step_by(10) {
+            if let Some(mut e) = m.get_mut_by(h) {
+                let (x, y, s) = (e.x, e.y, e.secret);
+                e.set_x(x + dx);
+                e.set_y(y + dy);
+                e.set_secret(s.wrapping_add(1));
+            }
+        }
+    }
+
+    /// `encode_patch` and every view's part; returns the bytes in all.
+    pub fn encode(&mut self) -> usize {
+        patch_with_views(&mut self.enc, &self.views)
+    }
+
+    /// The encoder and the views.
+    pub fn parts(&mut self) -> (&mut Encoder<ViewState>, &[ViewId]) {
+        (&mut self.enc, &self.views)
+    }
+}
+
+impl Scenario for ViewRoom {
+    fn tick(&mut self) -> usize {
+        self.mutate();
+        self.encode()
+    }
+}
+
+/// J1, joins under churn: `n` (10,000) entities; each tick replaces
+/// `n / 100` of them (the oldest removed, new ones added, keys counting
+/// up), encodes the patch, then the full state a client joining now gets
+/// (`j1` in `bench-schema.mjs`). Bytes: patch plus full state.
+#[derive(Debug)]
+pub struct JoinChurn {
+    enc: Encoder<State>,
+    per_tick: u32,
+    oldest: u32,
+    next: u32,
+    key: String,
+}
+
+impl JoinChurn {
+    /// `n` entities, past the first patch.
+    #[must_use]
+    pub fn new(n: u32, options: EncoderOptions) -> Self {
+        Self {
+            enc: ready_encoder(State::build(n, 0), options),
+            per_tick: (n / 100).max(1),
+            oldest: 0,
+            next: n,
+            key: String::new(),
+        }
+    }
+
+    /// The churn of one tick and its patch.
+    pub fn churn(&mut self) -> &[u8] {
+        let mut state = self.enc.state_mut();
+        let mut entities = state.entities_mut();
+        for _ in 0..self.per_tick {
+            entities.remove(key(&mut self.key, self.oldest));
+            self.oldest += 1;
+            entities.insert(key(&mut self.key, self.next), Entity::new(self.next));
+            self.next += 1;
+        }
+        self.enc.encode_patch()
+    }
+
+    /// The full state for a client joining now.
+    pub fn join(&mut self) -> &[u8] {
+        self.enc.encode_all()
+    }
+}
+
+impl Scenario for JoinChurn {
+    fn tick(&mut self) -> usize {
+        let patch = self.churn().len();
+        patch + self.join().len()
     }
 }

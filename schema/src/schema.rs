@@ -343,6 +343,9 @@ impl<T: Schema> crate::view::Node for StructNode<'_, T> {
         let st = &self.track.state;
         T::VIEW_FIELDS != 0 && (st.meta.fresh || st.dirty & T::VIEW_FIELDS != 0)
     }
+    fn may_have_changed_children(&self) -> bool {
+        self.track.state.child_dirty != 0
+    }
 }
 
 /// Encodes one field for the view walk.

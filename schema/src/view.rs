@@ -179,6 +179,11 @@ pub trait Node {
     fn view_dirty(&self) -> bool {
         false
     }
+    /// Whether [`changed_children`](Self::changed_children) may call back
+    /// (`false`: no child holds changes).
+    fn may_have_changed_children(&self) -> bool {
+        true
+    }
     /// Map, Set or Collection: cleared this tick.
     fn cleared(&self) -> bool {
         false
@@ -261,8 +266,128 @@ struct Held {
     child: Option<u32>,
 }
 
-/// What a view's client holds: per refId, its entries.
-type Mirror = HashMap<u32, Vec<Held>, foldhash::fast::RandomState>;
+/// The entries a client holds of one ref: inline up to one (a struct with
+/// one view field, the common case), so reading them costs no second
+/// cache miss after the hash table's.
+type HeldList = smallvec::SmallVec<[Held; 1]>;
+
+/// What a view's client holds: per refId, its entries. Logs the refIds
+/// that become or stop being keys, for the index of [`Watchers`].
+#[derive(Debug, Default)]
+struct Mirror {
+    map: HashMap<u32, HeldList, foldhash::fast::RandomState>,
+    /// refIds inserted or removed since the last [`Views::sync_watchers`].
+    log: Vec<u32>,
+}
+
+impl Mirror {
+    #[inline]
+    fn get(&self, id: &u32) -> Option<&HeldList> {
+        self.map.get(id)
+    }
+
+    #[inline]
+    fn get_mut(&mut self, id: &u32) -> Option<&mut HeldList> {
+        self.map.get_mut(id)
+    }
+
+    #[inline]
+    fn contains_key(&self, id: &u32) -> bool {
+        self.map.contains_key(id)
+    }
+
+    fn insert(&mut self, id: u32, list: HeldList) -> Option<HeldList> {
+        let old = self.map.insert(id, list);
+        if old.is_none() {
+            self.log.push(id);
+        }
+        old
+    }
+
+    fn remove(&mut self, id: &u32) -> Option<HeldList> {
+        let old = self.map.remove(id);
+        if old.is_some() {
+            self.log.push(*id);
+        }
+        old
+    }
+
+    /// The entries held under `id`, an empty list inserted if none.
+    fn entry_or_default(&mut self, id: u32) -> &mut HeldList {
+        let Self { map, log } = self;
+        map.entry(id).or_insert_with(|| {
+            log.push(id);
+            HeldList::new()
+        })
+    }
+
+    fn clear(&mut self) {
+        self.log.extend(self.map.keys().copied());
+        self.map.clear();
+    }
+}
+
+/// The marks of a view, logging the refIds whose mark changes, for the
+/// index of [`Watchers`].
+#[derive(Debug, Default)]
+struct Marks {
+    set: IdSet,
+    /// refIds marked or unmarked since the last [`Views::sync_watchers`].
+    log: Vec<u32>,
+}
+
+impl Marks {
+    #[inline]
+    fn contains(&self, id: &u32) -> bool {
+        self.set.contains(id)
+    }
+
+    fn insert(&mut self, id: u32) {
+        if id != crate::tracked::NO_ID && !self.set.contains(&id) {
+            self.set.insert(id);
+            self.log.push(id);
+        }
+    }
+
+    fn remove(&mut self, id: &u32) {
+        if self.set.contains(id) {
+            self.set.remove(id);
+            self.log.push(*id);
+        }
+    }
+}
+
+/// Per refId, the views (slot indexes) that mark it or hold entries of it:
+/// the only views a changed ref can concern, unless a `show`/`hide` names
+/// it or its parent introduces it in this patch. Lets the patch walk visit
+/// a changed ref for the views that see it, not for every view.
+#[derive(Debug, Default)]
+struct Watchers {
+    /// Keyed by refId, entries removed when empty: memory follows what is
+    /// watched, not the highest refId ever (refIds grow without reuse).
+    by_id: HashMap<u32, Vec<u32>, foldhash::fast::RandomState>,
+}
+
+impl Watchers {
+    fn of(&self, id: u32) -> &[u32] {
+        self.by_id.get(&id).map_or(&[], Vec::as_slice)
+    }
+
+    fn add(&mut self, id: u32, view: u32) {
+        self.by_id.entry(id).or_default().push(view);
+    }
+
+    fn remove(&mut self, id: u32, view: u32) {
+        if let Some(list) = self.by_id.get_mut(&id) {
+            if let Some(p) = list.iter().position(|&v| v == view) {
+                list.swap_remove(p);
+            }
+            if list.is_empty() {
+                self.by_id.remove(&id);
+            }
+        }
+    }
+}
 
 /// A set of refIds, one bit each (refIds are dense: they are reused by
 /// default; without reuse the set grows with the highest refId shown).
@@ -295,6 +420,21 @@ impl IdSet {
             *w &= !(1 << (id & 63));
         }
     }
+
+    /// Every refId in the set.
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.words.iter().enumerate().flat_map(|(i, &w)| {
+            let mut w = w;
+            std::iter::from_fn(move || {
+                if w == 0 {
+                    return None;
+                }
+                let b = w.trailing_zeros();
+                w &= w - 1;
+                Some((i as u32) << 6 | b)
+            })
+        })
+    }
 }
 
 /// The state of one view.
@@ -302,12 +442,15 @@ impl IdSet {
 pub(crate) struct ViewState {
     /// Instances marked visible (explicitly or by a `show` of an ancestor
     /// or descendant).
-    marks: IdSet,
+    marks: Marks,
     /// Elements of a filtered collection the client holds because they
     /// were attached while the collection was visible to it (the
     /// reference's `isVisibilitySharedWithParent`); structs among them are
     /// marked too, collections of primitives are held but not seen.
     shared: IdSet,
+    /// The refIds under which [`Views::watchers`] lists this view (marked
+    /// or held, as of the last [`Views::sync_watchers`]).
+    watched: IdSet,
     /// Instances on the parent chain of a shown one, held by a struct
     /// field: the field is the view's whatever its tag (the chain leads
     /// to what was shown).
@@ -356,6 +499,8 @@ pub(crate) struct Views {
     walker: Walker,
     /// The dialects of the last patch: `out`'s and `out2`'s.
     dialects: (Dialect, Option<Dialect>),
+    /// Which views mark or hold each refId.
+    watchers: Watchers,
 }
 
 impl Views {
@@ -367,7 +512,7 @@ impl Views {
     pub(crate) fn create(&mut self) -> ViewId {
         self.live += 1;
         let mut view = Box::<ViewState>::default();
-        view.mirror.insert(0, Vec::new());
+        view.mirror.insert(0, HeldList::new());
         if let Some(idx) = self.slots.iter().position(|s| s.view.is_none()) {
             let slot = &mut self.slots[idx];
             slot.view = Some(view);
@@ -389,7 +534,11 @@ impl Views {
     pub(crate) fn drop_view(&mut self, id: ViewId) -> bool {
         match self.slots.get_mut(id.idx as usize) {
             Some(slot) if slot.gen == id.gen && slot.view.is_some() => {
-                slot.view = None;
+                if let Some(view) = slot.view.take() {
+                    for r in view.watched.iter() {
+                        self.watchers.remove(r, id.idx);
+                    }
+                }
                 slot.gen = slot.gen.wrapping_add(1);
                 self.live -= 1;
                 if self.live == 0 {
@@ -426,6 +575,47 @@ impl Views {
 
     fn each_mut(&mut self) -> impl Iterator<Item = &mut ViewState> {
         self.slots.iter_mut().filter_map(|s| s.view.as_deref_mut())
+    }
+
+    /// Brings [`Self::watchers`] up to date with the views' marks and
+    /// mirrors: O(marks and mirror keys changed since the last call).
+    fn sync_watchers(&mut self) {
+        let watchers = &mut self.watchers;
+        for (vi, slot) in self.slots.iter_mut().enumerate() {
+            let Some(view) = slot.view.as_deref_mut() else {
+                continue;
+            };
+            if view.marks.log.is_empty() && view.mirror.log.is_empty() {
+                continue;
+            }
+            let ViewState {
+                marks,
+                mirror,
+                watched,
+                ..
+            } = view;
+            let (mut l1, mut l2) = (
+                std::mem::take(&mut marks.log),
+                std::mem::take(&mut mirror.log),
+            );
+            for &id in l1.iter().chain(l2.iter()) {
+                let now = marks.contains(&id) || mirror.contains_key(&id);
+                if now != watched.contains(&id) {
+                    if now {
+                        watched.insert(id);
+                        watchers.add(id, vi as u32);
+                    } else {
+                        watched.remove(&id);
+                        watchers.remove(id, vi as u32);
+                    }
+                }
+            }
+            // Keep the logs' buffers.
+            l1.clear();
+            l2.clear();
+            marks.log = l1;
+            mirror.log = l2;
+        }
     }
 
     /// Forgets detached instances in every view: O(detached × views).
@@ -1162,7 +1352,9 @@ impl Default for NodeData {
 }
 
 impl NodeData {
-    fn load(&mut self, node: &dyn Node) {
+    /// Reads `node`'s entries; with `tagged_only`, only a struct's view
+    /// fields (all a shared struct no call names shows a view).
+    fn load(&mut self, node: &dyn Node, tagged_only: bool) {
         self.id = node.id();
         self.seq = node.seq();
         self.kind = node.kind();
@@ -1175,6 +1367,14 @@ impl NodeData {
         let (ents, bytes) = (&mut self.ents, &mut self.bytes);
         let mut any_dirty_child = false;
         node.entries(&mut self.scratch, &mut |e| {
+            let tag = if kind == NodeKind::Struct {
+                node.field_tag(e.index)
+            } else {
+                None
+            };
+            if tagged_only && tag.is_none() {
+                return;
+            }
             let key = e.key.map(|k| {
                 let s = bytes.len() as u32;
                 bytes.extend_from_slice(k.as_bytes());
@@ -1189,11 +1389,7 @@ impl NodeData {
             any_dirty_child |= e.dirty && e.child.is_some();
             ents.push(Ent {
                 index,
-                tag: if kind == NodeKind::Struct {
-                    node.field_tag(e.index)
-                } else {
-                    None
-                },
+                tag,
                 key,
                 val: (s, bytes.len() as u32),
                 child: e.child,
@@ -1295,7 +1491,7 @@ struct Walker {
     cands: Vec<u32>,
     held_ix: Lookup,
     proj_ix: Lookup,
-    next: Vec<Held>,
+    next: HeldList,
     /// The array encoder's buffers (filtered arrays of primitives).
     arrays: ArrayScratch,
     /// Also write the legacy form of dialect-dependent blocks.
@@ -1319,11 +1515,24 @@ impl Walker {
     fn walk(
         &mut self,
         slots: &mut [Slot],
+        watchers: &Watchers,
         node: &dyn Node,
         g: G,
         pf: Range<usize>,
         pi: Range<usize>,
     ) {
+        if !self.exhaustive
+            && !g.filtered
+            && pi.is_empty()
+            && self.work.is_empty()
+            && !node.view_dirty()
+            && !node.may_have_changed_children()
+        {
+            // A shared ref whose view fields did not change, named by no
+            // call and introduced by no parent, without changed children
+            // (most changed refs of a tick): nothing for any view.
+            return;
+        }
         let id = node.id();
         self.anc.push((id, g.shares && (!g.elem || node.fresh())));
         let (f0, i0) = (self.frames.len(), self.intro.len());
@@ -1334,10 +1543,9 @@ impl Walker {
         // A shared instance without view fields matters to a view only when
         // a show names it: the reference then re-sends its fields.
         if g.filtered || node.has_view_fields() || lo < hi {
-            let relevant =
-                self.exhaustive || (node.seq() != NO_SEQ && (g.filtered || node.view_dirty()));
+            let relevant = node.seq() != NO_SEQ && (g.filtered || node.view_dirty());
             self.cands.clear();
-            if relevant {
+            if self.exhaustive {
                 self.cands.extend(
                     slots
                         .iter()
@@ -1346,6 +1554,13 @@ impl Walker {
                         .map(|(i, _)| i as u32),
                 );
             } else {
+                // A changed ref concerns the views that mark it or hold
+                // entries of it; any other view, unless a call names it or
+                // its parent introduces it, would skip it (a filtered ref
+                // it does not hold, a shared one it does not see).
+                if relevant {
+                    self.cands.extend_from_slice(watchers.of(id));
+                }
                 self.cands.extend(self.work[lo..hi].iter().map(|w| w.view));
                 self.cands.extend(
                     self.intro[pi.clone()]
@@ -1357,8 +1572,24 @@ impl Walker {
                 self.cands.dedup();
             }
             if !self.cands.is_empty() {
-                self.nd.load(node);
+                // A shared struct no call names: only its view fields can
+                // reach a view (its other fields go to everyone).
+                let tagged_only = !g.filtered && lo == hi && kind == NodeKind::Struct;
+                self.nd.load(node, tagged_only);
                 let cands = std::mem::take(&mut self.cands);
+                if cands.len() > 1 {
+                    // Read what each view holds of this ref first: the
+                    // lookups are independent, so their cache misses
+                    // overlap instead of coming one per `process`.
+                    let mut touched = 0usize;
+                    for &v in &cands {
+                        if let Some(view) = slots[v as usize].view.as_deref() {
+                            touched += view.mirror.get(&id).map_or(0, |l| l.len())
+                                + usize::from(view.marks.contains(&id));
+                        }
+                    }
+                    std::hint::black_box(touched);
+                }
                 for &v in &cands {
                     let Some(view) = slots[v as usize].view.as_deref_mut() else {
                         continue;
@@ -1391,7 +1622,7 @@ impl Walker {
         let (pf2, pi2) = (f0..self.frames.len(), i0..self.intro.len());
         let mut visit = |index: u32, child: &dyn Node| {
             let cg = child_g(node, kind, g, index, child);
-            self.walk(slots, child, cg, pf2.clone(), pi2.clone());
+            self.walk(slots, watchers, child, cg, pf2.clone(), pi2.clone());
         };
         if full {
             node.children(&mut visit);
@@ -1619,8 +1850,12 @@ impl Walker {
         }
 
         // Then the difference between the projection and what is held.
-        let knew = view.mirror.contains_key(&id);
-        let mut held = view.mirror.remove(&id).unwrap_or_default();
+        // Taken out of its slot (the key stays: no hash table churn), put
+        // back or removed below.
+        let (knew, mut held) = match view.mirror.get_mut(&id) {
+            Some(list) => (true, std::mem::take(list)),
+            None => (false, HeldList::new()),
+        };
         let (block, body) = if introduced {
             (block, body)
         } else {
@@ -1669,7 +1904,7 @@ impl Walker {
                         child: e.child,
                     });
                 }
-                mirror.insert(id, held);
+                put_back(mirror, id, held);
             } else {
                 // Positional: CLEAR and re-ADD when anything differs.
                 let same = held.len() == self.proj.len()
@@ -1697,7 +1932,7 @@ impl Walker {
                     // ops, harmless when each is skipped as `===`.
                     node.array_idempotent_ops(out, &mut self.arrays);
                 }
-                mirror.insert(id, held);
+                put_back(mirror, id, held);
             }
         } else {
             if nd.cleared && ctx.filtered && knew && !introduced {
@@ -1761,7 +1996,7 @@ impl Walker {
                     self.tmp.extend_from_slice(&out[at..]);
                 }
                 if let Some(c) = e.child {
-                    mirror.entry(c).or_default();
+                    mirror.entry_or_default(c);
                     if !same {
                         self.intro.push((v, c));
                     }
@@ -1811,9 +2046,13 @@ impl Walker {
                 alt = true;
             }
             if !self.next.is_empty() || ctx.filtered {
-                held.clear();
-                held.append(&mut self.next);
-                mirror.insert(id, held);
+                // `next` becomes the held list (`held`'s old entries are
+                // dropped with the swap's clear).
+                std::mem::swap(&mut held, &mut self.next);
+                self.next.clear();
+                put_back(mirror, id, held);
+            } else if knew {
+                mirror.remove(&id);
             }
         }
         view.dfs += 1;
@@ -1841,6 +2080,16 @@ impl Walker {
     }
 }
 
+/// Stores `held` under `id` (in place when the slot is there).
+fn put_back(mirror: &mut Mirror, id: u32, held: HeldList) {
+    match mirror.get_mut(&id) {
+        Some(slot) => *slot = held,
+        None => {
+            mirror.insert(id, held);
+        }
+    }
+}
+
 fn hold(mirror: &mut Mirror, id: u32, h: Held) {
     if let Some(c) = h.child {
         let old = mirror
@@ -1850,9 +2099,9 @@ fn hold(mirror: &mut Mirror, id: u32, h: Held) {
         if let Some(oc) = old.filter(|&oc| oc != c) {
             forget(mirror, oc);
         }
-        mirror.entry(c).or_default();
+        mirror.entry_or_default(c);
     }
-    let list = mirror.entry(id).or_default();
+    let list = mirror.entry_or_default(id);
     match list.iter_mut().find(|x| x.index == h.index) {
         Some(x) => *x = h,
         None => {
@@ -1951,18 +2200,39 @@ pub(crate) fn encode_views(
     let mut w = std::mem::take(&mut views.walker);
     w.legacy = dialect == Dialect::Legacy || second == Some(Dialect::Legacy);
     prepare(root, views, &mut w);
+    views.sync_watchers();
     let g = G {
         filtered: false,
         shares: false,
         elem: false,
         holder_tag: None,
     };
-    w.walk(&mut views.slots, root, g, 0..0, 0..0);
+    w.walk(&mut views.slots, &views.watchers, root, g, 0..0, 0..0);
     for view in views.each_mut() {
         view.dblocks.sort_unstable_by_key(|b| (b.0, b.1));
-        let mut out = std::mem::take(&mut view.out);
-        assemble(view, &mut out, dialect == Dialect::Legacy);
-        view.out = out;
+        // The common part (diff blocks only, written in order, one
+        // dialect) is the arena itself: taken, not copied.
+        let in_place = second.is_none()
+            && view.forced.is_empty()
+            && view.fblocks.is_empty()
+            && (dialect != Dialect::Legacy || view.dblocks.iter().all(|b| b.4 == NO_ALT))
+            && view.dblocks.first().is_none_or(|b| b.2 == 0)
+            && view
+                .dblocks
+                .last()
+                .is_none_or(|b| b.3 as usize == view.arena.len())
+            && view.dblocks.windows(2).all(|p| p[0].3 == p[1].2);
+        if in_place {
+            if view.dblocks.is_empty() {
+                view.out.clear();
+            } else {
+                std::mem::swap(&mut view.out, &mut view.arena);
+            }
+        } else {
+            let mut out = std::mem::take(&mut view.out);
+            assemble(view, &mut out, dialect == Dialect::Legacy);
+            view.out = out;
+        }
         let mut out2 = std::mem::take(&mut view.out2);
         out2.clear();
         if let Some(d) = second {
@@ -2024,7 +2294,7 @@ pub(crate) fn encode_all_view(root: &dyn Node, tick: &mut Tick, id: ViewId) -> O
         apply_pending(view, &found, &mut forced);
     }
     view.mirror.clear();
-    view.mirror.insert(root.id(), Vec::new());
+    view.mirror.insert(root.id(), HeldList::new());
     let mut out = std::mem::take(&mut view.full);
     out.clear();
     let ctx = Ctx {
@@ -2043,7 +2313,7 @@ fn full_visit(w: &mut Walker, view: &mut ViewState, node: &dyn Node, ctx: Ctx, o
     let id = node.id();
     let held = !ctx.filtered || view.mirror.contains_key(&id);
     if held && (ctx.filtered || node.has_view_fields()) && ctx.visible {
-        w.nd.load(node);
+        w.nd.load(node, false);
         w.project(view, ctx);
         let nd = &w.nd;
         if !w.proj.is_empty() {
@@ -2060,7 +2330,7 @@ fn full_visit(w: &mut Walker, view: &mut ViewState, node: &dyn Node, ctx: Ctx, o
                     nd.val(e),
                 );
                 if let Some(c) = e.child {
-                    view.mirror.entry(c).or_default();
+                    view.mirror.entry_or_default(c);
                 }
             }
         }
@@ -2080,7 +2350,7 @@ fn full_visit(w: &mut Walker, view: &mut ViewState, node: &dyn Node, ctx: Ctx, o
             view.mirror.insert(id, list);
         }
     } else if held && ctx.filtered {
-        view.mirror.insert(id, Vec::new());
+        view.mirror.insert(id, HeldList::new());
     }
     let v = &*view;
     let mut kids: Vec<Ctx> = Vec::new();

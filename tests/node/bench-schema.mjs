@@ -20,6 +20,10 @@
 // S5  idle tick: encode() + discardChanges() with nothing changed, N=10000
 // D1  decode S1 patches (pre-recorded ring) with a Reflection-built Decoder
 // D3  decode S3 full states into fresh Reflection-built Decoders
+// V1  N=1000 entities with a @view() field, 100 StateViews (own + 10 shared)
+// V2  N=10000, 500 StateViews (own 50 + 50 shared), 10% move per tick
+// J1  N=10000, 1% of the map replaced per tick, then encodeAll() (a join)
+//     (V1, V2, J1: lib/view-scenarios.mjs)
 //
 // A "tick" is everything that scenario does once (mutations included for the
 // encode scenarios). Timing: warm-up, then several batches of >= 1 s in total
@@ -30,6 +34,15 @@
 
 import * as S5 from "@colyseus/schema";
 import { packageVersion } from "./lib/pkg-version.mjs";
+import {
+  buildViewState,
+  encodeWithViews,
+  j1Churn,
+  v1Mutate,
+  v1Views,
+  v2Mutate,
+  v2Views,
+} from "./lib/view-scenarios.mjs";
 
 const { schema, t, Encoder, Reflection } = S5;
 
@@ -55,16 +68,6 @@ const State = schema(
   "State",
 );
 
-// V1: Entity plus one @view() field, in a class built like @type()/@view()
-// decorators would.
-class ViewEntity extends S5.Schema {}
-for (const [name, ty] of [["x", "float32"], ["y", "float32"], ["angle", "float32"], ["hp", "uint8"], ["name", "string"], ["secret", "uint32"]]) {
-  S5.type(ty)(ViewEntity.prototype, name);
-  if (name === "secret") S5.view()(ViewEntity.prototype, name);
-}
-class ViewState extends S5.Schema {}
-S5.type({ map: ViewEntity })(ViewState.prototype, "entities");
-
 // --- options ---------------------------------------------------------------
 
 function parseArgs(argv) {
@@ -77,7 +80,7 @@ function parseArgs(argv) {
     else if (a.startsWith("--n=")) opts.n = new Set(a.slice(4).split(",").map(Number));
     else if (a === "--quick") opts.quick = true;
     else if (a === "-h" || a === "--help") {
-      process.stderr.write("usage: node bench-schema.mjs [--scenario S1,S2,S3,S4,S5,D1,D3] [--n 1000] [--quick]\n");
+      process.stderr.write("usage: node bench-schema.mjs [--scenario S1,S2,S3,S4,S5,D1,D3,V1,V2,J1] [--n 1000] [--quick]\n");
       process.exit(0);
     } else {
       process.stderr.write(`unknown argument ${a}\n`);
@@ -335,54 +338,43 @@ function d3(n) {
  * 10th (rotating) changes its view field; one tick = encode() + every
  * encodeView() + discardChanges().
  */
-const V1_CLIENTS = 100;
-const V1_SHARED = 10;
-function v1(n) {
-  const state = new ViewState();
-  state.entities = new S5.MapSchema();
-  const list = [];
-  for (let i = 0; i < n; i++) {
-    const e = new ViewEntity();
-    e.x = i;
-    e.y = i * 0.5;
-    e.angle = 0;
-    e.hp = 100;
-    e.name = `e${i}`;
-    e.secret = i;
-    state.entities.set(`e${i}`, e);
-    list.push(e);
-  }
-  const encoder = readyEncoder(state);
-  const views = [];
-  for (let c = 0; c < V1_CLIENTS; c++) {
-    const view = new S5.StateView();
-    view.add(list[c % n]);
-    for (let s = 0; s < V1_SHARED; s++) view.add(list[n - 1 - s]);
-    views.push(view);
-  }
-  const settle = () => {
-    const it = { offset: 0 };
-    encoder.encode(it);
-    const shared = it.offset;
-    for (const v of views) encoder.encodeView(v, shared, it);
-    encoder.discardChanges();
-  };
-  settle();
+function viewScenario(n, makeViews, mutate) {
+  const { list, encoder } = buildViewState(n);
+  const views = makeViews(list);
+  encodeWithViews(encoder, views, false); // settles the views' adds
   let t = 0;
   return {
     tick() {
-      moveAll(list);
-      for (let i = t % 10; i < n; i += 10) list[i].secret += 1;
-      t++;
-      const it = { offset: 0 };
-      let bytes = encoder.encode(it).length;
-      const shared = it.offset;
-      for (const v of views) {
-        const start = it.offset;
-        encoder.encodeView(v, shared, it);
-        bytes += it.offset - start;
-      }
+      mutate(list, t++);
+      return encodeWithViews(encoder, views, false).bytes;
+    },
+  };
+}
+
+const v1 = (n) => viewScenario(n, v1Views, v1Mutate);
+
+/**
+ * V2: room scale, n = 10,000 entities and 500 clients, each seeing 50
+ * entities of its own and 50 shared; 10% of the entities (every 10th,
+ * rotating) move and change their view field per tick.
+ */
+const v2 = (n) => viewScenario(n, v2Views, v2Mutate);
+
+/**
+ * J1: joins under churn: n = 10,000 entities, 1% of them replaced per tick
+ * (patch sent), then a full state for a joining client (encodeAll).
+ * bytes = patch + full state.
+ */
+function j1(n) {
+  const { state } = buildState(n);
+  const encoder = readyEncoder(state);
+  const counters = { n, oldest: 0, next: n };
+  return {
+    tick() {
+      j1Churn(state, newEntity, counters);
+      let bytes = encoder.encode().length;
       encoder.discardChanges();
+      bytes += encoder.encodeAll().length;
       return bytes;
     },
   };
@@ -397,6 +389,8 @@ const SCENARIOS = [
   ["D1", [1000, 10000], d1],
   ["D3", [1000, 10000], d3],
   ["V1", [1000], v1],
+  ["V2", [10000], v2],
+  ["J1", [10000], j1],
 ];
 
 process.stderr.write(

@@ -13,9 +13,23 @@
 // --churn: also the first `ticks` S4 patches (10 removes of the oldest + 10
 // adds, items.push(next & 0xffff) + items.shift() on 1000 uint16s); refIds
 // are never reused by the reference.
+// --views: the V1 (N=1000) and V2 (N=10000) patches of ticks 1..ticks, shared
+// part ("view":-1) and each view's part ("view":c), after the views' adds
+// are settled (lib/view-scenarios.mjs). Independent of --n.
+// --join: J1 (N=10000): per tick the churn patch ("part":"patch") and the
+// full state after it ("part":"full"). Independent of --n.
 // Keep the classes and values in step with bench-schema.mjs.
 
 import * as S5 from "@colyseus/schema";
+import {
+  buildViewState,
+  encodeWithViews,
+  j1Churn,
+  v1Mutate,
+  v1Views,
+  v2Mutate,
+  v2Views,
+} from "./lib/view-scenarios.mjs";
 
 const { schema, t, Encoder } = S5;
 Encoder.BUFFER_SIZE = 8 * 1024 * 1024;
@@ -40,15 +54,17 @@ const State = schema(
 );
 
 function parseArgs(argv) {
-  const opts = { n: [1000], ticks: 3, full: false, churn: false };
+  const opts = { n: [1000], ticks: 3, full: false, churn: false, views: false, join: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--n") opts.n = argv[++i].split(",").map(Number);
     else if (a === "--ticks") opts.ticks = Number(argv[++i]);
     else if (a === "--full") opts.full = true;
     else if (a === "--churn") opts.churn = true;
+    else if (a === "--views") opts.views = true;
+    else if (a === "--join") opts.join = true;
     else {
-      process.stderr.write(`usage: node dump-s1.mjs [--n 1000[,10000]] [--ticks 3] [--full] [--churn]\n`);
+      process.stderr.write(`usage: node dump-s1.mjs [--n 1000[,10000]] [--ticks 3] [--full] [--churn] [--views] [--join]\n`);
       process.exit(2);
     }
   }
@@ -115,5 +131,35 @@ for (const n of OPTS.n) {
       emit({ scenario: "S4", n, tick, hex: hex(encoder.encode()) });
       encoder.discardChanges();
     }
+  }
+}
+
+function dumpViews(scenario, n, makeViews, mutate) {
+  const { list, encoder } = buildViewState(n);
+  const views = makeViews(list);
+  encodeWithViews(encoder, views, false);
+  for (let tick = 1; tick <= OPTS.ticks; tick++) {
+    mutate(list, tick - 1);
+    const r = encodeWithViews(encoder, views, true);
+    emit({ scenario, n, tick, view: -1, hex: hex(r.shared) });
+    r.parts.forEach((p, c) => emit({ scenario, n, tick, view: c, hex: hex(p) }));
+  }
+}
+
+if (OPTS.views) {
+  dumpViews("V1", 1000, v1Views, v1Mutate);
+  dumpViews("V2", 10000, v2Views, v2Mutate);
+}
+
+if (OPTS.join) {
+  const n = 10000;
+  const { state } = buildState(n);
+  const encoder = readyEncoder(state);
+  const counters = { n, oldest: 0, next: n };
+  for (let tick = 1; tick <= OPTS.ticks; tick++) {
+    j1Churn(state, newEntity, counters);
+    emit({ scenario: "J1", n, tick, part: "patch", hex: hex(encoder.encode()) });
+    encoder.discardChanges();
+    emit({ scenario: "J1", n, tick, part: "full", hex: hex(encoder.encodeAll()) });
   }
 }

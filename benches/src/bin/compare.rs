@@ -5,12 +5,13 @@
 //!     [--no-reference] [--no-bytes] [--no-memory]
 //! ```
 //!
-//! (or `benches/compare.sh`, which does the same). For each scenario S1–S5
-//! and size N it times Roomcast's encoder here (`roomcast_benches::measure`,
+//! (or `benches/compare.sh`, which does the same). For each scenario (S1–S5,
+//! V1, V2, J1) and size N it times Roomcast's encoder here (`roomcast_benches::measure`,
 //! the same warm-up, batches and median as the reference's harness) and then
 //! runs `tests/node/bench-schema.mjs` on the same scenario; it prints a
 //! markdown table with the ratio. It also checks that our S1 patches (and
-//! S3 full states, S4 patches with the reference's refId numbering) equal
+//! S3 full states, S4 patches with the reference's refId numbering, V1 and V2
+//! shared patches and every view's part, J1 patches and full states) equal
 //! the reference's byte for byte (`tests/node/dump-s1.mjs`), and measures
 //! growth under churn on both sides (`tests/node/memory-churn.mjs`).
 //! With S2 it also times [`MoveSomeFloor`], the same work and bytes as S2
@@ -25,8 +26,8 @@ use std::process::{Command, ExitCode, Stdio};
 
 use roomcast_benches::scenario::ready_encoder;
 use roomcast_benches::{
-    measure, Churn, EncodeAll, Idle, Measurement, MoveAll, MoveSome, MoveSomeFloor, Scenario,
-    ScenarioId, State, Timing, ViewMoveAll,
+    measure, Churn, EncodeAll, Idle, JoinChurn, Measurement, MoveAll, MoveSome, MoveSomeFloor,
+    Scenario, ScenarioId, State, Timing, ViewMoveAll, ViewRoom,
 };
 use roomcast_schema::EncoderOptions;
 
@@ -140,6 +141,8 @@ fn ours(id: ScenarioId, n: u32, timing: Timing) -> Measurement {
         ScenarioId::S4 => measure(|| Churn::new(n, 10, o), timing),
         ScenarioId::S5 => measure(|| Idle::new(n, o), timing),
         ScenarioId::V1 => measure(|| ViewMoveAll::new(n, o), timing),
+        ScenarioId::V2 => measure(|| ViewRoom::new(n, o), timing),
+        ScenarioId::J1 => measure(|| JoinChurn::new(n, o), timing),
     }
 }
 
@@ -167,9 +170,71 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Our bytes for one dump line of `dump-s1.mjs`.
-fn our_dump(scenario: &str, n: u32, tick: u32, options: EncoderOptions) -> Option<Vec<u8>> {
+/// Our bytes of ticks 1..=`ticks` of a view scenario: per tick, the shared
+/// patch and every view's part.
+type ViewDumps = Vec<(Vec<u8>, Vec<Vec<u8>>)>;
+
+fn our_view_dumps(scenario: &str, ticks: u32, options: EncoderOptions) -> Option<ViewDumps> {
+    fn run<S>(
+        s: &mut S,
+        ticks: u32,
+        mutate: fn(&mut S),
+        parts: fn(
+            &mut S,
+        ) -> (
+            &mut roomcast_schema::Encoder<roomcast_benches::ViewState>,
+            &[roomcast_schema::ViewId],
+        ),
+    ) -> ViewDumps {
+        (0..ticks)
+            .map(|_| {
+                mutate(s);
+                let (enc, views) = parts(s);
+                let shared = enc.encode_patch().to_vec();
+                let mine = views.iter().map(|&v| enc.view_patch(v).to_vec()).collect();
+                (shared, mine)
+            })
+            .collect()
+    }
     match scenario {
+        "V1" => Some(run(
+            &mut ViewMoveAll::new(1_000, options),
+            ticks,
+            ViewMoveAll::mutate,
+            ViewMoveAll::parts,
+        )),
+        "V2" => Some(run(
+            &mut ViewRoom::new(10_000, options),
+            ticks,
+            ViewRoom::mutate,
+            ViewRoom::parts,
+        )),
+        _ => None,
+    }
+}
+
+/// Our bytes for one dump line of `dump-s1.mjs` (`part`: J1's "patch" or
+/// "full").
+fn our_dump(
+    scenario: &str,
+    n: u32,
+    tick: u32,
+    part: Option<&str>,
+    options: EncoderOptions,
+) -> Option<Vec<u8>> {
+    match scenario {
+        "J1" => {
+            let mut s = JoinChurn::new(n, options);
+            for _ in 1..tick {
+                s.tick();
+            }
+            let patch = s.churn().to_vec();
+            if part == Some("full") {
+                Some(s.join().to_vec())
+            } else {
+                Some(patch)
+            }
+        }
         "S1" => {
             let mut s = MoveAll::new(n, options);
             for _ in 1..tick {
@@ -212,8 +277,12 @@ fn check_bytes(dir: &Path) -> Result<Vec<String>, String> {
             "3",
             "--full",
             "--churn",
+            "--views",
+            "--join",
         ],
     )?;
+    // Our view scenarios' bytes, computed once per (scenario, options).
+    let mut view_cache: BTreeMap<(String, &str), Option<ViewDumps>> = BTreeMap::new();
     // (scenario, n, options) -> (equal ticks, total ticks, bytes of the first)
     let mut results: BTreeMap<(String, u32, &str), (u32, u32, usize)> = BTreeMap::new();
     for d in &dumps {
@@ -221,7 +290,7 @@ fn check_bytes(dir: &Path) -> Result<Vec<String>, String> {
         let n = f64_of(d, "n")? as u32;
         let tick = f64_of(d, "tick")? as u32;
         let theirs = d["hex"].as_str().ok_or("dump without hex")?;
-        let variants: &[(&str, EncoderOptions)] = if scenario == "S4" {
+        let variants: &[(&str, EncoderOptions)] = if scenario == "S4" || scenario == "J1" {
             // Churn: refIds differ by design unless numbered like the
             // reference.
             &[(
@@ -237,8 +306,26 @@ fn check_bytes(dir: &Path) -> Result<Vec<String>, String> {
                 ),
             ]
         };
+        let view = d.get("view").and_then(serde_json::Value::as_i64);
+        let part = d.get("part").and_then(serde_json::Value::as_str);
         for &(name, options) in variants {
-            let Some(mine) = our_dump(scenario, n, tick, options) else {
+            let mine = match view {
+                Some(v) => {
+                    let dumps = view_cache
+                        .entry((scenario.to_owned(), name))
+                        .or_insert_with(|| our_view_dumps(scenario, 3, options));
+                    dumps.as_ref().and_then(|t| {
+                        let (shared, parts) = t.get(tick as usize - 1)?;
+                        if v < 0 {
+                            Some(shared.clone())
+                        } else {
+                            parts.get(v as usize).cloned()
+                        }
+                    })
+                }
+                None => our_dump(scenario, n, tick, part, options),
+            };
+            let Some(mine) = mine else {
                 continue;
             };
             let r =
@@ -249,8 +336,14 @@ fn check_bytes(dir: &Path) -> Result<Vec<String>, String> {
             if hex(&mine) == theirs {
                 r.0 += 1;
             } else {
+                let which = match (view, part) {
+                    (Some(v), _) if v < 0 => " shared".to_owned(),
+                    (Some(v), _) => format!(" view {v}"),
+                    (None, Some(p)) => format!(" {p}"),
+                    (None, None) => String::new(),
+                };
                 eprintln!(
-                    "compare: {scenario} N={n} tick {tick} ({name}) differs: ours {} B, reference {} B",
+                    "compare: {scenario} N={n} tick {tick}{which} ({name}) differs: ours {} B, reference {} B",
                     mine.len(),
                     theirs.len() / 2
                 );
@@ -262,6 +355,10 @@ fn check_bytes(dir: &Path) -> Result<Vec<String>, String> {
         .map(|((scenario, n, options), (equal, total, bytes))| {
             let what = if scenario == "S3" {
                 "encode_all".to_owned()
+            } else if scenario.starts_with('V') {
+                format!("shared patches and view parts of ticks 1–3 ({total} in all)")
+            } else if scenario == "J1" {
+                format!("patches and full states of ticks 1–3 ({total} in all)")
             } else {
                 format!("patches of ticks 1–{total}")
             };
@@ -479,6 +576,15 @@ fn targets(rows: &[Row]) -> String {
                     "S3 N={}: {x} (target ≥ 10×) {}",
                     r.n,
                     verdict(ratio(r).is_none_or(|x| x >= 10.0))
+                )
+            }
+            (ScenarioId::S4 | ScenarioId::V1 | ScenarioId::V2 | ScenarioId::J1, _) => {
+                let x = ratio(r).map_or("–".into(), |x| format!("{x:.1}×"));
+                format!(
+                    "{} N={}: {x} (target ≥ 20×) {}",
+                    r.id.name(),
+                    r.n,
+                    verdict(ratio(r).is_none_or(|x| x >= 20.0))
                 )
             }
             (ScenarioId::S5, _) => format!(
