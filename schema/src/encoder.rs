@@ -325,8 +325,7 @@ impl FullWriter<'_> {
     pub(crate) fn begin(&mut self, id: u32) -> OpenBlock {
         let start = self.out.len();
         if !(id == 0 && start == 0) {
-            self.out.push(spec::SWITCH_TO_STRUCTURE);
-            wire::encode_varint(&mut self.out, id);
+            write_header(&mut self.out, id);
         }
         OpenBlock {
             start,
