@@ -1267,14 +1267,20 @@ impl<'a, V: Field> ArrayMut<'a, V> {
             }
             // The reference re-sends every element the client held in
             // full after the CLEAR (blocks in the new order, each
-            // element's subtree after it), under the same refIds.
+            // element's subtree after it), under the same refIds. Not an
+            // element with changes of its own this tick: a full re-send
+            // would lose them (an unset field's DELETE), its block goes
+            // out as it is.
             if V::DEFAULT_WIRE.is_none() {
                 self.tick.refresh(|tick| {
                     for item in &mut arr.items {
-                        let mut fresh = true;
-                        item.value
-                            .__with_node(&item.track, &mut |n| fresh = n.fresh());
-                        if !fresh {
+                        let mut unchanged = false;
+                        item.value.__with_node(&item.track, &mut |n| {
+                            let mut below = false;
+                            n.changed_children(&mut |_, _| below = true);
+                            unchanged = !n.fresh() && n.seq() == NO_SEQ && !below;
+                        });
+                        if unchanged {
                             item.value.__attach(&mut item.track, tick);
                         }
                     }
