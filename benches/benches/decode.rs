@@ -455,7 +455,8 @@ fn d3(c: &mut Criterion) {
                 },
                 BatchSize::LargeInput,
             );
-        });        g.bench_with_input(BenchmarkId::new("dynamic_callbacks", n), &inp, |b, inp| {
+        });
+        g.bench_with_input(BenchmarkId::new("dynamic_callbacks", n), &inp, |b, inp| {
             b.iter_batched(
                 || dynamic_at(&inp.reflection, &[], true),
                 |mut d| {

@@ -169,20 +169,23 @@ fn same_as(typed: &Table, tree: &DynamicDecoder) -> bool {
 }
 
 /// Fuzz check for the typed decoder: messages as in [`crate::dynamic`]
-/// (without the schema byte), into a decoder in its direct mode (with
-/// its fast path) and one in its shadow mode. They must accept and reject
-/// the same messages with the same errors, a rejected message must leave
-/// the state as it was, and both typed states must equal the shadow's
-/// dynamic tree.
+/// (without the schema byte), into a typed decoder in its direct mode
+/// (with its fast path), one in its shadow mode and
+/// a [`DynamicDecoder`] of the same types. They must accept and reject the
+/// same messages with the same errors, a rejected message must leave the
+/// state as it was, and both typed states must equal the dynamic tree.
 pub fn typed(data: &[u8]) {
     let mut direct = Decoder::<Table>::new().expect("types");
     let mut shadow = Decoder::<Table>::new().expect("types");
-    let _ = shadow.dynamic();
+    shadow.__enter_shadow();
+    let mut tree = DynamicDecoder::new(table_types());
     for msg in crate::messages(data) {
         let before = format!("{:?}", direct.state());
         let a = direct.decode(msg);
         let b = shadow.decode(msg);
+        let c = tree.decode(msg);
         assert_eq!(a, b, "the two modes disagree");
+        assert_eq!(a, c, "the typed and the dynamic decoder disagree");
         if a.is_err() {
             assert_eq!(
                 format!("{:?}", direct.state()),
@@ -191,15 +194,15 @@ pub fn typed(data: &[u8]) {
             );
         }
         if direct.unrepresentable() == 0 && shadow.unrepresentable() == 0 {
-            let (state, tree) = shadow.__with_shadow().expect("shadow mode");
             assert!(
-                same_as(state, tree),
-                "typed state differs from the shadow:\n{state:?}\n{}",
+                same_as(shadow.state(), &tree),
+                "the shadow mode's state differs from the dynamic decoder's:\n{:?}\n{}",
+                shadow.state(),
                 tree.to_json()
             );
             assert!(
-                same_as(direct.state(), tree),
-                "the direct mode's state differs from the shadow:\n{:?}\n{}",
+                same_as(direct.state(), &tree),
+                "the direct mode's state differs from the dynamic decoder's:\n{:?}\n{}",
                 direct.state(),
                 tree.to_json()
             );

@@ -56,7 +56,7 @@ fn typed_seed_is_valid() {
         d.decode(msg).expect("seed messages are valid");
     }
     assert_eq!(
-        d.dynamic().to_json(),
+        d.to_dynamic().to_json(),
         r#"{"best":{"next":{"big":-1,"n":1.5},"rank":3,"suit":"h"},"deck":[],"hands":{"a":{"cards":[],"flag":true,"marks":[1,1],"tags":["x"]}},"log":["l"],"scores":{"s":7}}"#
     );
     assert_eq!(d.unrepresentable(), 0);

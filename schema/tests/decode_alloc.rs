@@ -75,13 +75,11 @@ fn stream(n: u32, ticks: u32) -> (Vec<u8>, Vec<Vec<u8>>) {
 #[test]
 fn steady_state_patches_allocate_nothing() {
     let (full, patches) = stream(500, 6);
-    // (The typed decoder stays in its direct mode: `dynamic()` would
-    // switch it to the shadow mode.)
     let mut typed = Decoder::<State>::new().expect("types");
     let mut dynamic = DynamicDecoder::new(registry_of::<State>().expect("types"));
     // And one in the shadow mode.
     let mut shadow = Decoder::<State>::new().expect("types");
-    let _ = shadow.dynamic();
+    shadow.__enter_shadow();
     // The full state: one allocation per entity, its name; the short map
     // keys are held inline (a `Box<str>` each made this 1051).
     let before = allocations();

@@ -7,9 +7,11 @@
 //! tree built from `T`, must equal the one the shadow decoder kept, and
 //! both must go on agreeing.
 
+use std::sync::{Arc, Mutex};
+
 use proptest::prelude::*;
-use roomcast_schema::decoder::Decoder;
-use roomcast_schema::{CollectionSchema, Encoder, MapSchema, Schema, SetSchema};
+use roomcast_schema::decoder::{At, Cx, Decoder, DynamicDecoder, RefId, Value};
+use roomcast_schema::{registry_of, CollectionSchema, Encoder, MapSchema, Schema, SetSchema};
 
 #[macro_use]
 mod common;
@@ -295,8 +297,9 @@ proptest! {
         let mut enc = Encoder::new(world());
         let mut direct = Decoder::<World>::new().expect("types");
         let mut shadow = Decoder::<World>::new().expect("types");
-        // (The first use of the dynamic view switches to the shadow mode.)
-        let _ = shadow.dynamic();
+        // (The shadow mode, which messages the direct mode does not cover go
+        // through.)
+        shadow.__enter_shadow();
         prop_assert!(!shadow.__is_direct());
         let first = enc.encode_patch().to_vec();
         direct.decode(&first).expect("initial patch");
@@ -304,8 +307,10 @@ proptest! {
         for (t, ops) in ticks.iter().enumerate() {
             if t == switch_at {
                 prop_assert!(direct.__is_direct());
-                let built = direct.dynamic().to_json();
-                prop_assert_eq!(built, shadow.dynamic().to_json(), "tree built at tick {}", t);
+                direct.__enter_shadow();
+                prop_assert!(!direct.__is_direct());
+                let built = direct.to_dynamic().to_json();
+                prop_assert_eq!(built, shadow.to_dynamic().to_json(), "tree built at tick {}", t);
             }
             for op in ops {
                 apply(&mut enc, op);
@@ -318,9 +323,9 @@ proptest! {
             prop_assert_eq!(direct.unrepresentable(), 0);
             prop_assert_eq!(direct.state().to_json(), want.clone(), "tick {} ops {:?}", t, ops);
             prop_assert_eq!(shadow.state().to_json(), want.clone(), "shadow, tick {}", t);
-            if t >= switch_at {
-                prop_assert_eq!(direct.dynamic().to_json(), shadow.dynamic().to_json());
-            }
+            // (In the direct mode: a copy built from `T` and the lean
+            // table, which leaves the mode as it is.)
+            prop_assert_eq!(direct.to_dynamic().to_json(), shadow.to_dynamic().to_json());
             let mut fresh = Decoder::<World>::new().expect("types");
             fresh.decode(enc.encode_all()).expect("full state");
             prop_assert!(fresh.__is_direct());
@@ -373,14 +378,14 @@ proptest! {
         let full = enc.encode_all().to_vec();
         let mut direct = Decoder::<World>::new().expect("types");
         let mut shadow = Decoder::<World>::new().expect("types");
-        let _ = shadow.dynamic();
+        shadow.__enter_shadow();
         let cut = &full[..cut_full.index(full.len() + 1)];
         if !both_alike(&mut direct, &mut shadow, cut)? || cut.len() < full.len() {
             // (Rejected, or a shorter state applied: the whole state
             // starts again from what the decoders hold.)
             direct = Decoder::<World>::new().expect("types");
             shadow = Decoder::<World>::new().expect("types");
-            let _ = shadow.dynamic();
+            shadow.__enter_shadow();
             prop_assert!(both_alike(&mut direct, &mut shadow, &full)?);
         }
         for op in last {
@@ -476,4 +481,175 @@ fn a_rejected_message_gets_each_field_its_first_value_back() {
     assert_eq!(d.__fast_applied(), 2);
     assert_eq!(d.state().m.get("k").map(|i| i.n), Some(9));
     assert_eq!(d.state().inner.as_ref().map(|i| i.s.as_str()), Some("a"));
+}
+
+/// A callback log line's value: numbers as numbers whatever their wire
+/// type, children by refId.
+fn show(v: Option<&Value>) -> String {
+    match v {
+        None => "-".into(),
+        Some(v) => match (v.as_ref_id(), v.as_f64(), v.as_str(), v.as_bool()) {
+            (Some(r), ..) => format!("#{}", r.0),
+            (_, Some(n), ..) => format!("{n}"),
+            (_, _, Some(s), _) => format!("{s:?}"),
+            (_, _, _, Some(b)) => format!("{b}"),
+            _ => format!("{v:?}"),
+        },
+    }
+}
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+fn push(log: &Log, line: String) {
+    log.lock().expect("log").push(line);
+}
+
+/// Entry callbacks (add, remove, change) on the collection in field
+/// `field` of `at`, logged with `name`; `nested` is called with each added
+/// child.
+fn on_entries(
+    cx: &mut Cx<'_>,
+    at: RefId,
+    field: &'static str,
+    log: &Log,
+    nested: fn(&mut Cx<'_>, RefId, &Log),
+) {
+    let l = Arc::clone(log);
+    cx.on_add(At::Field(at, field), move |cx, k, v| {
+        push(&l, format!("{}.{field} add {k} {}", at.0, show(Some(v))));
+        if let Some(id) = v.as_ref_id() {
+            nested(cx, id, &l);
+        }
+    })
+    .expect("on_add");
+    let l = Arc::clone(log);
+    cx.on_remove(At::Field(at, field), move |_, k, v| {
+        push(&l, format!("{}.{field} remove {k} {}", at.0, show(Some(v))));
+    })
+    .expect("on_remove");
+    let l = Arc::clone(log);
+    cx.on_change(At::Field(at, field), move |_, c| {
+        let (k, v) = c.expect("an entry change");
+        push(&l, format!("{}.{field} change {k} {}", at.0, show(v)));
+    })
+    .expect("on_change");
+}
+
+/// `listen` on fields of instance `at`.
+fn listen(cx: &mut Cx<'_>, at: RefId, fields: &[&'static str], log: &Log) {
+    for &f in fields {
+        let l = Arc::clone(log);
+        cx.listen(at, f, move |_, now, before| {
+            push(
+                &l,
+                format!("{}.{f} = {} was {}", at.0, show(now), show(before)),
+            );
+        })
+        .expect("listen");
+    }
+}
+
+/// A unit's callbacks: its fields, its instance changes, its bag.
+fn unit_callbacks(cx: &mut Cx<'_>, id: RefId, log: &Log) {
+    listen(cx, id, &["name", "hp", "pos", "bag"], log);
+    let l = Arc::clone(log);
+    cx.on_change(At::Ref(id), move |_, _| {
+        push(&l, format!("{} changed", id.0));
+    })
+    .expect("on_change");
+    on_entries(cx, id, "bag", log, |cx, item, log| {
+        listen(cx, item, &["name", "count"], log);
+    });
+}
+
+/// The callbacks a client registers on the root, nested ones registered
+/// from inside the callbacks.
+fn root_callbacks(mut cx: Cx<'_>, log: &Log) {
+    listen(
+        &mut cx,
+        RefId::ROOT,
+        &["units", "tags", "marks", "turn", "title"],
+        log,
+    );
+    let l = Arc::clone(log);
+    cx.listen(RefId::ROOT, "boss", move |cx, now, before| {
+        push(&l, format!("boss = {} was {}", show(now), show(before)));
+        if let Some(id) = now.and_then(Value::as_ref_id) {
+            unit_callbacks(cx, id, &l);
+        }
+    })
+    .expect("listen boss");
+    let l = Arc::clone(log);
+    cx.on_change(At::Ref(RefId::ROOT), move |_, _| {
+        push(&l, "root changed".into());
+    })
+    .expect("on_change");
+    on_entries(&mut cx, RefId::ROOT, "units", log, unit_callbacks);
+    on_entries(&mut cx, RefId::ROOT, "tags", log, |_, _, _| {});
+    on_entries(&mut cx, RefId::ROOT, "marks", log, |_, _, _| {});
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// The typed decoder's callbacks (run from its direct mode, on the
+    /// changes it writes into `T`) against the dynamic decoder's on the
+    /// same stream: the same calls, in the same order, with the same
+    /// values; nested registrations included.
+    #[test]
+    fn typed_callbacks_agree_with_the_dynamic_decoder(
+        ticks in proptest::collection::vec(proptest::collection::vec(op(), 1..6), 1..10),
+    ) {
+        let mut enc = Encoder::new(world());
+        let mut typed = Decoder::<World>::new().expect("types");
+        let mut dynamic = DynamicDecoder::new(registry_of::<World>().expect("types"));
+        let (typed_log, dynamic_log): (Log, Log) = Default::default();
+        root_callbacks(typed.callbacks(), &typed_log);
+        root_callbacks(dynamic.callbacks(), &dynamic_log);
+        let first = enc.encode_patch().to_vec();
+        typed.decode(&first).expect("initial patch");
+        dynamic.decode(&first).expect("initial patch");
+        for (t, ops) in ticks.iter().enumerate() {
+            for op in ops {
+                apply(&mut enc, op);
+            }
+            let patch = enc.encode_patch().to_vec();
+            typed.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
+            dynamic.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
+            prop_assert!(typed.__is_direct(), "tick {}: the typed decoder left its direct mode", t);
+            prop_assert_eq!(typed.state().to_json(), enc.state().to_json());
+            prop_assert_eq!(
+                &*typed_log.lock().expect("log"),
+                &*dynamic_log.lock().expect("log"),
+                "tick {} ops {:?}", t, ops
+            );
+        }
+    }
+}
+
+/// A typed decoder's callbacks read the typed state (`Cx::state`), not a
+/// dynamic tree, and registering them keeps the decoder in its direct mode.
+#[test]
+fn typed_callbacks_read_the_typed_state() {
+    let mut enc = Encoder::new(world());
+    let mut d = Decoder::<World>::new().expect("types");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    d.callbacks()
+        .on_add(At::Field(RefId::ROOT, "units"), move |cx, key, _| {
+            assert!(cx.node(RefId::ROOT).is_none(), "no dynamic tree");
+            let world = cx.state::<World>().expect("the typed state");
+            let hp = world
+                .units
+                .as_ref()
+                .and_then(|u| u.get(&key.to_string()))
+                .map(|u| u.hp);
+            sink.lock().expect("log").push((key.to_string(), hp));
+        })
+        .expect("on_add");
+    d.decode(enc.encode_patch()).expect("initial patch");
+    apply(&mut enc, &Op::AddUnit(1, 42, true, vec![(0, 3)]));
+    d.decode(enc.encode_patch()).expect("patch");
+    assert!(d.__is_direct());
+    assert_eq!(*seen.lock().expect("log"), [("u1".to_owned(), Some(42))]);
 }

@@ -2,7 +2,11 @@
 //! (`Callbacks.ts` of the reference).
 //!
 //! Register closures through [`DynamicDecoder::callbacks`](crate::decoder::DynamicDecoder::callbacks)
-//! (or, inside a callback, through its [`Cx`]):
+//! or [`Decoder::callbacks`](crate::decoder::Decoder::callbacks) (or, inside a
+//! callback, through its [`Cx`]). Both decoders make the same calls with
+//! the same values on the same messages; a dynamic decoder's callbacks read
+//! its tree ([`Cx::node`]), a typed decoder's the typed state
+//! ([`Cx::state`]).
 //!
 //! * [`Cx::listen`]: a field of one struct instance changed (current and
 //!   previous value);
@@ -22,7 +26,8 @@
 //!
 //! Callbacks run after the whole message has been applied, before the
 //! structures it released are garbage-collected (so a removed child can still
-//! be read). Changes are visited in the order of the message; for each
+//! be read from a dynamic decoder's tree; a typed state no longer holds
+//! it). Changes are visited in the order of the message; for each
 //! change, in this order: the instance's `on_change` (struct instances: only
 //! at its first change in the message), the field's `listen` callbacks; for
 //! collection entries: `on_remove` (removal, or the removed half of a
@@ -36,15 +41,18 @@
 //! With no callback registered the decoder records nothing. With callbacks,
 //! it records each change with a copy of its value (strings are cloned).
 
-use std::collections::HashMap;
+use std::any::Any;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
+use crate::decoder::direct::{Lean, Place};
 use crate::decoder::dynamic::{NodeRef, Nodes};
 use crate::decoder::parse::Shape;
-use crate::decoder::reference_tracker::{RefId, RefIdHasherBuilder};
+use crate::decoder::reference_tracker::{RefId, RefIdHasherBuilder, RefMap};
 use crate::decoder::value::Value;
 use crate::types::{FieldType, TypeRegistry};
+use crate::wire::spec::{ADD, DELETE};
 
 /// The key of a collection entry in a callback.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -88,6 +96,137 @@ pub(crate) enum Recorded {
         key: Key,
         value: Option<Value>,
     },
+}
+
+/// Records a collection entry change the way the reference reports it
+/// (`Callbacks.ts` `triggerChanges`): `prev` was under `key`, `new` is now
+/// (`None`: nothing).
+pub(crate) fn record_entry(
+    rec: &mut Vec<Recorded>,
+    collection: RefId,
+    op: u8,
+    key: Key,
+    prev: Option<&Value>,
+    new: Option<Value>,
+) {
+    let changed = match (prev, &new) {
+        (Some(p), Some(n)) => !p.js_same(n),
+        (None, None) => false,
+        _ => true,
+    };
+    if op & DELETE == DELETE {
+        if let Some(p) = prev {
+            rec.push(Recorded::Removed {
+                collection,
+                key: key.clone(),
+                value: p.clone(),
+            });
+        }
+        if op & ADD == ADD {
+            if let Some(n) = &new {
+                rec.push(Recorded::Added {
+                    collection,
+                    key: key.clone(),
+                    value: n.clone(),
+                });
+            }
+        }
+    } else if op & ADD == ADD && changed {
+        if let Some(n) = &new {
+            rec.push(Recorded::Added {
+                collection,
+                key: key.clone(),
+                value: n.clone(),
+            });
+        }
+    }
+    if changed {
+        rec.push(Recorded::EntryChanged {
+            collection,
+            key,
+            value: new,
+        });
+    }
+}
+
+/// Records a struct field change (`listen`, the instance's `on_change`)
+/// unless the value is the same one (JavaScript `===`).
+pub(crate) fn record_field(
+    rec: &mut Vec<Recorded>,
+    instance: RefId,
+    index: u8,
+    previous: Option<Value>,
+    value: Option<Value>,
+) {
+    let changed = match (&previous, &value) {
+        (Some(p), Some(n)) => !p.js_same(n),
+        (None, None) => false,
+        _ => true,
+    };
+    if changed {
+        rec.push(Recorded::Field {
+            instance,
+            index,
+            value,
+            previous,
+        });
+    }
+}
+
+/// What callbacks see of a decoder: the shape and owner of each structure,
+/// and the state (a dynamic tree, or a typed state).
+#[derive(Clone, Copy)]
+pub(crate) enum Tree<'a> {
+    /// A dynamic decoder's structures; for a typed decoder's shadow mode,
+    /// `typed` is its state (the tree is then not handed out).
+    Dynamic {
+        nodes: &'a Nodes,
+        typed: Option<&'a (dyn Any + Send)>,
+    },
+    /// A typed decoder's direct mode: its lean table, the collections the
+    /// message released with the struct field that held them, its state.
+    Lean {
+        nodes: &'a RefMap<Lean>,
+        gone: &'a [(RefId, RefId, u8)],
+        typed: &'a (dyn Any + Send),
+    },
+}
+
+impl<'a> Tree<'a> {
+    fn shape(self, id: RefId) -> Option<Shape> {
+        match self {
+            Self::Dynamic { nodes, .. } => nodes.map.get(id).map(|n| n.shape),
+            Self::Lean { nodes, .. } => nodes.get(id).map(|n| n.shape),
+        }
+    }
+
+    /// The struct field that holds collection `id`.
+    fn owner(self, id: RefId) -> Option<(RefId, u8)> {
+        match self {
+            Self::Dynamic { nodes, .. } => nodes.map.get(id).and_then(|n| n.owner),
+            Self::Lean { nodes, gone, .. } => match nodes.get(id) {
+                Some(n) => match n.place {
+                    Place::Field(i) => Some((n.parent, i)),
+                    _ => None,
+                },
+                None => gone.iter().find(|g| g.0 == id).map(|g| (g.1, g.2)),
+            },
+        }
+    }
+
+    fn dynamic(self) -> Option<&'a Nodes> {
+        match self {
+            Self::Dynamic { nodes, typed: None } => Some(nodes),
+            _ => None,
+        }
+    }
+
+    fn typed(self) -> Option<&'a (dyn Any + Send)> {
+        match self {
+            Self::Dynamic { typed, .. } => typed,
+            Self::Lean { typed, .. } => Some(typed),
+        }
+    }
 }
 
 /// Where a callback is registered.
@@ -158,7 +297,7 @@ pub(crate) struct Callbacks {
     on_field: HashMap<(RefId, u8), Vec<Handler>, RefIdHasherBuilder>,
     staging: Staging,
     /// Structures already reported by `on_change` in this message.
-    seen: Vec<RefId>,
+    seen: HashSet<RefId, RefIdHasherBuilder>,
 }
 
 impl fmt::Debug for Callbacks {
@@ -173,7 +312,7 @@ impl fmt::Debug for Callbacks {
 /// What a callback can do: read the state, register or remove callbacks.
 pub struct Cx<'a> {
     types: &'a TypeRegistry,
-    nodes: &'a Nodes,
+    tree: Tree<'a>,
     staging: &'a mut Staging,
 }
 
@@ -184,24 +323,71 @@ impl fmt::Debug for Cx<'_> {
 }
 
 impl<'a> Cx<'a> {
-    pub(crate) fn new(types: &'a TypeRegistry, nodes: &'a Nodes, staging: &'a mut Staging) -> Self {
+    pub(crate) fn new(types: &'a TypeRegistry, tree: Tree<'a>, staging: &'a mut Staging) -> Self {
         Self {
             types,
-            nodes,
+            tree,
             staging,
         }
     }
 
-    /// A structure of the decoder, with its state after the whole message.
+    /// A structure of a [`DynamicDecoder`](crate::decoder::DynamicDecoder),
+    /// with its state after the whole message (`None` in the callbacks of
+    /// a typed [`Decoder`](crate::decoder::Decoder): read
+    /// [`state`](Self::state) there).
     #[must_use]
     pub fn node(&self, id: RefId) -> Option<NodeRef<'a>> {
-        NodeRef::new(self.types, self.nodes, id)
+        NodeRef::new(self.types, self.tree.dynamic()?, id)
     }
 
-    /// The root state.
+    /// The root state of a [`DynamicDecoder`](crate::decoder::DynamicDecoder)
+    /// (see [`node`](Self::node)).
     #[must_use]
     pub fn root(&self) -> Option<NodeRef<'a>> {
         self.node(RefId::ROOT)
+    }
+
+    /// The typed state of a [`Decoder<S>`](crate::decoder::Decoder), after
+    /// the whole message (`None` for another `S`, or in the callbacks of a
+    /// dynamic decoder).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// use roomcast_schema::decoder::{At, Decoder, RefId};
+    /// use roomcast_schema::{Encoder, MapSchema, Schema};
+    ///
+    /// #[derive(Schema, Default, Debug)]
+    /// #[schema(decode)]
+    /// struct Player {
+    ///     hp: u8,
+    /// }
+    ///
+    /// #[derive(Schema, Default, Debug)]
+    /// #[schema(decode)]
+    /// struct Game {
+    ///     players: MapSchema<Player>,
+    /// }
+    ///
+    /// let mut decoder = Decoder::<Game>::new()?;
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = Arc::clone(&seen);
+    /// decoder.callbacks().on_add(At::Field(RefId::ROOT, "players"), move |cx, key, _| {
+    ///     let game = cx.state::<Game>().expect("a Decoder<Game>");
+    ///     let hp = game.players.get(&key.to_string()).map(|p| p.hp);
+    ///     sink.lock().unwrap().push((key.to_string(), hp));
+    /// })?;
+    ///
+    /// let mut game = Game::default();
+    /// game.players.insert("ana", Player { hp: 7 });
+    /// decoder.decode(Encoder::new(game).encode_all())?;
+    /// assert_eq!(*seen.lock().unwrap(), [("ana".to_owned(), Some(7))]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn state<S: Any>(&self) -> Option<&'a S> {
+        let typed: &'a (dyn Any + Send) = self.tree.typed()?;
+        (typed as &'a dyn Any).downcast_ref::<S>()
     }
 
     /// Calls `f` with the current and previous value whenever field `field`
@@ -288,11 +474,7 @@ impl<'a> Cx<'a> {
     }
 
     fn shape(&self, id: RefId) -> Result<Shape, CallbackError> {
-        self.nodes
-            .map
-            .get(id)
-            .map(|n| n.shape)
-            .ok_or(CallbackError::UnknownRef(id))
+        self.tree.shape(id).ok_or(CallbackError::UnknownRef(id))
     }
 
     fn field_index(&self, instance: RefId, field: &str) -> Result<u8, CallbackError> {
@@ -381,15 +563,10 @@ impl Callbacks {
     }
 
     /// Runs the callbacks for the changes of one message.
-    pub(crate) fn dispatch(
-        &mut self,
-        types: &TypeRegistry,
-        nodes: &Nodes,
-        changes: &mut [Recorded],
-    ) {
+    pub(crate) fn dispatch(&mut self, types: &TypeRegistry, tree: Tree<'_>, changes: &[Recorded]) {
         self.seen.clear();
-        for change in changes.iter() {
-            let mut cx = Cx::new(types, nodes, &mut self.staging);
+        for change in changes {
+            let mut cx = Cx::new(types, tree, &mut self.staging);
             match change {
                 Recorded::Field {
                     instance,
@@ -397,10 +574,7 @@ impl Callbacks {
                     value,
                     previous,
                 } => {
-                    let first = !self.seen.contains(instance);
-                    if first {
-                        self.seen.push(*instance);
-                    }
+                    let first = self.seen.insert(*instance);
                     if let Some(list) = self.on_ref.get_mut(instance) {
                         if first {
                             for h in list.iter_mut() {
@@ -429,7 +603,7 @@ impl Callbacks {
                     value,
                 } => {
                     let added = matches!(change, Recorded::Added { .. });
-                    let owner = nodes.map.get(*collection).and_then(|n| n.owner);
+                    let owner = tree.owner(*collection);
                     if let Some(list) = self.on_ref.get_mut(collection) {
                         run_entry(list, &mut cx, added, key, value);
                     }
@@ -444,7 +618,7 @@ impl Callbacks {
                     key,
                     value,
                 } => {
-                    let owner = nodes.map.get(*collection).and_then(|n| n.owner);
+                    let owner = tree.owner(*collection);
                     if let Some(list) = self.on_ref.get_mut(collection) {
                         run_entry_change(list, &mut cx, key, value.as_ref());
                     }
