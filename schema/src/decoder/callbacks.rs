@@ -46,10 +46,9 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
-use crate::decoder::direct::{Lean, Place};
 use crate::decoder::dynamic::{NodeRef, Nodes};
 use crate::decoder::parse::Shape;
-use crate::decoder::reference_tracker::{RefId, RefIdHasherBuilder, RefMap};
+use crate::decoder::reference_tracker::{RefId, RefIdHasherBuilder};
 use crate::decoder::value::Value;
 use crate::types::{FieldType, TypeRegistry};
 use crate::wire::spec::{ADD, DELETE};
@@ -173,58 +172,51 @@ pub(crate) fn record_field(
     }
 }
 
-/// What callbacks see of a decoder: the shape and owner of each structure,
-/// and the state (a dynamic tree, or a typed state).
+/// The structures of a decoder as its callbacks see them.
+pub(crate) trait Structures {
+    /// The shape of structure `id`.
+    fn shape(&self, id: RefId) -> Option<Shape>;
+    /// The struct field that holds collection `id`.
+    fn owner(&self, id: RefId) -> Option<(RefId, u8)>;
+}
+
+impl Structures for Nodes {
+    fn shape(&self, id: RefId) -> Option<Shape> {
+        self.map.get(id).map(|n| n.shape)
+    }
+
+    fn owner(&self, id: RefId) -> Option<(RefId, u8)> {
+        self.map.get(id).and_then(|n| n.owner)
+    }
+}
+
+/// What callbacks see of a decoder: its structures, and its state (a
+/// dynamic tree, or a typed state).
 #[derive(Clone, Copy)]
-pub(crate) enum Tree<'a> {
-    /// A dynamic decoder's structures; for a typed decoder's shadow mode,
-    /// `typed` is its state (the tree is then not handed out).
-    Dynamic {
-        nodes: &'a Nodes,
-        typed: Option<&'a (dyn Any + Send)>,
-    },
-    /// A typed decoder's direct mode: its lean table, the collections the
-    /// message released with the struct field that held them, its state.
-    Lean {
-        nodes: &'a RefMap<Lean>,
-        gone: &'a [(RefId, RefId, u8)],
-        typed: &'a (dyn Any + Send),
-    },
+pub(crate) struct Tree<'a> {
+    structures: &'a dyn Structures,
+    /// A dynamic decoder's tree (not a typed decoder's shadow).
+    nodes: Option<&'a Nodes>,
+    /// A typed decoder's state.
+    typed: Option<&'a (dyn Any + Send)>,
 }
 
 impl<'a> Tree<'a> {
-    fn shape(self, id: RefId) -> Option<Shape> {
-        match self {
-            Self::Dynamic { nodes, .. } => nodes.map.get(id).map(|n| n.shape),
-            Self::Lean { nodes, .. } => nodes.get(id).map(|n| n.shape),
+    /// A dynamic decoder's.
+    pub(crate) fn dynamic(nodes: &'a Nodes) -> Self {
+        Self {
+            structures: nodes,
+            nodes: Some(nodes),
+            typed: None,
         }
     }
 
-    /// The struct field that holds collection `id`.
-    fn owner(self, id: RefId) -> Option<(RefId, u8)> {
-        match self {
-            Self::Dynamic { nodes, .. } => nodes.map.get(id).and_then(|n| n.owner),
-            Self::Lean { nodes, gone, .. } => match nodes.get(id) {
-                Some(n) => match n.place {
-                    Place::Field(i) => Some((n.parent, i)),
-                    _ => None,
-                },
-                None => gone.iter().find(|g| g.0 == id).map(|g| (g.1, g.2)),
-            },
-        }
-    }
-
-    fn dynamic(self) -> Option<&'a Nodes> {
-        match self {
-            Self::Dynamic { nodes, typed: None } => Some(nodes),
-            _ => None,
-        }
-    }
-
-    fn typed(self) -> Option<&'a (dyn Any + Send)> {
-        match self {
-            Self::Dynamic { typed, .. } => typed,
-            Self::Lean { typed, .. } => Some(typed),
+    /// A typed decoder's: its structures and its state.
+    pub(crate) fn typed(structures: &'a dyn Structures, typed: &'a (dyn Any + Send)) -> Self {
+        Self {
+            structures,
+            nodes: None,
+            typed: Some(typed),
         }
     }
 }
@@ -337,7 +329,7 @@ impl<'a> Cx<'a> {
     /// [`state`](Self::state) there).
     #[must_use]
     pub fn node(&self, id: RefId) -> Option<NodeRef<'a>> {
-        NodeRef::new(self.types, self.tree.dynamic()?, id)
+        NodeRef::new(self.types, self.tree.nodes?, id)
     }
 
     /// The root state of a [`DynamicDecoder`](crate::decoder::DynamicDecoder)
@@ -386,7 +378,7 @@ impl<'a> Cx<'a> {
     /// ```
     #[must_use]
     pub fn state<S: Any>(&self) -> Option<&'a S> {
-        let typed: &'a (dyn Any + Send) = self.tree.typed()?;
+        let typed: &'a (dyn Any + Send) = self.tree.typed?;
         (typed as &'a dyn Any).downcast_ref::<S>()
     }
 
@@ -474,7 +466,10 @@ impl<'a> Cx<'a> {
     }
 
     fn shape(&self, id: RefId) -> Result<Shape, CallbackError> {
-        self.tree.shape(id).ok_or(CallbackError::UnknownRef(id))
+        self.tree
+            .structures
+            .shape(id)
+            .ok_or(CallbackError::UnknownRef(id))
     }
 
     fn field_index(&self, instance: RefId, field: &str) -> Result<u8, CallbackError> {
@@ -603,7 +598,7 @@ impl Callbacks {
                     value,
                 } => {
                     let added = matches!(change, Recorded::Added { .. });
-                    let owner = tree.owner(*collection);
+                    let owner = tree.structures.owner(*collection);
                     if let Some(list) = self.on_ref.get_mut(collection) {
                         run_entry(list, &mut cx, added, key, value);
                     }
@@ -618,7 +613,7 @@ impl Callbacks {
                     key,
                     value,
                 } => {
-                    let owner = tree.owner(*collection);
+                    let owner = tree.structures.owner(*collection);
                     if let Some(list) = self.on_ref.get_mut(collection) {
                         run_entry_change(list, &mut cx, key, value.as_ref());
                     }

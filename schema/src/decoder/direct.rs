@@ -25,7 +25,9 @@
 
 use std::any::TypeId as RustTypeId;
 
-use crate::decoder::callbacks::{record_entry, record_field, Callbacks, Key, Recorded, Tree};
+use crate::decoder::callbacks::{
+    record_entry, record_field, Callbacks, Key, Recorded, Structures, Tree,
+};
 use crate::decoder::fast::Fast;
 use crate::decoder::parse::{
     key_at, key_bytes_at, read_primitive, Parser, Scalar, Shape, ShapeSource, Step, NO_KEY,
@@ -240,6 +242,43 @@ fn node_at<'a>(node: &'a mut dyn DecodeNode, path: &[Place]) -> Option<&'a mut d
     Some(n)
 }
 
+/// The lean table as callbacks see it, with the collections the current
+/// message released (and the struct field that held them).
+struct LeanTree<'a> {
+    nodes: &'a RefMap<Lean>,
+    gone: &'a [(RefId, RefId, u8)],
+}
+
+impl Structures for RefMap<Lean> {
+    fn shape(&self, id: RefId) -> Option<Shape> {
+        self.get(id).map(|n| n.shape)
+    }
+
+    fn owner(&self, id: RefId) -> Option<(RefId, u8)> {
+        LeanTree {
+            nodes: self,
+            gone: &[],
+        }
+        .owner(id)
+    }
+}
+
+impl Structures for LeanTree<'_> {
+    fn shape(&self, id: RefId) -> Option<Shape> {
+        self.nodes.get(id).map(|n| n.shape)
+    }
+
+    fn owner(&self, id: RefId) -> Option<(RefId, u8)> {
+        match self.nodes.get(id) {
+            Some(n) => match n.place {
+                Place::Field(i) => Some((n.parent, i)),
+                _ => None,
+            },
+            None => self.gone.iter().find(|g| g.0 == id).map(|g| (g.1, g.2)),
+        }
+    }
+}
+
 /// What became of a message.
 pub(crate) enum Outcome {
     Applied,
@@ -434,6 +473,11 @@ fn write_run_recorded(
         let (ok, value) = if byte & 0xc0 == DELETE {
             pos += 1;
             (n.__decode_field(index, FieldInput::Delete), None)
+        } else if let (Primitive::Float32, Some(&[a, b, c, d])) = (p, head.get(pos + 1..pos + 5)) {
+            // The common case, inline.
+            pos += 5;
+            let v = Value::Number(f32::from_le_bytes([a, b, c, d]).into());
+            (n.__decode_field(index, FieldInput::Primitive(&v)), Some(v))
         } else {
             r.set_offset(pos + 1);
             let Ok(scalar) = read_primitive(&mut r, p) else {
@@ -605,11 +649,11 @@ impl Direct {
         if !self.recorded.is_empty() {
             let recorded = std::mem::take(&mut self.recorded);
             let typed: &dyn DecodeNode = &*root;
-            let tree = Tree::Lean {
+            let lean = LeanTree {
                 nodes: &self.nodes,
                 gone: &self.gone,
-                typed,
             };
+            let tree = Tree::typed(&lean, typed);
             self.callbacks.dispatch(&self.types, tree, &recorded);
             self.recorded = recorded;
             self.recorded.clear();

@@ -451,9 +451,9 @@ impl DynamicDecoder {
         }
         if recording && !self.recorded.is_empty() {
             let recorded = std::mem::take(&mut self.recorded);
-            let tree = Tree::Dynamic {
-                nodes: &self.nodes,
-                typed: mirror.as_deref().and_then(|m| m.state()),
+            let tree = match mirror.as_deref().and_then(|m| m.state()) {
+                Some(typed) => Tree::typed(&self.nodes, typed),
+                None => Tree::dynamic(&self.nodes),
             };
             self.callbacks.dispatch(&self.types, tree, &recorded);
             let mut recorded = recorded;
@@ -554,9 +554,9 @@ impl DynamicDecoder {
         &'a mut self,
         typed: Option<&'a (dyn std::any::Any + Send)>,
     ) -> Cx<'a> {
-        let tree = Tree::Dynamic {
-            nodes: &self.nodes,
-            typed,
+        let tree = match typed {
+            Some(typed) => Tree::typed(&self.nodes, typed),
+            None => Tree::dynamic(&self.nodes),
         };
         Cx::new(&self.types, tree, self.callbacks.staging())
     }

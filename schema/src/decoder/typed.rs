@@ -2022,12 +2022,11 @@ impl<T: DecodeState> Decoder<T> {
             Some(s) => s.shadow.callbacks_with(Some(typed)),
             None => {
                 let d = &mut *self.direct;
-                let tree = Tree::Lean {
-                    nodes: &d.nodes,
-                    gone: &[],
-                    typed,
-                };
-                Cx::new(&d.types, tree, d.callbacks.staging())
+                Cx::new(
+                    &d.types,
+                    Tree::typed(&d.nodes, typed),
+                    d.callbacks.staging(),
+                )
             }
         }
     }
@@ -2060,14 +2059,6 @@ impl<T: DecodeState> Decoder<T> {
     #[must_use]
     pub fn __is_direct(&self) -> bool {
         self.shadow.is_none()
-    }
-
-    /// The typed state and the dynamic tree beside it, once in the shadow
-    /// mode (tests and fuzzing).
-    #[doc(hidden)]
-    #[must_use]
-    pub fn __with_shadow(&self) -> Option<(&T, &DynamicDecoder)> {
-        Some((&self.state, &self.shadow.as_ref()?.shadow))
     }
 
     /// How many messages the direct mode's fast path applied (tests).
