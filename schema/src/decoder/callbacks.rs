@@ -46,10 +46,10 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
+use crate::decoder::base::parse::Shape;
+use crate::decoder::base::reference_tracker::{RefId, RefIdHasherBuilder};
+use crate::decoder::base::value::Value;
 use crate::decoder::dynamic::{NodeRef, Nodes};
-use crate::decoder::parse::Shape;
-use crate::decoder::reference_tracker::{RefId, RefIdHasherBuilder};
-use crate::decoder::value::Value;
 use crate::types::{FieldType, TypeRegistry};
 use crate::wire::spec::{ADD, DELETE};
 

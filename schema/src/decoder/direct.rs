@@ -25,14 +25,14 @@
 
 use std::any::TypeId as RustTypeId;
 
+use crate::decoder::base::parse::{
+    key_at, key_bytes_at, read_primitive, Parser, Scalar, Shape, ShapeSource, Step, NO_KEY,
+};
+use crate::decoder::base::reference_tracker::{RefId, RefMap};
 use crate::decoder::callbacks::{
     record_entry, record_field, Callbacks, Key, Recorded, Structures, Tree,
 };
 use crate::decoder::fast::Fast;
-use crate::decoder::parse::{
-    key_at, key_bytes_at, read_primitive, Parser, Scalar, Shape, ShapeSource, Step, NO_KEY,
-};
-use crate::decoder::reference_tracker::{RefId, RefMap};
 use crate::decoder::typed::{DecodeNode, FieldInput};
 use crate::decoder::{Str, Value, MAX_DEPTH};
 use crate::types::{CollectionKind, ElementType, FieldDef, FieldType, Primitive, TypeRegistry};
@@ -190,6 +190,8 @@ impl<'a> Lookup<'a> {
 }
 
 impl ShapeSource for Lookup<'_> {
+    type Typed = dyn DecodeNode;
+
     #[inline]
     fn shape_of(&self, id: RefId) -> Option<Shape> {
         self.nodes.get(id).map(|n| n.shape)

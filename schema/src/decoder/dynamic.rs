@@ -9,18 +9,20 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::decoder::value::{KeyBytes, Str};
+use crate::decoder::base::value::{KeyBytes, Str};
 
-use crate::decoder::array_items::ArrayItems;
-use crate::decoder::callbacks::{Callbacks, Cx, Key, Recorded, Tree};
-use crate::decoder::ordered_map::OrderedMap;
-use crate::decoder::parse::{
-    key_at, key_bytes_at, read_primitive, size_hint, Parser, Scalar, Shape, ShapeSource, Step,
-    NO_KEY, STRUCT_BYTES,
+use crate::decoder::base::array_items::ArrayItems;
+use crate::decoder::base::ordered_map::OrderedMap;
+use crate::decoder::base::parse::{
+    key_at, key_bytes_at, read_primitive, size_hint, NoTyped, Parser, Scalar, Shape, ShapeSource,
+    Step, NO_KEY, STRUCT_BYTES,
 };
-use crate::decoder::reference_tracker::{GarbageList, RefCount, RefId, RefIdHasherBuilder, RefMap};
+use crate::decoder::base::reference_tracker::{
+    GarbageList, RefCount, RefId, RefIdHasherBuilder, RefMap,
+};
+use crate::decoder::base::value::{js_key_order, write_json_str, write_primitive_json, Value};
+use crate::decoder::callbacks::{Callbacks, Cx, Key, Recorded, Tree};
 use crate::decoder::reflection::{decode_reflection, ReflectionDialect};
-use crate::decoder::value::{js_key_order, write_json_str, write_primitive_json, Value};
 use crate::decoder::MAX_DEPTH;
 use crate::types::{CollectionKind, ElementType, FieldType, Primitive, TypeId, TypeRegistry};
 use crate::wire::spec::{ADD, ADD_BY_REFID, DELETE, DELETE_AND_MOVE};
@@ -239,6 +241,8 @@ impl Nodes {
 }
 
 impl ShapeSource for Nodes {
+    type Typed = NoTyped;
+
     #[inline(always)]
     fn shape_of(&self, id: RefId) -> Option<Shape> {
         self.map.get(id).map(|n| n.shape)

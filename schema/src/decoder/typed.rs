@@ -54,11 +54,11 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::collections::{ArrayMut, ArraySchema, CollectionSchema, MapSchema, SetSchema};
+use crate::decoder::base::parse::{FieldWrite, Shape, TypedFields};
+use crate::decoder::base::reference_tracker::{RefId, RefIdHasherBuilder, RefMap};
 use crate::decoder::callbacks::Tree;
 use crate::decoder::direct::{descend, path_to, Direct, LeanData, Outcome, Place, NO_HANDLE};
 use crate::decoder::dynamic::{Mirror, NodeData, Nodes};
-use crate::decoder::parse::Shape;
-use crate::decoder::reference_tracker::{RefId, RefIdHasherBuilder, RefMap};
 use crate::decoder::{Cx, DynamicDecoder, Str, Value, MAX_DEPTH};
 use crate::schema::Field;
 use crate::tracked::Tick;
@@ -372,6 +372,35 @@ pub trait DecodeField: Sized + Send + 'static {
 
     /// DELETE: unset (`None`, or the default value).
     fn __decode_clear(&mut self);
+}
+
+impl<'a> From<FieldWrite<'a>> for FieldInput<'a> {
+    fn from(w: FieldWrite<'a>) -> Self {
+        match w {
+            FieldWrite::Primitive(v) => Self::Primitive(v),
+            FieldWrite::Str(s) => Self::Str(s),
+            FieldWrite::Delete => Self::Delete,
+        }
+    }
+}
+
+// The parse pass writes the primitive fields of typed values through the
+// core's view of them.
+impl TypedFields for dyn DecodeNode {
+    #[inline]
+    fn write_field(&mut self, index: u8, w: FieldWrite<'_>) -> bool {
+        self.__decode_field(index, w.into())
+    }
+
+    #[inline]
+    fn write_field_logged(
+        &mut self,
+        index: u8,
+        w: FieldWrite<'_>,
+        p: Primitive,
+    ) -> (bool, Option<Value>) {
+        self.__decode_field_logged(index, w.into(), p)
+    }
 }
 
 /// Writes one field from a [`FieldInput`] (used by generated code).
