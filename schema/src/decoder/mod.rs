@@ -69,6 +69,8 @@ mod explain;
 mod fast;
 mod reflection;
 mod typed;
+#[cfg(all(test, feature = "derive"))]
+mod typed_tests;
 
 pub use base::reference_tracker::RefId;
 pub use base::value::{Str, Value};

@@ -2083,17 +2083,15 @@ impl<T: DecodeState> Decoder<T> {
         );
     }
 
-    /// Whether the decoder is still in its direct mode (tests).
-    #[doc(hidden)]
-    #[must_use]
-    pub fn __is_direct(&self) -> bool {
+    /// Whether the decoder is still in its direct mode.
+    #[cfg(all(test, feature = "derive"))]
+    pub(crate) fn is_direct(&self) -> bool {
         self.shadow.is_none()
     }
 
-    /// How many messages the direct mode's fast path applied (tests).
-    #[doc(hidden)]
-    #[must_use]
-    pub fn __fast_applied(&self) -> u64 {
+    /// How many messages the direct mode's fast path applied.
+    #[cfg(all(test, feature = "derive"))]
+    pub(crate) fn fast_applied(&self) -> u64 {
         self.direct.fast.applied
     }
 }

@@ -13,9 +13,17 @@ use proptest::prelude::*;
 use roomcast_schema::decoder::{At, Cx, Decoder, DynamicDecoder, RefId, Value};
 use roomcast_schema::{registry_of, CollectionSchema, Encoder, MapSchema, Schema, SetSchema};
 
-#[macro_use]
-mod common;
-use common::ToJson;
+/// A state as JSON, in the shape of the client's `toJSON()` (the
+/// `Serialize` of schema types), to compare decoded and encoded states.
+trait ToJson {
+    fn to_json(&self) -> serde_json::Value;
+}
+
+impl<T: serde::Serialize> ToJson for T {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("JSON")
+    }
+}
 
 #[derive(Schema, Default, Debug)]
 #[schema(decode)]
@@ -52,18 +60,6 @@ struct World {
     turn: u8,
     title: String,
 }
-
-struct_json!(Pos { x, y });
-struct_json!(Item { name, count });
-struct_json!(Unit { name, hp, pos, bag });
-struct_json!(World {
-    units,
-    tags,
-    marks,
-    boss,
-    turn,
-    title
-});
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -300,15 +296,15 @@ proptest! {
         // (The shadow mode, which messages the direct mode does not cover go
         // through.)
         shadow.__enter_shadow();
-        prop_assert!(!shadow.__is_direct());
+        prop_assert!(!shadow.is_direct());
         let first = enc.encode_patch().to_vec();
         direct.decode(&first).expect("initial patch");
         shadow.decode(&first).expect("initial patch");
         for (t, ops) in ticks.iter().enumerate() {
             if t == switch_at {
-                prop_assert!(direct.__is_direct());
+                prop_assert!(direct.is_direct());
                 direct.__enter_shadow();
-                prop_assert!(!direct.__is_direct());
+                prop_assert!(!direct.is_direct());
                 let built = direct.to_dynamic().to_json();
                 prop_assert_eq!(built, shadow.to_dynamic().to_json(), "tree built at tick {}", t);
             }
@@ -319,7 +315,7 @@ proptest! {
             direct.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
             shadow.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
             let want = enc.state().to_json();
-            prop_assert_eq!(direct.__is_direct(), t < switch_at, "mode at tick {}", t);
+            prop_assert_eq!(direct.is_direct(), t < switch_at, "mode at tick {}", t);
             prop_assert_eq!(direct.unrepresentable(), 0);
             prop_assert_eq!(direct.state().to_json(), want.clone(), "tick {} ops {:?}", t, ops);
             prop_assert_eq!(shadow.state().to_json(), want.clone(), "shadow, tick {}", t);
@@ -328,7 +324,7 @@ proptest! {
             prop_assert_eq!(direct.to_dynamic().to_json(), shadow.to_dynamic().to_json());
             let mut fresh = Decoder::<World>::new().expect("types");
             fresh.decode(enc.encode_all()).expect("full state");
-            prop_assert!(fresh.__is_direct());
+            prop_assert!(fresh.is_direct());
             prop_assert_eq!(fresh.state().to_json(), want, "full state at tick {}", t);
         }
     }
@@ -411,7 +407,7 @@ fn the_fast_path_takes_new_entries_and_field_changes() {
         }
         d.decode(enc.encode_patch()).expect("patch");
         assert_eq!(d.state().to_json(), enc.state().to_json(), "{ops:?}");
-        d.__fast_applied()
+        d.fast_applied()
     };
     // The first state, new units (with their nested structs and maps), a
     // boss: new structures only.
@@ -430,7 +426,7 @@ fn the_fast_path_takes_new_entries_and_field_changes() {
     let mixed = [Op::Hp(0, 1), Op::Put(1, 2, 2), Op::RemoveUnit(0)];
     assert_eq!(step(&mut enc, &mixed, &mut d), 4);
     assert_eq!(step(&mut enc, &[Op::Hp(1, 10)], &mut d), 5);
-    assert!(d.__is_direct());
+    assert!(d.is_direct());
 }
 
 #[derive(Schema, Default, Debug)]
@@ -449,9 +445,6 @@ struct Outer {
     m: MapSchema<Inner>,
 }
 
-struct_json!(Inner { x, n, s });
-struct_json!(Outer { inner, m });
-
 /// A message that writes fields twice, adds a map entry, then fails: the
 /// fast path puts back each field's first value (an `Option` that was
 /// `None` too) and removes the entry; the next message applies on that.
@@ -461,7 +454,7 @@ fn a_rejected_message_gets_each_field_its_first_value_back() {
     // Root: `inner` = new refId 1, `m` = new refId 2; inner.s = "a".
     d.decode(&[0x80, 0x01, 0x81, 0x02, 0xff, 0x01, 0x82, 0xa1, b'a'])
         .expect("first state");
-    assert_eq!(d.__fast_applied(), 1);
+    assert_eq!(d.fast_applied(), 1);
     let before = d.state().to_json();
     let bad = [
         0xff, 0x01, 0x80, 0x05, 0x81, 0x07, 0x82, 0xa1, b'b', // x, n, s
@@ -478,7 +471,7 @@ fn a_rejected_message_gets_each_field_its_first_value_back() {
         0xff, 0x02, 0x80, 0x00, 0xa1, b'k', 0x03, 0xff, 0x03, 0x81, 0x09,
     ])
     .expect("entry");
-    assert_eq!(d.__fast_applied(), 2);
+    assert_eq!(d.fast_applied(), 2);
     assert_eq!(d.state().m.get("k").map(|i| i.n), Some(9));
     assert_eq!(d.state().inner.as_ref().map(|i| i.s.as_str()), Some("a"));
 }
@@ -616,7 +609,7 @@ proptest! {
             let patch = enc.encode_patch().to_vec();
             typed.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
             dynamic.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
-            prop_assert!(typed.__is_direct(), "tick {}: the typed decoder left its direct mode", t);
+            prop_assert!(typed.is_direct(), "tick {}: the typed decoder left its direct mode", t);
             prop_assert_eq!(typed.state().to_json(), enc.state().to_json());
             prop_assert_eq!(
                 &*typed_log.lock().expect("log"),
@@ -650,6 +643,6 @@ fn typed_callbacks_read_the_typed_state() {
     d.decode(enc.encode_patch()).expect("initial patch");
     apply(&mut enc, &Op::AddUnit(1, 42, true, vec![(0, 3)]));
     d.decode(enc.encode_patch()).expect("patch");
-    assert!(d.__is_direct());
+    assert!(d.is_direct());
     assert_eq!(*seen.lock().expect("log"), [("u1".to_owned(), Some(42))]);
 }
