@@ -36,10 +36,23 @@
 //! changes that follow in the same message. Unlike the JS SDK, registering
 //! does not replay the current state: read it right after registering.
 //!
+//! # Typed values
+//!
+//! A typed decoder reports the values its Rust types hold. A field that is
+//! not an `Option` always has a value: in a structure created by an
+//! earlier message, the first value the server sends for it is compared
+//! with the Rust default (no call when it is the default, the default as
+//! the previous value otherwise), where a dynamic decoder reports a first
+//! value. Fields of the structures a message creates, and the root's in
+//! the first message, have no previous value in both.
+//!
 //! # Cost
 //!
 //! With no callback registered the decoder records nothing. With callbacks,
-//! it records each change with a copy of its value (strings are cloned).
+//! it records each change with a copy of its value (strings are cloned). A
+//! typed decoder with callbacks skips its fast path: its direct mode's
+//! general path records the changes as it writes them into `T`, on par
+//! with the dynamic decoder (`benches/benches/decode.rs`, `*_callbacks`).
 
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
@@ -100,6 +113,7 @@ pub(crate) enum Recorded {
 /// Records a collection entry change the way the reference reports it
 /// (`Callbacks.ts` `triggerChanges`): `prev` was under `key`, `new` is now
 /// (`None`: nothing).
+#[inline]
 pub(crate) fn record_entry(
     rec: &mut Vec<Recorded>,
     collection: RefId,
@@ -150,6 +164,7 @@ pub(crate) fn record_entry(
 
 /// Records a struct field change (`listen`, the instance's `on_change`)
 /// unless the value is the same one (JavaScript `===`).
+#[inline]
 pub(crate) fn record_field(
     rec: &mut Vec<Recorded>,
     instance: RefId,
