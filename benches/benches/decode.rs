@@ -5,6 +5,11 @@
 //! hand-written floor (`decode_s3_floor`: the same Rust values built with no
 //! decoder's generality).
 //!
+//! Each also runs with change callbacks registered (`*_callbacks`: `on_add`
+//! and `on_remove` on the entity map, `on_change` on the root, as a client
+//! does), and D4 (map churn: 10 entities removed and 10 added per patch,
+//! no array) measures the patch a lobby or a spawner sends.
+//!
 //! The input bytes come from Roomcast's encoder on the scenarios of
 //! `roomcast_benches` (byte-identical to the reference's for S1). Under
 //! `cargo bench`, the same scenarios first run through the real JS decoder
@@ -17,9 +22,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
-use roomcast_benches::{decode_s3_floor, measure, EncodeAll, MoveAll, Scenario, State, Timing};
-use roomcast_schema::decoder::{Decoder, DynamicDecoder, ReflectionDialect};
-use roomcast_schema::{encode_reflection, Dialect, EncoderOptions};
+use roomcast_benches::{
+    decode_s3_floor, measure, EncodeAll, Entity, MoveAll, Scenario, State, Timing,
+};
+use roomcast_schema::decoder::{At, Cx, Decoder, DynamicDecoder, RefId, ReflectionDialect};
+use roomcast_schema::{encode_reflection, Dialect, Encoder, EncoderOptions};
 
 const SIZES: [u32; 2] = [1_000, 10_000];
 /// Patches recorded per size (decoded in a ring).
@@ -53,6 +60,100 @@ fn inputs(n: u32) -> Inputs {
         patches,
         full,
     }
+}
+
+/// D4's inputs: the full state of `n` entities, then [`CHURN`] patches
+/// each removing the 10 oldest entities and adding 10 new ones.
+fn churn_inputs(n: u32) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let mut enc = Encoder::new(State::build(n, 0));
+    let start = enc.encode_all().to_vec();
+    enc.encode_patch();
+    let (mut oldest, mut next) = (0, n);
+    let patches = (0..CHURN)
+        .map(|_| {
+            let mut s = enc.state_mut();
+            let mut entities = s.entities_mut();
+            for _ in 0..10 {
+                entities.remove(&format!("e{oldest}"));
+                oldest += 1;
+                entities.insert(format!("e{next}"), Entity::new(next));
+                next += 1;
+            }
+            enc.encode_patch().to_vec()
+        })
+        .collect();
+    (start, patches)
+}
+
+/// D4 patches recorded per size (applied in order; the decoder is rebuilt,
+/// untimed, when they run out).
+const CHURN: usize = 64;
+
+/// The callbacks a client registers: entities added and removed, and the
+/// root's changes.
+fn register(mut cx: Cx<'_>) {
+    cx.on_add(At::Field(RefId::ROOT, "entities"), |_, k, _| {
+        std::hint::black_box(k);
+    })
+    .expect("on_add");
+    cx.on_remove(At::Field(RefId::ROOT, "entities"), |_, k, _| {
+        std::hint::black_box(k);
+    })
+    .expect("on_remove");
+    cx.on_change(At::Ref(RefId::ROOT), |_, c| {
+        std::hint::black_box(c);
+    })
+    .expect("on_change");
+}
+
+/// A dynamic decoder (Reflection of `reflection`) with or without
+/// callbacks, after `start`.
+fn dynamic_at(reflection: &[u8], start: &[u8], callbacks: bool) -> DynamicDecoder {
+    let mut d =
+        DynamicDecoder::from_reflection(reflection, ReflectionDialect::V5).expect("reflection");
+    if callbacks {
+        register(d.callbacks());
+    }
+    if !start.is_empty() {
+        d.decode(start).expect("start");
+    }
+    d
+}
+
+/// A typed decoder with or without callbacks, after `start`.
+fn typed_at(start: &[u8], callbacks: bool) -> Decoder<State> {
+    let mut d = Decoder::<State>::new().expect("types");
+    if callbacks {
+        register(d.callbacks());
+    }
+    if !start.is_empty() {
+        d.decode(start).expect("start");
+    }
+    d
+}
+
+/// Times `iters` patches of `patches`, in order, on decoders made by
+/// `make` (a new one, untimed, whenever the patches run out).
+fn time_patches<D>(
+    iters: u64,
+    patches: &[Vec<u8>],
+    mut make: impl FnMut() -> D,
+    mut apply: impl FnMut(&mut D, &[u8]),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut d = make();
+    let mut i = 0;
+    for _ in 0..iters {
+        if i == patches.len() {
+            d = make();
+            i = 0;
+        }
+        let t0 = Instant::now();
+        apply(&mut d, &patches[i]);
+        total += t0.elapsed();
+        i += 1;
+    }
+    total
 }
 
 fn dynamic(inp: &Inputs) -> DynamicDecoder {
@@ -269,7 +370,61 @@ fn d1(c: &mut Criterion) {
                 i += 1;
             });
         });
+        g.bench_with_input(BenchmarkId::new("dynamic_callbacks", n), &inp, |b, inp| {
+            let mut d = dynamic_at(&inp.reflection, &inp.start, true);
+            let mut i = 0;
+            b.iter(|| {
+                d.decode(&inp.patches[i % RING]).expect("patch");
+                i += 1;
+            });
+        });
+        g.bench_with_input(BenchmarkId::new("typed_callbacks", n), &inp, |b, inp| {
+            let mut d = typed_at(&inp.start, true);
+            let mut i = 0;
+            b.iter(|| {
+                d.decode(&inp.patches[i % RING]).expect("patch");
+                i += 1;
+            });
+        });
     }
+}
+
+fn d4(c: &mut Criterion) {
+    let mut g = c.benchmark_group("d4_map_churn");
+    for n in SIZES {
+        let reflection = inputs_reflection();
+        let (start, patches) = churn_inputs(n);
+        g.throughput(Throughput::Bytes(patches[0].len() as u64));
+        for callbacks in [false, true] {
+            let suffix = if callbacks { "_callbacks" } else { "" };
+            g.bench_function(BenchmarkId::new(format!("dynamic{suffix}"), n), |b| {
+                b.iter_custom(|iters| {
+                    time_patches(
+                        iters,
+                        &patches,
+                        || dynamic_at(&reflection, &start, callbacks),
+                        |d, p| d.decode(p).expect("patch"),
+                    )
+                });
+            });
+            g.bench_function(BenchmarkId::new(format!("typed{suffix}"), n), |b| {
+                b.iter_custom(|iters| {
+                    time_patches(
+                        iters,
+                        &patches,
+                        || typed_at(&start, callbacks),
+                        |d, p| d.decode(p).expect("patch"),
+                    )
+                });
+            });
+        }
+    }
+}
+
+/// The Reflection of the benchmark state.
+fn inputs_reflection() -> Vec<u8> {
+    let types = Encoder::new(State::default()).types().expect("types");
+    encode_reflection(&types, Dialect::Modern)
 }
 
 fn d3(c: &mut Criterion) {
@@ -301,6 +456,26 @@ fn d3(c: &mut Criterion) {
                 BatchSize::LargeInput,
             );
         });
+        g.bench_with_input(BenchmarkId::new("dynamic_callbacks", n), &inp, |b, inp| {
+            b.iter_batched(
+                || dynamic_at(&inp.reflection, &[], true),
+                |mut d| {
+                    d.decode(&inp.full).expect("full");
+                    d
+                },
+                BatchSize::LargeInput,
+            );
+        });
+        g.bench_with_input(BenchmarkId::new("typed_callbacks", n), &inp, |b, inp| {
+            b.iter_batched(
+                || typed_at(&[], true),
+                |mut d| {
+                    d.decode(&inp.full).expect("full");
+                    d
+                },
+                BatchSize::LargeInput,
+            );
+        });
     }
 }
 
@@ -312,5 +487,6 @@ fn main() {
     let mut c = Criterion::default().configure_from_args();
     d1(&mut c);
     d3(&mut c);
+    d4(&mut c);
     c.final_summary();
 }

@@ -1,5 +1,5 @@
 //! A driver for profiling D3 (and D1) outside criterion:
-//! `cargo run --release -p roomcast-benches --example d3_profile -- <dynamic|typed|floor|d1-dynamic|d1-typed> <n> <rounds> <batch>`.
+//! `cargo run --release -p roomcast-benches --example d3_profile -- <mode> (see the last match arm; `-cb`: with callbacks) <n> <rounds> <batch>`.
 //!
 //! D3: each round builds `batch` fresh decoders, decodes the S3 full state
 //! into each (kept alive, as the benches do), then drops them. D1: applies
@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use roomcast_benches::{decode_s3_floor, EncodeAll, Entity, MoveAll, State};
-use roomcast_schema::decoder::{Decoder, DynamicDecoder, ReflectionDialect};
+use roomcast_schema::decoder::{At, Cx, Decoder, DynamicDecoder, RefId, ReflectionDialect};
 use roomcast_schema::{encode_reflection, Dialect, Encoder, EncoderOptions};
 
 /// Minor page faults of this process so far (Linux, with `D3_FAULTS` set;
@@ -25,6 +25,23 @@ fn minor_faults() -> u64 {
             after.split_whitespace().nth(7)?.parse().ok()
         })
         .unwrap_or(0)
+}
+
+/// The callbacks a client registers (`-cb` modes): entities added and
+/// removed, the root's changes.
+fn register(mut cx: Cx<'_>) {
+    cx.on_add(At::Field(RefId::ROOT, "entities"), |_, k, _| {
+        std::hint::black_box(k);
+    })
+    .expect("on_add");
+    cx.on_remove(At::Field(RefId::ROOT, "entities"), |_, k, _| {
+        std::hint::black_box(k);
+    })
+    .expect("on_remove");
+    cx.on_change(At::Ref(RefId::ROOT), |_, c| {
+        std::hint::black_box(c);
+    })
+    .expect("on_change");
 }
 
 /// What a mode measured: time, minor page faults, decodes.
@@ -96,7 +113,7 @@ fn main() {
         let start = enc.encode_all().to_vec();
         enc.encode_patch();
         let (mut oldest, mut next) = (0, n);
-        let patches: Vec<Vec<u8>> = (0..64)
+        let patches: Vec<Vec<u8>> = (0..rounds.max(64))
             .map(|_| {
                 let mut s = enc.state_mut();
                 let mut entities = s.entities_mut();
@@ -158,6 +175,73 @@ fn main() {
             &churn[..rounds.min(churn.len())],
             rounds,
         ),
+        "d1-dynamic-cb" => d1_rounds(
+            {
+                let mut d = DynamicDecoder::from_reflection(&reflection, ReflectionDialect::V5)
+                    .expect("reflection");
+                register(d.callbacks());
+                d
+            },
+            |d, b| d.decode(b).expect("decode"),
+            &start,
+            &patches,
+            rounds,
+        ),
+        "d1-typed-cb" => d1_rounds(
+            {
+                let mut d = Decoder::<State>::new().expect("types");
+                register(d.callbacks());
+                d
+            },
+            |d, b| d.decode(b).expect("decode"),
+            &start,
+            &patches,
+            rounds,
+        ),
+        "dynamic-cb" => d3_rounds(
+            rounds,
+            batch,
+            || {
+                let mut d = DynamicDecoder::from_reflection(&reflection, ReflectionDialect::V5)
+                    .expect("reflection");
+                register(d.callbacks());
+                d
+            },
+            |d| d.decode(&full).expect("full"),
+        ),
+        "typed-cb" => d3_rounds(
+            rounds,
+            batch,
+            || {
+                let mut d = Decoder::<State>::new().expect("types");
+                register(d.callbacks());
+                d
+            },
+            |d| d.decode(&full).expect("full"),
+        ),
+        "d4-dynamic-cb" => d1_rounds(
+            {
+                let mut d = DynamicDecoder::from_reflection(&reflection, ReflectionDialect::V5)
+                    .expect("reflection");
+                register(d.callbacks());
+                d
+            },
+            |d, b| d.decode(b).expect("decode"),
+            &churn_start,
+            &churn[..rounds.min(churn.len())],
+            rounds,
+        ),
+        "d4-typed-cb" => d1_rounds(
+            {
+                let mut d = Decoder::<State>::new().expect("types");
+                register(d.callbacks());
+                d
+            },
+            |d, b| d.decode(b).expect("decode"),
+            &churn_start,
+            &churn[..rounds.min(churn.len())],
+            rounds,
+        ),
         "d4-typed" => d1_rounds(
             Decoder::<State>::new().expect("types"),
             |d, b| d.decode(b).expect("decode"),
@@ -175,7 +259,7 @@ fn main() {
             (t0.elapsed(), 0, rounds)
         }
         _ => panic!(
-            "mode: dynamic | typed | floor | d1-dynamic | d1-typed | d4-dynamic | d4-typed | s1"
+            "mode: dynamic | typed | floor | d1-dynamic | d1-typed | d4-dynamic | d4-typed | d4-dynamic-cb | d4-typed-cb | d1-dynamic-cb | d1-typed-cb | dynamic-cb | typed-cb | s1"
         ),
     };
     println!(

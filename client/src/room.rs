@@ -578,8 +578,11 @@ impl<S: RoomState> Room<S> {
     /// The state decoder's change callbacks (`listen`, `on_add`,
     /// `on_remove`, `on_change`: see
     /// [`roomcast_schema::decoder::callbacks`]); they run inside
-    /// [`recv`](Self::recv), once a whole state frame is applied. `None` for
-    /// a [`Dynamic`] room whose server sent no state types.
+    /// [`recv`](Self::recv), once a whole state frame is applied. In a
+    /// typed room they read the state through
+    /// [`Cx::state`](roomcast_schema::decoder::Cx::state), in a [`Dynamic`]
+    /// one through [`Cx::node`](roomcast_schema::decoder::Cx::node). `None`
+    /// for a [`Dynamic`] room whose server sent no state types.
     ///
     /// # Examples
     ///

@@ -2,7 +2,9 @@
 //!
 //! The decode impls come from `#[schema(decode)]`.
 
-use roomcast_schema::decoder::{Decoder, DynamicDecoder, NodeRef, Value, ValueRef};
+use std::sync::{Arc, Mutex};
+
+use roomcast_schema::decoder::{At, Cx, Decoder, DynamicDecoder, NodeRef, RefId, Value, ValueRef};
 use roomcast_schema::types::TypeRegistry;
 use roomcast_schema::{
     registry_of, ArraySchema, CollectionSchema, Field, MapSchema, Schema, SetSchema,
@@ -168,21 +170,148 @@ fn same_as(typed: &Table, tree: &DynamicDecoder) -> bool {
     typed.same(Some(ValueRef::Node(root)))
 }
 
+/// A log of callback calls.
+type Log = Arc<Mutex<Vec<String>>>;
+
+/// A value in a log line: numbers as numbers whatever their wire type,
+/// children by refId.
+fn show(v: Option<&Value>) -> String {
+    match v {
+        None => "-".into(),
+        Some(v) => match (v.as_ref_id(), v.as_f64(), v.as_str(), v.as_bool()) {
+            (Some(r), ..) => format!("#{}", r.0),
+            (_, Some(n), ..) => format!("{n}"),
+            (_, _, Some(s), _) => format!("{s:?}"),
+            (_, _, _, Some(b)) => format!("{b}"),
+            _ => format!("{v:?}"),
+        },
+    }
+}
+
+fn push(log: &Log, line: String) {
+    log.lock().expect("log").push(line);
+}
+
+/// `listen` on `fields` of `at`, and its `on_change`.
+fn listen(cx: &mut Cx<'_>, at: RefId, fields: &[&'static str], log: &Log) {
+    for &f in fields {
+        let l = Arc::clone(log);
+        let _ = cx.listen(at, f, move |_, now, before| {
+            push(
+                &l,
+                format!("{}.{f} = {} was {}", at.0, show(now), show(before)),
+            );
+        });
+    }
+    let l = Arc::clone(log);
+    let _ = cx.on_change(At::Ref(at), move |_, _| {
+        push(&l, format!("{} changed", at.0))
+    });
+}
+
+/// Entry callbacks on the collection of field `field` of `at`; `nested`
+/// registers on each child added.
+fn entries(
+    cx: &mut Cx<'_>,
+    at: RefId,
+    field: &'static str,
+    log: &Log,
+    nested: fn(&mut Cx<'_>, RefId, &Log),
+) {
+    let l = Arc::clone(log);
+    let _ = cx.on_add(At::Field(at, field), move |cx, k, v| {
+        push(&l, format!("{}.{field} add {k} {}", at.0, show(Some(v))));
+        if let Some(id) = v.as_ref_id() {
+            nested(cx, id, &l);
+        }
+    });
+    let l = Arc::clone(log);
+    let _ = cx.on_remove(At::Field(at, field), move |_, k, v| {
+        push(&l, format!("{}.{field} remove {k} {}", at.0, show(Some(v))));
+    });
+    let l = Arc::clone(log);
+    let _ = cx.on_change(At::Field(at, field), move |_, c| {
+        if let Some((k, v)) = c {
+            push(&l, format!("{}.{field} change {k} {}", at.0, show(v)));
+        }
+    });
+}
+
+fn card(cx: &mut Cx<'_>, id: RefId, log: &Log) {
+    listen(cx, id, &["suit", "rank", "next"], log);
+}
+
+fn hand(cx: &mut Cx<'_>, id: RefId, log: &Log) {
+    listen(cx, id, &["cards", "tags", "marks", "flag"], log);
+    entries(cx, id, "cards", log, card);
+    entries(cx, id, "tags", log, |_, _, _| {});
+    entries(cx, id, "marks", log, |_, _, _| {});
+}
+
+/// Callbacks on every field and collection of [`Table`], nested ones
+/// registered from the callbacks as children are added.
+fn table_callbacks(mut cx: Cx<'_>, log: &Log) {
+    listen(
+        &mut cx,
+        RefId::ROOT,
+        &["hands", "deck", "log", "best", "scores"],
+        log,
+    );
+    entries(&mut cx, RefId::ROOT, "hands", log, hand);
+    entries(&mut cx, RefId::ROOT, "deck", log, card);
+    entries(&mut cx, RefId::ROOT, "log", log, |_, _, _| {});
+    entries(&mut cx, RefId::ROOT, "scores", log, |_, _, _| {});
+}
+
 /// Fuzz check for the typed decoder: messages as in [`crate::dynamic`]
-/// (without the schema byte), into a decoder in its direct mode (with
-/// its fast path) and one in its shadow mode. They must accept and reject
-/// the same messages with the same errors, a rejected message must leave
-/// the state as it was, and both typed states must equal the shadow's
-/// dynamic tree.
+/// (without the schema byte), into a typed decoder in its direct mode
+/// (with its fast path), one in its shadow mode and
+/// a [`DynamicDecoder`] of the same types. They must accept and reject the
+/// same messages with the same errors, a rejected message must leave the
+/// state as it was, and both typed states must equal the dynamic tree.
 pub fn typed(data: &[u8]) {
     let mut direct = Decoder::<Table>::new().expect("types");
     let mut shadow = Decoder::<Table>::new().expect("types");
-    let _ = shadow.dynamic();
+    shadow.__enter_shadow();
+    let mut tree = DynamicDecoder::new(table_types());
+    // Callbacks on a typed decoder (recorded by its direct mode, then by
+    // its shadow mode once a message leaves the direct mode) and on a
+    // dynamic one: the same calls with the same values.
+    let (typed_log, dynamic_log): (Log, Log) = Default::default();
+    let mut watched = Decoder::<Table>::new().expect("types");
+    table_callbacks(watched.callbacks(), &typed_log);
+    let mut watched_tree = DynamicDecoder::new(table_types());
+    table_callbacks(watched_tree.callbacks(), &dynamic_log);
     for msg in crate::messages(data) {
         let before = format!("{:?}", direct.state());
         let a = direct.decode(msg);
         let b = shadow.decode(msg);
+        let c = tree.decode(msg);
         assert_eq!(a, b, "the two modes disagree");
+        assert_eq!(a, c, "the typed and the dynamic decoder disagree");
+        assert_eq!(
+            watched.decode(msg),
+            a,
+            "callbacks changed what the decoder accepts"
+        );
+        assert_eq!(
+            watched_tree.decode(msg),
+            a,
+            "callbacks changed what the decoder accepts"
+        );
+        if watched.unrepresentable() == 0 {
+            assert!(
+                same_as(watched.state(), &tree),
+                "the state of the decoder with callbacks differs:\n{:?}\n{}",
+                watched.state(),
+                tree.to_json()
+            );
+            assert_eq!(
+                *typed_log.lock().expect("log"),
+                *dynamic_log.lock().expect("log"),
+                "the typed and the dynamic decoder's callbacks differ"
+            );
+        }
         if a.is_err() {
             assert_eq!(
                 format!("{:?}", direct.state()),
@@ -191,15 +320,15 @@ pub fn typed(data: &[u8]) {
             );
         }
         if direct.unrepresentable() == 0 && shadow.unrepresentable() == 0 {
-            let (state, tree) = shadow.__with_shadow().expect("shadow mode");
             assert!(
-                same_as(state, tree),
-                "typed state differs from the shadow:\n{state:?}\n{}",
+                same_as(shadow.state(), &tree),
+                "the shadow mode's state differs from the dynamic decoder's:\n{:?}\n{}",
+                shadow.state(),
                 tree.to_json()
             );
             assert!(
-                same_as(direct.state(), tree),
-                "the direct mode's state differs from the shadow:\n{:?}\n{}",
+                same_as(direct.state(), &tree),
+                "the direct mode's state differs from the dynamic decoder's:\n{:?}\n{}",
                 direct.state(),
                 tree.to_json()
             );

@@ -1,4 +1,7 @@
 #![doc = include_str!("../README.md")]
+// (In-crate tests derive `Schema`, whose code names this crate by its name.)
+#[cfg(all(test, feature = "derive"))]
+extern crate self as roomcast_schema;
 mod collections;
 pub mod decoder;
 pub mod dynamic;

@@ -43,13 +43,13 @@ fn shares_instances(step: &Json) -> bool {
 /// typed state keeps such an instance in one place, and says so through
 /// `unrepresentable`); returns how many there were.
 ///
-/// The chain's dynamic view is read at every step, so the chain runs in
-/// the shadow mode; a second chain that never reads it runs in the direct
-/// mode (until a step leaves it) and must hold the same typed state.
+/// The chain runs in the shadow mode; a second one runs in the direct mode
+/// (until a step leaves it) and must hold the same typed state.
 fn replay<T: DecodeState + ToJson>(name: &str) -> usize {
     let v = vector(name);
     let mut shared = 0;
     let mut chain = Decoder::<T>::new().expect("types");
+    chain.__enter_shadow();
     let mut direct = Decoder::<T>::new().expect("types");
     for (i, step) in v["steps"].as_array().expect("steps").iter().enumerate() {
         let ctx = format!("{name} step {i} ({})", step["name"]);
@@ -71,7 +71,8 @@ fn replay<T: DecodeState + ToJson>(name: &str) -> usize {
             chain.unrepresentable(),
             "{ctx}: direct chain"
         );
-        let shadow: Json = serde_json::from_str(&chain.dynamic().to_json()).expect("shadow JSON");
+        let shadow: Json =
+            serde_json::from_str(&chain.to_dynamic().to_json()).expect("shadow JSON");
         assert_eq!(shadow, step["state"], "{ctx}: shadow");
         let mut fresh = Decoder::<T>::new().expect("types");
         fresh
@@ -661,7 +662,7 @@ fn same_instance_twice_in_one_array() {
     let mut d = Decoder::<Table>::new().expect("types");
     d.decode(&msg).expect("valid");
     assert_eq!(
-        d.dynamic().to_json(),
+        d.to_dynamic().to_json(),
         r#"{"deck":[],"hands":{"a":{"cards":[{"rank":5,"suit":"h"},{"rank":5,"suit":"h"}],"marks":[],"tags":[]}},"log":[]}"#
     );
     assert!(d.unrepresentable() > 0);
@@ -737,7 +738,7 @@ fn doomed_collection_keeps_no_live_child() {
     ])
     .expect("valid");
     assert_eq!(
-        d.dynamic().to_json(),
+        d.to_dynamic().to_json(),
         r#"{"deck":[{"rank":3}],"hands":{"a":{"cards":[],"marks":[],"tags":[]}},"log":[]}"#
     );
     let deck: Vec<Option<u8>> = d
@@ -772,7 +773,7 @@ fn doomed_struct_keeps_no_live_child() {
     ])
     .expect("valid");
     assert_eq!(
-        d.dynamic().to_json(),
+        d.to_dynamic().to_json(),
         r#"{"deck":[],"hands":{"a":{"cards":[{"rank":7}],"marks":[],"tags":[]}},"log":[]}"#
     );
     let cards: Vec<Option<u8>> = d
@@ -803,7 +804,10 @@ fn detached_subtree_keeps_no_live_child() {
         0xff, 0x04, 0x81, 0x05, // rank 5
     ])
     .expect("valid");
-    assert_eq!(d.dynamic().to_json(), r#"{"deck":[{"rank":5}],"hands":{}}"#);
+    assert_eq!(
+        d.to_dynamic().to_json(),
+        r#"{"deck":[{"rank":5}],"hands":{}}"#
+    );
     let deck: Vec<Option<u8>> = d
         .state()
         .deck
@@ -828,7 +832,7 @@ fn child_of_a_struct_out_of_every_slot() {
     ])
     .expect("valid");
     assert_eq!(
-        d.dynamic().to_json(),
+        d.to_dynamic().to_json(),
         r#"{"deck":[],"hands":{"a":{"cards":[]}},"log":[]}"#
     );
     let hand = d
@@ -859,7 +863,7 @@ fn shared_instance_outlives_a_collected_holder() {
     ])
     .expect("valid");
     assert_eq!(
-        d.dynamic().to_json(),
+        d.to_dynamic().to_json(),
         r#"{"deck":[{"rank":5}],"hands":{"a":{}},"log":[]}"#
     );
     let deck: Vec<Option<u8>> = d
@@ -882,7 +886,7 @@ fn decoders_are_send() {
         .callbacks()
         .on_change(roomcast_schema::decoder::At::Ref(root), |_, _| {});
     assert_send(&typed);
-    assert_send(typed.dynamic());
+    assert_send(&typed.to_dynamic());
     assert_send(&roomcast_schema::Encoder::new(Nested::default()));
 }
 
@@ -938,9 +942,9 @@ fn rejected_patch_after_eager_field_writes_changes_nothing() {
 
     let mut d = Decoder::<Movers>::new().expect("types");
     d.decode(&full).expect("full");
-    let shadow = d.dynamic().to_json();
+    let shadow = d.to_dynamic().to_json();
     d.decode(&bad).expect_err("rejected");
-    assert_eq!(d.dynamic().to_json(), shadow);
+    assert_eq!(d.to_dynamic().to_json(), shadow);
     let s = d.state();
     assert_eq!(s.tick, 0);
     let a = s.movers.get("a").expect("a");

@@ -126,16 +126,18 @@ pub(crate) async fn typed_state_and_messages(port: u16, _node: bool) {
     let sink = Arc::clone(&lines);
     room.callbacks()
         .unwrap()
-        .on_add(At::Field(RefId::ROOT, "log"), move |_, _, line| {
-            sink.lock()
-                .unwrap()
-                .push(line.as_str().unwrap_or_default().to_owned());
+        .on_add(At::Field(RefId::ROOT, "log"), move |cx, _, line| {
+            // The typed state, after the whole patch.
+            let world = cx.state::<World>().expect("a typed room's state");
+            let line = line.as_str().unwrap_or_default();
+            let held = world.log.iter().any(|l| l == line);
+            sink.lock().unwrap().push((line.to_owned(), held));
         })
         .unwrap();
     room.send("log", "hello").unwrap();
     until(&mut room, |r, _| r.state().counter == 1).await;
     assert_eq!(room.state().log.iter().collect::<Vec<_>>(), ["hello"]);
-    assert_eq!(*lines.lock().unwrap(), ["hello"]);
+    assert_eq!(*lines.lock().unwrap(), [("hello".to_owned(), true)]);
 
     let echoed = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&echoed);

@@ -2,7 +2,11 @@
 //! (`Callbacks.ts` of the reference).
 //!
 //! Register closures through [`DynamicDecoder::callbacks`](crate::decoder::DynamicDecoder::callbacks)
-//! (or, inside a callback, through its [`Cx`]):
+//! or [`Decoder::callbacks`](crate::decoder::Decoder::callbacks) (or, inside a
+//! callback, through its [`Cx`]). Both decoders make the same calls with
+//! the same values on the same messages; a dynamic decoder's callbacks read
+//! its tree ([`Cx::node`]), a typed decoder's the typed state
+//! ([`Cx::state`]).
 //!
 //! * [`Cx::listen`]: a field of one struct instance changed (current and
 //!   previous value);
@@ -22,7 +26,8 @@
 //!
 //! Callbacks run after the whole message has been applied, before the
 //! structures it released are garbage-collected (so a removed child can still
-//! be read). Changes are visited in the order of the message; for each
+//! be read from a dynamic decoder's tree; a typed state no longer holds
+//! it). Changes are visited in the order of the message; for each
 //! change, in this order: the instance's `on_change` (struct instances: only
 //! at its first change in the message), the field's `listen` callbacks; for
 //! collection entries: `on_remove` (removal, or the removed half of a
@@ -31,20 +36,35 @@
 //! changes that follow in the same message. Unlike the JS SDK, registering
 //! does not replay the current state: read it right after registering.
 //!
+//! # Typed values
+//!
+//! A typed decoder reports the values its Rust types hold. A field that is
+//! not an `Option` always has a value: in a structure created by an
+//! earlier message, the first value the server sends for it is compared
+//! with the Rust default (no call when it is the default, the default as
+//! the previous value otherwise), where a dynamic decoder reports a first
+//! value. Fields of the structures a message creates, and the root's in
+//! the first message, have no previous value in both.
+//!
 //! # Cost
 //!
 //! With no callback registered the decoder records nothing. With callbacks,
-//! it records each change with a copy of its value (strings are cloned).
+//! it records each change with a copy of its value (strings are cloned). A
+//! typed decoder with callbacks skips its fast path: its direct mode's
+//! general path records the changes as it writes them into `T`, on par
+//! with the dynamic decoder (`benches/benches/decode.rs`, `*_callbacks`).
 
-use std::collections::HashMap;
+use std::any::Any;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
+use crate::decoder::base::parse::Shape;
+use crate::decoder::base::reference_tracker::{RefId, RefIdHasherBuilder};
+use crate::decoder::base::value::Value;
 use crate::decoder::dynamic::{NodeRef, Nodes};
-use crate::decoder::parse::Shape;
-use crate::decoder::reference_tracker::{RefId, RefIdHasherBuilder};
-use crate::decoder::value::Value;
 use crate::types::{FieldType, TypeRegistry};
+use crate::wire::spec::{ADD, DELETE};
 
 /// The key of a collection entry in a callback.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -88,6 +108,132 @@ pub(crate) enum Recorded {
         key: Key,
         value: Option<Value>,
     },
+}
+
+/// Records a collection entry change the way the reference reports it
+/// (`Callbacks.ts` `triggerChanges`): `prev` was under `key`, `new` is now
+/// (`None`: nothing).
+#[inline]
+pub(crate) fn record_entry(
+    rec: &mut Vec<Recorded>,
+    collection: RefId,
+    op: u8,
+    key: Key,
+    prev: Option<&Value>,
+    new: Option<Value>,
+) {
+    let changed = match (prev, &new) {
+        (Some(p), Some(n)) => !p.js_same(n),
+        (None, None) => false,
+        _ => true,
+    };
+    if op & DELETE == DELETE {
+        if let Some(p) = prev {
+            rec.push(Recorded::Removed {
+                collection,
+                key: key.clone(),
+                value: p.clone(),
+            });
+        }
+        if op & ADD == ADD {
+            if let Some(n) = &new {
+                rec.push(Recorded::Added {
+                    collection,
+                    key: key.clone(),
+                    value: n.clone(),
+                });
+            }
+        }
+    } else if op & ADD == ADD && changed {
+        if let Some(n) = &new {
+            rec.push(Recorded::Added {
+                collection,
+                key: key.clone(),
+                value: n.clone(),
+            });
+        }
+    }
+    if changed {
+        rec.push(Recorded::EntryChanged {
+            collection,
+            key,
+            value: new,
+        });
+    }
+}
+
+/// Records a struct field change (`listen`, the instance's `on_change`)
+/// unless the value is the same one (JavaScript `===`).
+#[inline]
+pub(crate) fn record_field(
+    rec: &mut Vec<Recorded>,
+    instance: RefId,
+    index: u8,
+    previous: Option<Value>,
+    value: Option<Value>,
+) {
+    let changed = match (&previous, &value) {
+        (Some(p), Some(n)) => !p.js_same(n),
+        (None, None) => false,
+        _ => true,
+    };
+    if changed {
+        rec.push(Recorded::Field {
+            instance,
+            index,
+            value,
+            previous,
+        });
+    }
+}
+
+/// The structures of a decoder as its callbacks see them.
+pub(crate) trait Structures {
+    /// The shape of structure `id`.
+    fn shape(&self, id: RefId) -> Option<Shape>;
+    /// The struct field that holds collection `id`.
+    fn owner(&self, id: RefId) -> Option<(RefId, u8)>;
+}
+
+impl Structures for Nodes {
+    fn shape(&self, id: RefId) -> Option<Shape> {
+        self.map.get(id).map(|n| n.shape)
+    }
+
+    fn owner(&self, id: RefId) -> Option<(RefId, u8)> {
+        self.map.get(id).and_then(|n| n.owner)
+    }
+}
+
+/// What callbacks see of a decoder: its structures, and its state (a
+/// dynamic tree, or a typed state).
+#[derive(Clone, Copy)]
+pub(crate) struct Tree<'a> {
+    structures: &'a dyn Structures,
+    /// A dynamic decoder's tree (not a typed decoder's shadow).
+    nodes: Option<&'a Nodes>,
+    /// A typed decoder's state.
+    typed: Option<&'a (dyn Any + Send)>,
+}
+
+impl<'a> Tree<'a> {
+    /// A dynamic decoder's.
+    pub(crate) fn dynamic(nodes: &'a Nodes) -> Self {
+        Self {
+            structures: nodes,
+            nodes: Some(nodes),
+            typed: None,
+        }
+    }
+
+    /// A typed decoder's: its structures and its state.
+    pub(crate) fn typed(structures: &'a dyn Structures, typed: &'a (dyn Any + Send)) -> Self {
+        Self {
+            structures,
+            nodes: None,
+            typed: Some(typed),
+        }
+    }
 }
 
 /// Where a callback is registered.
@@ -158,7 +304,7 @@ pub(crate) struct Callbacks {
     on_field: HashMap<(RefId, u8), Vec<Handler>, RefIdHasherBuilder>,
     staging: Staging,
     /// Structures already reported by `on_change` in this message.
-    seen: Vec<RefId>,
+    seen: HashSet<RefId, RefIdHasherBuilder>,
 }
 
 impl fmt::Debug for Callbacks {
@@ -173,7 +319,7 @@ impl fmt::Debug for Callbacks {
 /// What a callback can do: read the state, register or remove callbacks.
 pub struct Cx<'a> {
     types: &'a TypeRegistry,
-    nodes: &'a Nodes,
+    tree: Tree<'a>,
     staging: &'a mut Staging,
 }
 
@@ -184,24 +330,71 @@ impl fmt::Debug for Cx<'_> {
 }
 
 impl<'a> Cx<'a> {
-    pub(crate) fn new(types: &'a TypeRegistry, nodes: &'a Nodes, staging: &'a mut Staging) -> Self {
+    pub(crate) fn new(types: &'a TypeRegistry, tree: Tree<'a>, staging: &'a mut Staging) -> Self {
         Self {
             types,
-            nodes,
+            tree,
             staging,
         }
     }
 
-    /// A structure of the decoder, with its state after the whole message.
+    /// A structure of a [`DynamicDecoder`](crate::decoder::DynamicDecoder),
+    /// with its state after the whole message (`None` in the callbacks of
+    /// a typed [`Decoder`](crate::decoder::Decoder): read
+    /// [`state`](Self::state) there).
     #[must_use]
     pub fn node(&self, id: RefId) -> Option<NodeRef<'a>> {
-        NodeRef::new(self.types, self.nodes, id)
+        NodeRef::new(self.types, self.tree.nodes?, id)
     }
 
-    /// The root state.
+    /// The root state of a [`DynamicDecoder`](crate::decoder::DynamicDecoder)
+    /// (see [`node`](Self::node)).
     #[must_use]
     pub fn root(&self) -> Option<NodeRef<'a>> {
         self.node(RefId::ROOT)
+    }
+
+    /// The typed state of a [`Decoder<S>`](crate::decoder::Decoder), after
+    /// the whole message (`None` for another `S`, or in the callbacks of a
+    /// dynamic decoder).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// use roomcast_schema::decoder::{At, Decoder, RefId};
+    /// use roomcast_schema::{Encoder, MapSchema, Schema};
+    ///
+    /// #[derive(Schema, Default, Debug)]
+    /// #[schema(decode)]
+    /// struct Player {
+    ///     hp: u8,
+    /// }
+    ///
+    /// #[derive(Schema, Default, Debug)]
+    /// #[schema(decode)]
+    /// struct Game {
+    ///     players: MapSchema<Player>,
+    /// }
+    ///
+    /// let mut decoder = Decoder::<Game>::new()?;
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = Arc::clone(&seen);
+    /// decoder.callbacks().on_add(At::Field(RefId::ROOT, "players"), move |cx, key, _| {
+    ///     let game = cx.state::<Game>().expect("a Decoder<Game>");
+    ///     let hp = game.players.get(&key.to_string()).map(|p| p.hp);
+    ///     sink.lock().unwrap().push((key.to_string(), hp));
+    /// })?;
+    ///
+    /// let mut game = Game::default();
+    /// game.players.insert("ana", Player { hp: 7 });
+    /// decoder.decode(Encoder::new(game).encode_all())?;
+    /// assert_eq!(*seen.lock().unwrap(), [("ana".to_owned(), Some(7))]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn state<S: Any>(&self) -> Option<&'a S> {
+        let typed: &'a (dyn Any + Send) = self.tree.typed?;
+        (typed as &'a dyn Any).downcast_ref::<S>()
     }
 
     /// Calls `f` with the current and previous value whenever field `field`
@@ -288,10 +481,9 @@ impl<'a> Cx<'a> {
     }
 
     fn shape(&self, id: RefId) -> Result<Shape, CallbackError> {
-        self.nodes
-            .map
-            .get(id)
-            .map(|n| n.shape)
+        self.tree
+            .structures
+            .shape(id)
             .ok_or(CallbackError::UnknownRef(id))
     }
 
@@ -381,15 +573,10 @@ impl Callbacks {
     }
 
     /// Runs the callbacks for the changes of one message.
-    pub(crate) fn dispatch(
-        &mut self,
-        types: &TypeRegistry,
-        nodes: &Nodes,
-        changes: &mut [Recorded],
-    ) {
+    pub(crate) fn dispatch(&mut self, types: &TypeRegistry, tree: Tree<'_>, changes: &[Recorded]) {
         self.seen.clear();
-        for change in changes.iter() {
-            let mut cx = Cx::new(types, nodes, &mut self.staging);
+        for change in changes {
+            let mut cx = Cx::new(types, tree, &mut self.staging);
             match change {
                 Recorded::Field {
                     instance,
@@ -397,10 +584,7 @@ impl Callbacks {
                     value,
                     previous,
                 } => {
-                    let first = !self.seen.contains(instance);
-                    if first {
-                        self.seen.push(*instance);
-                    }
+                    let first = self.seen.insert(*instance);
                     if let Some(list) = self.on_ref.get_mut(instance) {
                         if first {
                             for h in list.iter_mut() {
@@ -429,7 +613,7 @@ impl Callbacks {
                     value,
                 } => {
                     let added = matches!(change, Recorded::Added { .. });
-                    let owner = nodes.map.get(*collection).and_then(|n| n.owner);
+                    let owner = tree.structures.owner(*collection);
                     if let Some(list) = self.on_ref.get_mut(collection) {
                         run_entry(list, &mut cx, added, key, value);
                     }
@@ -444,7 +628,7 @@ impl Callbacks {
                     key,
                     value,
                 } => {
-                    let owner = nodes.map.get(*collection).and_then(|n| n.owner);
+                    let owner = tree.structures.owner(*collection);
                     if let Some(list) = self.on_ref.get_mut(collection) {
                         run_entry_change(list, &mut cx, key, value.as_ref());
                     }

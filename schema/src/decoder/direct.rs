@@ -25,14 +25,17 @@
 
 use std::any::TypeId as RustTypeId;
 
-use crate::decoder::fast::Fast;
-use crate::decoder::parse::{
+use crate::decoder::base::parse::{
     key_at, key_bytes_at, read_primitive, Parser, Scalar, Shape, ShapeSource, Step, NO_KEY,
 };
-use crate::decoder::reference_tracker::{RefId, RefMap};
+use crate::decoder::base::reference_tracker::{RefId, RefMap};
+use crate::decoder::callbacks::{
+    record_entry, record_field, Callbacks, Key, Recorded, Structures, Tree,
+};
+use crate::decoder::fast::Fast;
 use crate::decoder::typed::{DecodeNode, FieldInput};
 use crate::decoder::{Str, Value, MAX_DEPTH};
-use crate::types::{CollectionKind, FieldDef, FieldType, Primitive, TypeRegistry};
+use crate::types::{CollectionKind, ElementType, FieldDef, FieldType, Primitive, TypeRegistry};
 use crate::wire::spec::{ADD, DELETE};
 use crate::wire::{DecodeError, Reader};
 
@@ -187,6 +190,8 @@ impl<'a> Lookup<'a> {
 }
 
 impl ShapeSource for Lookup<'_> {
+    type Typed = dyn DecodeNode;
+
     #[inline]
     fn shape_of(&self, id: RefId) -> Option<Shape> {
         self.nodes.get(id).map(|n| n.shape)
@@ -239,6 +244,43 @@ fn node_at<'a>(node: &'a mut dyn DecodeNode, path: &[Place]) -> Option<&'a mut d
     Some(n)
 }
 
+/// The lean table as callbacks see it, with the collections the current
+/// message released (and the struct field that held them).
+struct LeanTree<'a> {
+    nodes: &'a RefMap<Lean>,
+    gone: &'a [(RefId, RefId, u8)],
+}
+
+impl Structures for RefMap<Lean> {
+    fn shape(&self, id: RefId) -> Option<Shape> {
+        self.get(id).map(|n| n.shape)
+    }
+
+    fn owner(&self, id: RefId) -> Option<(RefId, u8)> {
+        LeanTree {
+            nodes: self,
+            gone: &[],
+        }
+        .owner(id)
+    }
+}
+
+impl Structures for LeanTree<'_> {
+    fn shape(&self, id: RefId) -> Option<Shape> {
+        self.nodes.get(id).map(|n| n.shape)
+    }
+
+    fn owner(&self, id: RefId) -> Option<(RefId, u8)> {
+        match self.nodes.get(id) {
+            Some(n) => match n.place {
+                Place::Field(i) => Some((n.parent, i)),
+                _ => None,
+            },
+            None => self.gone.iter().find(|g| g.0 == id).map(|g| (g.1, g.2)),
+        }
+    }
+}
+
 /// What became of a message.
 pub(crate) enum Outcome {
     Applied,
@@ -265,6 +307,21 @@ pub(crate) struct Direct {
     pub(crate) unrepresentable: u64,
     /// The fast path's state.
     pub(crate) fast: Fast,
+    /// The change callbacks (taken by the shadow mode when it starts).
+    pub(crate) callbacks: Callbacks,
+    /// The changes of the current message, while callbacks are registered.
+    recorded: Vec<Recorded>,
+    /// Whether the current message records its changes.
+    recording: bool,
+    /// Collections the current message released, with the struct field
+    /// that held them (for the callbacks registered on that field).
+    gone: Vec<(RefId, RefId, u8)>,
+    /// Structures the current message released (their callbacks are
+    /// dropped after the dispatch).
+    released: Vec<RefId>,
+    /// Whether a message was applied: before, the root's fields have no
+    /// value yet (for the callbacks, as in the dynamic decoder).
+    pub(crate) started: bool,
 }
 
 /// Calls `step` with each place from `id` up to the root's child (the
@@ -331,7 +388,16 @@ fn rust_type(rust_types: &[Option<RustTypeId>], shape: Shape) -> Option<RustType
 /// Writes a run of primitive field operations (bytes `start..end` of the
 /// message, validated by the parse pass) into `n`; the number of fields
 /// that did not fit.
-fn write_run(n: &mut dyn DecodeNode, bytes: &[u8], start: u32, end: u32, defs: &[FieldDef]) -> u64 {
+fn write_run(
+    n: &mut dyn DecodeNode,
+    bytes: &[u8],
+    (start, end): (u32, u32),
+    defs: &[FieldDef],
+    rec: Option<Rec<'_>>,
+) -> u64 {
+    if let Some(rec) = rec {
+        return write_run_recorded(n, bytes, (start, end), defs, rec);
+    }
     let Some(head) = bytes.get(..end as usize) else {
         return 0;
     };
@@ -372,6 +438,121 @@ fn write_run(n: &mut dyn DecodeNode, bytes: &[u8], start: u32, end: u32, defs: &
         }
     }
     failed
+}
+
+/// Where the changes of a run of field writes are recorded: the list, the
+/// struct, and whether the message created it (its fields had no value).
+type Rec<'r> = (&'r mut Vec<Recorded>, RefId, bool);
+
+/// [`write_run`] recording each change (value before and after) for the
+/// callbacks.
+fn write_run_recorded(
+    n: &mut dyn DecodeNode,
+    bytes: &[u8],
+    (start, end): (u32, u32),
+    defs: &[FieldDef],
+    (recorded, id, fresh): Rec<'_>,
+) -> u64 {
+    let Some(head) = bytes.get(..end as usize) else {
+        return 0;
+    };
+    let mut r = Reader::new(head);
+    let mut pos = start as usize;
+    let mut failed = 0;
+    // Fields of a new struct written so far (the others had no value).
+    let mut written = 0u64;
+    while let Some(&byte) = head.get(pos) {
+        let index = byte & 0x3f;
+        let Some(FieldType::Primitive(p)) = defs.get(usize::from(index)).map(|f| f.ty) else {
+            break;
+        };
+        let previous = if fresh && written & (1 << index) == 0 {
+            None
+        } else {
+            n.__decode_read_field(index, p)
+        };
+        written |= 1 << index;
+        let (ok, value) = if byte & 0xc0 == DELETE {
+            pos += 1;
+            (n.__decode_field(index, FieldInput::Delete), None)
+        } else if let (Primitive::Float32, Some(&[a, b, c, d])) = (p, head.get(pos + 1..pos + 5)) {
+            // The common case, inline.
+            pos += 5;
+            let v = Value::Number(f32::from_le_bytes([a, b, c, d]).into());
+            (n.__decode_field(index, FieldInput::Primitive(&v)), Some(v))
+        } else {
+            r.set_offset(pos + 1);
+            let Ok(scalar) = read_primitive(&mut r, p) else {
+                break;
+            };
+            pos = r.offset();
+            let Some(v) = scalar.primitive_value(bytes, |s| Value::String(Str::from(s))) else {
+                break;
+            };
+            (n.__decode_field(index, FieldInput::Primitive(&v)), Some(v))
+        };
+        if !ok {
+            failed += 1;
+        }
+        record_field(recorded, id, index, previous, value);
+    }
+    failed
+}
+
+/// The value a callback reports for a value read by the parse pass.
+fn scalar_value(scalar: Scalar, bytes: &[u8]) -> Option<Value> {
+    match scalar {
+        Scalar::Child { id, .. } => Some(Value::Ref(id)),
+        Scalar::None => None,
+        s => s.primitive_value(bytes, |s| Value::String(Str::from(s))),
+    }
+}
+
+/// The primitive wire type of a collection's elements.
+fn element_primitive(shape: Shape) -> Option<Primitive> {
+    match shape {
+        Shape::Collection(_, ElementType::Primitive(p)) => Some(p),
+        Shape::Collection(..) | Shape::Struct(_) => None,
+    }
+}
+
+/// Records a removal for every entry of collection `id`, whose value in
+/// `T` is `c` (CLEAR, or the collection replaced in its field).
+fn record_removals(
+    nodes: &RefMap<Lean>,
+    c: &mut dyn DecodeNode,
+    id: RefId,
+    recorded: &mut Vec<Recorded>,
+) {
+    let Some(node) = nodes.get(id) else {
+        return;
+    };
+    let data = node.data();
+    c.__decode_each(element_primitive(node.shape), &mut |h, key, v| {
+        let (key, child) = match data {
+            Some(LeanData::Map(m)) => (
+                Key::Str(key.unwrap_or_default().into()),
+                m.children.get(RefId(h)).copied(),
+            ),
+            Some(LeanData::Indexed(x)) => {
+                let Some(&index) = x.by_handle.get(RefId(h)) else {
+                    return;
+                };
+                (
+                    Key::Index(u64::from(index)),
+                    x.by_index.get(RefId(index)).and_then(|e| e.1),
+                )
+            }
+            _ => return,
+        };
+        if let Some(value) = child.map(Value::Ref).or(v) {
+            recorded.push(Recorded::Removed {
+                collection: id,
+                key,
+                value,
+            });
+        }
+    });
 }
 
 /// The input that writes a value read by the parse pass (`value` holds a
@@ -423,6 +604,12 @@ impl Direct {
             legacy: false,
             unrepresentable: 0,
             fast: Fast::default(),
+            callbacks: Callbacks::default(),
+            recorded: Vec::new(),
+            recording: false,
+            gone: Vec::new(),
+            released: Vec::new(),
+            started: false,
         }
     }
 
@@ -435,8 +622,11 @@ impl Direct {
         rust_types: &[Option<RustTypeId>],
     ) -> Result<Outcome, DecodeError> {
         // Primitive fields of the structs `T` holds are written while
-        // parsing (put back if the message is rejected or not covered).
-        self.parser.eager = true;
+        // parsing (put back if the message is rejected or not covered),
+        // unless callbacks need every change in message order.
+        self.callbacks.merge();
+        self.recording = self.callbacks.is_active();
+        self.parser.eager = !self.recording;
         self.parser.notify = false;
         let mut lookup = Lookup::new(&self.nodes, &mut *root, &mut self.path);
         self.parser.parse(bytes, &self.types, &mut lookup)?;
@@ -448,7 +638,46 @@ impl Direct {
         let steps = std::mem::take(&mut self.parser.steps);
         self.apply(bytes, &steps, root, rust_types);
         self.parser.steps = steps;
+        if self.recording {
+            self.dispatch(root);
+        }
+        self.started = true;
         Ok(Outcome::Applied)
+    }
+
+    /// Runs the callbacks of the changes recorded by the message, then
+    /// drops those of the structures it released.
+    fn dispatch(&mut self, root: &mut dyn DecodeNode) {
+        if !self.recorded.is_empty() {
+            let recorded = std::mem::take(&mut self.recorded);
+            let typed: &dyn DecodeNode = &*root;
+            let lean = LeanTree {
+                nodes: &self.nodes,
+                gone: &self.gone,
+            };
+            let tree = Tree::typed(&lean, typed);
+            self.callbacks.dispatch(&self.types, tree, &recorded);
+            self.recorded = recorded;
+            self.recorded.clear();
+        }
+        for &id in &self.released {
+            self.callbacks.forget(id);
+        }
+        self.released.clear();
+        self.gone.clear();
+    }
+
+    /// Records a removal for every entry of collection `id` (the
+    /// collection replaced in its field), from its value in `T`.
+    fn record_removal_of_all(&mut self, root: &mut dyn DecodeNode, id: RefId) {
+        let mut path = std::mem::take(&mut self.path);
+        if path_to(&self.nodes, id, &mut path) {
+            let (nodes, recorded) = (&self.nodes, &mut self.recorded);
+            descend(root, &path, &mut |c| {
+                record_removals(nodes, c, id, recorded);
+            });
+        }
+        self.path = path;
     }
 }
 
@@ -538,6 +767,13 @@ impl Direct {
         let pending = std::mem::take(&mut self.pending);
         let nodes = &self.nodes;
         let types = &self.types;
+        let recording = self.recording;
+        let created = &self.parser.created;
+        let started = self.started;
+        // (Fields without a value: those of the structures the message
+        // creates, and the root's in the first message.)
+        let fresh = |id: RefId| created.contains(id) || (id == RefId::ROOT && !started);
+        let recorded = &mut self.recorded;
         let mut failed = 0;
         let mut i = 0;
         while let Some(&(id, start, end)) = pending.get(i) {
@@ -575,14 +811,16 @@ impl Direct {
                         };
                         let defs = types.fields(ty);
                         p.__decode_visit_handle(h, &mut |e| {
-                            failed += write_run(e, bytes, start, end, defs);
+                            let rec = recording.then(|| (&mut *recorded, id, fresh(id)));
+                            failed += write_run(e, bytes, (start, end), defs, rec);
                         });
                     }
                 });
             } else if path_to(nodes, id, &mut self.path) {
                 let defs = types.fields(ty);
                 descend(root, &self.path, &mut |n| {
-                    failed += write_run(n, bytes, start, end, defs);
+                    let rec = recording.then(|| (&mut *recorded, id, fresh(id)));
+                    failed += write_run(n, bytes, (start, end), defs, rec);
                 });
             }
         }
@@ -612,6 +850,38 @@ impl Direct {
         }
         let prev = node.children().iter().find(|c| c.0 == index).map(|c| c.1);
         let scalar = if op == DELETE { Scalar::None } else { value };
+        let fresh =
+            self.parser.created.contains(current) || (current == RefId::ROOT && !self.started);
+        let primitive = match (node.shape, self.recording) {
+            (Shape::Struct(ty), true) => match self.types.fields(ty).get(usize::from(index)) {
+                Some(FieldDef {
+                    ty: FieldType::Primitive(p),
+                    ..
+                }) => Some(*p),
+                Some(FieldDef {
+                    ty: FieldType::Quantized(_),
+                    ..
+                }) => Some(Primitive::Float64),
+                _ => None,
+            },
+            _ => None,
+        };
+        let new_value = if self.recording {
+            scalar_value(scalar, bytes)
+        } else {
+            None
+        };
+        let new_child = match scalar {
+            Scalar::Child { id, .. } => Some(id),
+            _ => None,
+        };
+        if let (true, Some(p), Some(n)) = (self.recording, prev, new_child) {
+            // A collection replaced by another: its entries are removed.
+            if p != n {
+                self.record_removal_of_all(root, p);
+            }
+        }
+        let mut previous = prev.map(Value::Ref);
         let mut storage = None;
         let (input, child) = input_of(
             scalar,
@@ -621,16 +891,23 @@ impl Direct {
             &self.parser.created,
         );
         let mut ok = false;
-        if node.place != Place::Detached && path_to(&self.nodes, current, &mut self.path) {
+        let place = self.nodes.get(current).map_or(Place::Detached, |n| n.place);
+        if place != Place::Detached && path_to(&self.nodes, current, &mut self.path) {
             let mut input = Some(input);
             descend(root, &self.path, &mut |n| {
                 if let Some(input) = input.take() {
+                    if let (Some(p), false) = (primitive, fresh) {
+                        previous = n.__decode_read_field(index, p);
+                    }
                     ok = n.__decode_field(index, input);
                 }
             });
             if !ok {
                 self.unrepresentable += 1;
             }
+        }
+        if self.recording {
+            record_field(&mut self.recorded, current, index, previous, new_value);
         }
         if prev.is_some() || child.is_some() {
             if let Some(children) = self.nodes.get_mut(current).and_then(Lean::children_mut) {
@@ -720,6 +997,9 @@ impl Direct {
 
     fn clear(&mut self, c: Option<&mut dyn DecodeNode>, current: RefId) {
         if let Some(c) = c {
+            if self.recording {
+                record_removals(&self.nodes, c, current, &mut self.recorded);
+            }
             c.__decode_clear_all();
         }
         let mut released = Vec::new();
@@ -753,23 +1033,43 @@ impl Direct {
         (op, index, key): (u8, u32, u32),
         value: Scalar,
     ) {
+        let recording = self.recording;
+        let p = self
+            .nodes
+            .get(current)
+            .and_then(|n| element_primitive(n.shape));
         let Some(LeanData::Map(m)) = self.nodes.get_mut(current).and_then(Lean::data_mut) else {
             return;
         };
+        let mut c = c;
         if op == DELETE {
             let Some(k) = m.indexes.remove(RefId(index)) else {
                 return;
+            };
+            let before = match (recording, p, c.as_deref_mut()) {
+                (true, Some(p), Some(c)) => c.__decode_map_value(&k, p),
+                _ => None,
             };
             let handle = c.and_then(|c| c.__decode_map_remove(&k));
             let old = match handle {
                 Some(h) => m.children.remove(RefId(h)),
                 None => take_orphan(&mut m.orphans, &k),
             };
+            if recording {
+                let prev = old.map(Value::Ref).or(before);
+                let key = Key::Str(k.as_str().into());
+                record_entry(&mut self.recorded, current, op, key, prev.as_ref(), None);
+            }
             if let Some(old) = old {
                 self.release(old);
             }
             return;
         }
+        let new_value = if recording {
+            scalar_value(value, bytes)
+        } else {
+            None
+        };
         let mut storage = None;
         let (input, child) = input_of(value, bytes, &mut storage, rust_types, &self.parser.created);
         let attached = c.is_some();
@@ -790,11 +1090,27 @@ impl Direct {
                 None => return,
             }
         };
+        let before_value = match (recording, p, c.as_deref_mut()) {
+            (true, Some(p), Some(c)) => c.__decode_map_value(k, p),
+            _ => None,
+        };
         let (before, after) = c.map_or((None, None), |c| c.__decode_map_set(k, input));
         let old = match before {
             Some(h) => m.children.remove(RefId(h)),
             None => take_orphan(&mut m.orphans, k),
         };
+        if recording {
+            let prev = old.map(Value::Ref).or(before_value);
+            let key = Key::Str(k.into());
+            record_entry(
+                &mut self.recorded,
+                current,
+                op,
+                key,
+                prev.as_ref(),
+                new_value,
+            );
+        }
         // (A child the element type cannot hold waits under its key.)
         let orphan = (after.is_none() && child.is_some()).then(|| Str::from(k));
         self.map_placed(current, attached, old, after, child, orphan);
@@ -854,6 +1170,11 @@ impl Direct {
         (op, index): (u8, u32),
         value: Scalar,
     ) {
+        let recording = self.recording;
+        let p = self
+            .nodes
+            .get(current)
+            .and_then(|n| element_primitive(n.shape));
         let Some(LeanData::Indexed(x)) = self.nodes.get_mut(current).and_then(Lean::data_mut)
         else {
             return;
@@ -862,11 +1183,20 @@ impl Direct {
             let Some((h, child)) = x.by_index.remove(RefId(index)) else {
                 return;
             };
+            let mut before = None;
             if h != NO_HANDLE {
                 x.by_handle.remove(RefId(h));
                 if let Some(c) = c {
+                    if let (true, Some(p)) = (recording, p) {
+                        before = c.__decode_handle_value(h, p);
+                    }
                     c.__decode_remove_handle(h);
                 }
+            }
+            if recording {
+                let prev = child.map(Value::Ref).or(before);
+                let key = Key::Index(u64::from(index));
+                record_entry(&mut self.recorded, current, op, key, prev.as_ref(), None);
             }
             if let Some(child) = child {
                 self.release(child);
@@ -876,6 +1206,11 @@ impl Direct {
         if x.by_index.contains(RefId(index)) {
             // (A new child given here is never attached: nothing holds it.)
             return;
+        }
+        if recording {
+            let key = Key::Index(u64::from(index));
+            let new = scalar_value(value, bytes);
+            record_entry(&mut self.recorded, current, op, key, None, new);
         }
         let mut storage = None;
         let (input, child) = input_of(value, bytes, &mut storage, rust_types, &self.parser.created);
@@ -907,6 +1242,12 @@ impl Direct {
             let Some(node) = self.nodes.remove(id) else {
                 continue;
             };
+            if self.recording {
+                self.released.push(id);
+                if let (Place::Field(i), Shape::Collection(..)) = (node.place, node.shape) {
+                    self.gone.push((id, node.parent, i));
+                }
+            }
             let Some(data) = node.data else {
                 continue;
             };

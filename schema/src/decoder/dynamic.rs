@@ -9,18 +9,20 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::decoder::value::{KeyBytes, Str};
+use crate::decoder::base::value::{KeyBytes, Str};
 
-use crate::decoder::array_items::ArrayItems;
-use crate::decoder::callbacks::{Callbacks, Cx, Key, Recorded};
-use crate::decoder::ordered_map::OrderedMap;
-use crate::decoder::parse::{
-    key_at, key_bytes_at, read_primitive, size_hint, Parser, Scalar, Shape, ShapeSource, Step,
-    NO_KEY, STRUCT_BYTES,
+use crate::decoder::base::array_items::ArrayItems;
+use crate::decoder::base::ordered_map::OrderedMap;
+use crate::decoder::base::parse::{
+    key_at, key_bytes_at, read_primitive, size_hint, NoTyped, Parser, Scalar, Shape, ShapeSource,
+    Step, NO_KEY, STRUCT_BYTES,
 };
-use crate::decoder::reference_tracker::{GarbageList, RefCount, RefId, RefIdHasherBuilder, RefMap};
+use crate::decoder::base::reference_tracker::{
+    GarbageList, RefCount, RefId, RefIdHasherBuilder, RefMap,
+};
+use crate::decoder::base::value::{js_key_order, write_json_str, write_primitive_json, Value};
+use crate::decoder::callbacks::{Callbacks, Cx, Key, Recorded, Tree};
 use crate::decoder::reflection::{decode_reflection, ReflectionDialect};
-use crate::decoder::value::{js_key_order, write_json_str, write_primitive_json, Value};
 use crate::decoder::MAX_DEPTH;
 use crate::types::{CollectionKind, ElementType, FieldType, Primitive, TypeId, TypeRegistry};
 use crate::wire::spec::{ADD, ADD_BY_REFID, DELETE, DELETE_AND_MOVE};
@@ -31,7 +33,7 @@ type MapEntries = OrderedMap<Str, Value, foldhash::fast::RandomState>;
 /// Set / collection entries: wire index → value in insertion order.
 type IndexedEntries = OrderedMap<u32, Value, RefIdHasherBuilder>;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum NodeData {
     /// Field values by field index: a run of [`Nodes::fields`].
     Struct(Span),
@@ -42,7 +44,7 @@ pub(crate) enum NodeData {
 }
 
 /// The entries of a map (boxed: keeps [`Node`] small for cache density).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct MapData {
     pub(crate) entries: MapEntries,
     /// Wire index → key (several indexes may name the same key). Indexes
@@ -51,7 +53,7 @@ pub(crate) struct MapData {
     pub(crate) indexes: RefMap<Str>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Node {
     pub(crate) rc: RefCount,
     pub(crate) shape: Shape,
@@ -124,7 +126,7 @@ impl Node {
 /// allocation per instance. The runs of collected structs are reused for
 /// new structs of the same field count, so the arena never holds more
 /// slots than the most the structs alive at once needed.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct FieldArena {
     slots: Vec<Option<Value>>,
     /// Starts of free runs, by length.
@@ -180,7 +182,7 @@ impl FieldArena {
 }
 
 /// The structures held by a decoder, by refId.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Nodes {
     pub(crate) map: RefMap<Node>,
     /// The field values of the structs.
@@ -239,6 +241,8 @@ impl Nodes {
 }
 
 impl ShapeSource for Nodes {
+    type Typed = NoTyped;
+
     #[inline(always)]
     fn shape_of(&self, id: RefId) -> Option<Shape> {
         self.map.get(id).map(|n| n.shape)
@@ -351,6 +355,19 @@ impl DynamicDecoder {
         }
     }
 
+    /// A decoder holding a copy of this one's state (not its callbacks).
+    pub(crate) fn snapshot(&self) -> Self {
+        Self {
+            types: self.types.clone(),
+            nodes: self.nodes.clone(),
+            garbage: GarbageList::default(),
+            parser: Parser::default(),
+            callbacks: Callbacks::default(),
+            recorded: Vec::new(),
+            legacy: self.legacy,
+        }
+    }
+
     /// The structures, for a typed decoder building its shadow.
     pub(crate) fn nodes_mut(&mut self) -> &mut Nodes {
         &mut self.nodes
@@ -437,9 +454,13 @@ impl DynamicDecoder {
             m.applied(&self.nodes);
         }
         if recording && !self.recorded.is_empty() {
-            let mut recorded = std::mem::take(&mut self.recorded);
-            self.callbacks
-                .dispatch(&self.types, &self.nodes, &mut recorded);
+            let recorded = std::mem::take(&mut self.recorded);
+            let tree = match mirror.as_deref().and_then(|m| m.state()) {
+                Some(typed) => Tree::typed(&self.nodes, typed),
+                None => Tree::dynamic(&self.nodes),
+            };
+            self.callbacks.dispatch(&self.types, tree, &recorded);
+            let mut recorded = recorded;
             recorded.clear();
             self.recorded = recorded;
         }
@@ -528,7 +549,26 @@ impl DynamicDecoder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn callbacks(&mut self) -> Cx<'_> {
-        Cx::new(&self.types, &self.nodes, self.callbacks.staging())
+        self.callbacks_with(None)
+    }
+
+    /// [`callbacks`](Self::callbacks), for a typed decoder whose state is
+    /// `typed` (its callbacks read that state, not this tree).
+    pub(crate) fn callbacks_with<'a>(
+        &'a mut self,
+        typed: Option<&'a (dyn std::any::Any + Send)>,
+    ) -> Cx<'a> {
+        let tree = match typed {
+            Some(typed) => Tree::typed(&self.nodes, typed),
+            None => Tree::dynamic(&self.nodes),
+        };
+        Cx::new(&self.types, tree, self.callbacks.staging())
+    }
+
+    /// Takes over the callbacks registered on a typed decoder's direct
+    /// mode (which is switching to the shadow mode).
+    pub(crate) fn set_callbacks(&mut self, callbacks: Callbacks) {
+        self.callbacks = callbacks;
     }
 
     /// The state as JSON, in the conventions of the test vectors: Schema
@@ -594,6 +634,10 @@ pub(crate) trait Mirror {
     fn collected(&mut self, id: RefId);
     /// The message is applied and garbage collected.
     fn finished(&mut self, nodes: &Nodes);
+    /// The typed state, for the callbacks.
+    fn state(&self) -> Option<&(dyn std::any::Any + Send)> {
+        None
+    }
 }
 
 /// No mirror (the dynamic decoder alone).
@@ -1172,8 +1216,7 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
         self.array_positional(current, ADD_BY_REFID, i, new);
     }
 
-    /// Records a collection entry change the way the reference reports it
-    /// (`Callbacks.ts` `triggerChanges`).
+    /// Records a collection entry change (see [`callbacks::record_entry`](crate::decoder::callbacks)).
     fn record_entry(
         &mut self,
         collection: RefId,
@@ -1182,46 +1225,8 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
         prev: Option<&Value>,
         new: Option<Value>,
     ) {
-        let Some(rec) = self.recorded.as_deref_mut() else {
-            return;
-        };
-        let changed = match (prev, &new) {
-            (Some(p), Some(n)) => !p.js_same(n),
-            (None, None) => false,
-            _ => true,
-        };
-        if op & DELETE == DELETE {
-            if let Some(p) = prev {
-                rec.push(Recorded::Removed {
-                    collection,
-                    key: key.clone(),
-                    value: p.clone(),
-                });
-            }
-            if op & ADD == ADD {
-                if let Some(n) = &new {
-                    rec.push(Recorded::Added {
-                        collection,
-                        key: key.clone(),
-                        value: n.clone(),
-                    });
-                }
-            }
-        } else if op & ADD == ADD && changed {
-            if let Some(n) = &new {
-                rec.push(Recorded::Added {
-                    collection,
-                    key: key.clone(),
-                    value: n.clone(),
-                });
-            }
-        }
-        if changed {
-            rec.push(Recorded::EntryChanged {
-                collection,
-                key,
-                value: new,
-            });
+        if let Some(rec) = self.recorded.as_deref_mut() {
+            crate::decoder::callbacks::record_entry(rec, collection, op, key, prev, new);
         }
     }
 }

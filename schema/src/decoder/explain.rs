@@ -5,10 +5,12 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use crate::decoder::base::parse::{
+    key_at, Parser, ReadOnly, Scalar, Shape, ShapeSource, Step, NO_KEY,
+};
+use crate::decoder::base::reference_tracker::RefId;
+use crate::decoder::base::value::{write_json_str, write_primitive_json, Value};
 use crate::decoder::dynamic::{NodeData, Nodes};
-use crate::decoder::parse::{key_at, Parser, ReadOnly, Scalar, Shape, ShapeSource, Step, NO_KEY};
-use crate::decoder::reference_tracker::RefId;
-use crate::decoder::value::{write_json_str, write_primitive_json, Value};
 use crate::types::{CollectionKind, ElementType, TypeId, TypeRegistry};
 use crate::wire::spec::{
     ADD, ADD_BY_REFID, DELETE, DELETE_AND_ADD, DELETE_AND_MOVE, MOVE, MOVE_AND_ADD, REPLACE,

@@ -25,11 +25,11 @@
 use std::any::TypeId as RustTypeId;
 
 use crate::collections::MapSchema;
+use crate::decoder::base::parse::{read_primitive, size_hint, Shape, STRUCT_BYTES};
+use crate::decoder::base::reference_tracker::{RefId, RefMap};
+use crate::decoder::base::undo::UndoLog;
 use crate::decoder::direct::{descend, path_to, steps_up, Lean, LeanData, Lookup, Place};
-use crate::decoder::parse::{read_primitive, size_hint, Shape, STRUCT_BYTES};
-use crate::decoder::reference_tracker::{RefId, RefMap};
 use crate::decoder::typed::{DecodeField, DecodeNode, FieldInput};
-use crate::decoder::undo::UndoLog;
 use crate::decoder::{Str, Value};
 use crate::schema::Field;
 use crate::types::{ElementType, FieldType, Primitive, TypeId, TypeRegistry};

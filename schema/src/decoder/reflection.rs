@@ -10,8 +10,8 @@
 
 use std::collections::HashSet;
 
+use crate::decoder::base::value::Value;
 use crate::decoder::dynamic::{DynamicDecoder, NodeRef, ValueRef};
-use crate::decoder::value::Value;
 use crate::quantize::Quantize;
 use crate::types::{
     CollectionKind, ElementType, FieldDef, FieldType, Primitive, TypeDef, TypeError, TypeId,

@@ -10,8 +10,7 @@
 //!   structures, new map entries — in one pass of code generated for `T`'s
 //!   types; the others go through the parse pass that every decoder shares,
 //!   then are applied to `T`.
-//! - The shadow mode (this module), entered for good on the first
-//!   [`Decoder::callbacks`] or [`Decoder::dynamic`], or on the first message
+//! - The shadow mode (this module), entered for good on the first message
 //!   the direct mode does not cover: a [`DynamicDecoder`] built from `T`'s
 //!   types (the "shadow", which owns the wire semantics: validation,
 //!   refIds, reference counts, garbage collection, array holes) plus a
@@ -55,10 +54,11 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::collections::{ArrayMut, ArraySchema, CollectionSchema, MapSchema, SetSchema};
+use crate::decoder::base::parse::{FieldWrite, Shape, TypedFields};
+use crate::decoder::base::reference_tracker::{RefId, RefIdHasherBuilder, RefMap};
+use crate::decoder::callbacks::Tree;
 use crate::decoder::direct::{descend, path_to, Direct, LeanData, Outcome, Place, NO_HANDLE};
 use crate::decoder::dynamic::{Mirror, NodeData, Nodes};
-use crate::decoder::parse::Shape;
-use crate::decoder::reference_tracker::{RefId, RefIdHasherBuilder, RefMap};
 use crate::decoder::{Cx, DynamicDecoder, Str, Value, MAX_DEPTH};
 use crate::schema::Field;
 use crate::tracked::Tick;
@@ -242,6 +242,20 @@ pub trait DecodeNode: Any + Send {
         let _ = (handle, f);
     }
 
+    /// Collection: the element at entry handle `handle` as a decoded value
+    /// of wire type `p` (`None`: no such element, or a child).
+    fn __decode_handle_value(&mut self, handle: u32, p: Primitive) -> Option<Value> {
+        let _ = (handle, p);
+        None
+    }
+
+    /// Map: the element under `key` as a decoded value of wire type `p`
+    /// (`None`: no such key, or a child).
+    fn __decode_map_value(&mut self, key: &str, p: Primitive) -> Option<Value> {
+        let _ = (key, p);
+        None
+    }
+
     /// Collection: room for `n` more elements.
     fn __decode_reserve(&mut self, n: usize) {
         let _ = n;
@@ -358,6 +372,35 @@ pub trait DecodeField: Sized + Send + 'static {
 
     /// DELETE: unset (`None`, or the default value).
     fn __decode_clear(&mut self);
+}
+
+impl<'a> From<FieldWrite<'a>> for FieldInput<'a> {
+    fn from(w: FieldWrite<'a>) -> Self {
+        match w {
+            FieldWrite::Primitive(v) => Self::Primitive(v),
+            FieldWrite::Str(s) => Self::Str(s),
+            FieldWrite::Delete => Self::Delete,
+        }
+    }
+}
+
+// The parse pass writes the primitive fields of typed values through the
+// core's view of them.
+impl TypedFields for dyn DecodeNode {
+    #[inline]
+    fn write_field(&mut self, index: u8, w: FieldWrite<'_>) -> bool {
+        self.__decode_field(index, w.into())
+    }
+
+    #[inline]
+    fn write_field_logged(
+        &mut self,
+        index: u8,
+        w: FieldWrite<'_>,
+        p: Primitive,
+    ) -> (bool, Option<Value>) {
+        self.__decode_field_logged(index, w.into(), p)
+    }
 }
 
 /// Writes one field from a [`FieldInput`] (used by generated code).
@@ -727,6 +770,10 @@ macro_rules! indexed_elements {
             }
         }
 
+        fn __decode_handle_value(&mut self, handle: u32, p: Primitive) -> Option<Value> {
+            self.inner.value_at_place(handle)?.__decode_value(p)
+        }
+
         fn __decode_each(&mut self, p: Option<Primitive>, f: &mut EachElement<'_>) {
             self.inner.compact_all();
             for slot in self.inner.slots.iter().flatten() {
@@ -794,6 +841,11 @@ impl<V: DecodeField + Field> DecodeNode for MapSchema<V> {
 
     fn __decode_map_remove(&mut self, key: &str) -> Option<u32> {
         self.remove_untracked(key)
+    }
+
+    fn __decode_map_value(&mut self, key: &str, p: Primitive) -> Option<Value> {
+        let h = self.place(key)?;
+        self.inner.value_at_place(h)?.__decode_value(p)
     }
 
     fn __decode_clear_all(&mut self) {
@@ -1719,6 +1771,11 @@ struct Bound<'a> {
 }
 
 impl Mirror for Bound<'_> {
+    fn state(&self) -> Option<&(dyn Any + Send)> {
+        let root: &dyn DecodeNode = &*self.root;
+        Some(root)
+    }
+
     fn field(&mut self, nodes: &Nodes, at: RefId, index: u8, displaced: Option<RefId>) {
         self.typed.field(self.root, nodes, at, index, displaced);
     }
@@ -1815,19 +1872,19 @@ impl Mirror for Bound<'_> {
 /// applied entirely or not at all; malformed input is an error naming the
 /// byte offset. The state is read with [`state`](Self::state); change
 /// callbacks are registered through [`callbacks`](Self::callbacks) (they
-/// receive the dynamic view of the values). Steady-state patches that
+/// read the typed state through [`Cx::state`]). Steady-state patches that
 /// update fields allocate nothing.
 ///
 /// A decoder starts in its direct mode: messages are written straight into
 /// `T`, with only the wire bookkeeping beside it (the common ones by code
-/// that `#[derive(Schema)]` generates for `T`'s types, in one pass). It
-/// switches for good to
-/// keeping a dynamic value tree beside `T` (the same one a
-/// [`DynamicDecoder`] holds, which both change callbacks and
-/// [`dynamic`](Self::dynamic) read) on the first use of either, or on the
+/// that `#[derive(Schema)]` generates for `T`'s types, in one pass, while
+/// no callback is registered). Callbacks run from that mode too, on the
+/// changes it writes into `T`. It switches for good to keeping a dynamic
+/// value tree beside `T` (the same one a [`DynamicDecoder`] holds) on the
 /// first message the direct mode does not cover: an operation on array
 /// elements, or a structure moved between parents or held by two. The
-/// typed state is the same either way.
+/// typed state and the callbacks are the same either way. [`to_dynamic`](Self::to_dynamic)
+/// copies the state into a dynamic value tree without changing the mode.
 pub struct Decoder<T> {
     state: T,
     /// Rust type of each wire type id.
@@ -1885,7 +1942,10 @@ impl<T: DecodeState> Decoder<T> {
     pub fn decode(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
         if self.shadow.is_none() {
             let d = &mut *self.direct;
+            d.callbacks.merge();
+            // (The fast path records no change for callbacks.)
             if !d.legacy
+                && !d.callbacks.is_active()
                 && d.fast
                     .decode(
                         bytes,
@@ -1896,6 +1956,7 @@ impl<T: DecodeState> Decoder<T> {
                     )
                     .is_ok()
             {
+                d.started = true;
                 return Ok(());
             }
             // (The general path changes the state unless it fails.)
@@ -1921,16 +1982,6 @@ impl<T: DecodeState> Decoder<T> {
         s.shadow.decode_with(bytes, Some(&mut bound))
     }
 
-    /// The shadow mode, entered now if the decoder is still direct.
-    fn shadowed(&mut self) -> &mut Shadowed {
-        shadowed(
-            &mut self.shadow,
-            &mut self.direct,
-            &mut self.state,
-            &self.rust_types,
-        )
-    }
-
     /// Decodes like the decoder of `@colyseus/schema` `dialect` (see
     /// [`DynamicDecoder::set_dialect`]).
     pub fn set_dialect(&mut self, dialect: crate::Dialect) {
@@ -1952,19 +2003,61 @@ impl<T: DecodeState> Decoder<T> {
         self.state
     }
 
-    /// The same state as a dynamic value tree (JSON, refIds, the listing
-    /// of a message with [`DynamicDecoder::explain`]). The first call
-    /// builds the tree from the typed state, which the decoder then keeps
-    /// up to date beside it.
-    pub fn dynamic(&mut self) -> &DynamicDecoder {
-        &self.shadowed().shadow
+    /// A copy of the state as a dynamic value tree (JSON, refIds, the
+    /// listing of a message with [`DynamicDecoder::explain`]), built on
+    /// demand: O(size of the state). The decoder goes on as before (the
+    /// copy follows no later message, and has no callbacks).
+    ///
+    /// ```
+    /// use roomcast_schema::decoder::Decoder;
+    /// use roomcast_schema::{Encoder, MapSchema, Schema};
+    ///
+    /// #[derive(Schema, Default, Debug)]
+    /// #[schema(decode)]
+    /// struct Score {
+    ///     points: u32,
+    /// }
+    ///
+    /// #[derive(Schema, Default, Debug)]
+    /// #[schema(decode)]
+    /// struct Game {
+    ///     scores: MapSchema<Score>,
+    /// }
+    ///
+    /// let mut game = Game::default();
+    /// game.scores.insert("ana", Score { points: 3 });
+    /// let mut encoder = Encoder::new(game);
+    /// let mut decoder = Decoder::<Game>::new()?;
+    /// decoder.decode(encoder.encode_all())?;
+    /// let tree = decoder.to_dynamic();
+    /// assert_eq!(tree.to_json(), r#"{"scores":{"ana":{"points":3}}}"#);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn to_dynamic(&mut self) -> DynamicDecoder {
+        match &self.shadow {
+            Some(s) => s.shadow.snapshot(),
+            None => build_shadow(&self.direct, &mut self.state, &self.rust_types).shadow,
+        }
     }
 
     /// Registers change callbacks (see [`callbacks`](crate::decoder::callbacks)).
-    /// The first call makes the decoder keep the dynamic value tree the
-    /// callbacks read (see [`dynamic`](Self::dynamic)).
+    /// They read the typed state through [`Cx::state`]; values they receive
+    /// are primitives, or a child's refId ([`Value::Ref`]) to register
+    /// callbacks on it.
     pub fn callbacks(&mut self) -> Cx<'_> {
-        self.shadowed().shadow.callbacks()
+        let typed: &(dyn Any + Send) = &self.state;
+        match &mut self.shadow {
+            Some(s) => s.shadow.callbacks_with(Some(typed)),
+            None => {
+                let d = &mut *self.direct;
+                Cx::new(
+                    &d.types,
+                    Tree::typed(&d.nodes, typed),
+                    d.callbacks.staging(),
+                )
+            }
+        }
     }
 
     /// Number of changes the Rust types could not hold: an instance shared
@@ -1978,25 +2071,27 @@ impl<T: DecodeState> Decoder<T> {
         }
     }
 
-    /// Whether the decoder is still in its direct mode (tests).
+    /// Switches to the shadow mode now (tests and fuzzing: the mode that
+    /// messages the direct mode does not cover go through).
     #[doc(hidden)]
-    #[must_use]
-    pub fn __is_direct(&self) -> bool {
+    pub fn __enter_shadow(&mut self) {
+        shadowed(
+            &mut self.shadow,
+            &mut self.direct,
+            &mut self.state,
+            &self.rust_types,
+        );
+    }
+
+    /// Whether the decoder is still in its direct mode.
+    #[cfg(all(test, feature = "derive"))]
+    pub(crate) fn is_direct(&self) -> bool {
         self.shadow.is_none()
     }
 
-    /// The typed state and the dynamic tree beside it, once in the shadow
-    /// mode (tests and fuzzing).
-    #[doc(hidden)]
-    #[must_use]
-    pub fn __with_shadow(&self) -> Option<(&T, &DynamicDecoder)> {
-        Some((&self.state, &self.shadow.as_ref()?.shadow))
-    }
-
-    /// How many messages the direct mode's fast path applied (tests).
-    #[doc(hidden)]
-    #[must_use]
-    pub fn __fast_applied(&self) -> u64 {
+    /// How many messages the direct mode's fast path applied.
+    #[cfg(all(test, feature = "derive"))]
+    pub(crate) fn fast_applied(&self) -> u64 {
         self.direct.fast.applied
     }
 }
@@ -2028,7 +2123,23 @@ fn materialize(
     root: &mut dyn DecodeNode,
     rust_types: &[Option<RustTypeId>],
 ) -> Shadowed {
-    let lean = std::mem::take(&mut direct.nodes);
+    let mut shadowed = build_shadow(direct, root, rust_types);
+    direct.nodes = RefMap::default();
+    // The callbacks go on in the shadow mode.
+    shadowed
+        .shadow
+        .set_callbacks(std::mem::take(&mut direct.callbacks));
+    shadowed
+}
+
+/// The shadow mode's state built from the direct mode's and the typed
+/// state `root` (see [`materialize`]), leaving the direct mode as it is.
+fn build_shadow(
+    direct: &Direct,
+    root: &mut dyn DecodeNode,
+    rust_types: &[Option<RustTypeId>],
+) -> Shadowed {
+    let lean = &direct.nodes;
     let registry = direct.types.clone();
     let mut shadow = DynamicDecoder::new(direct.types.clone());
     if direct.legacy {
@@ -2051,7 +2162,7 @@ fn materialize(
     }
     let mut path = Vec::new();
     for (id, l) in lean.iter() {
-        let in_t = path_to(&lean, id, &mut path);
+        let in_t = path_to(lean, id, &mut path);
         match l.data() {
             None | Some(LeanData::Struct(_)) => {
                 let children = l.children();

@@ -9,10 +9,9 @@
 //! and their buffers reused for later writes: no allocation in steady
 //! state.
 
-use crate::decoder::parse::ShapeSource;
-use crate::decoder::reference_tracker::RefId;
-use crate::decoder::typed::FieldInput;
-use crate::decoder::value::{Str, Value};
+use crate::decoder::base::parse::{FieldWrite, ShapeSource, TypedFields};
+use crate::decoder::base::reference_tracker::RefId;
+use crate::decoder::base::value::{Str, Value};
 
 /// One replaced value: the slot, and the old value packed in 16 bytes
 /// (strings are kept aside in [`UndoLog::strings`]).
@@ -147,8 +146,8 @@ impl UndoLog {
                 if let Some(n) = state.typed_node(e.id) {
                     let input = old
                         .as_ref()
-                        .map_or(FieldInput::Delete, FieldInput::Primitive);
-                    n.__decode_field(e.index, input);
+                        .map_or(FieldWrite::Delete, FieldWrite::Primitive);
+                    n.write_field(e.index, input);
                 }
                 continue;
             };

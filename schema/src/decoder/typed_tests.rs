@@ -7,13 +7,23 @@
 //! tree built from `T`, must equal the one the shadow decoder kept, and
 //! both must go on agreeing.
 
-use proptest::prelude::*;
-use roomcast_schema::decoder::Decoder;
-use roomcast_schema::{CollectionSchema, Encoder, MapSchema, Schema, SetSchema};
+use std::sync::{Arc, Mutex};
 
-#[macro_use]
-mod common;
-use common::ToJson;
+use proptest::prelude::*;
+use roomcast_schema::decoder::{At, Cx, Decoder, DynamicDecoder, RefId, Value};
+use roomcast_schema::{registry_of, CollectionSchema, Encoder, MapSchema, Schema, SetSchema};
+
+/// A state as JSON, in the shape of the client's `toJSON()` (the
+/// `Serialize` of schema types), to compare decoded and encoded states.
+trait ToJson {
+    fn to_json(&self) -> serde_json::Value;
+}
+
+impl<T: serde::Serialize> ToJson for T {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("JSON")
+    }
+}
 
 #[derive(Schema, Default, Debug)]
 #[schema(decode)]
@@ -50,18 +60,6 @@ struct World {
     turn: u8,
     title: String,
 }
-
-struct_json!(Pos { x, y });
-struct_json!(Item { name, count });
-struct_json!(Unit { name, hp, pos, bag });
-struct_json!(World {
-    units,
-    tags,
-    marks,
-    boss,
-    turn,
-    title
-});
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -295,17 +293,20 @@ proptest! {
         let mut enc = Encoder::new(world());
         let mut direct = Decoder::<World>::new().expect("types");
         let mut shadow = Decoder::<World>::new().expect("types");
-        // (The first use of the dynamic view switches to the shadow mode.)
-        let _ = shadow.dynamic();
-        prop_assert!(!shadow.__is_direct());
+        // (The shadow mode, which messages the direct mode does not cover go
+        // through.)
+        shadow.__enter_shadow();
+        prop_assert!(!shadow.is_direct());
         let first = enc.encode_patch().to_vec();
         direct.decode(&first).expect("initial patch");
         shadow.decode(&first).expect("initial patch");
         for (t, ops) in ticks.iter().enumerate() {
             if t == switch_at {
-                prop_assert!(direct.__is_direct());
-                let built = direct.dynamic().to_json();
-                prop_assert_eq!(built, shadow.dynamic().to_json(), "tree built at tick {}", t);
+                prop_assert!(direct.is_direct());
+                direct.__enter_shadow();
+                prop_assert!(!direct.is_direct());
+                let built = direct.to_dynamic().to_json();
+                prop_assert_eq!(built, shadow.to_dynamic().to_json(), "tree built at tick {}", t);
             }
             for op in ops {
                 apply(&mut enc, op);
@@ -314,16 +315,16 @@ proptest! {
             direct.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
             shadow.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
             let want = enc.state().to_json();
-            prop_assert_eq!(direct.__is_direct(), t < switch_at, "mode at tick {}", t);
+            prop_assert_eq!(direct.is_direct(), t < switch_at, "mode at tick {}", t);
             prop_assert_eq!(direct.unrepresentable(), 0);
             prop_assert_eq!(direct.state().to_json(), want.clone(), "tick {} ops {:?}", t, ops);
             prop_assert_eq!(shadow.state().to_json(), want.clone(), "shadow, tick {}", t);
-            if t >= switch_at {
-                prop_assert_eq!(direct.dynamic().to_json(), shadow.dynamic().to_json());
-            }
+            // (In the direct mode: a copy built from `T` and the lean
+            // table, which leaves the mode as it is.)
+            prop_assert_eq!(direct.to_dynamic().to_json(), shadow.to_dynamic().to_json());
             let mut fresh = Decoder::<World>::new().expect("types");
             fresh.decode(enc.encode_all()).expect("full state");
-            prop_assert!(fresh.__is_direct());
+            prop_assert!(fresh.is_direct());
             prop_assert_eq!(fresh.state().to_json(), want, "full state at tick {}", t);
         }
     }
@@ -373,14 +374,14 @@ proptest! {
         let full = enc.encode_all().to_vec();
         let mut direct = Decoder::<World>::new().expect("types");
         let mut shadow = Decoder::<World>::new().expect("types");
-        let _ = shadow.dynamic();
+        shadow.__enter_shadow();
         let cut = &full[..cut_full.index(full.len() + 1)];
         if !both_alike(&mut direct, &mut shadow, cut)? || cut.len() < full.len() {
             // (Rejected, or a shorter state applied: the whole state
             // starts again from what the decoders hold.)
             direct = Decoder::<World>::new().expect("types");
             shadow = Decoder::<World>::new().expect("types");
-            let _ = shadow.dynamic();
+            shadow.__enter_shadow();
             prop_assert!(both_alike(&mut direct, &mut shadow, &full)?);
         }
         for op in last {
@@ -406,7 +407,7 @@ fn the_fast_path_takes_new_entries_and_field_changes() {
         }
         d.decode(enc.encode_patch()).expect("patch");
         assert_eq!(d.state().to_json(), enc.state().to_json(), "{ops:?}");
-        d.__fast_applied()
+        d.fast_applied()
     };
     // The first state, new units (with their nested structs and maps), a
     // boss: new structures only.
@@ -425,7 +426,7 @@ fn the_fast_path_takes_new_entries_and_field_changes() {
     let mixed = [Op::Hp(0, 1), Op::Put(1, 2, 2), Op::RemoveUnit(0)];
     assert_eq!(step(&mut enc, &mixed, &mut d), 4);
     assert_eq!(step(&mut enc, &[Op::Hp(1, 10)], &mut d), 5);
-    assert!(d.__is_direct());
+    assert!(d.is_direct());
 }
 
 #[derive(Schema, Default, Debug)]
@@ -444,9 +445,6 @@ struct Outer {
     m: MapSchema<Inner>,
 }
 
-struct_json!(Inner { x, n, s });
-struct_json!(Outer { inner, m });
-
 /// A message that writes fields twice, adds a map entry, then fails: the
 /// fast path puts back each field's first value (an `Option` that was
 /// `None` too) and removes the entry; the next message applies on that.
@@ -456,7 +454,7 @@ fn a_rejected_message_gets_each_field_its_first_value_back() {
     // Root: `inner` = new refId 1, `m` = new refId 2; inner.s = "a".
     d.decode(&[0x80, 0x01, 0x81, 0x02, 0xff, 0x01, 0x82, 0xa1, b'a'])
         .expect("first state");
-    assert_eq!(d.__fast_applied(), 1);
+    assert_eq!(d.fast_applied(), 1);
     let before = d.state().to_json();
     let bad = [
         0xff, 0x01, 0x80, 0x05, 0x81, 0x07, 0x82, 0xa1, b'b', // x, n, s
@@ -473,7 +471,178 @@ fn a_rejected_message_gets_each_field_its_first_value_back() {
         0xff, 0x02, 0x80, 0x00, 0xa1, b'k', 0x03, 0xff, 0x03, 0x81, 0x09,
     ])
     .expect("entry");
-    assert_eq!(d.__fast_applied(), 2);
+    assert_eq!(d.fast_applied(), 2);
     assert_eq!(d.state().m.get("k").map(|i| i.n), Some(9));
     assert_eq!(d.state().inner.as_ref().map(|i| i.s.as_str()), Some("a"));
+}
+
+/// A callback log line's value: numbers as numbers whatever their wire
+/// type, children by refId.
+fn show(v: Option<&Value>) -> String {
+    match v {
+        None => "-".into(),
+        Some(v) => match (v.as_ref_id(), v.as_f64(), v.as_str(), v.as_bool()) {
+            (Some(r), ..) => format!("#{}", r.0),
+            (_, Some(n), ..) => format!("{n}"),
+            (_, _, Some(s), _) => format!("{s:?}"),
+            (_, _, _, Some(b)) => format!("{b}"),
+            _ => format!("{v:?}"),
+        },
+    }
+}
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+fn push(log: &Log, line: String) {
+    log.lock().expect("log").push(line);
+}
+
+/// Entry callbacks (add, remove, change) on the collection in field
+/// `field` of `at`, logged with `name`; `nested` is called with each added
+/// child.
+fn on_entries(
+    cx: &mut Cx<'_>,
+    at: RefId,
+    field: &'static str,
+    log: &Log,
+    nested: fn(&mut Cx<'_>, RefId, &Log),
+) {
+    let l = Arc::clone(log);
+    cx.on_add(At::Field(at, field), move |cx, k, v| {
+        push(&l, format!("{}.{field} add {k} {}", at.0, show(Some(v))));
+        if let Some(id) = v.as_ref_id() {
+            nested(cx, id, &l);
+        }
+    })
+    .expect("on_add");
+    let l = Arc::clone(log);
+    cx.on_remove(At::Field(at, field), move |_, k, v| {
+        push(&l, format!("{}.{field} remove {k} {}", at.0, show(Some(v))));
+    })
+    .expect("on_remove");
+    let l = Arc::clone(log);
+    cx.on_change(At::Field(at, field), move |_, c| {
+        let (k, v) = c.expect("an entry change");
+        push(&l, format!("{}.{field} change {k} {}", at.0, show(v)));
+    })
+    .expect("on_change");
+}
+
+/// `listen` on fields of instance `at`.
+fn listen(cx: &mut Cx<'_>, at: RefId, fields: &[&'static str], log: &Log) {
+    for &f in fields {
+        let l = Arc::clone(log);
+        cx.listen(at, f, move |_, now, before| {
+            push(
+                &l,
+                format!("{}.{f} = {} was {}", at.0, show(now), show(before)),
+            );
+        })
+        .expect("listen");
+    }
+}
+
+/// A unit's callbacks: its fields, its instance changes, its bag.
+fn unit_callbacks(cx: &mut Cx<'_>, id: RefId, log: &Log) {
+    listen(cx, id, &["name", "hp", "pos", "bag"], log);
+    let l = Arc::clone(log);
+    cx.on_change(At::Ref(id), move |_, _| {
+        push(&l, format!("{} changed", id.0));
+    })
+    .expect("on_change");
+    on_entries(cx, id, "bag", log, |cx, item, log| {
+        listen(cx, item, &["name", "count"], log);
+    });
+}
+
+/// The callbacks a client registers on the root, nested ones registered
+/// from inside the callbacks.
+fn root_callbacks(mut cx: Cx<'_>, log: &Log) {
+    listen(
+        &mut cx,
+        RefId::ROOT,
+        &["units", "tags", "marks", "turn", "title"],
+        log,
+    );
+    let l = Arc::clone(log);
+    cx.listen(RefId::ROOT, "boss", move |cx, now, before| {
+        push(&l, format!("boss = {} was {}", show(now), show(before)));
+        if let Some(id) = now.and_then(Value::as_ref_id) {
+            unit_callbacks(cx, id, &l);
+        }
+    })
+    .expect("listen boss");
+    let l = Arc::clone(log);
+    cx.on_change(At::Ref(RefId::ROOT), move |_, _| {
+        push(&l, "root changed".into());
+    })
+    .expect("on_change");
+    on_entries(&mut cx, RefId::ROOT, "units", log, unit_callbacks);
+    on_entries(&mut cx, RefId::ROOT, "tags", log, |_, _, _| {});
+    on_entries(&mut cx, RefId::ROOT, "marks", log, |_, _, _| {});
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// The typed decoder's callbacks (run from its direct mode, on the
+    /// changes it writes into `T`) against the dynamic decoder's on the
+    /// same stream: the same calls, in the same order, with the same
+    /// values; nested registrations included.
+    #[test]
+    fn typed_callbacks_agree_with_the_dynamic_decoder(
+        ticks in proptest::collection::vec(proptest::collection::vec(op(), 1..6), 1..10),
+    ) {
+        let mut enc = Encoder::new(world());
+        let mut typed = Decoder::<World>::new().expect("types");
+        let mut dynamic = DynamicDecoder::new(registry_of::<World>().expect("types"));
+        let (typed_log, dynamic_log): (Log, Log) = Default::default();
+        root_callbacks(typed.callbacks(), &typed_log);
+        root_callbacks(dynamic.callbacks(), &dynamic_log);
+        let first = enc.encode_patch().to_vec();
+        typed.decode(&first).expect("initial patch");
+        dynamic.decode(&first).expect("initial patch");
+        for (t, ops) in ticks.iter().enumerate() {
+            for op in ops {
+                apply(&mut enc, op);
+            }
+            let patch = enc.encode_patch().to_vec();
+            typed.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
+            dynamic.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
+            prop_assert!(typed.is_direct(), "tick {}: the typed decoder left its direct mode", t);
+            prop_assert_eq!(typed.state().to_json(), enc.state().to_json());
+            prop_assert_eq!(
+                &*typed_log.lock().expect("log"),
+                &*dynamic_log.lock().expect("log"),
+                "tick {} ops {:?}", t, ops
+            );
+        }
+    }
+}
+
+/// A typed decoder's callbacks read the typed state (`Cx::state`), not a
+/// dynamic tree, and registering them keeps the decoder in its direct mode.
+#[test]
+fn typed_callbacks_read_the_typed_state() {
+    let mut enc = Encoder::new(world());
+    let mut d = Decoder::<World>::new().expect("types");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    d.callbacks()
+        .on_add(At::Field(RefId::ROOT, "units"), move |cx, key, _| {
+            assert!(cx.node(RefId::ROOT).is_none(), "no dynamic tree");
+            let world = cx.state::<World>().expect("the typed state");
+            let hp = world
+                .units
+                .as_ref()
+                .and_then(|u| u.get(&key.to_string()))
+                .map(|u| u.hp);
+            sink.lock().expect("log").push((key.to_string(), hp));
+        })
+        .expect("on_add");
+    d.decode(enc.encode_patch()).expect("initial patch");
+    apply(&mut enc, &Op::AddUnit(1, 42, true, vec![(0, 3)]));
+    d.decode(enc.encode_patch()).expect("patch");
+    assert!(d.is_direct());
+    assert_eq!(*seen.lock().expect("log"), [("u1".to_owned(), Some(42))]);
 }

@@ -8,7 +8,7 @@ use std::fmt::{self, Write as _};
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
-use crate::decoder::reference_tracker::RefId;
+use crate::decoder::base::reference_tracker::RefId;
 
 /// Bytes a [`Str`] holds without a heap allocation.
 const INLINE: usize = 14;

@@ -98,6 +98,16 @@ pub(crate) struct RefMap<T> {
     len: usize,
 }
 
+impl<T: Clone> Clone for RefMap<T> {
+    fn clone(&self) -> Self {
+        Self {
+            dense: self.dense.clone(),
+            sparse: self.sparse.clone(),
+            len: self.len,
+        }
+    }
+}
+
 impl<T> Default for RefMap<T> {
     fn default() -> Self {
         Self {

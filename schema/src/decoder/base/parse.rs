@@ -31,10 +31,9 @@
 
 use std::collections::HashMap;
 
-use crate::decoder::reference_tracker::{RefId, RefIdHasherBuilder, RefMap};
-use crate::decoder::typed::{DecodeNode, FieldInput};
-use crate::decoder::undo::UndoLog;
-use crate::decoder::value::Value;
+use crate::decoder::base::reference_tracker::{RefId, RefIdHasherBuilder, RefMap};
+use crate::decoder::base::undo::UndoLog;
+use crate::decoder::base::value::Value;
 use crate::quantize::Quantize;
 use crate::types::{
     CollectionKind, ElementType, FieldDef, FieldType, Primitive, TypeId, TypeRegistry,
@@ -86,8 +85,56 @@ impl From<ElementType> for SlotType {
     }
 }
 
+/// A primitive field write of the parse pass into a typed value.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FieldWrite<'a> {
+    /// A primitive value.
+    Primitive(&'a Value),
+    /// A string value (read from the message).
+    Str(&'a str),
+    /// DELETE: the field becomes unset.
+    Delete,
+}
+
+/// A typed value whose primitive fields the parse pass writes in place
+/// (the typed decoder implements it for its values: the core knows nothing
+/// else of them).
+pub(crate) trait TypedFields {
+    /// Writes field `index`; `false` when the value does not fit the
+    /// field's type.
+    fn write_field(&mut self, index: u8, w: FieldWrite<'_>) -> bool;
+    /// [`write_field`](Self::write_field), returning also the value the
+    /// field held before, as a value of wire type `p` (for the undo log).
+    fn write_field_logged(
+        &mut self,
+        index: u8,
+        w: FieldWrite<'_>,
+        p: Primitive,
+    ) -> (bool, Option<Value>);
+}
+
+/// No typed values (a dynamic state, a listing).
+pub(crate) enum NoTyped {}
+
+impl TypedFields for NoTyped {
+    fn write_field(&mut self, _: u8, _: FieldWrite<'_>) -> bool {
+        match *self {}
+    }
+
+    fn write_field_logged(
+        &mut self,
+        _: u8,
+        _: FieldWrite<'_>,
+        _: Primitive,
+    ) -> (bool, Option<Value>) {
+        match *self {}
+    }
+}
+
 /// The state as the parser sees it.
 pub(crate) trait ShapeSource {
+    /// The typed values of the state ([`typed_node`](Self::typed_node)).
+    type Typed: TypedFields + ?Sized;
     /// The shape of a structure the decoder holds.
     fn shape_of(&self, id: RefId) -> Option<Shape>;
     /// Whether a map holds wire index `index`.
@@ -102,7 +149,7 @@ pub(crate) trait ShapeSource {
     /// The typed value of struct `id`, for the parse pass to write
     /// primitive fields into, like [`struct_slots`](Self::struct_slots)
     /// (`None`: not available).
-    fn typed_node(&mut self, id: RefId) -> Option<&mut dyn DecodeNode> {
+    fn typed_node(&mut self, id: RefId) -> Option<&mut Self::Typed> {
         let _ = id;
         None
     }
@@ -127,6 +174,8 @@ pub(crate) trait ShapeSource {
 pub(crate) struct ReadOnly<'a, S>(pub(crate) &'a S);
 
 impl<S: ShapeSource> ShapeSource for ReadOnly<'_, S> {
+    type Typed = NoTyped;
+
     fn shape_of(&self, id: RefId) -> Option<Shape> {
         self.0.shape_of(id)
     }
@@ -719,23 +768,23 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
             let number;
             let input = if byte & 0xc0 == DELETE {
                 at += 1;
-                FieldInput::Delete
+                FieldWrite::Delete
             } else if let (Primitive::Float32, Some(&[a, b, c, d])) = (p, bytes.get(at + 1..at + 5))
             {
                 // The common case, inline.
                 at += 5;
                 number = Value::Number(f32::from_le_bytes([a, b, c, d]).into());
-                FieldInput::Primitive(&number)
+                FieldWrite::Primitive(&number)
             } else {
                 self.r.set_offset(at + 1);
                 let value = read_primitive(&mut self.r, p)?;
                 at = self.r.offset();
                 match value.str_in(bytes) {
-                    Some(s) => FieldInput::Str(s),
+                    Some(s) => FieldWrite::Str(s),
                     None => match value.primitive_value(bytes, |_| Value::Bool(false)) {
                         Some(v) => {
                             number = v;
-                            FieldInput::Primitive(&number)
+                            FieldWrite::Primitive(&number)
                         }
                         None => {
                             return Err(err(at, DecodeErrorKind::Unsupported("primitive type")))
@@ -744,11 +793,11 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                 }
             };
             let ok = if LOG {
-                let (ok, old) = node.__decode_field_logged(index, input, p);
+                let (ok, old) = node.write_field_logged(index, input, p);
                 self.undo.push(current, index, old);
                 ok
             } else {
-                node.__decode_field(index, input)
+                node.write_field(index, input)
             };
             if !ok {
                 *self.typed_failed += 1;
