@@ -56,6 +56,9 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+/// The client the load test runs on (its [`Room`], [`RoomEvent`], …).
+pub use roomcast_client;
+
 pub use crate::server::ServerUsage;
 use crate::stats::Shared;
 pub use crate::stats::{ErrorGroup, Latency};
@@ -326,7 +329,9 @@ impl<S: RoomState> LoadTest<S> {
 
 const BYTES_MEASURED: &str = "message payloads only (MessagePack or raw bytes, as sent with \
      ClientCtx::send and received as messages); state patches, frame headers and WebSocket \
-     framing are not counted (roomcast-client does not expose its socket's byte counts)";
+     framing are not counted (roomcast-client does not expose its socket's byte counts); with a \
+     server pid, server.io_read_bytes / io_written_bytes are the server process's own I/O, \
+     sockets included";
 
 async fn run_client<S: RoomState>(
     ctx: ClientCtx,

@@ -15,6 +15,8 @@ pub(crate) struct Reading {
     /// utime + stime, in ticks.
     cpu_ticks: u64,
     rss_bytes: u64,
+    /// `rchar` and `wchar` of `/proc/<pid>/io`, when readable.
+    io: Option<(u64, u64)>,
 }
 
 /// Reads `/proc/<pid>/stat` (CPU) and `/proc/<pid>/status` (`VmRSS`).
@@ -48,7 +50,21 @@ pub(crate) fn read(pid: u32) -> Result<Reading, String> {
         at: Instant::now(),
         cpu_ticks,
         rss_bytes: rss_kib * 1024,
+        io: read_io(pid),
     })
+}
+
+/// The bytes the process read and wrote through system calls (sockets
+/// included): `rchar` and `wchar` of `/proc/<pid>/io`, which only the
+/// process's user (or root) may read.
+fn read_io(pid: u32) -> Option<(u64, u64)> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    let field = |name: &str| {
+        io.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    Some((field("rchar:")?, field("wchar:")?))
 }
 
 /// The server's usage over the run.
@@ -68,6 +84,13 @@ pub struct ServerUsage {
     pub rss_bytes_max: u64,
     /// The last resident set size read, in bytes.
     pub rss_bytes_last: u64,
+    /// Bytes the server process read during the run, through any system
+    /// call (`rchar` of `/proc/<pid>/io`: its sockets, so the clients'
+    /// bytes out, plus any file it read); `None` when unreadable.
+    pub io_read_bytes: Option<u64>,
+    /// Bytes it wrote (`wchar`: the clients' bytes in, state patches and
+    /// WebSocket framing included, plus its logs).
+    pub io_written_bytes: Option<u64>,
     /// Why reading stopped early (the process ended, no `/proc`), if it did.
     pub error: Option<String>,
 }
@@ -137,9 +160,20 @@ impl Sampler {
             cpu_percent_max: self.cpu_percent_max,
             rss_bytes_max: self.rss_bytes_max,
             rss_bytes_last: self.last.map_or(0, |r| r.rss_bytes),
+            io_read_bytes: io_delta(self.first, self.last, |io| io.0),
+            io_written_bytes: io_delta(self.first, self.last, |io| io.1),
             error: self.error,
         }
     }
+}
+
+fn io_delta(
+    first: Option<Reading>,
+    last: Option<Reading>,
+    pick: impl Fn((u64, u64)) -> u64,
+) -> Option<u64> {
+    let (a, b) = (first?.io?, last?.io?);
+    Some(pick(b).saturating_sub(pick(a)))
 }
 
 fn percent(a: Reading, b: Reading) -> f64 {
@@ -160,6 +194,7 @@ mod tests {
         assert_eq!(usage.error, None);
         assert!(usage.samples >= 2);
         assert!(usage.rss_bytes_max > 0);
+        assert!(usage.io_read_bytes.is_some() && usage.io_written_bytes.is_some());
     }
 
     #[test]

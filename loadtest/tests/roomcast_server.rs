@@ -168,6 +168,11 @@ async fn clients_join_and_messages_flow() {
     let server = summary.server.as_ref().expect("a pid was given");
     assert_eq!(server.error, None, "{json:#}");
     assert!(server.samples >= 2 && server.rss_bytes_max > 0, "{json:#}");
+    // The server wrote at least the messages the clients received.
+    assert!(
+        server.io_written_bytes.unwrap() >= summary.traffic.bytes_received,
+        "{json:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
