@@ -117,6 +117,37 @@ impl LoadTest<Dynamic> {
 impl<S: RoomState> LoadTest<S> {
     /// [`LoadTest::new`] with clients of state type `S` (a
     /// `#[derive(Schema)]` type with `decode`, or [`Dynamic`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use roomcast::schema::Schema;
+    /// use roomcast_loadtest::LoadTest;
+    ///
+    /// #[derive(Schema, Default)]
+    /// #[schema(crate = "roomcast::schema", decode)]
+    /// struct World {
+    ///     tick: u32,
+    ///     name: String,
+    /// }
+    ///
+    /// let test = LoadTest::<World>::typed("http://127.0.0.1:2567", "world").script(
+    ///     |ctx, mut room| async move {
+    ///         let mut last = 0;
+    ///         loop {
+    ///             tokio::select! {
+    ///                 event = ctx.recv(&mut room) => if event.is_none() { return Ok(()) },
+    ///                 () = ctx.stopped() => break,
+    ///             }
+    ///             last = room.state().tick;
+    ///         }
+    ///         ctx.leave(&mut room, true).await;
+    ///         println!("client {} saw tick {last}", ctx.index());
+    ///         Ok(())
+    ///     },
+    /// );
+    /// # drop(test);
+    /// ```
     #[must_use]
     pub fn typed(endpoint: &str, room: &str) -> Self {
         Self {

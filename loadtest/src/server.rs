@@ -84,12 +84,15 @@ pub struct ServerUsage {
     pub rss_bytes_max: u64,
     /// The last resident set size read, in bytes.
     pub rss_bytes_last: u64,
-    /// Bytes the server process read during the run, through any system
-    /// call (`rchar` of `/proc/<pid>/io`: its sockets, so the clients'
-    /// bytes out, plus any file it read); `None` when unreadable.
+    /// Bytes the server process read during the run (`rchar` of
+    /// `/proc/<pid>/io`): what it got through `read`/`readv`, so sockets
+    /// read that way (Node's libuv) and files. Linux leaves
+    /// `recv`/`recvmsg` out, with which Rust's std and mio read sockets: 0
+    /// for a Roomcast server. `None` when unreadable.
     pub io_read_bytes: Option<u64>,
-    /// Bytes it wrote (`wchar`: the clients' bytes in, state patches and
-    /// WebSocket framing included, plus its logs).
+    /// Bytes it wrote (`wchar`: `write`/`writev`, with which Rust's std,
+    /// mio and libuv write sockets; so the clients' bytes in, state
+    /// patches and WebSocket framing included, plus its logs).
     pub io_written_bytes: Option<u64>,
     /// Why reading stopped early (the process ended, no `/proc`), if it did.
     pub error: Option<String>,
