@@ -610,7 +610,8 @@ impl ClientCtx {
 }
 
 /// The binary's script: sends `message_type` with `payload` every
-/// `send_interval`, pings the room every `ping_interval` (the round trips
+/// `send_interval` and pings the room every `ping_interval`, both at once
+/// after the join and then at those intervals (the round trips
 /// of [`Summary::round_trip`]), counts every event, and leaves the room
 /// (consented) when the test is over.
 ///
@@ -668,12 +669,14 @@ impl DefaultScript {
         let mut ping = tokio::time::interval(self.ping_interval.unwrap_or(far));
         send.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Not at once: the first tick of an interval completes immediately.
-        send.reset();
-        ping.reset();
+        // The first tick of an interval completes at once: every client
+        // sends and pings as soon as it is in the room.
         loop {
             tokio::select! {
-                () = ctx.stopped() => break,
+                // Events first: those already received are counted before
+                // the end (leaving consumes the rest uncounted); the end
+                // last: a client that joined late still sends and pings once.
+                biased;
                 event = ctx.recv(&mut room) => {
                     if event.is_none() {
                         return Ok(());
@@ -688,6 +691,7 @@ impl DefaultScript {
                 _ = ping.tick(), if self.ping_interval.is_some() => {
                     let _ = room.ping();
                 }
+                () = ctx.stopped() => break,
             }
         }
         ctx.leave(&mut room, true).await;

@@ -138,7 +138,7 @@ async fn clients_join_and_messages_flow() {
     let summary = LoadTest::new(&served.endpoint, "echo")
         .clients(4)
         .join_rate(20.0)
-        .duration(Duration::from_secs(2))
+        .duration(Duration::from_secs(3))
         .default_script(echo_script())
         .server_pid(Some(std::process::id()))
         .run()
@@ -182,8 +182,8 @@ async fn a_script_of_its_own_measures_round_trips() {
         .clients(3)
         .duration(Duration::from_secs(1))
         .script(|ctx, mut room| async move {
-            // One echo at a time, until the test is over.
-            while ctx.is_running() {
+            // One echo at a time, at least one, until the test is over.
+            loop {
                 let sent = Instant::now();
                 ctx.send(&room, "echo", &ctx.index())?;
                 loop {
@@ -195,6 +195,9 @@ async fn a_script_of_its_own_measures_round_trips() {
                         Some(_) => {}
                         None => return Err("the room closed".into()),
                     }
+                }
+                if !ctx.is_running() {
+                    break;
                 }
             }
             ctx.leave(&mut room, true).await;
