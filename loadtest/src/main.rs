@@ -1,7 +1,9 @@
 //! `roomcast-loadtest`: N clients join a Colyseus room and run the default
 //! script (a message every `--interval-ms`, a ping every `--ping-ms`) for
 //! `--duration` seconds; a progress line on stderr, a JSON summary on
-//! stdout or in `--json <file>`.
+//! stdout or in `--json <file>`. Exits with 0 when at least one client
+//! joined, 1 when none did (or the summary could not be written), 2 on
+//! invalid arguments.
 //!
 //! ```text
 //! roomcast-loadtest --endpoint http://127.0.0.1:2567 --room world \
