@@ -280,7 +280,7 @@ impl<S: RoomState> LoadTest<S> {
                     }
                     if progress {
                         let line = progress_line(&shared, clients, start, last);
-                        eprint!("\r{line}\x1b[K");
+                        show_progress(&line, false);
                     }
                 }
                 sampler
@@ -319,7 +319,7 @@ impl<S: RoomState> LoadTest<S> {
         let server = monitor.await.ok().flatten().map(server::Sampler::finish);
         if self.progress {
             let line = progress_line(&shared, self.clients, start, None);
-            eprintln!("\r{line}\x1b[K");
+            show_progress(&line, true);
         }
         let elapsed = start.elapsed();
         let (join_latency, round_trip) = shared.latencies();
@@ -462,6 +462,18 @@ fn progress_line(
         );
     }
     line
+}
+
+/// Writes a progress line to stderr: over the previous one on a terminal,
+/// one line each otherwise (a log file gets no control characters).
+fn show_progress(line: &str, last: bool) {
+    use std::io::IsTerminal as _;
+    if std::io::stderr().is_terminal() {
+        let end = if last { "\n" } else { "" };
+        eprint!("\r{line}\x1b[K{end}");
+    } else {
+        eprintln!("{line}");
+    }
 }
 
 /// A client's handle on the test, given to its script: its index, the
