@@ -13,8 +13,13 @@
 //! cargo run --release -p roomcast --example loadgen -- --clients 2000 --servers rust
 //! ```
 //!
+//! The clients are `roomcast-loadtest`'s ([`LoadTest`] with a script of
+//! this file), on `roomcast-client`, typed state (`Room<BenchState>`).
+//!
 //! Reported per server: CPU of the server process (whole run window),
-//! CPU per client, RSS at the end, bytes received per client per second,
+//! CPU per client, RSS at the end, bytes sent to the clients per client per
+//! second (what the server process wrote in the window, `wchar` of
+//! `/proc/<pid>/io`: roomcast-client does not count its socket's bytes),
 //! and the move→seen latency (from sending a `move` to decoding the patch
 //! after which the client's own entity shows it, or a later move). Each server runs
 //! as its own process, so its CPU and memory are read from `/proc`.
@@ -35,13 +40,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use roomcast::schema::decoder::Decoder;
 use roomcast::schema::{Encoder, MapSchema, Schema};
 use roomcast::{Client, Options, Room, RoomCtx, Server, ServerConfig, ServerError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
+use roomcast_loadtest::roomcast_client::{Room as ClientRoom, RoomEvent};
+use roomcast_loadtest::{ClientCtx, LoadTest, ScriptError, Summary};
 
 // ----- the Roomcast side ---------------------------------------------------
 
@@ -177,151 +179,81 @@ fn serve(port: u16) -> std::io::Result<()> {
     })
 }
 
-// ----- the client side -------------------------------------------------------
+// ----- the client side: roomcast-loadtest ------------------------------------
 
+/// What the clients' scripts measure (in the window after the ramp).
 #[derive(Default)]
 struct Totals {
-    bytes: AtomicU64,
     moves: AtomicU64,
     seen: AtomicU64,
-    errors: AtomicU64,
     latencies_us: Mutex<Vec<u64>>,
 }
 
-/// `POST /matchmake/joinOrCreate/bench` over a plain HTTP/1.1 connection.
-async fn reserve(port: u16) -> Result<serde_json::Value, String> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .map_err(|e| e.to_string())?;
-    let request = format!(
-        "POST /matchmake/joinOrCreate/bench HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
-         Content-Type: application/json\r\nAccept: application/json\r\n\
-         Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .await
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP body")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(format!("matchmaking failed: {head}"));
-    }
-    // Chunked bodies (Node) put the JSON between size lines.
-    let json = body
-        .find('{')
-        .and_then(|start| body.rfind('}').map(|end| &body[start..=end]))
-        .ok_or("no JSON in the response")?;
-    serde_json::from_str(json).map_err(|e| e.to_string())
+/// A client's input, as the room reads it (a MessagePack map of float32s).
+#[derive(serde::Serialize)]
+struct MoveOut {
+    x: f32,
+    y: f32,
 }
 
-/// `0d a4 "move" {x, y}` (plain msgpack map, float32 values).
-fn move_frame(x: f32, y: f32) -> Vec<u8> {
-    let mut frame = vec![0x0d, 0xa4, b'm', b'o', b'v', b'e'];
-    let _ = rmp::encode::write_map_len(&mut frame, 2);
-    let _ = rmp::encode::write_str(&mut frame, "x");
-    let _ = rmp::encode::write_f32(&mut frame, x);
-    let _ = rmp::encode::write_str(&mut frame, "y");
-    let _ = rmp::encode::write_f32(&mut frame, y);
-    frame
-}
-
-async fn run_client(
-    index: u32,
-    port: u16,
+/// One client: a `move` every 100 ms until `until` (then a consented
+/// leave); after each decoded state, the moves its own entity shows.
+async fn bench_script(
+    ctx: ClientCtx,
+    mut room: ClientRoom<BenchState>,
     until: Instant,
     measure_from: Instant,
     totals: Arc<Totals>,
-) {
-    let result = async {
-        let seat = reserve(port).await?;
-        let url = format!(
-            "ws://127.0.0.1:{port}/{}/{}?sessionId={}",
-            seat["processId"].as_str().unwrap_or("p"),
-            seat["roomId"].as_str().ok_or("no roomId")?,
-            seat["sessionId"].as_str().ok_or("no sessionId")?,
-        );
-        // Small buffers keep the load generator's own CPU low (it shares
-        // the machine with the server).
-        let config = WebSocketConfig::default()
-            .read_buffer_size(4096)
-            .write_buffer_size(0);
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (mut sink, mut stream) = ws.split();
-        // Spread the clients' sends over the interval, so that moves arrive
-        // at every phase of the server's patch tick.
-        let phase = Duration::from_micros(u64::from(index).wrapping_mul(7919) % 100_000);
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + phase, Duration::from_millis(100));
-        let session_id = seat["sessionId"].as_str().unwrap_or_default().to_owned();
-        let mut decoder = Decoder::<BenchState>::new().map_err(|e| e.to_string())?;
-        let mut joined = false;
-        let mut counter = 0u32;
-        let mut pending: VecDeque<(u32, Instant)> = VecDeque::new();
-        loop {
-            tokio::select! {
-                _ = ticker.tick(), if joined => {
-                    if Instant::now() >= until {
-                        let _ = sink.send(Message::Binary(vec![0x0c].into())).await;
-                        return Ok::<(), String>(());
-                    }
-                    counter += 1;
-                    // Exact in an f32 (below 2^24).
-                    let frame = move_frame(counter as f32, (index % 600) as f32);
-                    sink.send(Message::Binary(frame.into())).await.map_err(|e| e.to_string())?;
-                    pending.push_back((counter, Instant::now()));
-                    if pending.len() > 64 {
-                        pending.pop_front();
-                    }
-                    if Instant::now() >= measure_from {
-                        totals.moves.fetch_add(1, Ordering::Relaxed);
-                    }
+) -> Result<(), ScriptError> {
+    let index = ctx.index() as u32;
+    // Spread the clients' sends over the interval, so that moves arrive
+    // at every phase of the server's patch tick.
+    let phase = Duration::from_micros(u64::from(index).wrapping_mul(7919) % 100_000);
+    let mut ticker = tokio::time::interval_at(
+        tokio::time::Instant::now() + phase,
+        Duration::from_millis(100),
+    );
+    let session_id = room.session_id().to_owned();
+    let mut counter = 0u32;
+    let mut pending: VecDeque<(u32, Instant)> = VecDeque::new();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                if Instant::now() >= until {
+                    ctx.leave(&mut room, true).await;
+                    return Ok(());
                 }
-                message = stream.next() => {
-                    let Some(Ok(message)) = message else {
-                        return Err("connection closed".into());
-                    };
-                    let Message::Binary(frame) = message else { continue };
-                    let now = Instant::now();
-                    if now >= measure_from {
-                        totals.bytes.fetch_add(frame.len() as u64 + 2, Ordering::Relaxed);
-                    }
-                    match frame.first() {
-                        Some(0x0a) => {
-                            sink.send(Message::Binary(vec![0x0a].into())).await.map_err(|e| e.to_string())?;
-                            joined = true;
+                counter += 1;
+                // Exact in an f32 (below 2^24).
+                ctx.send(&room, "move", &MoveOut { x: counter as f32, y: (index % 600) as f32 })?;
+                pending.push_back((counter, Instant::now()));
+                if pending.len() > 64 {
+                    pending.pop_front();
+                }
+                if Instant::now() >= measure_from {
+                    totals.moves.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            event = ctx.recv(&mut room) => {
+                match event {
+                    None => return Err("connection closed".into()),
+                    Some(RoomEvent::StateChange { .. }) => {}
+                    Some(_) => continue,
+                }
+                let now = Instant::now();
+                // The move this client's entity shows now.
+                let Some(own) = room.state().entities.get(&session_id) else { continue };
+                let shown = own.x as u32;
+                if let Some(found) = pending.iter().position(|(seq, _)| *seq == shown) {
+                    for (_, sent) in pending.drain(..=found) {
+                        if sent >= measure_from {
+                            totals.seen.fetch_add(1, Ordering::Relaxed);
+                            let us = now.duration_since(sent).as_micros() as u64;
+                            totals.latencies_us.lock().unwrap().push(us);
                         }
-                        Some(0x0e | 0x0f) => {
-                            decoder.decode(&frame[1..]).map_err(|e| e.to_string())?;
-                            // The move this client's entity shows now.
-                            let Some(own) = decoder.state().entities.get(&session_id) else { continue };
-                            let shown = own.x as u32;
-                            if let Some(found) = pending.iter().position(|(seq, _)| *seq == shown) {
-                                for (_, sent) in pending.drain(..=found) {
-                                    if sent >= measure_from {
-                                        totals.seen.fetch_add(1, Ordering::Relaxed);
-                                        let us = now.duration_since(sent).as_micros() as u64;
-                                        totals.latencies_us.lock().unwrap().push(us);
-                                    }
-                                }
-                            }
-                        }
-                        _ => {}
                     }
                 }
             }
-        }
-    }
-    .await;
-    if let Err(e) = result {
-        if totals.errors.fetch_add(1, Ordering::Relaxed) < 3 {
-            eprintln!("client {index}: {e}");
         }
     }
 }
@@ -335,6 +267,16 @@ fn rss_mib(pid: u32) -> f64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The bytes a process wrote (`wchar` of `/proc/<pid>/io`: its sockets).
+fn written_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("wchar:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 struct Report {
@@ -369,20 +311,36 @@ fn run_against(
         std::thread::sleep(Duration::from_millis(50));
     }
     let totals = Arc::new(Totals::default());
+    // 250 joins a second, as the 25 clients per 100 ms of the private
+    // client this example had before.
     let ramp = Duration::from_millis(u64::from(clients) * 4 + 1000);
     let begin = Instant::now();
     let measure_from = begin + ramp + Duration::from_secs(1);
     let until = measure_from + Duration::from_secs(seconds);
-    let client_totals = totals.clone();
-    let threads =
-        support::client_threads(clients, Some(Duration::from_millis(100)), move |index| {
-            run_client(index, port, until, measure_from, client_totals.clone())
+    let script_totals = totals.clone();
+    let test = LoadTest::<BenchState>::typed(&format!("http://127.0.0.1:{port}"), "bench")
+        .clients(clients as usize)
+        .join_rate(250.0)
+        // The scripts leave at `until`; the test's end only bounds them.
+        .duration(until - begin + Duration::from_secs(1))
+        .script(move |ctx, room| {
+            bench_script(ctx, room, until, measure_from, script_totals.clone())
         });
+    let clients_thread = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(test.run())
+            .expect("a valid endpoint")
+    });
     std::thread::sleep(measure_from.saturating_duration_since(Instant::now()));
     let (user_start, system_start) = support::cpu_split(pid);
+    let written_start = written_bytes(pid);
     let window_start = Instant::now();
     std::thread::sleep(until.saturating_duration_since(Instant::now()));
     let (user_end, system_end) = support::cpu_split(pid);
+    let written = written_bytes(pid).saturating_sub(written_start);
     let window = window_start.elapsed().as_secs_f64();
     let rss = rss_mib(pid);
     eprintln!(
@@ -391,8 +349,12 @@ fn run_against(
         system_end - system_start
     );
     let cpu = (user_end - user_start) + (system_end - system_start);
-    for thread in threads {
-        let _ = thread.join();
+    let summary: Summary = clients_thread.join().expect("the load test");
+    for group in summary.errors.iter().take(3) {
+        eprintln!(
+            "  {} error {} ×{}: {}",
+            group.phase, group.code, group.count, group.message
+        );
     }
     let _ = server.kill();
     let _ = server.wait();
@@ -409,14 +371,12 @@ fn run_against(
         cpu_percent: cpu / window * 100.0,
         cpu_us_per_client_s: cpu / window / f64::from(clients) * 1e6,
         rss,
-        bytes_per_client_s: totals.bytes.load(Ordering::Relaxed) as f64
-            / window
-            / f64::from(clients),
+        bytes_per_client_s: written as f64 / window / f64::from(clients),
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         moves: totals.moves.load(Ordering::Relaxed),
         seen: totals.seen.load(Ordering::Relaxed),
-        errors: totals.errors.load(Ordering::Relaxed),
+        errors: summary.error_count,
     }
 }
 

@@ -45,6 +45,10 @@ pub(crate) fn free_port() -> u16 {
 /// that made it). With `pause`, each thread waits that long after every 25
 /// clients it starts, so that connections ramp up. The threads end when
 /// their clients have.
+#[allow(
+    dead_code,
+    reason = "sendfloor's; loadgen's clients are roomcast-loadtest's"
+)]
 pub(crate) fn client_threads<F, Fut>(
     clients: u32,
     pause: Option<Duration>,

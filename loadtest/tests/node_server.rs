@@ -1,0 +1,101 @@
+//! The load test against the Node reference server, `@colyseus/core`
+//! 0.18.17 (`tests/node-echo-room.mjs`), started on a free loopback port.
+//! Ignored by default: it needs Node.js 20+ and the npm packages of
+//! `tests/node` (`npm ci`, which may fetch them from the registry). Run
+//! with `cargo test -p roomcast-loadtest --test node_server -- --ignored`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use roomcast_loadtest::{DefaultScript, LoadTest};
+
+/// The Node server, killed when dropped.
+struct Node {
+    port: u16,
+    child: Child,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_node() -> Node {
+    roomcast_tests::node::ensure_npm_install();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new("node")
+        .args([
+            "--input-type=module",
+            "-e",
+            include_str!("node-echo-room.mjs"),
+        ])
+        .env("PORT", port.to_string())
+        .current_dir(roomcast_tests::node::node_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node runs");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut node = Node { port, child };
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.starts_with("listening") => break,
+            Some(Ok(_)) => {}
+            _ => {
+                let _ = node.child.kill();
+                panic!("the node server did not start");
+            }
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    node
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Node.js and the npm packages of tests/node (npm ci)"]
+async fn against_the_node_reference_server() {
+    let node = tokio::task::block_in_place(start_node);
+    let endpoint = format!("http://127.0.0.1:{}", node.port);
+    let summary = LoadTest::new(&endpoint, "echo")
+        .clients(3)
+        .duration(Duration::from_secs(2))
+        .default_script(DefaultScript {
+            message_type: "echo".into(),
+            payload: serde_json::json!({ "n": 1 }),
+            send_interval: Some(Duration::from_millis(100)),
+            ping_interval: Some(Duration::from_millis(200)),
+        })
+        .server_pid(Some(node.child.id()))
+        .run()
+        .await
+        .unwrap();
+    let json = serde_json::to_string_pretty(&summary).unwrap();
+    assert_eq!(summary.joins.succeeded, 3, "{json}");
+    assert!(summary.traffic.messages_sent > 0, "{json}");
+    assert!(summary.traffic.messages_received > 0, "{json}");
+    assert_eq!(summary.error_count, 0, "{json}");
+    assert!(
+        summary.server.as_ref().is_some_and(|s| s.error.is_none()),
+        "{json}"
+    );
+
+    let wrong = LoadTest::new(&endpoint, "no-such-room")
+        .clients(2)
+        .duration(Duration::from_secs(1))
+        .run()
+        .await
+        .unwrap();
+    let json = serde_json::to_string_pretty(&wrong).unwrap();
+    assert_eq!(wrong.joins.failed, 2, "{json}");
+    assert_eq!(wrong.errors.len(), 1, "{json}");
+    assert_eq!(wrong.errors[0].phase, "join", "{json}");
+    // The reference answers an unknown room name with 520 as well.
+    assert_eq!(wrong.errors[0].code, "520", "{json}");
+}
