@@ -1,8 +1,8 @@
 //! The load test against the Node reference server, `@colyseus/core`
 //! 0.18.17 (`tests/node-echo-room.mjs`), started on a free loopback port.
-//! Ignored by default: it needs Node.js 20+ and the npm packages of
-//! `tests/node` (`npm ci`, which may fetch them from the registry). Run
-//! with `cargo test -p roomcast-loadtest --test node_server -- --ignored`.
+//! It needs Node.js 20+ and the npm packages of `tests/node`, installed by
+//! `ensure_npm_install` as for every interop test (`.ci/run` runs `npm ci`
+//! first).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -59,7 +59,6 @@ fn start_node() -> Node {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs Node.js and the npm packages of tests/node (npm ci)"]
 async fn against_the_node_reference_server() {
     let node = tokio::task::block_in_place(start_node);
     let endpoint = format!("http://127.0.0.1:{}", node.port);
