@@ -617,6 +617,8 @@ pub struct Replay {
     stash: HashMap<String, MVal>,
     step: StepFlags,
     copied: bool,
+    /// The refIds differed from the vector's at the end of the last step.
+    offset: bool,
 }
 
 impl Replay {
@@ -657,6 +659,7 @@ impl Replay {
             stash: HashMap::new(),
             step: StepFlags::default(),
             copied: false,
+            offset: false,
         };
         if let Some(init) = vector["steps"][0]["initial"].as_object() {
             for name in keys_in_order(init) {
@@ -712,11 +715,15 @@ impl Replay {
     pub fn end_step(&mut self, ref_ids: Option<&Value>) -> Option<OneParent> {
         let flags = self.step;
         self.copied |= flags.reused;
+        // Offset now, or at the end of the previous step: a ref removed in
+        // this step (a DELETE_BY_REFID, a cleared child) was numbered there.
+        let was_offset = self.offset;
+        self.offset = self.copied && ref_ids.is_some_and(|want| !self.ref_ids_equal(want));
         if flags.reused {
             Some(OneParent::Reused)
         } else if flags.shared {
             Some(OneParent::Shared)
-        } else if self.copied && ref_ids.is_some_and(|want| !self.ref_ids_equal(want)) {
+        } else if self.offset || was_offset {
             Some(OneParent::Offset)
         } else {
             None
