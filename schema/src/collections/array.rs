@@ -1265,22 +1265,22 @@ impl<'a, V: Field> ArrayMut<'a, V> {
                 let s = ArraySchema::staged(&arr.items[i]);
                 arr.tmp.push(s);
             }
-            // The reference re-sends every element the client held in
-            // full after the CLEAR (blocks in the new order, each
-            // element's subtree after it), under the same refIds. Not an
-            // element with changes of its own this tick: a full re-send
-            // would lose them (an unset field's DELETE), its block goes
-            // out as it is.
+            // The reference re-sends every element in full after the
+            // CLEAR (blocks in the new order, each element's subtree after
+            // it), under the same refIds: the new ones too, whose blocks
+            // move to their new place. Not an element the client holds
+            // with changes of its own this tick: a full re-send would lose
+            // them (an unset field's DELETE), its block goes out as it is.
             if V::DEFAULT_WIRE.is_none() {
                 self.tick.refresh(|tick| {
                     for item in &mut arr.items {
-                        let mut unchanged = false;
+                        let mut resend = false;
                         item.value.__with_node(&item.track, &mut |n| {
                             let mut below = false;
                             n.changed_children(&mut |_, _| below = true);
-                            unchanged = !n.fresh() && n.seq() == NO_SEQ && !below;
+                            resend = n.fresh() || (n.seq() == NO_SEQ && !below);
                         });
-                        if unchanged {
+                        if resend {
                             item.value.__attach(&mut item.track, tick);
                         }
                     }
