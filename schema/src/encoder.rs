@@ -60,10 +60,15 @@ fn record(blocks: &mut Vec<Block>, seq: u32, start: usize, end: usize) {
 /// No run yet (a [`Block`] whose `end` is this).
 const NO_RUN: u32 = u32::MAX;
 
-/// Which generation of the schema decoder the output is for (spec
-/// `schema-wire.md` §14).
+/// Which generation of client the output is for: the schema decoder
+/// (spec `schema-wire.md` §14) and, in the room layer (`roomcast`, which
+/// re-exports this type as `roomcast::Dialect`), the room protocol
+/// (room-protocol.md §10, §11).
+///
+/// The one dialect type of the workspace. It is exhaustive: the room layer
+/// keeps one output per dialect (`roomcast::PatchFrames`), so a new
+/// generation would change those types anyway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
 pub enum Dialect {
     /// `@colyseus/schema` 5.x (`@colyseus/sdk` 0.18).
     #[default]

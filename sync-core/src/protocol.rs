@@ -9,15 +9,10 @@ use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// The two client generations Roomcast serves (room-protocol.md §10, §11).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum Dialect {
-    /// `@colyseus/sdk` 0.18 with `@colyseus/schema` 5.x.
-    #[default]
-    Modern,
-    /// `colyseus.js` 0.16 with `@colyseus/schema` 3.x.
-    Legacy,
-}
+/// The two client generations Roomcast serves (room-protocol.md §10, §11):
+/// the schema crate's type, one for the room protocol and the state
+/// encoding.
+pub use roomcast_schema::Dialect;
 
 /// Protocol codes (room-protocol.md §4).
 pub(crate) mod code {

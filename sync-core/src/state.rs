@@ -143,13 +143,6 @@ impl SyncState for NoState {
     }
 }
 
-fn schema_dialect(dialect: Dialect) -> roomcast_schema::Dialect {
-    match dialect {
-        Dialect::Modern => roomcast_schema::Dialect::Modern,
-        Dialect::Legacy => roomcast_schema::Dialect::Legacy,
-    }
-}
-
 /// A [`SyncState`] holding data a room reads and changes directly: what
 /// [`RoomCtx::state`](crate::RoomCtx::state) and
 /// [`RoomCtx::state_mut`](crate::RoomCtx::state_mut) give.
@@ -200,7 +193,7 @@ where
 {
     fn handshake(&self, dialect: Dialect) -> Bytes {
         match self.types() {
-            Ok(types) => roomcast_schema::encode_reflection(&types, schema_dialect(dialect)).into(),
+            Ok(types) => roomcast_schema::encode_reflection(&types, dialect).into(),
             Err(e) => {
                 tracing::error!("state types cannot be described: {e}");
                 Bytes::new()
@@ -228,10 +221,10 @@ where
             }
             (false, true) => PatchFrames {
                 modern: None,
-                legacy: some(self.encode_patch_as(roomcast_schema::Dialect::Legacy)),
+                legacy: some(self.encode_patch_as(Dialect::Legacy)),
             },
             (true, false) => PatchFrames {
-                modern: some(self.encode_patch_as(roomcast_schema::Dialect::Modern)),
+                modern: some(self.encode_patch_as(Dialect::Modern)),
                 legacy: None,
             },
             (false, false) => {
@@ -250,7 +243,7 @@ where
     }
 
     fn view_patch(&self, view: ViewId, dialect: Dialect) -> &[u8] {
-        Self::view_patch_as(self, view, schema_dialect(dialect))
+        Self::view_patch_as(self, view, dialect)
     }
 
     fn encode_full_view(&mut self, view: ViewId) -> Bytes {

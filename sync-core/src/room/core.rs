@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::ctx::{Event, Limits, ReconnectionError, RoomCtx, Slot, Status};
+use super::ctx::{Event, Lifecycle, Limits, ReconnectionError, RoomCtx, Slot, Status};
 use super::{AuthRequest, Client, ClientId, Options, Room};
 use crate::clock::Clock;
 use crate::error::ServerError;
@@ -129,7 +129,7 @@ impl<R: Room> RoomCore<R> {
                 now,
                 room_id: generate_id(9),
                 room_name: room_name.into(),
-                creating: true,
+                lifecycle: Lifecycle::Creating { disconnect: false },
                 state: None,
                 slots: BTreeMap::new(),
                 sessions: HashMap::new(),
@@ -157,9 +157,6 @@ impl<R: Room> RoomCore<R> {
                 events: VecDeque::new(),
                 spawned: Vec::new(),
                 listing_changed: true,
-                disconnecting: false,
-                disposing: false,
-                disposed: false,
                 presence,
                 store: Arc::new(crate::matchmaker::LocalStore::default()),
                 matchmaker: crate::Matchmaker::default(),
@@ -214,7 +211,7 @@ impl<R: Room> RoomCore<R> {
     /// Whether the room is gone (after `on_dispose`).
     #[must_use]
     pub fn is_disposed(&self) -> bool {
-        self.ctx.disposed
+        self.ctx.lifecycle == Lifecycle::Disposed
     }
 
     fn set_now(&mut self, now: Instant) {
@@ -235,7 +232,7 @@ impl<R: Room> RoomCore<R> {
         options: Options,
     ) -> Result<String, SeatError> {
         self.set_now(now);
-        if self.ctx.locked() && !self.ctx.disposing {
+        if self.ctx.locked() && !self.ctx.lifecycle.is_disposing() {
             return Err(SeatError::Locked);
         }
         let session_id = generate_id(9);
@@ -257,7 +254,7 @@ impl<R: Room> RoomCore<R> {
         options: Options,
     ) -> Result<(), SeatError> {
         self.set_now(now);
-        if self.ctx.disposing {
+        if self.ctx.lifecycle.is_disposing() {
             return Err(SeatError::Disposing);
         }
         let session_id: Arc<str> = session_id.into();
@@ -743,7 +740,7 @@ impl<R: Room> RoomCore<R> {
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.ctx.disposed {
+        if self.ctx.lifecycle == Lifecycle::Disposed {
             return None;
         }
         let expiries = self.ctx.slots.values().filter_map(|s| s.expires);
@@ -805,7 +802,13 @@ impl<R: Room> RoomCore<R> {
     }
 
     pub(crate) fn finish_create(&mut self) {
-        self.ctx.creating = false;
+        if let Lifecycle::Creating { disconnect } = self.ctx.lifecycle {
+            self.ctx.lifecycle = if disconnect {
+                Lifecycle::Disconnecting
+            } else {
+                Lifecycle::Open
+            };
+        }
         self.ctx.listing_changed = true;
         // A room nobody joins goes after the seat reservation time, as in
         // Colyseus (a room made by `Matchmaker::create_room` and never
@@ -908,7 +911,7 @@ impl<R: Room> RoomCore<R> {
     }
 
     pub(crate) fn finish_dispose(&mut self) {
-        self.ctx.disposed = true;
+        self.ctx.lifecycle = Lifecycle::Disposed;
         self.ctx.clock.clear_all();
         self.ctx.simulation = None;
         let ids: Vec<ClientId> = self.ctx.slots.keys().copied().collect();
@@ -954,6 +957,59 @@ pub(crate) fn refuse_seat(dialect: Dialect, reconnecting: bool) -> [TransmitKind
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `disconnect` from `on_create` leaves the room disconnecting once
+    /// created: no reconnection, gone once empty even without
+    /// `auto_dispose`, then no seat and no timeout.
+    #[test]
+    fn lifecycle_of_a_room_disconnected_in_on_create() {
+        let now = Instant::now();
+        let presence = Arc::new(crate::LocalPresence::default());
+        let mut core = RoomCore::<crate::RelayRoom>::new(now, "relay", presence);
+        assert_eq!(
+            core.ctx.lifecycle,
+            Lifecycle::Creating { disconnect: false }
+        );
+        assert!(core.ctx.set_room_id("named").is_ok());
+        core.ctx.set_auto_dispose(false);
+        core.ctx.disconnect(None);
+        assert_eq!(core.ctx.lifecycle, Lifecycle::Creating { disconnect: true });
+        assert!(core.ctx.lifecycle.is_disconnecting());
+        // Not disposed while creating, though empty.
+        assert!(core.ctx.events.is_empty());
+        core.finish_create();
+        assert_eq!(core.ctx.lifecycle, Lifecycle::Disconnecting);
+        assert!(core.ctx.set_room_id("late").is_err());
+        core.ctx.check_dispose();
+        assert_eq!(core.ctx.lifecycle, Lifecycle::Disposing);
+        assert!(matches!(core.ctx.events.pop_front(), Some(Event::Dispose)));
+        assert!(matches!(
+            core.handle_seat_taken(now, "s", Options::Null),
+            Err(SeatError::Disposing)
+        ));
+        assert!(!core.is_disposed());
+        core.finish_dispose();
+        assert!(core.is_disposed());
+        assert_eq!(core.poll_timeout(), None);
+        // A late disconnect does not bring the room back.
+        core.ctx.disconnect(None);
+        assert_eq!(core.ctx.lifecycle, Lifecycle::Disposed);
+    }
+
+    /// An open room goes when empty only with `auto_dispose`.
+    #[test]
+    fn an_open_room_goes_when_empty_with_auto_dispose() {
+        let now = Instant::now();
+        let presence = Arc::new(crate::LocalPresence::default());
+        let mut core = RoomCore::<crate::RelayRoom>::new(now, "relay", presence);
+        core.finish_create();
+        assert_eq!(core.ctx.lifecycle, Lifecycle::Open);
+        assert!(!core.ctx.lifecycle.is_disconnecting());
+        core.ctx.set_auto_dispose(false);
+        assert_eq!(core.ctx.lifecycle, Lifecycle::Open);
+        core.ctx.set_auto_dispose(true);
+        assert_eq!(core.ctx.lifecycle, Lifecycle::Disposing);
+    }
 
     #[test]
     fn seat_reservation_time_from_the_environment() {

@@ -349,13 +349,54 @@ impl ReconnectionWindow for f64 {
     }
 }
 
+/// Where a room is in its life, in order: created, open, disconnecting
+/// (optional), disposing, disposed. It never goes back.
+///
+/// One state for what were four flags (`creating`, `disconnecting`,
+/// `disposing`, `disposed`) tracking this one sequence. Locking, privacy,
+/// listing and `auto_dispose` stay flags: they change both ways, whatever
+/// the lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lifecycle {
+    /// `on_create` is running (the room id may still change).
+    Creating {
+        /// [`RoomCtx::disconnect`] was called from `on_create`: the room
+        /// is disconnecting once created.
+        disconnect: bool,
+    },
+    /// Created: clients join and leave; the room goes when empty if
+    /// `auto_dispose` is set.
+    Open,
+    /// [`RoomCtx::disconnect`] was called: no reconnection is allowed and
+    /// the room goes once empty, whatever `auto_dispose` says.
+    Disconnecting,
+    /// Empty and going: `on_dispose` is queued or running; no seat is
+    /// reserved any more.
+    Disposing,
+    /// `on_dispose` ran: the room is gone.
+    Disposed,
+}
+
+impl Lifecycle {
+    /// Whether the room is going or gone (it reserves no seat).
+    pub(crate) fn is_disposing(self) -> bool {
+        matches!(self, Self::Disposing | Self::Disposed)
+    }
+
+    /// Whether [`RoomCtx::disconnect`] was called or the room is going
+    /// (it allows no reconnection).
+    pub(crate) fn is_disconnecting(self) -> bool {
+        !matches!(self, Self::Creating { disconnect: false } | Self::Open)
+    }
+}
+
 /// The room as its hooks see it: state, clients, messaging, settings,
 /// clock and presence (Colyseus' `this` inside a `Room`).
 pub struct RoomCtx<R: Room> {
     pub(crate) now: Instant,
     pub(crate) room_id: String,
     pub(crate) room_name: Arc<str>,
-    pub(crate) creating: bool,
+    pub(crate) lifecycle: Lifecycle,
     pub(crate) state: Option<R::State>,
     pub(crate) slots: BTreeMap<ClientId, Slot<R>>,
     pub(crate) sessions: HashMap<Arc<str>, ClientId>,
@@ -386,9 +427,6 @@ pub struct RoomCtx<R: Room> {
     pub(crate) events: VecDeque<Event>,
     pub(crate) spawned: Vec<Spawned<R>>,
     pub(crate) listing_changed: bool,
-    pub(crate) disconnecting: bool,
-    pub(crate) disposing: bool,
-    pub(crate) disposed: bool,
     pub(crate) presence: Arc<dyn Presence>,
     pub(crate) store: Arc<dyn ListingStore>,
     pub(crate) matchmaker: crate::Matchmaker,
@@ -489,7 +527,7 @@ impl<R: Room> RoomCtx<R> {
     /// ```
     pub fn set_room_id(&mut self, id: impl Into<String>) -> Result<(), ServerError> {
         let id = id.into();
-        if !self.creating {
+        if !matches!(self.lifecycle, Lifecycle::Creating { .. }) {
             return Err(ServerError::application(
                 "the room id can only be set in on_create",
             ));
@@ -1031,7 +1069,11 @@ impl<R: Room> RoomCtx<R> {
     /// allowed.
     pub fn disconnect(&mut self, code: Option<u16>) {
         let code = code.unwrap_or(protocol::close_code::CONSENTED);
-        self.disconnecting = true;
+        self.lifecycle = match self.lifecycle {
+            Lifecycle::Creating { .. } => Lifecycle::Creating { disconnect: true },
+            Lifecycle::Open => Lifecycle::Disconnecting,
+            going => going,
+        };
         self.locked_explicit = true;
         let ids: Vec<ClientId> = self.slots.keys().copied().collect();
         for id in ids {
@@ -1091,7 +1133,7 @@ impl<R: Room> RoomCtx<R> {
             Status::Leaving => !slot.consented,
             _ => false,
         };
-        if !allowed || self.disposing || self.disconnecting {
+        if !allowed || self.lifecycle.is_disconnecting() {
             return Reconnection {
                 rx: None,
                 error: ReconnectionError::NotDropped,
@@ -1342,12 +1384,13 @@ impl<R: Room> RoomCtx<R> {
     }
 
     pub(crate) fn check_dispose(&mut self) {
-        if !self.disposing
-            && !self.creating
-            && (self.auto_dispose || self.disconnecting)
-            && self.slots.is_empty()
-        {
-            self.disposing = true;
+        let goes_when_empty = match self.lifecycle {
+            Lifecycle::Open => self.auto_dispose,
+            Lifecycle::Disconnecting => true,
+            Lifecycle::Creating { .. } | Lifecycle::Disposing | Lifecycle::Disposed => false,
+        };
+        if goes_when_empty && self.slots.is_empty() {
+            self.lifecycle = Lifecycle::Disposing;
             self.events.push_back(Event::Dispose);
         }
     }

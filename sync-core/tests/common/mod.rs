@@ -12,6 +12,8 @@
 )]
 
 pub mod cards;
+// Runs the demo binary, built only with the feature `demo`.
+#[cfg(feature = "demo")]
 pub mod cluster;
 #[path = "../../src/bin/roomcast-demo/room.rs"]
 pub mod demo;
