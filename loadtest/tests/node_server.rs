@@ -4,58 +4,13 @@
 //! `ensure_npm_install` as for every interop test (`.ci/run` runs `npm ci`
 //! first).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use roomcast_loadtest::{DefaultScript, LoadTest};
+use roomcast_tests::node::NodeServer;
 
-/// The Node server, killed when dropped.
-struct Node {
-    port: u16,
-    child: Child,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_node() -> Node {
-    roomcast_tests::node::ensure_npm_install();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new("node")
-        .args([
-            "--input-type=module",
-            "-e",
-            include_str!("node-echo-room.mjs"),
-        ])
-        .env("PORT", port.to_string())
-        .current_dir(roomcast_tests::node::node_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node runs");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut node = Node { port, child };
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.starts_with("listening") => break,
-            Some(Ok(_)) => {}
-            _ => {
-                let _ = node.child.kill();
-                panic!("the node server did not start");
-            }
-        }
-    }
-    std::thread::spawn(move || lines.for_each(drop));
-    node
+fn start_node() -> NodeServer {
+    NodeServer::start(include_str!("node-echo-room.mjs"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +26,7 @@ async fn against_the_node_reference_server() {
             send_interval: Some(Duration::from_millis(100)),
             ping_interval: Some(Duration::from_millis(200)),
         })
-        .server_pid(Some(node.child.id()))
+        .server_pid(Some(node.pid()))
         .run()
         .await
         .unwrap();

@@ -294,6 +294,67 @@ pub fn ensure_npm_install() {
     );
 }
 
+/// A Node server script (an ES module evaluated in `tests/node`, so its
+/// imports resolve to the pinned packages) listening on a free loopback
+/// port; killed when dropped.
+#[derive(Debug)]
+pub struct NodeServer {
+    /// Its port on 127.0.0.1 (the script reads it from `PORT`).
+    pub port: u16,
+    child: Child,
+}
+
+impl NodeServer {
+    /// Installs the npm packages if needed, starts `script` with `PORT` set
+    /// and returns once it prints a line starting with `listening`
+    /// (panics with what it printed if it exits first).
+    #[must_use]
+    pub fn start(script: &str) -> Self {
+        ensure_npm_install();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let mut child = Command::new("node")
+            .args(["--input-type=module", "-e", script])
+            .env("PORT", port.to_string())
+            .current_dir(node_dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node runs");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let mut seen = Vec::new();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.starts_with("listening") => break,
+                Some(Ok(line)) => seen.push(line),
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("the node server did not start: {seen:?}");
+                }
+            }
+        }
+        // Keep its output drained.
+        thread::spawn(move || lines.for_each(drop));
+        Self { port, child }
+    }
+
+    /// The server process's id.
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for NodeServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl NodeDecoder {
     /// Installs the npm packages if needed and starts `decode-server.mjs`.
     ///

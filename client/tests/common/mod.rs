@@ -7,8 +7,6 @@
 
 pub(crate) mod scenarios;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -137,7 +135,7 @@ pub(crate) struct Served {
     /// Its port on 127.0.0.1.
     pub(crate) port: u16,
     task: Option<JoinHandle<()>>,
-    node: Option<Child>,
+    node: Option<roomcast_tests::node::NodeServer>,
 }
 
 impl Drop for Served {
@@ -145,10 +143,7 @@ impl Drop for Served {
         if let Some(task) = &self.task {
             task.abort();
         }
-        if let Some(child) = &mut self.node {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        // The Node server is killed by its own Drop.
     }
 }
 
@@ -177,40 +172,11 @@ pub(crate) fn node_server() -> Served {
 }
 
 fn start_node_server() -> Served {
-    roomcast_tests::node::ensure_npm_install();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    // Evaluated in tests/node, so that its imports resolve there.
-    let mut child = Command::new("node")
-        .args([
-            "--input-type=module",
-            "-e",
-            include_str!("../node-room.mjs"),
-        ])
-        .env("PORT", port.to_string())
-        .current_dir(roomcast_tests::node::node_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node runs");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.starts_with("listening") => break,
-            Some(Ok(line)) => seen.push(line),
-            _ => panic!("the node server did not start: {seen:?}"),
-        }
-    }
-    // Keep its output drained.
-    std::thread::spawn(move || lines.for_each(drop));
+    let node = roomcast_tests::node::NodeServer::start(include_str!("../node-room.mjs"));
     Served {
-        port,
+        port: node.port,
         task: None,
-        node: Some(child),
+        node: Some(node),
     }
 }
 
