@@ -485,22 +485,7 @@ impl ViewMoveAll {
     /// `n` entities and the views, past the first patch.
     #[must_use]
     pub fn new(n: u32, options: EncoderOptions) -> Self {
-        let mut state = ViewState::default();
-        for i in 0..n {
-            let e = Entity::new(i);
-            state.entities.insert(
-                format!("e{i}"),
-                ViewEntity {
-                    x: e.x,
-                    y: e.y,
-                    angle: e.angle,
-                    hp: e.hp,
-                    name: e.name,
-                    secret: i,
-                },
-            );
-        }
-        let mut enc = Encoder::with_options(state, options);
+        let mut enc = Encoder::with_options(view_state(n), options);
         let views: Vec<ViewId> = (0..V1_CLIENTS).map(|_| enc.create_view()).collect();
         {
             let mut st = enc.state_mut();
@@ -575,8 +560,16 @@ pub const V2_OWN: u32 = 50;
 /// Entities every view of [`ViewRoom`] sees (the last ones).
 pub const V2_SHARED: u32 = 50;
 
-/// `n` view entities `"e0"`… (`secret = i`) in an encoder, before any patch.
+/// `n` view entities `"e0"`… (`secret = i`) in an encoder, past the first
+/// patch.
 fn view_encoder(n: u32, options: EncoderOptions) -> Encoder<ViewState> {
+    let mut enc = Encoder::with_options(view_state(n), options);
+    enc.encode_patch();
+    enc
+}
+
+/// `n` view entities `"e0"`… (`secret = i`).
+fn view_state(n: u32) -> ViewState {
     let mut state = ViewState::default();
     for i in 0..n {
         let e = Entity::new(i);
@@ -592,9 +585,7 @@ fn view_encoder(n: u32, options: EncoderOptions) -> Encoder<ViewState> {
             },
         );
     }
-    let mut enc = Encoder::with_options(state, options);
-    enc.encode_patch();
-    enc
+    state
 }
 
 /// `encode_patch` and every view's part; the bytes in all.

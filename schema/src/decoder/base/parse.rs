@@ -388,12 +388,7 @@ impl Parser {
         self.typed_failed = 0;
         let result = self.parse_inner(bytes, types, state);
         if result.is_err() {
-            self.undo.rollback(state);
-            for &id in self.new_nodes.iter().rev() {
-                state.remove_created(id);
-            }
-            self.new_nodes.clear();
-            self.touched.clear();
+            self.undo(state);
         }
         result
     }
