@@ -555,7 +555,10 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
 
                 fn __detach_children(&mut self, children: &mut #children, tick: &mut #rc::Tick) {
                     #base_detach
-                    #( #rc::Field::__detach(&mut self.#idents, &mut children.#idents, tick); )*
+                    #(
+                        tick.__detach_field(#base_count + #locals);
+                        #rc::Field::__detach(&mut self.#idents, &mut children.#idents, tick);
+                    )*
                 }
 
                 #[inline]

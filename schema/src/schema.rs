@@ -726,9 +726,16 @@ impl<T: Schema> Field for T {
     }
 
     fn __detach(&mut self, track: &mut Self::Track, tick: &mut Tick) {
+        let id = track.state.meta.id();
         track.state.meta.detach(tick);
         track.state = TrackState::default();
-        self.__detach_children(&mut track.children, tick);
+        if tick.views.departed.noting() {
+            let owner = tick.views.departed.enter_struct(id, T::__field_tag);
+            self.__detach_children(&mut track.children, tick);
+            tick.views.departed.leave_struct(owner);
+        } else {
+            self.__detach_children(&mut track.children, tick);
+        }
     }
 
     // Always inlined into the collection loops that call it: the call
@@ -919,7 +926,9 @@ pub fn set_ref<T: Field>(
     value.__attach(&mut new_track, tick);
     let mut old = std::mem::replace(slot, value);
     let mut old_track = std::mem::replace(child_track, new_track);
+    tick.views.departed.from(track.meta.id(), index);
     old.__detach(&mut old_track, tick);
+    tick.views.departed.done();
     track.mark_replaced(index, had, tick);
 }
 

@@ -64,6 +64,9 @@ impl RefMeta {
             tick.release_id(self.id);
             if tick.views.active() {
                 tick.views.detached.push(self.id);
+                if tick.views.departed.noting() {
+                    tick.views.departed.detached(self.id);
+                }
             }
         }
         *self = Self::default();
@@ -205,6 +208,14 @@ impl Tick {
     /// Whether an attach now keeps the ids of attached refs.
     pub(crate) fn keeps_ids(&self) -> bool {
         self.keep_ids
+    }
+
+    /// Called by a struct's generated `__detach_children` before it detaches
+    /// field `index` (where a removed instance was, for views).
+    #[doc(hidden)]
+    #[inline]
+    pub fn __detach_field(&mut self, index: u32) {
+        self.views.departed.field(index);
     }
 
     /// The type id of Rust type `T` in this state's registry.

@@ -88,7 +88,7 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use crate::encoder::{ArrayScratch, Dialect};
-use crate::tracked::{RefMeta, Tick, NO_SEQ};
+use crate::tracked::{RefMeta, Tick, NO_ID, NO_SEQ};
 use crate::wire::{self, spec};
 
 /// The reference's `DEFAULT_VIEW_TAG`: the tag of `@view()` /
@@ -501,6 +501,123 @@ pub(crate) struct Views {
     dialects: (Dialect, Option<Dialect>),
     /// Which views mark or hold each refId.
     watchers: Watchers,
+    /// Where the instances detached since a `show` call were (V9).
+    pub(crate) departed: Departed,
+}
+
+/// Where instances detached in a tick with pending `show` calls were held.
+///
+/// The reference's `view.add(x)` makes `x`'s parent chain visible when it
+/// is called; removing `x` later in the same tick does not undo that. The
+/// walk finds a target by walking the state at encode time, and a removed
+/// target is not there: these records give its former parent chain. Kept
+/// only while a `show` is pending (`noting`), so a tick without one pays a
+/// branch per detached ref.
+#[derive(Debug)]
+pub(crate) struct Departed {
+    /// A `show` is pending in some view.
+    noting: bool,
+    /// The struct whose fields are being detached.
+    owner: u32,
+    /// Set by a parent right before it detaches a child: (parent, key).
+    from: Option<(u32, u32)>,
+    /// (detached refId, former parent, key in it).
+    links: Vec<(u32, u32, u32)>,
+    /// Detached parents: (refId, kind, its view fields' tags).
+    nodes: Vec<DepartedNode>,
+}
+
+/// A detached parent: (refId, kind, its view fields' tags).
+type DepartedNode = (u32, NodeKind, Vec<(u32, i64)>);
+
+impl Default for Departed {
+    fn default() -> Self {
+        Self {
+            noting: false,
+            owner: NO_ID,
+            from: None,
+            links: Vec::new(),
+            nodes: Vec::new(),
+        }
+    }
+}
+
+/// Key of an element of an array of refs in a parent chain: its refId.
+pub(crate) const KEY_SELF: u32 = u32::MAX;
+
+impl Departed {
+    #[inline]
+    pub(crate) fn noting(&self) -> bool {
+        self.noting
+    }
+
+    /// A parent is about to detach its child at `key`.
+    #[inline]
+    pub(crate) fn from(&mut self, parent: u32, key: u32) {
+        if self.noting {
+            self.from = Some((parent, key));
+        }
+    }
+
+    /// The struct being detached is about to detach its field `index`.
+    #[inline]
+    pub(crate) fn field(&mut self, index: u32) {
+        if self.noting && self.owner != NO_ID {
+            self.from = Some((self.owner, index));
+        }
+    }
+
+    /// A parent's loop over its children is over.
+    #[inline]
+    pub(crate) fn done(&mut self) {
+        self.from = None;
+    }
+
+    /// `id` detaches: it was held where the last [`Departed::from`] said.
+    pub(crate) fn detached(&mut self, id: u32) {
+        if let Some((parent, key)) = self.from.take() {
+            let key = if key == KEY_SELF { id } else { key };
+            self.links.push((id, parent, key));
+        }
+    }
+
+    /// A struct detaches; its fields follow. Returns the previous owner.
+    pub(crate) fn enter_struct(&mut self, id: u32, tags: impl Fn(u32) -> Option<i64>) -> u32 {
+        let tags = (0..64).filter_map(|i| tags(i).map(|t| (i, t))).collect();
+        self.nodes.push((id, NodeKind::Struct, tags));
+        std::mem::replace(&mut self.owner, id)
+    }
+
+    pub(crate) fn leave_struct(&mut self, owner: u32) {
+        self.owner = owner;
+        self.from = None;
+    }
+
+    /// A collection detaches.
+    pub(crate) fn collection(&mut self, id: u32, kind: NodeKind) {
+        if self.noting {
+            self.nodes.push((id, kind, Vec::new()));
+        }
+    }
+
+    fn parent_of(&self, id: u32) -> Option<(u32, u32)> {
+        self.links
+            .iter()
+            .rev()
+            .find(|l| l.0 == id)
+            .map(|l| (l.1, l.2))
+    }
+
+    fn node(&self, id: u32) -> Option<&DepartedNode> {
+        self.nodes.iter().rev().find(|n| n.0 == id)
+    }
+
+    fn clear(&mut self) {
+        self.noting = false;
+        self.from = None;
+        self.links.clear();
+        self.nodes.clear();
+    }
 }
 
 impl Views {
@@ -635,7 +752,12 @@ impl Views {
                 v.mirror.remove(id);
             }
             if !v.pending.is_empty() {
-                v.pending.retain(|p| gone.binary_search(&p.id).is_err());
+                // A `show` of a removed instance still shows where it was.
+                let departed = &self.departed;
+                v.pending.retain(|p| {
+                    gone.binary_search(&p.id).is_err()
+                        || (p.show && departed.parent_of(p.id).is_some())
+                });
             }
         }
         gone.clear();
@@ -757,6 +879,7 @@ fn queue_pending<T: crate::schema::TrackedMut + ?Sized>(
     let at = tick.seq_now();
     if let Some(v) = tick.views.get_mut(view) {
         v.pending.push(Pending { id, show, tag, at });
+        tick.views.departed.noting |= show;
     }
 }
 
@@ -931,6 +1054,13 @@ struct Found {
     /// Whether the target is filtered and held by a collection.
     in_collection: bool,
     filtered: bool,
+    /// How many of `chain`'s first entries are still in the state: fewer
+    /// than `chain.len()` for a target removed after its `show` (V9),
+    /// whose chain is where it was.
+    live: usize,
+    /// The target left the state after its `show`: only the live part of
+    /// its former parent chain becomes visible.
+    departed: bool,
 }
 
 #[derive(Debug)]
@@ -982,7 +1112,7 @@ fn forced_drop(forced: &mut Forced, ids: &HashSet<u32>) {
 /// instance reached through a `…_mut` view lies until the next patch).
 fn find_targets(
     root: &dyn Node,
-    targets: &HashSet<u32>,
+    targets: &HashMap<u32, bool>,
     found: &mut HashMap<u32, Found>,
     full: bool,
 ) {
@@ -994,20 +1124,27 @@ fn find_in(
     node: &dyn Node,
     filtered: bool,
     in_collection: bool,
-    targets: &HashSet<u32>,
+    targets: &HashMap<u32, bool>,
     found: &mut HashMap<u32, Found>,
     chain: &mut Vec<(u32, NodeKind, u32, bool, Option<i64>)>,
     full: bool,
 ) {
-    if targets.contains(&node.id()) && !found.contains_key(&node.id()) {
-        let mut f = Found {
-            chain: chain.clone(),
-            in_collection,
-            filtered,
-            ..Found::default()
-        };
-        collect_subtree(node, 0, None, &mut f.subtree);
-        found.insert(node.id(), f);
+    if let Some(&whole) = targets.get(&node.id()) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = found.entry(node.id()) {
+            let mut f = Found {
+                chain: chain.clone(),
+                in_collection,
+                filtered,
+                ..Found::default()
+            };
+            if whole {
+                collect_subtree(node, 0, None, &mut f.subtree);
+            } else {
+                f.subtree.push(collect_node(node, 0, None));
+            }
+            f.live = f.chain.len();
+            slot.insert(f);
+        }
     }
     let kind = node.kind();
     let has_filtered = filtered || node.has_view_fields();
@@ -1043,6 +1180,20 @@ fn find_in(
 }
 
 fn collect_subtree(node: &dyn Node, depth: u32, edge_tag: Option<i64>, out: &mut Vec<SubNode>) {
+    out.push(collect_node(node, depth, edge_tag));
+    let kind = node.kind();
+    node.children(&mut |index, child| {
+        let tag = if kind == NodeKind::Struct {
+            node.field_tag(index)
+        } else {
+            None
+        };
+        collect_subtree(child, depth + 1, tag, out);
+    });
+}
+
+/// One node of a target's subtree (or the parent of a departed target).
+fn collect_node(node: &dyn Node, depth: u32, edge_tag: Option<i64>) -> SubNode {
     let kind = node.kind();
     let prim = node.primitive_elements();
     let mut entries = Vec::new();
@@ -1071,7 +1222,7 @@ fn collect_subtree(node: &dyn Node, depth: u32, edge_tag: Option<i64>, out: &mut
     } else {
         Vec::new()
     };
-    out.push(SubNode {
+    SubNode {
         id: node.id(),
         depth,
         edge_tag,
@@ -1081,15 +1232,7 @@ fn collect_subtree(node: &dyn Node, depth: u32, edge_tag: Option<i64>, out: &mut
         entries,
         view_fields,
         declared_view_fields,
-    });
-    node.children(&mut |index, child| {
-        let tag = if kind == NodeKind::Struct {
-            node.field_tag(index)
-        } else {
-            None
-        };
-        collect_subtree(child, depth + 1, tag, out);
-    });
+    }
 }
 
 /// Whether a field tag admits a `show` with `tag` (the reference's
@@ -1107,6 +1250,9 @@ fn apply_pending(view: &mut ViewState, found: &HashMap<u32, Found>, forced: &mut
     let pending = std::mem::take(&mut view.pending);
     for p in pending {
         let Some(f) = found.get(&p.id) else { continue };
+        if f.departed && !p.show {
+            continue;
+        }
         if p.show {
             show(view, f, p.tag, p.at, forced);
         } else {
@@ -1122,11 +1268,13 @@ fn apply_pending(view: &mut ViewState, found: &HashMap<u32, Found>, forced: &mut
 fn show(view: &mut ViewState, f: &Found, tag: i64, after: u32, forced: &mut Forced) {
     let target = &f.subtree[0];
     let was_visible = view.marks.contains(&target.id);
-    view.marks.insert(target.id);
-    // Parent chain, root first.
-    for (i, &(id, kind, key, has_filtered, field_tag)) in f.chain.iter().enumerate() {
+    if !f.departed {
+        view.marks.insert(target.id);
+    }
+    // Parent chain, root first (its part still in the state).
+    for (i, &(id, kind, key, has_filtered, field_tag)) in f.chain[..f.live].iter().enumerate() {
         view.marks.insert(id);
-        if kind == NodeKind::Struct {
+        if kind == NodeKind::Struct && (i + 1 < f.live || !f.departed) {
             let child = f.chain.get(i + 1).map_or(target.id, |c| c.0);
             view.chained.insert(child);
         }
@@ -1141,7 +1289,9 @@ fn show(view: &mut ViewState, f: &Found, tag: i64, after: u32, forced: &mut Forc
         }
         forced_set(forced, id, Some((key, true)));
     }
-    add_node(view, &f.subtree, 0, (tag, after), forced, was_visible);
+    if !f.departed {
+        add_node(view, &f.subtree, 0, (tag, after), forced, was_visible);
+    }
 }
 
 impl SubNode {
@@ -2123,6 +2273,88 @@ fn release(mirror: &mut Mirror, id: u32, index: u32) {
     }
 }
 
+/// Finds the targets of pending calls (`ids`), and the former parents of
+/// those removed since (`departed`). Returns them and whether the whole
+/// state had to be searched.
+fn resolve(root: &dyn Node, ids: &[u32], departed: &Departed) -> (HashMap<u32, Found>, bool) {
+    let mut targets: HashMap<u32, bool> = ids.iter().map(|&id| (id, true)).collect();
+    if !departed.links.is_empty() {
+        for &id in ids {
+            let mut at = id;
+            while let Some((parent, _)) = departed.parent_of(at) {
+                targets.entry(parent).or_insert(false);
+                at = parent;
+            }
+        }
+    }
+    let mut found = HashMap::new();
+    let missing = |found: &HashMap<u32, Found>| {
+        targets
+            .keys()
+            .any(|id| !found.contains_key(id) && departed.parent_of(*id).is_none())
+    };
+    find_targets(root, &targets, &mut found, false);
+    let full = missing(&found);
+    if full {
+        // A target off the changed paths (not reached through a `…_mut`
+        // view): look in the whole state.
+        find_targets(root, &targets, &mut found, true);
+    }
+    for &id in ids {
+        if !found.contains_key(&id) {
+            if let Some(f) = departed_found(id, departed, &found) {
+                found.insert(id, f);
+            }
+        }
+    }
+    (found, full)
+}
+
+/// Where `id`, removed from the state after a `show`, was: its former
+/// parent chain, down from the part still in the state.
+fn departed_found(id: u32, departed: &Departed, found: &HashMap<u32, Found>) -> Option<Found> {
+    let (parent, key) = departed.parent_of(id)?;
+    let (mut chain, live, kind, tags, filtered) = match found.get(&parent) {
+        Some(p) if !p.departed => {
+            let n = &p.subtree[0];
+            let tags = n.declared_view_fields.clone();
+            (p.chain.clone(), p.chain.len() + 1, n.kind, tags, p.filtered)
+        }
+        _ => {
+            let p = departed_found(parent, departed, found)?;
+            let (_, kind, tags) = departed.node(parent)?;
+            (p.chain, p.live, *kind, tags.clone(), p.filtered)
+        }
+    };
+    let tag = if kind == NodeKind::Struct {
+        tags.iter().find(|t| t.0 == key).map(|t| t.1)
+    } else {
+        None
+    };
+    chain.push((parent, kind, key, filtered || !tags.is_empty(), tag));
+    let (own_kind, own_tags) = departed
+        .node(id)
+        .map_or((NodeKind::Struct, Vec::new()), |n| (n.1, n.2.clone()));
+    Some(Found {
+        chain,
+        subtree: vec![SubNode {
+            id,
+            depth: 0,
+            edge_tag: None,
+            fresh: false,
+            seq: NO_SEQ,
+            kind: own_kind,
+            entries: Vec::new(),
+            view_fields: Vec::new(),
+            declared_view_fields: own_tags,
+        }],
+        in_collection: kind != NodeKind::Struct,
+        filtered: filtered || tag.is_some(),
+        live,
+        departed: true,
+    })
+}
+
 /// Applies every view's pending calls; returns the work list (chains and
 /// subtrees of the targets, per view, sorted by refId) in `w.work`.
 fn prepare(root: &dyn Node, views: &mut Views, w: &mut Walker) {
@@ -2131,18 +2363,12 @@ fn prepare(root: &dyn Node, views: &mut Views, w: &mut Walker) {
     if views.each_mut().all(|v| v.pending.is_empty()) {
         return;
     }
-    let targets: HashSet<u32> = views
+    let ids: Vec<u32> = views
         .each_mut()
         .flat_map(|v| v.pending.iter().map(|p| p.id))
         .collect();
-    let mut found = HashMap::new();
-    find_targets(root, &targets, &mut found, false);
-    if found.len() < targets.len() {
-        // A target off the changed paths (not reached through a `…_mut`
-        // view): look in the whole state.
-        find_targets(root, &targets, &mut found, true);
-        w.full_chains = true;
-    }
+    let (found, full) = resolve(root, &ids, &views.departed);
+    w.full_chains = full;
     for (vi, slot) in views.slots.iter_mut().enumerate() {
         let Some(view) = slot.view.as_deref_mut() else {
             continue;
@@ -2153,14 +2379,14 @@ fn prepare(root: &dyn Node, views: &mut Views, w: &mut Walker) {
         let mut forced = std::mem::take(&mut view.forced);
         for p in &view.pending {
             if let Some(f) = found.get(&p.id) {
-                for c in &f.chain {
+                for c in &f.chain[..f.live] {
                     w.work.push(Work {
                         id: c.0,
                         view: vi as u32,
                         subtree: false,
                     });
                 }
-                for n in &f.subtree {
+                for n in f.subtree.iter().filter(|_| !f.departed) {
                     w.work.push(Work {
                         id: n.id,
                         view: vi as u32,
@@ -2207,6 +2433,7 @@ pub(crate) fn encode_views(
         elem: false,
         holder_tag: None,
     };
+    views.departed.clear();
     w.walk(&mut views.slots, &views.watchers, root, g, 0..0, 0..0);
     for view in views.each_mut() {
         view.dblocks.sort_unstable_by_key(|b| (b.0, b.1));
@@ -2282,14 +2509,11 @@ pub(crate) fn encode_all_view(root: &dyn Node, tick: &mut Tick, id: ViewId) -> O
     views.purge();
     views.get_mut(id)?;
     let mut w = std::mem::take(&mut views.walker);
+    let departed = std::mem::take(&mut views.departed);
     let view = views.get_mut(id)?;
     if !view.pending.is_empty() {
-        let targets: HashSet<u32> = view.pending.iter().map(|p| p.id).collect();
-        let mut found = HashMap::new();
-        find_targets(root, &targets, &mut found, false);
-        if found.len() < targets.len() {
-            find_targets(root, &targets, &mut found, true);
-        }
+        let ids: Vec<u32> = view.pending.iter().map(|p| p.id).collect();
+        let (found, _) = resolve(root, &ids, &departed);
         let mut forced = Forced::new();
         apply_pending(view, &found, &mut forced);
     }
@@ -2306,6 +2530,7 @@ pub(crate) fn encode_all_view(root: &dyn Node, tick: &mut Tick, id: ViewId) -> O
     view.out.clear();
     view.out2.clear();
     views.walker = w;
+    views.departed = departed;
     Some(())
 }
 

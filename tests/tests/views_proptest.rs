@@ -268,14 +268,14 @@ fn key(k: u8) -> String {
 type Shown = Vec<BTreeMap<(bool, u8), bool>>;
 
 /// A tick's effects on what views were shown, resolved at the patch (a
-/// `show` of an instance detached later in the tick never happens).
+/// `show` of an instance detached later in the tick shows its parent chain
+/// only: the entity of a nested child, V9).
 #[derive(Debug, Clone, Copy)]
 enum Ev {
     Show {
         view: usize,
         key: (bool, u8),
         tag: bool,
-        inv: bool,
     },
     Hide {
         view: usize,
@@ -288,25 +288,23 @@ enum Ev {
 
 fn resolve(shown: &mut Shown, evs: &[Ev]) {
     for (i, ev) in evs.iter().enumerate() {
-        let detached_later = |key: (bool, u8), inv: bool| {
-            evs[i + 1..].iter().any(
-                |e| matches!(*e, Ev::Gone { key: k, inv_only } if k == key && (inv || !inv_only)),
-            )
+        // The entity itself is detached later in the tick.
+        let detached_later = |key: (bool, u8)| {
+            evs[i + 1..]
+                .iter()
+                .any(|e| matches!(*e, Ev::Gone { key: k, inv_only: false } if k == key))
         };
         match *ev {
-            Ev::Show {
-                view,
-                key,
-                tag,
-                inv,
-            } => {
-                if !detached_later(key, inv) {
+            Ev::Show { view, key, tag } => {
+                // The entity is shown, or is the parent of the shown
+                // child: visible unless it goes itself.
+                if !detached_later(key) {
                     let t = shown[view].entry(key).or_insert(false);
                     *t |= tag;
                 }
             }
             Ev::Hide { view, key, tag } => {
-                if !detached_later(key, false) {
+                if !detached_later(key) {
                     if tag {
                         if let Some(t) = shown[view].get_mut(&key) {
                             *t = false;
@@ -485,7 +483,6 @@ fn apply(enc: &mut Encoder<State>, views: &[ViewId], evs: &mut Vec<Ev>, op: &Op)
                     view,
                     key: (h, k),
                     tag,
-                    inv: false,
                 });
             }
         }
@@ -570,7 +567,6 @@ fn apply(enc: &mut Encoder<State>, views: &[ViewId], evs: &mut Vec<Ev>, op: &Op)
                     view,
                     key: (h, k),
                     tag: false,
-                    inv: true,
                 });
             }
         }

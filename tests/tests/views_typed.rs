@@ -96,3 +96,74 @@ fn typed_state_matches_stateview_basic() {
     // Roomcast empties the hidden secret on Alice's client (ff04 40), which
     // the reference does not (view-differences.md V2).
 }
+
+#[derive(Schema, Default)]
+struct Ent {
+    x: u32,
+}
+
+#[derive(Schema, Default)]
+struct Scored {
+    entities: MapSchema<Ent>,
+    #[schema(view)]
+    score: u32,
+    round: u32,
+}
+
+/// V9: `view.add(x)` then `x` removed in the same tick. The reference made
+/// `x`'s parent chain visible when `add` was called, up to the root, so the
+/// root's `@view` fields go to that view from then on. Bytes from
+/// `@colyseus/schema` 5.0.34 (the same calls, `encodeView` per view).
+#[test]
+fn show_then_remove_in_one_tick_keeps_the_parent_chain_visible() {
+    let mut state = Scored {
+        score: 7,
+        round: 1,
+        ..Scored::default()
+    };
+    state.entities.insert("a", Ent { x: 1 });
+    state.entities.insert("d", Ent { x: 2 });
+    let mut enc = Encoder::new(state);
+    let (v0, v1) = (enc.create_view(), enc.create_view());
+    let tick = |enc: &mut Encoder<Scored>| {
+        let shared = to_hex(enc.encode_patch());
+        (
+            shared,
+            to_hex(enc.view_patch(v0)),
+            to_hex(enc.view_patch(v1)),
+        )
+    };
+    let first = tick(&mut enc);
+    assert_eq!(
+        first.0,
+        "80018201000000ff018000a161028001a16403ff028001000000ff038002000000"
+    );
+    {
+        let mut st = enc.state_mut();
+        let mut entities = st.entities_mut();
+        entities.get_mut("d").expect("d").show_to(v1);
+        entities.remove("d");
+    }
+    // The reference's patch is `ff008001` only: it leaves out `score`,
+    // which its own full state for v1 has (`ff008107000000`), so a client
+    // of its patches never learns 7. Roomcast's patch gives v1 what its
+    // full state says (patch-differences are counted against full states;
+    // see tests/fixtures/view-differences.md, V9).
+    assert_eq!(
+        tick(&mut enc),
+        (
+            "ff014001".into(),
+            String::new(),
+            "ff008001ff008107000000".into()
+        )
+    );
+    enc.state_mut().set_score(4);
+    assert_eq!(
+        tick(&mut enc),
+        (String::new(), String::new(), "ff008104000000".into())
+    );
+    let full = to_hex(enc.encode_all());
+    assert_eq!(full, "80018201000000ff018000a16102ff028001000000");
+    assert_eq!(to_hex(enc.encode_all_view(v0)), "");
+    assert_eq!(to_hex(enc.encode_all_view(v1)), "ff008104000000");
+}

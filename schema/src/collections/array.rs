@@ -1029,7 +1029,10 @@ impl<'a, V: Field> ArrayMut<'a, V> {
     /// subtree released.
     fn release(&mut self, mut item: Item<V>) -> V {
         self.arr.bury(&item);
+        let departed = &mut self.tick.views.departed;
+        departed.from(self.arr.meta.id(), crate::view::KEY_SELF);
         item.value.__detach(&mut item.track, self.tick);
+        self.tick.views.departed.done();
         item.value
     }
 
@@ -1232,9 +1235,12 @@ impl<'a, V: Field> ArrayMut<'a, V> {
         if self.arr.items.is_empty() {
             return;
         }
+        let id = self.arr.meta.id();
         for item in &mut self.arr.items {
+            self.tick.views.departed.from(id, crate::view::KEY_SELF);
             item.value.__detach(&mut item.track, self.tick);
         }
+        self.tick.views.departed.done();
         let arr = &mut *self.arr;
         arr.items.clear();
         arr.tmp.clear();
@@ -1388,10 +1394,16 @@ impl<V: Field> Field for ArraySchema<V> {
     }
 
     fn __detach(&mut self, _: &mut (), tick: &mut Tick) {
+        let id = self.meta.id();
         self.meta.detach(tick);
+        tick.views
+            .departed
+            .collection(id, crate::view::NodeKind::Array);
         for item in &mut self.items {
+            tick.views.departed.from(id, crate::view::KEY_SELF);
             item.value.__detach(&mut item.track, tick);
         }
+        tick.views.departed.done();
         // Re-attached, it is a new array to the client: what it holds is
         // recorded as added, as by the constructor.
         self.settle();

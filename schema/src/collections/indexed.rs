@@ -352,7 +352,9 @@ impl<K: Key, V: Field> Indexed<K, V> {
         value.__attach(&mut track, tick);
         let mut old = std::mem::replace(&mut slot.value, value);
         let mut old_track = std::mem::replace(&mut slot.track, track);
+        tick.views.departed.from(self.meta.id(), slot.wire);
         old.__detach(&mut old_track, tick);
+        tick.views.departed.done();
         // A new child instance replaces the old one: DELETE_AND_ADD; a
         // primitive value: REPLACE. An index first added this tick keeps
         // its ADD for a primitive and turns DELETE_AND_ADD for an instance
@@ -402,7 +404,9 @@ impl<K: Key, V: Field> Indexed<K, V> {
             c.slot = NONE;
             slot.change
         };
+        tick.views.departed.from(self.meta.id(), slot.wire);
         slot.value.__detach(&mut slot.track, tick);
+        tick.views.departed.done();
         slot.change = change;
         self.free_loc(slot.loc);
         slot
@@ -452,12 +456,15 @@ impl<K: Key, V: Field> Indexed<K, V> {
             }
         }
         self.queued_all = false;
+        let id = self.meta.id();
         for slot in self.slots.iter_mut().flatten() {
+            tick.views.departed.from(id, slot.wire);
             slot.value.__detach(&mut slot.track, tick);
             let loc = &mut self.locs[slot.loc as usize];
             loc.gen = loc.gen.wrapping_add(1);
             self.free_locs.push(slot.loc);
         }
+        tick.views.departed.done();
         self.slots.clear();
         self.changes.clear();
         self.queued.clear();
@@ -506,11 +513,17 @@ impl<K: Key, V: Field> Indexed<K, V> {
     }
 
     pub(crate) fn detach(&mut self, tick: &mut Tick) {
+        let id = self.meta.id();
         self.meta.detach(tick);
         self.forget_changes();
+        tick.views
+            .departed
+            .collection(id, crate::view::Node::kind(self));
         for slot in self.slots.iter_mut().flatten() {
+            tick.views.departed.from(id, slot.wire);
             slot.value.__detach(&mut slot.track, tick);
         }
+        tick.views.departed.done();
     }
 
     /// Drops the tick's record of changes (the whole collection is sent, or
