@@ -1629,6 +1629,9 @@ struct Walker {
     /// the tick it is attached).
     anc: Vec<(u32, bool)>,
     frames: Vec<Frame>,
+    /// (view, child) introduced by its parent's diff block in this patch;
+    /// with [`REACHED`] set in the view: the client got the child's ref
+    /// from a forced op (it is visited, but its ops keep their order).
     intro: Vec<(u32, u32)>,
     work: Vec<Work>,
     /// Targets were found off the changed paths: chains are walked in full.
@@ -1716,7 +1719,7 @@ impl Walker {
                     self.intro[pi.clone()]
                         .iter()
                         .filter(|(_, c)| *c == id)
-                        .map(|(v, _)| *v),
+                        .map(|(v, _)| *v & !REACHED),
                 );
                 self.cands.sort_unstable();
                 self.cands.dedup();
@@ -1952,6 +1955,12 @@ impl Walker {
                                     child: e.child,
                                 },
                             );
+                            // The client learns of the child here (the
+                            // diff below then finds it held): its content
+                            // follows in this patch.
+                            if let (None, Some(c)) = (held_val, e.child) {
+                                self.intro.push((v | REACHED, c));
+                            }
                         }
                     }
                     _ => {
@@ -2408,6 +2417,9 @@ fn prepare(root: &dyn Node, views: &mut Views, w: &mut Walker) {
     w.work.sort_unstable();
     w.work.dedup();
 }
+
+/// Flag of an [`Walker::intro`] entry whose child was reached by a forced op.
+const REACHED: u32 = 1 << 31;
 
 /// No legacy form (a [`ViewState::dblocks`] range).
 const NO_ALT: u32 = u32::MAX;

@@ -167,3 +167,56 @@ fn show_then_remove_in_one_tick_keeps_the_parent_chain_visible() {
     assert_eq!(to_hex(enc.encode_all_view(v0)), "");
     assert_eq!(to_hex(enc.encode_all_view(v1)), "ff008104000000");
 }
+
+#[derive(Schema, Default)]
+struct Leaf {
+    v: u32,
+}
+
+#[derive(Schema, Default)]
+struct Holder {
+    n: u32,
+    inner: Option<Leaf>,
+}
+
+#[derive(Schema, Default)]
+struct Held {
+    #[schema(view)]
+    holder: Option<Holder>,
+}
+
+/// V9 below a view field: `view.add(holder.inner)`, then `holder.inner`
+/// replaced in the same tick. `holder` becomes the view's (the chain), and
+/// the new `inner` is sent with its content: the reference's patch is
+/// `ff008001 ff018103 ff01c103 ff038027000000` (`@colyseus/schema` 5.0.34);
+/// it leaves out `holder.n`, which its full state for the view has
+/// (`ff0180050000008103`), and Roomcast sends it (the rule of V1).
+#[test]
+fn show_then_replace_sends_the_new_child_content() {
+    let state = Held {
+        holder: Some(Holder {
+            n: 5,
+            inner: Some(Leaf { v: 1 }),
+        }),
+    };
+    let mut enc = Encoder::new(state);
+    let v0 = enc.create_view();
+    assert_eq!(to_hex(enc.encode_patch()), "");
+    assert_eq!(to_hex(enc.view_patch(v0)), "");
+    {
+        let mut st = enc.state_mut();
+        let mut holder = st.holder_mut().expect("holder");
+        holder.inner_mut().expect("inner").show_to(v0);
+        holder.set_inner(Some(Leaf { v: 39 }));
+    }
+    assert_eq!(to_hex(enc.encode_patch()), "");
+    assert_eq!(
+        to_hex(enc.view_patch(v0)),
+        "ff008001ff018103ff0180050000008103ff038027000000"
+    );
+    assert_eq!(to_hex(enc.encode_all()), "");
+    assert_eq!(
+        to_hex(enc.encode_all_view(v0)),
+        "ff008001ff0180050000008103ff038027000000"
+    );
+}
