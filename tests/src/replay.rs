@@ -2175,8 +2175,11 @@ fn check_steps(
                     &reflection,
                     &sessions[k],
                     (&view_patches[k], &view_fulls[k]),
-                    (&step["viewStates"][view], check_want),
-                    ref_followers[k].as_ref(),
+                    (
+                        &step["viewStates"][view],
+                        check_want,
+                        ref_followers[k].as_ref(),
+                    ),
                     &format!("view {view}"),
                     (&mut sr.state_errors, &mut sr.inherited),
                 );
@@ -2283,8 +2286,7 @@ fn check_view_states(
     reflection: &[u8],
     stream: &crate::node::Session,
     (patch, full): (&[u8], &[u8]),
-    (want, check_want): (&Value, bool),
-    reference_follower: Option<&Value>,
+    (want, check_want, reference_follower): (&Value, bool, Option<&Value>),
     what: &str,
     (errors, inherited): (&mut Vec<String>, &mut Vec<String>),
 ) {
