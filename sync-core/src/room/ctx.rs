@@ -9,12 +9,12 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_channel::oneshot;
 use roomcast_schema::ViewId;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::oneshot;
 
-use super::core::{ConnId, Transmit, TransmitKind};
+use super::io::{ConnId, Transmit, TransmitKind};
 use super::{Client, ClientId, Options, Room};
 use crate::clock::{Clock, TimerId};
 use crate::error::ServerError;
@@ -37,7 +37,9 @@ pub(crate) type CallHandler<R> = Arc<
         + Sync,
 >;
 pub(crate) type SimulationCallback<R> = Box<dyn FnMut(&mut R, &mut RoomCtx<R>, Duration) + Send>;
-pub(crate) type Continuation<R> = Box<dyn FnOnce(&mut R, &mut RoomCtx<R>) + Send>;
+/// What runs with the room when a spawned future finished (see
+/// [`RoomDriver::poll_spawned`](crate::RoomDriver::poll_spawned)).
+pub type Continuation<R> = Box<dyn FnOnce(&mut R, &mut RoomCtx<R>) + Send>;
 pub(crate) type Spawned<R> = Pin<Box<dyn Future<Output = Continuation<R>> + Send>>;
 
 /// What a message handler returns: `()`, or `Result<T, ServerError>` to
@@ -264,7 +266,8 @@ pub enum ReconnectionError {
 /// `on_leave` follow either way: most rooms drop it. To act on the outcome
 /// where the window was opened, await it through [`RoomCtx::spawn`], not
 /// inside a hook: the room processes nothing — not even the reconnection —
-/// while a hook runs.
+/// while a hook runs. A task ([`RoomCtx::spawn_task`]) may await it and
+/// then come back to the room.
 pub struct Reconnection {
     rx: Option<oneshot::Receiver<Result<Client, ReconnectionError>>>,
     error: ReconnectionError,
@@ -429,8 +432,11 @@ pub struct RoomCtx<R: Room> {
     pub(crate) listing_changed: bool,
     pub(crate) presence: Arc<dyn Presence>,
     pub(crate) store: Arc<dyn ListingStore>,
+    #[cfg(feature = "server")]
     pub(crate) matchmaker: crate::Matchmaker,
     pub(crate) limits: Limits,
+    /// What tasks ask to run with the room ([`RoomCtx::spawn_task`]).
+    pub(crate) mailbox: super::task::Mailbox<R>,
 }
 
 impl<R: Room> fmt::Debug for RoomCtx<R> {
@@ -1241,6 +1247,7 @@ impl<R: Room> RoomCtx<R> {
     ///     }
     /// }
     /// ```
+    #[cfg(feature = "server")]
     #[must_use]
     pub fn matchmaker(&self) -> crate::Matchmaker {
         self.matchmaker.clone()

@@ -1,21 +1,30 @@
-//! The room layer: the [`Room`] trait users implement, and the sans-IO
-//! [`RoomCore`] that runs it.
+//! The room layer: the [`Room`] trait users implement, the sans-IO
+//! [`RoomCore`] that runs it and the [`RoomDriver`] that calls its hooks.
+//! Nothing here names a runtime: connections are [`ConnId`]s, output is
+//! [`Transmit`]s, time is an input, and what a room awaits (a
+//! [`Reconnection`], a [`Presence`](crate::Presence) channel) is a plain
+//! future any executor polls.
 
 mod core;
 mod ctx;
 pub(crate) mod driver;
+mod io;
+mod task;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+#[cfg(feature = "server")]
 pub(crate) use self::core::{default_seat_reservation_time, refuse_seat};
-pub use self::core::{ConnId, ConnectRequest, RoomCore, SeatError, Transmit, TransmitKind};
-pub(crate) use self::ctx::Continuation;
+pub use self::core::{ConnectRequest, RoomCore, SeatError};
 pub use self::ctx::{
-    BroadcastOptions, Reconnection, ReconnectionError, ReconnectionWindow, Reply, RoomCtx,
-    DEFAULT_SIMULATION_INTERVAL,
+    BroadcastOptions, Continuation, Reconnection, ReconnectionError, ReconnectionWindow, Reply,
+    RoomCtx, DEFAULT_SIMULATION_INTERVAL,
 };
+pub use self::driver::RoomDriver;
+pub use self::io::{ConnId, Transmit, TransmitKind};
+pub use self::task::RoomHandle;
 
 use crate::error::ServerError;
 use crate::state::SyncState;
@@ -31,7 +40,9 @@ pub type Options = serde_json::Value;
 /// changes the room (state, clients, broadcast, clock, …). Hooks may be
 /// `async`, but the room processes nothing else while a hook runs: to wait
 /// for something long (a reconnection, a database) without stalling the
-/// room, hand the future to [`RoomCtx::spawn`].
+/// room, hand the future to [`RoomCtx::spawn`], or run a task
+/// ([`RoomCtx::spawn_task`]) that comes back to the room between its
+/// waits.
 ///
 /// Order of calls: `on_create` once; per client `on_auth` then `on_join`;
 /// when it leaves, `on_leave(4000)` for a consented leave (the client's
