@@ -26,6 +26,35 @@ await steps([
     assert.equal((await who).auth, "ann", "auth kept");
     await Promise.all([back.leave(), other.leave()]);
   }],
+  ["a task awaits the reconnection (spawn_task) while the room serves the others", async () => {
+    const room = await modern().create("counter", { reconnect: 10, awaitReconnection: true });
+    room.reconnection.enabled = false;
+    const other = await modern().joinById(room.roomId);
+    const token = room.reconnectionToken;
+    const dropped = next(other, "dropped");
+    drop(room);
+    await dropped;
+    // The task waits; the room handles the other client meanwhile.
+    other.send("set", 42);
+    await until(() => other.state.n === 42, "a message while the task waits");
+    const outcome = next(other, "reconnection");
+    const back = await modern().reconnect(token);
+    assert.equal(back.sessionId, room.sessionId);
+    assert.equal(await next(back, "resumed"), 42, "the task came back to the room");
+    assert.deepEqual(await outcome, { sessionId: room.sessionId, ok: true, n: 42 });
+    await Promise.all([back.leave(), other.leave()]);
+  }],
+  ["a task whose client does not come back resumes with the timeout", async () => {
+    const room = await modern().create("counter", { reconnect: 0.3, awaitReconnection: true });
+    room.reconnection.enabled = false;
+    const other = await modern().joinById(room.roomId);
+    const outcome = next(other, "reconnection");
+    const leftMsg = next(other, "left");
+    drop(room);
+    assert.deepEqual(await outcome, { sessionId: room.sessionId, ok: false, n: 0 });
+    assert.deepEqual(await leftMsg, { sessionId: room.sessionId, code: 1006 });
+    await other.leave();
+  }],
   ["allow_reconnection timeout", async () => {
     const room = await modern().create("counter", { reconnect: 0.3 });
     room.reconnection.enabled = false;
