@@ -24,6 +24,10 @@ pub mod testing;
 #[cfg(feature = "server")]
 pub mod transport;
 
+/// Writes the per-client types an `impl Room` leaves out as `()`: see
+/// [`Room`](trait@Room#per-client-types).
+pub use roomcast_schema_derive::room;
+
 /// The state encoder (`roomcast-schema`), re-exported.
 pub use roomcast_schema as schema;
 

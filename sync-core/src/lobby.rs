@@ -151,10 +151,9 @@ fn listen(ctx: &mut RoomCtx<LobbyRoom>, mut subscription: Subscription) {
     );
 }
 
+#[crate::room]
 impl Room for LobbyRoom {
     type State = NoState;
-    type UserData = ();
-    type Auth = ();
 
     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
         ctx.set_unlisted(true);

@@ -26,10 +26,9 @@ struct Tally {
     left: Vec<(String, u16)>,
 }
 
+#[roomcast::room]
 impl Room for Tally {
     type State = NoState;
-    type UserData = ();
-    type Auth = ();
 
     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
         ctx.on_message("add", |tally, ctx, _, n: i64| {

@@ -58,6 +58,15 @@ pub type Options = serde_json::Value;
 /// A panic in a hook or handler is caught: the room logs it and carries on
 /// (see the crate documentation, "Panics in user code").
 ///
+/// # Per-client types
+///
+/// [`UserData`](Self::UserData) and [`Auth`](Self::Auth) are `()` for most
+/// rooms, but the trait cannot say so: a default for an associated type
+/// (`type Auth = ();` in the trait) is unstable Rust. Put
+/// `#[roomcast::room]` on the impl instead, and it writes the ones the
+/// impl leaves out as `()` (an impl without it names both, as any Rust
+/// trait impl would). It changes nothing else.
+///
 /// # Examples
 ///
 /// ```
@@ -66,10 +75,9 @@ pub type Options = serde_json::Value;
 /// #[derive(Default)]
 /// struct Lobby;
 ///
+/// #[roomcast::room] // UserData = (), Auth = ()
 /// impl Room for Lobby {
 ///     type State = NoState;
-///     type UserData = ();
-///     type Auth = ();
 ///
 ///     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
 ///         ctx.on_message("chat", |_room, ctx, client, text: String| {

@@ -50,9 +50,9 @@ struct Move {
 #[derive(Default)]
 pub(crate) struct DemoRoom;
 
+#[roomcast::room]
 impl Room for DemoRoom {
     type State = Encoder<World>;
-    type UserData = ();
     type Auth = String;
 
     async fn on_create(
