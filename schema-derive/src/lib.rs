@@ -33,8 +33,9 @@ pub fn derive_schema(input: proc_macro::TokenStream) -> proc_macro::TokenStream 
 }
 
 /// On an `impl Room for ...` block of `roomcast` (used as
-/// `#[roomcast::room]`): the per-client types the impl leaves out,
-/// `UserData` and `Auth`, are `()`.
+/// `#[roomcast::room]`): the associated types the impl leaves out are
+/// written with their defaults, `State = roomcast::NoState`, `UserData =
+/// ()` and `Auth = ()`.
 ///
 /// The `Room` trait cannot default them itself: associated type defaults
 /// are unstable Rust.

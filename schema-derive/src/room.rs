@@ -1,14 +1,18 @@
-//! `#[roomcast::room]`: the default per-client types of a `Room` impl.
+//! `#[roomcast::room]`: the default associated types of a `Room` impl.
 //!
 //! Associated type defaults (`type UserData = ();` in the trait) are
 //! unstable, so the trait cannot leave them out; this attribute writes the
-//! ones an impl leaves out, as `()`.
+//! ones an impl leaves out: no state, `()` per client.
 
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 
-/// The per-client associated types of `Room`, all `()` by default.
-const DEFAULTED: [&str; 2] = ["UserData", "Auth"];
+/// The associated types of `Room` and their defaults.
+const DEFAULTED: [(&str, &str); 3] = [
+    ("State", "::roomcast::NoState"),
+    ("UserData", "()"),
+    ("Auth", "()"),
+];
 
 pub(crate) fn expand(attr: TokenStream, item: syn::ItemImpl) -> syn::Result<TokenStream> {
     if !attr.is_empty() {
@@ -27,14 +31,15 @@ pub(crate) fn expand(attr: TokenStream, item: syn::ItemImpl) -> syn::Result<Toke
             "#[room] goes on an `impl Room for ...` block",
         ));
     }
-    for name in DEFAULTED {
+    for (name, default) in DEFAULTED {
         let given = item.items.iter().any(|i| match i {
             syn::ImplItem::Type(t) => t.ident == name,
             _ => false,
         });
         if !given {
             let ident = syn::Ident::new(name, proc_macro2::Span::call_site());
-            item.items.push(syn::parse_quote!(type #ident = ();));
+            let ty: syn::Type = syn::parse_str(default)?;
+            item.items.push(syn::parse_quote!(type #ident = #ty;));
         }
     }
     Ok(item.into_token_stream())

@@ -24,8 +24,8 @@ pub mod testing;
 #[cfg(feature = "server")]
 pub mod transport;
 
-/// Writes the per-client types an `impl Room` leaves out as `()`: see
-/// [`Room`](trait@Room#per-client-types).
+/// Writes the associated types an `impl Room` leaves out (no state, `()`
+/// per client): see [`Room`](trait@Room#leaving-out-the-associated-types).
 pub use roomcast_schema_derive::room;
 
 /// The state encoder (`roomcast-schema`), re-exported.
@@ -33,6 +33,12 @@ pub use roomcast_schema as schema;
 
 pub use crate::clock::{Clock, TimerId};
 pub use crate::error::ServerError;
+
+/// What a fallible hook returns, short enough for a signature on one line:
+/// `async fn on_join(..) -> roomcast::Result` is
+/// `Result<(), ServerError>`.
+pub type Result<T = (), E = ServerError> = std::result::Result<T, E>;
+
 pub use crate::lobby::{LobbyRoom, LOBBY_CHANNEL};
 #[cfg(feature = "server")]
 pub use crate::matchmaker::RedisStore;

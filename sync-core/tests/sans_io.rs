@@ -33,7 +33,7 @@ impl Room for Tally {
     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
         ctx.on_message("add", |tally, ctx, _, n: i64| {
             tally.total += n;
-            ctx.broadcast("total", &tally.total, Default::default());
+            ctx.broadcast("total", &tally.total, ());
         });
         Ok(())
     }

@@ -225,6 +225,13 @@ pub struct BroadcastOptions {
     after_next_patch: bool,
 }
 
+/// No options: `ctx.broadcast(ty, &message, ())`.
+impl From<()> for BroadcastOptions {
+    fn from((): ()) -> Self {
+        Self::default()
+    }
+}
+
 impl BroadcastOptions {
     /// Skips `client` (may be called several times).
     #[must_use]
@@ -738,7 +745,7 @@ impl<R: Room> RoomCtx<R> {
     ///     });
     ///     // Anything, as sent.
     ///     ctx.on_message("emote", |_, ctx, client, any: Value| {
-    ///         ctx.broadcast("emote", &(client.session_id(), any), Default::default());
+    ///         ctx.broadcast("emote", &(client.session_id(), any), ());
     ///     });
     /// }
     /// ```
@@ -771,7 +778,7 @@ impl<R: Room> RoomCtx<R> {
     /// # use roomcast::{Room, RoomCtx, ServerError};
     /// fn register<R: Room>(ctx: &mut RoomCtx<R>) {
     ///     ctx.on_call("announce", |_room: &mut R, ctx, text: String| {
-    ///         ctx.broadcast("announcement", &text, Default::default());
+    ///         ctx.broadcast("announcement", &text, ());
     ///         Ok::<_, ServerError>(ctx.client_count())
     ///     });
     /// }
@@ -840,16 +847,17 @@ impl<R: Room> RoomCtx<R> {
         self.kick(client.id, code, code == protocol::close_code::CONSENTED);
     }
 
-    /// Sends a message to every client (see [`BroadcastOptions`]);
-    /// [`Value::Undefined`] sends it without a payload.
+    /// Sends a message to every client (see [`BroadcastOptions`]; `()`
+    /// for none, as when Colyseus' `broadcast(type, message)` leaves them
+    /// out); [`Value::Undefined`] sends it without a payload.
     pub fn broadcast<T: Serialize + ?Sized>(
         &mut self,
         ty: impl Into<MessageType>,
         message: &T,
-        options: BroadcastOptions,
+        options: impl Into<BroadcastOptions>,
     ) {
         if let Some(frame) = message_frame(&ty.into(), message) {
-            self.broadcast_frame(frame, options);
+            self.broadcast_frame(frame, options.into());
         }
     }
 

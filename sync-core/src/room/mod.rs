@@ -58,30 +58,30 @@ pub type Options = serde_json::Value;
 /// A panic in a hook or handler is caught: the room logs it and carries on
 /// (see the crate documentation, "Panics in user code").
 ///
-/// # Per-client types
+/// # Leaving out the associated types
 ///
-/// [`UserData`](Self::UserData) and [`Auth`](Self::Auth) are `()` for most
-/// rooms, but the trait cannot say so: a default for an associated type
-/// (`type Auth = ();` in the trait) is unstable Rust. Put
-/// `#[roomcast::room]` on the impl instead, and it writes the ones the
-/// impl leaves out as `()` (an impl without it names both, as any Rust
-/// trait impl would). It changes nothing else.
+/// Most rooms keep nothing per client ([`UserData`](Self::UserData) and
+/// [`Auth`](Self::Auth) are `()`), and some have no state
+/// ([`NoState`](crate::NoState)), but the trait cannot say so: a default
+/// for an associated type (`type Auth = ();` in the trait) is unstable
+/// Rust. Put `#[roomcast::room]` on the impl instead: it writes the ones
+/// the impl leaves out with those defaults and changes nothing else (an
+/// impl without it names all three, as any Rust trait impl would). It
+/// names the crate `::roomcast`.
 ///
 /// # Examples
 ///
 /// ```
-/// use roomcast::{Client, Options, Room, RoomCtx, ServerError, NoState};
+/// use roomcast::{Client, Options, Room, RoomCtx, ServerError};
 ///
 /// #[derive(Default)]
 /// struct Lobby;
 ///
-/// #[roomcast::room] // UserData = (), Auth = ()
+/// #[roomcast::room] // State = NoState, UserData = (), Auth = ()
 /// impl Room for Lobby {
-///     type State = NoState;
-///
 ///     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
 ///         ctx.on_message("chat", |_room, ctx, client, text: String| {
-///             ctx.broadcast("chat", &(client.session_id(), text), Default::default());
+///             ctx.broadcast("chat", &(client.session_id(), text), ());
 ///         });
 ///         Ok(())
 ///     }
