@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use roomcast::msgpack::Value;
 use roomcast::testing::{decode_frame, Received};
 use roomcast::{
-    Client, ConnId, ConnectRequest, LocalPresence, MessageType, NoState, Options, Room, RoomCore,
-    RoomCtx, RoomDriver, ServerError, TransmitKind,
+    Client, ConnId, ConnectRequest, LocalPresence, MessageType, NoState, Options, Result, Room,
+    RoomCore, RoomCtx, RoomDriver, TransmitKind,
 };
 
 /// A room that counts, greets on a timer, and holds a dropped player's
@@ -30,7 +30,7 @@ struct Tally {
 impl Room for Tally {
     type State = NoState;
 
-    async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
+    async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result {
         ctx.on_message("add", |tally, ctx, _, n: i64| {
             tally.total += n;
             ctx.broadcast("total", &tally.total, ());
@@ -38,12 +38,7 @@ impl Room for Tally {
         Ok(())
     }
 
-    async fn on_join(
-        &mut self,
-        ctx: &mut RoomCtx<Self>,
-        client: &Client,
-        _: &Options,
-    ) -> Result<(), ServerError> {
+    async fn on_join(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _: &Options) -> Result {
         let client = client.clone();
         ctx.clock_mut()
             .set_timeout(Duration::from_secs(1), move |_, ctx| {

@@ -5,6 +5,19 @@ import { assert, modern, next, until, steps, rejection, left, sleep } from "./li
 // Drops the socket without a close frame (the client sees 1006).
 const drop = (room) => room.connection.transport.ws.terminate();
 
+// A room created with `options` and a second client; the first drops
+// (without the SDK's automatic reconnection) and the second has seen it.
+async function dropOne(options) {
+  const room = await modern().create("counter", options);
+  room.reconnection.enabled = false;
+  const other = await modern().joinById(room.roomId);
+  const token = room.reconnectionToken;
+  const dropped = next(other, "dropped");
+  drop(room);
+  await dropped;
+  return { room, other, token };
+}
+
 await steps([
   ["manual client.reconnect(token) with exact state", async () => {
     const first = modern();
@@ -27,13 +40,7 @@ await steps([
     await Promise.all([back.leave(), other.leave()]);
   }],
   ["a task awaits the reconnection (spawn_task) while the room serves the others", async () => {
-    const room = await modern().create("counter", { reconnect: 10, awaitReconnection: true });
-    room.reconnection.enabled = false;
-    const other = await modern().joinById(room.roomId);
-    const token = room.reconnectionToken;
-    const dropped = next(other, "dropped");
-    drop(room);
-    await dropped;
+    const { room, other, token } = await dropOne({ reconnect: 10, awaitReconnection: true });
     // The task waits; the room handles the other client meanwhile.
     other.send("set", 42);
     await until(() => other.state.n === 42, "a message while the task waits");
@@ -70,13 +77,7 @@ await steps([
     await other.leave();
   }],
   ["allow_reconnection rejected by hand", async () => {
-    const room = await modern().create("counter", { reconnect: "manual" });
-    room.reconnection.enabled = false;
-    const other = await modern().joinById(room.roomId);
-    const token = room.reconnectionToken;
-    const dropped = next(other, "dropped");
-    drop(room);
-    await dropped;
+    const { room, other, token } = await dropOne({ reconnect: "manual" });
     const outcome = next(other, "reconnection");
     other.send("reject", room.sessionId);
     assert.deepEqual(await outcome, { sessionId: room.sessionId, ok: false });
