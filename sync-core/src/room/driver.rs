@@ -33,7 +33,8 @@ use crate::protocol::{self, error_code, MessageType, ResponseStatus};
 /// 3. when [`has_spawned`](Self::has_spawned), wait on
 ///    [`poll_spawned`](Self::poll_spawned) alongside its input and hand
 ///    what it yields to [`run_continuation`](Self::run_continuation)
-///    (futures of [`RoomCtx::spawn`](crate::RoomCtx::spawn));
+///    (futures of [`RoomCtx::spawn`](crate::RoomCtx::spawn), what tasks of
+///    [`RoomCtx::spawn_task`](crate::RoomCtx::spawn_task) ask of the room);
 /// 4. send what [`RoomCore::poll_transmit`] yields to its connection.
 ///
 /// Nothing here names a runtime: any executor polls its futures. A hook
@@ -51,16 +52,14 @@ use crate::protocol::{self, error_code, MessageType, ResponseStatus};
 /// use std::sync::Arc;
 /// use std::task::{Context, Poll, Waker};
 /// use std::time::Instant;
-/// use roomcast::{ConnId, ConnectRequest, LocalPresence, NoState, Options, Room, RoomCore, RoomCtx, RoomDriver, ServerError, TransmitKind};
+/// use roomcast::{ConnId, ConnectRequest, LocalPresence, Options, Room, RoomCore, RoomCtx, RoomDriver, TransmitKind};
 ///
 /// #[derive(Default)]
 /// struct Echo;
 ///
+/// #[roomcast::room]
 /// impl Room for Echo {
-///     type State = NoState;
-///     type UserData = ();
-///     type Auth = ();
-///     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
+///     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> roomcast::Result {
 ///         ctx.on_message("echo", |_, ctx, client, n: i32| ctx.send(client, "echo", &n));
 ///         Ok(())
 ///     }
@@ -86,7 +85,7 @@ use crate::protocol::{self, error_code, MessageType, ResponseStatus};
 ///     .filter_map(|t| match t.kind { TransmitKind::Frame(f) => Some(f), _ => None })
 ///     .collect();
 /// assert_eq!(frames.last().unwrap()[..], [0x0d, 0xa4, b'e', b'c', b'h', b'o', 0x07]);
-/// # Ok::<(), ServerError>(())
+/// # Ok::<(), roomcast::ServerError>(())
 /// ```
 pub struct RoomDriver<R: Room> {
     pub(crate) room: R,
