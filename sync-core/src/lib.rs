@@ -55,7 +55,7 @@ pub use crate::relay::{RelayPlayer, RelayRoom, RelayState};
 pub use crate::room::{
     AuthRequest, BroadcastOptions, Client, ClientId, ConnId, ConnectRequest, Continuation, Options,
     Reconnection, ReconnectionError, ReconnectionWindow, Reply, Room, RoomCore, RoomCtx,
-    RoomDriver, RoomHandle, SeatError, Transmit, TransmitKind, DEFAULT_SIMULATION_INTERVAL,
+    RoomDriver, RoomHandle, SeatError, Sender, Transmit, TransmitKind, DEFAULT_SIMULATION_INTERVAL,
 };
 #[cfg(feature = "server")]
 pub use crate::server::{

@@ -248,3 +248,45 @@ fn a_task_whose_client_does_not_come_back_ends_and_on_leave_runs() {
         "the task ended with the window"
     );
 }
+
+/// Lines said in the room, synchronized.
+#[derive(roomcast::schema::Schema, Default)]
+#[schema(crate = "roomcast::schema")]
+struct Lines {
+    said: roomcast::schema::ArraySchema<String>,
+}
+
+#[derive(Default)]
+struct Say;
+
+#[roomcast::room]
+impl Room for Say {
+    type State = roomcast::schema::Encoder<Lines>;
+
+    async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result {
+        ctx.set_state(roomcast::schema::Encoder::new(Lines::default()));
+        ctx.on_message("say", |_, ctx, client, text: String| {
+            ctx.with_state(|mut lines, out| {
+                out.send(client, "before", &lines.said.len());
+                lines.said_mut().push(text);
+                out.broadcast("after", &lines.said.len(), ());
+            });
+        });
+        Ok(())
+    }
+}
+
+#[test]
+fn with_state_sends_what_was_queued_in_order_once_the_state_is_let_go() {
+    let mut h = roomcast::testing::RoomHarness::new(Say, &Options::Null).unwrap();
+    let a = h.join(Options::Null).unwrap();
+    h.received(a);
+    h.send_message(a, "say", &Value::from("hi"));
+    let messages = h.messages(a);
+    let expected: [(MessageType, Value); 2] = [
+        ("before".into(), Value::Int(0)),
+        ("after".into(), Value::Int(1)),
+    ];
+    assert_eq!(messages, expected);
+    assert_eq!(h.ctx().state().said.len(), 1);
+}

@@ -872,7 +872,7 @@ impl<R: Room> RoomCtx<R> {
         self.broadcast_frame(frame, options);
     }
 
-    fn broadcast_frame(&mut self, frame: Bytes, options: BroadcastOptions) {
+    pub(super) fn broadcast_frame(&mut self, frame: Bytes, options: BroadcastOptions) {
         if options.after_next_patch {
             self.after_patch.push((frame, options.except));
             return;
@@ -1414,7 +1414,7 @@ impl<R: Room> RoomCtx<R> {
 /// ROOM_DATA for `message`; a message that is `undefined` (a
 /// [`Value::Undefined`]) goes without a payload, as the reference sends
 /// `client.send(type)` (room-protocol.md §5.5).
-fn message_frame<T: Serialize + ?Sized>(ty: &MessageType, message: &T) -> Option<Bytes> {
+pub(super) fn message_frame<T: Serialize + ?Sized>(ty: &MessageType, message: &T) -> Option<Bytes> {
     match msgpack::to_vec(message) {
         Ok(payload) if payload == [0xd4, 0x00, 0x00] => Some(protocol::encode_room_data(ty, &[])),
         Ok(payload) => Some(protocol::encode_room_data(ty, &payload)),

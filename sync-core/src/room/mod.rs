@@ -9,6 +9,7 @@ mod core;
 mod ctx;
 pub(crate) mod driver;
 mod io;
+mod sender;
 mod task;
 
 use std::future::Future;
@@ -24,6 +25,7 @@ pub use self::ctx::{
 };
 pub use self::driver::RoomDriver;
 pub use self::io::{ConnId, Transmit, TransmitKind};
+pub use self::sender::Sender;
 pub use self::task::RoomHandle;
 
 use crate::error::ServerError;
