@@ -11,6 +11,7 @@ mod check;
 mod ctxt;
 mod decode;
 mod expand;
+mod room;
 
 /// Derives `roomcast_schema::Schema` for a struct with named fields.
 ///
@@ -27,6 +28,24 @@ mod expand;
 pub fn derive_schema(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     expand::expand(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// On an `impl Room for ...` block of `roomcast` (used as
+/// `#[roomcast::room]`): the associated types the impl leaves out are
+/// written with their defaults, `State = roomcast::NoState`, `UserData =
+/// ()` and `Auth = ()`.
+///
+/// The `Room` trait cannot default them itself: associated type defaults
+/// are unstable Rust.
+#[proc_macro_attribute]
+pub fn room(
+    attr: proc_macro::TokenStream,
+    item: proc_macro::TokenStream,
+) -> proc_macro::TokenStream {
+    let item = syn::parse_macro_input!(item as syn::ItemImpl);
+    room::expand(attr.into(), item)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

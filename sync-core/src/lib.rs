@@ -1,41 +1,63 @@
 #![doc = include_str!("../README.md")]
+// The documentation is written for the whole crate: without the server its
+// links to the server's items (`Server`, `RedisPresence`, ...) lead nowhere.
+#![cfg_attr(not(feature = "server"), allow(rustdoc::broken_intra_doc_links))]
 
 pub mod clock;
 mod error;
 mod lobby;
 mod matchmaker;
+#[cfg(feature = "server")]
+mod metrics;
+#[cfg(not(feature = "server"))]
+#[path = "metrics_off.rs"]
 mod metrics;
 pub mod msgpack;
 mod presence;
 pub mod protocol;
 mod relay;
 mod room;
+#[cfg(feature = "server")]
 mod server;
 mod state;
 pub mod testing;
+#[cfg(feature = "server")]
 pub mod transport;
+
+/// Writes the associated types an `impl Room` leaves out (no state, `()`
+/// per client): see [`Room`](trait@Room#leaving-out-the-associated-types).
+pub use roomcast_schema_derive::room;
 
 /// The state encoder (`roomcast-schema`), re-exported.
 pub use roomcast_schema as schema;
 
 pub use crate::clock::{Clock, TimerId};
 pub use crate::error::ServerError;
+
+/// What a fallible hook returns, short enough for a signature on one line:
+/// `async fn on_join(..) -> roomcast::Result` is
+/// `Result<(), ServerError>`.
+pub type Result<T = (), E = ServerError> = std::result::Result<T, E>;
+
 pub use crate::lobby::{LobbyRoom, LOBBY_CHANNEL};
+#[cfg(feature = "server")]
+pub use crate::matchmaker::RedisStore;
 pub use crate::matchmaker::{
     Claim, ClaimInError, Claimed, CreateLock, ListingStore, LocalStore, Order, ProcessInfo,
-    ProcessLoad, RedisStore, RoomListing, RoomQuery, RoomUpdate, SeatRequest, SortKeys, StoreError,
+    ProcessLoad, RoomListing, RoomQuery, RoomUpdate, SeatRequest, SortKeys, StoreError,
     StoreFuture, CREATE_LOCK_TTL, HEARTBEAT_PERIOD, PROCESS_TTL,
 };
-pub use crate::presence::{
-    LocalPresence, Presence, PresenceError, PresenceFuture, RedisPresence, Subscription,
-};
+#[cfg(feature = "server")]
+pub use crate::presence::RedisPresence;
+pub use crate::presence::{LocalPresence, Presence, PresenceError, PresenceFuture, Subscription};
 pub use crate::protocol::{Dialect, MessageType};
 pub use crate::relay::{RelayPlayer, RelayRoom, RelayState};
 pub use crate::room::{
-    AuthRequest, BroadcastOptions, Client, ClientId, ConnId, ConnectRequest, Options, Reconnection,
-    ReconnectionError, ReconnectionWindow, Reply, Room, RoomCore, RoomCtx, SeatError, Transmit,
-    TransmitKind, DEFAULT_SIMULATION_INTERVAL,
+    AuthRequest, BroadcastOptions, Client, ClientId, ConnId, ConnectRequest, Continuation, Options,
+    Reconnection, ReconnectionError, ReconnectionWindow, Reply, Room, RoomCore, RoomCtx,
+    RoomDriver, RoomHandle, SeatError, Sender, Transmit, TransmitKind, DEFAULT_SIMULATION_INTERVAL,
 };
+#[cfg(feature = "server")]
 pub use crate::server::{
     Matchmaker, Method, MonitorAuth, MonitorConfig, SeatReservation, Server, ServerBuilder,
     ServerConfig, WebSocketTransport,

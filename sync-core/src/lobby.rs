@@ -7,7 +7,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::matchmaker::RoomListing;
-use crate::presence::{Presence, Subscription};
+#[cfg(feature = "server")]
+use crate::presence::Presence;
+use crate::presence::Subscription;
 use crate::room::{Client, Options, Room, RoomCtx};
 use crate::state::NoState;
 use crate::ServerError;
@@ -19,6 +21,7 @@ use crate::ServerError;
 pub const LOBBY_CHANNEL: &str = "$lobby";
 
 /// Tells lobbies that a room's listing changed or (`removed`) is gone.
+#[cfg(feature = "server")]
 pub(crate) async fn announce(presence: &dyn Presence, room_id: &str, removed: bool) {
     let message = format!("{room_id},{}", if removed { 1 } else { 0 });
     if let Err(e) = presence.publish(LOBBY_CHANNEL, &message).await {
@@ -148,10 +151,9 @@ fn listen(ctx: &mut RoomCtx<LobbyRoom>, mut subscription: Subscription) {
     );
 }
 
+#[crate::room]
 impl Room for LobbyRoom {
     type State = NoState;
-    type UserData = ();
-    type Auth = ();
 
     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
         ctx.set_unlisted(true);

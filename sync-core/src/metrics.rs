@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -213,7 +213,8 @@ impl Metrics {
     }
 
     /// Records how long a matchmaking request took.
-    pub(crate) fn matchmake(&self, method: crate::Method, took: Duration) {
+    #[cfg(feature = "server")]
+    pub(crate) fn matchmake(&self, method: crate::Method, took: std::time::Duration) {
         use crate::Method;
         let method = match method {
             Method::JoinOrCreate => "joinOrCreate",
@@ -310,30 +311,27 @@ impl Drop for RoomMetrics {
 }
 
 impl RoomMetrics {
-    /// A client joined room `room_id` of `room` (logged at info level).
-    pub(crate) fn joined(&mut self, room: &str, room_id: &str, session_id: &str) {
+    /// A client joined.
+    pub(crate) fn joined(&mut self, session_id: &str) {
         self.joins.inc();
         self.joined_at.insert(session_id.into(), SystemTime::now());
         self.clients.inc();
         self.counted_clients += 1;
-        tracing::info!(target: "roomcast::clients", room, room_id, session_id, "client joined");
     }
 
-    /// A client left for good with close `code` (logged at info level).
-    pub(crate) fn left(&mut self, room: &str, room_id: &str, session_id: &str, code: u16) {
+    /// A client left for good.
+    pub(crate) fn left(&mut self, session_id: &str) {
         self.leaves.inc();
         self.joined_at.remove(session_id);
         if self.counted_clients > 0 {
             self.clients.dec();
             self.counted_clients -= 1;
         }
-        tracing::info!(target: "roomcast::clients", room, room_id, session_id, code, "client left");
     }
 
-    /// A dropped client reconnected (logged at info level).
-    pub(crate) fn reconnected(&self, room: &str, room_id: &str, session_id: &str) {
+    /// A dropped client reconnected.
+    pub(crate) fn reconnected(&self) {
         self.reconnections.inc();
-        tracing::info!(target: "roomcast::clients", room, room_id, session_id, "client reconnected");
     }
 
     /// A patch tick that started at `started` ended now.
@@ -392,9 +390,9 @@ mod tests {
         let metrics = Metrics::default();
         let mut room = metrics.room("world");
         for id in ["a", "b", "c", "d"] {
-            room.joined("world", "r1", id);
+            room.joined(id);
         }
-        room.left("world", "r1", "d", 4000);
+        room.left("d");
         room.received(10);
         room.sent(7);
         room.publish();

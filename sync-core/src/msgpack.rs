@@ -115,6 +115,57 @@ impl From<i64> for Value {
     }
 }
 
+/// A JSON value (room metadata, join options) as a payload: `null` is
+/// `Nil`, integers stay integers, objects are maps keyed by strings.
+///
+/// # Examples
+///
+/// ```
+/// use roomcast::msgpack::Value;
+///
+/// let value = Value::from(serde_json::json!({ "mode": "duel", "max": 2 }));
+/// assert_eq!(serde_json::Value::try_from(&value)?, serde_json::json!({ "mode": "duel", "max": 2 }));
+/// # Ok::<(), roomcast::msgpack::ValueError>(())
+/// ```
+impl From<serde_json::Value> for Value {
+    fn from(json: serde_json::Value) -> Self {
+        match json {
+            serde_json::Value::Null => Self::Nil,
+            serde_json::Value::Bool(b) => Self::Bool(b),
+            serde_json::Value::Number(n) => n
+                .as_i64()
+                .map(Self::Int)
+                .or_else(|| n.as_u64().map(Self::UInt))
+                .unwrap_or_else(|| Self::F64(n.as_f64().unwrap_or(f64::NAN))),
+            serde_json::Value::String(s) => Self::Str(s),
+            serde_json::Value::Array(items) => {
+                Self::Array(items.into_iter().map(Self::from).collect())
+            }
+            serde_json::Value::Object(entries) => Self::Map(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (Self::Str(k), Self::from(v)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// A payload as JSON (for [`RoomCtx::set_metadata`](crate::RoomCtx::set_metadata),
+/// say), read as [`from_value`] reads it: `Undefined` is `null`, binary an
+/// array of bytes.
+///
+/// # Errors
+///
+/// A map key that is not a string, which JSON cannot hold.
+impl TryFrom<&Value> for serde_json::Value {
+    type Error = ValueError;
+
+    fn try_from(value: &Value) -> Result<Self, ValueError> {
+        from_value(value)
+    }
+}
+
 /// Why a payload could not be decoded; `offset` is where the problem was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("invalid msgpack at byte {offset}: {kind}")]
@@ -1045,6 +1096,38 @@ mod tests {
         let mut out = Vec::new();
         encode(&Value::Undefined, &mut out);
         assert_eq!(out, hex("d4 00 00"));
+    }
+
+    #[test]
+    fn json_and_payload_values_convert_both_ways() {
+        let json = serde_json::json!({
+            "a": [1, -2, 18_446_744_073_709_551_615_u64, 1.5, "s", true, null],
+            "b": {},
+        });
+        let value = Value::from(json.clone());
+        let Value::Map(entries) = &value else {
+            panic!("an object is a map: {value:?}");
+        };
+        assert_eq!(entries[0].0, Value::from("a"));
+        assert_eq!(
+            entries[0].1,
+            Value::Array(vec![
+                Value::Int(1),
+                Value::Int(-2),
+                Value::UInt(u64::MAX),
+                Value::F64(1.5),
+                Value::from("s"),
+                Value::Bool(true),
+                Value::Nil,
+            ])
+        );
+        assert_eq!(serde_json::Value::try_from(&value).unwrap(), json);
+        assert_eq!(
+            serde_json::Value::try_from(&Value::Undefined).unwrap(),
+            serde_json::Value::Null
+        );
+        let int_key = Value::Map(vec![(Value::Int(1), Value::Nil)]);
+        assert!(serde_json::Value::try_from(&int_key).is_err());
     }
 
     fn arb_value() -> impl Strategy<Value = Value> {

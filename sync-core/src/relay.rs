@@ -66,10 +66,9 @@ pub struct RelayRoom {
     reconnection: Option<Duration>,
 }
 
+#[crate::room]
 impl Room for RelayRoom {
     type State = Encoder<RelayState>;
-    type UserData = ();
-    type Auth = ();
 
     async fn on_create(
         &mut self,

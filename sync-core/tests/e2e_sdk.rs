@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::e2e::{run_script, run_script_on, start_server};
+use common::e2e::{run_script, run_script_at, run_script_on, start_node_twins, start_server};
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -54,6 +54,20 @@ fn lobby_room_modern() {
 #[test]
 fn relay_room_with_both_sdks() {
     run_script("relay.mjs", TIMEOUT);
+}
+
+/// The example rooms (`examples/rooms/`) and their Node twins pass the same
+/// scripts.
+#[test]
+fn tictactoe_example_and_its_node_twin() {
+    run_script("tictactoe.mjs", TIMEOUT);
+    run_script_at(start_node_twins().port, "tictactoe.mjs", &[], TIMEOUT);
+}
+
+#[test]
+fn chat_example_and_its_node_twin() {
+    run_script("chat.mjs", TIMEOUT);
+    run_script_at(start_node_twins().port, "chat.mjs", &[], TIMEOUT);
 }
 
 #[test]

@@ -15,6 +15,7 @@
 //! beyond its `maxClients`.
 
 mod local;
+#[cfg(feature = "server")]
 mod redis;
 
 use std::cmp::Ordering;
@@ -26,6 +27,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 pub use self::local::LocalStore;
+#[cfg(feature = "server")]
 pub use self::redis::RedisStore;
 use crate::presence::Subscription;
 use crate::room::Options;
@@ -524,6 +526,7 @@ pub(crate) fn generate_id(len: usize) -> String {
 }
 
 /// Milliseconds since the Unix epoch.
+#[cfg(feature = "server")]
 pub(crate) fn now_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -353,7 +353,10 @@ impl Presence for LocalPresence {
                     }
                 }
             };
-            Ok(Subscription::new(rx, Some(Box::new(unsubscribe))))
+            Ok(Subscription::new(
+                super::broadcast_messages(rx),
+                Some(Box::new(unsubscribe)),
+            ))
         })
     }
 }

@@ -9,16 +9,20 @@
 //! cluster through Redis.
 
 mod local;
+#[cfg(feature = "server")]
 mod redis;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use futures_util::{Stream, StreamExt};
 use tokio::sync::broadcast;
 
 pub use self::local::LocalPresence;
+#[cfg(feature = "server")]
 pub use self::redis::RedisPresence;
 
 /// What every [`Presence`] call returns.
@@ -140,9 +144,13 @@ pub trait Presence: Send + Sync + 'static {
 
 /// Messages of one channel, from [`Presence::subscribe`]. Dropping it
 /// unsubscribes.
+///
+/// The channel is any [`Stream`] of messages: the room core names no
+/// runtime, and a [`Presence`] of your own hands its channel over in
+/// whatever form it has ([`Subscription::new`]).
 pub struct Subscription {
-    // Fields drop in order: the receiver is gone when `_on_drop` runs.
-    rx: broadcast::Receiver<String>,
+    // Fields drop in order: the messages are gone when `_on_drop` runs.
+    messages: Pin<Box<dyn Stream<Item = String> + Send>>,
     _on_drop: Option<OnDrop>,
 }
 
@@ -163,45 +171,53 @@ impl std::fmt::Debug for Subscription {
 }
 
 impl Subscription {
-    /// A subscription reading `rx`; `on_drop` runs when it is dropped (a
+    /// A subscription reading `messages` (ending when the presence is
+    /// gone); `on_drop` runs when it is dropped, after `messages` (a
     /// [`Presence`] implementation unsubscribes there).
     pub fn new(
-        rx: broadcast::Receiver<String>,
+        messages: impl Stream<Item = String> + Send + 'static,
         on_drop: Option<Box<dyn FnOnce() + Send + Sync>>,
     ) -> Self {
         Self {
-            rx,
+            messages: Box::pin(messages),
             _on_drop: on_drop.map(|f| OnDrop(Some(f))),
         }
     }
 
     /// The next message; `None` once the presence is gone. A subscriber
-    /// that falls more than the channel's buffer behind loses the oldest
-    /// messages (logged), like a slow Redis subscriber would.
+    /// of the built-in presences that falls more than the channel's buffer
+    /// behind loses the oldest messages (logged), like a slow Redis
+    /// subscriber would.
     pub async fn recv(&mut self) -> Option<String> {
+        self.messages.next().await
+    }
+
+    /// The next message if one is waiting.
+    pub fn try_recv(&mut self) -> Option<String> {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.messages.as_mut().poll_next(&mut cx) {
+            Poll::Ready(message) => message,
+            Poll::Pending => None,
+        }
+    }
+}
+
+/// The messages of a broadcast channel (the built-in presences' channels),
+/// skipping over what a lagging receiver lost.
+pub(crate) fn broadcast_messages(
+    rx: broadcast::Receiver<String>,
+) -> impl Stream<Item = String> + Send {
+    futures_util::stream::unfold(rx, |mut rx| async move {
         loop {
-            match self.rx.recv().await {
-                Ok(message) => return Some(message),
+            match rx.recv().await {
+                Ok(message) => return Some((message, rx)),
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!("presence subscriber fell behind: {n} messages lost");
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
-    }
-
-    /// The next message if one is waiting.
-    pub fn try_recv(&mut self) -> Option<String> {
-        loop {
-            match self.rx.try_recv() {
-                Ok(message) => return Some(message),
-                Err(broadcast::error::TryRecvError::Lagged(n)) => {
-                    tracing::warn!("presence subscriber fell behind: {n} messages lost");
-                }
-                Err(_) => return None,
-            }
-        }
-    }
+    })
 }
 
 /// Messages a subscription may fall behind before it loses the oldest.

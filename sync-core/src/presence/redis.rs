@@ -330,7 +330,10 @@ impl RedisPresence {
                 runtime.spawn(unsubscribe_if_unused(weak, channel));
             }
         };
-        Ok(Subscription::new(rx, Some(Box::new(on_drop))))
+        Ok(Subscription::new(
+            super::broadcast_messages(rx),
+            Some(Box::new(on_drop)),
+        ))
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::ctx::{Event, Lifecycle, Limits, ReconnectionError, RoomCtx, Slot, Status};
+use super::io::{ConnId, Transmit, TransmitKind};
 use super::{AuthRequest, Client, ClientId, Options, Room};
 use crate::clock::Clock;
 use crate::error::ServerError;
@@ -15,30 +16,6 @@ use crate::msgpack::{self, Value};
 use crate::presence::Presence;
 use crate::protocol::{self, close_code, error_code, ClientFrame, Dialect, FrameError};
 use crate::state::SyncState;
-
-/// Identifies one transport connection (a WebSocket) of a room. A client
-/// that reconnects gets a new one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
-
-/// Something to do on a connection.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transmit {
-    /// The connection.
-    pub conn: ConnId,
-    /// What to do.
-    pub kind: TransmitKind,
-}
-
-/// What a [`Transmit`] does.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TransmitKind {
-    /// Send one binary frame. Broadcast frames are shared, never copied.
-    Frame(Bytes),
-    /// Close the connection with this code (after the frames before it).
-    Close(u16),
-}
 
 /// A client's WebSocket arrived for a room (room-protocol.md §3).
 #[derive(Clone, Debug, Default)]
@@ -159,8 +136,10 @@ impl<R: Room> RoomCore<R> {
                 listing_changed: true,
                 presence,
                 store: Arc::new(crate::matchmaker::LocalStore::default()),
+                #[cfg(feature = "server")]
                 matchmaker: crate::Matchmaker::default(),
                 limits: Limits::default(),
+                mailbox: super::task::Mailbox::default(),
             },
         }
     }
@@ -173,6 +152,7 @@ impl<R: Room> RoomCore<R> {
 
     /// Uses `matchmaker` for [`RoomCtx::matchmaker`] (default: one of no
     /// server, whose calls fail). The server sets its own.
+    #[cfg(feature = "server")]
     pub fn set_matchmaker(&mut self, matchmaker: crate::Matchmaker) {
         self.ctx.matchmaker = matchmaker;
     }
@@ -500,8 +480,9 @@ impl<R: Room> RoomCore<R> {
     }
 
     /// A frame of `len` bytes the shell did not read (over its own limit,
-    /// twice the room's): refused as any frame over the room's limit.
-    pub(crate) fn handle_oversized_frame(&mut self, now: Instant, conn: ConnId, len: usize) {
+    /// twice the room's): refused as any frame over the room's limit
+    /// (ERROR 4217, then a close with 4002).
+    pub fn handle_oversized_frame(&mut self, now: Instant, conn: ConnId, len: usize) {
         self.set_now(now);
         if let Some(&id) = self.ctx.conns.get(&conn) {
             self.refuse_oversized(id, len);

@@ -9,12 +9,12 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_channel::oneshot;
 use roomcast_schema::ViewId;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::oneshot;
 
-use super::core::{ConnId, Transmit, TransmitKind};
+use super::io::{ConnId, Transmit, TransmitKind};
 use super::{Client, ClientId, Options, Room};
 use crate::clock::{Clock, TimerId};
 use crate::error::ServerError;
@@ -37,7 +37,9 @@ pub(crate) type CallHandler<R> = Arc<
         + Sync,
 >;
 pub(crate) type SimulationCallback<R> = Box<dyn FnMut(&mut R, &mut RoomCtx<R>, Duration) + Send>;
-pub(crate) type Continuation<R> = Box<dyn FnOnce(&mut R, &mut RoomCtx<R>) + Send>;
+/// What runs with the room when a spawned future finished (see
+/// [`RoomDriver::poll_spawned`](crate::RoomDriver::poll_spawned)).
+pub type Continuation<R> = Box<dyn FnOnce(&mut R, &mut RoomCtx<R>) + Send>;
 pub(crate) type Spawned<R> = Pin<Box<dyn Future<Output = Continuation<R>> + Send>>;
 
 /// What a message handler returns: `()`, or `Result<T, ServerError>` to
@@ -223,6 +225,13 @@ pub struct BroadcastOptions {
     after_next_patch: bool,
 }
 
+/// No options: `ctx.broadcast(ty, &message, ())`.
+impl From<()> for BroadcastOptions {
+    fn from((): ()) -> Self {
+        Self::default()
+    }
+}
+
 impl BroadcastOptions {
     /// Skips `client` (may be called several times).
     #[must_use]
@@ -264,7 +273,8 @@ pub enum ReconnectionError {
 /// `on_leave` follow either way: most rooms drop it. To act on the outcome
 /// where the window was opened, await it through [`RoomCtx::spawn`], not
 /// inside a hook: the room processes nothing — not even the reconnection —
-/// while a hook runs.
+/// while a hook runs. A task ([`RoomCtx::spawn_task`]) may await it and
+/// then come back to the room.
 pub struct Reconnection {
     rx: Option<oneshot::Receiver<Result<Client, ReconnectionError>>>,
     error: ReconnectionError,
@@ -429,8 +439,11 @@ pub struct RoomCtx<R: Room> {
     pub(crate) listing_changed: bool,
     pub(crate) presence: Arc<dyn Presence>,
     pub(crate) store: Arc<dyn ListingStore>,
+    #[cfg(feature = "server")]
     pub(crate) matchmaker: crate::Matchmaker,
     pub(crate) limits: Limits,
+    /// What tasks ask to run with the room ([`RoomCtx::spawn_task`]).
+    pub(crate) mailbox: super::task::Mailbox<R>,
 }
 
 impl<R: Room> fmt::Debug for RoomCtx<R> {
@@ -732,7 +745,7 @@ impl<R: Room> RoomCtx<R> {
     ///     });
     ///     // Anything, as sent.
     ///     ctx.on_message("emote", |_, ctx, client, any: Value| {
-    ///         ctx.broadcast("emote", &(client.session_id(), any), Default::default());
+    ///         ctx.broadcast("emote", &(client.session_id(), any), ());
     ///     });
     /// }
     /// ```
@@ -765,7 +778,7 @@ impl<R: Room> RoomCtx<R> {
     /// # use roomcast::{Room, RoomCtx, ServerError};
     /// fn register<R: Room>(ctx: &mut RoomCtx<R>) {
     ///     ctx.on_call("announce", |_room: &mut R, ctx, text: String| {
-    ///         ctx.broadcast("announcement", &text, Default::default());
+    ///         ctx.broadcast("announcement", &text, ());
     ///         Ok::<_, ServerError>(ctx.client_count())
     ///     });
     /// }
@@ -834,16 +847,17 @@ impl<R: Room> RoomCtx<R> {
         self.kick(client.id, code, code == protocol::close_code::CONSENTED);
     }
 
-    /// Sends a message to every client (see [`BroadcastOptions`]);
-    /// [`Value::Undefined`] sends it without a payload.
+    /// Sends a message to every client (see [`BroadcastOptions`]; `()`
+    /// for none, as when Colyseus' `broadcast(type, message)` leaves them
+    /// out); [`Value::Undefined`] sends it without a payload.
     pub fn broadcast<T: Serialize + ?Sized>(
         &mut self,
         ty: impl Into<MessageType>,
         message: &T,
-        options: BroadcastOptions,
+        options: impl Into<BroadcastOptions>,
     ) {
         if let Some(frame) = message_frame(&ty.into(), message) {
-            self.broadcast_frame(frame, options);
+            self.broadcast_frame(frame, options.into());
         }
     }
 
@@ -858,7 +872,7 @@ impl<R: Room> RoomCtx<R> {
         self.broadcast_frame(frame, options);
     }
 
-    fn broadcast_frame(&mut self, frame: Bytes, options: BroadcastOptions) {
+    pub(super) fn broadcast_frame(&mut self, frame: Bytes, options: BroadcastOptions) {
         if options.after_next_patch {
             self.after_patch.push((frame, options.except));
             return;
@@ -1241,6 +1255,7 @@ impl<R: Room> RoomCtx<R> {
     ///     }
     /// }
     /// ```
+    #[cfg(feature = "server")]
     #[must_use]
     pub fn matchmaker(&self) -> crate::Matchmaker {
         self.matchmaker.clone()
@@ -1399,7 +1414,7 @@ impl<R: Room> RoomCtx<R> {
 /// ROOM_DATA for `message`; a message that is `undefined` (a
 /// [`Value::Undefined`]) goes without a payload, as the reference sends
 /// `client.send(type)` (room-protocol.md §5.5).
-fn message_frame<T: Serialize + ?Sized>(ty: &MessageType, message: &T) -> Option<Bytes> {
+pub(super) fn message_frame<T: Serialize + ?Sized>(ty: &MessageType, message: &T) -> Option<Bytes> {
     match msgpack::to_vec(message) {
         Ok(payload) if payload == [0xd4, 0x00, 0x00] => Some(protocol::encode_room_data(ty, &[])),
         Ok(payload) => Some(protocol::encode_room_data(ty, &payload)),

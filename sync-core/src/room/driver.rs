@@ -1,5 +1,6 @@
 //! Runs user hooks for the events a [`RoomCore`] asks for. Runtime-agnostic:
-//! the tokio shell and the test harness both drive rooms through it.
+//! the tokio shell, the test harness and any shell of your own drive rooms
+//! through it.
 
 use std::any::Any;
 use std::future::Future;
@@ -16,12 +17,95 @@ use crate::error::ServerError;
 use crate::msgpack::{self, Value};
 use crate::protocol::{self, error_code, MessageType, ResponseStatus};
 
-pub(crate) struct Driver<R: Room> {
+/// A room and its [`RoomCore`], with the hooks run for what the core asks:
+/// the half of the sans-IO core that calls your code (as quinn-proto's
+/// `Connection` is driven by quinn's endpoint task).
+///
+/// A shell owns one per room and loops:
+///
+/// 1. feed the core what happened ([`core_mut`](Self::core_mut):
+///    [`RoomCore::handle_reserve_seat`], [`handle_connect`](RoomCore::handle_connect),
+///    [`handle_frame`](RoomCore::handle_frame),
+///    [`handle_disconnect`](RoomCore::handle_disconnect),
+///    [`handle_timeout`](RoomCore::handle_timeout) at
+///    [`poll_timeout`](RoomCore::poll_timeout));
+/// 2. [`run_events`](Self::run_events): the hooks and handlers that caused;
+/// 3. when [`has_spawned`](Self::has_spawned), wait on
+///    [`poll_spawned`](Self::poll_spawned) alongside its input and hand
+///    what it yields to [`run_continuation`](Self::run_continuation)
+///    (futures of [`RoomCtx::spawn`](crate::RoomCtx::spawn), what tasks of
+///    [`RoomCtx::spawn_task`](crate::RoomCtx::spawn_task) ask of the room);
+/// 4. send what [`RoomCore::poll_transmit`] yields to its connection.
+///
+/// Nothing here names a runtime: any executor polls its futures. A hook
+/// that awaits something of a runtime (a tokio timer, a socket) needs that
+/// runtime around the shell, as it would anywhere. The server's room task
+/// and [`RoomHarness`](crate::testing::RoomHarness) are two such shells.
+///
+/// # Examples
+///
+/// A room run by hand, with no server and no runtime: every future of a
+/// room that awaits nothing outside completes at its first poll.
+///
+/// ```
+/// use std::future::Future;
+/// use std::sync::Arc;
+/// use std::task::{Context, Poll, Waker};
+/// use std::time::Instant;
+/// use roomcast::{ConnId, ConnectRequest, LocalPresence, Options, Room, RoomCore, RoomCtx, RoomDriver, TransmitKind};
+///
+/// #[derive(Default)]
+/// struct Echo;
+///
+/// #[roomcast::room]
+/// impl Room for Echo {
+///     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> roomcast::Result {
+///         ctx.on_message("echo", |_, ctx, client, n: i32| ctx.send(client, "echo", &n));
+///         Ok(())
+///     }
+/// }
+///
+/// fn now<T>(future: impl Future<Output = T>) -> T {
+///     match std::pin::pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+///         Poll::Ready(out) => out,
+///         Poll::Pending => unreachable!("nothing outside to wait for"),
+///     }
+/// }
+///
+/// let start = Instant::now();
+/// let core = RoomCore::new(start, "echo", Arc::new(LocalPresence::default()));
+/// let mut driver = now(RoomDriver::create(Echo, core, &Options::Null))?;
+/// let session = driver.core_mut().handle_reserve_seat(start, Options::Null).unwrap();
+/// driver.core_mut().handle_connect(start, ConnId(1), ConnectRequest::new(session));
+/// now(driver.run_events());
+/// driver.core_mut().handle_frame(start, ConnId(1), &[10]); // JOIN_ROOM acknowledged
+/// driver.core_mut().handle_frame(start, ConnId(1), &[0x0d, 0xa4, b'e', b'c', b'h', b'o', 0x07]);
+/// now(driver.run_events());
+/// let frames: Vec<_> = std::iter::from_fn(|| driver.core_mut().poll_transmit())
+///     .filter_map(|t| match t.kind { TransmitKind::Frame(f) => Some(f), _ => None })
+///     .collect();
+/// assert_eq!(frames.last().unwrap()[..], [0x0d, 0xa4, b'e', b'c', b'h', b'o', 0x07]);
+/// # Ok::<(), roomcast::ServerError>(())
+/// ```
+pub struct RoomDriver<R: Room> {
     pub(crate) room: R,
     pub(crate) core: RoomCore<R>,
     spawned: FuturesUnordered<Spawned<R>>,
     /// Joins, leaves, reconnections and patch times (the server's `/metrics`).
     pub(crate) metrics: crate::metrics::RoomMetrics,
+}
+
+/// The server's name for it (its room task predates the public driver).
+#[cfg(feature = "server")]
+pub(crate) type Driver<R> = RoomDriver<R>;
+
+impl<R: Room> std::fmt::Debug for RoomDriver<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomDriver")
+            .field("core", &self.core)
+            .field("spawned", &self.spawned.len())
+            .finish_non_exhaustive()
+    }
 }
 
 pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> &str {
@@ -63,9 +147,15 @@ fn guarded_sync<T>(room_id: &str, what: &str, f: impl FnOnce() -> T) -> Option<T
     }
 }
 
-impl<R: Room> Driver<R> {
-    /// Runs `on_create`; the room exists only if it succeeds.
-    pub(crate) async fn create(
+impl<R: Room> RoomDriver<R> {
+    /// Runs `on_create` on `room` with `core` (configured beforehand:
+    /// [`RoomCore::set_store`], limits), then the events it caused; the
+    /// room exists only if it succeeds.
+    ///
+    /// # Errors
+    ///
+    /// What `on_create` returned, or an application error if it panicked.
+    pub async fn create(
         mut room: R,
         mut core: RoomCore<R>,
         options: &Options,
@@ -100,27 +190,65 @@ impl<R: Room> Driver<R> {
         }
     }
 
-    /// Runs hooks until the core has no event left.
-    pub(crate) async fn run_events(&mut self) {
+    /// The room.
+    #[must_use]
+    pub fn room(&self) -> &R {
+        &self.room
+    }
+
+    /// The room, to change it from outside its hooks.
+    pub fn room_mut(&mut self) -> &mut R {
+        &mut self.room
+    }
+
+    /// The core: what the shell feeds, and what it sends.
+    #[must_use]
+    pub fn core(&self) -> &RoomCore<R> {
+        &self.core
+    }
+
+    /// The core, to feed it input and take its output.
+    pub fn core_mut(&mut self) -> &mut RoomCore<R> {
+        &mut self.core
+    }
+
+    /// Runs hooks and handlers until the core has no event left: after
+    /// every input the shell hands the core.
+    pub async fn run_events(&mut self) {
         while let Some(event) = self.core.poll_event() {
             self.run_event(event).await;
             self.collect_spawned();
         }
     }
 
-    /// Whether futures passed to `spawn` are pending.
-    pub(crate) fn has_spawned(&self) -> bool {
-        !self.spawned.is_empty()
+    /// Whether futures passed to [`RoomCtx::spawn`](crate::RoomCtx::spawn)
+    /// or [`spawn_task`](crate::RoomCtx::spawn_task) are pending, or a
+    /// [`RoomHandle`](crate::RoomHandle) is alive (the shell then polls
+    /// [`poll_spawned`](Self::poll_spawned)).
+    #[must_use]
+    pub fn has_spawned(&self) -> bool {
+        !self.spawned.is_empty() || self.core.ctx.mailbox.has_handles()
     }
 
-    /// Polls the spawned futures for one that finished.
-    pub(crate) fn poll_spawned(&mut self, cx: &mut Context<'_>) -> Poll<Option<Continuation<R>>> {
-        Pin::new(&mut self.spawned).poll_next(cx)
+    /// Polls the spawned futures for one that finished, and the room's
+    /// [`RoomHandle`](crate::RoomHandle)s for what a task asked to run with
+    /// the room: either is for [`run_continuation`](Self::run_continuation).
+    /// `None` when nothing is pending.
+    pub fn poll_spawned(&mut self, cx: &mut Context<'_>) -> Poll<Option<Continuation<R>>> {
+        // What a task asks of the room first: the task waits for it.
+        if let Poll::Ready(Some(then)) = self.core.ctx.mailbox.poll_next(cx) {
+            return Poll::Ready(Some(then));
+        }
+        match Pin::new(&mut self.spawned).poll_next(cx) {
+            // A handle outside any spawned future may still ask.
+            Poll::Ready(None) if self.core.ctx.mailbox.has_handles() => Poll::Pending,
+            other => other,
+        }
     }
 
     /// Runs a finished spawned future's continuation, then the events it
     /// caused.
-    pub(crate) async fn run_continuation(&mut self, then: Continuation<R>) {
+    pub async fn run_continuation(&mut self, then: Continuation<R>) {
         let room_id = self.core.ctx.room_id.clone();
         let (room, ctx) = (&mut self.room, &mut self.core.ctx);
         guarded_sync(&room_id, "spawned continuation", || then(room, ctx));
@@ -158,8 +286,9 @@ impl<R: Room> Driver<R> {
                 .await
                 .unwrap_or_else(|| Err(ServerError::application("on_join panicked")));
                 if result.is_ok() {
-                    let name = self.core.ctx.room_name();
-                    self.metrics.joined(name, room_id, client.session_id());
+                    let (room, session_id) = (self.core.ctx.room_name(), client.session_id());
+                    self.metrics.joined(session_id);
+                    tracing::info!(target: "roomcast::clients", room, room_id, session_id, "client joined");
                 }
                 self.core.finish_join(id, result);
             }
@@ -215,8 +344,9 @@ impl<R: Room> Driver<R> {
             }
             Event::Leave { client, code } => {
                 if let Some(handle) = self.core.ctx.client_handle(client) {
-                    let name = self.core.ctx.room_name();
-                    self.metrics.left(name, room_id, handle.session_id(), code);
+                    let (room, session_id) = (self.core.ctx.room_name(), handle.session_id());
+                    self.metrics.left(session_id);
+                    tracing::info!(target: "roomcast::clients", room, room_id, session_id, code, "client left");
                     guarded(
                         room_id,
                         "on_leave",
@@ -228,8 +358,9 @@ impl<R: Room> Driver<R> {
             }
             Event::Reconnect(client) => {
                 if let Some(handle) = self.core.ctx.client_handle(client) {
-                    let name = self.core.ctx.room_name();
-                    self.metrics.reconnected(name, room_id, handle.session_id());
+                    let (room, session_id) = (self.core.ctx.room_name(), handle.session_id());
+                    self.metrics.reconnected();
+                    tracing::info!(target: "roomcast::clients", room, room_id, session_id, "client reconnected");
                     guarded(
                         room_id,
                         "on_reconnect",
@@ -250,8 +381,13 @@ impl<R: Room> Driver<R> {
         }
     }
 
-    /// Runs the room call `name` (see `RoomCtx::on_call`).
-    pub(crate) fn call(
+    /// Runs the room call `name` (see [`RoomCtx::on_call`](crate::RoomCtx::on_call)).
+    ///
+    /// # Errors
+    ///
+    /// What the call returned; an error when the room has no such call or
+    /// it panicked.
+    pub fn call(
         &mut self,
         name: &str,
         args: serde_json::Value,

@@ -1,21 +1,32 @@
-//! The room layer: the [`Room`] trait users implement, and the sans-IO
-//! [`RoomCore`] that runs it.
+//! The room layer: the [`Room`] trait users implement, the sans-IO
+//! [`RoomCore`] that runs it and the [`RoomDriver`] that calls its hooks.
+//! Nothing here names a runtime: connections are [`ConnId`]s, output is
+//! [`Transmit`]s, time is an input, and what a room awaits (a
+//! [`Reconnection`], a [`Presence`](crate::Presence) channel) is a plain
+//! future any executor polls.
 
 mod core;
 mod ctx;
 pub(crate) mod driver;
+mod io;
+mod sender;
+mod task;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+#[cfg(feature = "server")]
 pub(crate) use self::core::{default_seat_reservation_time, refuse_seat};
-pub use self::core::{ConnId, ConnectRequest, RoomCore, SeatError, Transmit, TransmitKind};
-pub(crate) use self::ctx::Continuation;
+pub use self::core::{ConnectRequest, RoomCore, SeatError};
 pub use self::ctx::{
-    BroadcastOptions, Reconnection, ReconnectionError, ReconnectionWindow, Reply, RoomCtx,
-    DEFAULT_SIMULATION_INTERVAL,
+    BroadcastOptions, Continuation, Reconnection, ReconnectionError, ReconnectionWindow, Reply,
+    RoomCtx, DEFAULT_SIMULATION_INTERVAL,
 };
+pub use self::driver::RoomDriver;
+pub use self::io::{ConnId, Transmit, TransmitKind};
+pub use self::sender::Sender;
+pub use self::task::RoomHandle;
 
 use crate::error::ServerError;
 use crate::state::SyncState;
@@ -31,7 +42,9 @@ pub type Options = serde_json::Value;
 /// changes the room (state, clients, broadcast, clock, …). Hooks may be
 /// `async`, but the room processes nothing else while a hook runs: to wait
 /// for something long (a reconnection, a database) without stalling the
-/// room, hand the future to [`RoomCtx::spawn`].
+/// room, hand the future to [`RoomCtx::spawn`], or run a task
+/// ([`RoomCtx::spawn_task`]) that comes back to the room between its
+/// waits.
 ///
 /// Order of calls: `on_create` once; per client `on_auth` then `on_join`;
 /// when it leaves, `on_leave(4000)` for a consented leave (the client's
@@ -47,22 +60,30 @@ pub type Options = serde_json::Value;
 /// A panic in a hook or handler is caught: the room logs it and carries on
 /// (see the crate documentation, "Panics in user code").
 ///
+/// # Leaving out the associated types
+///
+/// Most rooms keep nothing per client ([`UserData`](Self::UserData) and
+/// [`Auth`](Self::Auth) are `()`), and some have no state
+/// ([`NoState`](crate::NoState)), but the trait cannot say so: a default
+/// for an associated type (`type Auth = ();` in the trait) is unstable
+/// Rust. Put `#[roomcast::room]` on the impl instead: it writes the ones
+/// the impl leaves out with those defaults and changes nothing else (an
+/// impl without it names all three, as any Rust trait impl would). It
+/// names the crate `::roomcast`.
+///
 /// # Examples
 ///
 /// ```
-/// use roomcast::{Client, Options, Room, RoomCtx, ServerError, NoState};
+/// use roomcast::{Client, Options, Room, RoomCtx, ServerError};
 ///
 /// #[derive(Default)]
 /// struct Lobby;
 ///
+/// #[roomcast::room] // State = NoState, UserData = (), Auth = ()
 /// impl Room for Lobby {
-///     type State = NoState;
-///     type UserData = ();
-///     type Auth = ();
-///
 ///     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
 ///         ctx.on_message("chat", |_room, ctx, client, text: String| {
-///             ctx.broadcast("chat", &(client.session_id(), text), Default::default());
+///             ctx.broadcast("chat", &(client.session_id(), text), ());
 ///         });
 ///         Ok(())
 ///     }

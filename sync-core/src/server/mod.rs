@@ -4,6 +4,7 @@ mod cluster;
 mod http;
 mod matchmaker;
 mod monitor;
+mod session;
 mod task;
 mod ws;
 
@@ -20,6 +21,9 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use self::matchmaker::Matchmaker;
 pub use self::monitor::{MonitorAuth, MonitorConfig};
+use self::session::ChannelLink;
+pub use self::session::Session;
+pub(crate) use self::session::SharedLink;
 pub use self::ws::WebSocketTransport;
 use crate::error::ServerError;
 use crate::matchmaker::{
@@ -30,7 +34,7 @@ use crate::presence::{LocalPresence, Presence};
 use crate::protocol::{error_code, Dialect};
 use crate::room::driver::Driver;
 use crate::room::{ConnId, ConnectRequest, Options, Room, RoomCore, SeatError, TransmitKind};
-use crate::transport::{ChannelLink, Link, Outgoing, Session, SharedLink};
+use crate::transport::{Link, Outgoing};
 
 /// What a room task is asked to do.
 #[derive(Debug)]

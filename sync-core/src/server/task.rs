@@ -11,13 +11,13 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{Command, Inner};
+use super::{Command, Inner, SharedLink};
 use crate::matchmaker::{ListingStore, RoomListing, RoomUpdate, StoreError};
 use crate::presence::Presence;
 use crate::protocol::close_code;
 use crate::room::driver::Driver;
 use crate::room::{ConnId, ConnectRequest, Options, Room, SeatError, TransmitKind};
-use crate::transport::{Outgoing, SharedLink};
+use crate::transport::Outgoing;
 
 /// Commands handled between two flushes, so a busy room still lets the
 /// runtime schedule other tasks.

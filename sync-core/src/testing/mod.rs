@@ -29,6 +29,7 @@
 //! ```
 
 /// A real `redis-server` child process for tests of the Redis backends.
+#[cfg(feature = "server")]
 pub mod redis;
 
 use std::collections::HashMap;
@@ -42,9 +43,8 @@ use crate::error::ServerError;
 use crate::msgpack::{self, Value};
 use crate::presence::{LocalPresence, Presence};
 use crate::protocol::{self, MessageType};
-use crate::room::driver::Driver;
 use crate::room::{
-    ConnId, ConnectRequest, Options, Room, RoomCore, RoomCtx, SeatError, TransmitKind,
+    ConnId, ConnectRequest, Options, Room, RoomCore, RoomCtx, RoomDriver, SeatError, TransmitKind,
 };
 
 /// What a connection received, decoded just enough for assertions.
@@ -81,8 +81,8 @@ pub enum Received {
 
 /// Drives one room with a fake clock (see the module docs).
 pub struct RoomHarness<R: Room> {
-    driver: Driver<R>,
-    runtime: tokio::runtime::Runtime,
+    driver: RoomDriver<R>,
+    executor: Executor,
     now: Instant,
     next_conn: u64,
     inbox: HashMap<ConnId, Vec<Received>>,
@@ -115,18 +115,15 @@ impl<R: Room> RoomHarness<R> {
         options: &Options,
         configure: impl FnOnce(&mut RoomCore<R>),
     ) -> Result<Self, ServerError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .map_err(|e| ServerError::application(e.to_string()))?;
+        let executor = Executor::new()?;
         let now = Instant::now();
         let presence: Arc<dyn Presence> = Arc::new(LocalPresence::default());
         let mut core = RoomCore::new(now, "test", presence);
         configure(&mut core);
-        let driver = runtime.block_on(Driver::create(room, core, options))?;
+        let driver = executor.block_on(RoomDriver::create(room, core, options))?;
         let mut harness = Self {
             driver,
-            runtime,
+            executor,
             now,
             next_conn: 0,
             inbox: HashMap::new(),
@@ -300,13 +297,13 @@ impl<R: Room> RoomHarness<R> {
 
     fn pump(&mut self) {
         loop {
-            self.runtime.block_on(self.driver.run_events());
+            self.executor.block_on(self.driver.run_events());
             let mut progressed = false;
             let mut cx = Context::from_waker(Waker::noop());
             while self.driver.has_spawned() {
                 match self.driver.poll_spawned(&mut cx) {
                     Poll::Ready(Some(then)) => {
-                        self.runtime.block_on(self.driver.run_continuation(then));
+                        self.executor.block_on(self.driver.run_continuation(then));
                         progressed = true;
                     }
                     Poll::Ready(None) | Poll::Pending => break,
@@ -327,6 +324,59 @@ impl<R: Room> RoomHarness<R> {
     }
 }
 
+/// Runs the hooks' futures: on a tokio runtime of its own with the server
+/// (whose presences and stores need one), on the calling thread without.
+struct Executor {
+    #[cfg(feature = "server")]
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Executor {
+    #[cfg(feature = "server")]
+    fn new() -> Result<Self, ServerError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| ServerError::application(e.to_string()))?;
+        Ok(Self { runtime })
+    }
+
+    #[cfg(not(feature = "server"))]
+    #[expect(
+        clippy::unnecessary_wraps,
+        reason = "the same signature as with the server, whose runtime may fail to start"
+    )]
+    fn new() -> Result<Self, ServerError> {
+        Ok(Self {})
+    }
+
+    #[cfg(feature = "server")]
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// Polls `future` on this thread, parking it while the future waits.
+    #[cfg(not(feature = "server"))]
+    #[expect(clippy::unused_self, reason = "the same signature as with the server")]
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        struct Unpark(std::thread::Thread);
+        impl std::task::Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut future = std::pin::pin!(future);
+        loop {
+            if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                return out;
+            }
+            std::thread::park();
+        }
+    }
+}
+
 /// What a [`Session`](crate::transport::Session) of
 /// [`Server::open_session`](crate::Server::open_session) receives next,
 /// decoded ([`Received::Closed`] `(0)` once the room let go of it).
@@ -335,6 +385,7 @@ impl<R: Room> RoomHarness<R> {
 ///
 /// When nothing comes `within` the time given (a test's deadline), or the
 /// session was opened with a link of its own.
+#[cfg(feature = "server")]
 pub async fn next_received(session: &mut crate::transport::Session, within: Duration) -> Received {
     use crate::transport::Outgoing;
     match tokio::time::timeout(within, session.next()).await {

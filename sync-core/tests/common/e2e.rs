@@ -109,6 +109,8 @@ pub fn start_server() -> TestServer {
         .define("cards", super::cards::CardsRoom::default)
         .define("hub", super::hub::HubRoom::default)
         .define("relay", roomcast::RelayRoom::default)
+        .define("tictactoe", super::tictactoe::TicTacToe::default)
+        .define("chat", super::chat::ChatRoom::default)
         .define_with_options(
             "fixed",
             serde_json::json!({ "maxClients": 2 }),
@@ -145,11 +147,59 @@ pub fn run_script(script: &str, timeout: Duration) {
 /// arguments after the port; panics with the script's output unless it
 /// exits 0 within `timeout`.
 pub fn run_script_on(server: &TestServer, script: &str, extra: &[&str], timeout: Duration) {
+    run_script_at(server.port, script, extra, timeout);
+}
+
+/// The Node twins of the example rooms (`tests/node/sdk/twins-server.mjs`
+/// on @colyseus/core 0.18), killed on drop.
+pub struct NodeTwins {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl Drop for NodeTwins {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the Node twins on a free port and waits until they listen.
+pub fn start_node_twins() -> NodeTwins {
+    use std::io::{BufRead, BufReader};
+    ensure_npm_install();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let mut child = Command::new("node")
+        .arg(node_dir().join("sdk/twins-server.mjs"))
+        .arg(port.to_string())
+        .current_dir(node_dir())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node runs");
+    let stdout = child.stdout.take().expect("piped");
+    let twins = NodeTwins { port, child };
+    let mut lines = BufReader::new(stdout).lines();
+    let listening = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line == "listening");
+    assert!(listening, "twins-server.mjs exited before listening");
+    // Whatever it prints later must not fill the pipe and stall it.
+    std::thread::spawn(move || lines.for_each(drop));
+    twins
+}
+
+/// Runs `tests/node/sdk/<script>` against the server on `port`; panics
+/// with the script's output unless it exits 0 within `timeout`.
+pub fn run_script_at(port: u16, script: &str, extra: &[&str], timeout: Duration) {
     ensure_npm_install();
     let path = node_dir().join("sdk").join(script);
     let mut child = Command::new("node")
         .arg(&path)
-        .arg(server.port.to_string())
+        .arg(port.to_string())
         .args(extra)
         .current_dir(node_dir())
         .stdout(Stdio::piped())

@@ -12,6 +12,8 @@
 )]
 
 pub mod cards;
+#[path = "../../examples/rooms/chat.rs"]
+pub mod chat;
 // Runs the demo binary, built only with the feature `demo`.
 #[cfg(feature = "demo")]
 pub mod cluster;
@@ -20,6 +22,8 @@ pub mod demo;
 pub mod e2e;
 pub mod hub;
 pub mod room;
+#[path = "../../examples/rooms/tictactoe.rs"]
+pub mod tictactoe;
 
 use bytes::Bytes;
 use roomcast::{Dialect, DialectSet, PatchFrames, SyncState};

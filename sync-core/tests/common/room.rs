@@ -22,6 +22,9 @@ pub struct CounterState {
 #[derive(Default)]
 pub struct E2eRoom {
     reconnect: Option<Option<Duration>>,
+    /// `awaitReconnection`: `on_drop` hands the reconnection to a task
+    /// that awaits it (`RoomCtx::spawn_task`), not to a callback.
+    await_reconnection: bool,
     /// What `on_auth` saw of each client's connection.
     remotes: std::collections::HashMap<String, serde_json::Value>,
     /// The options `on_create`, and each client's `on_auth` and `on_join`,
@@ -64,6 +67,7 @@ impl Room for E2eRoom {
             serde_json::Value::String(s) if s == "manual" => Some(None),
             _ => None,
         };
+        self.await_reconnection = options["awaitReconnection"] == true;
         ctx.on_message("inc", |_room, ctx, client, by: i32| {
             let n = ctx.state().n;
             ctx.state_mut().set_n(n + f64::from(by));
@@ -193,9 +197,27 @@ impl Room for E2eRoom {
             &message,
             BroadcastOptions::default().except(client),
         );
-        if let Some(window) = self.reconnect {
-            let reconnection = ctx.allow_reconnection(client, window);
-            let session = client.session_id().to_owned();
+        let Some(window) = self.reconnect else {
+            return;
+        };
+        let reconnection = ctx.allow_reconnection(client, window);
+        let session = client.session_id().to_owned();
+        if self.await_reconnection {
+            // Colyseus' `await this.allowReconnection(client, s)` in onDrop.
+            ctx.spawn_task(|room| async move {
+                let outcome = reconnection.await;
+                room.with(move |_room, ctx| {
+                    // After the wait: the state as others left it meanwhile.
+                    let n = ctx.state().n;
+                    if let Ok(client) = &outcome {
+                        ctx.send(client, "resumed", &n);
+                    }
+                    let message = json!({ "sessionId": session, "ok": outcome.is_ok(), "n": n });
+                    ctx.broadcast("reconnection", &message, BroadcastOptions::default());
+                })
+                .await;
+            });
+        } else {
             ctx.spawn(reconnection, move |_room, ctx, outcome| {
                 let message = json!({ "sessionId": session, "ok": outcome.is_ok() });
                 ctx.broadcast("reconnection", &message, BroadcastOptions::default());

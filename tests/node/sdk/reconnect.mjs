@@ -5,6 +5,19 @@ import { assert, modern, next, until, steps, rejection, left, sleep } from "./li
 // Drops the socket without a close frame (the client sees 1006).
 const drop = (room) => room.connection.transport.ws.terminate();
 
+// A room created with `options` and a second client; the first drops
+// (without the SDK's automatic reconnection) and the second has seen it.
+async function dropOne(options) {
+  const room = await modern().create("counter", options);
+  room.reconnection.enabled = false;
+  const other = await modern().joinById(room.roomId);
+  const token = room.reconnectionToken;
+  const dropped = next(other, "dropped");
+  drop(room);
+  await dropped;
+  return { room, other, token };
+}
+
 await steps([
   ["manual client.reconnect(token) with exact state", async () => {
     const first = modern();
@@ -26,6 +39,29 @@ await steps([
     assert.equal((await who).auth, "ann", "auth kept");
     await Promise.all([back.leave(), other.leave()]);
   }],
+  ["a task awaits the reconnection (spawn_task) while the room serves the others", async () => {
+    const { room, other, token } = await dropOne({ reconnect: 10, awaitReconnection: true });
+    // The task waits; the room handles the other client meanwhile.
+    other.send("set", 42);
+    await until(() => other.state.n === 42, "a message while the task waits");
+    const outcome = next(other, "reconnection");
+    const back = await modern().reconnect(token);
+    assert.equal(back.sessionId, room.sessionId);
+    assert.equal(await next(back, "resumed"), 42, "the task came back to the room");
+    assert.deepEqual(await outcome, { sessionId: room.sessionId, ok: true, n: 42 });
+    await Promise.all([back.leave(), other.leave()]);
+  }],
+  ["a task whose client does not come back resumes with the timeout", async () => {
+    const room = await modern().create("counter", { reconnect: 0.3, awaitReconnection: true });
+    room.reconnection.enabled = false;
+    const other = await modern().joinById(room.roomId);
+    const outcome = next(other, "reconnection");
+    const leftMsg = next(other, "left");
+    drop(room);
+    assert.deepEqual(await outcome, { sessionId: room.sessionId, ok: false, n: 0 });
+    assert.deepEqual(await leftMsg, { sessionId: room.sessionId, code: 1006 });
+    await other.leave();
+  }],
   ["allow_reconnection timeout", async () => {
     const room = await modern().create("counter", { reconnect: 0.3 });
     room.reconnection.enabled = false;
@@ -41,13 +77,7 @@ await steps([
     await other.leave();
   }],
   ["allow_reconnection rejected by hand", async () => {
-    const room = await modern().create("counter", { reconnect: "manual" });
-    room.reconnection.enabled = false;
-    const other = await modern().joinById(room.roomId);
-    const token = room.reconnectionToken;
-    const dropped = next(other, "dropped");
-    drop(room);
-    await dropped;
+    const { room, other, token } = await dropOne({ reconnect: "manual" });
     const outcome = next(other, "reconnection");
     other.send("reject", room.sessionId);
     assert.deepEqual(await outcome, { sessionId: room.sessionId, ok: false });

@@ -25,10 +25,9 @@ pub(crate) struct Match {
 #[derive(Default)]
 pub(crate) struct BattleRoom;
 
+#[roomcast::room]
 impl Room for BattleRoom {
     type State = Encoder<Match>;
-    type UserData = ();
-    type Auth = ();
 
     async fn on_create(
         &mut self,
@@ -65,10 +64,9 @@ impl Room for BattleRoom {
 #[derive(Default)]
 pub(crate) struct FillerRoom;
 
+#[roomcast::room]
 impl Room for FillerRoom {
     type State = NoState;
-    type UserData = ();
-    type Auth = ();
 
     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
         ctx.set_auto_dispose(false);

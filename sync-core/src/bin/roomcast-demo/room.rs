@@ -2,7 +2,7 @@
 
 use roomcast::protocol::error_code::INVALID_PAYLOAD;
 use roomcast::schema::{ArraySchema, Encoder, MapSchema, Schema};
-use roomcast::{BroadcastOptions, Client, Options, Room, RoomCtx, ServerError};
+use roomcast::{AuthRequest, Client, Options, Result, Room, RoomCtx, ServerError};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -12,6 +12,8 @@ pub(crate) const WIDTH: f32 = 800.0;
 pub(crate) const HEIGHT: f32 = 600.0;
 /// Chat lines kept in the state.
 pub(crate) const CHAT_LINES: usize = 10;
+/// The error of a `move` to NaN or an infinity.
+const NOT_FINITE: &str = "move: x and y must be finite numbers";
 
 /// A player on the map.
 #[derive(Schema, Default, Debug)]
@@ -50,16 +52,12 @@ struct Move {
 #[derive(Default)]
 pub(crate) struct DemoRoom;
 
+#[roomcast::room]
 impl Room for DemoRoom {
     type State = Encoder<World>;
-    type UserData = ();
     type Auth = String;
 
-    async fn on_create(
-        &mut self,
-        ctx: &mut RoomCtx<Self>,
-        options: &Options,
-    ) -> Result<(), ServerError> {
+    async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, options: &Options) -> Result {
         ctx.set_state(Encoder::new(World {
             width: WIDTH as u16,
             height: HEIGHT as u16,
@@ -70,19 +68,12 @@ impl Room for DemoRoom {
             // msgpack carries NaN and infinities, and `clamp` lets NaN
             // through: refuse them, or every client would get them.
             if !(m.x.is_finite() && m.y.is_finite()) {
-                ctx.error(
-                    client,
-                    INVALID_PAYLOAD,
-                    "move: x and y must be finite numbers",
-                );
-                return;
+                return ctx.error(client, INVALID_PAYLOAD, NOT_FINITE);
             }
-            let (x, y) = (m.x.clamp(0.0, WIDTH), m.y.clamp(0.0, HEIGHT));
             let mut world = ctx.state_mut();
-            let mut players = world.players_mut();
-            if let Some(mut player) = players.get_mut(client.session_id()) {
-                player.set_x(x);
-                player.set_y(y);
+            if let Some(mut player) = world.players_mut().get_mut(client.session_id()) {
+                player.set_x(m.x.clamp(0.0, WIDTH));
+                player.set_y(m.y.clamp(0.0, HEIGHT));
             }
         });
         ctx.on_message("chat", |_, ctx, client, text: String| {
@@ -95,7 +86,7 @@ impl Room for DemoRoom {
                 chat.shift();
             }
             let message = json!({ "from": client.session_id(), "name": name, "text": text });
-            ctx.broadcast("chat", &message, BroadcastOptions::default());
+            ctx.broadcast("chat", &message, ());
         });
         ctx.on_message("snapshot", |_, ctx, client, _: serde::de::IgnoredAny| {
             // The state serializes as a client's `room.state.toJSON()`.
@@ -107,11 +98,11 @@ impl Room for DemoRoom {
 
     async fn on_auth(
         &mut self,
-        _ctx: &mut RoomCtx<Self>,
+        _: &mut RoomCtx<Self>,
         client: &Client,
         options: &Options,
-        _request: &roomcast::AuthRequest,
-    ) -> Result<String, ServerError> {
+        _: &AuthRequest,
+    ) -> Result<String> {
         let name = options["name"].as_str().unwrap_or_default().trim();
         if name.chars().count() > 24 {
             return Err(ServerError::new(4400, "name too long"));
@@ -123,12 +114,7 @@ impl Room for DemoRoom {
         })
     }
 
-    async fn on_join(
-        &mut self,
-        ctx: &mut RoomCtx<Self>,
-        client: &Client,
-        _: &Options,
-    ) -> Result<(), ServerError> {
+    async fn on_join(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _: &Options) -> Result {
         let name = ctx.auth(client).cloned().unwrap_or_default();
         // A spot derived from the session id: random enough, reproducible.
         let seed = client
@@ -136,7 +122,8 @@ impl Room for DemoRoom {
             .bytes()
             .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
         let (x, y) = ((seed % 780 + 10) as f32, (seed / 780 % 580 + 10) as f32);
-        ctx.state_mut()
+        let mut world = ctx.state_mut();
+        world
             .players_mut()
             .insert(client.session_id(), Player { name, x, y });
         Ok(())
