@@ -6,6 +6,7 @@ mod collections;
 pub mod decoder;
 pub mod dynamic;
 mod encoder;
+mod macros;
 pub mod quantize;
 mod reflection;
 mod schema;
