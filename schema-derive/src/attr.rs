@@ -178,11 +178,15 @@ pub(crate) struct ContainerAttrs {
     pub(crate) krate: syn::Path,
     /// `#[schema(decode)]`: also generate typed decoding (needs `Default`).
     pub(crate) decode: bool,
+    /// `krate` was given by `#[schema(crate = ...)]` (else the derive's
+    /// default applies).
+    pub(crate) krate_given: bool,
 }
 
 impl ContainerAttrs {
     pub(crate) fn parse(cx: &Ctxt, attrs: &[syn::Attribute]) -> Self {
         let mut krate: syn::Path = syn::parse_quote!(::roomcast_schema);
+        let mut krate_given = false;
         let mut decode = false;
         for attr in attrs.iter().filter(|a| a.path().is_ident("schema")) {
             let res = attr.parse_nested_meta(|meta| {
@@ -192,6 +196,7 @@ impl ContainerAttrs {
                 } else if meta.path.is_ident("crate") {
                     let lit: syn::LitStr = meta.value()?.parse()?;
                     krate = lit.parse()?;
+                    krate_given = true;
                     Ok(())
                 } else {
                     Err(meta.error(
@@ -203,6 +208,10 @@ impl ContainerAttrs {
                 cx.syn_error(e);
             }
         }
-        Self { krate, decode }
+        Self {
+            krate,
+            decode,
+            krate_given,
+        }
     }
 }

@@ -10,21 +10,6 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-/// The container's `#[schema(crate = "path")]`, or `::roomcast_schema`.
-fn krate(input: &syn::DeriveInput) -> syn::Result<syn::Path> {
-    let mut krate: syn::Path = syn::parse_quote!(::roomcast_schema);
-    for attr in input.attrs.iter().filter(|a| a.path().is_ident("schema")) {
-        attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("crate") {
-                let lit: syn::LitStr = meta.value()?.parse()?;
-                krate = lit.parse()?;
-            }
-            Ok(())
-        })?;
-    }
-    Ok(krate)
-}
-
 /// Whether a field carries `#[schema(extends)]`.
 fn is_base(field: &syn::Field) -> bool {
     let mut base = false;
@@ -57,11 +42,13 @@ fn is_base(field: &syn::Field) -> bool {
 ///
 /// A union, a tuple struct, or an enum variant that is not a newtype (the
 /// main expansion reports these too, with the same spans).
-pub(crate) fn expand_decode(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
-    let krate = krate(input)?;
+pub(crate) fn expand_decode(
+    input: &syn::DeriveInput,
+    krate: &syn::Path,
+) -> syn::Result<TokenStream> {
     let body = match &input.data {
-        syn::Data::Struct(data) => expand_struct(input, data, &krate)?,
-        syn::Data::Enum(data) => expand_enum(input, data, &krate)?,
+        syn::Data::Struct(data) => expand_struct(input, data, krate)?,
+        syn::Data::Enum(data) => expand_enum(input, data, krate)?,
         syn::Data::Union(u) => {
             return Err(syn::Error::new_spanned(
                 u.union_token,
@@ -499,7 +486,11 @@ mod tests {
 
     fn expand(src: &str) -> String {
         let input: syn::DeriveInput = syn::parse_str(src).expect("input");
-        let out = expand_decode(&input).expect("expansion");
+        // The crate path as the main expansion resolves it.
+        let cx = crate::ctxt::Ctxt::default();
+        let krate = crate::attr::ContainerAttrs::parse(&cx, &input.attrs).krate;
+        cx.check().expect("attributes");
+        let out = expand_decode(&input, &krate).expect("expansion");
         // The output is valid Rust.
         syn::parse2::<syn::File>(out.clone()).expect("generated code parses");
         out.to_string()
@@ -548,7 +539,10 @@ mod tests {
             "union U { a: u8 }",
         ] {
             let input: syn::DeriveInput = syn::parse_str(src).expect("input");
-            assert!(expand_decode(&input).is_err(), "{src}");
+            assert!(
+                expand_decode(&input, &syn::parse_quote!(::roomcast_schema)).is_err(),
+                "{src}"
+            );
         }
     }
 }

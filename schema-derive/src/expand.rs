@@ -8,25 +8,36 @@ use syn::spanned::Spanned;
 use crate::ast::{Container, Enum, Kind, Struct};
 use crate::ctxt::Ctxt;
 
-pub(crate) fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
+/// `default_krate`: where the generated code finds `roomcast_schema` when
+/// the container does not say (`#[schema(crate = ...)]`).
+pub(crate) fn expand(
+    input: &syn::DeriveInput,
+    default_krate: syn::Path,
+) -> syn::Result<TokenStream> {
     let cx = Ctxt::default();
-    let cont = Container::from_ast(&cx, input);
+    let mut cont = Container::from_ast(&cx, input);
     if let Some(Container::Struct(s)) = &cont {
         crate::check::check(&cx, s);
     }
     cx.check()?;
-    let decode = match &cont {
-        Some(Container::Struct(s)) => s.attrs.decode,
-        Some(Container::Enum(e)) => e.attrs.decode,
-        None => false,
+    let Some(attrs) = (match &mut cont {
+        Some(Container::Struct(s)) => Some(&mut s.attrs),
+        Some(Container::Enum(e)) => Some(&mut e.attrs),
+        None => None,
+    }) else {
+        return Ok(TokenStream::new());
     };
+    if !attrs.krate_given {
+        attrs.krate = default_krate;
+    }
+    let (decode, krate) = (attrs.decode, attrs.krate.clone());
     let mut out = match cont {
         Some(Container::Struct(s)) => expand_struct(&s),
         Some(Container::Enum(e)) => expand_enum(&e),
         None => TokenStream::new(),
     };
     if decode {
-        out.extend(crate::decode::expand_decode(input)?);
+        out.extend(crate::decode::expand_decode(input, &krate)?);
     }
     Ok(out)
 }

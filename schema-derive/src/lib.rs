@@ -26,8 +26,24 @@ mod room;
 /// through a re-export.
 #[proc_macro_derive(Schema, attributes(schema))]
 pub fn derive_schema(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    derive_with(input, syn::parse_quote!(::roomcast_schema))
+}
+
+/// The same derive, re-exported by `roomcast` as `roomcast::Schema`: its
+/// code finds the crate at `::roomcast::schema`, so a server that depends
+/// on `roomcast` alone needs no `#[schema(crate = ...)]`.
+#[doc(hidden)]
+#[proc_macro_derive(RoomcastSchema, attributes(schema))]
+pub fn derive_roomcast_schema(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    derive_with(input, syn::parse_quote!(::roomcast::schema))
+}
+
+fn derive_with(
+    input: proc_macro::TokenStream,
+    default_krate: syn::Path,
+) -> proc_macro::TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
-    expand::expand(&input)
+    expand::expand(&input, default_krate)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

@@ -27,6 +27,24 @@ pub mod transport;
 /// Writes the associated types an `impl Room` leaves out (no state, `()`
 /// per client): see [`Room`](trait@Room#leaving-out-the-associated-types).
 pub use roomcast_schema_derive::room;
+/// `#[derive(Schema)]` for a server that depends on `roomcast` alone: the
+/// generated code names the encoder as `roomcast::schema`, so no
+/// `#[schema(crate = "roomcast::schema")]` is needed.
+///
+/// ```
+/// use roomcast::schema::MapSchema;
+///
+/// #[derive(roomcast::Schema, Default)]
+/// struct Player {
+///     x: f32,
+/// }
+///
+/// #[derive(roomcast::Schema, Default)]
+/// struct World {
+///     players: MapSchema<Player>,
+/// }
+/// ```
+pub use roomcast_schema_derive::RoomcastSchema as Schema;
 
 /// The state encoder (`roomcast-schema`), re-exported.
 pub use roomcast_schema as schema;

@@ -5,15 +5,14 @@
 
 use std::time::Duration;
 
-use roomcast::schema::{ArraySchema, Encoder, MapSchema, Schema};
-use roomcast::{Client, Options, Result, Room, RoomCtx, TimerId};
+use roomcast::schema::{ArraySchema, Encoder, MapSchema};
+use roomcast::{Client, Options, Result, Room, RoomCtx, Schema, TimerId};
 use serde::Deserialize;
 
 const TURN_TIMEOUT: Duration = Duration::from_secs(10);
 const WIDTH: usize = 3;
 
 #[derive(Schema, Default)]
-#[schema(crate = "roomcast::schema")]
 pub(crate) struct State {
     #[schema(rename = "currentTurn")]
     current_turn: String,

@@ -468,11 +468,10 @@ where
     /// # Examples
     ///
     /// ```
-    /// use roomcast::schema::{Encoder, Schema};
-    /// use roomcast::{Room, RoomCtx};
+    /// use roomcast::schema::Encoder;
+    /// use roomcast::{Room, RoomCtx, Schema};
     ///
     /// #[derive(Schema, Default)]
-    /// #[schema(crate = "roomcast::schema")]
     /// struct Score {
     ///     points: u32,
     /// }
@@ -654,11 +653,10 @@ impl<R: Room> RoomCtx<R> {
     /// # Examples
     ///
     /// ```
-    /// use roomcast::schema::{Encoder, MapSchema, Schema, ViewTarget};
-    /// use roomcast::{Client, Options, Room, RoomCtx, ServerError};
+    /// use roomcast::schema::{Encoder, MapSchema, ViewTarget};
+    /// use roomcast::{Client, Options, Room, RoomCtx, Schema, ServerError};
     ///
     /// #[derive(Schema, Default)]
-    /// #[schema(crate = "roomcast::schema")]
     /// struct Seat {
     ///     name: String,
     ///     #[schema(view)]
@@ -666,7 +664,6 @@ impl<R: Room> RoomCtx<R> {
     /// }
     ///
     /// #[derive(Schema, Default)]
-    /// #[schema(crate = "roomcast::schema")]
     /// struct Table {
     ///     seats: MapSchema<Seat>,
     /// }

@@ -65,11 +65,10 @@ where
     /// # Examples
     ///
     /// ```
-    /// use roomcast::schema::{ArraySchema, Encoder, Schema};
-    /// use roomcast::{Options, Room, RoomCtx};
+    /// use roomcast::schema::{ArraySchema, Encoder};
+    /// use roomcast::{Options, Room, RoomCtx, Schema};
     ///
     /// #[derive(Schema, Default)]
-    /// #[schema(crate = "roomcast::schema")]
     /// struct Chat {
     ///     lines: ArraySchema<String>,
     /// }

@@ -2,12 +2,11 @@
 //! `mode` share (defined with `filter_by(["mode"])`), and `filler`, an
 //! empty room that stays listed (for listing-size tests and benches).
 
-use roomcast::schema::{Encoder, MapSchema, Schema};
-use roomcast::{Client, NoState, Options, Room, RoomCtx, ServerError};
+use roomcast::schema::{Encoder, MapSchema};
+use roomcast::{Client, NoState, Options, Room, RoomCtx, Schema, ServerError};
 
 /// A player of a match.
 #[derive(Schema, Default, Debug)]
-#[schema(crate = "roomcast::schema")]
 pub(crate) struct Player {
     /// The `name` join option, or the session id.
     pub(crate) name: String,
@@ -15,7 +14,6 @@ pub(crate) struct Player {
 
 /// The state of a match.
 #[derive(Schema, Default, Debug)]
-#[schema(crate = "roomcast::schema")]
 pub(crate) struct Match {
     /// Players by session id.
     pub(crate) players: MapSchema<Player>,

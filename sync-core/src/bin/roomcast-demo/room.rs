@@ -1,8 +1,8 @@
 //! The demo room: players moving on a map, and a chat.
 
 use roomcast::protocol::error_code::INVALID_PAYLOAD;
-use roomcast::schema::{ArraySchema, Encoder, MapSchema, Schema};
-use roomcast::{AuthRequest, Client, Options, Result, Room, RoomCtx, ServerError};
+use roomcast::schema::{ArraySchema, Encoder, MapSchema};
+use roomcast::{AuthRequest, Client, Options, Result, Room, RoomCtx, Schema, ServerError};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -17,7 +17,6 @@ const NOT_FINITE: &str = "move: x and y must be finite numbers";
 
 /// A player on the map.
 #[derive(Schema, Default, Debug)]
-#[schema(crate = "roomcast::schema")]
 pub(crate) struct Player {
     /// Display name.
     pub(crate) name: String,
@@ -29,7 +28,6 @@ pub(crate) struct Player {
 
 /// The synchronized state.
 #[derive(Schema, Default, Debug)]
-#[schema(crate = "roomcast::schema")]
 pub(crate) struct World {
     /// Players by session id.
     pub(crate) players: MapSchema<Player>,
