@@ -55,15 +55,10 @@ fn reference(name: &str) -> Vec<(String, String)> {
 #[derive(Default)]
 struct Hand(Option<Moved<Item>>);
 
-/// One tick's changes.
-type Tick<'a> = &'a dyn Fn(&mut Encoder<State>, &mut Hand);
-
-/// Runs the seed tick and then `ticks` on the reference's numbering
-/// (refIds never reused), comparing every patch and full state with
-/// scenario `name`.
-fn check(name: &str, ticks: &[Tick<'_>]) {
-    // `@colyseus/schema` gives `f` a default Item (refIds 4 and 5).
-    let mut enc = Encoder::with_options(
+/// The scenarios' state on the reference's numbering (refIds never
+/// reused). `@colyseus/schema` gives `f` a default Item (refIds 4 and 5).
+fn encoder() -> Encoder<State> {
+    Encoder::with_options(
         State {
             a: MapSchema::new(),
             b: MapSchema::new(),
@@ -71,14 +66,25 @@ fn check(name: &str, ticks: &[Tick<'_>]) {
             f: Some(Item::default()),
         },
         EncoderOptions::default().reuse_ref_ids(false),
-    );
-    let seed = |enc: &mut Encoder<State>, _: &mut Hand| {
-        let mut s = enc.state_mut();
-        s.a_mut().insert("k1", item(1));
-        s.a_mut().insert("k2", item(2));
-        s.arr_mut().push(item(3));
-        s.set_f(Some(item(4)));
-    };
+    )
+}
+
+/// The first tick of every scenario.
+fn seed(enc: &mut Encoder<State>, _: &mut Hand) {
+    let mut s = enc.state_mut();
+    s.a_mut().insert("k1", item(1));
+    s.a_mut().insert("k2", item(2));
+    s.arr_mut().push(item(3));
+    s.set_f(Some(item(4)));
+}
+
+/// One tick's changes.
+type Tick<'a> = &'a dyn Fn(&mut Encoder<State>, &mut Hand);
+
+/// Runs the seed tick and then `ticks`, comparing every patch and full
+/// state with scenario `name`.
+fn check(name: &str, ticks: &[Tick<'_>]) {
+    let mut enc = encoder();
     let want = reference(name);
     assert_eq!(want.len(), ticks.len() + 1, "{name}: ticks");
     let mut hand = Hand::default();
@@ -164,22 +170,8 @@ fn an_instance_changed_then_moved_is_sent_whole_with_its_changes() {
 #[test]
 fn an_array_changed_then_moved_is_sent_whole_after_a_clear() {
     let want = reference("array_changed_then_moved");
-    let mut enc = Encoder::with_options(
-        State {
-            a: MapSchema::new(),
-            b: MapSchema::new(),
-            arr: ArraySchema::new(),
-            f: Some(Item::default()),
-        },
-        EncoderOptions::default().reuse_ref_ids(false),
-    );
-    {
-        let mut s = enc.state_mut();
-        s.a_mut().insert("k1", item(1));
-        s.a_mut().insert("k2", item(2));
-        s.arr_mut().push(item(3));
-        s.set_f(Some(item(4)));
-    }
+    let mut enc = encoder();
+    seed(&mut enc, &mut Hand::default());
     assert_eq!(hex(enc.encode_patch()), want[0].0);
     {
         let mut s = enc.state_mut();
