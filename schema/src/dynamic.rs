@@ -238,7 +238,7 @@ impl Field for DynStruct {
     }
 
     fn __attach(&mut self, _: &mut (), tick: &mut Tick) {
-        if !self.track.meta.attach(tick) {
+        if self.track.meta.attach(tick) == crate::tracked::Back::New {
             // (Taking back its refId, its changes still go out.)
             self.track.dirty = 0;
             self.track.replaced = 0;

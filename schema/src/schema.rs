@@ -721,7 +721,7 @@ impl<T: Schema> Field for T {
         // `Moved` value (`RefMeta::attach`).
         let old = std::mem::take(&mut track.state);
         track.state.meta = old.meta;
-        if track.state.meta.attach(tick) {
+        if track.state.meta.attach(tick) != crate::tracked::Back::New {
             // Its fields' changes of the tick it left still go out.
             track.state.dirty = old.dirty;
             track.state.replaced = old.replaced;

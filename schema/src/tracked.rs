@@ -52,33 +52,29 @@ impl RefMeta {
     /// Gives the ref an id and marks it as sent in full by the next patch
     /// (an attached ref keeps its id while [`Tick::refresh`] runs; a
     /// detached one takes back the id it had while a `Moved` value is
-    /// placed, if that id is still free). Returns whether it took back an
-    /// id it left in this tick: clients then still hold the instance under
-    /// that id, as of the last patch, so the ref sends the changes it
-    /// recorded since that patch as well as its content. (Back a tick
-    /// later, clients have dropped it: it is sent as a new one.)
+    /// placed, if that id is still free). Returns whether it took back its
+    /// id, and when it had left (see [`Back`]).
     #[inline]
-    pub(crate) fn attach(&mut self, tick: &mut Tick) -> bool {
-        let mut restage = false;
+    pub(crate) fn attach(&mut self, tick: &mut Tick) -> Back {
+        let mut back = Back::New;
         if self.id == NO_ID {
             let kept = self.seq;
-            let back = if kept == NO_ID {
-                None
-            } else {
-                tick.reclaim(kept)
+            back = match (kept != NO_ID).then(|| tick.reclaim(kept)).flatten() {
+                None => Back::New,
+                Some(true) => Back::SameTick,
+                Some(false) => Back::Later,
             };
-            restage = back == Some(true);
-            self.id = if back.is_some() {
-                kept
-            } else {
+            self.id = if back == Back::New {
                 tick.alloc_id()
+            } else {
+                kept
             };
         } else if !tick.keep_ids {
             self.id = tick.alloc_id();
         }
         self.seq = tick.next_seq();
         self.fresh = true;
-        restage
+        back
     }
 
     /// Releases the id once the current patch has gone out; the ref keeps
@@ -115,6 +111,21 @@ impl RefMeta {
     pub(crate) fn id(&self) -> u32 {
         self.id
     }
+}
+
+/// How a ref came back when it was attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Back {
+    /// With a new refId (or the one it has, see [`Tick::refresh`]).
+    New,
+    /// With the refId it left in this tick: clients still hold the
+    /// instance under that id, as of the last patch, so the ref sends the
+    /// changes it recorded since then as well as its content.
+    SameTick,
+    /// With the refId it left in an earlier tick: clients dropped the
+    /// instance; the reference still sends the ops it recorded and did not
+    /// send (harmless to a new instance), as structs do here.
+    Later,
 }
 
 /// Tracking state of one Schema struct instance: its identity, which

@@ -293,3 +293,70 @@ fn a_value_moved_to_another_encoder_gets_new_ref_ids() {
         "ff068000a17a08ff0880018109ff09800001"
     );
 }
+
+#[derive(Schema, Default)]
+struct Leaf {
+    v: u8,
+    m: MapSchema<u8>,
+}
+
+#[derive(Schema, Default)]
+struct Holder {
+    c: Option<Leaf>,
+    n: u8,
+}
+
+#[derive(Schema, Default)]
+struct Tree {
+    holder: MapSchema<Holder>,
+    spot: MapSchema<Leaf>,
+}
+
+/// A child moved out of an instance that is removed in the same tick: the
+/// removed instance's own change (its field emptied) is not sent, and the
+/// client, dropping it, must keep the moved child. Bytes of
+/// `@colyseus/schema` 5.0.34 for the same steps (x.c = undefined;
+/// spot.set("k", c); holder.delete("x"); then c.v = 9, c.m.set("a", 5)).
+#[test]
+fn a_child_moved_out_of_an_instance_removed_in_the_same_tick() {
+    // root 0, holder 1, spot 2; then x 3, c 4, c.m 5, as the reference.
+    let mut enc = Encoder::with_options(
+        Tree::default(),
+        EncoderOptions::default().reuse_ref_ids(false),
+    );
+    enc.state_mut().holder_mut().insert(
+        "x",
+        Holder {
+            c: Some(Leaf {
+                v: 1,
+                m: MapSchema::new(),
+            }),
+            n: 1,
+        },
+    );
+    enc.encode_patch();
+    {
+        let mut s = enc.state_mut();
+        let c = s
+            .holder_mut()
+            .get_mut("x")
+            .expect("x")
+            .replace_c(Moved::new(None))
+            .transpose()
+            .expect("c");
+        s.spot_mut().insert_moved("k", c);
+        s.holder_mut().remove("x");
+    }
+    assert_eq!(
+        hex(enc.encode_patch()),
+        "ff028000a16b04ff0480018105ff014000"
+    );
+    {
+        let mut s = enc.state_mut();
+        let mut spot = s.spot_mut();
+        let mut k = spot.get_mut("k").expect("k");
+        k.set_v(9);
+        k.m_mut().insert("a", 5);
+    }
+    assert_eq!(hex(enc.encode_patch()), "ff048009ff058000a16105");
+}

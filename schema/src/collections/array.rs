@@ -1440,7 +1440,7 @@ impl<V: Field> Field for ArraySchema<V> {
     }
 
     fn __attach(&mut self, _: &mut (), tick: &mut Tick) {
-        if self.meta.attach(tick) && self.resend {
+        if self.meta.attach(tick) == crate::tracked::Back::SameTick && self.resend {
             // Back under its refId with changes a client holding it has
             // not had: the whole array again.
             self.unfaithful = true;

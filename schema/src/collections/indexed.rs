@@ -500,7 +500,7 @@ impl<K: Key, V: Field> Indexed<K, V> {
 
     pub(crate) fn attach(&mut self, tick: &mut Tick) {
         let refresh = tick.keeps_ids() && self.attached();
-        let restage = self.meta.attach(tick);
+        let restage = self.meta.attach(tick) == crate::tracked::Back::SameTick;
         if !refresh && !restage {
             // (A refreshed collection keeps the tick's ops: its client
             // holds entries they remove; so does a moved one.)
