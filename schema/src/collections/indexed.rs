@@ -513,9 +513,9 @@ impl<K: Key, V: Field> Indexed<K, V> {
     }
 
     pub(crate) fn detach(&mut self, tick: &mut Tick) {
-        // The ops not sent yet are kept for a `Moved` value (forgotten
-        // when it is attached as a new one).
-        // Clients hold it unless it was new this tick (see `attach`).
+        // Clients hold it unless it was new this tick; its ops not sent
+        // yet are kept for a `Moved` value placed back in this tick
+        // (forgotten when it is attached as a new one, see `attach`).
         self.restaged = !self.meta.fresh;
         self.meta.detach(tick);
         for slot in self.slots.iter_mut().flatten() {
@@ -652,11 +652,10 @@ impl<K: Key, V: Field> Indexed<K, V> {
     /// reference sends the ops recorded since, then an ADD of every other
     /// entry; a 3.x client gets a CLEAR and every entry.
     fn write_restaged_ops(&self, dialect: Dialect, out: &mut Vec<u8>) {
-        out.push(spec::CLEAR);
+        if dialect == Dialect::Legacy || self.cleared {
+            out.push(spec::CLEAR);
+        }
         if dialect == Dialect::Modern {
-            if !self.cleared {
-                out.pop();
-            }
             for c in &self.changes {
                 Self::write_op(out, c.op, c.wire, self.op_slot(c.op, c.slot));
             }
