@@ -360,3 +360,89 @@ fn a_child_moved_out_of_an_instance_removed_in_the_same_tick() {
     }
     assert_eq!(hex(enc.encode_patch()), "ff048009ff058000a16105");
 }
+
+#[derive(Schema, Default)]
+struct Bag {
+    s: roomcast_schema::CollectionSchema<u8>,
+    m: MapSchema<u8>,
+}
+
+#[derive(Schema, Default)]
+struct Bags {
+    a: MapSchema<Bag>,
+    b: MapSchema<Bag>,
+}
+
+/// The `Bags` state after the reference's seed tick (`a.k` = a bag of
+/// [1, 2, 3] and {x: 1, y: 2}); its patch checked against `want`.
+fn bags(want: &str) -> Encoder<Bags> {
+    let mut enc = Encoder::with_options(
+        Bags::default(),
+        EncoderOptions::default().reuse_ref_ids(false),
+    );
+    {
+        let mut s = enc.state_mut();
+        let mut a = s.a_mut();
+        a.insert("k", Bag::default());
+        let mut bag = a.get_mut("k").expect("k");
+        for v in [1, 2, 3] {
+            bag.s_mut().add(v);
+        }
+        bag.m_mut().insert("x", 1);
+        bag.m_mut().insert("y", 2);
+    }
+    assert_eq!(hex(enc.encode_patch()), want);
+    enc
+}
+
+/// Collections changed in the tick they move: clients still hold them, so
+/// the ops of the tick go out (a DELETE the client must apply), then an
+/// ADD of every other entry, as the reference sends them.
+#[test]
+fn collections_changed_then_moved_in_the_same_tick_send_their_ops() {
+    let want = reference("bag_changed_then_moved");
+    let mut enc = bags(&want[0].0);
+    {
+        let mut s = enc.state_mut();
+        {
+            let mut a = s.a_mut();
+            let mut bag = a.get_mut("k").expect("k");
+            bag.s_mut().remove(&2);
+            bag.s_mut().add(4);
+            bag.m_mut().remove("x");
+            bag.m_mut().insert("z", 3);
+        }
+        let bag = s.a_mut().take("k").expect("k");
+        s.b_mut().insert_moved("z", bag);
+    }
+    assert_eq!(hex(enc.encode_patch()), want[1].0);
+    assert_eq!(hex(enc.encode_all()), want[1].1);
+    assert_eq!(hex(enc.encode_patch()), want[2].0);
+}
+
+/// Back a tick later, clients have dropped the collections: Roomcast sends
+/// them as new ones, where the reference also sends the ops it recorded in
+/// the tick they left (a DELETE of an entry no client has).
+#[test]
+fn collections_changed_then_moved_a_tick_later_are_sent_as_new() {
+    let want = reference("bag_changed_then_moved_next_tick");
+    let mut enc = bags(&want[0].0);
+    let bag = {
+        let mut s = enc.state_mut();
+        {
+            let mut a = s.a_mut();
+            let mut bag = a.get_mut("k").expect("k");
+            bag.s_mut().remove(&2);
+            bag.m_mut().remove("x");
+        }
+        s.a_mut().take("k").expect("k")
+    };
+    assert_eq!(hex(enc.encode_patch()), want[1].0);
+    enc.state_mut().b_mut().insert_moved("z", bag);
+    // The reference: …ff04 4001 800001 800203 ff05 4000 8001a17902.
+    assert_eq!(
+        hex(enc.encode_patch()),
+        "ff028000a17a03ff0380048105ff04800001800203ff058001a17902"
+    );
+    assert_eq!(hex(enc.encode_all()), want[2].1);
+}

@@ -48,6 +48,23 @@ const scenarios = {
   field_to_map_next_tick: [(s, c) => { c.v = s.f; s.f = undefined; }, (s, c) => { s.b.set("z", c.v); }],
 };
 
+// A second state, for collections that move with a change of the tick:
+//   Bag  { s: collection<uint8>, m: map<uint8> }
+//   Bags { a: map<Bag>, b: map<Bag> }
+// seeded with a.k = Bag([1, 2, 3], { x: 1, y: 2 }).
+const Bag = schema({ s: t.collection("uint8"), m: t.map("uint8") }, "Bag");
+const Bags = schema({ a: t.map(Bag), b: t.map(Bag) }, "Bags");
+const bagSeed = (s) => {
+  const bag = new Bag();
+  bag.s.add(1); bag.s.add(2); bag.s.add(3);
+  bag.m.set("x", 1); bag.m.set("y", 2);
+  s.a.set("k", bag);
+};
+const bagScenarios = {
+  bag_changed_then_moved: [(s) => { const v = s.a.get("k"); v.s.delete(2); v.s.add(4); v.m.delete("x"); v.m.set("z", 3); s.a.delete("k"); s.b.set("z", v); }, () => {}],
+  bag_changed_then_moved_next_tick: [(s, c) => { c.v = s.a.get("k"); c.v.s.delete(2); c.v.m.delete("x"); s.a.delete("k"); }, (s, c) => { s.b.set("z", c.v); }],
+};
+
 const hex = (b) => Buffer.from(b).toString("hex");
 const out = {};
 for (const [name, ticks] of Object.entries(scenarios)) {
@@ -56,6 +73,19 @@ for (const [name, ticks] of Object.entries(scenarios)) {
   const c = {};
   const steps = [];
   for (const tick of [seed, ...ticks]) {
+    tick(s, c);
+    const patch = hex(enc.encode());
+    enc.discardChanges();
+    steps.push({ patch, full: hex(enc.encodeAll()) });
+  }
+  out[name] = steps;
+}
+for (const [name, ticks] of Object.entries(bagScenarios)) {
+  const s = new Bags();
+  const enc = new Encoder(s);
+  const c = {};
+  const steps = [];
+  for (const tick of [bagSeed, ...ticks]) {
     tick(s, c);
     const patch = hex(enc.encode());
     enc.discardChanges();
