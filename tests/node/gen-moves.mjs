@@ -67,32 +67,24 @@ const bagScenarios = {
 
 const hex = (b) => Buffer.from(b).toString("hex");
 const out = {};
-for (const [name, ticks] of Object.entries(scenarios)) {
-  const s = new State();
-  const enc = new Encoder(s);
-  const c = {};
-  const steps = [];
-  for (const tick of [seed, ...ticks]) {
-    tick(s, c);
-    const patch = hex(enc.encode());
-    enc.discardChanges();
-    steps.push({ patch, full: hex(enc.encodeAll()) });
+/** Runs every scenario of `scenarios` on a new `Root` after `first`. */
+function record(Root, first, scenarios) {
+  for (const [name, ticks] of Object.entries(scenarios)) {
+    const s = new Root();
+    const enc = new Encoder(s);
+    const c = {};
+    const steps = [];
+    for (const tick of [first, ...ticks]) {
+      tick(s, c);
+      const patch = hex(enc.encode());
+      enc.discardChanges();
+      steps.push({ patch, full: hex(enc.encodeAll()) });
+    }
+    out[name] = steps;
   }
-  out[name] = steps;
 }
-for (const [name, ticks] of Object.entries(bagScenarios)) {
-  const s = new Bags();
-  const enc = new Encoder(s);
-  const c = {};
-  const steps = [];
-  for (const tick of [bagSeed, ...ticks]) {
-    tick(s, c);
-    const patch = hex(enc.encode());
-    enc.discardChanges();
-    steps.push({ patch, full: hex(enc.encodeAll()) });
-  }
-  out[name] = steps;
-}
+record(State, seed, scenarios);
+record(Bags, bagSeed, bagScenarios);
 const file = new URL("../fixtures/moves.json", import.meta.url);
 writeFileSync(file, JSON.stringify({ generator: "tests/node/gen-moves.mjs", schema: "5.0.34", scenarios: out }, null, 1) + "\n");
 console.log(`wrote ${Object.keys(out).length} scenarios to ${file.pathname}`);
