@@ -25,6 +25,14 @@ use crate::tracked::Tick;
 /// is not taken back: that instance gets a new one, as does a `Moved`
 /// placed in another encoder. Dropping a `Moved` just drops the value.
 ///
+/// Placed back in the tick it left, clients still hold the instance: what
+/// changed in it during the tick goes out too (a struct's changed fields, a
+/// collection's ops, as the reference sends them; an array changed in
+/// that tick is sent whole after a CLEAR, where the reference sends its
+/// ops). A [`StateView`](crate::ViewTarget) keeps seeing an instance placed
+/// back in the same tick; one placed back a later tick is new to views
+/// (the reference's views still see it).
+///
 /// [`Moved::new`] wraps a value that has no identity yet, so that the
 /// `_moved` methods also take new values.
 ///
