@@ -223,10 +223,17 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
             Kind::Ref => {
                 let get = format_ident!("{}_mut", bare(fid));
                 let get_doc = format!("The view of `{fid}`, through which it is changed.");
+                let replace = format_ident!("replace_{}", bare(fid));
+                let replace_doc = format!("Sets `{fid}` to a value that keeps its identity (see `Moved`); returns the previous value with its own.");
                 quote! {
                     #[doc = #doc]
                     pub fn #set(&mut self, value: #ty) {
                         #rc::set_ref(&mut self.value.#fid, value, #base_count + #i, self.state, &mut self.children.#fid, self.tick);
+                    }
+
+                    #[doc = #replace_doc]
+                    pub fn #replace(&mut self, value: #rc::Moved<#ty>) -> #rc::Moved<#ty> {
+                        #rc::set_ref_moved(&mut self.value.#fid, value, #base_count + #i, self.state, &mut self.children.#fid, self.tick)
                     }
 
                     #[doc = #get_doc]

@@ -10,9 +10,10 @@ use crate::collections::{
     ArrayMut, ArraySchema, CollectionMut, CollectionSchema, MapMut, MapSchema, SetMut, SetSchema,
 };
 use crate::encoder::{Encoder, FullWriter, PatchWriter};
+use crate::moved::Moved;
 use crate::quantize::Quantize;
 use crate::schema::{
-    set_primitive, set_ref, write_full_block, write_patch_block, Describer, Field,
+    set_primitive, set_ref, set_ref_moved, write_full_block, write_patch_block, Describer, Field,
 };
 use crate::tracked::{Tick, TrackState};
 use crate::types::{CollectionKind, FieldType, NamedFieldType, Primitive, TypeId, TypeRegistry};
@@ -237,9 +238,11 @@ impl Field for DynStruct {
     }
 
     fn __attach(&mut self, _: &mut (), tick: &mut Tick) {
-        self.track.meta.attach(tick);
-        self.track.dirty = 0;
-        self.track.replaced = 0;
+        if self.track.meta.attach(tick) == crate::tracked::Back::New {
+            // (Taking back its refId, its changes still go out.)
+            self.track.dirty = 0;
+            self.track.replaced = 0;
+        }
         self.track.child_dirty = self.refs();
         for f in self.fields.iter_mut().flatten() {
             f.__attach(&mut (), tick);
@@ -247,8 +250,9 @@ impl Field for DynStruct {
     }
 
     fn __detach(&mut self, _: &mut (), tick: &mut Tick) {
+        // Its changes not sent yet are kept (for a `Moved` value).
         self.track.meta.detach(tick);
-        self.track = TrackState::default();
+        self.track.child_dirty = 0;
         for f in self.fields.iter_mut().flatten() {
             f.__detach(&mut (), tick);
         }
@@ -443,6 +447,17 @@ impl Field for DynValue {
     }
 }
 
+impl Moved<DynValue> {
+    /// Sets the TYPE_ID sent with a moved struct (see
+    /// [`DynStruct::set_type_tag`]) for the slot it goes to; nothing for
+    /// other values.
+    pub fn set_type_tag(&mut self, tag: Option<u32>) {
+        if let DynValue::Struct(s) = &mut self.value {
+            s.tag = tag;
+        }
+    }
+}
+
 /// The view of a tracked [`DynStruct`]: every change is recorded.
 #[derive(Debug)]
 pub struct DynMut<'a> {
@@ -507,6 +522,30 @@ impl DynMut<'_> {
             set_ref(slot, value, i, &mut self.s.track, &mut (), self.tick);
         } else {
             set_primitive(slot, value, i, &mut self.s.track, self.tick);
+        }
+    }
+
+    /// [`set`](Self::set) of a value that may keep its identity (see
+    /// [`Moved`]); returns the previous value with its own.
+    ///
+    /// # Panics
+    ///
+    /// If `index` is not a field of the type.
+    pub fn replace(
+        &mut self,
+        index: usize,
+        value: Moved<Option<DynValue>>,
+    ) -> Moved<Option<DynValue>> {
+        let i = index as u32;
+        let slot = &mut self.s.fields[index];
+        if slot.as_ref().is_some_and(Field::__is_ref)
+            || value.get().as_ref().is_some_and(Field::__is_ref)
+        {
+            set_ref_moved(slot, value, i, &mut self.s.track, &mut (), self.tick)
+        } else {
+            let old = slot.clone();
+            set_primitive(slot, value.into_inner(), i, &mut self.s.track, self.tick);
+            Moved::new(old)
         }
     }
 

@@ -7,6 +7,7 @@ pub mod decoder;
 pub mod dynamic;
 mod encoder;
 mod macros;
+mod moved;
 pub mod quantize;
 mod reflection;
 mod schema;
@@ -20,6 +21,7 @@ pub use collections::{
     SetSchema,
 };
 pub use encoder::{registry_of, Dialect, Encoder, EncoderOptions};
+pub use moved::Moved;
 pub use reflection::encode_reflection;
 pub use schema::{Field, Schema};
 pub use tracked::Tick;
@@ -31,12 +33,13 @@ pub use roomcast_schema_derive::Schema;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::encoder::{ArrayScratch, FullWriter, PatchWriter};
+    pub use crate::moved::Moved;
     pub use crate::quantize::{
         encode_op as quantized_op, snap as quantized_snap, Quantizable, Quantize,
     };
     pub use crate::schema::{
-        accepts, encode_type_tag, set_primitive, set_ref, view_entry, Describer, EntrySink, Field,
-        FieldView, Schema, TrackedMut,
+        accepts, encode_type_tag, set_primitive, set_ref, set_ref_moved, view_entry, Describer,
+        EntrySink, Field, FieldView, Schema, TrackedMut,
     };
     pub use crate::tracked::{StructTrack, Tick, TrackState};
     pub use crate::types::{NamedField, NamedFieldType, NamedType, Primitive};

@@ -7,6 +7,7 @@
 //! not meant to be called or implemented by hand.
 
 use crate::encoder::{FullWriter, PatchWriter};
+use crate::moved::Moved;
 use crate::tracked::{StructTrack, Tick, TrackState};
 use crate::types::{NamedFieldType, NamedType, Primitive};
 use crate::wire;
@@ -716,19 +717,24 @@ impl<T: Schema> Field for T {
     }
 
     fn __attach(&mut self, track: &mut Self::Track, tick: &mut Tick) {
-        let id = track.state.meta.id;
-        track.state = TrackState::default();
-        // Kept only by `Tick::refresh`.
-        track.state.meta.id = id;
-        track.state.meta.attach(tick);
+        // The identity stays: kept by `Tick::refresh`, or taken back by a
+        // `Moved` value (`RefMeta::attach`).
+        let old = std::mem::take(&mut track.state);
+        track.state.meta = old.meta;
+        if track.state.meta.attach(tick) != crate::tracked::Back::New {
+            // Its fields' changes of the tick it left still go out.
+            track.state.dirty = old.dirty;
+            track.state.replaced = old.replaced;
+        }
         track.state.child_dirty = self.__ref_fields() & self.__present();
         self.__attach_children(&mut track.children, tick);
     }
 
     fn __detach(&mut self, track: &mut Self::Track, tick: &mut Tick) {
+        // Its changes not sent yet are kept (for a `Moved` value).
         let id = track.state.meta.id();
         track.state.meta.detach(tick);
-        track.state = TrackState::default();
+        track.state.child_dirty = 0;
         if tick.views.departed.noting() {
             let owner = tick.views.departed.enter_struct(id, T::__field_tag);
             self.__detach_children(&mut track.children, tick);
@@ -911,25 +917,39 @@ pub fn set_primitive<T: Field>(
 #[doc(hidden)]
 pub fn set_ref<T: Field>(
     slot: &mut T,
-    mut value: T,
+    value: T,
     index: u32,
     track: &mut TrackState,
     child_track: &mut T::Track,
     tick: &mut Tick,
 ) {
+    set_ref_moved(slot, Moved::new(value), index, track, child_track, tick);
+}
+
+/// [`set_ref`] of a value that may keep its identity (see [`Moved`]);
+/// returns the previous value with its own.
+#[doc(hidden)]
+pub fn set_ref_moved<T: Field>(
+    slot: &mut T,
+    value: Moved<T>,
+    index: u32,
+    track: &mut TrackState,
+    child_track: &mut T::Track,
+    tick: &mut Tick,
+) -> Moved<T> {
     let had = slot.__present();
-    if !had && !value.__present() {
-        return;
+    if !had && !value.get().__present() {
+        return value;
     }
     track.meta.touch(tick);
-    let mut new_track = T::Track::default();
-    value.__attach(&mut new_track, tick);
+    let (value, new_track) = value.attach(tick);
     let mut old = std::mem::replace(slot, value);
     let mut old_track = std::mem::replace(child_track, new_track);
     tick.views.departed.from(track.meta.id(), index);
     old.__detach(&mut old_track, tick);
     tick.views.departed.done();
     track.mark_replaced(index, had, tick);
+    Moved::taken(old, old_track, tick)
 }
 
 /// Writes `d5 | varint typeId` after a child's refId when its concrete type

@@ -7,8 +7,8 @@
 //! ref changes in a tick, takes the next sequence number from the [`Tick`]:
 //! blocks are emitted in that order (spec `schema-wire.md` §16).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// No sequence number: the ref has not changed this tick.
 pub(crate) const NO_SEQ: u32 = u32::MAX;
@@ -21,7 +21,10 @@ pub(crate) const NO_ID: u32 = u32::MAX;
 pub struct RefMeta {
     /// refId, or [`NO_ID`] while detached.
     pub(crate) id: u32,
-    /// Order of the first change this tick, or [`NO_SEQ`].
+    /// While attached: order of the first change this tick, or [`NO_SEQ`].
+    /// While detached: the refId the ref had (its "kept" id, which a
+    /// [`Moved`](crate::Moved) value takes back when it is placed again),
+    /// or [`NO_ID`] (equal to [`NO_SEQ`]).
     pub(crate) seq: u32,
     /// Attached this tick: its whole content is sent, not its changes.
     pub(crate) fresh: bool,
@@ -47,20 +50,42 @@ impl RefMeta {
     }
 
     /// Gives the ref an id and marks it as sent in full by the next patch
-    /// (an attached ref keeps its id while [`Tick::refresh`] runs).
+    /// (an attached ref keeps its id while [`Tick::refresh`] runs; a
+    /// detached one takes back the id it had while a `Moved` value is
+    /// placed, if that id is still free). Returns whether it took back its
+    /// id, and when it had left (see [`Back`]).
     #[inline]
-    pub(crate) fn attach(&mut self, tick: &mut Tick) {
-        if !(tick.keep_ids && self.id != NO_ID) {
+    pub(crate) fn attach(&mut self, tick: &mut Tick) -> Back {
+        let mut back = Back::New;
+        if self.id == NO_ID {
+            let kept = self.seq;
+            back = match (kept != NO_ID).then(|| tick.reclaim(kept)).flatten() {
+                None => Back::New,
+                Some(true) => Back::SameTick,
+                Some(false) => Back::Later,
+            };
+            self.id = if back == Back::New {
+                tick.alloc_id()
+            } else {
+                kept
+            };
+        } else if !tick.keep_ids {
             self.id = tick.alloc_id();
         }
         self.seq = tick.next_seq();
         self.fresh = true;
+        back
     }
 
-    /// Releases the id once the current patch has gone out.
+    /// Releases the id once the current patch has gone out; the ref keeps
+    /// it as its "kept" id (see [`RefMeta::seq`]).
     #[inline]
     pub(crate) fn detach(&mut self, tick: &mut Tick) {
-        if self.id != NO_ID {
+        let kept = if self.id == NO_ID {
+            self.seq
+        } else {
+            tick.left.push(self.id);
+            tick.left_sorted = false;
             tick.release_id(self.id);
             if tick.views.active() {
                 tick.views.detached.push(self.id);
@@ -68,8 +93,13 @@ impl RefMeta {
                     tick.views.departed.detached(self.id);
                 }
             }
-        }
-        *self = Self::default();
+            self.id
+        };
+        *self = Self {
+            id: NO_ID,
+            seq: kept,
+            fresh: false,
+        };
     }
 
     /// Forgets this tick's state after a patch was written.
@@ -84,6 +114,21 @@ impl RefMeta {
     pub(crate) fn id(&self) -> u32 {
         self.id
     }
+}
+
+/// How a ref came back when it was attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Back {
+    /// With a new refId (or the one it has, see [`Tick::refresh`]).
+    New,
+    /// With the refId it left in this tick: clients still hold the
+    /// instance under that id, as of the last patch, so the ref sends the
+    /// changes it recorded since then as well as its content.
+    SameTick,
+    /// With the refId it left in an earlier tick: clients dropped the
+    /// instance; the reference still sends the ops it recorded and did not
+    /// send (harmless to a new instance), as structs do here.
+    Later,
 }
 
 /// Tracking state of one Schema struct instance: its identity, which
@@ -172,8 +217,8 @@ pub struct Tick {
     next_seq: u32,
     next_id: u32,
     /// Ids free for reuse, lowest first (keeps refIds and their varints
-    /// small).
-    free: BinaryHeap<Reverse<u32>>,
+    /// small); a set, so that a `Moved` value can take its id back.
+    free: BTreeSet<u32>,
     /// Whether released ids are reused (see `EncoderOptions`).
     reuse: bool,
     /// Type ids of the state's Rust types (TYPE_ID of polymorphic children).
@@ -184,15 +229,71 @@ pub struct Tick {
     keep_ids: bool,
     /// The encoder's views (`StateView`s).
     pub(crate) views: crate::view::Views,
+    /// This encoder's identity (a `Moved` value goes back only to the
+    /// encoder it left with its refIds).
+    owner: u64,
+    /// A `Moved` value is being placed: detached refs take back their ids.
+    reclaiming: bool,
+    /// Ids detached since the last patch (a `Moved` value placed in the
+    /// tick it left is one clients still hold).
+    left: Vec<u32>,
+    /// Whether `left` is sorted.
+    left_sorted: bool,
 }
+
+/// Source of [`Tick::owner`].
+static OWNERS: AtomicU64 = AtomicU64::new(1);
 
 impl Tick {
     pub(crate) fn new(reuse_ids: bool, types: Vec<(std::any::TypeId, u32)>) -> Self {
         Self {
             reuse: reuse_ids,
             types,
+            owner: OWNERS.fetch_add(1, Ordering::Relaxed),
             ..Self::default()
         }
+    }
+
+    /// This encoder's identity.
+    pub(crate) fn owner(&self) -> u64 {
+        self.owner
+    }
+
+    /// Runs `f` (an `__attach` of a value taken out of this encoder as a
+    /// `Moved`) so that its refs take back the refIds they had: each one
+    /// that is still free (always, when ids are not reused).
+    pub(crate) fn reattach(&mut self, f: impl FnOnce(&mut Self)) {
+        self.reclaiming = true;
+        f(self);
+        self.reclaiming = false;
+    }
+
+    /// Takes back `id`, the kept id of a ref being re-attached, if that is
+    /// allowed now ([`Tick::reattach`]) and the id was not given to
+    /// another ref since; `Some(true)` if the ref left in this tick.
+    fn reclaim(&mut self, id: u32) -> Option<bool> {
+        if !self.reclaiming {
+            return None;
+        }
+        if self.reuse {
+            if let Some(p) = self.released.iter().position(|&r| r == id) {
+                self.released.swap_remove(p);
+            } else if !self.free.remove(&id) {
+                return None;
+            }
+        } else if id >= self.next_id {
+            // (Ids are never handed out twice: any id below is this ref's.)
+            return None;
+        }
+        // Back in the tree this tick: no view forgets it.
+        if let Some(p) = self.views.detached.iter().position(|&r| r == id) {
+            self.views.detached.swap_remove(p);
+        }
+        if !self.left_sorted {
+            self.left.sort_unstable();
+            self.left_sorted = true;
+        }
+        Some(self.left.binary_search(&id).is_ok())
     }
 
     /// Runs `f` (an `__attach` of attached refs) so that it marks them to be
@@ -244,7 +345,7 @@ impl Tick {
 
     #[inline]
     pub(crate) fn alloc_id(&mut self) -> u32 {
-        if let Some(Reverse(id)) = self.free.pop() {
+        if let Some(id) = self.free.pop_first() {
             id
         } else {
             let id = self.next_id;
@@ -264,7 +365,8 @@ impl Tick {
     /// Called after a patch went out: released ids become reusable and the
     /// order restarts.
     pub(crate) fn end_patch(&mut self) {
-        self.free.extend(self.released.drain(..).map(Reverse));
+        self.free.extend(self.released.drain(..));
+        self.left.clear();
         self.next_seq = 0;
     }
 

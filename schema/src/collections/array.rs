@@ -23,6 +23,7 @@ use std::fmt;
 
 use super::map::describe_collection;
 use crate::encoder::{ArrayOp, ArrayScratch, Dialect, FullWriter, PatchWriter};
+use crate::moved::Moved;
 use crate::schema::{Describer, Field, FieldView};
 use crate::tracked::{RefMeta, Tick, NO_SEQ};
 use crate::types::{CollectionKind, NamedFieldType, Primitive};
@@ -265,6 +266,9 @@ pub struct ArraySchema<V: Field> {
     /// The staged layout could not be followed (a sort over staged
     /// removals): the block is sent as CLEAR + re-ADD.
     unfaithful: bool,
+    /// Detached with changes a client holding it has not had (see
+    /// `__detach`).
+    resend: bool,
     /// Some child element may hold changes.
     children_dirty: bool,
 }
@@ -282,6 +286,7 @@ impl<V: Field> Default for ArraySchema<V> {
             snapshot_len: 0,
             next_uid: 0,
             unfaithful: false,
+            resend: false,
             children_dirty: false,
         }
     }
@@ -1016,34 +1021,47 @@ impl<'a, V: Field> ArrayMut<'a, V> {
         Self { arr, tick }
     }
 
-    fn attach_new(&mut self, value: V) -> Item<V> {
+    fn attach_new(&mut self, value: Moved<V>) -> Item<V> {
         // The array's op comes before the new child's block.
         self.arr.meta.touch(self.tick);
+        let (value, track) = value.attach(self.tick);
         let mut item = self.arr.new_item(value);
-        item.value.__attach(&mut item.track, self.tick);
+        item.track = track;
         self.arr.children_dirty = true;
         item
     }
 
     /// Takes a removed element out: its value is kept for the tick, its
     /// subtree released.
-    fn release(&mut self, mut item: Item<V>) -> V {
+    fn release(&mut self, mut item: Item<V>) -> Moved<V> {
         self.arr.bury(&item);
         let departed = &mut self.tick.views.departed;
         departed.from(self.arr.meta.id(), crate::view::KEY_SELF);
         item.value.__detach(&mut item.track, self.tick);
         self.tick.views.departed.done();
-        item.value
+        Moved::taken(item.value, item.track, self.tick)
     }
 
     /// Appends a value.
     pub fn push(&mut self, value: V) {
+        self.push_moved(Moved::new(value));
+    }
+
+    /// [`push`](Self::push) of a value taken out of this state with its
+    /// identity (see [`Moved`]).
+    pub fn push_moved(&mut self, value: Moved<V>) {
         let item = self.attach_new(value);
         self.arr.push_item(item);
     }
 
     /// Removes and returns the last element.
     pub fn pop(&mut self) -> Option<V> {
+        self.take_last().map(Moved::into_inner)
+    }
+
+    /// [`pop`](Self::pop), returning the element with its identity, to be
+    /// placed elsewhere in this state (see [`Moved`]).
+    pub fn take_last(&mut self) -> Option<Moved<V>> {
         let arr = &mut *self.arr;
         let is_ref = arr.items.last()?.value.__is_ref();
         arr.meta.touch(self.tick);
@@ -1060,6 +1078,12 @@ impl<'a, V: Field> ArrayMut<'a, V> {
 
     /// Removes and returns the first element.
     pub fn shift(&mut self) -> Option<V> {
+        self.take_first().map(Moved::into_inner)
+    }
+
+    /// [`shift`](Self::shift), returning the element with its identity, to
+    /// be placed elsewhere in this state (see [`Moved`]).
+    pub fn take_first(&mut self) -> Option<Moved<V>> {
         let arr = &mut *self.arr;
         let is_ref = arr.items.first()?.value.__is_ref();
         arr.meta.touch(self.tick);
@@ -1086,6 +1110,16 @@ impl<'a, V: Field> ArrayMut<'a, V> {
     ///
     /// If `index > len`.
     pub fn insert(&mut self, index: usize, value: V) {
+        self.insert_moved(index, Moved::new(value));
+    }
+
+    /// [`insert`](Self::insert) of a value taken out of this state with its
+    /// identity (see [`Moved`]).
+    ///
+    /// # Panics
+    ///
+    /// If `index > len`.
+    pub fn insert_moved(&mut self, index: usize, value: Moved<V>) {
         assert!(
             index <= self.arr.len(),
             "insert index {index} out of bounds"
@@ -1112,8 +1146,18 @@ impl<'a, V: Field> ArrayMut<'a, V> {
     ///
     /// If `index >= len`.
     pub fn remove(&mut self, index: usize) -> V {
+        self.take(index).into_inner()
+    }
+
+    /// [`remove`](Self::remove), returning the element with its identity,
+    /// to be placed elsewhere in this state (see [`Moved`]).
+    ///
+    /// # Panics
+    ///
+    /// If `index >= len`.
+    pub fn take(&mut self, index: usize) -> Moved<V> {
         assert!(index < self.arr.len(), "remove index out of bounds");
-        self.splice(index, 1, [])
+        self.splice_moved(index, 1, [])
             .pop()
             .expect("one element removed")
     }
@@ -1131,6 +1175,25 @@ impl<'a, V: Field> ArrayMut<'a, V> {
         delete_count: usize,
         values: impl IntoIterator<Item = V>,
     ) -> Vec<V> {
+        self.splice_moved(start, delete_count, values.into_iter().map(Moved::new))
+            .into_iter()
+            .map(Moved::into_inner)
+            .collect()
+    }
+
+    /// [`splice`](Self::splice) of values that may have been taken out of
+    /// this state with their identity, returning the removed elements with
+    /// theirs (see [`Moved`]).
+    ///
+    /// # Panics
+    ///
+    /// If `start > len`.
+    pub fn splice_moved(
+        &mut self,
+        start: usize,
+        delete_count: usize,
+        values: impl IntoIterator<Item = Moved<V>>,
+    ) -> Vec<Moved<V>> {
         let items_len = self.arr.len();
         assert!(start <= items_len, "splice start {start} out of bounds");
         let count = delete_count.min(items_len - start);
@@ -1158,7 +1221,7 @@ impl<'a, V: Field> ArrayMut<'a, V> {
             }
         }
         let removed: Vec<Item<V>> = arr.items.drain(start..start + count).collect();
-        let removed: Vec<V> = removed.into_iter().map(|i| self.release(i)).collect();
+        let removed: Vec<Moved<V>> = removed.into_iter().map(|i| self.release(i)).collect();
         let new: Vec<Item<V>> = values.into_iter().map(|v| self.attach_new(v)).collect();
         let arr = &mut *self.arr;
         if !new.is_empty() {
@@ -1206,9 +1269,20 @@ impl<'a, V: Field> ArrayMut<'a, V> {
     ///
     /// If `index >= len`.
     pub fn set(&mut self, index: usize, value: V) -> V {
+        self.set_moved(index, Moved::new(value)).into_inner()
+    }
+
+    /// [`set`](Self::set) of a value taken out of this state with its
+    /// identity, returning the previous element with its own (see
+    /// [`Moved`]).
+    ///
+    /// # Panics
+    ///
+    /// If `index >= len`.
+    pub fn set_moved(&mut self, index: usize, value: Moved<V>) -> Moved<V> {
         assert!(index < self.arr.len(), "set index out of bounds");
-        let is_ref = value.__is_ref();
-        if !is_ref && self.arr.items[index].value.__same(&value) {
+        let is_ref = value.get().__is_ref();
+        if !is_ref && self.arr.items[index].value.__same(value.get()) {
             return value;
         }
         let wire = self.arr.wire_index(index);
@@ -1216,7 +1290,7 @@ impl<'a, V: Field> ArrayMut<'a, V> {
             self.attach_new(value)
         } else {
             self.arr.meta.touch(self.tick);
-            self.arr.new_item(value)
+            self.arr.new_item(value.into_inner())
         };
         let arr = &mut *self.arr;
         let op = if is_ref {
@@ -1372,7 +1446,12 @@ impl<V: Field> Field for ArraySchema<V> {
     }
 
     fn __attach(&mut self, _: &mut (), tick: &mut Tick) {
-        self.meta.attach(tick);
+        if self.meta.attach(tick) == crate::tracked::Back::SameTick && self.resend {
+            // Back under its refId with changes a client holding it has
+            // not had: the whole array again.
+            self.unfaithful = true;
+        }
+        self.resend = false;
         for item in &mut self.items {
             item.value.__attach(&mut item.track, tick);
         }
@@ -1394,6 +1473,18 @@ impl<V: Field> Field for ArraySchema<V> {
     }
 
     fn __detach(&mut self, _: &mut (), tick: &mut Tick) {
+        // Re-attached, it is a new array to the client: what it holds is
+        // recorded as added, as by the constructor. (Settled first: the
+        // detached meta keeps its refId where the tick's order was.) Put
+        // back under its refId (a `Moved` value), a client may still hold
+        // it: if it changed since the last patch, it goes whole again.
+        let resend = self.meta.seq != NO_SEQ && !self.meta.fresh;
+        self.settle();
+        self.resend = resend;
+        self.snapshot_len = 0;
+        for i in 0..self.items.len() as u32 {
+            self.rec.set(i, spec::ADD);
+        }
         let id = self.meta.id();
         self.meta.detach(tick);
         tick.views
@@ -1404,13 +1495,6 @@ impl<V: Field> Field for ArraySchema<V> {
             item.value.__detach(&mut item.track, tick);
         }
         tick.views.departed.done();
-        // Re-attached, it is a new array to the client: what it holds is
-        // recorded as added, as by the constructor.
-        self.settle();
-        self.snapshot_len = 0;
-        for i in 0..self.items.len() as u32 {
-            self.rec.set(i, spec::ADD);
-        }
     }
 
     fn __encode_patch(&mut self, _: &mut (), w: &mut PatchWriter<'_>) {

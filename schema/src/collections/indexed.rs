@@ -8,6 +8,7 @@
 
 use super::map_key::MapKey;
 use crate::encoder::{Dialect, FullWriter, Orphans, PatchWriter};
+use crate::moved::Moved;
 use crate::schema::Field;
 use crate::tracked::{RefMeta, Tick, NO_SEQ};
 use crate::wire::{self, spec};
@@ -125,6 +126,11 @@ pub(crate) struct Indexed<K, V: Field> {
     /// The blocks of entries removed by a `clear()` this tick that held
     /// changes: the reference still sends them (see [`Orphans`]).
     orphans: Option<Box<Orphans>>,
+    /// Re-attached with the refId it had (a `Moved` value) that clients
+    /// may hold: its recorded ops go out, then an ADD of every other entry
+    /// (the reference's re-staging of a tree added again). While detached:
+    /// whether it was sent before.
+    restaged: bool,
 }
 
 impl<K, V: Field> Default for Indexed<K, V> {
@@ -143,6 +149,7 @@ impl<K, V: Field> Default for Indexed<K, V> {
             locs: Vec::new(),
             free_locs: Vec::new(),
             orphans: None,
+            restaged: false,
         }
     }
 }
@@ -295,11 +302,10 @@ impl<K: Key, V: Field> Indexed<K, V> {
     pub(crate) fn push(
         &mut self,
         key: K,
-        mut value: V,
+        value: Moved<V>,
         reuse: Option<usize>,
         tick: &mut Tick,
     ) -> u32 {
-        let mut track = V::Track::default();
         let (wire, change, pos) = match reuse {
             Some(d) => {
                 let d = self.deleted.swap_remove(d);
@@ -322,7 +328,7 @@ impl<K: Key, V: Field> Indexed<K, V> {
             c.slot = pos;
             change
         };
-        value.__attach(&mut track, tick);
+        let (value, track) = value.attach(tick);
         let loc = self.alloc_loc(pos);
         let slot = Some(Slot {
             key,
@@ -344,17 +350,17 @@ impl<K: Key, V: Field> Indexed<K, V> {
     }
 
     /// Replaces the value at `pos`; returns the previous one.
-    pub(crate) fn replace(&mut self, pos: u32, mut value: V, tick: &mut Tick) -> V {
+    pub(crate) fn replace(&mut self, pos: u32, value: Moved<V>, tick: &mut Tick) -> Moved<V> {
         // The parent's op comes before the new child's block.
         self.meta.touch(tick);
         let slot = self.slots[pos as usize].as_mut().expect("live slot");
-        let mut track = V::Track::default();
-        value.__attach(&mut track, tick);
+        let (value, track) = value.attach(tick);
         let mut old = std::mem::replace(&mut slot.value, value);
         let mut old_track = std::mem::replace(&mut slot.track, track);
         tick.views.departed.from(self.meta.id(), slot.wire);
         old.__detach(&mut old_track, tick);
         tick.views.departed.done();
+        let old = Moved::taken(old, old_track, tick);
         // A new child instance replaces the old one: DELETE_AND_ADD; a
         // primitive value: REPLACE. An index first added this tick keeps
         // its ADD for a primitive and turns DELETE_AND_ADD for an instance
@@ -501,21 +507,25 @@ impl<K: Key, V: Field> Indexed<K, V> {
 
     pub(crate) fn attach(&mut self, tick: &mut Tick) {
         let refresh = tick.keeps_ids() && self.attached();
-        self.meta.attach(tick);
-        if !refresh {
+        let restage = self.meta.attach(tick) == crate::tracked::Back::SameTick;
+        if !refresh && !restage {
             // (A refreshed collection keeps the tick's ops: its client
-            // holds entries they remove.)
+            // holds entries they remove; so does a moved one.)
             self.forget_changes();
         }
+        self.restaged &= restage;
         for slot in self.slots.iter_mut().flatten() {
             slot.value.__attach(&mut slot.track, tick);
         }
     }
 
     pub(crate) fn detach(&mut self, tick: &mut Tick) {
+        // Clients hold it unless it was new this tick; its ops not sent
+        // yet are kept for a `Moved` value placed back in this tick
+        // (forgotten when it is attached as a new one, see `attach`).
+        self.restaged = !self.meta.fresh;
         let id = self.meta.id();
         self.meta.detach(tick);
-        self.forget_changes();
         tick.views
             .departed
             .collection(id, crate::view::Node::kind(self));
@@ -589,6 +599,7 @@ impl<K: Key, V: Field> Indexed<K, V> {
         self.changes.clear();
         self.deleted.clear();
         self.cleared = false;
+        self.restaged = false;
         {
             if fresh || self.queued_all {
                 for slot in self.slots.iter_mut().flatten() {
@@ -616,13 +627,16 @@ impl<K: Key, V: Field> Indexed<K, V> {
         if self.meta.fresh {
             // A new collection changed after it was attached: modern
             // clients get the recorded ops, 3.x clients its entries.
-            return self.fresh_changed();
+            return self.restaged || self.fresh_changed();
         }
         K::CLIENT_NUMBERED && self.changes.iter().any(|c| c.op == spec::DELETE)
     }
 
     /// Writes the block's ops for `dialect`.
     fn write_ops(&self, dialect: Dialect, out: &mut Vec<u8>) {
+        if self.meta.fresh && self.restaged {
+            return self.write_restaged_ops(dialect, out);
+        }
         if self.meta.fresh && dialect == Dialect::Modern && self.fresh_changed() {
             return self.write_fresh_ops(out);
         }
@@ -643,6 +657,26 @@ impl<K: Key, V: Field> Indexed<K, V> {
         }
         for c in &self.changes {
             Self::write_op(out, c.op, c.wire, self.op_slot(c.op, c.slot));
+        }
+    }
+
+    /// Writes the ops of a collection re-attached with the refId it had: a
+    /// client may still hold it as of the last patch that reached it. The
+    /// reference sends the ops recorded since, then an ADD of every other
+    /// entry; a 3.x client gets a CLEAR and every entry.
+    fn write_restaged_ops(&self, dialect: Dialect, out: &mut Vec<u8>) {
+        if dialect == Dialect::Legacy || self.cleared {
+            out.push(spec::CLEAR);
+        }
+        if dialect == Dialect::Modern {
+            for c in &self.changes {
+                Self::write_op(out, c.op, c.wire, self.op_slot(c.op, c.slot));
+            }
+        }
+        for slot in self.slots.iter().flatten() {
+            if dialect == Dialect::Legacy || slot.change == NONE {
+                Self::write_op(out, spec::ADD, slot.wire, Some(slot));
+            }
         }
     }
 

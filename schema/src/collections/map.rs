@@ -8,6 +8,7 @@ use hashbrown::HashTable;
 use super::indexed::{EntryHandle, Indexed, Slot};
 use super::map_key::MapKey;
 use crate::encoder::{FullWriter, PatchWriter};
+use crate::moved::Moved;
 use crate::schema::{Describer, Field, FieldView};
 use crate::tracked::Tick;
 use crate::types::{CollectionKind, NamedFieldType, Primitive};
@@ -311,13 +312,21 @@ impl<'a, V: Field> MapMut<'a, V> {
     /// key deleted earlier in the same tick keeps its old index, and goes to
     /// the end of the map's order (as in a JS `Map`).
     pub fn insert(&mut self, key: impl AsRef<str>, value: V) -> Option<V> {
+        self.insert_moved(key, Moved::new(value))
+            .map(Moved::into_inner)
+    }
+
+    /// [`insert`](Self::insert) of a value taken out of this state with
+    /// its identity (see [`Moved`]); returns the previous value with its
+    /// own.
+    pub fn insert_moved(&mut self, key: impl AsRef<str>, value: Moved<V>) -> Option<Moved<V>> {
         let key = key.as_ref();
         let map = &mut *self.map;
         if let Some(pos) = map.pos(key) {
             let slot = map.inner.slots[pos as usize]
                 .as_ref()
                 .expect("indexed slot");
-            if value.__same(&slot.value) {
+            if value.get().__same(&slot.value) {
                 return Some(value);
             }
             return Some(map.inner.replace(pos, value, self.tick));
@@ -335,19 +344,25 @@ impl<'a, V: Field> MapMut<'a, V> {
 
     /// Removes `key`; returns its value.
     pub fn remove(&mut self, key: &str) -> Option<V> {
+        self.take(key).map(Moved::into_inner)
+    }
+
+    /// [`remove`](Self::remove), returning the value with its identity, to
+    /// be placed elsewhere in this state (see [`Moved`]).
+    pub fn take(&mut self, key: &str) -> Option<Moved<V>> {
         let idx = self.map.unindex(key)?;
         Some(self.take_place(idx))
     }
 
     /// Removes the entry at handle-table place `idx`, already out of the
     /// key index, and records its DELETE.
-    fn take_place(&mut self, idx: u32) -> V {
+    fn take_place(&mut self, idx: u32) -> Moved<V> {
         let map = &mut *self.map;
         let pos = map.inner.pos_at(idx);
         let mut slot: Slot<MapKey, V> = map.inner.remove(pos, self.tick);
         let key = std::mem::take(&mut slot.key);
         map.inner.remember_deleted(&slot, key);
-        slot.value
+        Moved::taken(slot.value, slot.track, self.tick)
     }
 
     /// Removes every entry (a CLEAR; indexes restart at 0).

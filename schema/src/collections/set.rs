@@ -6,6 +6,7 @@ use std::fmt;
 use super::indexed::Indexed;
 use super::map::describe_collection;
 use crate::encoder::{FullWriter, PatchWriter};
+use crate::moved::Moved;
 use crate::schema::{Describer, Field, FieldView};
 use crate::tracked::Tick;
 use crate::types::{CollectionKind, NamedFieldType, Primitive};
@@ -118,7 +119,13 @@ macro_rules! indexed_collection {
             /// Adds a value (an ADD with a new index); returns whether it was
             /// added.
             pub fn add(&mut self, value: V) -> bool {
-                if $unique && self.coll.inner.iter().any(|s| s.value.__same(&value)) {
+                self.add_moved(Moved::new(value))
+            }
+
+            /// [`add`](Self::add) of a value taken out of this state with
+            /// its identity (see [`Moved`]).
+            pub fn add_moved(&mut self, value: Moved<V>) -> bool {
+                if $unique && self.coll.inner.iter().any(|s| s.value.__same(value.get())) {
                     return false;
                 }
                 self.coll.inner.push((), value, None, self.tick);
@@ -126,14 +133,22 @@ macro_rules! indexed_collection {
             }
 
             /// Removes the first value for which `matches` returns true.
-            pub fn remove_where(&mut self, mut matches: impl FnMut(&V) -> bool) -> Option<V> {
+            pub fn remove_where(&mut self, matches: impl FnMut(&V) -> bool) -> Option<V> {
+                self.take_where(matches).map(Moved::into_inner)
+            }
+
+            /// [`remove_where`](Self::remove_where), returning the value
+            /// with its identity, to be placed elsewhere in this state (see
+            /// [`Moved`]).
+            pub fn take_where(&mut self, mut matches: impl FnMut(&V) -> bool) -> Option<Moved<V>> {
                 let pos = self
                     .coll
                     .inner
                     .slots
                     .iter()
                     .position(|s| s.as_ref().is_some_and(|s| matches(&s.value)))?;
-                Some(self.coll.inner.remove(pos as u32, self.tick).value)
+                let slot = self.coll.inner.remove(pos as u32, self.tick);
+                Some(Moved::taken(slot.value, slot.track, self.tick))
             }
 
             /// Removes every value (a CLEAR).
