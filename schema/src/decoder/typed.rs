@@ -54,6 +54,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::collections::{ArrayMut, ArraySchema, CollectionSchema, MapSchema, SetSchema};
+use crate::decoder::base::array_items::ArrayItems;
 use crate::decoder::base::parse::{FieldWrite, Shape, TypedFields};
 use crate::decoder::base::reference_tracker::{RefId, RefIdHasherBuilder, RefMap};
 use crate::decoder::callbacks::Tree;
@@ -289,6 +290,15 @@ pub trait DecodeNode: Any + Send {
 
     /// Collection: removes every element.
     fn __decode_clear_all(&mut self) {}
+
+    /// Array: replaces the elements by `plan`, in order; `fitted` gets,
+    /// for each planned element, whether it fits the element type (those
+    /// that do not are left out). The previous elements not kept are
+    /// dropped.
+    fn __decode_set_elements(&mut self, plan: Vec<Planned<'_>>, fitted: &mut Vec<bool>) {
+        let _ = plan;
+        fitted.clear();
+    }
 
     /// Collection: drops the positions of removed entries, then calls `f`
     /// with each element in order: its entry handle, its key (maps) and,
@@ -953,6 +963,28 @@ macro_rules! indexed_node {
 indexed_node!(SetSchema, CollectionSchema);
 
 impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
+    // (An element's entry handle is its position.)
+    fn __decode_visit_handle(&mut self, handle: u32, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
+        self.__decode_visit_element(handle as usize, f);
+    }
+
+    fn __decode_handle_value(&mut self, handle: u32, p: Primitive) -> Option<Value> {
+        self.get(handle as usize)?.__decode_value(p)
+    }
+
+    fn __decode_set_elements(&mut self, plan: Vec<Planned<'_>>, fitted: &mut Vec<bool>) {
+        let mut old = take_elements(self);
+        let mut failed = 0;
+        fitted.clear();
+        for entry in plan {
+            let v = planned(entry, &mut old, &mut failed);
+            fitted.push(v.is_some());
+            if let Some(v) = v {
+                self.push(v);
+            }
+        }
+    }
+
     fn __decode_visit_element(&mut self, pos: usize, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
         // A client-side array is never attached to an encoder: the view's
         // bookkeeping goes to a throwaway tick.
@@ -977,17 +1009,7 @@ impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
         plan: Vec<(Option<&str>, Planned<'_>)>,
         displaced: &mut Displaced,
     ) -> usize {
-        let mut old_array = std::mem::take(self);
-        let mut old: Vec<Option<V>> = {
-            let mut tick = Tick::default();
-            let mut view = ArrayMut::__new(&mut old_array, &mut tick);
-            let mut out = Vec::with_capacity(view.len());
-            while let Some(v) = view.pop() {
-                out.push(Some(v));
-            }
-            out.reverse();
-            out
-        };
+        let mut old = take_elements(self);
         let mut failed = 0;
         for (_, entry) in plan {
             match planned(entry, &mut old, &mut failed) {
@@ -1002,6 +1024,21 @@ impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
     fn __decode_into_any(self: Box<Self>) -> Box<dyn Any + Send> {
         self
     }
+}
+
+/// The elements of `array` taken out in order (the array is left empty).
+fn take_elements<V: DecodeField + Field>(array: &mut ArraySchema<V>) -> Vec<Option<V>> {
+    let mut old_array = std::mem::take(array);
+    // A client-side array is never attached to an encoder: the view's
+    // bookkeeping goes to a throwaway tick.
+    let mut tick = Tick::default();
+    let mut view = ArrayMut::__new(&mut old_array, &mut tick);
+    let mut out = Vec::with_capacity(view.len());
+    while let Some(v) = view.pop() {
+        out.push(Some(v));
+    }
+    out.reverse();
+    out
 }
 
 /// A set of refIds: a bit vector while the largest is within a small
@@ -1881,8 +1918,9 @@ impl Mirror for Bound<'_> {
 /// no callback is registered). Callbacks run from that mode too, on the
 /// changes it writes into `T`. It switches for good to keeping a dynamic
 /// value tree beside `T` (the same one a [`DynamicDecoder`] holds) on the
-/// first message the direct mode does not cover: an operation on array
-/// elements, or a structure moved between parents or held by two. The
+/// first message the direct mode does not cover: a structure moved between
+/// parents or positions or held by two, or an array operation with the
+/// 3.x / 4.x semantics ([`set_dialect`](Self::set_dialect)). The
 /// typed state and the callbacks are the same either way. [`to_dynamic`](Self::to_dynamic)
 /// copies the state into a dynamic value tree without changing the mode.
 pub struct Decoder<T> {
@@ -2267,7 +2305,38 @@ fn build_shadow(
                     }
                 }
             }
-            Some(LeanData::Array) => {}
+            Some(LeanData::Array(items)) => {
+                let mut values = Vec::with_capacity(items.len());
+                let mut ids = Vec::new();
+                let p = element_primitive(l.shape);
+                let mut read = |c: Option<&mut dyn DecodeNode>| {
+                    let mut c = c;
+                    let mut q = 0;
+                    for e in items {
+                        let v = match (e.child, p, c.as_deref_mut()) {
+                            (Some(child), ..) => Some(Value::Ref(child)),
+                            (None, Some(p), Some(c)) if e.held => c.__decode_handle_value(q, p),
+                            _ => None,
+                        };
+                        if e.held {
+                            ids.push(e.child);
+                            q += 1;
+                        }
+                        values.extend(v);
+                    }
+                };
+                if in_t {
+                    descend(root, &path, &mut |c| read(Some(c)));
+                } else {
+                    read(None);
+                }
+                if in_t {
+                    typed.place_elements(id, ids);
+                }
+                if let Some(NodeData::Array(data)) = nodes.map.get_mut(id).map(|n| &mut n.data) {
+                    **data = ArrayItems::from_values(values);
+                }
+            }
         }
     }
     Shadowed { shadow, typed }
