@@ -1420,21 +1420,34 @@ impl Direct {
         let attached = c.is_some();
         let mut fitted = Vec::new();
         if let Some(c) = c {
-            let plan = after
-                .iter()
-                .filter_map(|s| match *s {
-                    Slot::Old(k) => before
-                        .get(k as usize)
-                        .filter(|e| e.held)
-                        .and_then(|_| tpos.get(k as usize))
-                        .map(|&q| Planned::Keep(q as usize)),
-                    Slot::Prim(ref v) => Some(Planned::Primitive(v)),
+            let mut plan: Vec<Planned<'_>> = Vec::new();
+            for s in after {
+                let entry = match *s {
+                    Slot::Old(k) => {
+                        let Some(&q) = before
+                            .get(k as usize)
+                            .filter(|e| e.held)
+                            .and_then(|_| tpos.get(k as usize))
+                        else {
+                            continue;
+                        };
+                        // (Runs of consecutive elements kept: one entry.)
+                        if let Some(Planned::Keeps(start, len)) = plan.last_mut() {
+                            if *start + *len == q as usize {
+                                *len += 1;
+                                continue;
+                            }
+                        }
+                        Planned::Keeps(q as usize, 1)
+                    }
+                    Slot::Prim(ref v) => Planned::Primitive(v),
                     Slot::New(id) => {
                         let shape = created.get(id).copied();
-                        Some(Planned::New(shape.and_then(|s| rust_type(rust_types, s))))
+                        Planned::New(shape.and_then(|s| rust_type(rust_types, s)))
                     }
-                })
-                .collect();
+                };
+                plan.push(entry);
+            }
             c.__decode_set_elements(plan, &mut fitted);
         }
         let mut fit = fitted.into_iter();
@@ -1567,8 +1580,9 @@ fn is_collection_step(step: Step) -> bool {
 enum Slot {
     /// The element at this position before the block.
     Old(u32),
-    /// A primitive written by the block.
-    Prim(Value),
+    /// A primitive written by the block (boxed: the model holds a slot
+    /// per element).
+    Prim(Box<Value>),
     /// A structure the message creates.
     New(RefId),
 }
@@ -1581,7 +1595,7 @@ fn new_slot(scalar: Scalar, bytes: &[u8]) -> Option<Slot> {
         Scalar::None => None,
         s => s
             .primitive_value(bytes, |s| Value::String(Str::from(s)))
-            .map(Slot::Prim),
+            .map(|v| Slot::Prim(Box::new(v))),
     }
 }
 
@@ -1613,7 +1627,7 @@ impl ArrayBlock<'_, '_> {
                 let q = *self.tpos.get(k as usize).filter(|&&q| q != NO_HANDLE)?;
                 self.c.as_deref_mut()?.__decode_handle_value(q, self.p?)
             }
-            Slot::Prim(ref v) => Some(v.clone()),
+            Slot::Prim(ref v) => Some((**v).clone()),
             Slot::New(id) => Some(Value::Ref(id)),
         }
     }

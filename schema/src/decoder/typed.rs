@@ -114,6 +114,9 @@ pub enum Planned<'a> {
     Filled(RustTypeId, &'a [Option<Value>], u64),
     /// A child element moved from elsewhere.
     Moved(Box<dyn DecodeNode>),
+    /// Arrays ([`DecodeNode::__decode_set_elements`]): the elements at
+    /// positions `start..start + len` before, in order.
+    Keeps(usize, usize),
 }
 
 /// Elements displaced by a rebuild: their position before it, and the value.
@@ -702,6 +705,8 @@ fn planned<V: DecodeField>(
             Some(v)
         }
         Planned::Moved(node) => V::__decode_unbox(node),
+        // (Arrays only, handled there.)
+        Planned::Keeps(..) => None,
     }
 }
 
@@ -973,16 +978,74 @@ impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
     }
 
     fn __decode_set_elements(&mut self, plan: Vec<Planned<'_>>, fitted: &mut Vec<bool>) {
-        let mut old = take_elements(self);
-        let mut failed = 0;
         fitted.clear();
-        for entry in plan {
-            let v = planned(entry, &mut old, &mut failed);
-            fitted.push(v.is_some());
-            if let Some(v) = v {
-                self.push(v);
+        let n = self.len();
+        // The elements kept, in their order: the others are removed and
+        // the new ones inserted in place when they are few (a push, a
+        // shift), else the array is rebuilt.
+        let (mut kept, mut added, mut next) = (0, 0, 0);
+        let mut in_order = true;
+        for entry in &plan {
+            match *entry {
+                Planned::Keeps(start, len) => {
+                    in_order &= start >= next && start + len <= n;
+                    next = start + len;
+                    kept += len;
+                }
+                _ => added += 1,
             }
         }
+        let mut failed = 0;
+        if in_order && ((n - kept) + added) * 8 <= n + 64 {
+            // Removals from the end, then insertions from the start.
+            let mut end = n;
+            for entry in plan.iter().rev() {
+                if let Planned::Keeps(start, len) = *entry {
+                    if start + len < end {
+                        self.splice_untracked(start + len..end, std::iter::empty());
+                    }
+                    end = start;
+                }
+            }
+            if end > 0 {
+                self.splice_untracked(0..end, std::iter::empty());
+            }
+            let mut at = 0;
+            for entry in plan {
+                if let Planned::Keeps(_, len) = entry {
+                    at += len;
+                    fitted.extend(std::iter::repeat_n(true, len));
+                    continue;
+                }
+                let v = planned(entry, &mut [], &mut failed);
+                fitted.push(v.is_some());
+                if let Some(v) = v {
+                    self.splice_untracked(at..at, std::iter::once(v));
+                    at += 1;
+                }
+            }
+            return;
+        }
+        let mut old: Vec<Option<V>> = self
+            .splice_untracked(0..n, std::iter::empty())
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut values = Vec::with_capacity(plan.len());
+        for entry in plan {
+            if let Planned::Keeps(start, len) = entry {
+                for k in start..start + len {
+                    let v = old.get_mut(k).and_then(Option::take);
+                    fitted.push(v.is_some());
+                    values.extend(v);
+                }
+                continue;
+            }
+            let v = planned(entry, &mut old, &mut failed);
+            fitted.push(v.is_some());
+            values.extend(v);
+        }
+        self.splice_untracked(0..0, values);
     }
 
     fn __decode_visit_element(&mut self, pos: usize, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
