@@ -338,13 +338,18 @@ impl<V: Field> ArraySchema<V> {
 
     /// Replaces the elements in `range` (within the array) by `values`,
     /// recording no change: for the typed decoder's arrays, which are
-    /// never encoded. Returns the elements removed.
+    /// never encoded (their elements need no identity: uid 0). Returns
+    /// the elements removed.
     pub(crate) fn splice_untracked(
         &mut self,
         range: std::ops::Range<usize>,
         values: impl IntoIterator<Item = V>,
     ) -> Vec<V> {
-        let new: Vec<Item<V>> = values.into_iter().map(|v| self.new_item(v)).collect();
+        let new = values.into_iter().map(|value| Item {
+            value,
+            track: V::Track::default(),
+            uid: 0,
+        });
         self.items.splice(range, new).map(|i| i.value).collect()
     }
 

@@ -295,9 +295,9 @@ pub trait DecodeNode: Any + Send {
     fn __decode_clear_all(&mut self) {}
 
     /// Array: replaces the elements by `plan`, in order; `fitted` gets,
-    /// for each planned element, whether it fits the element type (those
-    /// that do not are left out). The previous elements not kept are
-    /// dropped.
+    /// for each element planned (a run of kept ones counting its length),
+    /// whether it fits the element type (those that do not are left out).
+    /// The previous elements not kept are dropped.
     fn __decode_set_elements(&mut self, plan: Vec<Planned<'_>>, fitted: &mut Vec<bool>) {
         let _ = plan;
         fitted.clear();
@@ -1026,11 +1026,7 @@ impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
             }
             return;
         }
-        let mut old: Vec<Option<V>> = self
-            .splice_untracked(0..n, std::iter::empty())
-            .into_iter()
-            .map(Some)
-            .collect();
+        let mut old = take_elements(self);
         let mut values = Vec::with_capacity(plan.len());
         for entry in plan {
             if let Planned::Keeps(start, len) = entry {
@@ -1089,19 +1085,15 @@ impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
     }
 }
 
-/// The elements of `array` taken out in order (the array is left empty).
+/// The elements of `array` taken out in order (the array is left as a new
+/// one).
 fn take_elements<V: DecodeField + Field>(array: &mut ArraySchema<V>) -> Vec<Option<V>> {
-    let mut old_array = std::mem::take(array);
-    // A client-side array is never attached to an encoder: the view's
-    // bookkeeping goes to a throwaway tick.
-    let mut tick = Tick::default();
-    let mut view = ArrayMut::__new(&mut old_array, &mut tick);
-    let mut out = Vec::with_capacity(view.len());
-    while let Some(v) = view.pop() {
-        out.push(Some(v));
-    }
-    out.reverse();
-    out
+    let mut old = std::mem::take(array);
+    let n = old.len();
+    old.splice_untracked(0..n, std::iter::empty())
+        .into_iter()
+        .map(Some)
+        .collect()
 }
 
 /// A set of refIds: a bit vector while the largest is within a small
