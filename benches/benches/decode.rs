@@ -392,33 +392,10 @@ fn d1(c: &mut Criterion) {
 
 fn d4(c: &mut Criterion) {
     let mut g = c.benchmark_group("d4_map_churn");
+    let reflection = inputs_reflection();
     for n in SIZES {
-        let reflection = inputs_reflection();
         let (start, patches) = churn_inputs(n);
-        g.throughput(Throughput::Bytes(patches[0].len() as u64));
-        for callbacks in [false, true] {
-            let suffix = if callbacks { "_callbacks" } else { "" };
-            g.bench_function(BenchmarkId::new(format!("dynamic{suffix}"), n), |b| {
-                b.iter_custom(|iters| {
-                    time_patches(
-                        iters,
-                        &patches,
-                        || dynamic_at(&reflection, &start, callbacks),
-                        |d, p| d.decode(p).expect("patch"),
-                    )
-                });
-            });
-            g.bench_function(BenchmarkId::new(format!("typed{suffix}"), n), |b| {
-                b.iter_custom(|iters| {
-                    time_patches(
-                        iters,
-                        &patches,
-                        || typed_at(&start, callbacks),
-                        |d, p| d.decode(p).expect("patch"),
-                    )
-                });
-            });
-        }
+        patch_benches(&mut g, n, &reflection, &start, &patches);
     }
 }
 
@@ -434,27 +411,38 @@ fn s4_inputs(n: u32) -> (Vec<u8>, Vec<Vec<u8>>) {
 
 fn d5(c: &mut Criterion) {
     let mut g = c.benchmark_group("d5_s4_patch");
-    let reflection = inputs_reflection();
     let (start, patches) = s4_inputs(1_000);
+    patch_benches(&mut g, 1_000, &inputs_reflection(), &start, &patches);
+}
+
+/// `patches` applied in order after `start` (size `n`), by the dynamic and
+/// the typed decoder, without and with callbacks.
+fn patch_benches(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    n: u32,
+    reflection: &[u8],
+    start: &[u8],
+    patches: &[Vec<u8>],
+) {
     g.throughput(Throughput::Bytes(patches[0].len() as u64));
     for callbacks in [false, true] {
         let suffix = if callbacks { "_callbacks" } else { "" };
-        g.bench_function(BenchmarkId::new(format!("dynamic{suffix}"), 1_000), |b| {
+        g.bench_function(BenchmarkId::new(format!("dynamic{suffix}"), n), |b| {
             b.iter_custom(|iters| {
                 time_patches(
                     iters,
-                    &patches,
-                    || dynamic_at(&reflection, &start, callbacks),
+                    patches,
+                    || dynamic_at(reflection, start, callbacks),
                     |d, p| d.decode(p).expect("patch"),
                 )
             });
         });
-        g.bench_function(BenchmarkId::new(format!("typed{suffix}"), 1_000), |b| {
+        g.bench_function(BenchmarkId::new(format!("typed{suffix}"), n), |b| {
             b.iter_custom(|iters| {
                 time_patches(
                     iters,
-                    &patches,
-                    || typed_at(&start, callbacks),
+                    patches,
+                    || typed_at(start, callbacks),
                     |d, p| d.decode(p).expect("patch"),
                 )
             });
