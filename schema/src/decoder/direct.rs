@@ -39,7 +39,7 @@ use crate::decoder::fast::Fast;
 use crate::decoder::typed::{DecodeNode, FieldInput, Planned};
 use crate::decoder::{Str, Value, MAX_DEPTH};
 use crate::types::{CollectionKind, ElementType, FieldDef, FieldType, Primitive, TypeRegistry};
-use crate::wire::spec::{ADD, ADD_BY_REFID, DELETE, DELETE_AND_MOVE};
+use crate::wire::spec::{ADD, ADD_BY_REFID, DELETE, DELETE_AND_ADD, DELETE_AND_MOVE, REPLACE};
 use crate::wire::{DecodeError, Reader};
 
 /// Where a structure lives in `T`.
@@ -1312,10 +1312,15 @@ impl Direct {
         &mut self,
         bytes: &[u8],
         rust_types: &[Option<RustTypeId>],
-        c: Option<&mut dyn DecodeNode>,
+        mut c: Option<&mut dyn DecodeNode>,
         current: RefId,
         run: &[Step],
     ) {
+        if let Some(c) = c.as_deref_mut() {
+            if self.array_edit(bytes, rust_types, c, current, run) {
+                return;
+            }
+        }
         let Some(node) = self.nodes.get_mut(current) else {
             return;
         };
@@ -1403,6 +1408,177 @@ impl Direct {
                 }
             }
         }
+    }
+
+    /// A block that only deletes elements the array had and appends past
+    /// its end (a push, a shift), applied as an edit of the array in `T`
+    /// (`c`, which holds every element) and in the table: what the model
+    /// of [`array_block`](Self::array_block) would give, in time
+    /// proportional to the block. `false` (nothing done) for any other.
+    fn array_edit(
+        &mut self,
+        bytes: &[u8],
+        rust_types: &[Option<RustTypeId>],
+        c: &mut dyn DecodeNode,
+        current: RefId,
+        run: &[Step],
+    ) -> bool {
+        let Some(node) = self.nodes.get(current) else {
+            return false;
+        };
+        let p = element_primitive(node.shape);
+        let Some(LeanData::Array(items)) = node.data() else {
+            return false;
+        };
+        let len = items.len() as u32;
+        let mut last = None;
+        for step in run {
+            match *step {
+                Step::Entry {
+                    op: DELETE, index, ..
+                } if index < len => {}
+                Step::Entry {
+                    op, index, value, ..
+                } if matches!(op, ADD | REPLACE | DELETE_AND_ADD)
+                    && index >= len
+                    && last.is_none_or(|l| index > l)
+                    && !matches!(value, Scalar::None | Scalar::Child { create: false, .. }) =>
+                {
+                    last = Some(index);
+                }
+                _ => return false,
+            }
+        }
+        if items.iter().any(|e| !e.held) {
+            return false;
+        }
+        // The deleted positions (in order of the operations, then sorted)
+        // and the appended elements, the changes recorded as they come.
+        let mut gone: Vec<u32> = Vec::new();
+        let mut appended: Vec<Slot> = Vec::new();
+        for step in run {
+            let Step::Entry {
+                op, index, value, ..
+            } = *step
+            else {
+                continue;
+            };
+            if op == DELETE {
+                if gone.contains(&index) {
+                    continue;
+                }
+                gone.push(index);
+                if self.recording {
+                    let child = match self.nodes.get(current).and_then(Lean::data) {
+                        Some(LeanData::Array(items)) => {
+                            items.get(index as usize).and_then(|e| e.child)
+                        }
+                        _ => None,
+                    };
+                    let prev = match (child, p) {
+                        (Some(child), _) => Some(Value::Ref(child)),
+                        (None, Some(p)) => c.__decode_handle_value(index, p),
+                        (None, None) => None,
+                    };
+                    let key = Key::Index(u64::from(index));
+                    record_entry(&mut self.recorded, current, op, key, prev.as_ref(), None);
+                }
+                continue;
+            }
+            let Some(slot) = new_slot(value, bytes) else {
+                continue;
+            };
+            if self.recording {
+                let new = match &slot {
+                    Slot::New(id) => Some(Value::Ref(*id)),
+                    Slot::Prim(v) => Some((**v).clone()),
+                    Slot::Old(_) => None,
+                };
+                let key = Key::Index(u64::from(index));
+                record_entry(&mut self.recorded, current, op, key, None, new);
+            }
+            appended.push(slot);
+        }
+        gone.sort_unstable();
+        // `T`: the runs kept between the deleted positions, then the new
+        // elements.
+        let mut plan: Vec<Planned<'_>> = Vec::with_capacity(gone.len() + appended.len() + 1);
+        let mut next = 0;
+        for &g in gone.iter().chain(std::iter::once(&len)) {
+            if g > next {
+                plan.push(Planned::Keeps(next as usize, (g - next) as usize));
+            }
+            next = g + 1;
+        }
+        let created = &self.parser.created;
+        for slot in &appended {
+            plan.push(match slot {
+                Slot::Prim(v) => Planned::Primitive(v),
+                Slot::New(id) => {
+                    let shape = created.get(*id).copied();
+                    Planned::New(shape.and_then(|s| rust_type(rust_types, s)))
+                }
+                Slot::Old(_) => continue,
+            });
+        }
+        let mut fitted = Vec::new();
+        c.__decode_set_elements(plan, &mut fitted);
+        let fitted = fitted
+            .get((len as usize - gone.len())..)
+            .unwrap_or_default();
+        // The table: the same edit, the children's places from the first
+        // deleted position on, the children deleted released.
+        let mut released = Vec::new();
+        let mut attached = Vec::new();
+        if let Some(LeanData::Array(items)) = self.nodes.get_mut(current).and_then(Lean::data_mut) {
+            for &g in gone.iter().rev() {
+                let e = items.remove(g as usize);
+                released.extend(e.child);
+            }
+            // (Every element is held: the next position is the length.)
+            let mut q = items.len() as u32;
+            for (slot, &held) in appended.iter().zip(fitted) {
+                let child = match *slot {
+                    Slot::New(id) => Some(id),
+                    _ => None,
+                };
+                if let Some(id) = child {
+                    let place = if held {
+                        Place::Entry(q)
+                    } else {
+                        Place::Detached
+                    };
+                    attached.push((id, place));
+                }
+                q += u32::from(held);
+                if !held {
+                    self.unrepresentable += 1;
+                }
+                items.push(ArrayElem { child, held });
+            }
+            if let Some(&first) = gone.first() {
+                let moved: Vec<(u32, RefId)> = items
+                    .iter()
+                    .enumerate()
+                    .skip(first as usize)
+                    .filter_map(|(q, e)| Some((q as u32, e.child?)))
+                    .collect();
+                for (q, id) in moved {
+                    if let Some(n) = self.nodes.get_mut(id) {
+                        n.place = Place::Entry(q);
+                    }
+                }
+            }
+        }
+        for (id, place) in attached {
+            if let Some(&shape) = self.parser.created.get(id) {
+                self.nodes.insert(id, Lean::new(shape, current, place));
+            }
+        }
+        for id in released {
+            self.release(id);
+        }
+        true
     }
 
     /// Sets array `current` in `T` (`c`) and in the table from its

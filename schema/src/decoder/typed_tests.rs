@@ -113,10 +113,20 @@ enum ArrayOp {
 
 impl Op {
     /// Whether the encoder may send the operation as children moved
-    /// between positions (re-added by refId), which the direct mode
-    /// leaves to the shadow mode.
+    /// between positions (re-added by refId: a sort, a late reverse, an
+    /// insert or a set in a tick with other changes), which the direct
+    /// mode leaves to the shadow mode.
     fn moves(&self) -> bool {
-        matches!(self, Self::Squad(ArrayOp::Sort | ArrayOp::Reverse))
+        matches!(
+            self,
+            Self::Squad(
+                ArrayOp::Sort
+                    | ArrayOp::Reverse
+                    | ArrayOp::Insert(..)
+                    | ArrayOp::Unshift(_)
+                    | ArrayOp::Set(..)
+            )
+        )
     }
 }
 
