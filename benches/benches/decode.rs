@@ -8,7 +8,8 @@
 //! Each also runs with change callbacks registered (`*_callbacks`: `on_add`
 //! and `on_remove` on the entity map, `on_change` on the root, as a client
 //! does), and D4 (map churn: 10 entities removed and 10 added per patch,
-//! no array) measures the patch a lobby or a spawner sends.
+//! no array) measures the patch a lobby or a spawner sends; D5 is S4's
+//! patch (D4's churn plus a push and a shift on an array of 1 000 items).
 //!
 //! The input bytes come from Roomcast's encoder on the scenarios of
 //! `roomcast_benches` (byte-identical to the reference's for S1). Under
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use roomcast_benches::{
-    decode_s3_floor, measure, EncodeAll, Entity, MoveAll, Scenario, State, Timing,
+    decode_s3_floor, measure, Churn, EncodeAll, Entity, MoveAll, Scenario, State, Timing,
 };
 use roomcast_schema::decoder::{At, Cx, Decoder, DynamicDecoder, RefId, ReflectionDialect};
 use roomcast_schema::{encode_reflection, Dialect, Encoder, EncoderOptions};
@@ -391,33 +392,61 @@ fn d1(c: &mut Criterion) {
 
 fn d4(c: &mut Criterion) {
     let mut g = c.benchmark_group("d4_map_churn");
+    let reflection = inputs_reflection();
     for n in SIZES {
-        let reflection = inputs_reflection();
         let (start, patches) = churn_inputs(n);
-        g.throughput(Throughput::Bytes(patches[0].len() as u64));
-        for callbacks in [false, true] {
-            let suffix = if callbacks { "_callbacks" } else { "" };
-            g.bench_function(BenchmarkId::new(format!("dynamic{suffix}"), n), |b| {
-                b.iter_custom(|iters| {
-                    time_patches(
-                        iters,
-                        &patches,
-                        || dynamic_at(&reflection, &start, callbacks),
-                        |d, p| d.decode(p).expect("patch"),
-                    )
-                });
+        patch_benches(&mut g, n, &reflection, &start, &patches);
+    }
+}
+
+/// D5's inputs: S4's full state of `n` entities and 1 000 items, then
+/// [`CHURN`] of its patches.
+fn s4_inputs(n: u32) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let mut s4 = Churn::new(n, 10, EncoderOptions::default());
+    let start = s4.encoder().encode_all().to_vec();
+    s4.encoder().encode_patch();
+    let patches = (0..CHURN).map(|_| s4.tick_bytes().to_vec()).collect();
+    (start, patches)
+}
+
+fn d5(c: &mut Criterion) {
+    let mut g = c.benchmark_group("d5_s4_patch");
+    let (start, patches) = s4_inputs(1_000);
+    patch_benches(&mut g, 1_000, &inputs_reflection(), &start, &patches);
+}
+
+/// `patches` applied in order after `start` (size `n`), by the dynamic and
+/// the typed decoder, without and with callbacks.
+fn patch_benches(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    n: u32,
+    reflection: &[u8],
+    start: &[u8],
+    patches: &[Vec<u8>],
+) {
+    g.throughput(Throughput::Bytes(patches[0].len() as u64));
+    for callbacks in [false, true] {
+        let suffix = if callbacks { "_callbacks" } else { "" };
+        g.bench_function(BenchmarkId::new(format!("dynamic{suffix}"), n), |b| {
+            b.iter_custom(|iters| {
+                time_patches(
+                    iters,
+                    patches,
+                    || dynamic_at(reflection, start, callbacks),
+                    |d, p| d.decode(p).expect("patch"),
+                )
             });
-            g.bench_function(BenchmarkId::new(format!("typed{suffix}"), n), |b| {
-                b.iter_custom(|iters| {
-                    time_patches(
-                        iters,
-                        &patches,
-                        || typed_at(&start, callbacks),
-                        |d, p| d.decode(p).expect("patch"),
-                    )
-                });
+        });
+        g.bench_function(BenchmarkId::new(format!("typed{suffix}"), n), |b| {
+            b.iter_custom(|iters| {
+                time_patches(
+                    iters,
+                    patches,
+                    || typed_at(start, callbacks),
+                    |d, p| d.decode(p).expect("patch"),
+                )
             });
-        }
+        });
     }
 }
 
@@ -488,5 +517,6 @@ fn main() {
     d1(&mut c);
     d3(&mut c);
     d4(&mut c);
+    d5(&mut c);
     c.final_summary();
 }

@@ -341,6 +341,23 @@ impl<V: Field> ArraySchema<V> {
         self.push_item(item);
     }
 
+    /// Replaces the elements in `range` (within the array) by `values`,
+    /// recording no change: for the typed decoder's arrays, which are
+    /// never encoded (their elements need no identity: uid 0). Returns
+    /// the elements removed.
+    pub(crate) fn splice_untracked(
+        &mut self,
+        range: std::ops::Range<usize>,
+        values: impl IntoIterator<Item = V>,
+    ) -> Vec<V> {
+        let new = values.into_iter().map(|value| Item {
+            value,
+            track: V::Track::default(),
+            uid: 0,
+        });
+        self.items.splice(range, new).map(|i| i.value).collect()
+    }
+
     fn new_item(&mut self, value: V) -> Item<V> {
         let uid = self.next_uid;
         self.next_uid += 1;

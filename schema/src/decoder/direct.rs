@@ -4,27 +4,30 @@
 //! message is parsed and validated by the parse pass every decoder shares,
 //! then applied to `T` with, beside it, only the wire bookkeeping that `T`
 //! cannot hold: a lean table giving each refId its shape, its place in `T`
-//! (a field of its parent, or an entry handle of its parent collection),
-//! its child refIds, and for a map the key of each wire index. There is no
-//! dynamic value tree: a full state builds `T` and this table, nothing
-//! else.
+//! (a field of its parent, or an entry handle of its parent collection —
+//! an array element's handle is its position), its child refIds, and for a
+//! map the key of each wire index. There is no dynamic value tree: a full
+//! state builds `T` and this table, nothing else.
 //!
-//! The mode covers what a server sends in the common case: field changes;
-//! structures created and attached where the message first references
-//! them; map, set and collection entries added, replaced, deleted and
-//! cleared; structures released (dropped with their subtree, which in this
-//! mode nothing else can hold). A message that does anything else — an
-//! operation on array elements, a reference to a structure the state
-//! already holds (a move between parents, an instance shared by two), a
-//! by-refId operation — makes the decoder switch for good to the shadow
-//! mode (`typed.rs`), as does the first use of `callbacks()` or
-//! `dynamic()`: the dynamic value tree is built from `T` and the table,
+//! The mode covers field changes; structures created and attached where
+//! the message first references them; map, set and collection entries
+//! added, replaced, deleted and cleared; every array operation (by index,
+//! by refId, REVERSE, CLEAR, with the reference's semantics: a block runs
+//! on a model of the elements with holes, then the array in `T` is set
+//! once); structures released (dropped with their subtree, which in this
+//! mode nothing else can hold; while callbacks are registered, detached at
+//! once and dropped after they ran). A message that references a structure
+//! the state already holds (a move between parents or positions, an
+//! instance shared by two), or an array operation with the 3.x / 4.x
+//! semantics, makes the decoder switch for good to the shadow mode
+//! (`typed.rs`): the dynamic value tree is built from `T` and the table,
 //! then the message is applied there. Either way a message is applied
 //! entirely or not at all: the parse pass validates it before anything is
 //! written.
 
 use std::any::TypeId as RustTypeId;
 
+use crate::decoder::base::array_items::ArrayItems;
 use crate::decoder::base::parse::{
     key_at, key_bytes_at, read_primitive, Parser, Scalar, Shape, ShapeSource, Step, NO_KEY,
 };
@@ -33,10 +36,10 @@ use crate::decoder::callbacks::{
     record_entry, record_field, Callbacks, Key, Recorded, Structures, Tree,
 };
 use crate::decoder::fast::Fast;
-use crate::decoder::typed::{DecodeNode, FieldInput};
+use crate::decoder::typed::{DecodeNode, FieldInput, Planned};
 use crate::decoder::{Str, Value, MAX_DEPTH};
 use crate::types::{CollectionKind, ElementType, FieldDef, FieldType, Primitive, TypeRegistry};
-use crate::wire::spec::{ADD, DELETE};
+use crate::wire::spec::{ADD, ADD_BY_REFID, DELETE, DELETE_AND_ADD, DELETE_AND_MOVE, REPLACE};
 use crate::wire::{DecodeError, Reader};
 
 /// Where a structure lives in `T`.
@@ -80,9 +83,18 @@ pub(crate) enum LeanData {
     Map(Box<LeanMap>),
     /// `SetSchema` and `CollectionSchema`.
     Indexed(Box<LeanIndexed>),
-    /// An array: always empty in this mode (an operation on its elements
-    /// switches the decoder to the shadow mode).
-    Array,
+    /// An array: its elements in order.
+    Array(Vec<ArrayElem>),
+}
+
+/// One element of an array.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ArrayElem {
+    /// The child it is (child element types).
+    pub(crate) child: Option<RefId>,
+    /// Whether `T` holds it: its position in `T` is then the number of
+    /// held elements before it.
+    pub(crate) held: bool,
 }
 
 #[derive(Debug, Default)]
@@ -115,7 +127,9 @@ impl Lean {
             Shape::Collection(CollectionKind::Map, _) => {
                 Some(Box::new(LeanData::Map(Box::default())))
             }
-            Shape::Collection(CollectionKind::Array, _) => Some(Box::new(LeanData::Array)),
+            Shape::Collection(CollectionKind::Array, _) => {
+                Some(Box::new(LeanData::Array(Vec::new())))
+            }
             Shape::Collection(CollectionKind::Set | CollectionKind::Collection, _) => {
                 Some(Box::new(LeanData::Indexed(Box::default())))
             }
@@ -271,12 +285,9 @@ impl Structures for LeanTree<'_> {
     }
 
     fn owner(&self, id: RefId) -> Option<(RefId, u8)> {
-        match self.nodes.get(id) {
-            Some(n) => match n.place {
-                Place::Field(i) => Some((n.parent, i)),
-                _ => None,
-            },
-            None => self.gone.iter().find(|g| g.0 == id).map(|g| (g.1, g.2)),
+        match self.nodes.get(id).map(|n| (n.place, n.parent)) {
+            Some((Place::Field(i), parent)) => Some((parent, i)),
+            _ => self.gone.iter().find(|g| g.0 == id).map(|g| (g.1, g.2)),
         }
     }
 }
@@ -319,6 +330,11 @@ pub(crate) struct Direct {
     /// Structures the current message released (their callbacks are
     /// dropped after the dispatch).
     released: Vec<RefId>,
+    /// Structures the current message released while callbacks are
+    /// registered: detached from `T` at once, dropped after the dispatch
+    /// (a callback may still register on them, as on a dynamic decoder's
+    /// structures, collected after its dispatch).
+    deferred: Vec<RefId>,
     /// Whether a message was applied: before, the root's fields have no
     /// value yet (for the callbacks, as in the dynamic decoder).
     pub(crate) started: bool,
@@ -528,6 +544,26 @@ fn record_removals(
         return;
     };
     let data = node.data();
+    if let Some(LeanData::Array(items)) = data {
+        let p = element_primitive(node.shape);
+        let mut q = 0;
+        for (i, e) in items.iter().enumerate() {
+            let value = match (e.child, p, e.held) {
+                (Some(child), ..) => Some(Value::Ref(child)),
+                (None, Some(p), true) => c.__decode_handle_value(q, p),
+                _ => None,
+            };
+            q += u32::from(e.held);
+            if let Some(value) = value {
+                recorded.push(Recorded::Removed {
+                    collection: id,
+                    key: Key::Index(i as u64),
+                    value,
+                });
+            }
+        }
+        return;
+    }
     c.__decode_each(element_primitive(node.shape), &mut |h, key, v| {
         let (key, child) = match data {
             Some(LeanData::Map(m)) => (
@@ -609,6 +645,7 @@ impl Direct {
             recording: false,
             gone: Vec::new(),
             released: Vec::new(),
+            deferred: Vec::new(),
             started: false,
         }
     }
@@ -630,7 +667,7 @@ impl Direct {
         self.parser.notify = false;
         let mut lookup = Lookup::new(&self.nodes, &mut *root, &mut self.path);
         self.parser.parse(bytes, &self.types, &mut lookup)?;
-        if !covered(&self.parser, &self.nodes) {
+        if !covered(&self.parser, &self.nodes, self.legacy) {
             self.parser.undo(&mut lookup);
             return Ok(Outcome::NeedsShadow);
         }
@@ -660,6 +697,12 @@ impl Direct {
             self.recorded = recorded;
             self.recorded.clear();
         }
+        let deferred = std::mem::take(&mut self.deferred);
+        for &id in &deferred {
+            self.drop_subtree(id);
+        }
+        self.deferred = deferred;
+        self.deferred.clear();
         for &id in &self.released {
             self.callbacks.forget(id);
         }
@@ -682,8 +725,9 @@ impl Direct {
 }
 
 /// Whether the direct mode covers the message `parser` parsed against
-/// `nodes`.
-fn covered(parser: &Parser, nodes: &RefMap<Lean>) -> bool {
+/// `nodes` (`legacy`: with 3.x / 4.x semantics, whose array operations
+/// keep references to children nothing holds any more).
+fn covered(parser: &Parser, nodes: &RefMap<Lean>, legacy: bool) -> bool {
     {
         let moves = |v: Scalar| matches!(v, Scalar::Child { create: false, .. });
         let mut array = false;
@@ -703,16 +747,20 @@ fn covered(parser: &Parser, nodes: &RefMap<Lean>) -> bool {
                     }
                 }
                 Step::Entry { value, .. } => {
-                    if array || moves(value) {
+                    if (array && legacy) || moves(value) {
                         return false;
                     }
                 }
-                Step::Clear => {
-                    if array {
+                Step::Clear | Step::Reverse | Step::DeleteByRefId(_) => {
+                    if array && legacy {
                         return false;
                     }
                 }
-                Step::Reverse | Step::DeleteByRefId(_) | Step::AddByRefId(..) => return false,
+                Step::AddByRefId(_, value) => {
+                    if legacy || moves(value) {
+                        return false;
+                    }
+                }
             }
         }
         true
@@ -741,17 +789,20 @@ impl Direct {
                     self.flush(bytes, root);
                     self.field(bytes, root, rust_types, current, op, index, value);
                 }
-                Step::Entry { .. } | Step::Clear => {
-                    // The block's run of entry operations, after one walk.
+                Step::Entry { .. }
+                | Step::Clear
+                | Step::Reverse
+                | Step::DeleteByRefId(_)
+                | Step::AddByRefId(..) => {
+                    // The block's run of collection operations, after one
+                    // walk.
                     let start = i - 1;
-                    while matches!(steps.get(i), Some(Step::Entry { .. } | Step::Clear)) {
+                    while steps.get(i).is_some_and(|s| is_collection_step(*s)) {
                         i += 1;
                     }
                     self.flush(bytes, root);
                     self.entries(bytes, root, rust_types, current, &steps[start..i]);
                 }
-                // (Not covered: see `covered`.)
-                Step::Reverse | Step::DeleteByRefId(_) | Step::AddByRefId(..) => {}
             }
         }
         self.flush(bytes, root);
@@ -822,6 +873,18 @@ impl Direct {
                     let rec = recording.then(|| (&mut *recorded, id, fresh(id)));
                     failed += write_run(n, bytes, (start, end), defs, rec);
                 });
+            } else if recording {
+                // A struct `T` does not hold (released by the message, or
+                // of a type it has no place for): its changes are still
+                // reported, from no previous value.
+                let rec = (&mut *recorded, id, true);
+                write_run(
+                    &mut Unheld,
+                    bytes,
+                    (start, end),
+                    types.fields(ty),
+                    Some(rec),
+                );
             }
         }
         self.unrepresentable += failed;
@@ -941,6 +1004,7 @@ impl Direct {
             return;
         };
         let attached = node.place != Place::Detached;
+        let array = matches!(node.data(), Some(LeanData::Array(_)));
         let mut path = std::mem::take(&mut self.path);
         let mut done = false;
         if attached && path_to(&self.nodes, current, &mut path) {
@@ -948,18 +1012,26 @@ impl Direct {
             // once.
             let size = self.parser.map_sizes.get(current).map(|&n| n as usize);
             descend(root, &path, &mut |c| {
-                if let Some(n) = size {
-                    c.__decode_reserve(n);
-                }
-                for &step in run {
-                    self.entry(bytes, rust_types, Some(&mut *c), current, step);
+                if array {
+                    self.array_block(bytes, rust_types, Some(&mut *c), current, run);
+                } else {
+                    if let Some(n) = size {
+                        c.__decode_reserve(n);
+                    }
+                    for &step in run {
+                        self.entry(bytes, rust_types, Some(&mut *c), current, step);
+                    }
                 }
                 done = true;
             });
         }
         if !done {
-            for &step in run {
-                self.entry(bytes, rust_types, None, current, step);
+            if array {
+                self.array_block(bytes, rust_types, None, current, run);
+            } else {
+                for &step in run {
+                    self.entry(bytes, rust_types, None, current, step);
+                }
             }
         }
         self.path = path;
@@ -1231,9 +1303,395 @@ impl Direct {
         }
     }
 
-    /// Drops structure `id` and everything under it (nothing else can hold
-    /// them in this mode; their values left `T` with their holder's).
+    /// A block of operations on array `current`, whose typed value is `c`
+    /// (`None`: it has none), with the reference's array semantics (spec
+    /// §5.1, as the dynamic decoder applies them): the operations run on
+    /// a model of the elements with holes, then the array in `T` is set
+    /// once from it.
+    fn array_block(
+        &mut self,
+        bytes: &[u8],
+        rust_types: &[Option<RustTypeId>],
+        mut c: Option<&mut dyn DecodeNode>,
+        current: RefId,
+        run: &[Step],
+    ) {
+        if let Some(c) = c.as_deref_mut() {
+            if self.array_edit(bytes, rust_types, c, current, run) {
+                return;
+            }
+        }
+        let Some(node) = self.nodes.get_mut(current) else {
+            return;
+        };
+        let p = element_primitive(node.shape);
+        let Some(LeanData::Array(before)) = node.data_mut() else {
+            return;
+        };
+        let before = std::mem::take(before);
+        let mut q = 0;
+        let tpos: Vec<u32> = before
+            .iter()
+            .map(|e| {
+                q += u32::from(e.held);
+                if e.held {
+                    q - 1
+                } else {
+                    NO_HANDLE
+                }
+            })
+            .collect();
+        let mut block = ArrayBlock {
+            before: &before,
+            tpos: &tpos,
+            p,
+            items: ArrayItems::from_values((0..before.len() as u32).map(Slot::Old).collect()),
+            current,
+            recorded: self.recording.then_some(&mut self.recorded),
+            changed: false,
+            c,
+        };
+        // (The children the block makes.)
+        let mut made = Vec::new();
+        for &step in run {
+            if let Step::Entry { value, .. } | Step::AddByRefId(_, value) = step {
+                if let Scalar::Child { id, .. } = value {
+                    made.push(id);
+                }
+            }
+            match step {
+                Step::Entry {
+                    op, index, value, ..
+                } => {
+                    let new = new_slot(value, bytes);
+                    block.positional(op, u64::from(index), new);
+                }
+                Step::Clear => block.clear(),
+                Step::Reverse => {
+                    block.items.reverse();
+                    block.changed = true;
+                }
+                Step::DeleteByRefId(id) => block.delete_by_ref_id(id),
+                Step::AddByRefId(id, value) => {
+                    let new = new_slot(value, bytes);
+                    let i = block.position_of(id).unwrap_or_else(|| block.items.len());
+                    // ADD_BY_REFID overwrites the position it resolves to.
+                    block.positional(ADD_BY_REFID, i, new);
+                }
+                Step::Switch(_) | Step::Fields { .. } | Step::Field { .. } => {}
+            }
+        }
+        let ArrayBlock {
+            mut items,
+            changed,
+            c,
+            ..
+        } = block;
+        if !changed {
+            if let Some(LeanData::Array(b)) = self.nodes.get_mut(current).and_then(Lean::data_mut) {
+                *b = before;
+            }
+            return;
+        }
+        items.compact();
+        let after = items.take_all();
+        self.array_placed(rust_types, c, current, (&before, &tpos), &after);
+        if self.recording {
+            // Children the block made and dropped: callbacks saw them
+            // added (and may register on them).
+            made.retain(|id| !after.iter().any(|s| matches!(*s, Slot::New(n) if n == *id)));
+            for id in made {
+                if let Some(&shape) = self.parser.created.get(id) {
+                    self.nodes
+                        .insert(id, Lean::new(shape, current, Place::Detached));
+                    self.release(id);
+                }
+            }
+        }
+    }
+
+    /// A block that only deletes elements the array had and appends past
+    /// its end (a push, a shift), applied as an edit of the array in `T`
+    /// (`c`, which holds every element) and in the table: what the model
+    /// of [`array_block`](Self::array_block) would give, in time
+    /// proportional to the block. `false` (nothing done) for any other.
+    fn array_edit(
+        &mut self,
+        bytes: &[u8],
+        rust_types: &[Option<RustTypeId>],
+        c: &mut dyn DecodeNode,
+        current: RefId,
+        run: &[Step],
+    ) -> bool {
+        let Some(node) = self.nodes.get(current) else {
+            return false;
+        };
+        let p = element_primitive(node.shape);
+        let Some(LeanData::Array(items)) = node.data() else {
+            return false;
+        };
+        let len = items.len() as u32;
+        let mut last = None;
+        for step in run {
+            match *step {
+                Step::Entry {
+                    op: DELETE, index, ..
+                } if index < len => {}
+                Step::Entry {
+                    op, index, value, ..
+                } if matches!(op, ADD | REPLACE | DELETE_AND_ADD)
+                    && index >= len
+                    && last.is_none_or(|l| index > l)
+                    && !matches!(value, Scalar::None | Scalar::Child { create: false, .. }) =>
+                {
+                    last = Some(index);
+                }
+                _ => return false,
+            }
+        }
+        if items.iter().any(|e| !e.held) {
+            return false;
+        }
+        // The deleted positions (in order of the operations, then sorted)
+        // and the appended elements, the changes recorded as they come.
+        let mut gone: Vec<u32> = Vec::new();
+        let mut appended: Vec<Slot> = Vec::new();
+        for step in run {
+            let Step::Entry {
+                op, index, value, ..
+            } = *step
+            else {
+                continue;
+            };
+            if op == DELETE {
+                if gone.contains(&index) {
+                    continue;
+                }
+                gone.push(index);
+                if self.recording {
+                    let child = match self.nodes.get(current).and_then(Lean::data) {
+                        Some(LeanData::Array(items)) => {
+                            items.get(index as usize).and_then(|e| e.child)
+                        }
+                        _ => None,
+                    };
+                    let prev = match (child, p) {
+                        (Some(child), _) => Some(Value::Ref(child)),
+                        (None, Some(p)) => c.__decode_handle_value(index, p),
+                        (None, None) => None,
+                    };
+                    let key = Key::Index(u64::from(index));
+                    record_entry(&mut self.recorded, current, op, key, prev.as_ref(), None);
+                }
+                continue;
+            }
+            let Some(slot) = new_slot(value, bytes) else {
+                continue;
+            };
+            if self.recording {
+                let new = match &slot {
+                    Slot::New(id) => Some(Value::Ref(*id)),
+                    Slot::Prim(v) => Some((**v).clone()),
+                    Slot::Old(_) => None,
+                };
+                let key = Key::Index(u64::from(index));
+                record_entry(&mut self.recorded, current, op, key, None, new);
+            }
+            appended.push(slot);
+        }
+        gone.sort_unstable();
+        // `T`: the runs kept between the deleted positions, then the new
+        // elements.
+        let mut plan: Vec<Planned<'_>> = Vec::with_capacity(gone.len() + appended.len() + 1);
+        let mut next = 0;
+        for &g in gone.iter().chain(std::iter::once(&len)) {
+            if g > next {
+                plan.push(Planned::Keeps(next as usize, (g - next) as usize));
+            }
+            next = g + 1;
+        }
+        let created = &self.parser.created;
+        for slot in &appended {
+            plan.push(match slot {
+                Slot::Prim(v) => Planned::Primitive(v),
+                Slot::New(id) => {
+                    let shape = created.get(*id).copied();
+                    Planned::New(shape.and_then(|s| rust_type(rust_types, s)))
+                }
+                Slot::Old(_) => continue,
+            });
+        }
+        let mut fitted = Vec::new();
+        c.__decode_set_elements(plan, &mut fitted);
+        let fitted = fitted
+            .get((len as usize - gone.len())..)
+            .unwrap_or_default();
+        // The table: the same edit, the children's places from the first
+        // deleted position on, the children deleted released.
+        let mut released = Vec::new();
+        let mut attached = Vec::new();
+        if let Some(LeanData::Array(items)) = self.nodes.get_mut(current).and_then(Lean::data_mut) {
+            for &g in gone.iter().rev() {
+                let e = items.remove(g as usize);
+                released.extend(e.child);
+            }
+            // (Every element is held: the next position is the length.)
+            let mut q = items.len() as u32;
+            for (slot, &held) in appended.iter().zip(fitted) {
+                let child = match *slot {
+                    Slot::New(id) => Some(id),
+                    _ => None,
+                };
+                if let Some(id) = child {
+                    let place = if held {
+                        Place::Entry(q)
+                    } else {
+                        Place::Detached
+                    };
+                    attached.push((id, place));
+                }
+                q += u32::from(held);
+                if !held {
+                    self.unrepresentable += 1;
+                }
+                items.push(ArrayElem { child, held });
+            }
+            if let Some(&first) = gone.first() {
+                let moved: Vec<(u32, RefId)> = items
+                    .iter()
+                    .enumerate()
+                    .skip(first as usize)
+                    .filter_map(|(q, e)| Some((q as u32, e.child?)))
+                    .collect();
+                for (q, id) in moved {
+                    if let Some(n) = self.nodes.get_mut(id) {
+                        n.place = Place::Entry(q);
+                    }
+                }
+            }
+        }
+        for (id, place) in attached {
+            if let Some(&shape) = self.parser.created.get(id) {
+                self.nodes.insert(id, Lean::new(shape, current, place));
+            }
+        }
+        for id in released {
+            self.release(id);
+        }
+        true
+    }
+
+    /// Sets array `current` in `T` (`c`) and in the table from its
+    /// elements `after` the block (`before` it: the table's elements and
+    /// their positions in `T`); releases the children it no longer holds.
+    fn array_placed(
+        &mut self,
+        rust_types: &[Option<RustTypeId>],
+        c: Option<&mut dyn DecodeNode>,
+        current: RefId,
+        (before, tpos): (&[ArrayElem], &[u32]),
+        after: &[Slot],
+    ) {
+        let created = &self.parser.created;
+        let attached = c.is_some();
+        let mut fitted = Vec::new();
+        if let Some(c) = c {
+            let mut plan: Vec<Planned<'_>> = Vec::new();
+            for s in after {
+                let entry = match *s {
+                    Slot::Old(k) => {
+                        let Some(&q) = before
+                            .get(k as usize)
+                            .filter(|e| e.held)
+                            .and_then(|_| tpos.get(k as usize))
+                        else {
+                            continue;
+                        };
+                        // (Runs of consecutive elements kept: one entry.)
+                        if let Some(Planned::Keeps(start, len)) = plan.last_mut() {
+                            if *start + *len == q as usize {
+                                *len += 1;
+                                continue;
+                            }
+                        }
+                        Planned::Keeps(q as usize, 1)
+                    }
+                    Slot::Prim(ref v) => Planned::Primitive(v),
+                    Slot::New(id) => {
+                        let shape = created.get(id).copied();
+                        Planned::New(shape.and_then(|s| rust_type(rust_types, s)))
+                    }
+                };
+                plan.push(entry);
+            }
+            c.__decode_set_elements(plan, &mut fitted);
+        }
+        let mut fit = fitted.into_iter();
+        let mut kept = vec![false; before.len()];
+        let mut elems = Vec::with_capacity(after.len());
+        let mut q = 0;
+        for s in after {
+            let (child, planned, new) = match *s {
+                Slot::Old(k) => {
+                    let e = before.get(k as usize).copied();
+                    if let Some(seen) = kept.get_mut(k as usize) {
+                        *seen = true;
+                    }
+                    (e.and_then(|e| e.child), e.is_some_and(|e| e.held), false)
+                }
+                Slot::Prim(_) => (None, true, false),
+                Slot::New(id) => (Some(id), true, true),
+            };
+            let held = attached && planned && fit.next().unwrap_or(false);
+            if attached && planned && !held {
+                self.unrepresentable += 1;
+            }
+            if let Some(id) = child {
+                let place = if held {
+                    Place::Entry(q)
+                } else {
+                    Place::Detached
+                };
+                if new {
+                    if let Some(&shape) = self.parser.created.get(id) {
+                        self.nodes.insert(id, Lean::new(shape, current, place));
+                    }
+                } else if let Some(n) = self.nodes.get_mut(id) {
+                    n.place = place;
+                }
+            }
+            q += u32::from(held);
+            elems.push(ArrayElem { child, held });
+        }
+        if let Some(LeanData::Array(b)) = self.nodes.get_mut(current).and_then(Lean::data_mut) {
+            *b = elems;
+        }
+        for (e, kept) in before.iter().zip(kept) {
+            if let (Some(child), false) = (e.child, kept) {
+                self.release(child);
+            }
+        }
+    }
+
+    /// Releases structure `id` and everything under it (nothing else can
+    /// hold them in this mode; their values left `T` with their holder's):
+    /// dropped now, or detached until the callbacks ran.
     fn release(&mut self, id: RefId) {
+        if !self.recording {
+            self.drop_subtree(id);
+            return;
+        }
+        if let Some(n) = self.nodes.get_mut(id) {
+            if let (Place::Field(i), Shape::Collection(..)) = (n.place, n.shape) {
+                self.gone.push((id, n.parent, i));
+            }
+            n.place = Place::Detached;
+            self.deferred.push(id);
+        }
+    }
+
+    /// Drops structure `id` and everything under it.
+    fn drop_subtree(&mut self, id: RefId) {
         self.stack.push(id);
         while let Some(id) = self.stack.pop() {
             if id == RefId::ROOT {
@@ -1244,9 +1702,6 @@ impl Direct {
             };
             if self.recording {
                 self.released.push(id);
-                if let (Place::Field(i), Shape::Collection(..)) = (node.place, node.shape) {
-                    self.gone.push((id, node.parent, i));
-                }
             }
             let Some(data) = node.data else {
                 continue;
@@ -1261,7 +1716,9 @@ impl Direct {
                     self.stack
                         .extend(x.by_index.iter().filter_map(|(_, e)| e.1));
                 }
-                LeanData::Array => {}
+                LeanData::Array(items) => {
+                    self.stack.extend(items.iter().filter_map(|e| e.child));
+                }
             }
         }
     }
@@ -1271,4 +1728,191 @@ impl Direct {
 fn take_orphan(orphans: &mut Vec<(Str, RefId)>, key: &str) -> Option<RefId> {
     let i = orphans.iter().position(|o| o.0.as_str() == key)?;
     Some(orphans.swap_remove(i).1)
+}
+
+/// The value of a struct `T` does not hold: writes go nowhere.
+struct Unheld;
+
+impl DecodeNode for Unheld {
+    fn __decode_into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
+}
+
+/// Whether a step operates on a collection's elements.
+fn is_collection_step(step: Step) -> bool {
+    matches!(
+        step,
+        Step::Entry { .. }
+            | Step::Clear
+            | Step::Reverse
+            | Step::DeleteByRefId(_)
+            | Step::AddByRefId(..)
+    )
+}
+
+/// An array element while a block of the array is applied.
+#[derive(Debug, Clone)]
+enum Slot {
+    /// The element at this position before the block.
+    Old(u32),
+    /// A primitive written by the block (boxed: the model holds a slot
+    /// per element).
+    Prim(Box<Value>),
+    /// A structure the message creates.
+    New(RefId),
+}
+
+/// The element a value read by the parse pass makes (`None`: none).
+fn new_slot(scalar: Scalar, bytes: &[u8]) -> Option<Slot> {
+    match scalar {
+        // (A child referenced again is a move: not covered.)
+        Scalar::Child { id, .. } => Some(Slot::New(id)),
+        Scalar::None => None,
+        s => s
+            .primitive_value(bytes, |s| Value::String(Str::from(s)))
+            .map(|v| Slot::Prim(Box::new(v))),
+    }
+}
+
+/// An array's block being applied: the elements before it (and their
+/// positions in `T`, whose value `c` is unchanged until the block ends),
+/// the model of the elements, and where changes are recorded.
+struct ArrayBlock<'a, 'c> {
+    before: &'a [ArrayElem],
+    tpos: &'a [u32],
+    /// The primitive wire type of the elements.
+    p: Option<Primitive>,
+    items: ArrayItems<Slot>,
+    current: RefId,
+    recorded: Option<&'a mut Vec<Recorded>>,
+    /// Whether the elements changed.
+    changed: bool,
+    c: Option<&'c mut dyn DecodeNode>,
+}
+
+impl ArrayBlock<'_, '_> {
+    /// The value an element has (a primitive, or a child's refId).
+    fn value(&mut self, slot: &Slot) -> Option<Value> {
+        match *slot {
+            Slot::Old(k) => {
+                let e = self.before.get(k as usize)?;
+                if let Some(child) = e.child {
+                    return Some(Value::Ref(child));
+                }
+                let q = *self.tpos.get(k as usize).filter(|&&q| q != NO_HANDLE)?;
+                self.c.as_deref_mut()?.__decode_handle_value(q, self.p?)
+            }
+            Slot::Prim(ref v) => Some((**v).clone()),
+            Slot::New(id) => Some(Value::Ref(id)),
+        }
+    }
+
+    /// The value of an element, when callbacks are registered.
+    fn recorded_value(&mut self, slot: Option<&Slot>) -> Option<Value> {
+        match (slot, self.recorded.is_some()) {
+            (Some(s), true) => self.value(s),
+            _ => None,
+        }
+    }
+
+    fn record(&mut self, op: u8, i: u64, prev: Option<&Value>, new: Option<Value>) {
+        if let Some(rec) = self.recorded.as_deref_mut() {
+            record_entry(rec, self.current, op, Key::Index(i), prev, new);
+        }
+    }
+
+    /// The position of child `id`.
+    fn position_of(&self, id: RefId) -> Option<u64> {
+        let before = self.before;
+        self.items.position(|s| match *s {
+            Slot::Old(k) => before.get(k as usize).is_some_and(|e| e.child == Some(id)),
+            Slot::New(n) => n == id,
+            Slot::Prim(_) => false,
+        })
+    }
+
+    /// An operation with a wire index.
+    fn positional(&mut self, op: u8, i: u64, new: Option<Slot>) {
+        let prev = self.items.get(i).cloned();
+        match op {
+            DELETE => {
+                let removed = self.items.delete(i);
+                self.changed = true;
+                let removed = self.recorded_value(removed.as_ref());
+                self.record(op, i, removed.as_ref(), None);
+            }
+            DELETE_AND_MOVE => {
+                // Hole at `i`, then splice it out and overwrite what slid
+                // in.
+                let removed = self.items.delete(i);
+                self.changed = true;
+                let value = new.as_ref().and_then(|s| self.value(s));
+                if let (Some(slot), Some(v)) = (new, &value) {
+                    let same = prev
+                        .as_ref()
+                        .and_then(|p| self.value(p))
+                        .is_some_and(|p| p.js_same(v));
+                    if !same {
+                        self.items.remove(i);
+                        self.items.set(i, slot);
+                    }
+                }
+                let removed = self.recorded_value(removed.as_ref());
+                self.record(op, i, removed.as_ref(), value);
+            }
+            _ => {
+                let Some(slot) = new else { return };
+                let value = self.value(&slot);
+                let before = prev.as_ref().and_then(|p| self.value(p));
+                if before
+                    .as_ref()
+                    .zip(value.as_ref())
+                    .is_some_and(|(b, v)| b.js_same(v))
+                {
+                    // The very value already there: nothing happens.
+                    return;
+                }
+                self.changed = true;
+                if op == ADD && prev.is_some() {
+                    // ADD at an occupied index inserts.
+                    self.items.insert(i, slot);
+                    self.record(op, i, None, value);
+                } else {
+                    let old = self.items.set(i, slot);
+                    let old = self.recorded_value(old.as_ref());
+                    self.record(op, i, old.as_ref(), value);
+                }
+            }
+        }
+    }
+
+    fn delete_by_ref_id(&mut self, id: RefId) {
+        let Some(i) = self.position_of(id) else {
+            return;
+        };
+        let removed = self.items.delete(i);
+        self.changed = true;
+        let removed = self.recorded_value(removed.as_ref());
+        self.record(DELETE, i, removed.as_ref(), None);
+    }
+
+    fn clear(&mut self) {
+        if self.recorded.is_some() {
+            let slots: Vec<Slot> = self.items.iter().cloned().collect();
+            for (i, s) in slots.iter().enumerate() {
+                if let Some(value) = self.value(s) {
+                    if let Some(rec) = self.recorded.as_deref_mut() {
+                        rec.push(Recorded::Removed {
+                            collection: self.current,
+                            key: Key::Index(i as u64),
+                            value,
+                        });
+                    }
+                }
+            }
+        }
+        self.items.take_all();
+        self.changed = true;
+    }
 }

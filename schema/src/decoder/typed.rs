@@ -54,6 +54,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::collections::{ArrayMut, ArraySchema, CollectionSchema, MapSchema, SetSchema};
+use crate::decoder::base::array_items::ArrayItems;
 use crate::decoder::base::parse::{FieldWrite, Shape, TypedFields};
 use crate::decoder::base::reference_tracker::{RefId, RefIdHasherBuilder, RefMap};
 use crate::decoder::callbacks::Tree;
@@ -113,6 +114,9 @@ pub enum Planned<'a> {
     Filled(RustTypeId, &'a [Option<Value>], u64),
     /// A child element moved from elsewhere.
     Moved(Box<dyn DecodeNode>),
+    /// Arrays ([`DecodeNode::__decode_set_elements`]): the elements at
+    /// positions `start..start + len` before, in order.
+    Keeps(usize, usize),
 }
 
 /// Elements displaced by a rebuild: their position before it, and the value.
@@ -289,6 +293,15 @@ pub trait DecodeNode: Any + Send {
 
     /// Collection: removes every element.
     fn __decode_clear_all(&mut self) {}
+
+    /// Array: replaces the elements by `plan`, in order; `fitted` gets,
+    /// for each element planned (a run of kept ones counting its length),
+    /// whether it fits the element type (those that do not are left out).
+    /// The previous elements not kept are dropped.
+    fn __decode_set_elements(&mut self, plan: Vec<Planned<'_>>, fitted: &mut Vec<bool>) {
+        let _ = plan;
+        fitted.clear();
+    }
 
     /// Collection: drops the positions of removed entries, then calls `f`
     /// with each element in order: its entry handle, its key (maps) and,
@@ -692,6 +705,8 @@ fn planned<V: DecodeField>(
             Some(v)
         }
         Planned::Moved(node) => V::__decode_unbox(node),
+        // (Arrays only, handled there.)
+        Planned::Keeps(..) => None,
     }
 }
 
@@ -953,6 +968,82 @@ macro_rules! indexed_node {
 indexed_node!(SetSchema, CollectionSchema);
 
 impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
+    // (An element's entry handle is its position.)
+    fn __decode_visit_handle(&mut self, handle: u32, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
+        self.__decode_visit_element(handle as usize, f);
+    }
+
+    fn __decode_handle_value(&mut self, handle: u32, p: Primitive) -> Option<Value> {
+        self.get(handle as usize)?.__decode_value(p)
+    }
+
+    fn __decode_set_elements(&mut self, plan: Vec<Planned<'_>>, fitted: &mut Vec<bool>) {
+        fitted.clear();
+        let n = self.len();
+        // The elements kept, in their order: the others are removed and
+        // the new ones inserted in place when they are few (a push, a
+        // shift), else the array is rebuilt.
+        let (mut kept, mut added, mut next) = (0, 0, 0);
+        let mut in_order = true;
+        for entry in &plan {
+            match *entry {
+                Planned::Keeps(start, len) => {
+                    in_order &= start >= next && start + len <= n;
+                    next = start + len;
+                    kept += len;
+                }
+                _ => added += 1,
+            }
+        }
+        let mut failed = 0;
+        if in_order && ((n - kept) + added) * 8 <= n + 64 {
+            // Removals from the end, then insertions from the start.
+            let mut end = n;
+            for entry in plan.iter().rev() {
+                if let Planned::Keeps(start, len) = *entry {
+                    if start + len < end {
+                        self.splice_untracked(start + len..end, std::iter::empty());
+                    }
+                    end = start;
+                }
+            }
+            if end > 0 {
+                self.splice_untracked(0..end, std::iter::empty());
+            }
+            let mut at = 0;
+            for entry in plan {
+                if let Planned::Keeps(_, len) = entry {
+                    at += len;
+                    fitted.extend(std::iter::repeat_n(true, len));
+                    continue;
+                }
+                let v = planned(entry, &mut [], &mut failed);
+                fitted.push(v.is_some());
+                if let Some(v) = v {
+                    self.splice_untracked(at..at, std::iter::once(v));
+                    at += 1;
+                }
+            }
+            return;
+        }
+        let mut old = take_elements(self);
+        let mut values = Vec::with_capacity(plan.len());
+        for entry in plan {
+            if let Planned::Keeps(start, len) = entry {
+                for k in start..start + len {
+                    let v = old.get_mut(k).and_then(Option::take);
+                    fitted.push(v.is_some());
+                    values.extend(v);
+                }
+                continue;
+            }
+            let v = planned(entry, &mut old, &mut failed);
+            fitted.push(v.is_some());
+            values.extend(v);
+        }
+        self.splice_untracked(0..0, values);
+    }
+
     fn __decode_visit_element(&mut self, pos: usize, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
         // A client-side array is never attached to an encoder: the view's
         // bookkeeping goes to a throwaway tick.
@@ -977,17 +1068,7 @@ impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
         plan: Vec<(Option<&str>, Planned<'_>)>,
         displaced: &mut Displaced,
     ) -> usize {
-        let mut old_array = std::mem::take(self);
-        let mut old: Vec<Option<V>> = {
-            let mut tick = Tick::default();
-            let mut view = ArrayMut::__new(&mut old_array, &mut tick);
-            let mut out = Vec::with_capacity(view.len());
-            while let Some(v) = view.pop() {
-                out.push(Some(v));
-            }
-            out.reverse();
-            out
-        };
+        let mut old = take_elements(self);
         let mut failed = 0;
         for (_, entry) in plan {
             match planned(entry, &mut old, &mut failed) {
@@ -1002,6 +1083,17 @@ impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
     fn __decode_into_any(self: Box<Self>) -> Box<dyn Any + Send> {
         self
     }
+}
+
+/// The elements of `array` taken out in order (the array is left as a new
+/// one).
+fn take_elements<V: DecodeField + Field>(array: &mut ArraySchema<V>) -> Vec<Option<V>> {
+    let mut old = std::mem::take(array);
+    let n = old.len();
+    old.splice_untracked(0..n, std::iter::empty())
+        .into_iter()
+        .map(Some)
+        .collect()
 }
 
 /// A set of refIds: a bit vector while the largest is within a small
@@ -1881,8 +1973,9 @@ impl Mirror for Bound<'_> {
 /// no callback is registered). Callbacks run from that mode too, on the
 /// changes it writes into `T`. It switches for good to keeping a dynamic
 /// value tree beside `T` (the same one a [`DynamicDecoder`] holds) on the
-/// first message the direct mode does not cover: an operation on array
-/// elements, or a structure moved between parents or held by two. The
+/// first message the direct mode does not cover: a structure moved between
+/// parents or positions or held by two, or an array operation with the
+/// 3.x / 4.x semantics ([`set_dialect`](Self::set_dialect)). The
 /// typed state and the callbacks are the same either way. [`to_dynamic`](Self::to_dynamic)
 /// copies the state into a dynamic value tree without changing the mode.
 pub struct Decoder<T> {
@@ -2267,7 +2360,38 @@ fn build_shadow(
                     }
                 }
             }
-            Some(LeanData::Array) => {}
+            Some(LeanData::Array(items)) => {
+                let mut values = Vec::with_capacity(items.len());
+                let mut ids = Vec::new();
+                let p = element_primitive(l.shape);
+                let mut read = |c: Option<&mut dyn DecodeNode>| {
+                    let mut c = c;
+                    let mut q = 0;
+                    for e in items {
+                        let v = match (e.child, p, c.as_deref_mut()) {
+                            (Some(child), ..) => Some(Value::Ref(child)),
+                            (None, Some(p), Some(c)) if e.held => c.__decode_handle_value(q, p),
+                            _ => None,
+                        };
+                        if e.held {
+                            ids.push(e.child);
+                            q += 1;
+                        }
+                        values.extend(v);
+                    }
+                };
+                if in_t {
+                    descend(root, &path, &mut |c| read(Some(c)));
+                } else {
+                    read(None);
+                }
+                if in_t {
+                    typed.place_elements(id, ids);
+                }
+                if let Some(NodeData::Array(data)) = nodes.map.get_mut(id).map(|n| &mut n.data) {
+                    **data = ArrayItems::from_values(values);
+                }
+            }
         }
     }
     Shadowed { shadow, typed }

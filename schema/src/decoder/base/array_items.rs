@@ -42,6 +42,16 @@ impl<V> Default for ArrayItems<V> {
 }
 
 impl<V> ArrayItems<V> {
+    /// An array holding `values` in order, without holes.
+    pub(crate) fn from_values(values: Vec<V>) -> Self {
+        Self {
+            repr: Repr::Dense {
+                items: values.into_iter().map(Some).collect(),
+                holes: 0,
+            },
+        }
+    }
+
     /// JavaScript `length` (holes included).
     #[inline]
     pub(crate) fn len(&self) -> u64 {
