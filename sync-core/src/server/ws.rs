@@ -596,15 +596,34 @@ impl AsyncRead for ConnIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        let tcp = &self.0.tcp;
         loop {
-            ready!(self.0.tcp.poll_read_ready(cx))?;
-            match self.0.tcp.try_read(buf.initialize_unfilled()) {
-                Ok(n) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
+            ready!(tcp.poll_read_ready(cx))?;
+            let unfilled = buf.initialize_unfilled();
+            let room = unfilled.len();
+            let mut got = None;
+            // A read that leaves room in the buffer emptied the socket: its
+            // readiness is cleared now (by answering `WouldBlock` to
+            // `try_io`), so the next poll waits for the next edge instead
+            // of making a read that can only fail (tokio's own `poll_read`
+            // does the same). One `recvfrom` per message instead of two.
+            let read = tcp.try_io(tokio::io::Interest::READABLE, || {
+                let n = tcp.try_read(unfilled)?;
+                got = Some(n);
+                if n > 0 && n < room {
+                    Err(io::ErrorKind::WouldBlock.into())
+                } else {
+                    Ok(())
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Poll::Ready(Err(e)),
+            });
+            if let Some(n) = got {
+                buf.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            match read {
+                Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Poll::Ready(Err(e)),
+                // Not readable after all: wait for the next edge.
+                _ => {}
             }
         }
     }
