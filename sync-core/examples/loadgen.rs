@@ -40,8 +40,10 @@
 //! writes to every socket, `roomcast_patch_broadcast_seconds` of its
 //! `/metrics`; Node: its rooms' `broadcastPatch`, printed by the server),
 //! CPU per client, RSS at the end, bytes sent to the clients per client per
-//! second (what the server process wrote in the window, `wchar` of
-//! `/proc/<pid>/io`: roomcast-client does not count its socket's bytes),
+//! second (Node: what the process wrote in the window, `wchar` of
+//! `/proc/<pid>/io`; Roomcast, whose `send`s `wchar` does not count: the
+//! messages' bytes, `roomcast_sent_bytes_total`, without their 2–4 byte
+//! WebSocket headers; roomcast-client does not count its socket's bytes),
 //! and the move→seen latency (from sending a `move` to decoding the patch
 //! after which the client's own entity shows it, or a later move). Each server runs
 //! as its own process, so its CPU and memory are read from `/proc`.
@@ -107,25 +109,23 @@ trait BenchData: Schema + Default + Send + Sync + 'static {
     fn entities_mut<'a>(state: &'a mut Self::Mut<'_>) -> MapMut<'a, Entity>;
 }
 
-impl BenchData for BenchState {
-    const VIEWS: bool = false;
-    fn entities(&mut self) -> &mut MapSchema<Entity> {
-        &mut self.entities
-    }
-    fn entities_mut<'a>(state: &'a mut Self::Mut<'_>) -> MapMut<'a, Entity> {
-        state.entities_mut()
-    }
+/// Both states have the same `entities` field, with or without views.
+macro_rules! bench_data {
+    ($state:ty, $views:expr) => {
+        impl BenchData for $state {
+            const VIEWS: bool = $views;
+            fn entities(&mut self) -> &mut MapSchema<Entity> {
+                &mut self.entities
+            }
+            fn entities_mut<'a>(state: &'a mut Self::Mut<'_>) -> MapMut<'a, Entity> {
+                state.entities_mut()
+            }
+        }
+    };
 }
 
-impl BenchData for ViewBenchState {
-    const VIEWS: bool = true;
-    fn entities(&mut self) -> &mut MapSchema<Entity> {
-        &mut self.entities
-    }
-    fn entities_mut<'a>(state: &'a mut Self::Mut<'_>) -> MapMut<'a, Entity> {
-        state.entities_mut()
-    }
-}
+bench_data!(BenchState, false);
+bench_data!(ViewBenchState, true);
 
 /// Non-player entities per room, moved by the simulation.
 const NPCS: u32 = 50;
@@ -401,7 +401,7 @@ fn written_bytes(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Where a server's patch broadcast totals are read.
+/// Where a server's patch broadcast totals (and Roomcast's bytes sent) are read.
 enum PatchSource {
     /// Roomcast's `/metrics` on this port.
     Metrics(u16),
@@ -410,10 +410,14 @@ enum PatchSource {
 }
 
 impl PatchSource {
-    /// Patch broadcasts so far: how many, and their total time in seconds.
-    fn read(&self) -> (u64, f64) {
+    /// Patch broadcasts so far: how many, and their total time in
+    /// seconds; and the bytes of the messages sent, if the server says.
+    fn read(&self) -> (u64, f64, Option<u64>) {
         match self {
-            Self::Lines(last) => *last.lock().unwrap(),
+            Self::Lines(last) => {
+                let (count, seconds) = *last.lock().unwrap();
+                (count, seconds, None)
+            }
             Self::Metrics(port) => {
                 let mut page = String::new();
                 if let Ok(mut tcp) = std::net::TcpStream::connect(("127.0.0.1", *port)) {
@@ -429,6 +433,7 @@ impl PatchSource {
                 (
                     total("roomcast_patch_broadcast_seconds_count") as u64,
                     total("roomcast_patch_broadcast_seconds_sum"),
+                    Some(total("roomcast_sent_bytes_total") as u64),
                 )
             }
         }
@@ -528,8 +533,11 @@ fn run_against(
     let window_start = Instant::now();
     std::thread::sleep(until.saturating_duration_since(Instant::now()));
     let (user_end, system_end) = support::cpu_split(pid);
-    let written = written_bytes(pid).saturating_sub(written_start);
     let patches_end = patches.read();
+    let written = match (patches_start.2, patches_end.2) {
+        (Some(start), Some(end)) => end.saturating_sub(start),
+        _ => written_bytes(pid).saturating_sub(written_start),
+    };
     let window = window_start.elapsed().as_secs_f64();
     let rss = rss_mib(pid);
     eprintln!(
