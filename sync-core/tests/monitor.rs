@@ -433,6 +433,17 @@ async fn metrics_counters_move() {
             &format!("roomcast_patch_encode_seconds_count{room}")
         ) >= 1.0
     );
+    // Every patch that was encoded was also written out (a patch is
+    // encoded before its broadcast ends: the scrape sees at most one more).
+    let encoded = sample(
+        &during,
+        &format!("roomcast_patch_encode_seconds_count{room}"),
+    );
+    let broadcast = sample(
+        &during,
+        &format!("roomcast_patch_broadcast_seconds_count{room}"),
+    );
+    assert!(broadcast >= 1.0 && encoded - broadcast <= 1.0, "{during}");
     assert_eq!(
         sample(
             &during,
