@@ -11,15 +11,39 @@
 //! ```text
 //! cargo run --release -p roomcast --example loadgen -- --clients 500 --seconds 10
 //! cargo run --release -p roomcast --example loadgen -- --clients 2000 --servers rust
+//! cargo run --release -p roomcast --example loadgen -- --room view --clients 500
+//! cargo run --release -p roomcast --example loadgen -- --room big --clients 500
+//! cargo run --release -p roomcast --example loadgen -- --clients 1000,2000,3000 --server-cpus 1
 //! ```
+//!
+//! `--room` picks the room the clients join (the same three in the Node
+//! server):
+//! - `bench` (default): rooms of 50 clients, every client gets the whole
+//!   state (a broadcast);
+//! - `view`: the same with the entities behind a `#[schema(view)]` field
+//!   (Colyseus `@view()`): each client has a view showing its own entity
+//!   and every entity, player or NPC, whose number (players in join order,
+//!   NPCs by index) has the parity of its own: half of the others;
+//! - `big`: one room of up to 500 clients + 50 NPCs.
+//!
+//! `--clients` takes a list: each count runs against every server in turn
+//! (servers alternate within a count), for a search of the largest count
+//! served within a p99. `--server-cpus 1` starts the servers under
+//! `taskset -c 1` (run the load generator itself under `taskset -c 0` to
+//! split the cores).
 //!
 //! The clients are `roomcast-loadtest`'s ([`LoadTest`] with a script of
 //! this file), on `roomcast-client`, typed state (`Room<BenchState>`).
 //!
 //! Reported per server: CPU of the server process (whole run window),
+//! the mean time per patch broadcast (Roomcast: the tick, encoding and the
+//! writes to every socket, `roomcast_patch_broadcast_seconds` of its
+//! `/metrics`; Node: its rooms' `broadcastPatch`, printed by the server),
 //! CPU per client, RSS at the end, bytes sent to the clients per client per
-//! second (what the server process wrote in the window, `wchar` of
-//! `/proc/<pid>/io`: roomcast-client does not count its socket's bytes),
+//! second (Node: what the process wrote in the window, `wchar` of
+//! `/proc/<pid>/io`; Roomcast, whose `send`s `wchar` does not count: the
+//! messages' bytes, `roomcast_sent_bytes_total`, without their 2–4 byte
+//! WebSocket headers; roomcast-client does not count its socket's bytes),
 //! and the move→seen latency (from sending a `move` to decoding the patch
 //! after which the client's own entity shows it, or a later move). Each server runs
 //! as its own process, so its CPU and memory are read from `/proc`.
@@ -34,13 +58,15 @@
 
 mod support;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, Read, Write};
+use std::marker::PhantomData;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use roomcast::schema::{Encoder, MapSchema, Schema};
+use roomcast::schema::{Encoder, MapMut, MapSchema, Schema, ViewTarget};
 use roomcast::{Client, Options, Room, RoomCtx, Server, ServerConfig, ServerError};
 use roomcast_loadtest::roomcast_client::{Room as ClientRoom, RoomEvent};
 use roomcast_loadtest::{ClientCtx, LoadTest, ScriptError, Summary};
@@ -64,6 +90,43 @@ struct BenchState {
     entities: MapSchema<Entity>,
 }
 
+/// The `view` room's state: the same map, behind a view field (the
+/// clients decode it as a [`BenchState`]: the wire is the same).
+#[derive(Schema, Default)]
+#[schema(crate = "roomcast::schema")]
+struct ViewBenchState {
+    #[schema(view)]
+    entities: MapSchema<Entity>,
+}
+
+/// What the bench room needs of its state: the entity map.
+trait BenchData: Schema + Default + Send + Sync + 'static {
+    /// The entities are behind a view field.
+    const VIEWS: bool;
+    /// The map, before the state goes to the encoder.
+    fn entities(&mut self) -> &mut MapSchema<Entity>;
+    /// The map, for tracked changes.
+    fn entities_mut<'a>(state: &'a mut Self::Mut<'_>) -> MapMut<'a, Entity>;
+}
+
+/// Both states have the same `entities` field, with or without views.
+macro_rules! bench_data {
+    ($state:ty, $views:expr) => {
+        impl BenchData for $state {
+            const VIEWS: bool = $views;
+            fn entities(&mut self) -> &mut MapSchema<Entity> {
+                &mut self.entities
+            }
+            fn entities_mut<'a>(state: &'a mut Self::Mut<'_>) -> MapMut<'a, Entity> {
+                state.entities_mut()
+            }
+        }
+    };
+}
+
+bench_data!(BenchState, false);
+bench_data!(ViewBenchState, true);
+
 /// Non-player entities per room, moved by the simulation.
 const NPCS: u32 = 50;
 
@@ -76,16 +139,32 @@ struct Move {
     y: f32,
 }
 
-#[derive(Default)]
-struct BenchRoom {
+struct BenchRoom<S> {
     steps: u64,
+    max_clients: usize,
+    /// Each entity's number (its parity says which views show it).
+    numbers: HashMap<String, u32>,
+    joined: u32,
+    state: PhantomData<fn() -> S>,
+}
+
+impl<S> BenchRoom<S> {
+    fn new(max_clients: usize) -> Self {
+        Self {
+            steps: 0,
+            max_clients,
+            numbers: HashMap::new(),
+            joined: 0,
+            state: PhantomData,
+        }
+    }
 }
 
 /// One simulation step (60 Hz): every NPC walks along its heading and
 /// turns a little; every player's entity turns (its position is the
 /// client's input).
-fn simulate(mut state: BenchStateMut<'_>, step: u64, dt: f32) {
-    state.entities_mut().for_each_mut(|key, mut entity| {
+fn simulate(mut entities: MapMut<'_, Entity>, step: u64, dt: f32) {
+    entities.for_each_mut(|key, mut entity| {
         let turn = 0.01 + (step % 7) as f32 * 0.001;
         let angle = (entity.angle + turn) % std::f32::consts::TAU;
         entity.set_angle(angle);
@@ -97,15 +176,16 @@ fn simulate(mut state: BenchStateMut<'_>, step: u64, dt: f32) {
     });
 }
 
-impl Room for BenchRoom {
-    type State = Encoder<BenchState>;
+impl<S: BenchData> Room for BenchRoom<S> {
+    type State = Encoder<S>;
     type UserData = ();
     type Auth = ();
 
     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
-        let mut state = BenchState::default();
+        let mut state = S::default();
         for i in 0..NPCS {
-            state.entities.insert(
+            self.numbers.insert(format!("npc{i}"), i);
+            state.entities().insert(
                 format!("npc{i}"),
                 Entity {
                     x: (i * 16) as f32,
@@ -117,15 +197,16 @@ impl Room for BenchRoom {
             );
         }
         ctx.set_state(Encoder::new(state));
-        ctx.set_max_clients(Some(50));
+        ctx.set_max_clients(Some(self.max_clients));
         ctx.set_simulation_interval(Some(Duration::from_micros(16_667)), |room, ctx, dt| {
             room.steps += 1;
-            simulate(ctx.state_mut(), room.steps, dt.as_secs_f32());
+            let mut state = ctx.state_mut();
+            simulate(S::entities_mut(&mut state), room.steps, dt.as_secs_f32());
         });
         ctx.set_patch_rate(Some(Duration::from_millis(50)));
         ctx.on_message("move", |_room, ctx, client, m: Move| {
             let mut state = ctx.state_mut();
-            let mut entities = state.entities_mut();
+            let mut entities = S::entities_mut(&mut state);
             if let Some(mut entity) = entities.get_mut(client.session_id()) {
                 entity.set_x(m.x);
                 entity.set_y(m.y);
@@ -140,7 +221,30 @@ impl Room for BenchRoom {
         client: &Client,
         _: &Options,
     ) -> Result<(), ServerError> {
-        ctx.state_mut().entities_mut().insert(
+        let number = self.joined;
+        self.joined += 1;
+        self.numbers.insert(client.session_id().to_owned(), number);
+        let parity = |key: &str| self.numbers.get(key).map(|n| n % 2);
+        // The views of the other clients that see this one.
+        let peers: Vec<_> = if S::VIEWS {
+            ctx.clients()
+                .filter(|peer| {
+                    peer.session_id() != client.session_id()
+                        && parity(peer.session_id()) == Some(number % 2)
+                })
+                .filter_map(|peer| ctx.view(&peer))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let own = if S::VIEWS {
+            ctx.create_view(client)
+        } else {
+            None
+        };
+        let mut state = ctx.state_mut();
+        let mut entities = S::entities_mut(&mut state);
+        entities.insert(
             client.session_id(),
             Entity {
                 hp: 100,
@@ -148,11 +252,25 @@ impl Room for BenchRoom {
                 ..Entity::default()
             },
         );
+        if let Some(own) = own {
+            entities.for_each_mut(|key, mut entity| {
+                if key == client.session_id() {
+                    entity.show_to(own);
+                    for &peer in &peers {
+                        entity.show_to(peer);
+                    }
+                } else if parity(key) == Some(number % 2) {
+                    entity.show_to(own);
+                }
+            });
+        }
         Ok(())
     }
 
     async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _: u16) {
-        ctx.state_mut().entities_mut().remove(client.session_id());
+        let mut state = ctx.state_mut();
+        S::entities_mut(&mut state).remove(client.session_id());
+        self.numbers.remove(client.session_id());
     }
 }
 
@@ -163,6 +281,8 @@ fn serve(port: u16) -> std::io::Result<()> {
         .enable_all()
         .build()?;
     let mut config = ServerConfig::default();
+    // For the patch broadcast time (`roomcast_patch_broadcast_seconds`).
+    config.metrics = Some("/metrics".into());
     if let Some(threads) = std::env::var("ROOMCAST_THREADS")
         .ok()
         .and_then(|t| t.parse().ok())
@@ -172,7 +292,9 @@ fn serve(port: u16) -> std::io::Result<()> {
     runtime.block_on(async {
         Server::builder()
             .config(config)
-            .define("bench", BenchRoom::default)
+            .define("bench", || BenchRoom::<BenchState>::new(50))
+            .define("view", || BenchRoom::<ViewBenchState>::new(50))
+            .define("big", || BenchRoom::<BenchState>::new(500))
             .build()
             .listen(("127.0.0.1", port))
             .await
@@ -279,9 +401,73 @@ fn written_bytes(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Where a server's patch broadcast totals (and Roomcast's bytes sent) are read.
+enum PatchSource {
+    /// Roomcast's `/metrics` on this port.
+    Metrics(u16),
+    /// The last `patch-stats <count> <seconds>` line the Node server printed.
+    Lines(Arc<Mutex<(u64, f64)>>),
+}
+
+impl PatchSource {
+    /// Patch broadcasts so far: how many, and their total time in
+    /// seconds; and the bytes of the messages sent, if the server says.
+    fn read(&self) -> (u64, f64, Option<u64>) {
+        match self {
+            Self::Lines(last) => {
+                let (count, seconds) = *last.lock().unwrap();
+                (count, seconds, None)
+            }
+            Self::Metrics(port) => {
+                let mut page = String::new();
+                if let Ok(mut tcp) = std::net::TcpStream::connect(("127.0.0.1", *port)) {
+                    let _ = tcp.write_all(b"GET /metrics HTTP/1.0\r\nHost: loadgen\r\n\r\n");
+                    let _ = tcp.read_to_string(&mut page);
+                }
+                let total = |series: &str| -> f64 {
+                    page.lines()
+                        .filter(|l| l.starts_with(series))
+                        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                        .sum()
+                };
+                (
+                    total("roomcast_patch_broadcast_seconds_count") as u64,
+                    total("roomcast_patch_broadcast_seconds_sum"),
+                    Some(total("roomcast_sent_bytes_total") as u64),
+                )
+            }
+        }
+    }
+}
+
+/// Keeps the last `patch-stats` line of the Node server's stdout.
+fn follow_patch_stats(server: &mut Child) -> Arc<Mutex<(u64, f64)>> {
+    let last = Arc::new(Mutex::new((0, 0.0)));
+    if let Some(stdout) = server.stdout.take() {
+        let last = last.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                let mut words = line.split(' ');
+                if words.next() != Some("patch-stats") {
+                    continue;
+                }
+                if let (Some(Ok(count)), Some(Ok(seconds))) = (
+                    words.next().map(str::parse::<u64>),
+                    words.next().map(str::parse::<f64>),
+                ) {
+                    *last.lock().unwrap() = (count, seconds);
+                }
+            }
+        });
+    }
+    last
+}
+
 struct Report {
     name: &'static str,
     clients: u32,
+    patch_ms: f64,
     cpu_percent: f64,
     cpu_us_per_client_s: f64,
     rss: f64,
@@ -297,9 +483,15 @@ fn run_against(
     name: &'static str,
     mut server: Child,
     port: u16,
+    room: &str,
     clients: u32,
     seconds: u64,
 ) -> Report {
+    let patches = if name == "roomcast" {
+        PatchSource::Metrics(port)
+    } else {
+        PatchSource::Lines(follow_patch_stats(&mut server))
+    };
     let pid = server.id();
     // Wait for the server to accept connections.
     let start = Instant::now();
@@ -318,7 +510,7 @@ fn run_against(
     let measure_from = begin + ramp + Duration::from_secs(1);
     let until = measure_from + Duration::from_secs(seconds);
     let script_totals = totals.clone();
-    let test = LoadTest::<BenchState>::typed(&format!("http://127.0.0.1:{port}"), "bench")
+    let test = LoadTest::<BenchState>::typed(&format!("http://127.0.0.1:{port}"), room)
         .clients(clients as usize)
         .join_rate(250.0)
         // The scripts leave at `until`; the test's end only bounds them.
@@ -337,10 +529,15 @@ fn run_against(
     std::thread::sleep(measure_from.saturating_duration_since(Instant::now()));
     let (user_start, system_start) = support::cpu_split(pid);
     let written_start = written_bytes(pid);
+    let patches_start = patches.read();
     let window_start = Instant::now();
     std::thread::sleep(until.saturating_duration_since(Instant::now()));
     let (user_end, system_end) = support::cpu_split(pid);
-    let written = written_bytes(pid).saturating_sub(written_start);
+    let patches_end = patches.read();
+    let written = match (patches_start.2, patches_end.2) {
+        (Some(start), Some(end)) => end.saturating_sub(start),
+        _ => written_bytes(pid).saturating_sub(written_start),
+    };
     let window = window_start.elapsed().as_secs_f64();
     let rss = rss_mib(pid);
     eprintln!(
@@ -368,6 +565,8 @@ fn run_against(
     Report {
         name,
         clients,
+        patch_ms: (patches_end.1 - patches_start.1) * 1e3
+            / patches_end.0.saturating_sub(patches_start.0) as f64,
         cpu_percent: cpu / window * 100.0,
         cpu_us_per_client_s: cpu / window / f64::from(clients) * 1e6,
         rss,
@@ -387,43 +586,65 @@ fn main() {
         serve(port).expect("server");
         return;
     }
-    let clients: u32 = support::flag(&args, "--clients").unwrap_or(500);
+    let clients: String = support::flag(&args, "--clients").unwrap_or_else(|| "500".into());
     let seconds: u64 = support::flag(&args, "--seconds").unwrap_or(10);
     let servers: String = support::flag(&args, "--servers").unwrap_or_else(|| "rust,node".into());
+    let room: String = support::flag(&args, "--room").unwrap_or_else(|| "bench".into());
+    let server_cpus: Option<String> = support::flag(&args, "--server-cpus");
+    assert!(
+        ["bench", "view", "big"].contains(&room.as_str()),
+        "--room is bench, view or big"
+    );
     let node_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/node");
     let mut reports = Vec::new();
-    for server in servers.split(',') {
-        let port = support::free_port();
-        let child = match server {
-            "rust" => Command::new(std::env::current_exe().unwrap())
-                .args(["serve", &port.to_string()])
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("roomcast server"),
-            "node" => Command::new("node")
-                .arg("sdk/reference-server.mjs")
-                .arg(port.to_string())
-                .current_dir(&node_dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("node reference server (npm ci in tests/node first)"),
-            other => panic!("unknown server {other}"),
-        };
-        let name = if server == "rust" {
-            "roomcast"
-        } else {
-            "colyseus 0.18 (node)"
-        };
-        eprintln!("running {clients} clients against {name} for {seconds} s…");
-        reports.push(run_against(name, child, port, clients, seconds));
+    for count in clients.split(',') {
+        let count: u32 = count
+            .trim()
+            .parse()
+            .expect("--clients: counts separated by commas");
+        for server in servers.split(',') {
+            let port = support::free_port();
+            // `taskset -c CPUS program …`, or the program itself.
+            let command = |program: &std::ffi::OsStr| match &server_cpus {
+                Some(cpus) => {
+                    let mut command = Command::new("taskset");
+                    command.args(["-c", cpus]).arg(program);
+                    command
+                }
+                None => Command::new(program),
+            };
+            let child = match server {
+                "rust" => command(std::env::current_exe().unwrap().as_os_str())
+                    .args(["serve", &port.to_string()])
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("roomcast server"),
+                "node" => command("node".as_ref())
+                    .arg("sdk/reference-server.mjs")
+                    .arg(port.to_string())
+                    .current_dir(&node_dir)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("node reference server (npm ci in tests/node first)"),
+                other => panic!("unknown server {other}"),
+            };
+            let name = if server == "rust" {
+                "roomcast"
+            } else {
+                "colyseus 0.18 (node)"
+            };
+            eprintln!("running {count} clients in `{room}` rooms against {name} for {seconds} s…");
+            reports.push(run_against(name, child, port, &room, count, seconds));
+        }
     }
     println!(
-        "{:<22} {:>7} {:>8} {:>14} {:>8} {:>12} {:>8} {:>8} {:>9} {:>9} {:>6}",
+        "{:<22} {:>7} {:>8} {:>14} {:>10} {:>8} {:>12} {:>8} {:>8} {:>9} {:>9} {:>6}",
         "server",
         "clients",
         "cpu %",
         "cpu µs/cl/s",
+        "patch ms",
         "RSS MiB",
         "B/client/s",
         "p50 ms",
@@ -434,11 +655,12 @@ fn main() {
     );
     for r in &reports {
         println!(
-            "{:<22} {:>7} {:>8.1} {:>14.1} {:>8.1} {:>12.0} {:>8.1} {:>8.1} {:>9} {:>9} {:>6}",
+            "{:<22} {:>7} {:>8.1} {:>14.1} {:>10.3} {:>8.1} {:>12.0} {:>8.1} {:>8.1} {:>9} {:>9} {:>6}",
             r.name,
             r.clients,
             r.cpu_percent,
             r.cpu_us_per_client_s,
+            r.patch_ms,
             r.rss,
             r.bytes_per_client_s,
             r.p50_ms,

@@ -9,12 +9,20 @@
 //! The server (a child process, so that its CPU is read from `/proc`) holds
 //! C TCP connections. Every 50 ms it writes one frame of the size of a
 //! loadgen patch (1,336 bytes) to each, with one non-blocking write; it reads
-//! whatever the clients send (a 40-byte message per client every 100 ms).
-//! No WebSocket framing, no room, no encoding, no decoding: only the writes
-//! and reads any server of that scenario must make. On loopback the kernel
-//! also delivers what the server sends (the receiver's TCP work and its
-//! wakeup run inside the sender's `write`), so this is the part of the CPU
-//! per client that neither Roomcast nor Node can go below here.
+//! whatever the clients send (a 40-byte message per client every 100 ms,
+//! at the phases loadgen's clients use: spread over the 100 ms, so the
+//! server wakes for them as often as a loadgen server does; until
+//! 2026-12-08 they all sent in the same few milliseconds, which let the
+//! floor take them in fewer wakeups: 150 µs per client-second at 500
+//! clients where the spread phases gave 160–206 on the same, loaded,
+//! machine). No WebSocket framing, no room, no encoding, no decoding: only
+//! the writes and reads any server of that scenario must make (one read
+//! per message: a read that empties the socket clears its readiness, so no
+//! read is made that can only fail; until 2026-12-08 the floor made one).
+//! On loopback the kernel also delivers what the server sends (the
+//! receiver's TCP work and its wakeup run inside the sender's `write`), so
+//! this is the part of the CPU per client that neither Roomcast nor Node
+//! can go below here.
 
 mod support;
 
@@ -59,11 +67,25 @@ fn serve(port: u16) -> std::io::Result<()> {
                     if tcp.readable().await.is_err() {
                         return;
                     }
-                    match tcp.try_read(&mut buf) {
-                        Ok(0) => return,
-                        Ok(_) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        Err(_) => return,
+                    // A short read emptied the socket: its readiness is
+                    // cleared (`WouldBlock` to `try_io`), so the next
+                    // `readable` waits instead of allowing a read that can
+                    // only fail (Roomcast's reader does the same).
+                    let mut got = None;
+                    let read = tcp.try_io(tokio::io::Interest::READABLE, || {
+                        let n = tcp.try_read(&mut buf)?;
+                        got = Some(n);
+                        if n > 0 && n < buf.len() {
+                            Err(std::io::ErrorKind::WouldBlock.into())
+                        } else {
+                            Ok(())
+                        }
+                    });
+                    match (got, read) {
+                        (Some(0), _) => return,
+                        (Some(_), _) => {}
+                        (None, Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        (None, _) => return,
                     }
                 }
             });
@@ -71,7 +93,7 @@ fn serve(port: u16) -> std::io::Result<()> {
     })
 }
 
-async fn client(port: u16, until: Instant) {
+async fn client(port: u16, index: u32, until: Instant) {
     let Ok(tcp) = TcpStream::connect(("127.0.0.1", port)).await else {
         return;
     };
@@ -86,7 +108,13 @@ async fn client(port: u16, until: Instant) {
         }
     });
     let message = [0x0d_u8; MESSAGE];
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    // The same phases as loadgen's clients: their moves arrive spread
+    // over the interval, so the server is woken as often as loadgen's.
+    let phase = Duration::from_micros(u64::from(index).wrapping_mul(7919) % 100_000);
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + phase,
+        Duration::from_millis(100),
+    );
     while Instant::now() < until {
         tick.tick().await;
         if write.write_all(&message).await.is_err() {
@@ -115,7 +143,7 @@ fn main() {
     }
     let warmup = Duration::from_secs(2);
     let until = Instant::now() + warmup + Duration::from_secs(seconds);
-    let threads = support::client_threads(clients, None, move |_| client(port, until));
+    let threads = support::client_threads(clients, None, move |index| client(port, index, until));
     std::thread::sleep(warmup);
     let (u0, s0) = support::cpu_split(server.id());
     let window = Instant::now();

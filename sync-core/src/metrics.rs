@@ -79,6 +79,7 @@ pub(crate) struct Metrics {
     bytes_out: Family<RoomLabel, Counter>,
     dropped_slow: Family<RoomLabel, Counter>,
     patch_encode: Family<RoomLabel, Histogram>,
+    patch_broadcast: Family<RoomLabel, Histogram>,
     matchmake: Family<MethodLabel, Histogram>,
 }
 
@@ -102,6 +103,8 @@ impl Default for Metrics {
         let bytes_out = Family::<RoomLabel, Counter>::default();
         let dropped_slow = Family::<RoomLabel, Counter>::default();
         let patch_encode =
+            Family::<RoomLabel, Histogram>::new_with_constructor(patch_histogram as fn() -> _);
+        let patch_broadcast =
             Family::<RoomLabel, Histogram>::new_with_constructor(patch_histogram as fn() -> _);
         let matchmake = Family::<MethodLabel, Histogram>::new_with_constructor(
             matchmake_histogram as fn() -> _,
@@ -157,6 +160,13 @@ impl Default for Metrics {
             patch_encode.clone(),
         );
         registry.register_with_unit(
+            "patch_broadcast",
+            "Time from a patch tick to its frames in every client's socket (or queue): \
+             the tick's hooks, encoding and the writes",
+            Unit::Seconds,
+            patch_broadcast.clone(),
+        );
+        registry.register_with_unit(
             "matchmake",
             "Time to answer an HTTP matchmaking request",
             Unit::Seconds,
@@ -180,6 +190,7 @@ impl Default for Metrics {
             bytes_out,
             dropped_slow,
             patch_encode,
+            patch_broadcast,
             matchmake,
         }
     }
@@ -205,6 +216,7 @@ impl Metrics {
             bytes_out: self.bytes_out.get_or_create_owned(&label),
             dropped_slow: self.dropped_slow.get_or_create_owned(&label),
             patch_encode: self.patch_encode.get_or_create_owned(&label),
+            patch_broadcast: self.patch_broadcast.get_or_create_owned(&label),
             local: Arc::default(),
             joined_at: HashMap::new(),
             counted_clients: 0,
@@ -270,6 +282,7 @@ pub(crate) struct RoomMetrics {
     bytes_out: Counter,
     dropped_slow: Counter,
     patch_encode: Histogram,
+    patch_broadcast: Histogram,
     pub(crate) local: Arc<RoomCounts>,
     /// When each client of the room joined (for the monitor).
     pub(crate) joined_at: HashMap<Arc<str>, SystemTime>,
@@ -292,6 +305,7 @@ impl Default for RoomMetrics {
             bytes_out: Counter::default(),
             dropped_slow: Counter::default(),
             patch_encode: patch_histogram(),
+            patch_broadcast: patch_histogram(),
             local: Arc::default(),
             joined_at: HashMap::new(),
             counted_clients: 0,
@@ -338,6 +352,13 @@ impl RoomMetrics {
     pub(crate) fn patch_encoded(&self, started: Instant) {
         self.patch_encode.observe(started.elapsed().as_secs_f64());
         self.local.patches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A tick that started at `started` and sent a patch has written it
+    /// to every client's connection now.
+    pub(crate) fn patch_broadcast(&self, started: Instant) {
+        self.patch_broadcast
+            .observe(started.elapsed().as_secs_f64());
     }
 
     /// A message of `len` bytes arrived from a client (counted at the

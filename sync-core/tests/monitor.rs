@@ -433,6 +433,29 @@ async fn metrics_counters_move() {
             &format!("roomcast_patch_encode_seconds_count{room}")
         ) >= 1.0
     );
+    // Patches are written out as they are encoded: the broadcasts follow
+    // the encodes (a scrape can fall between the two: at most one apart).
+    let mut scraped = during.clone();
+    for _ in 0..100 {
+        if sample(
+            &scraped,
+            &format!("roomcast_patch_broadcast_seconds_count{room}"),
+        ) >= 1.0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        scraped = scrape().await;
+    }
+    let encoded = sample(
+        &scraped,
+        &format!("roomcast_patch_encode_seconds_count{room}"),
+    );
+    let broadcast = sample(
+        &scraped,
+        &format!("roomcast_patch_broadcast_seconds_count{room}"),
+    );
+    assert!(broadcast >= 1.0 && encoded - broadcast <= 1.0, "{scraped}");
     assert_eq!(
         sample(
             &during,

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -142,6 +143,8 @@ pub(super) async fn run<R: Room>(
                 }
             }
             Step::Timeout => {
+                let started = Instant::now();
+                let patches = driver.metrics.local.patches.load(Ordering::Relaxed);
                 // One span per tick (simulation, timers, patch), inside the
                 // room's span (see `Definition::create`).
                 let tick = tracing::debug_span!(
@@ -149,8 +152,14 @@ pub(super) async fn run<R: Room>(
                     room = driver.core.ctx().room_name(),
                     room_id = %room_id,
                 );
-                tick.in_scope(|| driver.core.handle_timeout(Instant::now()));
+                tick.in_scope(|| driver.core.handle_timeout(started));
                 tracing::Instrument::instrument(driver.run_events(), tick).await;
+                if driver.metrics.local.patches.load(Ordering::Relaxed) != patches {
+                    // The patch's frames go to the sockets now, to time
+                    // the whole broadcast.
+                    flush(&mut driver, &mut conns, &mut seats).await;
+                    driver.metrics.patch_broadcast(started);
+                }
             }
             Step::Spawned(Some(then)) => driver.run_continuation(then).await,
             Step::Taken(Some((session_id, epoch, result))) => {
