@@ -1959,7 +1959,10 @@ impl Walker {
                             // diff below then finds it held): its content
                             // follows in this patch.
                             if let (None, Some(c)) = (held_val, e.child) {
-                                self.intro.push((v | REACHED, c));
+                                // Inside the diff block of a node the client
+                                // learns of now: introduced like by a diff op.
+                                let flag = if introduced { 0 } else { REACHED };
+                                self.intro.push((v | flag, c));
                             }
                         }
                     }
