@@ -1966,6 +1966,18 @@ impl Walker {
                             }
                         }
                     }
+                    // A ref field the client holds and keeps after the
+                    // calls (a hidden struct still seen through its parent
+                    // keeps its view fields): the reference's DELETE, then
+                    // the diff's ADD, would leave the client the child's old
+                    // content, as a decoder keeps an instance re-added before
+                    // the patch ends (random_2_499 15). The diff below
+                    // updates what the child shows instead.
+                    (false, Some(p))
+                        if kind == NodeKind::Struct
+                            && held_val == Some(true)
+                            && nd.ents[p].child.is_some()
+                            && self.proj.contains(&(p as u32)) => {}
                     _ => {
                         // The reference deletes what a hide names, held by
                         // the client or not (a field it never had, an entry

@@ -2,7 +2,8 @@
 //! replayed with typed state (`#[schema(view)]`), per-client bytes compared
 //! with the reference's, and the known difference checked by state.
 
-use roomcast_schema::{Encoder, EncoderOptions, MapSchema, Schema, ViewTarget};
+use roomcast_schema::decoder::DynamicDecoder;
+use roomcast_schema::{registry_of, Encoder, EncoderOptions, MapSchema, Schema, ViewTarget};
 use roomcast_tests::node::{load_vectors, to_hex};
 
 #[derive(Schema, Default)]
@@ -219,4 +220,95 @@ fn show_then_replace_sends_the_new_child_content() {
         to_hex(enc.encode_all_view(v0)),
         "ff008001ff0180050000008103ff038027000000"
     );
+}
+
+#[derive(Schema, Default)]
+struct Tip {
+    n: u8,
+}
+
+#[derive(Schema, Default)]
+struct Deep {
+    x: u8,
+    #[schema(view)]
+    tip: Option<Tip>,
+}
+
+#[derive(Schema, Default)]
+struct Hidden {
+    #[schema(view)]
+    deep: Option<Deep>,
+}
+
+#[derive(Schema, Default)]
+struct Inner {
+    hidden: Option<Hidden>,
+}
+
+#[derive(Schema, Default)]
+struct Outer {
+    #[schema(view)]
+    inner: Option<Inner>,
+}
+
+#[derive(Schema, Default)]
+struct Nest {
+    outer: Option<Outer>,
+}
+
+/// `view.remove(hidden)` where `hidden` is still seen through its parent
+/// (a public field of a shown struct) and its `@view` field holds the chain
+/// to an instance shown earlier: the field stays the view's, its content
+/// leaves. The reference sends a DELETE of the field, which its own full
+/// state still has (random_2_499 15); sent with the chain's ADD in one
+/// patch, the decoder would keep the child with its old content. A client
+/// following the view's patches holds what a joining client gets.
+#[test]
+fn hiding_a_struct_seen_through_its_parent_keeps_the_client_in_step() {
+    let state = Nest {
+        outer: Some(Outer {
+            inner: Some(Inner {
+                hidden: Some(Hidden {
+                    deep: Some(Deep {
+                        x: 3,
+                        tip: Some(Tip { n: 9 }),
+                    }),
+                }),
+            }),
+        }),
+    };
+    let types = registry_of::<Nest>().expect("types");
+    let mut enc = Encoder::new(state);
+    let v = enc.create_view();
+    let mut follower = DynamicDecoder::new(types.clone());
+    let mut check = |enc: &mut Encoder<Nest>, what: &str| {
+        let patch = [enc.encode_patch().to_vec(), enc.view_patch(v).to_vec()].concat();
+        if !patch.is_empty() {
+            follower.decode(&patch).expect("patch");
+        }
+        let mut fresh = DynamicDecoder::new(types.clone());
+        let full = [enc.encode_all().to_vec(), enc.encode_all_view(v).to_vec()].concat();
+        fresh.decode(&full).expect("full");
+        assert_eq!(follower.to_json(), fresh.to_json(), "{what}");
+        fresh.to_json()
+    };
+    check(&mut enc, "start");
+    {
+        let mut st = enc.state_mut();
+        let mut outer = st.outer_mut().expect("outer");
+        let mut inner = outer.inner_mut().expect("inner");
+        let mut hidden = inner.hidden_mut().expect("hidden");
+        let mut deep = hidden.deep_mut().expect("deep");
+        deep.tip_mut().expect("tip").show_to(v);
+    }
+    let shown = check(&mut enc, "show the tip");
+    assert!(shown.contains("\"n\":9"), "{shown}");
+    {
+        let mut st = enc.state_mut();
+        let mut outer = st.outer_mut().expect("outer");
+        let mut inner = outer.inner_mut().expect("inner");
+        inner.hidden_mut().expect("hidden").hide_from(v);
+    }
+    let hidden = check(&mut enc, "hide the struct above it");
+    assert!(!hidden.contains("\"n\":9"), "{hidden}");
 }
