@@ -841,7 +841,10 @@ pub trait ViewTarget: crate::schema::TrackedMut {
         self.hide_from_tagged(view, DEFAULT_VIEW_TAG);
     }
 
-    /// `view.remove(obj, tag)`: hides the fields of that tag only.
+    /// `view.remove(obj, tag)`: hides the fields of that tag, and, as the
+    /// reference does, the instance itself (its default-tag view fields;
+    /// an element of a filtered collection leaves the view): what stays
+    /// visible is what a parent's visibility gives it.
     fn hide_from_tagged(&mut self, view: ViewId, tag: i64) {
         queue_pending(self, view, false, tag);
     }
@@ -1441,9 +1444,23 @@ fn hide(view: &mut ViewState, f: &Found, tag: i64, forced: &mut Forced) {
         }
         view.tags.remove(&target.id);
     } else {
+        // The reference's `remove(obj, tag)` unmarks the instance too: its
+        // default-tag view fields leave the view with the tag's (deleted
+        // where the client holds them; the reference leaves those to the
+        // client, which its own full state then disagrees with).
+        view.marks.remove(&target.id);
+        let held = view.mirror.get(&target.id);
         for &(i, t) in &target.declared_view_fields {
-            if t != DEFAULT_VIEW_TAG && tag_bits(t) & tag_bits(tag) != 0 {
+            let tagged = t != DEFAULT_VIEW_TAG && tag_bits(t) & tag_bits(tag) != 0;
+            let default_held =
+                t == DEFAULT_VIEW_TAG && held.is_some_and(|l| l.iter().any(|h| h.index == i));
+            if tagged || default_held {
                 forced_set(forced, target.id, Some((i, false)));
+            } else if t == DEFAULT_VIEW_TAG {
+                // An ADD a `show` of this tick queued: never sent.
+                if let Some((_, list)) = forced.iter_mut().find(|(r, _)| *r == target.id) {
+                    list.retain(|&(k, add)| !(k == i && add));
+                }
             }
         }
         if let Some(b) = view.tags.get_mut(&target.id) {

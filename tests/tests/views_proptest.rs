@@ -277,11 +277,8 @@ enum Ev {
         key: (bool, u8),
         tag: bool,
     },
-    Hide {
-        view: usize,
-        key: (bool, u8),
-        tag: bool,
-    },
+    /// `tag`: a tagged remove leaves the view whole, as an untagged one.
+    Hide { view: usize, key: (bool, u8) },
     /// The entity (or, `inv_only`, its nested child) was detached.
     Gone { key: (bool, u8), inv_only: bool },
 }
@@ -303,15 +300,11 @@ fn resolve(shown: &mut Shown, evs: &[Ev]) {
                     *t |= tag;
                 }
             }
-            Ev::Hide { view, key, tag } => {
+            Ev::Hide { view, key } => {
+                // A tagged remove unmarks the instance too (V11): it leaves
+                // the view whole, as an untagged one.
                 if !detached_later(key) {
-                    if tag {
-                        if let Some(t) = shown[view].get_mut(&key) {
-                            *t = false;
-                        }
-                    } else {
-                        shown[view].remove(&key);
-                    }
+                    shown[view].remove(&key);
                 }
             }
             Ev::Gone { key, inv_only } => {
@@ -497,11 +490,7 @@ fn apply(enc: &mut Encoder<State>, views: &[ViewId], evs: &mut Vec<Ev>, op: &Op)
                 }
             });
             if found {
-                evs.push(Ev::Hide {
-                    view,
-                    key: (h, k),
-                    tag,
-                });
+                evs.push(Ev::Hide { view, key: (h, k) });
             }
         }
         Op::CAdd { c, n, extra, mid } => {

@@ -312,3 +312,70 @@ fn hiding_a_struct_seen_through_its_parent_keeps_the_client_in_step() {
     let hidden = check(&mut enc, "hide the struct above it");
     assert!(!hidden.contains("\"n\":9"), "{hidden}");
 }
+
+#[derive(Schema, Default)]
+struct TagItem {
+    a: u8,
+    #[schema(view = 2)]
+    t: u8,
+    #[schema(view)]
+    d: u8,
+}
+
+#[derive(Schema, Default)]
+struct TagState {
+    items: MapSchema<TagItem>,
+}
+
+/// `view.remove(x, tag)` unmarks `x` as the reference's does: its
+/// default-tag view fields leave the view with the tag's. The reference
+/// (5.0.34) sends `ff0241` for `remove(x, 2)` after `add(x)`, and its own
+/// full state then lacks `d`, which its client keeps; Roomcast also deletes
+/// `d` (`ff024142`), so a following client holds what a joining one gets.
+/// For `add(x, 2)` then `remove(x, 2)` in one tick the reference sends
+/// `ff024180018203` (`d` to a client whose full state has nothing of `x`);
+/// Roomcast sends the same without `d`.
+#[test]
+fn removing_a_tag_unmarks_the_instance() {
+    let mut state = TagState::default();
+    state.items.insert("x", TagItem { a: 1, t: 2, d: 3 });
+    let types = registry_of::<TagState>().expect("types");
+    let mut enc = Encoder::new(state);
+    let v = enc.create_view();
+    let mut follower = DynamicDecoder::new(types.clone());
+    let mut tick = |enc: &mut Encoder<TagState>| {
+        let shared = enc.encode_patch().to_vec();
+        let part = to_hex(enc.view_patch(v));
+        let patch = [shared, enc.view_patch(v).to_vec()].concat();
+        if !patch.is_empty() {
+            follower.decode(&patch).expect("patch");
+        }
+        let mut fresh = DynamicDecoder::new(types.clone());
+        let full = [enc.encode_all().to_vec(), enc.encode_all_view(v).to_vec()].concat();
+        fresh.decode(&full).expect("full");
+        assert_eq!(follower.to_json(), fresh.to_json(), "after {part}");
+        (part, to_hex(enc.encode_all_view(v)))
+    };
+    tick(&mut enc);
+    {
+        let mut st = enc.state_mut();
+        let mut items = st.items_mut();
+        let mut x = items.get_mut("x").expect("x");
+        x.show_to_tagged(v, 2);
+        x.hide_from_tagged(v, 2);
+    }
+    assert_eq!(tick(&mut enc), ("ff02418001".into(), String::new()));
+    enc.state_mut()
+        .items_mut()
+        .get_mut("x")
+        .expect("x")
+        .show_to(v);
+    // The reference's bytes.
+    assert_eq!(tick(&mut enc), ("ff0280018203".into(), "ff028203".into()));
+    enc.state_mut()
+        .items_mut()
+        .get_mut("x")
+        .expect("x")
+        .hide_from_tagged(v, 2);
+    assert_eq!(tick(&mut enc), ("ff024142".into(), String::new()));
+}
