@@ -14,24 +14,32 @@
 //! added, replaced, deleted and cleared; every array operation (by index,
 //! by refId, REVERSE, CLEAR, with the reference's semantics: a block runs
 //! on a model of the elements with holes, then the array in `T` is set
-//! once); structures released (dropped with their subtree, which in this
-//! mode nothing else can hold; while callbacks are registered, detached at
-//! once and dropped after they ran). A message that references a structure
-//! the state already holds (a move between parents or positions, an
-//! instance shared by two), or an array operation with the 3.x / 4.x
-//! semantics, makes the decoder switch for good to the shadow mode
-//! (`typed.rs`): the dynamic value tree is built from `T` and the table,
-//! then the message is applied there. Either way a message is applied
-//! entirely or not at all: the parse pass validates it before anything is
-//! written.
+//! once); structures moved between parents or positions and instances
+//! held by two slots: each structure counts the slots referencing it; a
+//! value the message moves (or that another slot still references) is
+//! boxed into a limbo when its slot lets it go and taken from there by its
+//! new slot; a slot referencing an instance whose value is elsewhere holds
+//! a default value (a stand-in, given the value back if it comes to the
+//! limbo) and counts as unrepresentable. Structures no slot references are
+//! dropped at the end of the message (while callbacks are registered,
+//! after they ran). A structure the message changes while nothing holds
+//! its value (under one it released) has its changes dropped; moved back
+//! into the state, or a collection of primitives whose removed values
+//! callbacks would report, it counts as unrepresentable. Only array
+//! operations with the 3.x / 4.x semantics make the decoder switch for
+//! good to the shadow mode (`typed.rs`): the dynamic value tree is built
+//! from `T` and the table, then the message is applied there. Either way a
+//! message is applied entirely or not at all: the parse pass validates it
+//! before anything is written.
 
 use std::any::TypeId as RustTypeId;
+use std::collections::{HashMap, HashSet};
 
 use crate::decoder::base::array_items::ArrayItems;
 use crate::decoder::base::parse::{
     key_at, key_bytes_at, read_primitive, Parser, Scalar, Shape, ShapeSource, Step, NO_KEY,
 };
-use crate::decoder::base::reference_tracker::{RefId, RefMap};
+use crate::decoder::base::reference_tracker::{RefId, RefIdHasherBuilder, RefMap};
 use crate::decoder::callbacks::{
     record_entry, record_field, Callbacks, Key, Recorded, Structures, Tree,
 };
@@ -57,6 +65,10 @@ pub enum Place {
     /// a type the field has no variant for), or its parent is nowhere. Its
     /// changes are dropped; the wire bookkeeping goes on.
     Detached,
+    /// Boxed in the decoder's limbo: taken out of `T` by a message that
+    /// moves it (until its new slot takes it), or released by the slot
+    /// holding its value while another slot still references it.
+    Limbo,
 }
 
 /// One structure of the state (small, and plain scalars when it holds no
@@ -73,6 +85,9 @@ pub(crate) struct Lean {
     /// The message of the fast path that made it (0: another path did);
     /// its fields need no undo record while that message is applied.
     pub(crate) born: u64,
+    /// The slots of the state that reference it (one but for an instance
+    /// moved or shared); at zero it is dropped at the end of the message.
+    pub(crate) rc: u32,
 }
 
 /// What a structure holds beside its values in `T`.
@@ -140,6 +155,7 @@ impl Lean {
             place,
             data,
             born: 0,
+            rc: 1,
         }
     }
 }
@@ -252,7 +268,7 @@ fn node_at<'a>(node: &'a mut dyn DecodeNode, path: &[Place]) -> Option<&'a mut d
         n = match *p {
             Place::Field(i) => n.__decode_child_mut(i)?,
             Place::Entry(h) => n.__decode_handle_mut(h)?,
-            Place::Root | Place::Detached => return None,
+            Place::Root | Place::Detached | Place::Limbo => return None,
         };
     }
     Some(n)
@@ -335,6 +351,23 @@ pub(crate) struct Direct {
     /// (a callback may still register on them, as on a dynamic decoder's
     /// structures, collected after its dispatch).
     deferred: Vec<RefId>,
+    /// While recording: the fields the current message wrote so far in
+    /// each structure it creates (the others have no previous value).
+    written: RefMap<u64>,
+    /// Values taken out of `T` (see [`Place::Limbo`]).
+    limbo: Limbo,
+    /// Children the current message moves (references again), and, with
+    /// their ancestors, the structures whose value must outlive their
+    /// slot (boxed into the limbo when the slot lets them go).
+    moved: Vec<RefId>,
+    keep: HashSet<RefId, RefIdHasherBuilder>,
+    /// Values of moved children taken for the current operation.
+    hand: Limbo,
+    /// Slots holding a default value for a child whose value is elsewhere
+    /// (it was moved from there, or referenced there again): (child,
+    /// parent, place). If the value ends in the limbo while the slot still
+    /// references the child, it goes back there.
+    standins: Vec<(RefId, RefId, Place)>,
     /// Whether a message was applied: before, the root's fields have no
     /// value yet (for the callbacks, as in the dynamic decoder).
     pub(crate) started: bool,
@@ -354,7 +387,7 @@ pub(crate) fn steps_up(
         };
         match n.place {
             Place::Root => return true,
-            Place::Detached => return false,
+            Place::Detached | Place::Limbo => return false,
             p => step(p, id),
         }
         id = n.parent;
@@ -387,9 +420,60 @@ pub(crate) fn descend(
     match *first {
         Place::Field(i) => node.__decode_visit_child(i, &mut inner),
         Place::Entry(h) => node.__decode_visit_handle(h, &mut inner),
-        Place::Root | Place::Detached => {}
+        Place::Root | Place::Detached | Place::Limbo => {}
     }
     found
+}
+
+/// The values taken out of `T` (see [`Place::Limbo`]).
+#[derive(Default)]
+pub(crate) struct Limbo(HashMap<RefId, Box<dyn DecodeNode>, RefIdHasherBuilder>);
+
+impl std::fmt::Debug for Limbo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Limbo").field(&self.0.len()).finish()
+    }
+}
+
+/// The places from `id`'s anchor down to `id` into `path`, and the anchor:
+/// the root, or a structure in the limbo (`None`: `id` has no value).
+fn anchor_path(nodes: &RefMap<Lean>, mut id: RefId, path: &mut Vec<Place>) -> Option<RefId> {
+    path.clear();
+    for _ in 0..=MAX_DEPTH {
+        let n = nodes.get(id)?;
+        match n.place {
+            Place::Root | Place::Limbo => {
+                path.reverse();
+                return Some(id);
+            }
+            Place::Detached => return None,
+            p => path.push(p),
+        }
+        id = n.parent;
+    }
+    None
+}
+
+/// The value of anchor `a` (see [`anchor_path`]).
+fn anchored<'r>(
+    root: &'r mut dyn DecodeNode,
+    limbo: &'r mut Limbo,
+    a: RefId,
+) -> Option<&'r mut dyn DecodeNode> {
+    if a == RefId::ROOT {
+        return Some(root);
+    }
+    let value = limbo.0.get_mut(&a)?;
+    Some(&mut **value)
+}
+
+/// The child at `place` of `parent`, moved out (a placeholder left).
+fn take_at(parent: &mut dyn DecodeNode, place: Place) -> Option<Box<dyn DecodeNode>> {
+    match place {
+        Place::Field(i) => parent.__decode_take_child(i),
+        Place::Entry(h) => parent.__decode_take_handle(h),
+        Place::Root | Place::Detached | Place::Limbo => None,
+    }
 }
 
 /// The Rust type of a new structure of this shape (`None`: a collection,
@@ -458,7 +542,7 @@ fn write_run(
 
 /// Where the changes of a run of field writes are recorded: the list, the
 /// struct, and whether the message created it (its fields had no value).
-type Rec<'r> = (&'r mut Vec<Recorded>, RefId, bool);
+type Rec<'r> = (&'r mut Vec<Recorded>, RefId, Option<&'r mut u64>);
 
 /// [`write_run`] recording each change (value before and after) for the
 /// callbacks.
@@ -467,7 +551,7 @@ fn write_run_recorded(
     bytes: &[u8],
     (start, end): (u32, u32),
     defs: &[FieldDef],
-    (recorded, id, fresh): Rec<'_>,
+    (recorded, id, mut fresh): Rec<'_>,
 ) -> u64 {
     let Some(head) = bytes.get(..end as usize) else {
         return 0;
@@ -475,19 +559,16 @@ fn write_run_recorded(
     let mut r = Reader::new(head);
     let mut pos = start as usize;
     let mut failed = 0;
-    // Fields of a new struct written so far (the others had no value).
-    let mut written = 0u64;
     while let Some(&byte) = head.get(pos) {
         let index = byte & 0x3f;
         let Some(FieldType::Primitive(p)) = defs.get(usize::from(index)).map(|f| f.ty) else {
             break;
         };
-        let previous = if fresh && written & (1 << index) == 0 {
+        let previous = if unwritten(fresh.as_deref_mut(), index) {
             None
         } else {
             n.__decode_read_field(index, p)
         };
-        written |= 1 << index;
         let (ok, value) = if byte & 0xc0 == DELETE {
             pos += 1;
             (n.__decode_field(index, FieldInput::Delete), None)
@@ -513,6 +594,36 @@ fn write_run_recorded(
         record_field(recorded, id, index, previous, value);
     }
     failed
+}
+
+/// Whether field `index` of a new structure (`fresh`: the fields the
+/// message wrote in it so far) has no value yet; marks it written.
+fn unwritten(fresh: Option<&mut u64>, index: u8) -> bool {
+    let Some(written) = fresh else {
+        return false;
+    };
+    let bit = 1u64 << (index & 0x3f);
+    let first = *written & bit == 0;
+    *written |= bit;
+    first
+}
+
+/// The fields the message wrote so far in structure `id` if it has no
+/// value before the message (one it creates, or the root in the first
+/// message).
+fn fresh_fields<'w>(
+    written: &'w mut RefMap<u64>,
+    created: &RefMap<Shape>,
+    started: bool,
+    id: RefId,
+) -> Option<&'w mut u64> {
+    if !(created.contains(id) || (id == RefId::ROOT && !started)) {
+        return None;
+    }
+    if !written.contains(id) {
+        written.insert(id, 0);
+    }
+    written.get_mut(id)
 }
 
 /// The value a callback reports for a value read by the parse pass.
@@ -592,32 +703,48 @@ fn record_removals(
 }
 
 /// The input that writes a value read by the parse pass (`value` holds a
-/// primitive's [`Value`] for it to borrow).
+/// primitive's [`Value`] for it to borrow), the child it references and
+/// whether its value comes from `hand` (a child moved here).
 fn input_of<'v>(
     scalar: Scalar,
     bytes: &'v [u8],
     value: &'v mut Option<Value>,
     rust_types: &[Option<RustTypeId>],
-    created: &RefMap<Shape>,
-) -> (FieldInput<'v>, Option<(RefId, Shape)>) {
+    (created, nodes): (&RefMap<Shape>, &RefMap<Lean>),
+    hand: &mut Limbo,
+) -> (FieldInput<'v>, Option<(RefId, Shape)>, bool) {
     match scalar {
-        Scalar::Child { id, .. } => match created.get(id) {
-            Some(&shape) => (
-                FieldInput::New(rust_type(rust_types, shape)),
-                Some((id, shape)),
-            ),
-            None => (FieldInput::Delete, None),
-        },
-        Scalar::None => (FieldInput::Delete, None),
+        Scalar::Child { id, create } => {
+            let shape = match create {
+                true => created.get(id).copied(),
+                false => nodes
+                    .get(id)
+                    .map(|n| n.shape)
+                    .or_else(|| created.get(id).copied()),
+            };
+            let Some(shape) = shape else {
+                return (FieldInput::Delete, None, false);
+            };
+            match hand.0.remove(&id) {
+                Some(moved) => (FieldInput::Moved(moved), Some((id, shape)), true),
+                None => (
+                    FieldInput::New(rust_type(rust_types, shape)),
+                    Some((id, shape)),
+                    false,
+                ),
+            }
+        }
+        Scalar::None => (FieldInput::Delete, None, false),
         Scalar::Str { .. } => (
             FieldInput::Str(scalar.str_in(bytes).unwrap_or_default()),
             None,
+            false,
         ),
         s => {
             *value = s.primitive_value(bytes, |_| Value::Bool(false));
             match value {
-                Some(v) => (FieldInput::Primitive(v), None),
-                None => (FieldInput::Delete, None),
+                Some(v) => (FieldInput::Primitive(v), None, false),
+                None => (FieldInput::Delete, None, false),
             }
         }
     }
@@ -646,6 +773,12 @@ impl Direct {
             gone: Vec::new(),
             released: Vec::new(),
             deferred: Vec::new(),
+            written: RefMap::default(),
+            limbo: Limbo::default(),
+            moved: Vec::new(),
+            keep: HashSet::default(),
+            hand: Limbo::default(),
+            standins: Vec::new(),
             started: false,
         }
     }
@@ -673,13 +806,73 @@ impl Direct {
         }
         self.unrepresentable += self.parser.typed_failed;
         let steps = std::mem::take(&mut self.parser.steps);
+        self.written.clear();
+        self.find_moves(&steps);
         self.apply(bytes, &steps, root, rust_types);
         self.parser.steps = steps;
         if self.recording {
             self.dispatch(root);
+        } else {
+            self.collect();
+        }
+        if !self.moved.is_empty() {
+            self.settle_moves(root);
+        } else if !self.standins.is_empty() {
+            self.restore(root);
         }
         self.started = true;
         Ok(Outcome::Applied)
+    }
+
+    /// The children the message references again (moves), and the
+    /// structures whose value must outlive their slot for that: those
+    /// children and their ancestors.
+    fn find_moves(&mut self, steps: &[Step]) {
+        for step in steps {
+            if let Step::Field { value, .. }
+            | Step::Entry { value, .. }
+            | Step::AddByRefId(_, value) = *step
+            {
+                if let Scalar::Child { id, create: false } = value {
+                    self.moved.push(id);
+                }
+            }
+        }
+        for &m in &self.moved {
+            let mut id = m;
+            for _ in 0..=MAX_DEPTH {
+                if id == RefId::ROOT || !self.keep.insert(id) {
+                    break;
+                }
+                match self.nodes.get(id) {
+                    Some(n) => id = n.parent,
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// After a message with moves: an instance still referenced by two
+    /// slots is held by one of them (the other has a default value).
+    fn settle_moves(&mut self, root: &mut dyn DecodeNode) {
+        self.restore(root);
+        for &m in &self.moved {
+            // (Shared, or referenced by a slot holding a default value
+            // while its own value waits in the limbo.)
+            if self
+                .nodes
+                .get(m)
+                .is_some_and(|n| n.rc > 1 || (n.rc == 1 && n.place == Place::Limbo))
+            {
+                self.unrepresentable += 1;
+            }
+        }
+        self.moved.clear();
+        self.keep.clear();
+        // (Values no operation took: their slot let them go.)
+        for (id, value) in self.hand.0.drain() {
+            self.limbo.0.insert(id, value);
+        }
     }
 
     /// Runs the callbacks of the changes recorded by the message, then
@@ -697,12 +890,7 @@ impl Direct {
             self.recorded = recorded;
             self.recorded.clear();
         }
-        let deferred = std::mem::take(&mut self.deferred);
-        for &id in &deferred {
-            self.drop_subtree(id);
-        }
-        self.deferred = deferred;
-        self.deferred.clear();
+        self.collect();
         for &id in &self.released {
             self.callbacks.forget(id);
         }
@@ -713,58 +901,42 @@ impl Direct {
     /// Records a removal for every entry of collection `id` (the
     /// collection replaced in its field), from its value in `T`.
     fn record_removal_of_all(&mut self, root: &mut dyn DecodeNode, id: RefId) {
-        let mut path = std::mem::take(&mut self.path);
-        if path_to(&self.nodes, id, &mut path) {
-            let (nodes, recorded) = (&self.nodes, &mut self.recorded);
-            descend(root, &path, &mut |c| {
-                record_removals(nodes, c, id, recorded);
-            });
-        }
-        self.path = path;
+        self.with_node(root, id, |d, c| {
+            record_removals(&d.nodes, c, id, &mut d.recorded);
+        });
     }
 }
 
 /// Whether the direct mode covers the message `parser` parsed against
-/// `nodes` (`legacy`: with 3.x / 4.x semantics, whose array operations
-/// keep references to children nothing holds any more).
+/// `nodes`: all but array operations with the 3.x / 4.x semantics
+/// (`legacy`), which keep references to children nothing holds any more.
 fn covered(parser: &Parser, nodes: &RefMap<Lean>, legacy: bool) -> bool {
-    {
-        let moves = |v: Scalar| matches!(v, Scalar::Child { create: false, .. });
-        let mut array = false;
-        for step in &parser.steps {
-            match *step {
-                Step::Switch(id) => {
-                    let shape = match parser.created.get(id) {
-                        Some(&s) => Some(s),
-                        None => nodes.get(id).map(|n| n.shape),
-                    };
-                    array = matches!(shape, Some(Shape::Collection(CollectionKind::Array, _)));
-                }
-                Step::Fields { .. } => {}
-                Step::Field { value, .. } => {
-                    if moves(value) {
-                        return false;
-                    }
-                }
-                Step::Entry { value, .. } => {
-                    if (array && legacy) || moves(value) {
-                        return false;
-                    }
-                }
-                Step::Clear | Step::Reverse | Step::DeleteByRefId(_) => {
-                    if array && legacy {
-                        return false;
-                    }
-                }
-                Step::AddByRefId(_, value) => {
-                    if legacy || moves(value) {
-                        return false;
-                    }
+    if !legacy {
+        return true;
+    }
+    let mut array = false;
+    for step in &parser.steps {
+        match *step {
+            Step::Switch(id) => {
+                let shape = match parser.created.get(id) {
+                    Some(&s) => Some(s),
+                    None => nodes.get(id).map(|n| n.shape),
+                };
+                array = matches!(shape, Some(Shape::Collection(CollectionKind::Array, _)));
+            }
+            Step::Fields { .. } | Step::Field { .. } => {}
+            Step::Entry { .. }
+            | Step::Clear
+            | Step::Reverse
+            | Step::DeleteByRefId(_)
+            | Step::AddByRefId(..) => {
+                if array {
+                    return false;
                 }
             }
         }
-        true
     }
+    true
 }
 
 impl Direct {
@@ -822,8 +994,8 @@ impl Direct {
         let created = &self.parser.created;
         let started = self.started;
         // (Fields without a value: those of the structures the message
-        // creates, and the root's in the first message.)
-        let fresh = |id: RefId| created.contains(id) || (id == RefId::ROOT && !started);
+        // creates, and the root's in the first message, until written.)
+        let written = &mut self.written;
         let recorded = &mut self.recorded;
         let mut failed = 0;
         let mut i = 0;
@@ -846,11 +1018,14 @@ impl Direct {
                 }) {
                     i += 1;
                 }
-                if !path_to(nodes, parent, &mut self.path) {
+                let Some(a) = anchor_path(nodes, parent, &mut self.path) else {
                     continue;
-                }
+                };
+                let Some(anchor) = anchored(&mut *root, &mut self.limbo, a) else {
+                    continue;
+                };
                 let run = &pending[first..i];
-                descend(root, &self.path, &mut |p| {
+                descend(anchor, &self.path, &mut |p| {
                     for &(id, start, end) in run {
                         let Some(&Lean {
                             place: Place::Entry(h),
@@ -862,22 +1037,31 @@ impl Direct {
                         };
                         let defs = types.fields(ty);
                         p.__decode_visit_handle(h, &mut |e| {
-                            let rec = recording.then(|| (&mut *recorded, id, fresh(id)));
+                            let rec = recording.then(|| {
+                                let fresh = fresh_fields(written, created, started, id);
+                                (&mut *recorded, id, fresh)
+                            });
                             failed += write_run(e, bytes, (start, end), defs, rec);
                         });
                     }
                 });
-            } else if path_to(nodes, id, &mut self.path) {
+            } else if let Some(anchor) = anchor_path(nodes, id, &mut self.path)
+                .and_then(|a| anchored(&mut *root, &mut self.limbo, a))
+            {
                 let defs = types.fields(ty);
-                descend(root, &self.path, &mut |n| {
-                    let rec = recording.then(|| (&mut *recorded, id, fresh(id)));
+                descend(anchor, &self.path, &mut |n| {
+                    let rec = recording.then(|| {
+                        let fresh = fresh_fields(written, created, started, id);
+                        (&mut *recorded, id, fresh)
+                    });
                     failed += write_run(n, bytes, (start, end), defs, rec);
                 });
             } else if recording {
                 // A struct `T` does not hold (released by the message, or
                 // of a type it has no place for): its changes are still
                 // reported, from no previous value.
-                let rec = (&mut *recorded, id, true);
+                let mut written = 0;
+                let rec = (&mut *recorded, id, Some(&mut written));
                 write_run(
                     &mut Unheld,
                     bytes,
@@ -913,8 +1097,16 @@ impl Direct {
         }
         let prev = node.children().iter().find(|c| c.0 == index).map(|c| c.1);
         let scalar = if op == DELETE { Scalar::None } else { value };
-        let fresh =
-            self.parser.created.contains(current) || (current == RefId::ROOT && !self.started);
+        let fresh = self.recording
+            && unwritten(
+                fresh_fields(
+                    &mut self.written,
+                    &self.parser.created,
+                    self.started,
+                    current,
+                ),
+                index,
+            );
         let primitive = match (node.shape, self.recording) {
             (Shape::Struct(ty), true) => match self.types.fields(ty).get(usize::from(index)) {
                 Some(FieldDef {
@@ -944,30 +1136,36 @@ impl Direct {
                 self.record_removal_of_all(root, p);
             }
         }
+        if new_child.is_some() && new_child == prev {
+            // The child the field holds: nothing changes.
+            return;
+        }
+        self.take_in_hand(root, scalar);
         let mut previous = prev.map(Value::Ref);
         let mut storage = None;
-        let (input, child) = input_of(
+        let (input, child, took) = input_of(
             scalar,
             bytes,
             &mut storage,
             rust_types,
-            &self.parser.created,
+            (&self.parser.created, &self.nodes),
+            &mut self.hand,
         );
         let mut ok = false;
-        let place = self.nodes.get(current).map_or(Place::Detached, |n| n.place);
-        if place != Place::Detached && path_to(&self.nodes, current, &mut self.path) {
-            let mut input = Some(input);
-            descend(root, &self.path, &mut |n| {
-                if let Some(input) = input.take() {
-                    if let (Some(p), false) = (primitive, fresh) {
-                        previous = n.__decode_read_field(index, p);
-                    }
-                    ok = n.__decode_field(index, input);
+        let mut input = Some(input);
+        let found = self.with_node(root, current, |d, n| {
+            if let Some(input) = input.take() {
+                if let (Some(p), false) = (primitive, fresh) {
+                    previous = n.__decode_read_field(index, p);
                 }
-            });
-            if !ok {
-                self.unrepresentable += 1;
+                if let Some(p) = prev {
+                    d.keep_value(n, p, current, Place::Field(index));
+                }
+                ok = n.__decode_field(index, input);
             }
+        });
+        if found && !ok {
+            self.unrepresentable += 1;
         }
         if self.recording {
             record_field(&mut self.recorded, current, index, previous, new_value);
@@ -980,18 +1178,22 @@ impl Direct {
                 }
             }
         }
+        if let Some(p) = prev {
+            self.unref(p, (current, Place::Field(index)));
+        }
         if let Some((id, shape)) = child {
-            let place = if ok {
+            // (Under a struct without a value the child has none either,
+            // but keeps its field: callbacks find a collection by it.)
+            let place = if ok || !found {
                 Place::Field(index)
             } else {
                 Place::Detached
             };
-            self.nodes.insert(id, Lean::new(shape, current, place));
+            self.attach(id, shape, current, place, took && ok);
         }
-        self.release_replaced(prev, child);
     }
 
-    /// A run of entry operations (and CLEARs) on collection `current`.
+    /// A run of collection operations on collection `current`.
     fn entries(
         &mut self,
         bytes: &[u8],
@@ -1003,38 +1205,125 @@ impl Direct {
         let Some(node) = self.nodes.get(current) else {
             return;
         };
-        let attached = node.place != Place::Detached;
         let array = matches!(node.data(), Some(LeanData::Array(_)));
-        let mut path = std::mem::take(&mut self.path);
-        let mut done = false;
-        if attached && path_to(&self.nodes, current, &mut path) {
+        if self.recording
+            && element_primitive(node.shape).is_some()
+            && anchor_path(&self.nodes, current, &mut self.path).is_none()
+        {
+            // A collection of primitives without a value (under a
+            // structure the message released): the values its operations
+            // replace or remove, which callbacks report, are unknown.
+            self.unrepresentable += 1;
+        }
+        let moves = !self.moved.is_empty()
+            && run.iter().any(|s| {
+                matches!(
+                    s,
+                    Step::Entry {
+                        value: Scalar::Child { create: false, .. },
+                        ..
+                    } | Step::AddByRefId(_, Scalar::Child { create: false, .. })
+                )
+            });
+        if array && moves {
+            // An array of children: its elements after the block (refIds:
+            // no value of `T` needed), then the values of the children it
+            // moves in hand, then the array in `T` set.
+            let Some(block) = self.array_model(bytes, None, current, run) else {
+                return;
+            };
+            for s in &block.after {
+                if let Slot::New(id) = *s {
+                    self.take_in_hand(root, Scalar::Child { id, create: false });
+                }
+            }
+            let found = self.with_node(root, current, |d, c| {
+                d.array_placed(rust_types, Some(c), current, &block);
+            });
+            if !found {
+                self.array_placed(rust_types, None, current, &block);
+            }
+        } else if array {
+            let found = self.with_node(root, current, |d, c| {
+                d.array_block(bytes, rust_types, Some(c), current, run);
+            });
+            if !found {
+                self.array_block(bytes, rust_types, None, current, run);
+            }
+        } else if moves {
+            // One operation at a time, the value of a child it moves in
+            // hand first.
+            for &step in run {
+                if let Step::Entry {
+                    op, index, value, ..
+                } = step
+                {
+                    if self.takes(current, op, index) {
+                        self.take_in_hand(root, value);
+                    }
+                }
+                let found = self.with_node(root, current, |d, c| {
+                    d.entry(bytes, rust_types, Some(c), current, step);
+                });
+                if !found {
+                    self.entry(bytes, rust_types, None, current, step);
+                }
+            }
+        } else {
             // A map or set the message creates: room for its entries at
             // once.
             let size = self.parser.map_sizes.get(current).map(|&n| n as usize);
-            descend(root, &path, &mut |c| {
-                if array {
-                    self.array_block(bytes, rust_types, Some(&mut *c), current, run);
-                } else {
-                    if let Some(n) = size {
-                        c.__decode_reserve(n);
-                    }
-                    for &step in run {
-                        self.entry(bytes, rust_types, Some(&mut *c), current, step);
-                    }
+            let found = self.with_node(root, current, |d, c| {
+                if let Some(n) = size {
+                    c.__decode_reserve(n);
                 }
-                done = true;
+                for &step in run {
+                    d.entry(bytes, rust_types, Some(&mut *c), current, step);
+                }
             });
-        }
-        if !done {
-            if array {
-                self.array_block(bytes, rust_types, None, current, run);
-            } else {
+            if !found {
                 for &step in run {
                     self.entry(bytes, rust_types, None, current, step);
                 }
             }
         }
-        self.path = path;
+        // (Values no operation took: their slot let them go.)
+        for (id, value) in self.hand.0.drain() {
+            self.limbo.0.insert(id, value);
+        }
+    }
+
+    /// The input of an entry operation that sets `value` ([`input_of`];
+    /// nothing when it `sets_nothing`).
+    fn entry_input<'v>(
+        &mut self,
+        sets_nothing: bool,
+        value: Scalar,
+        bytes: &'v [u8],
+        storage: &'v mut Option<Value>,
+        rust_types: &[Option<RustTypeId>],
+    ) -> (FieldInput<'v>, Option<(RefId, Shape)>, bool) {
+        if sets_nothing {
+            return (FieldInput::Delete, None, false);
+        }
+        input_of(
+            value,
+            bytes,
+            storage,
+            rust_types,
+            (&self.parser.created, &self.nodes),
+            &mut self.hand,
+        )
+    }
+
+    /// Whether entry operation `op` at wire index `index` of map, set or
+    /// collection `current` sets a value.
+    fn takes(&self, current: RefId, op: u8, index: u32) -> bool {
+        match self.nodes.get(current).and_then(Lean::data) {
+            Some(LeanData::Map(_)) => op != DELETE,
+            Some(LeanData::Indexed(x)) => op != DELETE && !x.by_index.contains(RefId(index)),
+            _ => false,
+        }
     }
 
     /// One entry operation (or CLEAR) on collection `current`, whose typed
@@ -1068,29 +1357,37 @@ impl Direct {
     }
 
     fn clear(&mut self, c: Option<&mut dyn DecodeNode>, current: RefId) {
-        if let Some(c) = c {
-            if self.recording {
-                record_removals(&self.nodes, c, current, &mut self.recorded);
-            }
-            c.__decode_clear_all();
+        let mut c = c;
+        if let (Some(c), true) = (c.as_deref_mut(), self.recording) {
+            record_removals(&self.nodes, c, current, &mut self.recorded);
         }
-        let mut released = Vec::new();
+        // Each child, with the place of its entry (orphans: none).
+        let mut children: Vec<(RefId, Place)> = Vec::new();
         match self.nodes.get_mut(current).and_then(Lean::data_mut) {
             Some(LeanData::Map(m)) => {
                 m.indexes.clear();
-                released.extend(m.children.iter().map(|(_, &c)| c));
-                released.extend(m.orphans.drain(..).map(|o| o.1));
+                children.extend(m.children.iter().map(|(h, &c)| (c, Place::Entry(h.0))));
+                children.extend(m.orphans.drain(..).map(|o| (o.1, Place::Detached)));
                 m.children.clear();
             }
             Some(LeanData::Indexed(x)) => {
-                released.extend(x.by_index.iter().filter_map(|(_, e)| e.1));
+                children.extend(x.by_index.iter().filter_map(|(_, e)| match *e {
+                    (NO_HANDLE, c) => Some((c?, Place::Detached)),
+                    (h, c) => Some((c?, Place::Entry(h))),
+                }));
                 x.by_index.clear();
                 x.by_handle.clear();
             }
             _ => {}
         }
-        for id in released {
-            self.release(id);
+        if let Some(c) = c {
+            for &(child, place) in &children {
+                self.keep_value(c, child, current, place);
+            }
+            c.__decode_clear_all();
+        }
+        for (child, place) in children {
+            self.unref(child, (current, place));
         }
     }
 
@@ -1110,10 +1407,33 @@ impl Direct {
             .nodes
             .get(current)
             .and_then(|n| element_primitive(n.shape));
+        let mut c = c;
+        if let (false, Some(c)) = (self.keep.is_empty(), c.as_deref_mut()) {
+            // The child under the key, if the message moves it or
+            // something under it: its value out of `T` first.
+            let k = if op & ADD == ADD && key != NO_KEY {
+                Some(Str::from(key_at(bytes, key)))
+            } else {
+                match self.nodes.get(current).and_then(Lean::data) {
+                    Some(LeanData::Map(m)) => m.indexes.get(RefId(index)).cloned(),
+                    _ => None,
+                }
+            };
+            let h = k.and_then(|k| c.__decode_map_handle(&k));
+            let old = match (h, self.nodes.get(current).and_then(Lean::data)) {
+                (Some(h), Some(LeanData::Map(m))) => m.children.get(RefId(h)).copied(),
+                _ => None,
+            };
+            if let (Some(h), Some(old)) = (h, old) {
+                self.keep_value(c, old, current, Place::Entry(h));
+            }
+        }
+        let mut storage = None;
+        let (input, child, took) =
+            self.entry_input(op == DELETE, value, bytes, &mut storage, rust_types);
         let Some(LeanData::Map(m)) = self.nodes.get_mut(current).and_then(Lean::data_mut) else {
             return;
         };
-        let mut c = c;
         if op == DELETE {
             let Some(k) = m.indexes.remove(RefId(index)) else {
                 return;
@@ -1133,7 +1453,8 @@ impl Direct {
                 record_entry(&mut self.recorded, current, op, key, prev.as_ref(), None);
             }
             if let Some(old) = old {
-                self.release(old);
+                let from = handle.map_or(Place::Detached, Place::Entry);
+                self.unref(old, (current, from));
             }
             return;
         }
@@ -1142,8 +1463,6 @@ impl Direct {
         } else {
             None
         };
-        let mut storage = None;
-        let (input, child) = input_of(value, bytes, &mut storage, rust_types, &self.parser.created);
         let attached = c.is_some();
         let k = if op & ADD == ADD && key != NO_KEY {
             // (Checked by the parse pass.)
@@ -1185,23 +1504,28 @@ impl Direct {
         }
         // (A child the element type cannot hold waits under its key.)
         let orphan = (after.is_none() && child.is_some()).then(|| Str::from(k));
-        self.map_placed(current, attached, old, after, child, orphan);
+        let old = old.map(|o| (o, before.map_or(Place::Detached, Place::Entry)));
+        self.map_placed(current, attached, old, (after, took), child, orphan);
     }
 
-    /// The bookkeeping of a map entry set: `old` was under the key, the
-    /// entry now has handle `after` (`None`: `T` could not hold it; a new
-    /// child is then kept under `orphan`, its key).
+    /// The bookkeeping of a map entry set: `old` was under the key (at
+    /// that place), the entry now has handle `after` (`None`: `T` could
+    /// not hold it; a child is then kept under `orphan`, its key), its
+    /// value moved from the hand if `took`.
     fn map_placed(
         &mut self,
         current: RefId,
         attached: bool,
-        old: Option<RefId>,
-        after: Option<u32>,
+        old: Option<(RefId, Place)>,
+        (after, took): (Option<u32>, bool),
         child: Option<(RefId, Shape)>,
         orphan: Option<Str>,
     ) {
         if attached && after.is_none() {
             self.unrepresentable += 1;
+        }
+        if let Some((old, from)) = old {
+            self.unref(old, (current, from));
         }
         if let Some((id, shape)) = child {
             let place = match after {
@@ -1215,18 +1539,7 @@ impl Direct {
                     (None, None) => {}
                 }
             }
-            self.nodes.insert(id, Lean::new(shape, current, place));
-        }
-        self.release_replaced(old, child);
-    }
-
-    /// Releases `old`, the child a slot held, unless it is `child`, the
-    /// one it holds now.
-    fn release_replaced(&mut self, old: Option<RefId>, child: Option<(RefId, Shape)>) {
-        if let Some(old) = old {
-            if Some(old) != child.map(|c| c.0) {
-                self.release(old);
-            }
+            self.attach(id, shape, current, place, took && after.is_some());
         }
     }
 
@@ -1247,6 +1560,22 @@ impl Direct {
             .nodes
             .get(current)
             .and_then(|n| element_primitive(n.shape));
+        let mut c = c;
+        let entry = match self.nodes.get(current).and_then(Lean::data) {
+            Some(LeanData::Indexed(x)) => x.by_index.get(RefId(index)).copied(),
+            _ => return,
+        };
+        if let (DELETE, Some((h, Some(child))), Some(c)) = (op, entry, c.as_deref_mut()) {
+            self.keep_value(c, child, current, Place::Entry(h));
+        }
+        let mut storage = None;
+        let (input, child, took) = self.entry_input(
+            op == DELETE || entry.is_some(),
+            value,
+            bytes,
+            &mut storage,
+            rust_types,
+        );
         let Some(LeanData::Indexed(x)) = self.nodes.get_mut(current).and_then(Lean::data_mut)
         else {
             return;
@@ -1271,11 +1600,16 @@ impl Direct {
                 record_entry(&mut self.recorded, current, op, key, prev.as_ref(), None);
             }
             if let Some(child) = child {
-                self.release(child);
+                let from = if h == NO_HANDLE {
+                    Place::Detached
+                } else {
+                    Place::Entry(h)
+                };
+                self.unref(child, (current, from));
             }
             return;
         }
-        if x.by_index.contains(RefId(index)) {
+        if entry.is_some() {
             // (A new child given here is never attached: nothing holds it.)
             return;
         }
@@ -1284,8 +1618,6 @@ impl Direct {
             let new = scalar_value(value, bytes);
             record_entry(&mut self.recorded, current, op, key, None, new);
         }
-        let mut storage = None;
-        let (input, child) = input_of(value, bytes, &mut storage, rust_types, &self.parser.created);
         let attached = c.is_some();
         let handle = c.and_then(|c| c.__decode_push(input));
         x.by_index.insert(
@@ -1299,7 +1631,7 @@ impl Direct {
         }
         if let Some((id, shape)) = child {
             let place = handle.map_or(Place::Detached, Place::Entry);
-            self.nodes.insert(id, Lean::new(shape, current, place));
+            self.attach(id, shape, current, place, took && handle.is_some());
         }
     }
 
@@ -1321,12 +1653,25 @@ impl Direct {
                 return;
             }
         }
-        let Some(node) = self.nodes.get_mut(current) else {
-            return;
-        };
+        if let Some(block) = self.array_model(bytes, c.as_deref_mut(), current, run) {
+            self.array_placed(rust_types, c, current, &block);
+        }
+    }
+
+    /// The elements of array `current` after a block of operations (its
+    /// typed value `c` gives the primitive values), with the changes
+    /// recorded; `None` when the block changed nothing.
+    fn array_model(
+        &mut self,
+        bytes: &[u8],
+        c: Option<&mut dyn DecodeNode>,
+        current: RefId,
+        run: &[Step],
+    ) -> Option<ArrayAfter> {
+        let node = self.nodes.get_mut(current)?;
         let p = element_primitive(node.shape);
         let Some(LeanData::Array(before)) = node.data_mut() else {
-            return;
+            return None;
         };
         let before = std::mem::take(before);
         let mut q = 0;
@@ -1382,32 +1727,24 @@ impl Direct {
             }
         }
         let ArrayBlock {
-            mut items,
-            changed,
-            c,
-            ..
+            mut items, changed, ..
         } = block;
         if !changed {
             if let Some(LeanData::Array(b)) = self.nodes.get_mut(current).and_then(Lean::data_mut) {
                 *b = before;
             }
-            return;
+            return None;
         }
         items.compact();
         let after = items.take_all();
-        self.array_placed(rust_types, c, current, (&before, &tpos), &after);
-        if self.recording {
-            // Children the block made and dropped: callbacks saw them
-            // added (and may register on them).
-            made.retain(|id| !after.iter().any(|s| matches!(*s, Slot::New(n) if n == *id)));
-            for id in made {
-                if let Some(&shape) = self.parser.created.get(id) {
-                    self.nodes
-                        .insert(id, Lean::new(shape, current, Place::Detached));
-                    self.release(id);
-                }
-            }
-        }
+        // (Children the block made and dropped.)
+        made.retain(|id| !after.iter().any(|s| matches!(*s, Slot::New(n) if n == *id)));
+        Some(ArrayAfter {
+            before,
+            tpos,
+            after,
+            dropped: made,
+        })
     }
 
     /// A block that only deletes elements the array had and appends past
@@ -1430,13 +1767,25 @@ impl Direct {
         let Some(LeanData::Array(items)) = node.data() else {
             return false;
         };
+        // (A message that moves children, or a deleted child another slot
+        // references too: the model, which keeps the values they need.)
+        if !self.moved.is_empty() {
+            return false;
+        }
+        let nodes = &self.nodes;
+        let shared = |i: u32| {
+            items
+                .get(i as usize)
+                .and_then(|e| e.child)
+                .is_some_and(|c| nodes.get(c).is_none_or(|n| n.rc != 1))
+        };
         let len = items.len() as u32;
         let mut last = None;
         for step in run {
             match *step {
                 Step::Entry {
                     op: DELETE, index, ..
-                } if index < len => {}
+                } if index < len && !shared(index) => {}
                 Step::Entry {
                     op, index, value, ..
                 } if matches!(op, ADD | REPLACE | DELETE_AND_ADD)
@@ -1533,7 +1882,7 @@ impl Direct {
         if let Some(LeanData::Array(items)) = self.nodes.get_mut(current).and_then(Lean::data_mut) {
             for &g in gone.iter().rev() {
                 let e = items.remove(g as usize);
-                released.extend(e.child);
+                released.extend(e.child.map(|c| (c, Place::Entry(g))));
             }
             // (Every element is held: the next position is the length.)
             let mut q = items.len() as u32;
@@ -1575,38 +1924,58 @@ impl Direct {
                 self.nodes.insert(id, Lean::new(shape, current, place));
             }
         }
-        for id in released {
-            self.release(id);
+        for (id, from) in released {
+            self.unref(id, (current, from));
         }
         true
     }
 
     /// Sets array `current` in `T` (`c`) and in the table from its
-    /// elements `after` the block (`before` it: the table's elements and
-    /// their positions in `T`); releases the children it no longer holds.
+    /// elements after a block; the children it no longer holds lose a
+    /// reference.
     fn array_placed(
         &mut self,
         rust_types: &[Option<RustTypeId>],
         c: Option<&mut dyn DecodeNode>,
         current: RefId,
-        (before, tpos): (&[ArrayElem], &[u32]),
-        after: &[Slot],
+        block: &ArrayAfter,
     ) {
-        let created = &self.parser.created;
+        let ArrayAfter {
+            before,
+            tpos,
+            after,
+            dropped,
+        } = block;
         let attached = c.is_some();
+        let mut kept = vec![false; before.len()];
+        for s in after {
+            if let Slot::Old(k) = *s {
+                if let Some(seen) = kept.get_mut(k as usize) {
+                    *seen = true;
+                }
+            }
+        }
+        // The place in `T` an element had before the block.
+        let was = |k: usize| match (before.get(k), tpos.get(k)) {
+            (Some(e), Some(&q)) if e.held => Place::Entry(q),
+            _ => Place::Detached,
+        };
         let mut fitted = Vec::new();
+        let mut took = Vec::new();
         if let Some(c) = c {
-            let mut plan: Vec<Planned<'_>> = Vec::new();
+            for (k, e) in before.iter().enumerate() {
+                if let (Some(child), false) = (e.child, kept[k]) {
+                    self.keep_value(c, child, current, was(k));
+                }
+            }
+            let mut plan = Vec::with_capacity(after.len());
             for s in after {
                 let entry = match *s {
                     Slot::Old(k) => {
-                        let Some(&q) = before
-                            .get(k as usize)
-                            .filter(|e| e.held)
-                            .and_then(|_| tpos.get(k as usize))
-                        else {
+                        let Place::Entry(q) = was(k as usize) else {
                             continue;
                         };
+                        took.push(false);
                         // (Runs of consecutive elements kept: one entry.)
                         if let Some(Planned::Keeps(start, len)) = plan.last_mut() {
                             if *start + *len == q as usize {
@@ -1614,112 +1983,479 @@ impl Direct {
                                 continue;
                             }
                         }
-                        Planned::Keeps(q as usize, 1)
+                        plan.push(Planned::Keeps(q as usize, 1));
+                        continue;
                     }
                     Slot::Prim(ref v) => Planned::Primitive(v),
-                    Slot::New(id) => {
-                        let shape = created.get(id).copied();
-                        Planned::New(shape.and_then(|s| rust_type(rust_types, s)))
-                    }
+                    Slot::New(id) => match self.hand.0.remove(&id) {
+                        Some(moved) => {
+                            took.push(true);
+                            plan.push(Planned::Moved(moved));
+                            continue;
+                        }
+                        None => {
+                            let shape = self
+                                .nodes
+                                .get(id)
+                                .map(|n| n.shape)
+                                .or_else(|| self.parser.created.get(id).copied());
+                            Planned::New(shape.and_then(|s| rust_type(rust_types, s)))
+                        }
+                    },
                 };
+                took.push(false);
                 plan.push(entry);
             }
             c.__decode_set_elements(plan, &mut fitted);
         }
-        let mut fit = fitted.into_iter();
-        let mut kept = vec![false; before.len()];
+        for (k, e) in before.iter().enumerate() {
+            if let (Some(child), false) = (e.child, kept[k]) {
+                self.unref(child, (current, was(k)));
+            }
+        }
+        let (mut fit, mut took) = (fitted.into_iter(), took.into_iter());
         let mut elems = Vec::with_capacity(after.len());
+        // (New places of the children the array held, decided on the
+        // places before the block, and the children it now references.)
+        let mut moved_here = Vec::new();
+        let mut attached_here = Vec::new();
         let mut q = 0;
         for s in after {
-            let (child, planned, new) = match *s {
+            let (child, planned, from) = match *s {
                 Slot::Old(k) => {
                     let e = before.get(k as usize).copied();
-                    if let Some(seen) = kept.get_mut(k as usize) {
-                        *seen = true;
-                    }
-                    (e.and_then(|e| e.child), e.is_some_and(|e| e.held), false)
+                    let held = e.is_some_and(|e| e.held);
+                    (e.and_then(|e| e.child), held, Some(was(k as usize)))
                 }
-                Slot::Prim(_) => (None, true, false),
-                Slot::New(id) => (Some(id), true, true),
+                Slot::Prim(_) => (None, true, None),
+                Slot::New(id) => (Some(id), true, None),
             };
-            let held = attached && planned && fit.next().unwrap_or(false);
+            let (held, moved) = match (attached, planned) {
+                (true, true) => (fit.next().unwrap_or(false), took.next().unwrap_or(false)),
+                _ => (false, false),
+            };
             if attached && planned && !held {
                 self.unrepresentable += 1;
             }
-            if let Some(id) = child {
-                let place = if held {
-                    Place::Entry(q)
-                } else {
-                    Place::Detached
-                };
-                if new {
-                    if let Some(&shape) = self.parser.created.get(id) {
-                        self.nodes.insert(id, Lean::new(shape, current, place));
+            let place = if held {
+                Place::Entry(q)
+            } else {
+                Place::Detached
+            };
+            match (child, from) {
+                (Some(id), Some(from)) => {
+                    if self
+                        .nodes
+                        .get(id)
+                        .is_some_and(|n| n.parent == current && n.place == from)
+                    {
+                        moved_here.push((id, place));
                     }
-                } else if let Some(n) = self.nodes.get_mut(id) {
-                    n.place = place;
                 }
+                (Some(id), None) => attached_here.push((id, place, moved && held)),
+                (None, _) => {}
             }
             q += u32::from(held);
             elems.push(ArrayElem { child, held });
         }
+        for (id, place) in moved_here {
+            if let Some(n) = self.nodes.get_mut(id) {
+                n.place = place;
+            }
+        }
+        for (id, place, took) in attached_here {
+            let shape = self
+                .nodes
+                .get(id)
+                .map(|n| n.shape)
+                .or_else(|| self.parser.created.get(id).copied());
+            if let Some(shape) = shape {
+                self.attach(id, shape, current, place, took);
+            }
+        }
         if let Some(LeanData::Array(b)) = self.nodes.get_mut(current).and_then(Lean::data_mut) {
             *b = elems;
         }
-        for (e, kept) in before.iter().zip(kept) {
-            if let (Some(child), false) = (e.child, kept) {
-                self.release(child);
+        if self.recording {
+            // Children the block made and dropped: callbacks saw them
+            // added (and may register on them).
+            for &id in dropped {
+                if let (Some(&shape), false) =
+                    (self.parser.created.get(id), self.nodes.contains(id))
+                {
+                    let mut n = Lean::new(shape, current, Place::Detached);
+                    n.rc = 0;
+                    self.nodes.insert(id, n);
+                    self.deferred.push(id);
+                }
             }
         }
     }
 
-    /// Releases structure `id` and everything under it (nothing else can
-    /// hold them in this mode; their values left `T` with their holder's):
-    /// dropped now, or detached until the callbacks ran.
-    fn release(&mut self, id: RefId) {
-        if !self.recording {
-            self.drop_subtree(id);
+    /// A slot of `from` (its parent and place) no longer references
+    /// child `id`: its value left `T` with the slot, unless it was boxed
+    /// into the limbo or lives elsewhere; unreferenced, it is dropped at
+    /// the end of the message (while callbacks are registered, after they
+    /// ran: they may still register on it, as on a dynamic decoder's
+    /// structures, collected after its dispatch).
+    fn unref(&mut self, id: RefId, from: (RefId, Place)) {
+        let Some(n) = self.nodes.get_mut(id) else {
             return;
-        }
-        if let Some(n) = self.nodes.get_mut(id) {
-            if let (Place::Field(i), Shape::Collection(..)) = (n.place, n.shape) {
+        };
+        n.rc = n.rc.saturating_sub(1);
+        if n.parent == from.0 && n.place == from.1 {
+            if let (true, Place::Field(i), Shape::Collection(..)) =
+                (self.recording, n.place, n.shape)
+            {
                 self.gone.push((id, n.parent, i));
             }
             n.place = Place::Detached;
+            if n.rc > 0 {
+                // (Another slot references it, with a default value.)
+                self.unrepresentable += 1;
+            }
+        } else if let (true, Place::Limbo, Place::Field(i), Shape::Collection(..)) = (
+            self.recording && n.parent == from.0,
+            n.place,
+            from.1,
+            n.shape,
+        ) {
+            // (Its value kept in the limbo as the field let it go: the
+            // callbacks of the field still reach it.)
+            self.gone.push((id, n.parent, i));
+        }
+        if n.rc == 0 {
             self.deferred.push(id);
         }
     }
 
-    /// Drops structure `id` and everything under it.
-    fn drop_subtree(&mut self, id: RefId) {
-        self.stack.push(id);
-        while let Some(id) = self.stack.pop() {
-            if id == RefId::ROOT {
+    /// Gives the values waiting in the limbo back to a slot that still
+    /// references their child and holds a default value for it; forgets
+    /// the slots that no longer stand for a child.
+    fn restore(&mut self, root: &mut dyn DecodeNode) {
+        let mut standins = std::mem::take(&mut self.standins);
+        standins.retain_mut(|standin| {
+            let (id, parent) = (standin.0, standin.1);
+            let Some(place) = self.slot_of(parent, standin.2, id) else {
+                return false;
+            };
+            standin.2 = place;
+            if self.nodes.get(id).is_none_or(|n| n.place != Place::Limbo) {
+                // (Its value is in another slot.)
+                return true;
+            }
+            let Some(value) = self.limbo.0.remove(&id) else {
+                return true;
+            };
+            let mut value = Some(value);
+            let mut put = false;
+            self.with_node(root, parent, |_, p| {
+                if let Some(v) = value.take() {
+                    put = match place {
+                        Place::Field(i) => p.__decode_field(i, FieldInput::Moved(v)),
+                        Place::Entry(h) => p.__decode_put_handle(h, v),
+                        Place::Root | Place::Detached | Place::Limbo => false,
+                    };
+                }
+            });
+            if let Some(v) = value {
+                self.limbo.0.insert(id, v);
+            }
+            if put {
+                if let Some(n) = self.nodes.get_mut(id) {
+                    n.parent = parent;
+                    n.place = place;
+                }
+                return false;
+            }
+            true
+        });
+        self.standins = standins;
+    }
+
+    /// Where the slot of `parent` that stood at `place` for child `id` is
+    /// now (an array's elements change positions), if it still references
+    /// it.
+    fn slot_of(&self, parent: RefId, place: Place, id: RefId) -> Option<Place> {
+        if self.references(parent, place, id) {
+            return Some(place);
+        }
+        let Some(LeanData::Array(items)) = self.nodes.get(parent).and_then(Lean::data) else {
+            return None;
+        };
+        let q = items
+            .iter()
+            .filter(|e| e.held)
+            .position(|e| e.child == Some(id))?;
+        Some(Place::Entry(q as u32))
+    }
+
+    /// Whether the slot at `place` of `parent` references child `id`.
+    fn references(&self, parent: RefId, place: Place, id: RefId) -> bool {
+        let Some(n) = self.nodes.get(parent) else {
+            return false;
+        };
+        match (place, n.data()) {
+            (Place::Field(i), _) => n.children().contains(&(i, id)),
+            (Place::Entry(h), Some(LeanData::Map(m))) => m.children.get(RefId(h)) == Some(&id),
+            (Place::Entry(h), Some(LeanData::Indexed(x))) => x
+                .by_handle
+                .get(RefId(h))
+                .and_then(|i| x.by_index.get(RefId(*i)))
+                .is_some_and(|e| e.1 == Some(id)),
+            (Place::Entry(q), Some(LeanData::Array(items))) => items
+                .iter()
+                .filter(|e| e.held)
+                .nth(q as usize)
+                .is_some_and(|e| e.child == Some(id)),
+            _ => false,
+        }
+    }
+
+    /// Drops the structures the message left unreferenced, and those only
+    /// they referenced.
+    fn collect(&mut self) {
+        let mut i = 0;
+        while let Some(&id) = self.deferred.get(i) {
+            i += 1;
+            if id == RefId::ROOT || self.nodes.get(id).is_none_or(|n| n.rc != 0) {
                 continue;
             }
             let Some(node) = self.nodes.remove(id) else {
                 continue;
             };
+            if let Some(mut value) = self.limbo.0.remove(&id) {
+                // Its children go to the limbo first: one may live on in
+                // another slot (or have a descendant that does).
+                for (c, place) in lean_children(&node) {
+                    if let Some(n) = self.nodes.get_mut(c) {
+                        if n.parent == id && n.place == place {
+                            if let Some(v) = take_at(&mut *value, place) {
+                                self.limbo.0.insert(c, v);
+                                n.place = Place::Limbo;
+                            }
+                        }
+                    }
+                }
+            }
             if self.recording {
                 self.released.push(id);
             }
             let Some(data) = node.data else {
                 continue;
             };
+            let mut children = std::mem::take(&mut self.stack);
             match *data {
-                LeanData::Struct(children) => self.stack.extend(children.iter().map(|c| c.1)),
+                LeanData::Struct(c) => children.extend(c.iter().map(|c| c.1)),
                 LeanData::Map(m) => {
-                    self.stack.extend(m.children.iter().map(|(_, &c)| c));
-                    self.stack.extend(m.orphans.iter().map(|o| o.1));
+                    children.extend(m.children.iter().map(|(_, &c)| c));
+                    children.extend(m.orphans.iter().map(|o| o.1));
                 }
                 LeanData::Indexed(x) => {
-                    self.stack
-                        .extend(x.by_index.iter().filter_map(|(_, e)| e.1));
+                    children.extend(x.by_index.iter().filter_map(|(_, e)| e.1));
                 }
-                LeanData::Array(items) => {
-                    self.stack.extend(items.iter().filter_map(|e| e.child));
+                LeanData::Array(items) => children.extend(items.iter().filter_map(|e| e.child)),
+            }
+            for c in children.drain(..) {
+                if let Some(n) = self.nodes.get_mut(c) {
+                    n.rc = n.rc.saturating_sub(1);
+                    if n.rc == 0 {
+                        self.deferred.push(c);
+                    }
                 }
             }
+            self.stack = children;
+        }
+        self.deferred.clear();
+    }
+
+    /// Calls `f` with the decoder and the value of structure `id` (in `T`
+    /// or under a structure in the limbo); `false` if it has none.
+    fn with_node(
+        &mut self,
+        root: &mut dyn DecodeNode,
+        id: RefId,
+        f: impl FnOnce(&mut Self, &mut dyn DecodeNode),
+    ) -> bool {
+        let mut path = std::mem::take(&mut self.path);
+        let mut f = Some(f);
+        let found = match anchor_path(&self.nodes, id, &mut path) {
+            Some(RefId::ROOT) => descend(root, &path, &mut |n| {
+                if let Some(f) = f.take() {
+                    f(self, n);
+                }
+            }),
+            Some(a) => match self.limbo.0.remove(&a) {
+                Some(mut boxed) => {
+                    let found = descend(&mut *boxed, &path, &mut |n| {
+                        if let Some(f) = f.take() {
+                            f(self, n);
+                        }
+                    });
+                    self.limbo.0.insert(a, boxed);
+                    found
+                }
+                None => false,
+            },
+            None => false,
+        };
+        if self.path.capacity() < path.capacity() {
+            self.path = path;
+        }
+        found
+    }
+
+    /// Moves the value of child `id` out of its slot into the limbo (a
+    /// placeholder left; nothing when it has no value or is there).
+    fn box_in_limbo(&mut self, root: &mut dyn DecodeNode, id: RefId) {
+        let Some(&Lean { parent, place, .. }) = self.nodes.get(id) else {
+            return;
+        };
+        if !matches!(place, Place::Field(_) | Place::Entry(_)) {
+            return;
+        }
+        let mut taken = None;
+        self.with_node(root, parent, |_, p| taken = take_at(p, place));
+        if let Some(value) = taken {
+            self.limbo.0.insert(id, value);
+            self.standins.push((id, parent, place));
+        }
+        if let Some(n) = self.nodes.get_mut(id) {
+            n.place = if self.limbo.0.contains_key(&id) {
+                Place::Limbo
+            } else {
+                Place::Detached
+            };
+        }
+    }
+
+    /// Puts the value of child `id` in hand for the operation that moves
+    /// it (`consumes`: whether the operation will take it).
+    fn take_in_hand(&mut self, root: &mut dyn DecodeNode, value: Scalar) {
+        if let Scalar::Child { id, create: false } = value {
+            if self.nodes.contains(id) {
+                self.box_in_limbo(root, id);
+                if let Some(b) = self.limbo.0.remove(&id) {
+                    self.hand.0.insert(id, b);
+                }
+            }
+        }
+    }
+
+    /// Boxes the value of child `id`, which the slot at `place` of `parent`
+    /// (value `p` in `T`) holds and is letting go, into the limbo if the
+    /// message moves it or something under it.
+    fn keep_value(&mut self, p: &mut dyn DecodeNode, id: RefId, parent: RefId, place: Place) {
+        let Some(n) = self.nodes.get(id) else {
+            return;
+        };
+        if n.parent != parent || n.place != place {
+            return;
+        }
+        // (Moved, under something moved, or referenced by another slot.)
+        if n.rc < 2 && !self.moves_under(id) {
+            return;
+        }
+        let Some(n) = self.nodes.get_mut(id) else {
+            return;
+        };
+        if let Some(value) = take_at(p, place) {
+            self.limbo.0.insert(id, value);
+            n.place = Place::Limbo;
+        }
+    }
+
+    /// Whether the message moves `id` or a structure under it.
+    fn moves_under(&self, id: RefId) -> bool {
+        if self.moved.is_empty() {
+            return false;
+        }
+        if self.keep.contains(&id) {
+            return true;
+        }
+        // (The structures the message made were not in the table when
+        // `keep` was computed.)
+        self.moved.iter().any(|&m| {
+            let mut at = m;
+            for _ in 0..=MAX_DEPTH {
+                if at == id {
+                    return true;
+                }
+                match self.nodes.get(at) {
+                    Some(n) if at != RefId::ROOT => at = n.parent,
+                    _ => return false,
+                }
+            }
+            false
+        })
+    }
+
+    /// Child `id` (shape `shape`) is now referenced by the slot at `place`
+    /// of `parent` (`took`: its value moved there from the hand).
+    fn attach(&mut self, id: RefId, shape: Shape, parent: RefId, place: Place, took: bool) {
+        // (Whether its value is in `T` or in the limbo: not so for a
+        // structure made or changed while nothing held its value, whose
+        // changes were dropped.)
+        let (valued, lost) = match self.nodes.contains(id) {
+            true => {
+                let mut path = Vec::new();
+                let valued = anchor_path(&self.nodes, id, &mut path).is_some();
+                let slot = place != Place::Detached
+                    && anchor_path(&self.nodes, parent, &mut path).is_some();
+                (valued, !took && !valued && slot)
+            }
+            false => (false, false),
+        };
+        match self.nodes.get_mut(id) {
+            Some(n) => {
+                n.rc += 1;
+                if took || !valued {
+                    if lost {
+                        // (A default value in its new slot: what it held
+                        // is lost.)
+                        self.unrepresentable += 1;
+                    }
+                    n.parent = parent;
+                    n.place = place;
+                } else if place != Place::Detached {
+                    // (A default value stands for it in that slot.)
+                    self.standins.push((id, parent, place));
+                }
+            }
+            None => self.nodes.insert(id, Lean::new(shape, parent, place)),
+        }
+    }
+}
+
+/// The children a structure references, with the place of their slot.
+fn lean_children(node: &Lean) -> Vec<(RefId, Place)> {
+    match node.data() {
+        None => Vec::new(),
+        Some(LeanData::Struct(c)) => c.iter().map(|&(i, c)| (c, Place::Field(i))).collect(),
+        Some(LeanData::Map(m)) => m
+            .children
+            .iter()
+            .map(|(h, &c)| (c, Place::Entry(h.0)))
+            .collect(),
+        Some(LeanData::Indexed(x)) => x
+            .by_index
+            .iter()
+            .filter_map(|(_, &(h, c))| Some((c?, Place::Entry(h))))
+            .collect(),
+        Some(LeanData::Array(items)) => {
+            let mut q = 0;
+            items
+                .iter()
+                .filter_map(|e| {
+                    let place = if e.held {
+                        Place::Entry(q)
+                    } else {
+                        Place::Detached
+                    };
+                    q += u32::from(e.held);
+                    Some((e.child?, place))
+                })
+                .collect()
         }
     }
 }
@@ -1749,6 +2485,15 @@ fn is_collection_step(step: Step) -> bool {
             | Step::DeleteByRefId(_)
             | Step::AddByRefId(..)
     )
+}
+
+/// An array after a block: its elements before (and their positions in
+/// `T`) and after, and the children the block made and dropped.
+struct ArrayAfter {
+    before: Vec<ArrayElem>,
+    tpos: Vec<u32>,
+    after: Vec<Slot>,
+    dropped: Vec<RefId>,
 }
 
 /// An array element while a block of the array is applied.

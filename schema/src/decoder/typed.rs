@@ -294,6 +294,27 @@ pub trait DecodeNode: Any + Send {
     /// Collection: removes every element.
     fn __decode_clear_all(&mut self) {}
 
+    /// Collection: moves the child at entry handle `handle` out, leaving a
+    /// placeholder.
+    fn __decode_take_handle(&mut self, handle: u32) -> Option<Box<dyn DecodeNode>> {
+        let _ = handle;
+        None
+    }
+
+    /// Collection: puts a moved child at entry handle `handle` (in place
+    /// of a placeholder); `false` if there is no such entry or the child
+    /// does not fit.
+    fn __decode_put_handle(&mut self, handle: u32, node: Box<dyn DecodeNode>) -> bool {
+        let _ = (handle, node);
+        false
+    }
+
+    /// Map: the entry handle of `key`.
+    fn __decode_map_handle(&mut self, key: &str) -> Option<u32> {
+        let _ = key;
+        None
+    }
+
     /// Array: replaces the elements by `plan`, in order; `fitted` gets,
     /// for each element planned (a run of kept ones counting its length),
     /// whether it fits the element type (those that do not are left out).
@@ -789,6 +810,20 @@ macro_rules! indexed_elements {
             self.inner.value_at_place(handle)?.__decode_value(p)
         }
 
+        fn __decode_take_handle(&mut self, handle: u32) -> Option<Box<dyn DecodeNode>> {
+            self.inner.value_at_place(handle)?.__decode_take()
+        }
+
+        fn __decode_put_handle(&mut self, handle: u32, node: Box<dyn DecodeNode>) -> bool {
+            match (self.inner.value_at_place(handle), V::__decode_unbox(node)) {
+                (Some(slot), Some(v)) => {
+                    *slot = v;
+                    true
+                }
+                _ => false,
+            }
+        }
+
         fn __decode_each(&mut self, p: Option<Primitive>, f: &mut EachElement<'_>) {
             self.inner.compact_all();
             for slot in self.inner.slots.iter().flatten() {
@@ -856,6 +891,10 @@ impl<V: DecodeField + Field> DecodeNode for MapSchema<V> {
 
     fn __decode_map_remove(&mut self, key: &str) -> Option<u32> {
         self.remove_untracked(key)
+    }
+
+    fn __decode_map_handle(&mut self, key: &str) -> Option<u32> {
+        self.place(key)
     }
 
     fn __decode_map_value(&mut self, key: &str, p: Primitive) -> Option<Value> {
@@ -975,6 +1014,22 @@ impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
 
     fn __decode_handle_value(&mut self, handle: u32, p: Primitive) -> Option<Value> {
         self.get(handle as usize)?.__decode_value(p)
+    }
+
+    fn __decode_take_handle(&mut self, handle: u32) -> Option<Box<dyn DecodeNode>> {
+        self.__decode_take_element(handle as usize)
+    }
+
+    fn __decode_put_handle(&mut self, handle: u32, node: Box<dyn DecodeNode>) -> bool {
+        let mut tick = Tick::default();
+        let mut view = ArrayMut::__new(self, &mut tick);
+        match (view.element_mut(handle as usize), V::__decode_unbox(node)) {
+            (Some((slot, _, _)), Some(v)) => {
+                *slot = v;
+                true
+            }
+            _ => false,
+        }
     }
 
     fn __decode_set_elements(&mut self, plan: Vec<Planned<'_>>, fitted: &mut Vec<bool>) {
@@ -2249,8 +2304,7 @@ fn build_shadow(
             nodes.insert_new(id, l.shape, &registry, 0);
         }
         if let Some(n) = nodes.map.get_mut(id) {
-            // Held by one slot (the root: by the decoder).
-            n.rc.count = 1;
+            n.rc.count = l.rc;
         }
     }
     let mut path = Vec::new();
