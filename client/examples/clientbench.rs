@@ -282,6 +282,12 @@ impl Run {
         self.cpu * 1e6 / self.window / self.clients
     }
 
+    /// CPU µs per patch applied by one client (the patch rate falls when
+    /// the server is short of CPU: this compares the sides at equal work).
+    fn cpu_per_patch(&self) -> f64 {
+        self.cpu * 1e6 / self.patches.max(1.0)
+    }
+
     /// (RSS − baseline) per client, in KiB.
     fn rss_per_client(&self) -> f64 {
         (self.rss - self.baseline) / 1024.0 / self.clients
@@ -360,11 +366,12 @@ fn main() {
         std::thread::sleep(Duration::from_millis(50));
     }
     println!(
-        "{:<6} {:>7} {:>5} {:>11} {:>9} {:>9} {:>12} {:>9} {:>9} {:>9} {:>9}",
+        "{:<6} {:>7} {:>5} {:>11} {:>11} {:>9} {:>9} {:>12} {:>9} {:>9} {:>9} {:>9}",
         "side",
         "clients",
         "round",
         "cpu µs/cl/s",
+        "µs/cl/patch",
         "base MiB",
         "RSS MiB",
         "KiB/client",
@@ -375,7 +382,8 @@ fn main() {
     );
     for count in counts.split(',') {
         let n = count.trim();
-        let mut totals = [(0.0, 0.0); 2];
+        // Per side: CPU per client per second, per client-patch, memory per client.
+        let mut totals = [(0.0, 0.0, 0.0); 2];
         for round in 1..=rounds {
             let mut rust = Command::new(&exe);
             rust.args(["rust", &port.to_string(), n, &seconds]);
@@ -391,21 +399,25 @@ fn main() {
                 let run = run_side(command, name);
                 let [p, a, r, l] = run.rates();
                 println!(
-                    "{name:<6} {n:>7} {round:>5} {:>11.1} {:>9.1} {:>9.1} {:>12.1} {p:>9.2} {a:>9.2} {r:>9.2} {l:>9.1}",
+                    "{name:<6} {n:>7} {round:>5} {:>11.1} {:>11.2} {:>9.1} {:>9.1} {:>12.1} {p:>9.2} {a:>9.2} {r:>9.2} {l:>9.1}",
                     run.cpu_per_client(),
+                    run.cpu_per_patch(),
                     run.baseline / 1048576.0,
                     run.rss / 1048576.0,
                     run.rss_per_client(),
                 );
                 let slot = &mut totals[usize::from(name == "node")];
                 slot.0 += run.cpu_per_client();
-                slot.1 += run.rss_per_client();
+                slot.1 += run.cpu_per_patch();
+                slot.2 += run.rss_per_client();
             }
         }
-        let [(rust_cpu, rust_rss), (node_cpu, node_rss)] = totals;
+        let [(rust_cpu, rust_patch, rust_rss), (node_cpu, node_patch, node_rss)] = totals;
         println!(
-            "{n} clients, {rounds} rounds: node / rust CPU per client = {:.1}x, memory per client = {:.1}x",
+            "{n} clients, {rounds} rounds: node / rust: CPU per client {:.1}x \
+             (per client-patch {:.1}x), memory per client {:.1}x",
             node_cpu / rust_cpu,
+            node_patch / rust_patch,
             node_rss / rust_rss
         );
     }
