@@ -194,7 +194,11 @@ fn bump(counter: &AtomicU64) {
 async fn rust_clients(port: u16, clients: usize, seconds: f64) -> Result<(), String> {
     let baseline = rss_bytes("self");
     let counts = Arc::new(Counts::default());
-    let client = Client::new(&format!("http://127.0.0.1:{port}")).map_err(|e| e.to_string())?;
+    let client = Client::new(&format!("http://127.0.0.1:{port}"))
+        .map_err(|e| e.to_string())?
+        // A join that never completes (seen a few times, not yet
+        // understood) fails the run instead of stalling it.
+        .with_timeout(Some(Duration::from_secs(20)));
     let mut rooms = Vec::with_capacity(clients);
     for _ in 0..clients {
         let mut room = client
