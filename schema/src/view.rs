@@ -2041,6 +2041,12 @@ impl Walker {
         }
 
         // Then the difference between the projection and what is held.
+        if !introduced && !had_forced {
+            if let Some(key) = self.diff_held_struct(view, order) {
+                return Some(key);
+            }
+        }
+        let nd = &self.nd;
         // Taken out of its slot (the key stays: no hash table churn), put
         // back or removed below.
         let (knew, mut held) = match view.mirror.get_mut(&id) {
@@ -2246,29 +2252,89 @@ impl Walker {
                 mirror.remove(&id);
             }
         }
-        view.dfs += 1;
-        let key = if introduced {
-            nd.seq.max(order)
-        } else {
-            nd.seq
-        };
-        if view.arena.len() == body && !alt {
-            view.arena.truncate(block);
-        } else {
-            let (s2, e2) = if alt {
-                let s2 = view.arena2.len();
-                view.arena2
-                    .extend_from_slice(&view.arena[block..diff_start]);
-                view.arena2.extend_from_slice(&self.tmp);
-                (s2 as u32, view.arena2.len() as u32)
-            } else {
-                (NO_ALT, NO_ALT)
-            };
-            view.dblocks
-                .push((key, view.dfs, block as u32, view.arena.len() as u32, s2, e2));
-        }
-        Some(key)
+        let alt = alt.then_some((diff_start, &self.tmp[..]));
+        Some(close_block(
+            view, nd.seq, introduced, order, block, body, alt,
+        ))
     }
+
+    /// The diff of a struct its client holds with exactly the projected
+    /// fields, none a ref (an entity whose fields changed, the common case
+    /// of a room's tick): updated in place, without the general diff's
+    /// indexes and list swap. `None` (nothing written) when not that case.
+    /// Writes the same ops as the general diff would.
+    fn diff_held_struct(&self, view: &mut ViewState, order: u32) -> Option<u32> {
+        let nd = &self.nd;
+        if nd.kind != NodeKind::Struct || self.proj.is_empty() {
+            return None;
+        }
+        let held = view.mirror.get_mut(&nd.id)?;
+        let matches = held.len() == self.proj.len()
+            && held.iter().zip(&self.proj).all(|(h, &p)| {
+                let e = &nd.ents[p as usize];
+                h.index == e.index && h.child.is_none() && e.child.is_none()
+            });
+        if !matches {
+            return None;
+        }
+        let out = &mut view.arena;
+        let block = out.len();
+        header(out, nd.id);
+        let body = out.len();
+        for (h, &p) in held.iter_mut().zip(&self.proj) {
+            let e = &nd.ents[p as usize];
+            let val = nd.val(e);
+            if h.value.bytes() != val {
+                h.value = Val::new(val);
+            } else if !e.dirty {
+                // Unchanged for the client and not changed this tick.
+                continue;
+            }
+            write_op(
+                out,
+                NodeKind::Struct,
+                nd.prim,
+                spec::ADD,
+                e.index,
+                None,
+                val,
+            );
+        }
+        Some(close_block(view, nd.seq, false, order, block, body, None))
+    }
+}
+
+/// Ends a view's diff block of a node (its header at `block`, its ops from
+/// `body`): dropped when empty and without a legacy form, else recorded.
+/// `alt`: the legacy form, as the block's ops from the given offset
+/// replaced by the given bytes. Returns the node's order key.
+fn close_block(
+    view: &mut ViewState,
+    seq: u32,
+    introduced: bool,
+    order: u32,
+    block: usize,
+    body: usize,
+    alt: Option<(usize, &[u8])>,
+) -> u32 {
+    view.dfs += 1;
+    let key = if introduced { seq.max(order) } else { seq };
+    if view.arena.len() == body && alt.is_none() {
+        view.arena.truncate(block);
+    } else {
+        let (s2, e2) = if let Some((diff_start, ops)) = alt {
+            let s2 = view.arena2.len();
+            view.arena2
+                .extend_from_slice(&view.arena[block..diff_start]);
+            view.arena2.extend_from_slice(ops);
+            (s2 as u32, view.arena2.len() as u32)
+        } else {
+            (NO_ALT, NO_ALT)
+        };
+        view.dblocks
+            .push((key, view.dfs, block as u32, view.arena.len() as u32, s2, e2));
+    }
+    key
 }
 
 /// Stores `held` under `id` (in place when the slot is there).
