@@ -3,7 +3,9 @@
 //! with the reference's, and the known difference checked by state.
 
 use roomcast_schema::decoder::DynamicDecoder;
-use roomcast_schema::{registry_of, Encoder, EncoderOptions, MapSchema, Schema, ViewTarget};
+use roomcast_schema::{
+    registry_of, Encoder, EncoderOptions, MapSchema, Schema, ViewId, ViewTarget,
+};
 use roomcast_tests::node::{load_vectors, to_hex};
 
 #[derive(Schema, Default)]
@@ -222,6 +224,41 @@ fn show_then_replace_sends_the_new_child_content() {
     );
 }
 
+/// A client of one view, following its patches with Roomcast's dynamic
+/// decoder: each tick it must hold what a client joining then gets.
+struct Follower {
+    types: roomcast_schema::types::TypeRegistry,
+    decoder: DynamicDecoder,
+}
+
+impl Follower {
+    fn new<T: Schema>() -> Self {
+        let types = registry_of::<T>().expect("types");
+        Self {
+            decoder: DynamicDecoder::new(types.clone()),
+            types,
+        }
+    }
+
+    /// Encodes a patch, applies it, compares with a fresh client's state;
+    /// returns the view's part of the patch, its part of the full state
+    /// (hex) and the state (JSON).
+    fn tick<T: Schema>(&mut self, enc: &mut Encoder<T>, v: ViewId) -> (String, String, String) {
+        let shared = enc.encode_patch().to_vec();
+        let part = to_hex(enc.view_patch(v));
+        let patch = [shared, enc.view_patch(v).to_vec()].concat();
+        if !patch.is_empty() {
+            self.decoder.decode(&patch).expect("patch");
+        }
+        let mut fresh = DynamicDecoder::new(self.types.clone());
+        let full_view = enc.encode_all_view(v).to_vec();
+        let full = [enc.encode_all().to_vec(), full_view.clone()].concat();
+        fresh.decode(&full).expect("full");
+        assert_eq!(self.decoder.to_json(), fresh.to_json(), "after {part}");
+        (part, to_hex(&full_view), fresh.to_json())
+    }
+}
+
 #[derive(Schema, Default)]
 struct Tip {
     n: u8,
@@ -277,22 +314,11 @@ fn hiding_a_struct_seen_through_its_parent_keeps_the_client_in_step() {
             }),
         }),
     };
-    let types = registry_of::<Nest>().expect("types");
     let mut enc = Encoder::new(state);
     let v = enc.create_view();
-    let mut follower = DynamicDecoder::new(types.clone());
-    let mut check = |enc: &mut Encoder<Nest>, what: &str| {
-        let patch = [enc.encode_patch().to_vec(), enc.view_patch(v).to_vec()].concat();
-        if !patch.is_empty() {
-            follower.decode(&patch).expect("patch");
-        }
-        let mut fresh = DynamicDecoder::new(types.clone());
-        let full = [enc.encode_all().to_vec(), enc.encode_all_view(v).to_vec()].concat();
-        fresh.decode(&full).expect("full");
-        assert_eq!(follower.to_json(), fresh.to_json(), "{what}");
-        fresh.to_json()
-    };
-    check(&mut enc, "start");
+    let mut client = Follower::new::<Nest>();
+    let mut check = |enc: &mut Encoder<Nest>| client.tick(enc, v).2;
+    check(&mut enc);
     {
         let mut st = enc.state_mut();
         let mut outer = st.outer_mut().expect("outer");
@@ -301,7 +327,7 @@ fn hiding_a_struct_seen_through_its_parent_keeps_the_client_in_step() {
         let mut deep = hidden.deep_mut().expect("deep");
         deep.tip_mut().expect("tip").show_to(v);
     }
-    let shown = check(&mut enc, "show the tip");
+    let shown = check(&mut enc);
     assert!(shown.contains("\"n\":9"), "{shown}");
     {
         let mut st = enc.state_mut();
@@ -309,7 +335,7 @@ fn hiding_a_struct_seen_through_its_parent_keeps_the_client_in_step() {
         let mut inner = outer.inner_mut().expect("inner");
         inner.hidden_mut().expect("hidden").hide_from(v);
     }
-    let hidden = check(&mut enc, "hide the struct above it");
+    let hidden = check(&mut enc);
     assert!(!hidden.contains("\"n\":9"), "{hidden}");
 }
 
@@ -339,22 +365,12 @@ struct TagState {
 fn removing_a_tag_unmarks_the_instance() {
     let mut state = TagState::default();
     state.items.insert("x", TagItem { a: 1, t: 2, d: 3 });
-    let types = registry_of::<TagState>().expect("types");
     let mut enc = Encoder::new(state);
     let v = enc.create_view();
-    let mut follower = DynamicDecoder::new(types.clone());
+    let mut client = Follower::new::<TagState>();
     let mut tick = |enc: &mut Encoder<TagState>| {
-        let shared = enc.encode_patch().to_vec();
-        let part = to_hex(enc.view_patch(v));
-        let patch = [shared, enc.view_patch(v).to_vec()].concat();
-        if !patch.is_empty() {
-            follower.decode(&patch).expect("patch");
-        }
-        let mut fresh = DynamicDecoder::new(types.clone());
-        let full = [enc.encode_all().to_vec(), enc.encode_all_view(v).to_vec()].concat();
-        fresh.decode(&full).expect("full");
-        assert_eq!(follower.to_json(), fresh.to_json(), "after {part}");
-        (part, to_hex(enc.encode_all_view(v)))
+        let (part, full_view, _) = client.tick(enc, v);
+        (part, full_view)
     };
     tick(&mut enc);
     {
