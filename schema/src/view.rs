@@ -2388,7 +2388,12 @@ fn resolve(root: &dyn Node, ids: &[u32], departed: &Departed) -> (HashMap<u32, F
     if !departed.links.is_empty() {
         for &id in ids {
             let mut at = id;
-            while let Some((parent, _)) = departed.parent_of(at) {
+            // Bounded: instances moved back and forth in one tick can leave
+            // links that form a cycle.
+            for _ in 0..departed.links.len() {
+                let Some((parent, _)) = departed.parent_of(at) else {
+                    break;
+                };
                 targets.entry(parent).or_insert(false);
                 at = parent;
             }
@@ -2420,6 +2425,17 @@ fn resolve(root: &dyn Node, ids: &[u32], departed: &Departed) -> (HashMap<u32, F
 /// Where `id`, removed from the state after a `show`, was: its former
 /// parent chain, down from the part still in the state.
 fn departed_found(id: u32, departed: &Departed, found: &HashMap<u32, Found>) -> Option<Found> {
+    departed_found_within(id, departed, found, departed.links.len())
+}
+
+/// [`departed_found`] following at most `steps` links (see [`resolve`]).
+fn departed_found_within(
+    id: u32,
+    departed: &Departed,
+    found: &HashMap<u32, Found>,
+    steps: usize,
+) -> Option<Found> {
+    let steps = steps.checked_sub(1)?;
     let (parent, key) = departed.parent_of(id)?;
     let (mut chain, live, kind, tags, filtered) = match found.get(&parent) {
         Some(p) if !p.departed => {
@@ -2428,7 +2444,7 @@ fn departed_found(id: u32, departed: &Departed, found: &HashMap<u32, Found>) -> 
             (p.chain.clone(), p.chain.len() + 1, n.kind, tags, p.filtered)
         }
         _ => {
-            let p = departed_found(parent, departed, found)?;
+            let p = departed_found_within(parent, departed, found, steps)?;
             let (_, kind, tags) = departed.node(parent)?;
             (p.chain, p.live, *kind, tags.clone(), p.filtered)
         }
