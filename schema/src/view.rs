@@ -521,8 +521,8 @@ pub(crate) struct Departed {
     owner: u32,
     /// Set by a parent right before it detaches a child: (parent, key).
     from: Option<(u32, u32)>,
-    /// (detached refId, former parent, key in it).
-    links: Vec<(u32, u32, u32)>,
+    /// Detached refId → (former parent, key in it); the last detach wins.
+    links: HashMap<u32, (u32, u32), foldhash::fast::RandomState>,
     /// Detached parents: (refId, kind, its view fields' tags).
     nodes: Vec<DepartedNode>,
 }
@@ -536,7 +536,7 @@ impl Default for Departed {
             noting: false,
             owner: NO_ID,
             from: None,
-            links: Vec::new(),
+            links: HashMap::default(),
             nodes: Vec::new(),
         }
     }
@@ -577,7 +577,7 @@ impl Departed {
     pub(crate) fn detached(&mut self, id: u32) {
         if let Some((parent, key)) = self.from.take() {
             let key = if key == KEY_SELF { id } else { key };
-            self.links.push((id, parent, key));
+            self.links.insert(id, (parent, key));
         }
     }
 
@@ -601,11 +601,7 @@ impl Departed {
     }
 
     fn parent_of(&self, id: u32) -> Option<(u32, u32)> {
-        self.links
-            .iter()
-            .rev()
-            .find(|l| l.0 == id)
-            .map(|l| (l.1, l.2))
+        self.links.get(&id).copied()
     }
 
     fn node(&self, id: u32) -> Option<&DepartedNode> {
