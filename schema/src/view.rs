@@ -523,12 +523,13 @@ pub(crate) struct Departed {
     from: Option<(u32, u32)>,
     /// Detached refId → (former parent, key in it); the last detach wins.
     links: HashMap<u32, (u32, u32), foldhash::fast::RandomState>,
-    /// Detached parents: (refId, kind, its view fields' tags).
-    nodes: Vec<DepartedNode>,
+    /// Detached instances: refId → (kind, a struct's field tags), read
+    /// only for the former parents of a removed target.
+    nodes: HashMap<u32, (NodeKind, Option<FieldTags>), foldhash::fast::RandomState>,
 }
 
-/// A detached parent: (refId, kind, its view fields' tags).
-type DepartedNode = (u32, NodeKind, Vec<(u32, i64)>);
+/// A struct type's field tags (`Schema::__field_tag`).
+type FieldTags = fn(u32) -> Option<i64>;
 
 impl Default for Departed {
     fn default() -> Self {
@@ -537,7 +538,7 @@ impl Default for Departed {
             owner: NO_ID,
             from: None,
             links: HashMap::default(),
-            nodes: Vec::new(),
+            nodes: HashMap::default(),
         }
     }
 }
@@ -582,9 +583,8 @@ impl Departed {
     }
 
     /// A struct detaches; its fields follow. Returns the previous owner.
-    pub(crate) fn enter_struct(&mut self, id: u32, tags: impl Fn(u32) -> Option<i64>) -> u32 {
-        let tags = (0..64).filter_map(|i| tags(i).map(|t| (i, t))).collect();
-        self.nodes.push((id, NodeKind::Struct, tags));
+    pub(crate) fn enter_struct(&mut self, id: u32, tags: FieldTags) -> u32 {
+        self.nodes.insert(id, (NodeKind::Struct, Some(tags)));
         std::mem::replace(&mut self.owner, id)
     }
 
@@ -596,7 +596,7 @@ impl Departed {
     /// A collection detaches.
     pub(crate) fn collection(&mut self, id: u32, kind: NodeKind) {
         if self.noting {
-            self.nodes.push((id, kind, Vec::new()));
+            self.nodes.insert(id, (kind, None));
         }
     }
 
@@ -604,8 +604,10 @@ impl Departed {
         self.links.get(&id).copied()
     }
 
-    fn node(&self, id: u32) -> Option<&DepartedNode> {
-        self.nodes.iter().rev().find(|n| n.0 == id)
+    /// A detached instance's kind and view fields' tags.
+    fn node(&self, id: u32) -> Option<(NodeKind, Vec<(u32, i64)>)> {
+        let &(kind, tags) = self.nodes.get(&id)?;
+        Some((kind, tags.map_or_else(Vec::new, view_field_tags)))
     }
 
     fn clear(&mut self) {
@@ -1191,6 +1193,14 @@ fn collect_subtree(node: &dyn Node, depth: u32, edge_tag: Option<i64>, out: &mut
     });
 }
 
+/// A struct's view fields and their tags, from its `field_tag` (field
+/// indexes are below 64, the wire's field byte).
+fn view_field_tags(field_tag: impl Fn(u32) -> Option<i64>) -> Vec<(u32, i64)> {
+    (0..64)
+        .filter_map(|i| field_tag(i).map(|t| (i, t)))
+        .collect()
+}
+
 /// One node of a target's subtree (or the parent of a departed target).
 fn collect_node(node: &dyn Node, depth: u32, edge_tag: Option<i64>) -> SubNode {
     let kind = node.kind();
@@ -1214,10 +1224,7 @@ fn collect_node(node: &dyn Node, depth: u32, edge_tag: Option<i64>) -> SubNode {
         }
     });
     let declared_view_fields = if kind == NodeKind::Struct && node.has_view_fields() {
-        // Field indexes are below 64 (the wire's field byte).
-        (0..64)
-            .filter_map(|i| node.field_tag(i).map(|t| (i, t)))
-            .collect()
+        view_field_tags(|i| node.field_tag(i))
     } else {
         Vec::new()
     };
@@ -2441,8 +2448,8 @@ fn departed_found_within(
         }
         _ => {
             let p = departed_found_within(parent, departed, found, steps)?;
-            let (_, kind, tags) = departed.node(parent)?;
-            (p.chain, p.live, *kind, tags.clone(), p.filtered)
+            let (kind, tags) = departed.node(parent)?;
+            (p.chain, p.live, kind, tags, p.filtered)
         }
     };
     let tag = if kind == NodeKind::Struct {
@@ -2451,9 +2458,7 @@ fn departed_found_within(
         None
     };
     chain.push((parent, kind, key, filtered || !tags.is_empty(), tag));
-    let (own_kind, own_tags) = departed
-        .node(id)
-        .map_or((NodeKind::Struct, Vec::new()), |n| (n.1, n.2.clone()));
+    let (own_kind, own_tags) = departed.node(id).unwrap_or((NodeKind::Struct, Vec::new()));
     Some(Found {
         chain,
         subtree: vec![SubNode {
