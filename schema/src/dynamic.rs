@@ -239,7 +239,8 @@ impl Field for DynStruct {
 
     fn __attach(&mut self, _: &mut (), tick: &mut Tick) {
         if self.track.meta.attach(tick) == crate::tracked::Back::New {
-            // (Taking back its refId, its changes still go out.)
+            // (Taking back its refId, or refreshed, its changes still go
+            // out.)
             self.track.dirty = 0;
             self.track.replaced = 0;
         }
@@ -348,6 +349,9 @@ impl crate::view::Node for DynStruct {
                 v.__with_node(&(), &mut |n| f(i as u32, n));
             }
         }
+    }
+    fn unset_this_tick(&self) -> u64 {
+        self.track.dirty & !self.present()
     }
     fn view_dirty(&self) -> bool {
         self.view_mask != 0 && (self.track.meta.fresh || self.track.dirty & self.view_mask != 0)

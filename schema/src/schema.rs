@@ -340,6 +340,9 @@ impl<T: Schema> crate::view::Node for StructNode<'_, T> {
                 });
         }
     }
+    fn unset_this_tick(&self) -> u64 {
+        self.track.state.dirty & !Schema::__present(self.value)
+    }
     fn view_dirty(&self) -> bool {
         let st = &self.track.state;
         T::VIEW_FIELDS != 0 && (st.meta.fresh || st.dirty & T::VIEW_FIELDS != 0)
@@ -722,7 +725,8 @@ impl<T: Schema> Field for T {
         let old = std::mem::take(&mut track.state);
         track.state.meta = old.meta;
         if track.state.meta.attach(tick) != crate::tracked::Back::New {
-            // Its fields' changes of the tick it left still go out.
+            // Its fields' changes of the tick it left (or of this tick,
+            // refreshed) still go out.
             track.state.dirty = old.dirty;
             track.state.replaced = old.replaced;
         }

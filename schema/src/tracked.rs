@@ -69,7 +69,9 @@ impl RefMeta {
             } else {
                 kept
             };
-        } else if !tick.keep_ids {
+        } else if tick.keep_ids {
+            back = Back::Refreshed;
+        } else {
             self.id = tick.alloc_id();
         }
         self.seq = tick.next_seq();
@@ -119,8 +121,12 @@ impl RefMeta {
 /// How a ref came back when it was attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Back {
-    /// With a new refId (or the one it has, see [`Tick::refresh`]).
+    /// With a new refId.
     New,
+    /// Attached already, sent in full again under its refId (see
+    /// [`Tick::refresh`]): the changes it recorded this tick still go out,
+    /// as the reference re-stages every present field over them.
+    Refreshed,
     /// With the refId it left in this tick: clients still hold the
     /// instance under that id, as of the last patch, so the ref sends the
     /// changes it recorded since then as well as its content.
@@ -304,11 +310,6 @@ impl Tick {
         self.keep_ids = true;
         f(self);
         self.keep_ids = false;
-    }
-
-    /// Whether an attach now keeps the ids of attached refs.
-    pub(crate) fn keeps_ids(&self) -> bool {
-        self.keep_ids
     }
 
     /// Called by a struct's generated `__detach_children` before it detaches

@@ -175,6 +175,10 @@ pub trait Node {
     fn changed_children(&self, f: &mut dyn FnMut(u32, &dyn Node)) {
         self.children(f);
     }
+    /// Struct: the fields unset this tick (a DELETE recorded).
+    fn unset_this_tick(&self) -> u64 {
+        0
+    }
     /// Struct: attached this tick or a view field changed.
     fn view_dirty(&self) -> bool {
         false
@@ -1077,7 +1081,9 @@ struct SubNode {
     /// Present entries: (index, field tag, child refId); index is the
     /// element refId for arrays of refs.
     entries: Vec<(u32, Option<i64>, Option<u32>)>,
-    /// Struct view fields: (index, tag).
+    /// Struct view fields a tagged `show` forces: (index, tag), every
+    /// declared one, set or not (one unset goes as a DELETE), but not one
+    /// unset this tick (the reference skips a field whose op is DELETE).
     view_fields: Vec<(u32, i64)>,
     /// Every view field the struct's type declares, set or not: a hide
     /// deletes them all, as the reference does.
@@ -1206,7 +1212,6 @@ fn collect_node(node: &dyn Node, depth: u32, edge_tag: Option<i64>) -> SubNode {
     let kind = node.kind();
     let prim = node.primitive_elements();
     let mut entries = Vec::new();
-    let mut view_fields = Vec::new();
     let mut scratch = Vec::new();
     node.entries(&mut scratch, &mut |e| {
         let tag = if kind == NodeKind::Struct {
@@ -1219,15 +1224,18 @@ fn collect_node(node: &dyn Node, depth: u32, edge_tag: Option<i64>) -> SubNode {
             _ => e.index,
         };
         entries.push((index, tag, e.child));
-        if let Some(t) = tag {
-            view_fields.push((e.index, t));
-        }
     });
     let declared_view_fields = if kind == NodeKind::Struct && node.has_view_fields() {
         view_field_tags(|i| node.field_tag(i))
     } else {
         Vec::new()
     };
+    let unset = node.unset_this_tick();
+    let view_fields = declared_view_fields
+        .iter()
+        .copied()
+        .filter(|&(i, _)| unset & (1 << i) == 0)
+        .collect();
     SubNode {
         id: node.id(),
         depth,
@@ -1481,6 +1489,8 @@ fn hide(view: &mut ViewState, f: &Found, tag: i64, forced: &mut Forced) {
 struct Ent {
     /// Field index, wire index, or element refId (arrays of refs).
     index: u32,
+    /// The entry's own index (an array element's position).
+    pos: u32,
     /// Struct field tag.
     tag: Option<i64>,
     key: Option<(u32, u32)>,
@@ -1559,6 +1569,7 @@ impl NodeData {
             any_dirty_child |= e.dirty && e.child.is_some();
             ents.push(Ent {
                 index,
+                pos: e.index,
                 tag,
                 key,
                 val: (s, bytes.len() as u32),
@@ -1945,12 +1956,20 @@ impl Walker {
                     (true, Some(p)) => {
                         let e = nd.ents[p];
                         let at = view.arena.len();
+                        // An element of an array every client holds whole
+                        // goes where it is, as the shared patch's ops do:
+                        // only filtered arrays of refs go by refId.
+                        let (wkind, windex) = if kind == NodeKind::Array && !prim && !ctx.filtered {
+                            (NodeKind::Indexed, e.pos)
+                        } else {
+                            (kind, e.index)
+                        };
                         write_op(
                             &mut view.arena,
-                            kind,
+                            wkind,
                             prim,
                             spec::ADD,
-                            e.index,
+                            windex,
                             nd.key(&e),
                             nd.val(&e),
                         );

@@ -157,6 +157,8 @@ struct Totals {
     states: Vec<(String, usize, String, String)>,
     /// State mismatches the reference's client has too (`inherited`).
     inherited: usize,
+    /// View patches that differ only by the documented V8 blocks.
+    documented: usize,
     /// Every finding, one JSON object per line.
     findings: String,
 }
@@ -179,7 +181,7 @@ impl Totals {
                 continue;
             }
             self.steps += 1;
-            if s.diffs.is_empty() && s.excused.is_empty() {
+            if s.diffs.is_empty() && s.excused.is_empty() && s.documented.is_empty() {
                 self.identical += 1;
             }
             if let Some(why) = s.one_parent {
@@ -192,7 +194,9 @@ impl Totals {
                 self.reference_inconsistent += usize::from(!s.reference_inconsistent.is_empty());
                 if s.compared > 0 {
                     self.compared += 1;
-                    self.compared_identical += usize::from(s.diffs.is_empty());
+                    let clean = s.diffs.is_empty();
+                    self.compared_identical += usize::from(clean && s.documented.is_empty());
+                    self.documented += usize::from(clean && !s.documented.is_empty());
                 }
             }
             for kind in s.op_kinds() {
@@ -276,6 +280,14 @@ impl Totals {
                 v["error"] = json!(e);
                 line(v);
             }
+            for d in &s.documented {
+                let mut v = base.clone();
+                v["kind"] = json!("documented V8");
+                v["part"] = json!(format!("{:?}", d.part));
+                v["ours"] = json!(d.ours);
+                v["want"] = json!(d.want);
+                line(v);
+            }
         }
     }
 
@@ -310,7 +322,12 @@ impl Totals {
             self.compared,
             self.compared_identical,
             pct(self.compared_identical, self.compared),
-            self.compared - self.compared_identical
+            self.compared - self.compared_identical - self.documented
+        );
+        let _ = writeln!(
+            out,
+            "  and {} steps whose view patches differ only by the documented V8 (blocks for refIds the reference's own client does not know: its decoder warns and skips them)",
+            self.documented
         );
         for (why, (n, same)) in &self.one_parent {
             let _ = writeln!(
@@ -400,7 +417,7 @@ impl Totals {
 /// 0.25) still gets wrong: (decoded-state mismatches, compared steps whose
 /// bytes differ). Measured with this commit's encoder; lower them when a
 /// fix lands, never raise them to make a change pass.
-const DEFAULT_SET_BUDGET: (usize, usize) = (15, 126);
+const DEFAULT_SET_BUDGET: (usize, usize) = (15, 50);
 
 #[test]
 fn random_vectors_replay() {
@@ -465,7 +482,7 @@ fn random_vectors_replay() {
         (0, usize::MAX)
     };
     let max_states = env_number("ROOMCAST_RANDOM_MAX_STATES", max_states as u64) as usize;
-    let byte_diffs = totals.compared - totals.compared_identical;
+    let byte_diffs = totals.compared - totals.compared_identical - totals.documented;
     let byte_failures = (strict && byte_diffs > 0) || byte_diffs > max_bytes;
     let state_failures = totals.states.len() > max_states;
     let failed = !totals.harness.is_empty() || state_failures || byte_failures;

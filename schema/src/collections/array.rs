@@ -1365,21 +1365,12 @@ impl<'a, V: Field> ArrayMut<'a, V> {
             // The reference re-sends every element in full after the
             // CLEAR (blocks in the new order, each element's subtree after
             // it), under the same refIds: the new ones too, whose blocks
-            // move to their new place. Not an element the client holds
-            // with changes of its own this tick: a full re-send would lose
-            // them (an unset field's DELETE), its block goes out as it is.
+            // move to their new place. Each node of those subtrees keeps
+            // the ops it recorded this tick, its present fields added.
             if V::DEFAULT_WIRE.is_none() {
                 self.tick.refresh(|tick| {
                     for item in &mut arr.items {
-                        let mut resend = false;
-                        item.value.__with_node(&item.track, &mut |n| {
-                            let mut below = false;
-                            n.changed_children(&mut |_, _| below = true);
-                            resend = n.fresh() || (n.seq() == NO_SEQ && !below);
-                        });
-                        if resend {
-                            item.value.__attach(&mut item.track, tick);
-                        }
+                        item.value.__attach(&mut item.track, tick);
                     }
                 });
                 arr.children_dirty = true;

@@ -506,14 +506,20 @@ impl<K: Key, V: Field> Indexed<K, V> {
     }
 
     pub(crate) fn attach(&mut self, tick: &mut Tick) {
-        let refresh = tick.keeps_ids() && self.attached();
-        let restage = self.meta.attach(tick) == crate::tracked::Back::SameTick;
+        let was_fresh = self.meta.fresh;
+        let back = self.meta.attach(tick);
+        let refresh = back == crate::tracked::Back::Refreshed;
+        let restage = back == crate::tracked::Back::SameTick;
         if !refresh && !restage {
             // (A refreshed collection keeps the tick's ops: its client
             // holds entries they remove; so does a moved one.)
             self.forget_changes();
         }
-        self.restaged &= restage;
+        // Refreshed, the reference re-stages every entry as an ADD after
+        // the ops recorded this tick (they keep their place and op). A
+        // collection new this tick recorded an op for every entry already:
+        // it stays as it was.
+        self.restaged = (refresh && !was_fresh) || (self.restaged && (restage || refresh));
         for slot in self.slots.iter_mut().flatten() {
             slot.value.__attach(&mut slot.track, tick);
         }
