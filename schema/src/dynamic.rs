@@ -353,6 +353,9 @@ impl crate::view::Node for DynStruct {
     fn unset_this_tick(&self) -> u64 {
         self.track.dirty & !self.present()
     }
+    fn replaced_this_tick(&self) -> u64 {
+        self.track.replaced
+    }
     fn view_dirty(&self) -> bool {
         self.view_mask != 0 && (self.track.meta.fresh || self.track.dirty & self.view_mask != 0)
     }

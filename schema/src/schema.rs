@@ -343,6 +343,9 @@ impl<T: Schema> crate::view::Node for StructNode<'_, T> {
     fn unset_this_tick(&self) -> u64 {
         self.track.state.dirty & !Schema::__present(self.value)
     }
+    fn replaced_this_tick(&self) -> u64 {
+        self.track.state.replaced
+    }
     fn view_dirty(&self) -> bool {
         let st = &self.track.state;
         T::VIEW_FIELDS != 0 && (st.meta.fresh || st.dirty & T::VIEW_FIELDS != 0)

@@ -179,6 +179,20 @@ pub trait Node {
     fn unset_this_tick(&self) -> u64 {
         0
     }
+    /// Struct: the fields whose instance was replaced this tick (a
+    /// DELETE_AND_ADD recorded).
+    fn replaced_this_tick(&self) -> u64 {
+        0
+    }
+    /// The fields or wire indexes with a DELETE recorded this tick, each
+    /// with the refId of the instance it removed, if any.
+    fn deleted_this_tick(&self, f: &mut dyn FnMut(u32, Option<u32>)) {
+        let mut unset = self.unset_this_tick();
+        while unset != 0 {
+            f(unset.trailing_zeros(), None);
+            unset &= unset - 1;
+        }
+    }
     /// Struct: attached this tick or a view field changed.
     fn view_dirty(&self) -> bool {
         false
@@ -1088,6 +1102,8 @@ struct SubNode {
     /// Every view field the struct's type declares, set or not: a hide
     /// deletes them all, as the reference does.
     declared_view_fields: Vec<(u32, i64)>,
+    /// Struct: fields whose instance was replaced this tick.
+    replaced: u64,
 }
 
 /// One forced op of a `show`/`hide` (the reference's `view.changes`).
@@ -1246,6 +1262,7 @@ fn collect_node(node: &dyn Node, depth: u32, edge_tag: Option<i64>) -> SubNode {
         entries,
         view_fields,
         declared_view_fields,
+        replaced: node.replaced_this_tick(),
     }
 }
 
@@ -1367,7 +1384,11 @@ fn add_node(
     }
     if (tag == DEFAULT_VIEW_TAG || !was_visible) && (!n.fresh || child_added) {
         for &(i, t, child) in &n.entries {
-            if child.is_some_and(|c| late.contains(&c)) {
+            // (A struct field whose instance was replaced after the call
+            // was there at the call: its ADD goes out, with what it holds
+            // now, as the reference resolves the index at encode time.)
+            let replaced = n.kind == NodeKind::Struct && n.replaced & (1 << i) != 0;
+            if child.is_some_and(|c| late.contains(&c)) && !replaced {
                 continue;
             }
             if n.kind != NodeKind::Struct || tag_admits(t, tag) {
@@ -1512,6 +1533,9 @@ struct NodeData {
     fresh_kids: Vec<u32>,
     /// A Map, Set or Collection cleared this tick.
     cleared: bool,
+    /// Fields or wire indexes deleted this tick, with the refId of the
+    /// instance removed, if any.
+    deletes: Vec<(u32, Option<u32>)>,
     scratch: Vec<u8>,
 }
 
@@ -1526,6 +1550,7 @@ impl Default for NodeData {
             bytes: Vec::new(),
             fresh_kids: Vec::new(),
             cleared: false,
+            deletes: Vec::new(),
             scratch: Vec::new(),
         }
     }
@@ -1540,6 +1565,11 @@ impl NodeData {
         self.kind = node.kind();
         self.prim = node.primitive_elements();
         self.cleared = node.cleared();
+        self.deletes.clear();
+        if self.seq != NO_SEQ {
+            let deletes = &mut self.deletes;
+            node.deleted_this_tick(&mut |k, gone| deletes.push((k, gone)));
+        }
         self.ents.clear();
         self.bytes.clear();
         self.fresh_kids.clear();
@@ -1950,6 +1980,7 @@ impl Walker {
                     // client what a joining client would not get.
                     (true, Some(p))
                         if !self.proj.contains(&(p as u32))
+                            && (ctx.filtered || nd.ents[p].tag.is_some())
                             && nd.ents[p].child.is_some_and(|c| {
                                 !view.marks.contains(&c) && !view.chained.contains(&c)
                             }) => {}
@@ -2242,6 +2273,25 @@ impl Walker {
                     }
                 }
             }
+            if ctx.visible && ctx.filtered && kind != NodeKind::Array {
+                // The reference sends a visible filtered node's DELETEs of
+                // the tick to its view, of entries the client held or not
+                // (harmless to the decoder, which knows the node); those of
+                // instances only to views that saw them.
+                for &(k, gone) in &nd.deletes {
+                    let shown = match kind {
+                        NodeKind::Struct => match node.field_tag(k) {
+                            None | Some(DEFAULT_VIEW_TAG) => true,
+                            Some(t) => view.tags.get(&id).is_some_and(|b| b & tag_bits(t) != 0),
+                        },
+                        _ => gone.is_none_or(|c| view.marks.contains(&c)),
+                    };
+                    if shown && self.held_ix.get(k).is_none() && self.proj_ix.get(k).is_none() {
+                        write_op(out, kind, prim, spec::DELETE, k, None, &[]);
+                        deleted |= legacy_coll;
+                    }
+                }
+            }
             if legacy_coll && (deleted || reset) {
                 // No positional DELETE, DELETE_BY_REFID or op on a held
                 // Set/Collection entry is safe for 3.x: CLEAR and re-ADD
@@ -2490,6 +2540,7 @@ fn departed_found_within(
             entries: Vec::new(),
             view_fields: Vec::new(),
             declared_view_fields: own_tags,
+            replaced: 0,
         }],
         in_collection: kind != NodeKind::Struct,
         filtered: filtered || tag.is_some(),

@@ -94,6 +94,8 @@ struct Change {
     op: u8,
     /// Position of the entry holding the value, or [`NONE`] for a DELETE.
     slot: u32,
+    /// A DELETE's removed instance (its refId), or [`NONE`] (a primitive).
+    gone: u32,
 }
 
 /// A key deleted this tick: re-adding it in the same tick reuses its index
@@ -320,6 +322,7 @@ impl<K: Key, V: Field> Indexed<K, V> {
                 wire,
                 op: spec::ADD,
                 slot: pos,
+                gone: NONE,
             });
             self.changes.len() as u32 - 1
         } else {
@@ -375,6 +378,7 @@ impl<K: Key, V: Field> Indexed<K, V> {
                 wire: slot.wire,
                 op,
                 slot: pos,
+                gone: NONE,
             });
             slot.change = self.changes.len() as u32 - 1;
         } else {
@@ -397,17 +401,20 @@ impl<K: Key, V: Field> Indexed<K, V> {
         let mut slot = self.slots[pos as usize].take().expect("live slot");
         self.live -= 1;
         self.meta.touch(tick);
+        let gone = slot.value.__ref_id(&slot.track).unwrap_or(NONE);
         let change = if slot.change == NONE {
             self.changes.push(Change {
                 wire: slot.wire,
                 op: spec::DELETE,
                 slot: NONE,
+                gone,
             });
             self.changes.len() as u32 - 1
         } else {
             let c = &mut self.changes[slot.change as usize];
             c.op = spec::DELETE;
             c.slot = NONE;
+            c.gone = gone;
             slot.change
         };
         tick.views.departed.from(self.meta.id(), slot.wire);
@@ -785,6 +792,11 @@ impl<K: Key, V: Field> crate::view::Node for Indexed<K, V> {
     }
     fn cleared(&self) -> bool {
         self.cleared
+    }
+    fn deleted_this_tick(&self, f: &mut dyn FnMut(u32, Option<u32>)) {
+        for c in self.changes.iter().filter(|c| c.op == spec::DELETE) {
+            f(c.wire, (c.gone != NONE).then_some(c.gone));
+        }
     }
     fn primitive_elements(&self) -> bool {
         match self.iter().next() {
