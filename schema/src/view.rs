@@ -1536,6 +1536,8 @@ struct NodeData {
     /// Fields or wire indexes deleted this tick, with the refId of the
     /// instance removed, if any.
     deletes: Vec<(u32, Option<u32>)>,
+    /// Struct: fields whose instance was replaced this tick.
+    replaced: u64,
     scratch: Vec<u8>,
 }
 
@@ -1551,6 +1553,7 @@ impl Default for NodeData {
             fresh_kids: Vec::new(),
             cleared: false,
             deletes: Vec::new(),
+            replaced: 0,
             scratch: Vec::new(),
         }
     }
@@ -1566,6 +1569,7 @@ impl NodeData {
         self.prim = node.primitive_elements();
         self.cleared = node.cleared();
         self.deletes.clear();
+        self.replaced = node.replaced_this_tick();
         if self.seq != NO_SEQ {
             let deletes = &mut self.deletes;
             node.deleted_this_tick(&mut |k, gone| deletes.push((k, gone)));
@@ -1615,6 +1619,16 @@ impl NodeData {
                 }
             });
             kids.sort_unstable();
+        }
+    }
+
+    /// The op of a diff's ADD of `e`: a struct field whose instance was
+    /// replaced this tick goes as the DELETE_AND_ADD it recorded.
+    fn add_op(&self, e: &Ent) -> u8 {
+        if self.kind == NodeKind::Struct && e.dirty && self.replaced & (1 << e.index) != 0 {
+            spec::DELETE_AND_ADD
+        } else {
+            spec::ADD
         }
     }
 
@@ -2185,11 +2199,11 @@ impl Walker {
                 put_back(mirror, id, held);
             }
         } else {
-            if nd.cleared && ctx.filtered && knew && !introduced {
+            if nd.cleared && ctx.visible && ctx.filtered && knew && !introduced {
                 // A client holding a cleared collection gets the CLEAR (and
                 // then whatever it is to see of the entries added since), as
-                // the reference sends it to every view that holds the
-                // collection, seen entries or not.
+                // the reference sends it to every view that sees the
+                // collection, held entries or not.
                 out.push(spec::CLEAR);
                 for h in held.drain(..) {
                     if let Some(c) = h.child {
@@ -2212,7 +2226,7 @@ impl Walker {
                 let at = out.len();
                 let same = match before {
                     None => {
-                        write_op(out, kind, prim, spec::ADD, e.index, key, val);
+                        write_op(out, kind, prim, nd.add_op(e), e.index, key, val);
                         false
                     }
                     Some(b) if held[b].value.bytes() != val => {
@@ -2236,7 +2250,7 @@ impl Walker {
                                 || e.child
                                     .is_some_and(|c| nd.fresh_kids.binary_search(&c).is_ok()));
                         if resend {
-                            write_op(out, kind, prim, spec::ADD, e.index, key, val);
+                            write_op(out, kind, prim, nd.add_op(e), e.index, key, val);
                             skipped |= legacy_coll && kind == NodeKind::Indexed;
                         }
                         true

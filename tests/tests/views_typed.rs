@@ -193,7 +193,8 @@ struct Held {
 /// the new `inner` is sent with its content: the reference's patch is
 /// `ff008001 ff018103 ff01c103 ff038027000000` (`@colyseus/schema` 5.0.34);
 /// it leaves out `holder.n`, which its full state for the view has
-/// (`ff0180050000008103`), and Roomcast sends it (the rule of V1).
+/// (`ff0180050000008103`), and Roomcast sends it (the rule of V1), with
+/// `inner`'s DELETE_AND_ADD as recorded.
 #[test]
 fn show_then_replace_sends_the_new_child_content() {
     let state = Held {
@@ -215,7 +216,7 @@ fn show_then_replace_sends_the_new_child_content() {
     assert_eq!(to_hex(enc.encode_patch()), "");
     assert_eq!(
         to_hex(enc.view_patch(v0)),
-        "ff008001ff018103ff0180050000008103ff038027000000"
+        "ff008001ff018103ff018005000000c103ff038027000000"
     );
     assert_eq!(to_hex(enc.encode_all()), "");
     assert_eq!(
