@@ -1104,6 +1104,8 @@ struct SubNode {
     declared_view_fields: Vec<(u32, i64)>,
     /// Struct: fields whose instance was replaced this tick.
     replaced: u64,
+    /// Fields or wire indexes deleted this tick (not arrays).
+    deletes: Vec<u32>,
 }
 
 /// One forced op of a `show`/`hide` (the reference's `view.changes`).
@@ -1246,6 +1248,10 @@ fn collect_node(node: &dyn Node, depth: u32, edge_tag: Option<i64>) -> SubNode {
     } else {
         Vec::new()
     };
+    let mut deletes = Vec::new();
+    if kind != NodeKind::Array && node.seq() != NO_SEQ {
+        node.deleted_this_tick(&mut |k, _| deletes.push(k));
+    }
     let unset = node.unset_this_tick();
     let view_fields = declared_view_fields
         .iter()
@@ -1263,6 +1269,7 @@ fn collect_node(node: &dyn Node, depth: u32, edge_tag: Option<i64>) -> SubNode {
         view_fields,
         declared_view_fields,
         replaced: node.replaced_this_tick(),
+        deletes,
     }
 }
 
@@ -1383,6 +1390,7 @@ fn add_node(
         }
     }
     if (tag == DEFAULT_VIEW_TAG || !was_visible) && (!n.fresh || child_added) {
+        let mut keys = Vec::with_capacity(n.entries.len());
         for &(i, t, child) in &n.entries {
             // (A struct field whose instance was replaced after the call
             // was there at the call: its ADD goes out, with what it holds
@@ -1392,9 +1400,37 @@ fn add_node(
                 continue;
             }
             if n.kind != NodeKind::Struct || tag_admits(t, tag) {
-                forced_set(forced, n.id, Some((i, true)));
+                keys.push(i);
                 child_added = true;
             }
+        }
+        // Entries deleted after the call were there at the call: the
+        // reference finds nothing at their index when it encodes and sends
+        // a DELETE. (Known only when the node's first change of the tick
+        // came after the call; earlier, they may have gone before it.)
+        if n.seq != NO_SEQ && n.seq >= after && !n.deletes.is_empty() {
+            let tag_of = |i: u32| {
+                n.declared_view_fields
+                    .iter()
+                    .find(|&&(f, _)| f == i)
+                    .map(|&(_, t)| t)
+            };
+            let before = keys.len();
+            keys.extend(
+                n.deletes
+                    .iter()
+                    .copied()
+                    .filter(|&i| n.kind != NodeKind::Struct || tag_admits(tag_of(i), tag)),
+            );
+            if keys.len() > before {
+                // In index order, as the reference walks the live indexes.
+                keys.sort_unstable();
+                keys.dedup();
+                child_added = true;
+            }
+        }
+        for i in keys {
+            forced_set(forced, n.id, Some((i, true)));
         }
     }
     child_added
@@ -2555,6 +2591,7 @@ fn departed_found_within(
             view_fields: Vec::new(),
             declared_view_fields: own_tags,
             replaced: 0,
+            deletes: Vec::new(),
         }],
         in_collection: kind != NodeKind::Struct,
         filtered: filtered || tag.is_some(),
