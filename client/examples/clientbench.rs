@@ -235,6 +235,10 @@ async fn count_until_stopped(
     counts: Arc<Counts>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // One wait for the whole loop: registered once, not again with every
+    // event.
+    let stopped = stop.wait_for(|stop| *stop);
+    tokio::pin!(stopped);
     loop {
         tokio::select! {
             event = room.recv() => match event {
@@ -242,7 +246,7 @@ async fn count_until_stopped(
                 Some(_) => {}
                 None => return,
             },
-            _ = stop.wait_for(|stop| *stop) => break,
+            _ = &mut stopped => break,
         }
     }
     room.leave(true).await;
