@@ -261,16 +261,15 @@ async fn rust_clients(port: u16, clients: usize, seconds: f64) -> Result<(), Str
         .map_err(|e| e.to_string())?
         // A join that does not complete fails the run instead of stalling it.
         .with_timeout(Some(Duration::from_secs(20)));
-    let mut rooms = Vec::with_capacity(clients);
+    let mut tasks = tokio::task::JoinSet::new();
+    let (stop, stopped) = watch::channel(false);
     for i in 0..clients {
         let room = join_counted(&client, &counts)
             .await
             .map_err(|e| format!("join {i}: {e}"))?;
-        rooms.push(room);
-    }
-    let mut tasks = tokio::task::JoinSet::new();
-    let (stop, stopped) = watch::channel(false);
-    for room in rooms {
+        // Each client applies its frames from its join on, as the SDK's
+        // do: a room nobody polls would queue every patch of the joins
+        // that follow (the process's peak memory, which RSS keeps).
         tasks.spawn_local(count_until_stopped(
             room,
             Arc::clone(&counts),
