@@ -269,7 +269,7 @@ async fn rust_clients(port: u16, clients: usize, seconds: f64) -> Result<(), Str
             .map_err(|e| format!("join {i}: {e}"))?;
         // Each client applies its frames from its join on, as the SDK's
         // do: a room nobody polls would queue every patch of the joins
-        // that follow (the process's peak memory, which RSS keeps).
+        // that follow.
         tasks.spawn_local(count_until_stopped(
             room,
             Arc::clone(&counts),
