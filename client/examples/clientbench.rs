@@ -41,9 +41,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
+
 use roomcast::schema::{Encoder, MapSchema, Schema};
 use roomcast::{Options, Room, RoomCtx, Server, ServerError};
-use roomcast_client::{Client, RoomEvent};
+use roomcast_client::{Client, Room as ClientRoom, RoomEvent};
 use roomcast_schema::decoder::{At, RefId};
 
 /// Entities in the room, all moving.
@@ -189,6 +191,67 @@ fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Joins the bench room with the callbacks every client has, counting
+/// into `counts`.
+async fn join_counted(
+    client: &Client,
+    counts: &Arc<Counts>,
+) -> Result<ClientRoom<BenchState>, String> {
+    let mut room = client
+        .join_or_create::<BenchState>("clientbench", &serde_json::json!({}))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut cx = room.callbacks().ok_or("no callbacks")?;
+    let (on_add, on_remove) = (Arc::clone(counts), Arc::clone(counts));
+    cx.on_add(
+        At::Field(RefId::ROOT, "entities"),
+        move |cx, _key, entity| {
+            bump(&on_add.adds);
+            let Some(id) = entity.as_ref_id() else { return };
+            for field in ["x", "y"] {
+                let counts = Arc::clone(&on_add);
+                let _ = cx.listen(id, field, move |_, _, _| bump(&counts.listens));
+            }
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    cx.on_remove(At::Field(RefId::ROOT, "entities"), move |_, _, _| {
+        bump(&on_remove.removes);
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(room)
+}
+
+/// One client's task: counts its state changes until `stop` turns true
+/// (or the room ends), then leaves.
+///
+/// The stop is a watch, not a `Notify`: `notify_waiters` reaches only the
+/// tasks waiting at that instant, and a task that had an event ready
+/// too could take the event, drop its `Notified` and the notification
+/// with it, and wait for ever (the process never ended: ~1 run in 10
+/// with 100 clients).
+async fn count_until_stopped(
+    mut room: ClientRoom<BenchState>,
+    counts: Arc<Counts>,
+    mut stop: watch::Receiver<bool>,
+) {
+    // One wait for the whole loop: registered once, not again with every
+    // event.
+    let stopped = stop.wait_for(|stop| *stop);
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            event = room.recv() => match event {
+                Some(RoomEvent::StateChange { .. }) => bump(&counts.patches),
+                Some(_) => {}
+                None => return,
+            },
+            _ = &mut stopped => break,
+        }
+    }
+    room.leave(true).await;
+}
+
 /// Joins `clients` clients on one thread (as Node's one), counts their
 /// events for `seconds` after a second of settling, prints the JSON line.
 async fn rust_clients(port: u16, clients: usize, seconds: f64) -> Result<(), String> {
@@ -196,53 +259,22 @@ async fn rust_clients(port: u16, clients: usize, seconds: f64) -> Result<(), Str
     let counts = Arc::new(Counts::default());
     let client = Client::new(&format!("http://127.0.0.1:{port}"))
         .map_err(|e| e.to_string())?
-        // A join that never completes (seen a few times, not yet
-        // understood) fails the run instead of stalling it.
+        // A join that does not complete fails the run instead of stalling it.
         .with_timeout(Some(Duration::from_secs(20)));
-    let mut rooms = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        let mut room = client
-            .join_or_create::<BenchState>("clientbench", &serde_json::json!({}))
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut cx = room.callbacks().ok_or("no callbacks")?;
-        let (on_add, on_remove) = (Arc::clone(&counts), Arc::clone(&counts));
-        cx.on_add(
-            At::Field(RefId::ROOT, "entities"),
-            move |cx, _key, entity| {
-                bump(&on_add.adds);
-                let Some(id) = entity.as_ref_id() else { return };
-                for field in ["x", "y"] {
-                    let counts = Arc::clone(&on_add);
-                    let _ = cx.listen(id, field, move |_, _, _| bump(&counts.listens));
-                }
-            },
-        )
-        .map_err(|e| e.to_string())?;
-        cx.on_remove(At::Field(RefId::ROOT, "entities"), move |_, _, _| {
-            bump(&on_remove.removes);
-        })
-        .map_err(|e| e.to_string())?;
-        rooms.push(room);
-    }
     let mut tasks = tokio::task::JoinSet::new();
-    let stop = Arc::new(tokio::sync::Notify::new());
-    for mut room in rooms {
-        let counts = Arc::clone(&counts);
-        let stop = Arc::clone(&stop);
-        tasks.spawn_local(async move {
-            loop {
-                tokio::select! {
-                    event = room.recv() => match event {
-                        Some(RoomEvent::StateChange { .. }) => bump(&counts.patches),
-                        Some(_) => {}
-                        None => return,
-                    },
-                    () = stop.notified() => break,
-                }
-            }
-            room.leave(true).await;
-        });
+    let (stop, stopped) = watch::channel(false);
+    for i in 0..clients {
+        let room = join_counted(&client, &counts)
+            .await
+            .map_err(|e| format!("join {i}: {e}"))?;
+        // Each client applies its frames from its join on, as the SDK's
+        // do: a room nobody polls would queue every patch of the joins
+        // that follow.
+        tasks.spawn_local(count_until_stopped(
+            room,
+            Arc::clone(&counts),
+            stopped.clone(),
+        ));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (cpu0, events0, t0) = (cpu_seconds("self"), counts.snapshot(), Instant::now());
@@ -259,7 +291,7 @@ async fn rust_clients(port: u16, clients: usize, seconds: f64) -> Result<(), Str
             "patches": patches, "adds": adds, "removes": removes, "listens": listens,
         })
     );
-    stop.notify_waiters();
+    let _ = stop.send(true);
     while tasks.join_next().await.is_some() {}
     Ok(())
 }
@@ -427,4 +459,68 @@ fn main() {
     }
     let _ = server.kill();
     let _ = server.wait();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stop reaches every client task, also those it finds with a
+    /// patch ready: the test stops them as its own client takes a patch
+    /// that went to all of them at once (their tasks are then woken by
+    /// that patch, not yet run). With a `Notify` and `notify_waiters`,
+    /// about half of them took the patch, lost the stop and never ended
+    /// (this test failed 5 runs of 5).
+    #[test]
+    fn stop_reaches_every_client_task() {
+        const CLIENTS: usize = 40;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&runtime, async {
+            let transport = roomcast::WebSocketTransport::bind("127.0.0.1:0")
+                .await
+                .expect("a free port");
+            let port = transport.local_addr().expect("an address").port();
+            let server = Server::builder()
+                .define("clientbench", BenchRoom::default)
+                .build();
+            let served = tokio::spawn(roomcast::transport::Transport::serve(transport, server));
+            let client = Client::new(&format!("http://127.0.0.1:{port}")).expect("an endpoint");
+            let counts = Arc::new(Counts::default());
+            let (stop, stopped) = watch::channel(false);
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 1..CLIENTS {
+                let room = join_counted(&client, &counts).await.expect("a join");
+                tasks.spawn_local(count_until_stopped(
+                    room,
+                    Arc::clone(&counts),
+                    stopped.clone(),
+                ));
+            }
+            // The client that stops the others, on its first patch: the
+            // last one the server writes a patch to.
+            let mut trigger = join_counted(&client, &counts).await.expect("a join");
+            // What the trigger has received so far is taken; then its
+            // next patch, which the others receive at the same time.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            while let Ok(Some(_)) = tokio::time::timeout(Duration::ZERO, trigger.recv()).await {}
+            while !matches!(trigger.recv().await, Some(RoomEvent::StateChange { .. })) {}
+            let _ = stop.send(true);
+            let ended = tokio::time::timeout(Duration::from_secs(20), async {
+                while tasks.join_next().await.is_some() {}
+            })
+            .await;
+            assert!(
+                ended.is_ok(),
+                "{} of {} client tasks did not see the stop",
+                tasks.len(),
+                CLIENTS - 1
+            );
+            trigger.leave(true).await;
+            served.abort();
+        });
+    }
 }

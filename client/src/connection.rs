@@ -38,8 +38,10 @@ const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// reading the socket.
 pub const EVENT_CAPACITY: usize = 1024;
 
-/// The WebSocket read buffer of a connection (see [`join`]).
-const READ_BUFFER_SIZE: usize = 8 * 1024;
+/// The WebSocket read buffer of a connection (see [`join`]): what one
+/// read takes at most, zero-filled before each read; a state frame is
+/// mostly under 1 KiB.
+const READ_BUFFER_SIZE: usize = 4 * 1024;
 
 /// From the room (and its senders) to the connection task.
 #[derive(Debug)]
@@ -419,7 +421,10 @@ impl Driver {
             }
             let url = self.reconnect_url();
             tracing::debug!(attempt, %url, "reconnecting");
-            match timeout(self.config.attempt_timeout, join(&url, &self.headers)).await {
+            // Boxed: inline, the handshake's state (~4 KiB) would sit in
+            // every connection task's future for the whole session.
+            let attempt_join = Box::pin(join(&url, &self.headers));
+            match timeout(self.config.attempt_timeout, attempt_join).await {
                 Ok(Ok((mut ws, frame))) => {
                     let Ok(ServerFrame::Join(handshake)) = protocol::parse(&frame) else {
                         continue;
