@@ -13,6 +13,7 @@ mod metrics;
 #[path = "metrics_off.rs"]
 mod metrics;
 pub mod msgpack;
+pub mod prelude;
 mod presence;
 pub mod protocol;
 mod relay;

@@ -108,6 +108,7 @@ impl<R: Room> RoomCore<R> {
                 room_name: room_name.into(),
                 lifecycle: Lifecycle::Creating { disconnect: false },
                 state: None,
+                no_auth: R::Auth::default(),
                 slots: BTreeMap::new(),
                 sessions: HashMap::new(),
                 conns: HashMap::new(),

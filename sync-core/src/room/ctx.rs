@@ -408,6 +408,8 @@ pub struct RoomCtx<R: Room> {
     pub(crate) room_name: Arc<str>,
     pub(crate) lifecycle: Lifecycle,
     pub(crate) state: Option<R::State>,
+    /// What [`RoomCtx::auth`] gives for a client no longer in the room.
+    pub(crate) no_auth: R::Auth,
     pub(crate) slots: BTreeMap<ClientId, Slot<R>>,
     pub(crate) sessions: HashMap<Arc<str>, ClientId>,
     pub(crate) conns: HashMap<ConnId, ClientId>,
@@ -631,10 +633,24 @@ impl<R: Room> RoomCtx<R> {
         self.slots.get_mut(&client.id).map(|s| &mut s.user_data)
     }
 
-    /// What `on_auth` returned for a client.
+    /// What `on_auth` returned for a client (Colyseus `client.auth`);
+    /// `Auth::default()` for a client no longer in the room, as before
+    /// `on_auth` returned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use roomcast::{Client, Room, RoomCtx};
+    /// fn greet<R: Room<Auth = String>>(ctx: &mut RoomCtx<R>, client: &Client) {
+    ///     let name = ctx.auth(client).clone();
+    ///     ctx.broadcast("hello", &name, ());
+    /// }
+    /// ```
     #[must_use]
-    pub fn auth(&self, client: &Client) -> Option<&R::Auth> {
-        self.slots.get(&client.id).map(|s| &s.auth)
+    pub fn auth(&self, client: &Client) -> &R::Auth {
+        self.slots
+            .get(&client.id)
+            .map_or(&self.no_auth, |s| &s.auth)
     }
 
     /// Gives `client` its own view of the state's `#[schema(view)]` fields
@@ -1030,9 +1046,22 @@ impl<R: Room> RoomCtx<R> {
     }
 
     /// Caps the number of clients (seats reserved included); the room locks
-    /// itself while full.
-    pub fn set_max_clients(&mut self, max: Option<usize>) {
-        self.max_clients = max;
+    /// itself while full. A number, or `None` for no cap (the default;
+    /// Colyseus `this.maxClients = 4`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use roomcast::{Room, RoomCtx};
+    /// fn setup<R: Room>(ctx: &mut RoomCtx<R>) {
+    ///     ctx.set_max_clients(4);
+    ///     assert_eq!(ctx.max_clients(), Some(4));
+    ///     ctx.set_max_clients(None);
+    ///     assert_eq!(ctx.max_clients(), None);
+    /// }
+    /// ```
+    pub fn set_max_clients(&mut self, max: impl Into<Option<usize>>) {
+        self.max_clients = max.into();
         self.update_full_lock();
     }
 
