@@ -10,6 +10,9 @@
 //! `onJoin(client)`): each one is known by its type, so the attribute puts
 //! the others back, as `_`, in the trait's order. `on_create` and
 //! `on_join` may leave out `-> Result` when they cannot fail.
+//!
+//! A room whose state's data is `Default` starts with it (its
+//! `initial_state`), as a Colyseus 0.18 room's `state = new MyState()`.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, ToTokens};
@@ -121,11 +124,26 @@ pub(crate) fn expand(attr: TokenStream, item: syn::ItemImpl) -> syn::Result<Toke
             }
         }
     }
-    for (name, default) in DEFAULTED {
-        let given = item.items.iter().any(|i| match i {
+    let given = |item: &syn::ItemImpl, name: &str| {
+        item.items.iter().any(|i| match i {
             syn::ImplItem::Type(t) => t.ident == name,
+            syn::ImplItem::Fn(f) => f.sig.ident == name,
             _ => false,
+        })
+    };
+    // A state of default data is there from the start (see
+    // `roomcast::__private::Initial`).
+    if given(&item, "State") && !given(&item, "initial_state") {
+        item.items.push(syn::parse_quote! {
+            fn initial_state() -> ::core::option::Option<Self::State> {
+                #[allow(unused_imports)]
+                use ::roomcast::__private::{NoInitial as _, ViaDefault as _};
+                (&&::roomcast::__private::Initial::<Self::State>::new()).initial_state()
+            }
         });
+    }
+    for (name, default) in DEFAULTED {
+        let given = given(&item, name);
         if !given {
             let ident = syn::Ident::new(name, Span::call_site());
             let ty: syn::Type = match (&auth, name) {
@@ -222,10 +240,12 @@ fn complete_hook(f: &mut syn::ImplItemFn) -> syn::Result<()> {
     }
     if fallible && matches!(f.sig.output, syn::ReturnType::Default) {
         f.sig.output = syn::parse_quote!(-> ::core::result::Result<(), ::roomcast::ServerError>);
-        // In an async block, a `return;` of the body still returns `()`.
+        // In an async block, a `return;` of the body still returns `()`;
+        // it takes the parameters (references) as the hook's future does,
+        // so it is `Send` when that is.
         let body = &f.block;
         f.block = syn::parse_quote!({
-            let () = async #body.await;
+            let () = async move #body.await;
             ::core::result::Result::Ok(())
         });
     }

@@ -3,6 +3,10 @@
 // links to the server's items (`Server`, `RedisPresence`, ...) lead nowhere.
 #![cfg_attr(not(feature = "server"), allow(rustdoc::broken_intra_doc_links))]
 
+// `#[roomcast::room]` names the crate `::roomcast`, also on the built-in
+// rooms (`LobbyRoom`, `RelayRoom`).
+extern crate self as roomcast;
+
 pub mod clock;
 mod error;
 mod lobby;
@@ -46,6 +50,12 @@ pub use roomcast_schema_derive::room;
 /// }
 /// ```
 pub use roomcast_schema_derive::RoomcastSchema as Schema;
+
+/// What `#[roomcast::room]` expands to names these; not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::room::initial::{Initial, NoInitial, ViaDefault};
+}
 
 /// The state encoder (`roomcast-schema`), re-exported.
 pub use roomcast_schema as schema;

@@ -39,10 +39,7 @@ impl Room for TicTacToe {
     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>) {
         ctx.set_max_clients(2);
         let board = [0; WIDTH * WIDTH].into_iter().collect();
-        ctx.set_state(Encoder::new(State {
-            board,
-            ..State::default()
-        }));
+        ctx.state_mut().set_board(board);
         ctx.on_message("action", |room, ctx, client, a: Action| {
             room.play(ctx, client.session_id(), a.x, a.y);
         });

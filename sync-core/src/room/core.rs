@@ -107,7 +107,7 @@ impl<R: Room> RoomCore<R> {
                 room_id: generate_id(9),
                 room_name: room_name.into(),
                 lifecycle: Lifecycle::Creating { disconnect: false },
-                state: None,
+                state: R::initial_state(),
                 no_auth: R::Auth::default(),
                 slots: BTreeMap::new(),
                 sessions: HashMap::new(),

@@ -849,6 +849,30 @@ impl<R: Room> RoomCtx<R> {
         self.enqueue(client.id, protocol::encode_error(code, message));
     }
 
+    /// Refuses a message's payload: ERROR 4217
+    /// ([`INVALID_PAYLOAD`](crate::protocol::error_code::INVALID_PAYLOAD),
+    /// what Colyseus sends for a message that fails its validation) with
+    /// `message`; the client stays connected. A strict typed handler sends
+    /// the same error for a payload it cannot read, and closes the client.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use roomcast::{Room, RoomCtx};
+    /// # use roomcast::msgpack::Value;
+    /// fn register<R: Room>(ctx: &mut RoomCtx<R>) {
+    ///     ctx.on_message("aim", |_, ctx, client, m: Value| {
+    ///         let Some(angle) = m["angle"].as_finite() else {
+    ///             return ctx.invalid_payload(client, "aim: angle must be a finite number");
+    ///         };
+    ///         ctx.broadcast("aimed", &angle, ());
+    ///     });
+    /// }
+    /// ```
+    pub fn invalid_payload(&mut self, client: &Client, message: &str) {
+        self.error(client, protocol::error_code::INVALID_PAYLOAD, message);
+    }
+
     /// Closes a client's connection with `code` (Colyseus
     /// `client.leave(code)`; use 4000–4999). 4000 is a consented leave:
     /// `on_leave` follows. Any other code is a drop, as in Colyseus:

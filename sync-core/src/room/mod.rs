@@ -8,6 +8,8 @@
 mod core;
 mod ctx;
 pub(crate) mod driver;
+#[doc(hidden)]
+pub(crate) mod initial;
 mod io;
 mod sender;
 mod task;
@@ -96,6 +98,19 @@ pub trait Room: Sized + Send + 'static {
     type UserData: Default + Send + 'static;
     /// What `on_auth` returns (Colyseus `client.auth`).
     type Auth: Default + Send + Sync + 'static;
+
+    /// The state the room starts with, before `on_create`; `None` (the
+    /// default) until [`RoomCtx::set_state`].
+    ///
+    /// `#[roomcast::room]` writes it when the impl leaves it out: an
+    /// `Encoder<T>` state whose `T` is `Default` starts as `T::default()`
+    /// (Colyseus 0.18's `state = new MyState()`), so `on_create` changes
+    /// it through [`RoomCtx::state_mut`] without building it first; any
+    /// other state starts as `None`.
+    #[must_use]
+    fn initial_state() -> Option<Self::State> {
+        None
+    }
 
     /// The room was created; register message handlers, set the state.
     ///

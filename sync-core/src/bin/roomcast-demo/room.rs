@@ -41,18 +41,15 @@ impl Room for DemoRoom {
     type State = Encoder<World>;
 
     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, options: &Options) {
-        ctx.set_state(Encoder::new(World {
-            width: WIDTH as u16,
-            height: HEIGHT as u16,
-            ..World::default()
-        }));
+        let mut world = ctx.state_mut();
+        world.set_width(WIDTH as u16);
+        world.set_height(HEIGHT as u16);
         ctx.set_max_clients(options["maxClients"].as_u64().unwrap_or(50) as usize);
         ctx.on_message("move", |_, ctx, client, m: Value| {
             // Refuse NaN and infinities (msgpack carries them, and `clamp`
             // lets NaN through), or every client would get them.
             let (Some(x), Some(y)) = (m["x"].as_finite(), m["y"].as_finite()) else {
-                let error = "move: x and y must be finite numbers";
-                return ctx.error(client, error_code::INVALID_PAYLOAD, error);
+                return ctx.invalid_payload(client, "move: x and y must be finite numbers");
             };
             if let Some(mut player) = ctx.state_mut().players_mut().get_mut(client.session_id()) {
                 player.set_x((x as f32).clamp(0.0, WIDTH));
@@ -62,10 +59,9 @@ impl Room for DemoRoom {
         ctx.on_message("chat", |_, ctx, client, text: String| {
             let text: String = text.chars().take(200).collect();
             let name = ctx.auth(client).clone();
-            let mut world = ctx.state_mut();
-            world.chat_mut().push(format!("{name}: {text}"));
-            if world.chat.len() > CHAT_LINES {
-                world.chat_mut().shift();
+            ctx.state_mut().chat_mut().push(format!("{name}: {text}"));
+            if ctx.state().chat.len() > CHAT_LINES {
+                ctx.state_mut().chat_mut().shift();
             }
             let message = json!({ "from": client.session_id(), "name": name, "text": text });
             ctx.broadcast("chat", &message, ());
@@ -85,16 +81,15 @@ impl Room for DemoRoom {
     }
 
     async fn on_join(&mut self, ctx: &mut RoomCtx<Self>, client: &Client) {
+        let id = client.session_id();
         let name = ctx.auth(client).clone();
         // A spot derived from the session id: random enough, reproducible.
-        let seed = client
-            .session_id()
+        let seed = id
             .bytes()
             .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
         let (x, y) = ((seed % 780 + 10) as f32, (seed / 780 % 580 + 10) as f32);
-        ctx.state_mut()
-            .players_mut()
-            .insert(client.session_id(), Player { name, x, y });
+        let player = Player { name, x, y };
+        ctx.state_mut().players_mut().insert(id, player);
     }
 
     async fn on_drop(&mut self, ctx: &mut RoomCtx<Self>, client: &Client) {
