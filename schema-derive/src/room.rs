@@ -210,7 +210,7 @@ fn complete_hook(f: &mut syn::ImplItemFn) -> syn::Result<()> {
         let mut next = 0;
         for arg in given {
             let expected = || {
-                let names: Vec<&str> = params.iter().map(|p| p.name()).collect();
+                let names: Vec<String> = params.iter().map(|p| format!("`{}`", p.name())).collect();
                 syn::Error::new_spanned(
                     &arg.ty,
                     format!(

@@ -29,8 +29,11 @@ pub mod testing;
 #[cfg(feature = "server")]
 pub mod transport;
 
-/// Writes the associated types an `impl Room` leaves out (no state, `()`
-/// per client): see [`Room`](trait@Room#leaving-out-the-associated-types).
+/// Writes what an `impl Room` leaves out: the associated types (no state,
+/// `()` per client, `Auth` from `on_auth`), the parameters a hook does not
+/// use, `-> Result` of a hook that cannot fail, and a starting state of
+/// default data: see
+/// [`Room`](trait@Room#leaving-out-what-a-room-does-not-use-roomcastroom).
 pub use roomcast_schema_derive::room;
 /// `#[derive(Schema)]` for a server that depends on `roomcast` alone: the
 /// generated code names the encoder as `roomcast::schema`, so no
