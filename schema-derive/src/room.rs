@@ -157,7 +157,8 @@ pub(crate) fn expand(attr: TokenStream, item: syn::ItemImpl) -> syn::Result<Toke
 }
 
 /// `T` of a `-> Result<T, ..>` (`()` for a bare `Result`, which is
-/// `roomcast::Result`).
+/// `roomcast::Result`); none when `T` names `Self` (`Self::Auth` is the
+/// type being defined).
 fn ok_type(output: &syn::ReturnType) -> Option<syn::Type> {
     let syn::ReturnType::Type(_, ty) = output else {
         return None;
@@ -171,10 +172,14 @@ fn ok_type(output: &syn::ReturnType) -> Option<syn::Type> {
     }
     match &last.arguments {
         syn::PathArguments::None => Some(syn::parse_quote!(())),
-        syn::PathArguments::AngleBracketed(args) => args.args.iter().find_map(|a| match a {
-            syn::GenericArgument::Type(t) => Some(t.clone()),
-            _ => None,
-        }),
+        syn::PathArguments::AngleBracketed(args) => args
+            .args
+            .iter()
+            .find_map(|a| match a {
+                syn::GenericArgument::Type(t) => Some(t.clone()),
+                _ => None,
+            })
+            .filter(|t| !names_self(t.to_token_stream())),
         syn::PathArguments::Parenthesized(_) => None,
     }
 }
@@ -250,4 +255,12 @@ fn complete_hook(f: &mut syn::ImplItemFn) -> syn::Result<()> {
         });
     }
     Ok(())
+}
+
+fn names_self(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|t| match t {
+        proc_macro2::TokenTree::Ident(i) => i == "Self",
+        proc_macro2::TokenTree::Group(g) => names_self(g.stream()),
+        _ => false,
+    })
 }

@@ -41,6 +41,17 @@ impl Room for Short {
             };
             ctx.send(client, "x", &x);
         });
+        // The same refusal while the state is borrowed.
+        ctx.on_message("seat", |_, ctx, client, m: Value| {
+            ctx.with_state(|mut seats, out| {
+                let Some(name) = m.as_str() else {
+                    return out.invalid_payload(client, "seat: a name");
+                };
+                seats
+                    .taken_mut()
+                    .insert(client.session_id(), name.to_owned());
+            });
+        });
     }
 
     // Options and the request, without the context.
@@ -154,6 +165,17 @@ fn a_lenient_payload_is_read_like_a_js_object_and_refused_without_closing() {
         [("x".into(), Value::F64(1.0))],
         "still there"
     );
+
+    h.send_message(a, "seat", &Value::Int(1));
+    assert_eq!(
+        h.received(a),
+        [Received::Error {
+            code: 4217,
+            message: "seat: a name".into(),
+        }]
+    );
+    h.send_message(a, "seat", &Value::from("ada"));
+    assert_eq!(h.ctx().state().taken.len(), 1);
 }
 
 /// A state whose data is not `Default`: none until `set_state`.

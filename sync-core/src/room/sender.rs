@@ -37,6 +37,11 @@ impl Sender {
             .push((Some(client.id), frame, BroadcastOptions::default()));
     }
 
+    /// [`RoomCtx::invalid_payload`].
+    pub fn invalid_payload(&mut self, client: &Client, message: &str) {
+        self.error(client, protocol::error_code::INVALID_PAYLOAD, message);
+    }
+
     /// [`RoomCtx::broadcast`].
     pub fn broadcast<T: Serialize + ?Sized>(
         &mut self,
