@@ -125,7 +125,7 @@ fn generated_classes_decode_the_demo_room_through_the_sdk() {
         .build()
         .unwrap();
     let server = Server::builder()
-        .define("world", room::DemoRoom::default)
+        .define("world", || room::DemoRoom)
         .build();
     let transport = runtime
         .block_on(WebSocketTransport::bind("127.0.0.1:0"))
