@@ -46,8 +46,9 @@ impl Room for DemoRoom {
         world.set_height(HEIGHT as u16);
         ctx.set_max_clients(options["maxClients"].as_u64().unwrap_or(50) as usize);
         ctx.on_message("move", |_, ctx, client, m: Value| {
-            // Refuse NaN and infinities (msgpack carries them, and `clamp`
-            // lets NaN through), or every client would get them.
+            // Refuse what is not a finite number, NaN and infinities too
+            // (msgpack carries them, and `clamp` lets NaN through), or
+            // every client would get them; the client stays, as in Node.
             let (Some(x), Some(y)) = (m["x"].as_finite(), m["y"].as_finite()) else {
                 return ctx.invalid_payload(client, "move: x and y must be finite numbers");
             };
