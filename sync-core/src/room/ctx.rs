@@ -486,12 +486,14 @@ where
     ///
     /// # Panics
     ///
-    /// When [`set_state`](Self::set_state) was never called.
+    /// When the room has no state: [`set_state`](Self::set_state) was
+    /// never called and it did not start with one
+    /// ([`Room::initial_state`]).
     #[must_use]
     pub fn state(&self) -> &<R::State as StateAccess>::Data {
         self.state
             .as_ref()
-            .expect("set_state was never called")
+            .expect("the room has no state: set_state was never called")
             .state()
     }
 
@@ -500,11 +502,13 @@ where
     ///
     /// # Panics
     ///
-    /// When [`set_state`](Self::set_state) was never called.
+    /// When the room has no state: [`set_state`](Self::set_state) was
+    /// never called and it did not start with one
+    /// ([`Room::initial_state`]).
     pub fn state_mut(&mut self) -> <R::State as StateAccess>::Mut<'_> {
         self.state
             .as_mut()
-            .expect("set_state was never called")
+            .expect("the room has no state: set_state was never called")
             .state_mut()
     }
 }
@@ -591,9 +595,13 @@ impl<R: Room> RoomCtx<R> {
     ///
     /// # Panics
     ///
-    /// When [`set_state`](Self::set_state) was never called.
+    /// When the room has no state: [`set_state`](Self::set_state) was
+    /// never called and it did not start with one
+    /// ([`Room::initial_state`]).
     pub fn sync_state_mut(&mut self) -> &mut R::State {
-        self.state.as_mut().expect("set_state was never called")
+        self.state
+            .as_mut()
+            .expect("the room has no state: set_state was never called")
     }
 
     // ----- clients ------------------------------------------------------

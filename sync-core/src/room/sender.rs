@@ -65,7 +65,9 @@ where
     ///
     /// # Panics
     ///
-    /// When [`set_state`](Self::set_state) was never called.
+    /// When the room has no state: [`set_state`](Self::set_state) was
+    /// never called and it did not start with one
+    /// ([`Room::initial_state`]).
     ///
     /// # Examples
     ///
