@@ -94,7 +94,7 @@ pub use crate::server::{
     Matchmaker, Method, MonitorAuth, MonitorConfig, SeatReservation, Server, ServerBuilder,
     ServerConfig, WebSocketTransport,
 };
-pub use crate::state::{DialectSet, NoState, PatchFrames, StateAccess, SyncState};
+pub use crate::state::{DialectSet, IntoState, NoState, PatchFrames, StateAccess, SyncState};
 
 #[cfg(test)]
 pub(crate) fn hex(s: &str) -> Vec<u8> {

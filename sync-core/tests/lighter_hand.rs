@@ -1,9 +1,9 @@
 //! The short forms of a room (issue 17, "A lighter hand"), run through the
 //! harness: hooks written with only the parameters they use, `on_create`
 //! and `on_join` without `-> Result`, `Auth` taken from `on_auth`, a state
-//! of default data there from the start, `ctx.auth` without `Option`, and
-//! a lenient payload read like a JS object and refused with
-//! `invalid_payload`.
+//! of default data there from the start, `set_state` with the data alone,
+//! `ctx.auth` without `Option`, and a lenient payload read like a JS
+//! object and refused with `invalid_payload`.
 
 use roomcast::prelude::*;
 use roomcast::testing::{Received, RoomHarness};
@@ -195,7 +195,8 @@ impl Room for Late {
 
     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>) {
         self.had_state = Some(ctx.sync_state().is_some());
-        ctx.set_state(Encoder::new(Fixed { n: 7 }));
+        // The data alone: set_state wraps it in an encoder.
+        ctx.set_state(Fixed { n: 7 });
     }
 }
 

@@ -22,7 +22,7 @@ use crate::matchmaker::ListingStore;
 use crate::msgpack::{self, Value};
 use crate::presence::Presence;
 use crate::protocol::{self, Dialect, MessageType};
-use crate::state::{DialectSet, StateAccess, SyncState};
+use crate::state::{DialectSet, IntoState, StateAccess, SyncState};
 
 pub(crate) type Handler<R> = Arc<
     dyn Fn(&mut R, &mut RoomCtx<R>, &Client, &Value) -> Result<ReplyOutcome, msgpack::ValueError>
@@ -578,9 +578,10 @@ impl<R: Room> RoomCtx<R> {
     // ----- state --------------------------------------------------------
 
     /// Sets the synchronized state; its full encoding goes to every client
-    /// that joins, and its patches to every client.
-    pub fn set_state(&mut self, state: R::State) {
-        self.state = Some(state);
+    /// that joins, and its patches to every client. Takes the state, or
+    /// for an `Encoder<T>` state its data `T` ([`IntoState`]).
+    pub fn set_state(&mut self, state: impl IntoState<R::State>) {
+        self.state = Some(state.into_state());
     }
 
     /// The synchronized state itself (the encoder), if set: for what
