@@ -124,9 +124,7 @@ fn generated_classes_decode_the_demo_room_through_the_sdk() {
         .enable_all()
         .build()
         .unwrap();
-    let server = Server::builder()
-        .define("world", room::DemoRoom::default)
-        .build();
+    let server = Server::builder().define("world", || room::DemoRoom).build();
     let transport = runtime
         .block_on(WebSocketTransport::bind("127.0.0.1:0"))
         .expect("a free port");

@@ -51,10 +51,13 @@ fn derive_with(
 /// On an `impl Room for ...` block of `roomcast` (used as
 /// `#[roomcast::room]`): the associated types the impl leaves out are
 /// written with their defaults, `State = roomcast::NoState`, `UserData =
-/// ()` and `Auth = ()`.
+/// ()` and `Auth = ()` (or what `on_auth` returns); a hook may leave out
+/// the parameters it does not use (known by their types) and, for
+/// `on_create` and `on_join`, its `-> Result`; and a state of `Default`
+/// data is there from the start (`Room::initial_state`).
 ///
-/// The `Room` trait cannot default them itself: associated type defaults
-/// are unstable Rust.
+/// The `Room` trait cannot default the types itself: associated type
+/// defaults are unstable Rust.
 #[proc_macro_attribute]
 pub fn room(
     attr: proc_macro::TokenStream,

@@ -1,5 +1,6 @@
-//! trybuild UI tests: one file per rule of `#[derive(Schema)]`'s checks,
-//! each with the exact compiler error users see.
+//! trybuild UI tests: one file per rule of `#[derive(Schema)]`'s checks
+//! (and of `#[roomcast::room]`'s, `room_*.rs`), each with the exact
+//! compiler error users see.
 
 #[test]
 fn ui() {

@@ -9,7 +9,7 @@ mod room;
 async fn main() -> std::io::Result<()> {
     let port = std::env::args().nth(1).unwrap_or_else(|| "2567".into());
     let server = roomcast::Server::builder()
-        .define("chat", room::ChatRoom::default)
+        .define("chat", || room::ChatRoom)
         .build();
     println!("chat: http://127.0.0.1:{port}");
     server.listen(format!("127.0.0.1:{port}")).await

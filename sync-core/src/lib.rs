@@ -3,6 +3,10 @@
 // links to the server's items (`Server`, `RedisPresence`, ...) lead nowhere.
 #![cfg_attr(not(feature = "server"), allow(rustdoc::broken_intra_doc_links))]
 
+// `#[roomcast::room]` names the crate `::roomcast`, also on the built-in
+// rooms (`LobbyRoom`, `RelayRoom`).
+extern crate self as roomcast;
+
 pub mod clock;
 mod error;
 mod lobby;
@@ -13,6 +17,7 @@ mod metrics;
 #[path = "metrics_off.rs"]
 mod metrics;
 pub mod msgpack;
+pub mod prelude;
 mod presence;
 pub mod protocol;
 mod relay;
@@ -24,8 +29,11 @@ pub mod testing;
 #[cfg(feature = "server")]
 pub mod transport;
 
-/// Writes the associated types an `impl Room` leaves out (no state, `()`
-/// per client): see [`Room`](trait@Room#leaving-out-the-associated-types).
+/// Writes what an `impl Room` leaves out: the associated types (no state,
+/// `()` per client, `Auth` from `on_auth`), the parameters a hook does not
+/// use, `-> Result` of a hook that cannot fail, and a starting state of
+/// default data: see
+/// [`Room`](trait@Room#leaving-out-what-a-room-does-not-use-roomcastroom).
 pub use roomcast_schema_derive::room;
 /// `#[derive(Schema)]` for a server that depends on `roomcast` alone: the
 /// generated code names the encoder as `roomcast::schema`, so no
@@ -45,6 +53,12 @@ pub use roomcast_schema_derive::room;
 /// }
 /// ```
 pub use roomcast_schema_derive::RoomcastSchema as Schema;
+
+/// What `#[roomcast::room]` expands to names these; not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::room::initial::{Initial, NoInitial, ViaDefault};
+}
 
 /// The state encoder (`roomcast-schema`), re-exported.
 pub use roomcast_schema as schema;
@@ -80,7 +94,7 @@ pub use crate::server::{
     Matchmaker, Method, MonitorAuth, MonitorConfig, SeatReservation, Server, ServerBuilder,
     ServerConfig, WebSocketTransport,
 };
-pub use crate::state::{DialectSet, NoState, PatchFrames, StateAccess, SyncState};
+pub use crate::state::{DialectSet, IntoState, NoState, PatchFrames, StateAccess, SyncState};
 
 #[cfg(test)]
 pub(crate) fn hex(s: &str) -> Vec<u8> {

@@ -93,12 +93,69 @@ impl Value {
         }
     }
 
+    /// The value as a float if it is a finite number: not NaN, not an
+    /// infinity (JS `Number.isFinite`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use roomcast::msgpack::Value;
+    ///
+    /// assert_eq!(Value::F32(2.5).as_finite(), Some(2.5));
+    /// assert_eq!(Value::Int(3).as_finite(), Some(3.0));
+    /// assert_eq!(Value::F64(f64::NAN).as_finite(), None);
+    /// assert_eq!(Value::F64(f64::INFINITY).as_finite(), None);
+    /// assert_eq!(Value::from("3").as_finite(), None);
+    /// ```
+    #[must_use]
+    pub fn as_finite(&self) -> Option<f64> {
+        self.as_f64().filter(|f| f.is_finite())
+    }
+
     /// The value as a string slice if it is a string.
     #[must_use]
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Self::Str(s) => Some(s),
             _ => None,
+        }
+    }
+}
+
+/// What indexing gives for a key or an index that is not there.
+static UNDEFINED: Value = Value::Undefined;
+
+/// A map's entry, as JS reads `message?.key`: [`Value::Undefined`] when
+/// the value is not a map or has no such string key (see [`Value::get`]).
+///
+/// # Examples
+///
+/// ```
+/// use roomcast::msgpack::Value;
+///
+/// let m = Value::from(serde_json::json!({ "x": 1.5, "tags": ["a"] }));
+/// assert_eq!(m["x"].as_f64(), Some(1.5));
+/// assert_eq!(m["tags"][0].as_str(), Some("a"));
+/// assert_eq!(m["y"], Value::Undefined);
+/// assert_eq!(m["x"]["deeper"], Value::Undefined);
+/// ```
+impl std::ops::Index<&str> for Value {
+    type Output = Self;
+
+    fn index(&self, key: &str) -> &Self {
+        self.get(key).unwrap_or(&UNDEFINED)
+    }
+}
+
+/// An array's element, as JS reads `message?.[i]`: [`Value::Undefined`]
+/// when the value is not an array or is too short.
+impl std::ops::Index<usize> for Value {
+    type Output = Self;
+
+    fn index(&self, index: usize) -> &Self {
+        match self {
+            Self::Array(items) => items.get(index).unwrap_or(&UNDEFINED),
+            _ => &UNDEFINED,
         }
     }
 }

@@ -250,3 +250,48 @@ where
         Bytes::copy_from_slice(self.encode_all_view(view))
     }
 }
+
+/// What [`RoomCtx::set_state`](crate::RoomCtx::set_state) takes: the
+/// room's state itself, or, for an `Encoder<T>` state, its data `T`, which
+/// goes into a new encoder (Colyseus `this.state = new MyState()`).
+///
+/// # Examples
+///
+/// ```
+/// use roomcast::schema::Encoder;
+/// use roomcast::{Room, RoomCtx, Schema};
+///
+/// #[derive(Schema, Default)]
+/// struct Score {
+///     points: u32,
+/// }
+///
+/// fn reset(ctx: &mut RoomCtx<impl Room<State = Encoder<Score>>>) {
+///     ctx.set_state(Score { points: 10 });
+///     assert_eq!(ctx.state().points, 10);
+///     ctx.set_state(Encoder::new(Score::default()));
+///     assert_eq!(ctx.state().points, 0);
+/// }
+/// ```
+pub trait IntoState<S> {
+    /// The state.
+    fn into_state(self) -> S;
+}
+
+/// The state itself.
+impl<S: SyncState> IntoState<S> for S {
+    fn into_state(self) -> S {
+        self
+    }
+}
+
+/// The data of an `Encoder` state.
+impl<T> IntoState<roomcast_schema::Encoder<T>> for T
+where
+    T: roomcast_schema::Schema,
+    roomcast_schema::Encoder<T>: SyncState,
+{
+    fn into_state(self) -> roomcast_schema::Encoder<T> {
+        roomcast_schema::Encoder::new(self)
+    }
+}

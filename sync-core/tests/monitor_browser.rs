@@ -46,7 +46,7 @@ fn monitor_page_in_headless_chromium() {
         .build()
         .unwrap();
     let server = Server::builder()
-        .define("world", common::demo::DemoRoom::default)
+        .define("world", || common::demo::DemoRoom)
         .monitor(MonitorConfig::token(TOKEN))
         .build();
     let listener = runtime

@@ -121,19 +121,19 @@ impl Room for Game {
         if options["failJoin"] == true {
             return Err(ServerError::new(4600, "join refused"));
         }
-        let name = ctx.auth(client).cloned().unwrap_or_default();
+        let name = ctx.auth(client).clone();
         ctx.send(client, "welcome", &name);
         self.log.push(format!("join {name}"));
         Ok(())
     }
 
     async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, code: u16) {
-        let name = ctx.auth(client).cloned().unwrap_or_default();
+        let name = ctx.auth(client).clone();
         self.log.push(format!("leave {name} {code}"));
     }
 
     async fn on_drop(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, code: u16) {
-        let name = ctx.auth(client).cloned().unwrap_or_default();
+        let name = ctx.auth(client).clone();
         self.log.push(format!("drop {name} {code}"));
         if let Some(window) = self.reconnect_window {
             let reconnection = ctx.allow_reconnection(client, window);
@@ -147,7 +147,7 @@ impl Room for Game {
     }
 
     async fn on_reconnect(&mut self, ctx: &mut RoomCtx<Self>, client: &Client) {
-        let name = ctx.auth(client).cloned().unwrap_or_default();
+        let name = ctx.auth(client).clone();
         self.log.push(format!("reconnect {name}"));
     }
 

@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use roomcast::schema::{ArraySchema, Encoder, MapSchema};
-use roomcast::{Client, Options, Result, Room, RoomCtx, Schema, TimerId};
+use roomcast::prelude::*;
 use serde::Deserialize;
 
 const TURN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,20 +36,16 @@ pub(crate) struct TicTacToe {
 impl Room for TicTacToe {
     type State = Encoder<State>;
 
-    async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result {
-        ctx.set_max_clients(Some(2));
+    async fn on_create(&mut self, ctx: &mut RoomCtx<Self>) {
+        ctx.set_max_clients(2);
         let board = [0; WIDTH * WIDTH].into_iter().collect();
-        ctx.set_state(Encoder::new(State {
-            board,
-            ..State::default()
-        }));
+        ctx.state_mut().set_board(board);
         ctx.on_message("action", |room, ctx, client, a: Action| {
             room.play(ctx, client.session_id(), a.x, a.y);
         });
-        Ok(())
     }
 
-    async fn on_join(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _: &Options) -> Result {
+    async fn on_join(&mut self, ctx: &mut RoomCtx<Self>, client: &Client) {
         let mut state = ctx.state_mut();
         state.players_mut().insert(client.session_id(), true);
         if state.players.len() == 2 {
@@ -58,10 +53,9 @@ impl Room for TicTacToe {
             self.set_auto_move_timeout(ctx);
             ctx.lock();
         }
-        Ok(())
     }
 
-    async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _: u16) {
+    async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client) {
         let mut state = ctx.state_mut();
         state.players_mut().remove(client.session_id());
         let remaining = state.players.keys().next().map(str::to_owned);

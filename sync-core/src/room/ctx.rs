@@ -22,7 +22,7 @@ use crate::matchmaker::ListingStore;
 use crate::msgpack::{self, Value};
 use crate::presence::Presence;
 use crate::protocol::{self, Dialect, MessageType};
-use crate::state::{DialectSet, StateAccess, SyncState};
+use crate::state::{DialectSet, IntoState, StateAccess, SyncState};
 
 pub(crate) type Handler<R> = Arc<
     dyn Fn(&mut R, &mut RoomCtx<R>, &Client, &Value) -> Result<ReplyOutcome, msgpack::ValueError>
@@ -408,6 +408,8 @@ pub struct RoomCtx<R: Room> {
     pub(crate) room_name: Arc<str>,
     pub(crate) lifecycle: Lifecycle,
     pub(crate) state: Option<R::State>,
+    /// What [`RoomCtx::auth`] gives for a client no longer in the room.
+    pub(crate) no_auth: R::Auth,
     pub(crate) slots: BTreeMap<ClientId, Slot<R>>,
     pub(crate) sessions: HashMap<Arc<str>, ClientId>,
     pub(crate) conns: HashMap<ConnId, ClientId>,
@@ -484,12 +486,14 @@ where
     ///
     /// # Panics
     ///
-    /// When [`set_state`](Self::set_state) was never called.
+    /// When the room has no state: [`set_state`](Self::set_state) was
+    /// never called and it did not start with one
+    /// ([`Room::initial_state`]).
     #[must_use]
     pub fn state(&self) -> &<R::State as StateAccess>::Data {
         self.state
             .as_ref()
-            .expect("set_state was never called")
+            .expect("the room has no state: set_state was never called")
             .state()
     }
 
@@ -498,11 +502,13 @@ where
     ///
     /// # Panics
     ///
-    /// When [`set_state`](Self::set_state) was never called.
+    /// When the room has no state: [`set_state`](Self::set_state) was
+    /// never called and it did not start with one
+    /// ([`Room::initial_state`]).
     pub fn state_mut(&mut self) -> <R::State as StateAccess>::Mut<'_> {
         self.state
             .as_mut()
-            .expect("set_state was never called")
+            .expect("the room has no state: set_state was never called")
             .state_mut()
     }
 }
@@ -572,9 +578,10 @@ impl<R: Room> RoomCtx<R> {
     // ----- state --------------------------------------------------------
 
     /// Sets the synchronized state; its full encoding goes to every client
-    /// that joins, and its patches to every client.
-    pub fn set_state(&mut self, state: R::State) {
-        self.state = Some(state);
+    /// that joins, and its patches to every client. Takes the state, or
+    /// for an `Encoder<T>` state its data `T` ([`IntoState`]).
+    pub fn set_state(&mut self, state: impl IntoState<R::State>) {
+        self.state = Some(state.into_state());
     }
 
     /// The synchronized state itself (the encoder), if set: for what
@@ -589,9 +596,13 @@ impl<R: Room> RoomCtx<R> {
     ///
     /// # Panics
     ///
-    /// When [`set_state`](Self::set_state) was never called.
+    /// When the room has no state: [`set_state`](Self::set_state) was
+    /// never called and it did not start with one
+    /// ([`Room::initial_state`]).
     pub fn sync_state_mut(&mut self) -> &mut R::State {
-        self.state.as_mut().expect("set_state was never called")
+        self.state
+            .as_mut()
+            .expect("the room has no state: set_state was never called")
     }
 
     // ----- clients ------------------------------------------------------
@@ -631,10 +642,24 @@ impl<R: Room> RoomCtx<R> {
         self.slots.get_mut(&client.id).map(|s| &mut s.user_data)
     }
 
-    /// What `on_auth` returned for a client.
+    /// What `on_auth` returned for a client (Colyseus `client.auth`);
+    /// `Auth::default()` for a client no longer in the room, as before
+    /// `on_auth` returned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use roomcast::{Client, Room, RoomCtx};
+    /// fn greet<R: Room<Auth = String>>(ctx: &mut RoomCtx<R>, client: &Client) {
+    ///     let name = ctx.auth(client).clone();
+    ///     ctx.broadcast("hello", &name, ());
+    /// }
+    /// ```
     #[must_use]
-    pub fn auth(&self, client: &Client) -> Option<&R::Auth> {
-        self.slots.get(&client.id).map(|s| &s.auth)
+    pub fn auth(&self, client: &Client) -> &R::Auth {
+        self.slots
+            .get(&client.id)
+            .map_or(&self.no_auth, |s| &s.auth)
     }
 
     /// Gives `client` its own view of the state's `#[schema(view)]` fields
@@ -831,6 +856,30 @@ impl<R: Room> RoomCtx<R> {
     /// (Colyseus `client.error`).
     pub fn error(&mut self, client: &Client, code: u16, message: &str) {
         self.enqueue(client.id, protocol::encode_error(code, message));
+    }
+
+    /// Refuses a message's payload: ERROR 4217
+    /// ([`INVALID_PAYLOAD`](crate::protocol::error_code::INVALID_PAYLOAD),
+    /// what Colyseus sends for a message that fails its validation) with
+    /// `message`; the client stays connected. A strict typed handler sends
+    /// the same error for a payload it cannot read, and closes the client.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use roomcast::{Room, RoomCtx};
+    /// # use roomcast::msgpack::Value;
+    /// fn register<R: Room>(ctx: &mut RoomCtx<R>) {
+    ///     ctx.on_message("aim", |_, ctx, client, m: Value| {
+    ///         let Some(angle) = m["angle"].as_finite() else {
+    ///             return ctx.invalid_payload(client, "aim: angle must be a finite number");
+    ///         };
+    ///         ctx.broadcast("aimed", &angle, ());
+    ///     });
+    /// }
+    /// ```
+    pub fn invalid_payload(&mut self, client: &Client, message: &str) {
+        self.error(client, protocol::error_code::INVALID_PAYLOAD, message);
     }
 
     /// Closes a client's connection with `code` (Colyseus
@@ -1030,9 +1079,22 @@ impl<R: Room> RoomCtx<R> {
     }
 
     /// Caps the number of clients (seats reserved included); the room locks
-    /// itself while full.
-    pub fn set_max_clients(&mut self, max: Option<usize>) {
-        self.max_clients = max;
+    /// itself while full. A number, or `None` for no cap (the default;
+    /// Colyseus `this.maxClients = 4`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use roomcast::{Room, RoomCtx};
+    /// fn setup<R: Room>(ctx: &mut RoomCtx<R>) {
+    ///     ctx.set_max_clients(4);
+    ///     assert_eq!(ctx.max_clients(), Some(4));
+    ///     ctx.set_max_clients(None);
+    ///     assert_eq!(ctx.max_clients(), None);
+    /// }
+    /// ```
+    pub fn set_max_clients(&mut self, max: impl Into<Option<usize>>) {
+        self.max_clients = max.into();
         self.update_full_lock();
     }
 

@@ -8,6 +8,8 @@
 mod core;
 mod ctx;
 pub(crate) mod driver;
+#[doc(hidden)]
+pub(crate) mod initial;
 mod io;
 mod sender;
 mod task;
@@ -60,32 +62,116 @@ pub type Options = serde_json::Value;
 /// A panic in a hook or handler is caught: the room logs it and carries on
 /// (see the crate documentation, "Panics in user code").
 ///
-/// # Leaving out the associated types
+/// # Leaving out what a room does not use: `#[roomcast::room]`
 ///
 /// Most rooms keep nothing per client ([`UserData`](Self::UserData) and
 /// [`Auth`](Self::Auth) are `()`), and some have no state
 /// ([`NoState`](crate::NoState)), but the trait cannot say so: a default
 /// for an associated type (`type Auth = ();` in the trait) is unstable
-/// Rust. Put `#[roomcast::room]` on the impl instead: it writes the ones
-/// the impl leaves out with those defaults and changes nothing else (an
-/// impl without it names all three, as any Rust trait impl would). It
-/// names the crate `::roomcast`.
+/// Rust. Put `#[roomcast::room]` on the impl instead; it writes what the
+/// impl leaves out and changes nothing it wrote (an impl without it is
+/// written in full, as any Rust trait impl would be):
+///
+/// - the associated types: no state, `()` per client, and `Auth` is what
+///   `on_auth` returns (`-> Result<String>` makes it `String`);
+/// - the parameters a hook does not use, as Colyseus' `onJoin(client)`:
+///   each one is known by how its type is written (`&mut RoomCtx<Self>`,
+///   `&Client`, `&Options`, `&AuthRequest`, `u16` for the close code), and
+///   those it names come in the trait's order; a hook with all of them is
+///   left as written, whatever names its types go by;
+/// - `-> Result` of an `on_create` or `on_join` that cannot fail (its body
+///   ends, or returns, with `()`);
+/// - [`initial_state`](Self::initial_state): the state is there from the
+///   start, its data's `Default`, when it is an `Encoder<T>` of a
+///   `T: Default` (Colyseus 0.18's `state = new MyState()`), so
+///   `on_create` changes it through [`RoomCtx::state_mut`] instead of
+///   building it for [`RoomCtx::set_state`].
+///
+/// It names the crate `::roomcast`.
 ///
 /// # Examples
 ///
 /// ```
-/// use roomcast::{Client, Options, Room, RoomCtx, ServerError};
+/// use roomcast::prelude::*;
 ///
-/// #[derive(Default)]
+/// #[derive(Schema, Default)]
+/// struct Scores {
+///     points: MapSchema<u32>,
+/// }
+///
 /// struct Lobby;
 ///
-/// #[roomcast::room] // State = NoState, UserData = (), Auth = ()
+/// #[roomcast::room] // UserData = (), Auth = String (from on_auth)
 /// impl Room for Lobby {
-///     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
+///     type State = Encoder<Scores>; // starts as Scores::default()
+///
+///     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>) {
 ///         ctx.on_message("chat", |_room, ctx, client, text: String| {
-///             ctx.broadcast("chat", &(client.session_id(), text), ());
+///             let name = ctx.auth(client).clone();
+///             ctx.broadcast("chat", &(name, text), ());
+///         });
+///     }
+///
+///     async fn on_auth(&mut self, options: &Options) -> Result<String> {
+///         let name = options["name"].as_str().unwrap_or("anonymous");
+///         Ok(name.to_owned())
+///     }
+///
+///     async fn on_join(&mut self, ctx: &mut RoomCtx<Self>, client: &Client) {
+///         ctx.state_mut().points_mut().insert(client.session_id(), 0);
+///     }
+///
+///     async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client) {
+///         ctx.state_mut().points_mut().remove(client.session_id());
+///     }
+/// }
+/// ```
+///
+/// The same room without the attribute names everything:
+///
+/// ```
+/// use roomcast::schema::{Encoder, MapSchema};
+/// use roomcast::{AuthRequest, Client, Options, Room, RoomCtx, Schema, ServerError};
+///
+/// #[derive(Schema, Default)]
+/// struct Scores {
+///     points: MapSchema<u32>,
+/// }
+///
+/// struct Lobby;
+///
+/// impl Room for Lobby {
+///     type State = Encoder<Scores>;
+///     type UserData = ();
+///     type Auth = String;
+///
+///     async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, _: &Options) -> Result<(), ServerError> {
+///         ctx.set_state(Encoder::new(Scores::default()));
+///         ctx.on_message("chat", |_room, ctx, client, text: String| {
+///             let name = ctx.auth(client).clone();
+///             ctx.broadcast("chat", &(name, text), ());
 ///         });
 ///         Ok(())
+///     }
+///
+///     async fn on_auth(
+///         &mut self,
+///         _: &mut RoomCtx<Self>,
+///         _: &Client,
+///         options: &Options,
+///         _: &AuthRequest,
+///     ) -> Result<String, ServerError> {
+///         let name = options["name"].as_str().unwrap_or("anonymous");
+///         Ok(name.to_owned())
+///     }
+///
+///     async fn on_join(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _: &Options) -> Result<(), ServerError> {
+///         ctx.state_mut().points_mut().insert(client.session_id(), 0);
+///         Ok(())
+///     }
+///
+///     async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _: u16) {
+///         ctx.state_mut().points_mut().remove(client.session_id());
 ///     }
 /// }
 /// ```
@@ -96,6 +182,19 @@ pub trait Room: Sized + Send + 'static {
     type UserData: Default + Send + 'static;
     /// What `on_auth` returns (Colyseus `client.auth`).
     type Auth: Default + Send + Sync + 'static;
+
+    /// The state the room starts with, before `on_create`; `None` (the
+    /// default) until [`RoomCtx::set_state`].
+    ///
+    /// `#[roomcast::room]` writes it when the impl leaves it out: an
+    /// `Encoder<T>` state whose `T` is `Default` starts as `T::default()`
+    /// (Colyseus 0.18's `state = new MyState()`), so `on_create` changes
+    /// it through [`RoomCtx::state_mut`] without building it first; any
+    /// other state starts as `None`.
+    #[must_use]
+    fn initial_state() -> Option<Self::State> {
+        None
+    }
 
     /// The room was created; register message handlers, set the state.
     ///

@@ -37,6 +37,11 @@ impl Sender {
             .push((Some(client.id), frame, BroadcastOptions::default()));
     }
 
+    /// [`RoomCtx::invalid_payload`].
+    pub fn invalid_payload(&mut self, client: &Client, message: &str) {
+        self.error(client, protocol::error_code::INVALID_PAYLOAD, message);
+    }
+
     /// [`RoomCtx::broadcast`].
     pub fn broadcast<T: Serialize + ?Sized>(
         &mut self,
@@ -60,7 +65,9 @@ where
     ///
     /// # Panics
     ///
-    /// When [`set_state`](Self::set_state) was never called.
+    /// When the room has no state: [`set_state`](Self::set_state) was
+    /// never called and it did not start with one
+    /// ([`Room::initial_state`]).
     ///
     /// # Examples
     ///

@@ -105,12 +105,12 @@ pub fn start_server() -> TestServer {
         .define("counter", E2eRoom::default)
         .realtime_listing()
         .define("lobby", roomcast::LobbyRoom::default)
-        .define("world", super::demo::DemoRoom::default)
+        .define("world", || super::demo::DemoRoom)
         .define("cards", super::cards::CardsRoom::default)
         .define("hub", super::hub::HubRoom::default)
         .define("relay", roomcast::RelayRoom::default)
         .define("tictactoe", super::tictactoe::TicTacToe::default)
-        .define("chat", super::chat::ChatRoom::default)
+        .define("chat", || super::chat::ChatRoom)
         .define_with_options(
             "fixed",
             serde_json::json!({ "maxClients": 2 }),

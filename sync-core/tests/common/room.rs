@@ -175,7 +175,7 @@ impl Room for E2eRoom {
     ) -> Result<(), ServerError> {
         self.options
             .insert(format!("join {}", client.session_id()), options.clone());
-        let name = ctx.auth(client).cloned().unwrap_or_default();
+        let name = ctx.auth(client).clone();
         ctx.send(client, "welcome", &name);
         ctx.broadcast(
             "joined",

@@ -114,7 +114,7 @@ async fn main() -> std::io::Result<()> {
     let process_id = config.process_id.clone();
     let server = builder
         .config(config)
-        .define("world", room::DemoRoom::default)
+        .define("world", || room::DemoRoom)
         .define("battle", battle::BattleRoom::default)
         .filter_by(["mode"])
         .define("filler", battle::FillerRoom::default)

@@ -1,10 +1,6 @@
 //! The demo room: players moving on a map, and a chat.
 
-use roomcast::protocol::error_code::INVALID_PAYLOAD;
-use roomcast::schema::{ArraySchema, Encoder, MapSchema};
-use roomcast::{AuthRequest, Client, Options, Result, Room, RoomCtx, Schema, ServerError};
-use serde::Deserialize;
-use serde_json::json;
+use roomcast::prelude::*;
 
 /// Map size.
 pub(crate) const WIDTH: f32 = 800.0;
@@ -12,8 +8,6 @@ pub(crate) const WIDTH: f32 = 800.0;
 pub(crate) const HEIGHT: f32 = 600.0;
 /// Chat lines kept in the state.
 pub(crate) const CHAT_LINES: usize = 10;
-/// The error of a `move` to NaN or an infinity.
-const NOT_FINITE: &str = "move: x and y must be finite numbers";
 
 /// A player on the map.
 #[derive(Schema, Default, Debug)]
@@ -39,100 +33,72 @@ pub(crate) struct World {
     pub(crate) height: u16,
 }
 
-/// A `move` message: where the player wants to be.
-#[derive(Deserialize)]
-struct Move {
-    x: f32,
-    y: f32,
-}
-
 /// The demo room.
-#[derive(Default)]
 pub(crate) struct DemoRoom;
 
 #[roomcast::room]
 impl Room for DemoRoom {
     type State = Encoder<World>;
-    type Auth = String;
 
-    async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, options: &Options) -> Result {
-        ctx.set_state(Encoder::new(World {
-            width: WIDTH as u16,
-            height: HEIGHT as u16,
-            ..World::default()
-        }));
-        ctx.set_max_clients(Some(options["maxClients"].as_u64().unwrap_or(50) as usize));
-        ctx.on_message("move", |_, ctx, client, m: Move| {
-            // msgpack carries NaN and infinities, and `clamp` lets NaN
-            // through: refuse them, or every client would get them.
-            if !(m.x.is_finite() && m.y.is_finite()) {
-                return ctx.error(client, INVALID_PAYLOAD, NOT_FINITE);
-            }
-            let mut world = ctx.state_mut();
-            if let Some(mut player) = world.players_mut().get_mut(client.session_id()) {
-                player.set_x(m.x.clamp(0.0, WIDTH));
-                player.set_y(m.y.clamp(0.0, HEIGHT));
+    async fn on_create(&mut self, ctx: &mut RoomCtx<Self>, options: &Options) {
+        let mut world = ctx.state_mut();
+        world.set_width(WIDTH as u16);
+        world.set_height(HEIGHT as u16);
+        ctx.set_max_clients(options["maxClients"].as_u64().unwrap_or(50) as usize);
+        ctx.on_message("move", |_, ctx, client, m: Value| {
+            // Refuse what is not a finite number, NaN and infinities too
+            // (msgpack carries them, and `clamp` lets NaN through), or
+            // every client would get them; the client stays, as in Node.
+            let (Some(x), Some(y)) = (m["x"].as_finite(), m["y"].as_finite()) else {
+                return ctx.invalid_payload(client, "move: x and y must be finite numbers");
+            };
+            if let Some(mut player) = ctx.state_mut().players_mut().get_mut(client.session_id()) {
+                player.set_x((x as f32).clamp(0.0, WIDTH));
+                player.set_y((y as f32).clamp(0.0, HEIGHT));
             }
         });
         ctx.on_message("chat", |_, ctx, client, text: String| {
             let text: String = text.chars().take(200).collect();
-            let name = ctx.auth(client).cloned().unwrap_or_default();
-            let mut world = ctx.state_mut();
-            let mut chat = world.chat_mut();
-            chat.push(format!("{name}: {text}"));
-            if chat.len() > CHAT_LINES {
-                chat.shift();
+            let name = ctx.auth(client).clone();
+            ctx.state_mut().chat_mut().push(format!("{name}: {text}"));
+            if ctx.state().chat.len() > CHAT_LINES {
+                ctx.state_mut().chat_mut().shift();
             }
             let message = json!({ "from": client.session_id(), "name": name, "text": text });
             ctx.broadcast("chat", &message, ());
         });
-        ctx.on_message("snapshot", |_, ctx, client, _: serde::de::IgnoredAny| {
-            // The state serializes as a client's `room.state.toJSON()`.
-            let snapshot = serde_json::to_value(ctx.state()).unwrap_or_default();
-            ctx.send(client, "snapshot", &snapshot);
+        // The state serializes as a client's `room.state.toJSON()`.
+        ctx.on_message("snapshot", |_, ctx, client, _: Value| {
+            ctx.send(client, "snapshot", &json!(ctx.state()));
         });
-        Ok(())
     }
 
-    async fn on_auth(
-        &mut self,
-        _: &mut RoomCtx<Self>,
-        client: &Client,
-        options: &Options,
-        _: &AuthRequest,
-    ) -> Result<String> {
-        let name = options["name"].as_str().unwrap_or_default().trim();
-        if name.chars().count() > 24 {
-            return Err(ServerError::new(4400, "name too long"));
+    async fn on_auth(&mut self, client: &Client, options: &Options) -> Result<String> {
+        match options["name"].as_str().unwrap_or_default().trim() {
+            "" => Ok(format!("player-{}", &client.session_id()[..4])),
+            name if name.chars().count() > 24 => Err(ServerError::new(4400, "name too long")),
+            name => Ok(name.to_owned()),
         }
-        Ok(if name.is_empty() {
-            format!("player-{}", &client.session_id()[..4])
-        } else {
-            name.to_owned()
-        })
     }
 
-    async fn on_join(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _: &Options) -> Result {
-        let name = ctx.auth(client).cloned().unwrap_or_default();
+    async fn on_join(&mut self, ctx: &mut RoomCtx<Self>, client: &Client) {
+        let id = client.session_id();
+        let name = ctx.auth(client).clone();
         // A spot derived from the session id: random enough, reproducible.
-        let seed = client
-            .session_id()
+        let seed = id
             .bytes()
             .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
         let (x, y) = ((seed % 780 + 10) as f32, (seed / 780 % 580 + 10) as f32);
-        let mut world = ctx.state_mut();
-        world
-            .players_mut()
-            .insert(client.session_id(), Player { name, x, y });
-        Ok(())
+        let player = Player { name, x, y };
+        ctx.state_mut().players_mut().insert(id, player);
     }
 
-    async fn on_drop(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _code: u16) {
+    async fn on_drop(&mut self, ctx: &mut RoomCtx<Self>, client: &Client) {
         // Keep the player for 10 s; on_leave removes it if it does not return.
         ctx.allow_reconnection(client, 10);
     }
 
-    async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client, _code: u16) {
+    async fn on_leave(&mut self, ctx: &mut RoomCtx<Self>, client: &Client) {
         ctx.state_mut().players_mut().remove(client.session_id());
     }
 }
