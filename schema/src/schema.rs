@@ -461,12 +461,14 @@ macro_rules! numeric_field {
             fn __encode_op(&self, track: &(), wire: Option<Primitive>, op: u8, out: &mut Vec<u8>) {
                 match wire {
                     None | Some(Primitive::$wire) => {
-                        // Op and value in one write.
+                        // One capacity check; the value goes from a
+                        // register (a stack buffer built byte by byte and
+                        // read back whole stalled the full state on a
+                        // failed store forward at every `u8` field).
                         let b = self.to_le_bytes();
-                        let mut buf = [0u8; 9];
-                        buf[0] = op;
-                        buf[1..=b.len()].copy_from_slice(&b);
-                        out.extend_from_slice(&buf[..=b.len()]);
+                        out.reserve(1 + b.len());
+                        out.push(op);
+                        out.extend_from_slice(&b);
                     }
                     Some(_) => {
                         out.push(op);
