@@ -250,6 +250,23 @@ impl Val {
         }
     }
 
+    /// Replaces the value, in place when both fit inline (the bytes past
+    /// the value stay zero, as [`Val::new`] leaves them): no temporary to
+    /// copy, whose read-back right after a short `memcpy` stalls.
+    fn set(&mut self, b: &[u8]) {
+        match self {
+            Self::Inline(n, a) if b.len() <= a.len() => {
+                let old = usize::from(*n);
+                a[..b.len()].copy_from_slice(b);
+                if old > b.len() {
+                    a[b.len()..old].fill(0);
+                }
+                *n = b.len() as u8;
+            }
+            _ => *self = Self::new(b),
+        }
+    }
+
     fn bytes(&self) -> &[u8] {
         match self {
             Self::Inline(n, a) => &a[..*n as usize],
@@ -2311,7 +2328,7 @@ impl Walker {
             let e = &nd.ents[p as usize];
             let val = nd.val(e);
             if h.value.bytes() != val {
-                h.value = Val::new(val);
+                h.value.set(val);
             } else if !e.dirty {
                 // Unchanged for the client and not changed this tick.
                 continue;
