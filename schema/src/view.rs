@@ -168,6 +168,15 @@ pub trait Node {
     }
     /// Every present field or entry, in wire order.
     fn entries(&self, scratch: &mut Vec<u8>, f: &mut dyn FnMut(Entry<'_>));
+    /// Struct: its present view fields, in index order (the others are
+    /// not encoded).
+    fn view_field_entries(&self, scratch: &mut Vec<u8>, f: &mut dyn FnMut(Entry<'_>)) {
+        self.entries(scratch, &mut |e| {
+            if self.field_tag(e.index).is_some() {
+                f(e);
+            }
+        });
+    }
     /// Every child ref with the index of the entry holding it.
     fn children(&self, f: &mut dyn FnMut(u32, &dyn Node));
     /// The children that may hold changes this tick (a superset of them,
@@ -1572,7 +1581,7 @@ impl NodeData {
         let (kind, prim) = (self.kind, self.prim);
         let (ents, bytes) = (&mut self.ents, &mut self.bytes);
         let mut any_dirty_child = false;
-        node.entries(&mut self.scratch, &mut |e| {
+        let mut each = |e: Entry<'_>| {
             let tag = if kind == NodeKind::Struct {
                 node.field_tag(e.index)
             } else {
@@ -1601,7 +1610,12 @@ impl NodeData {
                 child: e.child,
                 dirty: e.dirty,
             });
-        });
+        };
+        if tagged_only && kind == NodeKind::Struct {
+            node.view_field_entries(&mut self.scratch, &mut each);
+        } else {
+            node.entries(&mut self.scratch, &mut each);
+        }
         if kind != NodeKind::Struct && any_dirty_child {
             let kids = &mut self.fresh_kids;
             node.children(&mut |_, c| {
