@@ -370,11 +370,7 @@ impl<T: Schema> crate::view::Node for StructNode<'_, T> {
     fn entries(&self, scratch: &mut Vec<u8>, f: &mut dyn FnMut(crate::view::Entry<'_>)) {
         self.entries_of(u64::MAX, scratch, f);
     }
-    fn view_field_entries(
-        &self,
-        scratch: &mut Vec<u8>,
-        f: &mut dyn FnMut(crate::view::Entry<'_>),
-    ) {
+    fn view_field_entries(&self, scratch: &mut Vec<u8>, f: &mut dyn FnMut(crate::view::Entry<'_>)) {
         self.entries_of(T::VIEW_FIELDS, scratch, f);
     }
     fn children(&self, f: &mut dyn FnMut(u32, &dyn crate::view::Node)) {
