@@ -310,9 +310,11 @@ fn expand_struct(cont: &Struct<'_>) -> TokenStream {
         let wire = &wires[i as usize];
         if let Some(q) = &quants[i as usize] {
             return quote! {
-                scratch.clear();
-                #rc::quantized_op(self.#fid, &#q, 0, scratch);
-                f(#base_count + #i, &scratch[1..], ::core::option::Option::None);
+                if #rc::FieldSink::wants(f, #base_count + #i) {
+                    scratch.clear();
+                    #rc::quantized_op(self.#fid, &#q, 0, scratch);
+                    #rc::FieldSink::field(f, #base_count + #i, &scratch[1..], ::core::option::Option::None);
+                }
             };
         }
         quote! {

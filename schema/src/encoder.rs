@@ -320,6 +320,8 @@ impl PatchWriter<'_> {
 #[derive(Debug)]
 pub struct FullWriter<'a> {
     pub(crate) out: Vec<u8>,
+    /// Buffers for [`FullWriter::with_children`], kept by the encoder.
+    spare: Vec<Vec<u8>>,
     /// Keeps the writer's signature (`FullWriter<'_>`) stable.
     _life: std::marker::PhantomData<&'a ()>,
 }
@@ -346,6 +348,26 @@ impl FullWriter<'_> {
         if self.out.len() == b.body {
             self.out.truncate(b.start);
         }
+    }
+
+    /// Writes a collection's block and its children's blocks in one pass
+    /// over its entries: `f` gets the block's output and a writer for the
+    /// children, whose bytes follow the block (the order of a block, then
+    /// its children depth-first, is unchanged). A second pass would read
+    /// every entry again, from memory, for a large collection.
+    pub(crate) fn with_children(&mut self, id: u32, f: impl FnOnce(&mut Vec<u8>, &mut Self)) {
+        let block = self.begin(id);
+        let mut kids = FullWriter {
+            out: self.spare.pop().unwrap_or_default(),
+            spare: std::mem::take(&mut self.spare),
+            _life: std::marker::PhantomData,
+        };
+        f(&mut self.out, &mut kids);
+        self.end(block);
+        self.out.extend_from_slice(&kids.out);
+        self.spare = kids.spare;
+        kids.out.clear();
+        self.spare.push(kids.out);
     }
 }
 
@@ -410,6 +432,8 @@ pub struct Encoder<T: Field> {
     buf2: Vec<u8>,
     blocks2: Vec<Block>,
     arrays: ArrayScratch,
+    /// The buffers of [`FullWriter::with_children`], kept between full states.
+    full_spare: Vec<Vec<u8>>,
 }
 
 impl<T: Field + std::fmt::Debug> std::fmt::Debug for Encoder<T> {
@@ -443,6 +467,7 @@ impl<T: Field> Encoder<T> {
             buf2: Vec::new(),
             blocks2: Vec::new(),
             arrays: ArrayScratch::default(),
+            full_spare: Vec::new(),
         }
     }
 
@@ -464,10 +489,12 @@ impl<T: Field> Encoder<T> {
         self.buf.clear();
         let mut w = FullWriter {
             out: std::mem::take(&mut self.buf),
+            spare: std::mem::take(&mut self.full_spare),
             _life: std::marker::PhantomData,
         };
         self.state.__encode_full(&self.track, &mut w);
         self.buf = w.out;
+        self.full_spare = w.spare;
         &self.buf
     }
 

@@ -39,7 +39,7 @@ pub mod __private {
     };
     pub use crate::schema::{
         accepts, encode_type_tag, set_primitive, set_ref, set_ref_moved, view_entry, Describer,
-        EntrySink, Field, FieldView, Schema, TrackedMut,
+        EntrySink, Field, FieldSink, FieldView, Schema, TrackedMut,
     };
     pub use crate::tracked::{StructTrack, Tick, TrackState};
     pub use crate::types::{NamedField, NamedFieldType, NamedType, Primitive};

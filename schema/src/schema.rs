@@ -280,9 +280,37 @@ pub trait Field: Sized {
     fn __with_node(&self, _track: &Self::Track, _f: &mut dyn FnMut(&dyn crate::view::Node)) {}
 }
 
-/// Receives one field of the view walk: `(index, encoded value, child refId)`.
+/// Receives the fields of the view walk ([`Schema::__view_entries`]).
 #[doc(hidden)]
-pub type EntrySink<'a> = dyn FnMut(u32, &[u8], Option<u32>) + 'a;
+pub type EntrySink<'a> = dyn FieldSink + 'a;
+
+/// The receiver behind [`EntrySink`].
+#[doc(hidden)]
+pub trait FieldSink {
+    /// Whether field `index` is wanted: a field that is not is neither
+    /// encoded nor passed on (the walk reads only the view fields of most
+    /// structs, and encoding the others reads their strings from memory).
+    fn wants(&self, index: u32) -> bool;
+    /// One present field: `(index, encoded value, child refId)`.
+    fn field(&mut self, index: u32, value: &[u8], child: Option<u32>);
+}
+
+/// A [`FieldSink`] over a closure, keeping the fields of `mask`.
+struct MaskSink<F> {
+    mask: u64,
+    f: F,
+}
+
+impl<F: FnMut(u32, &[u8], Option<u32>)> FieldSink for MaskSink<F> {
+    #[inline]
+    fn wants(&self, index: u32) -> bool {
+        self.mask & (1 << index) != 0
+    }
+    #[inline]
+    fn field(&mut self, index: u32, value: &[u8], child: Option<u32>) {
+        (self.f)(index, value, child);
+    }
+}
 
 /// The mutable view of a tracked instance: its refId and the tick (to
 /// register `show`/`hide` calls). Implemented by the derive's `…Mut` views,
@@ -299,6 +327,33 @@ struct StructNode<'a, T: Schema> {
     track: &'a StructTrack<T::Children>,
 }
 
+impl<T: Schema> StructNode<'_, T> {
+    /// The present fields of `mask`, in index order.
+    fn entries_of(
+        &self,
+        mask: u64,
+        scratch: &mut Vec<u8>,
+        f: &mut dyn FnMut(crate::view::Entry<'_>),
+    ) {
+        let st = &self.track.state;
+        let dirty = if st.meta.fresh { u64::MAX } else { st.dirty };
+        let mut sink = MaskSink {
+            mask,
+            f: |index, value: &[u8], child| {
+                f(crate::view::Entry {
+                    index,
+                    key: None,
+                    value,
+                    child,
+                    dirty: dirty & (1 << index) != 0,
+                });
+            },
+        };
+        self.value
+            .__view_entries(&self.track.children, scratch, &mut sink);
+    }
+}
+
 impl<T: Schema> crate::view::Node for StructNode<'_, T> {
     fn meta(&self) -> &crate::tracked::RefMeta {
         &self.track.state.meta
@@ -313,18 +368,10 @@ impl<T: Schema> crate::view::Node for StructNode<'_, T> {
         T::VIEW_FIELDS != 0
     }
     fn entries(&self, scratch: &mut Vec<u8>, f: &mut dyn FnMut(crate::view::Entry<'_>)) {
-        let st = &self.track.state;
-        let dirty = if st.meta.fresh { u64::MAX } else { st.dirty };
-        self.value
-            .__view_entries(&self.track.children, scratch, &mut |index, value, child| {
-                f(crate::view::Entry {
-                    index,
-                    key: None,
-                    value,
-                    child,
-                    dirty: dirty & (1 << index) != 0,
-                });
-            });
+        self.entries_of(u64::MAX, scratch, f);
+    }
+    fn view_field_entries(&self, scratch: &mut Vec<u8>, f: &mut dyn FnMut(crate::view::Entry<'_>)) {
+        self.entries_of(T::VIEW_FIELDS, scratch, f);
     }
     fn children(&self, f: &mut dyn FnMut(u32, &dyn crate::view::Node)) {
         self.value.__view_children(&self.track.children, f);
@@ -366,10 +413,10 @@ pub fn view_entry<F: Field>(
     scratch: &mut Vec<u8>,
     f: &mut EntrySink<'_>,
 ) {
-    if value.__present() {
+    if f.wants(index) && value.__present() {
         scratch.clear();
         value.__encode(track, wire, scratch);
-        f(index, scratch, value.__ref_id(track));
+        f.field(index, scratch, value.__ref_id(track));
     }
 }
 
@@ -467,12 +514,14 @@ macro_rules! numeric_field {
             fn __encode_op(&self, track: &(), wire: Option<Primitive>, op: u8, out: &mut Vec<u8>) {
                 match wire {
                     None | Some(Primitive::$wire) => {
-                        // Op and value in one write.
+                        // One capacity check; the value goes from a
+                        // register (a stack buffer built byte by byte and
+                        // read back whole stalled the full state on a
+                        // failed store forward at every `u8` field).
                         let b = self.to_le_bytes();
-                        let mut buf = [0u8; 9];
-                        buf[0] = op;
-                        buf[1..=b.len()].copy_from_slice(&b);
-                        out.extend_from_slice(&buf[..=b.len()]);
+                        out.reserve(1 + b.len());
+                        out.push(op);
+                        out.extend_from_slice(&b);
                     }
                     Some(_) => {
                         out.push(op);

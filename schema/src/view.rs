@@ -168,6 +168,15 @@ pub trait Node {
     }
     /// Every present field or entry, in wire order.
     fn entries(&self, scratch: &mut Vec<u8>, f: &mut dyn FnMut(Entry<'_>));
+    /// Struct: its present view fields, in index order (the others are
+    /// not encoded).
+    fn view_field_entries(&self, scratch: &mut Vec<u8>, f: &mut dyn FnMut(Entry<'_>)) {
+        self.entries(scratch, &mut |e| {
+            if self.field_tag(e.index).is_some() {
+                f(e);
+            }
+        });
+    }
     /// Every child ref with the index of the entry holding it.
     fn children(&self, f: &mut dyn FnMut(u32, &dyn Node));
     /// The children that may hold changes this tick (a superset of them,
@@ -265,6 +274,23 @@ impl Val {
             Self::Inline(b.len() as u8, a)
         } else {
             Self::Heap(b.into())
+        }
+    }
+
+    /// Replaces the value, in place when both fit inline (the bytes past
+    /// the value stay zero, as [`Val::new`] leaves them): no temporary to
+    /// copy, whose read-back right after a short `memcpy` stalls.
+    fn set(&mut self, b: &[u8]) {
+        match self {
+            Self::Inline(n, a) if b.len() <= a.len() => {
+                let old = usize::from(*n);
+                a[..b.len()].copy_from_slice(b);
+                if old > b.len() {
+                    a[b.len()..old].fill(0);
+                }
+                *n = b.len() as u8;
+            }
+            _ => *self = Self::new(b),
         }
     }
 
@@ -381,27 +407,46 @@ impl Marks {
 /// a changed ref for the views that see it, not for every view.
 #[derive(Debug, Default)]
 struct Watchers {
-    /// Keyed by refId, entries removed when empty: memory follows what is
-    /// watched, not the highest refId ever (refIds grow without reuse).
-    by_id: HashMap<u32, Vec<u32>, foldhash::fast::RandomState>,
+    /// Indexed by refId, each list sorted: the walk reads one list per
+    /// changed ref, in refId order, so a dense table (a list of up to four
+    /// views inline) costs it one memory access where a hash table cost
+    /// two or three cache misses. Grows with the highest refId watched,
+    /// like the views' [`IdSet`]s (refIds are reused by default).
+    by_id: Vec<WatchList>,
 }
 
+/// The views watching one refId (inline up to four: an entity a few
+/// clients own).
+type WatchList = smallvec::SmallVec<[u32; 4]>;
+
 impl Watchers {
+    #[inline]
     fn of(&self, id: u32) -> &[u32] {
-        self.by_id.get(&id).map_or(&[], Vec::as_slice)
+        self.by_id.get(id as usize).map_or(&[], |l| l.as_slice())
     }
 
     fn add(&mut self, id: u32, view: u32) {
-        self.by_id.entry(id).or_default().push(view);
+        if id == NO_ID {
+            return;
+        }
+        let i = id as usize;
+        if i >= self.by_id.len() {
+            self.by_id.resize_with(i + 1, WatchList::new);
+        }
+        let list = &mut self.by_id[i];
+        if let Err(p) = list.binary_search(&view) {
+            list.insert(p, view);
+        }
     }
 
     fn remove(&mut self, id: u32, view: u32) {
-        if let Some(list) = self.by_id.get_mut(&id) {
-            if let Some(p) = list.iter().position(|&v| v == view) {
-                list.swap_remove(p);
+        if let Some(list) = self.by_id.get_mut(id as usize) {
+            if let Ok(p) = list.binary_search(&view) {
+                list.remove(p);
             }
             if list.is_empty() {
-                self.by_id.remove(&id);
+                // Frees a list that had spilled to the heap.
+                *list = WatchList::new();
             }
         }
     }
@@ -1616,7 +1661,7 @@ impl NodeData {
         let (kind, prim) = (self.kind, self.prim);
         let (ents, bytes) = (&mut self.ents, &mut self.bytes);
         let mut any_dirty_child = false;
-        node.entries(&mut self.scratch, &mut |e| {
+        let mut each = |e: Entry<'_>| {
             let tag = if kind == NodeKind::Struct {
                 node.field_tag(e.index)
             } else {
@@ -1646,7 +1691,12 @@ impl NodeData {
                 child: e.child,
                 dirty: e.dirty,
             });
-        });
+        };
+        if tagged_only && kind == NodeKind::Struct {
+            node.view_field_entries(&mut self.scratch, &mut each);
+        } else {
+            node.entries(&mut self.scratch, &mut each);
+        }
         if kind != NodeKind::Struct && any_dirty_child {
             let kids = &mut self.fresh_kids;
             node.children(&mut |_, c| {
@@ -1825,6 +1875,7 @@ impl Walker {
                 if relevant {
                     self.cands.extend_from_slice(watchers.of(id));
                 }
+                let n = self.cands.len();
                 self.cands.extend(self.work[lo..hi].iter().map(|w| w.view));
                 self.cands.extend(
                     self.intro[pi.clone()]
@@ -1832,8 +1883,11 @@ impl Walker {
                         .filter(|(_, c)| *c == id)
                         .map(|(v, _)| *v & !REACHED),
                 );
-                self.cands.sort_unstable();
-                self.cands.dedup();
+                if self.cands.len() > n {
+                    // A watcher list is sorted already.
+                    self.cands.sort_unstable();
+                    self.cands.dedup();
+                }
             }
             if !self.cands.is_empty() {
                 // A shared struct no call names: only its view fields can
@@ -2407,7 +2461,7 @@ impl Walker {
             let e = &nd.ents[p as usize];
             let val = nd.val(e);
             if h.value.bytes() != val {
-                h.value = Val::new(val);
+                h.value.set(val);
             } else if !e.dirty {
                 // Unchanged for the client and not changed this tick.
                 continue;

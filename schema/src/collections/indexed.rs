@@ -755,27 +755,26 @@ impl<K: Key, V: Field> Indexed<K, V> {
     }
 
     pub(crate) fn encode_full(&self, w: &mut FullWriter<'_>) {
-        let block = w.begin(self.meta.id());
-        let entry = |w: &mut FullWriter<'_>, slot: &Slot<K, V>| {
-            Self::write_op(&mut w.out, spec::ADD, slot.wire, Some(slot));
-        };
-        if self.reordered {
-            // Entries by wire index, as the reference's index journal
-            // lists them (rare: a key re-added in the tick it was removed).
-            let mut by_wire: Vec<&Slot<K, V>> = self.slots.iter().flatten().collect();
-            by_wire.sort_by_key(|slot| slot.wire);
-            for slot in by_wire {
-                entry(w, slot);
+        w.with_children(self.meta.id(), |out, kids| {
+            if self.reordered {
+                // Entries by wire index, as the reference's index journal
+                // lists them (rare: a key re-added in the tick it was
+                // removed); the children stay in slot order.
+                let mut by_wire: Vec<&Slot<K, V>> = self.slots.iter().flatten().collect();
+                by_wire.sort_by_key(|slot| slot.wire);
+                for slot in by_wire {
+                    Self::write_op(out, spec::ADD, slot.wire, Some(slot));
+                }
+                for slot in self.slots.iter().flatten() {
+                    slot.value.__encode_full(&slot.track, kids);
+                }
+            } else {
+                for slot in self.slots.iter().flatten() {
+                    Self::write_op(out, spec::ADD, slot.wire, Some(slot));
+                    slot.value.__encode_full(&slot.track, kids);
+                }
             }
-        } else {
-            for slot in self.slots.iter().flatten() {
-                entry(w, slot);
-            }
-        }
-        w.end(block);
-        for slot in self.slots.iter().flatten() {
-            slot.value.__encode_full(&slot.track, w);
-        }
+        });
     }
 }
 
