@@ -58,7 +58,7 @@ use crate::decoder::base::array_items::ArrayItems;
 use crate::decoder::base::parse::{FieldWrite, Shape, TypedFields};
 use crate::decoder::base::reference_tracker::{RefId, RefIdHasherBuilder, RefMap};
 use crate::decoder::callbacks::Tree;
-use crate::decoder::direct::{descend, path_to, Direct, LeanData, Outcome, Place, NO_HANDLE};
+use crate::decoder::direct::{descend, path_to, Direct, LeanData, Place, NO_HANDLE};
 use crate::decoder::dynamic::{Mirror, NodeData, Nodes};
 use crate::decoder::{Cx, DynamicDecoder, Str, Value, MAX_DEPTH};
 use crate::schema::Field;
@@ -322,6 +322,15 @@ pub trait DecodeNode: Any + Send {
     fn __decode_set_elements(&mut self, plan: Vec<Planned<'_>>, fitted: &mut Vec<bool>) {
         let _ = plan;
         fitted.clear();
+    }
+
+    /// Array: a new element value of concrete Rust type `ty` (`None`: a
+    /// collection), boxed, outside the array (a child the decoder keeps
+    /// while no slot holds it); `None` if the element type holds no such
+    /// child.
+    fn __decode_make(&self, ty: Option<RustTypeId>) -> Option<Box<dyn DecodeNode>> {
+        let _ = ty;
+        None
     }
 
     /// Collection: drops the positions of removed entries, then calls `f`
@@ -1018,6 +1027,10 @@ impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
 
     fn __decode_take_handle(&mut self, handle: u32) -> Option<Box<dyn DecodeNode>> {
         self.__decode_take_element(handle as usize)
+    }
+
+    fn __decode_make(&self, ty: Option<RustTypeId>) -> Option<Box<dyn DecodeNode>> {
+        V::__decode_new(ty)?.__decode_boxed()
     }
 
     fn __decode_put_handle(&mut self, handle: u32, node: Box<dyn DecodeNode>) -> bool {
@@ -2022,17 +2035,12 @@ impl Mirror for Bound<'_> {
 /// read the typed state through [`Cx::state`]). Steady-state patches that
 /// update fields allocate nothing.
 ///
-/// A decoder starts in its direct mode: messages are written straight into
-/// `T`, with only the wire bookkeeping beside it (the common ones by code
-/// that `#[derive(Schema)]` generates for `T`'s types, in one pass, while
-/// no callback is registered). Callbacks run from that mode too, on the
-/// changes it writes into `T`. It switches for good to keeping a dynamic
-/// value tree beside `T` (the same one a [`DynamicDecoder`] holds) on the
-/// first message the direct mode does not cover: a structure moved between
-/// parents or positions or held by two, or an array operation with the
-/// 3.x / 4.x semantics ([`set_dialect`](Self::set_dialect)). The
-/// typed state and the callbacks are the same either way. [`to_dynamic`](Self::to_dynamic)
-/// copies the state into a dynamic value tree without changing the mode.
+/// Messages are written straight into `T`, with only the wire bookkeeping
+/// beside it (the common ones by code that `#[derive(Schema)]` generates
+/// for `T`'s types, in one pass, while no callback is registered).
+/// Callbacks run on the changes it writes into `T`, with either dialect's
+/// array semantics ([`set_dialect`](Self::set_dialect)). [`to_dynamic`](Self::to_dynamic)
+/// copies the state into a dynamic value tree.
 pub struct Decoder<T> {
     state: T,
     /// Rust type of each wire type id.
@@ -2092,8 +2100,7 @@ impl<T: DecodeState> Decoder<T> {
             let d = &mut *self.direct;
             d.callbacks.merge();
             // (The fast path records no change for callbacks.)
-            if !d.legacy
-                && !d.callbacks.is_active()
+            if !d.callbacks.is_active()
                 && d.fast
                     .decode(
                         bytes,
@@ -2109,13 +2116,7 @@ impl<T: DecodeState> Decoder<T> {
             }
             // (The general path changes the state unless it fails.)
             d.fast.pristine = false;
-            match self
-                .direct
-                .decode(bytes, &mut self.state, &self.rust_types)?
-            {
-                Outcome::Applied => return Ok(()),
-                Outcome::NeedsShadow => {}
-            }
+            return self.direct.decode(bytes, &mut self.state, &self.rust_types);
         }
         let s = shadowed(
             &mut self.shadow,

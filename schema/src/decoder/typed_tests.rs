@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use proptest::prelude::*;
 use roomcast_schema::decoder::{At, Cx, Decoder, DynamicDecoder, RefId, Value};
 use roomcast_schema::{
-    registry_of, ArraySchema, CollectionSchema, Encoder, MapSchema, Schema, SetSchema,
+    registry_of, ArraySchema, CollectionSchema, Dialect, Encoder, MapSchema, Schema, SetSchema,
 };
 
 /// A state as JSON, in the shape of the client's `toJSON()` (the
@@ -903,52 +903,70 @@ fn lists_callbacks(mut cx: Cx<'_>, log: &Log) {
     });
 }
 
+/// Hand-made array blocks, the array semantics of `dialect` at their
+/// edges: the typed decoder with callbacks and the dynamic decoder accept
+/// or reject each message alike, and agree on the state and on the
+/// callback log.
+fn raw_array_blocks_agree(ticks: &[Vec<RawOp>], dialect: Dialect) -> Result<(), TestCaseError> {
+    let mut typed = Decoder::<Lists>::new().expect("types");
+    let mut dynamic = DynamicDecoder::new(registry_of::<Lists>().expect("types"));
+    typed.set_dialect(dialect);
+    dynamic.set_dialect(dialect);
+    let (typed_log, dynamic_log): (Log, Log) = Default::default();
+    lists_callbacks(typed.callbacks(), &typed_log);
+    lists_callbacks(dynamic.callbacks(), &dynamic_log);
+    let first = [0x80, 0x01, 0x81, 0x02];
+    typed.decode(&first).expect("first state");
+    dynamic.decode(&first).expect("first state");
+    let (mut next, mut made) = (3, Vec::new());
+    for (t, ops) in ticks.iter().enumerate() {
+        let (next_before, made_before) = (next, made.len());
+        let bytes = raw_message(ops, &mut next, &mut made);
+        let a = typed.decode(&bytes);
+        let b = dynamic.decode(&bytes);
+        prop_assert_eq!(&a, &b, "tick {} ops {:?}", t, ops);
+        if a.is_err() {
+            // (The children it made do not exist.)
+            next = next_before;
+            made.truncate(made_before);
+        }
+        let want: serde_json::Value = serde_json::from_str(&dynamic.to_json()).expect("JSON");
+        // (An instance held by two slots is kept in one of them:
+        // counted, and the states differ from then on.)
+        if typed.unrepresentable() == 0 {
+            prop_assert_eq!(typed.state().to_json(), want, "tick {} ops {:?}", t, ops);
+        }
+        prop_assert_eq!(
+            &*typed_log.lock().expect("log"),
+            &*dynamic_log.lock().expect("log"),
+            "tick {} ops {:?}",
+            t,
+            ops
+        );
+        prop_assert!(typed.is_direct(), "tick {}: left the direct mode", t);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
-    /// Hand-made array blocks, the reference's array semantics at their
-    /// edges: the typed decoder with callbacks and the dynamic decoder
-    /// accept or reject each message alike, and agree on the state and
-    /// on the callback log. Without a child given twice, the typed decoder
-    /// stays in its direct mode.
+    /// The 5.x array semantics (see [`raw_array_blocks_agree`]).
     #[test]
     fn raw_array_blocks_agree_with_the_dynamic_decoder(
         ticks in proptest::collection::vec(proptest::collection::vec(raw_op(), 1..8), 1..8),
     ) {
-        let mut typed = Decoder::<Lists>::new().expect("types");
-        let mut dynamic = DynamicDecoder::new(registry_of::<Lists>().expect("types"));
-        let (typed_log, dynamic_log): (Log, Log) = Default::default();
-        lists_callbacks(typed.callbacks(), &typed_log);
-        lists_callbacks(dynamic.callbacks(), &dynamic_log);
-        let first = [0x80, 0x01, 0x81, 0x02];
-        typed.decode(&first).expect("first state");
-        dynamic.decode(&first).expect("first state");
-        let (mut next, mut made) = (3, Vec::new());
-        for (t, ops) in ticks.iter().enumerate() {
-            let (next_before, made_before) = (next, made.len());
-            let bytes = raw_message(ops, &mut next, &mut made);
-            let a = typed.decode(&bytes);
-            let b = dynamic.decode(&bytes);
-            prop_assert_eq!(&a, &b, "tick {} ops {:?}", t, ops);
-            if a.is_err() {
-                // (The children it made do not exist.)
-                next = next_before;
-                made.truncate(made_before);
-            }
-            let want: serde_json::Value =
-                serde_json::from_str(&dynamic.to_json()).expect("JSON");
-            // (An instance held by two slots is kept in one of them:
-            // counted, and the states differ from then on.)
-            if typed.unrepresentable() == 0 {
-                prop_assert_eq!(typed.state().to_json(), want, "tick {} ops {:?}", t, ops);
-            }
-            prop_assert_eq!(
-                &*typed_log.lock().expect("log"),
-                &*dynamic_log.lock().expect("log"),
-                "tick {} ops {:?}", t, ops
-            );
-            prop_assert!(typed.is_direct(), "tick {}: left the direct mode", t);
-        }
+        raw_array_blocks_agree(&ticks, Dialect::Modern)?;
+    }
+
+    /// The 3.x / 4.x array semantics: an ADD at an occupied index but 0
+    /// overwrites, and it and DELETE_BY_REFID keep the reference of the
+    /// child they remove (which later messages may still address).
+    #[test]
+    fn legacy_raw_array_blocks_agree_with_the_dynamic_decoder(
+        ticks in proptest::collection::vec(proptest::collection::vec(raw_op(), 1..8), 1..8),
+    ) {
+        raw_array_blocks_agree(&ticks, Dialect::Legacy)?;
     }
 }
 
@@ -1009,4 +1027,59 @@ fn moves_between_parents_agree_with_the_dynamic_decoder() {
         );
     }
     assert!(typed_log.lock().expect("log").len() > 20);
+}
+
+/// 3.x / 4.x: children an ADD overwrites or DELETE_BY_REFID removes keep
+/// their reference; later messages change them and add them back (one
+/// made and overwritten in the same block too). The typed decoder holds
+/// them meanwhile and ends with the dynamic decoder's state, exactly.
+#[test]
+fn legacy_leaked_children_live_on_in_the_typed_state() {
+    let mut typed = Decoder::<Lists>::new().expect("types");
+    let mut dynamic = DynamicDecoder::new(registry_of::<Lists>().expect("types"));
+    typed.set_dialect(Dialect::Legacy);
+    dynamic.set_dialect(Dialect::Legacy);
+    let fields = |id: u8, count: u8| [0xff, id, 0x80, 0xa2, b'i', b'0' + id, 0x81, count];
+    let mut messages: Vec<Vec<u8>> = Vec::new();
+    // items = [3, 4]
+    let mut m = vec![
+        0x80, 0x01, 0x81, 0x02, 0xff, 0x02, 0x80, 0x00, 0x03, 0x80, 0x01, 0x04,
+    ];
+    m.extend(fields(3, 3));
+    m.extend(fields(4, 4));
+    messages.push(m);
+    // ADD at occupied index 1 overwrites 4, which keeps its reference.
+    let mut m = vec![0xff, 0x02, 0x80, 0x01, 0x05];
+    m.extend(fields(5, 5));
+    messages.push(m);
+    // 4 changes while no slot holds it, then comes back at index 2.
+    messages.push(vec![0xff, 0x04, 0x81, 0x09]);
+    messages.push(vec![0xff, 0x02, 0x80, 0x02, 0x04]);
+    // DELETE_BY_REFID of 5 keeps its reference; 5 changes, comes back.
+    messages.push(vec![0xff, 0x02, 0x21, 0x05, 0xff, 0x05, 0x81, 0x08]);
+    messages.push(vec![0xff, 0x02, 0x80, 0x03, 0x05]);
+    // 6 made and overwritten by 7 in one block; 6 comes back later.
+    let mut m = vec![0xff, 0x02, 0x80, 0x04, 0x06, 0x80, 0x04, 0x07];
+    m.extend(fields(6, 6));
+    m.extend(fields(7, 7));
+    messages.push(m);
+    messages.push(vec![0xff, 0x02, 0x80, 0x05, 0x06]);
+    for (t, m) in messages.iter().enumerate() {
+        dynamic
+            .decode(m)
+            .unwrap_or_else(|e| panic!("dynamic, message {t}: {e}"));
+        typed
+            .decode(m)
+            .unwrap_or_else(|e| panic!("typed, message {t}: {e}"));
+        let want: serde_json::Value = serde_json::from_str(&dynamic.to_json()).expect("JSON");
+        assert_eq!(typed.state().to_json(), want, "message {t}");
+        assert_eq!(typed.unrepresentable(), 0, "message {t}");
+    }
+    let counts: Vec<Option<u8>> = typed.state().items.iter().map(|p| p.count).collect();
+    assert_eq!(counts, [Some(3), Some(9), Some(8), Some(7), Some(6)]);
+    // (In the 5.x dialect that ADD inserts.)
+    let mut modern = Decoder::<Lists>::new().expect("types");
+    modern.decode(&messages[0]).expect("first");
+    modern.decode(&messages[1]).expect("second");
+    assert_eq!(modern.state().items.len(), 3);
 }
