@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use roomcast_schema::decoder::{At, Cx, Decoder, DynamicDecoder, NodeRef, RefId, Value, ValueRef};
 use roomcast_schema::types::TypeRegistry;
 use roomcast_schema::{
-    registry_of, ArraySchema, CollectionSchema, Field, MapSchema, Schema, SetSchema,
+    registry_of, ArraySchema, CollectionSchema, Dialect, Field, MapSchema, Schema, SetSchema,
 };
 
 /// A card.
@@ -49,7 +49,7 @@ pub struct Table {
     scores: Option<MapSchema<u16>>,
 }
 
-/// Whether a typed value equals the shadow's value.
+/// Whether a typed value equals the dynamic decoder's value.
 trait Same {
     fn same(&self, v: Option<ValueRef<'_>>) -> bool;
 }
@@ -264,19 +264,21 @@ fn table_callbacks(mut cx: Cx<'_>, log: &Log) {
 }
 
 /// Fuzz check for the typed decoder: messages as in [`crate::dynamic`]
-/// (without the schema byte), into a typed decoder in its direct mode
-/// (with its fast path), one in its shadow mode and
-/// a [`DynamicDecoder`] of the same types. They must accept and reject the
-/// same messages with the same errors, a rejected message must leave the
-/// state as it was, and both typed states must equal the dynamic tree.
+/// (without the schema byte), into a typed decoder (with its fast path)
+/// and a [`DynamicDecoder`] of the same types, in each dialect. They must
+/// accept and reject the same messages with the same errors, a rejected
+/// message must leave the state as it was, and the typed state, and the
+/// dynamic copy built from it, must equal the dynamic tree.
 pub fn typed(data: &[u8]) {
     let mut direct = Decoder::<Table>::new().expect("types");
-    let mut shadow = Decoder::<Table>::new().expect("types");
-    shadow.__enter_shadow();
     let mut tree = DynamicDecoder::new(table_types());
-    // Callbacks on a typed decoder (recorded by its direct mode, then by
-    // its shadow mode once a message leaves the direct mode) and on a
-    // dynamic one: the same calls with the same values.
+    // The 3.x / 4.x array semantics.
+    let mut legacy = Decoder::<Table>::new().expect("types");
+    legacy.set_dialect(Dialect::Legacy);
+    let mut legacy_tree = DynamicDecoder::new(table_types());
+    legacy_tree.set_dialect(Dialect::Legacy);
+    // Callbacks on a typed decoder and on a dynamic one: the same calls
+    // with the same values.
     let (typed_log, dynamic_log): (Log, Log) = Default::default();
     let mut watched = Decoder::<Table>::new().expect("types");
     table_callbacks(watched.callbacks(), &typed_log);
@@ -285,10 +287,35 @@ pub fn typed(data: &[u8]) {
     for msg in crate::messages(data) {
         let before = format!("{:?}", direct.state());
         let a = direct.decode(msg);
-        let b = shadow.decode(msg);
         let c = tree.decode(msg);
-        assert_eq!(a, b, "the two modes disagree");
         assert_eq!(a, c, "the typed and the dynamic decoder disagree");
+        let legacy_before = format!("{:?}", legacy.state());
+        let l = legacy.decode(msg);
+        assert_eq!(
+            l,
+            legacy_tree.decode(msg),
+            "the typed and the dynamic decoder disagree (3.x / 4.x dialect)"
+        );
+        if l.is_err() {
+            assert_eq!(
+                format!("{:?}", legacy.state()),
+                legacy_before,
+                "a rejected message changed the typed state (3.x / 4.x dialect)"
+            );
+        }
+        if legacy.unrepresentable() == 0 {
+            assert!(
+                same_as(legacy.state(), &legacy_tree),
+                "the typed state differs from the dynamic decoder's (3.x / 4.x dialect):\n{:?}\n{}",
+                legacy.state(),
+                legacy_tree.to_json()
+            );
+            assert_eq!(
+                legacy.to_dynamic().to_json(),
+                legacy_tree.to_json(),
+                "the dynamic copy differs (3.x / 4.x dialect)"
+            );
+        }
         assert_eq!(
             watched.decode(msg),
             a,
@@ -319,18 +346,17 @@ pub fn typed(data: &[u8]) {
                 "a rejected message changed the typed state"
             );
         }
-        if direct.unrepresentable() == 0 && shadow.unrepresentable() == 0 {
-            assert!(
-                same_as(shadow.state(), &tree),
-                "the shadow mode's state differs from the dynamic decoder's:\n{:?}\n{}",
-                shadow.state(),
-                tree.to_json()
-            );
+        if direct.unrepresentable() == 0 {
             assert!(
                 same_as(direct.state(), &tree),
-                "the direct mode's state differs from the dynamic decoder's:\n{:?}\n{}",
+                "the typed state differs from the dynamic decoder's:\n{:?}\n{}",
                 direct.state(),
                 tree.to_json()
+            );
+            assert_eq!(
+                direct.to_dynamic().to_json(),
+                tree.to_json(),
+                "the dynamic copy of the typed state differs"
             );
         }
     }

@@ -1,6 +1,6 @@
-//! The typed decoder's direct mode: messages applied straight to `T`.
+//! The typed decoder's general path: messages applied straight to `T`.
 //!
-//! A [`Decoder<T>`](crate::decoder::Decoder) starts in this mode. Each
+//! A message the fast path (`fast.rs`) does not take comes here. Each
 //! message is parsed and validated by the parse pass every decoder shares,
 //! then applied to `T` with, beside it, only the wire bookkeeping that `T`
 //! cannot hold: a lean table giving each refId its shape, its place in `T`
@@ -9,7 +9,7 @@
 //! map the key of each wire index. There is no dynamic value tree: a full
 //! state builds `T` and this table, nothing else.
 //!
-//! The mode covers field changes; structures created and attached where
+//! It covers field changes; structures created and attached where
 //! the message first references them; map, set and collection entries
 //! added, replaced, deleted and cleared; every array operation (by index,
 //! by refId, REVERSE, CLEAR, with the reference's semantics: a block runs
@@ -310,7 +310,7 @@ impl Structures for LeanTree<'_> {
     }
 }
 
-/// The direct mode's state (everything but `T`).
+/// The typed decoder's state (everything but `T`).
 #[derive(Debug)]
 pub(crate) struct Direct {
     pub(crate) types: TypeRegistry,
@@ -323,13 +323,13 @@ pub(crate) struct Direct {
     path: Vec<Place>,
     /// Scratch: structures being released.
     stack: Vec<RefId>,
-    /// Decode like `@colyseus/schema` 3.x / 4.x (passed on to the shadow).
+    /// Decode like `@colyseus/schema` 3.x / 4.x.
     pub(crate) legacy: bool,
     /// Changes the Rust types could not hold.
     pub(crate) unrepresentable: u64,
     /// The fast path's state.
     pub(crate) fast: Fast,
-    /// The change callbacks (taken by the shadow mode when it starts).
+    /// The change callbacks.
     pub(crate) callbacks: Callbacks,
     /// The changes of the current message, while callbacks are registered.
     recorded: Vec<Recorded>,
@@ -450,6 +450,22 @@ fn anchor_path(nodes: &RefMap<Lean>, mut id: RefId, path: &mut Vec<Place>) -> Op
         id = n.parent;
     }
     None
+}
+
+/// Calls `f` with the value of structure `id` (in `T`, or under a
+/// structure in the limbo); `false` if it has none.
+pub(crate) fn value_of(
+    nodes: &RefMap<Lean>,
+    limbo: &mut Limbo,
+    root: &mut dyn DecodeNode,
+    id: RefId,
+    path: &mut Vec<Place>,
+    f: &mut dyn FnMut(&mut dyn DecodeNode),
+) -> bool {
+    match anchor_path(nodes, id, path).and_then(|a| anchored(root, limbo, a)) {
+        Some(anchor) => descend(anchor, path, f),
+        None => false,
+    }
 }
 
 /// The value of anchor `a` (see [`anchor_path`]).
@@ -795,7 +811,6 @@ impl Direct {
         self.callbacks.merge();
         self.recording = self.callbacks.is_active();
         self.parser.eager = !self.recording;
-        self.parser.notify = false;
         let mut lookup = Lookup::new(&self.nodes, &mut *root, &mut self.path);
         self.parser.parse(bytes, &self.types, &mut lookup)?;
         self.unrepresentable += self.parser.typed_failed;
@@ -2257,6 +2272,12 @@ impl Direct {
             self.stack = children;
         }
         self.deferred.clear();
+    }
+
+    /// The table, and the values kept out of `T` (for
+    /// [`value_of`]).
+    pub(crate) fn table_and_limbo(&mut self) -> (&RefMap<Lean>, &mut Limbo) {
+        (&self.nodes, &mut self.limbo)
     }
 
     /// Calls `f` with the decoder and the value of structure `id` (in `T`

@@ -84,8 +84,8 @@ pub use reflection::{decode_reflection, ReflectionDialect, MAX_INHERITANCE_DEPTH
 pub use typed::Decoder;
 #[doc(hidden)]
 pub use typed::{
-    decode_set, decode_set_value, DecodeField, DecodeNode, DecodeState, DecodeStruct, Displaced,
-    EachElement, FieldInput, Planned,
+    decode_set, DecodeField, DecodeNode, DecodeState, DecodeStruct, EachElement, FieldInput,
+    Planned,
 };
 
 /// Deepest nesting of structures that [`DynamicDecoder::to_json`] expands

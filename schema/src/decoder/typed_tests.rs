@@ -1,13 +1,12 @@
-//! The typed decoder's direct mode (messages written straight into `T`)
-//! against its shadow mode (a dynamic value tree beside `T`) and against
-//! our encoder's state, over random mutation sequences: maps, sets,
-//! collections and arrays of structs and primitives, nested structs,
+//! The typed decoder (messages written straight into `T`) against the
+//! dynamic decoder, which shares none of its code but the parse pass, and
+//! against our encoder's state, over random mutation sequences: maps,
+//! sets, collections and arrays of structs and primitives, nested structs,
 //! instances replaced, released and cleared, array elements added,
 //! inserted, removed (by index and by refId), replaced, sorted and
-//! reversed (children re-added at other positions by refId: moves, which
-//! the direct mode applies itself). Then the switch from one mode to the
-//! other, the dynamic tree built from `T`, must equal the one the shadow
-//! decoder kept, and both must go on agreeing.
+//! reversed (children re-added at other positions by refId: moves). The
+//! dynamic tree built from `T` on demand must equal the dynamic decoder's;
+//! hand-made messages of either dialect check the callbacks too.
 
 use std::sync::{Arc, Mutex};
 
@@ -402,45 +401,31 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     #[test]
-    fn direct_mode_agrees_with_the_shadow_and_the_encoder(
+    fn typed_decoder_agrees_with_the_dynamic_decoder_and_the_encoder(
         ticks in proptest::collection::vec(proptest::collection::vec(op(), 1..6), 2..10),
-        switch_at in 0usize..10,
     ) {
         let mut enc = Encoder::new(world());
-        let mut direct = Decoder::<World>::new().expect("types");
-        let mut shadow = Decoder::<World>::new().expect("types");
-        // (The shadow mode, which messages the direct mode does not cover go
-        // through.)
-        shadow.__enter_shadow();
-        prop_assert!(!shadow.is_direct());
+        let mut typed = Decoder::<World>::new().expect("types");
+        let mut dynamic = DynamicDecoder::new(registry_of::<World>().expect("types"));
         let first = enc.encode_patch().to_vec();
-        direct.decode(&first).expect("initial patch");
-        shadow.decode(&first).expect("initial patch");
+        typed.decode(&first).expect("initial patch");
+        dynamic.decode(&first).expect("initial patch");
         for (t, ops) in ticks.iter().enumerate() {
-            if t == switch_at {
-                prop_assert!(direct.is_direct());
-                direct.__enter_shadow();
-                prop_assert!(!direct.is_direct());
-                let built = direct.to_dynamic().to_json();
-                prop_assert_eq!(built, shadow.to_dynamic().to_json(), "tree built at tick {}", t);
-            }
             for op in ops {
                 apply(&mut enc, op);
             }
             let patch = enc.encode_patch().to_vec();
-            direct.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
-            shadow.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
+            typed.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
+            dynamic.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
             let want = enc.state().to_json();
-            prop_assert_eq!(direct.is_direct(), t < switch_at, "mode at tick {}", t);
-            prop_assert_eq!(direct.unrepresentable(), 0);
-            prop_assert_eq!(direct.state().to_json(), want.clone(), "tick {} ops {:?}", t, ops);
-            prop_assert_eq!(shadow.state().to_json(), want.clone(), "shadow, tick {}", t);
-            // (In the direct mode: a copy built from `T` and the lean
-            // table, which leaves the mode as it is.)
-            prop_assert_eq!(direct.to_dynamic().to_json(), shadow.to_dynamic().to_json());
+            prop_assert_eq!(typed.unrepresentable(), 0);
+            prop_assert_eq!(typed.state().to_json(), want.clone(), "tick {} ops {:?}", t, ops);
+            // (A copy built from `T` and the refId table: every refId, with
+            // its reference count, as the dynamic decoder holds it.)
+            prop_assert_eq!(typed.to_dynamic().to_json(), dynamic.to_json(), "tick {}", t);
+            prop_assert_eq!(typed.to_dynamic().ref_count(), dynamic.ref_count(), "tick {}", t);
             let mut fresh = Decoder::<World>::new().expect("types");
             fresh.decode(enc.encode_all()).expect("full state");
-            prop_assert!(fresh.is_direct());
             prop_assert_eq!(fresh.state().to_json(), want, "full state at tick {}", t);
         }
     }
@@ -448,32 +433,64 @@ proptest! {
 
 /// Decodes `bytes` into both decoders: they must accept or reject it
 /// alike, with the same state after, and a rejected message must leave
-/// the state as it was.
+/// the typed state as it was.
 fn both_alike(
-    direct: &mut Decoder<World>,
-    shadow: &mut Decoder<World>,
+    typed: &mut Decoder<World>,
+    dynamic: &mut DynamicDecoder,
     bytes: &[u8],
 ) -> Result<bool, TestCaseError> {
-    let before = direct.state().to_json();
-    let a = direct.decode(bytes);
-    let b = shadow.decode(bytes);
+    let before = typed.state().to_json();
+    let a = typed.decode(bytes);
+    let b = dynamic.decode(bytes);
     prop_assert_eq!(&a, &b);
-    prop_assert_eq!(direct.state().to_json(), shadow.state().to_json());
+    let (t, d): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_str(&typed.to_dynamic().to_json()).expect("JSON"),
+        serde_json::from_str(&dynamic.to_json()).expect("JSON"),
+    );
+    prop_assert!(same_but_defaults(&t, &d), "typed {}\ndynamic {}", t, d);
     if a.is_err() {
-        prop_assert_eq!(direct.state().to_json(), before);
+        prop_assert_eq!(typed.state().to_json(), before);
     }
     Ok(a.is_ok())
+}
+
+/// Whether a typed state's JSON `t` equals a dynamic decoder's `d` but for
+/// the fields `d` has no value for, which are default values in `t` (a
+/// Rust field that is not an `Option` always has one).
+fn same_but_defaults(t: &serde_json::Value, d: &serde_json::Value) -> bool {
+    use serde_json::Value as J;
+    match (t, d) {
+        (J::Object(t), J::Object(d)) => {
+            d.keys().all(|k| t.contains_key(k))
+                && t.iter().all(|(k, v)| match d.get(k) {
+                    Some(w) => same_but_defaults(v, w),
+                    None => {
+                        matches!(v, J::Bool(false) | J::Null)
+                            || v.as_f64() == Some(0.0)
+                            || v.as_str() == Some("")
+                    }
+                })
+        }
+        (J::Array(t), J::Array(d)) => {
+            t.len() == d.len() && t.iter().zip(d).all(|(v, w)| same_but_defaults(v, w))
+        }
+        _ => t == d,
+    }
+}
+
+fn world_dynamic() -> DynamicDecoder {
+    DynamicDecoder::new(registry_of::<World>().expect("types"))
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     /// The first bytes of a message (a full state into a fresh decoder,
-    /// then a patch): the direct mode's fast path, which writes as it
-    /// reads, must end like the shadow mode, which validates first — the
-    /// same error, or the same state.
+    /// then a patch): the typed decoder's fast path, which writes as it
+    /// reads, must end like the dynamic decoder, which validates first —
+    /// the same error, or the same state.
     #[test]
-    fn a_cut_message_is_applied_or_rejected_as_by_the_shadow(
+    fn a_cut_message_is_applied_or_rejected_as_by_the_dynamic_decoder(
         ticks in proptest::collection::vec(proptest::collection::vec(op(), 1..6), 1..6),
         cut_full in any::<proptest::sample::Index>(),
         cut_patch in any::<proptest::sample::Index>(),
@@ -488,26 +505,24 @@ proptest! {
             enc.encode_patch();
         }
         let full = enc.encode_all().to_vec();
-        let mut direct = Decoder::<World>::new().expect("types");
-        let mut shadow = Decoder::<World>::new().expect("types");
-        shadow.__enter_shadow();
+        let mut typed = Decoder::<World>::new().expect("types");
+        let mut dynamic = world_dynamic();
         let cut = &full[..cut_full.index(full.len() + 1)];
-        if !both_alike(&mut direct, &mut shadow, cut)? || cut.len() < full.len() {
+        if !both_alike(&mut typed, &mut dynamic, cut)? || cut.len() < full.len() {
             // (Rejected, or a shorter state applied: the whole state
             // starts again from what the decoders hold.)
-            direct = Decoder::<World>::new().expect("types");
-            shadow = Decoder::<World>::new().expect("types");
-            shadow.__enter_shadow();
-            prop_assert!(both_alike(&mut direct, &mut shadow, &full)?);
+            typed = Decoder::<World>::new().expect("types");
+            dynamic = world_dynamic();
+            prop_assert!(both_alike(&mut typed, &mut dynamic, &full)?);
         }
         for op in last {
             apply(&mut enc, op);
         }
         let patch = enc.encode_patch().to_vec();
         let cut = &patch[..cut_patch.index(patch.len() + 1)];
-        if !both_alike(&mut direct, &mut shadow, cut)? {
-            prop_assert!(both_alike(&mut direct, &mut shadow, &patch)?);
-            prop_assert_eq!(direct.state().to_json(), enc.state().to_json());
+        if !both_alike(&mut typed, &mut dynamic, cut)? {
+            prop_assert!(both_alike(&mut typed, &mut dynamic, &patch)?);
+            prop_assert_eq!(typed.state().to_json(), enc.state().to_json());
         }
     }
 }
@@ -542,7 +557,6 @@ fn the_fast_path_takes_new_entries_and_field_changes() {
     let mixed = [Op::Hp(0, 1), Op::Put(1, 2, 2), Op::RemoveUnit(0)];
     assert_eq!(step(&mut enc, &mixed, &mut d), 4);
     assert_eq!(step(&mut enc, &[Op::Hp(1, 10)], &mut d), 5);
-    assert!(d.is_direct());
 }
 
 #[derive(Schema, Default, Debug)]
@@ -705,7 +719,7 @@ fn root_callbacks(mut cx: Cx<'_>, log: &Log) {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
-    /// The typed decoder's callbacks (run from its direct mode, on the
+    /// The typed decoder's callbacks (run from its general path, on the
     /// changes it writes into `T`) against the dynamic decoder's on the
     /// same stream: the same calls, in the same order, with the same
     /// values; nested registrations included.
@@ -729,7 +743,6 @@ proptest! {
             let patch = enc.encode_patch().to_vec();
             typed.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
             dynamic.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
-            prop_assert!(typed.is_direct(), "tick {}: the typed decoder left its direct mode", t);
             prop_assert_eq!(typed.state().to_json(), enc.state().to_json());
             prop_assert_eq!(
                 &*typed_log.lock().expect("log"),
@@ -741,7 +754,7 @@ proptest! {
 }
 
 /// A typed decoder's callbacks read the typed state (`Cx::state`), not a
-/// dynamic tree, and registering them keeps the decoder in its direct mode.
+/// dynamic tree.
 #[test]
 fn typed_callbacks_read_the_typed_state() {
     let mut enc = Encoder::new(world());
@@ -763,7 +776,6 @@ fn typed_callbacks_read_the_typed_state() {
     d.decode(enc.encode_patch()).expect("initial patch");
     apply(&mut enc, &Op::AddUnit(1, 42, true, vec![(0, 3)]));
     d.decode(enc.encode_patch()).expect("patch");
-    assert!(d.is_direct());
     assert_eq!(*seen.lock().expect("log"), [("u1".to_owned(), Some(42))]);
 }
 
@@ -943,7 +955,6 @@ fn raw_array_blocks_agree(ticks: &[Vec<RawOp>], dialect: Dialect) -> Result<(), 
             t,
             ops
         );
-        prop_assert!(typed.is_direct(), "tick {}: left the direct mode", t);
     }
     Ok(())
 }
@@ -1017,7 +1028,6 @@ fn moves_between_parents_agree_with_the_dynamic_decoder() {
         dynamic
             .decode(&patch)
             .unwrap_or_else(|e| panic!("tick {t}: {e}"));
-        assert!(typed.is_direct(), "tick {t}: left the direct mode");
         assert_eq!(typed.unrepresentable(), 0, "tick {t}");
         assert_eq!(typed.state().to_json(), enc.state().to_json(), "tick {t}");
         assert_eq!(
