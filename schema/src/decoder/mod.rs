@@ -92,3 +92,31 @@ pub use typed::{
 /// (deeper references print as `{"$ref": refId}`), and that the typed
 /// decoder follows.
 pub const MAX_DEPTH: usize = 64;
+
+#[cfg(test)]
+mod layering {
+    /// The dynamic decoder (and its listing, Reflection and callbacks,
+    /// which both decoders use) imports nothing of the typed decoder: the
+    /// two check each other in the differential tests.
+    #[test]
+    fn the_dynamic_decoder_imports_nothing_of_the_typed_one() {
+        let files = [
+            ("dynamic", include_str!("dynamic.rs")),
+            ("explain", include_str!("explain.rs")),
+            ("reflection", include_str!("reflection.rs")),
+            ("callbacks", include_str!("callbacks.rs")),
+        ];
+        for (name, text) in files {
+            // (Imports name their module: no group to look into.)
+            assert!(!text.contains("use crate::decoder::{"), "{name}.rs");
+            for typed in ["typed", "direct", "fast"] {
+                for path in ["crate::decoder::", "super::"] {
+                    assert!(
+                        !text.contains(&format!("use {path}{typed}")),
+                        "{name}.rs imports {typed}.rs"
+                    );
+                }
+            }
+        }
+    }
+}
