@@ -868,8 +868,11 @@ impl Direct {
         for &m in &self.moved {
             // (Shared, or referenced by a slot holding a default value
             // while its own value waits in the limbo.)
-            let slots = self.nodes.get(m).map(|n| (self.slots(m, n), n.place));
-            if slots.is_some_and(|(s, place)| s > 1 || (s == 1 && place == Place::Limbo)) {
+            let held = self
+                .nodes
+                .get(m)
+                .map(|n| (slots(&self.leaks, m, n.rc), n.place));
+            if held.is_some_and(|(s, place)| s > 1 || (s == 1 && place == Place::Limbo)) {
                 self.unrepresentable += 1;
             }
         }
@@ -2114,7 +2117,7 @@ impl Direct {
                 self.gone.push((id, n.parent, i));
             }
             n.place = Place::Detached;
-            if n.rc > self.leaks.get(&id).copied().unwrap_or(0) {
+            if slots(&self.leaks, id, n.rc) > 0 {
                 // (Another slot references it, with a default value.)
                 self.unrepresentable += 1;
             }
@@ -2386,12 +2389,6 @@ impl Direct {
         }
     }
 
-    /// The slots referencing child `n` (`id`): its references but the
-    /// leaked ones.
-    fn slots(&self, id: RefId, n: &Lean) -> u32 {
-        n.rc.saturating_sub(self.leaks.get(&id).copied().unwrap_or(0))
-    }
-
     /// A slot of `from` (its parent and place) let child `id` go without
     /// releasing its reference (3.x / 4.x array semantics): it lives on,
     /// its value in the limbo (boxed by [`box_value`](Self::box_value)
@@ -2492,6 +2489,12 @@ impl Direct {
             None => self.nodes.insert(id, Lean::new(shape, parent, place)),
         }
     }
+}
+
+/// The slots referencing child `id`, whose reference count is `rc`: its
+/// references but the leaked ones (see [`Direct::leak`]).
+fn slots(leaks: &HashMap<RefId, u32, RefIdHasherBuilder>, id: RefId, rc: u32) -> u32 {
+    rc.saturating_sub(leaks.get(&id).copied().unwrap_or(0))
 }
 
 /// The children a structure references, with the place of their slot.
