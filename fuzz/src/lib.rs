@@ -12,8 +12,9 @@
 //!   re-encodes as a full state that a fresh decoder reads back to the same
 //!   JSON.
 //! * [`typed::typed`]: length-prefixed messages fed to a typed
-//!   `Decoder<Table>`: never a panic; a rejected message leaves the typed
-//!   state unchanged; an accepted one leaves it equal to the shadow's.
+//!   `Decoder<Table>`, in each dialect: never a panic; a rejected message
+//!   leaves the typed state unchanged; an accepted one leaves it equal to
+//!   a dynamic decoder's.
 
 pub mod typed;
 

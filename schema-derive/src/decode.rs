@@ -110,23 +110,6 @@ fn expand_struct(
         to_base(quote!(#dec::DecodeNode::__decode_field(&mut self.#base_field, index, input)));
     let child_base =
         to_base(quote!(#dec::DecodeNode::__decode_visit_child(&mut self.#base_field, index, f)));
-    let prims_base = match base {
-        Some((b, bty)) => quote! {
-            let __n = <#bty as #krate::Schema>::FIELD_COUNT as u32;
-            let __split = (__n as usize).min(values.len());
-            let __low = if __n >= 64 { mask } else { mask & ((1u64 << __n) - 1) };
-            let mut failed = #dec::DecodeNode::__decode_primitives(
-                &mut self.#b,
-                &values[..__split],
-                __low,
-            );
-            let values = &values[__split..];
-            let mask = if __n >= 64 { 0 } else { mask >> __n };
-        },
-        None => quote! {
-            let mut failed = 0u32;
-        },
-    };
     let take_base =
         to_base(quote!(#dec::DecodeNode::__decode_take_child(&mut self.#base_field, index)));
     let fast_at_base = to_base(quote!(#dec::FastNode::__fast_at(
@@ -162,25 +145,6 @@ fn expand_struct(
                     #( #indexes => #dec::decode_set(&mut self.#own, input), )*
                     _ => false,
                 }
-            }
-
-            fn __decode_primitives(
-                &mut self,
-                values: &[::core::option::Option<#dec::Value>],
-                mask: u64,
-            ) -> u32 {
-                #prims_base
-                #(
-                    if mask & (1u64 << #indexes) != 0
-                        && !#dec::decode_set_value(
-                            &mut self.#own,
-                            values.get(#indexes).and_then(::core::option::Option::as_ref),
-                        )
-                    {
-                        failed += 1;
-                    }
-                )*
-                failed
             }
 
             fn __decode_visit_child(
@@ -362,16 +326,6 @@ fn expand_enum(
             fn __decode_field(&mut self, index: u8, input: #dec::FieldInput<'_>) -> bool {
                 match self {
                     #( Self::#vids(v) => #dec::DecodeNode::__decode_field(v, index, input), )*
-                }
-            }
-
-            fn __decode_primitives(
-                &mut self,
-                values: &[::core::option::Option<#dec::Value>],
-                mask: u64,
-            ) -> u32 {
-                match self {
-                    #( Self::#vids(v) => #dec::DecodeNode::__decode_primitives(v, values, mask), )*
                 }
             }
 

@@ -23,7 +23,7 @@ use std::fmt::Debug;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use roomcast_schema::decoder::DynamicDecoder;
+use roomcast_schema::decoder::{Decoder, DynamicDecoder};
 use roomcast_schema::{
     ArrayMut, ArraySchema, CollectionMut, CollectionSchema, Dialect, Encoder, Field, MapMut,
     MapSchema, Schema, SetMut, SetSchema,
@@ -35,6 +35,7 @@ use roomcast_tests::state_json::{canon, check_state_json, Harness, StateJson};
 // ----- the state -----------------------------------------------------------------
 
 #[derive(Schema, Default, Debug, Clone, PartialEq)]
+#[schema(decode)]
 struct Leaf {
     v: i8,
     w: bool,
@@ -42,6 +43,7 @@ struct Leaf {
 state_json!(Leaf { v, w });
 
 #[derive(Schema, Default, Debug, Clone)]
+#[schema(decode)]
 struct Item {
     id: u8,
     tags: ArraySchema<u8>,
@@ -56,6 +58,7 @@ state_json!(Item {
 });
 
 #[derive(Schema, Default, Debug, Clone)]
+#[schema(decode)]
 struct Bag {
     nums: ArraySchema<u8>,
     items: ArraySchema<Item>,
@@ -70,6 +73,7 @@ state_json!(Bag {
 });
 
 #[derive(Schema, Default, Debug, Clone)]
+#[schema(decode)]
 struct Base {
     x: i8,
     label: String,
@@ -77,6 +81,7 @@ struct Base {
 state_json!(Base { x, label });
 
 #[derive(Schema, Default, Debug, Clone)]
+#[schema(decode)]
 struct Sub1 {
     #[schema(extends)]
     base: Base,
@@ -86,6 +91,7 @@ struct Sub1 {
 state_json!(Sub1 { ..base, k, leaf });
 
 #[derive(Schema, Default, Debug, Clone)]
+#[schema(decode)]
 struct Sub2 {
     #[schema(extends)]
     base: Base,
@@ -99,6 +105,7 @@ state_json!(Sub2 { ..base, nums, z });
 // would change what the test models.
 #[allow(clippy::large_enum_variant)]
 #[derive(Schema, Debug, Clone)]
+#[schema(decode)]
 enum Poly {
     Base(Base),
     Sub1(Sub1),
@@ -107,6 +114,7 @@ enum Poly {
 roomcast_tests::state_json_enum!(Poly { Base, Sub1, Sub2 });
 
 #[derive(Schema, Default, Debug)]
+#[schema(decode)]
 struct State {
     mp: MapSchema<u8>,
     ms: MapSchema<Item>,
@@ -1036,8 +1044,9 @@ fn late_legacy_clients_follow_the_server() {
 
 /// Three encoders run the same sequence: `encode_patch` (modern),
 /// `encode_patch_as(Legacy)` and `encode_patch_both` must agree byte for
-/// byte, every full state is the same, and Roomcast's decoder following
-/// the modern patches (and one decoding each full state) holds the state.
+/// byte, every full state is the same, and Roomcast's decoders following
+/// the patches of their dialect (dynamic and typed, 5.x and 3.x / 4.x;
+/// and one decoding each full state) hold the state.
 #[test]
 fn patch_dialects_agree_and_rust_decoder_follows() {
     let types = roomcast_schema::registry_of::<State>().expect("types");
@@ -1046,6 +1055,13 @@ fn patch_dialects_agree_and_rust_decoder_follows() {
         let mut legacy = Encoder::new(initial.build());
         let mut both = Encoder::new(initial.build());
         let mut decoder = DynamicDecoder::new(types.clone());
+        // Typed decoders following each dialect's patches, and a dynamic
+        // one following the legacy patches.
+        let mut typed = Decoder::<State>::new().expect("types");
+        let mut typed_legacy = Decoder::<State>::new().expect("types");
+        typed_legacy.set_dialect(Dialect::Legacy);
+        let mut dynamic_legacy = DynamicDecoder::new(types.clone());
+        dynamic_legacy.set_dialect(Dialect::Legacy);
         let empty: Vec<Op> = Vec::new();
         for (i, ops) in std::iter::once(&empty).chain(&ticks).enumerate() {
             for enc in [&mut modern, &mut legacy, &mut both] {
@@ -1070,6 +1086,22 @@ fn patch_dialects_agree_and_rust_decoder_follows() {
             let got: serde_json::Value =
                 serde_json::from_str(&decoder.to_json()).expect("decoder JSON");
             prop_assert_eq!(&canon(&got), &expected, "tick {}: patch stream", i);
+            dynamic_legacy
+                .decode(&l)
+                .map_err(|e| TestCaseError::fail(format!("tick {i}: legacy patch: {e}")))?;
+            let got: serde_json::Value =
+                serde_json::from_str(&dynamic_legacy.to_json()).expect("decoder JSON");
+            prop_assert_eq!(&canon(&got), &expected, "tick {}: legacy patch stream", i);
+            for (d, patch, what) in [
+                (&mut typed, &m, "typed"),
+                (&mut typed_legacy, &l, "typed legacy"),
+            ] {
+                d.decode(patch)
+                    .map_err(|e| TestCaseError::fail(format!("tick {i}: {what} patch: {e}")))?;
+                prop_assert_eq!(d.unrepresentable(), 0, "tick {}: {}", i, what);
+                let got = canon(&d.state().state_json());
+                prop_assert_eq!(&got, &expected, "tick {}: {} patch stream", i, what);
+            }
             let mut fresh = DynamicDecoder::new(types.clone());
             fresh
                 .decode(&full)

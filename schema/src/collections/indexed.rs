@@ -165,13 +165,6 @@ impl<K: Key, V: Field> Indexed<K, V> {
         self.slots.iter().flatten()
     }
 
-    /// The value at position `pos`, if a live entry is there (untracked:
-    /// for the client side, which no encoder watches).
-    #[inline]
-    pub(crate) fn value_mut(&mut self, pos: usize) -> Option<&mut V> {
-        Some(&mut self.slots.get_mut(pos)?.as_mut()?.value)
-    }
-
     fn attached(&self) -> bool {
         self.meta.id() != crate::tracked::NO_ID
     }

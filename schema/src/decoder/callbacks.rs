@@ -50,7 +50,7 @@
 //!
 //! With no callback registered the decoder records nothing. With callbacks,
 //! it records each change with a copy of its value (strings are cloned). A
-//! typed decoder with callbacks skips its fast path: its direct mode's
+//! typed decoder with callbacks skips its fast path: its
 //! general path records the changes as it writes them into `T`, on par
 //! with the dynamic decoder (`benches/benches/decode.rs`, `*_callbacks`).
 
@@ -210,7 +210,7 @@ impl Structures for Nodes {
 #[derive(Clone, Copy)]
 pub(crate) struct Tree<'a> {
     structures: &'a dyn Structures,
-    /// A dynamic decoder's tree (not a typed decoder's shadow).
+    /// A dynamic decoder's tree.
     nodes: Option<&'a Nodes>,
     /// A typed decoder's state.
     typed: Option<&'a (dyn Any + Send)>,

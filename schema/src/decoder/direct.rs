@@ -1,6 +1,6 @@
-//! The typed decoder's direct mode: messages applied straight to `T`.
+//! The typed decoder's general path: messages applied straight to `T`.
 //!
-//! A [`Decoder<T>`](crate::decoder::Decoder) starts in this mode. Each
+//! A message the fast path (`fast.rs`) does not take comes here. Each
 //! message is parsed and validated by the parse pass every decoder shares,
 //! then applied to `T` with, beside it, only the wire bookkeeping that `T`
 //! cannot hold: a lean table giving each refId its shape, its place in `T`
@@ -9,7 +9,7 @@
 //! map the key of each wire index. There is no dynamic value tree: a full
 //! state builds `T` and this table, nothing else.
 //!
-//! The mode covers field changes; structures created and attached where
+//! It covers field changes; structures created and attached where
 //! the message first references them; map, set and collection entries
 //! added, replaced, deleted and cleared; every array operation (by index,
 //! by refId, REVERSE, CLEAR, with the reference's semantics: a block runs
@@ -25,10 +25,12 @@
 //! after they ran). A structure the message changes while nothing holds
 //! its value (under one it released) has its changes dropped; moved back
 //! into the state, or a collection of primitives whose removed values
-//! callbacks would report, it counts as unrepresentable. Only array
-//! operations with the 3.x / 4.x semantics make the decoder switch for
-//! good to the shadow mode (`typed.rs`): the dynamic value tree is built
-//! from `T` and the table, then the message is applied there. Either way a
+//! callbacks would report, it counts as unrepresentable. The 3.x / 4.x
+//! array semantics ([`Decoder::set_dialect`](crate::decoder::Decoder::set_dialect))
+//! run in the same block model: an ADD at an occupied index but 0
+//! overwrites, and the child it or DELETE_BY_REFID removes keeps its
+//! reference (a leak later messages may rely on): its value goes to the
+//! limbo, where those messages find it. A
 //! message is applied entirely or not at all: the parse pass validates it
 //! before anything is written.
 
@@ -308,14 +310,7 @@ impl Structures for LeanTree<'_> {
     }
 }
 
-/// What became of a message.
-pub(crate) enum Outcome {
-    Applied,
-    /// Outside this mode (nothing was applied).
-    NeedsShadow,
-}
-
-/// The direct mode's state (everything but `T`).
+/// The typed decoder's state (everything but `T`).
 #[derive(Debug)]
 pub(crate) struct Direct {
     pub(crate) types: TypeRegistry,
@@ -328,13 +323,13 @@ pub(crate) struct Direct {
     path: Vec<Place>,
     /// Scratch: structures being released.
     stack: Vec<RefId>,
-    /// Decode like `@colyseus/schema` 3.x / 4.x (passed on to the shadow).
+    /// Decode like `@colyseus/schema` 3.x / 4.x.
     pub(crate) legacy: bool,
     /// Changes the Rust types could not hold.
     pub(crate) unrepresentable: u64,
     /// The fast path's state.
     pub(crate) fast: Fast,
-    /// The change callbacks (taken by the shadow mode when it starts).
+    /// The change callbacks.
     pub(crate) callbacks: Callbacks,
     /// The changes of the current message, while callbacks are registered.
     recorded: Vec<Recorded>,
@@ -371,6 +366,9 @@ pub(crate) struct Direct {
     /// Whether a message was applied: before, the root's fields have no
     /// value yet (for the callbacks, as in the dynamic decoder).
     pub(crate) started: bool,
+    /// References no slot holds (3.x / 4.x array semantics): they keep
+    /// the child addressable for good.
+    leaks: HashMap<RefId, u32, RefIdHasherBuilder>,
 }
 
 /// Calls `step` with each place from `id` up to the root's child (the
@@ -452,6 +450,22 @@ fn anchor_path(nodes: &RefMap<Lean>, mut id: RefId, path: &mut Vec<Place>) -> Op
         id = n.parent;
     }
     None
+}
+
+/// Calls `f` with the value of structure `id` (in `T`, or under a
+/// structure in the limbo); `false` if it has none.
+pub(crate) fn value_of(
+    nodes: &RefMap<Lean>,
+    limbo: &mut Limbo,
+    root: &mut dyn DecodeNode,
+    id: RefId,
+    path: &mut Vec<Place>,
+    f: &mut dyn FnMut(&mut dyn DecodeNode),
+) -> bool {
+    match anchor_path(nodes, id, path).and_then(|a| anchored(root, limbo, a)) {
+        Some(anchor) => descend(anchor, path, f),
+        None => false,
+    }
 }
 
 /// The value of anchor `a` (see [`anchor_path`]).
@@ -780,30 +794,25 @@ impl Direct {
             hand: Limbo::default(),
             standins: Vec::new(),
             started: false,
+            leaks: HashMap::default(),
         }
     }
 
-    /// Parses `bytes` and, if this mode covers the message, applies it to
-    /// `root`.
+    /// Parses `bytes` and applies them to `root` (nothing on `Err`).
     pub(crate) fn decode(
         &mut self,
         bytes: &[u8],
         root: &mut dyn DecodeNode,
         rust_types: &[Option<RustTypeId>],
-    ) -> Result<Outcome, DecodeError> {
+    ) -> Result<(), DecodeError> {
         // Primitive fields of the structs `T` holds are written while
-        // parsing (put back if the message is rejected or not covered),
+        // parsing (put back if the message is rejected),
         // unless callbacks need every change in message order.
         self.callbacks.merge();
         self.recording = self.callbacks.is_active();
         self.parser.eager = !self.recording;
-        self.parser.notify = false;
         let mut lookup = Lookup::new(&self.nodes, &mut *root, &mut self.path);
         self.parser.parse(bytes, &self.types, &mut lookup)?;
-        if !covered(&self.parser, &self.nodes, self.legacy) {
-            self.parser.undo(&mut lookup);
-            return Ok(Outcome::NeedsShadow);
-        }
         self.unrepresentable += self.parser.typed_failed;
         let steps = std::mem::take(&mut self.parser.steps);
         self.written.clear();
@@ -821,7 +830,7 @@ impl Direct {
             self.restore(root);
         }
         self.started = true;
-        Ok(Outcome::Applied)
+        Ok(())
     }
 
     /// The children the message references again (moves), and the
@@ -859,11 +868,11 @@ impl Direct {
         for &m in &self.moved {
             // (Shared, or referenced by a slot holding a default value
             // while its own value waits in the limbo.)
-            if self
+            let held = self
                 .nodes
                 .get(m)
-                .is_some_and(|n| n.rc > 1 || (n.rc == 1 && n.place == Place::Limbo))
-            {
+                .map(|n| (slots(&self.leaks, m, n.rc), n.place));
+            if held.is_some_and(|(s, place)| s > 1 || (s == 1 && place == Place::Limbo)) {
                 self.unrepresentable += 1;
             }
         }
@@ -905,38 +914,6 @@ impl Direct {
             record_removals(&d.nodes, c, id, &mut d.recorded);
         });
     }
-}
-
-/// Whether the direct mode covers the message `parser` parsed against
-/// `nodes`: all but array operations with the 3.x / 4.x semantics
-/// (`legacy`), which keep references to children nothing holds any more.
-fn covered(parser: &Parser, nodes: &RefMap<Lean>, legacy: bool) -> bool {
-    if !legacy {
-        return true;
-    }
-    let mut array = false;
-    for step in &parser.steps {
-        match *step {
-            Step::Switch(id) => {
-                let shape = match parser.created.get(id) {
-                    Some(&s) => Some(s),
-                    None => nodes.get(id).map(|n| n.shape),
-                };
-                array = matches!(shape, Some(Shape::Collection(CollectionKind::Array, _)));
-            }
-            Step::Fields { .. } | Step::Field { .. } => {}
-            Step::Entry { .. }
-            | Step::Clear
-            | Step::Reverse
-            | Step::DeleteByRefId(_)
-            | Step::AddByRefId(..) => {
-                if array {
-                    return false;
-                }
-            }
-        }
-    }
-    true
 }
 
 impl Direct {
@@ -1695,6 +1672,8 @@ impl Direct {
             recorded: self.recording.then_some(&mut self.recorded),
             changed: false,
             c,
+            legacy: self.legacy,
+            leaked: Vec::new(),
         };
         // (The children the block makes.)
         let mut made = Vec::new();
@@ -1727,7 +1706,10 @@ impl Direct {
             }
         }
         let ArrayBlock {
-            mut items, changed, ..
+            mut items,
+            changed,
+            leaked,
+            ..
         } = block;
         if !changed {
             if let Some(LeanData::Array(b)) = self.nodes.get_mut(current).and_then(Lean::data_mut) {
@@ -1744,6 +1726,7 @@ impl Direct {
             tpos,
             after,
             dropped: made,
+            leaked,
         })
     }
 
@@ -1945,13 +1928,24 @@ impl Direct {
             tpos,
             after,
             dropped,
+            leaked,
         } = block;
+        let mut c = c;
         let attached = c.is_some();
         let mut kept = vec![false; before.len()];
         for s in after {
             if let Slot::Old(k) = *s {
                 if let Some(seen) = kept.get_mut(k as usize) {
                     *seen = true;
+                }
+            }
+        }
+        // (3.x / 4.x: elements removed that keep their reference.)
+        let mut leaked_old = vec![false; before.len()];
+        for s in leaked {
+            if let Slot::Old(k) = *s {
+                if let Some(l) = leaked_old.get_mut(k as usize) {
+                    *l = true;
                 }
             }
         }
@@ -1962,10 +1956,14 @@ impl Direct {
         };
         let mut fitted = Vec::new();
         let mut took = Vec::new();
-        if let Some(c) = c {
+        if let Some(c) = c.as_deref_mut() {
             for (k, e) in before.iter().enumerate() {
                 if let (Some(child), false) = (e.child, kept[k]) {
-                    self.keep_value(c, child, current, was(k));
+                    if leaked_old[k] {
+                        self.box_value(c, child, current, was(k));
+                    } else {
+                        self.keep_value(c, child, current, was(k));
+                    }
                 }
             }
             let mut plan = Vec::with_capacity(after.len());
@@ -2010,7 +2008,11 @@ impl Direct {
         }
         for (k, e) in before.iter().enumerate() {
             if let (Some(child), false) = (e.child, kept[k]) {
-                self.unref(child, (current, was(k)));
+                if leaked_old[k] {
+                    self.leak(child, (current, was(k)));
+                } else {
+                    self.unref(child, (current, was(k)));
+                }
             }
         }
         let (mut fit, mut took) = (fitted.into_iter(), took.into_iter());
@@ -2076,6 +2078,11 @@ impl Direct {
         if let Some(LeanData::Array(b)) = self.nodes.get_mut(current).and_then(Lean::data_mut) {
             *b = elems;
         }
+        for s in leaked {
+            if let Slot::New(id) = *s {
+                self.leak_new(rust_types, c.as_deref_mut(), current, id);
+            }
+        }
         if self.recording {
             // Children the block made and dropped: callbacks saw them
             // added (and may register on them).
@@ -2110,7 +2117,7 @@ impl Direct {
                 self.gone.push((id, n.parent, i));
             }
             n.place = Place::Detached;
-            if n.rc > 0 {
+            if slots(&self.leaks, id, n.rc) > 0 {
                 // (Another slot references it, with a default value.)
                 self.unrepresentable += 1;
             }
@@ -2224,6 +2231,7 @@ impl Direct {
             let Some(node) = self.nodes.remove(id) else {
                 continue;
             };
+            self.leaks.remove(&id);
             if let Some(mut value) = self.limbo.0.remove(&id) {
                 // Its children go to the limbo first: one may live on in
                 // another slot (or have a descendant that does).
@@ -2267,6 +2275,12 @@ impl Direct {
             self.stack = children;
         }
         self.deferred.clear();
+    }
+
+    /// The table, and the values kept out of `T` (for
+    /// [`value_of`]).
+    pub(crate) fn table_and_limbo(&mut self) -> (&RefMap<Lean>, &mut Limbo) {
+        (&self.nodes, &mut self.limbo)
     }
 
     /// Calls `f` with the decoder and the value of structure `id` (in `T`
@@ -2352,17 +2366,67 @@ impl Direct {
         if n.parent != parent || n.place != place {
             return;
         }
-        // (Moved, under something moved, or referenced by another slot.)
+        // (Moved, under something moved, or referenced by another slot or
+        // a leak.)
         if n.rc < 2 && !self.moves_under(id) {
             return;
         }
+        self.box_value(p, id, parent, place);
+    }
+
+    /// Boxes the value of child `id`, which the slot at `place` of
+    /// `parent` (value `p` in `T`) holds and is letting go, into the limbo.
+    fn box_value(&mut self, p: &mut dyn DecodeNode, id: RefId, parent: RefId, place: Place) {
         let Some(n) = self.nodes.get_mut(id) else {
             return;
         };
+        if n.parent != parent || n.place != place {
+            return;
+        }
         if let Some(value) = take_at(p, place) {
             self.limbo.0.insert(id, value);
             n.place = Place::Limbo;
         }
+    }
+
+    /// A slot of `from` (its parent and place) let child `id` go without
+    /// releasing its reference (3.x / 4.x array semantics): it lives on,
+    /// its value in the limbo (boxed by [`box_value`](Self::box_value)
+    /// when its slot had it), where later messages find it.
+    fn leak(&mut self, id: RefId, from: (RefId, Place)) {
+        *self.leaks.entry(id).or_insert(0) += 1;
+        if let Some(n) = self.nodes.get_mut(id) {
+            if n.parent == from.0 && n.place == from.1 {
+                n.place = Place::Detached;
+            }
+        }
+    }
+
+    /// A child element the block added then let go without releasing its
+    /// reference (3.x / 4.x): one more reference; made by the message, it
+    /// lives on in the limbo (a value made by array `c`, which its changes
+    /// go to).
+    fn leak_new(
+        &mut self,
+        rust_types: &[Option<RustTypeId>],
+        c: Option<&mut dyn DecodeNode>,
+        current: RefId,
+        id: RefId,
+    ) {
+        *self.leaks.entry(id).or_insert(0) += 1;
+        if let Some(n) = self.nodes.get_mut(id) {
+            n.rc += 1;
+            return;
+        }
+        let Some(&shape) = self.parser.created.get(id) else {
+            return;
+        };
+        let mut n = Lean::new(shape, current, Place::Detached);
+        if let Some(value) = c.and_then(|c| c.__decode_make(rust_type(rust_types, shape))) {
+            self.limbo.0.insert(id, value);
+            n.place = Place::Limbo;
+        }
+        self.nodes.insert(id, n);
     }
 
     /// Whether the message moves `id` or a structure under it.
@@ -2425,6 +2489,12 @@ impl Direct {
             None => self.nodes.insert(id, Lean::new(shape, parent, place)),
         }
     }
+}
+
+/// The slots referencing child `id`, whose reference count is `rc`: its
+/// references but the leaked ones (see [`Direct::leak`]).
+fn slots(leaks: &HashMap<RefId, u32, RefIdHasherBuilder>, id: RefId, rc: u32) -> u32 {
+    rc.saturating_sub(leaks.get(&id).copied().unwrap_or(0))
 }
 
 /// The children a structure references, with the place of their slot.
@@ -2494,6 +2564,8 @@ struct ArrayAfter {
     tpos: Vec<u32>,
     after: Vec<Slot>,
     dropped: Vec<RefId>,
+    /// Children removed without losing their reference (3.x / 4.x).
+    leaked: Vec<Slot>,
 }
 
 /// An array element while a block of the array is applied.
@@ -2534,6 +2606,12 @@ struct ArrayBlock<'a, 'c> {
     /// Whether the elements changed.
     changed: bool,
     c: Option<&'c mut dyn DecodeNode>,
+    /// The 3.x / 4.x semantics: an ADD at an occupied index but 0
+    /// overwrites, and neither it nor DELETE_BY_REFID releases the child
+    /// it removes.
+    legacy: bool,
+    /// The children removed without losing their reference (`legacy`).
+    leaked: Vec<Slot>,
 }
 
 impl ArrayBlock<'_, '_> {
@@ -2619,12 +2697,17 @@ impl ArrayBlock<'_, '_> {
                     return;
                 }
                 self.changed = true;
-                if op == ADD && prev.is_some() {
-                    // ADD at an occupied index inserts.
+                if op == ADD && prev.is_some() && (i == 0 || !self.legacy) {
+                    // ADD at an occupied index inserts (3.x / 4.x: only at
+                    // index 0).
                     self.items.insert(i, slot);
                     self.record(op, i, None, value);
                 } else {
                     let old = self.items.set(i, slot);
+                    if self.legacy && op == ADD {
+                        // (3.x / 4.x do not release what an ADD overwrites.)
+                        self.leak(old.as_ref());
+                    }
                     let old = self.recorded_value(old.as_ref());
                     self.record(op, i, old.as_ref(), value);
                 }
@@ -2638,8 +2721,28 @@ impl ArrayBlock<'_, '_> {
         };
         let removed = self.items.delete(i);
         self.changed = true;
+        if self.legacy {
+            // (3.x / 4.x keep the reference: a later message may still
+            // address the child.)
+            self.leak(removed.as_ref());
+        }
         let removed = self.recorded_value(removed.as_ref());
         self.record(DELETE, i, removed.as_ref(), None);
+    }
+
+    /// A child element removed without losing its reference.
+    fn leak(&mut self, slot: Option<&Slot>) {
+        let child = match slot {
+            Some(&Slot::Old(k)) => self
+                .before
+                .get(k as usize)
+                .is_some_and(|e| e.child.is_some()),
+            Some(Slot::New(_)) => true,
+            Some(Slot::Prim(_)) | None => false,
+        };
+        if let (true, Some(s)) = (child, slot) {
+            self.leaked.push(s.clone());
+        }
     }
 
     fn clear(&mut self) {

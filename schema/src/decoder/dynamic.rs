@@ -220,24 +220,6 @@ impl Nodes {
             self.fields.free(span);
         }
     }
-
-    /// The field values of struct `id`.
-    #[inline]
-    pub(crate) fn struct_fields(&self, id: RefId) -> Option<&[Option<Value>]> {
-        match self.map.get(id)?.data {
-            NodeData::Struct(span) => Some(self.fields.get(span)),
-            _ => None,
-        }
-    }
-
-    /// The field values of a struct node.
-    #[inline]
-    pub(crate) fn fields_of(&self, node: &Node) -> Option<&[Option<Value>]> {
-        match node.data {
-            NodeData::Struct(span) => Some(self.fields.get(span)),
-            _ => None,
-        }
-    }
 }
 
 impl ShapeSource for Nodes {
@@ -355,20 +337,8 @@ impl DynamicDecoder {
         }
     }
 
-    /// A decoder holding a copy of this one's state (not its callbacks).
-    pub(crate) fn snapshot(&self) -> Self {
-        Self {
-            types: self.types.clone(),
-            nodes: self.nodes.clone(),
-            garbage: GarbageList::default(),
-            parser: Parser::default(),
-            callbacks: Callbacks::default(),
-            recorded: Vec::new(),
-            legacy: self.legacy,
-        }
-    }
-
-    /// The structures, for a typed decoder building its shadow.
+    /// The structures, for a typed decoder building a snapshot of its
+    /// state.
     pub(crate) fn nodes_mut(&mut self) -> &mut Nodes {
         &mut self.nodes
     }
@@ -416,26 +386,12 @@ impl DynamicDecoder {
     /// A [`DecodeError`] naming the first problem and its byte offset; the
     /// state is then unchanged.
     pub fn decode(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
-        self.decode_with::<NoMirror>(bytes, None)
-    }
-
-    /// [`decode`](Self::decode), keeping `mirror` in step with every
-    /// change.
-    pub(crate) fn decode_with<M: Mirror + ?Sized>(
-        &mut self,
-        bytes: &[u8],
-        mut mirror: Option<&mut M>,
-    ) -> Result<(), DecodeError> {
         self.callbacks.merge();
         let recording = self.callbacks.is_active();
         // Primitive writes are made while parsing unless callbacks need
         // every change in message order.
         self.parser.eager = !recording;
-        self.parser.notify = mirror.is_some();
         self.parser.parse(bytes, &self.types, &mut self.nodes)?;
-        if let Some(m) = mirror.as_deref_mut() {
-            m.primitives_written(&self.nodes, &mut self.parser.touched);
-        }
         let mut apply = Apply {
             bytes,
             nodes: &mut self.nodes,
@@ -444,35 +400,19 @@ impl DynamicDecoder {
             created: &self.parser.created,
             map_sizes: &self.parser.map_sizes,
             recorded: recording.then_some(&mut self.recorded),
-            mirror: mirror.as_deref_mut(),
-            dirty: false,
             compact: false,
             legacy: self.legacy,
         };
         apply.run(&self.parser.steps);
-        if let Some(m) = mirror.as_deref_mut() {
-            m.applied(&self.nodes);
-        }
         if recording && !self.recorded.is_empty() {
             let recorded = std::mem::take(&mut self.recorded);
-            let tree = match mirror.as_deref().and_then(|m| m.state()) {
-                Some(typed) => Tree::typed(&self.nodes, typed),
-                None => Tree::dynamic(&self.nodes),
-            };
+            let tree = Tree::dynamic(&self.nodes);
             self.callbacks.dispatch(&self.types, tree, &recorded);
             let mut recorded = recorded;
             recorded.clear();
             self.recorded = recorded;
         }
-        collect_garbage(
-            &mut self.nodes,
-            &mut self.garbage,
-            &mut self.callbacks,
-            mirror.as_deref_mut(),
-        );
-        if let Some(m) = mirror {
-            m.finished(&self.nodes);
-        }
+        collect_garbage(&mut self.nodes, &mut self.garbage, &mut self.callbacks);
         Ok(())
     }
 
@@ -549,26 +489,11 @@ impl DynamicDecoder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn callbacks(&mut self) -> Cx<'_> {
-        self.callbacks_with(None)
-    }
-
-    /// [`callbacks`](Self::callbacks), for a typed decoder whose state is
-    /// `typed` (its callbacks read that state, not this tree).
-    pub(crate) fn callbacks_with<'a>(
-        &'a mut self,
-        typed: Option<&'a (dyn std::any::Any + Send)>,
-    ) -> Cx<'a> {
-        let tree = match typed {
-            Some(typed) => Tree::typed(&self.nodes, typed),
-            None => Tree::dynamic(&self.nodes),
-        };
-        Cx::new(&self.types, tree, self.callbacks.staging())
-    }
-
-    /// Takes over the callbacks registered on a typed decoder's direct
-    /// mode (which is switching to the shadow mode).
-    pub(crate) fn set_callbacks(&mut self, callbacks: Callbacks) {
-        self.callbacks = callbacks;
+        Cx::new(
+            &self.types,
+            Tree::dynamic(&self.nodes),
+            self.callbacks.staging(),
+        )
     }
 
     /// The state as JSON, in the conventions of the test vectors: Schema
@@ -587,7 +512,7 @@ impl DynamicDecoder {
 }
 
 /// Applies validated steps; cannot fail.
-struct Apply<'a, 'b, M: ?Sized> {
+struct Apply<'a, 'b> {
     bytes: &'a [u8],
     nodes: &'b mut Nodes,
     garbage: &'b mut GarbageList,
@@ -597,77 +522,13 @@ struct Apply<'a, 'b, M: ?Sized> {
     /// Entries the message gives the maps it creates, at most.
     map_sizes: &'b RefMap<u32>,
     recorded: Option<&'b mut Vec<Recorded>>,
-    mirror: Option<&'b mut M>,
-    /// The current collection's block changed something.
-    dirty: bool,
     /// The current block may have left array holes.
     compact: bool,
     /// 3.x / 4.x array semantics.
     legacy: bool,
 }
 
-/// Follows the changes the applier makes, to keep another representation
-/// of the state (the typed decoder's Rust values) in step.
-pub(crate) trait Mirror {
-    /// Field `index` of struct `at` changed; `displaced` is the child it
-    /// held before, when another one (or nothing) replaced it.
-    fn field(&mut self, nodes: &Nodes, at: RefId, index: u8, displaced: Option<RefId>);
-    /// A block of collection `at` with changes ended.
-    fn collection(&mut self, nodes: &Nodes, at: RefId);
-    /// Primitive field `index` of struct `at` changed (it holds no child,
-    /// before or after).
-    fn primitive(&mut self, nodes: &Nodes, at: RefId, index: u8);
-    /// The primitive fields of struct `at` whose bits are set in `mask`
-    /// changed.
-    fn primitives(&mut self, nodes: &Nodes, at: RefId, mask: u64);
-    /// [`primitives`](Self::primitives) for each `(struct, mask)` of
-    /// `written`, in order: the fields the parse pass wrote (the list may
-    /// be taken, or swapped with an empty one).
-    fn primitives_written(&mut self, nodes: &Nodes, written: &mut Vec<(RefId, u64)>) {
-        for &(at, mask) in written.iter() {
-            self.primitives(nodes, at, mask);
-        }
-    }
-    /// Every step of the message is applied (garbage collection follows).
-    fn applied(&mut self, nodes: &Nodes);
-    /// Structure `id` was garbage-collected.
-    fn collected(&mut self, id: RefId);
-    /// The message is applied and garbage collected.
-    fn finished(&mut self, nodes: &Nodes);
-    /// The typed state, for the callbacks.
-    fn state(&self) -> Option<&(dyn std::any::Any + Send)> {
-        None
-    }
-}
-
-/// No mirror (the dynamic decoder alone).
-pub(crate) enum NoMirror {}
-
-impl Mirror for NoMirror {
-    fn field(&mut self, _: &Nodes, _: RefId, _: u8, _: Option<RefId>) {
-        match *self {}
-    }
-    fn collection(&mut self, _: &Nodes, _: RefId) {
-        match *self {}
-    }
-    fn primitive(&mut self, _: &Nodes, _: RefId, _: u8) {
-        match *self {}
-    }
-    fn primitives(&mut self, _: &Nodes, _: RefId, _: u64) {
-        match *self {}
-    }
-    fn applied(&mut self, _: &Nodes) {
-        match *self {}
-    }
-    fn collected(&mut self, _: RefId) {
-        match *self {}
-    }
-    fn finished(&mut self, _: &Nodes) {
-        match *self {}
-    }
-}
-
-impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
+impl Apply<'_, '_> {
     fn run(&mut self, steps: &[Step]) {
         let mut current = RefId::ROOT;
         for &step in steps {
@@ -679,7 +540,6 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                 Step::Field { op, index, value } => self.field(current, op, index, value),
                 Step::Fields { start, end } => self.field_run(current, start, end),
                 _ => {
-                    self.dirty = self.mirror.is_some();
                     self.compact = true;
                     self.collection_step(current, step);
                 }
@@ -721,11 +581,6 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
         if std::mem::take(&mut self.compact) {
             if let Some(NodeData::Array(items)) = self.data(id) {
                 items.compact();
-            }
-        }
-        if std::mem::take(&mut self.dirty) {
-            if let Some(m) = self.mirror.as_deref_mut() {
-                m.collection(self.nodes, id);
             }
         }
     }
@@ -831,7 +686,6 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
         let Some(slots) = self.nodes.struct_slots(current) else {
             return;
         };
-        let mut mask = 0u64;
         let mut pos = start as usize;
         let end = end as usize;
         while pos < end {
@@ -843,7 +697,6 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
             else {
                 return;
             };
-            mask |= 1 << index;
             let value = match (p, head.get(pos + 1..pos + 5)) {
                 // The common case, inline.
                 (Primitive::Float32, Some(&[a, b, c, d])) => {
@@ -870,9 +723,6 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
             };
             *slot = Some(value);
         }
-        if let Some(m) = self.mirror.as_deref_mut() {
-            m.primitives(self.nodes, current, mask);
-        }
     }
 
     fn field(&mut self, current: RefId, op: u8, index: u8, scalar: Scalar) {
@@ -897,9 +747,6 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                 {
                     *slot = Some(v);
                 }
-                if let Some(m) = self.mirror.as_deref_mut() {
-                    m.primitive(self.nodes, current, index);
-                }
                 return;
             }
         }
@@ -912,9 +759,6 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
                     let new = std::str::from_utf8(&bytes[start as usize..(start + len) as usize])
                         .unwrap_or_default();
                     s.set(new);
-                    if let Some(m) = self.mirror.as_deref_mut() {
-                        m.primitive(self.nodes, current, index);
-                    }
                     return;
                 }
             }
@@ -954,14 +798,6 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
         };
         let prev_ref = prev.as_ref().and_then(Value::as_ref_id);
         self.account_ids(prev_ref, new_ref);
-        if let Some(m) = self.mirror.as_deref_mut() {
-            m.field(
-                self.nodes,
-                current,
-                index,
-                prev_ref.filter(|&p| Some(p) != new_ref),
-            );
-        }
         if self.recording() {
             let changed = match (&prev, &recorded_new) {
                 (Some(p), Some(n)) => !p.js_same(n),
@@ -1233,11 +1069,10 @@ impl<M: Mirror + ?Sized> Apply<'_, '_, M> {
 
 /// Forgets the structures whose count is still zero at the end of the
 /// message, cascading to their children.
-pub(crate) fn collect_garbage<M: Mirror + ?Sized>(
+pub(crate) fn collect_garbage(
     nodes: &mut Nodes,
     garbage: &mut GarbageList,
     callbacks: &mut Callbacks,
-    mut mirror: Option<&mut M>,
 ) {
     if garbage.is_empty() {
         return;
@@ -1265,9 +1100,6 @@ pub(crate) fn collect_garbage<M: Mirror + ?Sized>(
         });
         nodes.release(&node);
         callbacks.forget(id);
-        if let Some(m) = mirror.as_deref_mut() {
-            m.collected(id);
-        }
     }
     garbage.clear();
 }

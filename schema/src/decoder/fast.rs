@@ -1,7 +1,7 @@
 //! The typed decoder's fast path: the common messages decoded in one pass,
 //! by code compiled for the state's own types.
 //!
-//! In the direct mode (`direct.rs`), a message first goes here. Each
+//! A typed decoder gives every message here first. Each
 //! structure's block is read by code generated for its Rust type
 //! (`#[derive(Schema)]` implements [`FastNode`], this module
 //! [`FastField`] for primitives, `Option` and the collections): a field
@@ -17,10 +17,10 @@
 //! shared structure, a value the Rust type cannot hold, malformed bytes —
 //! it puts back what it wrote (an undo record per change to a structure
 //! that existed before the message; structures the message made are
-//! removed) and leaves the message to the general path of the direct mode,
-//! which validates it, reports its errors, and switches to the shadow mode
-//! when needed. So the fast path never decides what a message means: it
-//! only applies the messages the general path would apply the same way.
+//! removed) and leaves the message to the general path (`direct.rs`),
+//! which validates it, reports its errors and applies it. So the fast path
+//! never decides what a message means: it only applies the messages the
+//! general path would apply the same way.
 
 use std::any::TypeId as RustTypeId;
 
@@ -604,7 +604,7 @@ fn path_with_ids(nodes: &RefMap<Lean>, id: RefId, path: &mut Vec<(Place, RefId)>
     found
 }
 
-/// The fast path's own state, kept by the direct mode.
+/// The fast path's own state, kept by the typed decoder.
 #[derive(Debug)]
 pub(crate) struct Fast {
     /// No message has changed the state yet (see [`FastCx::pristine`]);

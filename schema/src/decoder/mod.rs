@@ -84,11 +84,39 @@ pub use reflection::{decode_reflection, ReflectionDialect, MAX_INHERITANCE_DEPTH
 pub use typed::Decoder;
 #[doc(hidden)]
 pub use typed::{
-    decode_set, decode_set_value, DecodeField, DecodeNode, DecodeState, DecodeStruct, Displaced,
-    EachElement, FieldInput, Planned,
+    decode_set, DecodeField, DecodeNode, DecodeState, DecodeStruct, EachElement, FieldInput,
+    Planned,
 };
 
 /// Deepest nesting of structures that [`DynamicDecoder::to_json`] expands
 /// (deeper references print as `{"$ref": refId}`), and that the typed
 /// decoder follows.
 pub const MAX_DEPTH: usize = 64;
+
+#[cfg(test)]
+mod layering {
+    /// The dynamic decoder (and its listing, Reflection and callbacks,
+    /// which both decoders use) imports nothing of the typed decoder: the
+    /// two check each other in the differential tests.
+    #[test]
+    fn the_dynamic_decoder_imports_nothing_of_the_typed_one() {
+        let files = [
+            ("dynamic", include_str!("dynamic.rs")),
+            ("explain", include_str!("explain.rs")),
+            ("reflection", include_str!("reflection.rs")),
+            ("callbacks", include_str!("callbacks.rs")),
+        ];
+        for (name, text) in files {
+            // (Imports name their module: no group to look into.)
+            assert!(!text.contains("use crate::decoder::{"), "{name}.rs");
+            for typed in ["typed", "direct", "fast"] {
+                for path in ["crate::decoder::", "super::"] {
+                    assert!(
+                        !text.contains(&format!("use {path}{typed}")),
+                        "{name}.rs imports {typed}.rs"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,25 +1,18 @@
 //! Typed decoding into Rust types (`#[derive(Schema)]` structs and enums,
 //! `Option`, primitives and the four collections).
 //!
-//! A [`Decoder<T>`] has two modes, with the same results:
-//!
-//! - The direct mode (`direct.rs`), where it starts: messages go straight
-//!   into `T`, beside which it keeps only a lean refId table (each
-//!   structure's shape, place in `T` and children). Its fast path
-//!   (`fast.rs`) reads the common messages — field changes, new
-//!   structures, new map entries — in one pass of code generated for `T`'s
-//!   types; the others go through the parse pass that every decoder shares,
-//!   then are applied to `T`.
-//! - The shadow mode (this module), entered for good on the first message
-//!   the direct mode does not cover: a [`DynamicDecoder`] built from `T`'s
-//!   types (the "shadow", which owns the wire semantics: validation,
-//!   refIds, reference counts, garbage collection, array holes) plus a
-//!   mirror that writes every change into `T` as it is applied. Both are
-//!   updated by the same pass, so the typed state never disagrees with the
-//!   wire semantics.
-//!
-//! In both, a message is applied entirely or not at all, exactly as with
-//! the dynamic decoder.
+//! A [`Decoder<T>`] writes messages straight into `T` (`direct.rs`),
+//! beside which it keeps only a lean refId table (each structure's shape,
+//! place in `T`, children and reference count). Its fast path (`fast.rs`)
+//! reads the common messages — field changes, new structures, new map
+//! entries — in one pass of code generated for `T`'s types; the others go
+//! through the parse pass every decoder shares (`base/parse.rs`), then are
+//! applied to `T` with the wire semantics of either dialect, recording the
+//! changes for the callbacks as they are written. A message is applied
+//! entirely or not at all, exactly as with the dynamic decoder, which
+//! shares nothing else with it: the differential tests check one against
+//! the other. [`Decoder::to_dynamic`] builds a dynamic value tree from `T`
+//! and the table on demand.
 //!
 //! The Rust side is reached through the hidden traits [`DecodeField`] (a
 //! field or element type) and [`DecodeNode`] (a struct, enum or collection
@@ -40,27 +33,25 @@
 //!
 //! # Cost
 //!
-//! Direct mode, fast path: one pass over the message, one walk from the
-//! root per run of sibling blocks (a patch moving every entity of a map
-//! walks to the map once), an undo record per field a patch changes (kept
-//! in reused buffers: no allocation), none for a full state into a fresh
-//! decoder. Shadow mode: field updates are written in one pass per message
-//! with the same walks; a collection whose entries changed is rebuilt once
-//! per message from the shadow (its element values are moved, not copied):
-//! O(length of the collection).
+//! The fast path: one pass over the message, one walk from the root per
+//! run of sibling blocks (a patch moving every entity of a map walks to
+//! the map once), an undo record per field a patch changes (kept in reused
+//! buffers: no allocation), none for a full state into a fresh decoder.
+//! The general path: the same walks, a map or set entry written in place,
+//! an array block run on a model of its elements then the array in `T`
+//! set once (an edit in place for pushes and removals).
 
 use std::any::{Any, TypeId as RustTypeId};
-use std::collections::HashMap;
 use std::fmt;
 
 use crate::collections::{ArrayMut, ArraySchema, CollectionSchema, MapSchema, SetSchema};
 use crate::decoder::base::array_items::ArrayItems;
 use crate::decoder::base::parse::{FieldWrite, Shape, TypedFields};
-use crate::decoder::base::reference_tracker::{RefId, RefIdHasherBuilder, RefMap};
+use crate::decoder::base::reference_tracker::RefId;
 use crate::decoder::callbacks::Tree;
-use crate::decoder::direct::{descend, path_to, Direct, LeanData, Outcome, Place, NO_HANDLE};
-use crate::decoder::dynamic::{Mirror, NodeData, Nodes};
-use crate::decoder::{Cx, DynamicDecoder, Str, Value, MAX_DEPTH};
+use crate::decoder::direct::{value_of, Direct, LeanData, NO_HANDLE};
+use crate::decoder::dynamic::NodeData;
+use crate::decoder::{Cx, DynamicDecoder, Str, Value};
 use crate::schema::Field;
 use crate::tracked::Tick;
 use crate::types::{ElementType, FieldType, Primitive, TypeError, TypeRegistry};
@@ -99,29 +90,19 @@ impl fmt::Debug for FieldInput<'_> {
     }
 }
 
-/// One element of a rebuilt collection.
+/// One element of an array set by
+/// [`DecodeNode::__decode_set_elements`].
 #[doc(hidden)]
 pub enum Planned<'a> {
-    /// The element at this position of the collection before the rebuild.
-    Keep(usize),
     /// A primitive element.
     Primitive(&'a Value),
     /// A new child element (concrete Rust type of a struct / enum).
     New(Option<RustTypeId>),
-    /// A new struct element (concrete Rust type) with the primitive fields
-    /// of `mask` written from the shadow's values: built whole in one step
-    /// (a full state creates most of its values this way).
-    Filled(RustTypeId, &'a [Option<Value>], u64),
     /// A child element moved from elsewhere.
     Moved(Box<dyn DecodeNode>),
-    /// Arrays ([`DecodeNode::__decode_set_elements`]): the elements at
-    /// positions `start..start + len` before, in order.
+    /// The elements at positions `start..start + len` before, in order.
     Keeps(usize, usize),
 }
-
-/// Elements displaced by a rebuild: their position before it, and the value.
-#[doc(hidden)]
-pub type Displaced = Vec<(usize, Box<dyn DecodeNode>)>;
 
 /// A Rust value holding fields (a struct or enum) or elements (a
 /// collection). Implemented by `#[derive(Schema)]` and for the collections;
@@ -135,26 +116,6 @@ pub trait DecodeNode: Any + Send {
         false
     }
 
-    /// Struct: writes the primitive fields whose bits are set in `mask`
-    /// from `values` (the shadow's field values; unset: the field is
-    /// cleared). Returns the number of fields that did not fit.
-    fn __decode_primitives(&mut self, values: &[Option<Value>], mask: u64) -> u32 {
-        let mut failed = 0;
-        let mut bits = mask;
-        while bits != 0 {
-            let index = bits.trailing_zeros() as u8;
-            bits &= bits - 1;
-            let input = match values.get(usize::from(index)).and_then(Option::as_ref) {
-                Some(v) => FieldInput::Primitive(v),
-                None => FieldInput::Delete,
-            };
-            if !self.__decode_field(index, input) {
-                failed += 1;
-            }
-        }
-        failed
-    }
-
     /// Struct: calls `f` with the child held by field `index`.
     fn __decode_visit_child(&mut self, index: u8, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
         let _ = (index, f);
@@ -165,46 +126,6 @@ pub trait DecodeNode: Any + Send {
     fn __decode_take_child(&mut self, index: u8) -> Option<Box<dyn DecodeNode>> {
         let _ = index;
         None
-    }
-
-    /// Collection: calls `f` with the child at position `pos`.
-    fn __decode_visit_element(&mut self, pos: usize, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
-        let _ = (pos, f);
-    }
-
-    /// Collection: [`__decode_primitives`](Self::__decode_primitives) on
-    /// the element at position `pos`; `None` when there is no such
-    /// element (or it holds no fields).
-    fn __decode_element_primitives(
-        &mut self,
-        pos: usize,
-        values: &[Option<Value>],
-        mask: u64,
-    ) -> Option<u32> {
-        let mut failed = None;
-        self.__decode_visit_element(pos, &mut |n| {
-            failed = Some(n.__decode_primitives(values, mask));
-        });
-        failed
-    }
-
-    /// Collection: moves the child at position `pos` out, leaving a
-    /// placeholder.
-    fn __decode_take_element(&mut self, pos: usize) -> Option<Box<dyn DecodeNode>> {
-        let _ = pos;
-        None
-    }
-
-    /// Collection: replaces the content by `plan` (keys for maps); the
-    /// previous child elements not kept go to `displaced`. Returns the
-    /// number of planned elements that did not fit the element type.
-    fn __decode_rebuild(
-        &mut self,
-        plan: Vec<(Option<&str>, Planned<'_>)>,
-        displaced: &mut Displaced,
-    ) -> usize {
-        let _ = displaced;
-        plan.len()
     }
 
     /// Struct: [`__decode_field`](Self::__decode_field), returning also the
@@ -324,6 +245,15 @@ pub trait DecodeNode: Any + Send {
         fitted.clear();
     }
 
+    /// Array: a new element value of concrete Rust type `ty` (`None`: a
+    /// collection), boxed, outside the array (a child the decoder keeps
+    /// while no slot holds it); `None` if the element type holds no such
+    /// child.
+    fn __decode_make(&self, ty: Option<RustTypeId>) -> Option<Box<dyn DecodeNode>> {
+        let _ = ty;
+        None
+    }
+
     /// Collection: drops the positions of removed entries, then calls `f`
     /// with each element in order: its entry handle, its key (maps) and,
     /// for an element of primitive wire type `p`, its value.
@@ -389,14 +319,6 @@ pub trait DecodeField: Sized + Send + 'static {
     /// Moves the child out, leaving a placeholder (refs only).
     fn __decode_take(&mut self) -> Option<Box<dyn DecodeNode>> {
         None
-    }
-
-    /// [`DecodeNode::__decode_primitives`] on the child (`None`: not a
-    /// child): statically dispatched for a struct, so that a collection
-    /// writing its elements makes no virtual call per element.
-    #[inline]
-    fn __decode_fields(&mut self, values: &[Option<Value>], mask: u64) -> Option<u32> {
-        Some(self.__decode_node()?.__decode_primitives(values, mask))
     }
 
     /// Boxes the value if it is a child (refs only).
@@ -465,22 +387,6 @@ pub fn decode_set<F: DecodeField>(slot: &mut F, input: FieldInput<'_>) -> bool {
     }
 }
 
-/// Writes one primitive field from the shadow's value (`None`: unset),
-/// used by generated code.
-#[doc(hidden)]
-#[inline]
-pub fn decode_set_value<F: DecodeField>(slot: &mut F, value: Option<&Value>) -> bool {
-    match value {
-        Some(v) => slot.__decode_assign(v),
-        None => {
-            slot.__decode_clear();
-            true
-        }
-    }
-}
-
-/// A `#[derive(Schema)]` struct or enum, as a child value. Implemented by
-/// the derive.
 #[doc(hidden)]
 pub trait DecodeStruct: DecodeNode + Sized {
     /// A new instance when `ty` is this type (struct) or one of its
@@ -516,11 +422,6 @@ impl<T: DecodeStruct> DecodeField for T {
     #[inline]
     fn __decode_node(&mut self) -> Option<&mut dyn DecodeNode> {
         Some(self)
-    }
-
-    #[inline]
-    fn __decode_fields(&mut self, values: &[Option<Value>], mask: u64) -> Option<u32> {
-        Some(DecodeNode::__decode_primitives(self, values, mask))
     }
 
     fn __decode_take(&mut self) -> Option<Box<dyn DecodeNode>> {
@@ -577,11 +478,6 @@ impl<T: DecodeField> DecodeField for Option<T> {
     #[inline]
     fn __decode_node(&mut self) -> Option<&mut dyn DecodeNode> {
         self.as_mut()?.__decode_node()
-    }
-
-    #[inline]
-    fn __decode_fields(&mut self, values: &[Option<Value>], mask: u64) -> Option<u32> {
-        self.as_mut()?.__decode_fields(values, mask)
     }
 
     fn __decode_take(&mut self) -> Option<Box<dyn DecodeNode>> {
@@ -708,35 +604,15 @@ impl DecodeField for String {
     }
 }
 
-/// Builds a collection element from a plan entry; fields of a
-/// [`Planned::Filled`] element that do not fit are counted in `failed`.
+/// Builds an array element from a plan entry (`None`: it does not fit;
+/// [`Planned::Keeps`] is the array's).
 #[inline]
-fn planned<V: DecodeField>(
-    entry: Planned<'_>,
-    old: &mut [Option<V>],
-    failed: &mut usize,
-) -> Option<V> {
+fn planned<V: DecodeField>(entry: Planned<'_>) -> Option<V> {
     match entry {
-        Planned::Keep(p) => old.get_mut(p)?.take(),
         Planned::Primitive(v) => V::__decode_primitive(v),
         Planned::New(ty) => V::__decode_new(ty),
-        Planned::Filled(ty, values, mask) => {
-            let mut v = V::__decode_new(Some(ty))?;
-            *failed += v.__decode_fields(values, mask).unwrap_or(mask.count_ones()) as usize;
-            Some(v)
-        }
         Planned::Moved(node) => V::__decode_unbox(node),
-        // (Arrays only, handled there.)
         Planned::Keeps(..) => None,
-    }
-}
-
-/// The old elements not kept by a rebuild.
-fn displace<V: DecodeField>(old: Vec<Option<V>>, displaced: &mut Displaced) {
-    for (p, v) in old.into_iter().enumerate() {
-        if let Some(node) = v.and_then(V::__decode_boxed) {
-            displaced.push((p, node));
-        }
     }
 }
 
@@ -777,25 +653,6 @@ collection_field!(MapSchema, ArraySchema, SetSchema, CollectionSchema);
 /// maps, sets and collections.
 macro_rules! indexed_elements {
     () => {
-        fn __decode_visit_element(&mut self, pos: usize, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
-            if let Some(node) = self.inner.value_mut(pos).and_then(V::__decode_node) {
-                f(node);
-            }
-        }
-
-        fn __decode_element_primitives(
-            &mut self,
-            pos: usize,
-            values: &[Option<Value>],
-            mask: u64,
-        ) -> Option<u32> {
-            self.inner.value_mut(pos)?.__decode_fields(values, mask)
-        }
-
-        fn __decode_take_element(&mut self, pos: usize) -> Option<Box<dyn DecodeNode>> {
-            self.inner.value_mut(pos)?.__decode_take()
-        }
-
         fn __decode_handle_mut(&mut self, handle: u32) -> Option<&mut dyn DecodeNode> {
             self.inner.value_at_place(handle)?.__decode_node()
         }
@@ -906,53 +763,6 @@ impl<V: DecodeField + Field> DecodeNode for MapSchema<V> {
         self.clear_untracked();
     }
 
-    fn __decode_rebuild(
-        &mut self,
-        plan: Vec<(Option<&str>, Planned<'_>)>,
-        displaced: &mut Displaced,
-    ) -> usize {
-        let old = std::mem::take(self);
-        let mut old: Vec<Option<V>> = old
-            .inner
-            .slots
-            .into_iter()
-            .flatten()
-            .map(|s| Some(s.value))
-            .collect();
-        self.reserve(plan.len());
-        let mut failed = 0;
-        for (key, entry) in plan {
-            let key = key.unwrap_or_default();
-            if let Planned::Filled(ty, values, mask) = entry {
-                // Inserted empty, then filled in its slot: a value filled
-                // on the stack and then moved into the map was read back
-                // while its field writes were still in flight (a
-                // store-forwarding stall per entry).
-                let Some(v) = V::__decode_new(Some(ty)) else {
-                    failed += 1;
-                    continue;
-                };
-                let pos = match self.insert_str(key, v) {
-                    None => Some(self.inner.slots.len() - 1),
-                    Some(_) => self.pos(key).map(|p| p as usize),
-                };
-                let filled = pos
-                    .and_then(|p| self.inner.value_mut(p))
-                    .and_then(|v| v.__decode_fields(values, mask));
-                failed += filled.unwrap_or(mask.count_ones()) as usize;
-                continue;
-            }
-            match planned(entry, &mut old, &mut failed) {
-                Some(v) => {
-                    self.insert_str(key, v);
-                }
-                None => failed += 1,
-            }
-        }
-        displace(old, displaced);
-        failed
-    }
-
     fn __decode_into_any(self: Box<Self>) -> Box<dyn Any + Send> {
         self
     }
@@ -980,23 +790,6 @@ macro_rules! indexed_node {
                 self.inner.clear_untracked();
             }
 
-            fn __decode_rebuild(&mut self, plan: Vec<(Option<&str>, Planned<'_>)>, displaced: &mut Displaced) -> usize {
-                let old = std::mem::take(self);
-                let mut old: Vec<Option<V>> =
-                    old.inner.slots.into_iter().flatten().map(|s| Some(s.value)).collect();
-                let mut failed = 0;
-                for (_, entry) in plan {
-                    match planned(entry, &mut old, &mut failed) {
-                        Some(v) => {
-                            self.inner.push_untracked((), v);
-                        }
-                        None => failed += 1,
-                    }
-                }
-                displace(old, displaced);
-                failed
-            }
-
             fn __decode_into_any(self: Box<Self>) -> Box<dyn Any + Send> {
                 self
             }
@@ -1009,7 +802,16 @@ indexed_node!(SetSchema, CollectionSchema);
 impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
     // (An element's entry handle is its position.)
     fn __decode_visit_handle(&mut self, handle: u32, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
-        self.__decode_visit_element(handle as usize, f);
+        // A client-side array is never attached to an encoder: the view's
+        // bookkeeping goes to a throwaway tick.
+        let mut tick = Tick::default();
+        let mut view = ArrayMut::__new(self, &mut tick);
+        if let Some(node) = view
+            .element_mut(handle as usize)
+            .and_then(|(v, _, _)| v.__decode_node())
+        {
+            f(node);
+        }
     }
 
     fn __decode_handle_value(&mut self, handle: u32, p: Primitive) -> Option<Value> {
@@ -1017,7 +819,13 @@ impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
     }
 
     fn __decode_take_handle(&mut self, handle: u32) -> Option<Box<dyn DecodeNode>> {
-        self.__decode_take_element(handle as usize)
+        let mut tick = Tick::default();
+        let mut view = ArrayMut::__new(self, &mut tick);
+        view.element_mut(handle as usize)?.0.__decode_take()
+    }
+
+    fn __decode_make(&self, ty: Option<RustTypeId>) -> Option<Box<dyn DecodeNode>> {
+        V::__decode_new(ty)?.__decode_boxed()
     }
 
     fn __decode_put_handle(&mut self, handle: u32, node: Box<dyn DecodeNode>) -> bool {
@@ -1050,7 +858,6 @@ impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
                 _ => added += 1,
             }
         }
-        let mut failed = 0;
         if in_order && ((n - kept) + added) * 8 <= n + 64 {
             // Removals from the end, then insertions from the start.
             let mut end = n;
@@ -1072,7 +879,7 @@ impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
                     fitted.extend(std::iter::repeat_n(true, len));
                     continue;
                 }
-                let v = planned(entry, &mut [], &mut failed);
+                let v = planned::<V>(entry);
                 fitted.push(v.is_some());
                 if let Some(v) = v {
                     self.splice_untracked(at..at, std::iter::once(v));
@@ -1092,47 +899,11 @@ impl<V: DecodeField + Field> DecodeNode for ArraySchema<V> {
                 }
                 continue;
             }
-            let v = planned(entry, &mut old, &mut failed);
+            let v = planned::<V>(entry);
             fitted.push(v.is_some());
             values.extend(v);
         }
         self.splice_untracked(0..0, values);
-    }
-
-    fn __decode_visit_element(&mut self, pos: usize, f: &mut dyn FnMut(&mut dyn DecodeNode)) {
-        // A client-side array is never attached to an encoder: the view's
-        // bookkeeping goes to a throwaway tick.
-        let mut tick = Tick::default();
-        let mut view = ArrayMut::__new(self, &mut tick);
-        if let Some(node) = view
-            .element_mut(pos)
-            .and_then(|(v, _, _)| v.__decode_node())
-        {
-            f(node);
-        }
-    }
-
-    fn __decode_take_element(&mut self, pos: usize) -> Option<Box<dyn DecodeNode>> {
-        let mut tick = Tick::default();
-        let mut view = ArrayMut::__new(self, &mut tick);
-        view.element_mut(pos)?.0.__decode_take()
-    }
-
-    fn __decode_rebuild(
-        &mut self,
-        plan: Vec<(Option<&str>, Planned<'_>)>,
-        displaced: &mut Displaced,
-    ) -> usize {
-        let mut old = take_elements(self);
-        let mut failed = 0;
-        for (_, entry) in plan {
-            match planned(entry, &mut old, &mut failed) {
-                Some(v) => self.push(v),
-                None => failed += 1,
-            }
-        }
-        displace(old, displaced);
-        failed
     }
 
     fn __decode_into_any(self: Box<Self>) -> Box<dyn Any + Send> {
@@ -1151,866 +922,6 @@ fn take_elements<V: DecodeField + Field>(array: &mut ArraySchema<V>) -> Vec<Opti
         .collect()
 }
 
-/// A set of refIds: a bit vector while the largest is within a small
-/// multiple of the number of entries (so its size stays proportional to
-/// them), a hash set otherwise.
-enum RefSet {
-    Bits(Vec<u64>),
-    Hash(std::collections::HashSet<RefId, RefIdHasherBuilder>),
-}
-
-impl RefSet {
-    /// A set for up to `n` refIds, the largest `max`.
-    fn new(n: usize, max: u32) -> Self {
-        let words = max as usize / 64 + 1;
-        if words <= n + 64 {
-            Self::Bits(vec![0; words])
-        } else {
-            Self::Hash(std::collections::HashSet::with_capacity_and_hasher(
-                n,
-                RefIdHasherBuilder::default(),
-            ))
-        }
-    }
-
-    /// Adds `r`; `false` if it was there.
-    #[inline]
-    fn insert(&mut self, r: RefId) -> bool {
-        match self {
-            Self::Bits(words) => {
-                let (w, bit) = (r.0 as usize / 64, 1u64 << (r.0 % 64));
-                match words.get_mut(w) {
-                    Some(word) => {
-                        let new = *word & bit == 0;
-                        *word |= bit;
-                        new
-                    }
-                    None => {
-                        // (Not reached: `max` bounds the refIds.)
-                        let mut set = std::collections::HashSet::default();
-                        for (i, &word) in words.iter().enumerate() {
-                            for b in 0..64 {
-                                if word & (1 << b) != 0 {
-                                    set.insert(RefId((i * 64 + b) as u32));
-                                }
-                            }
-                        }
-                        *self = Self::Hash(set);
-                        self.insert(r)
-                    }
-                }
-            }
-            Self::Hash(set) => set.insert(r),
-        }
-    }
-}
-
-/// Where a child lives in the typed state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Slot {
-    Field(u8),
-    Pos(u32),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Loc {
-    parent: RefId,
-    slot: Slot,
-}
-
-/// The mirror: locations of the typed children, and children in transit.
-#[derive(Default)]
-struct Typed {
-    /// Where each child instance or collection lives (not the root).
-    loc: RefMap<Loc>,
-    /// Child refIds of each collection, by typed position.
-    elems: RefMap<Vec<Option<RefId>>>,
-    /// Children detached during the current message, until they are
-    /// re-attached or collected.
-    limbo: HashMap<RefId, Box<dyn DecodeNode>, RefIdHasherBuilder>,
-    /// Rust type of each wire type id.
-    rust_types: Vec<Option<RustTypeId>>,
-    /// Changes the Rust types could not hold.
-    unrepresentable: u64,
-    /// Children moved out of a live slot during the current message.
-    moved: Vec<RefId>,
-    /// Where those children were taken from, to put them back if that slot
-    /// still holds them at the end of the message (an instance shared by
-    /// two parents and released by the second).
-    origins: Vec<(RefId, Loc)>,
-    /// Collections rebuilt while no slot held them: rebuilt again at the
-    /// end of the message if one holds them then.
-    unheld: Vec<RefId>,
-    /// Structs whose child fields changed while no slot held them:
-    /// re-synced at the end of the message if one holds them then.
-    unheld_structs: Vec<RefId>,
-    /// Nesting of [`Typed::fill`] (bounded: the shadow may hold cycles).
-    filling: usize,
-    /// Primitive fields changed by the message, written in one pass before
-    /// the next structural change (one walk per run of siblings).
-    pending: Vec<(RefId, u64)>,
-    /// Collections whose content changed: rebuilt together before the next
-    /// walk that needs them (once per message in the common case).
-    dirty: Vec<RefId>,
-}
-
-/// Number of field changes in queued primitive writes.
-fn changes(pending: &[(RefId, u64)]) -> u64 {
-    pending.iter().map(|p| u64::from(p.1.count_ones())).sum()
-}
-
-/// Calls `f` with the typed node of `id`.
-fn visit(
-    loc: &RefMap<Loc>,
-    root: &mut dyn DecodeNode,
-    limbo: &mut HashMap<RefId, Box<dyn DecodeNode>, RefIdHasherBuilder>,
-    id: RefId,
-    depth: usize,
-    f: &mut dyn FnMut(&mut dyn DecodeNode),
-) -> bool {
-    if id == RefId::ROOT {
-        f(root);
-        return true;
-    }
-    if let Some(node) = limbo.get_mut(&id) {
-        f(node.as_mut());
-        return true;
-    }
-    if depth > MAX_DEPTH {
-        return false;
-    }
-    let Some(&Loc { parent, slot }) = loc.get(id) else {
-        return false;
-    };
-    let mut found = false;
-    visit(
-        loc,
-        root,
-        limbo,
-        parent,
-        depth + 1,
-        &mut |p: &mut dyn DecodeNode| {
-            let mut inner = |n: &mut dyn DecodeNode| {
-                found = true;
-                f(n);
-            };
-            match slot {
-                Slot::Field(i) => p.__decode_visit_child(i, &mut inner),
-                Slot::Pos(pos) => p.__decode_visit_element(pos as usize, &mut inner),
-            }
-        },
-    );
-    found
-}
-
-impl Typed {
-    /// Records the children of collection `at`, by position in its typed
-    /// value (`None`: a primitive element).
-    fn place_elements(&mut self, at: RefId, ids: Vec<Option<RefId>>) {
-        for (p, c) in ids.iter().enumerate() {
-            if let Some(c) = *c {
-                self.loc.insert(
-                    c,
-                    Loc {
-                        parent: at,
-                        slot: Slot::Pos(p as u32),
-                    },
-                );
-            }
-        }
-        self.elems.insert(at, ids);
-    }
-
-    fn rust_type(&self, nodes: &Nodes, id: RefId) -> Option<RustTypeId> {
-        match nodes.map.get(id)?.shape {
-            Shape::Struct(t) => self.rust_types.get(t.0 as usize).copied().flatten(),
-            Shape::Collection(..) => None,
-        }
-    }
-
-    /// Whether `id` is in the typed state (its parents lead to the root),
-    /// rather than detached (in the limbo, or inside something that is).
-    fn reachable(&self, mut id: RefId) -> bool {
-        for _ in 0..=MAX_DEPTH {
-            if id == RefId::ROOT {
-                return true;
-            }
-            match self.loc.get(id) {
-                Some(l) => id = l.parent,
-                None => return false,
-            }
-        }
-        false
-    }
-
-    /// Whether `id` has a typed value: in the state, or detached in the
-    /// limbo (directly or inside something that is).
-    fn exists(&self, mut id: RefId) -> bool {
-        for _ in 0..=MAX_DEPTH {
-            if id == RefId::ROOT || self.limbo.contains_key(&id) {
-                return true;
-            }
-            match self.loc.get(id) {
-                Some(l) => id = l.parent,
-                None => return false,
-            }
-        }
-        false
-    }
-
-    /// Gives a typed value created for an existing structure the content
-    /// the shadow holds for it (a structure is created empty when the
-    /// message creates it, but later when it was missing from the typed
-    /// state, e.g. held only by something that was being collected).
-    fn fill(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes, id: RefId) {
-        self.fill_as(root, nodes, id, true);
-    }
-
-    /// [`fill`](Self::fill); the primitive fields only with `primitives`
-    /// (a value built [`Planned::Filled`] has them already).
-    fn fill_as(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes, id: RefId, primitives: bool) {
-        if self.filling > MAX_DEPTH {
-            return;
-        }
-        self.filling += 1;
-        match nodes.map.get(id).map(|n| (&n.data, nodes.fields_of(n))) {
-            Some((NodeData::Struct(_), Some(fields))) => {
-                for (i, v) in fields.iter().enumerate() {
-                    let i = i as u8;
-                    match v {
-                        Some(Value::Ref(c)) => {
-                            let here = Loc {
-                                parent: id,
-                                slot: Slot::Field(i),
-                            };
-                            if self.loc.get(*c) != Some(&here) {
-                                self.field(root, nodes, id, i, None);
-                            }
-                        }
-                        Some(_) if primitives => self.pending.push((id, 1 << i)),
-                        Some(_) | None => {}
-                    }
-                }
-            }
-            Some(_) if self.dirty.last() != Some(&id) => self.dirty.push(id),
-            Some(_) | None => {}
-        }
-        self.filling -= 1;
-    }
-
-    /// Moves child `id` out of where it lives now into the limbo.
-    fn detach(&mut self, root: &mut dyn DecodeNode, id: RefId) {
-        if self.limbo.contains_key(&id) {
-            return;
-        }
-        let Some(Loc { parent, slot }) = self.loc.remove(id) else {
-            return;
-        };
-        self.moved.push(id);
-        self.origins.push((id, Loc { parent, slot }));
-        let mut taken = None;
-        visit(&self.loc, root, &mut self.limbo, parent, 0, &mut |p| {
-            taken = match slot {
-                Slot::Field(i) => p.__decode_take_child(i),
-                Slot::Pos(pos) => p.__decode_take_element(pos as usize),
-            };
-        });
-        match taken {
-            Some(node) => {
-                self.limbo.insert(id, node);
-            }
-            None => self.unrepresentable += 1,
-        }
-    }
-
-    /// Puts back the children that were moved out of a slot which still
-    /// holds them on the wire while their typed value is outside the state
-    /// (an instance shared by two parents, released by the one that
-    /// received it last, or left in a subtree being collected; in this
-    /// message or a later one). Origins of instances that are still shared
-    /// are kept for later messages.
-    fn restore(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes) {
-        if self.origins.is_empty() {
-            return;
-        }
-        let mut origins = std::mem::take(&mut self.origins);
-        let mut keep = Vec::new();
-        let mut seen: std::collections::HashSet<(RefId, Loc), RefIdHasherBuilder> =
-            std::collections::HashSet::default();
-        for &(id, origin) in origins.iter().rev() {
-            let alive = nodes.map.get(id).is_some_and(|n| n.rc.count > 0);
-            let held = Value::Ref(id);
-            let holds = match nodes.map.get(origin.parent).map(|n| (&n.data, origin.slot)) {
-                Some((NodeData::Struct(span), Slot::Field(i))) => {
-                    nodes
-                        .fields
-                        .get(*span)
-                        .get(usize::from(i))
-                        .and_then(Option::as_ref)
-                        == Some(&held)
-                }
-                Some((NodeData::Map(m), Slot::Pos(_))) => m.entries.values().any(|v| *v == held),
-                Some((NodeData::Array(items), Slot::Pos(_))) => items.iter().any(|v| *v == held),
-                Some((NodeData::Indexed(entries), Slot::Pos(_))) => {
-                    entries.values().any(|v| *v == held)
-                }
-                _ => false,
-            };
-            if !alive || !holds || !seen.insert((id, origin)) {
-                continue;
-            }
-            if self.reachable(id) || !self.reachable(origin.parent) {
-                // Still shared: the instance lives in its other slot.
-                keep.push((id, origin));
-                continue;
-            }
-            // The instance is outside the state (in the limbo, or in a
-            // subtree about to be collected) while this slot holds it.
-            self.detach(root, id);
-            if !self.limbo.contains_key(&id) {
-                continue;
-            }
-            match origin.slot {
-                Slot::Field(i) => {
-                    let mut input = self.limbo.remove(&id).map(FieldInput::Moved);
-                    let mut ok = false;
-                    visit(
-                        &self.loc,
-                        root,
-                        &mut self.limbo,
-                        origin.parent,
-                        0,
-                        &mut |n| {
-                            if let Some(input) = input.take() {
-                                ok = n.__decode_field(i, input);
-                            }
-                        },
-                    );
-                    if ok {
-                        self.loc.insert(id, origin);
-                    } else {
-                        self.unrepresentable += 1;
-                    }
-                }
-                Slot::Pos(_) => {
-                    // The collection's rebuild takes it from the limbo.
-                    if self.dirty.last() != Some(&origin.parent) {
-                        self.dirty.push(origin.parent);
-                    }
-                }
-            }
-        }
-        origins.clear();
-        origins.extend(keep);
-        self.origins = origins;
-        if !self.dirty.is_empty() {
-            self.flush(root, nodes);
-        }
-    }
-
-    /// The input that puts child `id` into a new slot.
-    fn obtain(
-        &mut self,
-        root: &mut dyn DecodeNode,
-        nodes: &Nodes,
-        id: RefId,
-    ) -> FieldInput<'static> {
-        self.detach(root, id);
-        match self.limbo.remove(&id) {
-            Some(node) => FieldInput::Moved(node),
-            None => FieldInput::New(self.rust_type(nodes, id)),
-        }
-    }
-
-    /// Applies the queued collection rebuilds and primitive writes.
-    fn flush(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes) {
-        // Rebuilds and writes may queue more of both (new values filled
-        // from the shadow): until both queues are empty.
-        loop {
-            if !self.dirty.is_empty() {
-                let dirty = std::mem::take(&mut self.dirty);
-                for &at in &dirty {
-                    self.collection(root, nodes, at);
-                }
-                continue;
-            }
-            if self.pending.is_empty() {
-                break;
-            }
-            self.write_pending(root, nodes);
-        }
-    }
-
-    /// Writes the queued primitive fields: one walk from the root per run
-    /// of siblings of one collection (or per struct elsewhere).
-    fn write_pending(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes) {
-        let pending = std::mem::take(&mut self.pending);
-        let mut failed = 0u64;
-        // Writes the fields of one struct; returns the number that did not
-        // fit.
-        let write = |n: &mut dyn DecodeNode, at: RefId, mask: u64| -> u64 {
-            match nodes.struct_fields(at) {
-                Some(fields) => u64::from(n.__decode_primitives(fields, mask)),
-                None => u64::from(mask.count_ones()),
-            }
-        };
-        let mut i = 0;
-        while i < pending.len() {
-            let (id, first_mask) = pending[i];
-            let loc = &self.loc;
-            if let Some(&Loc {
-                parent,
-                slot: Slot::Pos(_),
-            }) = loc.get(id)
-            {
-                // A run of elements of one collection: one walk to it, then
-                // each element by position.
-                let mut end = i;
-                let reached = visit(loc, root, &mut self.limbo, parent, 0, &mut |p| {
-                    while let Some(&(at, mut mask)) = pending.get(end) {
-                        let Some(&Loc {
-                            parent: q,
-                            slot: Slot::Pos(pos),
-                        }) = loc.get(at)
-                        else {
-                            break;
-                        };
-                        if q != parent {
-                            break;
-                        }
-                        end += 1;
-                        // The struct's consecutive entries at once.
-                        while let Some(&(next, m)) = pending.get(end) {
-                            if next != at {
-                                break;
-                            }
-                            mask |= m;
-                            end += 1;
-                        }
-                        let done = match nodes.struct_fields(at) {
-                            Some(fields) => {
-                                p.__decode_element_primitives(pos as usize, fields, mask)
-                            }
-                            None => None,
-                        };
-                        failed += u64::from(done.unwrap_or(mask.count_ones()));
-                    }
-                });
-                if end == i {
-                    // Not reached: the run, for the count of what is lost.
-                    end = i + 1;
-                    while end < pending.len()
-                        && matches!(loc.get(pending[end].0), Some(&Loc { parent: q, slot: Slot::Pos(_) }) if q == parent)
-                    {
-                        end += 1;
-                    }
-                }
-                if !reached && self.exists(parent) {
-                    failed += changes(&pending[i..end]);
-                }
-                i = end;
-            } else {
-                // A struct elsewhere (or the root): its consecutive entries
-                // at once.
-                let mut end = i + 1;
-                let mut mask = first_mask;
-                while let Some(&(at, m)) = pending.get(end) {
-                    if at != id {
-                        break;
-                    }
-                    mask |= m;
-                    end += 1;
-                }
-                let reached = visit(loc, root, &mut self.limbo, id, 0, &mut |n| {
-                    failed += write(n, id, mask);
-                });
-                if !reached && self.exists(id) {
-                    failed += changes(&pending[i..end]);
-                }
-                i = end;
-            }
-        }
-        self.unrepresentable += failed;
-        self.pending = pending;
-        self.pending.clear();
-    }
-
-    fn field(
-        &mut self,
-        root: &mut dyn DecodeNode,
-        nodes: &Nodes,
-        at: RefId,
-        index: u8,
-        displaced: Option<RefId>,
-    ) {
-        // A primitive change is queued: the fields of one block are written
-        // with a single walk from the root.
-        let holds_child = matches!(
-            nodes.struct_fields(at),
-            Some(fields)
-                if matches!(fields.get(usize::from(index)), Some(Some(Value::Ref(_))))
-        );
-        if displaced.is_none() && !holds_child {
-            self.pending.push((at, 1 << index));
-            return;
-        }
-        self.flush(root, nodes);
-        if let Some(old) = displaced {
-            if self.loc.get(old)
-                == Some(&Loc {
-                    parent: at,
-                    slot: Slot::Field(index),
-                })
-            {
-                self.detach(root, old);
-            }
-        }
-        let value = match nodes.struct_fields(at) {
-            Some(fields) => fields.get(usize::from(index)).and_then(Option::as_ref),
-            None => return,
-        };
-        let mut fresh = None;
-        let mut placed = None;
-        let input = match value {
-            None => FieldInput::Delete,
-            Some(&Value::Ref(child)) => {
-                let here = Loc {
-                    parent: at,
-                    slot: Slot::Field(index),
-                };
-                if self.loc.get(child) == Some(&here) {
-                    return;
-                }
-                let may_take =
-                    nodes.map.get(at).is_some_and(|n| n.rc.count > 0) && self.reachable(at);
-                let elsewhere = self.loc.get(child).is_some() || self.limbo.contains_key(&child);
-                if !may_take && elsewhere {
-                    // A struct no slot holds, or outside the state (collected
-                    // at the end of the message unless re-attached), does
-                    // not take children from elsewhere; re-synced if it is
-                    // re-attached.
-                    self.unheld_structs.push(at);
-                    FieldInput::New(self.rust_type(nodes, child))
-                } else {
-                    let input = self.obtain(root, nodes, child);
-                    placed = Some(child);
-                    if matches!(input, FieldInput::New(_)) {
-                        fresh = Some(child);
-                    }
-                    input
-                }
-            }
-            Some(v) => FieldInput::Primitive(v),
-        };
-        let mut ok = false;
-        let mut input = Some(input);
-        visit(&self.loc, root, &mut self.limbo, at, 0, &mut |n| {
-            if let Some(input) = input.take() {
-                ok = n.__decode_field(index, input);
-            }
-        });
-        if let Some(child) = placed {
-            if ok {
-                self.loc.insert(
-                    child,
-                    Loc {
-                        parent: at,
-                        slot: Slot::Field(index),
-                    },
-                );
-            } else if let Some(FieldInput::Moved(node)) = input {
-                // The parent has no typed value (yet): the child waits.
-                self.limbo.insert(child, node);
-            }
-        }
-        if !ok && self.exists(at) {
-            self.unrepresentable += 1;
-        }
-        if let (true, Some(child)) = (ok, fresh) {
-            self.fill(root, nodes, child);
-        }
-    }
-
-    /// The plan of a new element for structure `id`: a struct with
-    /// primitive values is built with them. The second value tells what
-    /// [`fill`](Self::fill) is left to do: 0 nothing (a struct without
-    /// children), 1 everything, 2 all but the primitive fields.
-    fn new_element<'n>(&self, nodes: &'n Nodes, id: RefId) -> (Planned<'n>, u8) {
-        let Some(node) = nodes.map.get(id) else {
-            return (Planned::New(None), 1);
-        };
-        let ty = match node.shape {
-            Shape::Struct(t) => self.rust_types.get(t.0 as usize).copied().flatten(),
-            Shape::Collection(..) => None,
-        };
-        if let (Some(ty), Some(fields)) = (ty, nodes.fields_of(node)) {
-            let (mut mask, mut children) = (0u64, false);
-            for (i, v) in fields.iter().enumerate().take(64) {
-                match v {
-                    Some(Value::Ref(_)) => children = true,
-                    Some(_) => mask |= 1 << i,
-                    None => {}
-                }
-            }
-            let fill = u8::from(children) * 2;
-            if mask != 0 {
-                return (Planned::Filled(ty, fields, mask), fill);
-            }
-            return (Planned::New(Some(ty)), fill);
-        }
-        (Planned::New(ty), 1)
-    }
-
-    fn collection(&mut self, root: &mut dyn DecodeNode, nodes: &Nodes, at: RefId) {
-        let Some(node) = nodes.map.get(at) else {
-            return;
-        };
-        let mut entries: Vec<(Option<&str>, &Value)> = Vec::new();
-        match &node.data {
-            NodeData::Map(m) => {
-                entries.reserve_exact(m.entries.len());
-                entries.extend(m.entries.iter().map(|(k, v)| (Some(k.as_str()), v)));
-            }
-            NodeData::Array(items) => entries.extend(items.iter().map(|v| (None, v))),
-            NodeData::Indexed(e) => {
-                entries.reserve_exact(e.len());
-                entries.extend(e.values().map(|v| (None, v)));
-            }
-            NodeData::Struct(_) => return,
-        }
-        // Children moving in from elsewhere come out of their old slot
-        // first; a collection no slot holds, or outside the state (collected
-        // at the end of the message unless re-attached), does not take
-        // children that live elsewhere.
-        let held = node.rc.count > 0 && self.reachable(at);
-        if !held {
-            self.unheld.push(at);
-        }
-        for (_, v) in &entries {
-            if let Value::Ref(r) = **v {
-                // (A child no slot holds in the typed state has nothing to
-                // detach.)
-                if held && self.loc.get(r).is_some_and(|l| l.parent != at) {
-                    self.detach(root, r);
-                }
-            }
-        }
-        let mut plan = Vec::with_capacity(entries.len());
-        // Which entries hold their instance (the others are placeholders for
-        // an instance that lives elsewhere).
-        let mut owns = Vec::with_capacity(entries.len());
-        // New values: 0 nothing to fill, 1 to fill, 2 to fill but for their
-        // primitive fields (built filled).
-        let mut fresh: Vec<u8> = Vec::with_capacity(entries.len());
-        let max_ref = entries
-            .iter()
-            .filter_map(|(_, v)| v.as_ref_id())
-            .map(|r| r.0)
-            .max()
-            .unwrap_or(0);
-        let mut planned_refs = RefSet::new(entries.len(), max_ref);
-        for &(key, v) in &entries {
-            // What `fill` has to do for a new element this slot owns.
-            let mut fill = 1;
-            let (entry, own) = match *v {
-                // One instance twice in the collection: the Rust value can
-                // be in one place only; the other gets a default value.
-                Value::Ref(r) if !planned_refs.insert(r) => {
-                    self.unrepresentable += 1;
-                    (Planned::New(self.rust_type(nodes, r)), false)
-                }
-                Value::Ref(r) => match self.loc.get(r) {
-                    Some(&Loc {
-                        parent,
-                        slot: Slot::Pos(p),
-                    }) if parent == at => (Planned::Keep(p as usize), true),
-                    Some(_) if !held => (Planned::New(self.rust_type(nodes, r)), false),
-                    _ if self.limbo.is_empty() => {
-                        let (planned, f) = self.new_element(nodes, r);
-                        fill = f;
-                        (planned, true)
-                    }
-                    _ => match self.limbo.remove(&r) {
-                        Some(node) if held => (Planned::Moved(node), true),
-                        Some(node) => {
-                            self.limbo.insert(r, node);
-                            (Planned::New(self.rust_type(nodes, r)), false)
-                        }
-                        None => {
-                            let (planned, f) = self.new_element(nodes, r);
-                            fill = f;
-                            (planned, true)
-                        }
-                    },
-                },
-                ref v => (Planned::Primitive(v), false),
-            };
-            fresh.push(match entry {
-                Planned::New(_) | Planned::Filled(..) if own => fill,
-                _ => 0,
-            });
-            plan.push((key, entry));
-            owns.push(own);
-        }
-        let mut displaced = Vec::new();
-        let mut failed = 0;
-        let mut plan = Some(plan);
-        let reached = visit(&self.loc, root, &mut self.limbo, at, 0, &mut |n| {
-            if let Some(plan) = plan.take() {
-                failed = n.__decode_rebuild(plan, &mut displaced);
-            }
-        });
-        if !reached && self.exists(at) {
-            self.unrepresentable += 1;
-        }
-        self.unrepresentable += failed as u64;
-        // Old positions → refIds, then the new layout.
-        let mut ids = self.elems.remove(at).unwrap_or_default();
-        for (p, node) in displaced {
-            // Only an element that really lived here goes to the limbo (a
-            // placeholder left by a move is dropped).
-            if let Some(&Some(r)) = ids.get(p) {
-                if self.loc.get(r)
-                    == Some(&Loc {
-                        parent: at,
-                        slot: Slot::Pos(p as u32),
-                    })
-                {
-                    self.loc.remove(r);
-                    self.limbo.insert(r, node);
-                }
-            }
-        }
-        ids.clear();
-        ids.reserve(entries.len());
-        // (The locations table is filled once, not copied at each doubling,
-        // when a full state brings the collection's elements.)
-        self.loc.reserve_dense(entries.len());
-        for (p, (_, v)) in entries.iter().enumerate() {
-            let id = v.as_ref_id().filter(|_| reached && owns[p]);
-            if let Some(r) = id {
-                self.loc.insert(
-                    r,
-                    Loc {
-                        parent: at,
-                        slot: Slot::Pos(p as u32),
-                    },
-                );
-            }
-            ids.push(id);
-        }
-        self.elems.insert(at, ids);
-        // New values get the content the shadow already holds for them.
-        if reached {
-            for (p, (_, v)) in entries.iter().enumerate() {
-                if let (Value::Ref(r), f @ 1..) = (v, fresh.get(p).copied().unwrap_or(0)) {
-                    self.fill_as(root, nodes, *r, f == 1);
-                }
-            }
-        }
-    }
-}
-
-/// A [`Typed`] bound to the state it mirrors into, for one message.
-struct Bound<'a> {
-    typed: &'a mut Typed,
-    root: &'a mut dyn DecodeNode,
-}
-
-impl Mirror for Bound<'_> {
-    fn state(&self) -> Option<&(dyn Any + Send)> {
-        let root: &dyn DecodeNode = &*self.root;
-        Some(root)
-    }
-
-    fn field(&mut self, nodes: &Nodes, at: RefId, index: u8, displaced: Option<RefId>) {
-        self.typed.field(self.root, nodes, at, index, displaced);
-    }
-
-    fn collection(&mut self, _nodes: &Nodes, at: RefId) {
-        if self.typed.dirty.last() != Some(&at) {
-            self.typed.dirty.push(at);
-        }
-    }
-
-    fn primitive(&mut self, _nodes: &Nodes, at: RefId, index: u8) {
-        self.typed.pending.push((at, 1 << index));
-    }
-
-    fn primitives(&mut self, _nodes: &Nodes, at: RefId, mask: u64) {
-        self.typed.pending.push((at, mask));
-    }
-
-    fn primitives_written(&mut self, _nodes: &Nodes, written: &mut Vec<(RefId, u64)>) {
-        if self.typed.pending.is_empty() {
-            std::mem::swap(&mut self.typed.pending, written);
-        } else {
-            self.typed.pending.append(written);
-        }
-    }
-
-    fn applied(&mut self, nodes: &Nodes) {
-        self.typed.flush(self.root, nodes);
-        self.typed.restore(self.root, nodes);
-        if !self.typed.unheld.is_empty() {
-            let unheld = std::mem::take(&mut self.typed.unheld);
-            for &at in &unheld {
-                if nodes.map.get(at).is_some_and(|n| n.rc.count > 0) && self.typed.reachable(at) {
-                    self.typed.dirty.push(at);
-                }
-            }
-            self.typed.unheld = unheld;
-            self.typed.unheld.clear();
-            self.typed.flush(self.root, nodes);
-        }
-        if !self.typed.unheld_structs.is_empty() {
-            let structs = std::mem::take(&mut self.typed.unheld_structs);
-            for &at in &structs {
-                let Some(node) = nodes.map.get(at).filter(|n| n.rc.count > 0) else {
-                    continue;
-                };
-                if !self.typed.reachable(at) {
-                    continue;
-                }
-                let Some(fields) = nodes.fields_of(node) else {
-                    continue;
-                };
-                for (i, v) in fields.iter().enumerate() {
-                    if let Some(Value::Ref(child)) = v {
-                        let here = Loc {
-                            parent: at,
-                            slot: Slot::Field(i as u8),
-                        };
-                        if self.typed.loc.get(*child) != Some(&here) {
-                            self.typed.field(self.root, nodes, at, i as u8, None);
-                        }
-                    }
-                }
-            }
-            self.typed.unheld_structs = structs;
-            self.typed.unheld_structs.clear();
-        }
-        // Values created by the re-syncs above are filled through the queues.
-        self.typed.flush(self.root, nodes);
-    }
-
-    fn collected(&mut self, id: RefId) {
-        self.typed.loc.remove(id);
-        self.typed.elems.remove(id);
-        self.typed.limbo.remove(&id);
-    }
-
-    fn finished(&mut self, nodes: &Nodes) {
-        // A child moved out of a slot that still holds it on the wire: an
-        // instance shared by two parents.
-        for id in self.typed.moved.drain(..) {
-            if nodes.map.get(id).is_some_and(|n| n.rc.count > 1) {
-                self.typed.unrepresentable += 1;
-            }
-        }
-    }
-}
-
 /// Decodes Colyseus state bytes into a Rust value of type `T` (a
 /// `#[derive(Schema, Default)]` struct marked `#[schema(decode)]`).
 ///
@@ -2022,39 +933,24 @@ impl Mirror for Bound<'_> {
 /// read the typed state through [`Cx::state`]). Steady-state patches that
 /// update fields allocate nothing.
 ///
-/// A decoder starts in its direct mode: messages are written straight into
-/// `T`, with only the wire bookkeeping beside it (the common ones by code
-/// that `#[derive(Schema)]` generates for `T`'s types, in one pass, while
-/// no callback is registered). Callbacks run from that mode too, on the
-/// changes it writes into `T`. It switches for good to keeping a dynamic
-/// value tree beside `T` (the same one a [`DynamicDecoder`] holds) on the
-/// first message the direct mode does not cover: a structure moved between
-/// parents or positions or held by two, or an array operation with the
-/// 3.x / 4.x semantics ([`set_dialect`](Self::set_dialect)). The
-/// typed state and the callbacks are the same either way. [`to_dynamic`](Self::to_dynamic)
-/// copies the state into a dynamic value tree without changing the mode.
+/// Messages are written straight into `T`, with only the wire bookkeeping
+/// beside it (the common ones by code that `#[derive(Schema)]` generates
+/// for `T`'s types, in one pass, while no callback is registered).
+/// Callbacks run on the changes it writes into `T`, with either dialect's
+/// array semantics ([`set_dialect`](Self::set_dialect)). [`to_dynamic`](Self::to_dynamic)
+/// copies the state into a dynamic value tree.
 pub struct Decoder<T> {
     state: T,
     /// Rust type of each wire type id.
     rust_types: Vec<Option<RustTypeId>>,
-    /// The direct mode's state (emptied once the shadow exists).
+    /// The wire bookkeeping beside `T`.
     direct: Box<Direct>,
-    /// The shadow mode's, once entered.
-    shadow: Option<Box<Shadowed>>,
-}
-
-/// The shadow mode: the dynamic value tree, and the mirror writing its
-/// changes into `T`.
-struct Shadowed {
-    shadow: DynamicDecoder,
-    typed: Typed,
 }
 
 impl<T: fmt::Debug> fmt::Debug for Decoder<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Decoder")
             .field("state", &self.state)
-            .field("direct", &self.shadow.is_none())
             .finish_non_exhaustive()
     }
 }
@@ -2077,7 +973,6 @@ impl<T: DecodeState> Decoder<T> {
             state: T::__decode_placeholder(),
             rust_types,
             direct: Box::new(Direct::new(types)),
-            shadow: None,
         })
     }
 
@@ -2088,55 +983,32 @@ impl<T: DecodeState> Decoder<T> {
     /// A [`DecodeError`] naming the first problem and its byte offset; the
     /// state is then unchanged.
     pub fn decode(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
-        if self.shadow.is_none() {
-            let d = &mut *self.direct;
-            d.callbacks.merge();
-            // (The fast path records no change for callbacks.)
-            if !d.legacy
-                && !d.callbacks.is_active()
-                && d.fast
-                    .decode(
-                        bytes,
-                        &mut self.state,
-                        &mut d.nodes,
-                        &d.types,
-                        &self.rust_types,
-                    )
-                    .is_ok()
-            {
-                d.started = true;
-                return Ok(());
-            }
-            // (The general path changes the state unless it fails.)
-            d.fast.pristine = false;
-            match self
-                .direct
-                .decode(bytes, &mut self.state, &self.rust_types)?
-            {
-                Outcome::Applied => return Ok(()),
-                Outcome::NeedsShadow => {}
-            }
+        let d = &mut *self.direct;
+        d.callbacks.merge();
+        // (The fast path records no change for callbacks.)
+        if !d.callbacks.is_active()
+            && d.fast
+                .decode(
+                    bytes,
+                    &mut self.state,
+                    &mut d.nodes,
+                    &d.types,
+                    &self.rust_types,
+                )
+                .is_ok()
+        {
+            d.started = true;
+            return Ok(());
         }
-        let s = shadowed(
-            &mut self.shadow,
-            &mut self.direct,
-            &mut self.state,
-            &self.rust_types,
-        );
-        let mut bound = Bound {
-            typed: &mut s.typed,
-            root: &mut self.state,
-        };
-        s.shadow.decode_with(bytes, Some(&mut bound))
+        // (The general path changes the state unless it fails.)
+        d.fast.pristine = false;
+        d.decode(bytes, &mut self.state, &self.rust_types)
     }
 
     /// Decodes like the decoder of `@colyseus/schema` `dialect` (see
     /// [`DynamicDecoder::set_dialect`]).
     pub fn set_dialect(&mut self, dialect: crate::Dialect) {
         self.direct.legacy = dialect == crate::Dialect::Legacy;
-        if let Some(s) = &mut self.shadow {
-            s.shadow.set_dialect(dialect);
-        }
     }
 
     /// The decoded state.
@@ -2183,10 +1055,7 @@ impl<T: DecodeState> Decoder<T> {
     /// ```
     #[must_use]
     pub fn to_dynamic(&mut self) -> DynamicDecoder {
-        match &self.shadow {
-            Some(s) => s.shadow.snapshot(),
-            None => build_shadow(&self.direct, &mut self.state, &self.rust_types).shadow,
-        }
+        snapshot(&mut self.direct, &mut self.state)
     }
 
     /// Registers change callbacks (see [`callbacks`](crate::decoder::callbacks)).
@@ -2195,17 +1064,12 @@ impl<T: DecodeState> Decoder<T> {
     /// callbacks on it.
     pub fn callbacks(&mut self) -> Cx<'_> {
         let typed: &(dyn Any + Send) = &self.state;
-        match &mut self.shadow {
-            Some(s) => s.shadow.callbacks_with(Some(typed)),
-            None => {
-                let d = &mut *self.direct;
-                Cx::new(
-                    &d.types,
-                    Tree::typed(&d.nodes, typed),
-                    d.callbacks.staging(),
-                )
-            }
-        }
+        let d = &mut *self.direct;
+        Cx::new(
+            &d.types,
+            Tree::typed(&d.nodes, typed),
+            d.callbacks.staging(),
+        )
     }
 
     /// Number of changes the Rust types could not hold: an instance shared
@@ -2213,46 +1077,14 @@ impl<T: DecodeState> Decoder<T> {
     /// has no variant for it. Zero for any stream a Roomcast server sends.
     #[must_use]
     pub fn unrepresentable(&self) -> u64 {
-        match &self.shadow {
-            Some(s) => s.typed.unrepresentable,
-            None => self.direct.unrepresentable,
-        }
+        self.direct.unrepresentable
     }
 
-    /// Switches to the shadow mode now (tests and fuzzing: the mode that
-    /// messages the direct mode does not cover go through).
-    #[doc(hidden)]
-    pub fn __enter_shadow(&mut self) {
-        shadowed(
-            &mut self.shadow,
-            &mut self.direct,
-            &mut self.state,
-            &self.rust_types,
-        );
-    }
-
-    /// Whether the decoder is still in its direct mode.
-    #[cfg(all(test, feature = "derive"))]
-    pub(crate) fn is_direct(&self) -> bool {
-        self.shadow.is_none()
-    }
-
-    /// How many messages the direct mode's fast path applied.
+    /// How many messages the fast path applied.
     #[cfg(all(test, feature = "derive"))]
     pub(crate) fn fast_applied(&self) -> u64 {
         self.direct.fast.applied
     }
-}
-
-/// The shadow mode of a decoder (its fields), entered now if it is still
-/// direct.
-fn shadowed<'s>(
-    shadow: &'s mut Option<Box<Shadowed>>,
-    direct: &mut Direct,
-    state: &mut dyn DecodeNode,
-    rust_types: &[Option<RustTypeId>],
-) -> &'s mut Shadowed {
-    shadow.get_or_insert_with(|| Box::new(materialize(direct, state, rust_types)))
 }
 
 /// The element type of a collection shape, if primitive.
@@ -2263,42 +1095,16 @@ fn element_primitive(shape: Shape) -> Option<Primitive> {
     }
 }
 
-/// The shadow mode's state built from the direct mode's (which it takes)
-/// and the typed state `root`: every structure of the lean table with the
-/// values `T` holds, and the mirror's locations.
-fn materialize(
-    direct: &mut Direct,
-    root: &mut dyn DecodeNode,
-    rust_types: &[Option<RustTypeId>],
-) -> Shadowed {
-    let mut shadowed = build_shadow(direct, root, rust_types);
-    direct.nodes = RefMap::default();
-    // The callbacks go on in the shadow mode.
-    shadowed
-        .shadow
-        .set_callbacks(std::mem::take(&mut direct.callbacks));
-    shadowed
-}
-
-/// The shadow mode's state built from the direct mode's and the typed
-/// state `root` (see [`materialize`]), leaving the direct mode as it is.
-fn build_shadow(
-    direct: &Direct,
-    root: &mut dyn DecodeNode,
-    rust_types: &[Option<RustTypeId>],
-) -> Shadowed {
-    let lean = &direct.nodes;
+/// A dynamic value tree holding the state: every structure of the lean
+/// table, with the values `T` (`root`) holds.
+fn snapshot(direct: &mut Direct, root: &mut dyn DecodeNode) -> DynamicDecoder {
     let registry = direct.types.clone();
-    let mut shadow = DynamicDecoder::new(direct.types.clone());
+    let mut tree = DynamicDecoder::new(registry.clone());
     if direct.legacy {
-        shadow.set_dialect(crate::Dialect::Legacy);
+        tree.set_dialect(crate::Dialect::Legacy);
     }
-    let mut typed = Typed {
-        rust_types: rust_types.to_vec(),
-        unrepresentable: direct.unrepresentable,
-        ..Typed::default()
-    };
-    let nodes = shadow.nodes_mut();
+    let (lean, limbo) = direct.table_and_limbo();
+    let nodes = tree.nodes_mut();
     for (id, l) in lean.iter() {
         if id != RefId::ROOT {
             nodes.insert_new(id, l.shape, &registry, 0);
@@ -2309,7 +1115,9 @@ fn build_shadow(
     }
     let mut path = Vec::new();
     for (id, l) in lean.iter() {
-        let in_t = path_to(lean, id, &mut path);
+        let mut value_of = |f: &mut dyn FnMut(&mut dyn DecodeNode)| {
+            value_of(lean, &mut *limbo, &mut *root, id, &mut path, f)
+        };
         match l.data() {
             None | Some(LeanData::Struct(_)) => {
                 let children = l.children();
@@ -2322,36 +1130,24 @@ fn build_shadow(
                     if let Some(v) = values.get_mut(usize::from(i)) {
                         *v = Some(Value::Ref(c));
                     }
-                    let child = lean.get(c);
                     if let Some(n) = nodes.map.get_mut(c) {
                         if matches!(n.shape, Shape::Collection(..)) {
                             n.owner = Some((id, i));
                         }
                     }
-                    if child.is_some_and(|n| n.place == Place::Field(i)) {
-                        typed.loc.insert(
-                            c,
-                            Loc {
-                                parent: id,
-                                slot: Slot::Field(i),
-                            },
-                        );
-                    }
                 }
-                if in_t {
-                    descend(root, &path, &mut |n| {
-                        for (i, def) in defs.iter().enumerate() {
-                            let p = match def.ty {
-                                FieldType::Primitive(p) => p,
-                                FieldType::Quantized(_) => Primitive::Float64,
-                                FieldType::Schema(_) | FieldType::Collection(..) => continue,
-                            };
-                            if let Some(v) = values.get_mut(i) {
-                                *v = n.__decode_read_field(i as u8, p);
-                            }
+                value_of(&mut |n| {
+                    for (i, def) in defs.iter().enumerate() {
+                        let p = match def.ty {
+                            FieldType::Primitive(p) => p,
+                            FieldType::Quantized(_) => Primitive::Float64,
+                            FieldType::Schema(_) | FieldType::Collection(..) => continue,
+                        };
+                        if let Some(v) = values.get_mut(i) {
+                            *v = n.__decode_read_field(i as u8, p);
                         }
-                    });
-                }
+                    }
+                });
                 if let Some(NodeData::Struct(span)) = nodes.map.get(id).map(|n| &n.data) {
                     let span = *span;
                     for (slot, v) in nodes.fields.get_mut(span).iter_mut().zip(values) {
@@ -2361,19 +1157,14 @@ fn build_shadow(
             }
             Some(LeanData::Map(m)) => {
                 let mut entries: Vec<(Str, Value)> = Vec::new();
-                let mut ids = Vec::new();
-                if in_t {
-                    descend(root, &path, &mut |c| {
-                        c.__decode_each(element_primitive(l.shape), &mut |h, key, v| {
-                            let child = m.children.get(RefId(h)).copied();
-                            if let Some(v) = child.map(Value::Ref).or(v) {
-                                entries.push((Str::from(key.unwrap_or_default()), v));
-                            }
-                            ids.push(child);
-                        });
+                value_of(&mut |c| {
+                    c.__decode_each(element_primitive(l.shape), &mut |h, key, v| {
+                        let child = m.children.get(RefId(h)).copied();
+                        if let Some(v) = child.map(Value::Ref).or(v) {
+                            entries.push((Str::from(key.unwrap_or_default()), v));
+                        }
                     });
-                    typed.place_elements(id, ids);
-                }
+                });
                 entries.extend(m.orphans.iter().map(|(k, o)| (k.clone(), Value::Ref(*o))));
                 if let Some(NodeData::Map(data)) = nodes.map.get_mut(id).map(|n| &mut n.data) {
                     data.entries.reserve(entries.len());
@@ -2387,22 +1178,17 @@ fn build_shadow(
             }
             Some(LeanData::Indexed(x)) => {
                 let mut entries: Vec<(u32, Value)> = Vec::new();
-                let mut ids = Vec::new();
-                if in_t {
-                    descend(root, &path, &mut |c| {
-                        c.__decode_each(element_primitive(l.shape), &mut |h, _, v| {
-                            let index = x.by_handle.get(RefId(h)).copied();
-                            let child = index
-                                .and_then(|i| x.by_index.get(RefId(i)))
-                                .and_then(|e| e.1);
-                            if let (Some(i), Some(v)) = (index, child.map(Value::Ref).or(v)) {
-                                entries.push((i, v));
-                            }
-                            ids.push(child);
-                        });
+                value_of(&mut |c| {
+                    c.__decode_each(element_primitive(l.shape), &mut |h, _, v| {
+                        let index = x.by_handle.get(RefId(h)).copied();
+                        let child = index
+                            .and_then(|i| x.by_index.get(RefId(i)))
+                            .and_then(|e| e.1);
+                        if let (Some(i), Some(v)) = (index, child.map(Value::Ref).or(v)) {
+                            entries.push((i, v));
+                        }
                     });
-                    typed.place_elements(id, ids);
-                }
+                });
                 entries.extend(x.by_index.iter().filter_map(|(i, e)| match *e {
                     (NO_HANDLE, Some(c)) => Some((i.0, Value::Ref(c))),
                     _ => None,
@@ -2416,7 +1202,6 @@ fn build_shadow(
             }
             Some(LeanData::Array(items)) => {
                 let mut values = Vec::with_capacity(items.len());
-                let mut ids = Vec::new();
                 let p = element_primitive(l.shape);
                 let mut read = |c: Option<&mut dyn DecodeNode>| {
                     let mut c = c;
@@ -2427,20 +1212,12 @@ fn build_shadow(
                             (None, Some(p), Some(c)) if e.held => c.__decode_handle_value(q, p),
                             _ => None,
                         };
-                        if e.held {
-                            ids.push(e.child);
-                            q += 1;
-                        }
+                        q += u32::from(e.held);
                         values.extend(v);
                     }
                 };
-                if in_t {
-                    descend(root, &path, &mut |c| read(Some(c)));
-                } else {
+                if !value_of(&mut |c| read(Some(c))) {
                     read(None);
-                }
-                if in_t {
-                    typed.place_elements(id, ids);
                 }
                 if let Some(NodeData::Array(data)) = nodes.map.get_mut(id).map(|n| &mut n.data) {
                     **data = ArrayItems::from_values(values);
@@ -2448,5 +1225,5 @@ fn build_shadow(
             }
         }
     }
-    Shadowed { shadow, typed }
+    tree
 }

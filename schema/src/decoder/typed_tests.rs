@@ -1,20 +1,19 @@
-//! The typed decoder's direct mode (messages written straight into `T`)
-//! against its shadow mode (a dynamic value tree beside `T`) and against
-//! our encoder's state, over random mutation sequences: maps, sets,
-//! collections and arrays of structs and primitives, nested structs,
+//! The typed decoder (messages written straight into `T`) against the
+//! dynamic decoder, which shares none of its code but the parse pass, and
+//! against our encoder's state, over random mutation sequences: maps,
+//! sets, collections and arrays of structs and primitives, nested structs,
 //! instances replaced, released and cleared, array elements added,
 //! inserted, removed (by index and by refId), replaced, sorted and
-//! reversed (children re-added at other positions by refId: moves, which
-//! the direct mode applies itself). Then the switch from one mode to the
-//! other, the dynamic tree built from `T`, must equal the one the shadow
-//! decoder kept, and both must go on agreeing.
+//! reversed (children re-added at other positions by refId: moves). The
+//! dynamic tree built from `T` on demand must equal the dynamic decoder's;
+//! hand-made messages of either dialect check the callbacks too.
 
 use std::sync::{Arc, Mutex};
 
 use proptest::prelude::*;
 use roomcast_schema::decoder::{At, Cx, Decoder, DynamicDecoder, RefId, Value};
 use roomcast_schema::{
-    registry_of, ArraySchema, CollectionSchema, Encoder, MapSchema, Schema, SetSchema,
+    registry_of, ArraySchema, CollectionSchema, Dialect, Encoder, MapSchema, Schema, SetSchema,
 };
 
 /// A state as JSON, in the shape of the client's `toJSON()` (the
@@ -402,45 +401,31 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     #[test]
-    fn direct_mode_agrees_with_the_shadow_and_the_encoder(
+    fn typed_decoder_agrees_with_the_dynamic_decoder_and_the_encoder(
         ticks in proptest::collection::vec(proptest::collection::vec(op(), 1..6), 2..10),
-        switch_at in 0usize..10,
     ) {
         let mut enc = Encoder::new(world());
-        let mut direct = Decoder::<World>::new().expect("types");
-        let mut shadow = Decoder::<World>::new().expect("types");
-        // (The shadow mode, which messages the direct mode does not cover go
-        // through.)
-        shadow.__enter_shadow();
-        prop_assert!(!shadow.is_direct());
+        let mut typed = Decoder::<World>::new().expect("types");
+        let mut dynamic = DynamicDecoder::new(registry_of::<World>().expect("types"));
         let first = enc.encode_patch().to_vec();
-        direct.decode(&first).expect("initial patch");
-        shadow.decode(&first).expect("initial patch");
+        typed.decode(&first).expect("initial patch");
+        dynamic.decode(&first).expect("initial patch");
         for (t, ops) in ticks.iter().enumerate() {
-            if t == switch_at {
-                prop_assert!(direct.is_direct());
-                direct.__enter_shadow();
-                prop_assert!(!direct.is_direct());
-                let built = direct.to_dynamic().to_json();
-                prop_assert_eq!(built, shadow.to_dynamic().to_json(), "tree built at tick {}", t);
-            }
             for op in ops {
                 apply(&mut enc, op);
             }
             let patch = enc.encode_patch().to_vec();
-            direct.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
-            shadow.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
+            typed.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
+            dynamic.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
             let want = enc.state().to_json();
-            prop_assert_eq!(direct.is_direct(), t < switch_at, "mode at tick {}", t);
-            prop_assert_eq!(direct.unrepresentable(), 0);
-            prop_assert_eq!(direct.state().to_json(), want.clone(), "tick {} ops {:?}", t, ops);
-            prop_assert_eq!(shadow.state().to_json(), want.clone(), "shadow, tick {}", t);
-            // (In the direct mode: a copy built from `T` and the lean
-            // table, which leaves the mode as it is.)
-            prop_assert_eq!(direct.to_dynamic().to_json(), shadow.to_dynamic().to_json());
+            prop_assert_eq!(typed.unrepresentable(), 0);
+            prop_assert_eq!(typed.state().to_json(), want.clone(), "tick {} ops {:?}", t, ops);
+            // (A copy built from `T` and the refId table: every refId, with
+            // its reference count, as the dynamic decoder holds it.)
+            prop_assert_eq!(typed.to_dynamic().to_json(), dynamic.to_json(), "tick {}", t);
+            prop_assert_eq!(typed.to_dynamic().ref_count(), dynamic.ref_count(), "tick {}", t);
             let mut fresh = Decoder::<World>::new().expect("types");
             fresh.decode(enc.encode_all()).expect("full state");
-            prop_assert!(fresh.is_direct());
             prop_assert_eq!(fresh.state().to_json(), want, "full state at tick {}", t);
         }
     }
@@ -448,32 +433,64 @@ proptest! {
 
 /// Decodes `bytes` into both decoders: they must accept or reject it
 /// alike, with the same state after, and a rejected message must leave
-/// the state as it was.
+/// the typed state as it was.
 fn both_alike(
-    direct: &mut Decoder<World>,
-    shadow: &mut Decoder<World>,
+    typed: &mut Decoder<World>,
+    dynamic: &mut DynamicDecoder,
     bytes: &[u8],
 ) -> Result<bool, TestCaseError> {
-    let before = direct.state().to_json();
-    let a = direct.decode(bytes);
-    let b = shadow.decode(bytes);
+    let before = typed.state().to_json();
+    let a = typed.decode(bytes);
+    let b = dynamic.decode(bytes);
     prop_assert_eq!(&a, &b);
-    prop_assert_eq!(direct.state().to_json(), shadow.state().to_json());
+    let (t, d): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_str(&typed.to_dynamic().to_json()).expect("JSON"),
+        serde_json::from_str(&dynamic.to_json()).expect("JSON"),
+    );
+    prop_assert!(same_but_defaults(&t, &d), "typed {}\ndynamic {}", t, d);
     if a.is_err() {
-        prop_assert_eq!(direct.state().to_json(), before);
+        prop_assert_eq!(typed.state().to_json(), before);
     }
     Ok(a.is_ok())
+}
+
+/// Whether a typed state's JSON `t` equals a dynamic decoder's `d` but for
+/// the fields `d` has no value for, which are default values in `t` (a
+/// Rust field that is not an `Option` always has one).
+fn same_but_defaults(t: &serde_json::Value, d: &serde_json::Value) -> bool {
+    use serde_json::Value as J;
+    match (t, d) {
+        (J::Object(t), J::Object(d)) => {
+            d.keys().all(|k| t.contains_key(k))
+                && t.iter().all(|(k, v)| match d.get(k) {
+                    Some(w) => same_but_defaults(v, w),
+                    None => {
+                        matches!(v, J::Bool(false) | J::Null)
+                            || v.as_f64() == Some(0.0)
+                            || v.as_str() == Some("")
+                    }
+                })
+        }
+        (J::Array(t), J::Array(d)) => {
+            t.len() == d.len() && t.iter().zip(d).all(|(v, w)| same_but_defaults(v, w))
+        }
+        _ => t == d,
+    }
+}
+
+fn world_dynamic() -> DynamicDecoder {
+    DynamicDecoder::new(registry_of::<World>().expect("types"))
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     /// The first bytes of a message (a full state into a fresh decoder,
-    /// then a patch): the direct mode's fast path, which writes as it
-    /// reads, must end like the shadow mode, which validates first — the
-    /// same error, or the same state.
+    /// then a patch): the typed decoder's fast path, which writes as it
+    /// reads, must end like the dynamic decoder, which validates first —
+    /// the same error, or the same state.
     #[test]
-    fn a_cut_message_is_applied_or_rejected_as_by_the_shadow(
+    fn a_cut_message_is_applied_or_rejected_as_by_the_dynamic_decoder(
         ticks in proptest::collection::vec(proptest::collection::vec(op(), 1..6), 1..6),
         cut_full in any::<proptest::sample::Index>(),
         cut_patch in any::<proptest::sample::Index>(),
@@ -488,26 +505,24 @@ proptest! {
             enc.encode_patch();
         }
         let full = enc.encode_all().to_vec();
-        let mut direct = Decoder::<World>::new().expect("types");
-        let mut shadow = Decoder::<World>::new().expect("types");
-        shadow.__enter_shadow();
+        let mut typed = Decoder::<World>::new().expect("types");
+        let mut dynamic = world_dynamic();
         let cut = &full[..cut_full.index(full.len() + 1)];
-        if !both_alike(&mut direct, &mut shadow, cut)? || cut.len() < full.len() {
+        if !both_alike(&mut typed, &mut dynamic, cut)? || cut.len() < full.len() {
             // (Rejected, or a shorter state applied: the whole state
             // starts again from what the decoders hold.)
-            direct = Decoder::<World>::new().expect("types");
-            shadow = Decoder::<World>::new().expect("types");
-            shadow.__enter_shadow();
-            prop_assert!(both_alike(&mut direct, &mut shadow, &full)?);
+            typed = Decoder::<World>::new().expect("types");
+            dynamic = world_dynamic();
+            prop_assert!(both_alike(&mut typed, &mut dynamic, &full)?);
         }
         for op in last {
             apply(&mut enc, op);
         }
         let patch = enc.encode_patch().to_vec();
         let cut = &patch[..cut_patch.index(patch.len() + 1)];
-        if !both_alike(&mut direct, &mut shadow, cut)? {
-            prop_assert!(both_alike(&mut direct, &mut shadow, &patch)?);
-            prop_assert_eq!(direct.state().to_json(), enc.state().to_json());
+        if !both_alike(&mut typed, &mut dynamic, cut)? {
+            prop_assert!(both_alike(&mut typed, &mut dynamic, &patch)?);
+            prop_assert_eq!(typed.state().to_json(), enc.state().to_json());
         }
     }
 }
@@ -542,7 +557,6 @@ fn the_fast_path_takes_new_entries_and_field_changes() {
     let mixed = [Op::Hp(0, 1), Op::Put(1, 2, 2), Op::RemoveUnit(0)];
     assert_eq!(step(&mut enc, &mixed, &mut d), 4);
     assert_eq!(step(&mut enc, &[Op::Hp(1, 10)], &mut d), 5);
-    assert!(d.is_direct());
 }
 
 #[derive(Schema, Default, Debug)]
@@ -705,7 +719,7 @@ fn root_callbacks(mut cx: Cx<'_>, log: &Log) {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
-    /// The typed decoder's callbacks (run from its direct mode, on the
+    /// The typed decoder's callbacks (run from its general path, on the
     /// changes it writes into `T`) against the dynamic decoder's on the
     /// same stream: the same calls, in the same order, with the same
     /// values; nested registrations included.
@@ -729,7 +743,6 @@ proptest! {
             let patch = enc.encode_patch().to_vec();
             typed.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
             dynamic.decode(&patch).unwrap_or_else(|e| panic!("tick {t}: {e}"));
-            prop_assert!(typed.is_direct(), "tick {}: the typed decoder left its direct mode", t);
             prop_assert_eq!(typed.state().to_json(), enc.state().to_json());
             prop_assert_eq!(
                 &*typed_log.lock().expect("log"),
@@ -741,7 +754,7 @@ proptest! {
 }
 
 /// A typed decoder's callbacks read the typed state (`Cx::state`), not a
-/// dynamic tree, and registering them keeps the decoder in its direct mode.
+/// dynamic tree.
 #[test]
 fn typed_callbacks_read_the_typed_state() {
     let mut enc = Encoder::new(world());
@@ -763,7 +776,6 @@ fn typed_callbacks_read_the_typed_state() {
     d.decode(enc.encode_patch()).expect("initial patch");
     apply(&mut enc, &Op::AddUnit(1, 42, true, vec![(0, 3)]));
     d.decode(enc.encode_patch()).expect("patch");
-    assert!(d.is_direct());
     assert_eq!(*seen.lock().expect("log"), [("u1".to_owned(), Some(42))]);
 }
 
@@ -903,52 +915,69 @@ fn lists_callbacks(mut cx: Cx<'_>, log: &Log) {
     });
 }
 
+/// Hand-made array blocks, the array semantics of `dialect` at their
+/// edges: the typed decoder with callbacks and the dynamic decoder accept
+/// or reject each message alike, and agree on the state and on the
+/// callback log.
+fn raw_array_blocks_agree(ticks: &[Vec<RawOp>], dialect: Dialect) -> Result<(), TestCaseError> {
+    let mut typed = Decoder::<Lists>::new().expect("types");
+    let mut dynamic = DynamicDecoder::new(registry_of::<Lists>().expect("types"));
+    typed.set_dialect(dialect);
+    dynamic.set_dialect(dialect);
+    let (typed_log, dynamic_log): (Log, Log) = Default::default();
+    lists_callbacks(typed.callbacks(), &typed_log);
+    lists_callbacks(dynamic.callbacks(), &dynamic_log);
+    let first = [0x80, 0x01, 0x81, 0x02];
+    typed.decode(&first).expect("first state");
+    dynamic.decode(&first).expect("first state");
+    let (mut next, mut made) = (3, Vec::new());
+    for (t, ops) in ticks.iter().enumerate() {
+        let (next_before, made_before) = (next, made.len());
+        let bytes = raw_message(ops, &mut next, &mut made);
+        let a = typed.decode(&bytes);
+        let b = dynamic.decode(&bytes);
+        prop_assert_eq!(&a, &b, "tick {} ops {:?}", t, ops);
+        if a.is_err() {
+            // (The children it made do not exist.)
+            next = next_before;
+            made.truncate(made_before);
+        }
+        let want: serde_json::Value = serde_json::from_str(&dynamic.to_json()).expect("JSON");
+        // (An instance held by two slots is kept in one of them:
+        // counted, and the states differ from then on.)
+        if typed.unrepresentable() == 0 {
+            prop_assert_eq!(typed.state().to_json(), want, "tick {} ops {:?}", t, ops);
+        }
+        prop_assert_eq!(
+            &*typed_log.lock().expect("log"),
+            &*dynamic_log.lock().expect("log"),
+            "tick {} ops {:?}",
+            t,
+            ops
+        );
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
-    /// Hand-made array blocks, the reference's array semantics at their
-    /// edges: the typed decoder with callbacks and the dynamic decoder
-    /// accept or reject each message alike, and agree on the state and
-    /// on the callback log. Without a child given twice, the typed decoder
-    /// stays in its direct mode.
+    /// The 5.x array semantics (see [`raw_array_blocks_agree`]).
     #[test]
     fn raw_array_blocks_agree_with_the_dynamic_decoder(
         ticks in proptest::collection::vec(proptest::collection::vec(raw_op(), 1..8), 1..8),
     ) {
-        let mut typed = Decoder::<Lists>::new().expect("types");
-        let mut dynamic = DynamicDecoder::new(registry_of::<Lists>().expect("types"));
-        let (typed_log, dynamic_log): (Log, Log) = Default::default();
-        lists_callbacks(typed.callbacks(), &typed_log);
-        lists_callbacks(dynamic.callbacks(), &dynamic_log);
-        let first = [0x80, 0x01, 0x81, 0x02];
-        typed.decode(&first).expect("first state");
-        dynamic.decode(&first).expect("first state");
-        let (mut next, mut made) = (3, Vec::new());
-        for (t, ops) in ticks.iter().enumerate() {
-            let (next_before, made_before) = (next, made.len());
-            let bytes = raw_message(ops, &mut next, &mut made);
-            let a = typed.decode(&bytes);
-            let b = dynamic.decode(&bytes);
-            prop_assert_eq!(&a, &b, "tick {} ops {:?}", t, ops);
-            if a.is_err() {
-                // (The children it made do not exist.)
-                next = next_before;
-                made.truncate(made_before);
-            }
-            let want: serde_json::Value =
-                serde_json::from_str(&dynamic.to_json()).expect("JSON");
-            // (An instance held by two slots is kept in one of them:
-            // counted, and the states differ from then on.)
-            if typed.unrepresentable() == 0 {
-                prop_assert_eq!(typed.state().to_json(), want, "tick {} ops {:?}", t, ops);
-            }
-            prop_assert_eq!(
-                &*typed_log.lock().expect("log"),
-                &*dynamic_log.lock().expect("log"),
-                "tick {} ops {:?}", t, ops
-            );
-            prop_assert!(typed.is_direct(), "tick {}: left the direct mode", t);
-        }
+        raw_array_blocks_agree(&ticks, Dialect::Modern)?;
+    }
+
+    /// The 3.x / 4.x array semantics: an ADD at an occupied index but 0
+    /// overwrites, and it and DELETE_BY_REFID keep the reference of the
+    /// child they remove (which later messages may still address).
+    #[test]
+    fn legacy_raw_array_blocks_agree_with_the_dynamic_decoder(
+        ticks in proptest::collection::vec(proptest::collection::vec(raw_op(), 1..8), 1..8),
+    ) {
+        raw_array_blocks_agree(&ticks, Dialect::Legacy)?;
     }
 }
 
@@ -999,7 +1028,6 @@ fn moves_between_parents_agree_with_the_dynamic_decoder() {
         dynamic
             .decode(&patch)
             .unwrap_or_else(|e| panic!("tick {t}: {e}"));
-        assert!(typed.is_direct(), "tick {t}: left the direct mode");
         assert_eq!(typed.unrepresentable(), 0, "tick {t}");
         assert_eq!(typed.state().to_json(), enc.state().to_json(), "tick {t}");
         assert_eq!(
@@ -1009,4 +1037,59 @@ fn moves_between_parents_agree_with_the_dynamic_decoder() {
         );
     }
     assert!(typed_log.lock().expect("log").len() > 20);
+}
+
+/// 3.x / 4.x: children an ADD overwrites or DELETE_BY_REFID removes keep
+/// their reference; later messages change them and add them back (one
+/// made and overwritten in the same block too). The typed decoder holds
+/// them meanwhile and ends with the dynamic decoder's state, exactly.
+#[test]
+fn legacy_leaked_children_live_on_in_the_typed_state() {
+    let mut typed = Decoder::<Lists>::new().expect("types");
+    let mut dynamic = DynamicDecoder::new(registry_of::<Lists>().expect("types"));
+    typed.set_dialect(Dialect::Legacy);
+    dynamic.set_dialect(Dialect::Legacy);
+    let fields = |id: u8, count: u8| [0xff, id, 0x80, 0xa2, b'i', b'0' + id, 0x81, count];
+    let mut messages: Vec<Vec<u8>> = Vec::new();
+    // items = [3, 4]
+    let mut m = vec![
+        0x80, 0x01, 0x81, 0x02, 0xff, 0x02, 0x80, 0x00, 0x03, 0x80, 0x01, 0x04,
+    ];
+    m.extend(fields(3, 3));
+    m.extend(fields(4, 4));
+    messages.push(m);
+    // ADD at occupied index 1 overwrites 4, which keeps its reference.
+    let mut m = vec![0xff, 0x02, 0x80, 0x01, 0x05];
+    m.extend(fields(5, 5));
+    messages.push(m);
+    // 4 changes while no slot holds it, then comes back at index 2.
+    messages.push(vec![0xff, 0x04, 0x81, 0x09]);
+    messages.push(vec![0xff, 0x02, 0x80, 0x02, 0x04]);
+    // DELETE_BY_REFID of 5 keeps its reference; 5 changes, comes back.
+    messages.push(vec![0xff, 0x02, 0x21, 0x05, 0xff, 0x05, 0x81, 0x08]);
+    messages.push(vec![0xff, 0x02, 0x80, 0x03, 0x05]);
+    // 6 made and overwritten by 7 in one block; 6 comes back later.
+    let mut m = vec![0xff, 0x02, 0x80, 0x04, 0x06, 0x80, 0x04, 0x07];
+    m.extend(fields(6, 6));
+    m.extend(fields(7, 7));
+    messages.push(m);
+    messages.push(vec![0xff, 0x02, 0x80, 0x05, 0x06]);
+    for (t, m) in messages.iter().enumerate() {
+        dynamic
+            .decode(m)
+            .unwrap_or_else(|e| panic!("dynamic, message {t}: {e}"));
+        typed
+            .decode(m)
+            .unwrap_or_else(|e| panic!("typed, message {t}: {e}"));
+        let want: serde_json::Value = serde_json::from_str(&dynamic.to_json()).expect("JSON");
+        assert_eq!(typed.state().to_json(), want, "message {t}");
+        assert_eq!(typed.unrepresentable(), 0, "message {t}");
+    }
+    let counts: Vec<Option<u8>> = typed.state().items.iter().map(|p| p.count).collect();
+    assert_eq!(counts, [Some(3), Some(9), Some(8), Some(7), Some(6)]);
+    // (In the 5.x dialect that ADD inserts.)
+    let mut modern = Decoder::<Lists>::new().expect("types");
+    modern.decode(&messages[0]).expect("first");
+    modern.decode(&messages[1]).expect("second");
+    assert_eq!(modern.state().items.len(), 3);
 }

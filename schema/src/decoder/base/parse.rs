@@ -353,11 +353,6 @@ pub(crate) struct Parser {
     /// instead of being staged as steps. Off while change callbacks
     /// record (they need every change in message order) and for listings.
     pub(crate) eager: bool,
-    /// Whether to list the structs written while parsing in `touched`.
-    pub(crate) notify: bool,
-    /// With `notify`: the structs written while parsing, with a mask of
-    /// the fields written (in message order; a struct may appear twice).
-    pub(crate) touched: Vec<(RefId, u64)>,
     /// The values replaced by the writes made while parsing.
     undo: UndoLog,
     /// With `eager`: the structures the message creates, made in the state
@@ -383,7 +378,6 @@ impl Parser {
         state: &mut S,
     ) -> Result<(), DecodeError> {
         self.undo.commit();
-        self.touched.clear();
         self.new_nodes.clear();
         self.typed_failed = 0;
         let result = self.parse_inner(bytes, types, state);
@@ -401,7 +395,6 @@ impl Parser {
             state.remove_created(id);
         }
         self.new_nodes.clear();
-        self.touched.clear();
     }
 
     fn parse_inner<S: ShapeSource>(
@@ -434,8 +427,6 @@ impl Parser {
             steps: &mut self.steps,
             overlay: false,
             eager: self.eager && !self.record_offsets,
-            notify: self.notify,
-            touched: &mut self.touched,
             undo: &mut self.undo,
             new_nodes: &mut self.new_nodes,
             typed_failed: &mut self.typed_failed,
@@ -580,9 +571,6 @@ struct Cx<'a, 'b, S> {
     overlay: bool,
     /// [`Parser::eager`] (never for listings).
     eager: bool,
-    /// [`Parser::notify`].
-    notify: bool,
-    touched: &'b mut Vec<(RefId, u64)>,
     undo: &'b mut UndoLog,
     new_nodes: &'b mut Vec<RefId>,
     typed_failed: &'b mut u64,
@@ -669,7 +657,6 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
         let Some(slots) = self.state.struct_slots(current) else {
             return self.write_typed_primitives::<LOG>(fields);
         };
-        let mut mask = 0u64;
         let mut at = self.r.offset();
         loop {
             let byte = match bytes.get(at) {
@@ -700,7 +687,6 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
                         self.undo.push_number(current, index, *n);
                     }
                     *n = v;
-                    mask |= 1 << index;
                     continue;
                 }
                 Some(Value::Number(v))
@@ -725,13 +711,8 @@ impl<S: ShapeSource> Cx<'_, '_, S> {
             if log {
                 self.undo.push(current, index, old);
             }
-            mask |= 1 << index;
         }
         self.r.set_offset(at);
-        // (A new structure gets its typed value filled from the state.)
-        if self.notify && mask != 0 && log {
-            self.touched.push((current, mask));
-        }
         Ok(true)
     }
 
