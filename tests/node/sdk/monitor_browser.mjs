@@ -21,7 +21,7 @@ await steps([
     bo = await modern().joinById(ana.roomId, { name: "bo" });
     await until(() => ana.state.players && ana.state.players.size === 2, "two players");
     ana.send("move", { x: 123, y: 45 });
-    await until(() => bo.state.players.get(ana.sessionId).x === 123, "ana's move");
+    await until(() => bo.state.players?.get(ana.sessionId)?.x === 123, "ana's move");
   }],
   ["chromium opens the monitor", async () => {
     browser = await chromium.launch({
