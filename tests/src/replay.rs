@@ -2100,11 +2100,12 @@ pub struct StepReport {
     /// inconsistency, which no byte-identical stream can avoid (e.g. its
     /// decoder comparing `-0 === 0`). Reported, not counted.
     pub inherited: Vec<String>,
-    /// View-patch differences that are exactly the documented V8
-    /// (`tests/fixtures/view-differences.md`): the reference's bytes hold
-    /// blocks for refIds its own client does not know (its decoder warns
-    /// and skips them), and without those blocks they are ours. Compared,
-    /// reported apart, not counted as differences.
+    /// Differences that are exactly the documented V8 (view patches,
+    /// `tests/fixtures/view-differences.md`) or P1 (the shared patch,
+    /// `patch-differences.md`): the reference's bytes hold blocks for
+    /// refIds its own client does not know (its decoder warns and skips
+    /// them), and without those blocks they are ours. Compared, reported
+    /// apart, not counted as differences.
     pub documented: Vec<ByteDiff>,
 }
 
@@ -2221,14 +2222,14 @@ fn check_steps(
     // Clients of the reference's own view patches (its Reflection).
     let reference_reflection = crate::node::from_hex(want)?;
     let first_reference = sessions.len();
-    if is_view {
-        for _ in &views {
-            sessions.push(
-                node.try_open(&reference_reflection, SchemaVersion::V5)
-                    .map_err(|e| format!("the 5.x decoder refuses the vector's Reflection: {e}"))?,
-            );
-        }
+    // One per view, and one of the shared patches alone.
+    for _ in 0..=views.len() {
+        sessions.push(
+            node.try_open(&reference_reflection, SchemaVersion::V5)
+                .map_err(|e| format!("the 5.x decoder refuses the vector's Reflection: {e}"))?,
+        );
     }
+    let shared_reference = first_reference + views.len();
     let steps = vector["steps"].as_array().ok_or("no steps")?;
     for (i, step) in steps.iter().enumerate() {
         replay.begin_step();
@@ -2300,6 +2301,23 @@ fn check_steps(
         // The refIds the reference's client of each view did not know in
         // the reference's view patch (its decoder's warnings).
         let mut unknown_to_reference: Vec<Vec<u64>> = vec![Vec::new(); views.len()];
+        // The reference's shared patch on a client of its own: the refIds
+        // its decoder did not know, and the state it ends in.
+        let shared_patch = step["patch"].as_str().unwrap_or_default();
+        let (shared_streamed, unknown_shared) = if shared_patch.is_empty() {
+            (node.state(&sessions[shared_reference]), Vec::new())
+        } else {
+            match node.decode(
+                &sessions[shared_reference],
+                &crate::node::from_hex(shared_patch)?,
+            ) {
+                Ok(d) => {
+                    let unknown = unknown_ref_ids(&d.warnings);
+                    (Ok(d.state), unknown)
+                }
+                Err(e) => (Err(e), Vec::new()),
+            }
+        };
         if is_view {
             // Does the reference's own view stream hold its view full state?
             for (k, (view, _)) in views.iter().enumerate() {
@@ -2322,7 +2340,25 @@ fn check_steps(
                     ref_followers[k] = streamed;
                 }
             }
-            compare(&mut sr, Part::Patch, &patch, &step["patch"], free, true);
+            // Does the reference's shared patch stream hold its shared
+            // full state? (Where it does not, its decoder dropped what the
+            // bytes said: P2 of `patch-differences.md`.)
+            let reference_full = crate::node::from_hex(step["full"].as_str().unwrap_or_default())?;
+            let joined =
+                decode_fresh(node, &reference_reflection, &reference_full).map(|d| d.state);
+            let shared_consistent = matches!((&shared_streamed, &joined),
+                (Ok(a), Ok(b)) if unordered(&canon(a)) == unordered(&canon(b)));
+            if !shared_consistent {
+                sr.reference_inconsistent
+                    .push("shared patch stream".to_owned());
+            }
+            compare_shared(
+                &mut sr,
+                (&patch, &step["patch"]),
+                free,
+                shared_consistent,
+                &unknown_shared,
+            );
             compare(&mut sr, Part::Full, &full, &step["full"], free, true);
             for (k, (view, _)) in views.iter().enumerate() {
                 let consistent = !sr.reference_inconsistent.contains(view);
@@ -2364,13 +2400,12 @@ fn check_steps(
             }
             let counted = free && gap.is_none();
             let consistent = sr.reference_inconsistent.is_empty();
-            compare(
+            compare_shared(
                 &mut sr,
-                Part::Patch,
-                &patch,
-                &step["patch"],
+                (&patch, &step["patch"]),
                 counted,
                 consistent,
+                &unknown_shared,
             );
             compare(
                 &mut sr,
@@ -2576,6 +2611,32 @@ fn check_view_states(
 }
 
 /// `v` with every array of objects sorted (multiset comparison).
+/// Compares our shared patch with the reference's (`ours`, `want`): a
+/// difference that is only blocks for refIds the reference's own client
+/// did not know (P1 of `patch-differences.md`) is documented, not counted.
+fn compare_shared(
+    sr: &mut StepReport,
+    (ours, want): (&[u8], &Value),
+    counted: bool,
+    consistent: bool,
+    unknown: &[u64],
+) {
+    let want = want.as_str().unwrap_or_default();
+    let Some(d) = ByteDiff::new(Part::Patch, ours, want) else {
+        sr.compared += usize::from(counted);
+        return;
+    };
+    if counted && consistent && only_unknown_blocks_differ(ours, want, unknown) {
+        sr.compared += 1;
+        sr.documented.push(d);
+    } else if counted && consistent {
+        sr.compared += 1;
+        sr.diffs.push(d);
+    } else {
+        sr.excused.push(d);
+    }
+}
+
 /// The refIds a reference decoder reported as unknown (its `"refId" not
 /// found: N` errors).
 fn unknown_ref_ids(warnings: &[String]) -> Vec<u64> {
