@@ -685,6 +685,17 @@ fn unit_callbacks(cx: &mut Cx<'_>, id: RefId, log: &Log) {
     });
 }
 
+/// A typed and a dynamic decoder of `World`, each with
+/// [`root_callbacks`] writing to its own log.
+fn logged_decoders() -> (Decoder<World>, DynamicDecoder, Log, Log) {
+    let mut typed = Decoder::<World>::new().expect("types");
+    let mut dynamic = DynamicDecoder::new(registry_of::<World>().expect("types"));
+    let (typed_log, dynamic_log): (Log, Log) = Default::default();
+    root_callbacks(typed.callbacks(), &typed_log);
+    root_callbacks(dynamic.callbacks(), &dynamic_log);
+    (typed, dynamic, typed_log, dynamic_log)
+}
+
 /// The callbacks a client registers on the root, nested ones registered
 /// from inside the callbacks.
 fn root_callbacks(mut cx: Cx<'_>, log: &Log) {
@@ -728,11 +739,7 @@ proptest! {
         ticks in proptest::collection::vec(proptest::collection::vec(op(), 1..6), 1..10),
     ) {
         let mut enc = Encoder::new(world());
-        let mut typed = Decoder::<World>::new().expect("types");
-        let mut dynamic = DynamicDecoder::new(registry_of::<World>().expect("types"));
-        let (typed_log, dynamic_log): (Log, Log) = Default::default();
-        root_callbacks(typed.callbacks(), &typed_log);
-        root_callbacks(dynamic.callbacks(), &dynamic_log);
+        let (mut typed, mut dynamic, typed_log, dynamic_log) = logged_decoders();
         let first = enc.encode_patch().to_vec();
         typed.decode(&first).expect("initial patch");
         dynamic.decode(&first).expect("initial patch");
@@ -983,17 +990,13 @@ proptest! {
 
 /// A unit moved from the map to the boss field while the boss moves into
 /// the map (refIds kept, so the patch references structures the state
-/// holds), then the same again: the typed decoder stays in its direct
-/// mode, holds the moved values with everything under them, and its
-/// callbacks equal the dynamic decoder's.
+/// holds), then the same again: the typed decoder holds the moved values
+/// with everything under them, and its callbacks equal the dynamic
+/// decoder's.
 #[test]
 fn moves_between_parents_agree_with_the_dynamic_decoder() {
     let mut enc = Encoder::new(world());
-    let mut typed = Decoder::<World>::new().expect("types");
-    let mut dynamic = DynamicDecoder::new(registry_of::<World>().expect("types"));
-    let (typed_log, dynamic_log): (Log, Log) = Default::default();
-    root_callbacks(typed.callbacks(), &typed_log);
-    root_callbacks(dynamic.callbacks(), &dynamic_log);
+    let (mut typed, mut dynamic, typed_log, dynamic_log) = logged_decoders();
     let ticks: &[&[Op]] = &[
         &[
             Op::AddUnit(1, 7, true, vec![(0, 3), (1, 4)]),
