@@ -419,6 +419,9 @@ struct Watchers {
 /// clients own).
 type WatchList = smallvec::SmallVec<[u32; 4]>;
 
+/// A view's custom tags per struct refId (their bits, see [`tag_bits`]).
+type Tags = HashMap<u32, u64, foldhash::fast::RandomState>;
+
 impl Watchers {
     #[inline]
     fn of(&self, id: u32) -> &[u32] {
@@ -519,7 +522,7 @@ pub(crate) struct ViewState {
     /// to what was shown).
     chained: IdSet,
     /// Custom tag bits per instance.
-    tags: HashMap<u32, u64, foldhash::fast::RandomState>,
+    tags: Tags,
     pending: Vec<Pending>,
     /// What the client holds of each filtered instance (and of the view
     /// fields of shared instances). A filtered instance is held iff present.
@@ -1007,12 +1010,13 @@ fn child_ctx(view: &ViewState, parent: &dyn Node, pctx: Ctx, index: u32, child: 
     }
 }
 
-/// Whether a struct field with `tag` goes to a view that sees the struct.
-fn field_shown(view: &ViewState, id: u32, tag: Option<i64>, filtered: bool) -> bool {
+/// Whether a struct field with `tag` goes to a view (its `tags`) that sees
+/// the struct.
+fn field_shown(tags: &Tags, id: u32, tag: Option<i64>, filtered: bool) -> bool {
     match tag {
         None => filtered,
         Some(DEFAULT_VIEW_TAG) => true,
-        Some(t) => view.tags.get(&id).is_some_and(|b| b & tag_bits(t) != 0),
+        Some(t) => tags.get(&id).is_some_and(|b| b & tag_bits(t) != 0),
     }
 }
 
@@ -1964,7 +1968,7 @@ impl Walker {
         for (p, e) in nd.ents.iter().enumerate() {
             let keep = match nd.kind {
                 NodeKind::Struct => {
-                    field_shown(view, nd.id, e.tag, ctx.filtered)
+                    field_shown(&view.tags, nd.id, e.tag, ctx.filtered)
                         || (e.tag.is_some() && e.child.is_some_and(|c| view.chained.contains(&c)))
                 }
                 _ => {
@@ -2384,10 +2388,7 @@ impl Walker {
                 // instances only to views that saw them.
                 for &(k, gone) in &nd.deletes {
                     let shown = match kind {
-                        NodeKind::Struct => match node.field_tag(k) {
-                            None | Some(DEFAULT_VIEW_TAG) => true,
-                            Some(t) => view.tags.get(&id).is_some_and(|b| b & tag_bits(t) != 0),
-                        },
+                        NodeKind::Struct => field_shown(&view.tags, id, node.field_tag(k), true),
                         _ => gone.is_none_or(|c| view.marks.contains(&c)),
                     };
                     if shown && self.held_ix.get(k).is_none() && self.proj_ix.get(k).is_none() {
