@@ -2352,39 +2352,23 @@ fn check_steps(
                 sr.reference_inconsistent
                     .push("shared patch stream".to_owned());
             }
-            compare_shared(
+            compare_or_documented(
                 &mut sr,
+                Part::Patch,
                 (&patch, &step["patch"]),
-                free,
-                shared_consistent,
+                (free, shared_consistent),
                 &unknown_shared,
             );
             compare(&mut sr, Part::Full, &full, &step["full"], free, true);
             for (k, (view, _)) in views.iter().enumerate() {
                 let consistent = !sr.reference_inconsistent.contains(view);
-                let want = step["viewPatches"][view].as_str().unwrap_or_default();
-                if free
-                    && gap.is_none()
-                    && consistent
-                    && want != to_hex(&view_patches[k])
-                    && only_unknown_blocks_differ(&view_patches[k], want, &unknown_to_reference[k])
-                {
-                    sr.compared += 1;
-                    sr.documented.extend(ByteDiff::new(
-                        Part::ViewPatch(view.clone()),
-                        &view_patches[k],
-                        want,
-                    ));
-                } else {
-                    compare(
-                        &mut sr,
-                        Part::ViewPatch(view.clone()),
-                        &view_patches[k],
-                        &step["viewPatches"][view],
-                        free && gap.is_none(),
-                        consistent,
-                    );
-                }
+                compare_or_documented(
+                    &mut sr,
+                    Part::ViewPatch(view.clone()),
+                    (&view_patches[k], &step["viewPatches"][view]),
+                    (free && gap.is_none(), consistent),
+                    &unknown_to_reference[k],
+                );
                 compare(
                     &mut sr,
                     Part::ViewFull(view.clone()),
@@ -2400,11 +2384,11 @@ fn check_steps(
             }
             let counted = free && gap.is_none();
             let consistent = sr.reference_inconsistent.is_empty();
-            compare_shared(
+            compare_or_documented(
                 &mut sr,
+                Part::Patch,
                 (&patch, &step["patch"]),
-                counted,
-                consistent,
+                (counted, consistent),
                 &unknown_shared,
             );
             compare(
@@ -2611,18 +2595,19 @@ fn check_view_states(
 }
 
 /// `v` with every array of objects sorted (multiset comparison).
-/// Compares our shared patch with the reference's (`ours`, `want`): a
-/// difference that is only blocks for refIds the reference's own client
-/// did not know (P1 of `patch-differences.md`) is documented, not counted.
-fn compare_shared(
+/// Compares our bytes of `part` with the reference's (`ours`, `want`),
+/// as `compare` in `check_steps` does, but a difference that is only
+/// blocks for refIds the reference's own client did not know (`unknown`:
+/// V8 in a view patch, P1 in the shared patch) is documented, not counted.
+fn compare_or_documented(
     sr: &mut StepReport,
+    part: Part,
     (ours, want): (&[u8], &Value),
-    counted: bool,
-    consistent: bool,
+    (counted, consistent): (bool, bool),
     unknown: &[u64],
 ) {
     let want = want.as_str().unwrap_or_default();
-    let Some(d) = ByteDiff::new(Part::Patch, ours, want) else {
+    let Some(d) = ByteDiff::new(part, ours, want) else {
         sr.compared += usize::from(counted);
         return;
     };

@@ -1080,18 +1080,16 @@ fn patch_dialects_agree_and_rust_decoder_follows() {
             prop_assert_eq!(&full, both.encode_all(), "tick {}: full", i);
 
             let expected = canon(&modern.state().state_json());
-            decoder
-                .decode(&m)
-                .map_err(|e| TestCaseError::fail(format!("tick {i}: patch: {e}")))?;
-            let got: serde_json::Value =
-                serde_json::from_str(&decoder.to_json()).expect("decoder JSON");
-            prop_assert_eq!(&canon(&got), &expected, "tick {}: patch stream", i);
-            dynamic_legacy
-                .decode(&l)
-                .map_err(|e| TestCaseError::fail(format!("tick {i}: legacy patch: {e}")))?;
-            let got: serde_json::Value =
-                serde_json::from_str(&dynamic_legacy.to_json()).expect("decoder JSON");
-            prop_assert_eq!(&canon(&got), &expected, "tick {}: legacy patch stream", i);
+            for (d, patch, what) in [
+                (&mut decoder, &m, "patch"),
+                (&mut dynamic_legacy, &l, "legacy patch"),
+            ] {
+                d.decode(patch)
+                    .map_err(|e| TestCaseError::fail(format!("tick {i}: {what}: {e}")))?;
+                let got: serde_json::Value =
+                    serde_json::from_str(&d.to_json()).expect("decoder JSON");
+                prop_assert_eq!(&canon(&got), &expected, "tick {}: {} stream", i, what);
+            }
             for (d, patch, what) in [
                 (&mut typed, &m, "typed"),
                 (&mut typed_legacy, &l, "typed legacy"),

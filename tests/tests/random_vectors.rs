@@ -259,33 +259,21 @@ impl Totals {
                 "oneParent": s.one_parent.map(|o| o.describe()),
                 "referenceInconsistent": s.reference_inconsistent,
             });
-            for d in &s.diffs {
+            let bytes = s.diffs.iter().map(|d| ("bytes", d));
+            for (kind, d) in bytes.chain(s.documented.iter().map(|d| ("documented", d))) {
                 let mut v = base.clone();
-                v["kind"] = json!("bytes");
+                v["kind"] = json!(kind);
                 v["part"] = json!(format!("{:?}", d.part));
                 v["offset"] = json!(d.offset);
                 v["ours"] = json!(d.ours);
                 v["want"] = json!(d.want);
                 line(v);
             }
-            for e in &s.state_errors {
+            let states = s.state_errors.iter().map(|e| ("state", e));
+            for (kind, e) in states.chain(s.inherited.iter().map(|e| ("inherited", e))) {
                 let mut v = base.clone();
-                v["kind"] = json!("state");
+                v["kind"] = json!(kind);
                 v["error"] = json!(e);
-                line(v);
-            }
-            for e in &s.inherited {
-                let mut v = base.clone();
-                v["kind"] = json!("inherited");
-                v["error"] = json!(e);
-                line(v);
-            }
-            for d in &s.documented {
-                let mut v = base.clone();
-                v["kind"] = json!("documented");
-                v["part"] = json!(format!("{:?}", d.part));
-                v["ours"] = json!(d.ours);
-                v["want"] = json!(d.want);
                 line(v);
             }
         }
